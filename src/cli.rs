@@ -1,0 +1,210 @@
+//! Command-line flags of every role, with upstream's names. Each flag can also be set as
+//! `CONCOURSE_<FLAG>` like upstream.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "concourse", version, about = "Concourse CI: web, worker, quickstart and fly in one binary")]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web UI, API, scheduler and build engine (ATC) and the worker gateway (TSA).
+    Web(WebArgs),
+    /// Run a worker: Garden (containers), Baggageclaim (volumes) and the Beacon.
+    Worker(WorkerArgs),
+    /// Run web and one worker in a single process; embedded store unless Postgres is configured.
+    Quickstart(QuickstartArgs),
+    /// Apply (or report) database migrations and exit.
+    Migrate(MigrateArgs),
+    /// Generate an RSA or SSH key pair for the web node or a worker.
+    GenerateKey(GenerateKeyArgs),
+    /// Land a worker: it takes no new work and leaves once its builds finish.
+    LandWorker(WorkerControlArgs),
+    /// Retire a worker: like land, then it is removed for good.
+    RetireWorker(WorkerControlArgs),
+    /// The fly CLI (`concourse fly ...`, or invoke this binary as `fly`).
+    Fly {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run a built-in base resource type: `concourse resource TYPE check|in|out [DIR]`.
+    Resource {
+        #[arg(value_name = "TYPE")]
+        type_: String,
+        #[arg(value_name = "ACTION")]
+        action: String,
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Error,
+    Fatal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Minimum level of logs to see.
+    #[arg(long, global = true, env = "CONCOURSE_LOG_LEVEL", value_enum, default_value = "info")]
+    pub log_level: LogLevel,
+    /// Log line format.
+    #[arg(long, global = true, env = "CONCOURSE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PostgresArgs {
+    /// The host to connect to.
+    #[arg(long, env = "CONCOURSE_POSTGRES_HOST")]
+    pub postgres_host: Option<String>,
+    /// The port to connect to.
+    #[arg(long, env = "CONCOURSE_POSTGRES_PORT", default_value_t = 5432)]
+    pub postgres_port: u16,
+    /// Path to a UNIX domain socket directory to connect to.
+    #[arg(long, env = "CONCOURSE_POSTGRES_SOCKET")]
+    pub postgres_socket: Option<String>,
+    /// The user to sign in as.
+    #[arg(long, env = "CONCOURSE_POSTGRES_USER")]
+    pub postgres_user: Option<String>,
+    /// The user's password.
+    #[arg(long, env = "CONCOURSE_POSTGRES_PASSWORD")]
+    pub postgres_password: Option<String>,
+    /// Whether or not to use SSL (disable, require, verify-ca, verify-full).
+    #[arg(long, env = "CONCOURSE_POSTGRES_SSLMODE", default_value = "disable")]
+    pub postgres_sslmode: String,
+    /// The name of the database to use.
+    #[arg(long, env = "CONCOURSE_POSTGRES_DATABASE", default_value = "atc")]
+    pub postgres_database: String,
+    /// Schema to keep the tables in (ours; tests give each run its own).
+    #[arg(long, env = "CONCOURSE_POSTGRES_SCHEMA")]
+    pub postgres_schema: Option<String>,
+    /// Where the embedded store keeps its file when no Postgres is configured (ours).
+    #[arg(long, env = "CONCOURSE_DATA_DIR", default_value = ".concourse")]
+    pub data_dir: PathBuf,
+}
+
+impl PostgresArgs {
+    /// Postgres is configured when a host or a socket is given.
+    pub fn postgres(&self) -> Option<crate::db::PostgresConfig> {
+        if self.postgres_host.is_none() && self.postgres_socket.is_none() {
+            return None;
+        }
+        Some(crate::db::PostgresConfig {
+            host: self.postgres_host.clone().unwrap_or_else(|| "127.0.0.1".into()),
+            port: self.postgres_port,
+            user: self.postgres_user.clone().unwrap_or_else(|| "postgres".into()),
+            password: self.postgres_password.clone().unwrap_or_default(),
+            database: self.postgres_database.clone(),
+            sslmode: self.postgres_sslmode.clone(),
+            socket: self.postgres_socket.clone(),
+            schema: self.postgres_schema.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WebArgs {
+    /// IP address on which to listen for web traffic.
+    #[arg(long, env = "CONCOURSE_BIND_IP", default_value = "0.0.0.0")]
+    pub bind_ip: String,
+    /// Port on which to listen for HTTP traffic.
+    #[arg(long, env = "CONCOURSE_BIND_PORT", default_value_t = 8080)]
+    pub bind_port: u16,
+    /// URL used to reach any ATC from the outside world.
+    #[arg(long, env = "CONCOURSE_EXTERNAL_URL")]
+    pub external_url: Option<String>,
+    /// Name of the cluster, shown in the UI.
+    #[arg(long, env = "CONCOURSE_CLUSTER_NAME", default_value = "")]
+    pub cluster_name: String,
+    /// List of username:password combinations for all your local users (plaintext or bcrypt).
+    #[arg(long, env = "CONCOURSE_ADD_LOCAL_USER", value_delimiter = ',')]
+    pub add_local_user: Vec<String>,
+    /// A list of local Concourse users to be made owners of the main team.
+    #[arg(long, env = "CONCOURSE_MAIN_TEAM_LOCAL_USER", value_delimiter = ',')]
+    pub main_team_local_user: Vec<String>,
+    /// Length of time for which tokens are valid.
+    #[arg(long, env = "CONCOURSE_AUTH_DURATION", default_value = "24h")]
+    pub auth_duration: String,
+    /// Directory holding fly-<platform>-<arch>.tgz archives for `fly sync`.
+    #[arg(long, env = "CONCOURSE_CLI_ARTIFACTS_DIR")]
+    pub cli_artifacts_dir: Option<PathBuf>,
+    /// Enable the global resources feature flag.
+    #[arg(long, env = "CONCOURSE_ENABLE_GLOBAL_RESOURCES")]
+    pub enable_global_resources: bool,
+    #[command(flatten)]
+    pub postgres: PostgresArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// The name to set for the worker during registration.
+    #[arg(long, env = "CONCOURSE_NAME")]
+    pub name: Option<String>,
+    /// Directory in which to place container data.
+    #[arg(long, env = "CONCOURSE_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct QuickstartArgs {
+    #[command(flatten)]
+    pub web: WebArgs,
+    /// Directory in which to place container data of the in-process worker.
+    #[arg(long, env = "CONCOURSE_WORKER_WORK_DIR")]
+    pub worker_work_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// Print the latest migration version and exit.
+    #[arg(long)]
+    pub supported_db_version: bool,
+    #[command(flatten)]
+    pub postgres: PostgresArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyType {
+    Rsa,
+    Ssh,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateKeyArgs {
+    /// The type of key to generate.
+    #[arg(short = 't', long = "type", value_enum, default_value = "rsa")]
+    pub key_type: KeyType,
+    /// File path where the key shall be created (the public key goes to FILE.pub for ssh).
+    #[arg(short = 'f', long = "filename")]
+    pub filename: PathBuf,
+    /// The number of bits in the key (RSA only).
+    #[arg(short = 'b', long = "bits", default_value_t = 4096)]
+    pub bits: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerControlArgs {
+    /// The name of the worker to land or retire.
+    #[arg(long, env = "CONCOURSE_NAME")]
+    pub name: Option<String>,
+    /// TSA host to forward the request through.
+    #[arg(long = "tsa-host", env = "CONCOURSE_TSA_HOST")]
+    pub tsa_host: Vec<String>,
+}

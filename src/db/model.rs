@@ -1,0 +1,222 @@
+//! Rows the store hands out and takes in. Plain data; API shapes live in `proto::api`.
+
+use serde_json::Value;
+
+pub use crate::proto::api::TeamAuth;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamRow {
+    pub id: i64,
+    pub name: String,
+    pub admin: bool,
+    pub auth: TeamAuth,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserLogin {
+    pub username: String,
+    pub connector: String,
+    pub sub: String,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub connector: String,
+    pub sub: String,
+    pub last_login: i64,
+}
+
+/// One job of a config being saved. Jobs are matched to existing rows by `name`, then by
+/// `old_name` (a rename keeps the id, history and build numbers).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JobConfigRow {
+    pub name: String,
+    pub old_name: Option<String>,
+    /// The job's config as JSON.
+    pub config: Value,
+}
+
+/// One resource of a config being saved, matched like [`JobConfigRow`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResourceConfigRow {
+    pub name: String,
+    pub old_name: Option<String>,
+    pub type_: String,
+    pub config: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SavePipeline {
+    pub team_id: i64,
+    pub name: String,
+    /// None for a non-instanced pipeline.
+    pub instance_vars: Option<Value>,
+    /// The whole config as JSON (what `GET .../config` returns).
+    pub config: Value,
+    /// Required for an existing pipeline; ignored when creating.
+    pub expected_version: i64,
+    pub jobs: Vec<JobConfigRow>,
+    pub resources: Vec<ResourceConfigRow>,
+    /// Group names each job belongs to are derived by the caller into `JobRow::groups`.
+    pub job_groups: Vec<(String, Vec<String>)>,
+    /// Pipelines made through the API start paused; those made by a set_pipeline step do not.
+    pub paused_on_create: bool,
+    pub parent_job_id: i64,
+    pub parent_build_id: i64,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedPipeline {
+    pub pipeline: PipelineRow,
+    pub created: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PipelineRow {
+    pub id: i64,
+    pub team_id: i64,
+    pub team_name: String,
+    pub name: String,
+    pub instance_vars: Option<Value>,
+    pub paused: bool,
+    pub paused_by: String,
+    pub paused_at: i64,
+    pub public: bool,
+    pub archived: bool,
+    pub ordering: i64,
+    pub config_version: i64,
+    /// Groups and display, as stored in the config (empty when archived).
+    pub groups: Value,
+    pub display: Value,
+    pub user_data: Value,
+    pub parent_job_id: i64,
+    pub parent_build_id: i64,
+    pub last_updated: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JobRow {
+    pub id: i64,
+    pub pipeline_id: i64,
+    pub name: String,
+    pub config: Value,
+    pub paused: bool,
+    pub paused_by: String,
+    pub paused_at: i64,
+    pub has_new_inputs: bool,
+    pub groups: Vec<String>,
+    pub first_logged_build_id: i64,
+    pub next_build_id: Option<i64>,
+    pub finished_build_id: Option<i64>,
+    pub transition_build_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResourceRow {
+    pub id: i64,
+    pub pipeline_id: i64,
+    pub name: String,
+    pub type_: String,
+    pub config: Value,
+    pub last_checked: i64,
+    pub pinned_version: Option<Value>,
+    pub pin_comment: String,
+}
+
+/// Build statuses, with upstream's names on the wire and in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BuildStatus {
+    Pending,
+    Started,
+    Succeeded,
+    Failed,
+    Errored,
+    Aborted,
+}
+
+impl BuildStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildStatus::Pending => "pending",
+            BuildStatus::Started => "started",
+            BuildStatus::Succeeded => "succeeded",
+            BuildStatus::Failed => "failed",
+            BuildStatus::Errored => "errored",
+            BuildStatus::Aborted => "aborted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => BuildStatus::Pending,
+            "started" => BuildStatus::Started,
+            "succeeded" => BuildStatus::Succeeded,
+            "failed" => BuildStatus::Failed,
+            "errored" => BuildStatus::Errored,
+            "aborted" => BuildStatus::Aborted,
+            _ => return None,
+        })
+    }
+
+    pub fn is_finished(self) -> bool {
+        !matches!(self, BuildStatus::Pending | BuildStatus::Started)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewBuild {
+    pub team_id: i64,
+    /// Job builds get the job's next build number as name; one-off builds the next value
+    /// of a global one-off counter.
+    pub job_id: Option<i64>,
+    pub pipeline_id: Option<i64>,
+    pub created_by: String,
+    pub plan: Option<Value>,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildRow {
+    pub id: i64,
+    pub team_id: i64,
+    pub team_name: String,
+    pub name: String,
+    pub status: BuildStatus,
+    pub job_id: Option<i64>,
+    pub job_name: String,
+    pub pipeline_id: Option<i64>,
+    pub pipeline_name: String,
+    pub pipeline_instance_vars: Option<Value>,
+    pub resource_name: String,
+    pub plan: Option<Value>,
+    pub created_by: String,
+    pub comment: String,
+    pub create_time: i64,
+    pub start_time: i64,
+    pub end_time: i64,
+    pub rerun_of: Option<i64>,
+    pub rerun_number: i64,
+}
+
+/// Pagination of builds/versions (atc-api.md §1.4): ids unless `timestamps`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Page {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub limit: i64,
+    pub timestamps: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WorkerRow {
+    pub name: String,
+    pub team_id: Option<i64>,
+    /// The worker as registered (the API's Worker JSON).
+    pub payload: Value,
+    pub state: String,
+    pub expires_at: i64,
+}

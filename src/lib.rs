@@ -1,0 +1,11 @@
+//! Concourse CI rebuilt in Rust. The library holds every component; `src/main.rs` is the
+//! one executable (`concourse`, or `fly` through a link) that dispatches to them.
+//! Integration tests in tests/ drive the same components through their public APIs.
+
+pub mod atc;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod fly;
+pub mod proto;
+pub mod roles;

@@ -1,0 +1,65 @@
+//! Wiring of each role: build the components, bind, run, shut down. No domain logic here.
+
+pub mod web;
+
+use crate::cli::{Cli, Command, LogFormat, LogLevel};
+
+/// Runs the chosen role; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    init_tracing(cli.log.log_level, cli.log.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Web(args) => web::run(args, None).await,
+            Command::Quickstart(args) => web::run(args.web, Some(args.worker_work_dir)).await,
+            Command::Migrate(args) => web::migrate(args).await,
+            Command::Fly { args } => {
+                let code = crate::fly::main(args.into_iter().map(Into::into).collect());
+                std::process::exit(code)
+            }
+            other => Err(anyhow::anyhow!("`{}` is not available in this build yet", command_name(&other))),
+        }
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Web(_) => "web",
+        Command::Worker(_) => "worker",
+        Command::Quickstart(_) => "quickstart",
+        Command::Migrate(_) => "migrate",
+        Command::GenerateKey(_) => "generate-key",
+        Command::LandWorker(_) => "land-worker",
+        Command::RetireWorker(_) => "retire-worker",
+        Command::Fly { .. } => "fly",
+        Command::Resource { .. } => "resource",
+    }
+}
+
+fn init_tracing(level: LogLevel, format: LogFormat) {
+    let filter = match level {
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Error | LogLevel::Fatal => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONCOURSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{filter},hyper=warn,tokio_postgres=warn")));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
