@@ -1,1 +1,6 @@
-//! The ATC: HTTP API, auth, and (later) scheduler, checker, build engine and GC.
+//! The ATC: HTTP API and auth (scheduler, checker, build engine and GC arrive with the
+//! build engine). It reaches workers only through the `proto` traits.
+
+pub mod api;
+pub mod auth;
+pub mod server;

@@ -83,3 +83,8 @@ pub struct StaticVars(pub serde_json::Map<String, Value>);
 pub fn render_template(_doc: &[u8], _vars: &StaticVars) -> Result<Vec<u8>, ConfigError> {
     unimplemented!("config::render_template")
 }
+
+/// The `invalid_identifier` warning for a team or pipeline name, if it needs one.
+pub fn identifier_warning(_ctx: &str, _name: &str) -> Option<ConfigWarning> {
+    unimplemented!("config::identifier_warning")
+}

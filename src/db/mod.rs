@@ -130,3 +130,6 @@ pub async fn connect_postgres(_config: &PostgresConfig) -> anyhow::Result<std::s
 pub async fn open_embedded(_path: &std::path::Path) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     unimplemented!("db::open_embedded")
 }
+
+/// The version of the newest migration this build knows.
+pub const LATEST_MIGRATION: i64 = 1;

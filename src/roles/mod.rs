@@ -6,6 +6,10 @@ use crate::cli::{Cli, Command, LogFormat, LogLevel};
 
 /// Runs the chosen role; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    // fly builds its own runtime; dispatch it before ours exists.
+    if let Command::Fly { args } = cli.command {
+        return crate::fly::main(args.into_iter().map(Into::into).collect());
+    }
     init_tracing(cli.log.log_level, cli.log.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -19,10 +23,6 @@ pub fn run(cli: Cli) -> i32 {
             Command::Web(args) => web::run(args, None).await,
             Command::Quickstart(args) => web::run(args.web, Some(args.worker_work_dir)).await,
             Command::Migrate(args) => web::migrate(args).await,
-            Command::Fly { args } => {
-                let code = crate::fly::main(args.into_iter().map(Into::into).collect());
-                std::process::exit(code)
-            }
             other => Err(anyhow::anyhow!("`{}` is not available in this build yet", command_name(&other))),
         }
     });

@@ -1,12 +1,129 @@
-//! `concourse web` (and the web half of `quickstart`).
+//! `concourse web` (and the web half of `quickstart`): open the store, configure auth and
+//! the main team, serve the API until SIGINT/SIGTERM.
 
-use crate::cli::{MigrateArgs, WebArgs};
+use crate::atc::api::AppState;
+use crate::atc::auth::{self, Auth};
+use crate::cli::{MigrateArgs, PostgresArgs, WebArgs};
+use crate::db::{self, Store};
+use crate::proto::api::{FeatureFlags, Info, RoleAuth, TeamAuth, API_VERSION, WORKER_VERSION};
+use anyhow::Context;
 use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
-pub async fn run(_args: WebArgs, _quickstart_worker_dir: Option<Option<PathBuf>>) -> anyhow::Result<()> {
-    anyhow::bail!("web: not wired yet")
+/// Opens PostgreSQL when configured, else the embedded store under `--data-dir`.
+pub async fn open_store(pg: &PostgresArgs) -> anyhow::Result<Arc<dyn Store>> {
+    match pg.postgres() {
+        Some(config) => {
+            let addr = config.socket.clone().unwrap_or_else(|| format!("{}:{}", config.host, config.port));
+            db::connect_postgres(&config).await.with_context(|| format!("connecting to postgres at {addr}"))
+        }
+        None => {
+            tokio::fs::create_dir_all(&pg.data_dir)
+                .await
+                .with_context(|| format!("creating data directory {}", pg.data_dir.display()))?;
+            let path = pg.data_dir.join("concourse.db");
+            tracing::info!(path = %path.display(), "using the embedded store");
+            db::open_embedded(&path).await.with_context(|| format!("opening embedded store {}", path.display()))
+        }
+    }
 }
 
-pub async fn migrate(_args: MigrateArgs) -> anyhow::Result<()> {
-    anyhow::bail!("migrate: not wired yet")
+/// Main team auth from `--main-team-local-user`: everything under `owner`, like upstream.
+fn main_team_auth(users: &[String]) -> TeamAuth {
+    let mut auth = TeamAuth::new();
+    let users: Vec<String> = users.iter().filter(|u| !u.is_empty()).map(|u| format!("local:{}", u.to_lowercase())).collect();
+    if !users.is_empty() {
+        auth.insert("owner".into(), RoleAuth { users, groups: vec![] });
+    }
+    auth
+}
+
+/// Runs the web node on `--bind-ip:--bind-port`. `quickstart` is Some for `concourse
+/// quickstart`, carrying the worker's work dir.
+pub async fn run(mut args: WebArgs, quickstart: Option<Option<PathBuf>>) -> anyhow::Result<()> {
+    if quickstart.is_some() && args.add_local_user.is_empty() && args.main_team_local_user.is_empty() {
+        tracing::warn!("no users configured: adding local user test:test as owner of the main team");
+        args.add_local_user.push("test:test".into());
+        args.main_team_local_user.push("test".into());
+    }
+    let addr = format!("{}:{}", args.bind_ip, args.bind_port);
+    let listener = TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signal.cancel();
+    });
+    serve(args, listener, shutdown).await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Serves the web node on an already-bound listener until `shutdown` fires.
+pub async fn serve(args: WebArgs, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let local = listener.local_addr()?;
+    let auth_duration = auth::parse_go_duration(&args.auth_duration)
+        .with_context(|| format!("invalid --auth-duration '{}'", args.auth_duration))?;
+    let users = auth::local_users(&args.add_local_user)?;
+    let main_auth = main_team_auth(&args.main_team_local_user);
+    crate::atc::api::teams::validate_auth(&main_auth).map_err(|e| anyhow::anyhow!("default team auth not configured: {e}"))?;
+
+    let store = open_store(&args.postgres).await?;
+    store.upsert_team("main", &main_auth, true).await.context("configuring the main team")?;
+
+    let external_url = args
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}:{}", if args.bind_ip == "0.0.0.0" { "localhost" } else { &args.bind_ip }, local.port()))
+        .trim_end_matches('/')
+        .to_string();
+    let state = AppState {
+        auth: Arc::new(Auth::new(store.clone(), users, auth_duration)),
+        store,
+        info: Info {
+            version: API_VERSION.into(),
+            worker_version: WORKER_VERSION.into(),
+            feature_flags: FeatureFlags {
+                global_resources: args.enable_global_resources,
+                build_rerun: true,
+                cache_streamed_volumes: false,
+                resource_causality: false,
+            },
+            external_url: external_url.clone(),
+            cluster_name: args.cluster_name.clone(),
+            concourse_rs_version: env!("CARGO_PKG_VERSION").into(),
+        },
+        external_url,
+        cli_artifacts_dir: args.cli_artifacts_dir.clone(),
+    };
+    // Tests and scripts read this line to find an ephemeral port.
+    tracing::info!(addr = %local, "listening");
+    eprintln!("concourse web listening on {local}");
+    crate::atc::server::run(listener, state, shutdown).await.context("serving the API")
+}
+
+/// `concourse migrate`: opening the store applies every pending migration.
+pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    if args.supported_db_version {
+        println!("{}", db::LATEST_MIGRATION);
+        return Ok(());
+    }
+    open_store(&args.postgres).await?;
+    println!("migrated to version {}", db::LATEST_MIGRATION);
+    Ok(())
 }

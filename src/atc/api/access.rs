@@ -1,0 +1,132 @@
+//! Access classes of atc-api.md §1.3, and loading of the team / pipeline a route names.
+//! Each handler states its class by calling one of these before doing anything.
+
+use super::error::{ApiError, ApiResult};
+use super::AppState;
+use crate::atc::auth::{Requester, Role};
+use crate::db::{PipelineRow, TeamRow};
+use serde_json::{Map, Value};
+
+/// `authn`: any valid token.
+pub fn authenticated(req: &Requester) -> ApiResult<()> {
+    if req.is_authenticated() {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized())
+    }
+}
+
+/// `admin`: owner of the main team.
+pub fn admin(req: &Requester) -> ApiResult<()> {
+    authenticated(req)?;
+    if req.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
+/// `team`: at least `role` on the named team (or admin). Auth is checked before existence,
+/// like upstream, so strangers learn nothing about which teams exist.
+pub async fn team(state: &AppState, req: &Requester, name: &str, role: Role) -> ApiResult<TeamRow> {
+    authenticated(req)?;
+    let team = state.store.team(name).await?;
+    match team {
+        Some(t) if req.has_role(&t, role) => Ok(t),
+        Some(_) => Err(ApiError::forbidden()),
+        None if req.is_admin() => Err(ApiError::not_found()),
+        None => Err(ApiError::forbidden()),
+    }
+}
+
+/// Instance vars from the query: `vars=<json object>` and/or `vars.<dotted.path>=<json>`.
+/// None when the query names no vars (the non-instanced pipeline).
+pub fn instance_vars(query: Option<&str>) -> ApiResult<Option<Value>> {
+    let Some(query) = query else { return Ok(None) };
+    let mut vars: Option<Map<String, Value>> = None;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        if k == "vars" {
+            let parsed: Value = serde_json::from_str(&v).map_err(|e| ApiError::bad_request(format!("malformed instance vars: {e}")))?;
+            let Value::Object(obj) = parsed else {
+                return Err(ApiError::bad_request("malformed instance vars: not an object"));
+            };
+            vars.get_or_insert_with(Map::new).extend(obj);
+        } else if let Some(path) = k.strip_prefix("vars.") {
+            let value: Value = serde_json::from_str(&v).map_err(|e| ApiError::bad_request(format!("malformed instance var '{path}': {e}")))?;
+            insert_path(vars.get_or_insert_with(Map::new), path, value)?;
+        }
+    }
+    Ok(vars.map(Value::Object))
+}
+
+fn insert_path(map: &mut Map<String, Value>, path: &str, value: Value) -> ApiResult<()> {
+    match path.split_once('.') {
+        None => {
+            map.insert(path.to_string(), value);
+            Ok(())
+        }
+        Some((head, rest)) => {
+            let entry = map.entry(head.to_string()).or_insert_with(|| Value::Object(Map::new()));
+            match entry {
+                Value::Object(inner) => insert_path(inner, rest, value),
+                _ => Err(ApiError::bad_request(format!("malformed instance var '{path}'"))),
+            }
+        }
+    }
+}
+
+/// A pipeline route's target: its team and the pipeline itself.
+pub struct Target {
+    pub team: TeamRow,
+    pub pipeline: PipelineRow,
+}
+
+async fn find_pipeline(state: &AppState, team: &str, name: &str, query: Option<&str>) -> ApiResult<Option<Target>> {
+    let vars = instance_vars(query)?;
+    let Some(team_row) = state.store.team(team).await? else { return Ok(None) };
+    let pipeline = state.store.pipeline(team, name, vars.as_ref()).await?;
+    Ok(pipeline.map(|pipeline| Target { team: team_row, pipeline }))
+}
+
+/// `pipe`: the pipeline is public, or the requester holds `role` on its team.
+/// Unknown team or pipeline → 404 first.
+pub async fn pipeline_read(state: &AppState, req: &Requester, team: &str, name: &str, query: Option<&str>) -> ApiResult<Target> {
+    let target = find_pipeline(state, team, name, query).await?.ok_or_else(ApiError::not_found)?;
+    if target.pipeline.public || req.has_role(&target.team, Role::Viewer) {
+        return Ok(target);
+    }
+    authenticated(req)?;
+    Err(ApiError::forbidden())
+}
+
+/// `team` access on a pipeline route: the role first, then the pipeline must exist.
+pub async fn pipeline_write(state: &AppState, req: &Requester, team_name: &str, name: &str, query: Option<&str>, role: Role) -> ApiResult<Target> {
+    let team_row = team(state, req, team_name, role).await?;
+    let vars = instance_vars(query)?;
+    let pipeline = state.store.pipeline(team_name, name, vars.as_ref()).await?.ok_or_else(ApiError::not_found)?;
+    Ok(Target { team: team_row, pipeline })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn instance_vars_merge_object_and_dotted_forms() {
+        let q = "vars=%7B%22a%22%3A1%7D&vars.b.c=%22x%22";
+        assert_eq!(instance_vars(Some(q)).expect("parses"), Some(json!({"a": 1, "b": {"c": "x"}})));
+        assert_eq!(instance_vars(Some("limit=3")).expect("parses"), None);
+        assert_eq!(instance_vars(None).expect("parses"), None);
+    }
+
+    #[test]
+    fn malformed_instance_vars_are_a_bad_request() {
+        for q in ["vars=nope", "vars=%5B1%5D", "vars.a=%7B"] {
+            match instance_vars(Some(q)) {
+                Err(ApiError::Status(s, _)) => assert_eq!(s, axum::http::StatusCode::BAD_REQUEST),
+                other => panic!("{q}: expected 400, got {other:?}"),
+            }
+        }
+    }
+}

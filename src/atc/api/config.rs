@@ -1,0 +1,119 @@
+//! `GET/PUT .../pipelines/:pipeline/config`: the pipeline config with optimistic
+//! concurrency through `X-Concourse-Config-Version` (atc-api.md §4.1).
+
+use super::access;
+use super::error::{ApiError, ApiResult};
+use super::{json, AppState};
+use crate::atc::auth::{now, Requester, Role};
+use crate::config::{self, Config};
+use crate::db::{JobConfigRow, ResourceConfigRow, SavePipeline, StoreError};
+use crate::proto::api::{ConfigResponse, SaveConfigResponse, CONFIG_VERSION_HEADER};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+pub async fn get(State(state): State<AppState>, req: Requester, Path((team, name)): Path<(String, String)>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let t = access::pipeline_write(&state, &req, &team, &name, q.as_deref(), Role::Viewer).await?;
+    let (config, version) = state.store.pipeline_config(t.pipeline.id).await?.ok_or_else(ApiError::not_found)?;
+    let mut resp = json(&ConfigResponse { config });
+    if let Ok(v) = version.to_string().parse() {
+        resp.headers_mut().insert(CONFIG_VERSION_HEADER, v);
+    }
+    Ok(resp)
+}
+
+/// Which groups each job belongs to (a group's `jobs` are globs).
+fn job_groups(config: &Config) -> Vec<(String, Vec<String>)> {
+    config
+        .jobs
+        .iter()
+        .map(|job| {
+            let groups = config
+                .groups
+                .iter()
+                .filter(|g| g.jobs.iter().any(|pat| config::glob_match(pat, &job.name).unwrap_or(false)))
+                .map(|g| g.name.clone())
+                .collect();
+            (job.name.clone(), groups)
+        })
+        .collect()
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+pub async fn save(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let team_row = access::team(&state, &req, &team, Role::Member).await?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let mime = content_type.split(';').next().unwrap_or_default().trim();
+    if !matches!(mime, "application/x-yaml" | "application/json" | "application/yaml" | "text/yaml") {
+        return Err(ApiError::Status(StatusCode::UNSUPPORTED_MEDIA_TYPE, String::new()));
+    }
+    let expected_version = match headers.get(CONFIG_VERSION_HEADER).and_then(|v| v.to_str().ok()).map(str::trim) {
+        None | Some("") => 0,
+        Some(v) => v.parse::<i64>().map_err(|_| ApiError::bad_request(format!("config version is malformed: {v}")))?,
+    };
+    let instance_vars = access::instance_vars(q.as_deref())?;
+
+    let parsed = config::parse_pipeline(&body).map_err(|e| ApiError::config_errors(vec![format!("malformed config: {e}")], vec![]))?;
+    let validation = config::validate_pipeline(&parsed);
+    let mut warnings = validation.warnings;
+    warnings.extend(config::identifier_warning("pipeline", &name));
+    if !validation.errors.is_empty() {
+        return Err(ApiError::config_errors(validation.errors, warnings));
+    }
+    let config_json = config::to_json(&parsed);
+    let save = SavePipeline {
+        team_id: team_row.id,
+        name: name.clone(),
+        instance_vars,
+        expected_version,
+        jobs: parsed
+            .jobs
+            .iter()
+            .map(|j| JobConfigRow {
+                name: j.name.clone(),
+                old_name: non_empty(&j.old_name),
+                config: serde_json::to_value(j).unwrap_or_default(),
+            })
+            .collect(),
+        resources: parsed
+            .resources
+            .iter()
+            .map(|r| ResourceConfigRow {
+                name: r.name.clone(),
+                old_name: non_empty(&r.old_name),
+                type_: r.type_.clone(),
+                config: serde_json::to_value(r).unwrap_or_default(),
+            })
+            .collect(),
+        job_groups: job_groups(&parsed),
+        config: config_json,
+        paused_on_create: true,
+        parent_job_id: 0,
+        parent_build_id: 0,
+        at: now(),
+    };
+    let saved = match state.store.save_pipeline(&save).await {
+        Ok(s) => s,
+        Err(StoreError::ConfigVersionConflict) => {
+            return Err(ApiError::Status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "failed to save config: comparison with existing config failed during save".into(),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(team = %team, pipeline = %name, created = saved.created, "saved pipeline config");
+    let status = if saved.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, json(&SaveConfigResponse { errors: vec![], warnings })).into_response())
+}

@@ -1,0 +1,98 @@
+//! Info, user, wall, workers and the fly binary download.
+
+use super::access;
+use super::error::{ApiError, ApiResult};
+use super::{json, AppState};
+use crate::atc::auth::Requester;
+use crate::proto::api::UserInfo;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json as j, Value};
+use std::collections::HashMap;
+
+pub async fn info(State(state): State<AppState>) -> Response {
+    json(&state.info)
+}
+
+pub async fn user(State(_): State<AppState>, req: Requester) -> ApiResult<Response> {
+    access::authenticated(&req)?;
+    Ok(json(&UserInfo {
+        sub: req.sub(),
+        name: req.name(),
+        user_id: req.user_id(),
+        user_name: req.user_name(),
+        email: req.email(),
+        is_admin: req.is_admin(),
+        is_system: req.is_system(),
+        teams: req.team_roles(),
+        connector: req.connector(),
+        display_user_id: req.display_user_id(),
+    }))
+}
+
+/// No wall message support yet beyond "none set": an empty object, as upstream answers then.
+pub async fn wall() -> Response {
+    json(&j!({}))
+}
+
+/// `anyteam`: global workers plus those of teams the requester belongs to (admins: all).
+pub async fn workers(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
+    access::authenticated(&req)?;
+    let member_of: Vec<i64> = req.teams().iter().filter(|t| !req.roles_on(t).is_empty()).map(|t| t.id).collect();
+    if !req.is_admin() && member_of.is_empty() {
+        return Err(ApiError::forbidden());
+    }
+    let workers: Vec<Value> = state
+        .store
+        .workers()
+        .await?
+        .into_iter()
+        .filter(|w| req.is_admin() || w.team_id.is_none_or(|t| member_of.contains(&t)))
+        .map(|w| {
+            let mut payload = w.payload;
+            if let Value::Object(m) = &mut payload {
+                m.insert("state".into(), Value::String(w.state));
+            }
+            payload
+        })
+        .collect();
+    Ok(json(&workers))
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// `GET /api/v1/cli?arch=&platform=`: this binary is fly, so it serves itself for its own
+/// platform; other platforms come from `--cli-artifacts-dir` (`fly-<platform>-<arch>`).
+pub async fn cli(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+    let platform = q.get("platform").cloned().unwrap_or_default();
+    let arch = q.get("arch").cloned().unwrap_or_default();
+    let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !valid(&platform) || !valid(&arch) {
+        return Err(ApiError::bad_request("invalid platform or arch"));
+    }
+    let path = if platform == std::env::consts::OS && arch == go_arch() {
+        std::env::current_exe().map_err(|e| ApiError::Internal(format!("locating own executable: {e}")))?
+    } else {
+        match &state.cli_artifacts_dir {
+            Some(dir) => dir.join(format!("fly-{platform}-{arch}")),
+            None => return Err(ApiError::not_found()),
+        }
+    };
+    let bytes = tokio::fs::read(&path).await.map_err(|_| ApiError::not_found())?;
+    let filename = if platform == "windows" { "fly.exe" } else { "fly" };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename={filename}")),
+        ],
+        bytes,
+    )
+        .into_response())
+}

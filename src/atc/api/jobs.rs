@@ -1,0 +1,209 @@
+//! Jobs: the dashboard list, a pipeline's jobs, one job, pause/unpause.
+
+use super::access;
+use super::error::{ApiError, ApiResult};
+use super::{json, AppState};
+use crate::atc::auth::{now, Requester, Role};
+use crate::db::{BuildRow, JobRow, PipelineRow};
+use crate::proto::api::{Build, BuildSummary, Job, JobInput, JobOutput, JobSummary};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+/// Inputs (every `get` anywhere in the plan, hooks included) and outputs (every `put`).
+pub fn inputs_outputs(job_config: &Value) -> (Vec<JobInput>, Vec<JobOutput>) {
+    fn walk(v: &Value, inputs: &mut Vec<JobInput>, outputs: &mut Vec<JobOutput>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(name)) = m.get("get") {
+                    let resource = m.get("resource").and_then(Value::as_str).unwrap_or(name).to_string();
+                    let passed = m
+                        .get("passed")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                        .unwrap_or_default();
+                    let trigger = m.get("trigger").and_then(Value::as_bool).unwrap_or(false);
+                    inputs.push(JobInput { name: name.clone(), resource, trigger, passed });
+                }
+                if let Some(Value::String(name)) = m.get("put") {
+                    let resource = m.get("resource").and_then(Value::as_str).unwrap_or(name).to_string();
+                    outputs.push(JobOutput { name: name.clone(), resource });
+                }
+                for (k, child) in m {
+                    // Task configs and params hold user data, never steps.
+                    if !matches!(k.as_str(), "config" | "params" | "get_params" | "source" | "vars") {
+                        walk(child, inputs, outputs);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|c| walk(c, inputs, outputs)),
+            _ => {}
+        }
+    }
+    let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
+    walk(job_config, &mut inputs, &mut outputs);
+    (inputs, outputs)
+}
+
+fn build_json(b: &BuildRow) -> Build {
+    Build {
+        id: b.id,
+        team_name: b.team_name.clone(),
+        name: b.name.clone(),
+        status: b.status.as_str().into(),
+        api_url: format!("/api/v1/builds/{}", b.id),
+        comment: b.comment.clone(),
+        job_name: b.job_name.clone(),
+        resource_name: b.resource_name.clone(),
+        pipeline_id: b.pipeline_id.unwrap_or(0),
+        pipeline_name: b.pipeline_name.clone(),
+        pipeline_instance_vars: b.pipeline_instance_vars.clone(),
+        start_time: b.start_time,
+        end_time: b.end_time,
+        reap_time: 0,
+        rerun_number: b.rerun_number,
+        rerun_of: None,
+        created_by: b.created_by.clone(),
+    }
+}
+
+fn summary(b: &BuildRow) -> BuildSummary {
+    BuildSummary {
+        id: b.id,
+        name: b.name.clone(),
+        status: b.status.as_str().into(),
+        start_time: b.start_time,
+        end_time: b.end_time,
+        team_name: b.team_name.clone(),
+        pipeline_id: b.pipeline_id.unwrap_or(0),
+        pipeline_name: b.pipeline_name.clone(),
+        pipeline_instance_vars: b.pipeline_instance_vars.clone(),
+        job_name: b.job_name.clone(),
+    }
+}
+
+async fn load_build(state: &AppState, id: Option<i64>) -> ApiResult<Option<BuildRow>> {
+    match id {
+        Some(id) => Ok(state.store.build(id).await?),
+        None => Ok(None),
+    }
+}
+
+async fn job_summary(state: &AppState, p: &PipelineRow, j: &JobRow) -> ApiResult<JobSummary> {
+    let (inputs, outputs) = inputs_outputs(&j.config);
+    let next = load_build(state, j.next_build_id).await?;
+    let finished = load_build(state, j.finished_build_id).await?;
+    let transition = load_build(state, j.transition_build_id).await?;
+    Ok(JobSummary {
+        id: j.id,
+        name: j.name.clone(),
+        team_name: p.team_name.clone(),
+        pipeline_id: p.id,
+        pipeline_name: p.name.clone(),
+        pipeline_instance_vars: p.instance_vars.clone(),
+        paused: j.paused,
+        paused_by: j.paused_by.clone(),
+        paused_at: j.paused_at,
+        has_new_inputs: j.has_new_inputs,
+        groups: j.groups.clone(),
+        next_build: next.as_ref().map(summary),
+        finished_build: finished.as_ref().map(summary),
+        transition_build: transition.as_ref().map(summary),
+        inputs,
+        outputs,
+    })
+}
+
+async fn job_detail(state: &AppState, p: &PipelineRow, j: &JobRow) -> ApiResult<Job> {
+    let (inputs, outputs) = inputs_outputs(&j.config);
+    let flag = |k: &str| j.config.get(k).and_then(Value::as_bool).unwrap_or(false);
+    Ok(Job {
+        id: j.id,
+        name: j.name.clone(),
+        team_name: p.team_name.clone(),
+        pipeline_id: p.id,
+        pipeline_name: p.name.clone(),
+        pipeline_instance_vars: p.instance_vars.clone(),
+        paused: j.paused,
+        paused_by: j.paused_by.clone(),
+        paused_at: j.paused_at,
+        has_new_inputs: j.has_new_inputs,
+        groups: j.groups.clone(),
+        first_logged_build_id: j.first_logged_build_id,
+        disable_manual_trigger: flag("disable_manual_trigger"),
+        disable_reruns: flag("disable_reruns"),
+        next_build: load_build(state, j.next_build_id).await?.as_ref().map(build_json),
+        finished_build: load_build(state, j.finished_build_id).await?.as_ref().map(build_json),
+        transition_build: load_build(state, j.transition_build_id).await?.as_ref().map(build_json),
+        inputs,
+        outputs,
+    })
+}
+
+pub async fn list_all(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
+    let admin = req.is_admin();
+    let member: Vec<i64> = req.teams().iter().filter(|t| !req.roles_on(t).is_empty()).map(|t| t.id).collect();
+    let mut out = Vec::new();
+    for p in state.store.pipelines(None).await? {
+        if p.archived || !(admin || p.public || member.contains(&p.team_id)) {
+            continue;
+        }
+        for j in state.store.jobs(p.id).await? {
+            out.push(job_summary(&state, &p, &j).await?);
+        }
+    }
+    Ok(json(&out))
+}
+
+pub async fn list(State(state): State<AppState>, req: Requester, Path((team, name)): Path<(String, String)>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
+    let mut out = Vec::new();
+    for j in state.store.jobs(t.pipeline.id).await? {
+        out.push(job_summary(&state, &t.pipeline, &j).await?);
+    }
+    Ok(json(&out))
+}
+
+pub async fn get(State(state): State<AppState>, req: Requester, Path((team, name, job)): Path<(String, String, String)>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
+    let j = state.store.job(t.pipeline.id, &job).await?.ok_or_else(ApiError::not_found)?;
+    Ok(json(&job_detail(&state, &t.pipeline, &j).await?))
+}
+
+async fn set_paused(state: AppState, req: Requester, team: String, name: String, job: String, q: Option<String>, paused: bool) -> ApiResult<Response> {
+    let t = access::pipeline_write(&state, &req, &team, &name, q.as_deref(), Role::PipelineOperator).await?;
+    let j = state.store.job(t.pipeline.id, &job).await?.ok_or_else(ApiError::not_found)?;
+    state.store.set_job_paused(j.id, paused, &req.display_user_id(), now()).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+pub async fn pause(State(state): State<AppState>, req: Requester, Path((team, name, job)): Path<(String, String, String)>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    set_paused(state, req, team, name, job, q, true).await
+}
+
+pub async fn unpause(State(state): State<AppState>, req: Requester, Path((team, name, job)): Path<(String, String, String)>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    set_paused(state, req, team, name, job, q, false).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn inputs_are_every_get_and_outputs_every_put() {
+        let job = json!({"name": "j", "plan": [
+            {"in_parallel": [{"get": "a", "trigger": true}, {"get": "b", "resource": "r", "passed": ["up"]}]},
+            {"task": "t", "config": {"inputs": [{"name": "get"}]}},
+            {"put": "out", "params": {"get": "x"}},
+        ], "ensure": {"get": "c"}});
+        let (inputs, outputs) = inputs_outputs(&job);
+        let names: Vec<_> = inputs.iter().map(|i| (i.name.as_str(), i.resource.as_str(), i.trigger)).collect();
+        assert_eq!(names, vec![("a", "a", true), ("b", "r", false), ("c", "c", false)]);
+        assert_eq!(inputs.len(), 3);
+        assert_eq!(inputs.iter().find(|i| i.name == "b").map(|i| i.passed.clone()), Some(vec!["up".to_string()]));
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(outputs[0].resource, "out");
+    }
+}

@@ -1,0 +1,123 @@
+//! The ATC HTTP API (shared/spec/atc-api.md): routes, access checks, JSON shapes.
+//! One file per concern; handlers load what they need through the helpers in `access`.
+
+pub mod access;
+pub mod config;
+pub mod error;
+pub mod info;
+pub mod jobs;
+pub mod pipelines;
+pub mod sky;
+pub mod teams;
+
+use crate::atc::auth::{Auth, Requester};
+use crate::db::Store;
+use crate::proto::api::{Info, API_VERSION};
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use error::ApiError;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Everything a handler may reach. Components are trait objects so `web` and
+/// `quickstart` differ only in what they inject.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub auth: Arc<Auth>,
+    pub info: Info,
+    pub external_url: String,
+    pub cli_artifacts_dir: Option<PathBuf>,
+}
+
+/// A JSON body the way Go's encoder writes it: one object and a trailing newline.
+pub fn json<T: serde::Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Err(e) => ApiError::Internal(format!("encoding response: {e}")).into_response(),
+    }
+}
+
+impl FromRequestParts<AppState> for Requester {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = auth_header(parts);
+        let claims = state.auth.verify(header.as_deref()).await.map_err(|_| ApiError::unauthorized())?;
+        let teams = state.store.teams().await?;
+        Ok(Requester::new(claims, teams))
+    }
+}
+
+/// The `Authorization` header, or the browser's `skymarshal_auth` cookie in its place.
+pub fn auth_header(parts: &Parts) -> Option<String> {
+    if let Some(h) = parts.headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()) {
+        return Some(h.to_string());
+    }
+    cookie(parts, "skymarshal_auth")
+}
+
+pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"').to_string())
+}
+
+async fn version_header(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert("X-Concourse-Version", HeaderValue::from_static(API_VERSION));
+    resp
+}
+
+pub fn router(state: AppState) -> Router {
+    let team = "/api/v1/teams/{team_name}";
+    let pipeline = "/api/v1/teams/{team_name}/pipelines/{pipeline_name}";
+    let job = "/api/v1/teams/{team_name}/pipelines/{pipeline_name}/jobs/{job_name}";
+    let api = Router::new()
+        .route("/api/v1/info", get(info::info))
+        .route("/api/v1/user", get(info::user))
+        .route("/api/v1/wall", get(info::wall))
+        .route("/api/v1/cli", get(info::cli))
+        .route("/api/v1/workers", get(info::workers))
+        .route("/api/v1/teams", get(teams::list))
+        .route(team, get(teams::get).put(teams::set).delete(teams::destroy))
+        .route(&format!("{team}/rename"), put(teams::rename))
+        .route("/api/v1/pipelines", get(pipelines::list_all))
+        .route(&format!("{team}/pipelines"), get(pipelines::list_team))
+        .route(&format!("{team}/pipelines/ordering"), put(pipelines::order))
+        .route(pipeline, get(pipelines::get).delete(pipelines::destroy))
+        .route(&format!("{pipeline}/config"), get(config::get).put(config::save))
+        .route(&format!("{pipeline}/pause"), put(pipelines::pause))
+        .route(&format!("{pipeline}/unpause"), put(pipelines::unpause))
+        .route(&format!("{pipeline}/expose"), put(pipelines::expose))
+        .route(&format!("{pipeline}/hide"), put(pipelines::hide))
+        .route(&format!("{pipeline}/archive"), put(pipelines::archive))
+        .route(&format!("{pipeline}/rename"), put(pipelines::rename))
+        .route("/api/v1/jobs", get(jobs::list_all))
+        .route(&format!("{pipeline}/jobs"), get(jobs::list))
+        .route(job, get(jobs::get))
+        .route(&format!("{job}/pause"), put(jobs::pause))
+        .route(&format!("{job}/unpause"), put(jobs::unpause))
+        .layer(axum::middleware::from_fn(version_header));
+    Router::new()
+        .merge(api)
+        .route("/sky/issuer/token", post(sky::token))
+        .route("/sky/logout", get(sky::logout))
+        .route("/login", get(sky::legacy_login))
+        .route("/logout", get(sky::legacy_logout))
+        .with_state(state)
+}

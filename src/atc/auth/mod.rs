@@ -1,0 +1,257 @@
+//! Who is asking, and what may they do: local users, access tokens (upstream's opaque
+//! format, stored server-side with their claims), and team roles.
+
+pub mod requester;
+pub mod token;
+
+pub use requester::{Requester, Role};
+
+use crate::db::{Store, StoreError, UserLogin};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// fly's OAuth client is hard-wired upstream: id `fly`, secret `Zmx5`.
+pub const FLY_CLIENT_ID: &str = "fly";
+pub const FLY_CLIENT_SECRET: &str = "Zmx5";
+/// The web login client and the TSA client; tokens issued to either are accepted.
+pub const WEB_CLIENT_ID: &str = "concourse-web";
+pub const TSA_CLIENT_ID: &str = "concourse-worker";
+
+#[derive(Debug, Clone)]
+struct LocalUser {
+    /// The spelling given on the command line; identities carry it.
+    name: String,
+    bcrypt_hash: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("Invalid username or password")]
+    InvalidCredentials,
+    #[error("Invalid client credentials.")]
+    InvalidClient,
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// Parses `--add-local-user` entries (`USER:PASS`, plaintext or a bcrypt hash). Plaintext
+/// passwords are hashed here so they are never kept.
+pub fn local_users(entries: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut users = Vec::new();
+    for entry in entries {
+        let Some((user, pass)) = entry.split_once(':') else {
+            anyhow::bail!("invalid --add-local-user '{entry}': expected USERNAME:PASSWORD");
+        };
+        // Upstream ignores entries with an empty user or password.
+        if user.is_empty() || pass.is_empty() {
+            continue;
+        }
+        let hash = if is_bcrypt_hash(pass) {
+            pass.to_string()
+        } else {
+            bcrypt::hash(pass, bcrypt::DEFAULT_COST)?
+        };
+        users.push((user.to_string(), hash));
+    }
+    Ok(users)
+}
+
+fn is_bcrypt_hash(s: &str) -> bool {
+    let mut parts = s.split('$');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some(""), Some("2a" | "2b" | "2y"), Some(cost), Some(rest))
+            if cost.len() == 2 && cost.chars().all(|c| c.is_ascii_digit()) && rest.len() == 53
+    )
+}
+
+/// Issues and verifies access tokens.
+pub struct Auth {
+    store: Arc<dyn Store>,
+    users: HashMap<String, LocalUser>,
+    duration: Duration,
+}
+
+impl Auth {
+    pub fn new(store: Arc<dyn Store>, users: Vec<(String, String)>, duration: Duration) -> Self {
+        let users = users
+            .into_iter()
+            .map(|(name, bcrypt_hash)| (name.to_lowercase(), LocalUser { name, bcrypt_hash }))
+            .collect();
+        Auth { store, users, duration }
+    }
+
+    pub fn has_local_users(&self) -> bool {
+        !self.users.is_empty()
+    }
+
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    /// The password grant: checks a local user and issues a token for `client_id`.
+    pub async fn password_grant(&self, username: &str, password: &str, client_id: &str) -> Result<Issued, AuthError> {
+        let user = self.users.get(&username.to_lowercase()).ok_or(AuthError::InvalidCredentials)?.clone();
+        let hash = user.bcrypt_hash.clone();
+        let password = password.to_string();
+        // bcrypt is deliberately slow: keep it off the async workers.
+        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+            .await
+            .unwrap_or(false);
+        if !ok {
+            return Err(AuthError::InvalidCredentials);
+        }
+        self.issue(&user.name, "local", client_id).await
+    }
+
+    async fn issue(&self, username: &str, connector: &str, client_id: &str) -> Result<Issued, AuthError> {
+        let now = now();
+        let exp = now + self.duration.as_secs() as i64;
+        let claims = json!({
+            "iss": "concourse",
+            "sub": format!("{username}:{connector}"),
+            "aud": client_id,
+            "iat": now,
+            "exp": exp,
+            "email": username,
+            "email_verified": true,
+            "name": username,
+            "preferred_username": username,
+            "groups": [],
+            "federated_claims": {"connector_id": connector, "user_id": username},
+        });
+        let token = token::generate(exp);
+        self.store.save_access_token(&token, &claims, exp).await?;
+        self.store
+            .record_user_login(&UserLogin {
+                username: username.to_string(),
+                connector: connector.to_string(),
+                sub: format!("{username}:{connector}"),
+                at: now,
+            })
+            .await?;
+        Ok(Issued { token, expires_in: exp - now })
+    }
+
+    /// Resolves an `Authorization` header value to a requester. `Ok(None)` = no token;
+    /// `Err` = a token was presented but is not valid (unknown, expired, wrong audience).
+    pub async fn verify(&self, header: Option<&str>) -> Result<Option<Value>, InvalidToken> {
+        let Some(header) = header else { return Ok(None) };
+        let mut parts = header.split(' ');
+        let (Some(scheme), Some(token), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(InvalidToken);
+        };
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(InvalidToken);
+        }
+        let claims = match self.store.access_token(token).await {
+            Ok(Some(c)) => c,
+            _ => return Err(InvalidToken),
+        };
+        let leeway = 60;
+        let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        if exp + leeway < now() {
+            return Err(InvalidToken);
+        }
+        let accepted = [FLY_CLIENT_ID, WEB_CLIENT_ID, TSA_CLIENT_ID];
+        let aud_ok = match claims.get("aud") {
+            Some(Value::String(a)) => accepted.contains(&a.as_str()),
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).any(|a| accepted.contains(&a)),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(InvalidToken);
+        }
+        Ok(Some(claims))
+    }
+
+    pub async fn revoke(&self, header_or_cookie: &str) -> Result<(), StoreError> {
+        let token = header_or_cookie.split(' ').next_back().unwrap_or_default();
+        self.store.delete_access_token(token).await
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidToken;
+
+pub struct Issued {
+    pub token: String,
+    pub expires_in: i64,
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Parses a Go duration string (`24h`, `1h30m`, `500ms`, `10s`).
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let nanos = match unit {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += n * nanos;
+    }
+    Some(Duration::from_nanos(total as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse_like_go() {
+        assert_eq!(parse_go_duration("24h"), Some(Duration::from_secs(86400)));
+        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("10"), None);
+        assert_eq!(parse_go_duration("h"), None);
+        assert_eq!(parse_go_duration(""), None);
+    }
+
+    #[test]
+    fn bcrypt_hashes_are_recognised_and_kept() {
+        let hash = bcrypt::hash("secret", 4).expect("hashing");
+        assert!(is_bcrypt_hash(&hash));
+        assert!(!is_bcrypt_hash("secret"));
+        let users = local_users(&[format!("alice:{hash}"), "bob:pw".into(), ":x".into()]).expect("users");
+        assert_eq!(users.len(), 2);
+        assert_eq!(users[0].1, hash);
+        assert!(bcrypt::verify("pw", &users[1].1).expect("verify"));
+    }
+
+    #[test]
+    fn local_user_without_colon_is_an_error() {
+        let err = local_users(&["alice".into()]).unwrap_err();
+        assert!(err.to_string().contains("USERNAME:PASSWORD"), "{err}");
+    }
+}
