@@ -1,0 +1,186 @@
+//! Test harness: real `concourse` processes on ephemeral ports, real HTTP, and fly run as
+//! a separate process with its own HOME. Waits on conditions, never on fixed sleeps.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const USER: &str = "test";
+pub const PASS: &str = "test";
+
+/// Which store a server under test uses.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Embedded,
+    Postgres(concourse::db::PostgresConfig),
+}
+
+impl Backend {
+    /// The Postgres backend for `test`, or None (with the reason printed) when no
+    /// PostgreSQL is configured. In CI a missing PostgreSQL fails the test instead.
+    pub fn postgres(test: &str) -> Option<Backend> {
+        concourse::db::testing::require_postgres(test).map(Backend::Postgres)
+    }
+}
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub backend: Backend,
+    extra: Vec<String>,
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_concourse"))
+}
+
+impl Server {
+    pub fn start(backend: Backend) -> Server {
+        Self::start_with(backend, &[])
+    }
+
+    /// Starts `concourse web` with users `test:test` (main team owner) and `dev:dev`.
+    pub fn start_with(backend: Backend, extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::spawn(backend, dir, extra.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn spawn(backend: Backend, dir: tempfile::TempDir, extra: Vec<String>) -> Server {
+        let mut cmd = Command::new(bin());
+        cmd.arg("web")
+            .args(["--bind-ip", "127.0.0.1", "--bind-port", "0"])
+            .args(["--add-local-user", "test:test,dev:dev", "--main-team-local-user", "test"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(&extra)
+            .env_remove("CONCOURSE_POSTGRES_HOST")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Backend::Postgres(pg) = &backend {
+            cmd.args(["--postgres-host", &pg.host, "--postgres-port", &pg.port.to_string()])
+                .args(["--postgres-user", &pg.user, "--postgres-database", &pg.database]);
+            if let Some(schema) = &pg.schema {
+                cmd.args(["--postgres-schema", schema]);
+            }
+        }
+        let mut child = cmd.spawn().expect("spawning concourse web");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("concourse web listening on ") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.trim().to_string());
+                    }
+                }
+                if std::env::var_os("TEST_SERVER_LOGS").is_some() {
+                    eprintln!("[web] {line}");
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            panic!("concourse web did not start listening within 60s (exit: {status:?}); run with TEST_SERVER_LOGS=1 to see its log")
+        });
+        Server { child, url: format!("http://{addr}"), dir, backend, extra }
+    }
+
+    /// Stops the process and starts a new one on the same store.
+    pub fn restart(mut self) -> Server {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let backend = self.backend.clone();
+        let extra = std::mem::take(&mut self.extra);
+        // Keep the data dir: move it out before `self` drops.
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        drop(self);
+        Self::spawn(backend, dir, extra)
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    /// Logs in through the token endpoint like fly does; returns the bearer token.
+    pub async fn token(&self, user: &str, pass: &str) -> String {
+        let resp = reqwest::Client::new()
+            .post(self.api("/sky/issuer/token"))
+            .basic_auth("fly", Some("Zmx5"))
+            .form(&[("grant_type", "password"), ("username", user), ("password", pass), ("scope", "openid profile email federated:id groups")])
+            .send()
+            .await
+            .expect("token request");
+        assert_eq!(resp.status(), 200, "login as {user}");
+        let body: serde_json::Value = resp.json().await.expect("token json");
+        body["access_token"].as_str().expect("access_token").to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fly with its own HOME (so its own ~/.flyrc).
+pub struct Fly {
+    pub home: tempfile::TempDir,
+}
+
+impl Fly {
+    pub fn new() -> Fly {
+        Fly { home: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_in(None, args)
+    }
+
+    pub fn run_in(&self, cwd: Option<&Path>, args: &[&str]) -> Output {
+        let mut cmd = Command::new(bin());
+        cmd.arg("fly").args(args).env("HOME", self.home.path()).env_remove("FLY_HOME").stdin(Stdio::null());
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        cmd.output().expect("running fly")
+    }
+
+    /// Runs fly and asserts it succeeded; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "fly {args:?} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn login(&self, server: &Server, target: &str) {
+        self.ok(&["-t", target, "login", "-c", &server.url, "-u", USER, "-p", PASS]);
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The corpus of upstream pipelines, beside this checkout.
+pub fn corpus_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/pipelines");
+    assert!(dir.is_dir(), "pipeline corpus not found at {}", dir.display());
+    dir
+}
