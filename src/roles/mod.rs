@@ -1,5 +1,6 @@
 //! Wiring of each role: build the components, bind, run, shut down. No domain logic here.
 
+pub mod keys;
 pub mod web;
 
 use crate::cli::{Cli, Command, LogFormat, LogLevel};
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> i32 {
             Command::Web(args) => web::run(args, None).await,
             Command::Quickstart(args) => web::run(args.web, Some(args.worker_work_dir)).await,
             Command::Migrate(args) => web::migrate(args).await,
+            Command::GenerateKey(args) => keys::generate(&args),
             other => Err(anyhow::anyhow!("`{}` is not available in this build yet", command_name(&other))),
         }
     });
