@@ -334,3 +334,51 @@ async fn jobs_list_inputs_outputs_and_pause(b: Backend) {
     let (_, all) = api.get_json("/api/v1/jobs").await;
     assert_eq!(all.as_array().map(Vec::len), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_login_sets_cookies_that_authenticate_with_csrf() {
+    let s = Server::start(Backend::Embedded);
+    let c = Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let r = c.get(s.api("/login?fly_port=1234")).send().await.expect("login");
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "/sky/login?redirect_uri=%2Ffly_success%3Ffly_port%3D1234");
+    let r = c.get(s.api("/sky/login?redirect_uri=/fly_success?fly_port=1234")).send().await.expect("form");
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.expect("html").contains("name=\"password\""));
+
+    let r = c.post(s.api("/sky/login")).form(&[("login", "test"), ("password", "wrong"), ("redirect_uri", "/")]).send().await.expect("post");
+    assert_eq!(r.status(), 401);
+    let r = c
+        .post(s.api("/sky/login"))
+        .form(&[("login", "test"), ("password", "test"), ("redirect_uri", "https://evil.example/")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 302);
+    let location = r.headers()["location"].to_str().expect("location").to_string();
+    assert!(location.starts_with("/?csrf_token="), "no open redirect: {location}");
+    let cookies: Vec<String> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().expect("ascii").split(';').next().unwrap_or_default().to_string()).collect();
+    let cookie_header = cookies.join("; ");
+    let csrf = location.trim_start_matches("/?csrf_token=").to_string();
+
+    let r = c.get(s.api("/api/v1/user")).header("Cookie", &cookie_header).send().await.expect("user");
+    assert_eq!(r.status(), 200);
+    let put = |csrf: Option<&str>| {
+        let mut b = c.put(s.api("/api/v1/teams/main/pipelines/p/config")).header("Cookie", &cookie_header).header("Content-Type", "application/x-yaml").body(PIPELINE);
+        if let Some(t) = csrf {
+            b = b.header("X-Csrf-Token", t);
+        }
+        b.send()
+    };
+    assert_eq!(put(None).await.expect("put").status(), 401, "writes need the CSRF token");
+    assert_eq!(put(Some(&csrf)).await.expect("put").status(), 201);
+
+    let r = c.get(s.api("/fly_success?fly_port=1234")).header("Cookie", &cookie_header).send().await.expect("fly_success");
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.expect("html").contains("127.0.0.1:1234"));
+
+    let r = c.get(s.api("/sky/logout")).header("Cookie", &cookie_header).send().await.expect("logout");
+    assert_eq!(r.status(), 200);
+    let r = c.get(s.api("/api/v1/user")).header("Cookie", &cookie_header).send().await.expect("user");
+    assert_eq!(r.status(), 401, "the token was revoked");
+}

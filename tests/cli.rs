@@ -74,7 +74,7 @@ fn web_refuses_to_start_without_main_team_auth() {
         .expect("running web");
     assert!(!out.status.success());
     assert!(
-        common::stderr(&out).contains("default team auth not configured: auth config for the team must not be empty"),
+        common::stderr(&out).contains("default team auth not configured: auth config for the team does not have users and groups configured"),
         "{}",
         common::stderr(&out)
     );

@@ -33,10 +33,8 @@ pub async fn open_store(pg: &PostgresArgs) -> anyhow::Result<Arc<dyn Store>> {
 /// Main team auth from `--main-team-local-user`: everything under `owner`, like upstream.
 fn main_team_auth(users: &[String]) -> TeamAuth {
     let mut auth = TeamAuth::new();
-    let users: Vec<String> = users.iter().filter(|u| !u.is_empty()).map(|u| format!("local:{}", u.to_lowercase())).collect();
-    if !users.is_empty() {
-        auth.insert("owner".into(), RoleAuth { users, groups: vec![] });
-    }
+    let users = users.iter().filter(|u| !u.is_empty()).map(|u| format!("local:{}", u.to_lowercase())).collect();
+    auth.insert("owner".into(), RoleAuth { users, groups: vec![] });
     auth
 }
 

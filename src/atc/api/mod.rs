@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod info;
 pub mod jobs;
+pub mod login;
 pub mod pipelines;
 pub mod sky;
 pub mod teams;
@@ -51,6 +52,7 @@ impl FromRequestParts<AppState> for Requester {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let header = auth_header(parts);
+        csrf_check(parts)?;
         let claims = state.auth.verify(header.as_deref()).await.map_err(|_| ApiError::unauthorized())?;
         let teams = state.store.teams().await?;
         Ok(Requester::new(claims, teams))
@@ -63,6 +65,23 @@ pub fn auth_header(parts: &Parts) -> Option<String> {
         return Some(h.to_string());
     }
     cookie(parts, "skymarshal_auth")
+}
+
+/// A browser authenticated by cookie must echo the CSRF cookie in `X-Csrf-Token` on
+/// anything but reads; requests with an explicit `Authorization` header are not browsers.
+fn csrf_check(parts: &Parts) -> Result<(), ApiError> {
+    use axum::http::Method;
+    if parts.headers.contains_key(header::AUTHORIZATION) || cookie(parts, "skymarshal_auth").is_none() {
+        return Ok(());
+    }
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let sent = parts.headers.get("X-Csrf-Token").and_then(|h| h.to_str().ok());
+    match (sent, cookie(parts, "skymarshal_csrf")) {
+        (Some(sent), Some(expected)) if !expected.is_empty() && sent == expected => Ok(()),
+        _ => Err(ApiError::unauthorized()),
+    }
 }
 
 pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
@@ -117,6 +136,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .route("/sky/issuer/token", post(sky::token))
         .route("/sky/logout", get(sky::logout))
+        .route("/sky/login", get(login::login_page).post(login::login_submit))
+        .route("/fly_success", get(login::fly_success))
         .route("/login", get(sky::legacy_login))
         .route("/logout", get(sky::legacy_logout))
         .with_state(state)
