@@ -32,6 +32,7 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub backend: Backend,
     extra: Vec<String>,
+    role: &'static str,
 }
 
 pub fn bin() -> PathBuf {
@@ -46,12 +47,18 @@ impl Server {
     /// Starts `concourse web` with users `test:test` (main team owner) and `dev:dev`.
     pub fn start_with(backend: Backend, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        Self::spawn(backend, dir, extra.iter().map(|s| s.to_string()).collect())
+        Self::spawn("web", backend, dir, extra.iter().map(|s| s.to_string()).collect())
     }
 
-    fn spawn(backend: Backend, dir: tempfile::TempDir, extra: Vec<String>) -> Server {
+    /// Starts `concourse quickstart` (users as for `start`).
+    pub fn quickstart(backend: Backend) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::spawn("quickstart", backend, dir, vec![])
+    }
+
+    fn spawn(role: &'static str, backend: Backend, dir: tempfile::TempDir, extra: Vec<String>) -> Server {
         let mut cmd = Command::new(bin());
-        cmd.arg("web")
+        cmd.arg(role)
             .args(["--bind-ip", "127.0.0.1", "--bind-port", "0"])
             .args(["--add-local-user", "test:test,dev:dev", "--main-team-local-user", "test"])
             .arg("--data-dir")
@@ -88,7 +95,7 @@ impl Server {
             let status = child.wait().ok();
             panic!("concourse web did not start listening within 60s (exit: {status:?}); run with TEST_SERVER_LOGS=1 to see its log")
         });
-        Server { child, url: format!("http://{addr}"), dir, backend, extra }
+        Server { child, url: format!("http://{addr}"), dir, backend, extra, role }
     }
 
     /// Stops the process and starts a new one on the same store.
@@ -97,10 +104,11 @@ impl Server {
         let _ = self.child.wait();
         let backend = self.backend.clone();
         let extra = std::mem::take(&mut self.extra);
+        let role = self.role;
         // Keep the data dir: move it out before `self` drops.
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
         drop(self);
-        Self::spawn(backend, dir, extra)
+        Self::spawn(role, backend, dir, extra)
     }
 
     pub fn api(&self, path: &str) -> String {
