@@ -8,4 +8,5 @@ pub mod config;
 pub mod db;
 pub mod fly;
 pub mod proto;
+pub mod resources;
 pub mod roles;

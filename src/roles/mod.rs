@@ -7,10 +7,12 @@ use crate::cli::{Cli, Command, LogFormat, LogLevel};
 
 /// Runs the chosen role; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
-    // fly builds its own runtime; dispatch it before ours exists.
-    if let Command::Fly { args } = cli.command {
-        return crate::fly::main(args.into_iter().map(Into::into).collect());
-    }
+    // fly and resource scripts need no runtime of ours; dispatch them before it exists.
+    let cli = match cli.command {
+        Command::Fly { args } => return crate::fly::main(args.into_iter().map(Into::into).collect()),
+        Command::Resource { type_, action, args } => return crate::resources::main(&type_, &action, &args),
+        command => Cli { command, ..cli },
+    };
     init_tracing(cli.log.log_level, cli.log.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
