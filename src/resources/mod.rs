@@ -3,6 +3,7 @@
 //! worker advertises these like upstream's base resource types without shipping images.
 
 pub mod mock;
+pub mod time;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -38,13 +39,14 @@ impl ResourceError {
 }
 
 /// The resource types this binary provides, with the version advertised to the ATC.
-pub const BASE_TYPES: &[(&str, &str)] = &[("mock", "0.13.0")];
+pub const BASE_TYPES: &[(&str, &str)] = &[("mock", "0.13.0"), ("time", "1.7.0")];
 
 /// Runs one script of a base type. `request` is the JSON read from stdin; `dir` is argv[1]
 /// for `in`/`out`. Returns the JSON to print on stdout. Logs go to `log` (stderr).
 pub fn run(type_: &str, action: &str, dir: Option<&str>, request: &[u8], log: &mut dyn Write) -> Result<Value, ResourceError> {
     match type_ {
         "mock" => mock::run(action, dir, request, log),
+        "time" => time::run(action, dir, request, log),
         other => Err(ResourceError::new(format!("unknown base resource type '{other}'"))),
     }
 }
