@@ -2,6 +2,7 @@
 //! speaks the resource protocol (shared/spec/resource-protocol.md) on stdin/stdout, so a
 //! worker advertises these like upstream's base resource types without shipping images.
 
+pub mod git;
 pub mod mock;
 pub mod time;
 
@@ -39,7 +40,7 @@ impl ResourceError {
 }
 
 /// The resource types this binary provides, with the version advertised to the ATC.
-pub const BASE_TYPES: &[(&str, &str)] = &[("mock", "0.13.0"), ("time", "1.7.0")];
+pub const BASE_TYPES: &[(&str, &str)] = &[("mock", "0.13.0"), ("time", "1.7.0"), ("git", "1.19.0")];
 
 /// Runs one script of a base type. `request` is the JSON read from stdin; `dir` is argv[1]
 /// for `in`/`out`. Returns the JSON to print on stdout. Logs go to `log` (stderr).
@@ -47,6 +48,7 @@ pub fn run(type_: &str, action: &str, dir: Option<&str>, request: &[u8], log: &m
     match type_ {
         "mock" => mock::run(action, dir, request, log),
         "time" => time::run(action, dir, request, log),
+        "git" => git::run(action, dir, request, log),
         other => Err(ResourceError::new(format!("unknown base resource type '{other}'"))),
     }
 }
