@@ -4,6 +4,7 @@
 
 pub mod git;
 pub mod mock;
+pub mod registry_image;
 pub mod time;
 
 use serde::{Deserialize, Serialize};
@@ -40,7 +41,7 @@ impl ResourceError {
 }
 
 /// The resource types this binary provides, with the version advertised to the ATC.
-pub const BASE_TYPES: &[(&str, &str)] = &[("mock", "0.13.0"), ("time", "1.7.0"), ("git", "1.19.0")];
+pub const BASE_TYPES: &[(&str, &str)] = &[("mock", "0.13.0"), ("time", "1.7.0"), ("git", "1.19.0"), ("registry-image", "1.9.0")];
 
 /// Runs one script of a base type. `request` is the JSON read from stdin; `dir` is argv[1]
 /// for `in`/`out`. Returns the JSON to print on stdout. Logs go to `log` (stderr).
@@ -49,6 +50,7 @@ pub fn run(type_: &str, action: &str, dir: Option<&str>, request: &[u8], log: &m
         "mock" => mock::run(action, dir, request, log),
         "time" => time::run(action, dir, request, log),
         "git" => git::run(action, dir, request, log),
+        "registry-image" => registry_image::run(action, dir, request, log),
         other => Err(ResourceError::new(format!("unknown base resource type '{other}'"))),
     }
 }
