@@ -394,7 +394,7 @@ impl Store for PgStore {
         let n = client
             .execute(
                 "UPDATE pipelines SET paused = $2, \
-                 paused_by = CASE WHEN $2 THEN $3 END, paused_at = CASE WHEN $2 THEN $4 END \
+                 paused_by = CASE WHEN $2 THEN $3::text END, paused_at = CASE WHEN $2 THEN $4::bigint END \
                  WHERE id = $1",
                 &[&pipeline_id, &paused, &by, &stored_time(at)],
             )
@@ -463,7 +463,7 @@ impl Store for PgStore {
         let n = client
             .execute(
                 "UPDATE jobs SET paused = $2, \
-                 paused_by = CASE WHEN $2 THEN $3 END, paused_at = CASE WHEN $2 THEN $4 END \
+                 paused_by = CASE WHEN $2 THEN $3::text END, paused_at = CASE WHEN $2 THEN $4::bigint END \
                  WHERE id = $1",
                 &[&job_id, &paused, &by, &stored_time(at)],
             )
