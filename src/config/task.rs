@@ -448,7 +448,7 @@ mod tests {
     fn task_files_reject_unknown_fields_and_missing_platform() {
         assert_eq!(parse_task_config(b"platform: linux\nfoo: 1\nbar: 2\n").unwrap_err().message, "unknown fields: [bar foo]");
         assert_eq!(
-            parse_task_config(b"run: {path: ls}\ninputs: [{path: x}]\noutputs: [{path: y}]\n").unwrap_err().message,
+            parse_task_config(b"run: {path: ls}\ninputs: [{path: x}]\noutputs: [{path: out}]\n").unwrap_err().message,
             "invalid task configuration:\nmissing 'platform'\n  input in position 0 is missing a name\n  output in position 0 is missing a name"
         );
     }
