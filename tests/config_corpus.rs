@@ -19,7 +19,10 @@ fn corpus_dir() -> PathBuf {
 }
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -38,7 +41,8 @@ enum Kind {
 }
 
 fn kind(rel: &str) -> Kind {
-    if rel.starts_with("examples/tasks/") || rel == "clearlinux.yml" || rel == "http-proxy-task.yml" {
+    if rel.starts_with("examples/tasks/") || rel == "clearlinux.yml" || rel == "http-proxy-task.yml"
+    {
         Kind::TaskFile
     } else if rel.starts_with("examples/templates/") {
         Kind::YttTemplate
@@ -80,18 +84,23 @@ fn var_variants(rel: &str, dir: &Path) -> Vec<StaticVars> {
                 b.build()
             })
             .collect(),
-        "pinned-resource-simple-trigger.yml" => ["version_config=latest", "version_config=every", "version_config=null"]
-            .iter()
-            .map(|vc| {
-                let mut b = base.clone();
-                b.yaml_var("pinned_resource_version={version: v1}").unwrap();
-                b.yaml_var(vc).unwrap();
-                b.build()
-            })
-            .collect(),
+        "pinned-resource-simple-trigger.yml" => [
+            "version_config=latest",
+            "version_config=every",
+            "version_config=null",
+        ]
+        .iter()
+        .map(|vc| {
+            let mut b = base.clone();
+            b.yaml_var("pinned_resource_version={version: v1}").unwrap();
+            b.yaml_var(vc).unwrap();
+            b.build()
+        })
+        .collect(),
         "examples/pipeline-vars.yml" => {
             let mut b = base.clone();
-            b.var_file(&std::fs::read(dir.join("examples/vars-file.yml")).unwrap()).unwrap();
+            b.var_file(&std::fs::read(dir.join("examples/vars-file.yml")).unwrap())
+                .unwrap();
             vec![b.build()]
         }
         _ => vec![base.build()],
@@ -103,11 +112,18 @@ fn check_round_trips(rel: &str, rendered: &[u8]) {
     let json = to_json(&config);
     let from_json = parse_pipeline(&serde_json::to_vec(&json).unwrap())
         .unwrap_or_else(|e| panic!("{rel}: JSON output does not parse: {e}"));
-    assert_eq!(from_json, config, "{rel}: parse → to_json → parse changed the config");
+    assert_eq!(
+        from_json, config,
+        "{rel}: parse → to_json → parse changed the config"
+    );
     assert_eq!(to_json(&from_json), json, "{rel}: to_json is not stable");
     let yaml = to_yaml(&json);
-    let from_yaml = parse_pipeline(yaml.as_bytes()).unwrap_or_else(|e| panic!("{rel}: YAML output does not parse: {e}\n{yaml}"));
-    assert_eq!(from_yaml, config, "{rel}: to_yaml → parse changed the config\n{yaml}");
+    let from_yaml = parse_pipeline(yaml.as_bytes())
+        .unwrap_or_else(|e| panic!("{rel}: YAML output does not parse: {e}\n{yaml}"));
+    assert_eq!(
+        from_yaml, config,
+        "{rel}: to_yaml → parse changed the config\n{yaml}"
+    );
 }
 
 #[test]
@@ -115,18 +131,29 @@ fn every_corpus_file_gets_upstreams_verdict_and_round_trips() {
     let dir = corpus_dir();
     let mut files = vec![];
     yaml_files(&dir, &mut files);
-    assert!(files.len() > 80, "corpus looks incomplete: {} files", files.len());
+    assert!(
+        files.len() > 80,
+        "corpus looks incomplete: {} files",
+        files.len()
+    );
     let mut accepted = 0;
     for path in &files {
-        let rel = path.strip_prefix(&dir).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = path
+            .strip_prefix(&dir)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         let doc = std::fs::read(path).unwrap();
         match kind(&rel) {
             Kind::TaskFile => {
                 let rendered = render_template(&doc, &StaticVars::default()).unwrap();
-                parse_task_config(&rendered).unwrap_or_else(|e| panic!("{rel}: task file rejected: {e}"));
+                parse_task_config(&rendered)
+                    .unwrap_or_else(|e| panic!("{rel}: task file rejected: {e}"));
             }
             Kind::VarFile => {
-                StaticVars::builder().var_file(&doc).unwrap_or_else(|e| panic!("{rel}: {e}"));
+                StaticVars::builder()
+                    .var_file(&doc)
+                    .unwrap_or_else(|e| panic!("{rel}: {e}"));
             }
             Kind::YttTemplate => {
                 // ytt templates are not pipelines until rendered: upstream refuses them.
@@ -134,17 +161,28 @@ fn every_corpus_file_gets_upstreams_verdict_and_round_trips() {
                     .and_then(|r| parse_pipeline(&r))
                     .map(|c| validate_pipeline(&c));
                 if let Ok(v) = verdict {
-                    assert!(!v.errors.is_empty(), "{rel}: an unrendered ytt template was accepted");
+                    assert!(
+                        !v.errors.is_empty(),
+                        "{rel}: an unrendered ytt template was accepted"
+                    );
                 }
             }
             Kind::Pipeline => {
                 for vars in var_variants(&rel, &dir) {
-                    let rendered = render_template(&doc, &vars).unwrap_or_else(|e| panic!("{rel}: render failed: {e}"));
+                    let rendered = render_template(&doc, &vars)
+                        .unwrap_or_else(|e| panic!("{rel}: render failed: {e}"));
                     let config = parse_pipeline(&rendered).unwrap_or_else(|e| {
-                        panic!("{rel}: rejected at parse: {e}\n{}", String::from_utf8_lossy(&rendered))
+                        panic!(
+                            "{rel}: rejected at parse: {e}\n{}",
+                            String::from_utf8_lossy(&rendered)
+                        )
                     });
                     let validation = validate_pipeline(&config);
-                    assert!(validation.errors.is_empty(), "{rel}: rejected: {:?}", validation.errors);
+                    assert!(
+                        validation.errors.is_empty(),
+                        "{rel}: rejected: {:?}",
+                        validation.errors
+                    );
                     // The document as written (before fly renders it) also round-trips.
                     check_round_trips(&rel, &rendered);
                     accepted += 1;

@@ -5,7 +5,8 @@ use concourse::config::{
 };
 
 fn validate(doc: &str) -> Validation {
-    let config = parse_pipeline(doc.as_bytes()).unwrap_or_else(|e| panic!("parse failed: {e}\n{doc}"));
+    let config =
+        parse_pipeline(doc.as_bytes()).unwrap_or_else(|e| panic!("parse failed: {e}\n{doc}"));
     validate_pipeline(&config)
 }
 
@@ -14,7 +15,11 @@ fn errors(doc: &str) -> Vec<String> {
 }
 
 fn warnings(doc: &str) -> Vec<String> {
-    validate(doc).warnings.into_iter().map(|w| format!("{}: {}", w.kind, w.message)).collect()
+    validate(doc)
+        .warnings
+        .into_iter()
+        .map(|w| format!("{}: {}", w.kind, w.message))
+        .collect()
 }
 
 fn parse_error(doc: &str) -> String {
@@ -139,7 +144,10 @@ fn set_pipeline_load_var_across_timeout_attempts_errors() {
             "invalid jobs:\n\tjobs.a.plan.do[0].set_pipeline(p): no file specified (line 4)\n\tjobs.a.plan.do[1].load_var(v): no file specified (line 5)\n\tjobs.a.plan.do[2].load_var(v): repeated var name (line 6)\n\tjobs.a.plan.do[3].across: no vars specified (line 8)\n\tjobs.a.plan.do[4].across[0].max_in_flight: must be greater than 0 (line 11)\n\tjobs.a.plan.do[5].attempts: must be greater than 0 (line 15)\n\tjobs.a.plan.do[6].timeout: invalid duration 'soon' (line 17)\n\tjobs.a.plan.do[7].timeout: invalid duration '((t))' (line 19)\n"
         ]
     );
-    assert_eq!(warnings(doc), vec!["var_shadowed: jobs.a.plan.do[4].across[0]: shadows local var 'v'"]);
+    assert_eq!(
+        warnings(doc),
+        vec!["var_shadowed: jobs.a.plan.do[4].across[0]: shadows local var 'v'"]
+    );
 }
 
 #[test]
@@ -174,7 +182,10 @@ fn display_errors_use_upstream_wording() {
         errors(&format!("{JOB}display: {{background_image: ':nope'}}\n")),
         vec!["invalid display config:\n\tbackground_image is not a valid URL: :nope (line 7)\n"]
     );
-    assert!(errors(&format!("{JOB}display: {{background_image: /public/bg.png, background_filter: 'blur(5px)'}}\n")).is_empty());
+    assert!(errors(&format!(
+        "{JOB}display: {{background_image: /public/bg.png, background_filter: 'blur(5px)'}}\n"
+    ))
+    .is_empty());
 }
 
 #[test]
@@ -189,7 +200,10 @@ fn identifiers_warn_with_upstream_reasons() {
             "invalid_identifier: jobs.Build.plan.do[2].task(bad!name): 'bad!name' is not a valid identifier: illegal character '!'",
         ]
     );
-    assert_eq!(validate_identifier("pipeline", ""), Err("pipeline: identifier cannot be an empty string".to_string()));
+    assert_eq!(
+        validate_identifier("pipeline", ""),
+        Err("pipeline: identifier cannot be an empty string".to_string())
+    );
     assert_eq!(validate_identifier("team", "ok-name_1.x").unwrap(), None);
     assert_eq!(validate_identifier("team", "ünïcode").unwrap(), None);
     assert!(validate_identifier("team", "aB").unwrap().is_some());
@@ -204,7 +218,10 @@ fn identifier_checks_are_skipped_for_task_names_inside_across() {
 #[test]
 fn step_parse_errors_use_upstream_wording() {
     let prefix = "error unmarshaling JSON: while decoding JSON: ";
-    assert_eq!(parse_error("jobs:\n- name: a\n  plan:\n  - {}\n"), format!("{prefix}no step configured (line 4)"));
+    assert_eq!(
+        parse_error("jobs:\n- name: a\n  plan:\n  - {}\n"),
+        format!("{prefix}no step configured (line 4)")
+    );
     assert_eq!(
         parse_error("jobs:\n- name: a\n  plan:\n  - {attempts: 2}\n"),
         format!("{prefix}no core step type declared (e.g. get, put, task, etc.) (line 4)")
@@ -245,7 +262,9 @@ fn unknown_fields_outside_steps_are_decode_errors() {
     // Unknown top-level keys are dropped by the server but refused by `--strict`.
     assert!(parse_pipeline(b"anchors: {a: 1}\njobs: []\n").is_ok());
     assert_eq!(
-        parse_pipeline_strict(b"anchors: {a: 1}\njobs: []\n").unwrap_err().to_string(),
+        parse_pipeline_strict(b"anchors: {a: 1}\njobs: []\n")
+            .unwrap_err()
+            .to_string(),
         format!("{prefix}json: unknown field \"anchors\" (line 1)")
     );
     assert_eq!(
@@ -260,10 +279,16 @@ fn step_precedence_wraps_modifiers_and_leaves_second_core_key_unknown() {
     let doc = "resources:\n- {name: r, type: mock}\njobs:\n- name: a\n  plan:\n  - {get: r, put: r, timeout: 5m, attempts: 2, ensure: {get: r2, resource: r}}\n";
     let c = parse_pipeline(doc.as_bytes()).unwrap();
     let step = &c.jobs[0].plan[0];
-    let StepConfig::Ensure(ensure) = &step.config else { panic!("{:?}", step.config) };
-    let StepConfig::Retry(retry) = &*ensure.step else { panic!() };
+    let StepConfig::Ensure(ensure) = &step.config else {
+        panic!("{:?}", step.config)
+    };
+    let StepConfig::Retry(retry) = &*ensure.step else {
+        panic!()
+    };
     assert_eq!(retry.attempts, 2);
-    let StepConfig::Put(put) = &*retry.step else { panic!("{:?}", retry.step) };
+    let StepConfig::Put(put) = &*retry.step else {
+        panic!("{:?}", retry.step)
+    };
     assert_eq!(put.timeout, "5m");
     assert_eq!(step.unknown_fields.keys().collect::<Vec<_>>(), vec!["get"]);
     assert_eq!(

@@ -96,7 +96,14 @@ impl<'a> Fields<'a> {
     }
 
     pub fn err(&self, key: &str, v: &Value, go_type: &str) -> ConfigError {
-        type_error(self.ctx, &self.child_ptr(key), v, self.strct, &self.child_field(key), go_type)
+        type_error(
+            self.ctx,
+            &self.child_ptr(key),
+            v,
+            self.strct,
+            &self.child_field(key),
+            go_type,
+        )
     }
 
     pub fn string(&mut self, key: &str) -> Result<String, ConfigError> {
@@ -129,7 +136,9 @@ impl<'a> Fields<'a> {
             Some(v) => int_value(&v).ok_or_else(|| {
                 let mut e = self.err(key, &v, "int");
                 if let Value::Number(n) = &v {
-                    e.message = e.message.replacen("number", &format!("number {}", go_number_text(n)), 1);
+                    e.message =
+                        e.message
+                            .replacen("number", &format!("number {}", go_number_text(n)), 1);
                 }
                 e
             }),
@@ -152,7 +161,11 @@ impl<'a> Fields<'a> {
     }
 
     /// `map[string]string`.
-    pub fn string_map(&mut self, key: &str, go_type: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    pub fn string_map(
+        &mut self,
+        key: &str,
+        go_type: &str,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
         match self.raw(key) {
             None => Ok(BTreeMap::new()),
             Some(Value::Object(m)) => m
@@ -167,7 +180,11 @@ impl<'a> Fields<'a> {
     }
 
     /// `map[string]interface{}` (Source, Params): `None` when absent or null.
-    pub fn object(&mut self, key: &str, go_type: &str) -> Result<Option<Map<String, Value>>, ConfigError> {
+    pub fn object(
+        &mut self,
+        key: &str,
+        go_type: &str,
+    ) -> Result<Option<Map<String, Value>>, ConfigError> {
         match self.raw(key) {
             None => Ok(None),
             Some(Value::Object(m)) => Ok(Some(m)),
@@ -218,7 +235,11 @@ pub(crate) fn type_error(
     go_type: &str,
 ) -> ConfigError {
     let message = if field_path.is_empty() {
-        format!("json: cannot unmarshal {} into Go value of type {}", json_type(v), go_type)
+        format!(
+            "json: cannot unmarshal {} into Go value of type {}",
+            json_type(v),
+            go_type
+        )
     } else {
         format!(
             "json: cannot unmarshal {} into Go struct field {}.{} of type {}",
@@ -262,7 +283,11 @@ pub(crate) fn sorted(v: &Value) -> Value {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&m[k])))
+                    .collect(),
+            )
         }
         Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
         other => other.clone(),
@@ -312,7 +337,11 @@ impl Out {
         if !m.is_empty() {
             self.put(
                 k,
-                Value::Object(m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()),
+                Value::Object(
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                        .collect(),
+                ),
             );
         }
         self

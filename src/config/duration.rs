@@ -147,13 +147,34 @@ mod tests {
     fn go_durations_parse_and_format() {
         assert_eq!(parse_go_duration("1h30m").unwrap(), 5_400_000_000_000);
         assert_eq!(format_go_duration(parse_go_duration("1m").unwrap()), "1m0s");
-        assert_eq!(format_go_duration(parse_go_duration("90s").unwrap()), "1m30s");
-        assert_eq!(format_go_duration(parse_go_duration("1.5s").unwrap()), "1.5s");
-        assert_eq!(format_go_duration(parse_go_duration("500ms").unwrap()), "500ms");
-        assert_eq!(format_go_duration(parse_go_duration("2h").unwrap()), "2h0m0s");
-        assert_eq!(parse_go_duration("x").unwrap_err(), "time: invalid duration \"x\"");
-        assert_eq!(parse_go_duration("1").unwrap_err(), "time: missing unit in duration \"1\"");
-        assert_eq!(parse_go_duration("1d").unwrap_err(), "time: unknown unit \"d\" in duration \"1d\"");
+        assert_eq!(
+            format_go_duration(parse_go_duration("90s").unwrap()),
+            "1m30s"
+        );
+        assert_eq!(
+            format_go_duration(parse_go_duration("1.5s").unwrap()),
+            "1.5s"
+        );
+        assert_eq!(
+            format_go_duration(parse_go_duration("500ms").unwrap()),
+            "500ms"
+        );
+        assert_eq!(
+            format_go_duration(parse_go_duration("2h").unwrap()),
+            "2h0m0s"
+        );
+        assert_eq!(
+            parse_go_duration("x").unwrap_err(),
+            "time: invalid duration \"x\""
+        );
+        assert_eq!(
+            parse_go_duration("1").unwrap_err(),
+            "time: missing unit in duration \"1\""
+        );
+        assert_eq!(
+            parse_go_duration("1d").unwrap_err(),
+            "time: unknown unit \"d\" in duration \"1d\""
+        );
         assert!(parse_go_duration("").is_err());
     }
 }

@@ -24,7 +24,10 @@ fn indent(out: &mut String, n: usize) {
 }
 
 fn sorted_entries(v: &Value) -> Vec<(&String, &Value)> {
-    let mut entries: Vec<_> = v.as_object().map(|m| m.iter().collect()).unwrap_or_default();
+    let mut entries: Vec<_> = v
+        .as_object()
+        .map(|m| m.iter().collect())
+        .unwrap_or_default();
     entries.sort_by(|a, b| a.0.cmp(b.0));
     entries
 }
@@ -137,8 +140,9 @@ fn plain_ok(s: &str) -> bool {
         // Flow indicators are legal in block plain scalars but confuse flow contexts.
         return false;
     }
-    s.chars().all(|c| !c.is_control() && c != '\u{feff}' && c != '\u{2028}' && c != '\u{2029}' && c != '\u{85}')
-        && s != "<<"
+    s.chars().all(|c| {
+        !c.is_control() && c != '\u{feff}' && c != '\u{2028}' && c != '\u{2029}' && c != '\u{85}'
+    }) && s != "<<"
 }
 
 /// A literal block for multi-line text (task scripts stay readable in get-pipeline).
@@ -146,15 +150,18 @@ fn literal_block(s: &str, ind: usize) -> Option<String> {
     if !s.contains('\n') || s.starts_with([' ', '\n', '\t']) {
         return None;
     }
-    if s
-        .chars()
-        .any(|c| (c.is_control() && c != '\n') || matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}' | '\u{85}'))
-    {
+    if s.chars().any(|c| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}' | '\u{85}')
+    }) {
         return None;
     }
     let body = s.trim_end_matches('\n');
     let trailing = s.len() - body.len();
-    if body.split('\n').any(|l| !l.is_empty() && l.trim().is_empty()) {
+    if body
+        .split('\n')
+        .any(|l| !l.is_empty() && l.trim().is_empty())
+    {
         return None;
     }
     let chomp = match trailing {
@@ -221,21 +228,28 @@ mod tests {
 
     fn roundtrip(v: Value) {
         let text = to_yaml(&v);
-        let (back, _) = super::super::yaml::parse(text.as_bytes(), super::super::yaml::Duplicates::Reject)
-            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let (back, _) =
+            super::super::yaml::parse(text.as_bytes(), super::super::yaml::Duplicates::Reject)
+                .unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(back, v, "{text}");
     }
 
     #[test]
     fn strings_that_look_like_other_types_are_quoted() {
-        assert_eq!(to_yaml(&json!({"a": "yes", "b": "1", "c": "null", "d": "x: y", "e": "*x", "f": "plain"})),
-            "a: \"yes\"\nb: \"1\"\nc: \"null\"\nd: \"x: y\"\ne: \"*x\"\nf: plain\n");
+        assert_eq!(
+            to_yaml(
+                &json!({"a": "yes", "b": "1", "c": "null", "d": "x: y", "e": "*x", "f": "plain"})
+            ),
+            "a: \"yes\"\nb: \"1\"\nc: \"null\"\nd: \"x: y\"\ne: \"*x\"\nf: plain\n"
+        );
     }
 
     #[test]
     fn nested_values_round_trip() {
-        roundtrip(json!({"jobs": [{"name": "a", "plan": [{"get": "x", "passed": ["a", "b"]}, {"in_parallel": {"steps": []}}]}],
-            "s": "line1\nline2\n", "t": "a\n\n", "u": "no newline\nend", "e": {}, "l": [[1, [2]], {"k": null}], "f": 1.5, "g": -0.0}));
+        roundtrip(
+            json!({"jobs": [{"name": "a", "plan": [{"get": "x", "passed": ["a", "b"]}, {"in_parallel": {"steps": []}}]}],
+            "s": "line1\nline2\n", "t": "a\n\n", "u": "no newline\nend", "e": {}, "l": [[1, [2]], {"k": null}], "f": 1.5, "g": -0.0}),
+        );
         roundtrip(json!("top"));
         roundtrip(json!([]));
         roundtrip(json!({"<<": 1, "~": "~", "": ""}));

@@ -8,7 +8,10 @@ enum Tok {
     Lit(char),
     Any,
     Single,
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
     Alt(Vec<Vec<Tok>>),
 }
 

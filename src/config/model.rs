@@ -3,7 +3,9 @@
 
 use super::decode::{list, sorted, Ctx, Fields, Out};
 use super::duration::{format_go_duration, parse_go_duration};
-use super::steps::{resource_version, source_json, Line, Step, StepConfig, DoStep, HookStep, GetStep, PutStep};
+use super::steps::{
+    resource_version, source_json, DoStep, GetStep, HookStep, Line, PutStep, Step, StepConfig,
+};
 use super::yaml::LineMap;
 use super::{Config, ConfigError};
 use crate::proto::api::{DisplayConfig, GroupConfig};
@@ -192,7 +194,12 @@ const TOP_LEVEL: [&str; 8] = [
 
 /// Decodes the whole document (already YAML-parsed). Unknown top-level keys are dropped unless
 /// `strict_top_level`.
-pub(crate) fn decode_config(v: &Value, lines: LineMap, strict_top_level: bool, strict: bool) -> Result<Config, ConfigError> {
+pub(crate) fn decode_config(
+    v: &Value,
+    lines: LineMap,
+    strict_top_level: bool,
+    strict: bool,
+) -> Result<Config, ConfigError> {
     let ctx = Ctx {
         lines: &lines,
         coerce: true,
@@ -202,7 +209,14 @@ pub(crate) fn decode_config(v: &Value, lines: LineMap, strict_top_level: bool, s
         Value::Object(m) => m.clone(),
         Value::Null => Map::new(),
         other => {
-            return Err(super::decode::type_error(ctx, "", other, "", "", "atc.skeletonConfig"));
+            return Err(super::decode::type_error(
+                ctx,
+                "",
+                other,
+                "",
+                "",
+                "atc.skeletonConfig",
+            ));
         }
     };
     if strict_top_level {
@@ -213,7 +227,10 @@ pub(crate) fn decode_config(v: &Value, lines: LineMap, strict_top_level: bool, s
             });
         }
     }
-    let stripped: Map<String, Value> = top.into_iter().filter(|(k, _)| TOP_LEVEL.contains(&k.as_str())).collect();
+    let stripped: Map<String, Value> = top
+        .into_iter()
+        .filter(|(k, _)| TOP_LEVEL.contains(&k.as_str()))
+        .collect();
     let doc = Value::Object(stripped);
     let mut f = Fields::new(&doc, ctx, "", "Config", "", "atc.Config")?;
 
@@ -230,21 +247,41 @@ pub(crate) fn decode_config(v: &Value, lines: LineMap, strict_top_level: bool, s
     })?;
 
     let vs_v = f.raw("var_sources");
-    let var_sources = list(vs_v, &f, "var_sources", "atc.VarSourceConfigs", |item, p| {
-        let mut g = Fields::new(item, ctx, &p, "VarSourceConfig", "var_sources", "atc.VarSourceConfig")?;
-        let vs = VarSourceConfig {
-            name: g.string("name")?,
-            type_: g.string("type")?,
-            config: g.raw("config").unwrap_or(Value::Null),
-            line: Line(lines.line(&p)),
-        };
-        g.finish()?;
-        Ok(vs)
-    })?;
+    let var_sources = list(
+        vs_v,
+        &f,
+        "var_sources",
+        "atc.VarSourceConfigs",
+        |item, p| {
+            let mut g = Fields::new(
+                item,
+                ctx,
+                &p,
+                "VarSourceConfig",
+                "var_sources",
+                "atc.VarSourceConfig",
+            )?;
+            let vs = VarSourceConfig {
+                name: g.string("name")?,
+                type_: g.string("type")?,
+                config: g.raw("config").unwrap_or(Value::Null),
+                line: Line(lines.line(&p)),
+            };
+            g.finish()?;
+            Ok(vs)
+        },
+    )?;
 
     let res_v = f.raw("resources");
     let resources = list(res_v, &f, "resources", "atc.ResourceConfigs", |item, p| {
-        let mut r = Fields::new(item, ctx, &p, "ResourceConfig", "resources", "atc.ResourceConfig")?;
+        let mut r = Fields::new(
+            item,
+            ctx,
+            &p,
+            "ResourceConfig",
+            "resources",
+            "atc.ResourceConfig",
+        )?;
         let res = ResourceConfig {
             name: r.string("name")?,
             old_name: r.string("old_name")?,
@@ -268,12 +305,21 @@ pub(crate) fn decode_config(v: &Value, lines: LineMap, strict_top_level: bool, s
     let prototypes = decode_resource_types(&mut f, ctx, "prototypes", "Prototype")?;
 
     let jobs_v = f.raw("jobs");
-    let jobs = list(jobs_v, &f, "jobs", "atc.JobConfigs", |item, p| decode_job(item, ctx, &p))?;
+    let jobs = list(jobs_v, &f, "jobs", "atc.JobConfigs", |item, p| {
+        decode_job(item, ctx, &p)
+    })?;
 
     let display = match f.raw("display") {
         None => None,
         Some(d) => {
-            let mut g = Fields::new(&d, ctx, "/display", "DisplayConfig", "display", "atc.DisplayConfig")?;
+            let mut g = Fields::new(
+                &d,
+                ctx,
+                "/display",
+                "DisplayConfig",
+                "display",
+                "atc.DisplayConfig",
+            )?;
             let display = DisplayConfig {
                 background_image: g.string("background_image")?,
                 background_filter: g.string("background_filter")?,
@@ -307,7 +353,8 @@ fn check_every(f: &mut Fields) -> Result<Option<CheckEvery>, ConfigError> {
                 Ok(Some(CheckEvery::Never))
             } else {
                 let line = f.ctx.lines.line(&f.child_ptr("check_every"));
-                let nanos = parse_go_duration(&s).map_err(|message| ConfigError { message, line })?;
+                let nanos =
+                    parse_go_duration(&s).map_err(|message| ConfigError { message, line })?;
                 Ok(Some(CheckEvery::Interval(nanos as i64)))
             }
         }
@@ -318,9 +365,18 @@ fn check_every(f: &mut Fields) -> Result<Option<CheckEvery>, ConfigError> {
     }
 }
 
-fn decode_resource_types(f: &mut Fields, ctx: Ctx, key: &str, strct: &'static str) -> Result<Vec<ResourceType>, ConfigError> {
+fn decode_resource_types(
+    f: &mut Fields,
+    ctx: Ctx,
+    key: &str,
+    strct: &'static str,
+) -> Result<Vec<ResourceType>, ConfigError> {
     let v = f.raw(key);
-    let go = if key == "prototypes" { "atc.Prototypes" } else { "atc.ResourceTypes" };
+    let go = if key == "prototypes" {
+        "atc.Prototypes"
+    } else {
+        "atc.ResourceTypes"
+    };
     list(v, f, key, go, |item, p| {
         let mut r = Fields::new(item, ctx, &p, strct, key, "atc.ResourceType")?;
         let rt = ResourceType {
@@ -362,7 +418,14 @@ fn decode_job(item: &Value, ctx: Ctx, p: &str) -> Result<JobConfig, ConfigError>
         build_log_retention: match j.raw("build_log_retention") {
             None => None,
             Some(v) => {
-                let mut b = Fields::new(&v, ctx, &j.child_ptr("build_log_retention"), "BuildLogRetention", "jobs.build_log_retention", "atc.BuildLogRetention")?;
+                let mut b = Fields::new(
+                    &v,
+                    ctx,
+                    &j.child_ptr("build_log_retention"),
+                    "BuildLogRetention",
+                    "jobs.build_log_retention",
+                    "atc.BuildLogRetention",
+                )?;
                 let r = BuildLogRetention {
                     builds: b.int("builds")?,
                     minimum_succeeded_builds: b.int("minimum_succeeded_builds")?,
@@ -379,7 +442,9 @@ fn decode_job(item: &Value, ctx: Ctx, p: &str) -> Result<JobConfig, ConfigError>
         ensure: hook(&mut j, "ensure")?,
         plan: {
             let v = j.raw("plan");
-            list(v, &j, "plan", "[]atc.Step", |item, p| Step::parse(item, ctx, &p))?
+            list(v, &j, "plan", "[]atc.Step", |item, p| {
+                Step::parse(item, ctx, &p)
+            })?
         },
         line: Line(ctx.lines.line(p)),
     };
@@ -456,7 +521,10 @@ impl JobConfig {
                 o.put(key, h.to_value());
             }
         }
-        o.put("plan", Value::Array(self.plan.iter().map(Step::to_value).collect()));
+        o.put(
+            "plan",
+            Value::Array(self.plan.iter().map(Step::to_value).collect()),
+        );
         o.value()
     }
 }
@@ -511,16 +579,33 @@ pub(crate) fn config_value(c: &Config) -> Value {
         o.put("var_sources", Value::Array(vs));
     }
     if !c.resources.is_empty() {
-        o.put("resources", Value::Array(c.resources.iter().map(ResourceConfig::to_value).collect()));
+        o.put(
+            "resources",
+            Value::Array(c.resources.iter().map(ResourceConfig::to_value).collect()),
+        );
     }
     if !c.resource_types.is_empty() {
-        o.put("resource_types", Value::Array(c.resource_types.iter().map(ResourceType::to_value).collect()));
+        o.put(
+            "resource_types",
+            Value::Array(
+                c.resource_types
+                    .iter()
+                    .map(ResourceType::to_value)
+                    .collect(),
+            ),
+        );
     }
     if !c.prototypes.is_empty() {
-        o.put("prototypes", Value::Array(c.prototypes.iter().map(ResourceType::to_value).collect()));
+        o.put(
+            "prototypes",
+            Value::Array(c.prototypes.iter().map(ResourceType::to_value).collect()),
+        );
     }
     if !c.jobs.is_empty() {
-        o.put("jobs", Value::Array(c.jobs.iter().map(JobConfig::to_value).collect()));
+        o.put(
+            "jobs",
+            Value::Array(c.jobs.iter().map(JobConfig::to_value).collect()),
+        );
     }
     if let Some(d) = &c.display {
         let mut x = Out::default();

@@ -104,23 +104,44 @@ pub fn parse_task_config(doc: &[u8]) -> Result<TaskConfig, ConfigError> {
 }
 
 impl TaskConfig {
-    pub(crate) fn decode(v: &Value, ctx: Ctx, ptr: &str, field: &str) -> Result<TaskConfig, ConfigError> {
+    pub(crate) fn decode(
+        v: &Value,
+        ctx: Ctx,
+        ptr: &str,
+        field: &str,
+    ) -> Result<TaskConfig, ConfigError> {
         let mut f = Fields::new(v, ctx, ptr, "TaskConfig", field, "atc.TaskConfig")?;
         let platform = f.string("platform")?;
         let rootfs_uri = f.string("rootfs_uri")?;
         let image_resource = match f.raw("image_resource") {
             None => None,
-            Some(v) => Some(ImageResource::decode(&v, ctx, &f.child_ptr("image_resource"), &f.child_field("image_resource"))?),
+            Some(v) => Some(ImageResource::decode(
+                &v,
+                ctx,
+                &f.child_ptr("image_resource"),
+                &f.child_field("image_resource"),
+            )?),
         };
         let container_limits = match f.raw("container_limits") {
             None => None,
-            Some(v) => Some(ContainerLimits::decode(&v, ctx, &f.child_ptr("container_limits"))?),
+            Some(v) => Some(ContainerLimits::decode(
+                &v,
+                ctx,
+                &f.child_ptr("container_limits"),
+            )?),
         };
         let params = task_env(&mut f, "params")?;
         let run = match f.raw("run") {
             None => TaskRunConfig::default(),
             Some(v) => {
-                let mut r = Fields::new(&v, ctx, &f.child_ptr("run"), "TaskRunConfig", &f.child_field("run"), "atc.TaskRunConfig")?;
+                let mut r = Fields::new(
+                    &v,
+                    ctx,
+                    &f.child_ptr("run"),
+                    "TaskRunConfig",
+                    &f.child_field("run"),
+                    "atc.TaskRunConfig",
+                )?;
                 let run = TaskRunConfig {
                     path: r.string("path")?,
                     args: r.strings("args")?,
@@ -132,49 +153,88 @@ impl TaskConfig {
             }
         };
         let inputs_v = f.raw("inputs");
-        let inputs = list(inputs_v, &f, "inputs", "[]atc.TaskInputConfig", |item, p| {
-            let mut i = Fields::new(item, ctx, &p, "TaskInputConfig", "inputs", "atc.TaskInputConfig")?;
-            let input = TaskInputConfig {
-                name: i.string("name")?,
-                path: i.string("path")?,
-                optional: i.bool("optional")?,
-            };
-            i.finish()?;
-            Ok(input)
-        })?;
+        let inputs = list(
+            inputs_v,
+            &f,
+            "inputs",
+            "[]atc.TaskInputConfig",
+            |item, p| {
+                let mut i = Fields::new(
+                    item,
+                    ctx,
+                    &p,
+                    "TaskInputConfig",
+                    "inputs",
+                    "atc.TaskInputConfig",
+                )?;
+                let input = TaskInputConfig {
+                    name: i.string("name")?,
+                    path: i.string("path")?,
+                    optional: i.bool("optional")?,
+                };
+                i.finish()?;
+                Ok(input)
+            },
+        )?;
         let outputs_v = f.raw("outputs");
-        let outputs = list(outputs_v, &f, "outputs", "[]atc.TaskOutputConfig", |item, p| {
-            let mut o = Fields::new(item, ctx, &p, "TaskOutputConfig", "outputs", "atc.TaskOutputConfig")?;
-            let output = TaskOutputConfig {
-                name: o.string("name")?,
-                path: o.string("path")?,
-            };
-            o.finish()?;
-            Ok(output)
-        })?;
+        let outputs = list(
+            outputs_v,
+            &f,
+            "outputs",
+            "[]atc.TaskOutputConfig",
+            |item, p| {
+                let mut o = Fields::new(
+                    item,
+                    ctx,
+                    &p,
+                    "TaskOutputConfig",
+                    "outputs",
+                    "atc.TaskOutputConfig",
+                )?;
+                let output = TaskOutputConfig {
+                    name: o.string("name")?,
+                    path: o.string("path")?,
+                };
+                o.finish()?;
+                Ok(output)
+            },
+        )?;
         let caches_v = f.raw("caches");
-        let caches = list(caches_v, &f, "caches", "[]atc.TaskCacheConfig", |item, p| {
-            let mut c = Fields::new(item, ctx, &p, "TaskCacheConfig", "caches", "atc.TaskCacheConfig")?;
-            let cache = TaskCacheConfig {
-                path: c.string("path")?,
-                ttl: c.string("ttl")?,
-            };
-            c.finish()?;
-            if !cache.ttl.is_empty() {
-                let line = ctx.lines.line(&p);
-                let nanos = parse_go_duration(&cache.ttl).map_err(|e| ConfigError {
-                    message: format!("invalid cache ttl '{}': {}", cache.ttl, e),
-                    line,
-                })?;
-                if nanos < 1_000_000_000 {
-                    return Err(ConfigError {
-                        message: format!("cache ttl must be at least 1s, got '{}'", cache.ttl),
+        let caches = list(
+            caches_v,
+            &f,
+            "caches",
+            "[]atc.TaskCacheConfig",
+            |item, p| {
+                let mut c = Fields::new(
+                    item,
+                    ctx,
+                    &p,
+                    "TaskCacheConfig",
+                    "caches",
+                    "atc.TaskCacheConfig",
+                )?;
+                let cache = TaskCacheConfig {
+                    path: c.string("path")?,
+                    ttl: c.string("ttl")?,
+                };
+                c.finish()?;
+                if !cache.ttl.is_empty() {
+                    let line = ctx.lines.line(&p);
+                    let nanos = parse_go_duration(&cache.ttl).map_err(|e| ConfigError {
+                        message: format!("invalid cache ttl '{}': {}", cache.ttl, e),
                         line,
-                    });
+                    })?;
+                    if nanos < 1_000_000_000 {
+                        return Err(ConfigError {
+                            message: format!("cache ttl must be at least 1s, got '{}'", cache.ttl),
+                            line,
+                        });
+                    }
                 }
-            }
-            Ok(cache)
-        })?;
+                Ok(cache)
+            },
+        )?;
         let unknown_fields = f.unknown();
         Ok(TaskConfig {
             platform,
@@ -215,7 +275,8 @@ impl TaskConfig {
 
     pub fn to_value(&self) -> Value {
         let mut o = Out::default();
-        o.str("platform", &self.platform).str("rootfs_uri", &self.rootfs_uri);
+        o.str("platform", &self.platform)
+            .str("rootfs_uri", &self.rootfs_uri);
         if let Some(ir) = &self.image_resource {
             o.put("image_resource", ir.to_value());
         }
@@ -224,7 +285,11 @@ impl TaskConfig {
         }
         o.string_map("params", &self.params);
         let run = &self.run;
-        if !(run.path.is_empty() && run.args.is_empty() && run.dir.is_empty() && run.user.is_empty()) {
+        if !(run.path.is_empty()
+            && run.args.is_empty()
+            && run.dir.is_empty()
+            && run.user.is_empty())
+        {
             let mut r = Out::default();
             r.put("path", Value::String(run.path.clone()))
                 .strings("args", &run.args)
@@ -252,7 +317,8 @@ impl TaskConfig {
                 .iter()
                 .map(|i| {
                     let mut x = Out::default();
-                    x.put("name", Value::String(i.name.clone())).str("path", &i.path);
+                    x.put("name", Value::String(i.name.clone()))
+                        .str("path", &i.path);
                     x.value()
                 })
                 .collect();
@@ -275,7 +341,12 @@ impl TaskConfig {
 }
 
 impl ImageResource {
-    pub(crate) fn decode(v: &Value, ctx: Ctx, ptr: &str, field: &str) -> Result<ImageResource, ConfigError> {
+    pub(crate) fn decode(
+        v: &Value,
+        ctx: Ctx,
+        ptr: &str,
+        field: &str,
+    ) -> Result<ImageResource, ConfigError> {
         let mut f = Fields::new(v, ctx, ptr, "ImageResource", field, "atc.ImageResource")?;
         let ir = ImageResource {
             name: f.string("name")?,
@@ -309,7 +380,10 @@ pub(crate) fn source_value(s: &Option<Map<String, Value>>) -> Value {
 }
 
 /// An `atc.Version` (`map[string]string`); with coercion on, scalars become strings.
-pub(crate) fn version_map(f: &mut Fields, key: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+pub(crate) fn version_map(
+    f: &mut Fields,
+    key: &str,
+) -> Result<BTreeMap<String, String>, ConfigError> {
     f.string_map(key, "atc.Version")
 }
 
@@ -317,7 +391,10 @@ pub(crate) fn version_map(f: &mut Fields, key: &str) -> Result<BTreeMap<String, 
 pub(crate) fn task_env(f: &mut Fields, key: &str) -> Result<TaskEnv, ConfigError> {
     match f.raw(key) {
         None => Ok(TaskEnv::new()),
-        Some(Value::Object(m)) => Ok(m.iter().map(|(k, v)| (k.clone(), coerced_string(v))).collect()),
+        Some(Value::Object(m)) => Ok(m
+            .iter()
+            .map(|(k, v)| (k.clone(), coerced_string(v)))
+            .collect()),
         Some(other) => Err(f.err(key, &other, "atc.TaskEnv")),
     }
 }
@@ -362,11 +439,20 @@ pub(crate) fn go_json_number(n: &serde_json::Number) -> String {
 
 impl ContainerLimits {
     pub(crate) fn decode(v: &Value, ctx: Ctx, ptr: &str) -> Result<ContainerLimits, ConfigError> {
-        let mut f = Fields::new(v, ctx, ptr, "ContainerLimits", "container_limits", "atc.ContainerLimits")?;
+        let mut f = Fields::new(
+            v,
+            ctx,
+            ptr,
+            "ContainerLimits",
+            "container_limits",
+            "atc.ContainerLimits",
+        )?;
         let line = ctx.lines.line(ptr);
         let cpu = match f.raw("cpu") {
             None => None,
-            Some(Value::Number(n)) => Some(n.as_f64().map(|x| x.max(0.0) as u64).unwrap_or_default()),
+            Some(Value::Number(n)) => {
+                Some(n.as_f64().map(|x| x.max(0.0) as u64).unwrap_or_default())
+            }
             Some(_) => {
                 return Err(ConfigError {
                     message: "cpu limit must be an integer".into(),
@@ -376,8 +462,12 @@ impl ContainerLimits {
         };
         let memory = match f.raw("memory") {
             None => None,
-            Some(Value::Number(n)) => Some(n.as_f64().map(|x| x.max(0.0) as u64).unwrap_or_default()),
-            Some(Value::String(s)) => Some(parse_memory_limit(&s).map_err(|message| ConfigError { message, line })?),
+            Some(Value::Number(n)) => {
+                Some(n.as_f64().map(|x| x.max(0.0) as u64).unwrap_or_default())
+            }
+            Some(Value::String(s)) => {
+                Some(parse_memory_limit(&s).map_err(|message| ConfigError { message, line })?)
+            }
             Some(_) => Some(0),
         };
         f.finish()?;
@@ -441,12 +531,20 @@ mod tests {
         assert_eq!(parse_memory_limit("1GiB"), Ok(1 << 30));
         assert_eq!(parse_memory_limit("512"), Ok(512));
         assert_eq!(parse_memory_limit("2kb"), Ok(2048));
-        assert_eq!(parse_memory_limit("1TB").unwrap_err(), "could not parse container memory limit");
+        assert_eq!(
+            parse_memory_limit("1TB").unwrap_err(),
+            "could not parse container memory limit"
+        );
     }
 
     #[test]
     fn task_files_reject_unknown_fields_and_missing_platform() {
-        assert_eq!(parse_task_config(b"platform: linux\nfoo: 1\nbar: 2\n").unwrap_err().message, "unknown fields: [bar foo]");
+        assert_eq!(
+            parse_task_config(b"platform: linux\nfoo: 1\nbar: 2\n")
+                .unwrap_err()
+                .message,
+            "unknown fields: [bar foo]"
+        );
         assert_eq!(
             parse_task_config(b"run: {path: ls}\ninputs: [{path: x}]\noutputs: [{path: out}]\n").unwrap_err().message,
             "invalid task configuration:\nmissing 'platform'\n  input in position 0 is missing a name\n  output in position 0 is missing a name"
@@ -455,7 +553,10 @@ mod tests {
 
     #[test]
     fn task_params_are_coerced_to_strings() {
-        let c = parse_task_config(b"platform: linux\nparams: {A: 1, B: true, C: {x: 1}, D: ~, E: 1.5}\n").unwrap();
+        let c = parse_task_config(
+            b"platform: linux\nparams: {A: 1, B: true, C: {x: 1}, D: ~, E: 1.5}\n",
+        )
+        .unwrap();
         assert_eq!(c.params["A"], "1");
         assert_eq!(c.params["B"], "true");
         assert_eq!(c.params["C"], "{\"x\":1}");
@@ -465,7 +566,13 @@ mod tests {
 
     #[test]
     fn cache_ttl_must_be_at_least_a_second() {
-        let e = parse_task_config(b"platform: linux\ncaches: [{path: x, ttl: 10ms}]\n").unwrap_err();
-        assert!(e.message.ends_with("cache ttl must be at least 1s, got '10ms'"), "{}", e.message);
+        let e =
+            parse_task_config(b"platform: linux\ncaches: [{path: x, ttl: 10ms}]\n").unwrap_err();
+        assert!(
+            e.message
+                .ends_with("cache ttl must be at least 1s, got '10ms'"),
+            "{}",
+            e.message
+        );
     }
 }

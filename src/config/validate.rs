@@ -112,8 +112,14 @@ pub(crate) fn validate(c: &Config) -> Validation {
     add("groups", validate_groups(c));
     add("resources", validate_resources(c));
     let mut seen_types = HashMap::new();
-    add("resource types", validate_types(c, "resource_types", &mut seen_types));
-    add("prototypes", validate_types(c, "prototypes", &mut seen_types));
+    add(
+        "resource types",
+        validate_types(c, "resource_types", &mut seen_types),
+    );
+    add(
+        "prototypes",
+        validate_types(c, "prototypes", &mut seen_types),
+    );
     add("variable sources", validate_var_sources(c));
     add("jobs", validate_jobs(c));
     add("display config", validate_display(c));
@@ -150,7 +156,10 @@ fn validate_groups(c: &Config) -> Section {
         for job_glob in &group.jobs {
             let Ok(g) = Glob::compile(job_glob) else {
                 s.errors.push(with_line(
-                    format!("invalid glob expression '{}' for group '{}'", job_glob, group.name),
+                    format!(
+                        "invalid glob expression '{}' for group '{}'",
+                        job_glob, group.name
+                    ),
                     line,
                 ));
                 continue;
@@ -189,7 +198,8 @@ fn validate_groups(c: &Config) -> Section {
         for (name, is_grouped) in grouped {
             if !is_grouped {
                 let line = c.job(name).and_then(|j| j.line.0);
-                s.errors.push(with_line(format!("job '{name}' belongs to no group"), line));
+                s.errors
+                    .push(with_line(format!("job '{name}' belongs to no group"), line));
             }
         }
     }
@@ -205,15 +215,20 @@ fn validate_resources(c: &Config) -> Section {
         let ident = identifier("resources", i, &r.name);
         s.ident(&r.name, &ident, line);
         if let Some(other) = names.get(r.name.as_str()) {
-            s.errors.push(with_line(format!("{other} and {loc} have the same name ('{}')", r.name), line));
+            s.errors.push(with_line(
+                format!("{other} and {loc} have the same name ('{}')", r.name),
+                line,
+            ));
         } else if !r.name.is_empty() {
             names.insert(&r.name, loc);
         }
         if r.name.is_empty() {
-            s.errors.push(with_line(format!("{ident} has no name"), line));
+            s.errors
+                .push(with_line(format!("{ident} has no name"), line));
         }
         if r.type_.is_empty() {
-            s.errors.push(with_line(format!("{ident} has no type"), line));
+            s.errors
+                .push(with_line(format!("{ident} has no type"), line));
         }
     }
     let mut used = std::collections::HashSet::new();
@@ -230,7 +245,10 @@ fn validate_resources(c: &Config) -> Section {
     }
     for r in &c.resources {
         if !used.contains(&r.name) {
-            s.errors.push(with_line(format!("resource '{}' is not used", r.name), r.line.0));
+            s.errors.push(with_line(
+                format!("resource '{}' is not used", r.name),
+                r.line.0,
+            ));
         }
     }
     s
@@ -238,22 +256,31 @@ fn validate_resources(c: &Config) -> Section {
 
 fn validate_types(c: &Config, section: &str, seen: &mut HashMap<String, String>) -> Section {
     let mut s = Section::default();
-    let types = if section == "prototypes" { &c.prototypes } else { &c.resource_types };
+    let types = if section == "prototypes" {
+        &c.prototypes
+    } else {
+        &c.resource_types
+    };
     for (i, t) in types.iter().enumerate() {
         let line = t.line.0;
         let loc = format!("{section}[{i}]");
         let ident = identifier(section, i, &t.name);
         s.ident(&t.name, &ident, line);
         if let Some(other) = seen.get(&t.name) {
-            s.errors.push(with_line(format!("{other} and {loc} have the same name ('{}')", t.name), line));
+            s.errors.push(with_line(
+                format!("{other} and {loc} have the same name ('{}')", t.name),
+                line,
+            ));
         } else if !t.name.is_empty() {
             seen.insert(t.name.clone(), loc);
         }
         if t.name.is_empty() {
-            s.errors.push(with_line(format!("{ident} has no name"), line));
+            s.errors
+                .push(with_line(format!("{ident} has no name"), line));
         }
         if t.type_.is_empty() {
-            s.errors.push(with_line(format!("{ident} has no type"), line));
+            s.errors
+                .push(with_line(format!("{ident} has no type"), line));
         }
     }
     s
@@ -279,17 +306,29 @@ fn validate_var_sources(c: &Config) -> Section {
         let ident = identifier("var_sources", i, &vs.name);
         s.ident(&vs.name, &ident, line);
         if !CREDENTIAL_MANAGERS.contains(&vs.type_.as_str()) {
-            s.errors.push(with_line(format!("unknown credential manager type: {}", vs.type_), line));
+            s.errors.push(with_line(
+                format!("unknown credential manager type: {}", vs.type_),
+                line,
+            ));
             continue;
         }
-        if !matches!(vs.type_.as_str(), "vault" | "dummy" | "ssm" | "secretsmanager" | "idtoken") {
+        if !matches!(
+            vs.type_.as_str(),
+            "vault" | "dummy" | "ssm" | "secretsmanager" | "idtoken"
+        ) {
             s.errors.push(with_line(
-                format!("credential manager type {} is not supported in pipeline yet", vs.type_),
+                format!(
+                    "credential manager type {} is not supported in pipeline yet",
+                    vs.type_
+                ),
                 line,
             ));
         }
         if let Some(other) = names.get(vs.name.as_str()) {
-            s.errors.push(with_line(format!("{other} and {loc} have the same name ('{}')", vs.name), line));
+            s.errors.push(with_line(
+                format!("{other} and {loc} have the same name ('{}')", vs.name),
+                line,
+            ));
         }
         names.insert(&vs.name, loc);
         match credential_manager_check(&vs.type_, &vs.config) {
@@ -354,7 +393,11 @@ fn credential_manager_check(kind: &str, config: &Value) -> Result<(), CredsProbl
                     go_type_name(config)
                 )));
             };
-            let bad = |why: &str| Err(CredsProblem::Create(format!("invalid idtoken provider config: {why}")));
+            let bad = |why: &str| {
+                Err(CredsProblem::Create(format!(
+                    "invalid idtoken provider config: {why}"
+                )))
+            };
             for (k, v) in m {
                 match (k.as_str(), v) {
                     ("audience", Value::Array(items)) => {
@@ -395,11 +438,17 @@ fn credential_manager_check(kind: &str, config: &Value) -> Result<(), CredsProbl
                     return Err(CredsProblem::Invalid("URL must specify a host".into()));
                 }
             }
-            let has = |k: &str| m.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+            let has = |k: &str| {
+                m.get(k)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty())
+            };
             if has("client_token") || has("client_token_path") || has("auth_backend") {
                 Ok(())
             } else {
-                Err(CredsProblem::Invalid("must configure client token or auth backend".into()))
+                Err(CredsProblem::Invalid(
+                    "must configure client token or auth backend".into(),
+                ))
             }
         }
         _ => Ok(()),
@@ -463,7 +512,8 @@ pub fn order_var_sources(c: &Config) -> Result<Vec<String>, Vec<String>> {
 fn validate_jobs(c: &Config) -> Section {
     let mut s = Section::default();
     if c.jobs.is_empty() {
-        s.errors.push("jobs: pipeline must contain at least one job".into());
+        s.errors
+            .push("jobs: pipeline must contain at least one job".into());
         return s;
     }
     let mut names: HashMap<&str, String> = HashMap::new();
@@ -473,12 +523,16 @@ fn validate_jobs(c: &Config) -> Section {
         let ident = identifier("jobs", i, &job.name);
         s.ident(&job.name, &ident, line);
         if let Some(other) = names.get(job.name.as_str()) {
-            s.errors.push(with_line(format!("{other} and {loc} have the same name ('{}')", job.name), line));
+            s.errors.push(with_line(
+                format!("{other} and {loc} have the same name ('{}')", job.name),
+                line,
+            ));
         } else if !job.name.is_empty() {
             names.insert(&job.name, loc);
         }
         if job.name.is_empty() {
-            s.errors.push(with_line(format!("{ident} has no name"), line));
+            s.errors
+                .push(with_line(format!("{ident} has no name"), line));
         }
         validate_retention(job, &ident, &mut s);
         let mut validator = StepValidator::new(c, vec![ident.clone(), ".plan".into()], job.line);
@@ -494,7 +548,9 @@ fn validate_retention(job: &JobConfig, ident: &str, s: &mut Section) {
     if job.build_logs_to_retain != 0 {
         s.warnings.push(ConfigWarning {
             kind: "deprecated_field".into(),
-            message: format!("{ident}.build_logs_to_retain is deprecated. Use build_log_retention instead."),
+            message: format!(
+                "{ident}.build_logs_to_retain is deprecated. Use build_log_retention instead."
+            ),
         });
     }
     if job.build_log_retention.is_some() && job.build_logs_to_retain != 0 {
@@ -504,16 +560,28 @@ fn validate_retention(job: &JobConfig, ident: &str, s: &mut Section) {
         ));
     } else if job.build_logs_to_retain < 0 {
         s.errors.push(with_line(
-            format!("{ident} has negative build_logs_to_retain: {}", job.build_logs_to_retain),
+            format!(
+                "{ident} has negative build_logs_to_retain: {}",
+                job.build_logs_to_retain
+            ),
             line,
         ));
     }
     if let Some(r) = &job.build_log_retention {
         if r.builds < 0 {
-            s.errors.push(with_line(format!("{ident} has negative build_log_retention.builds: {}", r.builds), line));
+            s.errors.push(with_line(
+                format!(
+                    "{ident} has negative build_log_retention.builds: {}",
+                    r.builds
+                ),
+                line,
+            ));
         }
         if r.days < 0 {
-            s.errors.push(with_line(format!("{ident} has negative build_log_retention.days: {}", r.days), line));
+            s.errors.push(with_line(
+                format!("{ident} has negative build_log_retention.days: {}", r.days),
+                line,
+            ));
         }
         if r.minimum_succeeded_builds < 0 {
             s.errors.push(with_line(
@@ -542,7 +610,10 @@ fn validate_display(c: &Config) -> Section {
     let line = line_of(c, "/display");
     let image = &d.background_image;
     match go_url_scheme(image) {
-        Err(()) => s.errors.push(with_line(format!("background_image is not a valid URL: {image}"), line)),
+        Err(()) => s.errors.push(with_line(
+            format!("background_image is not a valid URL: {image}"),
+            line,
+        )),
         Ok(scheme) => match scheme.as_str() {
             "" | "http" | "https" => {}
             _ => s.errors.push(with_line(

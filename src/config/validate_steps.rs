@@ -116,7 +116,9 @@ impl<'a> StepValidator<'a> {
                     self.error("must specify one of `file:` or `config:`, not both");
                 }
                 if let Some(c) = &t.config {
-                    if (!c.rootfs_uri.is_empty() || c.image_resource.is_some()) && !t.image_artifact_name.is_empty() {
+                    if (!c.rootfs_uri.is_empty() || c.image_resource.is_some())
+                        && !t.image_artifact_name.is_empty()
+                    {
                         self.warnings.push(ConfigWarning {
                             kind: "pipeline".into(),
                             message: self.annotate("specifies image: on the step but also specifies an image under config: - the image: on the step takes precedence"),
@@ -126,7 +128,9 @@ impl<'a> StepValidator<'a> {
                 if t.hermetic {
                     self.warnings.push(ConfigWarning {
                         kind: "pipeline".into(),
-                        message: self.annotate("specifies `hermetic:` only works against worker containerd runtime"),
+                        message: self.annotate(
+                            "specifies `hermetic:` only works against worker containerd runtime",
+                        ),
                     });
                 }
                 if let Some(c) = &t.config {
@@ -170,7 +174,9 @@ impl<'a> StepValidator<'a> {
                         });
                         if !interacts {
                             let name = job.name.clone();
-                            self.error(&format!("job '{name}' does not interact with resource '{resource}'"));
+                            self.error(&format!(
+                                "job '{name}' does not interact with resource '{resource}'"
+                            ));
                         }
                     }
                     if !found_job {

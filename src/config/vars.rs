@@ -38,7 +38,9 @@ impl Reference {
             };
             let seg = seg.trim().replace('"', "");
             if seg.is_empty() {
-                return Err(VarsError::InvalidVar(format!("invalid var '{name}': empty field")));
+                return Err(VarsError::InvalidVar(format!(
+                    "invalid var '{name}': empty field"
+                )));
             }
             segments.push(seg);
             input = rest;
@@ -234,7 +236,11 @@ pub fn var_names(s: &str) -> Vec<String> {
     let mut i = 0;
     while let Some(off) = s[i..].find("((") {
         let start = i + off + 2;
-        let len: usize = s[start..].chars().take_while(|c| is_var_char(*c)).map(char::len_utf8).sum();
+        let len: usize = s[start..]
+            .chars()
+            .take_while(|c| is_var_char(*c))
+            .map(char::len_utf8)
+            .sum();
         if len > 0 && s[start + len..].starts_with("))") {
             names.push(s[start..start + len].to_string());
             i = start + len + 2;
@@ -263,7 +269,11 @@ pub struct Tracker {
 
 /// Interpolates every string and map key of `value`. With `expect_all_keys`, any var that
 /// does not resolve makes the whole call fail with `undefined vars: a, b`.
-pub fn interpolate(value: &Value, vars: &dyn Variables, expect_all_keys: bool) -> Result<Value, VarsError> {
+pub fn interpolate(
+    value: &Value,
+    vars: &dyn Variables,
+    expect_all_keys: bool,
+) -> Result<Value, VarsError> {
     interpolate_tracked(value, vars, expect_all_keys, &mut Tracker::default())
 }
 
@@ -276,12 +286,18 @@ pub fn interpolate_tracked(
 ) -> Result<Value, VarsError> {
     let out = walk(value, vars, tracker)?;
     if expect_all_keys && !tracker.missing.is_empty() {
-        return Err(VarsError::Undefined(tracker.missing.iter().cloned().collect()));
+        return Err(VarsError::Undefined(
+            tracker.missing.iter().cloned().collect(),
+        ));
     }
     Ok(out)
 }
 
-fn lookup(name: &str, vars: &dyn Variables, tracker: &mut Tracker) -> Result<Option<Value>, VarsError> {
+fn lookup(
+    name: &str,
+    vars: &dyn Variables,
+    tracker: &mut Tracker,
+) -> Result<Option<Value>, VarsError> {
     let r = Reference::parse(name)?;
     match vars.get(&r) {
         Ok(Some(v)) => {
@@ -320,13 +336,21 @@ fn walk(value: &Value, vars: &dyn Variables, tracker: &mut Tracker) -> Result<Va
             }
             Ok(Value::Object(out))
         }
-        Value::Array(a) => a.iter().map(|v| walk(v, vars, tracker)).collect::<Result<_, _>>().map(Value::Array),
+        Value::Array(a) => a
+            .iter()
+            .map(|v| walk(v, vars, tracker))
+            .collect::<Result<_, _>>()
+            .map(Value::Array),
         Value::String(s) => interpolate_string(s, vars, tracker),
         other => Ok(other.clone()),
     }
 }
 
-fn interpolate_string(s: &str, vars: &dyn Variables, tracker: &mut Tracker) -> Result<Value, VarsError> {
+fn interpolate_string(
+    s: &str,
+    vars: &dyn Variables,
+    tracker: &mut Tracker,
+) -> Result<Value, VarsError> {
     let mut text = s.to_string();
     for name in var_names(s) {
         if let Some(found) = lookup(&name, vars, tracker)? {
@@ -378,9 +402,11 @@ pub struct StaticVarsBuilder {
 }
 
 fn split_pair(flag: &str) -> Result<(Reference, &str), ConfigError> {
-    let (k, v) = flag
-        .split_once('=')
-        .ok_or_else(|| ConfigError::new(format!("invalid variable pair '{flag}' (must be name=value)")))?;
+    let (k, v) = flag.split_once('=').ok_or_else(|| {
+        ConfigError::new(format!(
+            "invalid variable pair '{flag}' (must be name=value)"
+        ))
+    })?;
     let r = Reference::parse(k).map_err(|e| ConfigError::new(e.to_string()))?;
     Ok((r, v))
 }
@@ -459,7 +485,9 @@ fn expand(pairs: &[(Reference, Value)]) -> Map<String, Value> {
 
 fn upsert(out: &mut Map<String, Value>, path: &str, fields: &[String], value: Value) {
     match out.get_mut(path) {
-        Some(Value::Object(node)) if !fields.is_empty() => upsert(node, &fields[0], &fields[1..], value),
+        Some(Value::Object(node)) if !fields.is_empty() => {
+            upsert(node, &fields[0], &fields[1..], value)
+        }
         _ => {
             out.insert(path.to_string(), construct(fields, value));
         }
@@ -500,7 +528,10 @@ mod tests {
         assert_eq!(r.path, "var:with.and_colon");
         assert_eq!(r.fields, vec!["some_key"]);
         assert_eq!(r.to_string(), "vs:\"var:with.and_colon\".some_key");
-        assert_eq!(Reference::parse("a..b").unwrap_err().to_string(), "invalid var 'a..b': empty field");
+        assert_eq!(
+            Reference::parse("a..b").unwrap_err().to_string(),
+            "invalid var 'a..b': empty field"
+        );
         assert_eq!(Reference::parse(".:x").unwrap().source, ".");
     }
 
@@ -508,30 +539,50 @@ mod tests {
     fn whole_string_vars_keep_their_type_and_spliced_ones_must_be_primitive() {
         let v = vars(json!({"n": 3, "m": {"k": "v"}, "s": "str", "f": 1.5}));
         assert_eq!(interpolate(&json!("((n))"), &v, true).unwrap(), json!(3));
-        assert_eq!(interpolate(&json!("((m.k))-((n))"), &v, true).unwrap(), json!("v-3"));
-        assert_eq!(interpolate(&json!({"((s))": "((m))"}), &v, true).unwrap(), json!({"str": {"k": "v"}}));
         assert_eq!(
-            interpolate(&json!("x-((m))"), &v, true).unwrap_err().to_string(),
+            interpolate(&json!("((m.k))-((n))"), &v, true).unwrap(),
+            json!("v-3")
+        );
+        assert_eq!(
+            interpolate(&json!({"((s))": "((m))"}), &v, true).unwrap(),
+            json!({"str": {"k": "v"}})
+        );
+        assert_eq!(
+            interpolate(&json!("x-((m))"), &v, true)
+                .unwrap_err()
+                .to_string(),
             "cannot interpolate non-primitive value (map[string]interface {}) from var: m"
         );
         assert_eq!(
-            interpolate(&json!(["((a))", "((b)) ((n))"]), &v, true).unwrap_err().to_string(),
+            interpolate(&json!(["((a))", "((b)) ((n))"]), &v, true)
+                .unwrap_err()
+                .to_string(),
             "undefined vars: a, b"
         );
-        assert_eq!(interpolate(&json!("((a))"), &v, false).unwrap(), json!("((a))"));
         assert_eq!(
-            interpolate(&json!("((m.x))"), &v, false).unwrap_err().to_string(),
+            interpolate(&json!("((a))"), &v, false).unwrap(),
+            json!("((a))")
+        );
+        assert_eq!(
+            interpolate(&json!("((m.x))"), &v, false)
+                .unwrap_err()
+                .to_string(),
             "missing field 'x' in var: m.x"
         );
         assert_eq!(
-            interpolate(&json!("((s.x))"), &v, false).unwrap_err().to_string(),
+            interpolate(&json!("((s.x))"), &v, false)
+                .unwrap_err()
+                .to_string(),
             "cannot access field 'x' of non-map value ('string') from var: s.x"
         );
     }
 
     #[test]
     fn var_names_follow_upstream_pattern() {
-        assert_eq!(var_names("a ((x)) (((y))) ((no space)) ((.:\"local.var\"))"), vec!["x", "y", ".:\"local.var\""]);
+        assert_eq!(
+            var_names("a ((x)) (((y))) ((no space)) ((.:\"local.var\"))"),
+            vec!["x", "y", ".:\"local.var\""]
+        );
     }
 
     #[test]
@@ -544,8 +595,14 @@ mod tests {
         b.yaml_var("f=[1, 2]").unwrap();
         b.instance_var("g=true").unwrap();
         let v = b.build();
-        assert_eq!(Value::Object(v.0), json!({"a": "flag", "b": "file2", "c": {"x": 1}, "d": {"e": "nested"}, "f": [1, 2], "g": true}));
-        assert_eq!(b.var("novalue").unwrap_err().message, "invalid variable pair 'novalue' (must be name=value)");
+        assert_eq!(
+            Value::Object(v.0),
+            json!({"a": "flag", "b": "file2", "c": {"x": 1}, "d": {"e": "nested"}, "f": [1, 2], "g": true})
+        );
+        assert_eq!(
+            b.var("novalue").unwrap_err().message,
+            "invalid variable pair 'novalue' (must be name=value)"
+        );
     }
 
     #[test]
@@ -553,8 +610,15 @@ mod tests {
         let mut b = StaticVars::builder();
         b.var("name=world").unwrap();
         b.yaml_var("flag=true").unwrap();
-        let out = render_template(b"a: hello-((name))\nb: ((flag))\nc: ((unknown))\n", &b.build()).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "a: hello-world\nb: true\nc: ((unknown))\n");
+        let out = render_template(
+            b"a: hello-((name))\nb: ((flag))\nc: ((unknown))\n",
+            &b.build(),
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a: hello-world\nb: true\nc: ((unknown))\n"
+        );
         let err = render_template(b"a: 1\na: 2\n", &StaticVars::default()).unwrap_err();
         assert_eq!(
             err.message,

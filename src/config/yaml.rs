@@ -62,7 +62,10 @@ struct Builder {
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
     root: Option<Node>,
-    error: Option<String>,
+    error: Option<(String, usize)>,
+    /// Nesting below `MAX_DEPTH` is not built (the document is refused), so that dropping
+    /// and converting the tree never recurses deeper than that.
+    too_deep: usize,
 }
 
 impl Builder {
@@ -84,6 +87,23 @@ impl Builder {
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let line = mark.line().max(1);
+        if self.too_deep > 0 {
+            match ev {
+                Event::SequenceStart(..) | Event::MappingStart(..) => self.too_deep += 1,
+                Event::SequenceEnd | Event::MappingEnd => self.too_deep -= 1,
+                _ => {}
+            }
+            return;
+        }
+        if matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..))
+            && self.stack.len() >= MAX_DEPTH
+        {
+            self.too_deep = 1;
+            if self.error.is_none() {
+                self.error = Some((format!("yaml: exceeded max depth of {MAX_DEPTH}"), line));
+            }
+            return;
+        }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 self.push_node(
@@ -116,7 +136,7 @@ impl MarkedEventReceiver for Builder {
                 Some(node) => self.push_node(node, 0),
                 None => {
                     if self.error.is_none() {
-                        self.error = Some(format!("yaml: unknown anchor referenced (line {line})"));
+                        self.error = Some(("yaml: unknown anchor referenced".to_string(), line));
                     }
                     self.push_node(
                         Node::Scalar {
@@ -136,19 +156,28 @@ impl MarkedEventReceiver for Builder {
 
 /// Parses the first YAML document of `doc` into a JSON value plus its line table.
 pub fn parse(doc: &[u8], dups: Duplicates) -> Result<(Value, LineMap), ConfigError> {
-    let text = std::str::from_utf8(doc).map_err(|e| ConfigError::new(format!("yaml: invalid UTF-8: {e}")))?;
+    let text = std::str::from_utf8(doc)
+        .map_err(|e| ConfigError::new(format!("yaml: invalid UTF-8: {e}")))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut builder, false).map_err(|e| {
-        let line = e.marker().line();
-        ConfigError {
-            message: format!("yaml: line {}: {}", line, e.info()),
-            line: Some(line),
+    // Events are pulled one by one rather than through `Parser::load`, which recurses per
+    // nesting level; only the first document is read (as go-yaml's `Unmarshal` does).
+    loop {
+        let (ev, mark) = parser.next_token().map_err(|e| {
+            let line = e.marker().line();
+            ConfigError {
+                message: format!("yaml: line {}: {}", line, e.info()),
+                line: Some(line),
+            }
+        })?;
+        match ev {
+            Event::StreamEnd | Event::DocumentEnd => break,
+            ev => builder.on_event(ev, mark),
         }
-    })?;
-    if let Some(e) = builder.error {
-        return Err(ConfigError::new(e));
+    }
+    if let Some((message, line)) = builder.error {
+        return Err(ConfigError::at(message, line));
     }
     let mut lines = LineMap::default();
     let value = match builder.root {
@@ -233,9 +262,14 @@ fn scalar_value(node: &Node) -> Result<Value, String> {
     }
 }
 
-const MAX_DEPTH: usize = 500;
+const MAX_DEPTH: usize = 200;
 
-fn convert(node: &Node, path: &mut String, lines: &mut LineMap, depth: usize) -> Result<Value, ConfigError> {
+fn convert(
+    node: &Node,
+    path: &mut String,
+    lines: &mut LineMap,
+    depth: usize,
+) -> Result<Value, ConfigError> {
     if depth > MAX_DEPTH {
         return Err(ConfigError::at("yaml: exceeded max depth", node.line()));
     }
@@ -277,8 +311,19 @@ fn convert(node: &Node, path: &mut String, lines: &mut LineMap, depth: usize) ->
 
 /// go-yaml v2 merges positionally: merged keys overwrite what came before the `<<` and are
 /// overwritten by what follows; in a list of maps, earlier maps win.
-fn merge(v: &Node, out: &mut Map<String, Value>, path: &mut String, lines: &mut LineMap, depth: usize) -> Result<(), ConfigError> {
-    let want_map = || ConfigError::at("yaml: map merge requires map or sequence of maps as the value", v.line());
+fn merge(
+    v: &Node,
+    out: &mut Map<String, Value>,
+    path: &mut String,
+    lines: &mut LineMap,
+    depth: usize,
+) -> Result<(), ConfigError> {
+    let want_map = || {
+        ConfigError::at(
+            "yaml: map merge requires map or sequence of maps as the value",
+            v.line(),
+        )
+    };
     match v {
         Node::Map { .. } => {
             if let Value::Object(m) = convert(v, path, lines, depth + 1)? {
@@ -306,7 +351,12 @@ pub fn escape_pointer(key: &str) -> String {
 }
 
 fn key_string(k: &Node) -> Result<String, ConfigError> {
-    let unsupported = || ConfigError::at("yaml: unsupported map key (only scalar keys are allowed)", k.line());
+    let unsupported = || {
+        ConfigError::at(
+            "yaml: unsupported map key (only scalar keys are allowed)",
+            k.line(),
+        )
+    };
     match k {
         Node::Scalar { .. } => match scalar_value(k).map_err(|m| ConfigError::at(m, k.line()))? {
             Value::String(s) => Ok(s),
@@ -369,17 +419,18 @@ fn parse_go_int(s: &str) -> Option<Value> {
     if body.is_empty() {
         return None;
     }
-    let (radix, digits) = if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-        (16, r)
-    } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
-        (8, r)
-    } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
-        (2, r)
-    } else if body.len() > 1 && body.starts_with('0') {
-        (8, &body[1..])
-    } else {
-        (10, body)
-    };
+    let (radix, digits) =
+        if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+            (16, r)
+        } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
+            (8, r)
+        } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
+            (2, r)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..])
+        } else {
+            (10, body)
+        };
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return None;
     }
@@ -462,7 +513,9 @@ mod tests {
 
     #[test]
     fn anchors_and_merge_keys_work() {
-        let v = p("base: &b {x: 1, z: 2}\nother:\n  <<: *b\n  z: 3\nlist:\n  <<: [{a: 1}, {a: 2, b: 2}]");
+        let v = p(
+            "base: &b {x: 1, z: 2}\nother:\n  <<: *b\n  z: 3\nlist:\n  <<: [{a: 1}, {a: 2, b: 2}]",
+        );
         assert_eq!(v["other"], json!({"x": 1, "z": 3}));
         assert_eq!(v["list"], json!({"a": 1, "b": 2}));
     }
@@ -479,7 +532,11 @@ mod tests {
 
     #[test]
     fn lines_are_recorded_per_pointer() {
-        let (_, lines) = parse(b"jobs:\n- name: a\n  plan:\n  - get: x\n", Duplicates::LastWins).unwrap();
+        let (_, lines) = parse(
+            b"jobs:\n- name: a\n  plan:\n  - get: x\n",
+            Duplicates::LastWins,
+        )
+        .unwrap();
         assert_eq!(lines.line("/jobs/0/plan/0"), Some(4));
         assert_eq!(lines.line("/jobs/0/name"), Some(2));
     }
