@@ -140,7 +140,8 @@ impl JobConfig {
             steps: self.plan.clone(),
             tags: vec![],
         });
-        let hooks: [(&Option<Box<Step>>, fn(HookStep) -> StepConfig); 5] = [
+        type Wrap = fn(HookStep) -> StepConfig;
+        let hooks: [(&Option<Box<Step>>, Wrap); 5] = [
             (&self.on_success, StepConfig::OnSuccess),
             (&self.on_failure, StepConfig::OnFailure),
             (&self.on_abort, StepConfig::OnAbort),

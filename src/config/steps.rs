@@ -252,13 +252,15 @@ impl Step {
         let mut remaining = match v {
             Value::Object(m) => m.clone(),
             Value::Null => Map::new(),
-            other => return Err(ConfigError {
-                message: format!(
+            other => {
+                return Err(ConfigError {
+                    message: format!(
                     "json: cannot unmarshal {} into Go value of type map[string]*json.RawMessage",
                     super::decode::json_type(other)
                 ),
-                line,
-            }),
+                    line,
+                })
+            }
         };
         let mut wrappers: Vec<StepConfig> = vec![];
         let mut core: Option<StepConfig> = None;
