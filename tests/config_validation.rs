@@ -259,8 +259,14 @@ fn unknown_fields_outside_steps_are_decode_errors() {
         parse_error("jobs:\n- name: a\n  serial: ((serial))\n"),
         format!("{prefix}json: cannot unmarshal string into Go struct field JobConfig.jobs.serial of type bool (line 3)")
     );
-    // Unknown top-level keys are dropped by the server but refused by `--strict`.
+    // Unknown top-level keys are dropped by the server but refused by `--strict`; fly's
+    // non-strict validate ignores unknown keys everywhere.
     assert!(parse_pipeline(b"anchors: {a: 1}\njobs: []\n").is_ok());
+    let lenient = concourse::config::parse_pipeline_with(
+        b"resources:\n- {name: r, type: mock, sorce: {}}\n",
+        concourse::config::ParseMode::Lenient,
+    );
+    assert_eq!(lenient.unwrap().resources[0].name, "r");
     assert_eq!(
         parse_pipeline_strict(b"anchors: {a: 1}\njobs: []\n")
             .unwrap_err()

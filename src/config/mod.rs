@@ -12,6 +12,7 @@ mod duration;
 mod emit;
 mod glob;
 mod model;
+mod step_parse;
 mod steps;
 mod task;
 mod validate;
@@ -114,28 +115,46 @@ pub struct Validation {
     pub errors: Vec<String>,
 }
 
-/// Parses a pipeline document (YAML or JSON) into the config model, as the server does:
-/// unknown top-level keys are dropped, a repeated key keeps its last value. Messages are
-/// upstream's (`error unmarshaling JSON: while decoding JSON: json: unknown field "x"`); the
-/// API adds its `malformed config: ` prefix.
+/// How strictly a pipeline document is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ParseMode {
+    /// The server's save (`atc.UnmarshalConfig`): unknown top-level keys are dropped, unknown
+    /// keys elsewhere (outside steps and task configs) are errors, a repeated key keeps its
+    /// last value.
+    #[default]
+    Server,
+    /// `fly validate-pipeline` without `--strict` (`yaml.Unmarshal`): unknown keys are
+    /// ignored everywhere.
+    Lenient,
+    /// `fly validate-pipeline --strict` (`yaml.UnmarshalStrict`): unknown keys anywhere,
+    /// top level included, and repeated keys are errors.
+    Strict,
+}
+
+/// Parses a pipeline document (YAML or JSON) into the config model, as the server does.
+/// Messages are upstream's (`error unmarshaling JSON: while decoding JSON: json: unknown
+/// field "x"`); the API adds its `malformed config: ` prefix.
 pub fn parse_pipeline(doc: &[u8]) -> Result<Config, ConfigError> {
-    parse_pipeline_with(doc, false)
+    parse_pipeline_with(doc, ParseMode::Server)
 }
 
-/// `fly validate-pipeline --strict`: also rejects unknown top-level keys and duplicate keys.
+/// `fly validate-pipeline --strict`: see [`ParseMode::Strict`].
 pub fn parse_pipeline_strict(doc: &[u8]) -> Result<Config, ConfigError> {
-    parse_pipeline_with(doc, true)
+    parse_pipeline_with(doc, ParseMode::Strict)
 }
 
-fn parse_pipeline_with(doc: &[u8], strict: bool) -> Result<Config, ConfigError> {
-    let dups = if strict {
+/// Parses a pipeline document in the given mode.
+pub fn parse_pipeline_with(doc: &[u8], mode: ParseMode) -> Result<Config, ConfigError> {
+    let dups = if mode == ParseMode::Strict {
         yaml::Duplicates::Reject
     } else {
         yaml::Duplicates::LastWins
     };
     let (value, lines) =
         yaml::parse(doc, dups).map_err(|e| e.prefixed("error converting YAML to JSON: "))?;
-    model::decode_config(&value, lines, strict, strict)
+    let strict_top_level = mode == ParseMode::Strict;
+    let strict = mode != ParseMode::Lenient;
+    model::decode_config(&value, lines, strict_top_level, strict)
         .map_err(|e| e.prefixed("error unmarshaling JSON: while decoding JSON: "))
 }
 

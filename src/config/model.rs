@@ -204,7 +204,7 @@ pub(crate) fn decode_config(
     let ctx = Ctx {
         lines: &lines,
         coerce: true,
-        strict: true,
+        strict,
     };
     let top = match v {
         Value::Object(m) => m.clone(),
@@ -330,7 +330,6 @@ pub(crate) fn decode_config(
         }
     };
     let user_data = f.raw("user_data");
-    let _ = strict;
     Ok(Config {
         jobs,
         resources,
