@@ -185,6 +185,7 @@ pub fn parse_yaml_value(doc: &[u8]) -> Result<Value, ConfigError> {
 }
 
 /// The `invalid_identifier` warning for a team or pipeline name, if it needs one.
-pub fn identifier_warning(_ctx: &str, _name: &str) -> Option<ConfigWarning> {
-    unimplemented!("config::identifier_warning")
+/// Empty names are refused before this is asked (they are errors, not warnings).
+pub fn identifier_warning(ctx: &str, name: &str) -> Option<ConfigWarning> {
+    validate_identifier(ctx, name).ok().flatten()
 }
