@@ -6,7 +6,7 @@ use crate::atc::auth::{AuthError, WEB_CLIENT_ID};
 use axum::extract::{Form, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{AppendHeaders, Html, IntoResponse, Response};
 use rand::RngCore;
 use std::collections::HashMap;
 
@@ -76,11 +76,11 @@ pub async fn login_submit(State(state): State<AppState>, Form(form): Form<HashMa
             let max_age = state.auth.duration().as_secs();
             (
                 StatusCode::FOUND,
-                [
+                [(header::LOCATION, format!("{redirect}{sep}csrf_token={csrf}"))],
+                AppendHeaders([
                     (header::SET_COOKIE, format!("skymarshal_auth=\"bearer {}\"; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax", issued.token)),
                     (header::SET_COOKIE, format!("skymarshal_csrf={csrf}; Path=/; Max-Age={max_age}; SameSite=Lax")),
-                    (header::LOCATION, format!("{redirect}{sep}csrf_token={csrf}")),
-                ],
+                ]),
             )
                 .into_response()
         }

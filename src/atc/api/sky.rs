@@ -7,7 +7,7 @@ use crate::proto::api::TokenResponse;
 use axum::extract::{Form, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::json;
@@ -80,11 +80,13 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, Form(form)
     }
 }
 
-fn clear_cookies() -> [(header::HeaderName, &'static str); 2] {
-    [
+/// Both cookies expire at once; `AppendHeaders` because an array of headers would
+/// replace the first `Set-Cookie` with the second.
+fn clear_cookies() -> AppendHeaders<[(header::HeaderName, &'static str); 2]> {
+    AppendHeaders([
         (header::SET_COOKIE, "skymarshal_auth=; Path=/; Max-Age=0; HttpOnly"),
         (header::SET_COOKIE, "skymarshal_csrf=; Path=/; Max-Age=0"),
-    ]
+    ])
 }
 
 /// Revokes the token in the `skymarshal_auth` cookie (fly sends it there on logout).
