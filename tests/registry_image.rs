@@ -5,7 +5,6 @@
 mod common;
 
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -125,30 +124,8 @@ fn image_tarball(dir: &Path) -> PathBuf {
     path
 }
 
-fn resource(action: &str, dir: Option<&Path>, req: &Value) -> Result<Value, String> {
-    let mut cmd = Command::new(common::bin());
-    cmd.args(["resource", "registry-image", action]);
-    if let Some(d) = dir {
-        cmd.arg(d);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(req.to_string().as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).expect("json"))
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+fn registry_image(action: &str, dir: Option<&Path>, req: &Value) -> Result<Value, String> {
+    common::resource("registry-image", action, dir, req)
 }
 
 #[test]
@@ -164,7 +141,7 @@ fn push_check_and_pull_an_image_through_a_real_registry() {
     let repo = format!("{}/test/busybox", reg.addr);
     let source = json!({"repository": repo, "insecure": true});
 
-    let pushed = resource(
+    let pushed = registry_image(
         "out",
         Some(&put_dir),
         &json!({"source": source, "params": {"image": "image.tar", "version": "1.0.0"}}),
@@ -177,16 +154,16 @@ fn push_check_and_pull_an_image_through_a_real_registry() {
     assert!(digest.starts_with("sha256:"));
     assert_eq!(pushed["version"]["tag"], "1.0.0");
 
-    let by_tag = resource(
+    let by_tag = registry_image(
         "check",
         None,
         &json!({"source": {"repository": repo, "insecure": true, "tag": "1.0.0"}}),
     )
     .expect("check");
     assert_eq!(by_tag, json!([{"tag": "1.0.0", "digest": digest}]));
-    let semver = resource("check", None, &json!({"source": source})).expect("check");
+    let semver = registry_image("check", None, &json!({"source": source})).expect("check");
     assert_eq!(semver, json!([{"tag": "1.0.0", "digest": digest}]));
-    let missing = resource(
+    let missing = registry_image(
         "check",
         None,
         &json!({"source": {"repository": repo, "insecure": true, "tag": "nope"}}),
@@ -196,7 +173,7 @@ fn push_check_and_pull_an_image_through_a_real_registry() {
 
     let get_dir = work.path().join("get");
     std::fs::create_dir(&get_dir).expect("mkdir");
-    let got = resource(
+    let got = registry_image(
         "in",
         Some(&get_dir),
         &json!({"source": source, "version": {"tag": "1.0.0", "digest": digest}}),
@@ -226,6 +203,6 @@ fn push_check_and_pull_an_image_through_a_real_registry() {
         Path::new("busybox")
     );
 
-    let err = resource("in", Some(&get_dir), &json!({"source": source, "version": {"tag": "x", "digest": "sha256:0000000000000000000000000000000000000000000000000000000000000000"}})).expect_err("unknown digest");
+    let err = registry_image("in", Some(&get_dir), &json!({"source": source, "version": {"tag": "x", "digest": "sha256:0000000000000000000000000000000000000000000000000000000000000000"}})).expect_err("unknown digest");
     assert!(err.contains("not found"), "{err}");
 }

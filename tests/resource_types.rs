@@ -4,35 +4,8 @@
 mod common;
 
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-
-fn resource(type_: &str, action: &str, dir: Option<&Path>, req: &Value) -> Result<Value, String> {
-    let mut cmd = Command::new(common::bin());
-    cmd.args(["resource", type_, action]);
-    if let Some(d) = dir {
-        cmd.arg(d);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(req.to_string().as_bytes())
-        .expect("write request");
-    let out = child.wait_with_output().expect("wait");
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).expect("stdout is JSON"))
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
+use std::process::Command;
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -86,13 +59,13 @@ fn git_check_in_out_against_real_repositories() {
     let uri = repo.to_str().expect("utf8");
 
     let src = json!({"uri": uri, "branch": "main"});
-    let latest = resource("git", "check", None, &json!({"source": src})).expect("check");
+    let latest = common::resource("git", "check", None, &json!({"source": src})).expect("check");
     assert_eq!(
         refs(&latest),
         vec![c3.clone()],
         "no version: newest non-skipped commit only"
     );
-    let from = resource(
+    let from = common::resource(
         "git",
         "check",
         None,
@@ -104,11 +77,11 @@ fn git_check_in_out_against_real_repositories() {
         vec![c1.clone(), c2.clone(), c3.clone()],
         "oldest first, from the given one"
     );
-    let paths = resource("git", "check", None, &json!({"source": {"uri": uri, "branch": "main", "paths": ["src/*"]}, "version": {"ref": c1}})).expect("check");
+    let paths = common::resource("git", "check", None, &json!({"source": {"uri": uri, "branch": "main", "paths": ["src/*"]}, "version": {"ref": c1}})).expect("check");
     assert_eq!(refs(&paths), vec![c1.clone(), c3.clone()]);
-    let ignore = resource("git", "check", None, &json!({"source": {"uri": uri, "branch": "main", "ignore_paths": ["docs"]}, "version": {"ref": c1}})).expect("check");
+    let ignore = common::resource("git", "check", None, &json!({"source": {"uri": uri, "branch": "main", "ignore_paths": ["docs"]}, "version": {"ref": c1}})).expect("check");
     assert_eq!(refs(&ignore), vec![c1.clone(), c3.clone()]);
-    let unknown = resource(
+    let unknown = common::resource(
         "git",
         "check",
         None,
@@ -120,7 +93,7 @@ fn git_check_in_out_against_real_repositories() {
         vec![c3.clone()],
         "an unknown ref behaves as no version"
     );
-    let err = resource(
+    let err = common::resource(
         "git",
         "check",
         None,
@@ -132,7 +105,7 @@ fn git_check_in_out_against_real_repositories() {
     git(&repo, &["tag", "v1.0.0", &c1]);
     git(&repo, &["tag", "v1.1.0", &c2]);
     git(&repo, &["tag", "other", &c3]);
-    let tags = resource(
+    let tags = common::resource(
         "git",
         "check",
         None,
@@ -144,7 +117,7 @@ fn git_check_in_out_against_real_repositories() {
 
     let dest = tmp.path().join("get");
     std::fs::create_dir(&dest).expect("mkdir");
-    let got = resource(
+    let got = common::resource(
         "git",
         "in",
         Some(&dest),
@@ -184,14 +157,14 @@ fn git_check_in_out_against_real_repositories() {
         &["clone", "-q", remote.to_str().expect("utf8"), "repo"],
     );
     let new = commit(&put_dir.join("repo"), "new.txt", "from a build");
-    let pushed = resource("git", "out", Some(&put_dir), &json!({"source": {"uri": remote.to_str(), "branch": "main"}, "params": {"repository": "repo"}})).expect("out");
+    let pushed = common::resource("git", "out", Some(&put_dir), &json!({"source": {"uri": remote.to_str(), "branch": "main"}, "params": {"repository": "repo"}})).expect("out");
     assert_eq!(pushed["version"]["ref"], new.as_str());
     assert_eq!(git(&remote, &["rev-parse", "refs/heads/main"]), new);
 }
 
 #[test]
 fn mock_and_time_speak_the_protocol_from_the_binary() {
-    let v = resource(
+    let v = common::resource(
         "mock",
         "check",
         None,
@@ -199,7 +172,7 @@ fn mock_and_time_speak_the_protocol_from_the_binary() {
     )
     .expect("check");
     assert_eq!(v, json!([{"version": "one"}]));
-    let err = resource(
+    let err = common::resource(
         "mock",
         "check",
         None,
@@ -207,7 +180,7 @@ fn mock_and_time_speak_the_protocol_from_the_binary() {
     )
     .expect_err("fails");
     assert!(err.contains("super broken"));
-    let v = resource(
+    let v = common::resource(
         "time",
         "check",
         None,
@@ -215,6 +188,6 @@ fn mock_and_time_speak_the_protocol_from_the_binary() {
     )
     .expect("check");
     assert_eq!(v.as_array().map(Vec::len), Some(1));
-    let err = resource("nope", "check", None, &json!({})).expect_err("unknown type");
+    let err = common::resource("nope", "check", None, &json!({})).expect_err("unknown type");
     assert!(err.contains("unknown base resource type 'nope'"));
 }

@@ -252,3 +252,37 @@ pub fn corpus_dir() -> PathBuf {
     );
     dir
 }
+
+/// Runs a base resource type like a worker does: `concourse resource TYPE ACTION [DIR]`,
+/// the request JSON on stdin; Ok(stdout JSON) or Err(stderr).
+pub fn resource(
+    type_: &str,
+    action: &str,
+    dir: Option<&Path>,
+    req: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    use std::io::Write;
+    let mut cmd = Command::new(bin());
+    cmd.args(["resource", type_, action]);
+    if let Some(d) = dir {
+        cmd.arg(d);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn resource");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(req.to_string().as_bytes())
+        .expect("write request");
+    let out = child.wait_with_output().expect("wait for resource");
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).expect("stdout is JSON"))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
