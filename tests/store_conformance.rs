@@ -89,6 +89,7 @@ conformance!(
     a_new_pipeline_starts_paused_unless_told_otherwise,
     new_pipelines_are_ordered_last_in_their_team,
     a_stale_config_version_is_refused_and_changes_nothing,
+    concurrent_saves_of_one_version_let_exactly_one_through,
     config_versions_come_from_one_global_sequence,
     renaming_jobs_and_resources_by_old_name_keeps_their_ids,
     jobs_and_resources_missing_from_a_config_become_inactive,
@@ -471,6 +472,34 @@ async fn a_stale_config_version_is_refused_and_changes_nothing(h: &Harness) {
         .map(|j| j.name)
         .collect();
     assert_eq!(jobs, vec!["a"]);
+}
+
+async fn concurrent_saves_of_one_version_let_exactly_one_through(h: &Harness) {
+    let store = &h.store;
+    let team = team(store, "main").await;
+    let first = save(store, &config_save(team.id, "p", vec![job("a")], vec![])).await;
+    let other_node = h.reopen().await;
+    let saves = (0..6).map(|i| {
+        let store = if i % 2 == 0 {
+            store.clone()
+        } else {
+            other_node.clone()
+        };
+        let mut next = config_save(team.id, "p", vec![job(&format!("j{i}"))], vec![]);
+        next.expected_version = first.pipeline.config_version;
+        tokio::spawn(async move { store.save_pipeline(&next).await })
+    });
+    let results = futures::future::join_all(saves).await;
+    let mut saved = 0;
+    for result in results {
+        match result.expect("save task") {
+            Ok(_) => saved += 1,
+            Err(StoreError::ConfigVersionConflict) => {}
+            Err(e) => panic!("unexpected error: {e:?}"),
+        }
+    }
+    assert_eq!(saved, 1, "exactly one save of a version wins");
+    assert_eq!(store.jobs(first.pipeline.id).await.unwrap().len(), 1);
 }
 
 async fn config_versions_come_from_one_global_sequence(h: &Harness) {
@@ -1349,7 +1378,16 @@ async fn the_embedded_schema_mirrors_schema_sql_table_for_table() {
             .await
             .expect("opening the embedded store"),
     );
+    drop(open_embedded(&path).await.expect("opening it again"));
     let conn = rusqlite::Connection::open(&path).unwrap();
+    let versions: Vec<i64> = conn
+        .prepare("SELECT version FROM schema_migrations ORDER BY version")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(versions, vec![1], "each migration is recorded once");
     let mut tables: Vec<(String, Vec<String>)> = Vec::new();
     let names: Vec<String> = conn
         .prepare(
@@ -1496,4 +1534,61 @@ async fn migrating_an_empty_postgres_schema_yields_schema_sql() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(versions, vec![1], "each migration is recorded once");
+}
+
+// --- connecting ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_failed_postgres_connection_names_the_address() {
+    let config = PostgresConfig {
+        host: "127.0.0.1".into(),
+        port: 1,
+        user: "postgres".into(),
+        database: "atc".into(),
+        sslmode: "disable".into(),
+        ..PostgresConfig::default()
+    };
+    let err = connect_postgres(&config)
+        .await
+        .err()
+        .expect("nothing listens on port 1");
+    assert!(
+        format!("{err:#}").contains("postgres at 127.0.0.1:1/atc"),
+        "{err:#}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_tls_modes_are_refused_clearly() {
+    let config = PostgresConfig {
+        host: "db.example".into(),
+        port: 5432,
+        database: "atc".into(),
+        sslmode: "verify-full".into(),
+        ..PostgresConfig::default()
+    };
+    let err = connect_postgres(&config)
+        .await
+        .err()
+        .expect("TLS is not supported yet");
+    assert_eq!(
+        format!("{err:#}"),
+        "postgres at db.example:5432/atc: sslmode \"verify-full\" is not supported yet (TLS to \
+         PostgreSQL is not implemented); use --postgres-sslmode=disable"
+    );
+}
+
+#[tokio::test]
+async fn the_embedded_store_opens_a_directory_as_its_default_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_embedded(dir.path())
+        .await
+        .expect("opening a directory");
+    team(&store, "main").await;
+    drop(store);
+    assert!(dir.path().join("concourse.db").exists());
+    let reopened = open_embedded(&dir.path().join("concourse.db"))
+        .await
+        .unwrap();
+    assert!(reopened.team("main").await.unwrap().is_some());
 }
