@@ -22,6 +22,7 @@ pub async fn teams_are_created_renamed_and_destroyed(h: &Harness) {
     assert!(again.admin, "admin stays as created");
 
     team(store, "other").await;
+    team(store, "Zebra").await;
     let all: Vec<String> = store
         .teams()
         .await
@@ -29,7 +30,7 @@ pub async fn teams_are_created_renamed_and_destroyed(h: &Harness) {
         .into_iter()
         .map(|t| t.name)
         .collect();
-    assert_eq!(all, vec!["main", "other"]);
+    assert_eq!(all, vec!["Zebra", "main", "other"], "byte order");
 
     assert!(store.rename_team("other", "renamed").await.unwrap());
     assert!(!store.rename_team("missing", "x").await.unwrap());

@@ -11,6 +11,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
+/// Names are listed in byte order (`COLLATE "C"`) whatever the database's collation, so
+/// both stores list alike (SQLite compares text bytewise).
 pub(crate) struct PgStore {
     pool: Pool,
 }
@@ -320,7 +322,10 @@ impl Store for PgStore {
     async fn teams(&self) -> Result<Vec<TeamRow>> {
         let client = self.pool.get().await?;
         let rows = client
-            .query("SELECT id, name, admin, auth FROM teams ORDER BY name", &[])
+            .query(
+                "SELECT id, name, admin, auth FROM teams ORDER BY name COLLATE \"C\"",
+                &[],
+            )
             .await?;
         rows.iter().map(team_row).collect()
     }
@@ -636,7 +641,7 @@ impl Store for PgStore {
     async fn workers(&self) -> Result<Vec<WorkerRow>> {
         let client = self.pool.get().await?;
         let rows = client
-            .query(&format!("{WORKER_SELECT} ORDER BY name"), &[])
+            .query(&format!("{WORKER_SELECT} ORDER BY name COLLATE \"C\""), &[])
             .await?;
         rows.iter().map(worker_row).collect()
     }
