@@ -8,6 +8,7 @@ use super::sql::{RESOURCE_SELECT, USER_SELECT, WORKER_SELECT};
 use super::*;
 use anyhow::Context as _;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
@@ -88,7 +89,7 @@ pub(crate) fn driver_config(config: &PostgresConfig) -> anyhow::Result<tokio_pos
         .dbname(&config.database)
         .ssl_mode(tokio_postgres::config::SslMode::Disable)
         .application_name("concourse")
-        .connect_timeout(std::time::Duration::from_secs(10));
+        .connect_timeout(Duration::from_secs(10));
     if !config.password.is_empty() {
         pg.password(&config.password);
     }
@@ -118,6 +119,12 @@ impl PgStore {
         );
         let pool = Pool::builder(manager)
             .max_size(16)
+            // Bounded waits: with the database gone, callers get an error (a 503 at the
+            // API) instead of hanging.
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .recycle_timeout(Some(Duration::from_secs(10)))
             .build()
             .with_context(|| format!("creating the connection pool for postgres at {addr}"))?;
         let store = PgStore { pool };
