@@ -118,6 +118,8 @@ conformance!(
     builds_are_paged_newest_first_with_inclusive_bounds,
     builds_are_paged_by_start_time_with_timestamps,
     an_inverted_page_range_is_invalid,
+    reruns_are_named_after_their_original_and_listed_next_to_it,
+    builds_are_found_by_job_and_name_and_take_comments,
     starting_and_finishing_a_build_updates_its_job,
     pausing_a_job_is_recorded,
     events_are_appended_in_batches_with_consecutive_ids,

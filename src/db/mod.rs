@@ -126,6 +126,8 @@ pub trait Store: Send + Sync + 'static {
     async fn set_job_paused(&self, job_id: i64, paused: bool, by: &str, at: i64) -> Result<()>;
     /// Active resources of a pipeline in config order.
     async fn resources(&self, pipeline_id: i64) -> Result<Vec<ResourceRow>>;
+    /// An active resource by name.
+    async fn resource(&self, pipeline_id: i64, name: &str) -> Result<Option<ResourceRow>>;
 
     // --- builds and their events ---------------------------------------------------------------
     /// Creates a pending build named as [`NewBuild`] says (a job build takes its job's
@@ -133,6 +135,15 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::NotFound`] for an unknown job, team or pipeline.
     async fn create_build(&self, new: &NewBuild) -> Result<BuildRow>;
     async fn build(&self, id: i64) -> Result<Option<BuildRow>>;
+    /// A job's build by name (`"3"`, or `"3.1"` for a rerun).
+    async fn job_build(&self, job_id: i64, name: &str) -> Result<Option<BuildRow>>;
+    /// Creates a pending rerun of a job build: named `<original>.<n>` with the next rerun
+    /// number of the original (a rerun of a rerun reruns the original), listed next to it.
+    /// [`StoreError::NotFound`] for an unknown build, [`StoreError::Invalid`] for a build of
+    /// no job.
+    async fn rerun_build(&self, build_id: i64, created_by: &str, at: i64) -> Result<BuildRow>;
+    /// Sets the build's comment. [`StoreError::NotFound`] for an unknown build.
+    async fn set_build_comment(&self, build_id: i64, comment: &str) -> Result<()>;
     /// Latest builds of a job, newest first (`COALESCE(rerun_of, id) DESC, id DESC`).
     /// Shorthand for [`Store::builds_page`] without the neighbouring pages.
     async fn job_builds(&self, job_id: i64, page: &Page) -> Result<Vec<BuildRow>> {

@@ -412,3 +412,101 @@ pub async fn migrating_twice_is_a_no_op_and_data_survives_reopening(h: &Harness)
     again.expected_version = pipeline.config_version;
     assert!(save(&reopened, &again).await.pipeline.config_version > pipeline.config_version);
 }
+
+pub async fn reruns_are_named_after_their_original_and_listed_next_to_it(h: &Harness) {
+    let store = &h.store;
+    let (team, pipeline, job) = pipeline_with_job(store).await;
+    let one = job_build(store, &team, &job).await;
+    let two = job_build(store, &team, &job).await;
+    store
+        .finish_build(one.id, BuildStatus::Failed, 10)
+        .await
+        .unwrap();
+
+    let rerun = store.rerun_build(one.id, "bob", 20).await.unwrap();
+    assert_eq!(rerun.name, "1.1");
+    assert_eq!((rerun.rerun_of, rerun.rerun_number), (Some(one.id), 1));
+    assert_eq!(
+        (rerun.status, rerun.created_by.as_str()),
+        (BuildStatus::Pending, "bob")
+    );
+    assert_eq!(rerun.job_name, "j");
+    let again = store.rerun_build(rerun.id, "", 30).await.unwrap();
+    assert_eq!(again.name, "1.2", "a rerun of a rerun reruns the original");
+    assert_eq!(again.rerun_of, Some(one.id));
+
+    // Newest first, reruns grouped under their original.
+    let listed = store.job_builds(job.id, &Page::default()).await.unwrap();
+    assert_eq!(ids(&listed), vec![two.id, again.id, rerun.id, one.id]);
+    assert_eq!(
+        store
+            .job(pipeline.id, "j")
+            .await
+            .unwrap()
+            .unwrap()
+            .next_build_id,
+        Some(two.id),
+        "the next build is the oldest unfinished one"
+    );
+    let one_off = store
+        .create_build(&NewBuild {
+            team_id: team.id,
+            at: 1,
+            ..NewBuild::default()
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.rerun_build(one_off.id, "", 1).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.rerun_build(999_999, "", 1).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn builds_are_found_by_job_and_name_and_take_comments(h: &Harness) {
+    let store = &h.store;
+    let (team, pipeline, job) = pipeline_with_job(store).await;
+    let one = job_build(store, &team, &job).await;
+    let rerun = store.rerun_build(one.id, "", 1).await.unwrap();
+    assert_eq!(
+        store.job_build(job.id, "1").await.unwrap().map(|b| b.id),
+        Some(one.id)
+    );
+    assert_eq!(
+        store.job_build(job.id, "1.1").await.unwrap().map(|b| b.id),
+        Some(rerun.id)
+    );
+    assert!(store.job_build(job.id, "2").await.unwrap().is_none());
+
+    store
+        .set_build_comment(one.id, "flaky network")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.build(one.id).await.unwrap().unwrap().comment,
+        "flaky network"
+    );
+    assert!(matches!(
+        store.set_build_comment(999_999, "x").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let resource = store
+        .resource(pipeline.id, "r")
+        .await
+        .unwrap()
+        .expect("resource r");
+    assert_eq!(
+        (resource.name.as_str(), resource.type_.as_str()),
+        ("r", "git")
+    );
+    assert_eq!(resource.config["source"]["uri"], "r");
+    assert!(store
+        .resource(pipeline.id, "missing")
+        .await
+        .unwrap()
+        .is_none());
+}

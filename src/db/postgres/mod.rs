@@ -570,6 +570,43 @@ impl Store for PgStore {
         rows.iter().map(resource_row).collect()
     }
 
+    async fn resource(&self, pipeline_id: i64, name: &str) -> Result<Option<ResourceRow>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!("{RESOURCE_SELECT} WHERE r.pipeline_id = $1 AND r.name = $2 AND r.active"),
+                &[&pipeline_id, &name],
+            )
+            .await?;
+        row.as_ref().map(resource_row).transpose()
+    }
+
+    async fn job_build(&self, job_id: i64, name: &str) -> Result<Option<BuildRow>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!("{} WHERE b.job_id = $1 AND b.name = $2", sql::BUILD_SELECT),
+                &[&job_id, &name],
+            )
+            .await?;
+        row.as_ref().map(build_row).transpose()
+    }
+
+    async fn rerun_build(&self, build_id: i64, created_by: &str, at: i64) -> Result<BuildRow> {
+        self.rerun_build_tx(build_id, created_by, at).await
+    }
+
+    async fn set_build_comment(&self, build_id: i64, comment: &str) -> Result<()> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "UPDATE builds SET comment = $2 WHERE id = $1",
+                &[&build_id, &comment],
+            )
+            .await?;
+        found(n, || format!("build {build_id}"))
+    }
+
     async fn create_build(&self, new: &NewBuild) -> Result<BuildRow> {
         self.create_build_tx(new).await
     }
