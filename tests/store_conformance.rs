@@ -119,6 +119,7 @@ conformance!(
     builds_are_paged_by_start_time_with_timestamps,
     an_inverted_page_range_is_invalid,
     reruns_are_named_after_their_original_and_listed_next_to_it,
+    concurrent_triggers_get_distinct_build_numbers,
     builds_are_found_by_job_and_name_and_take_comments,
     starting_and_finishing_a_build_updates_its_job,
     pausing_a_job_is_recorded,

@@ -510,3 +510,33 @@ pub async fn builds_are_found_by_job_and_name_and_take_comments(h: &Harness) {
         .unwrap()
         .is_none());
 }
+
+pub async fn concurrent_triggers_get_distinct_build_numbers(h: &Harness) {
+    let store = &h.store;
+    let (team, _pipeline, job) = pipeline_with_job(store).await;
+    let other_node = h.reopen().await;
+    let creates = (0..10).map(|i| {
+        let store = if i % 2 == 0 {
+            store.clone()
+        } else {
+            other_node.clone()
+        };
+        let new = NewBuild {
+            team_id: team.id,
+            job_id: Some(job.id),
+            at: i,
+            ..NewBuild::default()
+        };
+        tokio::spawn(async move { store.create_build(&new).await })
+    });
+    let mut names: Vec<i64> = futures::future::join_all(creates)
+        .await
+        .into_iter()
+        .map(|r| {
+            let build = r.expect("create task").expect("creating a build");
+            build.name.parse::<i64>().expect("numeric name")
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, (1..=10).collect::<Vec<_>>());
+}
