@@ -3,7 +3,12 @@
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "fly", disable_version_flag = true, about = "The Concourse CLI", max_term_width = 100)]
+#[command(
+    name = "fly",
+    disable_version_flag = true,
+    about = "The Concourse CLI",
+    max_term_width = 100
+)]
 pub struct FlyArgs {
     /// Concourse target name
     #[arg(short = 't', long, global = true, value_name = "NAME")]

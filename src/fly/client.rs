@@ -20,7 +20,11 @@ pub enum FlyError {
     #[error("{0}")]
     NotFound(String),
     #[error("Unexpected Response\nStatus: {status}\nBody:\n{body}")]
-    Unexpected { status: String, code: u16, body: String },
+    Unexpected {
+        status: String,
+        code: u16,
+        body: String,
+    },
     #[error("{0}")]
     Network(String),
     #[error("{0}")]
@@ -43,14 +47,19 @@ impl FlyError {
 
 /// Whether an anyhow error is our 404.
 pub fn is_not_found(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<FlyError>().is_some_and(FlyError::is_not_found)
+    err.downcast_ref::<FlyError>()
+        .is_some_and(FlyError::is_not_found)
 }
 
 pub fn fail(msg: impl Into<String>) -> anyhow::Error {
     FlyError::Fail(msg.into()).into()
 }
 
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Percent-encodes one path segment.
 pub fn seg(s: &str) -> String {
@@ -85,23 +94,41 @@ impl Client {
             b = b.danger_accept_invalid_certs(true);
         }
         if !props.ca_cert.is_empty() {
-            for cert in reqwest::Certificate::from_pem_bundle(props.ca_cert.as_bytes()).context("invalid CA certificate")? {
+            for cert in reqwest::Certificate::from_pem_bundle(props.ca_cert.as_bytes())
+                .context("invalid CA certificate")?
+            {
                 b = b.add_root_certificate(cert);
             }
         }
         if !props.client_cert_path.is_empty() && !props.client_key_path.is_empty() {
-            let mut pem = std::fs::read(&props.client_cert_path).with_context(|| format!("could not read {}", props.client_cert_path))?;
-            pem.extend(std::fs::read(&props.client_key_path).with_context(|| format!("could not read {}", props.client_key_path))?);
-            b = b.identity(reqwest::Identity::from_pem(&pem).context("invalid client certificate")?);
+            let mut pem = std::fs::read(&props.client_cert_path)
+                .with_context(|| format!("could not read {}", props.client_cert_path))?;
+            pem.extend(
+                std::fs::read(&props.client_key_path)
+                    .with_context(|| format!("could not read {}", props.client_key_path))?,
+            );
+            b = b
+                .identity(reqwest::Identity::from_pem(&pem).context("invalid client certificate")?);
         }
-        Ok(Client { http: b.build()?, url: url.trim_end_matches('/').to_string(), token: props.bearer().cloned(), verbose })
+        Ok(Client {
+            http: b.build()?,
+            url: url.trim_end_matches('/').to_string(),
+            token: props.token.clone(),
+            verbose,
+        })
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let mut rb = self.http.request(method, format!("{}{path}", self.url));
+        // A logged-out target keeps an empty token, and upstream still sends it (as
+        // `Bearer `), so the server answers 401 rather than serving it anonymously.
         if let Some(t) = &self.token {
             // Upstream's client normalises the saved type to `Bearer`.
-            let kind = if t.kind.eq_ignore_ascii_case("bearer") || t.kind.is_empty() { "Bearer" } else { t.kind.as_str() };
+            let kind = if t.kind.eq_ignore_ascii_case("bearer") || t.kind.is_empty() {
+                "Bearer"
+            } else {
+                t.kind.as_str()
+            };
             rb = rb.header("Authorization", format!("{kind} {}", t.value));
         }
         rb
@@ -121,7 +148,11 @@ impl Client {
         if self.verbose {
             dump_request(&req);
         }
-        let resp = self.http.execute(req).await.map_err(|e| FlyError::Network(error_chain(&e)))?;
+        let resp = self
+            .http
+            .execute(req)
+            .await
+            .map_err(|e| FlyError::Network(error_chain(&e)))?;
         Ok(resp)
     }
 
@@ -130,7 +161,11 @@ impl Client {
         let resp = self.execute(rb).await?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| FlyError::Network(error_chain(&e)))?.to_vec();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| FlyError::Network(error_chain(&e)))?
+            .to_vec();
         if self.verbose {
             eprintln!("HTTP/1.1 {status}");
             for (k, v) in &headers {
@@ -139,13 +174,24 @@ impl Client {
             eprintln!("\n{}\n", String::from_utf8_lossy(&body));
         }
         check_status(status, &body)?;
-        if let Some(w) = headers.get("X-Concourse-Policy-Check-Warning").and_then(|v| v.to_str().ok()) {
+        if let Some(w) = headers
+            .get("X-Concourse-Policy-Check-Warning")
+            .and_then(|v| v.to_str().ok())
+        {
             show_policy_warning(w);
         }
-        Ok(Resp { status, headers, body })
+        Ok(Resp {
+            status,
+            headers,
+            body,
+        })
     }
 
-    pub async fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(String, String)]) -> Result<T> {
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+    ) -> Result<T> {
         let resp = self.send(self.get(path).query(query)).await?;
         resp.json()
     }
@@ -160,7 +206,14 @@ fn show_policy_warning(w: &str) {
     for part in w.split(" * ") {
         eprintln!("{}", ui::paint(part, ui::YELLOW, tty));
     }
-    eprintln!("{}", ui::paint("policy check is in soft-enforcement mode; the action was allowed", ui::YELLOW, tty));
+    eprintln!(
+        "{}",
+        ui::paint(
+            "policy check is in soft-enforcement mode; the action was allowed",
+            ui::YELLOW,
+            tty
+        )
+    );
 }
 
 fn dump_request(req: &reqwest::Request) {
@@ -194,7 +247,9 @@ pub fn check_status(status: StatusCode, body: &[u8]) -> Result<(), FlyError> {
     match status.as_u16() {
         200..=299 => Ok(()),
         401 => Err(FlyError::Unauthorized),
-        403 => Err(FlyError::Forbidden(String::from_utf8_lossy(body).trim_end().to_string())),
+        403 => Err(FlyError::Forbidden(
+            String::from_utf8_lossy(body).trim_end().to_string(),
+        )),
         404 => {
             let details: Vec<String> = serde_json::from_slice::<serde_json::Value>(body)
                 .ok()
@@ -203,10 +258,16 @@ pub fn check_status(status: StatusCode, body: &[u8]) -> Result<(), FlyError> {
                 .iter()
                 .filter_map(|e| e.get("detail").and_then(|d| d.as_str()).map(String::from))
                 .collect();
-            Err(FlyError::NotFound(if details.is_empty() { "resource not found".into() } else { details.join(" ") }))
+            Err(FlyError::NotFound(if details.is_empty() {
+                "resource not found".into()
+            } else {
+                details.join(" ")
+            }))
         }
         code => Err(FlyError::Unexpected {
-            status: format!("{} {}", code, status.canonical_reason().unwrap_or("")).trim_end().to_string(),
+            status: format!("{} {}", code, status.canonical_reason().unwrap_or(""))
+                .trim_end()
+                .to_string(),
             code,
             body: String::from_utf8_lossy(body).into_owned(),
         }),
@@ -215,7 +276,10 @@ pub fn check_status(status: StatusCode, body: &[u8]) -> Result<(), FlyError> {
 
 /// fly's own version: `FAKE_FLY_VERSION` if set, else the API version we speak.
 pub fn fly_version() -> String {
-    std::env::var("FAKE_FLY_VERSION").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| api::API_VERSION.to_string())
+    std::env::var("FAKE_FLY_VERSION")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| api::API_VERSION.to_string())
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -232,11 +296,16 @@ fn parse_semver(v: &str) -> Option<(u64, u64, u64)> {
     if parts.len() != 3 {
         return None;
     }
-    Some((parts[0].parse().ok()?, parts[1].parse().ok()?, parts[2].parse().ok()?))
+    Some((
+        parts[0].parse().ok()?,
+        parts[1].parse().ok()?,
+        parts[2].parse().ok()?,
+    ))
 }
 
 fn is_dev(v: &str) -> bool {
-    v.split_once(['-', '+']).is_some_and(|(_, rest)| rest.split(['.', '-', '+']).any(|p| p == "dev"))
+    v.split_once(['-', '+'])
+        .is_some_and(|(_, rest)| rest.split(['.', '-', '+']).any(|p| p == "dev"))
 }
 
 /// Spec §3: equal versions or a dev fly pass; patch drift warns; major/minor drift aborts.
@@ -273,7 +342,11 @@ impl Target {
         let rc = Flyrc::load()?;
         let props = rc.target(name)?.clone();
         let client = Client::new(&props.api, &props, verbose)?;
-        Ok(Target { name: name.to_string(), props, client })
+        Ok(Target {
+            name: name.to_string(),
+            props,
+            client,
+        })
     }
 
     pub fn team(&self) -> &str {
@@ -306,8 +379,14 @@ impl Target {
     /// `--team NAME` checks the team exists and the user has a role on it; default is the
     /// target's team.
     pub async fn resolve_team(&self, team: Option<&str>) -> Result<String> {
-        let Some(team) = team.filter(|t| !t.is_empty()) else { return Ok(self.team().to_string()) };
-        match self.client.send(self.client.get(&format!("/api/v1/teams/{}", seg(team)))).await {
+        let Some(team) = team.filter(|t| !t.is_empty()) else {
+            return Ok(self.team().to_string());
+        };
+        match self
+            .client
+            .send(self.client.get(&format!("/api/v1/teams/{}", seg(team))))
+            .await
+        {
             Ok(_) => Ok(team.to_string()),
             Err(FlyError::Forbidden(_)) => Err(anyhow!("you do not have a role on team '{team}'")),
             Err(FlyError::NotFound(_)) => Err(anyhow!("team '{team}' does not exist")),
@@ -318,7 +397,11 @@ impl Target {
 
 /// `/api/v1/teams/T/pipelines/P` (the instance vars go in the query, see [`PipelineRef::query`]).
 pub fn pipeline_path(team: &str, pipeline: &PipelineRef) -> String {
-    format!("/api/v1/teams/{}/pipelines/{}", seg(team), seg(&pipeline.name))
+    format!(
+        "/api/v1/teams/{}/pipelines/{}",
+        seg(team),
+        seg(&pipeline.name)
+    )
 }
 
 #[cfg(test)]
@@ -333,25 +416,61 @@ mod tests {
 
     #[test]
     fn patch_drift_warns_and_minor_drift_aborts() {
-        assert!(matches!(check_version("8.2.5", "8.2.4", "ci"), VersionCheck::Warn(_)));
-        let VersionCheck::Abort(msg) = check_version("8.2.5", "8.3.0", "ci") else { panic!("should abort") };
+        assert!(matches!(
+            check_version("8.2.5", "8.2.4", "ci"),
+            VersionCheck::Warn(_)
+        ));
+        let VersionCheck::Abort(msg) = check_version("8.2.5", "8.3.0", "ci") else {
+            panic!("should abort")
+        };
         assert_eq!(msg, "fly version (8.2.5) is out of sync with the target (8.3.0). to sync up, run the following:\n\n    fly -t ci sync\n");
-        assert!(matches!(check_version("8.2.5", "0.0.0-dev", "ci"), VersionCheck::Abort(_)));
-        assert!(matches!(check_version("8.2.5", "9.2.5", "ci"), VersionCheck::Abort(_)));
+        assert!(matches!(
+            check_version("8.2.5", "0.0.0-dev", "ci"),
+            VersionCheck::Abort(_)
+        ));
+        assert!(matches!(
+            check_version("8.2.5", "9.2.5", "ci"),
+            VersionCheck::Abort(_)
+        ));
     }
 
     #[test]
     fn statuses_map_to_upstream_errors() {
-        assert!(matches!(check_status(StatusCode::UNAUTHORIZED, b""), Err(FlyError::Unauthorized)));
-        assert_eq!(check_status(StatusCode::FORBIDDEN, b"forbidden").unwrap_err().to_string(), "forbidden: forbidden");
-        assert_eq!(check_status(StatusCode::FORBIDDEN, b"").unwrap_err().to_string(), "forbidden");
-        assert_eq!(check_status(StatusCode::NOT_FOUND, b"").unwrap_err().to_string(), "resource not found");
+        assert!(matches!(
+            check_status(StatusCode::UNAUTHORIZED, b""),
+            Err(FlyError::Unauthorized)
+        ));
         assert_eq!(
-            check_status(StatusCode::NOT_FOUND, br#"{"errors":[{"detail":"a"},{"detail":"b"}]}"#).unwrap_err().to_string(),
+            check_status(StatusCode::FORBIDDEN, b"forbidden")
+                .unwrap_err()
+                .to_string(),
+            "forbidden: forbidden"
+        );
+        assert_eq!(
+            check_status(StatusCode::FORBIDDEN, b"")
+                .unwrap_err()
+                .to_string(),
+            "forbidden"
+        );
+        assert_eq!(
+            check_status(StatusCode::NOT_FOUND, b"")
+                .unwrap_err()
+                .to_string(),
+            "resource not found"
+        );
+        assert_eq!(
+            check_status(
+                StatusCode::NOT_FOUND,
+                br#"{"errors":[{"detail":"a"},{"detail":"b"}]}"#
+            )
+            .unwrap_err()
+            .to_string(),
             "a b"
         );
         assert_eq!(
-            check_status(StatusCode::INTERNAL_SERVER_ERROR, b"boom").unwrap_err().to_string(),
+            check_status(StatusCode::INTERNAL_SERVER_ERROR, b"boom")
+                .unwrap_err()
+                .to_string(),
             "Unexpected Response\nStatus: 500 Internal Server Error\nBody:\nboom"
         );
         assert!(check_status(StatusCode::NO_CONTENT, b"").is_ok());

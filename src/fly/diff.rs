@@ -7,8 +7,12 @@ use super::yaml;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-const SECTIONS: &[(&str, &str)] =
-    &[("var_sources", "variable source"), ("resources", "resource"), ("resource_types", "resource type"), ("jobs", "job")];
+const SECTIONS: &[(&str, &str)] = &[
+    ("var_sources", "variable source"),
+    ("resources", "resource"),
+    ("resource_types", "resource type"),
+    ("jobs", "job"),
+];
 
 /// Integral floats become integers so JSON/YAML number drift is not a change.
 fn normalize(v: &Value) -> Value {
@@ -18,13 +22,19 @@ fn normalize(v: &Value) -> Value {
             _ => v.clone(),
         },
         Value::Array(a) => Value::Array(a.iter().map(normalize).collect()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), normalize(v))).collect()),
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), normalize(v))).collect())
+        }
         _ => v.clone(),
     }
 }
 
 fn entries<'a>(config: &'a Value, key: &str) -> Vec<&'a Value> {
-    config.get(key).and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default()
+    config
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default()
 }
 
 fn name_of(v: &Value) -> &str {
@@ -91,13 +101,24 @@ pub fn diff_configs(old: &Value, new: &Value, color: bool) -> (String, bool) {
         any |= render_changes(&mut out, label, &changes, color);
     }
 
-    for (key, label) in [("display", "display configuration"), ("user_data", "user_data")] {
+    for (key, label) in [
+        ("display", "display configuration"),
+        ("user_data", "user_data"),
+    ] {
         let (a, b) = (old.get(key), new.get(key));
         if is_empty(a) && is_empty(b) {
             continue;
         }
-        let ya = if is_empty(a) { String::new() } else { to_yaml(a.unwrap_or(&Value::Null)) };
-        let yb = if is_empty(b) { String::new() } else { to_yaml(b.unwrap_or(&Value::Null)) };
+        let ya = if is_empty(a) {
+            String::new()
+        } else {
+            to_yaml(a.unwrap_or(&Value::Null))
+        };
+        let yb = if is_empty(b) {
+            String::new()
+        } else {
+            to_yaml(b.unwrap_or(&Value::Null))
+        };
         if ya != yb {
             any = true;
             let verb = if ya.is_empty() {
@@ -119,9 +140,21 @@ pub fn diff_configs(old: &Value, new: &Value, color: bool) -> (String, bool) {
 fn render_changes(out: &mut String, label: &str, changes: &[Change], color: bool) -> bool {
     for c in changes {
         let (header, a, b) = match c {
-            Change::Changed(a, b) => (format!("{label} {} has changed:", name_of(a)), to_yaml(a), to_yaml(b)),
-            Change::Removed(a) => (format!("{label} {} has been removed:", name_of(a)), to_yaml(a), String::new()),
-            Change::Added(b) => (format!("{label} {} has been added:", name_of(b)), String::new(), to_yaml(b)),
+            Change::Changed(a, b) => (
+                format!("{label} {} has changed:", name_of(a)),
+                to_yaml(a),
+                to_yaml(b),
+            ),
+            Change::Removed(a) => (
+                format!("{label} {} has been removed:", name_of(a)),
+                to_yaml(a),
+                String::new(),
+            ),
+            Change::Added(b) => (
+                format!("{label} {} has been added:", name_of(b)),
+                String::new(),
+                to_yaml(b),
+            ),
         };
         out.push_str(&ui::paint(&header, ui::YELLOW, color));
         out.push('\n');
@@ -140,8 +173,16 @@ fn render_lines(out: &mut String, a: &str, b: &str, color: bool) {
         let text = change.value();
         match change.tag() {
             ChangeTag::Equal => out.push_str(&format!("  {text}\n")),
-            ChangeTag::Insert => out.push_str(&format!("{} {}\n", ui::paint("+", ui::GREEN, color), ui::paint(text, ui::GREEN, color))),
-            ChangeTag::Delete => out.push_str(&format!("{} {}\n", ui::paint("-", ui::RED, color), ui::paint(text, ui::RED, color))),
+            ChangeTag::Insert => out.push_str(&format!(
+                "{} {}\n",
+                ui::paint("+", ui::GREEN, color),
+                ui::paint(text, ui::GREEN, color)
+            )),
+            ChangeTag::Delete => out.push_str(&format!(
+                "{} {}\n",
+                ui::paint("-", ui::RED, color),
+                ui::paint(text, ui::RED, color)
+            )),
         }
     }
 }
@@ -162,7 +203,8 @@ mod tests {
 
     #[test]
     fn changed_added_and_removed_entries_are_rendered_per_section() {
-        let old = json!({"jobs": [{"name": "a", "serial": true}, {"name": "gone"}], "resources": []});
+        let old =
+            json!({"jobs": [{"name": "a", "serial": true}, {"name": "gone"}], "resources": []});
         let new = json!({"jobs": [{"name": "a", "serial": false}, {"name": "b"}], "resources": [{"name": "r", "type": "git"}]});
         let (text, any) = diff_configs(&old, &new, false);
         assert!(any);
@@ -181,12 +223,18 @@ mod tests {
         let new = json!({"groups": [{"name": "y"}, {"name": "x"}]});
         let (text, any) = diff_configs(&old, &new, false);
         assert!(any);
-        assert!(text.starts_with("group x has changed:\n  name: x\n"), "{text}");
+        assert!(
+            text.starts_with("group x has changed:\n  name: x\n"),
+            "{text}"
+        );
     }
 
     #[test]
     fn colours_mark_headers_and_changed_lines() {
         let (text, _) = diff_configs(&json!({}), &json!({"jobs": [{"name": "j"}]}), true);
-        assert_eq!(text, "\x1b[33mjob j has been added:\x1b[0m\n\x1b[32m+\x1b[0m \x1b[32mname: j\x1b[0m\n\n");
+        assert_eq!(
+            text,
+            "\x1b[33mjob j has been added:\x1b[0m\n\x1b[32m+\x1b[0m \x1b[32mname: j\x1b[0m\n\n"
+        );
     }
 }

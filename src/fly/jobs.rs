@@ -40,14 +40,28 @@ pub async fn jobs(g: &Global, a: &JobsArgs) -> Result<()> {
 pub async fn pause_job(g: &Global, a: &JobArgs, pause: bool) -> Result<()> {
     let (pipeline, job) = parse_pipeline_child(&a.job, "job")?;
     let (t, team) = connect(g, a.team.as_deref()).await?;
-    let (action, done) = if pause { ("pause", "paused") } else { ("unpause", "unpaused") };
-    let path = format!("{}/jobs/{}/{action}", pipeline_path(&team, &pipeline), seg(&job));
-    match t.client.send(t.client.put(&path).query(&pipeline.query())).await {
+    let (action, done) = if pause {
+        ("pause", "paused")
+    } else {
+        ("unpause", "unpaused")
+    };
+    let path = format!(
+        "{}/jobs/{}/{action}",
+        pipeline_path(&team, &pipeline),
+        seg(&job)
+    );
+    match t
+        .client
+        .send(t.client.put(&path).query(&pipeline.query()))
+        .await
+    {
         Ok(_) => {
             println!("{done} '{job}'");
             Ok(())
         }
-        Err(FlyError::NotFound(_)) => bail!("{}/{job} not found on team {team}", pipeline.display()),
+        Err(FlyError::NotFound(_)) => {
+            bail!("{}/{job} not found on team {team}", pipeline.display())
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -13,7 +13,11 @@ const CLIENT_SECRET: &str = "Zmx5";
 const SCOPES: &str = "openid profile email federated:id groups";
 
 pub async fn login(g: &Global, a: &LoginArgs) -> Result<()> {
-    let name = g.target.as_deref().filter(|n| !n.is_empty()).ok_or_else(|| anyhow!("name for the target must be specified (--target/-t)"))?;
+    let name = g
+        .target
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| anyhow!("name for the target must be specified (--target/-t)"))?;
     let mut props = match &a.concourse_url {
         Some(url) => TargetProps {
             api: url.trim_end_matches('/').to_string(),
@@ -22,7 +26,11 @@ pub async fn login(g: &Global, a: &LoginArgs) -> Result<()> {
         },
         None => {
             let saved = Flyrc::load()?.target(name)?.clone();
-            TargetProps { token: None, team: a.team_name.clone().unwrap_or(saved.team.clone()), ..saved }
+            TargetProps {
+                token: None,
+                team: a.team_name.clone().unwrap_or(saved.team.clone()),
+                ..saved
+            }
         }
     };
     props.insecure = a.insecure;
@@ -37,7 +45,11 @@ pub async fn login(g: &Global, a: &LoginArgs) -> Result<()> {
         props.client_key_path = p.clone();
     }
     let team = props.team.clone();
-    let target = Target { name: name.to_string(), client: Client::new(&props.api, &props, g.verbose)?, props };
+    let target = Target {
+        name: name.to_string(),
+        client: Client::new(&props.api, &props, g.verbose)?,
+        props,
+    };
 
     println!("logging in to team '{team}'");
     println!();
@@ -77,7 +89,11 @@ pub async fn relogin(g: &Global) -> Result<()> {
         open_browser: false,
     };
     let saved = Flyrc::load()?;
-    let insecure = g.target.as_deref().and_then(|n| saved.targets.get(n)).is_some_and(|p| p.insecure);
+    let insecure = g
+        .target
+        .as_deref()
+        .and_then(|n| saved.targets.get(n))
+        .is_some_and(|p| p.insecure);
     login(g, &LoginArgs { insecure, ..args }).await
 }
 
@@ -119,32 +135,62 @@ fn oauth_error(status: reqwest::StatusCode, body: &str) -> String {
 /// OAuth2 password grant at `/sky/issuer/token`: Basic client auth first, then the
 /// credentials in the form if that fails (x/oauth2's auto-detection).
 pub async fn password_grant(c: &Client, username: &str, password: &str) -> Result<TargetToken> {
-    let form = [("grant_type", "password"), ("username", username), ("password", password), ("scope", SCOPES)];
+    let form = [
+        ("grant_type", "password"),
+        ("username", username),
+        ("password", password),
+        ("scope", SCOPES),
+    ];
     let url = "/sky/issuer/token";
-    let first = c.execute(c.request(reqwest::Method::POST, url).basic_auth(CLIENT_ID, Some(CLIENT_SECRET)).form(&form)).await?;
-    let (status, body) = (first.status(), first.text().await.map_err(|e| FlyError::Network(error_chain(&e)))?);
+    let first = c
+        .execute(
+            c.request(reqwest::Method::POST, url)
+                .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+                .form(&form),
+        )
+        .await?;
+    let (status, body) = (
+        first.status(),
+        first
+            .text()
+            .await
+            .map_err(|e| FlyError::Network(error_chain(&e)))?,
+    );
     let (status, body) = if status.is_success() {
         (status, body)
     } else {
         let mut form2 = form.to_vec();
         form2.extend([("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)]);
-        let second = c.execute(c.request(reqwest::Method::POST, url).form(&form2)).await?;
-        (second.status(), second.text().await.map_err(|e| FlyError::Network(error_chain(&e)))?)
+        let second = c
+            .execute(c.request(reqwest::Method::POST, url).form(&form2))
+            .await?;
+        (
+            second.status(),
+            second
+                .text()
+                .await
+                .map_err(|e| FlyError::Network(error_chain(&e)))?,
+        )
     };
     if !status.is_success() {
         bail!("{}", oauth_error(status, &body));
     }
-    let token: api::TokenResponse = serde_json::from_str(&body).map_err(|e| anyhow!("oauth2: cannot parse json: {e}"))?;
-    Ok(TargetToken { kind: token.token_type, value: token.access_token })
+    let token: api::TokenResponse =
+        serde_json::from_str(&body).map_err(|e| anyhow!("oauth2: cannot parse json: {e}"))?;
+    Ok(TargetToken {
+        kind: token.token_type,
+        value: token.access_token,
+    })
 }
 
 /// `TYPE VALUE` as pasted or handed over by the web UI.
 pub fn parse_token(s: &str) -> Result<TargetToken> {
     let s = s.trim();
     match s.split_once(' ') {
-        Some((kind, value)) if !kind.is_empty() && !value.trim().is_empty() => {
-            Ok(TargetToken { kind: kind.to_string(), value: value.trim().to_string() })
-        }
+        Some((kind, value)) if !kind.is_empty() && !value.trim().is_empty() => Ok(TargetToken {
+            kind: kind.to_string(),
+            value: value.trim().to_string(),
+        }),
         _ => bail!("token must be of the format 'TYPE VALUE', e.g. 'Bearer ...'"),
     }
 }
@@ -160,8 +206,16 @@ async fn browser_flow(api_url: &str, open: bool) -> Result<Option<TargetToken>> 
     println!("  {login_url}");
     println!();
     if open {
-        let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
-        let _ = std::process::Command::new(opener).arg(&login_url).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn();
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        };
+        let _ = std::process::Command::new(opener)
+            .arg(&login_url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1);
     let manual_tx = tx.clone();
@@ -176,7 +230,9 @@ async fn browser_flow(api_url: &str, open: bool) -> Result<Option<TargetToken>> 
     let api = api_url.to_string();
     let server = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             if let Some(token) = serve_callback(stream, &api).await {
                 let _ = tx.send(token).await;
                 return;
@@ -218,11 +274,18 @@ async fn serve_callback(mut stream: tokio::net::TcpStream, api: &str) -> Option<
     let target = first.next()?.to_string();
     let cors = format!("Access-Control-Allow-Origin: {api}\r\nAccess-Control-Allow-Private-Network: true\r\nAccess-Control-Allow-Headers: *\r\n");
     if method == "OPTIONS" {
-        let _ = stream.write_all(format!("HTTP/1.1 200 OK\r\n{cors}Content-Length: 0\r\nConnection: close\r\n\r\n").as_bytes()).await;
+        let _ = stream
+            .write_all(
+                format!("HTTP/1.1 200 OK\r\n{cors}Content-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await;
         return None;
     }
     let query = target.split_once('?').map(|(_, q)| q).unwrap_or_default();
-    let token = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned());
+    let token = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned());
     let response = if token.is_some() {
         format!("HTTP/1.1 302 Found\r\n{cors}Location: {api}/fly_success?noop=true\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
     } else {
@@ -275,20 +338,32 @@ pub async fn logout(g: &Global, a: &LogoutArgs) -> Result<()> {
 
 /// Revokes the saved token on the server (`GET /sky/logout` with the auth cookie).
 async fn logout_one(props: &TargetProps, verbose: bool) -> Result<()> {
-    let Some(token) = props.bearer() else { return Ok(()) };
-    let anonymous = TargetProps { token: None, ..props.clone() };
+    let Some(token) = props.bearer() else {
+        return Ok(());
+    };
+    let anonymous = TargetProps {
+        token: None,
+        ..props.clone()
+    };
     let c = Client::new(&props.api, &anonymous, verbose)?;
     // Go quotes cookie values containing a space.
     let cookie = format!("skymarshal_auth=\"{} {}\"", token.kind, token.value);
-    let resp = c.execute(c.get("/sky/logout").header("Cookie", cookie)).await?;
+    let resp = c
+        .execute(c.get("/sky/logout").header("Cookie", cookie))
+        .await?;
     let status = resp.status();
     if status != reqwest::StatusCode::OK {
-        let status_text = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("")).trim_end().to_string();
+        let status_text = format!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        )
+        .trim_end()
+        .to_string();
         bail!("failed to logout from API: logout failed with status: {status_text}");
     }
     Ok(())
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -296,13 +371,23 @@ mod tests {
 
     #[test]
     fn pasted_tokens_need_a_type_and_a_value() {
-        assert_eq!(parse_token("bearer abc\n").unwrap(), TargetToken { kind: "bearer".into(), value: "abc".into() });
+        assert_eq!(
+            parse_token("bearer abc\n").unwrap(),
+            TargetToken {
+                kind: "bearer".into(),
+                value: "abc".into()
+            }
+        );
         assert!(parse_token("abc").is_err());
     }
 
     #[test]
     fn oauth_errors_read_like_go_x_oauth2() {
-        let body = r#"{"error":"access_denied","error_description":"Invalid username or password"}"#;
-        assert_eq!(oauth_error(reqwest::StatusCode::UNAUTHORIZED, body), r#"oauth2: "access_denied" "Invalid username or password""#);
+        let body =
+            r#"{"error":"access_denied","error_description":"Invalid username or password"}"#;
+        assert_eq!(
+            oauth_error(reqwest::StatusCode::UNAUTHORIZED, body),
+            r#"oauth2: "access_denied" "Invalid username or password""#
+        );
     }
 }

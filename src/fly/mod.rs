@@ -50,8 +50,15 @@ pub fn main(args: Vec<OsString>) -> i32 {
         let _ = FlyArgs::command().print_help();
         return 0;
     };
-    let global = Global { target: parsed.target, verbose: parsed.verbose, print_table_headers: parsed.print_table_headers };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let global = Global {
+        target: parsed.target,
+        verbose: parsed.verbose,
+        print_table_headers: parsed.print_table_headers,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: {e}");
@@ -60,7 +67,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
     };
     rt.block_on(async {
         let mut result = run(&global, &command).await;
-        if is_unauthorized(&result) && ui::stdin_is_tty() && ui::stdout_is_tty() && global.target.is_some() {
+        if is_unauthorized(&result)
+            && ui::stdin_is_tty()
+            && ui::stdout_is_tty()
+            && global.target.is_some()
+        {
             eprintln!("could not find a valid token.");
             result = match login::relogin(&global).await {
                 Ok(()) => run(&global, &command).await,
@@ -152,13 +163,18 @@ fn render_error(g: &Global, err: anyhow::Error) -> i32 {
 
 /// anyhow's context chain, outermost first, like Go's `%w` wrapping.
 fn error_text(err: &anyhow::Error) -> String {
-    err.chain().map(|e| e.to_string()).collect::<Vec<_>>().join(": ")
+    err.chain()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// clap errors in go-flags' words where they differ; help exits 0.
 fn render_parse_error(e: clap::Error) -> i32 {
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
             0
         }
@@ -170,7 +186,10 @@ fn render_parse_error(e: clap::Error) -> i32 {
             if flags.len() == 1 {
                 eprintln!("error: the required flag '{}' was not specified", flags[0]);
             } else if !flags.is_empty() {
-                eprintln!("error: the required flags '{}' were not specified", flags.join("' and '"));
+                eprintln!(
+                    "error: the required flags '{}' were not specified",
+                    flags.join("' and '")
+                );
             } else {
                 eprint!("{}", e.render());
             }
@@ -195,7 +214,12 @@ fn render_parse_error(e: clap::Error) -> i32 {
 
 /// `--pipeline <PIPELINE>` → `-p, --pipeline` (looked up among the subcommands' flags).
 fn describe_flag(s: &str) -> String {
-    let long = s.split_whitespace().next().unwrap_or(s).trim_start_matches("--").to_string();
+    let long = s
+        .split_whitespace()
+        .next()
+        .unwrap_or(s)
+        .trim_start_matches("--")
+        .to_string();
     let cmd = FlyArgs::command();
     for sub in cmd.get_subcommands() {
         for arg in sub.get_arguments() {
@@ -251,8 +275,13 @@ mod tests {
 
     #[test]
     fn aliases_and_repeated_flags_work() {
-        let a = parse(&["-t", "ci", "sp", "-p", "x", "-c", "f.yml", "-v", "a=1", "-v", "b=2", "-l", "v.yml"]).unwrap();
-        let Some(Command::SetPipeline(sp)) = a.command else { panic!("set-pipeline") };
+        let a = parse(&[
+            "-t", "ci", "sp", "-p", "x", "-c", "f.yml", "-v", "a=1", "-v", "b=2", "-l", "v.yml",
+        ])
+        .unwrap();
+        let Some(Command::SetPipeline(sp)) = a.command else {
+            panic!("set-pipeline")
+        };
         assert_eq!(sp.vars.var, vec!["a=1", "b=2"]);
         assert_eq!(sp.vars.load_vars_from, vec!["v.yml"]);
         assert!(parse(&["-v"]).unwrap().version);
@@ -262,7 +291,9 @@ mod tests {
     fn missing_required_flags_are_named_like_go_flags() {
         let e = parse(&["-t", "ci", "get-pipeline"]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
-        let Some(ContextValue::Strings(v)) = e.get(ContextKind::InvalidArg) else { panic!("context") };
+        let Some(ContextValue::Strings(v)) = e.get(ContextKind::InvalidArg) else {
+            panic!("context")
+        };
         assert_eq!(describe_flag(&v[0]), "-p, --pipeline");
     }
 }

@@ -2,8 +2,8 @@
 //! expose/hide, rename, order, archive.
 
 use super::cli::{
-    ArchivePipelineArgs, DestroyPipelineArgs, GetPipelineArgs, OrderPipelinesArgs, PipelineArgs, PipelineOrAllArgs,
-    PipelinesArgs, RenamePipelineArgs,
+    ArchivePipelineArgs, DestroyPipelineArgs, GetPipelineArgs, OrderPipelinesArgs, PipelineArgs,
+    PipelineOrAllArgs, PipelinesArgs, RenamePipelineArgs,
 };
 use super::client::{fail, pipeline_path, seg, FlyError, Target};
 use super::refs::PipelineRef;
@@ -22,7 +22,9 @@ pub async fn connect(g: &Global, team: Option<&str>) -> Result<(Target, String)>
 }
 
 async fn list_team_pipelines(t: &Target, team: &str) -> Result<Vec<api::Pipeline>> {
-    t.client.get_json(&format!("/api/v1/teams/{}/pipelines", seg(team)), &[]).await
+    t.client
+        .get_json(&format!("/api/v1/teams/{}/pipelines", seg(team)), &[])
+        .await
 }
 
 fn pipeline_ref(p: &api::Pipeline) -> PipelineRef {
@@ -33,7 +35,11 @@ pub async fn get_pipeline(g: &Global, a: &GetPipelineArgs) -> Result<()> {
     let pipeline = PipelineRef::parse(&a.pipeline)?;
     let (t, team) = connect(g, a.team.as_deref()).await?;
     let path = format!("{}/config", pipeline_path(&team, &pipeline));
-    let resp = match t.client.send(t.client.get(&path).query(&pipeline.query())).await {
+    let resp = match t
+        .client
+        .send(t.client.get(&path).query(&pipeline.query()))
+        .await
+    {
         Ok(r) => r,
         Err(FlyError::NotFound(_)) => bail!("pipeline not found"),
         Err(e) => return Err(e.into()),
@@ -67,7 +73,13 @@ pub async fn destroy_pipeline(g: &Global, a: &DestroyPipelineArgs) -> Result<()>
         println!("bailing out");
         return Ok(());
     }
-    match c.send(c.request(reqwest::Method::DELETE, &path).query(&pipeline.query())).await {
+    match c
+        .send(
+            c.request(reqwest::Method::DELETE, &path)
+                .query(&pipeline.query()),
+        )
+        .await
+    {
         Ok(_) => println!("`{name}` deleted"),
         Err(FlyError::NotFound(_)) => println!("`{name}` does not exist"),
         Err(e) => return Err(e.into()),
@@ -89,8 +101,11 @@ pub async fn pipelines(g: &Global, a: &PipelinesArgs) -> Result<()> {
         bail!("Cannot specify both --all and --team");
     }
     let (t, team) = connect(g, a.team.as_deref()).await?;
-    let mut list: Vec<api::Pipeline> =
-        if a.all { t.client.get_json("/api/v1/pipelines", &[]).await? } else { list_team_pipelines(&t, &team).await? };
+    let mut list: Vec<api::Pipeline> = if a.all {
+        t.client.get_json("/api/v1/pipelines", &[]).await?
+    } else {
+        list_team_pipelines(&t, &team).await?
+    };
     if !a.include_archived {
         list.retain(|p| !p.archived);
     }
@@ -127,8 +142,12 @@ pub async fn pipelines(g: &Global, a: &PipelinesArgs) -> Result<()> {
 /// `-p` or `-a`, exactly one.
 fn pipeline_or_all(pipeline: &Option<String>, all: bool) -> Result<()> {
     match (pipeline.is_some(), all) {
-        (false, false) => Err(fail("one of the flags '-p, --pipeline' or '-a, --all' is required")),
-        (true, true) => Err(fail("only one of the flags '-p, --pipeline' or '-a, --all' is allowed")),
+        (false, false) => Err(fail(
+            "one of the flags '-p, --pipeline' or '-a, --all' is required",
+        )),
+        (true, true) => Err(fail(
+            "only one of the flags '-p, --pipeline' or '-a, --all' is allowed",
+        )),
         _ => Ok(()),
     }
 }
@@ -138,14 +157,24 @@ pub async fn pause_pipeline(g: &Global, a: &PipelineOrAllArgs, pause: bool) -> R
     let (t, team) = connect(g, a.team.as_deref()).await?;
     let refs: Vec<PipelineRef> = match &a.pipeline {
         Some(p) => vec![PipelineRef::parse(p)?],
-        None => list_team_pipelines(&t, &team).await?.iter().map(pipeline_ref).collect(),
+        None => list_team_pipelines(&t, &team)
+            .await?
+            .iter()
+            .map(pipeline_ref)
+            .collect(),
     };
-    let (action, done) = if pause { ("pause", "paused") } else { ("unpause", "unpaused") };
+    let (action, done) = if pause {
+        ("pause", "paused")
+    } else {
+        ("unpause", "unpaused")
+    };
     for p in refs {
         let path = format!("{}/{action}", pipeline_path(&team, &p));
         match t.client.send(t.client.put(&path).query(&p.query())).await {
             Ok(_) => println!("{done} '{}'", p.display()),
-            Err(FlyError::NotFound(_)) => return Err(fail(format!("pipeline '{}' not found", p.display()))),
+            Err(FlyError::NotFound(_)) => {
+                return Err(fail(format!("pipeline '{}' not found", p.display())))
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -155,11 +184,17 @@ pub async fn pause_pipeline(g: &Global, a: &PipelineOrAllArgs, pause: bool) -> R
 pub async fn expose_pipeline(g: &Global, a: &PipelineArgs, expose: bool) -> Result<()> {
     let p = PipelineRef::parse(&a.pipeline)?;
     let (t, team) = connect(g, a.team.as_deref()).await?;
-    let (action, done) = if expose { ("expose", "exposed") } else { ("hide", "hid") };
+    let (action, done) = if expose {
+        ("expose", "exposed")
+    } else {
+        ("hide", "hid")
+    };
     let path = format!("{}/{action}", pipeline_path(&team, &p));
     match t.client.send(t.client.put(&path).query(&p.query())).await {
         Ok(_) => println!("{done} '{}'", p.display()),
-        Err(FlyError::NotFound(_)) => return Err(fail(format!("pipeline '{}' not found", p.display()))),
+        Err(FlyError::NotFound(_)) => {
+            return Err(fail(format!("pipeline '{}' not found", p.display())))
+        }
         Err(e) => return Err(e.into()),
     }
     Ok(())
@@ -170,19 +205,36 @@ pub async fn rename_pipeline(g: &Global, a: &RenamePipelineArgs) -> Result<()> {
         bail!("pipeline name cannot contain '/'");
     }
     let (t, team) = connect(g, a.team.as_deref()).await?;
-    let path = format!("{}/rename", pipeline_path(&team, &PipelineRef::named(&a.old_name)));
-    let body = api::RenameRequest { name: a.new_name.clone() };
+    let path = format!(
+        "{}/rename",
+        pipeline_path(&team, &PipelineRef::named(&a.old_name))
+    );
+    let body = api::RenameRequest {
+        name: a.new_name.clone(),
+    };
     match t.client.send(t.client.put(&path).json(&body)).await {
         Ok(resp) => {
-            let saved: api::SaveConfigResponse = serde_json::from_slice(&resp.body).unwrap_or_default();
+            let saved: api::SaveConfigResponse =
+                serde_json::from_slice(&resp.body).unwrap_or_default();
             show_warnings(&saved.warnings);
             println!("pipeline successfully renamed to '{}'", a.new_name);
             Ok(())
         }
         Err(FlyError::NotFound(_)) => Err(fail(format!("pipeline '{}' not found", a.old_name))),
-        Err(FlyError::Unexpected { code: 400, body, .. }) => {
-            let errors = serde_json::from_str::<api::SaveConfigResponse>(&body).map(|r| r.errors).unwrap_or_default();
-            Err(anyhow!("{}", if errors.is_empty() { body } else { errors.join("\n") }))
+        Err(FlyError::Unexpected {
+            code: 400, body, ..
+        }) => {
+            let errors = serde_json::from_str::<api::SaveConfigResponse>(&body)
+                .map(|r| r.errors)
+                .unwrap_or_default();
+            Err(anyhow!(
+                "{}",
+                if errors.is_empty() {
+                    body
+                } else {
+                    errors.join("\n")
+                }
+            ))
         }
         Err(e) => Err(e.into()),
     }
@@ -190,7 +242,9 @@ pub async fn rename_pipeline(g: &Global, a: &RenamePipelineArgs) -> Result<()> {
 
 pub async fn order_pipelines(g: &Global, a: &OrderPipelinesArgs) -> Result<()> {
     if a.pipeline.is_empty() && !a.alphabetical {
-        return Err(fail("error: either --pipeline or --alphabetical are required"));
+        return Err(fail(
+            "error: either --pipeline or --alphabetical are required",
+        ));
     }
     for p in &a.pipeline {
         if p.contains('/') {
@@ -199,7 +253,11 @@ pub async fn order_pipelines(g: &Global, a: &OrderPipelinesArgs) -> Result<()> {
     }
     let (t, team) = connect(g, a.team.as_deref()).await?;
     let names: Vec<String> = if a.alphabetical {
-        let mut names: Vec<String> = list_team_pipelines(&t, &team).await?.into_iter().map(|p| p.name).collect();
+        let mut names: Vec<String> = list_team_pipelines(&t, &team)
+            .await?
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
         names.sort();
         names.dedup();
         names
@@ -222,7 +280,12 @@ pub async fn archive_pipeline(g: &Global, a: &ArchivePipelineArgs) -> Result<()>
     let (t, team) = connect(g, a.team.as_deref()).await?;
     let refs: Vec<PipelineRef> = match &a.pipeline {
         Some(p) => vec![PipelineRef::parse(p)?],
-        None => list_team_pipelines(&t, &team).await?.iter().filter(|p| !p.archived).map(pipeline_ref).collect(),
+        None => list_team_pipelines(&t, &team)
+            .await?
+            .iter()
+            .filter(|p| !p.archived)
+            .map(pipeline_ref)
+            .collect(),
     };
     if refs.is_empty() {
         println!("there are no unarchived pipelines");
@@ -254,7 +317,9 @@ pub async fn archive_pipeline(g: &Global, a: &ArchivePipelineArgs) -> Result<()>
         let path = format!("{}/archive", pipeline_path(&team, &p));
         match t.client.send(t.client.put(&path).query(&p.query())).await {
             Ok(_) => println!("archived '{}'", p.display()),
-            Err(FlyError::NotFound(_)) => return Err(fail(format!("pipeline '{}' not found", p.display()))),
+            Err(FlyError::NotFound(_)) => {
+                return Err(fail(format!("pipeline '{}' not found", p.display())))
+            }
             Err(e) => return Err(e.into()),
         }
     }

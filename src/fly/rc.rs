@@ -83,7 +83,9 @@ impl Flyrc {
     pub fn load() -> Result<Flyrc> {
         let path = flyrc_path()?;
         match std::fs::read_to_string(&path) {
-            Ok(text) => Flyrc::parse(&text).with_context(|| format!("could not read {}", path.display())),
+            Ok(text) => {
+                Flyrc::parse(&text).with_context(|| format!("could not read {}", path.display()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Flyrc::default()),
             Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
         }
@@ -91,12 +93,15 @@ impl Flyrc {
 
     pub fn save(&self) -> Result<()> {
         let path = flyrc_path()?;
-        write_private(&path, self.render().as_bytes()).with_context(|| format!("could not write {}", path.display()))
+        write_private(&path, self.render().as_bytes())
+            .with_context(|| format!("could not write {}", path.display()))
     }
 
     /// The named target, or `unknown target: NAME`.
     pub fn target(&self, name: &str) -> Result<&TargetProps> {
-        self.targets.get(name).ok_or_else(|| anyhow!("unknown target: {name}"))
+        self.targets
+            .get(name)
+            .ok_or_else(|| anyhow!("unknown target: {name}"))
     }
 }
 
@@ -124,7 +129,9 @@ pub fn token_expiry(token: &str) -> Option<i64> {
     if token.len() != 38 {
         return None;
     }
-    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD.decode(token).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(token)
+        .ok()?;
     let raw: [u8; 8] = bytes.get(20..28)?.try_into().ok()?;
     i64::try_from(u64::from_le_bytes(raw)).ok()
 }
@@ -143,11 +150,21 @@ mod tests {
                 team: "main".into(),
                 insecure: true,
                 ca_cert: "-----BEGIN CERTIFICATE-----\nabc\n-----END CERTIFICATE-----\n".into(),
-                token: Some(TargetToken { kind: "bearer".into(), value: "AbC+/x".into() }),
+                token: Some(TargetToken {
+                    kind: "bearer".into(),
+                    value: "AbC+/x".into(),
+                }),
                 ..Default::default()
             },
         );
-        rc.targets.insert("other".into(), TargetProps { api: "http://x:8080".into(), team: "dev".into(), ..Default::default() });
+        rc.targets.insert(
+            "other".into(),
+            TargetProps {
+                api: "http://x:8080".into(),
+                team: "dev".into(),
+                ..Default::default()
+            },
+        );
         let text = rc.render();
         assert_eq!(
             text,
@@ -167,9 +184,20 @@ mod tests {
     #[test]
     fn logged_out_token_is_kept_but_empty() {
         let mut rc = Flyrc::default();
-        rc.targets.insert("a".into(), TargetProps { api: "http://a".into(), team: "main".into(), token: Some(TargetToken::default()), ..Default::default() });
+        rc.targets.insert(
+            "a".into(),
+            TargetProps {
+                api: "http://a".into(),
+                team: "main".into(),
+                token: Some(TargetToken::default()),
+                ..Default::default()
+            },
+        );
         let text = rc.render();
-        assert!(text.contains("    token:\n      type: ''\n      value: ''\n"), "{text}");
+        assert!(
+            text.contains("    token:\n      type: ''\n      value: ''\n"),
+            "{text}"
+        );
         let back = Flyrc::parse(&text).unwrap();
         assert_eq!(back, rc);
         assert!(back.targets["a"].bearer().is_none());

@@ -14,28 +14,45 @@ pub struct PipelineRef {
 
 impl PipelineRef {
     pub fn named(name: &str) -> PipelineRef {
-        PipelineRef { name: name.to_string(), instance_vars: None }
+        PipelineRef {
+            name: name.to_string(),
+            instance_vars: None,
+        }
     }
 
     /// Parses `-p` values: text before the first `/` is the name, the rest instance vars.
     pub fn parse(s: &str) -> Result<PipelineRef> {
         match s.split_once('/') {
             None => Ok(PipelineRef::named(s)),
-            Some((name, vars)) => Ok(PipelineRef { name: name.into(), instance_vars: Some(parse_instance_vars(vars)?) }),
+            Some((name, vars)) => Ok(PipelineRef {
+                name: name.into(),
+                instance_vars: Some(parse_instance_vars(vars)?),
+            }),
         }
     }
 
     /// From an API object's `name` and `instance_vars`.
     pub fn from_api(name: &str, vars: Option<&Value>) -> PipelineRef {
-        let instance_vars = vars.and_then(Value::as_object).filter(|m| !m.is_empty()).cloned();
-        PipelineRef { name: name.into(), instance_vars }
+        let instance_vars = vars
+            .and_then(Value::as_object)
+            .filter(|m| !m.is_empty())
+            .cloned();
+        PipelineRef {
+            name: name.into(),
+            instance_vars,
+        }
     }
 
     /// Query pairs identifying the instance: `vars.<path>=<json>`, sorted by path.
     pub fn query(&self) -> Vec<(String, String)> {
         flatten(self.instance_vars.as_ref())
             .into_iter()
-            .map(|(path, v)| (format!("vars.{path}"), serde_json::to_string(&v).unwrap_or_default()))
+            .map(|(path, v)| {
+                (
+                    format!("vars.{path}"),
+                    serde_json::to_string(&v).unwrap_or_default(),
+                )
+            })
             .collect()
     }
 
@@ -45,7 +62,10 @@ impl PipelineRef {
         if flat.is_empty() {
             return self.name.clone();
         }
-        let parts: Vec<String> = flat.into_iter().map(|(k, v)| format!("{k}:{}", display_value(&v))).collect();
+        let parts: Vec<String> = flat
+            .into_iter()
+            .map(|(k, v)| format!("{k}:{}", display_value(&v)))
+            .collect();
         format!("{}/{}", self.name, parts.join(","))
     }
 }
@@ -55,7 +75,9 @@ fn display_value(v: &Value) -> String {
     match v {
         Value::String(s) => {
             let reparsed = yaml::parse(s).ok();
-            let needs_quotes = s.is_empty() || s.contains([',', ':', '"', '\'']) || reparsed.as_ref() != Some(&Value::String(s.clone()));
+            let needs_quotes = s.is_empty()
+                || s.contains([',', ':', '"', '\''])
+                || reparsed.as_ref() != Some(&Value::String(s.clone()));
             if needs_quotes {
                 serde_json::to_string(s).unwrap_or_default()
             } else {
@@ -78,7 +100,11 @@ fn path_segment(k: &str) -> String {
 fn flatten(vars: Option<&Map<String, Value>>) -> Vec<(String, Value)> {
     fn walk(prefix: &str, m: &Map<String, Value>, out: &mut Vec<(String, Value)>) {
         for (k, v) in m {
-            let path = if prefix.is_empty() { path_segment(k) } else { format!("{prefix}.{}", path_segment(k)) };
+            let path = if prefix.is_empty() {
+                path_segment(k)
+            } else {
+                format!("{prefix}.{}", path_segment(k))
+            };
             match v {
                 Value::Object(inner) if !inner.is_empty() => walk(&path, inner, out),
                 _ => out.push((path, v.clone())),
@@ -127,12 +153,16 @@ pub fn parse_path(s: &str) -> Result<Vec<String>> {
 
 /// Sets `value` at `path` inside `map`, creating intermediate maps.
 pub fn set_path(map: &mut Map<String, Value>, path: &[String], value: Value) {
-    let Some((first, rest)) = path.split_first() else { return };
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
     if rest.is_empty() {
         map.insert(first.clone(), value);
         return;
     }
-    let entry = map.entry(first.clone()).or_insert_with(|| Value::Object(Map::new()));
+    let entry = map
+        .entry(first.clone())
+        .or_insert_with(|| Value::Object(Map::new()));
     if !entry.is_object() {
         *entry = Value::Object(Map::new());
     }
@@ -185,7 +215,8 @@ pub fn parse_instance_vars(s: &str) -> Result<Map<String, Value>> {
             Some(comma) => (&rest[..comma], Some(&rest[comma + 1..])),
             None => (rest, None),
         };
-        let value = yaml::parse(raw_value).map_err(|e| anyhow!("invalid value for key '{raw_key}': {e}"))?;
+        let value = yaml::parse(raw_value)
+            .map_err(|e| anyhow!("invalid value for key '{raw_key}': {e}"))?;
         set_path(&mut out, &path, value);
         any = true;
         match more {
@@ -201,7 +232,9 @@ pub fn parse_instance_vars(s: &str) -> Result<Map<String, Value>> {
 
 /// `PIPELINE[/vars]/NAME` (jobs, resources): the last `/` splits off the name.
 pub fn parse_pipeline_child(s: &str, what: &str) -> Result<(PipelineRef, String)> {
-    let (pipeline, child) = s.rsplit_once('/').ok_or_else(|| anyhow!("argument format should be <pipeline>/<{what}>"))?;
+    let (pipeline, child) = s
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow!("argument format should be <pipeline>/<{what}>"))?;
     if pipeline.is_empty() || child.is_empty() {
         bail!("argument format should be <pipeline>/<{what}>");
     }
@@ -217,15 +250,24 @@ mod tests {
     fn pipeline_flag_splits_name_and_instance_vars() {
         let r = PipelineRef::parse("p/branch:main,n:1").unwrap();
         assert_eq!(r.name, "p");
-        assert_eq!(Value::Object(r.instance_vars.clone().unwrap()), json!({"branch": "main", "n": 1}));
+        assert_eq!(
+            Value::Object(r.instance_vars.clone().unwrap()),
+            json!({"branch": "main", "n": 1})
+        );
         assert_eq!(r.display(), "p/branch:main,n:1");
-        assert_eq!(PipelineRef::parse("plain").unwrap(), PipelineRef::named("plain"));
+        assert_eq!(
+            PipelineRef::parse("plain").unwrap(),
+            PipelineRef::named("plain")
+        );
     }
 
     #[test]
     fn instance_var_values_may_be_quoted_and_keys_dotted() {
         let r = PipelineRef::parse(r#"p/a.b:1,s:"x,y:z",l:[1,2]"#).unwrap();
-        assert_eq!(Value::Object(r.instance_vars.clone().unwrap()), json!({"a": {"b": 1}, "s": "x,y:z", "l": [1, 2]}));
+        assert_eq!(
+            Value::Object(r.instance_vars.clone().unwrap()),
+            json!({"a": {"b": 1}, "s": "x,y:z", "l": [1, 2]})
+        );
         assert_eq!(r.display(), r#"p/a.b:1,l:[1,2],s:"x,y:z""#);
         assert!(PipelineRef::parse("p/nocolon").is_err());
     }
@@ -243,13 +285,24 @@ mod tests {
         assert_eq!(j, "build");
         let (p, j) = parse_pipeline_child("p/j", "job").unwrap();
         assert_eq!((p.name.as_str(), j.as_str()), ("p", "j"));
-        assert_eq!(parse_pipeline_child("nojob", "job").unwrap_err().to_string(), "argument format should be <pipeline>/<job>");
+        assert_eq!(
+            parse_pipeline_child("nojob", "job")
+                .unwrap_err()
+                .to_string(),
+            "argument format should be <pipeline>/<job>"
+        );
     }
 
     #[test]
     fn instance_vars_go_on_the_wire_as_json_per_flattened_path() {
         let r = PipelineRef::parse("p/branch:main,a.b:1").unwrap();
-        assert_eq!(r.query(), vec![("vars.a.b".to_string(), "1".to_string()), ("vars.branch".to_string(), "\"main\"".to_string())]);
+        assert_eq!(
+            r.query(),
+            vec![
+                ("vars.a.b".to_string(), "1".to_string()),
+                ("vars.branch".to_string(), "\"main\"".to_string())
+            ]
+        );
         assert!(PipelineRef::named("p").query().is_empty());
     }
 

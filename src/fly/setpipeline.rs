@@ -23,7 +23,14 @@ pub fn show_warnings(warnings: &[ConfigWarning]) {
     }
     if warnings.iter().any(|w| w.kind == "invalid_identifier") {
         eprintln!();
-        eprintln!("{}", ui::paint("see https://concourse-ci.org/config-basics.html#schema.identifier", ui::YELLOW, tty));
+        eprintln!(
+            "{}",
+            ui::paint(
+                "see https://concourse-ci.org/config-basics.html#schema.identifier",
+                ui::YELLOW,
+                tty
+            )
+        );
     }
     eprintln!();
 }
@@ -59,7 +66,10 @@ pub async fn set_pipeline(g: &Global, a: &SetPipelineArgs) -> Result<()> {
     let non_interactive = a.non_interactive || a.config == "-";
     let template = super::read_path(&a.config)?;
     let (static_vars, instance_vars) = vars::static_vars(&a.vars, &a.instance_var)?;
-    let pipeline = PipelineRef { name: a.pipeline.clone(), instance_vars: (!instance_vars.is_empty()).then_some(instance_vars) };
+    let pipeline = PipelineRef {
+        name: a.pipeline.clone(),
+        instance_vars: (!instance_vars.is_empty()).then_some(instance_vars),
+    };
     let rendered = config::render_template(&template, &static_vars).map_err(|e| anyhow!("{e}"))?;
     let new_config = config::parse_pipeline(&rendered).map_err(|e| anyhow!("{e}"))?;
     let new_json = config::to_json(&new_config);
@@ -70,7 +80,12 @@ pub async fn set_pipeline(g: &Global, a: &SetPipelineArgs) -> Result<()> {
     let query = pipeline.query();
     let (existing, version) = match c.send(c.get(&format!("{path}/config")).query(&query)).await {
         Ok(resp) => {
-            let version = resp.headers.get(CONFIG_VERSION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            let version = resp
+                .headers
+                .get(CONFIG_VERSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
             (resp.json::<api::ConfigResponse>()?.config, version)
         }
         Err(FlyError::NotFound(_)) => (Value::Null, String::new()),
@@ -86,9 +101,16 @@ pub async fn set_pipeline(g: &Global, a: &SetPipelineArgs) -> Result<()> {
         return Ok(());
     }
 
-    println!("{}{}", ui::paint("pipeline name: ", ui::BOLD, ui::stdout_is_tty()), pipeline.name);
+    println!(
+        "{}{}",
+        ui::paint("pipeline name: ", ui::BOLD, ui::stdout_is_tty()),
+        pipeline.name
+    );
     if let Some(iv) = &pipeline.instance_vars {
-        println!("{}", ui::paint("pipeline instance vars:", ui::BOLD, ui::stdout_is_tty()));
+        println!(
+            "{}",
+            ui::paint("pipeline instance vars:", ui::BOLD, ui::stdout_is_tty())
+        );
         let text = yaml::emit(&Value::Object(iv.clone()));
         for line in text.trim_end().lines() {
             println!("  {line}");
@@ -130,8 +152,12 @@ pub async fn set_pipeline(g: &Global, a: &SetPipelineArgs) -> Result<()> {
         .body(rendered);
     let resp = match c.send(put).await {
         Ok(r) => r,
-        Err(FlyError::Unexpected { code: 400, body, .. }) => {
-            let errors: Vec<String> = serde_json::from_str::<api::SaveConfigResponse>(&body).map(|r| r.errors).unwrap_or_default();
+        Err(FlyError::Unexpected {
+            code: 400, body, ..
+        }) => {
+            let errors: Vec<String> = serde_json::from_str::<api::SaveConfigResponse>(&body)
+                .map(|r| r.errors)
+                .unwrap_or_default();
             if errors.is_empty() {
                 bail!("invalid pipeline config:\n{body}");
             }
@@ -145,7 +171,13 @@ pub async fn set_pipeline(g: &Global, a: &SetPipelineArgs) -> Result<()> {
     show_warnings(&saved.warnings);
     if created {
         println!("pipeline created!");
-        println!("you can view your pipeline here: {}/teams/{}/pipelines/{}{}", c.url, team, pipeline.name, web_query(&pipeline));
+        println!(
+            "you can view your pipeline here: {}/teams/{}/pipelines/{}{}",
+            c.url,
+            team,
+            pipeline.name,
+            web_query(&pipeline)
+        );
     } else {
         println!("configuration updated");
     }

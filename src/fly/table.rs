@@ -12,11 +12,17 @@ pub struct Cell {
 
 impl Cell {
     pub fn new(text: impl Into<String>) -> Cell {
-        Cell { text: text.into(), color: None }
+        Cell {
+            text: text.into(),
+            color: None,
+        }
     }
 
     pub fn colored(text: impl Into<String>, color: &'static str) -> Cell {
-        Cell { text: text.into(), color: Some(color) }
+        Cell {
+            text: text.into(),
+            color: Some(color),
+        }
     }
 
     /// `yes` in cyan or `no`.
@@ -54,7 +60,10 @@ pub struct Table {
 
 impl Table {
     pub fn new(headers: &[&str]) -> Table {
-        Table { headers: headers.iter().map(|h| Cell::new(*h)).collect(), rows: Vec::new() }
+        Table {
+            headers: headers.iter().map(|h| Cell::new(*h)).collect(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, row: Vec<Cell>) {
@@ -91,7 +100,14 @@ impl Table {
         }
         let mut out = String::new();
         if show_headers && !self.headers.is_empty() {
-            let bold: Vec<Cell> = self.headers.iter().map(|h| Cell { text: h.text.clone(), color: Some(ui::BOLD) }).collect();
+            let bold: Vec<Cell> = self
+                .headers
+                .iter()
+                .map(|h| Cell {
+                    text: h.text.clone(),
+                    color: Some(ui::BOLD),
+                })
+                .collect();
             render_row(&mut out, &bold, &widths, tty);
         }
         for row in &self.rows {
@@ -139,7 +155,10 @@ mod tests {
     #[test]
     fn headers_widen_columns_when_printed() {
         let t = sample();
-        assert_eq!(t.render(true, false), "name  paused\nzeta  yes   \na     no    \n");
+        assert_eq!(
+            t.render(true, false),
+            "name  paused\nzeta  yes   \na     no    \n"
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ use anyhow::{anyhow, bail, Context, Result};
 
 /// The `expiry` column: RFC 1123 in UTC, `n/a` without a token.
 pub fn expiry_cell(props: &TargetProps) -> String {
-    let Some(token) = props.bearer() else { return "n/a".into() };
+    let Some(token) = props.bearer() else {
+        return "n/a".into();
+    };
     match token_expiry(&token.value).and_then(|s| chrono::DateTime::from_timestamp(s, 0)) {
         Some(t) => t.format("%a, %d %b %Y %H:%M:%S UTC").to_string(),
         None => "n/a: invalid token".into(),
@@ -22,7 +24,12 @@ pub fn targets(g: &Global) -> Result<()> {
     let rc = Flyrc::load()?;
     let mut table = Table::new(&["name", "url", "team", "expiry"]);
     for (name, props) in &rc.targets {
-        table.push(vec![name.clone().into(), props.api.clone().into(), props.team.clone().into(), expiry_cell(props).into()]);
+        table.push(vec![
+            name.clone().into(),
+            props.api.clone().into(),
+            props.team.clone().into(),
+            expiry_cell(props).into(),
+        ]);
     }
     table.sort_by_first_column();
     table.print(g.print_table_headers);
@@ -34,12 +41,18 @@ pub async fn status(g: &Global) -> Result<()> {
     if t.props.bearer().is_none() {
         return Err(fail("logged out"));
     }
-    match t.client.get_json::<api::UserInfo>("/api/v1/user", &[]).await {
+    match t
+        .client
+        .get_json::<api::UserInfo>("/api/v1/user", &[])
+        .await
+    {
         Ok(_) => {
             println!("logged in successfully");
             Ok(())
         }
-        Err(e) => Err(fail(format!("please login again.\n\ntoken validation failed with error: {e}"))),
+        Err(e) => Err(fail(format!(
+            "please login again.\n\ntoken validation failed with error: {e}"
+        ))),
     }
 }
 
@@ -50,10 +63,17 @@ pub async fn userinfo(g: &Global, a: &JsonArg) -> Result<()> {
     if a.json {
         return print_json(&user);
     }
-    let mut roles: Vec<String> = user.teams.iter().flat_map(|(team, rs)| rs.iter().map(move |r| format!("{team}/{r}"))).collect();
+    let mut roles: Vec<String> = user
+        .teams
+        .iter()
+        .flat_map(|(team, rs)| rs.iter().map(move |r| format!("{team}/{r}")))
+        .collect();
     roles.sort();
     let mut table = Table::new(&["username", "team/role"]);
-    table.push(vec![user.display_user_id.clone().into(), roles.join(",").into()]);
+    table.push(vec![
+        user.display_user_id.clone().into(),
+        roles.join(",").into(),
+    ]);
     table.print(g.print_table_headers);
     Ok(())
 }
@@ -75,7 +95,11 @@ fn platform() -> (&'static str, &'static str) {
 pub async fn sync(g: &Global, a: &SyncArgs) -> Result<()> {
     let client = match (&a.concourse_url, g.target.as_deref()) {
         (Some(url), _) => {
-            let mut props = TargetProps { api: url.trim_end_matches('/').to_string(), insecure: a.insecure, ..Default::default() };
+            let mut props = TargetProps {
+                api: url.trim_end_matches('/').to_string(),
+                insecure: a.insecure,
+                ..Default::default()
+            };
             if let Some(ca) = &a.ca_cert {
                 props.ca_cert = String::from_utf8_lossy(&super::read_path(ca)?).into_owned();
             }
@@ -91,7 +115,9 @@ pub async fn sync(g: &Global, a: &SyncArgs) -> Result<()> {
         return Ok(());
     }
     let exe = std::env::current_exe().map_err(|e| fail(format!("update failed: {e}")))?;
-    let dir = exe.parent().ok_or_else(|| fail("update failed: executable has no parent directory"))?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| fail("update failed: executable has no parent directory"))?;
     let tmp = dir.join(format!(".fly-sync-{}", std::process::id()));
     std::fs::write(&tmp, b"").map_err(|e| fail(format!("update failed: {e}")))?;
 
@@ -116,7 +142,13 @@ pub async fn sync(g: &Global, a: &SyncArgs) -> Result<()> {
 
 async fn download(client: &Client, arch: &str, os: &str, to: &std::path::Path) -> Result<()> {
     use std::io::Write;
-    let resp = client.execute(client.get("/api/v1/cli").query(&[("arch", arch), ("platform", os)])).await?;
+    let resp = client
+        .execute(
+            client
+                .get("/api/v1/cli")
+                .query(&[("arch", arch), ("platform", os)]),
+        )
+        .await?;
     let status = resp.status();
     if !status.is_success() {
         let body = resp.text().await.unwrap_or_default();
@@ -130,7 +162,11 @@ async fn download(client: &Client, arch: &str, os: &str, to: &std::path::Path) -
     let mut file = std::fs::File::create(to)?;
     let mut resp = resp;
     let mut done: u64 = 0;
-    while let Some(chunk) = resp.chunk().await.map_err(|e| FlyError::Network(super::client::error_chain(&e)))? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| FlyError::Network(super::client::error_chain(&e)))?
+    {
         file.write_all(&chunk)?;
         done += chunk.len() as u64;
     }
@@ -144,7 +180,11 @@ async fn download(client: &Client, arch: &str, os: &str, to: &std::path::Path) -
 }
 
 pub fn delete_target(g: &Global, a: &AllArg) -> Result<()> {
-    let name = g.target.as_deref().filter(|n| !n.is_empty()).ok_or(FlyError::NoTarget)?;
+    let name = g
+        .target
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .ok_or(FlyError::NoTarget)?;
     let mut rc = Flyrc::load()?;
     rc.target(name)?;
     if a.all {
@@ -160,7 +200,11 @@ pub fn delete_target(g: &Global, a: &AllArg) -> Result<()> {
 }
 
 pub fn edit_target(g: &Global, a: &EditTargetArgs) -> Result<()> {
-    let name = g.target.as_deref().filter(|n| !n.is_empty()).ok_or(FlyError::NoTarget)?;
+    let name = g
+        .target
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .ok_or(FlyError::NoTarget)?;
     if a.target_name.is_none() && a.concourse_url.is_none() && a.team_name.is_none() {
         bail!("no attributes specified to update");
     }
@@ -194,9 +238,18 @@ mod tests {
         let mut raw = vec![1u8; 20];
         raw.extend_from_slice(&1_136_214_245u64.to_le_bytes());
         let value = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&raw);
-        let mut props = TargetProps { token: Some(TargetToken { kind: "bearer".into(), value }), ..Default::default() };
+        let mut props = TargetProps {
+            token: Some(TargetToken {
+                kind: "bearer".into(),
+                value,
+            }),
+            ..Default::default()
+        };
         assert_eq!(expiry_cell(&props), "Mon, 02 Jan 2006 15:04:05 UTC");
-        props.token = Some(TargetToken { kind: "bearer".into(), value: "eyJhbGciOi.jwt.thing".into() });
+        props.token = Some(TargetToken {
+            kind: "bearer".into(),
+            value: "eyJhbGciOi.jwt.thing".into(),
+        });
         assert_eq!(expiry_cell(&props), "n/a: invalid token");
         props.token = None;
         assert_eq!(expiry_cell(&props), "n/a");

@@ -26,7 +26,11 @@ fn detail_rows(table: &mut Table, team: &Team) {
         } else {
             Cell::new(auth.users.join(","))
         };
-        let groups = if auth.groups.is_empty() { Cell::none() } else { Cell::new(auth.groups.join(",")) };
+        let groups = if auth.groups.is_empty() {
+            Cell::none()
+        } else {
+            Cell::new(auth.groups.join(","))
+        };
         table.push(vec![format!("{}/{role}", team.name).into(), users, groups]);
     }
 }
@@ -37,7 +41,11 @@ pub async fn teams(g: &Global, a: &TeamsArgs) -> Result<()> {
     if a.json {
         return print_json(&teams);
     }
-    let mut table = if a.details { Table::new(&["name/role", "users", "groups"]) } else { Table::new(&["name"]) };
+    let mut table = if a.details {
+        Table::new(&["name/role", "users", "groups"])
+    } else {
+        Table::new(&["name"])
+    };
     for team in &teams {
         if a.details {
             detail_rows(&mut table, team);
@@ -52,7 +60,11 @@ pub async fn teams(g: &Global, a: &TeamsArgs) -> Result<()> {
 
 pub async fn get_team(g: &Global, a: &GetTeamArgs) -> Result<()> {
     let t = connect(g).await?;
-    let team: Team = match t.client.get_json(&format!("/api/v1/teams/{}", seg(&a.team_name)), &[]).await {
+    let team: Team = match t
+        .client
+        .get_json(&format!("/api/v1/teams/{}", seg(&a.team_name)), &[])
+        .await
+    {
         Ok(team) => team,
         Err(e) if super::client::is_not_found(&e) => bail!("team '{}' does not exist", a.team_name),
         Err(e) => return Err(e),
@@ -68,7 +80,10 @@ pub async fn get_team(g: &Global, a: &GetTeamArgs) -> Result<()> {
 }
 
 fn lower_prefixed(prefix: &str, values: &[String], suffix: &str) -> Vec<String> {
-    values.iter().map(|v| format!("{prefix}:{}{suffix}", v.to_lowercase())).collect()
+    values
+        .iter()
+        .map(|v| format!("{prefix}:{}{suffix}", v.to_lowercase()))
+        .collect()
 }
 
 /// Everything given as flags lands in role `owner`.
@@ -112,7 +127,9 @@ fn auth_from_flags(a: &SetTeamArgs) -> TeamAuth {
     for (prefix, values, suffix) in groups {
         owner.groups.extend(lower_prefixed(prefix, values, suffix));
     }
-    owner.groups.extend(lower_prefixed("saml", &a.saml_group, ""));
+    owner
+        .groups
+        .extend(lower_prefixed("saml", &a.saml_group, ""));
     let mut auth = TeamAuth::new();
     if !owner.users.is_empty() || !owner.groups.is_empty() {
         auth.insert("owner".into(), owner);
@@ -121,22 +138,41 @@ fn auth_from_flags(a: &SetTeamArgs) -> TeamAuth {
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The `roles:` file of auth.md §4.3.
 fn auth_from_file(text: &str) -> Result<TeamAuth> {
     let doc = yaml::parse(text).map_err(|e| anyhow!("failed to parse team config: {e}"))?;
     let mut auth = TeamAuth::new();
-    for role in doc.get("roles").and_then(Value::as_array).into_iter().flatten() {
-        let name = role.get("name").and_then(Value::as_str).ok_or_else(|| anyhow!("role without a name in team config"))?;
+    for role in doc
+        .get("roles")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = role
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("role without a name in team config"))?;
         let mut ra = RoleAuth::default();
         for (connector, fields) in role.as_object().into_iter().flatten() {
             if connector == "name" {
                 continue;
             }
-            let prefix = if connector == "cloudfoundry" { "cf" } else { connector.as_str() };
-            ra.users.extend(lower_prefixed(prefix, &strings(fields.get("users")), ""));
+            let prefix = if connector == "cloudfoundry" {
+                "cf"
+            } else {
+                connector.as_str()
+            };
+            ra.users
+                .extend(lower_prefixed(prefix, &strings(fields.get("users")), ""));
             for (key, suffix) in [
                 ("groups", ""),
                 ("orgs", ""),
@@ -148,7 +184,8 @@ fn auth_from_file(text: &str) -> Result<TeamAuth> {
                 ("spaces_with_manager_role", ":manager"),
                 ("space_guids", ""),
             ] {
-                ra.groups.extend(lower_prefixed(prefix, &strings(fields.get(key)), suffix));
+                ra.groups
+                    .extend(lower_prefixed(prefix, &strings(fields.get(key)), suffix));
             }
         }
         if !ra.users.is_empty() || !ra.groups.is_empty() {
@@ -189,16 +226,31 @@ pub async fn set_team(g: &Global, a: &SetTeamArgs) -> Result<()> {
     if auth.is_empty() {
         bail!("auth config for the team does not have users and groups configured");
     }
-    println!("setting team: {}", ui::paint(&a.team_name, ui::CYAN, ui::stdout_is_tty()));
+    println!(
+        "setting team: {}",
+        ui::paint(&a.team_name, ui::CYAN, ui::stdout_is_tty())
+    );
     println!();
     print_auth(&auth);
-    let warnings: Vec<ConfigWarning> = config::identifier_warning("team", &a.team_name).into_iter().collect();
+    let warnings: Vec<ConfigWarning> = config::identifier_warning("team", &a.team_name)
+        .into_iter()
+        .collect();
     show_warnings(&warnings);
     if !a.non_interactive && !ui::confirm("apply team configuration?") {
         return Err(fail("bailing out"));
     }
-    let body = Team { auth: Some(auth), ..Default::default() };
-    let resp = t.client.send(t.client.put(&format!("/api/v1/teams/{}", seg(&a.team_name))).json(&body)).await?;
+    let body = Team {
+        auth: Some(auth),
+        ..Default::default()
+    };
+    let resp = t
+        .client
+        .send(
+            t.client
+                .put(&format!("/api/v1/teams/{}", seg(&a.team_name)))
+                .json(&body),
+        )
+        .await?;
     let parsed: SetTeamResponse = serde_json::from_slice(&resp.body).unwrap_or_default();
     if resp.status.as_u16() == 201 {
         println!("team created");
@@ -211,10 +263,21 @@ pub async fn set_team(g: &Global, a: &SetTeamArgs) -> Result<()> {
 
 pub async fn rename_team(g: &Global, a: &RenameTeamArgs) -> Result<()> {
     let t = connect(g).await?;
-    let body = api::RenameRequest { name: a.new_name.clone() };
-    match t.client.send(t.client.put(&format!("/api/v1/teams/{}/rename", seg(&a.old_name))).json(&body)).await {
+    let body = api::RenameRequest {
+        name: a.new_name.clone(),
+    };
+    match t
+        .client
+        .send(
+            t.client
+                .put(&format!("/api/v1/teams/{}/rename", seg(&a.old_name)))
+                .json(&body),
+        )
+        .await
+    {
         Ok(resp) => {
-            let saved: api::SaveConfigResponse = serde_json::from_slice(&resp.body).unwrap_or_default();
+            let saved: api::SaveConfigResponse =
+                serde_json::from_slice(&resp.body).unwrap_or_default();
             show_warnings(&saved.warnings);
             println!("Team successfully renamed to {}", a.new_name);
             Ok(())
@@ -238,7 +301,14 @@ pub async fn destroy_team(g: &Global, a: &DestroyTeamArgs) -> Result<()> {
             bail!("incorrect team name; bailing out");
         }
     }
-    match t.client.send(t.client.request(reqwest::Method::DELETE, &format!("/api/v1/teams/{}", seg(name)))).await {
+    match t
+        .client
+        .send(t.client.request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/teams/{}", seg(name)),
+        ))
+        .await
+    {
         Ok(_) => {
             println!("`{name}` deleted");
             Ok(())
@@ -273,13 +343,27 @@ mod tests {
     #[test]
     fn flags_all_land_in_owner() {
         let args = super::super::cli::FlyArgs::try_parse_from([
-            "fly", "set-team", "-n", "x", "--local-user", "Bob", "--github-team", "org:team", "--cf-space-with-auditor-role", "o:s",
+            "fly",
+            "set-team",
+            "-n",
+            "x",
+            "--local-user",
+            "Bob",
+            "--github-team",
+            "org:team",
+            "--cf-space-with-auditor-role",
+            "o:s",
         ])
         .unwrap();
-        let Some(super::super::cli::Command::SetTeam(st)) = args.command else { panic!("set-team") };
+        let Some(super::super::cli::Command::SetTeam(st)) = args.command else {
+            panic!("set-team")
+        };
         let auth = auth_from_flags(&st);
         assert_eq!(auth.len(), 1);
         assert_eq!(auth["owner"].users, vec!["local:bob"]);
-        assert_eq!(auth["owner"].groups, vec!["github:org:team", "cf:o:s:auditor"]);
+        assert_eq!(
+            auth["owner"].groups,
+            vec!["github:org:team", "cf:o:s:auditor"]
+        );
     }
 }

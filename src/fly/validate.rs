@@ -28,7 +28,10 @@ pub fn validate_pipeline(a: &ValidatePipelineArgs) -> Result<()> {
         eprintln!();
     }
     if !errors.is_empty() {
-        eprintln!("{}", ui::paint("Error loading existing config:", ui::RED, tty));
+        eprintln!(
+            "{}",
+            ui::paint("Error loading existing config:", ui::RED, tty)
+        );
         for e in &errors {
             eprintln!("  - {e}");
         }
@@ -46,14 +49,24 @@ pub fn validate_pipeline(a: &ValidatePipelineArgs) -> Result<()> {
 }
 
 pub fn format_pipeline(a: &FormatPipelineArgs) -> Result<()> {
-    let source = super::read_path(&a.config).map_err(|e| fail(format!("could not read config file: {e}")))?;
-    let cfg = config::parse_pipeline(&source).map_err(|e| fail(format!("could not unmarshal config: {e}")))?;
+    let source = super::read_path(&a.config)
+        .map_err(|e| fail(format!("could not read config file: {e}")))?;
+    let cfg = config::parse_pipeline(&source)
+        .map_err(|e| fail(format!("could not unmarshal config: {e}")))?;
     let formatted = yaml::emit(&config::to_json(&cfg));
     if a.write && a.config != "-" {
         let path = std::path::Path::new(&a.config);
-        let mode = std::fs::metadata(path).map_err(|e| fail(format!("could not stat config file: {e}")))?.permissions();
-        std::fs::write(path, formatted.as_bytes()).map_err(|e| fail(format!("could not write formatted config to {}: {e}", a.config)))?;
-        std::fs::set_permissions(path, mode).map_err(|e| FlyError::Fail(format!("could not set permissions: {e}")))?;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| fail(format!("could not stat config file: {e}")))?
+            .permissions();
+        std::fs::write(path, formatted.as_bytes()).map_err(|e| {
+            fail(format!(
+                "could not write formatted config to {}: {e}",
+                a.config
+            ))
+        })?;
+        std::fs::set_permissions(path, mode)
+            .map_err(|e| FlyError::Fail(format!("could not set permissions: {e}")))?;
     } else {
         print!("{formatted}");
     }

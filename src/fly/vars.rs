@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 
 /// Splits `NAME=VALUE` at the first `=`.
 fn split_pair(s: &str) -> Result<(&str, &str)> {
-    s.split_once('=').ok_or_else(|| anyhow!("invalid variable '{s}': must be formatted as NAME=VALUE"))
+    s.split_once('=')
+        .ok_or_else(|| anyhow!("invalid variable '{s}': must be formatted as NAME=VALUE"))
 }
 
 fn parse_yaml_value(name: &str, raw: &str) -> Result<Value> {
@@ -18,7 +19,10 @@ fn parse_yaml_value(name: &str, raw: &str) -> Result<Value> {
 }
 
 /// The vars the templates see, plus the instance vars given with `-i`.
-pub fn static_vars(args: &VarsArgs, instance_var_flags: &[String]) -> Result<(StaticVars, Map<String, Value>)> {
+pub fn static_vars(
+    args: &VarsArgs,
+    instance_var_flags: &[String],
+) -> Result<(StaticVars, Map<String, Value>)> {
     let mut vars = Map::new();
     for path in &args.load_vars_from {
         let text = super::read_path(path)?;
@@ -31,11 +35,19 @@ pub fn static_vars(args: &VarsArgs, instance_var_flags: &[String]) -> Result<(St
     }
     for flag in &args.var {
         let (name, value) = split_pair(flag)?;
-        set_path(&mut vars, &parse_path(name)?, Value::String(value.to_string()));
+        set_path(
+            &mut vars,
+            &parse_path(name)?,
+            Value::String(value.to_string()),
+        );
     }
     for flag in &args.yaml_var {
         let (name, value) = split_pair(flag)?;
-        set_path(&mut vars, &parse_path(name)?, parse_yaml_value(name, value)?);
+        set_path(
+            &mut vars,
+            &parse_path(name)?,
+            parse_yaml_value(name, value)?,
+        );
     }
     let mut instance_vars = Map::new();
     for flag in instance_var_flags {
@@ -75,9 +87,18 @@ mod tests {
 
     #[test]
     fn values_split_at_the_first_equals() {
-        let args = VarsArgs { var: vec!["a=b=c".into()], ..Default::default() };
-        assert_eq!(Value::Object(static_vars(&args, &[]).unwrap().0 .0), json!({"a": "b=c"}));
-        let bad = VarsArgs { var: vec!["novalue".into()], ..Default::default() };
+        let args = VarsArgs {
+            var: vec!["a=b=c".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            Value::Object(static_vars(&args, &[]).unwrap().0 .0),
+            json!({"a": "b=c"})
+        );
+        let bad = VarsArgs {
+            var: vec!["novalue".into()],
+            ..Default::default()
+        };
         assert!(static_vars(&bad, &[]).is_err());
     }
 }

@@ -24,10 +24,14 @@ fn to_json(y: Yaml) -> Result<Value, String> {
         Yaml::Integer(i) => Value::Number(i.into()),
         Yaml::Real(s) => {
             let f = parse_real(&s).ok_or_else(|| format!("invalid number: {s}"))?;
-            Number::from_f64(f).map(Value::Number).unwrap_or(Value::String(s))
+            Number::from_f64(f)
+                .map(Value::Number)
+                .unwrap_or(Value::String(s))
         }
         Yaml::String(s) => Value::String(s),
-        Yaml::Array(items) => Value::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?),
+        Yaml::Array(items) => {
+            Value::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?)
+        }
         Yaml::Hash(h) => {
             let mut m = Map::new();
             for (k, v) in h {
@@ -88,7 +92,11 @@ fn write_map(out: &mut String, m: &Map<String, Value>, indent: usize) {
                 out.push_str(&format!("{}{key}:\n", pad(indent)));
                 write_seq(out, items, indent);
             }
-            _ => out.push_str(&format!("{}{key}: {}\n", pad(indent), scalar(v, indent + 2))),
+            _ => out.push_str(&format!(
+                "{}{key}: {}\n",
+                pad(indent),
+                scalar(v, indent + 2)
+            )),
         }
     }
 }
@@ -175,7 +183,21 @@ fn resolves_to_non_string(s: &str) -> bool {
     let lower = s.to_ascii_lowercase();
     if matches!(
         lower.as_str(),
-        "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n" | "null" | "~" | "<<" | ".inf" | "-.inf" | "+.inf" | ".nan"
+        "true"
+            | "false"
+            | "yes"
+            | "no"
+            | "on"
+            | "off"
+            | "y"
+            | "n"
+            | "null"
+            | "~"
+            | "<<"
+            | ".inf"
+            | "-.inf"
+            | "+.inf"
+            | ".nan"
     ) {
         return true;
     }
@@ -183,7 +205,12 @@ fn resolves_to_non_string(s: &str) -> bool {
     if body.is_empty() {
         return false;
     }
-    if body.parse::<f64>().is_ok() && body.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '.') {
+    if body.parse::<f64>().is_ok()
+        && body
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit() || c == '.')
+    {
         return true;
     }
     if let Some(hex) = body.strip_prefix("0x") {
@@ -201,7 +228,10 @@ fn resolves_to_non_string(s: &str) -> bool {
     if b.len() >= 8 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' {
         return true;
     }
-    if s.contains(':') && s.split(':').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) {
+    if s.contains(':')
+        && s.split(':')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    {
         return true;
     }
     false
@@ -215,19 +245,28 @@ mod tests {
     #[test]
     fn emits_sorted_keys_and_sequences_at_parent_indent() {
         let v = json!({"jobs": [{"name": "j", "plan": [{"get": "r"}]}], "a": {"b": 1}});
-        assert_eq!(emit(&v), "a:\n  b: 1\njobs:\n- name: j\n  plan:\n  - get: r\n");
+        assert_eq!(
+            emit(&v),
+            "a:\n  b: 1\njobs:\n- name: j\n  plan:\n  - get: r\n"
+        );
     }
 
     #[test]
     fn quotes_strings_that_would_read_back_as_other_types() {
         let v = json!({"a": "true", "b": "123", "c": "", "d": "x: y", "e": "plain", "f": "it's: x", "g": 1.5});
-        assert_eq!(emit(&v), "a: 'true'\nb: '123'\nc: ''\nd: 'x: y'\ne: plain\nf: 'it''s: x'\ng: 1.5\n");
+        assert_eq!(
+            emit(&v),
+            "a: 'true'\nb: '123'\nc: ''\nd: 'x: y'\ne: plain\nf: 'it''s: x'\ng: 1.5\n"
+        );
     }
 
     #[test]
     fn multiline_strings_become_literal_blocks() {
         let v = json!({"c": {"s": "line1\nline2\n"}, "d": "a\nb"});
-        assert_eq!(emit(&v), "c:\n  s: |\n    line1\n    line2\nd: |-\n  a\n  b\n");
+        assert_eq!(
+            emit(&v),
+            "c:\n  s: |\n    line1\n    line2\nd: |-\n  a\n  b\n"
+        );
     }
 
     #[test]
