@@ -213,7 +213,7 @@ fn login_saves_the_target_and_later_commands_use_its_token() {
         "-p",
         "test",
     ]);
-    assert_eq!(out, "logging in to team 'main'\n\ntarget saved\n");
+    assert_eq!(out, "logging in to team 'main'\n\n\ntarget saved\n");
     assert_eq!(fly.flyrc(), format!("targets:\n  ci:\n    api: {url}\n    team: main\n    token:\n      type: bearer\n      value: {TOKEN}\n"));
     #[cfg(unix)]
     {

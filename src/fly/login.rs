@@ -63,6 +63,7 @@ pub async fn login(g: &Global, a: &LoginArgs) -> Result<()> {
         },
     };
 
+    println!();
     let mut props = target.props.clone();
     props.token = Some(token.clone());
     let authed = Client::new(&props.api, &props, g.verbose)?;

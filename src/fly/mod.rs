@@ -240,7 +240,7 @@ pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads a `-c` style path: `-` is stdin; otherwise the path must exist.
+/// Reads a `-c` style path: `-` is stdin; otherwise the (glob-expanded) path must exist.
 pub(crate) fn read_path(path: &str) -> anyhow::Result<Vec<u8>> {
     use std::io::Read;
     if path == "-" {
@@ -248,10 +248,104 @@ pub(crate) fn read_path(path: &str) -> anyhow::Result<Vec<u8>> {
         std::io::stdin().read_to_end(&mut buf)?;
         return Ok(buf);
     }
-    if !std::path::Path::new(path).exists() {
-        anyhow::bail!("path '{path}' does not exist");
+    let resolved = resolve_path(path)?;
+    std::fs::read(&resolved)
+        .map_err(|e| anyhow::anyhow!("could not read {}: {e}", resolved.display()))
+}
+
+/// Expands a path flag like go-flags' `atc.PathFlag`: exactly one match is required.
+pub(crate) fn resolve_path(path: &str) -> anyhow::Result<std::path::PathBuf> {
+    let matches = glob(path);
+    match matches.len() {
+        0 => anyhow::bail!("path '{path}' does not exist"),
+        1 => Ok(matches.into_iter().next().unwrap_or_default()),
+        _ => anyhow::bail!(
+            "path '{path}' resolves to multiple entries: {}",
+            matches
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
-    std::fs::read(path).map_err(|e| anyhow::anyhow!("could not read {path}: {e}"))
+}
+
+/// Existing paths matching `pattern` (`*`, `?`, `[...]` within one component), sorted.
+fn glob(pattern: &str) -> Vec<std::path::PathBuf> {
+    use std::path::{Component, PathBuf};
+    let p = std::path::Path::new(pattern);
+    let mut current: Vec<PathBuf> = vec![PathBuf::new()];
+    for comp in p.components() {
+        let part = comp.as_os_str().to_string_lossy().into_owned();
+        let wild = matches!(comp, Component::Normal(_)) && part.contains(['*', '?', '[']);
+        let mut next = Vec::new();
+        for base in &current {
+            if !wild {
+                next.push(base.join(&part));
+                continue;
+            }
+            let dir = if base.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                base.clone()
+            };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut names: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            for name in names {
+                if (!name.starts_with('.') || part.starts_with('.')) && wildcard(&part, &name) {
+                    next.push(base.join(name));
+                }
+            }
+        }
+        current = next;
+    }
+    current
+        .into_iter()
+        .filter(|p| !p.as_os_str().is_empty() && p.exists())
+        .collect()
+}
+
+fn wildcard(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
+            Some('?') => !n.is_empty() && go(&p[1..], &n[1..]),
+            Some('[') => {
+                let Some(end) = p.iter().position(|c| *c == ']') else {
+                    return !n.is_empty() && n[0] == '[' && go(&p[1..], &n[1..]);
+                };
+                let Some(c) = n.first() else { return false };
+                let set = &p[1..end];
+                let (negate, set) = match set.first() {
+                    Some('!') | Some('^') => (true, &set[1..]),
+                    _ => (false, set),
+                };
+                let mut hit = false;
+                let mut i = 0;
+                while i < set.len() {
+                    if i + 2 < set.len() && set[i + 1] == '-' {
+                        hit |= set[i] <= *c && *c <= set[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= set[i] == *c;
+                        i += 1;
+                    }
+                }
+                hit != negate && go(&p[end + 1..], &n[1..])
+            }
+            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
 }
 
 #[cfg(test)]
@@ -285,6 +379,26 @@ mod tests {
         assert_eq!(sp.vars.var, vec!["a=1", "b=2"]);
         assert_eq!(sp.vars.load_vars_from, vec!["v.yml"]);
         assert!(parse(&["-v"]).unwrap().version);
+    }
+
+    #[test]
+    fn path_flags_are_glob_expanded_and_must_match_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yml"), "a").unwrap();
+        std::fs::write(dir.path().join("b.yml"), "b").unwrap();
+        let base = dir.path().to_string_lossy();
+        assert_eq!(read_path(&format!("{base}/a.y?l")).unwrap(), b"a");
+        assert_eq!(read_path(&format!("{base}/[b]*")).unwrap(), b"b");
+        let many = format!("{base}/*.yml");
+        assert!(read_path(&many)
+            .unwrap_err()
+            .to_string()
+            .starts_with(&format!("path '{many}' resolves to multiple entries")));
+        let none = format!("{base}/nope*.yml");
+        assert_eq!(
+            read_path(&none).unwrap_err().to_string(),
+            format!("path '{none}' does not exist")
+        );
     }
 
     #[test]

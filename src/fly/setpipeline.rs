@@ -17,20 +17,26 @@ pub fn show_warnings(warnings: &[ConfigWarning]) {
         return;
     }
     let tty = ui::stderr_is_tty();
-    eprintln!("{}", ui::paint("DEPRECATION WARNING:", ui::YELLOW, tty));
+    eprintln!();
+    eprintln!("{}", ui::paint("DEPRECATION WARNING:", ui::BOLD_RED, tty));
     for w in warnings {
         eprintln!("  - {}", w.message);
     }
     if warnings.iter().any(|w| w.kind == "invalid_identifier") {
         eprintln!();
-        eprintln!(
-            "{}",
-            ui::paint(
-                "see https://concourse-ci.org/config-basics.html#schema.identifier",
-                ui::YELLOW,
-                tty
-            )
-        );
+        eprintln!("identifier schema documentation: https://concourse-ci.org/config-basics.html#schema.identifier");
+    }
+    eprintln!();
+}
+
+/// Upstream's `displayhelpers.ShowErrors`, to stderr.
+pub fn show_errors(header: &str, errors: &[String]) {
+    let tty = ui::stderr_is_tty();
+    eprintln!();
+    eprintln!("{}", ui::paint("WARNING:", ui::BLINK_WHITE_ON_RED, tty));
+    eprintln!("{header}:");
+    for e in errors {
+        eprintln!("  - {e}");
     }
     eprintln!();
 }

@@ -3,7 +3,8 @@
 
 use super::cli::{FormatPipelineArgs, ValidatePipelineArgs};
 use super::client::{fail, FlyError};
-use super::{ui, vars, yaml};
+use super::setpipeline::{show_errors, show_warnings};
+use super::{vars, yaml};
 use crate::config;
 use anyhow::{anyhow, Result};
 
@@ -19,29 +20,15 @@ pub fn validate_pipeline(a: &ValidatePipelineArgs) -> Result<()> {
         }
         Err(e) => (Vec::new(), vec![e.to_string()]),
     };
-    let tty = ui::stderr_is_tty();
-    if !warnings.is_empty() {
-        eprintln!("{}", ui::paint("WARNING:", ui::YELLOW, tty));
-        for w in &warnings {
-            eprintln!("  - {}", w.message);
-        }
-        eprintln!();
-    }
+    show_warnings(&warnings);
     if !errors.is_empty() {
-        eprintln!(
-            "{}",
-            ui::paint("Error loading existing config:", ui::RED, tty)
-        );
-        for e in &errors {
-            eprintln!("  - {e}");
-        }
-        eprintln!();
+        show_errors("Error loading existing config", &errors);
     }
     if !errors.is_empty() || (a.strict && !warnings.is_empty()) {
-        return Err(anyhow!("configuration invalid"));
+        return Err(fail("configuration invalid"));
     }
     if a.output {
-        print!("{}", String::from_utf8_lossy(&rendered));
+        println!("{}", String::from_utf8_lossy(&rendered));
     } else {
         println!("looks good");
     }
