@@ -2,42 +2,108 @@
 //! interpolation, and validation with upstream's messages. Pure: no I/O beyond what the
 //! caller hands in, and no knowledge of the store.
 //!
-//! NOTE: skeleton — the public signatures below are the contract other modules code against.
+//! Layout: `yaml` (YAML → JSON value with go-yaml v2 semantics and a line table), `emit`
+//! (`to_yaml`), `decode` (Go-style field decoding), `model` (config outside steps), `steps`,
+//! `task`, `vars` (interpolation and fly's template rendering), `validate` + `validate_steps`
+//! (upstream `configvalidate`), `glob`, `duration`.
+
+mod decode;
+mod duration;
+mod emit;
+mod glob;
+mod model;
+mod step_parse;
+mod steps;
+mod task;
+mod validate;
+mod validate_steps;
+pub mod vars;
+mod yaml;
+
+pub use duration::{format_go_duration, parse_duration, parse_go_duration};
+pub use glob::{path_match, Glob};
+pub use model::{
+    BuildLogRetention, CheckEvery, JobConfig, Prototype, ResourceConfig, ResourceType, SourceLines,
+    VarSourceConfig,
+};
+pub use steps::{
+    AcrossStep, AcrossVarConfig, DoStep, GetStep, HookStep, InParallelStep, InputsConfig, Line,
+    LoadVarStep, MaxInFlight, PutStep, RetryStep, RunStep, SetPipelineStep, Step, StepConfig,
+    TaskStep, TimeoutStep, VersionConfig, STEP_PRECEDENCE,
+};
+pub use task::{
+    parse_memory_limit, parse_task_config, task_config_from_value, ContainerLimits, ImageResource,
+    TaskCacheConfig, TaskConfig, TaskEnv, TaskInputConfig, TaskOutputConfig, TaskRunConfig,
+};
+pub use validate::{validate_identifier, validate_pipeline_strict};
+pub use vars::{render_template, StaticVars};
+pub use yaml::LineMap;
 
 use crate::proto::api::ConfigWarning;
-use serde::Serialize;
 use serde_json::Value;
 
 /// A parsed pipeline config (upstream `atc.Config`). Serializes like upstream's JSON marshal.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
     pub jobs: Vec<JobConfig>,
     pub resources: Vec<ResourceConfig>,
     pub groups: Vec<crate::proto::api::GroupConfig>,
     pub display: Option<crate::proto::api::DisplayConfig>,
     pub user_data: Option<Value>,
+    pub resource_types: Vec<ResourceType>,
+    pub var_sources: Vec<VarSourceConfig>,
+    pub prototypes: Vec<Prototype>,
+    /// Where things were in the source document (for `(line N)` in messages).
+    pub source_lines: SourceLines,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
-pub struct JobConfig {
-    pub name: String,
-    pub old_name: String,
+impl Config {
+    pub fn job(&self, name: &str) -> Option<&JobConfig> {
+        self.jobs.iter().find(|j| j.name == name)
+    }
+    pub fn resource(&self, name: &str) -> Option<&ResourceConfig> {
+        self.resources.iter().find(|r| r.name == name)
+    }
+    pub fn resource_type(&self, name: &str) -> Option<&ResourceType> {
+        self.resource_types.iter().find(|r| r.name == name)
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
-pub struct ResourceConfig {
-    pub name: String,
-    pub old_name: String,
-    #[serde(rename = "type")]
-    pub type_: String,
-}
-
-/// A config error for the user: the message, and the 1-based YAML line when known.
+/// A config error for the user: upstream's message, and the 1-based YAML line when known
+/// (shown as a ` (line N)` suffix by `Display`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{message}")]
+#[error("{}", self.display())]
 pub struct ConfigError {
     pub message: String,
     pub line: Option<usize>,
+}
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            message: message.into(),
+            line: None,
+        }
+    }
+
+    pub(crate) fn at(message: impl Into<String>, line: usize) -> ConfigError {
+        ConfigError {
+            message: message.into(),
+            line: Some(line),
+        }
+    }
+
+    pub(crate) fn prefixed(mut self, prefix: &str) -> ConfigError {
+        self.message.insert_str(0, prefix);
+        self
+    }
+
+    fn display(&self) -> String {
+        match self.line {
+            Some(n) => format!("{} (line {n})", self.message),
+            None => self.message.clone(),
+        }
+    }
 }
 
 /// Outcome of validation: warnings never block a save, errors do.
@@ -49,42 +115,77 @@ pub struct Validation {
     pub errors: Vec<String>,
 }
 
-/// Parses a pipeline document (YAML or JSON) into the config model.
-pub fn parse_pipeline(_doc: &[u8]) -> Result<Config, ConfigError> {
-    unimplemented!("config::parse_pipeline")
+/// How strictly a pipeline document is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ParseMode {
+    /// The server's save (`atc.UnmarshalConfig`): unknown top-level keys are dropped, unknown
+    /// keys elsewhere (outside steps and task configs) are errors, a repeated key keeps its
+    /// last value.
+    #[default]
+    Server,
+    /// `fly validate-pipeline` without `--strict` (`yaml.Unmarshal`): unknown keys are
+    /// ignored everywhere.
+    Lenient,
+    /// `fly validate-pipeline --strict` (`yaml.UnmarshalStrict`): unknown keys anywhere,
+    /// top level included, and repeated keys are errors.
+    Strict,
+}
+
+/// Parses a pipeline document (YAML or JSON) into the config model, as the server does.
+/// Messages are upstream's (`error unmarshaling JSON: while decoding JSON: json: unknown
+/// field "x"`); the API adds its `malformed config: ` prefix.
+pub fn parse_pipeline(doc: &[u8]) -> Result<Config, ConfigError> {
+    parse_pipeline_with(doc, ParseMode::Server)
+}
+
+/// `fly validate-pipeline --strict`: see [`ParseMode::Strict`].
+pub fn parse_pipeline_strict(doc: &[u8]) -> Result<Config, ConfigError> {
+    parse_pipeline_with(doc, ParseMode::Strict)
+}
+
+/// Parses a pipeline document in the given mode.
+pub fn parse_pipeline_with(doc: &[u8], mode: ParseMode) -> Result<Config, ConfigError> {
+    let dups = if mode == ParseMode::Strict {
+        yaml::Duplicates::Reject
+    } else {
+        yaml::Duplicates::LastWins
+    };
+    let (value, lines) =
+        yaml::parse(doc, dups).map_err(|e| e.prefixed("error converting YAML to JSON: "))?;
+    let strict_top_level = mode == ParseMode::Strict;
+    let strict = mode != ParseMode::Lenient;
+    model::decode_config(&value, lines, strict_top_level, strict)
+        .map_err(|e| e.prefixed("error unmarshaling JSON: while decoding JSON: "))
 }
 
 /// Runs upstream's `configvalidate` over a parsed config.
-pub fn validate_pipeline(_config: &Config) -> Validation {
-    unimplemented!("config::validate_pipeline")
+pub fn validate_pipeline(config: &Config) -> Validation {
+    validate::validate(config)
 }
 
 /// The config as upstream's JSON (what `GET .../config` returns under `config`).
 pub fn to_json(config: &Config) -> Value {
-    serde_json::to_value(config).unwrap_or(Value::Null)
+    model::config_value(config)
 }
 
 /// Whether `name` matches a group's job glob (`*`, `?`, `[...]`, `{a,b}`).
-pub fn glob_match(_pattern: &str, _name: &str) -> Result<bool, ConfigError> {
-    unimplemented!("config::glob_match")
+pub fn glob_match(pattern: &str, name: &str) -> Result<bool, ConfigError> {
+    Ok(Glob::compile(pattern)?.matches(name))
 }
 
 /// Renders a YAML value with sorted map keys (get-pipeline, format-pipeline, diffs).
-pub fn to_yaml(_value: &Value) -> String {
-    unimplemented!("config::to_yaml")
+pub fn to_yaml(value: &Value) -> String {
+    emit::to_yaml(value)
 }
 
-/// Static vars given on fly's command line (`-v`, `-y`, `-l`, `-i`).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct StaticVars(pub serde_json::Map<String, Value>);
-
-/// fly-side rendering: rejects duplicate keys, substitutes the vars it knows and leaves the
-/// rest as `((x))` for the server. Returns the rendered YAML document.
-pub fn render_template(_doc: &[u8], _vars: &StaticVars) -> Result<Vec<u8>, ConfigError> {
-    unimplemented!("config::render_template")
+/// Parses any YAML document into a JSON value with go-yaml v2 semantics (var files, `-y`
+/// values, `load_var` of YAML).
+pub fn parse_yaml_value(doc: &[u8]) -> Result<Value, ConfigError> {
+    yaml::parse(doc, yaml::Duplicates::LastWins).map(|(v, _)| v)
 }
 
 /// The `invalid_identifier` warning for a team or pipeline name, if it needs one.
-pub fn identifier_warning(_ctx: &str, _name: &str) -> Option<ConfigWarning> {
-    unimplemented!("config::identifier_warning")
+/// Empty names are refused before this is asked (they are errors, not warnings).
+pub fn identifier_warning(ctx: &str, name: &str) -> Option<ConfigWarning> {
+    validate_identifier(ctx, name).ok().flatten()
 }

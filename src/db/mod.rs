@@ -5,7 +5,12 @@
 //! store (the default, so `concourse quickstart` needs nothing installed). Both pass the
 //! same conformance suite (tests/store_conformance.rs).
 
+mod embedded;
+mod migrations;
 pub mod model;
+mod postgres;
+mod sql;
+pub mod testing;
 
 pub use model::*;
 
@@ -91,16 +96,38 @@ pub trait Store: Send + Sync + 'static {
     async fn create_build(&self, new: &NewBuild) -> Result<BuildRow>;
     async fn build(&self, id: i64) -> Result<Option<BuildRow>>;
     /// Latest builds of a job, newest first (`COALESCE(rerun_of, id) DESC, id DESC`).
-    async fn job_builds(&self, job_id: i64, page: &Page) -> Result<Vec<BuildRow>>;
+    /// Shorthand for [`Store::builds_page`] without the neighbouring pages.
+    async fn job_builds(&self, job_id: i64, page: &Page) -> Result<Vec<BuildRow>> {
+        Ok(self.builds_page(BuildsOf::Job(job_id), page).await?.builds)
+    }
+    /// One page of builds (atc-api.md §1.4), newest first: `COALESCE(rerun_of, id) DESC,
+    /// id DESC` for a job's, pipeline's or team's builds, `id DESC` for all builds.
+    ///
+    /// `from`/`to` are inclusive build ids; only `from` selects the `limit` builds just above
+    /// it (ascending, then reversed). With `timestamps` they are Unix seconds compared with
+    /// `start_time` and no neighbouring pages are given. `from > to` is
+    /// [`StoreError::Invalid`]; a `limit` of 0 or less means 100.
+    async fn builds_page(&self, of: BuildsOf, page: &Page) -> Result<BuildsPage>;
+    /// Moves a pending build to started (sets `start_time`). False when the build is not
+    /// pending (already started, finished or unknown): only one node can start a build.
+    async fn start_build(&self, id: i64, at: i64) -> Result<bool>;
+    /// Finishes a pending or started build with a finished `status` (else
+    /// [`StoreError::Invalid`]) and updates its job's finished/next/transition builds.
+    /// [`StoreError::NotFound`] for an unknown build, [`StoreError::Conflict`] when it has
+    /// already finished (two nodes cannot both finish it).
     async fn finish_build(&self, id: i64, status: BuildStatus, at: i64) -> Result<()>;
     /// Appends events in one round trip, assigning consecutive event ids after the last one.
-    /// Returns the id of the last appended event.
+    /// Returns the id of the last appended event (the current last id when `events` is
+    /// empty; 0 when there is none). One writer per build (its owner): a concurrent append
+    /// to the same build fails with [`StoreError::Conflict`] rather than interleaving.
     async fn append_build_events(&self, build_id: i64, events: &[Value]) -> Result<i64>;
     /// Events with id greater than `after`, oldest first, at most `limit`.
     async fn build_events(&self, build_id: i64, after: i64, limit: i64) -> Result<Vec<(i64, Value)>>;
 
     // --- workers -----------------------------------------------------------------------------
+    /// Registers the worker or replaces its row (keyed by name).
     async fn save_worker(&self, worker: &WorkerRow) -> Result<()>;
+    /// All workers by name.
     async fn workers(&self) -> Result<Vec<WorkerRow>>;
     async fn delete_worker(&self, name: &str) -> Result<bool>;
 }
@@ -122,13 +149,128 @@ pub struct PostgresConfig {
 }
 
 /// Connects to PostgreSQL, applies migrations (under an advisory lock) and returns the store.
-pub async fn connect_postgres(_config: &PostgresConfig) -> anyhow::Result<std::sync::Arc<dyn Store>> {
-    unimplemented!("db::connect_postgres")
+///
+/// Only `sslmode=disable` is supported; TLS to PostgreSQL is not implemented yet. When
+/// `schema` is set it is created if missing and every pooled connection uses it as its
+/// `search_path`.
+pub async fn connect_postgres(config: &PostgresConfig) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    Ok(std::sync::Arc::new(postgres::PgStore::connect(config).await?))
 }
 
 /// Opens (creating if needed) the embedded single-file store at `path` and applies migrations.
-pub async fn open_embedded(_path: &std::path::Path) -> anyhow::Result<std::sync::Arc<dyn Store>> {
-    unimplemented!("db::open_embedded")
+pub async fn open_embedded(path: &std::path::Path) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    Ok(std::sync::Arc::new(embedded::EmbeddedStore::open(path).await?))
+}
+
+/// The newest migration version of each backend (`concourse migrate --supported-db-version`).
+pub fn supported_db_version() -> i64 {
+    migrations::POSTGRES.last().map_or(0, |m| m.version)
+}
+
+/// JSON with object keys sorted recursively: the embedded store compares instance vars as
+/// text, so `{"b":1,"a":2}` and `{"a":2,"b":1}` must serialize alike (jsonb does this in
+/// PostgreSQL).
+pub(crate) fn canonical_json(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}
+
+/// `NotFound(what)` when a guarded statement touched no row.
+pub(crate) fn found(rows: u64, what: impl FnOnce() -> String) -> Result<()> {
+    if rows == 0 {
+        Err(StoreError::NotFound(what()))
+    } else {
+        Ok(())
+    }
+}
+
+/// The groups of each job, as stored in `jobs.groups`.
+pub(crate) fn groups_of(save: &SavePipeline, job: &str) -> Value {
+    let groups = save
+        .job_groups
+        .iter()
+        .find(|(name, _)| name == job)
+        .map(|(_, groups)| groups.clone())
+        .unwrap_or_default();
+    Value::from(groups)
+}
+
+/// Matches the rows of a config being saved to existing rows: by name, then by `old_name`
+/// (a rename keeps the id), each existing row claimed at most once. None means "insert".
+pub(crate) fn claim_existing(existing: &[(i64, String)], claimed: &[i64], name: &str, old_name: Option<&str>) -> Option<i64> {
+    let free = |wanted: &str| {
+        existing
+            .iter()
+            .find(|(id, n)| n == wanted && !claimed.contains(id))
+            .map(|(id, _)| *id)
+    };
+    free(name).or_else(|| old_name.and_then(free))
+}
+
+/// The new `ordering` of each pipeline-name group of a team: `names` first in the given
+/// order, then the others in their current order. `current` is every group name in current
+/// order. An unknown name is [`StoreError::NotFound`].
+pub(crate) fn new_ordering(current: &[String], names: &[String]) -> Result<Vec<(String, i64)>> {
+    if let Some(unknown) = names.iter().find(|n| !current.contains(n)) {
+        return Err(StoreError::NotFound(format!("pipeline {unknown}")));
+    }
+    let mut ordered: Vec<&String> = Vec::with_capacity(current.len());
+    for name in names.iter().chain(current.iter()) {
+        if !ordered.contains(&name) {
+            ordered.push(name);
+        }
+    }
+    Ok(ordered.into_iter().zip(1..).map(|(n, i)| (n.clone(), i)).collect())
+}
+
+/// A Unix time as stored: 0 ("never") is NULL.
+pub(crate) fn stored_time(at: i64) -> Option<i64> {
+    (at != 0).then_some(at)
+}
+
+/// An id as stored: 0 ("none") is NULL.
+pub(crate) fn stored_id(id: i64) -> Option<i64> {
+    (id != 0).then_some(id)
+}
+
+/// Which id range and direction one page of builds needs, once `timestamps` bounds have
+/// been turned into build ids by the backend.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct PagePlan {
+    pub min_id: Option<i64>,
+    pub max_id: Option<i64>,
+    /// Query ascending and reverse the result (a page anchored at its lower bound).
+    pub ascending: bool,
+    pub limit: i64,
+}
+
+pub(crate) const DEFAULT_PAGE_LIMIT: i64 = 100;
+
+impl PagePlan {
+    /// The plan for id bounds (`from`/`to` inclusive).
+    pub fn new(from: Option<i64>, to: Option<i64>, limit: i64) -> Result<Self> {
+        if let (Some(from), Some(to)) = (from, to) {
+            if from > to {
+                return Err(StoreError::Invalid("invalid range boundaries".into()));
+            }
+        }
+        Ok(PagePlan {
+            min_id: from,
+            max_id: to,
+            ascending: from.is_some(),
+            limit: if limit <= 0 { DEFAULT_PAGE_LIMIT } else { limit },
+        })
+    }
 }
 
 /// The version of the newest migration this build knows.

@@ -220,3 +220,24 @@ pub struct WorkerRow {
     pub state: String,
     pub expires_at: i64,
 }
+
+/// Whose builds a page lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildsOf {
+    Job(i64),
+    Pipeline(i64),
+    Team(i64),
+    /// Every build, ordered by id alone.
+    All,
+}
+
+/// One page of builds with its neighbours (the `Link` header's `next`/`previous`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BuildsPage {
+    /// Newest first.
+    pub builds: Vec<BuildRow>,
+    /// The older page: `to` = the id of the next-older build, same limit.
+    pub older: Option<Page>,
+    /// The newer page: `from` = the id of the next-newer build, same limit.
+    pub newer: Option<Page>,
+}

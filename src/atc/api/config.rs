@@ -60,7 +60,9 @@ pub async fn save(
     }
     let expected_version = match headers.get(CONFIG_VERSION_HEADER).and_then(|v| v.to_str().ok()).map(str::trim) {
         None | Some("") => 0,
-        Some(v) => v.parse::<i64>().map_err(|_| ApiError::bad_request(format!("config version is malformed: {v}")))?,
+        Some(v) => v
+            .parse::<i64>()
+            .map_err(|e| ApiError::config_errors(vec![format!("config version is malformed: {e}")], vec![]))?,
     };
     let instance_vars = access::instance_vars(q.as_deref())?;
 
@@ -68,8 +70,9 @@ pub async fn save(
     let validation = config::validate_pipeline(&parsed);
     let mut warnings = validation.warnings;
     warnings.extend(config::identifier_warning("pipeline", &name));
+    // Upstream answers validation failures with the errors only.
     if !validation.errors.is_empty() {
-        return Err(ApiError::config_errors(validation.errors, warnings));
+        return Err(ApiError::config_errors(validation.errors, vec![]));
     }
     let config_json = config::to_json(&parsed);
     let save = SavePipeline {

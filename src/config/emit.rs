@@ -1,0 +1,264 @@
+//! Block-style YAML output with sorted keys (get-pipeline, format-pipeline, diffs, fly's
+//! rendered templates). A string is written plain only when it would parse back as that same
+//! string; otherwise it is quoted, so `parse(to_yaml(v)) == v` for every JSON value.
+
+use super::yaml::resolve_plain;
+use serde_json::Value;
+use std::fmt::Write;
+
+pub fn to_yaml(value: &Value) -> String {
+    let mut out = String::new();
+    match value {
+        Value::Object(m) if !m.is_empty() => write_map(&mut out, value, 0),
+        Value::Array(a) if !a.is_empty() => write_seq(&mut out, value, 0),
+        other => {
+            out.push_str(&scalar(other, 0));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn indent(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n(' ', n));
+}
+
+fn sorted_entries(v: &Value) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<_> = v
+        .as_object()
+        .map(|m| m.iter().collect())
+        .unwrap_or_default();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    entries
+}
+
+/// Writes map entries; the first line is assumed to be already indented by the caller.
+fn write_map(out: &mut String, v: &Value, ind: usize) {
+    for (i, (k, val)) in sorted_entries(v).into_iter().enumerate() {
+        if i > 0 {
+            indent(out, ind);
+        }
+        out.push_str(&key(k));
+        out.push(':');
+        write_value_after_key(out, val, ind);
+    }
+}
+
+fn write_value_after_key(out: &mut String, val: &Value, ind: usize) {
+    match val {
+        Value::Object(m) if !m.is_empty() => {
+            out.push('\n');
+            indent(out, ind + 2);
+            write_map(out, val, ind + 2);
+        }
+        Value::Array(a) if !a.is_empty() => {
+            out.push('\n');
+            indent(out, ind);
+            write_seq(out, val, ind);
+        }
+        other => {
+            out.push(' ');
+            out.push_str(&scalar(other, ind + 2));
+            out.push('\n');
+        }
+    }
+}
+
+fn write_seq(out: &mut String, v: &Value, ind: usize) {
+    let items = v.as_array().map(|a| a.as_slice()).unwrap_or_default();
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            indent(out, ind);
+        }
+        out.push_str("- ");
+        match item {
+            Value::Object(m) if !m.is_empty() => write_map(out, item, ind + 2),
+            Value::Array(a) if !a.is_empty() => write_seq(out, item, ind + 2),
+            other => {
+                out.push_str(&scalar(other, ind + 2));
+                out.push('\n');
+            }
+        }
+    }
+}
+
+fn key(k: &str) -> String {
+    if k == "<<" || !plain_ok(k) {
+        quote(k)
+    } else {
+        k.to_string()
+    }
+}
+
+fn scalar(v: &Value, ind: usize) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => {
+            if n.is_f64() {
+                let f = n.as_f64().unwrap_or_default();
+                let s = format!("{f:?}");
+                // `1e21` resolves as a float, but `inf`/`NaN` cannot occur in a JSON value.
+                s
+            } else {
+                n.to_string()
+            }
+        }
+        Value::String(s) => string(s, ind),
+        Value::Object(_) => "{}".into(),
+        Value::Array(_) => "[]".into(),
+    }
+}
+
+fn string(s: &str, ind: usize) -> String {
+    if plain_ok(s) {
+        return s.to_string();
+    }
+    if let Some(block) = literal_block(s, ind) {
+        return block;
+    }
+    quote(s)
+}
+
+/// Whether `s` can be written as a plain scalar and read back as the same string.
+fn plain_ok(s: &str) -> bool {
+    if s.is_empty() || s.trim() != s || s.contains('\n') || s.contains('\r') || s.contains('\t') {
+        return false;
+    }
+    if !matches!(resolve_plain(s), Ok(Value::String(ref r)) if r == s) {
+        return false;
+    }
+    let first = s.chars().next().unwrap_or(' ');
+    if "-?:,[]{}#&*!|>'\"%@`".contains(first) {
+        // `-x`, `?x` and `:x` are fine in YAML, but keep it simple and quote them all.
+        return false;
+    }
+    if s.contains(": ") || s.contains(" #") || s.ends_with(':') {
+        return false;
+    }
+    if s.contains(['{', '}', '[', ']', ',']) {
+        // Flow indicators are legal in block plain scalars but confuse flow contexts.
+        return false;
+    }
+    s.chars().all(|c| {
+        !c.is_control() && c != '\u{feff}' && c != '\u{2028}' && c != '\u{2029}' && c != '\u{85}'
+    }) && s != "<<"
+}
+
+/// A literal block for multi-line text (task scripts stay readable in get-pipeline).
+fn literal_block(s: &str, ind: usize) -> Option<String> {
+    if !s.contains('\n') || s.starts_with([' ', '\n', '\t']) {
+        return None;
+    }
+    if s.chars().any(|c| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}' | '\u{85}')
+    }) {
+        return None;
+    }
+    let body = s.trim_end_matches('\n');
+    let trailing = s.len() - body.len();
+    if body
+        .split('\n')
+        .any(|l| !l.is_empty() && l.trim().is_empty())
+    {
+        return None;
+    }
+    let chomp = match trailing {
+        0 => "-",
+        1 => "",
+        _ => "+",
+    };
+    let mut out = format!("|{chomp}");
+    let pad = " ".repeat(ind.max(1));
+    for line in body.split('\n') {
+        out.push('\n');
+        if !line.is_empty() {
+            out.push_str(&pad);
+            out.push_str(line);
+        }
+    }
+    for _ in 1..trailing {
+        out.push('\n');
+    }
+    Some(out)
+}
+
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() || matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}' | '\u{85}') => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `strconv.FormatFloat(f, 'g', -1, 64)`: shortest repr, exponent form beyond 1e21.
+pub fn go_float_g(f: f64) -> String {
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-4..1e21).contains(&abs) {
+        let s = format!("{f:e}");
+        match s.split_once('e') {
+            Some((m, e)) => {
+                let (sign, digits) = e.strip_prefix('-').map(|d| ('-', d)).unwrap_or(('+', e));
+                format!("{m}e{sign}{digits:0>2}")
+            }
+            None => s,
+        }
+    } else {
+        format!("{f}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn roundtrip(v: Value) {
+        let text = to_yaml(&v);
+        let (back, _) =
+            super::super::yaml::parse(text.as_bytes(), super::super::yaml::Duplicates::Reject)
+                .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(back, v, "{text}");
+    }
+
+    #[test]
+    fn strings_that_look_like_other_types_are_quoted() {
+        assert_eq!(
+            to_yaml(
+                &json!({"a": "yes", "b": "1", "c": "null", "d": "x: y", "e": "*x", "f": "plain"})
+            ),
+            "a: \"yes\"\nb: \"1\"\nc: \"null\"\nd: \"x: y\"\ne: \"*x\"\nf: plain\n"
+        );
+    }
+
+    #[test]
+    fn nested_values_round_trip() {
+        roundtrip(
+            json!({"jobs": [{"name": "a", "plan": [{"get": "x", "passed": ["a", "b"]}, {"in_parallel": {"steps": []}}]}],
+            "s": "line1\nline2\n", "t": "a\n\n", "u": "no newline\nend", "e": {}, "l": [[1, [2]], {"k": null}], "f": 1.5, "g": -0.0}),
+        );
+        roundtrip(json!("top"));
+        roundtrip(json!([]));
+        roundtrip(json!({"<<": 1, "~": "~", "": ""}));
+    }
+
+    #[test]
+    fn go_float_formatting() {
+        assert_eq!(go_float_g(1.5), "1.5");
+        assert_eq!(go_float_g(1e21), "1e+21");
+        assert_eq!(go_float_g(1e-7), "1e-07");
+    }
+}

@@ -1,0 +1,543 @@
+//! YAML (and JSON, which is YAML) to `serde_json::Value`, resolving scalars the way go-yaml v2
+//! does and converting keys the way `sigs.k8s.io/yaml` does, so a document means here what it
+//! means to upstream. A side table maps JSON pointers to 1-based source lines for messages.
+
+use super::ConfigError;
+use serde_json::{Map, Number, Value};
+use std::collections::HashMap;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// JSON pointer (`/jobs/0/plan/1`) to the 1-based line where that node (or its map key) starts.
+#[derive(Debug, Clone, Default)]
+pub struct LineMap(pub HashMap<String, usize>);
+
+impl LineMap {
+    pub fn line(&self, pointer: &str) -> Option<usize> {
+        self.0.get(pointer).copied()
+    }
+}
+
+/// How duplicate map keys are treated: the server (go-yaml v2, non-strict) keeps the last
+/// value; fly's pre-check (go-yaml v3) rejects them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duplicates {
+    LastWins,
+    Reject,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Scalar {
+        text: String,
+        style: TScalarStyle,
+        tag: Option<Tag>,
+        line: usize,
+    },
+    Seq {
+        items: Vec<Node>,
+        line: usize,
+    },
+    Map {
+        entries: Vec<(Node, Node)>,
+        line: usize,
+    },
+}
+
+impl Node {
+    fn line(&self) -> usize {
+        match self {
+            Node::Scalar { line, .. } | Node::Seq { line, .. } | Node::Map { line, .. } => *line,
+        }
+    }
+}
+
+enum Frame {
+    Seq(usize, Vec<Node>, usize),
+    Map(usize, Vec<Node>, usize),
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Node>,
+    root: Option<Node>,
+    error: Option<(String, usize)>,
+    /// Nesting below `MAX_DEPTH` is not built (the document is refused), so that dropping
+    /// and converting the tree never recurses deeper than that.
+    too_deep: usize,
+}
+
+impl Builder {
+    fn push_node(&mut self, node: Node, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            Some(Frame::Seq(_, items, _)) | Some(Frame::Map(_, items, _)) => items.push(node),
+            None => {
+                if self.root.is_none() {
+                    self.root = Some(node);
+                }
+            }
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        let line = mark.line().max(1);
+        if self.too_deep > 0 {
+            match ev {
+                Event::SequenceStart(..) | Event::MappingStart(..) => self.too_deep += 1,
+                Event::SequenceEnd | Event::MappingEnd => self.too_deep -= 1,
+                _ => {}
+            }
+            return;
+        }
+        if matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..))
+            && self.stack.len() >= MAX_DEPTH
+        {
+            self.too_deep = 1;
+            if self.error.is_none() {
+                self.error = Some((format!("yaml: exceeded max depth of {MAX_DEPTH}"), line));
+            }
+            return;
+        }
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                self.push_node(
+                    Node::Scalar {
+                        text,
+                        style,
+                        tag,
+                        line,
+                    },
+                    anchor,
+                );
+            }
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(anchor, vec![], line)),
+            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map(anchor, vec![], line)),
+            Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
+                Some(Frame::Seq(anchor, items, line)) => {
+                    self.push_node(Node::Seq { items, line }, anchor)
+                }
+                Some(Frame::Map(anchor, items, line)) => {
+                    let mut entries = Vec::with_capacity(items.len() / 2);
+                    let mut it = items.into_iter();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        entries.push((k, v));
+                    }
+                    self.push_node(Node::Map { entries, line }, anchor)
+                }
+                None => {}
+            },
+            Event::Alias(id) => match self.anchors.get(&id).cloned() {
+                Some(node) => self.push_node(node, 0),
+                None => {
+                    if self.error.is_none() {
+                        self.error = Some(("yaml: unknown anchor referenced".to_string(), line));
+                    }
+                    self.push_node(
+                        Node::Scalar {
+                            text: String::new(),
+                            style: TScalarStyle::Plain,
+                            tag: None,
+                            line,
+                        },
+                        0,
+                    )
+                }
+            },
+            _ => {}
+        }
+    }
+}
+
+/// Parses the first YAML document of `doc` into a JSON value plus its line table.
+pub fn parse(doc: &[u8], dups: Duplicates) -> Result<(Value, LineMap), ConfigError> {
+    let text = std::str::from_utf8(doc)
+        .map_err(|e| ConfigError::new(format!("yaml: invalid UTF-8: {e}")))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    // Events are pulled one by one rather than through `Parser::load`, which recurses per
+    // nesting level; only the first document is read (as go-yaml's `Unmarshal` does).
+    loop {
+        let (ev, mark) = parser.next_token().map_err(|e| {
+            let line = e.marker().line();
+            ConfigError {
+                message: format!("yaml: line {}: {}", line, e.info()),
+                line: Some(line),
+            }
+        })?;
+        match ev {
+            Event::StreamEnd | Event::DocumentEnd => break,
+            ev => builder.on_event(ev, mark),
+        }
+    }
+    if let Some((message, line)) = builder.error {
+        return Err(ConfigError::at(message, line));
+    }
+    let mut lines = LineMap::default();
+    let value = match builder.root {
+        None => Value::Null,
+        Some(root) => {
+            if dups == Duplicates::Reject {
+                let mut errs = vec![];
+                find_duplicates(&root, &mut errs);
+                if !errs.is_empty() {
+                    return Err(ConfigError {
+                        message: format!("yaml: unmarshal errors:\n{}", errs.join("\n")),
+                        line: first_line(&errs),
+                    });
+                }
+            }
+            let mut path = String::new();
+            convert(&root, &mut path, &mut lines, 0)?
+        }
+    };
+    Ok((value, lines))
+}
+
+fn first_line(errs: &[String]) -> Option<usize> {
+    let e = errs.first()?;
+    let rest = e.trim_start().strip_prefix("line ")?;
+    rest.split(':').next()?.parse().ok()
+}
+
+fn find_duplicates(node: &Node, errs: &mut Vec<String>) {
+    match node {
+        Node::Scalar { .. } => {}
+        Node::Seq { items, .. } => items.iter().for_each(|n| find_duplicates(n, errs)),
+        Node::Map { entries, .. } => {
+            let mut seen: Vec<(Value, usize)> = vec![];
+            for (k, v) in entries {
+                if !is_merge_key(k) {
+                    if let Node::Scalar { .. } = k {
+                        let key = scalar_value(k).unwrap_or(Value::Null);
+                        if let Some((_, at)) = seen.iter().find(|(s, _)| *s == key) {
+                            let shown = match &key {
+                                Value::String(s) => format!("{s:?}"),
+                                other => other.to_string(),
+                            };
+                            errs.push(format!(
+                                "  line {}: mapping key {} already defined at line {}",
+                                k.line(),
+                                shown,
+                                at
+                            ));
+                        } else {
+                            seen.push((key, k.line()));
+                        }
+                    }
+                }
+                find_duplicates(k, errs);
+                find_duplicates(v, errs);
+            }
+        }
+    }
+}
+
+fn is_merge_key(node: &Node) -> bool {
+    matches!(node, Node::Scalar { text, style: TScalarStyle::Plain, tag: None, .. } if text == "<<")
+}
+
+fn is_str_tag(tag: &Option<Tag>) -> bool {
+    matches!(tag, Some(t) if t.suffix == "str" || t.suffix.ends_with(":str"))
+}
+
+fn scalar_value(node: &Node) -> Result<Value, String> {
+    match node {
+        Node::Scalar {
+            text, style, tag, ..
+        } => {
+            if *style != TScalarStyle::Plain || is_str_tag(tag) {
+                Ok(Value::String(text.clone()))
+            } else {
+                resolve_plain(text)
+            }
+        }
+        _ => Err("not a scalar".into()),
+    }
+}
+
+const MAX_DEPTH: usize = 200;
+
+fn convert(
+    node: &Node,
+    path: &mut String,
+    lines: &mut LineMap,
+    depth: usize,
+) -> Result<Value, ConfigError> {
+    if depth > MAX_DEPTH {
+        return Err(ConfigError::at("yaml: exceeded max depth", node.line()));
+    }
+    lines.0.entry(path.clone()).or_insert(node.line());
+    match node {
+        Node::Scalar { .. } => scalar_value(node).map_err(|m| ConfigError::at(m, node.line())),
+        Node::Seq { items, .. } => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push('/');
+                path.push_str(&i.to_string());
+                out.push(convert(item, path, lines, depth + 1)?);
+                path.truncate(len);
+            }
+            Ok(Value::Array(out))
+        }
+        Node::Map { entries, .. } => {
+            let mut out = Map::new();
+            for (k, v) in entries {
+                if is_merge_key(k) {
+                    merge(v, &mut out, path, lines, depth)?;
+                    continue;
+                }
+                let key = key_string(k)?;
+                let len = path.len();
+                path.push('/');
+                path.push_str(&escape_pointer(&key));
+                lines.0.insert(path.clone(), k.line());
+                let value = convert(v, path, lines, depth + 1)?;
+                path.truncate(len);
+                // go-yaml v2 (non-strict): a repeated key overwrites the earlier value.
+                out.insert(key, value);
+            }
+            Ok(Value::Object(out))
+        }
+    }
+}
+
+/// go-yaml v2 merges positionally: merged keys overwrite what came before the `<<` and are
+/// overwritten by what follows; in a list of maps, earlier maps win.
+fn merge(
+    v: &Node,
+    out: &mut Map<String, Value>,
+    path: &mut String,
+    lines: &mut LineMap,
+    depth: usize,
+) -> Result<(), ConfigError> {
+    let want_map = || {
+        ConfigError::at(
+            "yaml: map merge requires map or sequence of maps as the value",
+            v.line(),
+        )
+    };
+    match v {
+        Node::Map { .. } => {
+            if let Value::Object(m) = convert(v, path, lines, depth + 1)? {
+                out.extend(m);
+            }
+            Ok(())
+        }
+        Node::Seq { items, .. } => {
+            for item in items.iter().rev() {
+                if !matches!(item, Node::Map { .. }) {
+                    return Err(want_map());
+                }
+                if let Value::Object(m) = convert(item, path, lines, depth + 1)? {
+                    out.extend(m);
+                }
+            }
+            Ok(())
+        }
+        _ => Err(want_map()),
+    }
+}
+
+pub fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+fn key_string(k: &Node) -> Result<String, ConfigError> {
+    let unsupported = || {
+        ConfigError::at(
+            "yaml: unsupported map key (only scalar keys are allowed)",
+            k.line(),
+        )
+    };
+    match k {
+        Node::Scalar { .. } => match scalar_value(k).map_err(|m| ConfigError::at(m, k.line()))? {
+            Value::String(s) => Ok(s),
+            Value::Bool(b) => Ok(b.to_string()),
+            Value::Number(n) => Ok(if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+                super::emit::go_float_g(f)
+            } else {
+                n.to_string()
+            }),
+            _ => Err(unsupported()),
+        },
+        _ => Err(unsupported()),
+    }
+}
+
+/// Resolves a plain scalar like go-yaml v2 (`resolve.go`): YAML 1.1 booleans, `~`/null, Go
+/// base-prefixed integers with underscores, floats in YAML style, everything else a string.
+pub fn resolve_plain(s: &str) -> Result<Value, String> {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Ok(Value::Null),
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            return Ok(Value::Bool(true))
+        }
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Ok(Value::Bool(false))
+        }
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Err("json: unsupported value: +Inf".into())
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Err("json: unsupported value: -Inf".into()),
+        ".nan" | ".NaN" | ".NAN" => return Err("json: unsupported value: NaN".into()),
+        _ => {}
+    }
+    let first = s.as_bytes()[0];
+    if !(first.is_ascii_digit() || first == b'+' || first == b'-' || first == b'.') {
+        return Ok(Value::String(s.to_string()));
+    }
+    let plain = s.replace('_', "");
+    if let Some(v) = parse_go_int(&plain) {
+        return Ok(v);
+    }
+    if is_yaml_float(&plain) {
+        if let Ok(f) = plain.parse::<f64>() {
+            if let Some(n) = Number::from_f64(f) {
+                return Ok(Value::Number(n));
+            }
+            return Err(format!("json: unsupported value: {f}"));
+        }
+    }
+    Ok(Value::String(s.to_string()))
+}
+
+/// `strconv.ParseInt(s, 0, 64)` then `ParseUint`, plus go-yaml's own `0b` handling.
+fn parse_go_int(s: &str) -> Option<Value> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if body.is_empty() {
+        return None;
+    }
+    let (radix, digits) =
+        if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+            (16, r)
+        } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
+            (8, r)
+        } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
+            (2, r)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..])
+        } else {
+            (10, body)
+        };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u128::from_str_radix(digits, radix).ok()?;
+    if neg {
+        if magnitude <= i64::MAX as u128 + 1 {
+            return Some(Value::from((-(magnitude as i128)) as i64));
+        }
+        None
+    } else if magnitude <= i64::MAX as u128 {
+        Some(Value::from(magnitude as i64))
+    } else if magnitude <= u64::MAX as u128 {
+        Some(Value::from(magnitude as u64))
+    } else {
+        None
+    }
+}
+
+/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`
+pub fn is_yaml_float(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    } else {
+        if digits(&mut i) == 0 {
+            return false;
+        }
+        if i < b.len() && b[i] == b'.' {
+            i += 1;
+            digits(&mut i);
+        }
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn p(s: &str) -> Value {
+        parse(s.as_bytes(), Duplicates::LastWins).unwrap().0
+    }
+
+    #[test]
+    fn plain_scalars_resolve_like_go_yaml_v2() {
+        assert_eq!(
+            p("a: yes\nb: Off\nc: ~\nd: 0x1F\ne: 1_000\nf: 1.5\ng: '1'\nh: 017\ni: 1e3\nj: y\nk: 0o17\nl: 08"),
+            json!({"a": true, "b": false, "c": null, "d": 31, "e": 1000, "f": 1.5, "g": "1", "h": 15, "i": 1000.0, "j": true, "k": 15, "l": 8.0})
+        );
+    }
+
+    #[test]
+    fn non_string_keys_become_strings() {
+        assert_eq!(p("1: a\ntrue: b\non: c"), json!({"1": "a", "true": "c"}));
+    }
+
+    #[test]
+    fn anchors_and_merge_keys_work() {
+        let v = p(
+            "base: &b {x: 1, z: 2}\nother:\n  <<: *b\n  z: 3\nlist:\n  <<: [{a: 1}, {a: 2, b: 2}]",
+        );
+        assert_eq!(v["other"], json!({"x": 1, "z": 3}));
+        assert_eq!(v["list"], json!({"a": 1, "b": 2}));
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected_in_strict_mode() {
+        let err = parse(b"a: 1\nb: 2\na: 3\n", Duplicates::Reject).unwrap_err();
+        assert_eq!(
+            err.message,
+            "yaml: unmarshal errors:\n  line 3: mapping key \"a\" already defined at line 1"
+        );
+        assert_eq!(p("a: 1\na: 2"), json!({"a": 2}));
+    }
+
+    #[test]
+    fn lines_are_recorded_per_pointer() {
+        let (_, lines) = parse(
+            b"jobs:\n- name: a\n  plan:\n  - get: x\n",
+            Duplicates::LastWins,
+        )
+        .unwrap();
+        assert_eq!(lines.line("/jobs/0/plan/0"), Some(4));
+        assert_eq!(lines.line("/jobs/0/name"), Some(2));
+    }
+}

@@ -1,0 +1,607 @@
+//! The embedded store: one SQLite file, so `concourse quickstart` needs nothing installed.
+//! Same semantics as the PostgreSQL store (the conformance suite runs against both).
+
+mod builds;
+mod pipelines;
+
+use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS};
+use super::sql::{JOB_SELECT, RESOURCE_SELECT, USER_SELECT, WORKER_SELECT};
+use super::*;
+use anyhow::Context as _;
+use rusqlite::{ffi, params, Connection, OptionalExtension, Row, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub(crate) struct EmbeddedStore {
+    /// One connection for the whole store. A `std` mutex, not tokio's: it is only taken
+    /// inside `spawn_blocking` and never held across an `.await`. One connection also
+    /// serializes writers, which SQLite needs anyway.
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(e.to_string())
+        } else {
+            StoreError::Backend(format!("sqlite: {e}"))
+        }
+    }
+}
+
+fn constraint_code(e: &rusqlite::Error) -> Option<std::ffi::c_int> {
+    match e {
+        rusqlite::Error::SqliteFailure(failure, _) if failure.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Some(failure.extended_code)
+        }
+        _ => None,
+    }
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        constraint_code(e),
+        Some(ffi::SQLITE_CONSTRAINT_UNIQUE) | Some(ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+    )
+}
+
+fn is_foreign_key_violation(e: &rusqlite::Error) -> bool {
+    constraint_code(e) == Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
+}
+
+impl EmbeddedStore {
+    /// Opens the database file at `path` (or `path/concourse.db` when `path` is a directory).
+    pub(crate) async fn open(path: &Path) -> anyhow::Result<Self> {
+        let path: PathBuf = if path.is_dir() { path.join("concourse.db") } else { path.to_path_buf() };
+        let shown = path.display().to_string();
+        let conn = tokio::task::spawn_blocking(move || -> anyhow::Result<Connection> {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let mut conn = Connection::open(&path)?;
+            let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                anyhow::bail!("could not switch to WAL mode (journal mode is {mode})");
+            }
+            conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;")?;
+            migrate(&mut conn)?;
+            Ok(conn)
+        })
+        .await
+        .context("opening the embedded store")?
+        .with_context(|| format!("opening the embedded store at {shown}"))?;
+        Ok(EmbeddedStore { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` on the connection on the blocking pool.
+    async fn call<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock leaves no half-done work behind: an open
+            // transaction rolls back when dropped. So a poisoned lock is still usable.
+            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("embedded store task: {e}")))?
+    }
+}
+
+/// Applies missing migrations in one write transaction (`BEGIN IMMEDIATE` takes SQLite's
+/// write lock, so two processes opening the file cannot both migrate).
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(CREATE_SCHEMA_MIGRATIONS)?;
+    let applied: Vec<i64> = tx
+        .prepare("SELECT version FROM schema_migrations")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let now = chrono::Utc::now().timestamp();
+    for migration in migrations::EMBEDDED {
+        if applied.contains(&migration.version) {
+            continue;
+        }
+        tx.execute_batch(migration.sql).map_err(|e| {
+            StoreError::Backend(format!("migration {:04}_{}: {e}", migration.version, migration.name))
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            params![migration.version, migration.name, now],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The next value of one of the `sequences` (PostgreSQL's sequences).
+fn next_value(conn: &Connection, sequence: &str) -> Result<i64> {
+    Ok(conn.query_row(
+        "UPDATE sequences SET value = value + 1 WHERE name = ?1 RETURNING value",
+        [sequence],
+        |r| r.get(0),
+    )?)
+}
+
+fn json_error(i: usize, e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+}
+
+/// A JSON text column.
+fn json(row: &Row, i: usize) -> rusqlite::Result<Value> {
+    let text: String = row.get(i)?;
+    serde_json::from_str(&text).map_err(|e| json_error(i, e))
+}
+
+/// A nullable JSON text column.
+fn json_opt(row: &Row, i: usize) -> rusqlite::Result<Option<Value>> {
+    let text: Option<String> = row.get(i)?;
+    text.map(|t| serde_json::from_str(&t).map_err(|e| json_error(i, e))).transpose()
+}
+
+fn team_row(row: &Row) -> rusqlite::Result<TeamRow> {
+    let auth: String = row.get(3)?;
+    Ok(TeamRow {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        admin: row.get(2)?,
+        auth: serde_json::from_str(&auth).map_err(|e| json_error(3, e))?,
+    })
+}
+
+fn user_row(row: &Row) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: row.get(0)?,
+        username: row.get(1)?,
+        connector: row.get(2)?,
+        sub: row.get(3)?,
+        last_login: row.get(4)?,
+    })
+}
+
+fn pipeline_row(row: &Row) -> rusqlite::Result<PipelineRow> {
+    Ok(PipelineRow {
+        id: row.get(0)?,
+        team_id: row.get(1)?,
+        team_name: row.get(2)?,
+        name: row.get(3)?,
+        instance_vars: json_opt(row, 4)?,
+        paused: row.get(5)?,
+        paused_by: row.get(6)?,
+        paused_at: row.get(7)?,
+        public: row.get(8)?,
+        archived: row.get(9)?,
+        ordering: row.get(10)?,
+        config_version: row.get(11)?,
+        groups: json_opt(row, 12)?.unwrap_or(Value::Null),
+        display: json_opt(row, 13)?.unwrap_or(Value::Null),
+        user_data: json_opt(row, 14)?.unwrap_or(Value::Null),
+        parent_job_id: row.get(15)?,
+        parent_build_id: row.get(16)?,
+        last_updated: row.get(17)?,
+    })
+}
+
+fn job_row(row: &Row) -> rusqlite::Result<JobRow> {
+    let groups: String = row.get(8)?;
+    Ok(JobRow {
+        id: row.get(0)?,
+        pipeline_id: row.get(1)?,
+        name: row.get(2)?,
+        config: json_opt(row, 3)?.unwrap_or(Value::Null),
+        paused: row.get(4)?,
+        paused_by: row.get(5)?,
+        paused_at: row.get(6)?,
+        has_new_inputs: row.get(7)?,
+        groups: serde_json::from_str(&groups).map_err(|e| json_error(8, e))?,
+        first_logged_build_id: row.get(9)?,
+        next_build_id: row.get(10)?,
+        finished_build_id: row.get(11)?,
+        transition_build_id: row.get(12)?,
+    })
+}
+
+fn resource_row(row: &Row) -> rusqlite::Result<ResourceRow> {
+    Ok(ResourceRow {
+        id: row.get(0)?,
+        pipeline_id: row.get(1)?,
+        name: row.get(2)?,
+        type_: row.get(3)?,
+        config: json_opt(row, 4)?.unwrap_or(Value::Null),
+        last_checked: row.get(5)?,
+        pinned_version: json_opt(row, 6)?,
+        pin_comment: row.get(7)?,
+    })
+}
+
+fn build_row(row: &Row) -> rusqlite::Result<BuildRow> {
+    let status: String = row.get(4)?;
+    Ok(BuildRow {
+        id: row.get(0)?,
+        team_id: row.get(1)?,
+        team_name: row.get(2)?,
+        name: row.get(3)?,
+        status: BuildStatus::parse(&status).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                4,
+                rusqlite::types::Type::Text,
+                format!("unknown build status {status:?}").into(),
+            )
+        })?,
+        job_id: row.get(5)?,
+        job_name: row.get(6)?,
+        pipeline_id: row.get(7)?,
+        pipeline_name: row.get(8)?,
+        pipeline_instance_vars: json_opt(row, 9)?,
+        resource_name: row.get(10)?,
+        plan: json_opt(row, 11)?,
+        created_by: row.get(12)?,
+        comment: row.get(13)?,
+        create_time: row.get(14)?,
+        start_time: row.get(15)?,
+        end_time: row.get(16)?,
+        rerun_of: row.get(17)?,
+        rerun_number: row.get(18)?,
+    })
+}
+
+fn worker_row(row: &Row) -> rusqlite::Result<WorkerRow> {
+    Ok(WorkerRow {
+        name: row.get(0)?,
+        team_id: row.get(1)?,
+        payload: json(row, 2)?,
+        state: row.get(3)?,
+        expires_at: row.get(4)?,
+    })
+}
+
+fn placeholder(n: usize) -> String {
+    format!("?{n}")
+}
+
+fn auth_text(auth: &TeamAuth) -> Result<String> {
+    serde_json::to_string(auth).map_err(|e| StoreError::Invalid(format!("team auth: {e}")))
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn upsert_team(&self, name: &str, auth: &TeamAuth, admin: bool) -> Result<(TeamRow, bool)> {
+        let (name, auth) = (name.to_string(), auth_text(auth)?);
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let exists = tx
+                .query_row("SELECT 1 FROM teams WHERE name = ?1", [&name], |_| Ok(()))
+                .optional()?
+                .is_some();
+            let team = tx.query_row(
+                "INSERT INTO teams (name, auth, admin) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (name) DO UPDATE SET auth = excluded.auth RETURNING id, name, admin, auth",
+                params![name, auth, admin],
+                team_row,
+            )?;
+            tx.commit()?;
+            Ok((team, !exists))
+        })
+        .await
+    }
+
+    async fn team(&self, name: &str) -> Result<Option<TeamRow>> {
+        let name = name.to_string();
+        self.call(move |conn| {
+            Ok(conn
+                .query_row("SELECT id, name, admin, auth FROM teams WHERE name = ?1", [name], team_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn teams(&self) -> Result<Vec<TeamRow>> {
+        self.call(|conn| {
+            Ok(conn
+                .prepare("SELECT id, name, admin, auth FROM teams ORDER BY name")?
+                .query_map([], team_row)?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn rename_team(&self, old: &str, new: &str) -> Result<bool> {
+        let (old, new) = (old.to_string(), new.to_string());
+        self.call(move |conn| match conn.execute("UPDATE teams SET name = ?2 WHERE name = ?1", [&old, &new]) {
+            Ok(n) => Ok(n > 0),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("team {new} already exists"))),
+            Err(e) => Err(e.into()),
+        })
+        .await
+    }
+
+    async fn destroy_team(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.call(move |conn| Ok(conn.execute("DELETE FROM teams WHERE name = ?1", [name])? > 0))
+            .await
+    }
+
+    async fn save_access_token(&self, token: &str, claims: &Value, expires_at: i64) -> Result<()> {
+        let (token, claims) = (token.to_string(), claims.to_string());
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO access_tokens (token, claims, expires_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (token) DO UPDATE SET claims = excluded.claims, expires_at = excluded.expires_at",
+                params![token, claims, expires_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn access_token(&self, token: &str) -> Result<Option<Value>> {
+        let token = token.to_string();
+        self.call(move |conn| {
+            Ok(conn
+                .query_row("SELECT claims FROM access_tokens WHERE token = ?1", [token], |r| json(r, 0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn delete_access_token(&self, token: &str) -> Result<()> {
+        let token = token.to_string();
+        self.call(move |conn| {
+            conn.execute("DELETE FROM access_tokens WHERE token = ?1", [token])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_expired_access_tokens(&self, now: i64) -> Result<u64> {
+        self.call(move |conn| Ok(conn.execute("DELETE FROM access_tokens WHERE expires_at < ?1", [now])? as u64))
+            .await
+    }
+
+    async fn record_user_login(&self, user: &UserLogin) -> Result<()> {
+        let user = user.clone();
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO users (username, connector, sub, last_login) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (username, connector) DO UPDATE SET sub = excluded.sub, last_login = excluded.last_login",
+                params![user.username, user.connector, user.sub, user.at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn users_since(&self, since: i64) -> Result<Vec<UserRow>> {
+        self.call(move |conn| {
+            Ok(conn
+                .prepare(&format!("{USER_SELECT} WHERE last_login >= ?1 ORDER BY last_login DESC, id"))?
+                .query_map([since], user_row)?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn save_pipeline(&self, save: &SavePipeline) -> Result<SavedPipeline> {
+        let save = save.clone();
+        self.call(move |conn| pipelines::save_pipeline(conn, &save)).await
+    }
+
+    async fn pipeline(&self, team: &str, name: &str, instance_vars: Option<&Value>) -> Result<Option<PipelineRow>> {
+        let (team, name, vars) = (team.to_string(), name.to_string(), instance_vars.map(canonical_json));
+        self.call(move |conn| pipelines::find_pipeline(conn, &team, &name, vars.as_deref())).await
+    }
+
+    async fn pipeline_by_id(&self, id: i64) -> Result<Option<PipelineRow>> {
+        self.call(move |conn| pipelines::find_pipeline_by_id(conn, id)).await
+    }
+
+    async fn pipelines(&self, team: Option<&str>) -> Result<Vec<PipelineRow>> {
+        let team = team.map(str::to_string);
+        self.call(move |conn| pipelines::list_pipelines(conn, team.as_deref())).await
+    }
+
+    async fn pipeline_config(&self, pipeline_id: i64) -> Result<Option<(Value, i64)>> {
+        self.call(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT config, config_version FROM pipelines \
+                     WHERE id = ?1 AND NOT archived AND config IS NOT NULL",
+                    [pipeline_id],
+                    |r| Ok((json(r, 0)?, r.get(1)?)),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn set_pipeline_paused(&self, pipeline_id: i64, paused: bool, by: &str, at: i64) -> Result<()> {
+        let by = by.to_string();
+        self.call(move |conn| {
+            let n = conn.execute(
+                "UPDATE pipelines SET paused = ?2, \
+                 paused_by = CASE WHEN ?2 THEN ?3 END, paused_at = CASE WHEN ?2 THEN ?4 END WHERE id = ?1",
+                params![pipeline_id, paused, by, stored_time(at)],
+            )?;
+            found(n as u64, || format!("pipeline {pipeline_id}"))
+        })
+        .await
+    }
+
+    async fn set_pipeline_public(&self, pipeline_id: i64, public: bool) -> Result<()> {
+        self.call(move |conn| {
+            let n = conn.execute("UPDATE pipelines SET public = ?2 WHERE id = ?1", params![pipeline_id, public])?;
+            found(n as u64, || format!("pipeline {pipeline_id}"))
+        })
+        .await
+    }
+
+    async fn rename_pipeline(&self, team_id: i64, old: &str, new: &str) -> Result<bool> {
+        let (old, new) = (old.to_string(), new.to_string());
+        self.call(move |conn| {
+            match conn.execute(
+                "UPDATE pipelines SET name = ?3 WHERE team_id = ?1 AND name = ?2",
+                params![team_id, old, new],
+            ) {
+                Ok(n) => Ok(n > 0),
+                Err(e) if is_unique_violation(&e) => {
+                    Err(StoreError::Conflict(format!("pipeline {new} already exists")))
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn order_pipelines(&self, team_id: i64, names: &[String]) -> Result<()> {
+        let names = names.to_vec();
+        self.call(move |conn| pipelines::order_pipelines(conn, team_id, &names)).await
+    }
+
+    async fn archive_pipeline(&self, pipeline_id: i64, by: &str, at: i64) -> Result<()> {
+        let by = by.to_string();
+        self.call(move |conn| pipelines::archive_pipeline(conn, pipeline_id, &by, at)).await
+    }
+
+    async fn destroy_pipeline(&self, pipeline_id: i64) -> Result<()> {
+        self.call(move |conn| {
+            let n = conn.execute("DELETE FROM pipelines WHERE id = ?1", [pipeline_id])?;
+            found(n as u64, || format!("pipeline {pipeline_id}"))
+        })
+        .await
+    }
+
+    async fn jobs(&self, pipeline_id: i64) -> Result<Vec<JobRow>> {
+        self.call(move |conn| {
+            Ok(conn
+                .prepare(&format!("{JOB_SELECT} WHERE j.pipeline_id = ?1 AND j.active ORDER BY j.ordering, j.id"))?
+                .query_map([pipeline_id], job_row)?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn job(&self, pipeline_id: i64, name: &str) -> Result<Option<JobRow>> {
+        let name = name.to_string();
+        self.call(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("{JOB_SELECT} WHERE j.pipeline_id = ?1 AND j.name = ?2 AND j.active"),
+                    params![pipeline_id, name],
+                    job_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn set_job_paused(&self, job_id: i64, paused: bool, by: &str, at: i64) -> Result<()> {
+        let by = by.to_string();
+        self.call(move |conn| {
+            let n = conn.execute(
+                "UPDATE jobs SET paused = ?2, \
+                 paused_by = CASE WHEN ?2 THEN ?3 END, paused_at = CASE WHEN ?2 THEN ?4 END WHERE id = ?1",
+                params![job_id, paused, by, stored_time(at)],
+            )?;
+            found(n as u64, || format!("job {job_id}"))
+        })
+        .await
+    }
+
+    async fn resources(&self, pipeline_id: i64) -> Result<Vec<ResourceRow>> {
+        self.call(move |conn| {
+            Ok(conn
+                .prepare(&format!(
+                    "{RESOURCE_SELECT} WHERE r.pipeline_id = ?1 AND r.active ORDER BY r.ordering, r.id"
+                ))?
+                .query_map([pipeline_id], resource_row)?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn create_build(&self, new: &NewBuild) -> Result<BuildRow> {
+        let new = new.clone();
+        self.call(move |conn| builds::create_build(conn, &new)).await
+    }
+
+    async fn build(&self, id: i64) -> Result<Option<BuildRow>> {
+        self.call(move |conn| builds::find_build(conn, id)).await
+    }
+
+    async fn builds_page(&self, of: BuildsOf, page: &Page) -> Result<BuildsPage> {
+        let page = page.clone();
+        self.call(move |conn| builds::builds_page(conn, of, &page)).await
+    }
+
+    async fn start_build(&self, id: i64, at: i64) -> Result<bool> {
+        self.call(move |conn| {
+            let n = conn.execute(
+                "UPDATE builds SET status = 'started', start_time = ?2 WHERE id = ?1 AND status = 'pending'",
+                [id, at],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn finish_build(&self, id: i64, status: BuildStatus, at: i64) -> Result<()> {
+        self.call(move |conn| builds::finish_build(conn, id, status, at)).await
+    }
+
+    async fn append_build_events(&self, build_id: i64, events: &[Value]) -> Result<i64> {
+        let events: Vec<String> = events.iter().map(Value::to_string).collect();
+        self.call(move |conn| builds::append_build_events(conn, build_id, &events)).await
+    }
+
+    async fn build_events(&self, build_id: i64, after: i64, limit: i64) -> Result<Vec<(i64, Value)>> {
+        let limit = if limit <= 0 { i64::MAX } else { limit };
+        self.call(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT event_id, payload FROM build_events WHERE build_id = ?1 AND event_id > ?2 \
+                     ORDER BY event_id LIMIT ?3",
+                )?
+                .query_map([build_id, after, limit], |r| Ok((r.get(0)?, json(r, 1)?)))?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn save_worker(&self, worker: &WorkerRow) -> Result<()> {
+        let worker = worker.clone();
+        self.call(move |conn| {
+            match conn.execute(
+                "INSERT INTO workers (name, team_id, payload, state, expires_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (name) DO UPDATE SET team_id = excluded.team_id, payload = excluded.payload, \
+                 state = excluded.state, expires_at = excluded.expires_at",
+                params![worker.name, worker.team_id, worker.payload.to_string(), worker.state, worker.expires_at],
+            ) {
+                Ok(_) => Ok(()),
+                Err(e) if is_foreign_key_violation(&e) => {
+                    Err(StoreError::NotFound(format!("team {}", worker.team_id.unwrap_or_default())))
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerRow>> {
+        self.call(|conn| {
+            Ok(conn
+                .prepare(&format!("{WORKER_SELECT} ORDER BY name"))?
+                .query_map([], worker_row)?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn delete_worker(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.call(move |conn| Ok(conn.execute("DELETE FROM workers WHERE name = ?1", [name])? > 0))
+            .await
+    }
+}

@@ -1,0 +1,35 @@
+//! Numbered schema migrations of both backends. Each backend applies the ones it has not
+//! recorded in `schema_migrations`, in order, inside one transaction (PostgreSQL also holds
+//! an advisory lock, so web nodes starting together migrate once).
+//!
+//! Add a migration by appending to both lists (the embedded one translated) and updating
+//! `schema.sql`; never edit a migration that has shipped. Prefer expand/contract steps so
+//! an older web node keeps working against the newer schema.
+
+pub(crate) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub(crate) const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("0001_initial.sql"),
+}];
+
+pub(crate) const EMBEDDED: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("embedded/0001_initial.sql"),
+}];
+
+/// Key of the PostgreSQL advisory lock held while migrating (upstream's lock-id space is
+/// small integers; this one is far from them).
+pub(crate) const POSTGRES_LOCK_ID: i64 = 0x636f_6e63_6d69_67; // "concmig"
+
+pub(crate) const CREATE_SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version bigint PRIMARY KEY,
+    name text NOT NULL,
+    applied_at bigint NOT NULL
+)";

@@ -1,0 +1,569 @@
+//! The PostgreSQL store: the system of record, shared by every web node.
+
+mod builds;
+mod pipelines;
+
+use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS, POSTGRES_LOCK_ID};
+use super::sql::{RESOURCE_SELECT, USER_SELECT, WORKER_SELECT};
+use super::*;
+use anyhow::Context as _;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+pub(crate) struct PgStore {
+    pool: Pool,
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) if *db.code() == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(db.message().to_string()),
+            Some(db) => StoreError::Backend(format!("{}: {}", db.code().code(), db.message())),
+            None => StoreError::Backend(e.to_string()),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Backend(format!("postgres connection pool: {e}"))
+    }
+}
+
+/// Whether `e` is a foreign-key violation (a referenced row does not exist).
+fn is_foreign_key_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION)
+}
+
+fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+/// Where the store lives, for error messages.
+fn address(config: &PostgresConfig) -> String {
+    match &config.socket {
+        Some(dir) => format!("socket {dir} (database {})", config.database),
+        None => format!("{}:{}/{}", config.host, port(config), config.database),
+    }
+}
+
+fn port(config: &PostgresConfig) -> u16 {
+    if config.port == 0 {
+        5432
+    } else {
+        config.port
+    }
+}
+
+/// Schema names go into `search_path` and DDL unquoted-safe, so only plain identifiers pass.
+pub(crate) fn valid_schema_name(schema: &str) -> bool {
+    let mut chars = schema.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && schema.len() <= 63
+}
+
+/// The driver configuration for `config` (shared with `testing`).
+pub(crate) fn driver_config(config: &PostgresConfig) -> anyhow::Result<tokio_postgres::Config> {
+    let addr = address(config);
+    match config.sslmode.as_str() {
+        "" | "disable" => {}
+        other => anyhow::bail!(
+            "postgres at {addr}: sslmode {other:?} is not supported yet (TLS to PostgreSQL is not \
+             implemented); use --postgres-sslmode=disable"
+        ),
+    }
+    let mut pg = tokio_postgres::Config::new();
+    match &config.socket {
+        Some(dir) => pg.host_path(dir),
+        None => pg.host(&config.host),
+    };
+    pg.port(port(config))
+        .user(&config.user)
+        .dbname(&config.database)
+        .ssl_mode(tokio_postgres::config::SslMode::Disable)
+        .application_name("concourse")
+        .connect_timeout(std::time::Duration::from_secs(10));
+    if !config.password.is_empty() {
+        pg.password(&config.password);
+    }
+    if let Some(schema) = &config.schema {
+        if !valid_schema_name(schema) {
+            anyhow::bail!("postgres schema {schema:?} is not a plain identifier (letters, digits, _)");
+        }
+        // Set at connection start-up, so every pooled connection (including ones the pool
+        // opens later) resolves our tables and sequences in this schema.
+        pg.options(format!("-c search_path={schema}"));
+    }
+    Ok(pg)
+}
+
+impl PgStore {
+    pub(crate) async fn connect(config: &PostgresConfig) -> anyhow::Result<Self> {
+        let addr = address(config);
+        let pg = driver_config(config)?;
+        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .build()
+            .with_context(|| format!("creating the connection pool for postgres at {addr}"))?;
+        let store = PgStore { pool };
+        store
+            .migrate(config.schema.as_deref())
+            .await
+            .with_context(|| format!("connecting to postgres at {addr}"))?;
+        Ok(store)
+    }
+
+    /// Applies missing migrations in one transaction under the migration advisory lock.
+    async fn migrate(&self, schema: Option<&str>) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&POSTGRES_LOCK_ID]).await?;
+        if let Some(schema) = schema {
+            // Checked by `driver_config` to be a plain identifier.
+            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await?;
+        }
+        tx.batch_execute(CREATE_SCHEMA_MIGRATIONS).await?;
+        let applied: Vec<i64> = tx
+            .query("SELECT version FROM schema_migrations", &[])
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let now = chrono::Utc::now().timestamp();
+        for migration in migrations::POSTGRES {
+            if applied.contains(&migration.version) {
+                continue;
+            }
+            tx.batch_execute(migration.sql).await.map_err(|e| {
+                StoreError::Backend(format!("migration {:04}_{}: {}", migration.version, migration.name, StoreError::from(e)))
+            })?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                &[&migration.version, &migration.name, &now],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn team_row(row: &Row) -> Result<TeamRow> {
+    let auth: Value = row.try_get(3)?;
+    Ok(TeamRow {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        admin: row.try_get(2)?,
+        auth: serde_json::from_value(auth).map_err(|e| StoreError::Backend(format!("team auth: {e}")))?,
+    })
+}
+
+fn user_row(row: &Row) -> Result<UserRow> {
+    Ok(UserRow {
+        id: row.try_get(0)?,
+        username: row.try_get(1)?,
+        connector: row.try_get(2)?,
+        sub: row.try_get(3)?,
+        last_login: row.try_get(4)?,
+    })
+}
+
+fn pipeline_row(row: &Row) -> Result<PipelineRow> {
+    Ok(PipelineRow {
+        id: row.try_get(0)?,
+        team_id: row.try_get(1)?,
+        team_name: row.try_get(2)?,
+        name: row.try_get(3)?,
+        instance_vars: row.try_get(4)?,
+        paused: row.try_get(5)?,
+        paused_by: row.try_get(6)?,
+        paused_at: row.try_get(7)?,
+        public: row.try_get(8)?,
+        archived: row.try_get(9)?,
+        ordering: row.try_get(10)?,
+        config_version: row.try_get(11)?,
+        groups: row.try_get::<_, Option<Value>>(12)?.unwrap_or(Value::Null),
+        display: row.try_get::<_, Option<Value>>(13)?.unwrap_or(Value::Null),
+        user_data: row.try_get::<_, Option<Value>>(14)?.unwrap_or(Value::Null),
+        parent_job_id: row.try_get(15)?,
+        parent_build_id: row.try_get(16)?,
+        last_updated: row.try_get(17)?,
+    })
+}
+
+fn job_row(row: &Row) -> Result<JobRow> {
+    let groups: Value = row.try_get(8)?;
+    Ok(JobRow {
+        id: row.try_get(0)?,
+        pipeline_id: row.try_get(1)?,
+        name: row.try_get(2)?,
+        config: row.try_get::<_, Option<Value>>(3)?.unwrap_or(Value::Null),
+        paused: row.try_get(4)?,
+        paused_by: row.try_get(5)?,
+        paused_at: row.try_get(6)?,
+        has_new_inputs: row.try_get(7)?,
+        groups: serde_json::from_value(groups).map_err(|e| StoreError::Backend(format!("job groups: {e}")))?,
+        first_logged_build_id: row.try_get(9)?,
+        next_build_id: row.try_get(10)?,
+        finished_build_id: row.try_get(11)?,
+        transition_build_id: row.try_get(12)?,
+    })
+}
+
+fn resource_row(row: &Row) -> Result<ResourceRow> {
+    Ok(ResourceRow {
+        id: row.try_get(0)?,
+        pipeline_id: row.try_get(1)?,
+        name: row.try_get(2)?,
+        type_: row.try_get(3)?,
+        config: row.try_get::<_, Option<Value>>(4)?.unwrap_or(Value::Null),
+        last_checked: row.try_get(5)?,
+        pinned_version: row.try_get(6)?,
+        pin_comment: row.try_get(7)?,
+    })
+}
+
+fn build_row(row: &Row) -> Result<BuildRow> {
+    let status: String = row.try_get(4)?;
+    Ok(BuildRow {
+        id: row.try_get(0)?,
+        team_id: row.try_get(1)?,
+        team_name: row.try_get(2)?,
+        name: row.try_get(3)?,
+        status: BuildStatus::parse(&status)
+            .ok_or_else(|| StoreError::Backend(format!("unknown build status {status:?}")))?,
+        job_id: row.try_get(5)?,
+        job_name: row.try_get(6)?,
+        pipeline_id: row.try_get(7)?,
+        pipeline_name: row.try_get(8)?,
+        pipeline_instance_vars: row.try_get(9)?,
+        resource_name: row.try_get(10)?,
+        plan: row.try_get(11)?,
+        created_by: row.try_get(12)?,
+        comment: row.try_get(13)?,
+        create_time: row.try_get(14)?,
+        start_time: row.try_get(15)?,
+        end_time: row.try_get(16)?,
+        rerun_of: row.try_get(17)?,
+        rerun_number: row.try_get(18)?,
+    })
+}
+
+fn worker_row(row: &Row) -> Result<WorkerRow> {
+    Ok(WorkerRow {
+        name: row.try_get(0)?,
+        team_id: row.try_get(1)?,
+        payload: row.try_get(2)?,
+        state: row.try_get(3)?,
+        expires_at: row.try_get(4)?,
+    })
+}
+
+fn auth_json(auth: &TeamAuth) -> Result<Value> {
+    serde_json::to_value(auth).map_err(|e| StoreError::Invalid(format!("team auth: {e}")))
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn upsert_team(&self, name: &str, auth: &TeamAuth, admin: bool) -> Result<(TeamRow, bool)> {
+        let client = self.pool.get().await?;
+        // `xmax = 0` holds for a freshly inserted row and not for an updated one.
+        let row = client
+            .query_one(
+                "INSERT INTO teams (name, auth, admin) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET auth = EXCLUDED.auth \
+                 RETURNING id, name, admin, auth, (xmax = 0)",
+                &[&name, &auth_json(auth)?, &admin],
+            )
+            .await?;
+        Ok((team_row(&row)?, row.try_get(4)?))
+    }
+
+    async fn team(&self, name: &str) -> Result<Option<TeamRow>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt("SELECT id, name, admin, auth FROM teams WHERE name = $1", &[&name])
+            .await?;
+        row.as_ref().map(team_row).transpose()
+    }
+
+    async fn teams(&self) -> Result<Vec<TeamRow>> {
+        let client = self.pool.get().await?;
+        let rows = client.query("SELECT id, name, admin, auth FROM teams ORDER BY name", &[]).await?;
+        rows.iter().map(team_row).collect()
+    }
+
+    async fn rename_team(&self, old: &str, new: &str) -> Result<bool> {
+        let client = self.pool.get().await?;
+        match client.execute("UPDATE teams SET name = $2 WHERE name = $1", &[&old, &new]).await {
+            Ok(n) => Ok(n > 0),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("team {new} already exists"))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn destroy_team(&self, name: &str) -> Result<bool> {
+        let client = self.pool.get().await?;
+        Ok(client.execute("DELETE FROM teams WHERE name = $1", &[&name]).await? > 0)
+    }
+
+    async fn save_access_token(&self, token: &str, claims: &Value, expires_at: i64) -> Result<()> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO access_tokens (token, claims, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (token) DO UPDATE SET claims = EXCLUDED.claims, expires_at = EXCLUDED.expires_at",
+                &[&token, claims, &expires_at],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn access_token(&self, token: &str) -> Result<Option<Value>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt("SELECT claims FROM access_tokens WHERE token = $1", &[&token])
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    async fn delete_access_token(&self, token: &str) -> Result<()> {
+        let client = self.pool.get().await?;
+        client.execute("DELETE FROM access_tokens WHERE token = $1", &[&token]).await?;
+        Ok(())
+    }
+
+    async fn delete_expired_access_tokens(&self, now: i64) -> Result<u64> {
+        let client = self.pool.get().await?;
+        Ok(client.execute("DELETE FROM access_tokens WHERE expires_at < $1", &[&now]).await?)
+    }
+
+    async fn record_user_login(&self, user: &UserLogin) -> Result<()> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO users (username, connector, sub, last_login) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (username, connector) DO UPDATE SET sub = EXCLUDED.sub, last_login = EXCLUDED.last_login",
+                &[&user.username, &user.connector, &user.sub, &user.at],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn users_since(&self, since: i64) -> Result<Vec<UserRow>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(&format!("{USER_SELECT} WHERE last_login >= $1 ORDER BY last_login DESC, id"), &[&since])
+            .await?;
+        rows.iter().map(user_row).collect()
+    }
+
+    async fn save_pipeline(&self, save: &SavePipeline) -> Result<SavedPipeline> {
+        self.save_pipeline_tx(save).await
+    }
+
+    async fn pipeline(&self, team: &str, name: &str, instance_vars: Option<&Value>) -> Result<Option<PipelineRow>> {
+        self.find_pipeline(team, name, instance_vars).await
+    }
+
+    async fn pipeline_by_id(&self, id: i64) -> Result<Option<PipelineRow>> {
+        self.find_pipeline_by_id(id).await
+    }
+
+    async fn pipelines(&self, team: Option<&str>) -> Result<Vec<PipelineRow>> {
+        self.list_pipelines(team).await
+    }
+
+    async fn pipeline_config(&self, pipeline_id: i64) -> Result<Option<(Value, i64)>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT config, config_version FROM pipelines \
+                 WHERE id = $1 AND NOT archived AND config IS NOT NULL",
+                &[&pipeline_id],
+            )
+            .await?;
+        Ok(row.map(|r| Ok::<_, tokio_postgres::Error>((r.try_get(0)?, r.try_get(1)?))).transpose()?)
+    }
+
+    async fn set_pipeline_paused(&self, pipeline_id: i64, paused: bool, by: &str, at: i64) -> Result<()> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "UPDATE pipelines SET paused = $2, \
+                 paused_by = CASE WHEN $2 THEN $3::text END, paused_at = CASE WHEN $2 THEN $4::bigint END \
+                 WHERE id = $1",
+                &[&pipeline_id, &paused, &by, &stored_time(at)],
+            )
+            .await?;
+        found(n, || format!("pipeline {pipeline_id}"))
+    }
+
+    async fn set_pipeline_public(&self, pipeline_id: i64, public: bool) -> Result<()> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute("UPDATE pipelines SET public = $2 WHERE id = $1", &[&pipeline_id, &public])
+            .await?;
+        found(n, || format!("pipeline {pipeline_id}"))
+    }
+
+    async fn rename_pipeline(&self, team_id: i64, old: &str, new: &str) -> Result<bool> {
+        let client = self.pool.get().await?;
+        match client
+            .execute("UPDATE pipelines SET name = $3 WHERE team_id = $1 AND name = $2", &[&team_id, &old, &new])
+            .await
+        {
+            Ok(n) => Ok(n > 0),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("pipeline {new} already exists"))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn order_pipelines(&self, team_id: i64, names: &[String]) -> Result<()> {
+        self.order_pipelines_tx(team_id, names).await
+    }
+
+    async fn archive_pipeline(&self, pipeline_id: i64, by: &str, at: i64) -> Result<()> {
+        self.archive_pipeline_tx(pipeline_id, by, at).await
+    }
+
+    async fn destroy_pipeline(&self, pipeline_id: i64) -> Result<()> {
+        let client = self.pool.get().await?;
+        let n = client.execute("DELETE FROM pipelines WHERE id = $1", &[&pipeline_id]).await?;
+        found(n, || format!("pipeline {pipeline_id}"))
+    }
+
+    async fn jobs(&self, pipeline_id: i64) -> Result<Vec<JobRow>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &format!("{} WHERE j.pipeline_id = $1 AND j.active ORDER BY j.ordering, j.id", sql::JOB_SELECT),
+                &[&pipeline_id],
+            )
+            .await?;
+        rows.iter().map(job_row).collect()
+    }
+
+    async fn job(&self, pipeline_id: i64, name: &str) -> Result<Option<JobRow>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!("{} WHERE j.pipeline_id = $1 AND j.name = $2 AND j.active", sql::JOB_SELECT),
+                &[&pipeline_id, &name],
+            )
+            .await?;
+        row.as_ref().map(job_row).transpose()
+    }
+
+    async fn set_job_paused(&self, job_id: i64, paused: bool, by: &str, at: i64) -> Result<()> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "UPDATE jobs SET paused = $2, \
+                 paused_by = CASE WHEN $2 THEN $3::text END, paused_at = CASE WHEN $2 THEN $4::bigint END \
+                 WHERE id = $1",
+                &[&job_id, &paused, &by, &stored_time(at)],
+            )
+            .await?;
+        found(n, || format!("job {job_id}"))
+    }
+
+    async fn resources(&self, pipeline_id: i64) -> Result<Vec<ResourceRow>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &format!("{RESOURCE_SELECT} WHERE r.pipeline_id = $1 AND r.active ORDER BY r.ordering, r.id"),
+                &[&pipeline_id],
+            )
+            .await?;
+        rows.iter().map(resource_row).collect()
+    }
+
+    async fn create_build(&self, new: &NewBuild) -> Result<BuildRow> {
+        self.create_build_tx(new).await
+    }
+
+    async fn build(&self, id: i64) -> Result<Option<BuildRow>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(&format!("{} WHERE b.id = $1", sql::BUILD_SELECT), &[&id])
+            .await?;
+        row.as_ref().map(build_row).transpose()
+    }
+
+    async fn builds_page(&self, of: BuildsOf, page: &Page) -> Result<BuildsPage> {
+        self.builds_page_tx(of, page).await
+    }
+
+    async fn start_build(&self, id: i64, at: i64) -> Result<bool> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "UPDATE builds SET status = 'started', start_time = $2 WHERE id = $1 AND status = 'pending'",
+                &[&id, &at],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn finish_build(&self, id: i64, status: BuildStatus, at: i64) -> Result<()> {
+        self.finish_build_tx(id, status, at).await
+    }
+
+    async fn append_build_events(&self, build_id: i64, events: &[Value]) -> Result<i64> {
+        self.append_build_events_batch(build_id, events).await
+    }
+
+    async fn build_events(&self, build_id: i64, after: i64, limit: i64) -> Result<Vec<(i64, Value)>> {
+        let client = self.pool.get().await?;
+        let limit = if limit <= 0 { i64::MAX } else { limit };
+        let rows = client
+            .query(
+                "SELECT event_id, payload FROM build_events WHERE build_id = $1 AND event_id > $2 \
+                 ORDER BY event_id LIMIT $3",
+                &[&build_id, &after, &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok::<_, tokio_postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn save_worker(&self, worker: &WorkerRow) -> Result<()> {
+        let client = self.pool.get().await?;
+        match client
+            .execute(
+                "INSERT INTO workers (name, team_id, payload, state, expires_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (name) DO UPDATE SET team_id = EXCLUDED.team_id, payload = EXCLUDED.payload, \
+                 state = EXCLUDED.state, expires_at = EXCLUDED.expires_at",
+                &[&worker.name, &worker.team_id, &worker.payload, &worker.state, &worker.expires_at],
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_foreign_key_violation(&e) => {
+                Err(StoreError::NotFound(format!("team {}", worker.team_id.unwrap_or_default())))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerRow>> {
+        let client = self.pool.get().await?;
+        let rows = client.query(&format!("{WORKER_SELECT} ORDER BY name"), &[]).await?;
+        rows.iter().map(worker_row).collect()
+    }
+
+    async fn delete_worker(&self, name: &str) -> Result<bool> {
+        let client = self.pool.get().await?;
+        Ok(client.execute("DELETE FROM workers WHERE name = $1", &[&name]).await? > 0)
+    }
+}
+
+fn placeholder(n: usize) -> String {
+    format!("${n}")
+}
