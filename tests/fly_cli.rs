@@ -290,7 +290,7 @@ fn login_saves_the_target_and_later_commands_use_its_token() {
         .any(|s| s == &format!("logout cookie=skymarshal_auth=\"bearer {TOKEN}\"")));
     assert!(
         fly.flyrc()
-            .contains("    token:\n      type: ''\n      value: ''\n"),
+            .contains("    token:\n      type: \"\"\n      value: \"\"\n"),
         "{}",
         fly.flyrc()
     );

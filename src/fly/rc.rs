@@ -195,7 +195,7 @@ mod tests {
         );
         let text = rc.render();
         assert!(
-            text.contains("    token:\n      type: ''\n      value: ''\n"),
+            text.contains("    token:\n      type: \"\"\n      value: \"\"\n"),
             "{text}"
         );
         let back = Flyrc::parse(&text).unwrap();

@@ -12,7 +12,11 @@ pub fn validate_pipeline(a: &ValidatePipelineArgs) -> Result<()> {
     let template = super::read_path(&a.config)?;
     let (static_vars, _) = vars::static_vars(&a.vars, &[])?;
     let rendered = config::render_template(&template, &static_vars).map_err(|e| anyhow!("{e}"))?;
-    let parsed = config::parse_pipeline(&rendered);
+    let parsed = if a.strict {
+        config::parse_pipeline_strict(&rendered)
+    } else {
+        config::parse_pipeline(&rendered)
+    };
     let (warnings, errors) = match &parsed {
         Ok(cfg) => {
             let v = config::validate_pipeline(cfg);

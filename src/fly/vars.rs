@@ -70,8 +70,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f1 = dir.path().join("a.yml");
         let f2 = dir.path().join("b.yml");
-        std::fs::write(&f1, "x: from-a\ny: from-a\nobj: {k: 1}\n").unwrap();
-        std::fs::write(&f2, "y: from-b\n").unwrap();
+        std::fs::write(&f1, "x: from-a\nz: from-a\nobj: {k: 1}\n").unwrap();
+        std::fs::write(&f2, "z: from-b\n").unwrap();
         let args = VarsArgs {
             var: vec!["x=flag".into(), "obj.k2=s".into()],
             yaml_var: vec!["n=[1, 2]".into()],
@@ -80,7 +80,7 @@ mod tests {
         let (vars, inst) = static_vars(&args, &["branch=main".into()]).unwrap();
         assert_eq!(
             Value::Object(vars.0),
-            json!({"x": "flag", "y": "from-b", "obj": {"k": 1, "k2": "s"}, "n": [1, 2], "branch": "main"})
+            json!({"x": "flag", "z": "from-b", "obj": {"k": 1, "k2": "s"}, "n": [1, 2], "branch": "main"})
         );
         assert_eq!(Value::Object(inst), json!({"branch": "main"}));
     }
