@@ -37,6 +37,7 @@ pub struct Global {
 
 /// Runs fly with its arguments (without the program name); returns the exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
+    exit_quietly_on_broken_pipe();
     let argv = std::iter::once(OsString::from("fly")).chain(args);
     let parsed = match FlyArgs::try_parse_from(argv) {
         Ok(p) => p,
@@ -83,6 +84,24 @@ pub fn main(args: Vec<OsString>) -> i32 {
             Err(e) => render_error(&global, e),
         }
     })
+}
+
+/// Go programs die of SIGPIPE when a reader like `head` goes away; Rust ignores the signal
+/// and `println!` panics instead. Turn that panic into a quiet exit.
+fn exit_quietly_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 fn is_unauthorized(r: &anyhow::Result<()>) -> bool {
