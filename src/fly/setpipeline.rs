@@ -77,7 +77,9 @@ pub async fn set_pipeline(g: &Global, a: &SetPipelineArgs) -> Result<()> {
         instance_vars: (!instance_vars.is_empty()).then_some(instance_vars),
     };
     let rendered = config::render_template(&template, &static_vars).map_err(|e| anyhow!("{e}"))?;
-    let new_config = config::parse_pipeline(&rendered).map_err(|e| anyhow!("{e}"))?;
+    // Like upstream's `yaml.Unmarshal`: unknown keys are the server's to refuse.
+    let new_config = config::parse_pipeline_with(&rendered, config::ParseMode::Lenient)
+        .map_err(|e| anyhow!("{e}"))?;
     let new_json = config::to_json(&new_config);
     warnings.extend(config::validate_pipeline(&new_config).warnings);
 

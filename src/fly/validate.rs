@@ -12,11 +12,12 @@ pub fn validate_pipeline(a: &ValidatePipelineArgs) -> Result<()> {
     let template = super::read_path(&a.config)?;
     let (static_vars, _) = vars::static_vars(&a.vars, &[])?;
     let rendered = config::render_template(&template, &static_vars).map_err(|e| anyhow!("{e}"))?;
-    let parsed = if a.strict {
-        config::parse_pipeline_strict(&rendered)
+    let mode = if a.strict {
+        config::ParseMode::Strict
     } else {
-        config::parse_pipeline(&rendered)
+        config::ParseMode::Lenient
     };
+    let parsed = config::parse_pipeline_with(&rendered, mode);
     let (warnings, errors) = match &parsed {
         Ok(cfg) => {
             let v = config::validate_pipeline(cfg);
@@ -42,7 +43,7 @@ pub fn validate_pipeline(a: &ValidatePipelineArgs) -> Result<()> {
 pub fn format_pipeline(a: &FormatPipelineArgs) -> Result<()> {
     let source = super::read_path(&a.config)
         .map_err(|e| fail(format!("could not read config file: {e}")))?;
-    let cfg = config::parse_pipeline(&source)
+    let cfg = config::parse_pipeline_with(&source, config::ParseMode::Lenient)
         .map_err(|e| fail(format!("could not unmarshal config: {e}")))?;
     let formatted = yaml::emit(&config::to_json(&cfg));
     if a.write && a.config != "-" {
