@@ -87,11 +87,19 @@ pub async fn destroy_pipeline(g: &Global, a: &DestroyPipelineArgs) -> Result<()>
     Ok(())
 }
 
-/// Go's `time.Time.String()` in local time, minus the zone abbreviation chrono lacks.
+/// Go's `time.Time.String()` in local time. chrono knows no zone abbreviations, so only
+/// UTC gets one (the common case on CI machines and servers).
 fn format_time(unix: i64) -> String {
     use chrono::TimeZone;
     match chrono::Local.timestamp_opt(unix, 0).single() {
-        Some(t) if unix > 0 => t.format("%Y-%m-%d %H:%M:%S %z").to_string(),
+        Some(t) if unix > 0 => {
+            let base = t.format("%Y-%m-%d %H:%M:%S %z").to_string();
+            if t.offset().local_minus_utc() == 0 {
+                format!("{base} UTC")
+            } else {
+                base
+            }
+        }
         _ => "n/a".into(),
     }
 }

@@ -162,6 +162,7 @@ async fn download(client: &Client, arch: &str, os: &str, to: &std::path::Path) -
     let mut file = std::fs::File::create(to)?;
     let mut resp = resp;
     let mut done: u64 = 0;
+    let tty = super::ui::stdout_is_tty();
     while let Some(chunk) = resp
         .chunk()
         .await
@@ -169,6 +170,13 @@ async fn download(client: &Client, arch: &str, os: &str, to: &std::path::Path) -
     {
         file.write_all(&chunk)?;
         done += chunk.len() as u64;
+        if tty {
+            print!("\r{}", progress(done, total));
+            let _ = std::io::stdout().flush();
+        }
+    }
+    if tty {
+        println!();
     }
     if let Some(total) = total {
         if done != total {
@@ -177,6 +185,25 @@ async fn download(client: &Client, arch: &str, os: &str, to: &std::path::Path) -
     }
     file.sync_all().context("writing the new fly")?;
     Ok(())
+}
+
+/// A one-line progress bar: `[=====>    ] 12.3 MiB / 40.0 MiB`.
+fn progress(done: u64, total: Option<u64>) -> String {
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    match total.filter(|t| *t > 0) {
+        Some(total) => {
+            let width = 40usize;
+            let filled = ((done.min(total) as f64 / total as f64) * width as f64) as usize;
+            format!(
+                "[{}>{}] {:.1} MiB / {:.1} MiB",
+                "=".repeat(filled),
+                " ".repeat(width - filled),
+                mib(done),
+                mib(total)
+            )
+        }
+        None => format!("{:.1} MiB", mib(done)),
+    }
 }
 
 pub fn delete_target(g: &Global, a: &AllArg) -> Result<()> {
@@ -232,6 +259,16 @@ mod tests {
     use super::*;
     use crate::fly::rc::TargetToken;
     use base64::Engine;
+
+    #[test]
+    fn progress_bar_shows_the_share_downloaded() {
+        let p = progress(512 * 1024, Some(1024 * 1024));
+        assert_eq!(
+            p,
+            format!("[{}>{}] 0.5 MiB / 1.0 MiB", "=".repeat(20), " ".repeat(20))
+        );
+        assert_eq!(progress(1024 * 1024, None), "1.0 MiB");
+    }
 
     #[test]
     fn expiry_column_shows_rfc1123_utc_or_why_not() {
