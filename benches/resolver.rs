@@ -26,11 +26,21 @@ fn main() {
     for layer in 0..LAYERS {
         for i in 0..PER_LAYER {
             let resources = [i % RESOURCES, (i + 1) % RESOURCES];
-            let passed: Vec<i64> = if layer == 0 { vec![] } else { vec![job_id(layer - 1, i), job_id(layer - 1, (i + 1) % PER_LAYER)] };
+            let passed: Vec<i64> = if layer == 0 {
+                vec![]
+            } else {
+                vec![job_id(layer - 1, i), job_id(layer - 1, (i + 1) % PER_LAYER)]
+            };
             jobs.push(
                 resources
                     .iter()
-                    .map(|&r| InputConfig { name: format!("r{r}"), resource: r, version: VersionChoice::Latest, passed: passed.clone(), last_used: None })
+                    .map(|&r| InputConfig {
+                        name: format!("r{r}"),
+                        resource: r,
+                        version: VersionChoice::Latest,
+                        passed: passed.clone(),
+                        last_used: None,
+                    })
                     .collect(),
             );
             // Recent builds ran recent versions; every job saw the same ones so passed holds.

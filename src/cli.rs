@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "concourse", version, about = "Concourse CI: web, worker, quickstart and fly in one binary")]
+#[command(
+    name = "concourse",
+    version,
+    about = "Concourse CI: web, worker, quickstart and fly in one binary"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub log: LogArgs,
@@ -62,10 +66,22 @@ pub enum LogFormat {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Minimum level of logs to see.
-    #[arg(long, global = true, env = "CONCOURSE_LOG_LEVEL", value_enum, default_value = "info")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONCOURSE_LOG_LEVEL",
+        value_enum,
+        default_value = "info"
+    )]
     pub log_level: LogLevel,
     /// Log line format.
-    #[arg(long, global = true, env = "CONCOURSE_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONCOURSE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 }
 
@@ -107,9 +123,15 @@ impl PostgresArgs {
             return None;
         }
         Some(crate::db::PostgresConfig {
-            host: self.postgres_host.clone().unwrap_or_else(|| "127.0.0.1".into()),
+            host: self
+                .postgres_host
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1".into()),
             port: self.postgres_port,
-            user: self.postgres_user.clone().unwrap_or_else(|| "postgres".into()),
+            user: self
+                .postgres_user
+                .clone()
+                .unwrap_or_else(|| "postgres".into()),
             password: self.postgres_password.clone().unwrap_or_default(),
             database: self.postgres_database.clone(),
             sslmode: self.postgres_sslmode.clone(),

@@ -10,7 +10,11 @@ fn main() {
     let mut args: Vec<OsString> = std::env::args_os().collect();
     let argv0 = args
         .first()
-        .and_then(|a| Path::new(a).file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .and_then(|a| {
+            Path::new(a)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
         .unwrap_or_default();
     if argv0 == "fly" {
         args.remove(0);

@@ -71,7 +71,11 @@ impl Api {
     async fn new(backend: Backend) -> Api {
         let s = Server::start(backend);
         let token = s.token("test", "test").await;
-        Api { c: Client::new(), s, token }
+        Api {
+            c: Client::new(),
+            s,
+            token,
+        }
     }
 
     fn req(&self, m: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -79,24 +83,35 @@ impl Api {
     }
 
     async fn put_config(&self, pipeline: &str, yaml: &str, version: &str) -> reqwest::Response {
-        self.req(reqwest::Method::PUT, &format!("/api/v1/teams/main/pipelines/{pipeline}/config"))
-            .header("Content-Type", "application/x-yaml")
-            .header("X-Concourse-Config-Version", version)
-            .body(yaml.to_string())
-            .send()
-            .await
-            .expect("PUT config")
+        self.req(
+            reqwest::Method::PUT,
+            &format!("/api/v1/teams/main/pipelines/{pipeline}/config"),
+        )
+        .header("Content-Type", "application/x-yaml")
+        .header("X-Concourse-Config-Version", version)
+        .body(yaml.to_string())
+        .send()
+        .await
+        .expect("PUT config")
     }
 
     async fn get_json(&self, path: &str) -> (StatusCode, Value) {
-        let r = self.req(reqwest::Method::GET, path).send().await.expect("GET");
+        let r = self
+            .req(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("GET");
         let status = r.status();
         let text = r.text().await.expect("body");
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     async fn put(&self, path: &str) -> StatusCode {
-        self.req(reqwest::Method::PUT, path).send().await.expect("PUT").status()
+        self.req(reqwest::Method::PUT, path)
+            .send()
+            .await
+            .expect("PUT")
+            .status()
     }
 }
 
@@ -114,7 +129,11 @@ async fn info_speaks_the_upstream_release(b: Backend) {
 async fn team_routes_need_a_token(b: Backend) {
     let s = Server::start(b);
     let c = Client::new();
-    let r = c.get(s.api("/api/v1/teams/main/pipelines/p/config")).send().await.expect("get");
+    let r = c
+        .get(s.api("/api/v1/teams/main/pipelines/p/config"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), 401);
     let r = c
         .put(s.api("/api/v1/teams/main/pipelines/p/config"))
@@ -126,7 +145,12 @@ async fn team_routes_need_a_token(b: Backend) {
     assert_eq!(r.status(), 401);
     let r = c.get(s.api("/api/v1/user")).send().await.expect("user");
     assert_eq!(r.status(), 401);
-    let r = c.get(s.api("/api/v1/user")).bearer_auth("bogus").send().await.expect("user");
+    let r = c
+        .get(s.api("/api/v1/user"))
+        .bearer_auth("bogus")
+        .send()
+        .await
+        .expect("user");
     assert_eq!(r.status(), 401, "an invalid token is unauthenticated");
     // Anonymous listing works and shows nothing private.
     let r = c.get(s.api("/api/v1/teams")).send().await.expect("teams");
@@ -139,7 +163,12 @@ async fn wrong_password_is_refused_with_oauth_error(b: Backend) {
     let r = Client::new()
         .post(s.api("/sky/issuer/token"))
         .basic_auth("fly", Some("Zmx5"))
-        .form(&[("grant_type", "password"), ("username", "test"), ("password", "nope"), ("scope", "openid")])
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "test"),
+            ("password", "nope"),
+            ("scope", "openid"),
+        ])
         .send()
         .await
         .expect("token");
@@ -150,7 +179,15 @@ async fn wrong_password_is_refused_with_oauth_error(b: Backend) {
 
     let token = s.token("TEST", "test").await;
     assert_eq!(token.len(), 38, "upstream's opaque token format");
-    let user: Value = Client::new().get(s.api("/api/v1/user")).bearer_auth(&token).send().await.expect("user").json().await.expect("json");
+    let user: Value = Client::new()
+        .get(s.api("/api/v1/user"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("user")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(user["is_admin"], true);
     assert_eq!(user["user_name"], "test");
     assert_eq!(user["teams"]["main"], json!(["owner"]));
@@ -161,23 +198,44 @@ async fn config_round_trips_with_version_conflicts(b: Backend) {
     let r = api.put_config("p", PIPELINE, "").await;
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
 
-    let r = api.req(reqwest::Method::GET, "/api/v1/teams/main/pipelines/p/config").send().await.expect("get");
+    let r = api
+        .req(
+            reqwest::Method::GET,
+            "/api/v1/teams/main/pipelines/p/config",
+        )
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), 200);
-    let version = r.headers()["x-concourse-config-version"].to_str().expect("header").to_string();
+    let version = r.headers()["x-concourse-config-version"]
+        .to_str()
+        .expect("header")
+        .to_string();
     let got: Value = r.json().await.expect("json");
-    let expected = concourse::config::to_json(&concourse::config::parse_pipeline(PIPELINE.as_bytes()).expect("parses"));
+    let expected = concourse::config::to_json(
+        &concourse::config::parse_pipeline(PIPELINE.as_bytes()).expect("parses"),
+    );
     assert_eq!(got["config"], expected);
-    assert_eq!(got["config"]["jobs"][0]["public"], true, "yes is a YAML 1.1 boolean");
+    assert_eq!(
+        got["config"]["jobs"][0]["public"], true,
+        "yes is a YAML 1.1 boolean"
+    );
 
     let (_, p) = api.get_json("/api/v1/teams/main/pipelines/p").await;
-    assert_eq!(p["paused"], true, "pipelines made through the API start paused");
+    assert_eq!(
+        p["paused"], true,
+        "pipelines made through the API start paused"
+    );
     assert_eq!(p["name"], "p");
 
     let r = api.put_config("p", PIPELINE, &version).await;
     assert_eq!(r.status(), 200, "re-save with the current version");
     let r = api.put_config("p", PIPELINE, &version).await;
     assert_eq!(r.status(), 500, "stale version");
-    assert_eq!(r.text().await.expect("body"), "failed to save config: comparison with existing config failed during save");
+    assert_eq!(
+        r.text().await.expect("body"),
+        "failed to save config: comparison with existing config failed during save"
+    );
 }
 
 async fn bad_config_is_rejected_and_changes_nothing(b: Backend) {
@@ -191,10 +249,16 @@ async fn bad_config_is_rejected_and_changes_nothing(b: Backend) {
     let r = api.put_config("p", "resources: []\njobs: []\n", "").await;
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.expect("json");
-    assert_eq!(body["errors"], json!(["invalid jobs:\n\tjobs: pipeline must contain at least one job\n"]));
+    assert_eq!(
+        body["errors"],
+        json!(["invalid jobs:\n\tjobs: pipeline must contain at least one job\n"])
+    );
 
     let r = api
-        .req(reqwest::Method::PUT, "/api/v1/teams/main/pipelines/p/config")
+        .req(
+            reqwest::Method::PUT,
+            "/api/v1/teams/main/pipelines/p/config",
+        )
         .header("Content-Type", "text/plain")
         .body(PIPELINE)
         .send()
@@ -224,30 +288,76 @@ async fn pipeline_lifecycle_follows_upstream(b: Backend) {
 
     // Exposed pipelines are visible anonymously; hidden ones are not.
     assert_eq!(api.put(&format!("{base}/b/expose")).await, 200);
-    let anon: Value = reqwest::get(api.s.api(base)).await.expect("list").json().await.expect("json");
-    let names: Vec<&str> = anon.as_array().expect("array").iter().filter_map(|p| p["name"].as_str()).collect();
+    let anon: Value = reqwest::get(api.s.api(base))
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = anon
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
     assert_eq!(names, vec!["b"]);
-    assert_eq!(reqwest::get(api.s.api(&format!("{base}/a"))).await.expect("get").status(), 401);
+    assert_eq!(
+        reqwest::get(api.s.api(&format!("{base}/a")))
+            .await
+            .expect("get")
+            .status(),
+        401
+    );
     assert_eq!(api.put(&format!("{base}/b/hide")).await, 200);
-    let anon: Value = reqwest::get(api.s.api(base)).await.expect("list").json().await.expect("json");
+    let anon: Value = reqwest::get(api.s.api(base))
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(anon, json!([]));
 
     // Ordering: named ones first; an unknown name is a 400 and changes nothing.
-    let r = api.req(reqwest::Method::PUT, &format!("{base}/ordering")).json(&json!(["c", "a"])).send().await.expect("order");
+    let r = api
+        .req(reqwest::Method::PUT, &format!("{base}/ordering"))
+        .json(&json!(["c", "a"]))
+        .send()
+        .await
+        .expect("order");
     assert_eq!(r.status(), 200);
     let (_, list) = api.get_json(base).await;
-    let names: Vec<&str> = list.as_array().expect("array").iter().filter_map(|p| p["name"].as_str()).collect();
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
     assert_eq!(names, vec!["c", "a", "b"]);
-    let r = api.req(reqwest::Method::PUT, &format!("{base}/ordering")).json(&json!(["nope"])).send().await.expect("order");
+    let r = api
+        .req(reqwest::Method::PUT, &format!("{base}/ordering"))
+        .json(&json!(["nope"]))
+        .send()
+        .await
+        .expect("order");
     assert_eq!(r.status(), 400);
 
     // Rename keeps the pipeline's id.
     let id = a["id"].clone();
-    let r = api.req(reqwest::Method::PUT, &format!("{base}/a/rename")).json(&json!({"name": "renamed"})).send().await.expect("rename");
+    let r = api
+        .req(reqwest::Method::PUT, &format!("{base}/a/rename"))
+        .json(&json!({"name": "renamed"}))
+        .send()
+        .await
+        .expect("rename");
     assert_eq!(r.status(), 200);
     let (_, renamed) = api.get_json(&format!("{base}/renamed")).await;
     assert_eq!(renamed["id"], id);
-    let r = api.req(reqwest::Method::PUT, &format!("{base}/missing/rename")).json(&json!({"name": "x"})).send().await.expect("rename");
+    let r = api
+        .req(reqwest::Method::PUT, &format!("{base}/missing/rename"))
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .expect("rename");
     assert_eq!(r.status(), 404);
 
     // Archive: config gone, writes refused with 409, re-setting revives it.
@@ -257,15 +367,26 @@ async fn pipeline_lifecycle_follows_upstream(b: Backend) {
     assert_eq!(c["paused"], true);
     let (status, _) = api.get_json(&format!("{base}/c/config")).await;
     assert_eq!(status, 404);
-    let r = api.req(reqwest::Method::PUT, &format!("{base}/c/unpause")).send().await.expect("unpause");
+    let r = api
+        .req(reqwest::Method::PUT, &format!("{base}/c/unpause"))
+        .send()
+        .await
+        .expect("unpause");
     assert_eq!(r.status(), 409);
-    assert_eq!(r.text().await.expect("body"), "action not allowed for an archived pipeline");
+    assert_eq!(
+        r.text().await.expect("body"),
+        "action not allowed for an archived pipeline"
+    );
     assert_eq!(api.put_config("c", PIPELINE, "").await.status(), 200);
     let (_, c) = api.get_json(&format!("{base}/c")).await;
     assert_eq!(c["archived"], false);
 
     // Destroy.
-    let r = api.req(reqwest::Method::DELETE, &format!("{base}/b")).send().await.expect("delete");
+    let r = api
+        .req(reqwest::Method::DELETE, &format!("{base}/b"))
+        .send()
+        .await
+        .expect("delete");
     assert_eq!(r.status(), 204);
     let (status, _) = api.get_json(&format!("{base}/b")).await;
     assert_eq!(status, 404);
@@ -276,9 +397,20 @@ async fn teams_scope_what_users_may_touch(b: Backend) {
     let dev = api.s.token("dev", "dev").await;
     let c = Client::new();
     // dev has no role on main.
-    let r = c.get(api.s.api("/api/v1/teams/main/pipelines/p/config")).bearer_auth(&dev).send().await.expect("get");
+    let r = c
+        .get(api.s.api("/api/v1/teams/main/pipelines/p/config"))
+        .bearer_auth(&dev)
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), 403);
-    let r = c.put(api.s.api("/api/v1/teams/devs")).bearer_auth(&dev).json(&json!({"auth": {"member": {"users": ["local:dev"]}}})).send().await.expect("put team");
+    let r = c
+        .put(api.s.api("/api/v1/teams/devs"))
+        .bearer_auth(&dev)
+        .json(&json!({"auth": {"member": {"users": ["local:dev"]}}}))
+        .send()
+        .await
+        .expect("put team");
     assert_eq!(r.status(), 403, "only admins create teams");
 
     let r = api
@@ -288,9 +420,17 @@ async fn teams_scope_what_users_may_touch(b: Backend) {
         .await
         .expect("put team");
     assert_eq!(r.status(), 201);
-    let r = api.req(reqwest::Method::PUT, "/api/v1/teams/empty").json(&json!({"auth": {}})).send().await.expect("put team");
+    let r = api
+        .req(reqwest::Method::PUT, "/api/v1/teams/empty")
+        .json(&json!({"auth": {}}))
+        .send()
+        .await
+        .expect("put team");
     assert_eq!(r.status(), 400);
-    assert_eq!(r.text().await.expect("body"), "auth config for the team must not be empty");
+    assert_eq!(
+        r.text().await.expect("body"),
+        "auth config for the team must not be empty"
+    );
 
     let r = c
         .put(api.s.api("/api/v1/teams/devs/pipelines/mine/config"))
@@ -301,14 +441,40 @@ async fn teams_scope_what_users_may_touch(b: Backend) {
         .await
         .expect("put config");
     assert_eq!(r.status(), 201);
-    let teams: Value = c.get(api.s.api("/api/v1/teams")).bearer_auth(&dev).send().await.expect("teams").json().await.expect("json");
-    let names: Vec<&str> = teams.as_array().expect("array").iter().filter_map(|t| t["name"].as_str()).collect();
+    let teams: Value = c
+        .get(api.s.api("/api/v1/teams"))
+        .bearer_auth(&dev)
+        .send()
+        .await
+        .expect("teams")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = teams
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
     assert_eq!(names, vec!["devs"]);
-    let r = c.delete(api.s.api("/api/v1/teams/devs")).bearer_auth(&dev).send().await.expect("delete");
+    let r = c
+        .delete(api.s.api("/api/v1/teams/devs"))
+        .bearer_auth(&dev)
+        .send()
+        .await
+        .expect("delete");
     assert_eq!(r.status(), 403);
-    let r = api.req(reqwest::Method::DELETE, "/api/v1/teams/main").send().await.expect("delete");
+    let r = api
+        .req(reqwest::Method::DELETE, "/api/v1/teams/main")
+        .send()
+        .await
+        .expect("delete");
     assert_eq!(r.status(), 403, "the last admin team stays");
-    let r = api.req(reqwest::Method::DELETE, "/api/v1/teams/devs").send().await.expect("delete");
+    let r = api
+        .req(reqwest::Method::DELETE, "/api/v1/teams/devs")
+        .send()
+        .await
+        .expect("delete");
     assert_eq!(r.status(), 204);
 }
 
@@ -320,16 +486,35 @@ async fn jobs_list_inputs_outputs_and_pause(b: Backend) {
     let jobs = jobs.as_array().expect("array");
     assert_eq!(jobs.len(), 2);
     assert_eq!(jobs[0]["name"], "build");
-    assert_eq!(jobs[0]["inputs"], json!([{"name": "repo", "resource": "repo", "trigger": true}]));
-    assert_eq!(jobs[0]["outputs"], json!([{"name": "repo", "resource": "repo"}]));
+    assert_eq!(
+        jobs[0]["inputs"],
+        json!([{"name": "repo", "resource": "repo", "trigger": true}])
+    );
+    assert_eq!(
+        jobs[0]["outputs"],
+        json!([{"name": "repo", "resource": "repo"}])
+    );
     assert_eq!(jobs[1]["inputs"][0]["passed"], json!(["build"]));
 
-    let (_, job) = api.get_json("/api/v1/teams/main/pipelines/p/jobs/ship").await;
-    assert!(job.get("next_build").is_some_and(Value::is_null), "always present");
-    assert_eq!(api.put("/api/v1/teams/main/pipelines/p/jobs/ship/pause").await, 200);
-    let (_, job) = api.get_json("/api/v1/teams/main/pipelines/p/jobs/ship").await;
+    let (_, job) = api
+        .get_json("/api/v1/teams/main/pipelines/p/jobs/ship")
+        .await;
+    assert!(
+        job.get("next_build").is_some_and(Value::is_null),
+        "always present"
+    );
+    assert_eq!(
+        api.put("/api/v1/teams/main/pipelines/p/jobs/ship/pause")
+            .await,
+        200
+    );
+    let (_, job) = api
+        .get_json("/api/v1/teams/main/pipelines/p/jobs/ship")
+        .await;
     assert_eq!(job["paused"], true);
-    let (status, _) = api.get_json("/api/v1/teams/main/pipelines/p/jobs/nope").await;
+    let (status, _) = api
+        .get_json("/api/v1/teams/main/pipelines/p/jobs/nope")
+        .await;
     assert_eq!(status, 404);
     let (_, all) = api.get_json("/api/v1/jobs").await;
     assert_eq!(all.as_array().map(Vec::len), Some(2));
@@ -338,47 +523,120 @@ async fn jobs_list_inputs_outputs_and_pause(b: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_login_sets_cookies_that_authenticate_with_csrf() {
     let s = Server::start(Backend::Embedded);
-    let c = Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    let r = c.get(s.api("/login?fly_port=1234")).send().await.expect("login");
+    let c = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = c
+        .get(s.api("/login?fly_port=1234"))
+        .send()
+        .await
+        .expect("login");
     assert_eq!(r.status(), 302);
-    assert_eq!(r.headers()["location"], "/sky/login?redirect_uri=%2Ffly_success%3Ffly_port%3D1234");
-    let r = c.get(s.api("/sky/login?redirect_uri=/fly_success?fly_port=1234")).send().await.expect("form");
+    assert_eq!(
+        r.headers()["location"],
+        "/sky/login?redirect_uri=%2Ffly_success%3Ffly_port%3D1234"
+    );
+    let r = c
+        .get(s.api("/sky/login?redirect_uri=/fly_success?fly_port=1234"))
+        .send()
+        .await
+        .expect("form");
     assert_eq!(r.status(), 200);
     assert!(r.text().await.expect("html").contains("name=\"password\""));
 
-    let r = c.post(s.api("/sky/login")).form(&[("login", "test"), ("password", "wrong"), ("redirect_uri", "/")]).send().await.expect("post");
+    let r = c
+        .post(s.api("/sky/login"))
+        .form(&[
+            ("login", "test"),
+            ("password", "wrong"),
+            ("redirect_uri", "/"),
+        ])
+        .send()
+        .await
+        .expect("post");
     assert_eq!(r.status(), 401);
     let r = c
         .post(s.api("/sky/login"))
-        .form(&[("login", "test"), ("password", "test"), ("redirect_uri", "https://evil.example/")])
+        .form(&[
+            ("login", "test"),
+            ("password", "test"),
+            ("redirect_uri", "https://evil.example/"),
+        ])
         .send()
         .await
         .expect("post");
     assert_eq!(r.status(), 302);
-    let location = r.headers()["location"].to_str().expect("location").to_string();
-    assert!(location.starts_with("/?csrf_token="), "no open redirect: {location}");
-    let cookies: Vec<String> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().expect("ascii").split(';').next().unwrap_or_default().to_string()).collect();
+    let location = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    assert!(
+        location.starts_with("/?csrf_token="),
+        "no open redirect: {location}"
+    );
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| {
+            v.to_str()
+                .expect("ascii")
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
     let cookie_header = cookies.join("; ");
     let csrf = location.trim_start_matches("/?csrf_token=").to_string();
 
-    let r = c.get(s.api("/api/v1/user")).header("Cookie", &cookie_header).send().await.expect("user");
+    let r = c
+        .get(s.api("/api/v1/user"))
+        .header("Cookie", &cookie_header)
+        .send()
+        .await
+        .expect("user");
     assert_eq!(r.status(), 200);
     let put = |csrf: Option<&str>| {
-        let mut b = c.put(s.api("/api/v1/teams/main/pipelines/p/config")).header("Cookie", &cookie_header).header("Content-Type", "application/x-yaml").body(PIPELINE);
+        let mut b = c
+            .put(s.api("/api/v1/teams/main/pipelines/p/config"))
+            .header("Cookie", &cookie_header)
+            .header("Content-Type", "application/x-yaml")
+            .body(PIPELINE);
         if let Some(t) = csrf {
             b = b.header("X-Csrf-Token", t);
         }
         b.send()
     };
-    assert_eq!(put(None).await.expect("put").status(), 401, "writes need the CSRF token");
+    assert_eq!(
+        put(None).await.expect("put").status(),
+        401,
+        "writes need the CSRF token"
+    );
     assert_eq!(put(Some(&csrf)).await.expect("put").status(), 201);
 
-    let r = c.get(s.api("/fly_success?fly_port=1234")).header("Cookie", &cookie_header).send().await.expect("fly_success");
+    let r = c
+        .get(s.api("/fly_success?fly_port=1234"))
+        .header("Cookie", &cookie_header)
+        .send()
+        .await
+        .expect("fly_success");
     assert_eq!(r.status(), 200);
     assert!(r.text().await.expect("html").contains("127.0.0.1:1234"));
 
-    let r = c.get(s.api("/sky/logout")).header("Cookie", &cookie_header).send().await.expect("logout");
+    let r = c
+        .get(s.api("/sky/logout"))
+        .header("Cookie", &cookie_header)
+        .send()
+        .await
+        .expect("logout");
     assert_eq!(r.status(), 200);
-    let r = c.get(s.api("/api/v1/user")).header("Cookie", &cookie_header).send().await.expect("user");
+    let r = c
+        .get(s.api("/api/v1/user"))
+        .header("Cookie", &cookie_header)
+        .send()
+        .await
+        .expect("user");
     assert_eq!(r.status(), 401, "the token was revoked");
 }

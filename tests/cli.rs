@@ -6,19 +6,40 @@ mod common;
 use std::process::Command;
 
 fn concourse(args: &[&str]) -> std::process::Output {
-    Command::new(common::bin()).args(args).output().expect("running concourse")
+    Command::new(common::bin())
+        .args(args)
+        .output()
+        .expect("running concourse")
 }
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in ["web", "worker", "quickstart", "migrate", "generate-key", "land-worker", "retire-worker"] {
+    for sub in [
+        "web",
+        "worker",
+        "quickstart",
+        "migrate",
+        "generate-key",
+        "land-worker",
+        "retire-worker",
+    ] {
         let out = concourse(&[sub, "--help"]);
-        assert!(out.status.success(), "{sub} --help failed: {}", common::stderr(&out));
+        assert!(
+            out.status.success(),
+            "{sub} --help failed: {}",
+            common::stderr(&out)
+        );
         assert!(common::stdout(&out).contains("Usage:"), "{sub}");
     }
     let out = concourse(&["web", "--help"]);
     let help = common::stdout(&out);
-    for flag in ["--postgres-host", "--add-local-user", "--main-team-local-user", "--bind-port", "CONCOURSE_POSTGRES_HOST"] {
+    for flag in [
+        "--postgres-host",
+        "--add-local-user",
+        "--main-team-local-user",
+        "--bind-port",
+        "CONCOURSE_POSTGRES_HOST",
+    ] {
         assert!(help.contains(flag), "web --help lacks {flag}");
     }
 }
@@ -27,23 +48,51 @@ fn every_subcommand_has_help() {
 fn generate_key_writes_keys_in_upstream_formats() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ssh = dir.path().join("tsa_host_key");
-    let out = concourse(&["generate-key", "-t", "ssh", "-f", ssh.to_str().expect("utf8"), "-b", "2048"]);
+    let out = concourse(&[
+        "generate-key",
+        "-t",
+        "ssh",
+        "-f",
+        ssh.to_str().expect("utf8"),
+        "-b",
+        "2048",
+    ]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     let private = ssh_key::PrivateKey::read_openssh_file(&ssh).expect("an OpenSSH private key");
-    let public = ssh_key::PublicKey::read_openssh_file(&dir.path().join("tsa_host_key.pub")).expect("an OpenSSH public key");
+    let public = ssh_key::PublicKey::read_openssh_file(&dir.path().join("tsa_host_key.pub"))
+        .expect("an OpenSSH public key");
     assert_eq!(private.public_key().key_data(), public.key_data());
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&ssh).expect("meta").permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&ssh).expect("meta").permissions().mode() & 0o777,
+        0o600
+    );
 
     let rsa_path = dir.path().join("session_signing_key");
-    let out = concourse(&["generate-key", "-t", "rsa", "-f", rsa_path.to_str().expect("utf8"), "-b", "2048"]);
+    let out = concourse(&[
+        "generate-key",
+        "-t",
+        "rsa",
+        "-f",
+        rsa_path.to_str().expect("utf8"),
+        "-b",
+        "2048",
+    ]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     let pem = std::fs::read_to_string(&rsa_path).expect("key file");
     assert!(pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
     use rsa::pkcs1::DecodeRsaPrivateKey;
     rsa::RsaPrivateKey::from_pkcs1_pem(&pem).expect("a PKCS#1 key");
 
-    let out = concourse(&["generate-key", "-t", "rsa", "-f", rsa_path.to_str().expect("utf8"), "-b", "512"]);
+    let out = concourse(&[
+        "generate-key",
+        "-t",
+        "rsa",
+        "-f",
+        rsa_path.to_str().expect("utf8"),
+        "-b",
+        "512",
+    ]);
     assert!(!out.status.success());
     assert!(common::stderr(&out).contains("at least 1024 bits"));
 }
@@ -53,14 +102,28 @@ fn flags_can_come_from_concourse_env_vars() {
     // An invalid duration from the environment must be reported as coming from the flag.
     let dir = tempfile::tempdir().expect("temp dir");
     let out = Command::new(common::bin())
-        .args(["web", "--bind-ip", "127.0.0.1", "--bind-port", "0", "--add-local-user", "a:b", "--main-team-local-user", "a"])
+        .args([
+            "web",
+            "--bind-ip",
+            "127.0.0.1",
+            "--bind-port",
+            "0",
+            "--add-local-user",
+            "a:b",
+            "--main-team-local-user",
+            "a",
+        ])
         .arg("--data-dir")
         .arg(dir.path())
         .env("CONCOURSE_AUTH_DURATION", "forever")
         .output()
         .expect("running web");
     assert!(!out.status.success());
-    assert!(common::stderr(&out).contains("invalid --auth-duration 'forever'"), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("invalid --auth-duration 'forever'"),
+        "{}",
+        common::stderr(&out)
+    );
 }
 
 #[test]
@@ -85,7 +148,11 @@ fn a_link_named_fly_is_fly() {
     let dir = tempfile::tempdir().expect("temp dir");
     let link = dir.path().join("fly");
     std::os::unix::fs::symlink(common::bin(), &link).expect("symlink");
-    let out = Command::new(&link).arg("--version").env("HOME", dir.path()).output().expect("running fly");
+    let out = Command::new(&link)
+        .arg("--version")
+        .env("HOME", dir.path())
+        .output()
+        .expect("running fly");
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert_eq!(common::stdout(&out).trim(), "8.2.5");
     let out = concourse(&["fly", "--version"]);

@@ -12,7 +12,10 @@ const T: &str = "corpus";
 
 /// Task files and ytt templates are not pipelines.
 fn is_pipeline(rel: &str) -> bool {
-    !(rel.starts_with("examples/tasks/") || rel.starts_with("examples/templates/") || rel == "clearlinux.yml" || rel == "http-proxy-task.yml")
+    !(rel.starts_with("examples/tasks/")
+        || rel.starts_with("examples/templates/")
+        || rel == "clearlinux.yml"
+        || rel == "http-proxy-task.yml")
 }
 
 /// The vars testflight passes for each fixture (as fly flags).
@@ -21,17 +24,40 @@ fn vars(rel: &str) -> Vec<&'static str> {
         "archive-pipeline-1.yml" | "archive-pipeline-3.yml" => vec!["-v", "pipeline_name=child"],
         "set-pipeline.yml" => vec!["-v", "pipeline_name=child", "-v", "team_name=main"],
         "image-resource-test.yml" | "input-mapping-test.yml" => vec!["-v", "task_content=hello"],
-        "task_vars.yml" => vec!["-v", "task_content=hello", "-v", "task_unwrap_content=world"],
+        "task_vars.yml" => vec![
+            "-v",
+            "task_content=hello",
+            "-v",
+            "task_unwrap_content=world",
+        ],
         "image-resource-with-params.yml" | "matrix.yml" => vec!["-v", "initial_version=v1"],
-        "many-inputs.yml" | "serial-groups-inputs-updated.yml" => vec!["-v", "hash-1=h1", "-v", "hash-2=h2"],
-        "pinned-resource-simple-trigger.yml" => vec!["-v", "hash=h", "-y", "pinned_resource_version={version: v1}", "-y", "version_config=every"],
+        "many-inputs.yml" | "serial-groups-inputs-updated.yml" => {
+            vec!["-v", "hash-1=h1", "-v", "hash-2=h2"]
+        }
+        "pinned-resource-simple-trigger.yml" => vec![
+            "-v",
+            "hash=h",
+            "-y",
+            "pinned_resource_version={version: v1}",
+            "-y",
+            "version_config=every",
+        ],
         "pinned-version.yml" => vec!["-v", "hash=h", "-v", "pinned_version=v3"],
         "reconfiguring.yml" => vec!["-v", "force_version=guid1"],
         "resource-check-timeouts.yml" => vec!["-v", "check_delay=1s"],
         "resource-check.yml" => vec!["-v", "check_failure=", "-v", "unique_version=u1"],
-        "resource-gc-get-and-task.yml" | "resource-with-params.yml" => vec!["-v", "unique_version=u1"],
+        "resource-gc-get-and-task.yml" | "resource-with-params.yml" => {
+            vec!["-v", "unique_version=u1"]
+        }
         "resource-types-privileged.yml" => vec!["-y", "privileged=true", "-v", "unique_config=c1"],
-        "examples/pipeline-vars.yml" => vec!["-v", "first=initial", "-v", "number=9000", "-v", "hello=HAL"],
+        "examples/pipeline-vars.yml" => vec![
+            "-v",
+            "first=initial",
+            "-v",
+            "number=9000",
+            "-v",
+            "hello=HAL",
+        ],
         f if f.ends_with(".yml") => vec!["-v", "hash=h"],
         _ => vec![],
     }
@@ -47,7 +73,11 @@ fn corpus() -> Vec<(String, PathBuf)> {
             if path.is_dir() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "yml") {
-                let rel = path.strip_prefix(&root).expect("prefix").to_string_lossy().into_owned();
+                let rel = path
+                    .strip_prefix(&root)
+                    .expect("prefix")
+                    .to_string_lossy()
+                    .into_owned();
                 if is_pipeline(&rel) {
                     out.push((rel, path));
                 }
@@ -82,16 +112,34 @@ fn round_trip_all(server: &Server) {
         let yaml = fly.ok(&["-t", T, "get-pipeline", "-p", &name]);
         let exported = export_dir.path().join(format!("{name}.yml"));
         std::fs::write(&exported, &yaml).expect("write export");
-        let out = fly.ok(&["-t", T, "set-pipeline", "-n", "-p", &name, "-c", &exported.to_string_lossy()]);
+        let out = fly.ok(&[
+            "-t",
+            T,
+            "set-pipeline",
+            "-n",
+            "-p",
+            &name,
+            "-c",
+            &exported.to_string_lossy(),
+        ]);
         if !out.contains("no changes to apply") {
-            failures.push(format!("{rel}: re-setting the exported config saw changes:\n{out}"));
+            failures.push(format!(
+                "{rel}: re-setting the exported config saw changes:\n{out}"
+            ));
         }
-        let json: Value = serde_json::from_str(&fly.ok(&["-t", T, "get-pipeline", "-p", &name, "--json"])).expect("json config");
+        let json: Value =
+            serde_json::from_str(&fly.ok(&["-t", T, "get-pipeline", "-p", &name, "--json"]))
+                .expect("json config");
         if json["jobs"].as_array().is_none_or(Vec::is_empty) {
             failures.push(format!("{rel}: get-pipeline --json has no jobs"));
         }
     }
-    assert!(failures.is_empty(), "{} corpus pipelines did not round-trip:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} corpus pipelines did not round-trip:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -102,7 +150,9 @@ fn corpus_round_trips_through_quickstart_on_the_embedded_store() {
 
 #[test]
 fn corpus_round_trips_through_web_on_postgres() {
-    let Some(backend) = Backend::postgres("corpus_e2e::web_on_postgres") else { return };
+    let Some(backend) = Backend::postgres("corpus_e2e::web_on_postgres") else {
+        return;
+    };
     let server = Server::start(backend);
     round_trip_all(&server);
 }

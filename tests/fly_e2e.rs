@@ -10,7 +10,11 @@ use std::path::Path;
 const T: &str = "e2e";
 
 fn example(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name).to_string_lossy().into_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn setup(backend: Backend) -> (Server, Fly) {
@@ -50,39 +54,80 @@ fn pipeline_commands_work_end_to_end(b: Backend) {
     let out = fly.ok(&["-t", T, "set-pipeline", "-n", "-p", "hello", "-c", &file]);
     assert!(out.contains("no changes to apply"), "{out}");
 
-    let got: Value = serde_json::from_str(&fly.ok(&["-t", T, "get-pipeline", "-p", "hello", "--json"])).expect("json config");
+    let got: Value =
+        serde_json::from_str(&fly.ok(&["-t", T, "get-pipeline", "-p", "hello", "--json"]))
+            .expect("json config");
     let text = std::fs::read(&file).expect("example");
-    let expected = concourse::config::to_json(&concourse::config::parse_pipeline(&text).expect("parses"));
+    let expected =
+        concourse::config::to_json(&concourse::config::parse_pipeline(&text).expect("parses"));
     assert_eq!(got, expected);
     let yaml = fly.ok(&["-t", T, "get-pipeline", "-p", "hello"]);
-    let reparsed = concourse::config::parse_pipeline(yaml.as_bytes()).expect("get-pipeline YAML parses");
+    let reparsed =
+        concourse::config::parse_pipeline(yaml.as_bytes()).expect("get-pipeline YAML parses");
     assert_eq!(concourse::config::to_json(&reparsed), expected);
 
     let out = fly.ok(&["-t", T, "pipelines"]);
-    assert!(out.lines().any(|l| l.split_whitespace().nth(1) == Some("hello")), "{out}");
-    assert_eq!(fly.ok(&["-t", T, "unpause-pipeline", "-p", "hello"]).trim(), "unpaused 'hello'");
-    assert_eq!(fly.ok(&["-t", T, "pause-pipeline", "-p", "hello"]).trim(), "paused 'hello'");
-    assert_eq!(fly.ok(&["-t", T, "expose-pipeline", "-p", "hello"]).trim(), "exposed 'hello'");
-    assert_eq!(fly.ok(&["-t", T, "hide-pipeline", "-p", "hello"]).trim(), "hid 'hello'");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("hello")),
+        "{out}"
+    );
+    assert_eq!(
+        fly.ok(&["-t", T, "unpause-pipeline", "-p", "hello"]).trim(),
+        "unpaused 'hello'"
+    );
+    assert_eq!(
+        fly.ok(&["-t", T, "pause-pipeline", "-p", "hello"]).trim(),
+        "paused 'hello'"
+    );
+    assert_eq!(
+        fly.ok(&["-t", T, "expose-pipeline", "-p", "hello"]).trim(),
+        "exposed 'hello'"
+    );
+    assert_eq!(
+        fly.ok(&["-t", T, "hide-pipeline", "-p", "hello"]).trim(),
+        "hid 'hello'"
+    );
 
     let jobs = fly.ok(&["-t", T, "jobs", "-p", "hello"]);
-    let cols: Vec<&str> = jobs.lines().next().unwrap_or_default().split_whitespace().collect();
+    let cols: Vec<&str> = jobs
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     assert_eq!(cols, vec!["hello-world-job", "no", "n/a", "n/a"], "{jobs}");
-    assert_eq!(fly.ok(&["-t", T, "pause-job", "-j", "hello/hello-world-job"]).trim(), "paused 'hello-world-job'");
-    let jobs: Value = serde_json::from_str(&fly.ok(&["-t", T, "jobs", "-p", "hello", "--json"])).expect("json");
+    assert_eq!(
+        fly.ok(&["-t", T, "pause-job", "-j", "hello/hello-world-job"])
+            .trim(),
+        "paused 'hello-world-job'"
+    );
+    let jobs: Value =
+        serde_json::from_str(&fly.ok(&["-t", T, "jobs", "-p", "hello", "--json"])).expect("json");
     assert_eq!(jobs[0]["paused"], true);
 
     let out = fly.ok(&["-t", T, "rename-pipeline", "-o", "hello", "-n", "greetings"]);
-    assert!(out.contains("pipeline successfully renamed to 'greetings'"), "{out}");
+    assert!(
+        out.contains("pipeline successfully renamed to 'greetings'"),
+        "{out}"
+    );
     let out = fly.run(&["-t", T, "pause-pipeline", "-p", "hello"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("pipeline 'hello' not found"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pipeline 'hello' not found"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = fly.ok(&["-t", T, "destroy-pipeline", "-n", "-p", "greetings"]);
     assert!(out.contains("`greetings` deleted"), "{out}");
     let out = fly.run(&["-t", T, "get-pipeline", "-p", "greetings"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("pipeline not found"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pipeline not found"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -90,13 +135,29 @@ fn invalid_pipeline_is_refused_by_server_and_nothing_changes() {
     let (_s, fly) = setup(Backend::Embedded);
     let dir = tempfile::tempdir().expect("temp");
     let bad = dir.path().join("bad.yml");
-    std::fs::write(&bad, "resources:\n- name: unused\n  type: mock\njobs:\n- name: j\n  plan: []\n").expect("write");
-    let out = fly.run(&["-t", T, "set-pipeline", "-n", "-p", "bad", "-c", bad.to_str().expect("utf8")]);
+    std::fs::write(
+        &bad,
+        "resources:\n- name: unused\n  type: mock\njobs:\n- name: j\n  plan: []\n",
+    )
+    .expect("write");
+    let out = fly.run(&[
+        "-t",
+        T,
+        "set-pipeline",
+        "-n",
+        "-p",
+        "bad",
+        "-c",
+        bad.to_str().expect("utf8"),
+    ]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("resource 'unused' is not used"), "{err}");
     let out = fly.ok(&["-t", T, "pipelines", "--json"]);
-    assert_eq!(serde_json::from_str::<Value>(&out).expect("json"), serde_json::json!([]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).expect("json"),
+        serde_json::json!([])
+    );
 }
 
 #[test]
@@ -104,14 +165,23 @@ fn targets_status_and_logout() {
     let (s, fly) = setup(Backend::Embedded);
     let out = fly.ok(&["targets"]);
     assert!(out.contains(T) && out.contains(&s.url), "{out}");
-    assert!(fly.ok(&["-t", T, "status"]).contains("logged in successfully"));
-    assert!(fly.ok(&["-t", T, "logout"]).contains("logged out of target: e2e"));
+    assert!(fly
+        .ok(&["-t", T, "status"])
+        .contains("logged in successfully"));
+    assert!(fly
+        .ok(&["-t", T, "logout"])
+        .contains("logged out of target: e2e"));
     let out = fly.run(&["-t", T, "status"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("logged out"), "{}", stderr(&out));
     let out = fly.run(&["-t", T, "pipelines"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("not authorized"), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("not authorized"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -124,10 +194,17 @@ fn validate_and_format_work_offline() {
     std::fs::write(&bad, "jobs: []\n").expect("write");
     let out = fly.run(&["validate-pipeline", "-c", bad.to_str().expect("utf8")]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("configuration invalid"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("configuration invalid"),
+        "{}",
+        stderr(&out)
+    );
     let formatted = fly.ok(&["format-pipeline", "-c", &example("hello-world.yml")]);
     let a = concourse::config::parse_pipeline(formatted.as_bytes()).expect("formatted parses");
-    let b = concourse::config::parse_pipeline(&std::fs::read(example("hello-world.yml")).expect("read")).expect("parses");
+    let b = concourse::config::parse_pipeline(
+        &std::fs::read(example("hello-world.yml")).expect("read"),
+    )
+    .expect("parses");
     assert_eq!(a, b);
 }
 
@@ -137,5 +214,9 @@ fn wrong_password_fails_login() {
     let fly = Fly::new();
     let out = fly.run(&["-t", T, "login", "-c", &s.url, "-u", "test", "-p", "wrong"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("Invalid username or password"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Invalid username or password"),
+        "{}",
+        stderr(&out)
+    );
 }

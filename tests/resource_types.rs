@@ -4,25 +4,8 @@
 mod common;
 
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-
-fn resource(type_: &str, action: &str, dir: Option<&Path>, req: &Value) -> Result<Value, String> {
-    let mut cmd = Command::new(common::bin());
-    cmd.args(["resource", type_, action]);
-    if let Some(d) = dir {
-        cmd.arg(d);
-    }
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-    child.stdin.take().expect("stdin").write_all(req.to_string().as_bytes()).expect("write request");
-    let out = child.wait_with_output().expect("wait");
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).expect("stdout is JSON"))
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
+use std::process::Command;
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -35,7 +18,11 @@ fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_COMMITTER_EMAIL", "ada@example.com")
         .output()
         .expect("git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -51,7 +38,12 @@ fn commit(repo: &Path, file: &str, msg: &str) -> String {
 }
 
 fn refs(versions: &Value) -> Vec<String> {
-    versions.as_array().expect("array").iter().map(|v| v["ref"].as_str().expect("ref").to_string()).collect()
+    versions
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|v| v["ref"].as_str().expect("ref").to_string())
+        .collect()
 }
 
 #[test]
@@ -67,56 +59,135 @@ fn git_check_in_out_against_real_repositories() {
     let uri = repo.to_str().expect("utf8");
 
     let src = json!({"uri": uri, "branch": "main"});
-    let latest = resource("git", "check", None, &json!({"source": src})).expect("check");
-    assert_eq!(refs(&latest), vec![c3.clone()], "no version: newest non-skipped commit only");
-    let from = resource("git", "check", None, &json!({"source": src, "version": {"ref": c1}})).expect("check");
-    assert_eq!(refs(&from), vec![c1.clone(), c2.clone(), c3.clone()], "oldest first, from the given one");
-    let paths = resource("git", "check", None, &json!({"source": {"uri": uri, "branch": "main", "paths": ["src/*"]}, "version": {"ref": c1}})).expect("check");
+    let latest = common::resource("git", "check", None, &json!({"source": src})).expect("check");
+    assert_eq!(
+        refs(&latest),
+        vec![c3.clone()],
+        "no version: newest non-skipped commit only"
+    );
+    let from = common::resource(
+        "git",
+        "check",
+        None,
+        &json!({"source": src, "version": {"ref": c1}}),
+    )
+    .expect("check");
+    assert_eq!(
+        refs(&from),
+        vec![c1.clone(), c2.clone(), c3.clone()],
+        "oldest first, from the given one"
+    );
+    let paths = common::resource("git", "check", None, &json!({"source": {"uri": uri, "branch": "main", "paths": ["src/*"]}, "version": {"ref": c1}})).expect("check");
     assert_eq!(refs(&paths), vec![c1.clone(), c3.clone()]);
-    let ignore = resource("git", "check", None, &json!({"source": {"uri": uri, "branch": "main", "ignore_paths": ["docs"]}, "version": {"ref": c1}})).expect("check");
+    let ignore = common::resource("git", "check", None, &json!({"source": {"uri": uri, "branch": "main", "ignore_paths": ["docs"]}, "version": {"ref": c1}})).expect("check");
     assert_eq!(refs(&ignore), vec![c1.clone(), c3.clone()]);
-    let unknown = resource("git", "check", None, &json!({"source": src, "version": {"ref": "0000000000000000000000000000000000000000"}})).expect("check");
-    assert_eq!(refs(&unknown), vec![c3.clone()], "an unknown ref behaves as no version");
-    let err = resource("git", "check", None, &json!({"source": {"uri": uri, "bogus": 1}})).expect_err("unknown key");
+    let unknown = common::resource(
+        "git",
+        "check",
+        None,
+        &json!({"source": src, "version": {"ref": "0000000000000000000000000000000000000000"}}),
+    )
+    .expect("check");
+    assert_eq!(
+        refs(&unknown),
+        vec![c3.clone()],
+        "an unknown ref behaves as no version"
+    );
+    let err = common::resource(
+        "git",
+        "check",
+        None,
+        &json!({"source": {"uri": uri, "bogus": 1}}),
+    )
+    .expect_err("unknown key");
     assert!(err.contains("Found unknown keys in source"), "{err}");
 
     git(&repo, &["tag", "v1.0.0", &c1]);
     git(&repo, &["tag", "v1.1.0", &c2]);
     git(&repo, &["tag", "other", &c3]);
-    let tags = resource("git", "check", None, &json!({"source": {"uri": uri, "tag_filter": "v*"}})).expect("check");
+    let tags = common::resource(
+        "git",
+        "check",
+        None,
+        &json!({"source": {"uri": uri, "tag_filter": "v*"}}),
+    )
+    .expect("check");
     assert_eq!(tags.as_array().map(Vec::len), Some(1));
     assert_eq!(tags[0]["commit"], c2.as_str());
 
     let dest = tmp.path().join("get");
     std::fs::create_dir(&dest).expect("mkdir");
-    let got = resource("git", "in", Some(&dest), &json!({"source": src, "version": {"ref": c2}})).expect("in");
+    let got = common::resource(
+        "git",
+        "in",
+        Some(&dest),
+        &json!({"source": src, "version": {"ref": c2}}),
+    )
+    .expect("in");
     assert_eq!(got["version"]["ref"], c2.as_str());
-    assert_eq!(std::fs::read_to_string(dest.join(".git/commit")).expect("commit file"), c2);
-    assert_eq!(std::fs::read_to_string(dest.join(".git/commit_message")).expect("message").trim(), "docs only");
-    assert!(dest.join("docs/readme").exists() && !dest.join("src/lib.rs").exists(), "checked out at the ref");
+    assert_eq!(
+        std::fs::read_to_string(dest.join(".git/commit")).expect("commit file"),
+        c2
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join(".git/commit_message"))
+            .expect("message")
+            .trim(),
+        "docs only"
+    );
+    assert!(
+        dest.join("docs/readme").exists() && !dest.join("src/lib.rs").exists(),
+        "checked out at the ref"
+    );
     let meta = got["metadata"].as_array().expect("metadata");
-    assert!(meta.iter().any(|m| m["name"] == "author" && m["value"] == "Ada"));
+    assert!(meta
+        .iter()
+        .any(|m| m["name"] == "author" && m["value"] == "Ada"));
 
     // out: push a new commit from an input to a bare remote.
     let remote = tmp.path().join("remote.git");
-    git(tmp.path(), &["clone", "-q", "--bare", uri, remote.to_str().expect("utf8")]);
+    git(
+        tmp.path(),
+        &["clone", "-q", "--bare", uri, remote.to_str().expect("utf8")],
+    );
     let put_dir = tmp.path().join("put");
     std::fs::create_dir(&put_dir).expect("mkdir");
-    git(&put_dir, &["clone", "-q", remote.to_str().expect("utf8"), "repo"]);
+    git(
+        &put_dir,
+        &["clone", "-q", remote.to_str().expect("utf8"), "repo"],
+    );
     let new = commit(&put_dir.join("repo"), "new.txt", "from a build");
-    let pushed = resource("git", "out", Some(&put_dir), &json!({"source": {"uri": remote.to_str(), "branch": "main"}, "params": {"repository": "repo"}})).expect("out");
+    let pushed = common::resource("git", "out", Some(&put_dir), &json!({"source": {"uri": remote.to_str(), "branch": "main"}, "params": {"repository": "repo"}})).expect("out");
     assert_eq!(pushed["version"]["ref"], new.as_str());
     assert_eq!(git(&remote, &["rev-parse", "refs/heads/main"]), new);
 }
 
 #[test]
 fn mock_and_time_speak_the_protocol_from_the_binary() {
-    let v = resource("mock", "check", None, &json!({"source": {"initial_version": "one"}})).expect("check");
+    let v = common::resource(
+        "mock",
+        "check",
+        None,
+        &json!({"source": {"initial_version": "one"}}),
+    )
+    .expect("check");
     assert_eq!(v, json!([{"version": "one"}]));
-    let err = resource("mock", "check", None, &json!({"source": {"check_failure": "super broken"}})).expect_err("fails");
+    let err = common::resource(
+        "mock",
+        "check",
+        None,
+        &json!({"source": {"check_failure": "super broken"}}),
+    )
+    .expect_err("fails");
     assert!(err.contains("super broken"));
-    let v = resource("time", "check", None, &json!({"source": {"interval": "1m"}})).expect("check");
+    let v = common::resource(
+        "time",
+        "check",
+        None,
+        &json!({"source": {"interval": "1m"}}),
+    )
+    .expect("check");
     assert_eq!(v.as_array().map(Vec::len), Some(1));
-    let err = resource("nope", "check", None, &json!({})).expect_err("unknown type");
+    let err = common::resource("nope", "check", None, &json!({})).expect_err("unknown type");
     assert!(err.contains("unknown base resource type 'nope'"));
 }

@@ -40,7 +40,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub trait Store: Send + Sync + 'static {
     // --- teams -------------------------------------------------------------------------
     /// Creates the team, or replaces its auth. Returns the team and whether it was created.
-    async fn upsert_team(&self, name: &str, auth: &TeamAuth, admin: bool) -> Result<(TeamRow, bool)>;
+    async fn upsert_team(
+        &self,
+        name: &str,
+        auth: &TeamAuth,
+        admin: bool,
+    ) -> Result<(TeamRow, bool)>;
     async fn team(&self, name: &str) -> Result<Option<TeamRow>>;
     async fn teams(&self) -> Result<Vec<TeamRow>>;
     /// False when no team has the old name.
@@ -65,13 +70,24 @@ pub trait Store: Send + Sync + 'static {
     /// next value of one global sequence as the new version. A new pipeline starts paused
     /// unless `SavePipeline::paused_on_create` is false. Re-saving clears `archived`.
     async fn save_pipeline(&self, save: &SavePipeline) -> Result<SavedPipeline>;
-    async fn pipeline(&self, team: &str, name: &str, instance_vars: Option<&Value>) -> Result<Option<PipelineRow>>;
+    async fn pipeline(
+        &self,
+        team: &str,
+        name: &str,
+        instance_vars: Option<&Value>,
+    ) -> Result<Option<PipelineRow>>;
     async fn pipeline_by_id(&self, id: i64) -> Result<Option<PipelineRow>>;
     /// A team's pipelines in their `ordering`; all teams' (by team name, then ordering) when `team` is None.
     async fn pipelines(&self, team: Option<&str>) -> Result<Vec<PipelineRow>>;
     /// The stored config and its version; None for unknown or archived pipelines.
     async fn pipeline_config(&self, pipeline_id: i64) -> Result<Option<(Value, i64)>>;
-    async fn set_pipeline_paused(&self, pipeline_id: i64, paused: bool, by: &str, at: i64) -> Result<()>;
+    async fn set_pipeline_paused(
+        &self,
+        pipeline_id: i64,
+        paused: bool,
+        by: &str,
+        at: i64,
+    ) -> Result<()>;
     async fn set_pipeline_public(&self, pipeline_id: i64, public: bool) -> Result<()>;
     /// Renames every pipeline of the instance group `old` of the team. False when none exists.
     async fn rename_pipeline(&self, team_id: i64, old: &str, new: &str) -> Result<bool>;
@@ -122,7 +138,12 @@ pub trait Store: Send + Sync + 'static {
     /// to the same build fails with [`StoreError::Conflict`] rather than interleaving.
     async fn append_build_events(&self, build_id: i64, events: &[Value]) -> Result<i64>;
     /// Events with id greater than `after`, oldest first, at most `limit`.
-    async fn build_events(&self, build_id: i64, after: i64, limit: i64) -> Result<Vec<(i64, Value)>>;
+    async fn build_events(
+        &self,
+        build_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, Value)>>;
 
     // --- workers -----------------------------------------------------------------------------
     /// Registers the worker or replaces its row (keyed by name).
@@ -153,13 +174,19 @@ pub struct PostgresConfig {
 /// Only `sslmode=disable` is supported; TLS to PostgreSQL is not implemented yet. When
 /// `schema` is set it is created if missing and every pooled connection uses it as its
 /// `search_path`.
-pub async fn connect_postgres(config: &PostgresConfig) -> anyhow::Result<std::sync::Arc<dyn Store>> {
-    Ok(std::sync::Arc::new(postgres::PgStore::connect(config).await?))
+pub async fn connect_postgres(
+    config: &PostgresConfig,
+) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    Ok(std::sync::Arc::new(
+        postgres::PgStore::connect(config).await?,
+    ))
 }
 
 /// Opens (creating if needed) the embedded single-file store at `path` and applies migrations.
 pub async fn open_embedded(path: &std::path::Path) -> anyhow::Result<std::sync::Arc<dyn Store>> {
-    Ok(std::sync::Arc::new(embedded::EmbeddedStore::open(path).await?))
+    Ok(std::sync::Arc::new(
+        embedded::EmbeddedStore::open(path).await?,
+    ))
 }
 
 /// The newest migration version of each backend (`concourse migrate --supported-db-version`).
@@ -176,7 +203,12 @@ pub(crate) fn canonical_json(value: &Value) -> String {
             Value::Object(map) => {
                 let mut entries: Vec<(&String, &Value)> = map.iter().collect();
                 entries.sort_by(|a, b| a.0.cmp(b.0));
-                Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect(),
+                )
             }
             Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
             other => other.clone(),
@@ -207,7 +239,12 @@ pub(crate) fn groups_of(save: &SavePipeline, job: &str) -> Value {
 
 /// Matches the rows of a config being saved to existing rows: by name, then by `old_name`
 /// (a rename keeps the id), each existing row claimed at most once. None means "insert".
-pub(crate) fn claim_existing(existing: &[(i64, String)], claimed: &[i64], name: &str, old_name: Option<&str>) -> Option<i64> {
+pub(crate) fn claim_existing(
+    existing: &[(i64, String)],
+    claimed: &[i64],
+    name: &str,
+    old_name: Option<&str>,
+) -> Option<i64> {
     let free = |wanted: &str| {
         existing
             .iter()
@@ -230,7 +267,11 @@ pub(crate) fn new_ordering(current: &[String], names: &[String]) -> Result<Vec<(
             ordered.push(name);
         }
     }
-    Ok(ordered.into_iter().zip(1..).map(|(n, i)| (n.clone(), i)).collect())
+    Ok(ordered
+        .into_iter()
+        .zip(1..)
+        .map(|(n, i)| (n.clone(), i))
+        .collect())
 }
 
 /// A Unix time as stored: 0 ("never") is NULL.
@@ -268,7 +309,11 @@ impl PagePlan {
             min_id: from,
             max_id: to,
             ascending: from.is_some(),
-            limit: if limit <= 0 { DEFAULT_PAGE_LIMIT } else { limit },
+            limit: if limit <= 0 {
+                DEFAULT_PAGE_LIMIT
+            } else {
+                limit
+            },
         })
     }
 }

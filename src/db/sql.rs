@@ -2,7 +2,8 @@
 //! differ (`$1` in PostgreSQL, `?1` in SQLite). `->` extracts JSON in both dialects.
 
 /// Decoded by each backend's `pipeline_row`, in this column order.
-pub(crate) const PIPELINE_SELECT: &str = "SELECT p.id, p.team_id, t.name, p.name, p.instance_vars, \
+pub(crate) const PIPELINE_SELECT: &str =
+    "SELECT p.id, p.team_id, t.name, p.name, p.instance_vars, \
      p.paused, COALESCE(p.paused_by, ''), COALESCE(p.paused_at, 0), p.public, p.archived, \
      p.ordering, p.config_version, p.config -> 'groups', p.config -> 'display', \
      p.config -> 'user_data', COALESCE(p.parent_job_id, 0), COALESCE(p.parent_build_id, 0), \
@@ -22,7 +23,8 @@ pub(crate) const RESOURCE_SELECT: &str = "SELECT r.id, r.pipeline_id, r.name, r.
      COALESCE(r.last_checked, 0), r.pinned_version, COALESCE(r.pin_comment, '') FROM resources r";
 
 /// Decoded by each backend's `build_row`.
-pub(crate) const BUILD_SELECT: &str = "SELECT b.id, b.team_id, t.name, b.name, b.status, b.job_id, \
+pub(crate) const BUILD_SELECT: &str =
+    "SELECT b.id, b.team_id, t.name, b.name, b.status, b.job_id, \
      COALESCE(j.name, ''), b.pipeline_id, COALESCE(p.name, ''), p.instance_vars, \
      COALESCE(r.name, ''), b.plan, COALESCE(b.created_by, ''), COALESCE(b.comment, ''), \
      b.create_time, COALESCE(b.start_time, 0), COALESCE(b.end_time, 0), b.rerun_of, b.rerun_number \
@@ -38,7 +40,8 @@ pub(crate) const BUILD_ORDER_ASC: &str = "COALESCE(b.rerun_of, b.id) ASC, b.id A
 pub(crate) const BUILD_ORDER_ID_DESC: &str = "b.id DESC";
 pub(crate) const BUILD_ORDER_ID_ASC: &str = "b.id ASC";
 
-pub(crate) const WORKER_SELECT: &str = "SELECT name, team_id, payload, state, expires_at FROM workers";
+pub(crate) const WORKER_SELECT: &str =
+    "SELECT name, team_id, payload, state, expires_at FROM workers";
 
 pub(crate) const USER_SELECT: &str = "SELECT id, username, connector, sub, last_login FROM users";
 
@@ -46,11 +49,28 @@ use super::{BuildsOf, PagePlan};
 
 /// The WHERE fragment selecting a scope's builds (`{n}` is the scope id's placeholder
 /// number), and its DESC/ASC ordering.
-pub(crate) fn builds_scope(of: BuildsOf) -> (&'static str, Option<i64>, &'static str, &'static str) {
+pub(crate) fn builds_scope(
+    of: BuildsOf,
+) -> (&'static str, Option<i64>, &'static str, &'static str) {
     match of {
-        BuildsOf::Job(id) => ("b.job_id = {n}", Some(id), BUILD_ORDER_DESC, BUILD_ORDER_ASC),
-        BuildsOf::Pipeline(id) => ("b.pipeline_id = {n}", Some(id), BUILD_ORDER_DESC, BUILD_ORDER_ASC),
-        BuildsOf::Team(id) => ("b.team_id = {n}", Some(id), BUILD_ORDER_DESC, BUILD_ORDER_ASC),
+        BuildsOf::Job(id) => (
+            "b.job_id = {n}",
+            Some(id),
+            BUILD_ORDER_DESC,
+            BUILD_ORDER_ASC,
+        ),
+        BuildsOf::Pipeline(id) => (
+            "b.pipeline_id = {n}",
+            Some(id),
+            BUILD_ORDER_DESC,
+            BUILD_ORDER_ASC,
+        ),
+        BuildsOf::Team(id) => (
+            "b.team_id = {n}",
+            Some(id),
+            BUILD_ORDER_DESC,
+            BUILD_ORDER_ASC,
+        ),
         BuildsOf::All => ("1 = 1", None, BUILD_ORDER_ID_DESC, BUILD_ORDER_ID_ASC),
     }
 }

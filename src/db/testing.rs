@@ -10,7 +10,9 @@ use rand::Rng;
 
 /// A config for a fresh schema `test_<random>` when PostgreSQL is configured.
 pub fn postgres_from_env() -> Option<PostgresConfig> {
-    let host = std::env::var("CONCOURSE_TEST_POSTGRES_HOST").ok().filter(|h| !h.is_empty())?;
+    let host = std::env::var("CONCOURSE_TEST_POSTGRES_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())?;
     let var = |name: &str, default: &str| {
         std::env::var(format!("CONCOURSE_TEST_POSTGRES_{name}"))
             .ok()
@@ -20,9 +22,9 @@ pub fn postgres_from_env() -> Option<PostgresConfig> {
     let port = var("PORT", "5432");
     Some(PostgresConfig {
         host,
-        port: port
-            .parse()
-            .unwrap_or_else(|_| panic!("CONCOURSE_TEST_POSTGRES_PORT={port:?} is not a port number")),
+        port: port.parse().unwrap_or_else(|_| {
+            panic!("CONCOURSE_TEST_POSTGRES_PORT={port:?} is not a port number")
+        }),
         user: var("USER", "postgres"),
         password: var("PASSWORD", ""),
         database: var("DATABASE", "test"),
@@ -45,7 +47,9 @@ pub fn require_postgres(test_name: &str) -> Option<PostgresConfig> {
                  configure PostgreSQL for CI, tests must not skip there"
             );
         }
-        println!("skipping {test_name}: CONCOURSE_TEST_POSTGRES_HOST not set (no PostgreSQL configured)");
+        println!(
+            "skipping {test_name}: CONCOURSE_TEST_POSTGRES_HOST not set (no PostgreSQL configured)"
+        );
     }
     config
 }
@@ -62,7 +66,9 @@ pub async fn drop_schema(config: &PostgresConfig) -> anyhow::Result<()> {
     pg.options("");
     let (client, connection) = pg.connect(tokio_postgres::NoTls).await?;
     let connection = tokio::spawn(connection);
-    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await?;
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await?;
     drop(client);
     connection.await??;
     Ok(())
@@ -89,14 +95,19 @@ impl Drop for SchemaGuard {
         // Drop may run inside a runtime (or while unwinding from one), where blocking on a
         // future is not allowed: use a thread with its own small runtime.
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(drop_schema(&config))
         })
         .join();
         match dropped {
             Ok(Ok(())) => {}
             Ok(Err(e)) => eprintln!("dropping test schema {:?}: {e:#}", self.config.schema),
-            Err(_) => eprintln!("dropping test schema {:?}: the dropping thread panicked", self.config.schema),
+            Err(_) => eprintln!(
+                "dropping test schema {:?}: the dropping thread panicked",
+                self.config.schema
+            ),
         }
     }
 }

@@ -96,30 +96,74 @@ impl Git<'_> {
     }
 
     fn run(&self, dir: Option<&Path>, args: &[&str]) -> Result<String, ResourceError> {
-        let out = self.cmd(dir).args(args).output().map_err(|e| err(format!("running git: {e}")))?;
+        let out = self
+            .cmd(dir)
+            .args(args)
+            .output()
+            .map_err(|e| err(format!("running git: {e}")))?;
         if !out.status.success() {
-            return Err(err(format!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+            return Err(err(format!(
+                "git {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     fn ok(&self, dir: &Path, args: &[&str]) -> bool {
-        self.cmd(Some(dir)).args(args).output().map(|o| o.status.success()).unwrap_or(false)
+        self.cmd(Some(dir))
+            .args(args)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
     }
 }
 
 /// A bare clone kept under the temp dir, keyed by URI, so repeated checks only fetch.
 fn bare_cache(git: &Git, uri: &str) -> Result<PathBuf, ResourceError> {
     use sha2::Digest;
-    let key: String = sha2::Sha256::digest(uri.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let key: String = sha2::Sha256::digest(uri.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let dir = std::env::temp_dir().join(format!("concourse-git-check-{key}"));
     if dir.join("HEAD").exists() {
-        git.run(Some(&dir), &["fetch", "--quiet", "--prune", "--tags", "--force", "origin", "+refs/heads/*:refs/heads/*"])?;
+        git.run(
+            Some(&dir),
+            &[
+                "fetch",
+                "--quiet",
+                "--prune",
+                "--tags",
+                "--force",
+                "origin",
+                "+refs/heads/*:refs/heads/*",
+            ],
+        )?;
     } else {
-        let tmp = std::env::temp_dir().join(format!("concourse-git-check-{key}.{}", std::process::id()));
+        let tmp =
+            std::env::temp_dir().join(format!("concourse-git-check-{key}.{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        git.run(None, &["clone", "--quiet", "--bare", uri, tmp.to_str().unwrap_or_default()])?;
-        git.run(Some(&tmp), &["config", "remote.origin.fetch", "+refs/heads/*:refs/heads/*"])?;
+        git.run(
+            None,
+            &[
+                "clone",
+                "--quiet",
+                "--bare",
+                uri,
+                tmp.to_str().unwrap_or_default(),
+            ],
+        )?;
+        git.run(
+            Some(&tmp),
+            &[
+                "config",
+                "remote.origin.fetch",
+                "+refs/heads/*:refs/heads/*",
+            ],
+        )?;
         // Another check may have won the race; either copy is fine.
         if std::fs::rename(&tmp, &dir).is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -162,7 +206,11 @@ fn check(source: &Source, version: Option<&Version>) -> Result<Vec<Version>, Res
     };
     let specs = pathspecs(source);
     let rev_list = |range: &str, limit: Option<usize>| -> Result<Vec<String>, ResourceError> {
-        let mut args: Vec<String> = vec!["log".into(), "--first-parent".into(), "--format=%H%x00%B%x1e".into()];
+        let mut args: Vec<String> = vec![
+            "log".into(),
+            "--first-parent".into(),
+            "--format=%H%x00%B%x1e".into(),
+        ];
         // Skipped commits do not count towards the limit, so ask git for some slack.
         if let Some(n) = limit {
             args.push(format!("-{}", n + 100));
@@ -181,7 +229,9 @@ fn check(source: &Source, version: Option<&Version>) -> Result<Vec<Version>, Res
             .take(limit.unwrap_or(usize::MAX))
             .collect())
     };
-    let given = version.and_then(|v| v.get("ref")).filter(|r| git.ok(&repo, &["cat-file", "-e", &format!("{r}^{{commit}}")]));
+    let given = version
+        .and_then(|v| v.get("ref"))
+        .filter(|r| git.ok(&repo, &["cat-file", "-e", &format!("{r}^{{commit}}")]));
     let given = given.filter(|r| git.ok(&repo, &["merge-base", "--is-ancestor", r, &branch]));
     let mut shas = match given {
         Some(r) => {
@@ -213,19 +263,37 @@ fn glob_to_regex(glob: &str) -> String {
     re
 }
 
-fn check_tags(git: &Git, repo: &Path, source: &Source, version: Option<&Version>) -> Result<Vec<Version>, ResourceError> {
+fn check_tags(
+    git: &Git,
+    repo: &Path,
+    source: &Source,
+    version: Option<&Version>,
+) -> Result<Vec<Version>, ResourceError> {
     let pattern = match (&source.tag_filter, &source.tag_regex) {
         (Some(f), _) => glob_to_regex(f),
         (None, Some(r)) => r.clone(),
         _ => unreachable!("checked by the caller"),
     };
-    let re = regex_lite::Regex::new(&pattern).map_err(|e| err(format!("invalid tag pattern '{pattern}': {e}")))?;
-    let out = git.run(Some(repo), &["for-each-ref", "--sort=creatordate", "--format=%(refname:short)%00%(objectname)%00%(*objectname)", "refs/tags"])?;
+    let re = regex_lite::Regex::new(&pattern)
+        .map_err(|e| err(format!("invalid tag pattern '{pattern}': {e}")))?;
+    let out = git.run(
+        Some(repo),
+        &[
+            "for-each-ref",
+            "--sort=creatordate",
+            "--format=%(refname:short)%00%(objectname)%00%(*objectname)",
+            "refs/tags",
+        ],
+    )?;
     let tags: Vec<Version> = out
         .lines()
         .filter_map(|l| {
             let mut parts = l.split('\0');
-            let (name, obj, peeled) = (parts.next()?, parts.next()?, parts.next().unwrap_or_default());
+            let (name, obj, peeled) = (
+                parts.next()?,
+                parts.next()?,
+                parts.next().unwrap_or_default(),
+            );
             let commit = if peeled.is_empty() { obj } else { peeled };
             re.is_match(name).then(|| {
                 let mut v = ref_version(name);
@@ -234,20 +302,34 @@ fn check_tags(git: &Git, repo: &Path, source: &Source, version: Option<&Version>
             })
         })
         .collect();
-    let from = version.and_then(|v| v.get("ref")).and_then(|r| tags.iter().position(|t| t.get("ref") == Some(r)));
+    let from = version
+        .and_then(|v| v.get("ref"))
+        .and_then(|r| tags.iter().position(|t| t.get("ref") == Some(r)));
     Ok(match from {
         Some(i) => tags[i..].to_vec(),
         None => tags.last().cloned().into_iter().collect(),
     })
 }
 
-fn get(source: &Source, dir: &Path, version: &Version, params: &Map<String, Value>) -> Result<VersionResult, ResourceError> {
+fn get(
+    source: &Source,
+    dir: &Path,
+    version: &Version,
+    params: &Map<String, Value>,
+) -> Result<VersionResult, ResourceError> {
     let git = Git { source };
-    let reference = version.get("ref").ok_or_else(|| err("version has no ref"))?;
+    let reference = version
+        .get("ref")
+        .ok_or_else(|| err("version has no ref"))?;
     let commit = version.get("commit").unwrap_or(reference);
-    let dest = dir.to_str().ok_or_else(|| err("destination is not UTF-8"))?;
+    let dest = dir
+        .to_str()
+        .ok_or_else(|| err("destination is not UTF-8"))?;
     let mut args = vec!["clone", "--quiet"];
-    let depth = params.get("depth").and_then(Value::as_u64).map(|d| d.to_string());
+    let depth = params
+        .get("depth")
+        .and_then(Value::as_u64)
+        .map(|d| d.to_string());
     if let Some(d) = &depth {
         args.extend(["--depth", d.as_str()]);
     }
@@ -256,17 +338,41 @@ fn get(source: &Source, dir: &Path, version: &Version, params: &Map<String, Valu
     }
     args.extend([source.uri.as_str(), dest]);
     git.run(None, &args)?;
-    if source.fetch_tags || params.get("fetch_tags").and_then(Value::as_bool).unwrap_or(false) {
+    if source.fetch_tags
+        || params
+            .get("fetch_tags")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    {
         git.run(Some(dir), &["fetch", "--quiet", "--tags", "origin"])?;
     }
-    git.run(Some(dir), &["-c", "advice.detachedHead=false", "checkout", "--quiet", commit])?;
+    git.run(
+        Some(dir),
+        &[
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "--quiet",
+            commit,
+        ],
+    )?;
     if let Some(b) = &source.branch {
         // Leave the branch pointing at the fetched commit, like upstream's reset --hard.
         git.run(Some(dir), &["checkout", "--quiet", "-B", b])?;
     }
-    let show = |fmt: &str| git.run(Some(dir), &["log", "-1", &format!("--format={fmt}"), "HEAD"]).map(|s| s.trim_end_matches('\n').to_string());
+    let show = |fmt: &str| {
+        git.run(
+            Some(dir),
+            &["log", "-1", &format!("--format={fmt}"), "HEAD"],
+        )
+        .map(|s| s.trim_end_matches('\n').to_string())
+    };
     let sha = show("%H")?;
-    let tags = git.run(Some(dir), &["tag", "--points-at", "HEAD"])?.split_whitespace().collect::<Vec<_>>().join(",");
+    let tags = git
+        .run(Some(dir), &["tag", "--points-at", "HEAD"])?
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(",");
     let files = [
         ("ref", reference.clone()),
         ("commit", sha.clone()),
@@ -284,44 +390,115 @@ fn get(source: &Source, dir: &Path, version: &Version, params: &Map<String, Valu
     ];
     let git_dir = dir.join(".git");
     for (name, contents) in &files {
-        std::fs::write(git_dir.join(name), contents).map_err(|e| err(format!("writing .git/{name}: {e}")))?;
+        std::fs::write(git_dir.join(name), contents)
+            .map_err(|e| err(format!("writing .git/{name}: {e}")))?;
     }
     let mut metadata = vec![
-        MetadataField { name: "commit".into(), value: sha },
-        MetadataField { name: "author".into(), value: show("%an")? },
-        MetadataField { name: "author_date".into(), value: show("%ad")? },
-        MetadataField { name: "committer".into(), value: show("%cn")? },
-        MetadataField { name: "committer_date".into(), value: show("%cd")? },
+        MetadataField {
+            name: "commit".into(),
+            value: sha,
+        },
+        MetadataField {
+            name: "author".into(),
+            value: show("%an")?,
+        },
+        MetadataField {
+            name: "author_date".into(),
+            value: show("%ad")?,
+        },
+        MetadataField {
+            name: "committer".into(),
+            value: show("%cn")?,
+        },
+        MetadataField {
+            name: "committer_date".into(),
+            value: show("%cd")?,
+        },
     ];
     if let Some(b) = &source.branch {
-        metadata.push(MetadataField { name: "branch".into(), value: b.clone() });
+        metadata.push(MetadataField {
+            name: "branch".into(),
+            value: b.clone(),
+        });
     }
     if !tags.is_empty() {
-        metadata.push(MetadataField { name: "tags".into(), value: tags });
+        metadata.push(MetadataField {
+            name: "tags".into(),
+            value: tags,
+        });
     }
-    metadata.push(MetadataField { name: "message".into(), value: show("%B")?.trim().to_string() });
-    let json: Map<String, Value> = metadata.iter().map(|m| (m.name.clone(), Value::String(m.value.clone()))).collect();
-    std::fs::write(git_dir.join("metadata.json"), Value::Object(json).to_string()).map_err(|e| err(format!("writing metadata: {e}")))?;
-    Ok(VersionResult { version: version.clone(), metadata })
+    metadata.push(MetadataField {
+        name: "message".into(),
+        value: show("%B")?.trim().to_string(),
+    });
+    let json: Map<String, Value> = metadata
+        .iter()
+        .map(|m| (m.name.clone(), Value::String(m.value.clone())))
+        .collect();
+    std::fs::write(
+        git_dir.join("metadata.json"),
+        Value::Object(json).to_string(),
+    )
+    .map_err(|e| err(format!("writing metadata: {e}")))?;
+    Ok(VersionResult {
+        version: version.clone(),
+        metadata,
+    })
 }
 
-fn put(source: &Source, dir: &Path, params: &Map<String, Value>, log: &mut dyn Write) -> Result<VersionResult, ResourceError> {
+fn put(
+    source: &Source,
+    dir: &Path,
+    params: &Map<String, Value>,
+    log: &mut dyn Write,
+) -> Result<VersionResult, ResourceError> {
     let git = Git { source };
-    let repository = params.get("repository").and_then(Value::as_str).ok_or_else(|| err("invalid payload (missing repository)"))?;
+    let repository = params
+        .get("repository")
+        .and_then(Value::as_str)
+        .ok_or_else(|| err("invalid payload (missing repository)"))?;
     let repo = dir.join(repository);
-    let branch = params.get("branch").and_then(Value::as_str).map(String::from).or_else(|| source.branch.clone());
-    let Some(branch) = branch else { return Err(err("invalid payload (missing branch)")) };
-    let force = params.get("force").and_then(Value::as_bool).unwrap_or(false);
-    let rebase = params.get("rebase").and_then(Value::as_bool).unwrap_or(false);
+    let branch = params
+        .get("branch")
+        .and_then(Value::as_str)
+        .map(String::from)
+        .or_else(|| source.branch.clone());
+    let Some(branch) = branch else {
+        return Err(err("invalid payload (missing branch)"));
+    };
+    let force = params
+        .get("force")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let rebase = params
+        .get("rebase")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     if let Some(tag_file) = params.get("tag").and_then(Value::as_str) {
-        let prefix = params.get("tag_prefix").and_then(Value::as_str).unwrap_or_default();
-        let name = std::fs::read_to_string(dir.join(tag_file)).map_err(|e| err(format!("reading tag file {tag_file}: {e}")))?;
+        let prefix = params
+            .get("tag_prefix")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let name = std::fs::read_to_string(dir.join(tag_file))
+            .map_err(|e| err(format!("reading tag file {tag_file}: {e}")))?;
         let tag = format!("{prefix}{}", name.trim());
         git.run(Some(&repo), &["tag", "-f", &tag])?;
-        git.run(Some(&repo), &["push", "--quiet", "--force", &source.uri, &format!("refs/tags/{tag}")])?;
+        git.run(
+            Some(&repo),
+            &[
+                "push",
+                "--quiet",
+                "--force",
+                &source.uri,
+                &format!("refs/tags/{tag}"),
+            ],
+        )?;
         let _ = writeln!(log, "tagged {tag}");
     }
-    let only_tag = params.get("only_tag").and_then(Value::as_bool).unwrap_or(false);
+    let only_tag = params
+        .get("only_tag")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     if !only_tag {
         let refspec = format!("HEAD:refs/heads/{branch}");
         let mut push = vec!["push", "--quiet"];
@@ -331,23 +508,49 @@ fn put(source: &Source, dir: &Path, params: &Map<String, Value>, log: &mut dyn W
         push.extend([source.uri.as_str(), refspec.as_str()]);
         if git.run(Some(&repo), &push).is_err() && rebase {
             let _ = writeln!(log, "push rejected, rebasing onto {branch}");
-            git.run(Some(&repo), &["fetch", "--quiet", &source.uri, &format!("refs/heads/{branch}")])?;
+            git.run(
+                Some(&repo),
+                &[
+                    "fetch",
+                    "--quiet",
+                    &source.uri,
+                    &format!("refs/heads/{branch}"),
+                ],
+            )?;
             git.run(Some(&repo), &["rebase", "--quiet", "FETCH_HEAD"])?;
             git.run(Some(&repo), &push)?;
         } else if !force {
             // Report the real failure when there is no rebase to try.
-            git.run(Some(&repo), &["push", "--quiet", "--dry-run", &source.uri, &refspec])?;
+            git.run(
+                Some(&repo),
+                &["push", "--quiet", "--dry-run", &source.uri, &refspec],
+            )?;
         }
     }
-    let sha = git.run(Some(&repo), &["rev-parse", "HEAD"])?.trim().to_string();
-    Ok(VersionResult { version: ref_version(&sha), metadata: vec![] })
+    let sha = git
+        .run(Some(&repo), &["rev-parse", "HEAD"])?
+        .trim()
+        .to_string();
+    Ok(VersionResult {
+        version: ref_version(&sha),
+        metadata: vec![],
+    })
 }
 
-pub fn run(action: &str, dir: Option<&str>, request: &[u8], log: &mut dyn Write) -> Result<Value, ResourceError> {
-    let req: Request = serde_json::from_slice(request).map_err(|e| err(format!("invalid payload: {e}")))?;
+pub fn run(
+    action: &str,
+    dir: Option<&str>,
+    request: &[u8],
+    log: &mut dyn Write,
+) -> Result<Value, ResourceError> {
+    let req: Request =
+        serde_json::from_slice(request).map_err(|e| err(format!("invalid payload: {e}")))?;
     let source = parse_source(req.source)?;
     if source.private_key.is_some() || source.username.is_some() || source.password.is_some() {
-        let _ = writeln!(log, "warning: private_key/username/password are not supported by the built-in git type yet");
+        let _ = writeln!(
+            log,
+            "warning: private_key/username/password are not supported by the built-in git type yet"
+        );
     }
     if source.debug {
         let _ = writeln!(log, "checking {}", source.uri);
@@ -357,9 +560,19 @@ pub fn run(action: &str, dir: Option<&str>, request: &[u8], log: &mut dyn Write)
         "check" => serde_json::to_value(check(&source, req.version.as_ref())?),
         "in" => {
             let version = req.version.ok_or_else(|| err("no version given"))?;
-            serde_json::to_value(get(&source, Path::new(require_dir(action, dir)?), &version, &params)?)
+            serde_json::to_value(get(
+                &source,
+                Path::new(require_dir(action, dir)?),
+                &version,
+                &params,
+            )?)
         }
-        "out" => serde_json::to_value(put(&source, Path::new(require_dir(action, dir)?), &params, log)?),
+        "out" => serde_json::to_value(put(
+            &source,
+            Path::new(require_dir(action, dir)?),
+            &params,
+            log,
+        )?),
         other => return Err(err(format!("unknown action '{other}' (check, in, out)"))),
     };
     out.map_err(|e| err(format!("encoding response: {e}")))

@@ -89,12 +89,21 @@ fn log_line(source: &Source, log: &mut dyn Write) {
     }
 }
 
-pub fn run(action: &str, dir: Option<&str>, request: &[u8], log: &mut dyn Write) -> Result<Value, ResourceError> {
+pub fn run(
+    action: &str,
+    dir: Option<&str>,
+    request: &[u8],
+    log: &mut dyn Write,
+) -> Result<Value, ResourceError> {
     let out = match action {
         "check" => serde_json::to_value(check(request, log)?),
         "in" => serde_json::to_value(get(require_dir(action, dir)?, request, log)?),
         "out" => serde_json::to_value(put(require_dir(action, dir)?, request, log)?),
-        other => return Err(ResourceError::new(format!("unknown action '{other}' (check, in, out)"))),
+        other => {
+            return Err(ResourceError::new(format!(
+                "unknown action '{other}' (check, in, out)"
+            )))
+        }
     };
     out.map_err(|e| ResourceError::new(format!("encoding response: {e}")))
 }
@@ -104,7 +113,8 @@ fn check(request: &[u8], log: &mut dyn Write) -> Result<Vec<Version>, ResourceEr
     let source = req.source.unwrap_or_default();
     log_line(&source, log);
     if let Some(delay) = &source.check_delay {
-        let d = super::go_duration(delay).ok_or_else(|| ResourceError::new(format!("invalid check_delay '{delay}'")))?;
+        let d = super::go_duration(delay)
+            .ok_or_else(|| ResourceError::new(format!("invalid check_delay '{delay}'")))?;
         std::thread::sleep(d);
     }
     if let Some(msg) = &source.check_failure {
@@ -122,21 +132,33 @@ fn check(request: &[u8], log: &mut dyn Write) -> Result<Vec<Version>, ResourceEr
     let initial = source
         .initial_version
         .clone()
-        .or_else(|| std::env::var("MIRRORED_VERSION").ok().filter(|v| !v.is_empty()))
+        .or_else(|| {
+            std::env::var("MIRRORED_VERSION")
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
         .unwrap_or_else(|| "mock".into());
     Ok(vec![version(&initial)])
 }
 
 fn write(dir: &Path, rel: &str, contents: &[u8]) -> Result<(), ResourceError> {
     let rel_path = Path::new(rel);
-    if rel_path.is_absolute() || rel_path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-        return Err(ResourceError::new(format!("refusing to write outside the destination: {rel}")));
+    if rel_path.is_absolute()
+        || rel_path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(ResourceError::new(format!(
+            "refusing to write outside the destination: {rel}"
+        )));
     }
     let path = dir.join(rel_path);
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| ResourceError::new(format!("creating {}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| ResourceError::new(format!("creating {}: {e}", parent.display())))?;
     }
-    std::fs::write(&path, contents).map_err(|e| ResourceError::new(format!("writing {}: {e}", path.display())))
+    std::fs::write(&path, contents)
+        .map_err(|e| ResourceError::new(format!("writing {}: {e}", path.display())))
 }
 
 fn file_contents(v: &Value) -> String {
@@ -151,7 +173,9 @@ fn get(dir: &str, request: &[u8], log: &mut dyn Write) -> Result<VersionResult, 
     let req: Request<GetParams> = parse(request)?;
     let source = req.source.unwrap_or_default();
     let params = req.params.unwrap_or_default();
-    let version_in = req.version.ok_or_else(|| ResourceError::new("no version given"))?;
+    let version_in = req
+        .version
+        .ok_or_else(|| ResourceError::new("no version given"))?;
     let v = version_in.get("version").cloned().unwrap_or_default();
     log_line(&source, log);
     let _ = writeln!(log, "fetching version: {v}");
@@ -160,7 +184,11 @@ fn get(dir: &str, request: &[u8], log: &mut dyn Write) -> Result<VersionResult, 
     }
     let dir = Path::new(dir);
     write(dir, "version", format!("{v}\n").as_bytes())?;
-    write(dir, "privileged", if privileged() { b"true" } else { b"false" })?;
+    write(
+        dir,
+        "privileged",
+        if privileged() { b"true" } else { b"false" },
+    )?;
     let mut files = source.create_files.clone();
     files.extend(params.create_files_via_params);
     for (path, contents) in &files {
@@ -169,7 +197,10 @@ fn get(dir: &str, request: &[u8], log: &mut dyn Write) -> Result<VersionResult, 
     if source.mirror_self || params.mirror_self_via_params {
         mirror_self(dir, &v)?;
     }
-    Ok(VersionResult { version: version_in, metadata: source.metadata })
+    Ok(VersionResult {
+        version: version_in,
+        metadata: source.metadata,
+    })
 }
 
 /// An image of "this resource's own root filesystem": `rootfs` points at `/` (the worker's
@@ -178,7 +209,8 @@ fn get(dir: &str, request: &[u8], log: &mut dyn Write) -> Result<VersionResult, 
 fn mirror_self(dir: &Path, v: &str) -> Result<(), ResourceError> {
     let rootfs = dir.join("rootfs");
     let _ = std::fs::remove_file(&rootfs);
-    std::os::unix::fs::symlink("/", &rootfs).map_err(|e| ResourceError::new(format!("creating rootfs: {e}")))?;
+    std::os::unix::fs::symlink("/", &rootfs)
+        .map_err(|e| ResourceError::new(format!("creating rootfs: {e}")))?;
     let metadata = serde_json::json!({"env": [format!("MIRRORED_VERSION={v}")], "user": "root"});
     write(dir, "metadata.json", metadata.to_string().as_bytes())
 }
@@ -210,7 +242,10 @@ fn put(dir: &str, request: &[u8], log: &mut dyn Write) -> Result<VersionResult, 
     if privileged() {
         let _ = writeln!(log, "pushing in a privileged container");
     }
-    Ok(VersionResult { version: version(&v), metadata: source.metadata })
+    Ok(VersionResult {
+        version: version(&v),
+        metadata: source.metadata,
+    })
 }
 
 #[cfg(test)]
@@ -228,20 +263,39 @@ mod tests {
     fn check_returns_given_forced_or_initial_version() {
         let (out, _) = call("check", None, json!({"source": {}}));
         assert_eq!(out.expect("check"), json!([{"version": "mock"}]));
-        let (out, _) = call("check", None, json!({"source": {"initial_version": "one"}, "version": {"version": "two"}}));
+        let (out, _) = call(
+            "check",
+            None,
+            json!({"source": {"initial_version": "one"}, "version": {"version": "two"}}),
+        );
         assert_eq!(out.expect("check"), json!([{"version": "two"}]));
-        let (out, _) = call("check", None, json!({"source": {"force_version": "f"}, "version": {"version": "two"}}));
+        let (out, _) = call(
+            "check",
+            None,
+            json!({"source": {"force_version": "f"}, "version": {"version": "two"}}),
+        );
         assert_eq!(out.expect("check"), json!([{"version": "f"}]));
-        let (out, _) = call("check", None, json!({"source": {"no_initial_version": true}}));
+        let (out, _) = call(
+            "check",
+            None,
+            json!({"source": {"no_initial_version": true}}),
+        );
         assert_eq!(out.expect("check"), json!([]));
     }
 
     #[test]
     fn check_failure_and_unknown_keys_fail_with_messages() {
-        let (out, _) = call("check", None, json!({"source": {"check_failure": "super broken"}}));
+        let (out, _) = call(
+            "check",
+            None,
+            json!({"source": {"check_failure": "super broken"}}),
+        );
         assert_eq!(out.expect_err("fails").to_string(), "super broken");
         let (out, _) = call("check", None, json!({"source": {"nope": 1}}));
-        assert!(out.expect_err("fails").to_string().starts_with("invalid payload"));
+        assert!(out
+            .expect_err("fails")
+            .to_string()
+            .starts_with("invalid payload"));
     }
 
     #[test]
@@ -252,13 +306,33 @@ mod tests {
                                     "metadata": [{"name": "n", "value": "v"}], "log": "hello"},
                          "version": {"version": "v1"}});
         let (out, log) = call("in", Some(d), req);
-        assert_eq!(out.expect("in"), json!({"version": {"version": "v1"}, "metadata": [{"name": "n", "value": "v"}]}));
-        assert!(log.contains("hello") && log.contains("fetching version: v1"), "{log}");
-        assert_eq!(std::fs::read_to_string(dir.path().join("version")).expect("version"), "v1\n");
-        assert_eq!(std::fs::read_to_string(dir.path().join("a/b.txt")).expect("file"), "(( x ))");
-        assert_eq!(std::fs::read_to_string(dir.path().join("obj")).expect("file"), "{\"k\":1}");
-        assert_eq!(std::fs::read_link(dir.path().join("rootfs")).expect("link"), Path::new("/"));
-        let meta: Value = serde_json::from_slice(&std::fs::read(dir.path().join("metadata.json")).expect("meta")).expect("json");
+        assert_eq!(
+            out.expect("in"),
+            json!({"version": {"version": "v1"}, "metadata": [{"name": "n", "value": "v"}]})
+        );
+        assert!(
+            log.contains("hello") && log.contains("fetching version: v1"),
+            "{log}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("version")).expect("version"),
+            "v1\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a/b.txt")).expect("file"),
+            "(( x ))"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("obj")).expect("file"),
+            "{\"k\":1}"
+        );
+        assert_eq!(
+            std::fs::read_link(dir.path().join("rootfs")).expect("link"),
+            Path::new("/")
+        );
+        let meta: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("metadata.json")).expect("meta"))
+                .expect("json");
         assert_eq!(meta["env"], json!(["MIRRORED_VERSION=v1"]));
     }
 
@@ -266,12 +340,23 @@ mod tests {
     fn out_pushes_version_from_params_or_file() {
         let dir = tempfile::tempdir().expect("temp");
         let d = dir.path().to_str().expect("utf8");
-        let (out, log) = call("out", Some(d), json!({"source": {}, "params": {"version": "p1"}}));
+        let (out, log) = call(
+            "out",
+            Some(d),
+            json!({"source": {}, "params": {"version": "p1"}}),
+        );
         assert_eq!(out.expect("out")["version"], json!({"version": "p1"}));
         assert!(log.contains("pushing version: p1"));
         std::fs::write(dir.path().join("v"), "from-file\n").expect("write");
-        let (out, _) = call("out", Some(d), json!({"source": {}, "params": {"file": "v"}}));
-        assert_eq!(out.expect("out")["version"], json!({"version": "from-file"}));
+        let (out, _) = call(
+            "out",
+            Some(d),
+            json!({"source": {}, "params": {"file": "v"}}),
+        );
+        assert_eq!(
+            out.expect("out")["version"],
+            json!({"version": "from-file"})
+        );
         let (out, _) = call("out", Some(d), json!({"source": {}}));
         assert_eq!(out.expect_err("fails").to_string(), "no version specified");
     }
@@ -280,7 +365,11 @@ mod tests {
     fn files_cannot_escape_the_destination() {
         let dir = tempfile::tempdir().expect("temp");
         let d = dir.path().to_str().expect("utf8");
-        let (out, _) = call("in", Some(d), json!({"source": {"create_files": {"../x": "y"}}, "version": {"version": "v"}}));
+        let (out, _) = call(
+            "in",
+            Some(d),
+            json!({"source": {"create_files": {"../x": "y"}}, "version": {"version": "v"}}),
+        );
         assert!(out.is_err());
     }
 }

@@ -41,17 +41,30 @@ impl ResourceError {
 }
 
 /// The resource types this binary provides, with the version advertised to the ATC.
-pub const BASE_TYPES: &[(&str, &str)] = &[("mock", "0.13.0"), ("time", "1.7.0"), ("git", "1.19.0"), ("registry-image", "1.9.0")];
+pub const BASE_TYPES: &[(&str, &str)] = &[
+    ("mock", "0.13.0"),
+    ("time", "1.7.0"),
+    ("git", "1.19.0"),
+    ("registry-image", "1.9.0"),
+];
 
 /// Runs one script of a base type. `request` is the JSON read from stdin; `dir` is argv[1]
 /// for `in`/`out`. Returns the JSON to print on stdout. Logs go to `log` (stderr).
-pub fn run(type_: &str, action: &str, dir: Option<&str>, request: &[u8], log: &mut dyn Write) -> Result<Value, ResourceError> {
+pub fn run(
+    type_: &str,
+    action: &str,
+    dir: Option<&str>,
+    request: &[u8],
+    log: &mut dyn Write,
+) -> Result<Value, ResourceError> {
     match type_ {
         "mock" => mock::run(action, dir, request, log),
         "time" => time::run(action, dir, request, log),
         "git" => git::run(action, dir, request, log),
         "registry-image" => registry_image::run(action, dir, request, log),
-        other => Err(ResourceError::new(format!("unknown base resource type '{other}'"))),
+        other => Err(ResourceError::new(format!(
+            "unknown base resource type '{other}'"
+        ))),
     }
 }
 
@@ -63,7 +76,13 @@ pub fn main(type_: &str, action: &str, args: &[String]) -> i32 {
         return 1;
     }
     let mut stderr = std::io::stderr();
-    match run(type_, action, args.first().map(String::as_str), &request, &mut stderr) {
+    match run(
+        type_,
+        action,
+        args.first().map(String::as_str),
+        &request,
+        &mut stderr,
+    ) {
         Ok(out) => {
             let mut stdout = std::io::stdout();
             let _ = serde_json::to_writer(&mut stdout, &out);

@@ -56,7 +56,10 @@ fn err(msg: impl Into<String>) -> ResourceError {
 fn parse_clock(s: &str) -> Option<Time> {
     let mut text = s.trim().to_string();
     if let Some((head, tail)) = text.rsplit_once(' ') {
-        if (tail.starts_with('-') || tail.starts_with('+')) && tail.len() == 5 && tail[1..].chars().all(|c| c.is_ascii_digit()) {
+        if (tail.starts_with('-') || tail.starts_with('+'))
+            && tail.len() == 5
+            && tail[1..].chars().all(|c| c.is_ascii_digit())
+        {
             text = head.trim().to_string();
         }
     }
@@ -100,19 +103,28 @@ fn parse_day(s: &str) -> Option<Weekday> {
 }
 
 fn parse_start_after(s: &str, tz: &TimeZone) -> Option<Zoned> {
-    let formats = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H", "%Y-%m-%d %H:%M:%S"];
+    let formats = [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H",
+        "%Y-%m-%d %H:%M:%S",
+    ];
     for f in formats {
         if let Ok(dt) = jiff::civil::DateTime::strptime(f, s) {
             return dt.to_zoned(tz.clone()).ok();
         }
     }
-    jiff::civil::Date::strptime("%Y-%m-%d", s).ok().and_then(|d| d.to_zoned(tz.clone()).ok())
+    jiff::civil::Date::strptime("%Y-%m-%d", s)
+        .ok()
+        .and_then(|d| d.to_zoned(tz.clone()).ok())
 }
 
 impl Schedule {
     fn from_source(source: Source) -> Result<Schedule, ResourceError> {
         let tz = match &source.location {
-            Some(loc) => TimeZone::get(loc).map_err(|e| err(format!("invalid location '{loc}': {e}")))?,
+            Some(loc) => {
+                TimeZone::get(loc).map_err(|e| err(format!("invalid location '{loc}': {e}")))?
+            }
             None => TimeZone::UTC,
         };
         let window = match (&source.start, &source.stop) {
@@ -125,7 +137,9 @@ impl Schedule {
             (None, None) => None,
         };
         let interval = match &source.interval {
-            Some(i) => Some(super::go_duration(i).ok_or_else(|| err(format!("invalid interval '{i}'")))?),
+            Some(i) => {
+                Some(super::go_duration(i).ok_or_else(|| err(format!("invalid interval '{i}'")))?)
+            }
             None => None,
         };
         let days = source
@@ -134,16 +148,27 @@ impl Schedule {
             .map(|d| parse_day(d).ok_or_else(|| err(format!("invalid day '{d}'"))))
             .collect::<Result<_, _>>()?;
         let start_after = match &source.start_after {
-            Some(s) => Some(parse_start_after(s, &tz).ok_or_else(|| err(format!("invalid start_after '{s}'")))?),
+            Some(s) => Some(
+                parse_start_after(s, &tz)
+                    .ok_or_else(|| err(format!("invalid start_after '{s}'")))?,
+            ),
             None => None,
         };
-        Ok(Schedule { interval, window, tz, days, initial_version: source.initial_version, start_after })
+        Ok(Schedule {
+            interval,
+            window,
+            tz,
+            days,
+            initial_version: source.initial_version,
+            start_after,
+        })
     }
 
     /// The start of the window `now` is in, or None when it is outside every window.
     fn window_start(&self, now: &Zoned) -> Option<Zoned> {
         let today = now.date();
-        let at = |date: jiff::civil::Date, t: Time| date.to_datetime(t).to_zoned(self.tz.clone()).ok();
+        let at =
+            |date: jiff::civil::Date, t: Time| date.to_datetime(t).to_zoned(self.tz.clone()).ok();
         match self.window {
             None => at(today, Time::midnight()),
             Some((start, stop)) => {
@@ -173,11 +198,14 @@ impl Schedule {
         if self.start_after.as_ref().is_some_and(|s| now < *s) {
             return out;
         }
-        let Some(window_start) = self.window_start(&now) else { return out };
+        let Some(window_start) = self.window_start(&now) else {
+            return out;
+        };
         let due = match (previous, self.interval) {
             (None, _) => true,
             (Some(prev), Some(interval)) => {
-                now.timestamp().duration_since(prev) >= jiff::SignedDuration::try_from(interval).unwrap_or(jiff::SignedDuration::MAX)
+                now.timestamp().duration_since(prev)
+                    >= jiff::SignedDuration::try_from(interval).unwrap_or(jiff::SignedDuration::MAX)
             }
             (Some(prev), None) => prev < window_start.timestamp(),
         };
@@ -195,37 +223,62 @@ fn version_of(t: Timestamp) -> Version {
 }
 
 fn parse_request(request: &[u8]) -> Result<(Schedule, Option<Timestamp>), ResourceError> {
-    let req: Request = serde_json::from_slice(request).map_err(|e| err(format!("invalid payload: {e}")))?;
+    let req: Request =
+        serde_json::from_slice(request).map_err(|e| err(format!("invalid payload: {e}")))?;
     let schedule = Schedule::from_source(req.source.unwrap_or_default())?;
     let previous = match req.version.as_ref().and_then(|v| v.get("time")) {
-        Some(t) => Some(t.parse::<Timestamp>().map_err(|e| err(format!("invalid version time '{t}': {e}")))?),
+        Some(t) => Some(
+            t.parse::<Timestamp>()
+                .map_err(|e| err(format!("invalid version time '{t}': {e}")))?,
+        ),
         None => None,
     };
     Ok((schedule, previous))
 }
 
-pub fn run(action: &str, dir: Option<&str>, request: &[u8], _log: &mut dyn Write) -> Result<serde_json::Value, ResourceError> {
+pub fn run(
+    action: &str,
+    dir: Option<&str>,
+    request: &[u8],
+    _log: &mut dyn Write,
+) -> Result<serde_json::Value, ResourceError> {
     let (schedule, previous) = parse_request(request)?;
     let now = Timestamp::now().to_zoned(schedule.tz.clone());
     let out = match action {
-        "check" => serde_json::to_value(schedule.check(previous, now).into_iter().map(version_of).collect::<Vec<_>>()),
+        "check" => serde_json::to_value(
+            schedule
+                .check(previous, now)
+                .into_iter()
+                .map(version_of)
+                .collect::<Vec<_>>(),
+        ),
         "in" => {
             let dir = Path::new(require_dir(action, dir)?);
             let t = previous.unwrap_or_else(|| now.timestamp());
             let zoned = t.to_zoned(schedule.tz.clone());
             let files = [
                 ("input", String::from_utf8_lossy(request).into_owned()),
-                ("timestamp", zoned.strftime("%Y-%m-%d %H:%M:%S%.f %z %Z").to_string()),
+                (
+                    "timestamp",
+                    zoned.strftime("%Y-%m-%d %H:%M:%S%.f %z %Z").to_string(),
+                ),
                 ("epoch", t.as_second().to_string()),
             ];
             for (name, contents) in files {
-                std::fs::write(dir.join(name), contents).map_err(|e| err(format!("writing {name}: {e}")))?;
+                std::fs::write(dir.join(name), contents)
+                    .map_err(|e| err(format!("writing {name}: {e}")))?;
             }
-            serde_json::to_value(VersionResult { version: version_of(t), metadata: vec![] })
+            serde_json::to_value(VersionResult {
+                version: version_of(t),
+                metadata: vec![],
+            })
         }
         "out" => {
             require_dir(action, dir)?;
-            serde_json::to_value(VersionResult { version: version_of(Timestamp::now()), metadata: vec![] })
+            serde_json::to_value(VersionResult {
+                version: version_of(Timestamp::now()),
+                metadata: vec![],
+            })
         }
         other => return Err(err(format!("unknown action '{other}' (check, in, out)"))),
     };
@@ -246,7 +299,15 @@ mod tests {
 
     #[test]
     fn clock_formats_parse() {
-        for (s, h, m) in [("3:04 PM", 15, 4), ("3PM", 15, 0), ("3 PM", 15, 0), ("15:04", 15, 4), ("1504", 15, 4), ("12 AM", 0, 0), ("9:30 AM -0700", 9, 30)] {
+        for (s, h, m) in [
+            ("3:04 PM", 15, 4),
+            ("3PM", 15, 0),
+            ("3 PM", 15, 0),
+            ("15:04", 15, 4),
+            ("1504", 15, 4),
+            ("12 AM", 0, 0),
+            ("9:30 AM -0700", 9, 30),
+        ] {
             assert_eq!(parse_clock(s), Some(Time::constant(h, m, 0, 0)), "{s}");
         }
         assert_eq!(parse_clock("25:00"), None);
@@ -264,14 +325,28 @@ mod tests {
 
     #[test]
     fn window_and_days_gate_new_versions() {
-        let s = schedule(serde_json::json!({"start": "9:00 AM", "stop": "5:00 PM", "days": ["Monday"]}));
+        let s = schedule(
+            serde_json::json!({"start": "9:00 AM", "stop": "5:00 PM", "days": ["Monday"]}),
+        );
         // 2024-01-01 is a Monday.
         assert_eq!(s.check(None, at("2024-01-01T08:00:00")), vec![]);
         assert_eq!(s.check(None, at("2024-01-01T09:30:00")).len(), 1);
-        assert_eq!(s.check(None, at("2024-01-02T09:30:00")), vec![], "Tuesday is not allowed");
+        assert_eq!(
+            s.check(None, at("2024-01-02T09:30:00")),
+            vec![],
+            "Tuesday is not allowed"
+        );
         let prev = at("2024-01-01T09:30:00").timestamp();
-        assert_eq!(s.check(Some(prev), at("2024-01-01T16:00:00")).len(), 1, "once per window without interval");
-        assert_eq!(s.check(Some(prev), at("2024-01-08T09:00:00")).len(), 2, "next window");
+        assert_eq!(
+            s.check(Some(prev), at("2024-01-01T16:00:00")).len(),
+            1,
+            "once per window without interval"
+        );
+        assert_eq!(
+            s.check(Some(prev), at("2024-01-08T09:00:00")).len(),
+            2,
+            "next window"
+        );
     }
 
     #[test]
@@ -284,15 +359,26 @@ mod tests {
 
     #[test]
     fn bad_sources_are_refused_with_upstream_messages() {
-        let e = Schedule::from_source(serde_json::from_value(serde_json::json!({"start": "9AM"})).expect("source"));
-        assert_eq!(e.err().map(|e| e.to_string()), Some("must configure 'stop' if 'start' is set".into()));
-        let e = Schedule::from_source(serde_json::from_value(serde_json::json!({"stop": "9AM"})).expect("source"));
-        assert_eq!(e.err().map(|e| e.to_string()), Some("must configure 'start' if 'stop' is set".into()));
+        let e = Schedule::from_source(
+            serde_json::from_value(serde_json::json!({"start": "9AM"})).expect("source"),
+        );
+        assert_eq!(
+            e.err().map(|e| e.to_string()),
+            Some("must configure 'stop' if 'start' is set".into())
+        );
+        let e = Schedule::from_source(
+            serde_json::from_value(serde_json::json!({"stop": "9AM"})).expect("source"),
+        );
+        assert_eq!(
+            e.err().map(|e| e.to_string()),
+            Some("must configure 'start' if 'stop' is set".into())
+        );
     }
 
     #[test]
     fn initial_version_emits_now_at_once() {
-        let s = schedule(serde_json::json!({"initial_version": true, "start": "1AM", "stop": "2AM"}));
+        let s =
+            schedule(serde_json::json!({"initial_version": true, "start": "1AM", "stop": "2AM"}));
         assert_eq!(s.check(None, at("2024-01-01T12:00:00")).len(), 1);
     }
 }

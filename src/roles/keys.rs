@@ -16,7 +16,8 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(contents).with_context(|| format!("writing {}", path.display()))
+    f.write_all(contents)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 pub fn generate(args: &GenerateKeyArgs) -> anyhow::Result<()> {
@@ -27,18 +28,26 @@ pub fn generate(args: &GenerateKeyArgs) -> anyhow::Result<()> {
     let key = rsa::RsaPrivateKey::new(&mut rng, args.bits).context("generating RSA key")?;
     match args.key_type {
         KeyType::Rsa => {
-            let pem = key.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).context("encoding key")?;
+            let pem = key
+                .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
+                .context("encoding key")?;
             write_private(&args.filename, pem.as_bytes())?;
             println!("wrote private key to {}", args.filename.display());
         }
         KeyType::Ssh => {
             let keypair = ssh_key::private::RsaKeypair::try_from(key).context("converting key")?;
             let private = ssh_key::PrivateKey::from(keypair);
-            let openssh = private.to_openssh(ssh_key::LineEnding::LF).context("encoding key")?;
+            let openssh = private
+                .to_openssh(ssh_key::LineEnding::LF)
+                .context("encoding key")?;
             write_private(&args.filename, openssh.as_bytes())?;
-            let public = private.public_key().to_openssh().context("encoding public key")?;
+            let public = private
+                .public_key()
+                .to_openssh()
+                .context("encoding public key")?;
             let pub_path = format!("{}.pub", args.filename.display());
-            std::fs::write(&pub_path, format!("{public}\n")).with_context(|| format!("writing {pub_path}"))?;
+            std::fs::write(&pub_path, format!("{public}\n"))
+                .with_context(|| format!("writing {pub_path}"))?;
             println!("wrote private key to {}", args.filename.display());
             println!("wrote ssh public key to {pub_path}");
         }

@@ -9,8 +9,14 @@ use crate::cli::{Cli, Command, LogFormat, LogLevel};
 pub fn run(cli: Cli) -> i32 {
     // fly and resource scripts need no runtime of ours; dispatch them before it exists.
     let cli = match cli.command {
-        Command::Fly { args } => return crate::fly::main(args.into_iter().map(Into::into).collect()),
-        Command::Resource { type_, action, args } => return crate::resources::main(&type_, &action, &args),
+        Command::Fly { args } => {
+            return crate::fly::main(args.into_iter().map(Into::into).collect())
+        }
+        Command::Resource {
+            type_,
+            action,
+            args,
+        } => return crate::resources::main(&type_, &action, &args),
         command => Cli { command, ..cli },
     };
     init_tracing(cli.log.log_level, cli.log.log_format);
@@ -27,7 +33,10 @@ pub fn run(cli: Cli) -> i32 {
             Command::Quickstart(args) => web::run(args.web, Some(args.worker_work_dir)).await,
             Command::Migrate(args) => web::migrate(args).await,
             Command::GenerateKey(args) => keys::generate(&args),
-            other => Err(anyhow::anyhow!("`{}` is not available in this build yet", command_name(&other))),
+            other => Err(anyhow::anyhow!(
+                "`{}` is not available in this build yet",
+                command_name(&other)
+            )),
         }
     });
     match result {
@@ -59,9 +68,13 @@ fn init_tracing(level: LogLevel, format: LogFormat) {
         LogLevel::Info => "info",
         LogLevel::Error | LogLevel::Fatal => "error",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CONCOURSE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{filter},hyper=warn,tokio_postgres=warn")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("CONCOURSE_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("{filter},hyper=warn,tokio_postgres=warn"))
+        });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

@@ -16,8 +16,13 @@ use tokio_util::sync::CancellationToken;
 pub async fn open_store(pg: &PostgresArgs) -> anyhow::Result<Arc<dyn Store>> {
     match pg.postgres() {
         Some(config) => {
-            let addr = config.socket.clone().unwrap_or_else(|| format!("{}:{}", config.host, config.port));
-            db::connect_postgres(&config).await.with_context(|| format!("connecting to postgres at {addr}"))
+            let addr = config
+                .socket
+                .clone()
+                .unwrap_or_else(|| format!("{}:{}", config.host, config.port));
+            db::connect_postgres(&config)
+                .await
+                .with_context(|| format!("connecting to postgres at {addr}"))
         }
         None => {
             tokio::fs::create_dir_all(&pg.data_dir)
@@ -25,7 +30,9 @@ pub async fn open_store(pg: &PostgresArgs) -> anyhow::Result<Arc<dyn Store>> {
                 .with_context(|| format!("creating data directory {}", pg.data_dir.display()))?;
             let path = pg.data_dir.join("concourse.db");
             tracing::info!(path = %path.display(), "using the embedded store");
-            db::open_embedded(&path).await.with_context(|| format!("opening embedded store {}", path.display()))
+            db::open_embedded(&path)
+                .await
+                .with_context(|| format!("opening embedded store {}", path.display()))
         }
     }
 }
@@ -33,21 +40,38 @@ pub async fn open_store(pg: &PostgresArgs) -> anyhow::Result<Arc<dyn Store>> {
 /// Main team auth from `--main-team-local-user`: everything under `owner`, like upstream.
 fn main_team_auth(users: &[String]) -> TeamAuth {
     let mut auth = TeamAuth::new();
-    let users = users.iter().filter(|u| !u.is_empty()).map(|u| format!("local:{}", u.to_lowercase())).collect();
-    auth.insert("owner".into(), RoleAuth { users, groups: vec![] });
+    let users = users
+        .iter()
+        .filter(|u| !u.is_empty())
+        .map(|u| format!("local:{}", u.to_lowercase()))
+        .collect();
+    auth.insert(
+        "owner".into(),
+        RoleAuth {
+            users,
+            groups: vec![],
+        },
+    );
     auth
 }
 
 /// Runs the web node on `--bind-ip:--bind-port`. `quickstart` is Some for `concourse
 /// quickstart`, carrying the worker's work dir.
 pub async fn run(mut args: WebArgs, quickstart: Option<Option<PathBuf>>) -> anyhow::Result<()> {
-    if quickstart.is_some() && args.add_local_user.is_empty() && args.main_team_local_user.is_empty() {
-        tracing::warn!("no users configured: adding local user test:test as owner of the main team");
+    if quickstart.is_some()
+        && args.add_local_user.is_empty()
+        && args.main_team_local_user.is_empty()
+    {
+        tracing::warn!(
+            "no users configured: adding local user test:test as owner of the main team"
+        );
         args.add_local_user.push("test:test".into());
         args.main_team_local_user.push("test".into());
     }
     let addr = format!("{}:{}", args.bind_ip, args.bind_port);
-    let listener = TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
+    let listener = TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
@@ -73,21 +97,39 @@ async fn wait_for_signal() {
 }
 
 /// Serves the web node on an already-bound listener until `shutdown` fires.
-pub async fn serve(args: WebArgs, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    args: WebArgs,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let auth_duration = auth::parse_go_duration(&args.auth_duration)
         .with_context(|| format!("invalid --auth-duration '{}'", args.auth_duration))?;
     let users = auth::local_users(&args.add_local_user)?;
     let main_auth = main_team_auth(&args.main_team_local_user);
-    crate::atc::api::teams::validate_auth(&main_auth).map_err(|e| anyhow::anyhow!("default team auth not configured: {e}"))?;
+    crate::atc::api::teams::validate_auth(&main_auth)
+        .map_err(|e| anyhow::anyhow!("default team auth not configured: {e}"))?;
 
     let store = open_store(&args.postgres).await?;
-    store.upsert_team("main", &main_auth, true).await.context("configuring the main team")?;
+    store
+        .upsert_team("main", &main_auth, true)
+        .await
+        .context("configuring the main team")?;
 
     let external_url = args
         .external_url
         .clone()
-        .unwrap_or_else(|| format!("http://{}:{}", if args.bind_ip == "0.0.0.0" { "localhost" } else { &args.bind_ip }, local.port()))
+        .unwrap_or_else(|| {
+            format!(
+                "http://{}:{}",
+                if args.bind_ip == "0.0.0.0" {
+                    "localhost"
+                } else {
+                    &args.bind_ip
+                },
+                local.port()
+            )
+        })
         .trim_end_matches('/')
         .to_string();
     let state = AppState {
@@ -112,7 +154,9 @@ pub async fn serve(args: WebArgs, listener: TcpListener, shutdown: CancellationT
     // Tests and scripts read this line to find an ephemeral port.
     tracing::info!(addr = %local, "listening");
     eprintln!("concourse web listening on {local}");
-    crate::atc::server::run(listener, state, shutdown).await.context("serving the API")
+    crate::atc::server::run(listener, state, shutdown)
+        .await
+        .context("serving the API")
 }
 
 /// `concourse migrate`: opening the store applies every pending migration.

@@ -47,7 +47,12 @@ impl Server {
     /// Starts `concourse web` with users `test:test` (main team owner) and `dev:dev`.
     pub fn start_with(backend: Backend, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        Self::spawn("web", backend, dir, extra.iter().map(|s| s.to_string()).collect())
+        Self::spawn(
+            "web",
+            backend,
+            dir,
+            extra.iter().map(|s| s.to_string()).collect(),
+        )
     }
 
     /// Starts `concourse quickstart` (users as for `start`).
@@ -56,11 +61,21 @@ impl Server {
         Self::spawn("quickstart", backend, dir, vec![])
     }
 
-    fn spawn(role: &'static str, backend: Backend, dir: tempfile::TempDir, extra: Vec<String>) -> Server {
+    fn spawn(
+        role: &'static str,
+        backend: Backend,
+        dir: tempfile::TempDir,
+        extra: Vec<String>,
+    ) -> Server {
         let mut cmd = Command::new(bin());
         cmd.arg(role)
             .args(["--bind-ip", "127.0.0.1", "--bind-port", "0"])
-            .args(["--add-local-user", "test:test,dev:dev", "--main-team-local-user", "test"])
+            .args([
+                "--add-local-user",
+                "test:test,dev:dev",
+                "--main-team-local-user",
+                "test",
+            ])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(&extra)
@@ -68,8 +83,18 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         if let Backend::Postgres(pg) = &backend {
-            cmd.args(["--postgres-host", &pg.host, "--postgres-port", &pg.port.to_string()])
-                .args(["--postgres-user", &pg.user, "--postgres-database", &pg.database]);
+            cmd.args([
+                "--postgres-host",
+                &pg.host,
+                "--postgres-port",
+                &pg.port.to_string(),
+            ])
+            .args([
+                "--postgres-user",
+                &pg.user,
+                "--postgres-database",
+                &pg.database,
+            ]);
             if let Some(schema) = &pg.schema {
                 cmd.args(["--postgres-schema", schema]);
             }
@@ -95,7 +120,14 @@ impl Server {
             let status = child.wait().ok();
             panic!("concourse web did not start listening within 60s (exit: {status:?}); run with TEST_SERVER_LOGS=1 to see its log")
         });
-        Server { child, url: format!("http://{addr}"), dir, backend, extra, role }
+        Server {
+            child,
+            url: format!("http://{addr}"),
+            dir,
+            backend,
+            extra,
+            role,
+        }
     }
 
     /// Stops the process and starts a new one on the same store.
@@ -120,13 +152,21 @@ impl Server {
         let resp = reqwest::Client::new()
             .post(self.api("/sky/issuer/token"))
             .basic_auth("fly", Some("Zmx5"))
-            .form(&[("grant_type", "password"), ("username", user), ("password", pass), ("scope", "openid profile email federated:id groups")])
+            .form(&[
+                ("grant_type", "password"),
+                ("username", user),
+                ("password", pass),
+                ("scope", "openid profile email federated:id groups"),
+            ])
             .send()
             .await
             .expect("token request");
         assert_eq!(resp.status(), 200, "login as {user}");
         let body: serde_json::Value = resp.json().await.expect("token json");
-        body["access_token"].as_str().expect("access_token").to_string()
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
     }
 }
 
@@ -144,7 +184,9 @@ pub struct Fly {
 
 impl Fly {
     pub fn new() -> Fly {
-        Fly { home: tempfile::tempdir().expect("temp dir") }
+        Fly {
+            home: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -153,7 +195,11 @@ impl Fly {
 
     pub fn run_in(&self, cwd: Option<&Path>, args: &[&str]) -> Output {
         let mut cmd = Command::new(bin());
-        cmd.arg("fly").args(args).env("HOME", self.home.path()).env_remove("FLY_HOME").stdin(Stdio::null());
+        cmd.arg("fly")
+            .args(args)
+            .env("HOME", self.home.path())
+            .env_remove("FLY_HOME")
+            .stdin(Stdio::null());
         if let Some(dir) = cwd {
             cmd.current_dir(dir);
         }
@@ -174,7 +220,17 @@ impl Fly {
     }
 
     pub fn login(&self, server: &Server, target: &str) {
-        self.ok(&["-t", target, "login", "-c", &server.url, "-u", USER, "-p", PASS]);
+        self.ok(&[
+            "-t",
+            target,
+            "login",
+            "-c",
+            &server.url,
+            "-u",
+            USER,
+            "-p",
+            PASS,
+        ]);
     }
 }
 
@@ -189,6 +245,44 @@ pub fn stderr(o: &Output) -> String {
 /// The corpus of upstream pipelines, beside this checkout.
 pub fn corpus_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/pipelines");
-    assert!(dir.is_dir(), "pipeline corpus not found at {}", dir.display());
+    assert!(
+        dir.is_dir(),
+        "pipeline corpus not found at {}",
+        dir.display()
+    );
     dir
+}
+
+/// Runs a base resource type like a worker does: `concourse resource TYPE ACTION [DIR]`,
+/// the request JSON on stdin; Ok(stdout JSON) or Err(stderr).
+pub fn resource(
+    type_: &str,
+    action: &str,
+    dir: Option<&Path>,
+    req: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    use std::io::Write;
+    let mut cmd = Command::new(bin());
+    cmd.args(["resource", type_, action]);
+    if let Some(d) = dir {
+        cmd.arg(d);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn resource");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(req.to_string().as_bytes())
+        .expect("write request");
+    let out = child.wait_with_output().expect("wait for resource");
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).expect("stdout is JSON"))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }

@@ -46,13 +46,18 @@ pub fn instance_vars(query: Option<&str>) -> ApiResult<Option<Value>> {
     let mut vars: Option<Map<String, Value>> = None;
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
         if k == "vars" {
-            let parsed: Value = serde_json::from_str(&v).map_err(|e| ApiError::bad_request(format!("malformed instance vars: {e}")))?;
+            let parsed: Value = serde_json::from_str(&v)
+                .map_err(|e| ApiError::bad_request(format!("malformed instance vars: {e}")))?;
             let Value::Object(obj) = parsed else {
-                return Err(ApiError::bad_request("malformed instance vars: not an object"));
+                return Err(ApiError::bad_request(
+                    "malformed instance vars: not an object",
+                ));
             };
             vars.get_or_insert_with(Map::new).extend(obj);
         } else if let Some(path) = k.strip_prefix("vars.") {
-            let value: Value = serde_json::from_str(&v).map_err(|e| ApiError::bad_request(format!("malformed instance var '{path}': {e}")))?;
+            let value: Value = serde_json::from_str(&v).map_err(|e| {
+                ApiError::bad_request(format!("malformed instance var '{path}': {e}"))
+            })?;
             insert_path(vars.get_or_insert_with(Map::new), path, value)?;
         }
     }
@@ -66,10 +71,14 @@ fn insert_path(map: &mut Map<String, Value>, path: &str, value: Value) -> ApiRes
             Ok(())
         }
         Some((head, rest)) => {
-            let entry = map.entry(head.to_string()).or_insert_with(|| Value::Object(Map::new()));
+            let entry = map
+                .entry(head.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
             match entry {
                 Value::Object(inner) => insert_path(inner, rest, value),
-                _ => Err(ApiError::bad_request(format!("malformed instance var '{path}'"))),
+                _ => Err(ApiError::bad_request(format!(
+                    "malformed instance var '{path}'"
+                ))),
             }
         }
     }
@@ -81,17 +90,35 @@ pub struct Target {
     pub pipeline: PipelineRow,
 }
 
-async fn find_pipeline(state: &AppState, team: &str, name: &str, query: Option<&str>) -> ApiResult<Option<Target>> {
+async fn find_pipeline(
+    state: &AppState,
+    team: &str,
+    name: &str,
+    query: Option<&str>,
+) -> ApiResult<Option<Target>> {
     let vars = instance_vars(query)?;
-    let Some(team_row) = state.store.team(team).await? else { return Ok(None) };
+    let Some(team_row) = state.store.team(team).await? else {
+        return Ok(None);
+    };
     let pipeline = state.store.pipeline(team, name, vars.as_ref()).await?;
-    Ok(pipeline.map(|pipeline| Target { team: team_row, pipeline }))
+    Ok(pipeline.map(|pipeline| Target {
+        team: team_row,
+        pipeline,
+    }))
 }
 
 /// `pipe`: the pipeline is public, or the requester holds `role` on its team.
 /// Unknown team or pipeline → 404 first.
-pub async fn pipeline_read(state: &AppState, req: &Requester, team: &str, name: &str, query: Option<&str>) -> ApiResult<Target> {
-    let target = find_pipeline(state, team, name, query).await?.ok_or_else(ApiError::not_found)?;
+pub async fn pipeline_read(
+    state: &AppState,
+    req: &Requester,
+    team: &str,
+    name: &str,
+    query: Option<&str>,
+) -> ApiResult<Target> {
+    let target = find_pipeline(state, team, name, query)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     if target.pipeline.public || req.has_role(&target.team, Role::Viewer) {
         return Ok(target);
     }
@@ -100,11 +127,25 @@ pub async fn pipeline_read(state: &AppState, req: &Requester, team: &str, name: 
 }
 
 /// `team` access on a pipeline route: the role first, then the pipeline must exist.
-pub async fn pipeline_write(state: &AppState, req: &Requester, team_name: &str, name: &str, query: Option<&str>, role: Role) -> ApiResult<Target> {
+pub async fn pipeline_write(
+    state: &AppState,
+    req: &Requester,
+    team_name: &str,
+    name: &str,
+    query: Option<&str>,
+    role: Role,
+) -> ApiResult<Target> {
     let team_row = team(state, req, team_name, role).await?;
     let vars = instance_vars(query)?;
-    let pipeline = state.store.pipeline(team_name, name, vars.as_ref()).await?.ok_or_else(ApiError::not_found)?;
-    Ok(Target { team: team_row, pipeline })
+    let pipeline = state
+        .store
+        .pipeline(team_name, name, vars.as_ref())
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Target {
+        team: team_row,
+        pipeline,
+    })
 }
 
 #[cfg(test)]
@@ -115,7 +156,10 @@ mod tests {
     #[test]
     fn instance_vars_merge_object_and_dotted_forms() {
         let q = "vars=%7B%22a%22%3A1%7D&vars.b.c=%22x%22";
-        assert_eq!(instance_vars(Some(q)).expect("parses"), Some(json!({"a": 1, "b": {"c": "x"}})));
+        assert_eq!(
+            instance_vars(Some(q)).expect("parses"),
+            Some(json!({"a": 1, "b": {"c": "x"}}))
+        );
         assert_eq!(instance_vars(Some("limit=3")).expect("parses"), None);
         assert_eq!(instance_vars(None).expect("parses"), None);
     }

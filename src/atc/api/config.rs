@@ -13,9 +13,18 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-pub async fn get(State(state): State<AppState>, req: Requester, Path((team, name)): Path<(String, String)>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn get(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let t = access::pipeline_write(&state, &req, &team, &name, q.as_deref(), Role::Viewer).await?;
-    let (config, version) = state.store.pipeline_config(t.pipeline.id).await?.ok_or_else(ApiError::not_found)?;
+    let (config, version) = state
+        .store
+        .pipeline_config(t.pipeline.id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     let mut resp = json(&ConfigResponse { config });
     if let Ok(v) = version.to_string().parse() {
         resp.headers_mut().insert(CONFIG_VERSION_HEADER, v);
@@ -32,7 +41,11 @@ fn job_groups(config: &Config) -> Vec<(String, Vec<String>)> {
             let groups = config
                 .groups
                 .iter()
-                .filter(|g| g.jobs.iter().any(|pat| config::glob_match(pat, &job.name).unwrap_or(false)))
+                .filter(|g| {
+                    g.jobs
+                        .iter()
+                        .any(|pat| config::glob_match(pat, &job.name).unwrap_or(false))
+                })
                 .map(|g| g.name.clone())
                 .collect();
             (job.name.clone(), groups)
@@ -53,20 +66,34 @@ pub async fn save(
     body: Bytes,
 ) -> ApiResult<Response> {
     let team_row = access::team(&state, &req, &team, Role::Member).await?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let mime = content_type.split(';').next().unwrap_or_default().trim();
-    if !matches!(mime, "application/x-yaml" | "application/json" | "application/yaml" | "text/yaml") {
-        return Err(ApiError::Status(StatusCode::UNSUPPORTED_MEDIA_TYPE, String::new()));
+    if !matches!(
+        mime,
+        "application/x-yaml" | "application/json" | "application/yaml" | "text/yaml"
+    ) {
+        return Err(ApiError::Status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            String::new(),
+        ));
     }
-    let expected_version = match headers.get(CONFIG_VERSION_HEADER).and_then(|v| v.to_str().ok()).map(str::trim) {
+    let expected_version = match headers
+        .get(CONFIG_VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+    {
         None | Some("") => 0,
-        Some(v) => v
-            .parse::<i64>()
-            .map_err(|e| ApiError::config_errors(vec![format!("config version is malformed: {e}")], vec![]))?,
+        Some(v) => v.parse::<i64>().map_err(|e| {
+            ApiError::config_errors(vec![format!("config version is malformed: {e}")], vec![])
+        })?,
     };
     let instance_vars = access::instance_vars(q.as_deref())?;
 
-    let parsed = config::parse_pipeline(&body).map_err(|e| ApiError::config_errors(vec![format!("malformed config: {e}")], vec![]))?;
+    let parsed = config::parse_pipeline(&body)
+        .map_err(|e| ApiError::config_errors(vec![format!("malformed config: {e}")], vec![]))?;
     let validation = config::validate_pipeline(&parsed);
     let mut warnings = validation.warnings;
     warnings.extend(config::identifier_warning("pipeline", &name));
@@ -117,6 +144,17 @@ pub async fn save(
         Err(e) => return Err(e.into()),
     };
     tracing::info!(team = %team, pipeline = %name, created = saved.created, "saved pipeline config");
-    let status = if saved.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, json(&SaveConfigResponse { errors: vec![], warnings })).into_response())
+    let status = if saved.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        json(&SaveConfigResponse {
+            errors: vec![],
+            warnings,
+        }),
+    )
+        .into_response())
 }

@@ -35,8 +35,14 @@ impl ApiError {
     pub fn archived() -> Self {
         ApiError::conflict("action not allowed for an archived pipeline")
     }
-    pub fn config_errors(errors: Vec<String>, warnings: Vec<crate::proto::api::ConfigWarning>) -> Self {
-        ApiError::Config(StatusCode::BAD_REQUEST, SaveConfigResponse { errors, warnings })
+    pub fn config_errors(
+        errors: Vec<String>,
+        warnings: Vec<crate::proto::api::ConfigWarning>,
+    ) -> Self {
+        ApiError::Config(
+            StatusCode::BAD_REQUEST,
+            SaveConfigResponse { errors, warnings },
+        )
     }
 }
 
@@ -54,9 +60,12 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            ApiError::Status(status, body) => {
-                (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
-            }
+            ApiError::Status(status, body) => (
+                status,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                body,
+            )
+                .into_response(),
             ApiError::Config(status, body) => (status, super::json(&body)).into_response(),
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

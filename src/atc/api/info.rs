@@ -39,7 +39,12 @@ pub async fn wall() -> Response {
 /// `anyteam`: global workers plus those of teams the requester belongs to (admins: all).
 pub async fn workers(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
     access::authenticated(&req)?;
-    let member_of: Vec<i64> = req.teams().iter().filter(|t| !req.roles_on(t).is_empty()).map(|t| t.id).collect();
+    let member_of: Vec<i64> = req
+        .teams()
+        .iter()
+        .filter(|t| !req.roles_on(t).is_empty())
+        .map(|t| t.id)
+        .collect();
     if !req.is_admin() && member_of.is_empty() {
         return Err(ApiError::forbidden());
     }
@@ -70,27 +75,44 @@ fn go_arch() -> &'static str {
 
 /// `GET /api/v1/cli?arch=&platform=`: this binary is fly, so it serves itself for its own
 /// platform; other platforms come from `--cli-artifacts-dir` (`fly-<platform>-<arch>`).
-pub async fn cli(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+pub async fn cli(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
     let platform = q.get("platform").cloned().unwrap_or_default();
     let arch = q.get("arch").cloned().unwrap_or_default();
-    let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    };
     if !valid(&platform) || !valid(&arch) {
         return Err(ApiError::bad_request("invalid platform or arch"));
     }
     let path = if platform == std::env::consts::OS && arch == go_arch() {
-        std::env::current_exe().map_err(|e| ApiError::Internal(format!("locating own executable: {e}")))?
+        std::env::current_exe()
+            .map_err(|e| ApiError::Internal(format!("locating own executable: {e}")))?
     } else {
         match &state.cli_artifacts_dir {
             Some(dir) => dir.join(format!("fly-{platform}-{arch}")),
             None => return Err(ApiError::not_found()),
         }
     };
-    let bytes = tokio::fs::read(&path).await.map_err(|_| ApiError::not_found())?;
-    let filename = if platform == "windows" { "fly.exe" } else { "fly" };
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| ApiError::not_found())?;
+    let filename = if platform == "windows" {
+        "fly.exe"
+    } else {
+        "fly"
+    };
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename={filename}")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename={filename}"),
+            ),
         ],
         bytes,
     )

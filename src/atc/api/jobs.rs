@@ -17,22 +17,46 @@ pub fn inputs_outputs(job_config: &Value) -> (Vec<JobInput>, Vec<JobOutput>) {
         match v {
             Value::Object(m) => {
                 if let Some(Value::String(name)) = m.get("get") {
-                    let resource = m.get("resource").and_then(Value::as_str).unwrap_or(name).to_string();
+                    let resource = m
+                        .get("resource")
+                        .and_then(Value::as_str)
+                        .unwrap_or(name)
+                        .to_string();
                     let passed = m
                         .get("passed")
                         .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(String::from)
+                                .collect()
+                        })
                         .unwrap_or_default();
                     let trigger = m.get("trigger").and_then(Value::as_bool).unwrap_or(false);
-                    inputs.push(JobInput { name: name.clone(), resource, trigger, passed });
+                    inputs.push(JobInput {
+                        name: name.clone(),
+                        resource,
+                        trigger,
+                        passed,
+                    });
                 }
                 if let Some(Value::String(name)) = m.get("put") {
-                    let resource = m.get("resource").and_then(Value::as_str).unwrap_or(name).to_string();
-                    outputs.push(JobOutput { name: name.clone(), resource });
+                    let resource = m
+                        .get("resource")
+                        .and_then(Value::as_str)
+                        .unwrap_or(name)
+                        .to_string();
+                    outputs.push(JobOutput {
+                        name: name.clone(),
+                        resource,
+                    });
                 }
                 for (k, child) in m {
                     // Task configs and params hold user data, never steps.
-                    if !matches!(k.as_str(), "config" | "params" | "get_params" | "source" | "vars") {
+                    if !matches!(
+                        k.as_str(),
+                        "config" | "params" | "get_params" | "source" | "vars"
+                    ) {
                         walk(child, inputs, outputs);
                     }
                 }
@@ -133,9 +157,18 @@ async fn job_detail(state: &AppState, p: &PipelineRow, j: &JobRow) -> ApiResult<
         first_logged_build_id: j.first_logged_build_id,
         disable_manual_trigger: flag("disable_manual_trigger"),
         disable_reruns: flag("disable_reruns"),
-        next_build: load_build(state, j.next_build_id).await?.as_ref().map(build_json),
-        finished_build: load_build(state, j.finished_build_id).await?.as_ref().map(build_json),
-        transition_build: load_build(state, j.transition_build_id).await?.as_ref().map(build_json),
+        next_build: load_build(state, j.next_build_id)
+            .await?
+            .as_ref()
+            .map(build_json),
+        finished_build: load_build(state, j.finished_build_id)
+            .await?
+            .as_ref()
+            .map(build_json),
+        transition_build: load_build(state, j.transition_build_id)
+            .await?
+            .as_ref()
+            .map(build_json),
         inputs,
         outputs,
     })
@@ -143,7 +176,12 @@ async fn job_detail(state: &AppState, p: &PipelineRow, j: &JobRow) -> ApiResult<
 
 pub async fn list_all(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
     let admin = req.is_admin();
-    let member: Vec<i64> = req.teams().iter().filter(|t| !req.roles_on(t).is_empty()).map(|t| t.id).collect();
+    let member: Vec<i64> = req
+        .teams()
+        .iter()
+        .filter(|t| !req.roles_on(t).is_empty())
+        .map(|t| t.id)
+        .collect();
     let mut out = Vec::new();
     for p in state.store.pipelines(None).await? {
         if p.archived || !(admin || p.public || member.contains(&p.team_id)) {
@@ -156,7 +194,12 @@ pub async fn list_all(State(state): State<AppState>, req: Requester) -> ApiResul
     Ok(json(&out))
 }
 
-pub async fn list(State(state): State<AppState>, req: Requester, Path((team, name)): Path<(String, String)>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn list(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
     let mut out = Vec::new();
     for j in state.store.jobs(t.pipeline.id).await? {
@@ -165,24 +208,66 @@ pub async fn list(State(state): State<AppState>, req: Requester, Path((team, nam
     Ok(json(&out))
 }
 
-pub async fn get(State(state): State<AppState>, req: Requester, Path((team, name, job)): Path<(String, String, String)>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn get(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name, job)): Path<(String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
-    let j = state.store.job(t.pipeline.id, &job).await?.ok_or_else(ApiError::not_found)?;
+    let j = state
+        .store
+        .job(t.pipeline.id, &job)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     Ok(json(&job_detail(&state, &t.pipeline, &j).await?))
 }
 
-async fn set_paused(state: AppState, req: Requester, team: String, name: String, job: String, q: Option<String>, paused: bool) -> ApiResult<Response> {
-    let t = access::pipeline_write(&state, &req, &team, &name, q.as_deref(), Role::PipelineOperator).await?;
-    let j = state.store.job(t.pipeline.id, &job).await?.ok_or_else(ApiError::not_found)?;
-    state.store.set_job_paused(j.id, paused, &req.display_user_id(), now()).await?;
+async fn set_paused(
+    state: AppState,
+    req: Requester,
+    team: String,
+    name: String,
+    job: String,
+    q: Option<String>,
+    paused: bool,
+) -> ApiResult<Response> {
+    let t = access::pipeline_write(
+        &state,
+        &req,
+        &team,
+        &name,
+        q.as_deref(),
+        Role::PipelineOperator,
+    )
+    .await?;
+    let j = state
+        .store
+        .job(t.pipeline.id, &job)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    state
+        .store
+        .set_job_paused(j.id, paused, &req.display_user_id(), now())
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
-pub async fn pause(State(state): State<AppState>, req: Requester, Path((team, name, job)): Path<(String, String, String)>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn pause(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name, job)): Path<(String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     set_paused(state, req, team, name, job, q, true).await
 }
 
-pub async fn unpause(State(state): State<AppState>, req: Requester, Path((team, name, job)): Path<(String, String, String)>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn unpause(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name, job)): Path<(String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     set_paused(state, req, team, name, job, q, false).await
 }
 
@@ -199,10 +284,22 @@ mod tests {
             {"put": "out", "params": {"get": "x"}},
         ], "ensure": {"get": "c"}});
         let (inputs, outputs) = inputs_outputs(&job);
-        let names: Vec<_> = inputs.iter().map(|i| (i.name.as_str(), i.resource.as_str(), i.trigger)).collect();
-        assert_eq!(names, vec![("a", "a", true), ("b", "r", false), ("c", "c", false)]);
+        let names: Vec<_> = inputs
+            .iter()
+            .map(|i| (i.name.as_str(), i.resource.as_str(), i.trigger))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("a", "a", true), ("b", "r", false), ("c", "c", false)]
+        );
         assert_eq!(inputs.len(), 3);
-        assert_eq!(inputs.iter().find(|i| i.name == "b").map(|i| i.passed.clone()), Some(vec!["up".to_string()]));
+        assert_eq!(
+            inputs
+                .iter()
+                .find(|i| i.name == "b")
+                .map(|i| i.passed.clone()),
+            Some(vec!["up".to_string()])
+        );
         assert_eq!(outputs.len(), 1);
         assert_eq!(outputs[0].resource, "out");
     }

@@ -6,12 +6,14 @@ use crate::atc::auth::{AuthError, WEB_CLIENT_ID};
 use axum::extract::{Form, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{AppendHeaders, Html, IntoResponse, Response};
 use rand::RngCore;
 use std::collections::HashMap;
 
 fn query(parts: &Parts) -> HashMap<String, String> {
-    url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes()).into_owned().collect()
+    url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
 }
 
 /// Only same-site paths: anything else would make the login page an open redirect.
@@ -23,7 +25,11 @@ fn safe_redirect(uri: Option<&String>) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 fn page(title: &str, body: &str) -> String {
@@ -36,7 +42,9 @@ fn page(title: &str, body: &str) -> String {
 }
 
 fn login_form(redirect: &str, error: Option<&str>) -> String {
-    let err = error.map(|e| format!("<p class=\"err\">{}</p>", escape(e))).unwrap_or_default();
+    let err = error
+        .map(|e| format!("<p class=\"err\">{}</p>", escape(e)))
+        .unwrap_or_default();
     page(
         "Log in - Concourse",
         &format!(
@@ -52,7 +60,13 @@ fn login_form(redirect: &str, error: Option<&str>) -> String {
 
 async fn logged_in(state: &AppState, parts: &Parts) -> Option<String> {
     let value = cookie(parts, "skymarshal_auth")?;
-    state.auth.verify(Some(&value)).await.ok().flatten().map(|_| value)
+    state
+        .auth
+        .verify(Some(&value))
+        .await
+        .ok()
+        .flatten()
+        .map(|_| value)
 }
 
 pub async fn login_page(State(state): State<AppState>, parts: Parts) -> Response {
@@ -63,7 +77,10 @@ pub async fn login_page(State(state): State<AppState>, parts: Parts) -> Response
     Html(login_form(&redirect, None)).into_response()
 }
 
-pub async fn login_submit(State(state): State<AppState>, Form(form): Form<HashMap<String, String>>) -> Response {
+pub async fn login_submit(
+    State(state): State<AppState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let redirect = safe_redirect(form.get("redirect_uri"));
     let user = form.get("login").map(String::as_str).unwrap_or_default();
     let pass = form.get("password").map(String::as_str).unwrap_or_default();
@@ -76,11 +93,11 @@ pub async fn login_submit(State(state): State<AppState>, Form(form): Form<HashMa
             let max_age = state.auth.duration().as_secs();
             (
                 StatusCode::FOUND,
-                [
+                [(header::LOCATION, format!("{redirect}{sep}csrf_token={csrf}"))],
+                AppendHeaders([
                     (header::SET_COOKIE, format!("skymarshal_auth=\"bearer {}\"; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax", issued.token)),
                     (header::SET_COOKIE, format!("skymarshal_csrf={csrf}; Path=/; Max-Age={max_age}; SameSite=Lax")),
-                    (header::LOCATION, format!("{redirect}{sep}csrf_token={csrf}")),
-                ],
+                ]),
             )
                 .into_response()
         }
@@ -88,7 +105,11 @@ pub async fn login_submit(State(state): State<AppState>, Form(form): Form<HashMa
             tracing::error!(error = %e, "browser login");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
-        Err(_) => (StatusCode::UNAUTHORIZED, Html(login_form(&redirect, Some("invalid username or password")))).into_response(),
+        Err(_) => (
+            StatusCode::UNAUTHORIZED,
+            Html(login_form(&redirect, Some("invalid username or password"))),
+        )
+            .into_response(),
     }
 }
 
@@ -103,10 +124,19 @@ pub async fn fly_success(State(state): State<AppState>, parts: Parts) -> Respons
         return (StatusCode::BAD_REQUEST, "missing fly_port").into_response();
     };
     let Some(token) = logged_in(&state, &parts).await else {
-        let back = url::form_urlencoded::byte_serialize(format!("/fly_success?fly_port={port}").as_bytes()).collect::<String>();
-        return (StatusCode::FOUND, [(header::LOCATION, format!("/sky/login?redirect_uri={back}"))]).into_response();
+        let back = url::form_urlencoded::byte_serialize(
+            format!("/fly_success?fly_port={port}").as_bytes(),
+        )
+        .collect::<String>();
+        return (
+            StatusCode::FOUND,
+            [(header::LOCATION, format!("/sky/login?redirect_uri={back}"))],
+        )
+            .into_response();
     };
-    let token_js = serde_json::to_string(&token).unwrap_or_default().replace('<', "\\u003c");
+    let token_js = serde_json::to_string(&token)
+        .unwrap_or_default()
+        .replace('<', "\\u003c");
     Html(page(
         "Concourse",
         &format!(

@@ -50,10 +50,17 @@ pub fn json<T: serde::Serialize>(value: &T) -> Response {
 impl FromRequestParts<AppState> for Requester {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = auth_header(parts);
         csrf_check(parts)?;
-        let claims = state.auth.verify(header.as_deref()).await.map_err(|_| ApiError::unauthorized())?;
+        let claims = state
+            .auth
+            .verify(header.as_deref())
+            .await
+            .map_err(|_| ApiError::unauthorized())?;
         let teams = state.store.teams().await?;
         Ok(Requester::new(claims, teams))
     }
@@ -61,7 +68,11 @@ impl FromRequestParts<AppState> for Requester {
 
 /// The `Authorization` header, or the browser's `skymarshal_auth` cookie in its place.
 pub fn auth_header(parts: &Parts) -> Option<String> {
-    if let Some(h) = parts.headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()) {
+    if let Some(h) = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+    {
         return Some(h.to_string());
     }
     cookie(parts, "skymarshal_auth")
@@ -71,13 +82,18 @@ pub fn auth_header(parts: &Parts) -> Option<String> {
 /// anything but reads; requests with an explicit `Authorization` header are not browsers.
 fn csrf_check(parts: &Parts) -> Result<(), ApiError> {
     use axum::http::Method;
-    if parts.headers.contains_key(header::AUTHORIZATION) || cookie(parts, "skymarshal_auth").is_none() {
+    if parts.headers.contains_key(header::AUTHORIZATION)
+        || cookie(parts, "skymarshal_auth").is_none()
+    {
         return Ok(());
     }
     if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
-    let sent = parts.headers.get("X-Csrf-Token").and_then(|h| h.to_str().ok());
+    let sent = parts
+        .headers
+        .get("X-Csrf-Token")
+        .and_then(|h| h.to_str().ok());
     match (sent, cookie(parts, "skymarshal_csrf")) {
         (Some(sent), Some(expected)) if !expected.is_empty() && sent == expected => Ok(()),
         _ => Err(ApiError::unauthorized()),
@@ -98,7 +114,8 @@ pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
 
 async fn version_header(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
-    resp.headers_mut().insert("X-Concourse-Version", HeaderValue::from_static(API_VERSION));
+    resp.headers_mut()
+        .insert("X-Concourse-Version", HeaderValue::from_static(API_VERSION));
     resp
 }
 
@@ -119,7 +136,10 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{team}/pipelines"), get(pipelines::list_team))
         .route(&format!("{team}/pipelines/ordering"), put(pipelines::order))
         .route(pipeline, get(pipelines::get).delete(pipelines::destroy))
-        .route(&format!("{pipeline}/config"), get(config::get).put(config::save))
+        .route(
+            &format!("{pipeline}/config"),
+            get(config::get).put(config::save),
+        )
         .route(&format!("{pipeline}/pause"), put(pipelines::pause))
         .route(&format!("{pipeline}/unpause"), put(pipelines::unpause))
         .route(&format!("{pipeline}/expose"), put(pipelines::expose))
@@ -136,7 +156,10 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .route("/sky/issuer/token", post(sky::token))
         .route("/sky/logout", get(sky::logout))
-        .route("/sky/login", get(login::login_page).post(login::login_submit))
+        .route(
+            "/sky/login",
+            get(login::login_page).post(login::login_submit),
+        )
         .route("/fly_success", get(login::fly_success))
         .route("/login", get(sky::legacy_login))
         .route("/logout", get(sky::legacy_logout))

@@ -37,20 +37,38 @@ pub fn pipeline_json(p: &PipelineRow) -> Pipeline {
 /// Pipelines the requester may see: admins all; members their teams'; everyone public ones.
 fn visible(req: &Requester, rows: Vec<PipelineRow>) -> Vec<Pipeline> {
     let admin = req.is_admin();
-    let member: Vec<i64> = req.teams().iter().filter(|t| !req.roles_on(t).is_empty()).map(|t| t.id).collect();
-    rows.iter().filter(|p| admin || p.public || member.contains(&p.team_id)).map(pipeline_json).collect()
+    let member: Vec<i64> = req
+        .teams()
+        .iter()
+        .filter(|t| !req.roles_on(t).is_empty())
+        .map(|t| t.id)
+        .collect();
+    rows.iter()
+        .filter(|p| admin || p.public || member.contains(&p.team_id))
+        .map(pipeline_json)
+        .collect()
 }
 
 pub async fn list_all(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
     let rows = state.store.pipelines(None).await?;
     // Members' own teams first (by team, then ordering), then other teams' public ones.
-    let member: Vec<i64> = req.teams().iter().filter(|t| !req.roles_on(t).is_empty()).map(|t| t.id).collect();
-    let (mut mine, others): (Vec<_>, Vec<_>) = rows.into_iter().partition(|p| member.contains(&p.team_id));
+    let member: Vec<i64> = req
+        .teams()
+        .iter()
+        .filter(|t| !req.roles_on(t).is_empty())
+        .map(|t| t.id)
+        .collect();
+    let (mut mine, others): (Vec<_>, Vec<_>) =
+        rows.into_iter().partition(|p| member.contains(&p.team_id));
     mine.extend(others);
     Ok(json(&visible(&req, mine)))
 }
 
-pub async fn list_team(State(state): State<AppState>, req: Requester, Path(team): Path<String>) -> ApiResult<Response> {
+pub async fn list_team(
+    State(state): State<AppState>,
+    req: Requester,
+    Path(team): Path<String>,
+) -> ApiResult<Response> {
     if state.store.team(&team).await?.is_none() {
         return Err(ApiError::not_found());
     }
@@ -58,18 +76,36 @@ pub async fn list_team(State(state): State<AppState>, req: Requester, Path(team)
     Ok(json(&visible(&req, rows)))
 }
 
-pub async fn get(State(state): State<AppState>, req: Requester, Path((team, name)): Path<(String, String)>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn get(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
     Ok(json(&pipeline_json(&t.pipeline)))
 }
 
-pub async fn destroy(State(state): State<AppState>, req: Requester, Path((team, name)): Path<(String, String)>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn destroy(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let t = access::pipeline_write(&state, &req, &team, &name, q.as_deref(), Role::Member).await?;
     state.store.destroy_pipeline(t.pipeline.id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn write_target(state: &AppState, req: &Requester, team: &str, name: &str, q: Option<&str>, role: Role, reject_archived: bool) -> ApiResult<Target> {
+async fn write_target(
+    state: &AppState,
+    req: &Requester,
+    team: &str,
+    name: &str,
+    q: Option<&str>,
+    role: Role,
+    reject_archived: bool,
+) -> ApiResult<Target> {
     // Upstream rejects writes to archived pipelines before checking auth.
     if reject_archived {
         let vars = access::instance_vars(q)?;
@@ -82,63 +118,171 @@ async fn write_target(state: &AppState, req: &Requester, team: &str, name: &str,
     access::pipeline_write(state, req, team, name, q, role).await
 }
 
-async fn set_paused(state: AppState, req: Requester, team: String, name: String, q: Option<String>, paused: bool) -> ApiResult<Response> {
-    let t = write_target(&state, &req, &team, &name, q.as_deref(), Role::PipelineOperator, true).await?;
-    state.store.set_pipeline_paused(t.pipeline.id, paused, &req.display_user_id(), now()).await?;
+async fn set_paused(
+    state: AppState,
+    req: Requester,
+    team: String,
+    name: String,
+    q: Option<String>,
+    paused: bool,
+) -> ApiResult<Response> {
+    let t = write_target(
+        &state,
+        &req,
+        &team,
+        &name,
+        q.as_deref(),
+        Role::PipelineOperator,
+        true,
+    )
+    .await?;
+    state
+        .store
+        .set_pipeline_paused(t.pipeline.id, paused, &req.display_user_id(), now())
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
-pub async fn pause(State(state): State<AppState>, req: Requester, Path((team, name)): Path<(String, String)>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn pause(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     set_paused(state, req, team, name, q, true).await
 }
 
-pub async fn unpause(State(state): State<AppState>, req: Requester, Path((team, name)): Path<(String, String)>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn unpause(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     set_paused(state, req, team, name, q, false).await
 }
 
-async fn set_public(state: AppState, req: Requester, team: String, name: String, q: Option<String>, public: bool) -> ApiResult<Response> {
-    let t = write_target(&state, &req, &team, &name, q.as_deref(), Role::Member, false).await?;
-    state.store.set_pipeline_public(t.pipeline.id, public).await?;
+async fn set_public(
+    state: AppState,
+    req: Requester,
+    team: String,
+    name: String,
+    q: Option<String>,
+    public: bool,
+) -> ApiResult<Response> {
+    let t = write_target(
+        &state,
+        &req,
+        &team,
+        &name,
+        q.as_deref(),
+        Role::Member,
+        false,
+    )
+    .await?;
+    state
+        .store
+        .set_pipeline_public(t.pipeline.id, public)
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
-pub async fn expose(State(state): State<AppState>, req: Requester, Path((team, name)): Path<(String, String)>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn expose(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     set_public(state, req, team, name, q, true).await
 }
 
-pub async fn hide(State(state): State<AppState>, req: Requester, Path((team, name)): Path<(String, String)>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn hide(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     set_public(state, req, team, name, q, false).await
 }
 
-pub async fn archive(State(state): State<AppState>, req: Requester, Path((team, name)): Path<(String, String)>, RawQuery(q): RawQuery) -> ApiResult<Response> {
-    let t = write_target(&state, &req, &team, &name, q.as_deref(), Role::Member, false).await?;
-    state.store.archive_pipeline(t.pipeline.id, &req.display_user_id(), now()).await?;
+pub async fn archive(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let t = write_target(
+        &state,
+        &req,
+        &team,
+        &name,
+        q.as_deref(),
+        Role::Member,
+        false,
+    )
+    .await?;
+    state
+        .store
+        .archive_pipeline(t.pipeline.id, &req.display_user_id(), now())
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
-pub async fn rename(State(state): State<AppState>, req: Requester, Path((team, name)): Path<(String, String)>, body: Bytes) -> ApiResult<Response> {
+pub async fn rename(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let team_row = access::team(&state, &req, &team, Role::Member).await?;
-    let rename: RenameRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("malformed request: {e}")))?;
+    let rename: RenameRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("malformed request: {e}")))?;
     if rename.name.is_empty() {
-        return Err(ApiError::config_errors(vec!["pipeline: identifier cannot be an empty string".into()], vec![]));
+        return Err(ApiError::config_errors(
+            vec!["pipeline: identifier cannot be an empty string".into()],
+            vec![],
+        ));
     }
-    if !state.store.rename_pipeline(team_row.id, &name, &rename.name).await? {
+    if !state
+        .store
+        .rename_pipeline(team_row.id, &name, &rename.name)
+        .await?
+    {
         return Err(ApiError::not_found());
     }
-    let warnings = crate::config::identifier_warning("pipeline", &rename.name).into_iter().collect();
-    Ok(json(&SaveConfigResponse { errors: vec![], warnings }))
+    let warnings = crate::config::identifier_warning("pipeline", &rename.name)
+        .into_iter()
+        .collect();
+    Ok(json(&SaveConfigResponse {
+        errors: vec![],
+        warnings,
+    }))
 }
 
-pub async fn order(State(state): State<AppState>, req: Requester, Path(team): Path<String>, body: Bytes) -> ApiResult<Response> {
+pub async fn order(
+    State(state): State<AppState>,
+    req: Requester,
+    Path(team): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let team_row = access::team(&state, &req, &team, Role::Member).await?;
     let names: Vec<String> = serde_json::from_slice::<Vec<Value>>(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed request: {e}")))?
         .into_iter()
-        .map(|v| v.as_str().map(String::from).ok_or_else(|| ApiError::bad_request("pipeline names must be strings")))
+        .map(|v| {
+            v.as_str()
+                .map(String::from)
+                .ok_or_else(|| ApiError::bad_request("pipeline names must be strings"))
+        })
         .collect::<ApiResult<_>>()?;
-    state.store.order_pipelines(team_row.id, &names).await.map_err(|e| match e {
-        crate::db::StoreError::NotFound(what) => ApiError::bad_request(format!("pipeline '{what}' not found")),
-        other => other.into(),
-    })?;
+    state
+        .store
+        .order_pipelines(team_row.id, &names)
+        .await
+        .map_err(|e| match e {
+            crate::db::StoreError::NotFound(what) => {
+                ApiError::bad_request(format!("pipeline '{what}' not found"))
+            }
+            other => other.into(),
+        })?;
     Ok(StatusCode::OK.into_response())
 }

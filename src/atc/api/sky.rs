@@ -7,60 +7,128 @@ use crate::proto::api::TokenResponse;
 use axum::extract::{Form, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::json;
 use std::collections::HashMap;
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (status, axum::Json(json!({"error": error, "error_description": description}))).into_response()
+    (
+        status,
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
 }
 
 /// Client credentials from HTTP Basic (client_secret_basic) or the form (client_secret_post).
-fn client_credentials(headers: &HeaderMap, form: &HashMap<String, String>) -> Option<(String, String)> {
+fn client_credentials(
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Option<(String, String)> {
     if let Some(basic) = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic ")))
+        .and_then(|h| {
+            h.strip_prefix("Basic ")
+                .or_else(|| h.strip_prefix("basic "))
+        })
     {
         let decoded = STANDARD.decode(basic.trim()).ok()?;
         let text = String::from_utf8(decoded).ok()?;
         let (id, secret) = text.split_once(':')?;
-        let unescape = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        let unescape = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
         return Some((unescape(id), unescape(secret)));
     }
-    Some((form.get("client_id")?.clone(), form.get("client_secret")?.clone()))
+    Some((
+        form.get("client_id")?.clone(),
+        form.get("client_secret")?.clone(),
+    ))
 }
 
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let Some((client_id, secret)) = client_credentials(&headers, &form) else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Invalid client credentials.");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Invalid client credentials.",
+        );
     };
     if client_id != FLY_CLIENT_ID || secret != FLY_CLIENT_SECRET {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Invalid client credentials.");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Invalid client credentials.",
+        );
     }
     match form.get("grant_type").map(String::as_str) {
         Some("password") => {}
         Some(other) => {
-            return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", &format!("Unsupported grant type: {other}"))
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                &format!("Unsupported grant type: {other}"),
+            )
         }
-        None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "Required param: grant_type."),
+        None => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Required param: grant_type.",
+            )
+        }
     }
-    let scopes: Vec<&str> = form.get("scope").map(|s| s.split_whitespace().collect()).unwrap_or_default();
+    let scopes: Vec<&str> = form
+        .get("scope")
+        .map(|s| s.split_whitespace().collect())
+        .unwrap_or_default();
     if !scopes.contains(&"openid") {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "Missing required scope(s) [\"openid\"].");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Missing required scope(s) [\"openid\"].",
+        );
     }
-    let known = ["openid", "profile", "email", "federated:id", "groups", "offline_access"];
-    let unknown: Vec<&str> = scopes.iter().copied().filter(|s| !known.contains(s)).collect();
+    let known = [
+        "openid",
+        "profile",
+        "email",
+        "federated:id",
+        "groups",
+        "offline_access",
+    ];
+    let unknown: Vec<&str> = scopes
+        .iter()
+        .copied()
+        .filter(|s| !known.contains(s))
+        .collect();
     if !unknown.is_empty() {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &format!("Unrecognized scope(s) {unknown:?}"));
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!("Unrecognized scope(s) {unknown:?}"),
+        );
     }
     let username = form.get("username").map(String::as_str).unwrap_or_default();
     let password = form.get("password").map(String::as_str).unwrap_or_default();
-    match state.auth.password_grant(username, password, &client_id).await {
+    match state
+        .auth
+        .password_grant(username, password, &client_id)
+        .await
+    {
         Ok(issued) => (
-            [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::PRAGMA, "no-cache"),
+            ],
             axum::Json(TokenResponse {
                 access_token: issued.token,
                 token_type: "bearer".into(),
@@ -69,10 +137,16 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, Form(form)
             }),
         )
             .into_response(),
-        Err(AuthError::InvalidCredentials) => {
-            oauth_error(StatusCode::UNAUTHORIZED, "access_denied", "Invalid username or password")
-        }
-        Err(AuthError::InvalidClient) => oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Invalid client credentials."),
+        Err(AuthError::InvalidCredentials) => oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "access_denied",
+            "Invalid username or password",
+        ),
+        Err(AuthError::InvalidClient) => oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Invalid client credentials.",
+        ),
         Err(AuthError::Store(e)) => {
             tracing::error!(error = %e, "issuing token");
             oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "")
@@ -80,17 +154,24 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, Form(form)
     }
 }
 
-fn clear_cookies() -> [(header::HeaderName, &'static str); 2] {
-    [
-        (header::SET_COOKIE, "skymarshal_auth=; Path=/; Max-Age=0; HttpOnly"),
+/// Both cookies expire at once; `AppendHeaders` because an array of headers would
+/// replace the first `Set-Cookie` with the second.
+fn clear_cookies() -> AppendHeaders<[(header::HeaderName, &'static str); 2]> {
+    AppendHeaders([
+        (
+            header::SET_COOKIE,
+            "skymarshal_auth=; Path=/; Max-Age=0; HttpOnly",
+        ),
         (header::SET_COOKIE, "skymarshal_csrf=; Path=/; Max-Age=0"),
-    ]
+    ])
 }
 
 /// Revokes the token in the `skymarshal_auth` cookie (fly sends it there on logout).
 pub async fn logout(State(state): State<AppState>, parts: Parts) -> Response {
     if let Some(value) = cookie(&parts, "skymarshal_auth") {
-        let value = percent_encoding::percent_decode_str(&value).decode_utf8_lossy().into_owned();
+        let value = percent_encoding::percent_decode_str(&value)
+            .decode_utf8_lossy()
+            .into_owned();
         if let Err(e) = state.auth.revoke(&value).await {
             tracing::error!(error = %e, "revoking token");
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
@@ -102,11 +183,16 @@ pub async fn logout(State(state): State<AppState>, parts: Parts) -> Response {
 /// `GET /login[?fly_port=N]` → `/sky/login`, keeping the query (fly's browser flow).
 pub async fn legacy_login(parts: Parts) -> Response {
     let query = parts.uri.query().unwrap_or_default();
-    let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
     let target = match params.get("fly_port") {
         Some(port) => format!(
             "/sky/login?redirect_uri={}",
-            url::form_urlencoded::byte_serialize(format!("/fly_success?fly_port={port}").as_bytes()).collect::<String>()
+            url::form_urlencoded::byte_serialize(
+                format!("/fly_success?fly_port={port}").as_bytes()
+            )
+            .collect::<String>()
         ),
         None if query.is_empty() => "/sky/login".to_string(),
         None => format!("/sky/login?{query}"),

@@ -13,7 +13,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json as j;
 
 fn team_json(t: &TeamRow) -> Team {
-    Team { id: t.id, name: t.name.clone(), auth: Some(t.auth.clone()) }
+    Team {
+        id: t.id,
+        name: t.name.clone(),
+        auth: Some(t.auth.clone()),
+    }
 }
 
 /// Upstream's validation of a team's auth config, with its messages.
@@ -21,7 +25,10 @@ pub fn validate_auth(auth: &TeamAuth) -> Result<(), String> {
     if auth.is_empty() {
         return Err("auth config for the team must not be empty".into());
     }
-    if auth.values().any(|r| r.users.is_empty() && r.groups.is_empty()) {
+    if auth
+        .values()
+        .any(|r| r.users.is_empty() && r.groups.is_empty())
+    {
         return Err("auth config for the team does not have users and groups configured".into());
     }
     Ok(())
@@ -37,13 +44,22 @@ pub async fn list(State(_): State<AppState>, req: Requester) -> Response {
     json(&teams)
 }
 
-pub async fn get(State(state): State<AppState>, req: Requester, Path(name): Path<String>) -> ApiResult<Response> {
+pub async fn get(
+    State(state): State<AppState>,
+    req: Requester,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
     let team = access::team(&state, &req, &name, Role::Viewer).await?;
     Ok(json(&team_json(&team)))
 }
 
 /// `PUT /api/v1/teams/:team`: owners replace their team's auth; only admins create teams.
-pub async fn set(State(state): State<AppState>, req: Requester, Path(name): Path<String>, body: Bytes) -> ApiResult<Response> {
+pub async fn set(
+    State(state): State<AppState>,
+    req: Requester,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     access::authenticated(&req)?;
     let existing = state.store.team(&name).await?;
     match &existing {
@@ -51,7 +67,8 @@ pub async fn set(State(state): State<AppState>, req: Requester, Path(name): Path
         None if req.is_admin() => {}
         _ => return Err(ApiError::forbidden()),
     }
-    let team: Team = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("malformed team: {e}")))?;
+    let team: Team = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("malformed team: {e}")))?;
     let auth = team.auth.unwrap_or_default();
     validate_auth(&auth).map_err(ApiError::bad_request)?;
     let mut warnings = Vec::new();
@@ -60,7 +77,11 @@ pub async fn set(State(state): State<AppState>, req: Requester, Path(name): Path
     }
     let admin = existing.as_ref().is_some_and(|t| t.admin);
     let (row, created) = state.store.upsert_team(&name, &auth, admin).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let mut body = j!({"team": team_json(&row)});
     if !warnings.is_empty() {
         body["warnings"] = serde_json::to_value(&warnings).unwrap_or_default();
@@ -68,22 +89,44 @@ pub async fn set(State(state): State<AppState>, req: Requester, Path(name): Path
     Ok((status, json(&body)).into_response())
 }
 
-pub async fn rename(State(state): State<AppState>, req: Requester, Path(name): Path<String>, body: Bytes) -> ApiResult<Response> {
+pub async fn rename(
+    State(state): State<AppState>,
+    req: Requester,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     access::team(&state, &req, &name, Role::Owner).await?;
-    let rename: RenameRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("malformed request: {e}")))?;
+    let rename: RenameRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("malformed request: {e}")))?;
     if rename.name.is_empty() {
-        return Err(ApiError::config_errors(vec!["team: identifier cannot be an empty string".into()], vec![]));
+        return Err(ApiError::config_errors(
+            vec!["team: identifier cannot be an empty string".into()],
+            vec![],
+        ));
     }
     if !state.store.rename_team(&name, &rename.name).await? {
         return Err(ApiError::not_found());
     }
-    let warnings = crate::config::identifier_warning("team", &rename.name).into_iter().collect();
-    Ok(json(&SaveConfigResponse { errors: vec![], warnings }))
+    let warnings = crate::config::identifier_warning("team", &rename.name)
+        .into_iter()
+        .collect();
+    Ok(json(&SaveConfigResponse {
+        errors: vec![],
+        warnings,
+    }))
 }
 
-pub async fn destroy(State(state): State<AppState>, req: Requester, Path(name): Path<String>) -> ApiResult<Response> {
+pub async fn destroy(
+    State(state): State<AppState>,
+    req: Requester,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
     access::admin(&req)?;
-    let team = state.store.team(&name).await?.ok_or_else(ApiError::not_found)?;
+    let team = state
+        .store
+        .team(&name)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     if team.admin && req.teams().iter().filter(|t| t.admin).count() <= 1 {
         return Err(ApiError::forbidden());
     }

@@ -80,7 +80,11 @@ impl Auth {
             .into_iter()
             .map(|(name, bcrypt_hash)| (name.to_lowercase(), LocalUser { name, bcrypt_hash }))
             .collect();
-        Auth { store, users, duration }
+        Auth {
+            store,
+            users,
+            duration,
+        }
     }
 
     pub fn has_local_users(&self) -> bool {
@@ -92,21 +96,36 @@ impl Auth {
     }
 
     /// The password grant: checks a local user and issues a token for `client_id`.
-    pub async fn password_grant(&self, username: &str, password: &str, client_id: &str) -> Result<Issued, AuthError> {
-        let user = self.users.get(&username.to_lowercase()).ok_or(AuthError::InvalidCredentials)?.clone();
+    pub async fn password_grant(
+        &self,
+        username: &str,
+        password: &str,
+        client_id: &str,
+    ) -> Result<Issued, AuthError> {
+        let user = self
+            .users
+            .get(&username.to_lowercase())
+            .ok_or(AuthError::InvalidCredentials)?
+            .clone();
         let hash = user.bcrypt_hash.clone();
         let password = password.to_string();
         // bcrypt is deliberately slow: keep it off the async workers.
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-            .await
-            .unwrap_or(false);
+        let ok =
+            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+                .await
+                .unwrap_or(false);
         if !ok {
             return Err(AuthError::InvalidCredentials);
         }
         self.issue(&user.name, "local", client_id).await
     }
 
-    async fn issue(&self, username: &str, connector: &str, client_id: &str) -> Result<Issued, AuthError> {
+    async fn issue(
+        &self,
+        username: &str,
+        connector: &str,
+        client_id: &str,
+    ) -> Result<Issued, AuthError> {
         let now = now();
         let exp = now + self.duration.as_secs() as i64;
         let claims = json!({
@@ -132,13 +151,18 @@ impl Auth {
                 at: now,
             })
             .await?;
-        Ok(Issued { token, expires_in: exp - now })
+        Ok(Issued {
+            token,
+            expires_in: exp - now,
+        })
     }
 
     /// Resolves an `Authorization` header value to a requester. `Ok(None)` = no token;
     /// `Err` = a token was presented but is not valid (unknown, expired, wrong audience).
     pub async fn verify(&self, header: Option<&str>) -> Result<Option<Value>, InvalidToken> {
-        let Some(header) = header else { return Ok(None) };
+        let Some(header) = header else {
+            return Ok(None);
+        };
         let mut parts = header.split(' ');
         let (Some(scheme), Some(token), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(InvalidToken);
@@ -158,7 +182,10 @@ impl Auth {
         let accepted = [FLY_CLIENT_ID, WEB_CLIENT_ID, TSA_CLIENT_ID];
         let aud_ok = match claims.get("aud") {
             Some(Value::String(a)) => accepted.contains(&a.as_str()),
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).any(|a| accepted.contains(&a)),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|a| accepted.contains(&a)),
             _ => false,
         };
         if !aud_ok {
@@ -200,13 +227,17 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
         return None;
     }
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return None;
         }
         let n: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let nanos = match unit {
@@ -243,7 +274,8 @@ mod tests {
         let hash = bcrypt::hash("secret", 4).expect("hashing");
         assert!(is_bcrypt_hash(&hash));
         assert!(!is_bcrypt_hash("secret"));
-        let users = local_users(&[format!("alice:{hash}"), "bob:pw".into(), ":x".into()]).expect("users");
+        let users =
+            local_users(&[format!("alice:{hash}"), "bob:pw".into(), ":x".into()]).expect("users");
         assert_eq!(users.len(), 2);
         assert_eq!(users[0].1, hash);
         assert!(bcrypt::verify("pw", &users[1].1).expect("verify"));

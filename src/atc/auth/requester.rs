@@ -114,7 +114,12 @@ impl Requester {
             .as_ref()
             .and_then(|c| c.get("groups"))
             .and_then(Value::as_array)
-            .map(|g| g.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|g| {
+                g.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -136,14 +141,23 @@ impl Requester {
             format!("{connector}:{}", self.user_id()).to_lowercase(),
             format!("{connector}:{}", self.user_name()).to_lowercase(),
         ];
-        let groups: Vec<String> = self.groups().iter().map(|g| format!("{connector}:{g}").to_lowercase()).collect();
+        let groups: Vec<String> = self
+            .groups()
+            .iter()
+            .map(|g| format!("{connector}:{g}").to_lowercase())
+            .collect();
         let mut roles = Vec::new();
         for (name, auth) in &team.auth {
-            let Some(role) = Role::parse(name) else { continue };
+            let Some(role) = Role::parse(name) else {
+                continue;
+            };
             // Legacy rule: a role with neither users nor groups matches everyone.
             let everyone = auth.users.is_empty() && auth.groups.is_empty();
             let user_match = auth.users.iter().any(|u| ids.contains(&u.to_lowercase()));
-            let group_match = auth.groups.iter().any(|g| groups.contains(&g.to_lowercase()));
+            let group_match = auth
+                .groups
+                .iter()
+                .any(|g| groups.contains(&g.to_lowercase()));
             if everyone || user_match || group_match {
                 roles.push(role);
             }
@@ -158,7 +172,9 @@ impl Requester {
 
     /// Admin = owner of a team flagged admin (only `main`).
     pub fn is_admin(&self) -> bool {
-        self.teams.iter().any(|t| t.admin && self.roles_on(t).contains(&Role::Owner))
+        self.teams
+            .iter()
+            .any(|t| t.admin && self.roles_on(t).contains(&Role::Owner))
     }
 
     /// Whether the requester holds at least `role` on `team`, or is an admin.
@@ -176,7 +192,12 @@ impl Requester {
             .iter()
             .filter_map(|t| {
                 let roles = self.roles_on(t);
-                (!roles.is_empty()).then(|| (t.name.clone(), roles.iter().rev().map(|r| r.as_str().to_string()).collect()))
+                (!roles.is_empty()).then(|| {
+                    (
+                        t.name.clone(),
+                        roles.iter().rev().map(|r| r.as_str().to_string()).collect(),
+                    )
+                })
             })
             .collect()
     }
@@ -190,8 +211,19 @@ mod tests {
 
     fn team(name: &str, admin: bool, role: &str, users: &[&str]) -> TeamRow {
         let mut auth = crate::proto::api::TeamAuth::new();
-        auth.insert(role.into(), RoleAuth { users: users.iter().map(|s| s.to_string()).collect(), groups: vec![] });
-        TeamRow { id: 1, name: name.into(), admin, auth }
+        auth.insert(
+            role.into(),
+            RoleAuth {
+                users: users.iter().map(|s| s.to_string()).collect(),
+                groups: vec![],
+            },
+        );
+        TeamRow {
+            id: 1,
+            name: name.into(),
+            admin,
+            auth,
+        }
     }
 
     fn local(user: &str) -> Value {
@@ -201,7 +233,10 @@ mod tests {
 
     #[test]
     fn owner_of_main_is_admin_and_matching_ignores_case() {
-        let teams = vec![team("main", true, "owner", &["local:Admin"]), team("dev", false, "viewer", &["local:bob"])];
+        let teams = vec![
+            team("main", true, "owner", &["local:Admin"]),
+            team("dev", false, "viewer", &["local:bob"]),
+        ];
         let admin = Requester::new(Some(local("admin")), teams.clone());
         assert!(admin.is_admin());
         assert!(admin.has_role(&teams[1], Role::Owner));
@@ -210,7 +245,10 @@ mod tests {
         assert!(bob.has_role(&teams[1], Role::Viewer));
         assert!(!bob.has_role(&teams[1], Role::Member));
         assert!(!bob.has_role(&teams[0], Role::Viewer));
-        assert_eq!(bob.team_roles().get("dev"), Some(&vec!["viewer".to_string()]));
+        assert_eq!(
+            bob.team_roles().get("dev"),
+            Some(&vec!["viewer".to_string()])
+        );
         let anon = Requester::new(None, teams.clone());
         assert!(!anon.has_role(&teams[1], Role::Viewer));
     }

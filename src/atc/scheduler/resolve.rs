@@ -36,12 +36,21 @@ impl VersionsDb {
     }
 
     /// Records a successful build; call in build order (oldest first).
-    pub fn add_successful_build(&mut self, job: JobId, build: BuildId, inputs: &[(ResourceId, VersionId)], outputs: &[(ResourceId, VersionId)]) {
+    pub fn add_successful_build(
+        &mut self,
+        job: JobId,
+        build: BuildId,
+        inputs: &[(ResourceId, VersionId)],
+        outputs: &[(ResourceId, VersionId)],
+    ) {
         let mut passed: HashMap<ResourceId, VersionId> = inputs.iter().copied().collect();
         // A build that both got and put a resource passes on what it put.
         passed.extend(outputs.iter().copied());
         for &v in passed.values() {
-            self.by_version.entry((job, v)).or_default().insert(0, build);
+            self.by_version
+                .entry((job, v))
+                .or_default()
+                .insert(0, build);
         }
         self.builds.entry(job).or_default().insert(0, build);
         self.passed.insert(build, passed);
@@ -52,7 +61,9 @@ impl VersionsDb {
     }
 
     fn is_enabled(&self, resource: ResourceId, version: VersionId) -> bool {
-        self.order.get(&version).is_some_and(|&i| self.versions.get(&resource).and_then(|v| v.get(i)) == Some(&version))
+        self.order
+            .get(&version)
+            .is_some_and(|&i| self.versions.get(&resource).and_then(|v| v.get(i)) == Some(&version))
     }
 
     fn newer(&self, a: VersionId, b: VersionId) -> bool {
@@ -99,8 +110,12 @@ impl Unresolved {
     pub fn message(&self, pinned: Option<&str>) -> String {
         match self {
             Unresolved::LatestNotFound => "latest version of resource not found".into(),
-            Unresolved::PinnedNotFound => format!("pinned version {} not found", pinned.unwrap_or("{}")),
-            Unresolved::NoSatisfiableBuilds => "no satisfiable builds from passed jobs found for set of inputs".into(),
+            Unresolved::PinnedNotFound => {
+                format!("pinned version {} not found", pinned.unwrap_or("{}"))
+            }
+            Unresolved::NoSatisfiableBuilds => {
+                "no satisfiable builds from passed jobs found for set of inputs".into()
+            }
         }
     }
 }
@@ -115,7 +130,14 @@ pub fn resolve(db: &VersionsDb, inputs: &[InputConfig]) -> Resolution {
     for (i, input) in inputs.iter().enumerate() {
         if input.passed.is_empty() {
             match resolve_independent(db, input) {
-                Ok(v) => resolved[i] = Some(ResolvedInput { name: input.name.clone(), resource: input.resource, version: v, passed_builds: vec![] }),
+                Ok(v) => {
+                    resolved[i] = Some(ResolvedInput {
+                        name: input.name.clone(),
+                        resource: input.resource,
+                        version: v,
+                        passed_builds: vec![],
+                    })
+                }
                 Err(e) => {
                     failures.insert(input.name.clone(), e);
                 }
@@ -130,7 +152,12 @@ pub fn resolve(db: &VersionsDb, inputs: &[InputConfig]) -> Resolution {
         if search(db, inputs, &constrained, 0, &mut chosen, &mut picks) {
             for (k, &i) in constrained.iter().enumerate() {
                 let (version, builds) = picks[k].clone();
-                resolved[i] = Some(ResolvedInput { name: inputs[i].name.clone(), resource: inputs[i].resource, version, passed_builds: builds });
+                resolved[i] = Some(ResolvedInput {
+                    name: inputs[i].name.clone(),
+                    resource: inputs[i].resource,
+                    version,
+                    passed_builds: builds,
+                });
             }
         } else {
             for &i in &constrained {
@@ -155,11 +182,19 @@ fn resolve_independent(db: &VersionsDb, input: &InputConfig) -> Result<VersionId
         VersionChoice::Pinned(_) => Err(Unresolved::PinnedNotFound),
         VersionChoice::Latest => db.latest(input.resource).ok_or(Unresolved::LatestNotFound),
         VersionChoice::Every => {
-            let versions = db.versions.get(&input.resource).filter(|v| !v.is_empty()).ok_or(Unresolved::LatestNotFound)?;
+            let versions = db
+                .versions
+                .get(&input.resource)
+                .filter(|v| !v.is_empty())
+                .ok_or(Unresolved::LatestNotFound)?;
             match input.last_used.and_then(|u| db.order.get(&u).copied()) {
                 // Never used: start at the newest; history before it is skipped.
                 None => versions.last().copied().ok_or(Unresolved::LatestNotFound),
-                Some(pos) => Ok(versions.get(pos + 1).or(versions.get(pos)).copied().unwrap_or(versions[versions.len() - 1])),
+                Some(pos) => Ok(versions
+                    .get(pos + 1)
+                    .or(versions.get(pos))
+                    .copied()
+                    .unwrap_or(versions[versions.len() - 1])),
             }
         }
     }
@@ -173,7 +208,17 @@ fn candidates(db: &VersionsDb, input: &InputConfig) -> Vec<VersionId> {
     let mut out: Vec<VersionId> = db
         .builds
         .get(&first)
-        .map(|bs| bs.iter().filter_map(|b| db.passed.get(b).and_then(|p| p.get(&input.resource)).copied()).filter(|v| seen.insert(*v)).collect())
+        .map(|bs| {
+            bs.iter()
+                .filter_map(|b| {
+                    db.passed
+                        .get(b)
+                        .and_then(|p| p.get(&input.resource))
+                        .copied()
+                })
+                .filter(|v| seen.insert(*v))
+                .collect()
+        })
         .unwrap_or_default();
     out.retain(|&v| db.is_enabled(input.resource, v));
     match &input.version {
@@ -182,24 +227,45 @@ fn candidates(db: &VersionsDb, input: &InputConfig) -> Vec<VersionId> {
         VersionChoice::Every => {
             // The next one in order after the last used, then older fallbacks.
             if let Some(last) = input.last_used {
-                let (mut newer, older): (Vec<_>, Vec<_>) = out.into_iter().partition(|&v| db.newer(v, last));
+                let (mut newer, older): (Vec<_>, Vec<_>) =
+                    out.into_iter().partition(|&v| db.newer(v, last));
                 newer.sort_by_key(|v| db.order.get(v).copied().unwrap_or(0));
                 newer.extend(older);
                 out = newer;
             }
         }
-        VersionChoice::Latest => out.sort_by_key(|v| std::cmp::Reverse(db.order.get(v).copied().unwrap_or(0))),
+        VersionChoice::Latest => {
+            out.sort_by_key(|v| std::cmp::Reverse(db.order.get(v).copied().unwrap_or(0)))
+        }
     }
     out
 }
 
 /// Backtracking over constrained inputs: `chosen` pins a build per upstream job once an
 /// earlier input has committed to it.
-fn search(db: &VersionsDb, inputs: &[InputConfig], order: &[usize], k: usize, chosen: &mut HashMap<JobId, BuildId>, picks: &mut Vec<(VersionId, Vec<BuildId>)>) -> bool {
+fn search(
+    db: &VersionsDb,
+    inputs: &[InputConfig],
+    order: &[usize],
+    k: usize,
+    chosen: &mut HashMap<JobId, BuildId>,
+    picks: &mut Vec<(VersionId, Vec<BuildId>)>,
+) -> bool {
     let Some(&i) = order.get(k) else { return true };
     let input = &inputs[i];
     for v in candidates(db, input) {
-        if assign(db, input, v, 0, chosen, &mut Vec::new(), inputs, order, k, picks) {
+        if assign(
+            db,
+            input,
+            v,
+            0,
+            chosen,
+            &mut Vec::new(),
+            inputs,
+            order,
+            k,
+            picks,
+        ) {
             return true;
         }
     }
@@ -239,7 +305,9 @@ fn assign(
         }
         return false;
     }
-    let Some(candidates) = db.by_version.get(&(job, v)) else { return false };
+    let Some(candidates) = db.by_version.get(&(job, v)) else {
+        return false;
+    };
     for &b in candidates {
         chosen.insert(job, b);
         builds.push(b);
@@ -257,7 +325,13 @@ mod tests {
     use super::*;
 
     fn input(name: &str, resource: ResourceId, passed: &[JobId]) -> InputConfig {
-        InputConfig { name: name.into(), resource, version: VersionChoice::Latest, passed: passed.to_vec(), last_used: None }
+        InputConfig {
+            name: name.into(),
+            resource,
+            version: VersionChoice::Latest,
+            passed: passed.to_vec(),
+            last_used: None,
+        }
     }
 
     #[test]
@@ -266,19 +340,37 @@ mod tests {
         for v in [10, 11, 12] {
             db.add_version(1, v);
         }
-        assert_eq!(resolve(&db, &[input("a", 1, &[])]).expect("ok")[0].version, 12);
+        assert_eq!(
+            resolve(&db, &[input("a", 1, &[])]).expect("ok")[0].version,
+            12
+        );
         let mut every = input("a", 1, &[]);
         every.version = VersionChoice::Every;
-        assert_eq!(resolve(&db, std::slice::from_ref(&every)).expect("ok")[0].version, 12, "never used: newest");
+        assert_eq!(
+            resolve(&db, std::slice::from_ref(&every)).expect("ok")[0].version,
+            12,
+            "never used: newest"
+        );
         every.last_used = Some(10);
-        assert_eq!(resolve(&db, std::slice::from_ref(&every)).expect("ok")[0].version, 11, "then the next one");
+        assert_eq!(
+            resolve(&db, std::slice::from_ref(&every)).expect("ok")[0].version,
+            11,
+            "then the next one"
+        );
         every.last_used = Some(12);
-        assert_eq!(resolve(&db, std::slice::from_ref(&every)).expect("ok")[0].version, 12, "nothing newer: stays");
+        assert_eq!(
+            resolve(&db, std::slice::from_ref(&every)).expect("ok")[0].version,
+            12,
+            "nothing newer: stays"
+        );
         let mut pinned = input("a", 1, &[]);
         pinned.version = VersionChoice::Pinned(Some(10));
         assert_eq!(resolve(&db, &[pinned]).expect("ok")[0].version, 10);
         let err = resolve(&db, &[input("b", 2, &[])]).expect_err("no versions");
-        assert_eq!(err["b"].message(None), "latest version of resource not found");
+        assert_eq!(
+            err["b"].message(None),
+            "latest version of resource not found"
+        );
     }
 
     #[test]
@@ -291,7 +383,10 @@ mod tests {
         let r = resolve(&db, &[input("a", 1, &[100])]).expect("ok");
         assert_eq!(r[0].version, 10, "11 has not passed job 100");
         let err = resolve(&db, &[input("a", 1, &[200])]).expect_err("nothing passed");
-        assert_eq!(err["a"].message(None), "no satisfiable builds from passed jobs found for set of inputs");
+        assert_eq!(
+            err["a"].message(None),
+            "no satisfiable builds from passed jobs found for set of inputs"
+        );
     }
 
     #[test]
@@ -301,7 +396,10 @@ mod tests {
             db.add_version(1, v);
         }
         db.add_successful_build(100, 1, &[(1, 11)], &[(1, 10)]);
-        assert_eq!(resolve(&db, &[input("a", 1, &[100])]).expect("ok")[0].version, 10);
+        assert_eq!(
+            resolve(&db, &[input("a", 1, &[100])]).expect("ok")[0].version,
+            10
+        );
     }
 
     #[test]
@@ -322,7 +420,11 @@ mod tests {
         assert_eq!(r[1].passed_builds, vec![2]);
         // Requiring both 100 and 200 for app: 200 only has 10.
         db.add_successful_build(200, 3, &[(1, 10)], &[]);
-        let r = resolve(&db, &[input("app", 1, &[100, 200]), input("config", 2, &[100])]).expect("ok");
+        let r = resolve(
+            &db,
+            &[input("app", 1, &[100, 200]), input("config", 2, &[100])],
+        )
+        .expect("ok");
         assert_eq!((r[0].version, r[1].version), (10, 20));
         assert_eq!(r[0].passed_builds, vec![1, 3]);
     }
@@ -333,6 +435,9 @@ mod tests {
         db.add_version(1, 10);
         db.add_successful_build(100, 1, &[(1, 10)], &[]);
         db.add_successful_build(100, 2, &[(1, 99)], &[]); // 99 is not an enabled version
-        assert_eq!(resolve(&db, &[input("a", 1, &[100])]).expect("ok")[0].version, 10);
+        assert_eq!(
+            resolve(&db, &[input("a", 1, &[100])]).expect("ok")[0].version,
+            10
+        );
     }
 }

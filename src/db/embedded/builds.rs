@@ -3,7 +3,9 @@
 use super::{build_row, is_foreign_key_violation, is_unique_violation, next_value, placeholder};
 use crate::db::sql::{BuildsQuery, BUILD_SELECT};
 use crate::db::*;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior,
+};
 
 /// Recomputes a job's next build: its oldest pending or started build.
 const UPDATE_NEXT_BUILD: &str = "UPDATE jobs SET next_build_id = \
@@ -30,7 +32,10 @@ pub(super) fn create_build(conn: &mut Connection, new: &NewBuild) -> Result<Buil
                 .ok_or_else(|| StoreError::NotFound(format!("job {job_id}")))?;
             (number.to_string(), Some(pipeline_id))
         }
-        None => (next_value(&tx, "one_off_name")?.to_string(), new.pipeline_id),
+        None => (
+            next_value(&tx, "one_off_name")?.to_string(),
+            new.pipeline_id,
+        ),
     };
     let created_by = (!new.created_by.is_empty()).then_some(new.created_by.as_str());
     let plan = new.plan.as_ref().map(Value::to_string);
@@ -43,7 +48,10 @@ pub(super) fn create_build(conn: &mut Connection, new: &NewBuild) -> Result<Buil
     let id = match inserted {
         Ok(id) => id,
         Err(e) if is_foreign_key_violation(&e) => {
-            return Err(StoreError::NotFound(format!("team {} or pipeline of the build", new.team_id)))
+            return Err(StoreError::NotFound(format!(
+                "team {} or pipeline of the build",
+                new.team_id
+            )))
         }
         Err(e) => return Err(e.into()),
     };
@@ -55,13 +63,25 @@ pub(super) fn create_build(conn: &mut Connection, new: &NewBuild) -> Result<Buil
     Ok(build)
 }
 
-pub(super) fn finish_build(conn: &mut Connection, id: i64, status: BuildStatus, at: i64) -> Result<()> {
+pub(super) fn finish_build(
+    conn: &mut Connection,
+    id: i64,
+    status: BuildStatus,
+    at: i64,
+) -> Result<()> {
     if !status.is_finished() {
-        return Err(StoreError::Invalid(format!("{} is not a finished build status", status.as_str())));
+        return Err(StoreError::Invalid(format!(
+            "{} is not a finished build status",
+            status.as_str()
+        )));
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let (current, job_id): (String, Option<i64>) = tx
-        .query_row("SELECT status, job_id FROM builds WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT status, job_id FROM builds WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("build {id}")))?;
     if BuildStatus::parse(&current).is_none_or(BuildStatus::is_finished) {
@@ -80,7 +100,12 @@ pub(super) fn finish_build(conn: &mut Connection, id: i64, status: BuildStatus, 
 
 /// Marks `build_id` as the job's latest finished build when it is the newest to finish,
 /// and as its transition build when the status changed from the previous one.
-fn update_job_finished(tx: &Transaction, job_id: i64, build_id: i64, status: BuildStatus) -> Result<()> {
+fn update_job_finished(
+    tx: &Transaction,
+    job_id: i64,
+    build_id: i64,
+    status: BuildStatus,
+) -> Result<()> {
     let (latest, latest_status): (Option<i64>, Option<String>) = tx.query_row(
         "SELECT j.latest_completed_build_id, b.status FROM jobs j \
          LEFT JOIN builds b ON b.id = j.latest_completed_build_id WHERE j.id = ?1",
@@ -101,7 +126,9 @@ fn update_job_finished(tx: &Transaction, job_id: i64, build_id: i64, status: Bui
 
 fn first_id(tx: &Transaction, query: BuildsQuery) -> Result<Option<i64>> {
     Ok(tx
-        .query_row(&query.sql, params_from_iter(query.params.iter()), |r| r.get(0))
+        .query_row(&query.sql, params_from_iter(query.params.iter()), |r| {
+            r.get(0)
+        })
         .optional()?)
 }
 
@@ -136,22 +163,44 @@ pub(super) fn builds_page(conn: &mut Connection, of: BuildsOf, page: &Page) -> R
     if plan.ascending {
         builds.reverse();
     }
-    let mut result = BuildsPage { builds, older: None, newer: None };
+    let mut result = BuildsPage {
+        builds,
+        older: None,
+        newer: None,
+    };
     if page.timestamps {
         return Ok(result);
     }
     if let (Some(newest), Some(oldest)) = (result.builds.first(), result.builds.last()) {
-        let older = first_id(&tx, BuildsQuery::neighbour(of, oldest.id, true, placeholder))?;
-        let newer = first_id(&tx, BuildsQuery::neighbour(of, newest.id, false, placeholder))?;
-        result.older = older.map(|id| Page { to: Some(id), limit: plan.limit, ..Page::default() });
-        result.newer = newer.map(|id| Page { from: Some(id), limit: plan.limit, ..Page::default() });
+        let older = first_id(
+            &tx,
+            BuildsQuery::neighbour(of, oldest.id, true, placeholder),
+        )?;
+        let newer = first_id(
+            &tx,
+            BuildsQuery::neighbour(of, newest.id, false, placeholder),
+        )?;
+        result.older = older.map(|id| Page {
+            to: Some(id),
+            limit: plan.limit,
+            ..Page::default()
+        });
+        result.newer = newer.map(|id| Page {
+            from: Some(id),
+            limit: plan.limit,
+            ..Page::default()
+        });
     }
     Ok(result)
 }
 
 /// One transaction and one prepared statement for the whole batch (SQLite has no
 /// round trips; the win is a single commit, i.e. a single fsync).
-pub(super) fn append_build_events(conn: &mut Connection, build_id: i64, events: &[String]) -> Result<i64> {
+pub(super) fn append_build_events(
+    conn: &mut Connection,
+    build_id: i64,
+    events: &[String],
+) -> Result<i64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let last: i64 = tx.query_row(
         "SELECT COALESCE(MAX(event_id), 0) FROM build_events WHERE build_id = ?1",
@@ -160,8 +209,9 @@ pub(super) fn append_build_events(conn: &mut Connection, build_id: i64, events: 
     )?;
     let mut id = last;
     {
-        let mut insert =
-            tx.prepare_cached("INSERT INTO build_events (build_id, event_id, payload) VALUES (?1, ?2, ?3)")?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO build_events (build_id, event_id, payload) VALUES (?1, ?2, ?3)",
+        )?;
         for event in events {
             id += 1;
             match insert.execute(params![build_id, id, event]) {
@@ -170,7 +220,9 @@ pub(super) fn append_build_events(conn: &mut Connection, build_id: i64, events: 
                     return Err(StoreError::NotFound(format!("build {build_id}")))
                 }
                 Err(e) if is_unique_violation(&e) => {
-                    return Err(StoreError::Conflict(format!("concurrent event append to build {build_id}")))
+                    return Err(StoreError::Conflict(format!(
+                        "concurrent event append to build {build_id}"
+                    )))
                 }
                 Err(e) => return Err(e.into()),
             }

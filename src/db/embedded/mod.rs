@@ -31,7 +31,9 @@ impl From<rusqlite::Error> for StoreError {
 
 fn constraint_code(e: &rusqlite::Error) -> Option<std::ffi::c_int> {
     match e {
-        rusqlite::Error::SqliteFailure(failure, _) if failure.code == rusqlite::ErrorCode::ConstraintViolation => {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
             Some(failure.extended_code)
         }
         _ => None,
@@ -52,7 +54,11 @@ fn is_foreign_key_violation(e: &rusqlite::Error) -> bool {
 impl EmbeddedStore {
     /// Opens the database file at `path` (or `path/concourse.db` when `path` is a directory).
     pub(crate) async fn open(path: &Path) -> anyhow::Result<Self> {
-        let path: PathBuf = if path.is_dir() { path.join("concourse.db") } else { path.to_path_buf() };
+        let path: PathBuf = if path.is_dir() {
+            path.join("concourse.db")
+        } else {
+            path.to_path_buf()
+        };
         let shown = path.display().to_string();
         let conn = tokio::task::spawn_blocking(move || -> anyhow::Result<Connection> {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -70,7 +76,9 @@ impl EmbeddedStore {
         .await
         .context("opening the embedded store")?
         .with_context(|| format!("opening the embedded store at {shown}"))?;
-        Ok(EmbeddedStore { conn: Arc::new(Mutex::new(conn)) })
+        Ok(EmbeddedStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     /// Runs `f` on the connection on the blocking pool.
@@ -106,7 +114,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             continue;
         }
         tx.execute_batch(migration.sql).map_err(|e| {
-            StoreError::Backend(format!("migration {:04}_{}: {e}", migration.version, migration.name))
+            StoreError::Backend(format!(
+                "migration {:04}_{}: {e}",
+                migration.version, migration.name
+            ))
         })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
@@ -139,7 +150,8 @@ fn json(row: &Row, i: usize) -> rusqlite::Result<Value> {
 /// A nullable JSON text column.
 fn json_opt(row: &Row, i: usize) -> rusqlite::Result<Option<Value>> {
     let text: Option<String> = row.get(i)?;
-    text.map(|t| serde_json::from_str(&t).map_err(|e| json_error(i, e))).transpose()
+    text.map(|t| serde_json::from_str(&t).map_err(|e| json_error(i, e)))
+        .transpose()
 }
 
 fn team_row(row: &Row) -> rusqlite::Result<TeamRow> {
@@ -268,7 +280,12 @@ fn auth_text(auth: &TeamAuth) -> Result<String> {
 
 #[async_trait]
 impl Store for EmbeddedStore {
-    async fn upsert_team(&self, name: &str, auth: &TeamAuth, admin: bool) -> Result<(TeamRow, bool)> {
+    async fn upsert_team(
+        &self,
+        name: &str,
+        auth: &TeamAuth,
+        admin: bool,
+    ) -> Result<(TeamRow, bool)> {
         let (name, auth) = (name.to_string(), auth_text(auth)?);
         self.call(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -292,7 +309,11 @@ impl Store for EmbeddedStore {
         let name = name.to_string();
         self.call(move |conn| {
             Ok(conn
-                .query_row("SELECT id, name, admin, auth FROM teams WHERE name = ?1", [name], team_row)
+                .query_row(
+                    "SELECT id, name, admin, auth FROM teams WHERE name = ?1",
+                    [name],
+                    team_row,
+                )
                 .optional()?)
         })
         .await
@@ -310,10 +331,14 @@ impl Store for EmbeddedStore {
 
     async fn rename_team(&self, old: &str, new: &str) -> Result<bool> {
         let (old, new) = (old.to_string(), new.to_string());
-        self.call(move |conn| match conn.execute("UPDATE teams SET name = ?2 WHERE name = ?1", [&old, &new]) {
-            Ok(n) => Ok(n > 0),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("team {new} already exists"))),
-            Err(e) => Err(e.into()),
+        self.call(move |conn| {
+            match conn.execute("UPDATE teams SET name = ?2 WHERE name = ?1", [&old, &new]) {
+                Ok(n) => Ok(n > 0),
+                Err(e) if is_unique_violation(&e) => {
+                    Err(StoreError::Conflict(format!("team {new} already exists")))
+                }
+                Err(e) => Err(e.into()),
+            }
         })
         .await
     }
@@ -341,7 +366,11 @@ impl Store for EmbeddedStore {
         let token = token.to_string();
         self.call(move |conn| {
             Ok(conn
-                .query_row("SELECT claims FROM access_tokens WHERE token = ?1", [token], |r| json(r, 0))
+                .query_row(
+                    "SELECT claims FROM access_tokens WHERE token = ?1",
+                    [token],
+                    |r| json(r, 0),
+                )
                 .optional()?)
         })
         .await
@@ -357,8 +386,10 @@ impl Store for EmbeddedStore {
     }
 
     async fn delete_expired_access_tokens(&self, now: i64) -> Result<u64> {
-        self.call(move |conn| Ok(conn.execute("DELETE FROM access_tokens WHERE expires_at < ?1", [now])? as u64))
-            .await
+        self.call(move |conn| {
+            Ok(conn.execute("DELETE FROM access_tokens WHERE expires_at < ?1", [now])? as u64)
+        })
+        .await
     }
 
     async fn record_user_login(&self, user: &UserLogin) -> Result<()> {
@@ -377,7 +408,9 @@ impl Store for EmbeddedStore {
     async fn users_since(&self, since: i64) -> Result<Vec<UserRow>> {
         self.call(move |conn| {
             Ok(conn
-                .prepare(&format!("{USER_SELECT} WHERE last_login >= ?1 ORDER BY last_login DESC, id"))?
+                .prepare(&format!(
+                    "{USER_SELECT} WHERE last_login >= ?1 ORDER BY last_login DESC, id"
+                ))?
                 .query_map([since], user_row)?
                 .collect::<Result<_, _>>()?)
         })
@@ -386,21 +419,34 @@ impl Store for EmbeddedStore {
 
     async fn save_pipeline(&self, save: &SavePipeline) -> Result<SavedPipeline> {
         let save = save.clone();
-        self.call(move |conn| pipelines::save_pipeline(conn, &save)).await
+        self.call(move |conn| pipelines::save_pipeline(conn, &save))
+            .await
     }
 
-    async fn pipeline(&self, team: &str, name: &str, instance_vars: Option<&Value>) -> Result<Option<PipelineRow>> {
-        let (team, name, vars) = (team.to_string(), name.to_string(), instance_vars.map(canonical_json));
-        self.call(move |conn| pipelines::find_pipeline(conn, &team, &name, vars.as_deref())).await
+    async fn pipeline(
+        &self,
+        team: &str,
+        name: &str,
+        instance_vars: Option<&Value>,
+    ) -> Result<Option<PipelineRow>> {
+        let (team, name, vars) = (
+            team.to_string(),
+            name.to_string(),
+            instance_vars.map(canonical_json),
+        );
+        self.call(move |conn| pipelines::find_pipeline(conn, &team, &name, vars.as_deref()))
+            .await
     }
 
     async fn pipeline_by_id(&self, id: i64) -> Result<Option<PipelineRow>> {
-        self.call(move |conn| pipelines::find_pipeline_by_id(conn, id)).await
+        self.call(move |conn| pipelines::find_pipeline_by_id(conn, id))
+            .await
     }
 
     async fn pipelines(&self, team: Option<&str>) -> Result<Vec<PipelineRow>> {
         let team = team.map(str::to_string);
-        self.call(move |conn| pipelines::list_pipelines(conn, team.as_deref())).await
+        self.call(move |conn| pipelines::list_pipelines(conn, team.as_deref()))
+            .await
     }
 
     async fn pipeline_config(&self, pipeline_id: i64) -> Result<Option<(Value, i64)>> {
@@ -417,7 +463,13 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn set_pipeline_paused(&self, pipeline_id: i64, paused: bool, by: &str, at: i64) -> Result<()> {
+    async fn set_pipeline_paused(
+        &self,
+        pipeline_id: i64,
+        paused: bool,
+        by: &str,
+        at: i64,
+    ) -> Result<()> {
         let by = by.to_string();
         self.call(move |conn| {
             let n = conn.execute(
@@ -432,7 +484,10 @@ impl Store for EmbeddedStore {
 
     async fn set_pipeline_public(&self, pipeline_id: i64, public: bool) -> Result<()> {
         self.call(move |conn| {
-            let n = conn.execute("UPDATE pipelines SET public = ?2 WHERE id = ?1", params![pipeline_id, public])?;
+            let n = conn.execute(
+                "UPDATE pipelines SET public = ?2 WHERE id = ?1",
+                params![pipeline_id, public],
+            )?;
             found(n as u64, || format!("pipeline {pipeline_id}"))
         })
         .await
@@ -446,9 +501,9 @@ impl Store for EmbeddedStore {
                 params![team_id, old, new],
             ) {
                 Ok(n) => Ok(n > 0),
-                Err(e) if is_unique_violation(&e) => {
-                    Err(StoreError::Conflict(format!("pipeline {new} already exists")))
-                }
+                Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                    "pipeline {new} already exists"
+                ))),
                 Err(e) => Err(e.into()),
             }
         })
@@ -457,12 +512,14 @@ impl Store for EmbeddedStore {
 
     async fn order_pipelines(&self, team_id: i64, names: &[String]) -> Result<()> {
         let names = names.to_vec();
-        self.call(move |conn| pipelines::order_pipelines(conn, team_id, &names)).await
+        self.call(move |conn| pipelines::order_pipelines(conn, team_id, &names))
+            .await
     }
 
     async fn archive_pipeline(&self, pipeline_id: i64, by: &str, at: i64) -> Result<()> {
         let by = by.to_string();
-        self.call(move |conn| pipelines::archive_pipeline(conn, pipeline_id, &by, at)).await
+        self.call(move |conn| pipelines::archive_pipeline(conn, pipeline_id, &by, at))
+            .await
     }
 
     async fn destroy_pipeline(&self, pipeline_id: i64) -> Result<()> {
@@ -476,7 +533,9 @@ impl Store for EmbeddedStore {
     async fn jobs(&self, pipeline_id: i64) -> Result<Vec<JobRow>> {
         self.call(move |conn| {
             Ok(conn
-                .prepare(&format!("{JOB_SELECT} WHERE j.pipeline_id = ?1 AND j.active ORDER BY j.ordering, j.id"))?
+                .prepare(&format!(
+                    "{JOB_SELECT} WHERE j.pipeline_id = ?1 AND j.active ORDER BY j.ordering, j.id"
+                ))?
                 .query_map([pipeline_id], job_row)?
                 .collect::<Result<_, _>>()?)
         })
@@ -524,7 +583,8 @@ impl Store for EmbeddedStore {
 
     async fn create_build(&self, new: &NewBuild) -> Result<BuildRow> {
         let new = new.clone();
-        self.call(move |conn| builds::create_build(conn, &new)).await
+        self.call(move |conn| builds::create_build(conn, &new))
+            .await
     }
 
     async fn build(&self, id: i64) -> Result<Option<BuildRow>> {
@@ -533,7 +593,8 @@ impl Store for EmbeddedStore {
 
     async fn builds_page(&self, of: BuildsOf, page: &Page) -> Result<BuildsPage> {
         let page = page.clone();
-        self.call(move |conn| builds::builds_page(conn, of, &page)).await
+        self.call(move |conn| builds::builds_page(conn, of, &page))
+            .await
     }
 
     async fn start_build(&self, id: i64, at: i64) -> Result<bool> {
@@ -548,15 +609,22 @@ impl Store for EmbeddedStore {
     }
 
     async fn finish_build(&self, id: i64, status: BuildStatus, at: i64) -> Result<()> {
-        self.call(move |conn| builds::finish_build(conn, id, status, at)).await
+        self.call(move |conn| builds::finish_build(conn, id, status, at))
+            .await
     }
 
     async fn append_build_events(&self, build_id: i64, events: &[Value]) -> Result<i64> {
         let events: Vec<String> = events.iter().map(Value::to_string).collect();
-        self.call(move |conn| builds::append_build_events(conn, build_id, &events)).await
+        self.call(move |conn| builds::append_build_events(conn, build_id, &events))
+            .await
     }
 
-    async fn build_events(&self, build_id: i64, after: i64, limit: i64) -> Result<Vec<(i64, Value)>> {
+    async fn build_events(
+        &self,
+        build_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, Value)>> {
         let limit = if limit <= 0 { i64::MAX } else { limit };
         self.call(move |conn| {
             Ok(conn

@@ -14,7 +14,9 @@ pub(super) fn find_pipeline(
 ) -> Result<Option<PipelineRow>> {
     Ok(conn
         .query_row(
-            &format!("{PIPELINE_SELECT} WHERE t.name = ?1 AND p.name = ?2 AND p.instance_vars IS ?3"),
+            &format!(
+                "{PIPELINE_SELECT} WHERE t.name = ?1 AND p.name = ?2 AND p.instance_vars IS ?3"
+            ),
             params![team, name, instance_vars],
             pipeline_row,
         )
@@ -23,18 +25,26 @@ pub(super) fn find_pipeline(
 
 pub(super) fn find_pipeline_by_id(conn: &Connection, id: i64) -> Result<Option<PipelineRow>> {
     Ok(conn
-        .query_row(&format!("{PIPELINE_SELECT} WHERE p.id = ?1"), [id], pipeline_row)
+        .query_row(
+            &format!("{PIPELINE_SELECT} WHERE p.id = ?1"),
+            [id],
+            pipeline_row,
+        )
         .optional()?)
 }
 
 pub(super) fn list_pipelines(conn: &Connection, team: Option<&str>) -> Result<Vec<PipelineRow>> {
     let rows = match team {
         Some(team) => conn
-            .prepare(&format!("{PIPELINE_SELECT} WHERE t.name = ?1 ORDER BY {PIPELINE_ORDER}"))?
+            .prepare(&format!(
+                "{PIPELINE_SELECT} WHERE t.name = ?1 ORDER BY {PIPELINE_ORDER}"
+            ))?
             .query_map([team], pipeline_row)?
             .collect::<Result<_, _>>()?,
         None => conn
-            .prepare(&format!("{PIPELINE_SELECT} ORDER BY t.name, {PIPELINE_ORDER}"))?
+            .prepare(&format!(
+                "{PIPELINE_SELECT} ORDER BY t.name, {PIPELINE_ORDER}"
+            ))?
             .query_map([], pipeline_row)?
             .collect::<Result<_, _>>()?,
     };
@@ -44,7 +54,9 @@ pub(super) fn list_pipelines(conn: &Connection, team: Option<&str>) -> Result<Ve
 pub(super) fn save_pipeline(conn: &mut Connection, save: &SavePipeline) -> Result<SavedPipeline> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let team = tx
-        .query_row("SELECT 1 FROM teams WHERE id = ?1", [save.team_id], |_| Ok(()))
+        .query_row("SELECT 1 FROM teams WHERE id = ?1", [save.team_id], |_| {
+            Ok(())
+        })
         .optional()?;
     if team.is_none() {
         return Err(StoreError::NotFound(format!("team {}", save.team_id)));
@@ -106,14 +118,20 @@ pub(super) fn save_pipeline(conn: &mut Connection, save: &SavePipeline) -> Resul
     };
     save_jobs(&tx, pipeline_id, save)?;
     save_resources(&tx, pipeline_id, save)?;
-    let pipeline = tx.query_row(&format!("{PIPELINE_SELECT} WHERE p.id = ?1"), [pipeline_id], pipeline_row)?;
+    let pipeline = tx.query_row(
+        &format!("{PIPELINE_SELECT} WHERE p.id = ?1"),
+        [pipeline_id],
+        pipeline_row,
+    )?;
     tx.commit()?;
     Ok(SavedPipeline { pipeline, created })
 }
 
 fn existing_names(tx: &Transaction, table: &str, pipeline_id: i64) -> Result<Vec<(i64, String)>> {
     Ok(tx
-        .prepare(&format!("SELECT id, name FROM {table} WHERE pipeline_id = ?1"))?
+        .prepare(&format!(
+            "SELECT id, name FROM {table} WHERE pipeline_id = ?1"
+        ))?
         .query_map([pipeline_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?)
 }
@@ -121,7 +139,10 @@ fn existing_names(tx: &Transaction, table: &str, pipeline_id: i64) -> Result<Vec
 /// Jobs start inactive; the ones in the config are re-activated as they are matched.
 fn save_jobs(tx: &Transaction, pipeline_id: i64, save: &SavePipeline) -> Result<()> {
     let existing = existing_names(tx, "jobs", pipeline_id)?;
-    tx.execute("UPDATE jobs SET active = false WHERE pipeline_id = ?1", [pipeline_id])?;
+    tx.execute(
+        "UPDATE jobs SET active = false WHERE pipeline_id = ?1",
+        [pipeline_id],
+    )?;
     let mut update = tx.prepare(
         "UPDATE jobs SET name = ?2, config = ?3, active = true, ordering = ?4, groups = ?5 WHERE id = ?1",
     )?;
@@ -137,7 +158,10 @@ fn save_jobs(tx: &Transaction, pipeline_id: i64, save: &SavePipeline) -> Result<
                 update.execute(params![id, job.name, config, ordering, groups])?;
                 id
             }
-            None => insert.query_row(params![pipeline_id, job.name, config, ordering, groups], |r| r.get(0))?,
+            None => insert.query_row(
+                params![pipeline_id, job.name, config, ordering, groups],
+                |r| r.get(0),
+            )?,
         };
         kept.push(id);
     }
@@ -146,7 +170,10 @@ fn save_jobs(tx: &Transaction, pipeline_id: i64, save: &SavePipeline) -> Result<
 
 fn save_resources(tx: &Transaction, pipeline_id: i64, save: &SavePipeline) -> Result<()> {
     let existing = existing_names(tx, "resources", pipeline_id)?;
-    tx.execute("UPDATE resources SET active = false WHERE pipeline_id = ?1", [pipeline_id])?;
+    tx.execute(
+        "UPDATE resources SET active = false WHERE pipeline_id = ?1",
+        [pipeline_id],
+    )?;
     let mut update = tx.prepare(
         "UPDATE resources SET name = ?2, type = ?3, config = ?4, active = true, ordering = ?5 WHERE id = ?1",
     )?;
@@ -156,7 +183,12 @@ fn save_resources(tx: &Transaction, pipeline_id: i64, save: &SavePipeline) -> Re
     let mut kept = Vec::with_capacity(save.resources.len());
     for (ordering, resource) in (0_i64..).zip(&save.resources) {
         let config = resource.config.to_string();
-        let id = match claim_existing(&existing, &kept, &resource.name, resource.old_name.as_deref()) {
+        let id = match claim_existing(
+            &existing,
+            &kept,
+            &resource.name,
+            resource.old_name.as_deref(),
+        ) {
             Some(id) => {
                 update.execute(params![id, resource.name, resource.type_, config, ordering])?;
                 id
@@ -179,7 +211,8 @@ pub(super) fn order_pipelines(conn: &mut Connection, team_id: i64, names: &[Stri
         .collect::<Result<_, _>>()?;
     let ordering = new_ordering(&current, names)?;
     {
-        let mut update = tx.prepare("UPDATE pipelines SET ordering = ?3 WHERE team_id = ?1 AND name = ?2")?;
+        let mut update =
+            tx.prepare("UPDATE pipelines SET ordering = ?3 WHERE team_id = ?1 AND name = ?2")?;
         for (name, order) in ordering {
             update.execute(params![team_id, name, order])?;
         }
@@ -188,7 +221,12 @@ pub(super) fn order_pipelines(conn: &mut Connection, team_id: i64, names: &[Stri
     Ok(())
 }
 
-pub(super) fn archive_pipeline(conn: &mut Connection, pipeline_id: i64, by: &str, at: i64) -> Result<()> {
+pub(super) fn archive_pipeline(
+    conn: &mut Connection,
+    pipeline_id: i64,
+    by: &str,
+    at: i64,
+) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let n = tx.execute(
         "UPDATE pipelines SET archived = true, paused = true, paused_by = ?2, paused_at = ?3, \
@@ -196,8 +234,14 @@ pub(super) fn archive_pipeline(conn: &mut Connection, pipeline_id: i64, by: &str
         params![pipeline_id, by, stored_time(at)],
     )?;
     found(n as u64, || format!("pipeline {pipeline_id}"))?;
-    tx.execute("UPDATE jobs SET active = false, config = NULL WHERE pipeline_id = ?1", [pipeline_id])?;
-    tx.execute("UPDATE resources SET active = false, config = NULL WHERE pipeline_id = ?1", [pipeline_id])?;
+    tx.execute(
+        "UPDATE jobs SET active = false, config = NULL WHERE pipeline_id = ?1",
+        [pipeline_id],
+    )?;
+    tx.execute(
+        "UPDATE resources SET active = false, config = NULL WHERE pipeline_id = ?1",
+        [pipeline_id],
+    )?;
     tx.commit()?;
     Ok(())
 }

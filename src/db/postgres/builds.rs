@@ -24,7 +24,10 @@ impl PgStore {
                     )
                     .await?
                     .ok_or_else(|| StoreError::NotFound(format!("job {job_id}")))?;
-                (row.try_get::<_, i64>(0)?.to_string(), Some(row.try_get::<_, i64>(1)?))
+                (
+                    row.try_get::<_, i64>(0)?.to_string(),
+                    Some(row.try_get::<_, i64>(1)?),
+                )
             }
             None => {
                 let row = tx.query_one("SELECT nextval('one_off_name')", &[]).await?;
@@ -42,27 +45,43 @@ impl PgStore {
         let id: i64 = match inserted {
             Ok(row) => row.try_get(0)?,
             Err(e) if is_foreign_key_violation(&e) => {
-                return Err(StoreError::NotFound(format!("team {} or pipeline of the build", new.team_id)))
+                return Err(StoreError::NotFound(format!(
+                    "team {} or pipeline of the build",
+                    new.team_id
+                )))
             }
             Err(e) => return Err(e.into()),
         };
         if let Some(job_id) = new.job_id {
             tx.execute(UPDATE_NEXT_BUILD, &[&job_id]).await?;
         }
-        let row = tx.query_one(&format!("{BUILD_SELECT} WHERE b.id = $1"), &[&id]).await?;
+        let row = tx
+            .query_one(&format!("{BUILD_SELECT} WHERE b.id = $1"), &[&id])
+            .await?;
         let build = build_row(&row)?;
         tx.commit().await?;
         Ok(build)
     }
 
-    pub(super) async fn finish_build_tx(&self, id: i64, status: BuildStatus, at: i64) -> Result<()> {
+    pub(super) async fn finish_build_tx(
+        &self,
+        id: i64,
+        status: BuildStatus,
+        at: i64,
+    ) -> Result<()> {
         if !status.is_finished() {
-            return Err(StoreError::Invalid(format!("{} is not a finished build status", status.as_str())));
+            return Err(StoreError::Invalid(format!(
+                "{} is not a finished build status",
+                status.as_str()
+            )));
         }
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let row = tx
-            .query_opt("SELECT status, job_id FROM builds WHERE id = $1 FOR UPDATE", &[&id])
+            .query_opt(
+                "SELECT status, job_id FROM builds WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("build {id}")))?;
         let current: String = row.try_get(0)?;
@@ -93,17 +112,21 @@ impl PgStore {
             .await?;
         let (from, to) = if page.timestamps {
             let from = match page.from {
-                Some(t) => match first_id(&tx, BuildsQuery::at_time(of, t, true, placeholder)).await? {
-                    Some(id) => Some(id),
-                    None => return Ok(BuildsPage::default()),
-                },
+                Some(t) => {
+                    match first_id(&tx, BuildsQuery::at_time(of, t, true, placeholder)).await? {
+                        Some(id) => Some(id),
+                        None => return Ok(BuildsPage::default()),
+                    }
+                }
                 None => None,
             };
             let to = match page.to {
-                Some(t) => match first_id(&tx, BuildsQuery::at_time(of, t, false, placeholder)).await? {
-                    Some(id) => Some(id),
-                    None => return Ok(BuildsPage::default()),
-                },
+                Some(t) => {
+                    match first_id(&tx, BuildsQuery::at_time(of, t, false, placeholder)).await? {
+                        Some(id) => Some(id),
+                        None => return Ok(BuildsPage::default()),
+                    }
+                }
                 None => None,
             };
             (from, to)
@@ -117,20 +140,44 @@ impl PgStore {
         if plan.ascending {
             builds.reverse();
         }
-        let mut result = BuildsPage { builds, older: None, newer: None };
+        let mut result = BuildsPage {
+            builds,
+            older: None,
+            newer: None,
+        };
         if page.timestamps {
             return Ok(result);
         }
         if let (Some(newest), Some(oldest)) = (result.builds.first(), result.builds.last()) {
-            let older = first_id(&tx, BuildsQuery::neighbour(of, oldest.id, true, placeholder)).await?;
-            let newer = first_id(&tx, BuildsQuery::neighbour(of, newest.id, false, placeholder)).await?;
-            result.older = older.map(|id| Page { to: Some(id), limit: plan.limit, ..Page::default() });
-            result.newer = newer.map(|id| Page { from: Some(id), limit: plan.limit, ..Page::default() });
+            let older = first_id(
+                &tx,
+                BuildsQuery::neighbour(of, oldest.id, true, placeholder),
+            )
+            .await?;
+            let newer = first_id(
+                &tx,
+                BuildsQuery::neighbour(of, newest.id, false, placeholder),
+            )
+            .await?;
+            result.older = older.map(|id| Page {
+                to: Some(id),
+                limit: plan.limit,
+                ..Page::default()
+            });
+            result.newer = newer.map(|id| Page {
+                from: Some(id),
+                limit: plan.limit,
+                ..Page::default()
+            });
         }
         Ok(result)
     }
 
-    pub(super) async fn append_build_events_batch(&self, build_id: i64, events: &[Value]) -> Result<i64> {
+    pub(super) async fn append_build_events_batch(
+        &self,
+        build_id: i64,
+        events: &[Value],
+    ) -> Result<i64> {
         let client = self.pool.get().await?;
         if events.is_empty() {
             let row = client
@@ -157,7 +204,9 @@ impl PgStore {
                 .map(|r| r.try_get::<_, i64>(0))
                 .try_fold(0, |max, id| id.map(|id| max.max(id)))
                 .map_err(Into::into),
-            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound(format!("build {build_id}"))),
+            Err(e) if is_foreign_key_violation(&e) => {
+                Err(StoreError::NotFound(format!("build {build_id}")))
+            }
             Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
                 "concurrent event append to build {build_id}"
             ))),
@@ -168,7 +217,12 @@ impl PgStore {
 
 /// Marks `build_id` as the job's latest finished build when it is the newest to finish,
 /// and as its transition build when the status changed from the previous one.
-async fn update_job_finished(tx: &Transaction<'_>, job_id: i64, build_id: i64, status: BuildStatus) -> Result<()> {
+async fn update_job_finished(
+    tx: &Transaction<'_>,
+    job_id: i64,
+    build_id: i64,
+    status: BuildStatus,
+) -> Result<()> {
     let row = tx
         .query_one(
             "SELECT j.latest_completed_build_id, b.status FROM jobs j \

@@ -18,7 +18,9 @@ pub(crate) struct PgStore {
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         match e.as_db_error() {
-            Some(db) if *db.code() == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(db.message().to_string()),
+            Some(db) if *db.code() == SqlState::UNIQUE_VIOLATION => {
+                StoreError::Conflict(db.message().to_string())
+            }
             Some(db) => StoreError::Backend(format!("{}: {}", db.code().code(), db.message())),
             None => StoreError::Backend(e.to_string()),
         }
@@ -90,7 +92,9 @@ pub(crate) fn driver_config(config: &PostgresConfig) -> anyhow::Result<tokio_pos
     }
     if let Some(schema) = &config.schema {
         if !valid_schema_name(schema) {
-            anyhow::bail!("postgres schema {schema:?} is not a plain identifier (letters, digits, _)");
+            anyhow::bail!(
+                "postgres schema {schema:?} is not a plain identifier (letters, digits, _)"
+            );
         }
         // Set at connection start-up, so every pooled connection (including ones the pool
         // opens later) resolves our tables and sequences in this schema.
@@ -103,7 +107,13 @@ impl PgStore {
     pub(crate) async fn connect(config: &PostgresConfig) -> anyhow::Result<Self> {
         let addr = address(config);
         let pg = driver_config(config)?;
-        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
         let pool = Pool::builder(manager)
             .max_size(16)
             .build()
@@ -120,10 +130,12 @@ impl PgStore {
     async fn migrate(&self, schema: Option<&str>) -> Result<()> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&POSTGRES_LOCK_ID]).await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&POSTGRES_LOCK_ID])
+            .await?;
         if let Some(schema) = schema {
             // Checked by `driver_config` to be a plain identifier.
-            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await?;
+            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .await?;
         }
         tx.batch_execute(CREATE_SCHEMA_MIGRATIONS).await?;
         let applied: Vec<i64> = tx
@@ -138,7 +150,12 @@ impl PgStore {
                 continue;
             }
             tx.batch_execute(migration.sql).await.map_err(|e| {
-                StoreError::Backend(format!("migration {:04}_{}: {}", migration.version, migration.name, StoreError::from(e)))
+                StoreError::Backend(format!(
+                    "migration {:04}_{}: {}",
+                    migration.version,
+                    migration.name,
+                    StoreError::from(e)
+                ))
             })?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
@@ -157,7 +174,8 @@ fn team_row(row: &Row) -> Result<TeamRow> {
         id: row.try_get(0)?,
         name: row.try_get(1)?,
         admin: row.try_get(2)?,
-        auth: serde_json::from_value(auth).map_err(|e| StoreError::Backend(format!("team auth: {e}")))?,
+        auth: serde_json::from_value(auth)
+            .map_err(|e| StoreError::Backend(format!("team auth: {e}")))?,
     })
 }
 
@@ -205,7 +223,8 @@ fn job_row(row: &Row) -> Result<JobRow> {
         paused_by: row.try_get(5)?,
         paused_at: row.try_get(6)?,
         has_new_inputs: row.try_get(7)?,
-        groups: serde_json::from_value(groups).map_err(|e| StoreError::Backend(format!("job groups: {e}")))?,
+        groups: serde_json::from_value(groups)
+            .map_err(|e| StoreError::Backend(format!("job groups: {e}")))?,
         first_logged_build_id: row.try_get(9)?,
         next_build_id: row.try_get(10)?,
         finished_build_id: row.try_get(11)?,
@@ -268,7 +287,12 @@ fn auth_json(auth: &TeamAuth) -> Result<Value> {
 
 #[async_trait]
 impl Store for PgStore {
-    async fn upsert_team(&self, name: &str, auth: &TeamAuth, admin: bool) -> Result<(TeamRow, bool)> {
+    async fn upsert_team(
+        &self,
+        name: &str,
+        auth: &TeamAuth,
+        admin: bool,
+    ) -> Result<(TeamRow, bool)> {
         let client = self.pool.get().await?;
         // `xmax = 0` holds for a freshly inserted row and not for an updated one.
         let row = client
@@ -285,29 +309,42 @@ impl Store for PgStore {
     async fn team(&self, name: &str) -> Result<Option<TeamRow>> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt("SELECT id, name, admin, auth FROM teams WHERE name = $1", &[&name])
+            .query_opt(
+                "SELECT id, name, admin, auth FROM teams WHERE name = $1",
+                &[&name],
+            )
             .await?;
         row.as_ref().map(team_row).transpose()
     }
 
     async fn teams(&self) -> Result<Vec<TeamRow>> {
         let client = self.pool.get().await?;
-        let rows = client.query("SELECT id, name, admin, auth FROM teams ORDER BY name", &[]).await?;
+        let rows = client
+            .query("SELECT id, name, admin, auth FROM teams ORDER BY name", &[])
+            .await?;
         rows.iter().map(team_row).collect()
     }
 
     async fn rename_team(&self, old: &str, new: &str) -> Result<bool> {
         let client = self.pool.get().await?;
-        match client.execute("UPDATE teams SET name = $2 WHERE name = $1", &[&old, &new]).await {
+        match client
+            .execute("UPDATE teams SET name = $2 WHERE name = $1", &[&old, &new])
+            .await
+        {
             Ok(n) => Ok(n > 0),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("team {new} already exists"))),
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::Conflict(format!("team {new} already exists")))
+            }
             Err(e) => Err(e.into()),
         }
     }
 
     async fn destroy_team(&self, name: &str) -> Result<bool> {
         let client = self.pool.get().await?;
-        Ok(client.execute("DELETE FROM teams WHERE name = $1", &[&name]).await? > 0)
+        Ok(client
+            .execute("DELETE FROM teams WHERE name = $1", &[&name])
+            .await?
+            > 0)
     }
 
     async fn save_access_token(&self, token: &str, claims: &Value, expires_at: i64) -> Result<()> {
@@ -325,20 +362,27 @@ impl Store for PgStore {
     async fn access_token(&self, token: &str) -> Result<Option<Value>> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt("SELECT claims FROM access_tokens WHERE token = $1", &[&token])
+            .query_opt(
+                "SELECT claims FROM access_tokens WHERE token = $1",
+                &[&token],
+            )
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
     async fn delete_access_token(&self, token: &str) -> Result<()> {
         let client = self.pool.get().await?;
-        client.execute("DELETE FROM access_tokens WHERE token = $1", &[&token]).await?;
+        client
+            .execute("DELETE FROM access_tokens WHERE token = $1", &[&token])
+            .await?;
         Ok(())
     }
 
     async fn delete_expired_access_tokens(&self, now: i64) -> Result<u64> {
         let client = self.pool.get().await?;
-        Ok(client.execute("DELETE FROM access_tokens WHERE expires_at < $1", &[&now]).await?)
+        Ok(client
+            .execute("DELETE FROM access_tokens WHERE expires_at < $1", &[&now])
+            .await?)
     }
 
     async fn record_user_login(&self, user: &UserLogin) -> Result<()> {
@@ -356,7 +400,10 @@ impl Store for PgStore {
     async fn users_since(&self, since: i64) -> Result<Vec<UserRow>> {
         let client = self.pool.get().await?;
         let rows = client
-            .query(&format!("{USER_SELECT} WHERE last_login >= $1 ORDER BY last_login DESC, id"), &[&since])
+            .query(
+                &format!("{USER_SELECT} WHERE last_login >= $1 ORDER BY last_login DESC, id"),
+                &[&since],
+            )
             .await?;
         rows.iter().map(user_row).collect()
     }
@@ -365,7 +412,12 @@ impl Store for PgStore {
         self.save_pipeline_tx(save).await
     }
 
-    async fn pipeline(&self, team: &str, name: &str, instance_vars: Option<&Value>) -> Result<Option<PipelineRow>> {
+    async fn pipeline(
+        &self,
+        team: &str,
+        name: &str,
+        instance_vars: Option<&Value>,
+    ) -> Result<Option<PipelineRow>> {
         self.find_pipeline(team, name, instance_vars).await
     }
 
@@ -386,10 +438,18 @@ impl Store for PgStore {
                 &[&pipeline_id],
             )
             .await?;
-        Ok(row.map(|r| Ok::<_, tokio_postgres::Error>((r.try_get(0)?, r.try_get(1)?))).transpose()?)
+        Ok(row
+            .map(|r| Ok::<_, tokio_postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
+            .transpose()?)
     }
 
-    async fn set_pipeline_paused(&self, pipeline_id: i64, paused: bool, by: &str, at: i64) -> Result<()> {
+    async fn set_pipeline_paused(
+        &self,
+        pipeline_id: i64,
+        paused: bool,
+        by: &str,
+        at: i64,
+    ) -> Result<()> {
         let client = self.pool.get().await?;
         let n = client
             .execute(
@@ -405,7 +465,10 @@ impl Store for PgStore {
     async fn set_pipeline_public(&self, pipeline_id: i64, public: bool) -> Result<()> {
         let client = self.pool.get().await?;
         let n = client
-            .execute("UPDATE pipelines SET public = $2 WHERE id = $1", &[&pipeline_id, &public])
+            .execute(
+                "UPDATE pipelines SET public = $2 WHERE id = $1",
+                &[&pipeline_id, &public],
+            )
             .await?;
         found(n, || format!("pipeline {pipeline_id}"))
     }
@@ -413,11 +476,16 @@ impl Store for PgStore {
     async fn rename_pipeline(&self, team_id: i64, old: &str, new: &str) -> Result<bool> {
         let client = self.pool.get().await?;
         match client
-            .execute("UPDATE pipelines SET name = $3 WHERE team_id = $1 AND name = $2", &[&team_id, &old, &new])
+            .execute(
+                "UPDATE pipelines SET name = $3 WHERE team_id = $1 AND name = $2",
+                &[&team_id, &old, &new],
+            )
             .await
         {
             Ok(n) => Ok(n > 0),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("pipeline {new} already exists"))),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                "pipeline {new} already exists"
+            ))),
             Err(e) => Err(e.into()),
         }
     }
@@ -432,7 +500,9 @@ impl Store for PgStore {
 
     async fn destroy_pipeline(&self, pipeline_id: i64) -> Result<()> {
         let client = self.pool.get().await?;
-        let n = client.execute("DELETE FROM pipelines WHERE id = $1", &[&pipeline_id]).await?;
+        let n = client
+            .execute("DELETE FROM pipelines WHERE id = $1", &[&pipeline_id])
+            .await?;
         found(n, || format!("pipeline {pipeline_id}"))
     }
 
@@ -440,7 +510,10 @@ impl Store for PgStore {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                &format!("{} WHERE j.pipeline_id = $1 AND j.active ORDER BY j.ordering, j.id", sql::JOB_SELECT),
+                &format!(
+                    "{} WHERE j.pipeline_id = $1 AND j.active ORDER BY j.ordering, j.id",
+                    sql::JOB_SELECT
+                ),
                 &[&pipeline_id],
             )
             .await?;
@@ -451,7 +524,10 @@ impl Store for PgStore {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                &format!("{} WHERE j.pipeline_id = $1 AND j.name = $2 AND j.active", sql::JOB_SELECT),
+                &format!(
+                    "{} WHERE j.pipeline_id = $1 AND j.name = $2 AND j.active",
+                    sql::JOB_SELECT
+                ),
                 &[&pipeline_id, &name],
             )
             .await?;
@@ -517,7 +593,12 @@ impl Store for PgStore {
         self.append_build_events_batch(build_id, events).await
     }
 
-    async fn build_events(&self, build_id: i64, after: i64, limit: i64) -> Result<Vec<(i64, Value)>> {
+    async fn build_events(
+        &self,
+        build_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, Value)>> {
         let client = self.pool.get().await?;
         let limit = if limit <= 0 { i64::MAX } else { limit };
         let rows = client
@@ -554,13 +635,18 @@ impl Store for PgStore {
 
     async fn workers(&self) -> Result<Vec<WorkerRow>> {
         let client = self.pool.get().await?;
-        let rows = client.query(&format!("{WORKER_SELECT} ORDER BY name"), &[]).await?;
+        let rows = client
+            .query(&format!("{WORKER_SELECT} ORDER BY name"), &[])
+            .await?;
         rows.iter().map(worker_row).collect()
     }
 
     async fn delete_worker(&self, name: &str) -> Result<bool> {
         let client = self.pool.get().await?;
-        Ok(client.execute("DELETE FROM workers WHERE name = $1", &[&name]).await? > 0)
+        Ok(client
+            .execute("DELETE FROM workers WHERE name = $1", &[&name])
+            .await?
+            > 0)
     }
 }
 

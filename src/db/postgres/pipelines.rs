@@ -38,12 +38,18 @@ impl PgStore {
         let rows = match team {
             Some(team) => {
                 client
-                    .query(&format!("{PIPELINE_SELECT} WHERE t.name = $1 ORDER BY {PIPELINE_ORDER}"), &[&team])
+                    .query(
+                        &format!("{PIPELINE_SELECT} WHERE t.name = $1 ORDER BY {PIPELINE_ORDER}"),
+                        &[&team],
+                    )
                     .await?
             }
             None => {
                 client
-                    .query(&format!("{PIPELINE_SELECT} ORDER BY t.name, {PIPELINE_ORDER}"), &[])
+                    .query(
+                        &format!("{PIPELINE_SELECT} ORDER BY t.name, {PIPELINE_ORDER}"),
+                        &[],
+                    )
                     .await?
             }
         };
@@ -53,7 +59,9 @@ impl PgStore {
     pub(super) async fn save_pipeline_tx(&self, save: &SavePipeline) -> Result<SavedPipeline> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let team = tx.query_opt("SELECT 1 FROM teams WHERE id = $1", &[&save.team_id]).await?;
+        let team = tx
+            .query_opt("SELECT 1 FROM teams WHERE id = $1", &[&save.team_id])
+            .await?;
         if team.is_none() {
             return Err(StoreError::NotFound(format!("team {}", save.team_id)));
         }
@@ -111,7 +119,9 @@ impl PgStore {
                 match inserted {
                     Ok(row) => (row.try_get(0)?, true),
                     // Another save created it since we looked: the caller's view is stale.
-                    Err(e) if is_unique_violation(&e) => return Err(StoreError::ConfigVersionConflict),
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(StoreError::ConfigVersionConflict)
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -119,7 +129,10 @@ impl PgStore {
         save_jobs(&tx, pipeline_id, save).await?;
         save_resources(&tx, pipeline_id, save).await?;
         let row = tx
-            .query_one(&format!("{PIPELINE_SELECT} WHERE p.id = $1"), &[&pipeline_id])
+            .query_one(
+                &format!("{PIPELINE_SELECT} WHERE p.id = $1"),
+                &[&pipeline_id],
+            )
             .await?;
         let pipeline = pipeline_row(&row)?;
         tx.commit().await?;
@@ -130,8 +143,11 @@ impl PgStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         // Lock the team's pipelines, then read the groups in their current order.
-        tx.execute("SELECT 1 FROM pipelines WHERE team_id = $1 FOR UPDATE", &[&team_id])
-            .await?;
+        tx.execute(
+            "SELECT 1 FROM pipelines WHERE team_id = $1 FOR UPDATE",
+            &[&team_id],
+        )
+        .await?;
         let current: Vec<String> = tx
             .query(
                 "SELECT name FROM pipelines WHERE team_id = $1 GROUP BY name ORDER BY MIN(ordering), MIN(id)",
@@ -154,7 +170,12 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn archive_pipeline_tx(&self, pipeline_id: i64, by: &str, at: i64) -> Result<()> {
+    pub(super) async fn archive_pipeline_tx(
+        &self,
+        pipeline_id: i64,
+        by: &str,
+        at: i64,
+    ) -> Result<()> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let n = tx
@@ -180,9 +201,16 @@ impl PgStore {
     }
 }
 
-async fn existing_names(tx: &Transaction<'_>, table: &str, pipeline_id: i64) -> Result<Vec<(i64, String)>> {
+async fn existing_names(
+    tx: &Transaction<'_>,
+    table: &str,
+    pipeline_id: i64,
+) -> Result<Vec<(i64, String)>> {
     let rows = tx
-        .query(&format!("SELECT id, name FROM {table} WHERE pipeline_id = $1"), &[&pipeline_id])
+        .query(
+            &format!("SELECT id, name FROM {table} WHERE pipeline_id = $1"),
+            &[&pipeline_id],
+        )
         .await?;
     Ok(rows
         .iter()
@@ -207,11 +235,15 @@ async fn save_jobs(tx: &Transaction<'_>, pipeline_id: i64, save: &SavePipeline) 
         let groups = groups_of(save, &job.name);
         let id = match claim_existing(&existing, &kept, &job.name, job.old_name.as_deref()) {
             Some(id) => {
-                tx.execute(&update, &[&id, &job.name, &job.config, &ordering, &groups]).await?;
+                tx.execute(&update, &[&id, &job.name, &job.config, &ordering, &groups])
+                    .await?;
                 id
             }
             None => tx
-                .query_one(&insert, &[&pipeline_id, &job.name, &job.config, &ordering, &groups])
+                .query_one(
+                    &insert,
+                    &[&pipeline_id, &job.name, &job.config, &ordering, &groups],
+                )
                 .await?
                 .try_get(0)?,
         };
@@ -240,11 +272,22 @@ async fn save_resources(tx: &Transaction<'_>, pipeline_id: i64, save: &SavePipel
         .await?;
     let mut kept = Vec::with_capacity(save.resources.len());
     for (ordering, resource) in (0_i64..).zip(&save.resources) {
-        let id = match claim_existing(&existing, &kept, &resource.name, resource.old_name.as_deref()) {
+        let id = match claim_existing(
+            &existing,
+            &kept,
+            &resource.name,
+            resource.old_name.as_deref(),
+        ) {
             Some(id) => {
                 tx.execute(
                     &update,
-                    &[&id, &resource.name, &resource.type_, &resource.config, &ordering],
+                    &[
+                        &id,
+                        &resource.name,
+                        &resource.type_,
+                        &resource.config,
+                        &ordering,
+                    ],
                 )
                 .await?;
                 id
@@ -252,7 +295,13 @@ async fn save_resources(tx: &Transaction<'_>, pipeline_id: i64, save: &SavePipel
             None => tx
                 .query_one(
                     &insert,
-                    &[&pipeline_id, &resource.name, &resource.type_, &resource.config, &ordering],
+                    &[
+                        &pipeline_id,
+                        &resource.name,
+                        &resource.type_,
+                        &resource.config,
+                        &ordering,
+                    ],
                 )
                 .await?
                 .try_get(0)?,

@@ -29,12 +29,23 @@ impl Repository {
             return Err(err("repository is required"));
         }
         let (first, rest) = s.split_once('/').unwrap_or(("", s));
-        let is_host = !first.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost");
+        let is_host = !first.is_empty()
+            && (first.contains('.') || first.contains(':') || first == "localhost");
         if is_host {
-            Ok(Repository { registry: first.to_string(), name: rest.to_string() })
+            Ok(Repository {
+                registry: first.to_string(),
+                name: rest.to_string(),
+            })
         } else {
-            let name = if s.contains('/') { s.to_string() } else { format!("library/{s}") };
-            Ok(Repository { registry: "registry-1.docker.io".into(), name })
+            let name = if s.contains('/') {
+                s.to_string()
+            } else {
+                format!("library/{s}")
+            };
+            Ok(Repository {
+                registry: "registry-1.docker.io".into(),
+                name,
+            })
         }
     }
 }
@@ -54,7 +65,12 @@ pub struct Manifest {
 }
 
 impl Registry {
-    pub fn new(repo: Repository, insecure: bool, username: Option<String>, password: Option<String>) -> Result<Registry, ResourceError> {
+    pub fn new(
+        repo: Repository,
+        insecure: bool,
+        username: Option<String>,
+        password: Option<String>,
+    ) -> Result<Registry, ResourceError> {
         let http = Client::builder()
             .danger_accept_invalid_certs(insecure)
             .timeout(std::time::Duration::from_secs(600))
@@ -62,7 +78,13 @@ impl Registry {
             .map_err(|e| err(format!("building HTTP client: {e}")))?;
         let scheme = if insecure { "http" } else { "https" };
         let basic = username.map(|u| (u, password.unwrap_or_default()));
-        Ok(Registry { http, base: format!("{scheme}://{}/v2/{}", repo.registry, repo.name), repo, basic, token: Mutex::new(None) })
+        Ok(Registry {
+            http,
+            base: format!("{scheme}://{}/v2/{}", repo.registry, repo.name),
+            repo,
+            basic,
+            token: Mutex::new(None),
+        })
     }
 
     pub fn repository(&self) -> &Repository {
@@ -80,12 +102,23 @@ impl Registry {
 
     /// Sends a request, answering one bearer challenge if the registry asks for it.
     fn send(&self, make: &dyn Fn() -> RequestBuilder) -> Result<Response, ResourceError> {
-        let resp = self.authed(make()).send().map_err(|e| err(format!("contacting registry {}: {e}", self.repo.registry)))?;
+        let resp = self
+            .authed(make())
+            .send()
+            .map_err(|e| err(format!("contacting registry {}: {e}", self.repo.registry)))?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
-        let challenge = resp.headers().get(WWW_AUTHENTICATE).and_then(|h| h.to_str().ok()).unwrap_or_default().to_string();
-        let Some(params) = challenge.strip_prefix("Bearer ").or_else(|| challenge.strip_prefix("bearer ")) else {
+        let challenge = resp
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let Some(params) = challenge
+            .strip_prefix("Bearer ")
+            .or_else(|| challenge.strip_prefix("bearer "))
+        else {
             return Ok(resp);
         };
         let mut realm = String::new();
@@ -109,11 +142,16 @@ impl Registry {
             .and_then(|r| r.error_for_status())
             .and_then(|r| r.json())
             .map_err(|e| err(format!("getting registry token from {realm}: {e}")))?;
-        let token = body["token"].as_str().or(body["access_token"].as_str()).map(String::from);
+        let token = body["token"]
+            .as_str()
+            .or(body["access_token"].as_str())
+            .map(String::from);
         if let Ok(mut t) = self.token.lock() {
             *t = token;
         }
-        self.authed(make()).send().map_err(|e| err(format!("contacting registry {}: {e}", self.repo.registry)))
+        self.authed(make())
+            .send()
+            .map_err(|e| err(format!("contacting registry {}: {e}", self.repo.registry)))
     }
 
     fn expect_ok(resp: Response, what: &str) -> Result<Response, ResourceError> {
@@ -128,17 +166,39 @@ impl Registry {
 
     pub fn manifest(&self, reference: &str) -> Result<Option<Manifest>, ResourceError> {
         let url = format!("{}/manifests/{reference}", self.base);
-        let accept = [MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST].join(", ");
+        let accept = [
+            MEDIA_OCI_INDEX,
+            MEDIA_OCI_MANIFEST,
+            MEDIA_DOCKER_LIST,
+            MEDIA_DOCKER_MANIFEST,
+        ]
+        .join(", ");
         let resp = self.send(&|| self.http.get(&url).header(ACCEPT, accept.clone()))?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         let resp = Self::expect_ok(resp, &format!("fetching manifest {reference}"))?;
-        let media_type = resp.headers().get(CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or_default().to_string();
-        let header_digest = resp.headers().get("Docker-Content-Digest").and_then(|h| h.to_str().ok()).map(String::from);
-        let body = resp.bytes().map_err(|e| err(format!("reading manifest: {e}")))?.to_vec();
+        let media_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let header_digest = resp
+            .headers()
+            .get("Docker-Content-Digest")
+            .and_then(|h| h.to_str().ok())
+            .map(String::from);
+        let body = resp
+            .bytes()
+            .map_err(|e| err(format!("reading manifest: {e}")))?
+            .to_vec();
         let digest = header_digest.unwrap_or_else(|| sha256_digest(&body));
-        Ok(Some(Manifest { media_type, digest, body }))
+        Ok(Some(Manifest {
+            media_type,
+            digest,
+            body,
+        }))
     }
 
     pub fn tags(&self) -> Result<Vec<String>, ResourceError> {
@@ -147,13 +207,25 @@ impl Registry {
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(vec![]);
         }
-        let body: serde_json::Value = Self::expect_ok(resp, "listing tags")?.json().map_err(|e| err(format!("decoding tags: {e}")))?;
-        Ok(body["tags"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect()).unwrap_or_default())
+        let body: serde_json::Value = Self::expect_ok(resp, "listing tags")?
+            .json()
+            .map_err(|e| err(format!("decoding tags: {e}")))?;
+        Ok(body["tags"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     pub fn blob(&self, digest: &str) -> Result<Response, ResourceError> {
         let url = format!("{}/blobs/{digest}", self.base);
-        Self::expect_ok(self.send(&|| self.http.get(&url))?, &format!("fetching blob {digest}"))
+        Self::expect_ok(
+            self.send(&|| self.http.get(&url))?,
+            &format!("fetching blob {digest}"),
+        )
     }
 
     pub fn has_blob(&self, digest: &str) -> Result<bool, ResourceError> {
@@ -168,7 +240,11 @@ impl Registry {
         }
         let url = format!("{}/blobs/uploads/", self.base);
         let resp = Self::expect_ok(self.send(&|| self.http.post(&url))?, "starting blob upload")?;
-        let location = resp.headers().get(LOCATION).and_then(|h| h.to_str().ok()).ok_or_else(|| err("registry gave no upload location"))?;
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|h| h.to_str().ok())
+            .ok_or_else(|| err("registry gave no upload location"))?;
         let mut target = if location.starts_with("http") {
             location.to_string()
         } else {
@@ -177,13 +253,28 @@ impl Registry {
         };
         target.push(if target.contains('?') { '&' } else { '?' });
         target.push_str(&format!("digest={digest}"));
-        let resp = self.send(&|| self.http.put(&target).header(CONTENT_TYPE, "application/octet-stream").body(bytes.clone()))?;
+        let resp = self.send(&|| {
+            self.http
+                .put(&target)
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .body(bytes.clone())
+        })?;
         Self::expect_ok(resp, &format!("uploading blob {digest}")).map(|_| ())
     }
 
-    pub fn put_manifest(&self, reference: &str, media_type: &str, body: &[u8]) -> Result<(), ResourceError> {
+    pub fn put_manifest(
+        &self,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> Result<(), ResourceError> {
         let url = format!("{}/manifests/{reference}", self.base);
-        let resp = self.send(&|| self.http.put(&url).header(CONTENT_TYPE, media_type).body(body.to_vec()))?;
+        let resp = self.send(&|| {
+            self.http
+                .put(&url)
+                .header(CONTENT_TYPE, media_type)
+                .body(body.to_vec())
+        })?;
         Self::expect_ok(resp, &format!("pushing manifest {reference}")).map(|_| ())
     }
 }
@@ -208,7 +299,10 @@ fn split_challenge(s: &str) -> Vec<String> {
 pub fn sha256_digest(bytes: &[u8]) -> String {
     use sha2::Digest;
     let hash = sha2::Sha256::digest(bytes);
-    format!("sha256:{}", hash.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "sha256:{}",
+        hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
 #[cfg(test)]
@@ -217,16 +311,35 @@ mod tests {
 
     #[test]
     fn repositories_resolve_like_docker() {
-        assert_eq!(Repository::parse("busybox").expect("ok"), Repository { registry: "registry-1.docker.io".into(), name: "library/busybox".into() });
-        assert_eq!(Repository::parse("concourse/git").expect("ok").name, "concourse/git");
-        assert_eq!(Repository::parse("localhost:5000/a/b").expect("ok"), Repository { registry: "localhost:5000".into(), name: "a/b".into() });
-        assert_eq!(Repository::parse("ghcr.io/x").expect("ok").registry, "ghcr.io");
+        assert_eq!(
+            Repository::parse("busybox").expect("ok"),
+            Repository {
+                registry: "registry-1.docker.io".into(),
+                name: "library/busybox".into()
+            }
+        );
+        assert_eq!(
+            Repository::parse("concourse/git").expect("ok").name,
+            "concourse/git"
+        );
+        assert_eq!(
+            Repository::parse("localhost:5000/a/b").expect("ok"),
+            Repository {
+                registry: "localhost:5000".into(),
+                name: "a/b".into()
+            }
+        );
+        assert_eq!(
+            Repository::parse("ghcr.io/x").expect("ok").registry,
+            "ghcr.io"
+        );
         assert!(Repository::parse("").is_err());
     }
 
     #[test]
     fn challenges_split_outside_quotes() {
-        let parts = split_challenge(r#"realm="https://auth",service="reg",scope="repository:a:pull,push""#);
+        let parts =
+            split_challenge(r#"realm="https://auth",service="reg",scope="repository:a:pull,push""#);
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[2], r#"scope="repository:a:pull,push""#);
     }
