@@ -29,7 +29,10 @@ mod tests {
     #[test]
     fn emits_sorted_keys_and_sequences_at_parent_indent() {
         let v = json!({"jobs": [{"name": "j", "plan": [{"get": "r"}]}], "a": {"b": 1}});
-        assert_eq!(emit(&v), "a:\n  b: 1\njobs:\n- name: j\n  plan:\n  - get: r\n");
+        assert_eq!(
+            emit(&v),
+            "a:\n  b: 1\njobs:\n- name: j\n  plan:\n  - get: r\n"
+        );
     }
 
     #[test]
