@@ -228,7 +228,7 @@ pub async fn set_team(g: &Global, a: &SetTeamArgs) -> Result<()> {
     }
     println!(
         "setting team: {}",
-        ui::paint(&a.team_name, ui::CYAN, ui::stdout_is_tty())
+        ui::paint(&a.team_name, ui::BOLD, ui::stdout_is_tty())
     );
     println!();
     print_auth(&auth);
