@@ -391,7 +391,23 @@ pub fn resolve_plain(s: &str) -> Result<Value, String> {
         _ => {}
     }
     let first = s.as_bytes()[0];
-    if !(first.is_ascii_digit() || first == b'+' || first == b'-' || first == b'.') {
+    let float = |text: &str| {
+        // Go's ParseFloat fails on overflow, and go-yaml then keeps the string.
+        text.parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+            .map(Value::Number)
+    };
+    if first == b'.' {
+        // go-yaml tries `strconv.ParseFloat` on the text as written.
+        if is_yaml_float(s) {
+            if let Some(v) = float(s) {
+                return Ok(v);
+            }
+        }
+        return Ok(Value::String(s.to_string()));
+    }
+    if !(first.is_ascii_digit() || first == b'+' || first == b'-') {
         return Ok(Value::String(s.to_string()));
     }
     let plain = s.replace('_', "");
@@ -399,11 +415,8 @@ pub fn resolve_plain(s: &str) -> Result<Value, String> {
         return Ok(v);
     }
     if is_yaml_float(&plain) {
-        if let Ok(f) = plain.parse::<f64>() {
-            if let Some(n) = Number::from_f64(f) {
-                return Ok(Value::Number(n));
-            }
-            return Err(format!("json: unsupported value: {f}"));
+        if let Some(v) = float(&plain) {
+            return Ok(v);
         }
     }
     Ok(Value::String(s.to_string()))
@@ -501,8 +514,8 @@ mod tests {
     #[test]
     fn plain_scalars_resolve_like_go_yaml_v2() {
         assert_eq!(
-            p("a: yes\nb: Off\nc: ~\nd: 0x1F\ne: 1_000\nf: 1.5\ng: '1'\nh: 017\ni: 1e3\nj: y\nk: 0o17\nl: 08"),
-            json!({"a": true, "b": false, "c": null, "d": 31, "e": 1000, "f": 1.5, "g": "1", "h": 15, "i": 1000.0, "j": true, "k": 15, "l": 8.0})
+            p("a: yes\nb: Off\nc: ~\nd: 0x1F\ne: 1_000\nf: 1.5\ng: '1'\nh: 017\ni: 1e3\nj: y\nk: 0o17\nl: 08\nm: 1e400\nq: .5\no: 2021-01-01\np: -0x10"),
+            json!({"a": true, "b": false, "c": null, "d": 31, "e": 1000, "f": 1.5, "g": "1", "h": 15, "i": 1000.0, "j": true, "k": 15, "l": 8.0, "m": "1e400", "q": 0.5, "o": "2021-01-01", "p": -16})
         );
     }
 
