@@ -159,23 +159,44 @@ impl JobConfig {
         step
     }
 
-    /// Every `get` in the job (plan and hooks, any depth).
-    pub fn inputs(&self) -> Vec<GetStep> {
+    /// Calls `f` on every step config of the job without building [`Self::step_config`]:
+    /// the plan first, then the hooks from the innermost (`on_success`) to `ensure` — the
+    /// order upstream's `StepRecursor` visits them in.
+    pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a StepConfig)) {
+        for step in &self.plan {
+            step.config.walk(f);
+        }
+        for hook in [
+            &self.on_success,
+            &self.on_failure,
+            &self.on_abort,
+            &self.on_error,
+            &self.ensure,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            hook.config.walk(f);
+        }
+    }
+
+    /// Every `get` in the job (plan and hooks, any depth): the job's inputs.
+    pub fn inputs(&self) -> Vec<&GetStep> {
         let mut out = vec![];
-        self.step_config().walk(&mut |s| {
+        self.walk(&mut |s| {
             if let StepConfig::Get(g) = s {
-                out.push(g.clone());
+                out.push(g);
             }
         });
         out
     }
 
-    /// Every `put` in the job.
-    pub fn outputs(&self) -> Vec<PutStep> {
+    /// Every `put` in the job: the job's outputs.
+    pub fn outputs(&self) -> Vec<&PutStep> {
         let mut out = vec![];
-        self.step_config().walk(&mut |s| {
+        self.walk(&mut |s| {
             if let StepConfig::Put(p) = s {
-                out.push(p.clone());
+                out.push(p);
             }
         });
         out

@@ -233,7 +233,7 @@ fn validate_resources(c: &Config) -> Section {
     }
     let mut used = std::collections::HashSet::new();
     for job in &c.jobs {
-        job.step_config().walk(&mut |st| match st {
+        job.walk(&mut |st| match st {
             StepConfig::Get(g) => {
                 used.insert(g.resource_name().to_string());
             }
@@ -661,7 +661,7 @@ fn validate_cycle(c: &Config) -> Option<String> {
         }
         visited.insert(j.name.clone(), State::Visiting);
         let mut passed: Vec<String> = vec![];
-        j.step_config().walk(&mut |s| {
+        j.walk(&mut |s| {
             if let StepConfig::Get(g) = s {
                 passed.extend(g.passed.iter().cloned());
             }

@@ -554,3 +554,26 @@ mod tests {
         assert_eq!(lines.line("/jobs/0/name"), Some(2));
     }
 }
+
+#[cfg(test)]
+mod json_input_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_documents_parse_as_yaml() {
+        for doc in [
+            "{\"a\": [1, 2.5, \"x\\/y\\u00e9\"], \"b\": {\"c\": null, \"d\": true}}",
+            "{\n\t\"a\": [1, 2.5, \"x\\/y\\u00e9\"],\n\t\"b\": {\"c\": null, \"d\": true}\n}",
+            "{\"a\":[1,2.5,\"x\\/y\\u00e9\"],\"b\":{\"c\":null,\"d\":true}}",
+        ] {
+            let (v, _) = parse(doc.as_bytes(), Duplicates::LastWins)
+                .unwrap_or_else(|e| panic!("{doc}: {e}"));
+            assert_eq!(
+                v,
+                json!({"a": [1, 2.5, "x/yé"], "b": {"c": null, "d": true}}),
+                "{doc}"
+            );
+        }
+    }
+}
