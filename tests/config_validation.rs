@@ -243,6 +243,20 @@ fn step_parse_errors_use_upstream_wording() {
         format!("{prefix}malformed across step: json: unknown field \"bogus\" (line 4)")
     );
     assert_eq!(
+        parse_error("jobs:\n- name: a\n  plan:\n  - {in_parallel: ~}\n"),
+        format!(
+            "{prefix}malformed in_parallel step: wrong type for parallel config: <nil> (line 4)"
+        )
+    );
+    assert_eq!(
+        parse_error("jobs:\n- name: a\n  plan:\n  - {try: ~}\n"),
+        format!("{prefix}malformed try step: no step configured (line 4)")
+    );
+    assert_eq!(
+        parse_error("jobs:\n- name: a\n  plan:\n  - {get: r, attempts: 2.5}\n"),
+        format!("{prefix}malformed attempts step: json: cannot unmarshal number 2.5 into Go struct field RetryStep.attempts of type int (line 4)")
+    );
+    assert_eq!(
         parse_error("jobs:\n- name: a\n  plan:\n  - {get: r, version: {v: 1}}\n"),
         format!("{prefix}malformed get step: the value 1 of v is not a string (line 4)")
     );
@@ -323,5 +337,20 @@ fn upstream_json_shapes_are_kept() {
                 {"config": {"platform": "linux", "params": {"NUM": "1"}}, "container_limits": {"cpu": 512, "memory": 1073741824u64}, "task": "t"}
             ]}]
         })
+    );
+}
+
+#[test]
+fn steps_parse_back_from_their_json() {
+    let doc = "resources:\n- {name: r, type: mock}\njobs:\n- name: a\n  plan:\n  - across: [{var: v, values: [1, 2], max_in_flight: all}]\n    fail_fast: true\n    put: r\n    inputs: [a, b]\n    get_params: {x: 1}\n    no_get: true\n  - in_parallel: {steps: [{try: {load_var: x, file: f/x, reveal: true}}], limit: 2, fail_fast: true}\n    tags: [t]\n  - set_pipeline: self\n    file: f/p.yml\n    instance_vars: {b: main}\n    var_files: [f/v.yml]\n";
+    let c = parse_pipeline(doc.as_bytes()).unwrap();
+    for step in &c.jobs[0].plan {
+        let again = concourse::config::parse_step(&step.to_value()).unwrap();
+        assert_eq!(&again, step);
+    }
+    assert!(
+        validate_pipeline(&c).errors.is_empty(),
+        "{:?}",
+        validate_pipeline(&c).errors
     );
 }

@@ -183,3 +183,14 @@ pub fn to_yaml(value: &Value) -> String {
 pub fn parse_yaml_value(doc: &[u8]) -> Result<Value, ConfigError> {
     yaml::parse(doc, yaml::Duplicates::LastWins).map(|(v, _)| v)
 }
+
+/// Parses one step from its JSON form (a stored plan, or a step after interpolation).
+pub fn parse_step(value: &Value) -> Result<Step, ConfigError> {
+    let lines = LineMap::default();
+    let ctx = decode::Ctx {
+        lines: &lines,
+        coerce: false,
+        strict: false,
+    };
+    Step::parse(value, ctx, "")
+}
