@@ -354,3 +354,16 @@ fn steps_parse_back_from_their_json() {
         validate_pipeline(&c).errors
     );
 }
+
+#[test]
+fn keys_differing_in_case_fill_fields_like_gos_decoder() {
+    let doc = "resources:\n- {Name: r, TYPE: mock}\njobs:\n- name: a\n  plan:\n  - {get: x, Resource: r}\n";
+    let c = parse_pipeline(doc.as_bytes()).unwrap();
+    assert_eq!(c.resources[0].name, "r");
+    assert_eq!(c.resources[0].type_, "mock");
+    // In a step the value is decoded, but upstream's exact-name bookkeeping still reports it.
+    assert_eq!(
+        validate_pipeline(&c).errors,
+        vec!["invalid jobs:\n\tjobs.a.plan.do[0]: unknown fields [\"Resource\"] (line 6)\n"]
+    );
+}
