@@ -207,6 +207,10 @@ fn identifiers_warn_with_upstream_reasons() {
     assert_eq!(validate_identifier("team", "ok-name_1.x").unwrap(), None);
     assert_eq!(validate_identifier("team", "ünïcode").unwrap(), None);
     assert!(validate_identifier("team", "aB").unwrap().is_some());
+    assert!(validate_identifier("team", "日本").unwrap().is_none());
+    // A combining mark is no letter (Mn), nor is a letter number (Nl).
+    assert!(validate_identifier("team", "a\u{301}").unwrap().is_some());
+    assert!(validate_identifier("team", "\u{3007}").unwrap().is_some());
 }
 
 #[test]

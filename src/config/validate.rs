@@ -29,8 +29,14 @@ fn format_err(section: &str, messages: &[String]) -> String {
     format!("invalid {}:\n{}\n", section, indented.join("\n"))
 }
 
+/// `[\p{Ll}\p{Lt}\p{Lm}\p{Lo}\d]` with Go's ASCII-only `\d`.
 fn is_id_letter(c: char) -> bool {
-    c.is_ascii_digit() || (c.is_alphabetic() && !c.is_uppercase())
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    c.is_ascii_digit()
+        || matches!(
+            c.general_category(),
+            G::LowercaseLetter | G::TitlecaseLetter | G::ModifierLetter | G::OtherLetter
+        )
 }
 
 /// Upstream `ValidateIdentifier` with its context given as parts (joined without separator);
