@@ -35,7 +35,7 @@ pub use task::{
     parse_memory_limit, parse_task_config, task_config_from_value, ContainerLimits, ImageResource,
     TaskCacheConfig, TaskConfig, TaskEnv, TaskInputConfig, TaskOutputConfig, TaskRunConfig,
 };
-pub use validate::{validate_identifier, validate_pipeline_strict};
+pub use validate::{order_var_sources, validate_identifier};
 pub use vars::{render_template, StaticVars};
 pub use yaml::LineMap;
 

@@ -137,12 +137,6 @@ pub(crate) fn validate(c: &Config) -> Validation {
     v
 }
 
-/// `--strict` (fly validate-pipeline): as [`validate`]; strictness about unknown keys is a
-/// parse concern (`parse_pipeline_strict`). Kept as its own entry point for the CLI.
-pub fn validate_pipeline_strict(c: &Config) -> Validation {
-    validate(c)
-}
-
 fn line_of(c: &Config, ptr: &str) -> Option<usize> {
     c.source_lines.0.line(ptr)
 }
