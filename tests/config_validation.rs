@@ -371,3 +371,60 @@ fn keys_differing_in_case_fill_fields_like_gos_decoder() {
         vec!["invalid jobs:\n\tjobs.a.plan.do[0]: unknown fields [\"Resource\"] (line 6)\n"]
     );
 }
+
+#[test]
+fn resource_fields_decode_like_upstream() {
+    use concourse::config::CheckEvery;
+    let doc = "resources:\n- name: r\n  type: mock\n  check_every: 1h30m\n  version: {ref: 123, ok: true}\n  tags: [1, x]\n- {name: s, type: mock, check_every: never, check_timeout: 10s, webhook_token: ((tok)), public: yes}\njobs:\n- name: a\n  plan:\n  - get: r\n  - get: s\n";
+    let c = parse_pipeline(doc.as_bytes()).unwrap();
+    let r = &c.resources[0];
+    assert_eq!(r.check_every, Some(CheckEvery::Interval(5_400_000_000_000)));
+    assert_eq!(
+        r.check_every.unwrap().interval(),
+        Some(std::time::Duration::from_secs(5400))
+    );
+    // Outside steps, sigs.k8s.io/yaml turns scalars into strings for string fields.
+    assert_eq!(r.version.get("ref").map(String::as_str), Some("123"));
+    assert_eq!(r.version.get("ok").map(String::as_str), Some("true"));
+    assert_eq!(r.tags, vec!["1", "x"]);
+    let s = &c.resources[1];
+    assert_eq!(s.check_every, Some(CheckEvery::Never));
+    assert!(s.public);
+    assert_eq!(s.webhook_token, "((tok))");
+    let json = concourse::config::to_json(&c);
+    assert_eq!(json["resources"][0]["check_every"], "1h30m0s");
+    assert_eq!(
+        json["resources"][0]["version"],
+        serde_json::json!({"ok": "true", "ref": "123"})
+    );
+    assert_eq!(
+        parse_error("resources:\n- {name: r, type: mock, check_every: 5}\n"),
+        "error unmarshaling JSON: while decoding JSON: non-string value provided (line 2)"
+    );
+    assert_eq!(
+        parse_error("resources:\n- {name: r, type: mock, check_every: 5x}\n"),
+        "error unmarshaling JSON: while decoding JSON: time: unknown unit \"x\" in duration \"5x\" (line 2)"
+    );
+}
+
+#[test]
+fn job_inputs_outputs_and_limits() {
+    let doc = "resources:\n- {name: r, type: mock}\n- {name: s, type: mock}\njobs:\n- name: a\n  serial_groups: [g]\n  max_in_flight: 3\n  plan:\n  - in_parallel:\n    - {get: r, trigger: true, passed: [b]}\n    - try: {get: alias, resource: s}\n  - put: s\n  ensure: {put: r}\n- name: b\n  max_in_flight: 2\n  plan: [{put: r}]\n";
+    let c = parse_pipeline(doc.as_bytes()).unwrap();
+    let a = c.job("a").unwrap();
+    let inputs: Vec<(&str, &str)> = a
+        .inputs()
+        .iter()
+        .map(|g| (g.name.as_str(), g.resource_name()))
+        .collect();
+    assert_eq!(inputs, vec![("r", "r"), ("alias", "s")]);
+    let outputs: Vec<&str> = a.outputs().iter().map(|p| p.resource_name()).collect();
+    assert_eq!(outputs, vec!["s", "r"]);
+    assert_eq!(a.max_in_flight(), 1);
+    assert_eq!(c.job("b").unwrap().max_in_flight(), 2);
+    assert!(
+        validate_pipeline(&c).errors.is_empty(),
+        "{:?}",
+        validate_pipeline(&c).errors
+    );
+}

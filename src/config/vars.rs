@@ -578,6 +578,39 @@ mod tests {
     }
 
     #[test]
+    fn named_and_chained_sources_resolve_and_record_used_vars() {
+        let cluster = vars(json!({"a": "cluster-a", "shared": "cluster"}));
+        let team = vars(json!({"shared": "team", "t": {"k": "v"}}));
+        let vs = vars(json!({"secret": "s3cr3t"}));
+        let mut by_name: BTreeMap<String, &dyn Variables> = BTreeMap::new();
+        by_name.insert("vs".into(), &vs);
+        let named = NamedVars(by_name);
+        let chain = MultiVars(vec![&named, &team, &cluster]);
+        let mut tracker = Tracker::default();
+        let out = interpolate_tracked(
+            &json!({"x": "((vs:secret))", "y": "((shared))-((a))", "z": "((t.k))", "w": "((missing))"}),
+            &chain,
+            false,
+            &mut tracker,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({"x": "s3cr3t", "y": "team-cluster-a", "z": "v", "w": "((missing))"})
+        );
+        assert_eq!(
+            tracker.used.iter().collect::<Vec<_>>(),
+            vec!["a", "shared", "t", "vs:secret"]
+        );
+        assert_eq!(
+            interpolate(&json!("((nope:x))"), &chain, false)
+                .unwrap_err()
+                .to_string(),
+            "missing source 'nope' in var: nope:x"
+        );
+    }
+
+    #[test]
     fn var_names_follow_upstream_pattern() {
         assert_eq!(
             var_names("a ((x)) (((y))) ((no space)) ((.:\"local.var\"))"),
