@@ -365,6 +365,8 @@ fn keys_differing_in_case_fill_fields_like_gos_decoder() {
     let c = parse_pipeline(doc.as_bytes()).unwrap();
     assert_eq!(c.resources[0].name, "r");
     assert_eq!(c.resources[0].type_, "mock");
+    let upper = parse_pipeline(b"Jobs:\n- {name: a, plan: []}\n").unwrap();
+    assert_eq!(upper.jobs[0].name, "a");
     // In a step the value is decoded, but upstream's exact-name bookkeeping still reports it.
     assert_eq!(
         validate_pipeline(&c).errors,

@@ -214,6 +214,11 @@ const TOP_LEVEL: [&str; 8] = [
     "user_data",
 ];
 
+/// Go's decoder matches field names case-insensitively, so `Jobs:` is `jobs:`.
+fn is_top_level(key: &str) -> bool {
+    TOP_LEVEL.contains(&key.to_lowercase().as_str())
+}
+
 /// Decodes the whole document (already YAML-parsed). Unknown top-level keys are dropped unless
 /// `strict_top_level`.
 pub(crate) fn decode_config(
@@ -242,7 +247,7 @@ pub(crate) fn decode_config(
         }
     };
     if strict_top_level {
-        if let Some(k) = top.keys().find(|k| !TOP_LEVEL.contains(&k.as_str())) {
+        if let Some(k) = top.keys().find(|k| !is_top_level(k)) {
             return Err(ConfigError {
                 message: format!("json: unknown field {k:?}"),
                 line: lines.line(&format!("/{}", super::yaml::escape_pointer(k))),
@@ -251,7 +256,7 @@ pub(crate) fn decode_config(
     }
     let stripped: Map<String, Value> = top
         .into_iter()
-        .filter(|(k, _)| TOP_LEVEL.contains(&k.as_str()))
+        .filter(|(k, _)| is_top_level(k))
         .collect();
     let doc = Value::Object(stripped);
     let mut f = Fields::new(&doc, ctx, "", "Config", "", "atc.Config")?;
