@@ -187,6 +187,13 @@ proptest! {
     }
 
     #[test]
+    fn rendering_without_vars_keeps_the_document(doc in document()) {
+        let text = to_yaml(&doc);
+        let rendered = render_template(text.as_bytes(), &StaticVars::default()).unwrap();
+        prop_assert_eq!(parse_yaml_value(&rendered).unwrap(), parse_yaml_value(text.as_bytes()).unwrap());
+    }
+
+    #[test]
     fn to_yaml_round_trips_arbitrary_json(v in any_json()) {
         let text = to_yaml(&v);
         let back = parse_yaml_value(text.as_bytes());

@@ -254,10 +254,7 @@ pub(crate) fn decode_config(
             });
         }
     }
-    let stripped: Map<String, Value> = top
-        .into_iter()
-        .filter(|(k, _)| is_top_level(k))
-        .collect();
+    let stripped: Map<String, Value> = top.into_iter().filter(|(k, _)| is_top_level(k)).collect();
     let doc = Value::Object(stripped);
     let mut f = Fields::new(&doc, ctx, "", "Config", "", "atc.Config")?;
 
