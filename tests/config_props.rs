@@ -208,6 +208,14 @@ fn deeply_nested_documents_are_refused_not_crashed() {
         let _ = parse_pipeline(doc.as_bytes());
         let _ = render_template(doc.as_bytes(), &StaticVars::default());
     }
+    // Alias bombs are refused instead of expanded.
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let prev = format!("*a{}", i - 1);
+        bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev; 10].join(", ")));
+    }
+    let err = parse_pipeline(bomb.as_bytes()).unwrap_err();
+    assert!(err.message.contains("excessive aliasing"), "{err}");
     // The deepest plan the depth limit lets through still parses, validates and serializes.
     let depth = 97;
     let plan = format!("{}{{get: r}}{}", "{do: [".repeat(depth), "]}".repeat(depth));

@@ -60,7 +60,10 @@ enum Frame {
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their size in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes materialized so far, aliases expanded: bounded against alias bombs.
+    nodes: usize,
     root: Option<Node>,
     error: Option<(String, usize)>,
     /// Nesting below `MAX_DEPTH` is not built (the document is refused), so that dropping
@@ -71,7 +74,8 @@ struct Builder {
 impl Builder {
     fn push_node(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let size = node_size(&node);
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
             Some(Frame::Seq(_, items, _)) | Some(Frame::Map(_, items, _)) => items.push(node),
@@ -83,6 +87,30 @@ impl Builder {
         }
     }
 }
+
+impl Builder {
+    fn fail(&mut self, message: &str, line: usize) {
+        if self.error.is_none() {
+            self.error = Some((message.to_string(), line));
+        }
+    }
+}
+
+fn node_size(node: &Node) -> usize {
+    match node {
+        Node::Scalar { .. } => 1,
+        Node::Seq { items, .. } => 1 + items.iter().map(node_size).sum::<usize>(),
+        Node::Map { entries, .. } => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| node_size(k) + node_size(v))
+                .sum::<usize>()
+        }
+    }
+}
+
+/// Upper bound on nodes after alias expansion (go-yaml refuses "excessive aliasing" too).
+const MAX_NODES: usize = 1_000_000;
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
@@ -106,6 +134,7 @@ impl MarkedEventReceiver for Builder {
         }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
+                self.nodes += 1;
                 self.push_node(
                     Node::Scalar {
                         text,
@@ -132,23 +161,29 @@ impl MarkedEventReceiver for Builder {
                 }
                 None => {}
             },
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(node) => self.push_node(node, 0),
-                None => {
-                    if self.error.is_none() {
-                        self.error = Some(("yaml: unknown anchor referenced".to_string(), line));
+            Event::Alias(id) => {
+                let expanded = match self.anchors.get(&id) {
+                    Some((node, size)) if self.nodes + size <= MAX_NODES => {
+                        self.nodes += size;
+                        Some(node.clone())
                     }
-                    self.push_node(
-                        Node::Scalar {
-                            text: String::new(),
-                            style: TScalarStyle::Plain,
-                            tag: None,
-                            line,
-                        },
-                        0,
-                    )
-                }
-            },
+                    Some(_) => {
+                        self.fail("yaml: document contains excessive aliasing", line);
+                        None
+                    }
+                    None => {
+                        self.fail("yaml: unknown anchor referenced", line);
+                        None
+                    }
+                };
+                let node = expanded.unwrap_or(Node::Scalar {
+                    text: String::new(),
+                    style: TScalarStyle::Plain,
+                    tag: None,
+                    line,
+                });
+                self.push_node(node, 0)
+            }
             _ => {}
         }
     }
