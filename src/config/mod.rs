@@ -36,7 +36,7 @@ pub use task::{
     TaskCacheConfig, TaskConfig, TaskEnv, TaskInputConfig, TaskOutputConfig, TaskRunConfig,
 };
 pub use validate::{order_var_sources, validate_identifier};
-pub use vars::{render_template, StaticVars};
+pub use vars::{render_template, render_template_with, StaticVars};
 pub use yaml::LineMap;
 
 use crate::proto::api::ConfigWarning;

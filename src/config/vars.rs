@@ -505,6 +505,13 @@ fn construct(fields: &[String], value: Value) -> Value {
 /// fly-side rendering: rejects duplicate keys, substitutes the vars it knows and leaves the
 /// rest as `((x))` for the server. Returns the rendered YAML document.
 pub fn render_template(doc: &[u8], vars: &StaticVars) -> Result<Vec<u8>, ConfigError> {
+    render_template_with(doc, vars)
+}
+
+/// As [`render_template`] with any resolver — e.g. the `set_pipeline` step's
+/// `MultiVars(vec![&instance_vars, &vars, &first_var_file, ...])`, where precedence differs
+/// from fly's.
+pub fn render_template_with(doc: &[u8], vars: &dyn Variables) -> Result<Vec<u8>, ConfigError> {
     yaml::parse(doc, Duplicates::Reject)
         .map_err(|e| e.prefixed("error parsing yaml before applying templates: "))?;
     let (value, _) = yaml::parse(doc, Duplicates::LastWins)?;
