@@ -205,16 +205,22 @@ fn plain_ok(s: &str) -> bool {
     if !matches!(resolve_plain(s), Ok(Value::String(ref r)) if r == s) {
         return false;
     }
-    let first = s.chars().next().unwrap_or(' ');
-    if "-?:,[]{}#&*!|>'\"%@`".contains(first) {
-        // `-x`, `?x` and `:x` are fine in YAML, but keep it simple and quote them all.
+    let mut chars = s.chars();
+    let first = chars.next().unwrap_or(' ');
+    let second = chars.next();
+    if ",[]{}#&*!|>'\"%@`".contains(first) {
+        return false;
+    }
+    // `-x` (like `-c` in task args) is a plain scalar; `- x`, a lone `-` and `?`/`:` starts
+    // are quoted.
+    if first == '-' && !matches!(second, Some(c) if c != ' ') {
+        return false;
+    }
+    if first == '?' || first == ':' || s.starts_with("---") || s.starts_with("...") {
+        // Also document markers: `---`/`...` at the start of a line end or start a document.
         return false;
     }
     if s.contains(": ") || s.contains(" #") || s.ends_with(':') {
-        return false;
-    }
-    if s.contains(['{', '}', '[', ']', ',']) {
-        // Flow indicators are legal in block plain scalars but confuse flow contexts.
         return false;
     }
     s.chars().all(|c| {
