@@ -250,7 +250,7 @@ fn find_duplicates(node: &Node, errs: &mut Vec<String>) {
             for (k, v) in entries {
                 if !is_merge_key(k) {
                     if let Node::Scalar { .. } = k {
-                        let key = scalar_value(k).unwrap_or(Value::Null);
+                        let key = v3_key(k);
                         if let Some((_, at)) = seen.iter().find(|(s, _)| *s == key) {
                             let shown = match &key {
                                 Value::String(s) => format!("{s:?}"),
@@ -272,6 +272,27 @@ fn find_duplicates(node: &Node, errs: &mut Vec<String>) {
             }
         }
     }
+}
+
+/// A key as go-yaml v3 (fly's duplicate check) resolves it: YAML 1.2, so `yes`/`on`/`y`
+/// stay strings and do not collide with `true`.
+fn v3_key(k: &Node) -> Value {
+    if let Node::Scalar {
+        text,
+        style: TScalarStyle::Plain,
+        tag: None,
+        ..
+    } = k
+    {
+        let yaml11_only = [
+            "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off",
+            "Off", "OFF",
+        ];
+        if yaml11_only.contains(&text.as_str()) {
+            return Value::String(text.clone());
+        }
+    }
+    scalar_value(k).unwrap_or(Value::Null)
 }
 
 fn is_merge_key(node: &Node) -> bool {
@@ -576,6 +597,9 @@ mod tests {
             "yaml: unmarshal errors:\n  line 3: mapping key \"a\" already defined at line 1"
         );
         assert_eq!(p("a: 1\na: 2"), json!({"a": 2}));
+        // go-yaml v3 (fly's check) reads `yes` as a string, so it is no duplicate of `true`.
+        assert!(parse(b"yes: 1\ntrue: 2\n", Duplicates::Reject).is_ok());
+        assert!(parse(b"1: a\n0x1: b\n", Duplicates::Reject).is_err());
     }
 
     #[test]
