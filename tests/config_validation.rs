@@ -76,6 +76,19 @@ fn var_source_errors_use_upstream_wording() {
 }
 
 #[test]
+fn aws_and_vault_var_source_configs_are_checked() {
+    let doc = format!(
+        "{JOB}var_sources:\n- {{name: a, type: ssm, config: {{region: us-east-1, access_key: x}}}}\n- {{name: b, type: secretsmanager, config: {{regoin: x}}}}\n- {{name: c, type: vault, config: {{url: 'https://vault:8200', client_token: t, CA_Cert: x}}}}\n- {{name: d, type: vault, config: {{url: 'https://vault:8200'}}}}\n"
+    );
+    assert_eq!(
+        errors(&doc),
+        vec![
+            "invalid variable sources:\n\tcredential manager a is invalid: must provide aws secret access key (line 8)\n\tfailed to create credential manager b: decoding failed due to the following error(s):\n\t\n\t'' has invalid keys: regoin (line 9)\n\tcredential manager d is invalid: must configure client token or auth backend (line 11)\n"
+        ]
+    );
+}
+
+#[test]
 fn job_errors_use_upstream_wording() {
     assert_eq!(
         errors("resources: []\n"),
