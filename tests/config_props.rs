@@ -211,6 +211,9 @@ proptest! {
         }
         let _ = Reference::parse(&text);
         let _ = glob_match(&text, "some-job");
+        let _ = concourse::config::path_match(&text, "some-job/x");
+        let _ = glob_match(&text, &text);
+        let _ = concourse::config::path_match(&text, &text);
     }
 
     #[test]
