@@ -3,8 +3,8 @@
 //! caller hands in, and no knowledge of the store.
 //!
 //! Layout: `yaml` (YAML → JSON value with go-yaml v2 semantics and a line table), `emit`
-//! (`to_yaml`), `decode` (Go-style field decoding), `model` (config outside steps), `steps`,
-//! `task`, `vars` (interpolation and fly's template rendering), `validate` + `validate_steps`
+//! (`to_yaml`), `decode` (Go-style field decoding), `model` (config outside steps), `steps`
+//! (step model and JSON) + `step_parse`, `task`, `vars` (interpolation and fly's template rendering), `validate` + `validate_steps`
 //! (upstream `configvalidate`), `glob`, `duration`.
 
 mod decode;
