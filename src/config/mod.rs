@@ -4,8 +4,9 @@
 //!
 //! Layout: `yaml` (YAML → JSON value with go-yaml v2 semantics and a line table), `emit`
 //! (`to_yaml`), `decode` (Go-style field decoding), `model` (config outside steps), `steps`
-//! (step model and JSON) + `step_parse`, `task`, `vars` (interpolation and fly's template rendering), `validate` + `validate_steps`
-//! (upstream `configvalidate`), `glob`, `duration`.
+//! (step model and JSON) and `step_parse`, `task`, `vars` (interpolation and fly's template
+//! rendering), `validate` and `validate_steps` (upstream `configvalidate`), `glob`,
+//! `duration`.
 
 mod decode;
 mod duration;
