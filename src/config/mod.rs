@@ -101,8 +101,11 @@ impl ConfigError {
 
     fn display(&self) -> String {
         match self.line {
-            Some(n) => format!("{} (line {n})", self.message),
-            None => self.message.clone(),
+            // go-yaml style messages (`yaml: line 3: ...`) already say where.
+            Some(n) if !self.message.contains(&format!("line {n}")) => {
+                format!("{} (line {n})", self.message)
+            }
+            _ => self.message.clone(),
         }
     }
 }
