@@ -282,7 +282,11 @@ fn step_parse_errors_use_upstream_wording() {
 #[test]
 fn yaml_syntax_errors_name_their_line_once() {
     let err = parse_pipeline(b"jobs:\n- name: a\n  plan: [\n").unwrap_err();
-    assert!(err.message.starts_with("error converting YAML to JSON: yaml: line "), "{err}");
+    assert!(
+        err.message
+            .starts_with("error converting YAML to JSON: yaml: line "),
+        "{err}"
+    );
     assert!(err.line.is_some());
     assert_eq!(err.to_string(), err.message);
 }
