@@ -12,6 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 
 pub async fn get(
     State(state): State<AppState>,
@@ -51,6 +52,66 @@ fn job_groups(config: &Config) -> Vec<(String, Vec<String>)> {
             (job.name.clone(), groups)
         })
         .collect()
+}
+
+/// Every `((var))` named in a JSON value (strings and map keys).
+fn collect_vars(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.extend(config::vars::var_names(s)),
+        Value::Array(a) => a.iter().for_each(|x| collect_vars(x, out)),
+        Value::Object(m) => m.iter().for_each(|(k, x)| {
+            out.extend(config::vars::var_names(k));
+            collect_vars(x, out);
+        }),
+        _ => {}
+    }
+}
+
+/// `?check_creds`: resolves what upstream resolves at save time (resource and resource
+/// type sources, webhook tokens, the params, vars and inline task configs of each job's
+/// top-level steps) against the cluster's credential manager. This build has none
+/// configured, so every var there is undefined; the message is upstream's.
+fn check_credentials(config_json: &Value) -> Result<(), String> {
+    let mut errors = Vec::new();
+    let mut check = |v: &Value| {
+        let mut names = Vec::new();
+        collect_vars(v, &mut names);
+        names.dedup();
+        if !names.is_empty() {
+            errors.push(format!("undefined vars: {}", names.join(", ")));
+        }
+    };
+    let items = |key: &str| {
+        config_json
+            .get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    for t in items("resource_types") {
+        check(&t["source"]);
+    }
+    for r in items("resources") {
+        check(&r["source"]);
+        check(&r["webhook_token"]);
+    }
+    for job in items("jobs") {
+        for step in job["plan"].as_array().cloned().unwrap_or_default() {
+            for key in ["params", "vars", "config"] {
+                check(&step[key]);
+            }
+        }
+    }
+    match errors.len() {
+        0 => Ok(()),
+        n => {
+            let list: String = errors.iter().map(|e| format!("\t* {e}\n")).collect();
+            let noun = if n == 1 { "error" } else { "errors" };
+            Err(format!(
+                "credential validation failed\n\n{n} {noun} occurred:\n{list}\n"
+            ))
+        }
+    }
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -102,6 +163,12 @@ pub async fn save(
         return Err(ApiError::config_errors(validation.errors, vec![]));
     }
     let config_json = config::to_json(&parsed);
+    let check_creds = q.as_deref().is_some_and(|q| {
+        url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "check_creds")
+    });
+    if check_creds {
+        check_credentials(&config_json).map_err(|e| ApiError::config_errors(vec![e], vec![]))?;
+    }
     let save = SavePipeline {
         team_id: team_row.id,
         name: name.clone(),
@@ -157,4 +224,24 @@ pub async fn save(
         }),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn check_creds_names_every_undefined_var_like_upstream() {
+        let cfg = json!({
+            "resources": [{"name": "r", "type": "git", "source": {"uri": "((repo))", "private_key": "((key))"}, "webhook_token": "((tok))"}],
+            "jobs": [{"name": "j", "plan": [{"get": "r"}, {"task": "t", "params": {"A": "((a))"}}]}]
+        });
+        let err = check_credentials(&cfg).expect_err("undefined vars");
+        assert_eq!(
+            err,
+            "credential validation failed\n\n3 errors occurred:\n\t* undefined vars: repo, key\n\t* undefined vars: tok\n\t* undefined vars: a\n\n"
+        );
+        assert!(check_credentials(&json!({"jobs": [{"name": "j", "plan": [{"task": "t", "config": {"run": {"path": "ls"}}}]}]})).is_ok());
+    }
 }
