@@ -266,7 +266,7 @@ fn login_saves_the_target_and_later_commands_use_its_token() {
     );
     let out = fly.run(&["-t", "ci", "pause-pipeline", "-p", "missing"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stderr(&out), "pipeline 'missing' not found\n");
+    assert_eq!(stderr(&out), "pipeline 'missing' not found\n\n");
     let out = fly.run(&["-t", "ci", "pause-pipeline"]);
     assert_eq!(
         stderr(&out),

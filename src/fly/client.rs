@@ -379,15 +379,23 @@ impl Target {
     /// `--team NAME` checks the team exists and the user has a role on it; default is the
     /// target's team.
     pub async fn resolve_team(&self, team: Option<&str>) -> Result<String> {
-        let Some(team) = team.filter(|t| !t.is_empty()) else {
-            return Ok(self.team().to_string());
-        };
-        match self
-            .client
-            .send(self.client.get(&format!("/api/v1/teams/{}", seg(team))))
-            .await
-        {
-            Ok(_) => Ok(team.to_string()),
+        match team.filter(|t| !t.is_empty()) {
+            Some(team) => Ok(self.find_team(team).await?.name),
+            None => Ok(self.team().to_string()),
+        }
+    }
+
+    /// `GET /api/v1/teams/NAME` with upstream's `FindTeam` messages.
+    pub async fn find_team(&self, team: &str) -> Result<api::Team> {
+        let c = &self.client;
+        match c.send(c.get(&format!("/api/v1/teams/{}", seg(team)))).await {
+            Ok(resp) => {
+                let mut found: api::Team = resp.json()?;
+                if found.name.is_empty() {
+                    found.name = team.to_string();
+                }
+                Ok(found)
+            }
             Err(FlyError::Forbidden(_)) => Err(anyhow!("you do not have a role on team '{team}'")),
             Err(FlyError::NotFound(_)) => Err(anyhow!("team '{team}' does not exist")),
             Err(e) => Err(e.into()),

@@ -60,7 +60,7 @@ pub async fn pause_job(g: &Global, a: &JobArgs, pause: bool) -> Result<()> {
             Ok(())
         }
         Err(FlyError::NotFound(_)) => {
-            bail!("{}/{job} not found on team {team}", pipeline.display())
+            bail!("{}/{job} not found on team {team}\n", pipeline.display())
         }
         Err(e) => Err(e.into()),
     }

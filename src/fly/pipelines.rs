@@ -181,7 +181,7 @@ pub async fn pause_pipeline(g: &Global, a: &PipelineOrAllArgs, pause: bool) -> R
         match t.client.send(t.client.put(&path).query(&p.query())).await {
             Ok(_) => println!("{done} '{}'", p.display()),
             Err(FlyError::NotFound(_)) => {
-                return Err(fail(format!("pipeline '{}' not found", p.display())))
+                return Err(fail(format!("pipeline '{}' not found\n", p.display())))
             }
             Err(e) => return Err(e.into()),
         }
@@ -201,7 +201,7 @@ pub async fn expose_pipeline(g: &Global, a: &PipelineArgs, expose: bool) -> Resu
     match t.client.send(t.client.put(&path).query(&p.query())).await {
         Ok(_) => println!("{done} '{}'", p.display()),
         Err(FlyError::NotFound(_)) => {
-            return Err(fail(format!("pipeline '{}' not found", p.display())))
+            return Err(fail(format!("pipeline '{}' not found\n", p.display())))
         }
         Err(e) => return Err(e.into()),
     }
@@ -209,8 +209,11 @@ pub async fn expose_pipeline(g: &Global, a: &PipelineArgs, expose: bool) -> Resu
 }
 
 pub async fn rename_pipeline(g: &Global, a: &RenamePipelineArgs) -> Result<()> {
-    if a.new_name.contains('/') || a.old_name.contains('/') {
-        bail!("pipeline name cannot contain '/'");
+    if a.old_name.contains('/') {
+        bail!("old pipeline name cannot contain '/'");
+    }
+    if a.new_name.contains('/') {
+        bail!("new pipeline name cannot contain '/'");
     }
     let (t, team) = connect(g, a.team.as_deref()).await?;
     let path = format!(
@@ -228,7 +231,7 @@ pub async fn rename_pipeline(g: &Global, a: &RenamePipelineArgs) -> Result<()> {
             println!("pipeline successfully renamed to '{}'", a.new_name);
             Ok(())
         }
-        Err(FlyError::NotFound(_)) => Err(fail(format!("pipeline '{}' not found", a.old_name))),
+        Err(FlyError::NotFound(_)) => Err(fail(format!("pipeline '{}' not found\n", a.old_name))),
         Err(FlyError::Unexpected {
             code: 400, body, ..
         }) => {
@@ -326,7 +329,7 @@ pub async fn archive_pipeline(g: &Global, a: &ArchivePipelineArgs) -> Result<()>
         match t.client.send(t.client.put(&path).query(&p.query())).await {
             Ok(_) => println!("archived '{}'", p.display()),
             Err(FlyError::NotFound(_)) => {
-                return Err(fail(format!("pipeline '{}' not found", p.display())))
+                return Err(fail(format!("pipeline '{}' not found\n", p.display())))
             }
             Err(e) => return Err(e.into()),
         }

@@ -22,11 +22,11 @@ pub fn show_warnings(warnings: &[ConfigWarning]) {
     for w in warnings {
         eprintln!("  - {}", w.message);
     }
-    if warnings.iter().any(|w| w.kind == "invalid_identifier") {
-        eprintln!();
-        eprintln!("identifier schema documentation: https://concourse-ci.org/config-basics.html#schema.identifier");
-    }
     eprintln!();
+    if warnings.iter().any(|w| w.kind == "invalid_identifier") {
+        eprintln!("identifier schema documentation: https://concourse-ci.org/config-basics.html#schema.identifier");
+        eprintln!();
+    }
 }
 
 /// Upstream's `displayhelpers.ShowErrors`, to stderr.

@@ -120,34 +120,39 @@ pub async fn sync(g: &Global, a: &SyncArgs) -> Result<()> {
         .ok_or_else(|| fail("update failed: executable has no parent directory"))?;
     let tmp = dir.join(format!(".fly-sync-{}", std::process::id()));
     std::fs::write(&tmp, b"").map_err(|e| fail(format!("update failed: {e}")))?;
-
-    let (arch, os) = platform();
-    let url = format!("{}/api/v1/cli?arch={arch}&platform={os}", client.url);
-    println!("downloading fly from {url}...");
-    println!();
-    let result = download(&client, arch, os, &tmp).await;
+    let result = download(&client, &tmp).await;
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    let replaced = set_executable(&tmp).and_then(|()| std::fs::rename(&tmp, &exe));
+    if let Err(e) = replaced {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(format!("failed to apply update: {e}")));
     }
-    std::fs::rename(&tmp, &exe).map_err(|e| fail(format!("update failed: {e}")))?;
     println!("done");
     Ok(())
 }
 
-async fn download(client: &Client, arch: &str, os: &str, to: &std::path::Path) -> Result<()> {
+fn set_executable(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// `GET /api/v1/cli` for this platform, streamed into `to` (a file beside the executable,
+/// so the final rename is atomic).
+async fn download(client: &Client, to: &std::path::Path) -> Result<()> {
     use std::io::Write;
-    let resp = client
-        .execute(
-            client
-                .get("/api/v1/cli")
-                .query(&[("arch", arch), ("platform", os)]),
-        )
+    let (arch, os) = platform();
+    let query = [("arch", arch), ("platform", os)];
+    let mut resp = client
+        .execute(client.get("/api/v1/cli").query(&query))
         .await?;
     let status = resp.status();
     if !status.is_success() {
@@ -155,12 +160,13 @@ async fn download(client: &Client, arch: &str, os: &str, to: &std::path::Path) -
         super::client::check_status(status, body.as_bytes())?;
         bail!("unexpected status {status}");
     }
+    println!("downloading fly from {}...", client.url);
+    println!();
     let total = resp.content_length();
     if total.is_none() {
-        eprintln!("warning: server did not send a Content-Length; progress is unknown");
+        println!("warning: failed to parse Content-Length: missing or invalid");
     }
     let mut file = std::fs::File::create(to)?;
-    let mut resp = resp;
     let mut done: u64 = 0;
     let tty = super::ui::stdout_is_tty();
     while let Some(chunk) = resp
