@@ -188,11 +188,11 @@ pub async fn password_grant(c: &Client, username: &str, password: &str) -> Resul
 pub fn parse_token(s: &str) -> Result<TargetToken> {
     let s = s.trim();
     match s.split_once(' ') {
-        Some((kind, value)) if !kind.is_empty() && !value.trim().is_empty() => Ok(TargetToken {
+        Some((kind, value)) => Ok(TargetToken {
             kind: kind.to_string(),
-            value: value.trim().to_string(),
+            value: value.to_string(),
         }),
-        _ => bail!("token must be of the format 'TYPE VALUE', e.g. 'Bearer ...'"),
+        None => bail!("invalid token: {s}"),
     }
 }
 
@@ -273,12 +273,27 @@ async fn serve_callback(mut stream: tokio::net::TcpStream, api: &str) -> Option<
     let mut first = head.lines().next()?.split_whitespace();
     let method = first.next()?.to_string();
     let target = first.next()?.to_string();
-    let cors = format!("Access-Control-Allow-Origin: {api}\r\nAccess-Control-Allow-Private-Network: true\r\nAccess-Control-Allow-Headers: *\r\n");
+    let header = |name: &str| {
+        head.lines().skip(1).find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim().to_string())
+        })
+    };
+    let cors = format!("Access-Control-Allow-Origin: {api}\r\n");
+    // Chrome's private-network preflight before the web UI's fetch.
     if method == "OPTIONS" {
+        let pna = if header("Access-Control-Request-Private-Network").as_deref() == Some("true") {
+            "Access-Control-Allow-Private-Network: true\r\n"
+        } else {
+            ""
+        };
         let _ = stream
             .write_all(
-                format!("HTTP/1.1 200 OK\r\n{cors}Content-Length: 0\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
+                format!(
+                    "HTTP/1.1 200 OK\r\n{cors}{pna}Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
             )
             .await;
         return None;
@@ -287,10 +302,11 @@ async fn serve_callback(mut stream: tokio::net::TcpStream, api: &str) -> Option<
     let token = url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned());
-    let response = if token.is_some() {
+    // A browser navigation (not the UI's fetch) goes on to the success page.
+    let response = if token.is_some() && header("Upgrade-Insecure-Requests").is_some() {
         format!("HTTP/1.1 302 Found\r\n{cors}Location: {api}/fly_success?noop=true\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
     } else {
-        format!("HTTP/1.1 404 Not Found\r\n{cors}Content-Length: 0\r\nConnection: close\r\n\r\n")
+        format!("HTTP/1.1 200 OK\r\n{cors}Content-Length: 0\r\nConnection: close\r\n\r\n")
     };
     let _ = stream.write_all(response.as_bytes()).await;
     let _ = stream.shutdown().await;
@@ -379,7 +395,10 @@ mod tests {
                 value: "abc".into()
             }
         );
-        assert!(parse_token("abc").is_err());
+        assert_eq!(
+            parse_token("abc").unwrap_err().to_string(),
+            "invalid token: abc"
+        );
     }
 
     #[test]
