@@ -87,12 +87,12 @@ pub async fn destroy_pipeline(g: &Global, a: &DestroyPipelineArgs) -> Result<()>
     Ok(())
 }
 
-/// Go's `time.Time.String()` in local time. chrono knows no zone abbreviations, so only
+/// Go's `time.Time.String()` in local time (a missing time is the epoch, as upstream). chrono knows no zone abbreviations, so only
 /// UTC gets one (the common case on CI machines and servers).
 fn format_time(unix: i64) -> String {
     use chrono::TimeZone;
     match chrono::Local.timestamp_opt(unix, 0).single() {
-        Some(t) if unix > 0 => {
+        Some(t) => {
             let base = t.format("%Y-%m-%d %H:%M:%S %z").to_string();
             if t.offset().local_minus_utc() == 0 {
                 format!("{base} UTC")

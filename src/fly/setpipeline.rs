@@ -62,9 +62,6 @@ pub async fn set_pipeline(g: &Global, a: &SetPipelineArgs) -> Result<()> {
     target.validate().await?;
     let team = target.resolve_team(a.team.as_deref()).await?;
     let mut warnings: Vec<ConfigWarning> = Vec::new();
-    if let Some(w) = config::identifier_warning("pipeline", &a.pipeline) {
-        warnings.push(w);
-    }
     if let Some(t) = a.team.as_deref() {
         warnings.extend(config::identifier_warning("team", t));
     }
