@@ -401,6 +401,55 @@ mod tests {
         );
     }
 
+    async fn exchange(request: &str) -> (String, Option<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            serve_callback(stream, "http://atc").await
+        });
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        client.read_to_string(&mut response).await.unwrap();
+        (response, server.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_local_listener_takes_the_token_and_sends_browsers_on() {
+        let (resp, token) = exchange(
+            "GET /?token=bearer%20a%2Bb HTTP/1.1\r\nHost: x\r\nUpgrade-Insecure-Requests: 1\r\n\r\n",
+        )
+        .await;
+        assert!(resp.starts_with("HTTP/1.1 302 Found\r\n"), "{resp}");
+        assert!(
+            resp.contains("Location: http://atc/fly_success?noop=true\r\n"),
+            "{resp}"
+        );
+        assert!(
+            resp.contains("Access-Control-Allow-Origin: http://atc\r\n"),
+            "{resp}"
+        );
+        assert_eq!(token.as_deref(), Some("bearer a+b"));
+
+        let (resp, token) = exchange("GET /?token=bearer%20x HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+        assert_eq!(token.as_deref(), Some("bearer x"));
+    }
+
+    #[tokio::test]
+    async fn private_network_preflights_are_allowed_without_taking_a_token() {
+        let (resp, token) = exchange(
+            "OPTIONS /?token=x HTTP/1.1\r\nAccess-Control-Request-Private-Network: true\r\nAccess-Control-Request-Method: GET\r\n\r\n",
+        )
+        .await;
+        assert!(
+            resp.contains("Access-Control-Allow-Private-Network: true\r\n"),
+            "{resp}"
+        );
+        assert_eq!(token, None);
+    }
+
     #[test]
     fn oauth_errors_read_like_go_x_oauth2() {
         let body =

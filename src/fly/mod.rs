@@ -214,6 +214,16 @@ fn render_parse_error(e: clap::Error) -> i32 {
             }
             1
         }
+        ErrorKind::InvalidSubcommand => match e.get(ContextKind::InvalidSubcommand) {
+            Some(ContextValue::String(s)) => {
+                eprintln!("error: Unknown command '{s}'");
+                1
+            }
+            _ => {
+                eprint!("{}", e.render());
+                1
+            }
+        },
         ErrorKind::UnknownArgument => match e.get(ContextKind::InvalidArg) {
             Some(ContextValue::String(s)) => {
                 eprintln!("error: unknown flag '{}'", s.trim_start_matches('-'));
