@@ -100,6 +100,80 @@ fn document() -> impl Strategy<Value = Value> {
     })
 }
 
+/// Strings that look like other YAML types or need quoting in some position.
+const TRICKY: &[&str] = &[
+    "yes",
+    "~",
+    "0x1F",
+    "1_000",
+    "- a",
+    "a: b",
+    "#c",
+    " lead",
+    "trail ",
+    "multi\nline\n",
+    "two\n\n",
+    "\ttab",
+    "<<",
+    "&a",
+    "*a",
+    "!tag",
+    "%x",
+    "@x",
+    "`x",
+    ".inf",
+    "1e3",
+    "a\n b",
+    "x\r\ny",
+    "\u{85}",
+    "\u{feff}",
+    "'q'",
+    "\"dq\"",
+    "-c",
+    "-",
+    "--flag=1",
+    "-x: y",
+    "${FOO}",
+    "a{b}",
+    "x,y",
+    "a]b",
+    "-1",
+    "-.5",
+    "-y",
+    "-:",
+    "--",
+    "---",
+    "...",
+    "-#",
+    "a:b",
+    "http://x:80/",
+    "-\n",
+    "? x",
+    "?x",
+    ":x",
+    "[a]",
+    "{a}",
+    "a #b",
+    "a#b",
+    "1.",
+    "+1",
+    ".5",
+    "0o7",
+    "0b1",
+    "1e400",
+    "2001-01-01",
+    "null",
+    "NULL",
+    "off",
+];
+
+fn tricky_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        proptest::sample::select(TRICKY).prop_map(str::to_string),
+    ]
+}
+
 /// Arbitrary JSON (any strings and keys, including ones that look like other YAML types).
 fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -110,41 +184,12 @@ fn any_json() -> impl Strategy<Value = Value> {
         any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
             .map(Value::Number)),
         any::<String>().prop_map(Value::String),
-        prop_oneof![
-            Just("yes"),
-            Just("~"),
-            Just("0x1F"),
-            Just("1_000"),
-            Just("- a"),
-            Just("a: b"),
-            Just("#c"),
-            Just(" lead"),
-            Just("trail "),
-            Just("multi\nline\n"),
-            Just("two\n\n"),
-            Just("\ttab"),
-            Just("<<"),
-            Just("&a"),
-            Just("*a"),
-            Just("!tag"),
-            Just("%x"),
-            Just("@x"),
-            Just("`x"),
-            Just(".inf"),
-            Just("1e3"),
-            Just("a\n b"),
-            Just("x\r\ny"),
-            Just("\u{85}"),
-            Just("\u{feff}"),
-            Just("'q'"),
-            Just("\"dq\""),
-        ]
-        .prop_map(|s| Value::String(s.to_string())),
+        proptest::sample::select(TRICKY).prop_map(|s| Value::String(s.to_string())),
     ];
     leaf.prop_recursive(4, 48, 5, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec((any::<String>(), inner), 0..4)
+            prop::collection::vec((tricky_key(), inner), 0..4)
                 .prop_map(|e| Value::Object(e.into_iter().collect::<Map<String, Value>>())),
         ]
     })
@@ -166,6 +211,9 @@ proptest! {
         }
         let _ = Reference::parse(&text);
         let _ = glob_match(&text, "some-job");
+        let _ = concourse::config::path_match(&text, "some-job/x");
+        let _ = glob_match(&text, &text);
+        let _ = concourse::config::path_match(&text, &text);
     }
 
     #[test]
@@ -187,6 +235,19 @@ proptest! {
     }
 
     #[test]
+    fn rendering_without_vars_keeps_the_document(doc in document()) {
+        let text = to_yaml(&doc);
+        match render_template(text.as_bytes(), &StaticVars::default()) {
+            Ok(rendered) => prop_assert_eq!(
+                parse_yaml_value(&rendered).unwrap(),
+                parse_yaml_value(text.as_bytes()).unwrap()
+            ),
+            // A malformed reference such as `((:))` fails rendering, as upstream's does.
+            Err(e) => prop_assert!(e.message.starts_with("invalid var '"), "{}", e),
+        }
+    }
+
+    #[test]
     fn to_yaml_round_trips_arbitrary_json(v in any_json()) {
         let text = to_yaml(&v);
         let back = parse_yaml_value(text.as_bytes());
@@ -201,6 +262,14 @@ fn deeply_nested_documents_are_refused_not_crashed() {
         let _ = parse_pipeline(doc.as_bytes());
         let _ = render_template(doc.as_bytes(), &StaticVars::default());
     }
+    // Alias bombs are refused instead of expanded.
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let prev = format!("*a{}", i - 1);
+        bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev; 10].join(", ")));
+    }
+    let err = parse_pipeline(bomb.as_bytes()).unwrap_err();
+    assert!(err.message.contains("excessive aliasing"), "{err}");
     // The deepest plan the depth limit lets through still parses, validates and serializes.
     let depth = 97;
     let plan = format!("{}{{get: r}}{}", "{do: [".repeat(depth), "]}".repeat(depth));

@@ -76,6 +76,19 @@ fn var_source_errors_use_upstream_wording() {
 }
 
 #[test]
+fn aws_and_vault_var_source_configs_are_checked() {
+    let doc = format!(
+        "{JOB}var_sources:\n- {{name: a, type: ssm, config: {{region: us-east-1, access_key: x}}}}\n- {{name: b, type: secretsmanager, config: {{regoin: x}}}}\n- {{name: c, type: vault, config: {{url: 'https://vault:8200', client_token: t, CA_Cert: x}}}}\n- {{name: d, type: vault, config: {{url: 'https://vault:8200'}}}}\n"
+    );
+    assert_eq!(
+        errors(&doc),
+        vec![
+            "invalid variable sources:\n\tcredential manager a is invalid: must provide aws secret access key (line 8)\n\tfailed to create credential manager b: decoding failed due to the following error(s):\n\t\n\t'' has invalid keys: regoin (line 9)\n\tcredential manager d is invalid: must configure client token or auth backend (line 11)\n"
+        ]
+    );
+}
+
+#[test]
 fn job_errors_use_upstream_wording() {
     assert_eq!(
         errors("resources: []\n"),
@@ -207,6 +220,10 @@ fn identifiers_warn_with_upstream_reasons() {
     assert_eq!(validate_identifier("team", "ok-name_1.x").unwrap(), None);
     assert_eq!(validate_identifier("team", "ünïcode").unwrap(), None);
     assert!(validate_identifier("team", "aB").unwrap().is_some());
+    assert!(validate_identifier("team", "日本").unwrap().is_none());
+    // A combining mark is no letter (Mn), nor is a letter number (Nl).
+    assert!(validate_identifier("team", "a\u{301}").unwrap().is_some());
+    assert!(validate_identifier("team", "\u{3007}").unwrap().is_some());
 }
 
 #[test]
@@ -243,9 +260,35 @@ fn step_parse_errors_use_upstream_wording() {
         format!("{prefix}malformed across step: json: unknown field \"bogus\" (line 4)")
     );
     assert_eq!(
+        parse_error("jobs:\n- name: a\n  plan:\n  - {in_parallel: ~}\n"),
+        format!(
+            "{prefix}malformed in_parallel step: wrong type for parallel config: <nil> (line 4)"
+        )
+    );
+    assert_eq!(
+        parse_error("jobs:\n- name: a\n  plan:\n  - {try: ~}\n"),
+        format!("{prefix}malformed try step: no step configured (line 4)")
+    );
+    assert_eq!(
+        parse_error("jobs:\n- name: a\n  plan:\n  - {get: r, attempts: 2.5}\n"),
+        format!("{prefix}malformed attempts step: json: cannot unmarshal number 2.5 into Go struct field RetryStep.attempts of type int (line 4)")
+    );
+    assert_eq!(
         parse_error("jobs:\n- name: a\n  plan:\n  - {get: r, version: {v: 1}}\n"),
         format!("{prefix}malformed get step: the value 1 of v is not a string (line 4)")
     );
+}
+
+#[test]
+fn yaml_syntax_errors_name_their_line_once() {
+    let err = parse_pipeline(b"jobs:\n- name: a\n  plan: [\n").unwrap_err();
+    assert!(
+        err.message
+            .starts_with("error converting YAML to JSON: yaml: line "),
+        "{err}"
+    );
+    assert!(err.line.is_some());
+    assert_eq!(err.to_string(), err.message);
 }
 
 #[test]
@@ -323,5 +366,92 @@ fn upstream_json_shapes_are_kept() {
                 {"config": {"platform": "linux", "params": {"NUM": "1"}}, "container_limits": {"cpu": 512, "memory": 1073741824u64}, "task": "t"}
             ]}]
         })
+    );
+}
+
+#[test]
+fn steps_parse_back_from_their_json() {
+    let doc = "resources:\n- {name: r, type: mock}\njobs:\n- name: a\n  plan:\n  - across: [{var: v, values: [1, 2], max_in_flight: all}]\n    fail_fast: true\n    put: r\n    inputs: [a, b]\n    get_params: {x: 1}\n    no_get: true\n  - in_parallel: {steps: [{try: {load_var: x, file: f/x, reveal: true}}], limit: 2, fail_fast: true}\n    tags: [t]\n  - set_pipeline: self\n    file: f/p.yml\n    instance_vars: {b: main}\n    var_files: [f/v.yml]\n";
+    let c = parse_pipeline(doc.as_bytes()).unwrap();
+    for step in &c.jobs[0].plan {
+        let again = concourse::config::parse_step(&step.to_value()).unwrap();
+        assert_eq!(&again, step);
+    }
+    assert!(
+        validate_pipeline(&c).errors.is_empty(),
+        "{:?}",
+        validate_pipeline(&c).errors
+    );
+}
+
+#[test]
+fn keys_differing_in_case_fill_fields_like_gos_decoder() {
+    let doc = "resources:\n- {Name: r, TYPE: mock}\njobs:\n- name: a\n  plan:\n  - {get: x, Resource: r}\n";
+    let c = parse_pipeline(doc.as_bytes()).unwrap();
+    assert_eq!(c.resources[0].name, "r");
+    assert_eq!(c.resources[0].type_, "mock");
+    let upper = parse_pipeline(b"Jobs:\n- {name: a, plan: []}\n").unwrap();
+    assert_eq!(upper.jobs[0].name, "a");
+    // In a step the value is decoded, but upstream's exact-name bookkeeping still reports it.
+    assert_eq!(
+        validate_pipeline(&c).errors,
+        vec!["invalid jobs:\n\tjobs.a.plan.do[0]: unknown fields [\"Resource\"] (line 6)\n"]
+    );
+}
+
+#[test]
+fn resource_fields_decode_like_upstream() {
+    use concourse::config::CheckEvery;
+    let doc = "resources:\n- name: r\n  type: mock\n  check_every: 1h30m\n  version: {ref: 123, ok: true}\n  tags: [1, x]\n- {name: s, type: mock, check_every: never, check_timeout: 10s, webhook_token: ((tok)), public: yes}\njobs:\n- name: a\n  plan:\n  - get: r\n  - get: s\n";
+    let c = parse_pipeline(doc.as_bytes()).unwrap();
+    let r = &c.resources[0];
+    assert_eq!(r.check_every, Some(CheckEvery::Interval(5_400_000_000_000)));
+    assert_eq!(
+        r.check_every.unwrap().interval(),
+        Some(std::time::Duration::from_secs(5400))
+    );
+    // Outside steps, sigs.k8s.io/yaml turns scalars into strings for string fields.
+    assert_eq!(r.version.get("ref").map(String::as_str), Some("123"));
+    assert_eq!(r.version.get("ok").map(String::as_str), Some("true"));
+    assert_eq!(r.tags, vec!["1", "x"]);
+    let s = &c.resources[1];
+    assert_eq!(s.check_every, Some(CheckEvery::Never));
+    assert!(s.public);
+    assert_eq!(s.webhook_token, "((tok))");
+    let json = concourse::config::to_json(&c);
+    assert_eq!(json["resources"][0]["check_every"], "1h30m0s");
+    assert_eq!(
+        json["resources"][0]["version"],
+        serde_json::json!({"ok": "true", "ref": "123"})
+    );
+    assert_eq!(
+        parse_error("resources:\n- {name: r, type: mock, check_every: 5}\n"),
+        "error unmarshaling JSON: while decoding JSON: non-string value provided (line 2)"
+    );
+    assert_eq!(
+        parse_error("resources:\n- {name: r, type: mock, check_every: 5x}\n"),
+        "error unmarshaling JSON: while decoding JSON: time: unknown unit \"x\" in duration \"5x\" (line 2)"
+    );
+}
+
+#[test]
+fn job_inputs_outputs_and_limits() {
+    let doc = "resources:\n- {name: r, type: mock}\n- {name: s, type: mock}\njobs:\n- name: a\n  serial_groups: [g]\n  max_in_flight: 3\n  plan:\n  - in_parallel:\n    - {get: r, trigger: true, passed: [b]}\n    - try: {get: alias, resource: s}\n  - put: s\n  ensure: {put: r}\n- name: b\n  max_in_flight: 2\n  plan: [{put: r}]\n";
+    let c = parse_pipeline(doc.as_bytes()).unwrap();
+    let a = c.job("a").unwrap();
+    let inputs: Vec<(&str, &str)> = a
+        .inputs()
+        .iter()
+        .map(|g| (g.name.as_str(), g.resource_name()))
+        .collect();
+    assert_eq!(inputs, vec![("r", "r"), ("alias", "s")]);
+    let outputs: Vec<&str> = a.outputs().iter().map(|p| p.resource_name()).collect();
+    assert_eq!(outputs, vec!["s", "r"]);
+    assert_eq!(a.max_in_flight(), 1);
+    assert_eq!(c.job("b").unwrap().max_in_flight(), 2);
+    assert!(
+        validate_pipeline(&c).errors.is_empty(),
+        "{:?}",
+        validate_pipeline(&c).errors
     );
 }

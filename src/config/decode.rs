@@ -45,6 +45,7 @@ pub(crate) struct Fields<'a> {
     strct: &'static str,
     field_path: String,
     seen: Vec<String>,
+    folded: Vec<String>,
 }
 
 impl<'a> Fields<'a> {
@@ -71,6 +72,7 @@ impl<'a> Fields<'a> {
             strct,
             field_path: field_path.to_string(),
             seen: vec![],
+            folded: vec![],
         })
     }
 
@@ -86,10 +88,24 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// The raw value of `key` (marking it known); `None` when absent or null.
+    /// The raw value of `key` (marking it known); `None` when absent or null. Like Go's
+    /// decoder, a key differing only in case also fills the field (the last one written
+    /// wins), though it still counts as unknown where upstream compares keys exactly.
     pub fn raw(&mut self, key: &str) -> Option<Value> {
         self.seen.push(key.to_string());
-        match self.map.get(key) {
+        let mut found = self.map.get(key);
+        if self.map.len() > 1 || found.is_none() {
+            let lower = key.to_lowercase();
+            for (k, v) in &self.map {
+                if k == key {
+                    found = Some(v);
+                } else if k.to_lowercase() == lower {
+                    self.folded.push(k.clone());
+                    found = Some(v);
+                }
+            }
+        }
+        match found {
             None | Some(Value::Null) => None,
             Some(v) => Some(v.clone()),
         }
@@ -201,10 +217,12 @@ impl<'a> Fields<'a> {
             .collect()
     }
 
-    /// Ends decoding; in strict mode any unknown key is an error.
+    /// Ends decoding; in strict mode any unknown key is an error (a key matching a field
+    /// but for case is known to Go's decoder).
     pub fn finish(self) -> Result<(), ConfigError> {
         if self.ctx.strict {
-            if let Some(k) = self.unknown().keys().next() {
+            let unknown = self.unknown();
+            if let Some(k) = unknown.keys().find(|k| !self.folded.contains(k)) {
                 return Err(ConfigError {
                     message: format!("json: unknown field {k:?}"),
                     line: self.ctx.lines.line(&self.child_ptr(k)),

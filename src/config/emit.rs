@@ -24,12 +24,89 @@ fn indent(out: &mut String, n: usize) {
 }
 
 fn sorted_entries(v: &Value) -> Vec<(&String, &Value)> {
-    let mut entries: Vec<_> = v
+    let entries: Vec<_> = v
         .as_object()
         .map(|m| m.iter().collect())
         .unwrap_or_default();
-    entries.sort_by(|a, b| a.0.cmp(b.0));
-    entries
+    // go-yaml's order is not guaranteed to be a total order for every input, and std's sort
+    // may panic on such comparators, so merge-sort by hand.
+    merge_sort(entries)
+}
+
+fn merge_sort<'a>(mut v: Vec<(&'a String, &'a Value)>) -> Vec<(&'a String, &'a Value)> {
+    if v.len() <= 1 {
+        return v;
+    }
+    let right = v.split_off(v.len() / 2);
+    let (left, right) = (merge_sort(v), merge_sort(right));
+    let mut out = Vec::with_capacity(left.len() + right.len());
+    let (mut l, mut r) = (left.into_iter().peekable(), right.into_iter().peekable());
+    while let (Some(a), Some(b)) = (l.peek(), r.peek()) {
+        if key_order(b.0, a.0) == std::cmp::Ordering::Less {
+            out.extend(r.next());
+        } else {
+            out.extend(l.next());
+        }
+    }
+    out.extend(l);
+    out.extend(r);
+    out
+}
+
+/// go-yaml v2's map key order (what fly prints): letters compare as characters, runs of
+/// digits compare as numbers (`a9` before `a10`), and a non-letter sorts before a letter.
+pub fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let ar: Vec<char> = a.chars().collect();
+    let br: Vec<char> = b.chars().collect();
+    let mut i = 0;
+    while i < ar.len() && i < br.len() {
+        if ar[i] == br[i] {
+            i += 1;
+            continue;
+        }
+        let (al, bl) = (ar[i].is_alphabetic(), br[i].is_alphabetic());
+        if al && bl {
+            return ar[i].cmp(&br[i]);
+        }
+        if al || bl {
+            return if bl {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+        }
+        let (mut an, mut bn) = (0i64, 0i64);
+        if ar[i] == '0' || br[i] == '0' {
+            let mut j = i;
+            while j > 0 && ar[j - 1].is_ascii_digit() {
+                j -= 1;
+                if ar[j] != '0' {
+                    an = 1;
+                    bn = 1;
+                    break;
+                }
+            }
+        }
+        let mut ai = i;
+        while ai < ar.len() && ar[ai].is_ascii_digit() {
+            an = an.wrapping_mul(10).wrapping_add(ar[ai] as i64 - '0' as i64);
+            ai += 1;
+        }
+        let mut bi = i;
+        while bi < br.len() && br[bi].is_ascii_digit() {
+            bn = bn.wrapping_mul(10).wrapping_add(br[bi] as i64 - '0' as i64);
+            bi += 1;
+        }
+        if an != bn {
+            return an.cmp(&bn);
+        }
+        if ai != bi {
+            return ai.cmp(&bi);
+        }
+        return ar[i].cmp(&br[i]);
+    }
+    ar.len().cmp(&br.len())
 }
 
 /// Writes map entries; the first line is assumed to be already indented by the caller.
@@ -128,16 +205,22 @@ fn plain_ok(s: &str) -> bool {
     if !matches!(resolve_plain(s), Ok(Value::String(ref r)) if r == s) {
         return false;
     }
-    let first = s.chars().next().unwrap_or(' ');
-    if "-?:,[]{}#&*!|>'\"%@`".contains(first) {
-        // `-x`, `?x` and `:x` are fine in YAML, but keep it simple and quote them all.
+    let mut chars = s.chars();
+    let first = chars.next().unwrap_or(' ');
+    let second = chars.next();
+    if ",[]{}#&*!|>'\"%@`".contains(first) {
+        return false;
+    }
+    // `-x` (like `-c` in task args) is a plain scalar; `- x`, a lone `-` and `?`/`:` starts
+    // are quoted.
+    if first == '-' && !matches!(second, Some(c) if c != ' ') {
+        return false;
+    }
+    if first == '?' || first == ':' || s.starts_with("---") || s.starts_with("...") {
+        // Also document markers: `---`/`...` at the start of a line end or start a document.
         return false;
     }
     if s.contains(": ") || s.contains(" #") || s.ends_with(':') {
-        return false;
-    }
-    if s.contains(['{', '}', '[', ']', ',']) {
-        // Flow indicators are legal in block plain scalars but confuse flow contexts.
         return false;
     }
     s.chars().all(|c| {
@@ -253,6 +336,13 @@ mod tests {
         roundtrip(json!("top"));
         roundtrip(json!([]));
         roundtrip(json!({"<<": 1, "~": "~", "": ""}));
+    }
+
+    #[test]
+    fn keys_sort_like_go_yaml_v2() {
+        let mut keys = vec!["a10", "a9", "b", "_x", "A", "a"];
+        keys.sort_by(|a, b| key_order(a, b));
+        assert_eq!(keys, vec!["_x", "A", "a", "a9", "a10", "b"]);
     }
 
     #[test]

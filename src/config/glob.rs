@@ -35,8 +35,77 @@ impl Glob {
 
     pub fn matches(&self, name: &str) -> bool {
         let chars: Vec<char> = name.chars().collect();
-        match_seq(&self.0, &chars, &mut 0)
+        let mut alternatives = vec![];
+        expand(&self.0, vec![], &mut alternatives);
+        alternatives.iter().any(|p| match_simple(p, &chars))
     }
+}
+
+/// A glob without alternatives.
+#[derive(Debug, Clone)]
+enum Simple {
+    Lit(char),
+    Any,
+    Single,
+    Class(bool, Vec<(char, char)>),
+}
+
+/// Most alternatives a `{a,b}` glob may expand to; beyond that only the first ones count.
+const MAX_ALTERNATIVES: usize = 256;
+
+/// Expands `{a,b}` alternatives into plain patterns (bounded).
+fn expand(toks: &[Tok], prefix: Vec<Simple>, out: &mut Vec<Vec<Simple>>) {
+    if out.len() >= MAX_ALTERNATIVES {
+        return;
+    }
+    let mut prefix = prefix;
+    for (i, tok) in toks.iter().enumerate() {
+        match tok {
+            Tok::Lit(c) => prefix.push(Simple::Lit(*c)),
+            Tok::Any => prefix.push(Simple::Any),
+            Tok::Single => prefix.push(Simple::Single),
+            Tok::Class { negated, ranges } => prefix.push(Simple::Class(*negated, ranges.clone())),
+            Tok::Alt(alts) => {
+                for alt in alts {
+                    let mut joined = alt.clone();
+                    joined.extend_from_slice(&toks[i + 1..]);
+                    expand(&joined, prefix.clone(), out);
+                }
+                return;
+            }
+        }
+    }
+    out.push(prefix);
+}
+
+/// Wildcard matching with a single backtrack point: O(pattern × name), never exponential.
+fn match_simple(p: &[Simple], s: &[char]) -> bool {
+    let one = |tok: &Simple, c: char| match tok {
+        Simple::Lit(l) => *l == c,
+        Simple::Single => true,
+        Simple::Class(negated, ranges) => {
+            ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negated
+        }
+        Simple::Any => false,
+    };
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && matches!(p[pi], Simple::Any) {
+            star = Some((pi, si));
+            pi += 1;
+        } else if pi < p.len() && one(&p[pi], s[si]) {
+            pi += 1;
+            si += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|t| matches!(t, Simple::Any))
 }
 
 fn parse_seq(c: &[char], pos: &mut usize, in_alt: bool) -> Result<Vec<Tok>, String> {
@@ -117,114 +186,168 @@ fn parse_seq(c: &[char], pos: &mut usize, in_alt: bool) -> Result<Vec<Tok>, Stri
     Ok(out)
 }
 
-fn match_seq(toks: &[Tok], s: &[char], _depth: &mut usize) -> bool {
-    match toks.split_first() {
-        None => s.is_empty(),
-        Some((tok, rest)) => match tok {
-            Tok::Lit(ch) => s.first() == Some(ch) && match_seq(rest, &s[1..], _depth),
-            Tok::Single => !s.is_empty() && match_seq(rest, &s[1..], _depth),
-            Tok::Class { negated, ranges } => match s.first() {
-                Some(ch) => {
-                    let inside = ranges.iter().any(|(lo, hi)| lo <= ch && ch <= hi);
-                    inside != *negated && match_seq(rest, &s[1..], _depth)
-                }
-                None => false,
-            },
-            Tok::Any => (0..=s.len()).any(|i| match_seq(rest, &s[i..], _depth)),
-            Tok::Alt(alts) => alts.iter().any(|alt| {
-                let mut joined = alt.clone();
-                joined.extend_from_slice(rest);
-                match_seq(&joined, s, _depth)
-            }),
-        },
-    }
-}
-
-/// Go's `path.Match`; a malformed pattern matches nothing (upstream ignores the error).
+/// Go's `path.Match` (its chunk algorithm: no exponential backtracking); a malformed
+/// pattern matches nothing, as upstream ignores the error.
 pub fn path_match(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let s: Vec<char> = name.chars().collect();
-    path_match_at(&p, &s).unwrap_or(false)
+    let mut p: &[char] = &pattern.chars().collect::<Vec<_>>();
+    let owned: Vec<char> = name.chars().collect();
+    let mut n: &[char] = &owned;
+    'pattern: while !p.is_empty() {
+        let (star, chunk, rest) = scan_chunk(p);
+        p = rest;
+        if star && chunk.is_empty() {
+            return !n.contains(&'/');
+        }
+        match match_chunk(chunk, n) {
+            Err(()) => return false,
+            Ok(Some(t)) if t.is_empty() || !p.is_empty() => {
+                n = t;
+                continue;
+            }
+            _ => {}
+        }
+        if star {
+            let mut i = 0;
+            while i < n.len() && n[i] != '/' {
+                match match_chunk(chunk, &n[i + 1..]) {
+                    Err(()) => return false,
+                    Ok(Some(t)) => {
+                        if p.is_empty() && !t.is_empty() {
+                            i += 1;
+                            continue;
+                        }
+                        n = t;
+                        continue 'pattern;
+                    }
+                    Ok(None) => {}
+                }
+                i += 1;
+            }
+        }
+        return false;
+    }
+    n.is_empty()
 }
 
-fn path_match_at(p: &[char], s: &[char]) -> Option<bool> {
-    match p.first() {
-        None => Some(s.is_empty()),
-        Some('*') => {
-            let rest = &p[1..];
-            for i in 0..=s.len() {
-                if i > 0 && s[i - 1] == '/' {
-                    break;
-                }
-                if path_match_at(rest, &s[i..])? {
-                    return Some(true);
-                }
-            }
-            Some(false)
+fn scan_chunk(mut p: &[char]) -> (bool, &[char], &[char]) {
+    let mut star = false;
+    while p.first() == Some(&'*') {
+        p = &p[1..];
+        star = true;
+    }
+    let mut in_range = false;
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '\\' if i + 1 < p.len() => i += 1,
+            '[' => in_range = true,
+            ']' => in_range = false,
+            '*' if !in_range => break,
+            _ => {}
         }
-        Some('?') => match s.first() {
-            Some(c) if *c != '/' => path_match_at(&p[1..], &s[1..]),
-            _ => Some(false),
-        },
-        Some('[') => {
-            let mut i = 1;
-            let negated = p.get(i) == Some(&'^');
-            if negated {
-                i += 1;
+        i += 1;
+    }
+    (star, &p[..i], &p[i..])
+}
+
+/// Matches `chunk` at the start of `s`: the rest of `s`, `None` for no match, `Err` for a
+/// malformed pattern.
+fn match_chunk<'a>(mut chunk: &[char], mut s: &'a [char]) -> Result<Option<&'a [char]>, ()> {
+    let mut failed = false;
+    while !chunk.is_empty() {
+        if !failed && s.is_empty() {
+            failed = true;
+        }
+        match chunk[0] {
+            '[' => {
+                let c = if failed { None } else { Some(s[0]) };
+                if !failed {
+                    s = &s[1..];
+                }
+                chunk = &chunk[1..];
+                let negated = chunk.first() == Some(&'^');
+                if negated {
+                    chunk = &chunk[1..];
+                }
+                let mut matched = false;
+                let mut n = 0;
+                loop {
+                    if !chunk.is_empty() && chunk[0] == ']' && n > 0 {
+                        chunk = &chunk[1..];
+                        break;
+                    }
+                    let (lo, rest) = get_esc(chunk)?;
+                    chunk = rest;
+                    let mut hi = lo;
+                    if chunk.first() == Some(&'-') {
+                        let (h, rest) = get_esc(&chunk[1..])?;
+                        hi = h;
+                        chunk = rest;
+                    }
+                    if let Some(c) = c {
+                        if lo <= c && c <= hi {
+                            matched = true;
+                        }
+                    }
+                    n += 1;
+                }
+                if matched == negated {
+                    failed = true;
+                }
             }
-            let ch = s.first().copied();
-            let mut matched = false;
-            let mut first = true;
-            loop {
-                let mut lo = *p.get(i)?;
-                if lo == ']' && !first {
-                    i += 1;
-                    break;
-                }
-                first = false;
-                if lo == '\\' {
-                    i += 1;
-                    lo = *p.get(i)?;
-                }
-                i += 1;
-                let mut hi = lo;
-                if p.get(i) == Some(&'-') {
-                    i += 1;
-                    hi = *p.get(i)?;
-                    if hi == '\\' {
-                        i += 1;
-                        hi = *p.get(i)?;
+            '?' => {
+                if !failed {
+                    if s[0] == '/' {
+                        failed = true;
                     }
-                    if hi == ']' {
-                        return None;
-                    }
-                    i += 1;
+                    s = &s[1..];
                 }
-                if let Some(c) = ch {
-                    if lo <= c && c <= hi {
-                        matched = true;
-                    }
-                }
+                chunk = &chunk[1..];
             }
-            match ch {
-                Some(c) if c != '/' && matched != negated => path_match_at(&p[i..], &s[1..]),
-                _ => Some(false),
+            '\\' => {
+                chunk = &chunk[1..];
+                if chunk.is_empty() {
+                    return Err(());
+                }
+                if !failed {
+                    if chunk[0] != s[0] {
+                        failed = true;
+                    }
+                    s = &s[1..];
+                }
+                chunk = &chunk[1..];
+            }
+            c => {
+                if !failed {
+                    if c != s[0] {
+                        failed = true;
+                    }
+                    s = &s[1..];
+                }
+                chunk = &chunk[1..];
             }
         }
+    }
+    Ok(if failed { None } else { Some(s) })
+}
+
+fn get_esc(chunk: &[char]) -> Result<(char, &[char]), ()> {
+    match chunk.first() {
+        None | Some('-') | Some(']') => Err(()),
         Some('\\') => {
-            let e = p.get(1)?;
-            if s.first() == Some(e) {
-                path_match_at(&p[2..], &s[1..])
-            } else {
-                Some(false)
+            let c = *chunk.get(1).ok_or(())?;
+            let rest = &chunk[2..];
+            if rest.is_empty() {
+                return Err(());
             }
+            Ok((c, rest))
         }
         Some(c) => {
-            if s.first() == Some(c) {
-                path_match_at(&p[1..], &s[1..])
-            } else {
-                Some(false)
+            let rest = &chunk[1..];
+            if rest.is_empty() {
+                return Err(());
             }
+            Ok((*c, rest))
         }
     }
 }
@@ -232,6 +355,10 @@ fn path_match_at(p: &[char], s: &[char]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn glob_matches(p: &str, n: &str) -> bool {
+        Glob::compile(p).unwrap().matches(n)
+    }
 
     #[test]
     fn group_globs_match_like_gobwas() {
@@ -255,5 +382,11 @@ mod tests {
         assert!(path_match("j[^x]b", "jab"));
         assert!(!path_match("[", "["));
         assert!(path_match("exact", "exact"));
+        assert!(!path_match("a[", "a"));
+        assert!(path_match("*x*y*z", "axbyz"));
+        // Pathological patterns stay fast.
+        let name = "a".repeat(60);
+        assert!(!path_match(&"*a".repeat(30), &format!("{name}b")));
+        assert!(!glob_matches(&"*a".repeat(30), &format!("{name}b")));
     }
 }

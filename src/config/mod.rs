@@ -3,9 +3,10 @@
 //! caller hands in, and no knowledge of the store.
 //!
 //! Layout: `yaml` (YAML → JSON value with go-yaml v2 semantics and a line table), `emit`
-//! (`to_yaml`), `decode` (Go-style field decoding), `model` (config outside steps), `steps`,
-//! `task`, `vars` (interpolation and fly's template rendering), `validate` + `validate_steps`
-//! (upstream `configvalidate`), `glob`, `duration`.
+//! (`to_yaml`), `decode` (Go-style field decoding), `model` (config outside steps), `steps`
+//! (step model and JSON) and `step_parse`, `task`, `vars` (interpolation and fly's template
+//! rendering), `validate` and `validate_steps` (upstream `configvalidate`), `glob`,
+//! `duration`.
 
 mod decode;
 mod duration;
@@ -35,8 +36,8 @@ pub use task::{
     parse_memory_limit, parse_task_config, task_config_from_value, ContainerLimits, ImageResource,
     TaskCacheConfig, TaskConfig, TaskEnv, TaskInputConfig, TaskOutputConfig, TaskRunConfig,
 };
-pub use validate::{validate_identifier, validate_pipeline_strict};
-pub use vars::{render_template, StaticVars};
+pub use validate::{order_var_sources, validate_identifier};
+pub use vars::{render_template, render_template_with, StaticVars};
 pub use yaml::LineMap;
 
 use crate::proto::api::ConfigWarning;
@@ -100,8 +101,11 @@ impl ConfigError {
 
     fn display(&self) -> String {
         match self.line {
-            Some(n) => format!("{} (line {n})", self.message),
-            None => self.message.clone(),
+            // go-yaml style messages (`yaml: line 3: ...`) already say where.
+            Some(n) if !self.message.contains(&format!("line {n}")) => {
+                format!("{} (line {n})", self.message)
+            }
+            _ => self.message.clone(),
         }
     }
 }
@@ -188,4 +192,15 @@ pub fn parse_yaml_value(doc: &[u8]) -> Result<Value, ConfigError> {
 /// Empty names are refused before this is asked (they are errors, not warnings).
 pub fn identifier_warning(ctx: &str, name: &str) -> Option<ConfigWarning> {
     validate_identifier(ctx, name).ok().flatten()
+}
+
+/// Parses one step from its JSON form (a stored plan, or a step after interpolation).
+pub fn parse_step(value: &Value) -> Result<Step, ConfigError> {
+    let lines = LineMap::default();
+    let ctx = decode::Ctx {
+        lines: &lines,
+        coerce: false,
+        strict: false,
+    };
+    Step::parse(value, ctx, "")
 }

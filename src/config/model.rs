@@ -159,23 +159,44 @@ impl JobConfig {
         step
     }
 
-    /// Every `get` in the job (plan and hooks, any depth).
-    pub fn inputs(&self) -> Vec<GetStep> {
+    /// Calls `f` on every step config of the job without building [`Self::step_config`]:
+    /// the plan first, then the hooks from the innermost (`on_success`) to `ensure` — the
+    /// order upstream's `StepRecursor` visits them in.
+    pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a StepConfig)) {
+        for step in &self.plan {
+            step.config.walk(f);
+        }
+        for hook in [
+            &self.on_success,
+            &self.on_failure,
+            &self.on_abort,
+            &self.on_error,
+            &self.ensure,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            hook.config.walk(f);
+        }
+    }
+
+    /// Every `get` in the job (plan and hooks, any depth): the job's inputs.
+    pub fn inputs(&self) -> Vec<&GetStep> {
         let mut out = vec![];
-        self.step_config().walk(&mut |s| {
+        self.walk(&mut |s| {
             if let StepConfig::Get(g) = s {
-                out.push(g.clone());
+                out.push(g);
             }
         });
         out
     }
 
-    /// Every `put` in the job.
-    pub fn outputs(&self) -> Vec<PutStep> {
+    /// Every `put` in the job: the job's outputs.
+    pub fn outputs(&self) -> Vec<&PutStep> {
         let mut out = vec![];
-        self.step_config().walk(&mut |s| {
+        self.walk(&mut |s| {
             if let StepConfig::Put(p) = s {
-                out.push(p.clone());
+                out.push(p);
             }
         });
         out
@@ -192,6 +213,11 @@ const TOP_LEVEL: [&str; 8] = [
     "display",
     "user_data",
 ];
+
+/// Go's decoder matches field names case-insensitively, so `Jobs:` is `jobs:`.
+fn is_top_level(key: &str) -> bool {
+    TOP_LEVEL.contains(&key.to_lowercase().as_str())
+}
 
 /// Decodes the whole document (already YAML-parsed). Unknown top-level keys are dropped unless
 /// `strict_top_level`.
@@ -221,17 +247,14 @@ pub(crate) fn decode_config(
         }
     };
     if strict_top_level {
-        if let Some(k) = top.keys().find(|k| !TOP_LEVEL.contains(&k.as_str())) {
+        if let Some(k) = top.keys().find(|k| !is_top_level(k)) {
             return Err(ConfigError {
                 message: format!("json: unknown field {k:?}"),
                 line: lines.line(&format!("/{}", super::yaml::escape_pointer(k))),
             });
         }
     }
-    let stripped: Map<String, Value> = top
-        .into_iter()
-        .filter(|(k, _)| TOP_LEVEL.contains(&k.as_str()))
-        .collect();
+    let stripped: Map<String, Value> = top.into_iter().filter(|(k, _)| is_top_level(k)).collect();
     let doc = Value::Object(stripped);
     let mut f = Fields::new(&doc, ctx, "", "Config", "", "atc.Config")?;
 

@@ -377,7 +377,13 @@ fn layer_do(f: &mut Fields, ctx: Ctx) -> Result<StepConfig, ConfigError> {
 fn layer_in_parallel(f: &mut Fields, ctx: Ctx) -> Result<StepConfig, ConfigError> {
     Ok({
         let (steps, limit, fail_fast) = match f.raw("in_parallel") {
-            None => (vec![], 0, false),
+            // Present but null: upstream's unmarshaler sees `nil`.
+            None => {
+                return Err(ConfigError {
+                    message: "wrong type for parallel config: <nil>".into(),
+                    line: f.ctx.lines.line(&f.child_ptr("in_parallel")),
+                })
+            }
             Some(Value::Array(_)) => {
                 let steps = step_list(f, ctx, "in_parallel", "[]atc.Step")
                     .map_err(|e| e.prefixed("failed to unmarshal parallel steps: "))?;

@@ -29,8 +29,14 @@ fn format_err(section: &str, messages: &[String]) -> String {
     format!("invalid {}:\n{}\n", section, indented.join("\n"))
 }
 
+/// `[\p{Ll}\p{Lt}\p{Lm}\p{Lo}\d]` with Go's ASCII-only `\d`.
 fn is_id_letter(c: char) -> bool {
-    c.is_ascii_digit() || (c.is_alphabetic() && !c.is_uppercase())
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    c.is_ascii_digit()
+        || matches!(
+            c.general_category(),
+            G::LowercaseLetter | G::TitlecaseLetter | G::ModifierLetter | G::OtherLetter
+        )
 }
 
 /// Upstream `ValidateIdentifier` with its context given as parts (joined without separator);
@@ -131,12 +137,6 @@ pub(crate) fn validate(c: &Config) -> Validation {
     v
 }
 
-/// `--strict` (fly validate-pipeline): as [`validate`]; strictness about unknown keys is a
-/// parse concern (`parse_pipeline_strict`). Kept as its own entry point for the CLI.
-pub fn validate_pipeline_strict(c: &Config) -> Validation {
-    validate(c)
-}
-
 fn line_of(c: &Config, ptr: &str) -> Option<usize> {
     c.source_lines.0.line(ptr)
 }
@@ -233,7 +233,7 @@ fn validate_resources(c: &Config) -> Section {
     }
     let mut used = std::collections::HashSet::new();
     for job in &c.jobs {
-        job.step_config().walk(&mut |st| match st {
+        job.walk(&mut |st| match st {
             StepConfig::Get(g) => {
                 used.insert(g.resource_name().to_string());
             }
@@ -420,10 +420,46 @@ fn credential_manager_check(kind: &str, config: &Value) -> Result<(), CredsProbl
             }
             Ok(())
         }
+        "ssm" | "secretsmanager" => {
+            let mut allowed = vec![
+                "access_key",
+                "secret_key",
+                "session_token",
+                "region",
+                "pipeline_secret_template",
+                "team_secret_template",
+            ];
+            allowed.push(if kind == "ssm" {
+                "shared_path"
+            } else {
+                "shared_secret_template"
+            });
+            let m = mapstructure_keys(config, &allowed)?;
+            let has = |k: &str| {
+                m.get(k)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty())
+            };
+            if !has("access_key") && !has("secret_key") && !has("session_token") {
+                return Ok(());
+            }
+            if !has("access_key") {
+                return Err(CredsProblem::Invalid(
+                    "must provide aws access key id".into(),
+                ));
+            }
+            if !has("secret_key") {
+                return Err(CredsProblem::Invalid(
+                    "must provide aws secret access key".into(),
+                ));
+            }
+            Ok(())
+        }
         "vault" => {
-            let Value::Object(m) = config else {
+            let Value::Object(_) = config else {
                 return Err(CredsProblem::Create("invalid vault config format".into()));
             };
+            let m = mapstructure_keys(config, &VAULT_KEYS)?;
             let url = m.get("url").and_then(Value::as_str).unwrap_or("");
             // A `((var))` in the URL is resolved later; only literal URLs can be judged now.
             if !url.contains("((") {
@@ -453,6 +489,71 @@ fn credential_manager_check(kind: &str, config: &Value) -> Result<(), CredsProbl
         }
         _ => Ok(()),
     }
+}
+
+/// mapstructure keys of upstream's `VaultManager` (untagged fields match their Go name).
+const VAULT_KEYS: [&str; 25] = [
+    "url",
+    "path_prefix",
+    "lookup_templates",
+    "shared_path",
+    "namespace",
+    "login_timeout",
+    "query_timeout",
+    "enable_kv_mount_cache",
+    "disable_srv_lookup",
+    "ca_cert",
+    "cacertfile",
+    "capath",
+    "clientcertfile",
+    "clientkeyfile",
+    "client_cert",
+    "client_key",
+    "server_name",
+    "insecure_skip_verify",
+    "client_token",
+    "client_token_path",
+    "auth_backend",
+    "auth_backend_max_ttl",
+    "auth_retry_max",
+    "auth_retry_initial",
+    "auth_params",
+];
+
+/// go-viper/mapstructure with `ErrorUnused`: keys match case-insensitively; others are an
+/// error. Returns the config with keys lower-cased.
+fn mapstructure_keys(
+    config: &Value,
+    allowed: &[&str],
+) -> Result<serde_json::Map<String, Value>, CredsProblem> {
+    let m = match config {
+        Value::Object(m) => m.clone(),
+        Value::Null => serde_json::Map::new(),
+        other => {
+            return Err(CredsProblem::Create(format!(
+                "decoding failed due to the following error(s):\n\n'' expected a map or struct, got \"{}\"",
+                match other {
+                    Value::Array(_) => "slice",
+                    Value::String(_) => "string",
+                    Value::Bool(_) => "bool",
+                    _ => "float64",
+                }
+            )))
+        }
+    };
+    let mut invalid: Vec<&String> = m
+        .keys()
+        .filter(|k| !allowed.contains(&k.to_lowercase().as_str()))
+        .collect();
+    if !invalid.is_empty() {
+        invalid.sort();
+        let names: Vec<&str> = invalid.iter().map(|k| k.as_str()).collect();
+        return Err(CredsProblem::Create(format!(
+            "decoding failed due to the following error(s):\n\n'' has invalid keys: {}",
+            names.join(", ")
+        )));
+    }
+    Ok(m.into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect())
 }
 
 fn config_var_names(v: &Value, out: &mut Vec<String>) {
@@ -661,7 +762,7 @@ fn validate_cycle(c: &Config) -> Option<String> {
         }
         visited.insert(j.name.clone(), State::Visiting);
         let mut passed: Vec<String> = vec![];
-        j.step_config().walk(&mut |s| {
+        j.walk(&mut |s| {
             if let StepConfig::Get(g) = s {
                 passed.extend(g.passed.iter().cloned());
             }

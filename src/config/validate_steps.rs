@@ -167,7 +167,7 @@ impl<'a> StepValidator<'a> {
                         }
                         found_job = true;
                         let mut interacts = false;
-                        job.step_config().walk(&mut |s| match s {
+                        job.walk(&mut |s| match s {
                             StepConfig::Get(x) if x.resource_name() == resource => interacts = true,
                             StepConfig::Put(x) if x.resource_name() == resource => interacts = true,
                             _ => {}

@@ -505,6 +505,13 @@ fn construct(fields: &[String], value: Value) -> Value {
 /// fly-side rendering: rejects duplicate keys, substitutes the vars it knows and leaves the
 /// rest as `((x))` for the server. Returns the rendered YAML document.
 pub fn render_template(doc: &[u8], vars: &StaticVars) -> Result<Vec<u8>, ConfigError> {
+    render_template_with(doc, vars)
+}
+
+/// As [`render_template`] with any resolver — e.g. the `set_pipeline` step's
+/// `MultiVars(vec![&instance_vars, &vars, &first_var_file, ...])`, where precedence differs
+/// from fly's.
+pub fn render_template_with(doc: &[u8], vars: &dyn Variables) -> Result<Vec<u8>, ConfigError> {
     yaml::parse(doc, Duplicates::Reject)
         .map_err(|e| e.prefixed("error parsing yaml before applying templates: "))?;
     let (value, _) = yaml::parse(doc, Duplicates::LastWins)?;
@@ -574,6 +581,39 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "cannot access field 'x' of non-map value ('string') from var: s.x"
+        );
+    }
+
+    #[test]
+    fn named_and_chained_sources_resolve_and_record_used_vars() {
+        let cluster = vars(json!({"a": "cluster-a", "shared": "cluster"}));
+        let team = vars(json!({"shared": "team", "t": {"k": "v"}}));
+        let vs = vars(json!({"secret": "s3cr3t"}));
+        let mut by_name: BTreeMap<String, &dyn Variables> = BTreeMap::new();
+        by_name.insert("vs".into(), &vs);
+        let named = NamedVars(by_name);
+        let chain = MultiVars(vec![&named, &team, &cluster]);
+        let mut tracker = Tracker::default();
+        let out = interpolate_tracked(
+            &json!({"x": "((vs:secret))", "y": "((shared))-((a))", "z": "((t.k))", "w": "((missing))"}),
+            &chain,
+            false,
+            &mut tracker,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({"x": "s3cr3t", "y": "team-cluster-a", "z": "v", "w": "((missing))"})
+        );
+        assert_eq!(
+            tracker.used.iter().collect::<Vec<_>>(),
+            vec!["a", "shared", "t", "vs:secret"]
+        );
+        assert_eq!(
+            interpolate(&json!("((nope:x))"), &chain, false)
+                .unwrap_err()
+                .to_string(),
+            "missing source 'nope' in var: nope:x"
         );
     }
 

@@ -60,7 +60,10 @@ enum Frame {
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their size in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes materialized so far, aliases expanded: bounded against alias bombs.
+    nodes: usize,
     root: Option<Node>,
     error: Option<(String, usize)>,
     /// Nesting below `MAX_DEPTH` is not built (the document is refused), so that dropping
@@ -71,7 +74,8 @@ struct Builder {
 impl Builder {
     fn push_node(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let size = node_size(&node);
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
             Some(Frame::Seq(_, items, _)) | Some(Frame::Map(_, items, _)) => items.push(node),
@@ -83,6 +87,30 @@ impl Builder {
         }
     }
 }
+
+impl Builder {
+    fn fail(&mut self, message: &str, line: usize) {
+        if self.error.is_none() {
+            self.error = Some((message.to_string(), line));
+        }
+    }
+}
+
+fn node_size(node: &Node) -> usize {
+    match node {
+        Node::Scalar { .. } => 1,
+        Node::Seq { items, .. } => 1 + items.iter().map(node_size).sum::<usize>(),
+        Node::Map { entries, .. } => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| node_size(k) + node_size(v))
+                .sum::<usize>()
+        }
+    }
+}
+
+/// Upper bound on nodes after alias expansion (go-yaml refuses "excessive aliasing" too).
+const MAX_NODES: usize = 1_000_000;
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
@@ -106,6 +134,7 @@ impl MarkedEventReceiver for Builder {
         }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
+                self.nodes += 1;
                 self.push_node(
                     Node::Scalar {
                         text,
@@ -132,23 +161,29 @@ impl MarkedEventReceiver for Builder {
                 }
                 None => {}
             },
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(node) => self.push_node(node, 0),
-                None => {
-                    if self.error.is_none() {
-                        self.error = Some(("yaml: unknown anchor referenced".to_string(), line));
+            Event::Alias(id) => {
+                let expanded = match self.anchors.get(&id) {
+                    Some((node, size)) if self.nodes + size <= MAX_NODES => {
+                        self.nodes += size;
+                        Some(node.clone())
                     }
-                    self.push_node(
-                        Node::Scalar {
-                            text: String::new(),
-                            style: TScalarStyle::Plain,
-                            tag: None,
-                            line,
-                        },
-                        0,
-                    )
-                }
-            },
+                    Some(_) => {
+                        self.fail("yaml: document contains excessive aliasing", line);
+                        None
+                    }
+                    None => {
+                        self.fail("yaml: unknown anchor referenced", line);
+                        None
+                    }
+                };
+                let node = expanded.unwrap_or(Node::Scalar {
+                    text: String::new(),
+                    style: TScalarStyle::Plain,
+                    tag: None,
+                    line,
+                });
+                self.push_node(node, 0)
+            }
             _ => {}
         }
     }
@@ -215,7 +250,7 @@ fn find_duplicates(node: &Node, errs: &mut Vec<String>) {
             for (k, v) in entries {
                 if !is_merge_key(k) {
                     if let Node::Scalar { .. } = k {
-                        let key = scalar_value(k).unwrap_or(Value::Null);
+                        let key = v3_key(k);
                         if let Some((_, at)) = seen.iter().find(|(s, _)| *s == key) {
                             let shown = match &key {
                                 Value::String(s) => format!("{s:?}"),
@@ -237,6 +272,27 @@ fn find_duplicates(node: &Node, errs: &mut Vec<String>) {
             }
         }
     }
+}
+
+/// A key as go-yaml v3 (fly's duplicate check) resolves it: YAML 1.2, so `yes`/`on`/`y`
+/// stay strings and do not collide with `true`.
+fn v3_key(k: &Node) -> Value {
+    if let Node::Scalar {
+        text,
+        style: TScalarStyle::Plain,
+        tag: None,
+        ..
+    } = k
+    {
+        let yaml11_only = [
+            "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off",
+            "Off", "OFF",
+        ];
+        if yaml11_only.contains(&text.as_str()) {
+            return Value::String(text.clone());
+        }
+    }
+    scalar_value(k).unwrap_or(Value::Null)
 }
 
 fn is_merge_key(node: &Node) -> bool {
@@ -391,7 +447,23 @@ pub fn resolve_plain(s: &str) -> Result<Value, String> {
         _ => {}
     }
     let first = s.as_bytes()[0];
-    if !(first.is_ascii_digit() || first == b'+' || first == b'-' || first == b'.') {
+    let float = |text: &str| {
+        // Go's ParseFloat fails on overflow, and go-yaml then keeps the string.
+        text.parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+            .map(Value::Number)
+    };
+    if first == b'.' {
+        // go-yaml tries `strconv.ParseFloat` on the text as written.
+        if is_yaml_float(s) {
+            if let Some(v) = float(s) {
+                return Ok(v);
+            }
+        }
+        return Ok(Value::String(s.to_string()));
+    }
+    if !(first.is_ascii_digit() || first == b'+' || first == b'-') {
         return Ok(Value::String(s.to_string()));
     }
     let plain = s.replace('_', "");
@@ -399,11 +471,8 @@ pub fn resolve_plain(s: &str) -> Result<Value, String> {
         return Ok(v);
     }
     if is_yaml_float(&plain) {
-        if let Ok(f) = plain.parse::<f64>() {
-            if let Some(n) = Number::from_f64(f) {
-                return Ok(Value::Number(n));
-            }
-            return Err(format!("json: unsupported value: {f}"));
+        if let Some(v) = float(&plain) {
+            return Ok(v);
         }
     }
     Ok(Value::String(s.to_string()))
@@ -501,8 +570,8 @@ mod tests {
     #[test]
     fn plain_scalars_resolve_like_go_yaml_v2() {
         assert_eq!(
-            p("a: yes\nb: Off\nc: ~\nd: 0x1F\ne: 1_000\nf: 1.5\ng: '1'\nh: 017\ni: 1e3\nj: y\nk: 0o17\nl: 08"),
-            json!({"a": true, "b": false, "c": null, "d": 31, "e": 1000, "f": 1.5, "g": "1", "h": 15, "i": 1000.0, "j": true, "k": 15, "l": 8.0})
+            p("a: yes\nb: Off\nc: ~\nd: 0x1F\ne: 1_000\nf: 1.5\ng: '1'\nh: 017\ni: 1e3\nj: y\nk: 0o17\nl: 08\nm: 1e400\nq: .5\no: 2021-01-01\np: -0x10"),
+            json!({"a": true, "b": false, "c": null, "d": 31, "e": 1000, "f": 1.5, "g": "1", "h": 15, "i": 1000.0, "j": true, "k": 15, "l": 8.0, "m": "1e400", "q": 0.5, "o": "2021-01-01", "p": -16})
         );
     }
 
@@ -528,6 +597,9 @@ mod tests {
             "yaml: unmarshal errors:\n  line 3: mapping key \"a\" already defined at line 1"
         );
         assert_eq!(p("a: 1\na: 2"), json!({"a": 2}));
+        // go-yaml v3 (fly's check) reads `yes` as a string, so it is no duplicate of `true`.
+        assert!(parse(b"yes: 1\ntrue: 2\n", Duplicates::Reject).is_ok());
+        assert!(parse(b"1: a\n0x1: b\n", Duplicates::Reject).is_err());
     }
 
     #[test]
@@ -539,5 +611,28 @@ mod tests {
         .unwrap();
         assert_eq!(lines.line("/jobs/0/plan/0"), Some(4));
         assert_eq!(lines.line("/jobs/0/name"), Some(2));
+    }
+}
+
+#[cfg(test)]
+mod json_input_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_documents_parse_as_yaml() {
+        for doc in [
+            "{\"a\": [1, 2.5, \"x\\/y\\u00e9\"], \"b\": {\"c\": null, \"d\": true}}",
+            "{\n\t\"a\": [1, 2.5, \"x\\/y\\u00e9\"],\n\t\"b\": {\"c\": null, \"d\": true}\n}",
+            "{\"a\":[1,2.5,\"x\\/y\\u00e9\"],\"b\":{\"c\":null,\"d\":true}}",
+        ] {
+            let (v, _) = parse(doc.as_bytes(), Duplicates::LastWins)
+                .unwrap_or_else(|e| panic!("{doc}: {e}"));
+            assert_eq!(
+                v,
+                json!({"a": [1, 2.5, "x/yé"], "b": {"c": null, "d": true}}),
+                "{doc}"
+            );
+        }
     }
 }

@@ -39,7 +39,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // --- teams -------------------------------------------------------------------------
-    /// Creates the team, or replaces its auth. Returns the team and whether it was created.
+    /// Creates the team, or replaces its auth (`admin` only applies on creation). Returns the
+    /// team and whether it was created.
     async fn upsert_team(
         &self,
         name: &str,
@@ -47,19 +48,23 @@ pub trait Store: Send + Sync + 'static {
         admin: bool,
     ) -> Result<(TeamRow, bool)>;
     async fn team(&self, name: &str) -> Result<Option<TeamRow>>;
+    /// All teams by name.
     async fn teams(&self) -> Result<Vec<TeamRow>>;
-    /// False when no team has the old name.
+    /// False when no team has the old name; [`StoreError::Conflict`] when `new` is taken.
     async fn rename_team(&self, old: &str, new: &str) -> Result<bool>;
     /// Destroys the team with everything it owns. False when it does not exist.
     async fn destroy_team(&self, name: &str) -> Result<bool>;
 
     // --- users and access tokens ----------------------------------------------------------
+    /// Stores (or replaces) a token with its claims and expiry (Unix seconds).
     async fn save_access_token(&self, token: &str, claims: &Value, expires_at: i64) -> Result<()>;
     async fn access_token(&self, token: &str) -> Result<Option<Value>>;
     async fn delete_access_token(&self, token: &str) -> Result<()>;
     /// Removes tokens whose expiry is before `now`; returns how many.
     async fn delete_expired_access_tokens(&self, now: i64) -> Result<u64>;
+    /// One row per (username, connector): a later login updates `sub` and `last_login`.
     async fn record_user_login(&self, user: &UserLogin) -> Result<()>;
+    /// Users whose last login is at or after `since`, most recent first.
     async fn users_since(&self, since: i64) -> Result<Vec<UserRow>>;
 
     // --- pipelines -------------------------------------------------------------------------
@@ -68,8 +73,15 @@ pub trait Store: Send + Sync + 'static {
     /// For an existing pipeline the save only applies when the stored config version equals
     /// `expected_version` (else [`StoreError::ConfigVersionConflict`]); every save takes the
     /// next value of one global sequence as the new version. A new pipeline starts paused
-    /// unless `SavePipeline::paused_on_create` is false. Re-saving clears `archived`.
+    /// unless `SavePipeline::paused_on_create` is false, ordered after the team's other
+    /// pipelines (an instance joins its group's place). Re-saving clears `archived` and keeps
+    /// `paused`. Jobs and resources are matched to existing rows by name, then `old_name`
+    /// (keeping ids and history); those missing from the config become inactive, and come
+    /// back with their ids when re-added. A concurrent creation of the same pipeline is also
+    /// a [`StoreError::ConfigVersionConflict`]; an unknown team is [`StoreError::NotFound`].
     async fn save_pipeline(&self, save: &SavePipeline) -> Result<SavedPipeline>;
+    /// By team name, name and instance vars (None = the non-instanced pipeline; key order
+    /// of the vars does not matter). Archived pipelines are found too.
     async fn pipeline(
         &self,
         team: &str,
@@ -81,6 +93,8 @@ pub trait Store: Send + Sync + 'static {
     async fn pipelines(&self, team: Option<&str>) -> Result<Vec<PipelineRow>>;
     /// The stored config and its version; None for unknown or archived pipelines.
     async fn pipeline_config(&self, pipeline_id: i64) -> Result<Option<(Value, i64)>>;
+    /// Pausing records `by` and `at`; unpausing clears them. [`StoreError::NotFound`] for an
+    /// unknown pipeline (likewise for `set_pipeline_public`).
     async fn set_pipeline_paused(
         &self,
         pipeline_id: i64,
@@ -89,28 +103,47 @@ pub trait Store: Send + Sync + 'static {
         at: i64,
     ) -> Result<()>;
     async fn set_pipeline_public(&self, pipeline_id: i64, public: bool) -> Result<()>;
-    /// Renames every pipeline of the instance group `old` of the team. False when none exists.
+    /// Renames every pipeline of the instance group `old` of the team. False when none exists;
+    /// [`StoreError::Conflict`] when that would collide with an existing pipeline.
     async fn rename_pipeline(&self, team_id: i64, old: &str, new: &str) -> Result<bool>;
     /// Orders the team's pipelines: the named ones first in the given order, then the rest.
     /// An unknown name is [`StoreError::NotFound`] and changes nothing.
     async fn order_pipelines(&self, team_id: i64, names: &[String]) -> Result<()>;
     /// Archives: pauses (by `automatic-pipeline-archiver` when `by` says so), drops the
-    /// config (version back to 0) and deactivates its jobs and resources.
+    /// config (version back to 0) and deactivates its jobs and resources, clearing their
+    /// configs. The pipeline stays listed. [`StoreError::NotFound`] for an unknown pipeline.
     async fn archive_pipeline(&self, pipeline_id: i64, by: &str, at: i64) -> Result<()>;
     /// Destroys the pipeline and its jobs, resources, builds and events.
+    /// [`StoreError::NotFound`] for an unknown pipeline.
     async fn destroy_pipeline(&self, pipeline_id: i64) -> Result<()>;
 
     // --- jobs and resources ------------------------------------------------------------------
     /// Active jobs of a pipeline in config order.
     async fn jobs(&self, pipeline_id: i64) -> Result<Vec<JobRow>>;
+    /// An active job by name (a job removed from the config is not found).
     async fn job(&self, pipeline_id: i64, name: &str) -> Result<Option<JobRow>>;
+    /// As [`Store::set_pipeline_paused`], for a job.
     async fn set_job_paused(&self, job_id: i64, paused: bool, by: &str, at: i64) -> Result<()>;
     /// Active resources of a pipeline in config order.
     async fn resources(&self, pipeline_id: i64) -> Result<Vec<ResourceRow>>;
+    /// An active resource by name.
+    async fn resource(&self, pipeline_id: i64, name: &str) -> Result<Option<ResourceRow>>;
 
     // --- builds and their events ---------------------------------------------------------------
+    /// Creates a pending build named as [`NewBuild`] says (a job build takes its job's
+    /// pipeline) and makes it its job's next build when it is the oldest unfinished one.
+    /// [`StoreError::NotFound`] for an unknown job, team or pipeline.
     async fn create_build(&self, new: &NewBuild) -> Result<BuildRow>;
     async fn build(&self, id: i64) -> Result<Option<BuildRow>>;
+    /// A job's build by name (`"3"`, or `"3.1"` for a rerun).
+    async fn job_build(&self, job_id: i64, name: &str) -> Result<Option<BuildRow>>;
+    /// Creates a pending rerun of a job build: named `<original>.<n>` with the next rerun
+    /// number of the original (a rerun of a rerun reruns the original), listed next to it.
+    /// [`StoreError::NotFound`] for an unknown build, [`StoreError::Invalid`] for a build of
+    /// no job.
+    async fn rerun_build(&self, build_id: i64, created_by: &str, at: i64) -> Result<BuildRow>;
+    /// Sets the build's comment. [`StoreError::NotFound`] for an unknown build.
+    async fn set_build_comment(&self, build_id: i64, comment: &str) -> Result<()>;
     /// Latest builds of a job, newest first (`COALESCE(rerun_of, id) DESC, id DESC`).
     /// Shorthand for [`Store::builds_page`] without the neighbouring pages.
     async fn job_builds(&self, job_id: i64, page: &Page) -> Result<Vec<BuildRow>> {
@@ -137,7 +170,8 @@ pub trait Store: Send + Sync + 'static {
     /// empty; 0 when there is none). One writer per build (its owner): a concurrent append
     /// to the same build fails with [`StoreError::Conflict`] rather than interleaving.
     async fn append_build_events(&self, build_id: i64, events: &[Value]) -> Result<i64>;
-    /// Events with id greater than `after`, oldest first, at most `limit`.
+    /// Events with id greater than `after`, oldest first, at most `limit` (all when `limit`
+    /// is 0 or less).
     async fn build_events(
         &self,
         build_id: i64,
@@ -150,6 +184,7 @@ pub trait Store: Send + Sync + 'static {
     async fn save_worker(&self, worker: &WorkerRow) -> Result<()>;
     /// All workers by name.
     async fn workers(&self) -> Result<Vec<WorkerRow>>;
+    /// False when no worker has the name.
     async fn delete_worker(&self, name: &str) -> Result<bool>;
 }
 
@@ -318,5 +353,68 @@ impl PagePlan {
     }
 }
 
-/// The version of the newest migration this build knows.
-pub const LATEST_MIGRATION: i64 = 1;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_json_ignores_key_order_at_every_depth() {
+        let a = json!({"b": 1, "a": {"y": [1, {"q": 1, "p": 2}], "x": null}});
+        let b = json!({"a": {"x": null, "y": [1, {"p": 2, "q": 1}]}, "b": 1});
+        assert_eq!(canonical_json(&a), canonical_json(&b));
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":{"x":null,"y":[1,{"p":2,"q":1}]},"b":1}"#
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn canonical_json_round_trips(keys in proptest::collection::vec("[a-z]{1,4}", 0..6), n in any::<i64>()) {
+            let value = Value::Object(keys.iter().map(|k| (k.clone(), json!([n, k]))).collect());
+            let text = canonical_json(&value);
+            let parsed: Value = serde_json::from_str(&text).expect("canonical JSON parses");
+            prop_assert_eq!(&parsed, &value);
+            prop_assert_eq!(canonical_json(&parsed), text);
+        }
+    }
+
+    #[test]
+    fn rows_are_claimed_by_name_then_old_name_once_each() {
+        let existing = vec![(1, "a".to_string()), (2, "b".to_string())];
+        assert_eq!(claim_existing(&existing, &[], "a", None), Some(1));
+        assert_eq!(claim_existing(&existing, &[], "c", Some("b")), Some(2));
+        assert_eq!(
+            claim_existing(&existing, &[2], "c", Some("b")),
+            None,
+            "b was claimed already"
+        );
+        assert_eq!(claim_existing(&existing, &[], "c", Some("z")), None);
+    }
+
+    #[test]
+    fn ordering_puts_named_groups_first_then_the_rest() {
+        let current: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let ordered = new_ordering(&current, &["c".into(), "c".into()]).expect("known names");
+        assert_eq!(
+            ordered,
+            vec![("c".into(), 1), ("a".into(), 2), ("b".into(), 3)]
+        );
+        let err = new_ordering(&current, &["x".into()]).expect_err("unknown name");
+        assert_eq!(err.to_string(), "pipeline x not found");
+    }
+
+    #[test]
+    fn page_plans_follow_the_pagination_rules() {
+        let only_from = PagePlan::new(Some(3), None, 0).expect("valid");
+        assert!(only_from.ascending);
+        assert_eq!(only_from.limit, DEFAULT_PAGE_LIMIT);
+        assert!(!PagePlan::new(None, Some(3), 5).expect("valid").ascending);
+        assert!(matches!(
+            PagePlan::new(Some(4), Some(3), 5),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+}

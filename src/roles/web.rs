@@ -162,10 +162,10 @@ pub async fn serve(
 /// `concourse migrate`: opening the store applies every pending migration.
 pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     if args.supported_db_version {
-        println!("{}", db::LATEST_MIGRATION);
+        println!("{}", db::supported_db_version());
         return Ok(());
     }
     open_store(&args.postgres).await?;
-    println!("migrated to version {}", db::LATEST_MIGRATION);
+    println!("migrated to version {}", db::supported_db_version());
     Ok(())
 }

@@ -5,24 +5,26 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 pub const USER: &str = "test";
 pub const PASS: &str = "test";
 
 /// Which store a server under test uses.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Backend {
     Embedded,
-    Postgres(concourse::db::PostgresConfig),
+    /// A fresh schema, dropped when the last clone of the guard goes.
+    Postgres(Arc<concourse::db::testing::SchemaGuard>),
 }
 
 impl Backend {
     /// The Postgres backend for `test`, or None (with the reason printed) when no
     /// PostgreSQL is configured. In CI a missing PostgreSQL fails the test instead.
     pub fn postgres(test: &str) -> Option<Backend> {
-        concourse::db::testing::require_postgres(test).map(Backend::Postgres)
+        concourse::db::testing::require_postgres(test)
+            .map(|c| Backend::Postgres(Arc::new(concourse::db::testing::SchemaGuard::new(c))))
     }
 }
 
@@ -82,7 +84,8 @@ impl Server {
             .env_remove("CONCOURSE_POSTGRES_HOST")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Backend::Postgres(pg) = &backend {
+        if let Backend::Postgres(guard) = &backend {
+            let pg = guard.config();
             cmd.args([
                 "--postgres-host",
                 &pg.host,

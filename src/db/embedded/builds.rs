@@ -63,6 +63,60 @@ pub(super) fn create_build(conn: &mut Connection, new: &NewBuild) -> Result<Buil
     Ok(build)
 }
 
+pub(super) fn rerun_build(
+    conn: &mut Connection,
+    build_id: i64,
+    created_by: &str,
+    at: i64,
+) -> Result<BuildRow> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (original, original_name, team_id, job_id, pipeline_id): (
+        i64,
+        String,
+        i64,
+        Option<i64>,
+        Option<i64>,
+    ) = tx
+        .query_row(
+            "SELECT o.id, o.name, o.team_id, o.job_id, o.pipeline_id FROM builds b \
+             JOIN builds o ON o.id = COALESCE(b.rerun_of, b.id) WHERE b.id = ?1",
+            [build_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("build {build_id}")))?;
+    let Some(job_id) = job_id else {
+        return Err(StoreError::Invalid(format!(
+            "build {build_id} is not a job build"
+        )));
+    };
+    let number: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(rerun_number), 0) + 1 FROM builds WHERE rerun_of = ?1",
+        [original],
+        |r| r.get(0),
+    )?;
+    let created_by = (!created_by.is_empty()).then_some(created_by);
+    let id: i64 = tx.query_row(
+        "INSERT INTO builds (team_id, job_id, pipeline_id, name, status, created_by, create_time, \
+         rerun_of, rerun_number) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8) RETURNING id",
+        params![
+            team_id,
+            job_id,
+            pipeline_id,
+            format!("{original_name}.{number}"),
+            created_by,
+            at,
+            original,
+            number
+        ],
+        |r| r.get(0),
+    )?;
+    tx.execute(UPDATE_NEXT_BUILD, [job_id])?;
+    let build = tx.query_row(&format!("{BUILD_SELECT} WHERE b.id = ?1"), [id], build_row)?;
+    tx.commit()?;
+    Ok(build)
+}
+
 pub(super) fn finish_build(
     conn: &mut Connection,
     id: i64,

@@ -581,6 +581,54 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn resource(&self, pipeline_id: i64, name: &str) -> Result<Option<ResourceRow>> {
+        let name = name.to_string();
+        self.call(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!(
+                        "{RESOURCE_SELECT} WHERE r.pipeline_id = ?1 AND r.name = ?2 AND r.active"
+                    ),
+                    params![pipeline_id, name],
+                    resource_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn job_build(&self, job_id: i64, name: &str) -> Result<Option<BuildRow>> {
+        let name = name.to_string();
+        self.call(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("{} WHERE b.job_id = ?1 AND b.name = ?2", sql::BUILD_SELECT),
+                    params![job_id, name],
+                    build_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn rerun_build(&self, build_id: i64, created_by: &str, at: i64) -> Result<BuildRow> {
+        let created_by = created_by.to_string();
+        self.call(move |conn| builds::rerun_build(conn, build_id, &created_by, at))
+            .await
+    }
+
+    async fn set_build_comment(&self, build_id: i64, comment: &str) -> Result<()> {
+        let comment = comment.to_string();
+        self.call(move |conn| {
+            let n = conn.execute(
+                "UPDATE builds SET comment = ?2 WHERE id = ?1",
+                params![build_id, comment],
+            )?;
+            found(n as u64, || format!("build {build_id}"))
+        })
+        .await
+    }
+
     async fn create_build(&self, new: &NewBuild) -> Result<BuildRow> {
         let new = new.clone();
         self.call(move |conn| builds::create_build(conn, &new))

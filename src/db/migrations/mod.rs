@@ -26,7 +26,7 @@ pub(crate) const EMBEDDED: &[Migration] = &[Migration {
 
 /// Key of the PostgreSQL advisory lock held while migrating (upstream's lock-id space is
 /// small integers; this one is far from them).
-pub(crate) const POSTGRES_LOCK_ID: i64 = 0x0063_6f6e_636d_6967; // "concmig"
+pub(crate) const POSTGRES_LOCK_ID: i64 = 0x0063_6f6e_636d_6967; // "concmig" in ASCII
 
 pub(crate) const CREATE_SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version bigint PRIMARY KEY,

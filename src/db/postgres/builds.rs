@@ -63,6 +63,65 @@ impl PgStore {
         Ok(build)
     }
 
+    pub(super) async fn rerun_build_tx(
+        &self,
+        build_id: i64,
+        created_by: &str,
+        at: i64,
+    ) -> Result<BuildRow> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "SELECT o.id, o.name, o.team_id, o.job_id, o.pipeline_id FROM builds b \
+                 JOIN builds o ON o.id = COALESCE(b.rerun_of, b.id) WHERE b.id = $1 FOR UPDATE OF o",
+                &[&build_id],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("build {build_id}")))?;
+        let original: i64 = row.try_get(0)?;
+        let original_name: String = row.try_get(1)?;
+        let team_id: i64 = row.try_get(2)?;
+        let pipeline_id: Option<i64> = row.try_get(4)?;
+        let Some(job_id) = row.try_get::<_, Option<i64>>(3)? else {
+            return Err(StoreError::Invalid(format!(
+                "build {build_id} is not a job build"
+            )));
+        };
+        let number: i64 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(rerun_number), 0) + 1 FROM builds WHERE rerun_of = $1",
+                &[&original],
+            )
+            .await?
+            .try_get(0)?;
+        let created_by = (!created_by.is_empty()).then_some(created_by);
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO builds (team_id, job_id, pipeline_id, name, status, created_by, create_time, \
+                 rerun_of, rerun_number) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8) RETURNING id",
+                &[
+                    &team_id,
+                    &job_id,
+                    &pipeline_id,
+                    &format!("{original_name}.{number}"),
+                    &created_by,
+                    &at,
+                    &original,
+                    &number,
+                ],
+            )
+            .await?
+            .try_get(0)?;
+        tx.execute(UPDATE_NEXT_BUILD, &[&job_id]).await?;
+        let row = tx
+            .query_one(&format!("{BUILD_SELECT} WHERE b.id = $1"), &[&id])
+            .await?;
+        let build = build_row(&row)?;
+        tx.commit().await?;
+        Ok(build)
+    }
+
     pub(super) async fn finish_build_tx(
         &self,
         id: i64,

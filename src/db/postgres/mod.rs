@@ -8,9 +8,12 @@ use super::sql::{RESOURCE_SELECT, USER_SELECT, WORKER_SELECT};
 use super::*;
 use anyhow::Context as _;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
+/// Names are listed in byte order (`COLLATE "C"`) whatever the database's collation, so
+/// both stores list alike (SQLite compares text bytewise).
 pub(crate) struct PgStore {
     pool: Pool,
 }
@@ -86,7 +89,7 @@ pub(crate) fn driver_config(config: &PostgresConfig) -> anyhow::Result<tokio_pos
         .dbname(&config.database)
         .ssl_mode(tokio_postgres::config::SslMode::Disable)
         .application_name("concourse")
-        .connect_timeout(std::time::Duration::from_secs(10));
+        .connect_timeout(Duration::from_secs(10));
     if !config.password.is_empty() {
         pg.password(&config.password);
     }
@@ -116,6 +119,12 @@ impl PgStore {
         );
         let pool = Pool::builder(manager)
             .max_size(16)
+            // Bounded waits: with the database gone, callers get an error (a 503 at the
+            // API) instead of hanging.
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .recycle_timeout(Some(Duration::from_secs(10)))
             .build()
             .with_context(|| format!("creating the connection pool for postgres at {addr}"))?;
         let store = PgStore { pool };
@@ -320,7 +329,10 @@ impl Store for PgStore {
     async fn teams(&self) -> Result<Vec<TeamRow>> {
         let client = self.pool.get().await?;
         let rows = client
-            .query("SELECT id, name, admin, auth FROM teams ORDER BY name", &[])
+            .query(
+                "SELECT id, name, admin, auth FROM teams ORDER BY name COLLATE \"C\"",
+                &[],
+            )
             .await?;
         rows.iter().map(team_row).collect()
     }
@@ -558,6 +570,43 @@ impl Store for PgStore {
         rows.iter().map(resource_row).collect()
     }
 
+    async fn resource(&self, pipeline_id: i64, name: &str) -> Result<Option<ResourceRow>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!("{RESOURCE_SELECT} WHERE r.pipeline_id = $1 AND r.name = $2 AND r.active"),
+                &[&pipeline_id, &name],
+            )
+            .await?;
+        row.as_ref().map(resource_row).transpose()
+    }
+
+    async fn job_build(&self, job_id: i64, name: &str) -> Result<Option<BuildRow>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!("{} WHERE b.job_id = $1 AND b.name = $2", sql::BUILD_SELECT),
+                &[&job_id, &name],
+            )
+            .await?;
+        row.as_ref().map(build_row).transpose()
+    }
+
+    async fn rerun_build(&self, build_id: i64, created_by: &str, at: i64) -> Result<BuildRow> {
+        self.rerun_build_tx(build_id, created_by, at).await
+    }
+
+    async fn set_build_comment(&self, build_id: i64, comment: &str) -> Result<()> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "UPDATE builds SET comment = $2 WHERE id = $1",
+                &[&build_id, &comment],
+            )
+            .await?;
+        found(n, || format!("build {build_id}"))
+    }
+
     async fn create_build(&self, new: &NewBuild) -> Result<BuildRow> {
         self.create_build_tx(new).await
     }
@@ -636,7 +685,7 @@ impl Store for PgStore {
     async fn workers(&self) -> Result<Vec<WorkerRow>> {
         let client = self.pool.get().await?;
         let rows = client
-            .query(&format!("{WORKER_SELECT} ORDER BY name"), &[])
+            .query(&format!("{WORKER_SELECT} ORDER BY name COLLATE \"C\""), &[])
             .await?;
         rows.iter().map(worker_row).collect()
     }

@@ -47,7 +47,9 @@ impl PgStore {
             None => {
                 client
                     .query(
-                        &format!("{PIPELINE_SELECT} ORDER BY t.name, {PIPELINE_ORDER}"),
+                        &format!(
+                            "{PIPELINE_SELECT} ORDER BY t.name COLLATE \"C\", {PIPELINE_ORDER}"
+                        ),
                         &[],
                     )
                     .await?

@@ -1,0 +1,159 @@
+//! Teams, access tokens, users and workers.
+
+use super::*;
+
+pub async fn teams_are_created_renamed_and_destroyed(h: &Harness) {
+    let store = &h.store;
+    let (main, created) = store
+        .upsert_team("main", &owner_auth("admin"), true)
+        .await
+        .unwrap();
+    assert!(created);
+    assert!(main.admin);
+    assert_eq!(main.auth, owner_auth("admin"));
+
+    let (again, created) = store
+        .upsert_team("main", &owner_auth("other"), false)
+        .await
+        .unwrap();
+    assert!(!created, "an existing team is updated, not created");
+    assert_eq!(again.id, main.id);
+    assert_eq!(again.auth, owner_auth("other"), "auth is replaced");
+    assert!(again.admin, "admin stays as created");
+
+    team(store, "other").await;
+    team(store, "Zebra").await;
+    let all: Vec<String> = store
+        .teams()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(all, vec!["Zebra", "main", "other"], "byte order");
+
+    assert!(store.rename_team("other", "renamed").await.unwrap());
+    assert!(!store.rename_team("missing", "x").await.unwrap());
+    assert!(matches!(
+        store.rename_team("renamed", "main").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.team("other").await.unwrap().is_none());
+    let renamed = store.team("renamed").await.unwrap().expect("renamed team");
+
+    // Destroying a team takes its pipelines, builds and workers with it.
+    let saved = save(store, &config_save(renamed.id, "p", vec![job("j")], vec![])).await;
+    store
+        .save_worker(&WorkerRow {
+            name: "w".into(),
+            team_id: Some(renamed.id),
+            payload: json!({"name": "w"}),
+            state: "running".into(),
+            expires_at: 0,
+        })
+        .await
+        .unwrap();
+    assert!(store.destroy_team("renamed").await.unwrap());
+    assert!(!store.destroy_team("renamed").await.unwrap());
+    assert!(store
+        .pipeline_by_id(saved.pipeline.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.workers().await.unwrap().is_empty());
+}
+
+pub async fn access_tokens_are_saved_looked_up_and_expired(h: &Harness) {
+    let store = &h.store;
+    let claims = json!({"sub": "admin", "aud": ["concourse-worker"]});
+    store.save_access_token("old", &claims, 100).await.unwrap();
+    store.save_access_token("new", &claims, 300).await.unwrap();
+    assert_eq!(
+        store.access_token("old").await.unwrap(),
+        Some(claims.clone())
+    );
+    assert_eq!(store.access_token("missing").await.unwrap(), None);
+
+    assert_eq!(store.delete_expired_access_tokens(200).await.unwrap(), 1);
+    assert_eq!(store.access_token("old").await.unwrap(), None);
+    assert_eq!(store.access_token("new").await.unwrap(), Some(claims));
+
+    store.delete_access_token("new").await.unwrap();
+    assert_eq!(store.access_token("new").await.unwrap(), None);
+}
+
+pub async fn user_logins_are_recorded_once_per_user(h: &Harness) {
+    let store = &h.store;
+    let login = |name: &str, at| UserLogin {
+        username: name.into(),
+        connector: "local".into(),
+        sub: format!("sub-{name}"),
+        at,
+    };
+    store.record_user_login(&login("alice", 100)).await.unwrap();
+    store.record_user_login(&login("bob", 200)).await.unwrap();
+    store.record_user_login(&login("alice", 300)).await.unwrap();
+
+    let users = store.users_since(0).await.unwrap();
+    assert_eq!(users.len(), 2, "one row per user: {users:?}");
+    let alice = users.iter().find(|u| u.username == "alice").expect("alice");
+    assert_eq!(
+        (
+            alice.last_login,
+            alice.connector.as_str(),
+            alice.sub.as_str()
+        ),
+        (300, "local", "sub-alice")
+    );
+
+    let recent: Vec<String> = store
+        .users_since(250)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(recent, vec!["alice"]);
+}
+
+pub async fn workers_are_saved_replaced_and_deleted(h: &Harness) {
+    let store = &h.store;
+    let team = team(store, "main").await;
+    let worker = |name: &str, state: &str, team_id| WorkerRow {
+        name: name.into(),
+        team_id,
+        payload: json!({"name": name, "addr": "127.0.0.1:7777", "platform": "linux"}),
+        state: state.into(),
+        expires_at: 500,
+    };
+    store
+        .save_worker(&worker("b", "running", None))
+        .await
+        .unwrap();
+    store
+        .save_worker(&worker("a", "running", Some(team.id)))
+        .await
+        .unwrap();
+    store
+        .save_worker(&worker("b", "landing", None))
+        .await
+        .unwrap();
+    let workers = store.workers().await.unwrap();
+    assert_eq!(
+        workers,
+        vec![
+            worker("a", "running", Some(team.id)),
+            worker("b", "landing", None)
+        ]
+    );
+
+    assert!(store.delete_worker("b").await.unwrap());
+    assert!(!store.delete_worker("b").await.unwrap());
+    assert_eq!(store.workers().await.unwrap().len(), 1);
+    assert!(matches!(
+        store
+            .save_worker(&worker("c", "running", Some(999_999)))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
