@@ -55,8 +55,9 @@ pub async fn login(g: &Global, a: &LoginArgs) -> Result<()> {
     println!();
     target.validate_warn_only().await?;
 
-    let token = match (&a.username, &a.password) {
-        (Some(u), Some(p)) => password_grant(&target.client, u, p).await?,
+    let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let token = match (given(&a.username), given(&a.password)) {
+        (Some(u), Some(p)) => password_grant(&target.client, &u, &p).await?,
         _ => match browser_flow(&target.client.url, a.open_browser).await? {
             Some(t) => t,
             None => return Err(FlyError::Exit(0).into()),
