@@ -83,6 +83,12 @@ pub enum Command {
     /// Archive a pipeline
     #[command(visible_alias = "ap")]
     ArchivePipeline(ArchivePipelineArgs),
+    /// List the paused pipelines
+    #[command(visible_alias = "pps")]
+    PausedPipelines(PausedPipelinesArgs),
+    /// Print a Checkfile of the given pipeline
+    #[command(visible_alias = "cl")]
+    Checklist(PipelineArgs),
     /// Validate a pipeline config
     #[command(visible_alias = "vp")]
     ValidatePipeline(ValidatePipelineArgs),
@@ -92,6 +98,9 @@ pub enum Command {
     /// List the jobs in the pipelines
     #[command(visible_alias = "js")]
     Jobs(JobsArgs),
+    /// List the paused jobs of a pipeline
+    #[command(visible_alias = "pjs")]
+    PausedJobs(JobsArgs),
     /// Pause a job
     #[command(visible_alias = "pj")]
     PauseJob(JobArgs),
@@ -286,6 +295,16 @@ pub struct PipelinesArgs {
     /// Show pipelines for the given team
     #[arg(long)]
     pub team: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PausedPipelinesArgs {
+    /// Show pipelines across all teams
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Print command result as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
