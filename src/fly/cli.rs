@@ -44,6 +44,9 @@ pub enum Command {
     /// Download and replace the current fly from the target
     #[command(visible_alias = "s")]
     Sync(SyncArgs),
+    /// Curl the target's API with its token
+    #[command(visible_alias = "c")]
+    Curl(CurlArgs),
     /// Delete target
     #[command(visible_alias = "dtg")]
     DeleteTarget(AllArg),
@@ -196,6 +199,19 @@ pub struct SyncArgs {
     /// Path to a PEM-encoded client key file
     #[arg(long, value_name = "PATH")]
     pub client_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CurlArgs {
+    /// Pass query params as normal curl path like path?key=value
+    #[arg(value_name = "PATH", required = true)]
+    pub path: String,
+    /// To pass flags to curl, pass a -- argument, so that fly can distinguish them from its own flags
+    #[arg(last = true, value_name = "curl flags")]
+    pub rest: Vec<String>,
+    /// Print curl command and exit
+    #[arg(long)]
+    pub print_and_exit: bool,
 }
 
 #[derive(Debug, Args)]

@@ -116,6 +116,7 @@ async fn run(g: &Global, command: &Command) -> anyhow::Result<()> {
         Command::Status => targets::status(g).await,
         Command::Userinfo(a) => targets::userinfo(g, a).await,
         Command::Sync(a) => targets::sync(g, a).await,
+        Command::Curl(a) => targets::curl(g, a).await,
         Command::DeleteTarget(a) => targets::delete_target(g, a),
         Command::EditTarget(a) => targets::edit_target(g, a),
         Command::SetPipeline(a) => setpipeline::set_pipeline(g, a).await,

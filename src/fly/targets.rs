@@ -1,7 +1,7 @@
 //! Target bookkeeping and account info: `targets`, `status`, `userinfo`, `sync`,
 //! `delete-target`, `edit-target`.
 
-use super::cli::{AllArg, EditTargetArgs, JsonArg, SyncArgs};
+use super::cli::{AllArg, CurlArgs, EditTargetArgs, JsonArg, SyncArgs};
 use super::client::{fail, fly_version, Client, FlyError, Target};
 use super::rc::{token_expiry, Flyrc, TargetProps};
 use super::table::Table;
@@ -212,6 +212,55 @@ fn progress(done: u64, total: Option<u64>) -> String {
     }
 }
 
+/// The target URL with `path` (and its query) in place of the URL's own.
+fn curl_url(api: &str, path: &str) -> Result<String> {
+    let mut url = url::Url::parse(api).map_err(|e| anyhow!("{e}"))?;
+    let (p, q) = path
+        .split_once('?')
+        .map_or((path, None), |(p, q)| (p, Some(q)));
+    url.set_path(p);
+    url.set_query(q);
+    Ok(url.to_string())
+}
+
+/// Quotes arguments containing spaces, like upstream's `--print-and-exit`.
+fn printable(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.contains(' ') {
+                format!("\"{a}\"")
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub async fn curl(g: &Global, a: &CurlArgs) -> Result<()> {
+    let t = Target::load(g.target.as_deref(), g.verbose)?;
+    t.validate().await?;
+    let token = t.props.token.clone().unwrap_or_default();
+    let mut args = vec![
+        "curl".to_string(),
+        "-H".into(),
+        format!("Authorization: {} {}", token.kind, token.value),
+    ];
+    args.extend(a.rest.iter().cloned());
+    args.push(curl_url(&t.props.api, &a.path)?);
+    if a.print_and_exit {
+        println!("{}", printable(&args));
+        return Ok(());
+    }
+    let status = std::process::Command::new(&args[0])
+        .args(&args[1..])
+        .status()?;
+    if !status.success() {
+        bail!("exit status {}", status.code().unwrap_or(1));
+    }
+    Ok(())
+}
+
 pub fn delete_target(g: &Global, a: &AllArg) -> Result<()> {
     let name = g
         .target
@@ -265,6 +314,23 @@ mod tests {
     use super::*;
     use crate::fly::rc::TargetToken;
     use base64::Engine;
+
+    #[test]
+    fn curl_replaces_the_targets_path_and_query() {
+        assert_eq!(
+            curl_url("http://ci:8080/", "/api/v1/info?x=1").unwrap(),
+            "http://ci:8080/api/v1/info?x=1"
+        );
+        assert_eq!(
+            curl_url("https://ci/base", "api/v1/teams").unwrap(),
+            "https://ci/api/v1/teams"
+        );
+        let args: Vec<String> = ["curl", "-H", "Authorization: bearer x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(printable(&args), "curl -H \"Authorization: bearer x\"");
+    }
 
     #[test]
     fn progress_bar_shows_the_share_downloaded() {
