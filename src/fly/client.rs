@@ -74,6 +74,28 @@ pub struct Resp {
 }
 
 impl Resp {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// The "Unexpected Response" error for this response.
+    pub fn unexpected(&self) -> FlyError {
+        FlyError::Unexpected {
+            status: format!(
+                "{} {}",
+                self.status.as_u16(),
+                self.status.canonical_reason().unwrap_or("")
+            )
+            .trim_end()
+            .to_string(),
+            code: self.status.as_u16(),
+            body: String::from_utf8_lossy(&self.body).into_owned(),
+        }
+    }
+
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_slice(&self.body).context("could not decode the server's response")
     }
@@ -156,8 +178,8 @@ impl Client {
         Ok(resp)
     }
 
-    /// Sends and maps non-2xx statuses to upstream's errors.
-    pub async fn send(&self, rb: RequestBuilder) -> Result<Resp, FlyError> {
+    /// Sends and reads the whole response whatever its status (network errors only).
+    pub async fn send_raw(&self, rb: RequestBuilder) -> Result<Resp, FlyError> {
         let resp = self.execute(rb).await?;
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -173,18 +195,25 @@ impl Client {
             }
             eprintln!("\n{}\n", String::from_utf8_lossy(&body));
         }
-        check_status(status, &body)?;
-        if let Some(w) = headers
-            .get("X-Concourse-Policy-Check-Warning")
-            .and_then(|v| v.to_str().ok())
-        {
-            show_policy_warning(w);
-        }
         Ok(Resp {
             status,
             headers,
             body,
         })
+    }
+
+    /// Sends and maps non-2xx statuses to upstream's errors.
+    pub async fn send(&self, rb: RequestBuilder) -> Result<Resp, FlyError> {
+        let resp = self.send_raw(rb).await?;
+        check_status(resp.status, &resp.body)?;
+        if let Some(w) = resp
+            .headers
+            .get("X-Concourse-Policy-Check-Warning")
+            .and_then(|v| v.to_str().ok())
+        {
+            show_policy_warning(w);
+        }
+        Ok(resp)
     }
 
     pub async fn get_json<T: DeserializeOwned>(
