@@ -257,11 +257,6 @@ pub async fn order_pipelines(g: &Global, a: &OrderPipelinesArgs) -> Result<()> {
             "error: either --pipeline or --alphabetical are required",
         ));
     }
-    for p in &a.pipeline {
-        if p.contains('/') {
-            bail!("pipeline name cannot contain '/'");
-        }
-    }
     let (t, team) = connect(g, a.team.as_deref()).await?;
     let names: Vec<String> = if a.alphabetical {
         let mut names: Vec<String> = list_team_pipelines(&t, &team)
@@ -273,6 +268,9 @@ pub async fn order_pipelines(g: &Global, a: &OrderPipelinesArgs) -> Result<()> {
         names.dedup();
         names
     } else {
+        if let Some(p) = a.pipeline.iter().find(|p| p.contains('/')) {
+            bail!("pipeline name {p:?} cannot contain '/'");
+        }
         a.pipeline.clone()
     };
     let path = format!("/api/v1/teams/{}/pipelines/ordering", seg(&team));
