@@ -214,7 +214,10 @@ fn targets_can_be_edited_logged_out_and_deleted() {
         targets.contains(&format!("renamed  {}  dev ", s.url)),
         "{targets}"
     );
-    assert_eq!(fly.ok(&["logout", "-a"]), "logged out of all targets\n");
+    assert_eq!(
+        fly.ok(&["logout", "-a"]),
+        "logged out of target: real\nlogged out of target: renamed\nlogged out of all targets\n"
+    );
     assert!(fly
         .ok(&["targets"])
         .lines()

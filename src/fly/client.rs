@@ -81,16 +81,18 @@ impl Resp {
             .unwrap_or_default()
     }
 
+    /// Go's `resp.Status`: `404 Not Found`.
+    pub fn status_text(&self) -> String {
+        let reason = self.status.canonical_reason().unwrap_or("");
+        format!("{} {reason}", self.status.as_u16())
+            .trim_end()
+            .to_string()
+    }
+
     /// The "Unexpected Response" error for this response.
     pub fn unexpected(&self) -> FlyError {
         FlyError::Unexpected {
-            status: format!(
-                "{} {}",
-                self.status.as_u16(),
-                self.status.canonical_reason().unwrap_or("")
-            )
-            .trim_end()
-            .to_string(),
+            status: self.status_text(),
             code: self.status.as_u16(),
             body: String::from_utf8_lossy(&self.body).into_owned(),
         }

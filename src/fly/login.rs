@@ -315,36 +315,17 @@ async fn serve_callback(mut stream: tokio::net::TcpStream, api: &str) -> Option<
 }
 
 pub async fn logout(g: &Global, a: &LogoutArgs) -> Result<()> {
-    let name = g.target.as_deref().filter(|n| !n.is_empty());
-    match (name, a.all) {
+    match (g.target.as_deref().filter(|n| !n.is_empty()), a.all) {
         (Some(_), true) | (None, false) => bail!("must specify either --target or --all"),
-        (Some(name), false) => {
-            let mut rc = Flyrc::load()?;
-            let props = rc.target(name)?.clone();
-            logout_one(&props, g.verbose).await?;
-            if let Some(p) = rc.targets.get_mut(name) {
-                p.token = Some(TargetToken::default());
-            }
-            rc.save()?;
-            println!("logged out of target: {name}");
-            Ok(())
-        }
+        (Some(name), false) => logout_target(name, g.verbose).await,
         (None, true) => {
-            let mut rc = Flyrc::load()?;
+            let names: Vec<String> = Flyrc::load()?.targets.keys().cloned().collect();
             let mut errors = Vec::new();
-            let names: Vec<String> = rc.targets.keys().cloned().collect();
             for name in names {
-                let props = rc.targets[&name].clone();
-                match logout_one(&props, g.verbose).await {
-                    Ok(()) => {
-                        if let Some(p) = rc.targets.get_mut(&name) {
-                            p.token = Some(TargetToken::default());
-                        }
-                    }
-                    Err(e) => errors.push(format!("{name}: {e}")),
+                if let Err(e) = logout_target(&name, g.verbose).await {
+                    errors.push(format!("{name}: {e:#}"));
                 }
             }
-            rc.save()?;
             if !errors.is_empty() {
                 bail!("{}", errors.join("\n"));
             }
@@ -354,31 +335,46 @@ pub async fn logout(g: &Global, a: &LogoutArgs) -> Result<()> {
     }
 }
 
-/// Revokes the saved token on the server (`GET /sky/logout` with the auth cookie).
-async fn logout_one(props: &TargetProps, verbose: bool) -> Result<()> {
-    let Some(token) = props.bearer() else {
-        return Ok(());
-    };
+/// Revokes the token on the server, then empties it locally (kept when revoking fails).
+async fn logout_target(name: &str, verbose: bool) -> Result<()> {
+    let props = Flyrc::load()?
+        .target(name)
+        .map_err(|e| anyhow!("failed to load target {name:?}: {e}"))?
+        .clone();
+    if let Some(token) = props
+        .token
+        .as_ref()
+        .filter(|t| !t.kind.is_empty() && !t.value.is_empty())
+    {
+        revoke(&props, token, verbose)
+            .await
+            .map_err(|e| anyhow!("failed to logout from API: {e}"))?;
+    }
+    let mut rc = Flyrc::load()?;
+    if let Some(p) = rc.targets.get_mut(name) {
+        p.token = Some(TargetToken::default());
+    }
+    rc.save()
+        .map_err(|e| anyhow!("failed to remove target {name:?}: {e}"))?;
+    println!("logged out of target: {name}");
+    Ok(())
+}
+
+/// `GET /sky/logout` with the auth cookie.
+async fn revoke(props: &TargetProps, token: &TargetToken, verbose: bool) -> Result<()> {
     let anonymous = TargetProps {
         token: None,
         ..props.clone()
     };
     let c = Client::new(&props.api, &anonymous, verbose)?;
-    // Go quotes cookie values containing a space.
+    // Go's net/http quotes cookie values containing a space.
     let cookie = format!("skymarshal_auth=\"{} {}\"", token.kind, token.value);
     let resp = c
-        .execute(c.get("/sky/logout").header("Cookie", cookie))
-        .await?;
-    let status = resp.status();
-    if status != reqwest::StatusCode::OK {
-        let status_text = format!(
-            "{} {}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        )
-        .trim_end()
-        .to_string();
-        bail!("failed to logout from API: logout failed with status: {status_text}");
+        .send_raw(c.get("/sky/logout").header("Cookie", cookie))
+        .await
+        .map_err(|e| anyhow!("logout request failed: {e}"))?;
+    if resp.status != reqwest::StatusCode::OK {
+        bail!("logout failed with status: {}", resp.status_text());
     }
     Ok(())
 }

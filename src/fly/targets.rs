@@ -11,7 +11,11 @@ use anyhow::{anyhow, bail, Context, Result};
 
 /// The `expiry` column: RFC 1123 in UTC, `n/a` without a token.
 pub fn expiry_cell(props: &TargetProps) -> String {
-    let Some(token) = props.bearer() else {
+    let Some(token) = props
+        .token
+        .as_ref()
+        .filter(|t| !t.kind.is_empty() && !t.value.is_empty())
+    else {
         return "n/a".into();
     };
     match token_expiry(&token.value).and_then(|s| chrono::DateTime::from_timestamp(s, 0)) {
