@@ -169,6 +169,7 @@ impl Fly {
             .env("HOME", self.home.path())
             .env_remove("FLY_HOME")
             .env_remove("FAKE_FLY_VERSION")
+            .env("TZ", "UTC")
             .stdin(Stdio::null())
             .output()
             .expect("run fly")
@@ -243,7 +244,7 @@ fn login_saves_the_target_and_later_commands_use_its_token() {
     let table = fly.ok(&["pipelines", "-t", "ci"]);
     assert_eq!(
         table,
-        "1  known             yes  no   n/a\n2  inst/branch:main  no   yes  n/a\n"
+        "1  known             yes  no   1970-01-01 00:00:00 +0000 UTC\n2  inst/branch:main  no   yes  1970-01-01 00:00:00 +0000 UTC\n"
     );
     let headed = fly.ok(&[
         "-t",
@@ -252,7 +253,7 @@ fn login_saves_the_target_and_later_commands_use_its_token() {
         "ps",
         "--include-archived",
     ]);
-    assert!(headed.starts_with("id  name              paused  public  archived  last updated\n1   known             yes     no      no        n/a         \n"), "{headed}");
+    assert!(headed.starts_with("id  name              paused  public  archived  last updated                 \n1   known             yes     no      no        1970-01-01 00:00:00 +0000 UTC\n"), "{headed}");
     let json: Value = serde_json::from_str(&fly.ok(&["-t", "ci", "ps", "--json"])).expect("json");
     assert_eq!(
         json[0],
@@ -266,7 +267,7 @@ fn login_saves_the_target_and_later_commands_use_its_token() {
     );
     let out = fly.run(&["-t", "ci", "pause-pipeline", "-p", "missing"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stderr(&out), "pipeline 'missing' not found\n");
+    assert_eq!(stderr(&out), "pipeline 'missing' not found\n\n");
     let out = fly.run(&["-t", "ci", "pause-pipeline"]);
     assert_eq!(
         stderr(&out),

@@ -97,7 +97,7 @@ fn instanced_pipelines_are_set_diffed_and_addressed_by_their_vars() {
             .expect("json");
     assert_eq!(jobs[0]["name"], "j");
     let out = fly.run(&["-t", T, "pause-pipeline", "-p", "inst/branch:other"]);
-    assert_eq!(stderr(&out), "pipeline 'inst/branch:other' not found\n");
+    assert_eq!(stderr(&out), "pipeline 'inst/branch:other' not found\n\n");
     let out = fly.ok(&["-t", T, "destroy-pipeline", "-n", "-p", "inst/branch:main"]);
     assert!(out.ends_with("`inst/branch:main` deleted\n"), "{out}");
 }
@@ -165,7 +165,7 @@ fn teams_can_be_set_listed_renamed_and_destroyed() {
     ]);
     assert!(
         out.starts_with(
-            "setting team: dev\n\nrole owner:\n  users:\n  - local:dev\n  groups:\n    none\n"
+            "setting team: dev\n\nrole owner:\n  users:\n  - local:dev\n\n  groups:\n    none\n"
         ),
         "{out}"
     );
@@ -214,7 +214,10 @@ fn targets_can_be_edited_logged_out_and_deleted() {
         targets.contains(&format!("renamed  {}  dev ", s.url)),
         "{targets}"
     );
-    assert_eq!(fly.ok(&["logout", "-a"]), "logged out of all targets\n");
+    assert_eq!(
+        fly.ok(&["logout", "-a"]),
+        "logged out of target: real\nlogged out of target: renamed\nlogged out of all targets\n"
+    );
     assert!(fly
         .ok(&["targets"])
         .lines()

@@ -44,6 +44,9 @@ pub enum Command {
     /// Download and replace the current fly from the target
     #[command(visible_alias = "s")]
     Sync(SyncArgs),
+    /// Curl the target's API with its token
+    #[command(visible_alias = "c")]
+    Curl(CurlArgs),
     /// Delete target
     #[command(visible_alias = "dtg")]
     DeleteTarget(AllArg),
@@ -83,6 +86,12 @@ pub enum Command {
     /// Archive a pipeline
     #[command(visible_alias = "ap")]
     ArchivePipeline(ArchivePipelineArgs),
+    /// List the paused pipelines
+    #[command(visible_alias = "pps")]
+    PausedPipelines(PausedPipelinesArgs),
+    /// Print a Checkfile of the given pipeline
+    #[command(visible_alias = "cl")]
+    Checklist(PipelineArgs),
     /// Validate a pipeline config
     #[command(visible_alias = "vp")]
     ValidatePipeline(ValidatePipelineArgs),
@@ -92,6 +101,9 @@ pub enum Command {
     /// List the jobs in the pipelines
     #[command(visible_alias = "js")]
     Jobs(JobsArgs),
+    /// List the paused jobs of a pipeline
+    #[command(visible_alias = "pjs")]
+    PausedJobs(JobsArgs),
     /// Pause a job
     #[command(visible_alias = "pj")]
     PauseJob(JobArgs),
@@ -187,6 +199,19 @@ pub struct SyncArgs {
     /// Path to a PEM-encoded client key file
     #[arg(long, value_name = "PATH")]
     pub client_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CurlArgs {
+    /// Pass query params as normal curl path like path?key=value
+    #[arg(value_name = "PATH", required = true)]
+    pub path: String,
+    /// To pass flags to curl, pass a -- argument, so that fly can distinguish them from its own flags
+    #[arg(last = true, value_name = "curl flags")]
+    pub rest: Vec<String>,
+    /// Print curl command and exit
+    #[arg(long)]
+    pub print_and_exit: bool,
 }
 
 #[derive(Debug, Args)]
@@ -286,6 +311,16 @@ pub struct PipelinesArgs {
     /// Show pipelines for the given team
     #[arg(long)]
     pub team: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PausedPipelinesArgs {
+    /// Show pipelines across all teams
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Print command result as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

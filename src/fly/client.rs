@@ -74,6 +74,30 @@ pub struct Resp {
 }
 
 impl Resp {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// Go's `resp.Status`: `404 Not Found`.
+    pub fn status_text(&self) -> String {
+        let reason = self.status.canonical_reason().unwrap_or("");
+        format!("{} {reason}", self.status.as_u16())
+            .trim_end()
+            .to_string()
+    }
+
+    /// The "Unexpected Response" error for this response.
+    pub fn unexpected(&self) -> FlyError {
+        FlyError::Unexpected {
+            status: self.status_text(),
+            code: self.status.as_u16(),
+            body: String::from_utf8_lossy(&self.body).into_owned(),
+        }
+    }
+
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_slice(&self.body).context("could not decode the server's response")
     }
@@ -156,8 +180,8 @@ impl Client {
         Ok(resp)
     }
 
-    /// Sends and maps non-2xx statuses to upstream's errors.
-    pub async fn send(&self, rb: RequestBuilder) -> Result<Resp, FlyError> {
+    /// Sends and reads the whole response whatever its status (network errors only).
+    pub async fn send_raw(&self, rb: RequestBuilder) -> Result<Resp, FlyError> {
         let resp = self.execute(rb).await?;
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -173,18 +197,25 @@ impl Client {
             }
             eprintln!("\n{}\n", String::from_utf8_lossy(&body));
         }
-        check_status(status, &body)?;
-        if let Some(w) = headers
-            .get("X-Concourse-Policy-Check-Warning")
-            .and_then(|v| v.to_str().ok())
-        {
-            show_policy_warning(w);
-        }
         Ok(Resp {
             status,
             headers,
             body,
         })
+    }
+
+    /// Sends and maps non-2xx statuses to upstream's errors.
+    pub async fn send(&self, rb: RequestBuilder) -> Result<Resp, FlyError> {
+        let resp = self.send_raw(rb).await?;
+        check_status(resp.status, &resp.body)?;
+        if let Some(w) = resp
+            .headers
+            .get("X-Concourse-Policy-Check-Warning")
+            .and_then(|v| v.to_str().ok())
+        {
+            show_policy_warning(w);
+        }
+        Ok(resp)
     }
 
     pub async fn get_json<T: DeserializeOwned>(
@@ -379,15 +410,23 @@ impl Target {
     /// `--team NAME` checks the team exists and the user has a role on it; default is the
     /// target's team.
     pub async fn resolve_team(&self, team: Option<&str>) -> Result<String> {
-        let Some(team) = team.filter(|t| !t.is_empty()) else {
-            return Ok(self.team().to_string());
-        };
-        match self
-            .client
-            .send(self.client.get(&format!("/api/v1/teams/{}", seg(team))))
-            .await
-        {
-            Ok(_) => Ok(team.to_string()),
+        match team.filter(|t| !t.is_empty()) {
+            Some(team) => Ok(self.find_team(team).await?.name),
+            None => Ok(self.team().to_string()),
+        }
+    }
+
+    /// `GET /api/v1/teams/NAME` with upstream's `FindTeam` messages.
+    pub async fn find_team(&self, team: &str) -> Result<api::Team> {
+        let c = &self.client;
+        match c.send(c.get(&format!("/api/v1/teams/{}", seg(team)))).await {
+            Ok(resp) => {
+                let mut found: api::Team = resp.json()?;
+                if found.name.is_empty() {
+                    found.name = team.to_string();
+                }
+                Ok(found)
+            }
             Err(FlyError::Forbidden(_)) => Err(anyhow!("you do not have a role on team '{team}'")),
             Err(FlyError::NotFound(_)) => Err(anyhow!("team '{team}' does not exist")),
             Err(e) => Err(e.into()),

@@ -7,11 +7,12 @@ use super::yaml;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-const SECTIONS: &[(&str, &str)] = &[
-    ("var_sources", "variable source"),
-    ("resources", "resource"),
-    ("resource_types", "resource type"),
-    ("jobs", "job"),
+/// (config key, section heading, entry label), after `groups`.
+const SECTIONS: &[(&str, &str, &str)] = &[
+    ("var_sources", "variable source:", "variable source"),
+    ("resources", "resources:", "resource"),
+    ("resource_types", "resource types:", "resource type"),
+    ("jobs", "jobs:", "job"),
 ];
 
 /// Integral floats become integers so JSON/YAML number drift is not a change.
@@ -46,11 +47,7 @@ fn to_yaml(v: &Value) -> String {
 }
 
 fn is_empty(v: Option<&Value>) -> bool {
-    match v {
-        None | Some(Value::Null) => true,
-        Some(Value::Object(m)) => m.is_empty(),
-        _ => false,
-    }
+    matches!(v, None | Some(Value::Null))
 }
 
 enum Change<'a> {
@@ -59,46 +56,59 @@ enum Change<'a> {
     Added(&'a Value),
 }
 
-/// Renders every difference; returns the text and whether anything differs.
-pub fn diff_configs(old: &Value, new: &Value, color: bool) -> (String, bool) {
-    let mut out = String::new();
-    let mut any = false;
-
-    let (og, ng) = (entries(old, "groups"), entries(new, "groups"));
+/// Groups also count as changed when they moved.
+fn group_changes<'a>(old: &[&'a Value], new: &[&'a Value]) -> Vec<Change<'a>> {
     let mut changes = Vec::new();
-    for (i, g) in og.iter().enumerate() {
-        match ng.iter().position(|n| name_of(n) == name_of(g)) {
+    for (i, g) in old.iter().enumerate() {
+        match new.iter().position(|n| name_of(n) == name_of(g)) {
             None => changes.push(Change::Removed(g)),
             Some(j) => {
-                if to_yaml(g) != to_yaml(ng[j]) || i != j {
-                    changes.push(Change::Changed(g, ng[j]));
+                if to_yaml(g) != to_yaml(new[j]) {
+                    changes.push(Change::Changed(g, new[j]));
+                }
+                if i != j {
+                    changes.push(Change::Changed(g, new[j]));
                 }
             }
         }
     }
-    for g in &ng {
-        if !og.iter().any(|o| name_of(o) == name_of(g)) {
+    for g in new {
+        if !old.iter().any(|o| name_of(o) == name_of(g)) {
             changes.push(Change::Added(g));
         }
     }
-    any |= render_changes(&mut out, "group", &changes, color);
+    changes
+}
 
-    for (key, label) in SECTIONS {
-        let (o, n) = (entries(old, key), entries(new, key));
-        let mut changes = Vec::new();
-        for e in &o {
-            match n.iter().find(|x| name_of(x) == name_of(e)) {
-                None => changes.push(Change::Removed(e)),
-                Some(x) if to_yaml(e) != to_yaml(x) => changes.push(Change::Changed(e, x)),
-                Some(_) => {}
-            }
+fn named_changes<'a>(old: &[&'a Value], new: &[&'a Value]) -> Vec<Change<'a>> {
+    let mut changes = Vec::new();
+    for e in old {
+        match new.iter().find(|x| name_of(x) == name_of(e)) {
+            None => changes.push(Change::Removed(e)),
+            Some(x) if to_yaml(e) != to_yaml(x) => changes.push(Change::Changed(e, x)),
+            Some(_) => {}
         }
-        for e in &n {
-            if !o.iter().any(|x| name_of(x) == name_of(e)) {
-                changes.push(Change::Added(e));
-            }
+    }
+    for e in new {
+        if !old.iter().any(|x| name_of(x) == name_of(e)) {
+            changes.push(Change::Added(e));
         }
-        any |= render_changes(&mut out, label, &changes, color);
+    }
+    changes
+}
+
+/// Renders every difference like upstream's `atc.Config.Diff`; returns the text and
+/// whether anything differs. Upstream writes `\b\b` before `+`/`-` lines so they land in
+/// the two-space indent on a terminal; we write what the terminal shows.
+pub fn diff_configs(old: &Value, new: &Value, color: bool) -> (String, bool) {
+    let mut out = String::new();
+    let mut any = false;
+
+    let groups = group_changes(&entries(old, "groups"), &entries(new, "groups"));
+    any |= render_section(&mut out, "groups:", "group", &groups, color);
+    for (key, heading, label) in SECTIONS {
+        let changes = named_changes(&entries(old, key), &entries(new, key));
+        any |= render_section(&mut out, heading, label, &changes, color);
     }
 
     for (key, label) in [
@@ -109,35 +119,40 @@ pub fn diff_configs(old: &Value, new: &Value, color: bool) -> (String, bool) {
         if is_empty(a) && is_empty(b) {
             continue;
         }
-        let ya = if is_empty(a) {
-            String::new()
-        } else {
-            to_yaml(a.unwrap_or(&Value::Null))
-        };
-        let yb = if is_empty(b) {
-            String::new()
-        } else {
-            to_yaml(b.unwrap_or(&Value::Null))
-        };
-        if ya != yb {
-            any = true;
-            let verb = if ya.is_empty() {
-                "has been added"
-            } else if yb.is_empty() {
-                "has been removed"
-            } else {
-                "has changed"
-            };
-            out.push_str(&ui::paint(&format!("{label} {verb}:"), ui::YELLOW, color));
-            out.push('\n');
-            render_lines(&mut out, &ya, &yb, color);
-            out.push('\n');
+        let ya = a.filter(|v| !v.is_null()).map(to_yaml).unwrap_or_default();
+        let yb = b.filter(|v| !v.is_null()).map(to_yaml).unwrap_or_default();
+        if ya == yb {
+            continue;
         }
+        any = true;
+        let verb = if ya.is_empty() {
+            "has been added"
+        } else if yb.is_empty() {
+            "has been removed"
+        } else {
+            "has changed"
+        };
+        out.push_str(&format!(
+            "  {}\n",
+            ui::paint(&format!("{label} {verb}:"), ui::YELLOW, color)
+        ));
+        render_lines(&mut out, &ya, &yb, color);
     }
     (out, any)
 }
 
-fn render_changes(out: &mut String, label: &str, changes: &[Change], color: bool) -> bool {
+fn render_section(
+    out: &mut String,
+    heading: &str,
+    label: &str,
+    changes: &[Change],
+    color: bool,
+) -> bool {
+    if changes.is_empty() {
+        return false;
+    }
+    out.push_str(heading);
+    out.push('\n');
     for c in changes {
         let (header, a, b) = match c {
             Change::Changed(a, b) => (
@@ -156,15 +171,14 @@ fn render_changes(out: &mut String, label: &str, changes: &[Change], color: bool
                 to_yaml(b),
             ),
         };
-        out.push_str(&ui::paint(&header, ui::YELLOW, color));
-        out.push('\n');
+        out.push_str(&format!("  {}\n", ui::paint(&header, ui::YELLOW, color)));
         render_lines(out, &a, &b, color);
-        out.push('\n');
     }
-    !changes.is_empty()
+    true
 }
 
-/// Unchanged lines indented two spaces; `+`/`-` sit in the indent.
+/// Unchanged lines indented two spaces; `+`/`-` sit in the indent. Like upstream (which
+/// splits on `\n`), each entry ends with an empty line.
 fn render_lines(out: &mut String, a: &str, b: &str, color: bool) {
     let al: Vec<&str> = a.lines().collect();
     let bl: Vec<&str> = b.lines().collect();
@@ -185,6 +199,7 @@ fn render_lines(out: &mut String, a: &str, b: &str, color: bool) {
             )),
         }
     }
+    out.push('\n');
 }
 
 #[cfg(test)]
@@ -210,9 +225,9 @@ mod tests {
         assert!(any);
         assert_eq!(
             text,
-            "resource r has been added:\n+ name: r\n+ type: git\n\n\
-             job a has changed:\n  name: a\n- serial: true\n+ serial: false\n\n\
-             job gone has been removed:\n- name: gone\n\n\
+            "resources:\n  resource r has been added:\n+ name: r\n+ type: git\n\n\
+             jobs:\n  job a has changed:\n  name: a\n- serial: true\n+ serial: false\n\n  \
+             job gone has been removed:\n- name: gone\n\n  \
              job b has been added:\n+ name: b\n\n"
         );
     }
@@ -224,7 +239,7 @@ mod tests {
         let (text, any) = diff_configs(&old, &new, false);
         assert!(any);
         assert!(
-            text.starts_with("group x has changed:\n  name: x\n"),
+            text.starts_with("groups:\n  group x has changed:\n  name: x\n"),
             "{text}"
         );
     }
@@ -234,7 +249,7 @@ mod tests {
         let (text, _) = diff_configs(&json!({}), &json!({"jobs": [{"name": "j"}]}), true);
         assert_eq!(
             text,
-            "\x1b[33mjob j has been added:\x1b[0m\n\x1b[32m+\x1b[0m \x1b[32mname: j\x1b[0m\n\n"
+            "jobs:\n  \x1b[33mjob j has been added:\x1b[0m\n\x1b[32m+\x1b[0m \x1b[32mname: j\x1b[0m\n\n"
         );
     }
 }

@@ -60,8 +60,38 @@ pub async fn pause_job(g: &Global, a: &JobArgs, pause: bool) -> Result<()> {
             Ok(())
         }
         Err(FlyError::NotFound(_)) => {
-            bail!("{}/{job} not found on team {team}", pipeline.display())
+            bail!("{}/{job} not found on team {team}\n", pipeline.display())
         }
         Err(e) => Err(e.into()),
     }
+}
+
+pub async fn paused_jobs(g: &Global, a: &JobsArgs) -> Result<()> {
+    let pipeline = PipelineRef::parse(&a.pipeline)?;
+    let (t, team) = connect(g, a.team.as_deref()).await?;
+    let path = format!("{}/jobs", pipeline_path(&team, &pipeline));
+    let mut jobs: Vec<api::JobSummary> = t.client.get_json(&path, &pipeline.query()).await?;
+    jobs.retain(|j| j.paused);
+    if a.json {
+        return print_json(&jobs);
+    }
+    let mut table = Table::new(&["name", "paused", "paused_by", "paused_at"]);
+    for j in &jobs {
+        table.push(vec![
+            j.name.clone().into(),
+            Cell::new(if j.paused { "yes" } else { "no" }),
+            Cell::new(if j.paused_by.is_empty() {
+                "n/a".to_string()
+            } else {
+                j.paused_by.clone()
+            }),
+            Cell::new(if j.paused_at == 0 {
+                "n/a".to_string()
+            } else {
+                super::pipelines::format_time(j.paused_at)
+            }),
+        ]);
+    }
+    table.print(g.print_table_headers);
+    Ok(())
 }

@@ -55,8 +55,9 @@ pub async fn login(g: &Global, a: &LoginArgs) -> Result<()> {
     println!();
     target.validate_warn_only().await?;
 
-    let token = match (&a.username, &a.password) {
-        (Some(u), Some(p)) => password_grant(&target.client, u, p).await?,
+    let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let token = match (given(&a.username), given(&a.password)) {
+        (Some(u), Some(p)) => password_grant(&target.client, &u, &p).await?,
         _ => match browser_flow(&target.client.url, a.open_browser).await? {
             Some(t) => t,
             None => return Err(FlyError::Exit(0).into()),
@@ -188,11 +189,11 @@ pub async fn password_grant(c: &Client, username: &str, password: &str) -> Resul
 pub fn parse_token(s: &str) -> Result<TargetToken> {
     let s = s.trim();
     match s.split_once(' ') {
-        Some((kind, value)) if !kind.is_empty() && !value.trim().is_empty() => Ok(TargetToken {
+        Some((kind, value)) => Ok(TargetToken {
             kind: kind.to_string(),
-            value: value.trim().to_string(),
+            value: value.to_string(),
         }),
-        _ => bail!("token must be of the format 'TYPE VALUE', e.g. 'Bearer ...'"),
+        None => bail!("invalid token: {s}"),
     }
 }
 
@@ -273,12 +274,27 @@ async fn serve_callback(mut stream: tokio::net::TcpStream, api: &str) -> Option<
     let mut first = head.lines().next()?.split_whitespace();
     let method = first.next()?.to_string();
     let target = first.next()?.to_string();
-    let cors = format!("Access-Control-Allow-Origin: {api}\r\nAccess-Control-Allow-Private-Network: true\r\nAccess-Control-Allow-Headers: *\r\n");
+    let header = |name: &str| {
+        head.lines().skip(1).find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim().to_string())
+        })
+    };
+    let cors = format!("Access-Control-Allow-Origin: {api}\r\n");
+    // Chrome's private-network preflight before the web UI's fetch.
     if method == "OPTIONS" {
+        let pna = if header("Access-Control-Request-Private-Network").as_deref() == Some("true") {
+            "Access-Control-Allow-Private-Network: true\r\n"
+        } else {
+            ""
+        };
         let _ = stream
             .write_all(
-                format!("HTTP/1.1 200 OK\r\n{cors}Content-Length: 0\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
+                format!(
+                    "HTTP/1.1 200 OK\r\n{cors}{pna}Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
             )
             .await;
         return None;
@@ -287,10 +303,11 @@ async fn serve_callback(mut stream: tokio::net::TcpStream, api: &str) -> Option<
     let token = url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned());
-    let response = if token.is_some() {
+    // A browser navigation (not the UI's fetch) goes on to the success page.
+    let response = if token.is_some() && header("Upgrade-Insecure-Requests").is_some() {
         format!("HTTP/1.1 302 Found\r\n{cors}Location: {api}/fly_success?noop=true\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
     } else {
-        format!("HTTP/1.1 404 Not Found\r\n{cors}Content-Length: 0\r\nConnection: close\r\n\r\n")
+        format!("HTTP/1.1 200 OK\r\n{cors}Content-Length: 0\r\nConnection: close\r\n\r\n")
     };
     let _ = stream.write_all(response.as_bytes()).await;
     let _ = stream.shutdown().await;
@@ -298,36 +315,17 @@ async fn serve_callback(mut stream: tokio::net::TcpStream, api: &str) -> Option<
 }
 
 pub async fn logout(g: &Global, a: &LogoutArgs) -> Result<()> {
-    let name = g.target.as_deref().filter(|n| !n.is_empty());
-    match (name, a.all) {
+    match (g.target.as_deref().filter(|n| !n.is_empty()), a.all) {
         (Some(_), true) | (None, false) => bail!("must specify either --target or --all"),
-        (Some(name), false) => {
-            let mut rc = Flyrc::load()?;
-            let props = rc.target(name)?.clone();
-            logout_one(&props, g.verbose).await?;
-            if let Some(p) = rc.targets.get_mut(name) {
-                p.token = Some(TargetToken::default());
-            }
-            rc.save()?;
-            println!("logged out of target: {name}");
-            Ok(())
-        }
+        (Some(name), false) => logout_target(name, g.verbose).await,
         (None, true) => {
-            let mut rc = Flyrc::load()?;
+            let names: Vec<String> = Flyrc::load()?.targets.keys().cloned().collect();
             let mut errors = Vec::new();
-            let names: Vec<String> = rc.targets.keys().cloned().collect();
             for name in names {
-                let props = rc.targets[&name].clone();
-                match logout_one(&props, g.verbose).await {
-                    Ok(()) => {
-                        if let Some(p) = rc.targets.get_mut(&name) {
-                            p.token = Some(TargetToken::default());
-                        }
-                    }
-                    Err(e) => errors.push(format!("{name}: {e}")),
+                if let Err(e) = logout_target(&name, g.verbose).await {
+                    errors.push(format!("{name}: {e:#}"));
                 }
             }
-            rc.save()?;
             if !errors.is_empty() {
                 bail!("{}", errors.join("\n"));
             }
@@ -337,31 +335,46 @@ pub async fn logout(g: &Global, a: &LogoutArgs) -> Result<()> {
     }
 }
 
-/// Revokes the saved token on the server (`GET /sky/logout` with the auth cookie).
-async fn logout_one(props: &TargetProps, verbose: bool) -> Result<()> {
-    let Some(token) = props.bearer() else {
-        return Ok(());
-    };
+/// Revokes the token on the server, then empties it locally (kept when revoking fails).
+async fn logout_target(name: &str, verbose: bool) -> Result<()> {
+    let props = Flyrc::load()?
+        .target(name)
+        .map_err(|e| anyhow!("failed to load target {name:?}: {e}"))?
+        .clone();
+    if let Some(token) = props
+        .token
+        .as_ref()
+        .filter(|t| !t.kind.is_empty() && !t.value.is_empty())
+    {
+        revoke(&props, token, verbose)
+            .await
+            .map_err(|e| anyhow!("failed to logout from API: {e}"))?;
+    }
+    let mut rc = Flyrc::load()?;
+    if let Some(p) = rc.targets.get_mut(name) {
+        p.token = Some(TargetToken::default());
+    }
+    rc.save()
+        .map_err(|e| anyhow!("failed to remove target {name:?}: {e}"))?;
+    println!("logged out of target: {name}");
+    Ok(())
+}
+
+/// `GET /sky/logout` with the auth cookie.
+async fn revoke(props: &TargetProps, token: &TargetToken, verbose: bool) -> Result<()> {
     let anonymous = TargetProps {
         token: None,
         ..props.clone()
     };
     let c = Client::new(&props.api, &anonymous, verbose)?;
-    // Go quotes cookie values containing a space.
+    // Go's net/http quotes cookie values containing a space.
     let cookie = format!("skymarshal_auth=\"{} {}\"", token.kind, token.value);
     let resp = c
-        .execute(c.get("/sky/logout").header("Cookie", cookie))
-        .await?;
-    let status = resp.status();
-    if status != reqwest::StatusCode::OK {
-        let status_text = format!(
-            "{} {}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        )
-        .trim_end()
-        .to_string();
-        bail!("failed to logout from API: logout failed with status: {status_text}");
+        .send_raw(c.get("/sky/logout").header("Cookie", cookie))
+        .await
+        .map_err(|e| anyhow!("logout request failed: {e}"))?;
+    if resp.status != reqwest::StatusCode::OK {
+        bail!("logout failed with status: {}", resp.status_text());
     }
     Ok(())
 }
@@ -379,7 +392,59 @@ mod tests {
                 value: "abc".into()
             }
         );
-        assert!(parse_token("abc").is_err());
+        assert_eq!(
+            parse_token("abc").unwrap_err().to_string(),
+            "invalid token: abc"
+        );
+    }
+
+    async fn exchange(request: &str) -> (String, Option<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            serve_callback(stream, "http://atc").await
+        });
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        client.read_to_string(&mut response).await.unwrap();
+        (response, server.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_local_listener_takes_the_token_and_sends_browsers_on() {
+        let (resp, token) = exchange(
+            "GET /?token=bearer%20a%2Bb HTTP/1.1\r\nHost: x\r\nUpgrade-Insecure-Requests: 1\r\n\r\n",
+        )
+        .await;
+        assert!(resp.starts_with("HTTP/1.1 302 Found\r\n"), "{resp}");
+        assert!(
+            resp.contains("Location: http://atc/fly_success?noop=true\r\n"),
+            "{resp}"
+        );
+        assert!(
+            resp.contains("Access-Control-Allow-Origin: http://atc\r\n"),
+            "{resp}"
+        );
+        assert_eq!(token.as_deref(), Some("bearer a+b"));
+
+        let (resp, token) = exchange("GET /?token=bearer%20x HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+        assert_eq!(token.as_deref(), Some("bearer x"));
+    }
+
+    #[tokio::test]
+    async fn private_network_preflights_are_allowed_without_taking_a_token() {
+        let (resp, token) = exchange(
+            "OPTIONS /?token=x HTTP/1.1\r\nAccess-Control-Request-Private-Network: true\r\nAccess-Control-Request-Method: GET\r\n\r\n",
+        )
+        .await;
+        assert!(
+            resp.contains("Access-Control-Allow-Private-Network: true\r\n"),
+            "{resp}"
+        );
+        assert_eq!(token, None);
     }
 
     #[test]

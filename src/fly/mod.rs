@@ -116,6 +116,7 @@ async fn run(g: &Global, command: &Command) -> anyhow::Result<()> {
         Command::Status => targets::status(g).await,
         Command::Userinfo(a) => targets::userinfo(g, a).await,
         Command::Sync(a) => targets::sync(g, a).await,
+        Command::Curl(a) => targets::curl(g, a).await,
         Command::DeleteTarget(a) => targets::delete_target(g, a),
         Command::EditTarget(a) => targets::edit_target(g, a),
         Command::SetPipeline(a) => setpipeline::set_pipeline(g, a).await,
@@ -129,9 +130,12 @@ async fn run(g: &Global, command: &Command) -> anyhow::Result<()> {
         Command::RenamePipeline(a) => pipelines::rename_pipeline(g, a).await,
         Command::OrderPipelines(a) => pipelines::order_pipelines(g, a).await,
         Command::ArchivePipeline(a) => pipelines::archive_pipeline(g, a).await,
+        Command::PausedPipelines(a) => pipelines::paused_pipelines(g, a).await,
+        Command::Checklist(a) => pipelines::checklist(g, a).await,
         Command::ValidatePipeline(a) => validate::validate_pipeline(a),
         Command::FormatPipeline(a) => validate::format_pipeline(a),
         Command::Jobs(a) => jobs::jobs(g, a).await,
+        Command::PausedJobs(a) => jobs::paused_jobs(g, a).await,
         Command::PauseJob(a) => jobs::pause_job(g, a, true).await,
         Command::UnpauseJob(a) => jobs::pause_job(g, a, false).await,
         Command::Teams(a) => teams::teams(g, a).await,
@@ -214,6 +218,16 @@ fn render_parse_error(e: clap::Error) -> i32 {
             }
             1
         }
+        ErrorKind::InvalidSubcommand => match e.get(ContextKind::InvalidSubcommand) {
+            Some(ContextValue::String(s)) => {
+                eprintln!("error: Unknown command '{s}'");
+                1
+            }
+            _ => {
+                eprint!("{}", e.render());
+                1
+            }
+        },
         ErrorKind::UnknownArgument => match e.get(ContextKind::InvalidArg) {
             Some(ContextValue::String(s)) => {
                 eprintln!("error: unknown flag '{}'", s.trim_start_matches('-'));

@@ -2,8 +2,8 @@
 //! expose/hide, rename, order, archive.
 
 use super::cli::{
-    ArchivePipelineArgs, DestroyPipelineArgs, GetPipelineArgs, OrderPipelinesArgs, PipelineArgs,
-    PipelineOrAllArgs, PipelinesArgs, RenamePipelineArgs,
+    ArchivePipelineArgs, DestroyPipelineArgs, GetPipelineArgs, OrderPipelinesArgs,
+    PausedPipelinesArgs, PipelineArgs, PipelineOrAllArgs, PipelinesArgs, RenamePipelineArgs,
 };
 use super::client::{fail, pipeline_path, seg, FlyError, Target};
 use super::refs::PipelineRef;
@@ -87,12 +87,12 @@ pub async fn destroy_pipeline(g: &Global, a: &DestroyPipelineArgs) -> Result<()>
     Ok(())
 }
 
-/// Go's `time.Time.String()` in local time. chrono knows no zone abbreviations, so only
+/// Go's `time.Time.String()` in local time (a missing time is the epoch, as upstream). chrono knows no zone abbreviations, so only
 /// UTC gets one (the common case on CI machines and servers).
-fn format_time(unix: i64) -> String {
+pub(crate) fn format_time(unix: i64) -> String {
     use chrono::TimeZone;
     match chrono::Local.timestamp_opt(unix, 0).single() {
-        Some(t) if unix > 0 => {
+        Some(t) => {
             let base = t.format("%Y-%m-%d %H:%M:%S %z").to_string();
             if t.offset().local_minus_utc() == 0 {
                 format!("{base} UTC")
@@ -181,7 +181,7 @@ pub async fn pause_pipeline(g: &Global, a: &PipelineOrAllArgs, pause: bool) -> R
         match t.client.send(t.client.put(&path).query(&p.query())).await {
             Ok(_) => println!("{done} '{}'", p.display()),
             Err(FlyError::NotFound(_)) => {
-                return Err(fail(format!("pipeline '{}' not found", p.display())))
+                return Err(fail(format!("pipeline '{}' not found\n", p.display())))
             }
             Err(e) => return Err(e.into()),
         }
@@ -201,7 +201,7 @@ pub async fn expose_pipeline(g: &Global, a: &PipelineArgs, expose: bool) -> Resu
     match t.client.send(t.client.put(&path).query(&p.query())).await {
         Ok(_) => println!("{done} '{}'", p.display()),
         Err(FlyError::NotFound(_)) => {
-            return Err(fail(format!("pipeline '{}' not found", p.display())))
+            return Err(fail(format!("pipeline '{}' not found\n", p.display())))
         }
         Err(e) => return Err(e.into()),
     }
@@ -209,8 +209,11 @@ pub async fn expose_pipeline(g: &Global, a: &PipelineArgs, expose: bool) -> Resu
 }
 
 pub async fn rename_pipeline(g: &Global, a: &RenamePipelineArgs) -> Result<()> {
-    if a.new_name.contains('/') || a.old_name.contains('/') {
-        bail!("pipeline name cannot contain '/'");
+    if a.old_name.contains('/') {
+        bail!("old pipeline name cannot contain '/'");
+    }
+    if a.new_name.contains('/') {
+        bail!("new pipeline name cannot contain '/'");
     }
     let (t, team) = connect(g, a.team.as_deref()).await?;
     let path = format!(
@@ -228,7 +231,7 @@ pub async fn rename_pipeline(g: &Global, a: &RenamePipelineArgs) -> Result<()> {
             println!("pipeline successfully renamed to '{}'", a.new_name);
             Ok(())
         }
-        Err(FlyError::NotFound(_)) => Err(fail(format!("pipeline '{}' not found", a.old_name))),
+        Err(FlyError::NotFound(_)) => Err(fail(format!("pipeline '{}' not found\n", a.old_name))),
         Err(FlyError::Unexpected {
             code: 400, body, ..
         }) => {
@@ -254,11 +257,6 @@ pub async fn order_pipelines(g: &Global, a: &OrderPipelinesArgs) -> Result<()> {
             "error: either --pipeline or --alphabetical are required",
         ));
     }
-    for p in &a.pipeline {
-        if p.contains('/') {
-            bail!("pipeline name cannot contain '/'");
-        }
-    }
     let (t, team) = connect(g, a.team.as_deref()).await?;
     let names: Vec<String> = if a.alphabetical {
         let mut names: Vec<String> = list_team_pipelines(&t, &team)
@@ -270,6 +268,9 @@ pub async fn order_pipelines(g: &Global, a: &OrderPipelinesArgs) -> Result<()> {
         names.dedup();
         names
     } else {
+        if let Some(p) = a.pipeline.iter().find(|p| p.contains('/')) {
+            bail!("pipeline name {p:?} cannot contain '/'");
+        }
         a.pipeline.clone()
     };
     let path = format!("/api/v1/teams/{}/pipelines/ordering", seg(&team));
@@ -326,10 +327,156 @@ pub async fn archive_pipeline(g: &Global, a: &ArchivePipelineArgs) -> Result<()>
         match t.client.send(t.client.put(&path).query(&p.query())).await {
             Ok(_) => println!("archived '{}'", p.display()),
             Err(FlyError::NotFound(_)) => {
-                return Err(fail(format!("pipeline '{}' not found", p.display())))
+                return Err(fail(format!("pipeline '{}' not found\n", p.display())))
             }
             Err(e) => return Err(e.into()),
         }
     }
     Ok(())
+}
+
+fn paused_cells(paused: bool, by: &str, at: i64) -> Vec<Cell> {
+    vec![
+        Cell::new(if paused { "yes" } else { "no" }),
+        Cell::new(if by.is_empty() {
+            "n/a".to_string()
+        } else {
+            by.to_string()
+        }),
+        Cell::new(if at == 0 {
+            "n/a".to_string()
+        } else {
+            format_time(at)
+        }),
+    ]
+}
+
+pub async fn paused_pipelines(g: &Global, a: &PausedPipelinesArgs) -> Result<()> {
+    let t = Target::load(g.target.as_deref(), g.verbose)?;
+    t.validate().await?;
+    let mut list: Vec<api::Pipeline> = if a.all {
+        t.client.get_json("/api/v1/pipelines", &[]).await?
+    } else {
+        list_team_pipelines(&t, t.team()).await?
+    };
+    list.retain(|p| p.paused);
+    if a.json {
+        return print_json(&list);
+    }
+    let mut headers = vec!["id", "name"];
+    if a.all {
+        headers.push("team");
+    }
+    headers.extend(["paused", "paused_by", "paused_at"]);
+    let mut table = Table::new(&headers);
+    for p in &list {
+        let mut row: Vec<Cell> = vec![p.id.to_string().into(), pipeline_ref(p).display().into()];
+        if a.all {
+            row.push(p.team_name.clone().into());
+        }
+        row.extend(paused_cells(p.paused, &p.paused_by, p.paused_at));
+        table.push(row);
+    }
+    table.print(g.print_table_headers);
+    Ok(())
+}
+
+/// Job names per group as a Checkman file; jobs in no group go under `misc` (or the
+/// pipeline's name when there are no groups).
+pub fn checkfile(team: &str, pipeline: &str, config: &serde_json::Value, url: &str) -> String {
+    let names = |v: Option<&serde_json::Value>| -> Vec<String> {
+        v.and_then(serde_json::Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let groups: Vec<(String, Vec<String>)> = config
+        .get("groups")
+        .and_then(serde_json::Value::as_array)
+        .map(|gs| {
+            gs.iter()
+                .map(|g| {
+                    (
+                        g.get("name")
+                            .and_then(|n| n.as_str())
+                            .unwrap_or_default()
+                            .to_string(),
+                        names(g.get("jobs")),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut orphans: Vec<String> = config
+        .get("jobs")
+        .and_then(serde_json::Value::as_array)
+        .map(|js| {
+            js.iter()
+                .filter_map(|j| j.get("name").and_then(|n| n.as_str()).map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    orphans.retain(|j| !groups.iter().any(|(_, jobs)| jobs.contains(j)));
+    orphans.sort();
+    orphans.dedup();
+    let mut out = String::new();
+    let mut print_group = |name: &str, jobs: &[String]| {
+        out.push_str(&format!("#- {name}\n"));
+        for job in jobs {
+            out.push_str(&format!(
+                "{job}: concourse.check {url} {team} {pipeline} {job}\n"
+            ));
+        }
+        out.push('\n');
+    };
+    for (name, jobs) in &groups {
+        print_group(name, jobs);
+    }
+    if !orphans.is_empty() {
+        print_group(if groups.is_empty() { pipeline } else { "misc" }, &orphans);
+    }
+    out
+}
+
+pub async fn checklist(g: &Global, a: &PipelineArgs) -> Result<()> {
+    let pipeline = PipelineRef::parse(&a.pipeline)?;
+    let (t, team) = connect(g, a.team.as_deref()).await?;
+    let path = format!("{}/config", pipeline_path(&team, &pipeline));
+    let config = match t
+        .client
+        .send(t.client.get(&path).query(&pipeline.query()))
+        .await
+    {
+        Ok(resp) => resp.json::<api::ConfigResponse>()?.config,
+        Err(FlyError::NotFound(_)) => serde_json::Value::Null,
+        Err(e) => return Err(e.into()),
+    };
+    print!(
+        "{}",
+        checkfile(&team, &pipeline.display(), &config, &t.client.url)
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn checklist_lists_grouped_jobs_then_the_rest() {
+        let config = json!({"groups": [{"name": "g", "jobs": ["a"]}], "jobs": [{"name": "a"}, {"name": "c"}, {"name": "b"}]});
+        assert_eq!(
+            checkfile("main", "p", &config, "http://ci"),
+            "#- g\na: concourse.check http://ci main p a\n\n#- misc\nb: concourse.check http://ci main p b\nc: concourse.check http://ci main p c\n\n"
+        );
+        let ungrouped = json!({"jobs": [{"name": "a"}]});
+        assert_eq!(
+            checkfile("main", "p", &ungrouped, "u"),
+            "#- p\na: concourse.check u main p a\n\n"
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! the rendered YAML with the remembered config version (spec fly-cli.md §4.2).
 
 use super::cli::SetPipelineArgs;
-use super::client::{pipeline_path, FlyError, Target};
+use super::client::{check_status, pipeline_path, FlyError, Target};
 use super::diff::diff_configs;
 use super::refs::PipelineRef;
 use super::{ui, vars, yaml, Global};
@@ -22,11 +22,11 @@ pub fn show_warnings(warnings: &[ConfigWarning]) {
     for w in warnings {
         eprintln!("  - {}", w.message);
     }
-    if warnings.iter().any(|w| w.kind == "invalid_identifier") {
-        eprintln!();
-        eprintln!("identifier schema documentation: https://concourse-ci.org/config-basics.html#schema.identifier");
-    }
     eprintln!();
+    if warnings.iter().any(|w| w.kind == "invalid_identifier") {
+        eprintln!("identifier schema documentation: https://concourse-ci.org/config-basics.html#schema.identifier");
+        eprintln!();
+    }
 }
 
 /// Upstream's `displayhelpers.ShowErrors`, to stderr.
@@ -62,9 +62,6 @@ pub async fn set_pipeline(g: &Global, a: &SetPipelineArgs) -> Result<()> {
     target.validate().await?;
     let team = target.resolve_team(a.team.as_deref()).await?;
     let mut warnings: Vec<ConfigWarning> = Vec::new();
-    if let Some(w) = config::identifier_warning("pipeline", &a.pipeline) {
-        warnings.push(w);
-    }
     if let Some(t) = a.team.as_deref() {
         warnings.extend(config::identifier_warning("team", t));
     }
@@ -158,21 +155,21 @@ pub async fn set_pipeline(g: &Global, a: &SetPipelineArgs) -> Result<()> {
         .header("Content-Type", "application/x-yaml")
         .header(CONFIG_VERSION_HEADER, version)
         .body(rendered);
-    let resp = match c.send(put).await {
-        Ok(r) => r,
-        Err(FlyError::Unexpected {
-            code: 400, body, ..
-        }) => {
-            let errors: Vec<String> = serde_json::from_str::<api::SaveConfigResponse>(&body)
-                .map(|r| r.errors)
-                .unwrap_or_default();
-            if errors.is_empty() {
-                bail!("invalid pipeline config:\n{body}");
-            }
+    // Upstream's `CreateOrUpdatePipelineConfig`: success and validation errors must be JSON.
+    let resp = c.send_raw(put).await?;
+    match resp.status.as_u16() {
+        200 | 201 if resp.content_type() == "application/json" => {}
+        200 | 201 => return Err(resp.unexpected().into()),
+        400 if resp.content_type() == "application/json" => {
+            let errors = resp.json::<api::SaveConfigResponse>()?.errors;
             bail!("invalid pipeline config:\n{}", errors.join("\n"));
         }
-        Err(e) => return Err(e.into()),
-    };
+        400 => return Err(resp.unexpected().into()),
+        _ => {
+            check_status(resp.status, &resp.body)?;
+            return Err(resp.unexpected().into());
+        }
+    }
     let created = resp.status.as_u16() == 201;
     let saved: api::SaveConfigResponse = serde_json::from_slice(&resp.body).unwrap_or_default();
     let updated: api::Pipeline = c.get_json(&path, &query).await?;

@@ -1,7 +1,7 @@
 //! Target bookkeeping and account info: `targets`, `status`, `userinfo`, `sync`,
 //! `delete-target`, `edit-target`.
 
-use super::cli::{AllArg, EditTargetArgs, JsonArg, SyncArgs};
+use super::cli::{AllArg, CurlArgs, EditTargetArgs, JsonArg, SyncArgs};
 use super::client::{fail, fly_version, Client, FlyError, Target};
 use super::rc::{token_expiry, Flyrc, TargetProps};
 use super::table::Table;
@@ -11,7 +11,11 @@ use anyhow::{anyhow, bail, Context, Result};
 
 /// The `expiry` column: RFC 1123 in UTC, `n/a` without a token.
 pub fn expiry_cell(props: &TargetProps) -> String {
-    let Some(token) = props.bearer() else {
+    let Some(token) = props
+        .token
+        .as_ref()
+        .filter(|t| !t.kind.is_empty() && !t.value.is_empty())
+    else {
         return "n/a".into();
     };
     match token_expiry(&token.value).and_then(|s| chrono::DateTime::from_timestamp(s, 0)) {
@@ -120,34 +124,39 @@ pub async fn sync(g: &Global, a: &SyncArgs) -> Result<()> {
         .ok_or_else(|| fail("update failed: executable has no parent directory"))?;
     let tmp = dir.join(format!(".fly-sync-{}", std::process::id()));
     std::fs::write(&tmp, b"").map_err(|e| fail(format!("update failed: {e}")))?;
-
-    let (arch, os) = platform();
-    let url = format!("{}/api/v1/cli?arch={arch}&platform={os}", client.url);
-    println!("downloading fly from {url}...");
-    println!();
-    let result = download(&client, arch, os, &tmp).await;
+    let result = download(&client, &tmp).await;
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    let replaced = set_executable(&tmp).and_then(|()| std::fs::rename(&tmp, &exe));
+    if let Err(e) = replaced {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(format!("failed to apply update: {e}")));
     }
-    std::fs::rename(&tmp, &exe).map_err(|e| fail(format!("update failed: {e}")))?;
     println!("done");
     Ok(())
 }
 
-async fn download(client: &Client, arch: &str, os: &str, to: &std::path::Path) -> Result<()> {
+fn set_executable(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// `GET /api/v1/cli` for this platform, streamed into `to` (a file beside the executable,
+/// so the final rename is atomic).
+async fn download(client: &Client, to: &std::path::Path) -> Result<()> {
     use std::io::Write;
-    let resp = client
-        .execute(
-            client
-                .get("/api/v1/cli")
-                .query(&[("arch", arch), ("platform", os)]),
-        )
+    let (arch, os) = platform();
+    let query = [("arch", arch), ("platform", os)];
+    let mut resp = client
+        .execute(client.get("/api/v1/cli").query(&query))
         .await?;
     let status = resp.status();
     if !status.is_success() {
@@ -155,12 +164,13 @@ async fn download(client: &Client, arch: &str, os: &str, to: &std::path::Path) -
         super::client::check_status(status, body.as_bytes())?;
         bail!("unexpected status {status}");
     }
+    println!("downloading fly from {}...", client.url);
+    println!();
     let total = resp.content_length();
     if total.is_none() {
-        eprintln!("warning: server did not send a Content-Length; progress is unknown");
+        println!("warning: failed to parse Content-Length: missing or invalid");
     }
     let mut file = std::fs::File::create(to)?;
-    let mut resp = resp;
     let mut done: u64 = 0;
     let tty = super::ui::stdout_is_tty();
     while let Some(chunk) = resp
@@ -204,6 +214,55 @@ fn progress(done: u64, total: Option<u64>) -> String {
         }
         None => format!("{:.1} MiB", mib(done)),
     }
+}
+
+/// The target URL with `path` (and its query) in place of the URL's own.
+fn curl_url(api: &str, path: &str) -> Result<String> {
+    let mut url = url::Url::parse(api).map_err(|e| anyhow!("{e}"))?;
+    let (p, q) = path
+        .split_once('?')
+        .map_or((path, None), |(p, q)| (p, Some(q)));
+    url.set_path(p);
+    url.set_query(q);
+    Ok(url.to_string())
+}
+
+/// Quotes arguments containing spaces, like upstream's `--print-and-exit`.
+fn printable(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.contains(' ') {
+                format!("\"{a}\"")
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub async fn curl(g: &Global, a: &CurlArgs) -> Result<()> {
+    let t = Target::load(g.target.as_deref(), g.verbose)?;
+    t.validate().await?;
+    let token = t.props.token.clone().unwrap_or_default();
+    let mut args = vec![
+        "curl".to_string(),
+        "-H".into(),
+        format!("Authorization: {} {}", token.kind, token.value),
+    ];
+    args.extend(a.rest.iter().cloned());
+    args.push(curl_url(&t.props.api, &a.path)?);
+    if a.print_and_exit {
+        println!("{}", printable(&args));
+        return Ok(());
+    }
+    let status = std::process::Command::new(&args[0])
+        .args(&args[1..])
+        .status()?;
+    if !status.success() {
+        bail!("exit status {}", status.code().unwrap_or(1));
+    }
+    Ok(())
 }
 
 pub fn delete_target(g: &Global, a: &AllArg) -> Result<()> {
@@ -259,6 +318,23 @@ mod tests {
     use super::*;
     use crate::fly::rc::TargetToken;
     use base64::Engine;
+
+    #[test]
+    fn curl_replaces_the_targets_path_and_query() {
+        assert_eq!(
+            curl_url("http://ci:8080/", "/api/v1/info?x=1").unwrap(),
+            "http://ci:8080/api/v1/info?x=1"
+        );
+        assert_eq!(
+            curl_url("https://ci/base", "api/v1/teams").unwrap(),
+            "https://ci/api/v1/teams"
+        );
+        let args: Vec<String> = ["curl", "-H", "Authorization: bearer x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(printable(&args), "curl -H \"Authorization: bearer x\"");
+    }
 
     #[test]
     fn progress_bar_shows_the_share_downloaded() {

@@ -60,15 +60,7 @@ pub async fn teams(g: &Global, a: &TeamsArgs) -> Result<()> {
 
 pub async fn get_team(g: &Global, a: &GetTeamArgs) -> Result<()> {
     let t = connect(g).await?;
-    let team: Team = match t
-        .client
-        .get_json(&format!("/api/v1/teams/{}", seg(&a.team_name)), &[])
-        .await
-    {
-        Ok(team) => team,
-        Err(e) if super::client::is_not_found(&e) => bail!("team '{}' does not exist", a.team_name),
-        Err(e) => return Err(e),
-    };
+    let team = t.find_team(&a.team_name).await?;
     if a.json {
         return print_json(&team);
     }
@@ -196,18 +188,26 @@ fn auth_from_file(text: &str) -> Result<TeamAuth> {
 }
 
 fn print_auth(auth: &TeamAuth) {
+    let tty = ui::stdout_is_tty();
+    let none = ui::paint("none", ui::FAINT, tty);
     for (role, ra) in auth {
-        println!("role {role}:");
-        for (label, list) in [("users", &ra.users), ("groups", &ra.groups)] {
+        println!();
+        println!("role {}:", ui::paint(role, ui::BOLD, tty));
+        for (i, (label, list)) in [("users", &ra.users), ("groups", &ra.groups)]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                println!();
+            }
             println!("  {label}:");
             if list.is_empty() {
-                println!("    none");
+                println!("    {none}");
             }
             for x in list {
                 println!("  - {x}");
             }
         }
-        println!();
     }
 }
 
@@ -218,6 +218,12 @@ struct SetTeamResponse {
 }
 
 pub async fn set_team(g: &Global, a: &SetTeamArgs) -> Result<()> {
+    if a.team_name.contains('/') {
+        bail!("team name cannot contain '/'");
+    }
+    let warnings: Vec<ConfigWarning> = config::identifier_warning("team", &a.team_name)
+        .into_iter()
+        .collect();
     let t = connect(g).await?;
     let auth = match &a.config {
         Some(path) => auth_from_file(&String::from_utf8_lossy(&super::read_path(path)?))?,
@@ -230,13 +236,9 @@ pub async fn set_team(g: &Global, a: &SetTeamArgs) -> Result<()> {
         "setting team: {}",
         ui::paint(&a.team_name, ui::BOLD, ui::stdout_is_tty())
     );
-    println!();
     print_auth(&auth);
-    let warnings: Vec<ConfigWarning> = config::identifier_warning("team", &a.team_name)
-        .into_iter()
-        .collect();
     show_warnings(&warnings);
-    if !a.non_interactive && !ui::confirm("apply team configuration?") {
+    if !a.non_interactive && !ui::confirm("\napply team configuration?") {
         return Err(fail("bailing out"));
     }
     let body = Team {
@@ -252,16 +254,22 @@ pub async fn set_team(g: &Global, a: &SetTeamArgs) -> Result<()> {
         )
         .await?;
     let parsed: SetTeamResponse = serde_json::from_slice(&resp.body).unwrap_or_default();
+    show_warnings(&parsed.warnings);
     if resp.status.as_u16() == 201 {
         println!("team created");
     } else {
         println!("team updated");
     }
-    show_warnings(&parsed.warnings);
     Ok(())
 }
 
 pub async fn rename_team(g: &Global, a: &RenameTeamArgs) -> Result<()> {
+    if a.old_name.contains('/') {
+        bail!("old team name cannot contain '/'");
+    }
+    if a.new_name.contains('/') {
+        bail!("new team name cannot contain '/'");
+    }
     let t = connect(g).await?;
     let body = api::RenameRequest {
         name: a.new_name.clone(),
@@ -282,7 +290,7 @@ pub async fn rename_team(g: &Global, a: &RenameTeamArgs) -> Result<()> {
             println!("Team successfully renamed to {}", a.new_name);
             Ok(())
         }
-        Err(FlyError::NotFound(_)) => Err(fail(format!("Team '{}' not found", a.old_name))),
+        Err(FlyError::NotFound(_)) => Err(fail(format!("Team '{}' not found\n", a.old_name))),
         Err(e) => Err(e.into()),
     }
 }
@@ -297,26 +305,33 @@ pub async fn destroy_team(g: &Global, a: &DestroyTeamArgs) -> Result<()> {
         std::io::stdout().flush()?;
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
-        if line.trim() != name {
+        if line.trim_end_matches(['\r', '\n']) != name {
             bail!("incorrect team name; bailing out");
         }
     }
+    let path = format!("/api/v1/teams/{}", seg(name));
     match t
         .client
-        .send(t.client.request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/teams/{}", seg(name)),
-        ))
+        .send(t.client.request(reqwest::Method::DELETE, &path))
         .await
     {
         Ok(_) => {
+            println!();
             println!("`{name}` deleted");
             Ok(())
         }
         Err(FlyError::Forbidden(_)) => {
-            ui::warn(&format!("could not destroy `{name}`"));
-            eprintln!();
-            eprintln!("either your team is not an admin or it is the last admin team");
+            println!();
+            println!(
+                "{}",
+                ui::paint(
+                    &format!("could not destroy `{name}`"),
+                    ui::RED,
+                    ui::stdout_is_tty()
+                )
+            );
+            println!();
+            println!("either your team is not an admin or it is the last admin team");
             Err(FlyError::Exit(1).into())
         }
         Err(e) => Err(e.into()),

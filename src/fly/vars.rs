@@ -25,12 +25,15 @@ pub fn static_vars(
 ) -> Result<(StaticVars, Map<String, Value>)> {
     let mut vars = Map::new();
     for path in &args.load_vars_from {
-        let text = super::read_path(path)?;
-        let text = String::from_utf8(text).map_err(|_| anyhow!("{path}: not UTF-8"))?;
-        match yaml::parse(&text).map_err(|e| anyhow!("failed to parse {path}: {e}"))? {
+        let text = super::read_path(path)
+            .map_err(|e| anyhow!("could not read template variables file ({path}): {e}"))?;
+        let text = String::from_utf8_lossy(&text);
+        match yaml::parse(&text)
+            .map_err(|e| anyhow!("could not unmarshal template variables ({path}): {e}"))?
+        {
             Value::Object(m) => vars.extend(m),
             Value::Null => {}
-            _ => bail!("failed to parse {path}: vars file must be a YAML map"),
+            _ => bail!("could not unmarshal template variables ({path}): not a map of variables"),
         }
     }
     for flag in &args.var {
