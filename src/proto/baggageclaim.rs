@@ -119,7 +119,9 @@ impl std::str::FromStr for Encoding {
             "gzip" => Ok(Encoding::Gzip),
             "zstd" => Ok(Encoding::Zstd),
             "s2" => Ok(Encoding::S2),
-            other => Err(BaggageclaimError::BadRequest(format!("unsupported encoding: {other:?}"))),
+            other => Err(BaggageclaimError::BadRequest(format!(
+                "unsupported encoding: {other:?}"
+            ))),
         }
     }
 }
@@ -187,9 +189,15 @@ pub enum AsyncVolume {
 pub trait Baggageclaim: Send + Sync {
     async fn create_volume(&self, request: VolumeRequest) -> Result<Volume, BaggageclaimError>;
     /// Starts creating a volume in the background; returns its handle at once.
-    async fn create_volume_async(&self, request: VolumeRequest) -> Result<String, BaggageclaimError>;
+    async fn create_volume_async(
+        &self,
+        request: VolumeRequest,
+    ) -> Result<String, BaggageclaimError>;
     /// `Pending` while creation runs; the volume, or the creation error, when it ended.
-    async fn create_volume_async_result(&self, handle: &str) -> Result<AsyncVolume, BaggageclaimError>;
+    async fn create_volume_async_result(
+        &self,
+        handle: &str,
+    ) -> Result<AsyncVolume, BaggageclaimError>;
     /// Forgets an async creation; a volume it finishes later is destroyed.
     async fn forget_volume_async(&self, handle: &str) -> Result<(), BaggageclaimError>;
     /// Volumes whose properties include every pair of `filter`.
@@ -200,9 +208,15 @@ pub trait Baggageclaim: Send + Sync {
     async fn destroy_volumes(&self, handles: &[String]) -> Result<(), BaggageclaimError>;
     /// Purges leftovers of dead or half-created volumes.
     async fn cleanup_orphans(&self) -> Result<(), BaggageclaimError>;
-    async fn set_property(&self, handle: &str, key: &str, value: &str) -> Result<(), BaggageclaimError>;
+    async fn set_property(
+        &self,
+        handle: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), BaggageclaimError>;
     async fn privileged(&self, handle: &str) -> Result<bool, BaggageclaimError>;
-    async fn set_privileged(&self, handle: &str, privileged: bool) -> Result<(), BaggageclaimError>;
+    async fn set_privileged(&self, handle: &str, privileged: bool)
+        -> Result<(), BaggageclaimError>;
     /// Unpacks a tar (compressed with `encoding`) at `path` in the volume. `limit_mb` bounds
     /// the compressed size (`None` or 0 = unlimited).
     async fn stream_in(
@@ -214,7 +228,12 @@ pub trait Baggageclaim: Send + Sync {
         body: ByteStream,
     ) -> Result<(), BaggageclaimError>;
     /// A tar of `path` in the volume (its contents for a directory, the file alone otherwise).
-    async fn stream_out(&self, handle: &str, path: &str, encoding: Encoding) -> Result<ByteStream, BaggageclaimError>;
+    async fn stream_out(
+        &self,
+        handle: &str,
+        path: &str,
+        encoding: Encoding,
+    ) -> Result<ByteStream, BaggageclaimError>;
     /// Streams `path` straight into another Baggageclaim's stream-in URL.
     async fn stream_p2p_out(
         &self,
@@ -233,11 +252,16 @@ mod tests {
 
     #[test]
     fn strategies_use_upstream_names() {
-        let r: VolumeRequest =
-            serde_json::from_str(r#"{"handle":"h","strategy":{"type":"cow","volume":"p"},"properties":{"a":"b"}}"#)
-                .expect("parses");
+        let r: VolumeRequest = serde_json::from_str(
+            r#"{"handle":"h","strategy":{"type":"cow","volume":"p"},"properties":{"a":"b"}}"#,
+        )
+        .expect("parses");
         assert_eq!(r.strategy, Strategy::Cow { volume: "p".into() });
-        let s = serde_json::to_string(&Strategy::Import { path: "/x".into(), follow_symlinks: false }).expect("ok");
+        let s = serde_json::to_string(&Strategy::Import {
+            path: "/x".into(),
+            follow_symlinks: false,
+        })
+        .expect("ok");
         assert_eq!(s, r#"{"type":"import","path":"/x"}"#);
         assert!(serde_json::from_str::<Strategy>(r#"{"type":"btrfs"}"#).is_err());
     }

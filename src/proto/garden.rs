@@ -345,7 +345,12 @@ pub struct HandleResponse {
 /// `{"Handles":[...]}`; also accepts `handles` and `null`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandlesResponse {
-    #[serde(rename = "Handles", alias = "handles", default, deserialize_with = "null_as_default")]
+    #[serde(
+        rename = "Handles",
+        alias = "handles",
+        default,
+        deserialize_with = "null_as_default"
+    )]
     pub handles: Vec<String>,
 }
 
@@ -550,7 +555,10 @@ impl GardenError {
     }
 
     pub fn to_wire(&self) -> WireError {
-        let mut w = WireError { message: self.to_string(), ..Default::default() };
+        let mut w = WireError {
+            message: self.to_string(),
+            ..Default::default()
+        };
         match self {
             GardenError::ContainerNotFound(h) => {
                 w.type_ = "ContainerNotFoundError".into();
@@ -625,9 +633,15 @@ pub trait Garden: Send + Sync {
     /// Signals every process (SIGTERM then SIGKILL after 10 s, or SIGKILL at once).
     async fn stop(&self, handle: &str, kill: bool) -> Result<(), GardenError>;
     async fn info(&self, handle: &str) -> Result<ContainerInfo, GardenError>;
-    async fn bulk_info(&self, handles: &[String]) -> Result<BTreeMap<String, ContainerInfoEntry>, GardenError>;
+    async fn bulk_info(
+        &self,
+        handles: &[String],
+    ) -> Result<BTreeMap<String, ContainerInfoEntry>, GardenError>;
     async fn metrics(&self, handle: &str) -> Result<Metrics, GardenError>;
-    async fn bulk_metrics(&self, handles: &[String]) -> Result<BTreeMap<String, ContainerMetricsEntry>, GardenError>;
+    async fn bulk_metrics(
+        &self,
+        handles: &[String],
+    ) -> Result<BTreeMap<String, ContainerMetricsEntry>, GardenError>;
     async fn properties(&self, handle: &str) -> Result<Properties, GardenError>;
     async fn property(&self, handle: &str, key: &str) -> Result<String, GardenError>;
     async fn set_property(&self, handle: &str, key: &str, value: &str) -> Result<(), GardenError>;
@@ -638,18 +652,44 @@ pub trait Garden: Send + Sync {
     async fn disk_limits(&self, handle: &str) -> Result<DiskLimits, GardenError>;
     async fn memory_limits(&self, handle: &str) -> Result<MemoryLimits, GardenError>;
     /// Maps a port; returns the actual (host, container) ports.
-    async fn net_in(&self, handle: &str, host_port: u32, container_port: u32) -> Result<(u32, u32), GardenError>;
+    async fn net_in(
+        &self,
+        handle: &str,
+        host_port: u32,
+        container_port: u32,
+    ) -> Result<(u32, u32), GardenError>;
     async fn net_out(&self, handle: &str, rules: Vec<NetOutRule>) -> Result<(), GardenError>;
     /// Unpacks an uncompressed tar at `destination` inside the container.
-    async fn stream_in(&self, handle: &str, user: &str, destination: &str, tar: ByteStream) -> Result<(), GardenError>;
+    async fn stream_in(
+        &self,
+        handle: &str,
+        user: &str,
+        destination: &str,
+        tar: ByteStream,
+    ) -> Result<(), GardenError>;
     /// A tar of `source` inside the container.
-    async fn stream_out(&self, handle: &str, user: &str, source: &str) -> Result<ByteStream, GardenError>;
+    async fn stream_out(
+        &self,
+        handle: &str,
+        user: &str,
+        source: &str,
+    ) -> Result<ByteStream, GardenError>;
     /// Starts a process. The process outlives the returned handle and every connection.
-    async fn run(&self, handle: &str, spec: ProcessSpec, io: ProcessIo) -> Result<Box<dyn Process>, GardenError>;
+    async fn run(
+        &self,
+        handle: &str,
+        spec: ProcessSpec,
+        io: ProcessIo,
+    ) -> Result<Box<dyn Process>, GardenError>;
     /// Attaches to a process by id, replaying its output from the start. A process that
     /// already exited can still be attached while the container lives: `wait` returns its
     /// status. Unknown id ⇒ `ProcessNotFound`.
-    async fn attach(&self, handle: &str, process_id: &str, io: ProcessIo) -> Result<Box<dyn Process>, GardenError>;
+    async fn attach(
+        &self,
+        handle: &str,
+        process_id: &str,
+        io: ProcessIo,
+    ) -> Result<Box<dyn Process>, GardenError>;
 }
 
 #[cfg(test)]
@@ -670,13 +710,18 @@ mod tests {
         for e in [
             GardenError::ContainerNotFound("h".into()),
             GardenError::ProcessNotFound("p".into()),
-            GardenError::ExecutableNotFound { message: "nope".into() },
+            GardenError::ExecutableNotFound {
+                message: "nope".into(),
+            },
             GardenError::Other("boom".into()),
             GardenError::BadRequest("bad".into()),
         ] {
             assert_eq!(GardenError::from_wire(e.to_wire(), e.status()), e);
         }
-        assert_eq!(GardenError::ContainerNotFound("h".into()).to_wire().message, "unknown handle: h");
+        assert_eq!(
+            GardenError::ContainerNotFound("h".into()).to_wire().message,
+            "unknown handle: h"
+        );
     }
 
     #[test]
@@ -685,6 +730,9 @@ mod tests {
         assert!(a.handles.is_empty());
         let b: HandleResponse = serde_json::from_str(r#"{"handle":"x"}"#).expect("parses");
         assert_eq!(b.handle, "x");
-        assert_eq!(serde_json::to_string(&b).expect("serializes"), r#"{"Handle":"x"}"#);
+        assert_eq!(
+            serde_json::to_string(&b).expect("serializes"),
+            r#"{"Handle":"x"}"#
+        );
     }
 }
