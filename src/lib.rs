@@ -8,5 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod fly;
+pub mod garden;
 pub mod proto;
 pub mod roles;
