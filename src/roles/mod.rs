@@ -1,6 +1,7 @@
 //! Wiring of each role: build the components, bind, run, shut down. No domain logic here.
 
 pub mod web;
+pub mod worker;
 
 use crate::cli::{Cli, Command, LogFormat, LogLevel};
 
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> i32 {
             Command::Web(args) => web::run(args, None).await,
             Command::Quickstart(args) => web::run(args.web, Some(args.worker_work_dir)).await,
             Command::Migrate(args) => web::migrate(args).await,
+            Command::Worker(args) => worker::run(args).await,
             Command::Fly { args } => {
                 let code = crate::fly::main(args.into_iter().map(Into::into).collect());
                 std::process::exit(code)
