@@ -224,7 +224,7 @@ impl Baggageclaim for BaggageclaimClient {
             .await?
             .text()
             .await
-            .map_err(|e| BaggageclaimError::other(e))?;
+            .map_err(BaggageclaimError::other)?;
         match text.trim() {
             "ok" => Ok(()),
             other => Err(BaggageclaimError::Other(other.to_string())),

@@ -272,8 +272,8 @@ impl Containers {
         let tty = spec.tty.is_some();
         let mut cmd = c.sandbox.command(&spec, &env, tty)?;
         let (outputs, stdin, master): (
-            Vec<(Box<dyn tokio::io::AsyncRead + Send + Unpin>, bool)>,
-            _,
+            Vec<OutputReader>,
+            Option<super::process::StdinWriter>,
             Option<OwnedFd>,
         );
         let child = if let Some(t) = spec.tty {
@@ -329,6 +329,9 @@ impl Containers {
         Ok(record)
     }
 }
+
+/// A process output reader and whether it is stdout.
+type OutputReader = (Box<dyn tokio::io::AsyncRead + Send + Unpin>, bool);
 
 fn spawn_error(path: &str, e: std::io::Error) -> GardenError {
     if e.kind() == std::io::ErrorKind::NotFound {
