@@ -688,4 +688,72 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, ArchiveError::LimitExceeded(_)), "{err:?}");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn names() -> impl Strategy<Value = String> {
+            prop::sample::select(vec![
+                "a",
+                "b/c",
+                "..",
+                "../x",
+                "/abs",
+                "./d/../..",
+                "l",
+                "l/f",
+                "d/",
+                ".",
+            ])
+            .prop_map(String::from)
+        }
+
+        fn kinds() -> impl Strategy<Value = tar::EntryType> {
+            prop::sample::select(vec![
+                tar::EntryType::Regular,
+                tar::EntryType::Directory,
+                tar::EntryType::Symlink,
+                tar::EntryType::Link,
+                tar::EntryType::Char,
+                tar::EntryType::Fifo,
+            ])
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..3000)) {
+                let root = tempfile::tempdir().expect("tmp");
+                let _ = unpack(&data[..], Compression::None, root.path(), "x", UnpackOptions::default());
+                let _ = unpack(&data[..], Compression::Gzip, root.path(), "x", UnpackOptions::default());
+            }
+
+            #[test]
+            fn hostile_entry_mixes_never_write_outside_the_root(
+                entries in prop::collection::vec((names(), kinds(), names()), 1..6)
+            ) {
+                let sandbox = tempfile::tempdir().expect("tmp");
+                let root = sandbox.path().join("root");
+                fs::create_dir(&root).expect("root");
+                let mut b = tar::Builder::new(Vec::new());
+                for (name, kind, link) in &entries {
+                    let mut h = header(*kind, 0);
+                    let n = name.as_bytes();
+                    h.as_old_mut().name[..n.len()].copy_from_slice(n);
+                    if kind.is_symlink() || kind.is_hard_link() {
+                        let l = link.as_bytes();
+                        h.as_old_mut().linkname[..l.len()].copy_from_slice(l);
+                    }
+                    h.set_cksum();
+                    b.append(&h, io::empty()).expect("append");
+                }
+                let data = b.into_inner().expect("tar");
+                let _ = unpack(&data[..], Compression::None, &root, "sub", UnpackOptions::default());
+                let outside: Vec<_> = fs::read_dir(sandbox.path()).expect("dir").map(|e| e.expect("entry").file_name()).collect();
+                prop_assert_eq!(outside, vec![std::ffi::OsString::from("root")]);
+            }
+        }
+    }
 }

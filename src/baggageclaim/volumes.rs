@@ -82,8 +82,8 @@ pub struct Volumes {
     http: reqwest::Client,
 }
 
-fn not_found(handle: &str) -> BaggageclaimError {
-    BaggageclaimError::NotFound(format!("failed to get volume: {handle}"))
+fn not_found(_handle: &str) -> BaggageclaimError {
+    BaggageclaimError::NotFound("failed to get volume".to_string())
 }
 
 fn io_err(context: &str, e: impl std::fmt::Display) -> BaggageclaimError {

@@ -256,6 +256,22 @@ unsafe fn write_zero(path: &CString) -> io::Result<()> {
     Ok(())
 }
 
+/// A new network namespace starts with `lo` down; hermetic processes still use localhost.
+unsafe fn loopback_up() {
+    let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+    if fd < 0 {
+        return;
+    }
+    let mut req: libc::ifreq = std::mem::zeroed();
+    req.ifr_name[0] = b'l' as libc::c_char;
+    req.ifr_name[1] = b'o' as libc::c_char;
+    if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) == 0 {
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
+    }
+    libc::close(fd);
+}
+
 /// The `pre_exec` body: only B returns (to exec); C and A end in `_exit`.
 ///
 /// # Safety
@@ -269,6 +285,9 @@ pub unsafe fn enter(plan: &ChildPlan) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     LinuxSyscall.sethostname(&plan.hostname)?;
+    if plan.unshare_flags & libc::CLONE_NEWNET != 0 {
+        loopback_up();
+    }
     let a = libc::fork();
     if a < 0 {
         return Err(io::Error::last_os_error());
