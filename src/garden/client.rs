@@ -178,7 +178,7 @@ impl GardenClient {
 
         let (result_tx, result_rx) = watch::channel(None);
         tokio::spawn(async move {
-            let mut outcome = Err(transport("decode failed: EOF"));
+            let mut outcome = Err(GardenError::Other("connection: decode failed: EOF".into()));
             while let Ok(Some(line)) = lines.next_line().await {
                 let Ok(p) = serde_json::from_str::<ProcessPayload>(&line) else {
                     continue;
@@ -248,7 +248,7 @@ impl Process for ClientProcess {
                 return r;
             }
             if rx.changed().await.is_err() {
-                return Err(transport("decode failed: EOF"));
+                return Err(GardenError::Other("connection: decode failed: EOF".into()));
             }
         }
     }
