@@ -662,3 +662,56 @@ async fn the_in_process_store_answers_like_the_server() {
         Err(BaggageclaimError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn overlay_volumes_are_remounted_when_the_worker_comes_back_after_a_reboot() {
+    if !root_or_skip("overlay_volumes_are_remounted_when_the_worker_comes_back_after_a_reboot") {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tmp");
+    let path = work.path().to_path_buf();
+    let bc = start_in(work, DriverKind::Overlay).await;
+    bc.client
+        .create_volume(VolumeRequest::new("base", Strategy::Empty))
+        .await
+        .expect("create");
+    put_files(&bc, "base", &[("from-base", b"1")]).await;
+    let child = bc
+        .client
+        .create_volume(VolumeRequest::new(
+            "kid",
+            Strategy::Cow {
+                volume: "base".into(),
+            },
+        ))
+        .await
+        .expect("cow");
+    std::fs::write(format!("{}/from-kid", child.path), b"2").expect("write");
+    let Bc { work, _stop, .. } = bc;
+    drop(_stop);
+    // A reboot loses the mounts but keeps the disk.
+    let status = std::process::Command::new("umount")
+        .arg(&child.path)
+        .status()
+        .expect("umount");
+    assert!(status.success());
+    assert!(!std::path::Path::new(&format!("{}/from-base", child.path)).exists());
+    let bc = start_in(work, DriverKind::Overlay).await;
+    let files = files_of(&bc, "kid", ".").await;
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.contains(&"from-base") && names.contains(&"from-kid"),
+        "{names:?}"
+    );
+    bc.client
+        .destroy_volumes(&["kid".into(), "base".into()])
+        .await
+        .expect("destroy");
+    assert!(path
+        .join("volumes/live")
+        .read_dir()
+        .expect("dir")
+        .next()
+        .is_none());
+}
