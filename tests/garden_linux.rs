@@ -348,6 +348,35 @@ async fn the_hosts_root_is_a_read_only_base_and_users_and_capabilities_apply() {
         .expect("create");
     let (_, out, _) = run(&g, "users", "id -u; id -g", "concourse").await;
     assert_eq!(out, "1000\n1000\n");
+    let missing = ProcessSpec {
+        path: "no-such-binary".into(),
+        ..Default::default()
+    };
+    let err = g
+        .client
+        .run("users", missing, ProcessIo::default())
+        .await
+        .err();
+    assert!(
+        matches!(err, Some(GardenError::ExecutableNotFound { .. })),
+        "{err:?}"
+    );
+    let ghost = ProcessSpec {
+        path: "true".into(),
+        user: "ghost".into(),
+        ..Default::default()
+    };
+    let err = g
+        .client
+        .run("users", ghost, ProcessIo::default())
+        .await
+        .err();
+    assert_eq!(
+        err,
+        Some(GardenError::Other(
+            "unable to find user ghost: no matching entries in passwd file".into()
+        ))
+    );
     let cap_bnd = "grep CapBnd /proc/self/status";
     let (_, unprivileged, _) = run(&g, "users", cap_bnd, "").await;
     g.client
