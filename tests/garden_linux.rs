@@ -144,11 +144,32 @@ async fn a_container_has_its_own_pids_hostname_and_no_view_of_host_processes() {
         "only the container's own processes are visible, saw {visible}"
     );
     let (status, out, _) = run(&g, "iso", "echo $$; grep -c lo /proc/net/dev", "").await;
-    assert_eq!(
-        (status, out.lines().next()),
-        (0, Some("2")),
-        "the process runs under the container's pid 1"
+    let pid: u32 = out
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("a pid");
+    assert_eq!(status, 0);
+    assert!(
+        pid > 1 && pid < 100,
+        "the process runs under the container's own pid 1, as pid {pid}"
     );
+    // Processes of one container share its pid namespace: a second one sees the first.
+    let sleeper = ProcessSpec {
+        id: "sleeper".into(),
+        path: "sleep".into(),
+        args: vec!["100".into()],
+        ..Default::default()
+    };
+    let p = g
+        .client
+        .run("iso", sleeper, ProcessIo::default())
+        .await
+        .expect("run");
+    let (_, out, _) = run(&g, "iso", "grep -l '^sleep' /proc/[0-9]*/comm | wc -l", "").await;
+    assert_eq!(out.trim(), "1", "the sleeper is visible to its neighbour");
+    p.signal(Signal::Kill).await.expect("kill");
+    assert_eq!(p.wait().await.expect("wait"), 137);
     g.client.destroy("iso").await.expect("destroy");
 }
 

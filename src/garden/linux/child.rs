@@ -1,15 +1,17 @@
-//! What runs between `fork` and `exec` to put a process in its container.
+//! What runs between `fork` and `exec` to make a container and put processes in it.
 //!
-//! Three processes: the spawned child C stays in the host's pid namespace (it is what the
-//! Garden waits on and signals); after unsharing it forks A, pid 1 of the new pid
-//! namespace, which builds the mount tree, pivots into the rootfs and then reaps and
-//! forwards signals like a tiny init; A forks B, which drops privileges and execs the
-//! process. C and A exit with B's status (128 + signal when it was killed, so an OOM kill
-//! reads 137). Everything here is allocation-free: the `ChildPlan` is built beforehand.
+//! A container has an init: the spawned child C stays in the host's pid namespace (the
+//! Garden holds it; killing it ends the container); after unsharing, C forks A, pid 1 of
+//! the new pid namespace, which builds the mount tree, pivots into the rootfs and then only
+//! reaps orphans. A process joins A's namespaces: its spawned child C' does `setns` into
+//! them and forks B, which drops privileges and execs; C' forwards signals to B and exits
+//! with B's status (128 + signal when it was killed, so an OOM kill reads 137).
+//! Everything here is allocation-free: the plans are built beforehand.
 
 use super::syscall::{LinuxSyscall, Syscall};
 use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 pub struct BindPlan {
@@ -19,8 +21,8 @@ pub struct BindPlan {
     pub read_only: bool,
 }
 
-/// Everything the post-fork code needs, as C strings and integers.
-pub struct ChildPlan {
+/// What the container init needs, as C strings and integers.
+pub struct InitPlan {
     pub rootfs: CString,
     pub binds: Vec<BindPlan>,
     pub proc_dir: CString,
@@ -29,6 +31,13 @@ pub struct ChildPlan {
     pub hostname: Vec<u8>,
     pub cgroup_procs: Vec<CString>,
     pub unshare_flags: libc::c_int,
+}
+
+/// What a process joining a container needs.
+pub struct ProcessPlan {
+    /// The init's namespaces (ipc, uts, net, pid, mnt: the mount namespace last).
+    pub namespaces: Vec<OwnedFd>,
+    pub cgroup_procs: Vec<CString>,
     pub workdir: CString,
     pub uid: libc::uid_t,
     pub gid: libc::gid_t,
@@ -102,8 +111,8 @@ impl DevPlan {
     }
 }
 
-/// Builds the container's mount tree and pivots into it (runs in A, pid 1).
-pub fn setup_mounts(plan: &ChildPlan, sys: &dyn Syscall) -> io::Result<()> {
+/// Builds the container's mount tree and pivots into it (runs in the init, pid 1).
+pub fn setup_mounts(plan: &InitPlan, sys: &dyn Syscall) -> io::Result<()> {
     let empty = c"";
     sys.mount(
         empty,
@@ -172,7 +181,7 @@ pub fn setup_mounts(plan: &ChildPlan, sys: &dyn Syscall) -> io::Result<()> {
 }
 
 /// Drops what the process must not have and moves to its working directory (runs in B).
-pub fn drop_privileges(plan: &ChildPlan, sys: &dyn Syscall) -> io::Result<()> {
+pub fn drop_privileges(plan: &ProcessPlan, sys: &dyn Syscall) -> io::Result<()> {
     for cap in &plan.drop_caps {
         sys.drop_bounding_cap(*cap)?;
     }
@@ -272,11 +281,33 @@ unsafe fn loopback_up() {
     libc::close(fd);
 }
 
-/// The `pre_exec` body: only B returns (to exec); C and A end in `_exit`.
+extern "C" fn wake(_sig: libc::c_int) {}
+
+/// Pid 1: reap whatever is reparented to us, forever.
+unsafe fn init_loop() -> ! {
+    let mut sa: libc::sigaction = std::mem::zeroed();
+    sa.sa_sigaction = wake as extern "C" fn(libc::c_int) as usize;
+    libc::sigaction(libc::SIGCHLD, &sa, std::ptr::null_mut());
+    let mut block: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut block);
+    libc::sigaddset(&mut block, libc::SIGCHLD);
+    libc::sigprocmask(libc::SIG_BLOCK, &block, std::ptr::null_mut());
+    let mut empty: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut empty);
+    loop {
+        let mut status = 0;
+        while libc::waitpid(-1, &mut status, libc::WNOHANG) > 0 {}
+        libc::sigsuspend(&empty);
+    }
+}
+
+/// The `pre_exec` body of a container's init. Never returns on success: C waits for A,
+/// A is pid 1 until killed. The spawn returns once both closed their copy of std's
+/// exec-error pipe, i.e. once the mount tree is ready.
 ///
 /// # Safety
 /// Must run in a freshly forked child, between fork and exec.
-pub unsafe fn enter(plan: &ChildPlan) -> io::Result<()> {
+pub unsafe fn enter_init(plan: &InitPlan) -> io::Result<()> {
     libc::setpgid(0, 0);
     for procs in &plan.cgroup_procs {
         write_zero(procs)?;
@@ -293,13 +324,12 @@ pub unsafe fn enter(plan: &ChildPlan) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     if a > 0 {
-        // C: stand in for the container on the host side.
+        // C: the container's handle on the host side.
         install_forwarding(a);
         close_from(3);
         let code = wait_for(a, false);
         libc::_exit(code);
     }
-    // A: pid 1 of the container.
     libc::prctl(
         libc::PR_SET_PDEATHSIG,
         libc::SIGKILL as libc::c_ulong,
@@ -308,6 +338,24 @@ pub unsafe fn enter(plan: &ChildPlan) -> io::Result<()> {
         0,
     );
     setup_mounts(plan, &LinuxSyscall)?;
+    close_from(3);
+    init_loop()
+}
+
+/// The `pre_exec` body of a process: only B returns (to exec); C' ends in `_exit`.
+///
+/// # Safety
+/// Must run in a freshly forked child, between fork and exec.
+pub unsafe fn enter_process(plan: &ProcessPlan) -> io::Result<()> {
+    libc::setpgid(0, 0);
+    for procs in &plan.cgroup_procs {
+        write_zero(procs)?;
+    }
+    for ns in &plan.namespaces {
+        if libc::setns(ns.as_raw_fd(), 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
     let b = libc::fork();
     if b < 0 {
         return Err(io::Error::last_os_error());
@@ -315,10 +363,17 @@ pub unsafe fn enter(plan: &ChildPlan) -> io::Result<()> {
     if b > 0 {
         install_forwarding(b);
         close_from(3);
-        let code = wait_for(b, true);
+        let code = wait_for(b, false);
         libc::_exit(code);
     }
-    // B: the process itself.
+    // B: the process itself, a member of the container's pid namespace.
+    libc::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        0,
+        0,
+        0,
+    );
     if plan.tty {
         libc::setsid();
         libc::ioctl(0, libc::TIOCSCTTY, 0);
@@ -331,8 +386,8 @@ mod tests {
     use super::super::syscall::RecordingSyscall;
     use super::*;
 
-    fn plan() -> ChildPlan {
-        ChildPlan {
+    fn init_plan() -> InitPlan {
+        InitPlan {
             rootfs: c("/w/c/rootfs"),
             binds: vec![
                 BindPlan {
@@ -352,6 +407,13 @@ mod tests {
             hostname: b"handle".to_vec(),
             cgroup_procs: vec![],
             unshare_flags: 0,
+        }
+    }
+
+    fn process_plan() -> ProcessPlan {
+        ProcessPlan {
+            namespaces: vec![],
+            cgroup_procs: vec![],
             workdir: c("/tmp/build/in"),
             uid: 1000,
             gid: 1000,
@@ -364,7 +426,7 @@ mod tests {
     #[test]
     fn volumes_are_bound_at_their_paths_before_pivoting_into_the_rootfs() {
         let sys = RecordingSyscall::default();
-        setup_mounts(&plan(), &sys).expect("recorded");
+        setup_mounts(&init_plan(), &sys).expect("recorded");
         let calls = sys.calls();
         let pos = |needle: &str| {
             calls
@@ -392,7 +454,7 @@ mod tests {
     #[test]
     fn privileges_drop_capabilities_then_ids_then_enter_the_working_directory() {
         let sys = RecordingSyscall::default();
-        drop_privileges(&plan(), &sys).expect("recorded");
+        drop_privileges(&process_plan(), &sys).expect("recorded");
         assert_eq!(
             sys.calls(),
             [

@@ -1,11 +1,11 @@
 //! The linux backend: each container is an overlayfs rootfs (over a `raw://` directory,
 //! an image volume, or the host's root read-only) with its volumes bind-mounted at their
-//! paths, a cgroup holding its limits, and for each process fresh mount, pid, uts and ipc
-//! namespaces (plus net when the container has no outbound rules), a pivot_root into the
-//! rootfs, capabilities dropped unless privileged, and the process's user.
+//! paths, a cgroup holding its limits, its own mount, pid, uts and ipc namespaces (plus net
+//! when the container has no outbound rules) with a pivot_root into the rootfs; processes
+//! run with capabilities dropped unless privileged, as the process's user.
 //!
-//! Processes of one container share its rootfs, volumes and cgroup but not a pid
-//! namespace: each process is under its own small init (see `child`).
+//! Each container has a small init (pid 1 of its pid namespace, see `child`) holding its
+//! namespaces; every process joins them, so processes of one container see each other.
 
 mod cgroup;
 pub mod child;
@@ -15,7 +15,7 @@ use super::backend::{under, Backend, BackendKind, Sandbox};
 use crate::baggageclaim::archive::{ensure_dir_inside, resolve_inside};
 use crate::baggageclaim::driver::remove_tree;
 use crate::proto::garden::{BindMountMode, ContainerSpec, GardenError, Metrics, ProcessSpec};
-use child::{BindPlan, ChildPlan};
+use child::{BindPlan, InitPlan, ProcessPlan};
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -88,6 +88,10 @@ struct LinuxSandbox {
     rootfs: PathBuf,
     spec: ContainerSpec,
     cgroup: Option<cgroup::Cgroup>,
+    /// The init's host-side process (C): killing it ends the container.
+    init: std::sync::Mutex<Option<std::process::Child>>,
+    /// Host pid of the container's pid 1, whose namespaces processes join.
+    init_pid: i32,
 }
 
 /// The lower directory of a rootfs URI: `raw:///abs/dir`, or the host's root when empty.
@@ -150,8 +154,13 @@ impl Backend for LinuxBackend {
             rootfs,
             spec: spec.clone(),
             cgroup: None,
+            init: std::sync::Mutex::new(None),
+            init_pid: 0,
         };
-        if let Err(e) = sandbox.prepare(self.cgroups) {
+        if let Err(e) = sandbox
+            .prepare(self.cgroups)
+            .and_then(|()| sandbox.start_init())
+        {
             let _ = sandbox.destroy();
             return Err(e);
         }
@@ -214,7 +223,77 @@ impl LinuxSandbox {
         Ok(())
     }
 
-    fn plan(&self, spec: &ProcessSpec, tty: bool) -> Result<ChildPlan, GardenError> {
+    fn init_plan(&self) -> InitPlan {
+        let rootfs = self.rootfs.display().to_string();
+        let mut binds = self.spec.bind_mounts.clone();
+        binds.sort_by(|a, b| a.dst_path.cmp(&b.dst_path)); // parents before children
+        let mut flags =
+            libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+        if self.spec.netout_rules.is_empty() {
+            flags |= libc::CLONE_NEWNET; // no outbound rules: hermetic, like upstream
+        }
+        InitPlan {
+            rootfs: cpath(&self.rootfs),
+            binds: binds
+                .iter()
+                .map(|m| BindPlan {
+                    src: cpath(Path::new(&m.src_path)),
+                    dst: cpath(&under(&self.rootfs, &m.dst_path)),
+                    read_only: m.mode == BindMountMode::ReadOnly,
+                })
+                .collect(),
+            proc_dir: cpath(&self.rootfs.join("proc")),
+            sys_dir: cpath(&self.rootfs.join("sys")),
+            dev: child::DevPlan::standard(&rootfs),
+            hostname: self.handle.bytes().take(63).collect(),
+            cgroup_procs: self.cgroup_procs(),
+            unshare_flags: flags,
+        }
+    }
+
+    fn cgroup_procs(&self) -> Vec<CString> {
+        self.cgroup
+            .as_ref()
+            .map(|c| c.procs_files().iter().map(|p| cpath(p)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Starts the container's init and learns its pid 1's host pid. The spawn returns
+    /// once the init's mount tree is ready (see `child::enter_init`).
+    fn start_init(&mut self) -> Result<(), GardenError> {
+        use std::os::unix::process::CommandExt;
+        let plan = self.init_plan();
+        // The program is never executed: the init's children never return from pre_exec.
+        let mut cmd = std::process::Command::new("/proc/self/exe");
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: `child::enter_init` only makes system calls on the pre-built plan.
+        unsafe {
+            cmd.pre_exec(move || child::enter_init(&plan));
+        }
+        let init = cmd
+            .spawn()
+            .map_err(|e| GardenError::Other(format!("starting the container: {e}")))?;
+        let children = format!("/proc/{0}/task/{0}/children", init.id());
+        *self.init.lock().unwrap_or_else(|p| p.into_inner()) = Some(init);
+        // C forked pid 1 before the spawn returned; the kernel lists it at once.
+        for _ in 0..500 {
+            if let Some(pid) = fs::read_to_string(&children)
+                .ok()
+                .and_then(|t| t.split_whitespace().next().and_then(|p| p.parse().ok()))
+            {
+                self.init_pid = pid;
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        Err(GardenError::Other(
+            "starting the container: its init did not appear".into(),
+        ))
+    }
+
+    fn plan(&self, spec: &ProcessSpec, tty: bool) -> Result<ProcessPlan, GardenError> {
         let (uid, gid, groups) = resolve_user(&self.rootfs, &spec.user)?;
         let workdir = if spec.dir.is_empty() {
             "/".to_string()
@@ -243,14 +322,12 @@ impl LinuxSandbox {
         };
         ensure_dir_inside(&root, &rel)
             .map_err(|e| GardenError::BadRequest(format!("working directory {workdir}: {e}")))?;
-
-        let rootfs = self.rootfs.display().to_string();
-        let mut binds = self.spec.bind_mounts.clone();
-        binds.sort_by(|a, b| a.dst_path.cmp(&b.dst_path)); // parents before children
-        let mut flags =
-            libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
-        if self.spec.netout_rules.is_empty() {
-            flags |= libc::CLONE_NEWNET; // no outbound rules: hermetic, like upstream
+        let mut namespaces = Vec::new();
+        for ns in ["ipc", "uts", "net", "pid", "mnt"] {
+            let f = fs::File::open(format!("/proc/{}/ns/{ns}", self.init_pid)).map_err(|e| {
+                GardenError::Other(format!("container {} is gone: {e}", self.handle))
+            })?;
+            namespaces.push(std::os::fd::OwnedFd::from(f));
         }
         let last_cap: libc::c_int = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
             .ok()
@@ -261,26 +338,9 @@ impl LinuxSandbox {
         } else {
             (0..=last_cap).filter(|c| !KEPT_CAPS.contains(c)).collect()
         };
-        Ok(ChildPlan {
-            rootfs: cpath(&self.rootfs),
-            binds: binds
-                .iter()
-                .map(|m| BindPlan {
-                    src: cpath(Path::new(&m.src_path)),
-                    dst: cpath(&under(&self.rootfs, &m.dst_path)),
-                    read_only: m.mode == BindMountMode::ReadOnly,
-                })
-                .collect(),
-            proc_dir: cpath(&self.rootfs.join("proc")),
-            sys_dir: cpath(&self.rootfs.join("sys")),
-            dev: child::DevPlan::standard(&rootfs),
-            hostname: self.handle.bytes().take(63).collect(),
-            cgroup_procs: self
-                .cgroup
-                .as_ref()
-                .map(|c| c.procs_files().iter().map(|p| cpath(p)).collect())
-                .unwrap_or_default(),
-            unshare_flags: flags,
+        Ok(ProcessPlan {
+            namespaces,
+            cgroup_procs: self.cgroup_procs(),
             workdir: CString::new(workdir)
                 .map_err(|_| GardenError::bad_request("working directory with a NUL byte"))?,
             uid,
@@ -359,12 +419,17 @@ impl Sandbox for LinuxSandbox {
         }
         // SAFETY: `child::enter` only makes system calls on the pre-built plan.
         unsafe {
-            cmd.pre_exec(move || child::enter(&plan));
+            cmd.pre_exec(move || child::enter_process(&plan));
         }
         Ok(cmd)
     }
 
     fn destroy(&self) -> Result<(), GardenError> {
+        if let Some(mut init) = self.init.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            // Killing C makes pid 1 die (PDEATHSIG), which ends every process inside.
+            let _ = init.kill();
+            let _ = init.wait();
+        }
         if let Some(cg) = &self.cgroup {
             cg.destroy()
                 .map_err(|e| GardenError::Other(format!("removing the container's cgroup: {e}")))?;
