@@ -188,7 +188,7 @@ impl Cgroup {
     /// Kills what is left inside and removes the directories.
     pub fn destroy(&self) -> io::Result<()> {
         for d in &self.dirs {
-            for attempt in 0..50 {
+            for attempt in 0..2000 {
                 if let Ok(text) = fs::read_to_string(d.join("cgroup.procs")) {
                     for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
                         // SAFETY: kill takes integers.
@@ -198,9 +198,9 @@ impl Cgroup {
                 match fs::remove_dir(d) {
                     Ok(()) => break,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                    Err(e) if attempt == 49 => return Err(e),
+                    Err(e) if attempt == 1999 => return Err(e),
                     // Killed processes take a moment to leave the group (blocking thread).
-                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
                 }
             }
         }

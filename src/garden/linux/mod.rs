@@ -426,7 +426,11 @@ impl Sandbox for LinuxSandbox {
 
     fn destroy(&self) -> Result<(), GardenError> {
         if let Some(mut init) = self.init.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            // Killing C makes pid 1 die (PDEATHSIG), which ends every process inside.
+            // Killing pid 1 ends every process inside; C follows.
+            if self.init_pid > 0 {
+                // SAFETY: kill takes integers.
+                unsafe { libc::kill(self.init_pid, libc::SIGKILL) };
+            }
             let _ = init.kill();
             let _ = init.wait();
         }
