@@ -687,6 +687,13 @@ async fn the_hijacked_run_protocol_is_unframed_ndjson_after_the_head() {
     )
     .await;
     assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    let huge = raw_exchange(
+        &g.url,
+        "POST /containers/raw/processes HTTP/1.1\r\nContent-Length: 999999999999\r\n\r\n",
+        b"",
+    )
+    .await;
+    assert!(huge.starts_with("HTTP/1.1 400"), "{huge}");
     let unknown = raw_exchange(
         &g.url,
         "GET /containers/raw/processes/p/attaches/999/stdout HTTP/1.1\r\n\r\n",

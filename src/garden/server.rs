@@ -24,6 +24,8 @@ type Shared = Arc<dyn Garden>;
 
 /// Chunks kept per output stream for a slow or absent reader; past it chunks are dropped.
 const STREAM_QUEUE: usize = 4000;
+/// The largest process spec accepted on a run request.
+const MAX_SPEC: usize = 1024 * 1024;
 /// How long a finished process's output streams stay resolvable.
 const STREAM_GRACE: Duration = Duration::from_secs(60);
 
@@ -226,6 +228,10 @@ impl Server {
     ) {
         let mut body = head.rest.clone();
         let len = head.content_length().unwrap_or(0);
+        if len > MAX_SPEC {
+            let e = GardenError::bad_request(format!("process spec larger than {MAX_SPEC} bytes"));
+            return write_error(&mut stream, &e).await;
+        }
         if body.len() < len {
             let mut more = vec![0u8; len - body.len()];
             if stream.read_exact(&mut more).await.is_err() {
