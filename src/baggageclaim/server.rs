@@ -271,6 +271,7 @@ async fn stream_p2p_out(
     bc.lookup_volume(&handle).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let (path, url) = (path.clone(), url.clone());
+    // Owned by the response: it ends with the transfer, or when the caller hangs up.
     tokio::spawn(async move {
         let transfer = bc.stream_p2p_out(&handle, &path, encoding, &url);
         tokio::pin!(transfer);

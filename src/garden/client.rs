@@ -1,5 +1,7 @@
 //! The HTTP client of a Garden server, implementing the `Garden` trait. Process routes
 //! use raw connections (spec §1.3): one control connection plus one per output stream.
+//! The tasks pumping those connections belong to them: each ends when its connection
+//! closes (the server closes all three once the process exited and its output drained).
 
 use super::http1::{self, Head, Prefixed};
 use crate::proto::garden::*;
