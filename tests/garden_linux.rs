@@ -398,6 +398,27 @@ async fn the_hosts_root_is_a_read_only_base_and_users_and_capabilities_apply() {
             "unable to find user ghost: no matching entries in passwd file".into()
         ))
     );
+    let (otx, orx) = mpsc::channel(4);
+    let limited = ProcessSpec {
+        path: "sh".into(),
+        args: vec!["-c".into(), "ulimit -n".into()],
+        rlimits: Some(serde_json::json!({"nofile": 100})),
+        ..Default::default()
+    };
+    let p = g
+        .client
+        .run(
+            "users",
+            limited,
+            ProcessIo {
+                stdout: Some(otx),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("run");
+    assert_eq!(p.wait().await.expect("wait"), 0);
+    assert_eq!(drain(orx).await, "100\n");
     let cap_bnd = "grep CapBnd /proc/self/status";
     let (_, unprivileged, _) = run(&g, "users", cap_bnd, "").await;
     g.client

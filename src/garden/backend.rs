@@ -84,6 +84,55 @@ pub fn under(dir: &Path, container_path: &str) -> PathBuf {
     out
 }
 
+/// A process's rlimits (`{"nofile": 1024, ...}`, upstream's names) as (resource, value)
+/// pairs, soft and hard limit alike.
+pub fn rlimits(spec: &ProcessSpec) -> Result<Vec<(u32, u64)>, GardenError> {
+    let Some(serde_json::Value::Object(map)) = &spec.rlimits else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (name, value) in map {
+        let Some(v) = value.as_u64() else { continue }; // null: not set
+        let resource = match name.as_str() {
+            "as" => libc::RLIMIT_AS,
+            "core" => libc::RLIMIT_CORE,
+            "cpu" => libc::RLIMIT_CPU,
+            "data" => libc::RLIMIT_DATA,
+            "fsize" => libc::RLIMIT_FSIZE,
+            "locks" => libc::RLIMIT_LOCKS,
+            "memlock" => libc::RLIMIT_MEMLOCK,
+            "msgqueue" => libc::RLIMIT_MSGQUEUE,
+            "nice" => libc::RLIMIT_NICE,
+            "nofile" => libc::RLIMIT_NOFILE,
+            "nproc" => libc::RLIMIT_NPROC,
+            "rss" => libc::RLIMIT_RSS,
+            "rtprio" => libc::RLIMIT_RTPRIO,
+            "sigpending" => libc::RLIMIT_SIGPENDING,
+            "stack" => libc::RLIMIT_STACK,
+            other => return Err(GardenError::BadRequest(format!("unknown rlimit: {other}"))),
+        };
+        out.push((resource as u32, v));
+    }
+    Ok(out)
+}
+
+/// Applies rlimits between fork and exec (only `setrlimit` calls).
+///
+/// # Safety
+/// Async-signal-safe; meant for `pre_exec`.
+pub unsafe fn apply_rlimits(limits: &[(u32, u64)]) -> std::io::Result<()> {
+    for &(resource, value) in limits {
+        let lim = libc::rlimit {
+            rlim_cur: value as libc::rlim_t,
+            rlim_max: value as libc::rlim_t,
+        };
+        if libc::setrlimit(resource as _, &lim) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// The process backend: a directory per container, volumes symlinked at their paths under it.
 pub struct ProcessBackend;
 
@@ -137,13 +186,14 @@ impl Sandbox for ProcessSandbox {
         let dir = under(&self.dir, if spec.dir.is_empty() { "/" } else { &spec.dir });
         fs::create_dir_all(&dir)
             .map_err(|e| GardenError::other(format!("creating working directory: {e}")))?;
+        let limits = rlimits(spec)?;
         let mut cmd = tokio::process::Command::new(&spec.path);
         cmd.args(&spec.args).current_dir(&dir).env_clear();
         for kv in env {
             let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
             cmd.env(k, v);
         }
-        // SAFETY: only async-signal-safe calls (setsid, ioctl, setpgid) between fork and exec.
+        // SAFETY: only async-signal-safe calls (setsid, ioctl, setpgid, setrlimit) between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
                 if tty {
@@ -153,7 +203,7 @@ impl Sandbox for ProcessSandbox {
                 } else if libc::setpgid(0, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                Ok(())
+                apply_rlimits(&limits)
             });
         }
         Ok(cmd)

@@ -43,6 +43,7 @@ pub struct ProcessPlan {
     pub gid: libc::gid_t,
     pub groups: Vec<libc::gid_t>,
     pub drop_caps: Vec<libc::c_int>,
+    pub rlimits: Vec<(u32, u64)>,
     pub tty: bool,
 }
 
@@ -378,6 +379,7 @@ pub unsafe fn enter_process(plan: &ProcessPlan) -> io::Result<()> {
         libc::setsid();
         libc::ioctl(0, libc::TIOCSCTTY, 0);
     }
+    crate::garden::backend::apply_rlimits(&plan.rlimits)?;
     drop_privileges(plan, &LinuxSyscall)
 }
 
@@ -419,6 +421,7 @@ mod tests {
             gid: 1000,
             groups: vec![1000],
             drop_caps: vec![21],
+            rlimits: vec![],
             tty: false,
         }
     }

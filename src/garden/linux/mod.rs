@@ -347,6 +347,7 @@ impl LinuxSandbox {
             gid,
             groups,
             drop_caps,
+            rlimits: super::backend::rlimits(spec)?,
             tty,
         })
     }
