@@ -131,3 +131,23 @@ fn worker_without_work_dir_fails_with_upstream_wording() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("the required flag `--work-dir' was not specified"));
 }
+
+#[tokio::test]
+async fn the_in_process_worker_parts_serve_the_traits_directly() {
+    let work = tempfile::tempdir().expect("tmp");
+    let parts = concourse::roles::worker::WorkerParts::open_default(work.path()).expect("parts");
+    let (garden, bc) = (parts.garden(), parts.baggageclaim());
+    let v = bc
+        .create_volume(VolumeRequest::new("scratch", Strategy::Empty))
+        .await
+        .expect("volume");
+    assert!(
+        std::path::Path::new(&v.path).starts_with(work.path().canonicalize().expect("canonical"))
+    );
+    garden.ping().await.expect("ping");
+    assert!(garden
+        .list(Default::default())
+        .await
+        .expect("list")
+        .is_empty());
+}

@@ -60,6 +60,28 @@ impl WorkerParts {
         })
     }
 
+    /// The parts with upstream's defaults (runtime and driver detected), for quickstart's
+    /// in-process worker.
+    pub fn open_default(work_dir: &Path) -> anyhow::Result<WorkerParts> {
+        let args = WorkerRuntimeArgs {
+            bind_ip: "127.0.0.1".into(),
+            bind_port: 7777,
+            runtime: None,
+            containerd_max_containers: 250,
+            garden_default_grace_time: "0s".into(),
+            baggageclaim_bind_ip: "127.0.0.1".into(),
+            baggageclaim_bind_port: 7788,
+            baggageclaim_driver: "detect".into(),
+            baggageclaim_p2p_interface_name_pattern: "eth0".into(),
+            baggageclaim_p2p_interface_family: 4,
+            tags: Vec::new(),
+            team: None,
+            ephemeral: false,
+            tsa_host: Vec::new(),
+        };
+        Self::open(work_dir, &args)
+    }
+
     pub fn garden(&self) -> Arc<dyn Garden> {
         Arc::new(self.containers.clone())
     }
