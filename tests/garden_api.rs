@@ -760,3 +760,47 @@ async fn a_second_concurrent_destroy_is_refused() {
     );
     assert_eq!(results[1 - refused], Ok(()));
 }
+
+#[tokio::test]
+async fn an_in_process_reattach_without_stdin_leaves_the_process_stdin_open() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = GardenConfig {
+        dir: dir.path().to_path_buf(),
+        default_grace_time: Duration::ZERO,
+        max_containers: 0,
+    };
+    let local: Arc<dyn Garden> =
+        Arc::new(Containers::new(Arc::new(ProcessBackend), config).expect("containers"));
+    local
+        .create(ContainerSpec {
+            handle: "x".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let (tx, rx) = mpsc::channel(4);
+    let spec = ProcessSpec {
+        id: "reader".into(),
+        ..sh("read x; echo got $x")
+    };
+    let first = local
+        .run(
+            "x",
+            spec,
+            ProcessIo {
+                stdin: Some(rx),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("run");
+    let (io, out) = capture();
+    let second = local.attach("x", "reader", io).await.expect("attach");
+    tx.send(Bytes::from_static(b"hi\n"))
+        .await
+        .expect("stdin still open");
+    drop(tx);
+    assert_eq!(second.wait().await.expect("wait"), 0);
+    assert_eq!(first.wait().await.expect("wait"), 0);
+    assert_eq!(out.stdout.await.expect("stdout"), "got hi\n");
+}

@@ -716,7 +716,7 @@ impl Garden for Arc<Containers> {
         let c = self.get(handle)?;
         let record = c.lock().processes.get(process_id).cloned();
         let record = record.ok_or_else(|| GardenError::ProcessNotFound(process_id.to_string()))?;
-        Ok(Box::new(Attachment::attach(record, io, true, &self.tasks)))
+        Ok(Box::new(Attachment::attach(record, io, false, &self.tasks)))
     }
 }
 

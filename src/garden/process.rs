@@ -288,12 +288,13 @@ pub struct Attachment {
 }
 
 impl Attachment {
-    /// Connects `io` to the process. `close_stdin_at_end`: when the client's stdin ends,
-    /// the process's stdin is closed (a run without stdin closes it at once).
+    /// Connects `io` to the process. When the client's stdin ends, the process's stdin is
+    /// closed; a client without stdin closes it at once only when `started` (a run without
+    /// stdin), never on a re-attach.
     pub fn attach(
         record: Arc<ProcessRecord>,
         io: ProcessIo,
-        close_stdin_at_end: bool,
+        started: bool,
         tasks: &tokio_util::task::TaskTracker,
     ) -> Attachment {
         if let Some(mut stdin) = io.stdin {
@@ -302,11 +303,9 @@ impl Attachment {
                 while let Some(chunk) = stdin.recv().await {
                     r.write_stdin(&chunk).await;
                 }
-                if close_stdin_at_end {
-                    r.close_stdin().await;
-                }
+                r.close_stdin().await;
             });
-        } else if close_stdin_at_end {
+        } else if started {
             let r = record.clone();
             tasks.spawn(async move { r.close_stdin().await });
         }
