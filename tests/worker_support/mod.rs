@@ -1,6 +1,8 @@
 //! Shared by the worker tests: servers on ephemeral ports, tar builders, condition waits.
 #![allow(dead_code)]
 
+pub mod garden;
+
 use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
