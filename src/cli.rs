@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "concourse", version, about = "Concourse CI: web, worker, quickstart and fly in one binary")]
+#[command(
+    name = "concourse",
+    version,
+    about = "Concourse CI: web, worker, quickstart and fly in one binary"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub log: LogArgs,
@@ -62,10 +66,22 @@ pub enum LogFormat {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Minimum level of logs to see.
-    #[arg(long, global = true, env = "CONCOURSE_LOG_LEVEL", value_enum, default_value = "info")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONCOURSE_LOG_LEVEL",
+        value_enum,
+        default_value = "info"
+    )]
     pub log_level: LogLevel,
     /// Log line format.
-    #[arg(long, global = true, env = "CONCOURSE_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONCOURSE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 }
 
@@ -107,9 +123,15 @@ impl PostgresArgs {
             return None;
         }
         Some(crate::db::PostgresConfig {
-            host: self.postgres_host.clone().unwrap_or_else(|| "127.0.0.1".into()),
+            host: self
+                .postgres_host
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1".into()),
             port: self.postgres_port,
-            user: self.postgres_user.clone().unwrap_or_else(|| "postgres".into()),
+            user: self
+                .postgres_user
+                .clone()
+                .unwrap_or_else(|| "postgres".into()),
             password: self.postgres_password.clone().unwrap_or_default(),
             database: self.postgres_database.clone(),
             sslmode: self.postgres_sslmode.clone(),
@@ -178,13 +200,25 @@ pub struct WorkerRuntimeArgs {
     #[arg(long, env = "CONCOURSE_RUNTIME")]
     pub runtime: Option<String>,
     /// Maximum number of containers (0 = no limit).
-    #[arg(long, env = "CONCOURSE_CONTAINERD_MAX_CONTAINERS", default_value_t = 250)]
+    #[arg(
+        long,
+        env = "CONCOURSE_CONTAINERD_MAX_CONTAINERS",
+        default_value_t = 250
+    )]
     pub containerd_max_containers: usize,
     /// Grace time after which an idle container is destroyed (0 = never, like upstream's worker).
-    #[arg(long, env = "CONCOURSE_GARDEN_DEFAULT_GRACE_TIME", default_value = "0s")]
+    #[arg(
+        long,
+        env = "CONCOURSE_GARDEN_DEFAULT_GRACE_TIME",
+        default_value = "0s"
+    )]
     pub garden_default_grace_time: String,
     /// IP address on which to listen for the Baggageclaim server.
-    #[arg(long, env = "CONCOURSE_BAGGAGECLAIM_BIND_IP", default_value = "127.0.0.1")]
+    #[arg(
+        long,
+        env = "CONCOURSE_BAGGAGECLAIM_BIND_IP",
+        default_value = "127.0.0.1"
+    )]
     pub baggageclaim_bind_ip: String,
     /// Port on which to listen for the Baggageclaim server.
     #[arg(long, env = "CONCOURSE_BAGGAGECLAIM_BIND_PORT", default_value_t = 7788)]
@@ -193,13 +227,26 @@ pub struct WorkerRuntimeArgs {
     #[arg(long, env = "CONCOURSE_BAGGAGECLAIM_DRIVER", default_value = "detect")]
     pub baggageclaim_driver: String,
     /// Regular expression matching the interface whose address `/p2p-url` reports.
-    #[arg(long, env = "CONCOURSE_BAGGAGECLAIM_P2P_INTERFACE_NAME_PATTERN", default_value = "eth0")]
+    #[arg(
+        long,
+        env = "CONCOURSE_BAGGAGECLAIM_P2P_INTERFACE_NAME_PATTERN",
+        default_value = "eth0"
+    )]
     pub baggageclaim_p2p_interface_name_pattern: String,
     /// 4 or 6: the address family for `/p2p-url`.
-    #[arg(long, env = "CONCOURSE_BAGGAGECLAIM_P2P_INTERFACE_FAMILY", default_value_t = 4)]
+    #[arg(
+        long,
+        env = "CONCOURSE_BAGGAGECLAIM_P2P_INTERFACE_FAMILY",
+        default_value_t = 4
+    )]
     pub baggageclaim_p2p_interface_family: u8,
     /// Tags to advertise (repeatable or comma-separated).
-    #[arg(long = "tag", alias = "tags", env = "CONCOURSE_TAG", value_delimiter = ',')]
+    #[arg(
+        long = "tag",
+        alias = "tags",
+        env = "CONCOURSE_TAG",
+        value_delimiter = ','
+    )]
     pub tags: Vec<String>,
     /// The name of the team this worker will be assigned to.
     #[arg(long, env = "CONCOURSE_TEAM")]

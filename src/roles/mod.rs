@@ -25,7 +25,10 @@ pub fn run(cli: Cli) -> i32 {
                 let code = crate::fly::main(args.into_iter().map(Into::into).collect());
                 std::process::exit(code)
             }
-            other => Err(anyhow::anyhow!("`{}` is not available in this build yet", command_name(&other))),
+            other => Err(anyhow::anyhow!(
+                "`{}` is not available in this build yet",
+                command_name(&other)
+            )),
         }
     });
     match result {
@@ -57,9 +60,13 @@ fn init_tracing(level: LogLevel, format: LogFormat) {
         LogLevel::Info => "info",
         LogLevel::Error | LogLevel::Fatal => "error",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CONCOURSE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{filter},hyper=warn,tokio_postgres=warn")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("CONCOURSE_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("{filter},hyper=warn,tokio_postgres=warn"))
+        });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
