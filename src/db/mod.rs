@@ -35,12 +35,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub trait Store: Send + Sync + 'static {
     // --- teams -------------------------------------------------------------------------
     /// Creates the team, or replaces its auth. Returns the team and whether it was created.
-    async fn upsert_team(
-        &self,
-        name: &str,
-        auth: &TeamAuth,
-        admin: bool,
-    ) -> Result<(TeamRow, bool)>;
+    async fn upsert_team(&self, name: &str, auth: &TeamAuth, admin: bool) -> Result<(TeamRow, bool)>;
     async fn team(&self, name: &str) -> Result<Option<TeamRow>>;
     async fn teams(&self) -> Result<Vec<TeamRow>>;
     /// False when no team has the old name.
@@ -65,24 +60,13 @@ pub trait Store: Send + Sync + 'static {
     /// next value of one global sequence as the new version. A new pipeline starts paused
     /// unless `SavePipeline::paused_on_create` is false. Re-saving clears `archived`.
     async fn save_pipeline(&self, save: &SavePipeline) -> Result<SavedPipeline>;
-    async fn pipeline(
-        &self,
-        team: &str,
-        name: &str,
-        instance_vars: Option<&Value>,
-    ) -> Result<Option<PipelineRow>>;
+    async fn pipeline(&self, team: &str, name: &str, instance_vars: Option<&Value>) -> Result<Option<PipelineRow>>;
     async fn pipeline_by_id(&self, id: i64) -> Result<Option<PipelineRow>>;
     /// A team's pipelines in their `ordering`; all teams' (by team name, then ordering) when `team` is None.
     async fn pipelines(&self, team: Option<&str>) -> Result<Vec<PipelineRow>>;
     /// The stored config and its version; None for unknown or archived pipelines.
     async fn pipeline_config(&self, pipeline_id: i64) -> Result<Option<(Value, i64)>>;
-    async fn set_pipeline_paused(
-        &self,
-        pipeline_id: i64,
-        paused: bool,
-        by: &str,
-        at: i64,
-    ) -> Result<()>;
+    async fn set_pipeline_paused(&self, pipeline_id: i64, paused: bool, by: &str, at: i64) -> Result<()>;
     async fn set_pipeline_public(&self, pipeline_id: i64, public: bool) -> Result<()>;
     /// Renames every pipeline of the instance group `old` of the team. False when none exists.
     async fn rename_pipeline(&self, team_id: i64, old: &str, new: &str) -> Result<bool>;
@@ -113,12 +97,7 @@ pub trait Store: Send + Sync + 'static {
     /// Returns the id of the last appended event.
     async fn append_build_events(&self, build_id: i64, events: &[Value]) -> Result<i64>;
     /// Events with id greater than `after`, oldest first, at most `limit`.
-    async fn build_events(
-        &self,
-        build_id: i64,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<(i64, Value)>>;
+    async fn build_events(&self, build_id: i64, after: i64, limit: i64) -> Result<Vec<(i64, Value)>>;
 
     // --- workers -----------------------------------------------------------------------------
     async fn save_worker(&self, worker: &WorkerRow) -> Result<()>;
@@ -143,9 +122,7 @@ pub struct PostgresConfig {
 }
 
 /// Connects to PostgreSQL, applies migrations (under an advisory lock) and returns the store.
-pub async fn connect_postgres(
-    _config: &PostgresConfig,
-) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+pub async fn connect_postgres(_config: &PostgresConfig) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     unimplemented!("db::connect_postgres")
 }
 

@@ -3,10 +3,7 @@
 use crate::cli::{MigrateArgs, WebArgs};
 use std::path::PathBuf;
 
-pub async fn run(
-    _args: WebArgs,
-    _quickstart_worker_dir: Option<Option<PathBuf>>,
-) -> anyhow::Result<()> {
+pub async fn run(_args: WebArgs, _quickstart_worker_dir: Option<Option<PathBuf>>) -> anyhow::Result<()> {
     anyhow::bail!("web: not wired yet")
 }
 
