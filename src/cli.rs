@@ -182,6 +182,81 @@ pub struct WorkerArgs {
     /// Directory in which to place container data.
     #[arg(long, env = "CONCOURSE_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub runtime: WorkerRuntimeArgs,
+}
+
+/// Flags of the worker's own servers, Garden and Baggageclaim (upstream's names).
+#[derive(Debug, Clone, Args)]
+pub struct WorkerRuntimeArgs {
+    /// IP address on which to listen for the Garden server.
+    #[arg(long, env = "CONCOURSE_BIND_IP", default_value = "127.0.0.1")]
+    pub bind_ip: String,
+    /// Port on which to listen for the Garden server.
+    #[arg(long, env = "CONCOURSE_BIND_PORT", default_value_t = 7777)]
+    pub bind_port: u16,
+    /// Container runtime: linux (aliases containerd, guardian) or process (alias houdini).
+    /// Default: linux when root on Linux, else process.
+    #[arg(long, env = "CONCOURSE_RUNTIME")]
+    pub runtime: Option<String>,
+    /// Maximum number of containers (0 = no limit).
+    #[arg(
+        long,
+        env = "CONCOURSE_CONTAINERD_MAX_CONTAINERS",
+        default_value_t = 250
+    )]
+    pub containerd_max_containers: usize,
+    /// Grace time after which an idle container is destroyed (0 = never, like upstream's worker).
+    #[arg(
+        long,
+        env = "CONCOURSE_GARDEN_DEFAULT_GRACE_TIME",
+        default_value = "0s"
+    )]
+    pub garden_default_grace_time: String,
+    /// IP address on which to listen for the Baggageclaim server.
+    #[arg(
+        long,
+        env = "CONCOURSE_BAGGAGECLAIM_BIND_IP",
+        default_value = "127.0.0.1"
+    )]
+    pub baggageclaim_bind_ip: String,
+    /// Port on which to listen for the Baggageclaim server.
+    #[arg(long, env = "CONCOURSE_BAGGAGECLAIM_BIND_PORT", default_value_t = 7788)]
+    pub baggageclaim_bind_port: u16,
+    /// Driver to use for managing volumes: detect, naive or overlay.
+    #[arg(long, env = "CONCOURSE_BAGGAGECLAIM_DRIVER", default_value = "detect")]
+    pub baggageclaim_driver: String,
+    /// Regular expression matching the interface whose address `/p2p-url` reports.
+    #[arg(
+        long,
+        env = "CONCOURSE_BAGGAGECLAIM_P2P_INTERFACE_NAME_PATTERN",
+        default_value = "eth0"
+    )]
+    pub baggageclaim_p2p_interface_name_pattern: String,
+    /// 4 or 6: the address family for `/p2p-url`.
+    #[arg(
+        long,
+        env = "CONCOURSE_BAGGAGECLAIM_P2P_INTERFACE_FAMILY",
+        default_value_t = 4
+    )]
+    pub baggageclaim_p2p_interface_family: u8,
+    /// Tags to advertise (repeatable or comma-separated).
+    #[arg(
+        long = "tag",
+        alias = "tags",
+        env = "CONCOURSE_TAG",
+        value_delimiter = ','
+    )]
+    pub tags: Vec<String>,
+    /// The name of the team this worker will be assigned to.
+    #[arg(long, env = "CONCOURSE_TEAM")]
+    pub team: Option<String>,
+    /// Whether the worker is removed as soon as it stalls.
+    #[arg(long, env = "CONCOURSE_EPHEMERAL")]
+    pub ephemeral: bool,
+    /// TSA host to register through; without one the worker runs standalone.
+    #[arg(long = "tsa-host", env = "CONCOURSE_TSA_HOST", value_delimiter = ',')]
+    pub tsa_host: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -3,10 +3,12 @@
 //! Integration tests in tests/ drive the same components through their public APIs.
 
 pub mod atc;
+pub mod baggageclaim;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod fly;
+pub mod garden;
 pub mod proto;
 pub mod resources;
 pub mod roles;

@@ -4,3 +4,6 @@
 //! is defined here once; `atc`, `fly`, `db` and the worker side all import it from here.
 
 pub mod api;
+pub mod baggageclaim;
+pub mod garden;
+pub mod stream;

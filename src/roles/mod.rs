@@ -2,6 +2,7 @@
 
 pub mod keys;
 pub mod web;
+pub mod worker;
 
 use crate::cli::{Cli, Command, LogFormat, LogLevel};
 
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> i32 {
             Command::Quickstart(args) => web::run(args.web, Some(args.worker_work_dir)).await,
             Command::Migrate(args) => web::migrate(args).await,
             Command::GenerateKey(args) => keys::generate(&args),
+            Command::Worker(args) => worker::run(args).await,
             other => Err(anyhow::anyhow!(
                 "`{}` is not available in this build yet",
                 command_name(&other)

@@ -1,0 +1,217 @@
+//! Backends: what a container is on this host. `process` (no isolation, like upstream's
+//! Houdini) lives here; `linux` (namespaces, overlayfs, cgroups) in `linux/`.
+
+use crate::proto::garden::{ContainerSpec, GardenError, Metrics, ProcessSpec};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Which backend a Garden runs (`--runtime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Namespaces, overlayfs, pivot_root, cgroups (`linux`, `containerd`, `guardian`).
+    Linux,
+    /// No isolation: one directory per container (`process`, `houdini`).
+    Process,
+}
+
+impl BackendKind {
+    /// Linux when running as root on Linux with namespaces available, else process.
+    pub fn detect() -> BackendKind {
+        if super::linux::supported() {
+            BackendKind::Linux
+        } else {
+            BackendKind::Process
+        }
+    }
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "linux" | "containerd" | "guardian" => Ok(BackendKind::Linux),
+            "process" | "houdini" => Ok(BackendKind::Process),
+            other => Err(format!(
+                "unknown runtime {other:?} (linux, containerd, guardian, process, houdini)"
+            )),
+        }
+    }
+}
+
+/// A created container as its backend sees it. Blocking methods.
+pub trait Sandbox: Send + Sync {
+    /// Where the container's `/` is on the host (for paths not under a bind mount).
+    fn root(&self) -> &Path;
+    /// A command running `spec` in the container with the final `env`; the caller sets
+    /// stdio. With `tty`, stdin is the pty slave and must become the controlling terminal.
+    fn command(
+        &self,
+        spec: &ProcessSpec,
+        env: &[String],
+        tty: bool,
+    ) -> Result<tokio::process::Command, GardenError>;
+    /// Undoes everything `create` did. Processes are already dead.
+    fn destroy(&self) -> Result<(), GardenError>;
+    fn metrics(&self) -> Metrics {
+        Metrics::default()
+    }
+    /// Whether the kernel OOM-killed something in this container.
+    fn oom_killed(&self) -> bool {
+        false
+    }
+}
+
+/// Makes containers. Blocking; called on `spawn_blocking`.
+pub trait Backend: Send + Sync {
+    fn kind(&self) -> BackendKind;
+    /// Creates the container `handle` in the fresh directory `dir`.
+    fn create(
+        &self,
+        handle: &str,
+        spec: &ContainerSpec,
+        dir: &Path,
+    ) -> Result<Box<dyn Sandbox>, GardenError>;
+}
+
+/// `dir` joined with an absolute container path (never leaving `dir` lexically).
+pub fn under(dir: &Path, container_path: &str) -> PathBuf {
+    let mut out = dir.to_path_buf();
+    for c in Path::new(container_path).components() {
+        if let std::path::Component::Normal(n) = c {
+            out.push(n);
+        }
+    }
+    out
+}
+
+/// A process's rlimits (`{"nofile": 1024, ...}`, upstream's names) as (resource, value)
+/// pairs, soft and hard limit alike.
+pub fn rlimits(spec: &ProcessSpec) -> Result<Vec<(u32, u64)>, GardenError> {
+    let Some(serde_json::Value::Object(map)) = &spec.rlimits else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (name, value) in map {
+        let Some(v) = value.as_u64() else { continue }; // null: not set
+        let resource = match name.as_str() {
+            "as" => libc::RLIMIT_AS,
+            "core" => libc::RLIMIT_CORE,
+            "cpu" => libc::RLIMIT_CPU,
+            "data" => libc::RLIMIT_DATA,
+            "fsize" => libc::RLIMIT_FSIZE,
+            "locks" => libc::RLIMIT_LOCKS,
+            "memlock" => libc::RLIMIT_MEMLOCK,
+            "msgqueue" => libc::RLIMIT_MSGQUEUE,
+            "nice" => libc::RLIMIT_NICE,
+            "nofile" => libc::RLIMIT_NOFILE,
+            "nproc" => libc::RLIMIT_NPROC,
+            "rss" => libc::RLIMIT_RSS,
+            "rtprio" => libc::RLIMIT_RTPRIO,
+            "sigpending" => libc::RLIMIT_SIGPENDING,
+            "stack" => libc::RLIMIT_STACK,
+            other => return Err(GardenError::BadRequest(format!("unknown rlimit: {other}"))),
+        };
+        out.push((resource as u32, v));
+    }
+    Ok(out)
+}
+
+/// Applies rlimits between fork and exec (only `setrlimit` calls).
+///
+/// # Safety
+/// Async-signal-safe; meant for `pre_exec`.
+pub unsafe fn apply_rlimits(limits: &[(u32, u64)]) -> std::io::Result<()> {
+    for &(resource, value) in limits {
+        let lim = libc::rlimit {
+            rlim_cur: value as libc::rlim_t,
+            rlim_max: value as libc::rlim_t,
+        };
+        if libc::setrlimit(resource as _, &lim) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The process backend: a directory per container, volumes symlinked at their paths under it.
+pub struct ProcessBackend;
+
+struct ProcessSandbox {
+    dir: PathBuf,
+}
+
+impl Backend for ProcessBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Process
+    }
+
+    fn create(
+        &self,
+        handle: &str,
+        spec: &ContainerSpec,
+        dir: &Path,
+    ) -> Result<Box<dyn Sandbox>, GardenError> {
+        if !spec.rootfs.is_empty() || !spec.image.uri.is_empty() {
+            tracing::debug!(handle, rootfs = %spec.rootfs, "process backend ignores the image");
+        }
+        fs::create_dir_all(dir)
+            .map_err(|e| GardenError::other(format!("creating container dir: {e}")))?;
+        for m in &spec.bind_mounts {
+            let at = under(dir, &m.dst_path);
+            if let Some(parent) = at.parent() {
+                fs::create_dir_all(parent)
+                    .map_err(|e| GardenError::other(format!("bind mount {}: {e}", m.dst_path)))?;
+            }
+            let _ = fs::remove_dir(&at);
+            std::os::unix::fs::symlink(&m.src_path, &at)
+                .map_err(|e| GardenError::other(format!("bind mount {}: {e}", m.dst_path)))?;
+        }
+        Ok(Box::new(ProcessSandbox {
+            dir: dir.to_path_buf(),
+        }))
+    }
+}
+
+impl Sandbox for ProcessSandbox {
+    fn root(&self) -> &Path {
+        &self.dir
+    }
+
+    fn command(
+        &self,
+        spec: &ProcessSpec,
+        env: &[String],
+        tty: bool,
+    ) -> Result<tokio::process::Command, GardenError> {
+        let dir = under(&self.dir, if spec.dir.is_empty() { "/" } else { &spec.dir });
+        fs::create_dir_all(&dir)
+            .map_err(|e| GardenError::other(format!("creating working directory: {e}")))?;
+        let limits = rlimits(spec)?;
+        let mut cmd = tokio::process::Command::new(&spec.path);
+        cmd.args(&spec.args).current_dir(&dir).env_clear();
+        for kv in env {
+            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            cmd.env(k, v);
+        }
+        // SAFETY: only async-signal-safe calls (setsid, ioctl, setpgid, setrlimit) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if tty {
+                    if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::setpgid(0, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                apply_rlimits(&limits)
+            });
+        }
+        Ok(cmd)
+    }
+
+    fn destroy(&self) -> Result<(), GardenError> {
+        // Symlinked volumes are removed as links; their targets are left alone.
+        crate::baggageclaim::driver::remove_tree(&self.dir)
+            .map_err(|e| GardenError::other(format!("removing container: {e}")))
+    }
+}

@@ -1,0 +1,470 @@
+//! What runs between `fork` and `exec` to make a container and put processes in it.
+//!
+//! A container has an init: the spawned child C stays in the host's pid namespace (the
+//! Garden holds it; killing it ends the container); after unsharing, C forks A, pid 1 of
+//! the new pid namespace, which builds the mount tree, pivots into the rootfs and then only
+//! reaps orphans. A process joins A's namespaces: its spawned child C' does `setns` into
+//! them and forks B, which drops privileges and execs; C' forwards signals to B and exits
+//! with B's status (128 + signal when it was killed, so an OOM kill reads 137).
+//! Everything here is allocation-free: the plans are built beforehand.
+
+use super::syscall::{LinuxSyscall, Syscall};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+pub struct BindPlan {
+    pub src: CString,
+    /// Target as a host path inside the rootfs (before pivot_root).
+    pub dst: CString,
+    pub read_only: bool,
+}
+
+/// What the container init needs, as C strings and integers.
+pub struct InitPlan {
+    pub rootfs: CString,
+    pub binds: Vec<BindPlan>,
+    pub proc_dir: CString,
+    pub sys_dir: CString,
+    pub dev: DevPlan,
+    pub hostname: Vec<u8>,
+    pub cgroup_procs: Vec<CString>,
+    pub unshare_flags: libc::c_int,
+}
+
+/// What a process joining a container needs.
+pub struct ProcessPlan {
+    /// The init's namespaces (ipc, uts, net, pid, mnt: the mount namespace last).
+    pub namespaces: Vec<OwnedFd>,
+    pub cgroup_procs: Vec<CString>,
+    pub workdir: CString,
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+    pub groups: Vec<libc::gid_t>,
+    pub drop_caps: Vec<libc::c_int>,
+    pub rlimits: Vec<(u32, u64)>,
+    pub tty: bool,
+}
+
+fn c(s: &str) -> CString {
+    CString::new(s).unwrap_or_default()
+}
+
+/// A file system mounted inside the container's /dev.
+pub struct DevMount {
+    pub dir: CString,
+    pub source: CString,
+    pub fstype: CString,
+    pub flags: libc::c_ulong,
+    pub data: CString,
+}
+
+/// The /dev of a container: a tmpfs with the harmless host devices bound in.
+pub struct DevPlan {
+    pub dir: CString,
+    /// (host device, node inside the rootfs' /dev)
+    pub nodes: Vec<(CString, CString)>,
+    /// (target, link) inside the rootfs' /dev
+    pub links: Vec<(CString, CString)>,
+    pub mounts: Vec<DevMount>,
+}
+
+impl DevPlan {
+    pub fn standard(rootfs: &str) -> DevPlan {
+        let dev = format!("{rootfs}/dev");
+        let nodes = ["null", "zero", "full", "random", "urandom", "tty"]
+            .iter()
+            .map(|n| (c(&format!("/dev/{n}")), c(&format!("{dev}/{n}"))))
+            .collect();
+        let links = [
+            ("/proc/self/fd", "fd"),
+            ("/proc/self/fd/0", "stdin"),
+            ("/proc/self/fd/1", "stdout"),
+            ("/proc/self/fd/2", "stderr"),
+            ("pts/ptmx", "ptmx"),
+        ]
+        .iter()
+        .map(|(t, l)| (c(t), c(&format!("{dev}/{l}"))))
+        .collect();
+        let mounts = vec![
+            DevMount {
+                dir: c(&format!("{dev}/shm")),
+                source: c("shm"),
+                fstype: c("tmpfs"),
+                flags: (libc::MS_NOSUID | libc::MS_NODEV) as libc::c_ulong,
+                data: c("mode=1777"),
+            },
+            DevMount {
+                dir: c(&format!("{dev}/pts")),
+                source: c("devpts"),
+                fstype: c("devpts"),
+                flags: (libc::MS_NOSUID | libc::MS_NOEXEC) as libc::c_ulong,
+                data: c("newinstance,ptmxmode=0666,mode=0620"),
+            },
+        ];
+        DevPlan {
+            dir: c(&dev),
+            nodes,
+            links,
+            mounts,
+        }
+    }
+}
+
+/// Builds the container's mount tree and pivots into it (runs in the init, pid 1).
+pub fn setup_mounts(plan: &InitPlan, sys: &dyn Syscall) -> io::Result<()> {
+    let empty = c"";
+    sys.mount(
+        empty,
+        c"/",
+        empty,
+        (libc::MS_REC | libc::MS_PRIVATE) as libc::c_ulong,
+        empty,
+    )?;
+    sys.mount(
+        &plan.rootfs,
+        &plan.rootfs,
+        empty,
+        (libc::MS_BIND | libc::MS_REC) as libc::c_ulong,
+        empty,
+    )?;
+    for b in &plan.binds {
+        sys.mount(
+            &b.src,
+            &b.dst,
+            empty,
+            (libc::MS_BIND | libc::MS_REC) as libc::c_ulong,
+            empty,
+        )?;
+        if b.read_only {
+            let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC;
+            sys.mount(empty, &b.dst, empty, flags as libc::c_ulong, empty)?;
+        }
+    }
+    sys.mount(
+        c"proc",
+        &plan.proc_dir,
+        c"proc",
+        (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as libc::c_ulong,
+        empty,
+    )?;
+    sys.mount(
+        c"tmpfs",
+        &plan.dev.dir,
+        c"tmpfs",
+        (libc::MS_NOSUID | libc::MS_STRICTATIME) as libc::c_ulong,
+        c"mode=755",
+    )?;
+    for (host, node) in &plan.dev.nodes {
+        sys.create_file(node)?;
+        sys.mount(host, node, empty, libc::MS_BIND as libc::c_ulong, empty)?;
+    }
+    for m in &plan.dev.mounts {
+        sys.mkdir(&m.dir, 0o755)?;
+        let _ = sys.mount(&m.source, &m.dir, &m.fstype, m.flags, &m.data); // not essential to run a process
+    }
+    for (target, link) in &plan.dev.links {
+        sys.symlink(target, link)?;
+    }
+    let ro = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let _ = sys.mount(
+        c"sysfs",
+        &plan.sys_dir,
+        c"sysfs",
+        ro as libc::c_ulong,
+        empty,
+    ); // refused in some setups; not essential
+    sys.chdir(&plan.rootfs)?;
+    sys.pivot_root(c".", c".")?;
+    sys.umount(c".", libc::MNT_DETACH)?;
+    sys.chdir(c"/")
+}
+
+/// Drops what the process must not have and moves to its working directory (runs in B).
+pub fn drop_privileges(plan: &ProcessPlan, sys: &dyn Syscall) -> io::Result<()> {
+    for cap in &plan.drop_caps {
+        sys.drop_bounding_cap(*cap)?;
+    }
+    sys.set_ids(plan.uid, plan.gid, &plan.groups)?;
+    sys.chdir(&plan.workdir)
+}
+
+/// Where a forwarding handler sends signals (per process: each copy has its own).
+static TARGET: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let t = TARGET.load(Ordering::Relaxed);
+    if t > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(t, sig) };
+    }
+}
+
+const FORWARDED: [libc::c_int; 7] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
+
+unsafe fn install_forwarding(target: libc::pid_t) {
+    TARGET.store(target, Ordering::Relaxed);
+    for sig in FORWARDED {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = forward as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigaction(sig, &sa, std::ptr::null_mut());
+    }
+}
+
+unsafe fn close_from(fd: libc::c_uint) {
+    if libc::syscall(libc::SYS_close_range, fd, libc::c_uint::MAX, 0) != 0 {
+        for f in fd..1024 {
+            libc::close(f as libc::c_int);
+        }
+    }
+}
+
+fn status_code(status: libc::c_int) -> libc::c_int {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        255
+    }
+}
+
+/// Waits for `pid`; with `reap_all`, also reaps every other child meanwhile (pid 1's job).
+unsafe fn wait_for(pid: libc::pid_t, reap_all: bool) -> libc::c_int {
+    loop {
+        let mut status = 0;
+        let r = libc::waitpid(if reap_all { -1 } else { pid }, &mut status, 0);
+        if r == pid {
+            return status_code(status);
+        }
+        if r < 0 && *libc::__errno_location() != libc::EINTR {
+            return 255;
+        }
+    }
+}
+
+unsafe fn write_zero(path: &CString) -> io::Result<()> {
+    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let rc = libc::write(fd, b"0".as_ptr().cast(), 1);
+    libc::close(fd);
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A new network namespace starts with `lo` down; hermetic processes still use localhost.
+unsafe fn loopback_up() {
+    let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+    if fd < 0 {
+        return;
+    }
+    let mut req: libc::ifreq = std::mem::zeroed();
+    req.ifr_name[0] = b'l' as libc::c_char;
+    req.ifr_name[1] = b'o' as libc::c_char;
+    if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) == 0 {
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
+    }
+    libc::close(fd);
+}
+
+extern "C" fn wake(_sig: libc::c_int) {}
+
+/// Pid 1: reap whatever is reparented to us, forever.
+unsafe fn init_loop() -> ! {
+    let mut sa: libc::sigaction = std::mem::zeroed();
+    sa.sa_sigaction = wake as extern "C" fn(libc::c_int) as usize;
+    libc::sigaction(libc::SIGCHLD, &sa, std::ptr::null_mut());
+    let mut block: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut block);
+    libc::sigaddset(&mut block, libc::SIGCHLD);
+    libc::sigprocmask(libc::SIG_BLOCK, &block, std::ptr::null_mut());
+    let mut empty: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut empty);
+    loop {
+        let mut status = 0;
+        while libc::waitpid(-1, &mut status, libc::WNOHANG) > 0 {}
+        libc::sigsuspend(&empty);
+    }
+}
+
+/// The `pre_exec` body of a container's init. Never returns on success: C waits for A,
+/// A is pid 1 until killed. The spawn returns once both closed their copy of std's
+/// exec-error pipe, i.e. once the mount tree is ready.
+///
+/// # Safety
+/// Must run in a freshly forked child, between fork and exec.
+pub unsafe fn enter_init(plan: &InitPlan) -> io::Result<()> {
+    libc::setpgid(0, 0);
+    for procs in &plan.cgroup_procs {
+        write_zero(procs)?;
+    }
+    if libc::unshare(plan.unshare_flags) != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    LinuxSyscall.sethostname(&plan.hostname)?;
+    if plan.unshare_flags & libc::CLONE_NEWNET != 0 {
+        loopback_up();
+    }
+    let a = libc::fork();
+    if a < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if a > 0 {
+        // C: the container's handle on the host side.
+        install_forwarding(a);
+        close_from(3);
+        let code = wait_for(a, false);
+        libc::_exit(code);
+    }
+    libc::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        0,
+        0,
+        0,
+    );
+    setup_mounts(plan, &LinuxSyscall)?;
+    close_from(3);
+    init_loop()
+}
+
+/// The `pre_exec` body of a process: only B returns (to exec); C' ends in `_exit`.
+///
+/// # Safety
+/// Must run in a freshly forked child, between fork and exec.
+pub unsafe fn enter_process(plan: &ProcessPlan) -> io::Result<()> {
+    libc::setpgid(0, 0);
+    for procs in &plan.cgroup_procs {
+        write_zero(procs)?;
+    }
+    for ns in &plan.namespaces {
+        if libc::setns(ns.as_raw_fd(), 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let b = libc::fork();
+    if b < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if b > 0 {
+        install_forwarding(b);
+        close_from(3);
+        let code = wait_for(b, false);
+        libc::_exit(code);
+    }
+    // B: the process itself, a member of the container's pid namespace.
+    libc::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        0,
+        0,
+        0,
+    );
+    if plan.tty {
+        libc::setsid();
+        libc::ioctl(0, libc::TIOCSCTTY, 0);
+    }
+    crate::garden::backend::apply_rlimits(&plan.rlimits)?;
+    drop_privileges(plan, &LinuxSyscall)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::syscall::RecordingSyscall;
+    use super::*;
+
+    fn init_plan() -> InitPlan {
+        InitPlan {
+            rootfs: c("/w/c/rootfs"),
+            binds: vec![
+                BindPlan {
+                    src: c("/w/volumes/live/v/volume"),
+                    dst: c("/w/c/rootfs/tmp/build/in"),
+                    read_only: false,
+                },
+                BindPlan {
+                    src: c("/certs"),
+                    dst: c("/w/c/rootfs/etc/ssl/certs"),
+                    read_only: true,
+                },
+            ],
+            proc_dir: c("/w/c/rootfs/proc"),
+            sys_dir: c("/w/c/rootfs/sys"),
+            dev: DevPlan::standard("/w/c/rootfs"),
+            hostname: b"handle".to_vec(),
+            cgroup_procs: vec![],
+            unshare_flags: 0,
+        }
+    }
+
+    fn process_plan() -> ProcessPlan {
+        ProcessPlan {
+            namespaces: vec![],
+            cgroup_procs: vec![],
+            workdir: c("/tmp/build/in"),
+            uid: 1000,
+            gid: 1000,
+            groups: vec![1000],
+            drop_caps: vec![21],
+            rlimits: vec![],
+            tty: false,
+        }
+    }
+
+    #[test]
+    fn volumes_are_bound_at_their_paths_before_pivoting_into_the_rootfs() {
+        let sys = RecordingSyscall::default();
+        setup_mounts(&init_plan(), &sys).expect("recorded");
+        let calls = sys.calls();
+        let pos = |needle: &str| {
+            calls
+                .iter()
+                .position(|c| c.starts_with(needle))
+                .unwrap_or_else(|| panic!("{needle} in {calls:#?}"))
+        };
+        assert!(
+            pos("mount /w/volumes/live/v/volume on /w/c/rootfs/tmp/build/in") < pos("pivot_root")
+        );
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.starts_with("mount  on /w/c/rootfs/etc/ssl/certs")
+                    && c.contains("flags 0x5021")),
+            "{calls:#?}"
+        );
+        assert!(pos("mount proc on /w/c/rootfs/proc type proc") < pos("chdir /w/c/rootfs"));
+        assert!(
+            pos("mount /dev/null on /w/c/rootfs/dev/null") > pos("mount tmpfs on /w/c/rootfs/dev")
+        );
+        assert_eq!(calls.last().map(String::as_str), Some("chdir /"));
+    }
+
+    #[test]
+    fn privileges_drop_capabilities_then_ids_then_enter_the_working_directory() {
+        let sys = RecordingSyscall::default();
+        drop_privileges(&process_plan(), &sys).expect("recorded");
+        assert_eq!(
+            sys.calls(),
+            [
+                "drop cap 21",
+                "ids 1000:1000 groups [1000]",
+                "chdir /tmp/build/in"
+            ]
+        );
+    }
+}

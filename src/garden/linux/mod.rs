@@ -1,0 +1,524 @@
+//! The linux backend: each container is an overlayfs rootfs (over a `raw://` directory,
+//! an image volume, or the host's root read-only) with its volumes bind-mounted at their
+//! paths, a cgroup holding its limits, its own mount, pid, uts and ipc namespaces (plus net
+//! when the container has no outbound rules) with a pivot_root into the rootfs; processes
+//! run with capabilities dropped unless privileged, as the process's user.
+//!
+//! Each container has a small init (pid 1 of its pid namespace, see `child`) holding its
+//! namespaces; every process joins them, so processes of one container see each other.
+
+mod cgroup;
+pub mod child;
+pub mod syscall;
+
+use super::backend::{under, Backend, BackendKind, Sandbox};
+use crate::baggageclaim::archive::{ensure_dir_inside, resolve_inside};
+use crate::baggageclaim::driver::remove_tree;
+use crate::proto::garden::{BindMountMode, ContainerSpec, GardenError, Metrics, ProcessSpec};
+use child::{BindPlan, InitPlan, ProcessPlan};
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use syscall::{LinuxSyscall, Syscall};
+
+/// Whether this host can run the linux backend (root, namespaces, overlayfs).
+pub fn supported() -> bool {
+    crate::baggageclaim::archive::is_root()
+        && Path::new("/proc/self/ns/pid").exists()
+        && fs::read_to_string("/proc/filesystems")
+            .map(|f| f.contains("overlay"))
+            .unwrap_or(false)
+}
+
+fn cpath(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
+}
+
+fn unmount(p: &Path) {
+    let _ = LinuxSyscall.umount(&cpath(p), libc::MNT_DETACH);
+}
+
+/// Undoes mounts and cgroups left in a container directory by an earlier run.
+pub fn cleanup_leftover(dir: &Path) {
+    if dir.join("rootfs").exists() {
+        unmount(&dir.join("rootfs"));
+    }
+    cgroup::Cgroup::remove_leftover(&cgroup_name(dir));
+}
+
+/// A container's cgroup name: its handle, prefixed with a digest of its directory so two
+/// Gardens on one host (or two test runs) never share a group.
+fn cgroup_name(dir: &Path) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(dir.as_os_str().as_bytes());
+    let prefix: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let handle = dir
+        .file_name()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{prefix}-{handle}")
+}
+
+/// Capabilities an unprivileged container keeps (Docker's default set).
+const KEPT_CAPS: [libc::c_int; 14] = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31];
+
+pub struct LinuxBackend {
+    cgroups: Option<cgroup::Version>,
+}
+
+impl LinuxBackend {
+    pub fn new(_work_dir: &Path) -> std::io::Result<LinuxBackend> {
+        if !supported() {
+            return Err(std::io::Error::other(
+                "the linux runtime needs root, namespaces and overlayfs",
+            ));
+        }
+        let cgroups = cgroup::detect();
+        if cgroups.is_none() {
+            tracing::warn!("no cgroup hierarchy found: container limits are not enforced");
+        }
+        Ok(LinuxBackend { cgroups })
+    }
+}
+
+struct LinuxSandbox {
+    handle: String,
+    dir: PathBuf,
+    rootfs: PathBuf,
+    spec: ContainerSpec,
+    cgroup: Option<cgroup::Cgroup>,
+    /// The init's host-side process (C): killing it ends the container.
+    init: std::sync::Mutex<Option<std::process::Child>>,
+    /// Host pid of the container's pid 1, whose namespaces processes join.
+    init_pid: i32,
+}
+
+/// The lower directory of a rootfs URI: `raw:///abs/dir`, or the host's root when empty.
+fn rootfs_lower(spec: &ContainerSpec) -> Result<PathBuf, GardenError> {
+    let uri = if spec.rootfs.is_empty() {
+        &spec.image.uri
+    } else {
+        &spec.rootfs
+    };
+    if uri.is_empty() {
+        return Ok(PathBuf::from("/"));
+    }
+    let malformed = || {
+        GardenError::BadRequest("malformatted rootfs: must be of form 'scheme://<abs_dir>'".into())
+    };
+    let path = uri.strip_prefix("raw://").ok_or_else(malformed)?;
+    if !path.starts_with('/') {
+        return Err(malformed());
+    }
+    let p = PathBuf::from(path);
+    if !p.is_dir() {
+        return Err(GardenError::BadRequest(format!(
+            "rootfs {path} is not a directory"
+        )));
+    }
+    Ok(p)
+}
+
+impl Backend for LinuxBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Linux
+    }
+
+    fn create(
+        &self,
+        handle: &str,
+        spec: &ContainerSpec,
+        dir: &Path,
+    ) -> Result<Box<dyn Sandbox>, GardenError> {
+        let lower = rootfs_lower(spec)?;
+        let other =
+            |what: &str, e: &dyn std::fmt::Display| GardenError::Other(format!("{what}: {e}"));
+        let rootfs = dir.join("rootfs");
+        for d in ["upper", "work", "rootfs"] {
+            fs::create_dir_all(dir.join(d)).map_err(|e| other("creating container", &e))?;
+        }
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            dir.join("upper").display(),
+            dir.join("work").display()
+        );
+        let opts = CString::new(options).map_err(|e| other("rootfs", &e))?;
+        LinuxSyscall
+            .mount(c"overlay", &cpath(&rootfs), c"overlay", 0, &opts)
+            .map_err(|e| other("mounting the rootfs", &e))?;
+        let mut sandbox = LinuxSandbox {
+            handle: handle.to_string(),
+            dir: dir.to_path_buf(),
+            rootfs,
+            spec: spec.clone(),
+            cgroup: None,
+            init: std::sync::Mutex::new(None),
+            init_pid: 0,
+        };
+        if let Err(e) = sandbox
+            .prepare(self.cgroups)
+            .and_then(|()| sandbox.start_init())
+        {
+            let _ = sandbox.destroy();
+            return Err(e);
+        }
+        Ok(Box::new(sandbox))
+    }
+}
+
+impl LinuxSandbox {
+    /// Mount points, /etc/hosts and resolv.conf, the cgroup. Directories are made from the
+    /// host side without following symlinks the image may hold.
+    fn prepare(&mut self, cgroups: Option<cgroup::Version>) -> Result<(), GardenError> {
+        let bad = |e: crate::baggageclaim::archive::ArchiveError| {
+            GardenError::BadRequest(format!("preparing the rootfs: {e}"))
+        };
+        for d in ["proc", "dev", "sys", "tmp", "etc"] {
+            ensure_dir_inside(&self.rootfs, Path::new(d)).map_err(bad)?;
+        }
+        for m in &self.spec.bind_mounts {
+            let rel = Path::new(m.dst_path.trim_start_matches('/'));
+            if Path::new(&m.src_path).is_dir() {
+                ensure_dir_inside(&self.rootfs, rel).map_err(bad)?;
+            } else if let Some(parent) = rel.parent() {
+                let at = ensure_dir_inside(&self.rootfs, parent)
+                    .map_err(bad)?
+                    .join(rel.file_name().unwrap_or_default());
+                if fs::symlink_metadata(&at).is_err() {
+                    fs::write(&at, b"").map_err(|e| {
+                        GardenError::Other(format!("bind mount {}: {e}", m.dst_path))
+                    })?;
+                }
+            }
+        }
+        let etc = resolve_inside(&self.rootfs, Path::new("etc")).map_err(bad)?;
+        let host = self.handle.chars().take(63).collect::<String>();
+        for (name, content) in [
+            (
+                "hosts",
+                format!("127.0.0.1 localhost {host}\n::1 localhost ip6-localhost ip6-loopback\n"),
+            ),
+            ("hostname", format!("{host}\n")),
+            (
+                "resolv.conf",
+                fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            ),
+        ] {
+            let f = etc.join(name);
+            if fs::symlink_metadata(&f)
+                .map(|m| m.file_type().is_symlink())
+                .unwrap_or(false)
+            {
+                let _ = fs::remove_file(&f);
+            }
+            let _ = fs::write(&f, content);
+        }
+        if let Some(v) = cgroups {
+            let cg = cgroup::Cgroup::create(v, &cgroup_name(&self.dir), &self.spec.limits)
+                .map_err(|e| GardenError::Other(format!("creating the container's cgroup: {e}")))?;
+            self.cgroup = Some(cg);
+        }
+        Ok(())
+    }
+
+    fn init_plan(&self) -> InitPlan {
+        let rootfs = self.rootfs.display().to_string();
+        let mut binds = self.spec.bind_mounts.clone();
+        binds.sort_by(|a, b| a.dst_path.cmp(&b.dst_path)); // parents before children
+        let mut flags =
+            libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+        if self.spec.netout_rules.is_empty() {
+            flags |= libc::CLONE_NEWNET; // no outbound rules: hermetic, like upstream
+        }
+        InitPlan {
+            rootfs: cpath(&self.rootfs),
+            binds: binds
+                .iter()
+                .map(|m| BindPlan {
+                    src: cpath(Path::new(&m.src_path)),
+                    dst: cpath(&under(&self.rootfs, &m.dst_path)),
+                    read_only: m.mode == BindMountMode::ReadOnly,
+                })
+                .collect(),
+            proc_dir: cpath(&self.rootfs.join("proc")),
+            sys_dir: cpath(&self.rootfs.join("sys")),
+            dev: child::DevPlan::standard(&rootfs),
+            hostname: self.handle.bytes().take(63).collect(),
+            cgroup_procs: self.cgroup_procs(),
+            unshare_flags: flags,
+        }
+    }
+
+    fn cgroup_procs(&self) -> Vec<CString> {
+        self.cgroup
+            .as_ref()
+            .map(|c| c.procs_files().iter().map(|p| cpath(p)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Starts the container's init and learns its pid 1's host pid. The spawn returns
+    /// once the init's mount tree is ready (see `child::enter_init`).
+    fn start_init(&mut self) -> Result<(), GardenError> {
+        use std::os::unix::process::CommandExt;
+        let plan = self.init_plan();
+        // The program is never executed: the init's children never return from pre_exec.
+        let mut cmd = std::process::Command::new("/proc/self/exe");
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: `child::enter_init` only makes system calls on the pre-built plan.
+        unsafe {
+            cmd.pre_exec(move || child::enter_init(&plan));
+        }
+        let init = cmd
+            .spawn()
+            .map_err(|e| GardenError::Other(format!("starting the container: {e}")))?;
+        let children = format!("/proc/{0}/task/{0}/children", init.id());
+        *self.init.lock().unwrap_or_else(|p| p.into_inner()) = Some(init);
+        // C forked pid 1 before the spawn returned; the kernel lists it at once.
+        for _ in 0..500 {
+            if let Some(pid) = fs::read_to_string(&children)
+                .ok()
+                .and_then(|t| t.split_whitespace().next().and_then(|p| p.parse().ok()))
+            {
+                self.init_pid = pid;
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        Err(GardenError::Other(
+            "starting the container: its init did not appear".into(),
+        ))
+    }
+
+    fn plan(&self, spec: &ProcessSpec, tty: bool) -> Result<ProcessPlan, GardenError> {
+        let (uid, gid, groups) = resolve_user(&self.rootfs, &spec.user)?;
+        let workdir = if spec.dir.is_empty() {
+            "/".to_string()
+        } else {
+            spec.dir.clone()
+        };
+        // The working directory is made from the host side (under its volume when it is in one).
+        let p = Path::new(&workdir);
+        let (root, rel) = match self
+            .spec
+            .bind_mounts
+            .iter()
+            .filter(|m| p.starts_with(&m.dst_path))
+            .max_by_key(|m| m.dst_path.len())
+        {
+            Some(m) => (
+                PathBuf::from(&m.src_path),
+                p.strip_prefix(&m.dst_path)
+                    .unwrap_or(Path::new(""))
+                    .to_path_buf(),
+            ),
+            None => (
+                self.rootfs.clone(),
+                PathBuf::from(workdir.trim_start_matches('/')),
+            ),
+        };
+        ensure_dir_inside(&root, &rel)
+            .map_err(|e| GardenError::BadRequest(format!("working directory {workdir}: {e}")))?;
+        let mut namespaces = Vec::new();
+        for ns in ["ipc", "uts", "net", "pid", "mnt"] {
+            let f = fs::File::open(format!("/proc/{}/ns/{ns}", self.init_pid)).map_err(|e| {
+                GardenError::Other(format!("container {} is gone: {e}", self.handle))
+            })?;
+            namespaces.push(std::os::fd::OwnedFd::from(f));
+        }
+        let last_cap: libc::c_int = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40);
+        let drop_caps = if self.spec.privileged {
+            vec![]
+        } else {
+            (0..=last_cap).filter(|c| !KEPT_CAPS.contains(c)).collect()
+        };
+        Ok(ProcessPlan {
+            namespaces,
+            cgroup_procs: self.cgroup_procs(),
+            workdir: CString::new(workdir)
+                .map_err(|_| GardenError::bad_request("working directory with a NUL byte"))?,
+            uid,
+            gid,
+            groups,
+            drop_caps,
+            rlimits: super::backend::rlimits(spec)?,
+            tty,
+        })
+    }
+}
+
+/// `name`, `uid`, `name:group` or `uid:gid`, looked up in the rootfs' passwd and group files.
+fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), GardenError> {
+    if user.is_empty() || user == "root" || user == "0" {
+        return Ok((0, 0, vec![0]));
+    }
+    let read = |name: &str| {
+        resolve_inside(rootfs, Path::new("etc"))
+            .ok()
+            .and_then(|etc| fs::read_to_string(etc.join(name)).ok())
+            .unwrap_or_default()
+    };
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let passwd = read("passwd");
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && (f[0] == u || f[2] == u));
+    let (uid, mut gid) = match (entry, u.parse::<u32>()) {
+        (Some(f), _) => (f[2].parse().unwrap_or(0), f[3].parse().unwrap_or(0)),
+        (None, Ok(n)) => (n, n),
+        (None, Err(_)) => {
+            return Err(GardenError::Other(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            )));
+        }
+    };
+    if let Some(g) = g {
+        let groups = read("group");
+        gid = match groups
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() >= 3 && (f[0] == g || f[2] == g))
+        {
+            Some(f) => f[2].parse().unwrap_or(0),
+            None => g.parse().map_err(|_| {
+                GardenError::Other(format!(
+                    "unable to find group {g}: no matching entries in group file"
+                ))
+            })?,
+        };
+    }
+    Ok((uid, gid, vec![gid]))
+}
+
+impl Sandbox for LinuxSandbox {
+    fn root(&self) -> &Path {
+        &self.rootfs
+    }
+
+    fn command(
+        &self,
+        spec: &ProcessSpec,
+        env: &[String],
+        tty: bool,
+    ) -> Result<tokio::process::Command, GardenError> {
+        let plan = self.plan(spec, tty)?;
+        let mut cmd = tokio::process::Command::new(&spec.path);
+        cmd.args(&spec.args).env_clear();
+        for kv in env {
+            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            cmd.env(k, v);
+        }
+        // SAFETY: `child::enter` only makes system calls on the pre-built plan.
+        unsafe {
+            cmd.pre_exec(move || child::enter_process(&plan));
+        }
+        Ok(cmd)
+    }
+
+    fn destroy(&self) -> Result<(), GardenError> {
+        if let Some(mut init) = self.init.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            // Killing pid 1 ends every process inside; C follows.
+            if self.init_pid > 0 {
+                // SAFETY: kill takes integers.
+                unsafe { libc::kill(self.init_pid, libc::SIGKILL) };
+            }
+            let _ = init.kill();
+            let _ = init.wait();
+        }
+        if let Some(cg) = &self.cgroup {
+            cg.destroy()
+                .map_err(|e| GardenError::Other(format!("removing the container's cgroup: {e}")))?;
+        }
+        unmount(&self.rootfs);
+        remove_tree(&self.dir).map_err(|e| GardenError::Other(format!("removing container: {e}")))
+    }
+
+    fn metrics(&self) -> Metrics {
+        let mut m = Metrics::default();
+        if let Some(cg) = &self.cgroup {
+            m.memory_stat.total_usage_toward_limit = cg.memory_usage();
+            m.pid_stat.current = cg.pids_current();
+        }
+        m.pid_stat.max = self.spec.limits.pid_limits.max;
+        m
+    }
+
+    fn oom_killed(&self) -> bool {
+        self.cgroup
+            .as_ref()
+            .map(|c| c.oom_killed())
+            .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_resolve_through_the_rootfs_passwd_and_group_files() {
+        let root = tempfile::tempdir().expect("tmp");
+        fs::create_dir(root.path().join("etc")).expect("etc");
+        fs::write(
+            root.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nconcourse:x:1000:1001::/home:/bin/sh\n",
+        )
+        .expect("passwd");
+        fs::write(root.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").expect("group");
+        assert_eq!(
+            resolve_user(root.path(), "").expect("default"),
+            (0, 0, vec![0])
+        );
+        assert_eq!(
+            resolve_user(root.path(), "concourse").expect("name"),
+            (1000, 1001, vec![1001])
+        );
+        assert_eq!(
+            resolve_user(root.path(), "concourse:staff").expect("name:group"),
+            (1000, 50, vec![50])
+        );
+        assert_eq!(
+            resolve_user(root.path(), "2000:3000").expect("ids"),
+            (2000, 3000, vec![3000])
+        );
+        let err = resolve_user(root.path(), "ghost").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unable to find user ghost: no matching entries in passwd file"
+        );
+    }
+
+    #[test]
+    fn rootfs_uris_must_be_raw_absolute_directories() {
+        let spec = |r: &str| ContainerSpec {
+            rootfs: r.into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            rootfs_lower(&spec("")).expect("host root"),
+            PathBuf::from("/")
+        );
+        assert_eq!(
+            rootfs_lower(&spec("raw:///tmp")).expect("raw"),
+            PathBuf::from("/tmp")
+        );
+        assert!(matches!(
+            rootfs_lower(&spec("docker:///busybox")),
+            Err(GardenError::BadRequest(_))
+        ));
+        assert!(matches!(
+            rootfs_lower(&spec("raw://relative")),
+            Err(GardenError::BadRequest(_))
+        ));
+    }
+}

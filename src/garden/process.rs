@@ -1,0 +1,352 @@
+//! Processes inside containers: their kept output, their exit status, and attachments.
+//!
+//! A process's stdout and stderr are read into `OutputLog`s as they come, whoever is
+//! attached; every attachment replays a log from its start and then follows it. So a
+//! client that lost its connection re-attaches by id and misses nothing, and the exit
+//! status stays readable after the process ended, for as long as the container lives.
+
+use crate::proto::garden::{GardenError, Process, ProcessIo, Signal, TtySpec};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+/// Output kept per stream; past it the oldest bytes are dropped (a replay then starts later).
+const OUTPUT_CAP: usize = 64 * 1024 * 1024;
+
+#[derive(Default)]
+struct LogState {
+    data: Vec<u8>,
+    /// Absolute offset of `data[0]` (grows when old output is dropped).
+    base: u64,
+    closed: bool,
+}
+
+/// One output stream of a process, kept in memory.
+pub struct OutputLog {
+    // std Mutex: held for copies only, never across an `.await`.
+    state: Mutex<LogState>,
+    /// Bumped on every append and on close, to wake followers.
+    version: watch::Sender<u64>,
+}
+
+impl Default for OutputLog {
+    fn default() -> Self {
+        OutputLog {
+            state: Mutex::new(LogState::default()),
+            version: watch::channel(0).0,
+        }
+    }
+}
+
+impl OutputLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn append(&self, bytes: &[u8]) {
+        let mut st = self.lock();
+        st.data.extend_from_slice(bytes);
+        if st.data.len() > OUTPUT_CAP {
+            let drop = st.data.len() - OUTPUT_CAP;
+            st.data.drain(..drop);
+            st.base += drop as u64;
+        }
+        drop(st);
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// Bytes from absolute offset `from` (clamped to what is kept), and whether the log is closed.
+    fn read_from(&self, from: u64) -> (Bytes, u64, bool) {
+        let st = self.lock();
+        let start = from.max(st.base);
+        let idx = (start - st.base) as usize;
+        let end = st.data.len().min(idx + 256 * 1024);
+        (
+            Bytes::copy_from_slice(&st.data[idx..end]),
+            start + (end - idx) as u64,
+            st.closed && end == st.data.len(),
+        )
+    }
+
+    /// Sends everything from the start, then follows until the log closes or `tx` is dropped.
+    pub async fn follow(self: Arc<Self>, tx: tokio::sync::mpsc::Sender<Bytes>) {
+        let mut changes = self.version.subscribe();
+        let mut at = 0u64;
+        loop {
+            // Mark the version seen *before* reading, so an append racing the read wakes us.
+            changes.borrow_and_update();
+            let (chunk, next, done) = self.read_from(at);
+            at = next;
+            if !chunk.is_empty() {
+                if tx.send(chunk).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            if done || changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Where a process's stdin goes: a pipe, or the pty master.
+pub type StdinWriter = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// What the containers keep about one process.
+pub struct ProcessRecord {
+    pub id: String,
+    /// Host pid of the process we spawned (the group leader; in the linux backend the
+    /// helper that forwards signals to the container's pid 1).
+    pub pid: i32,
+    pub stdout: Arc<OutputLog>,
+    pub stderr: Arc<OutputLog>,
+    stdin: tokio::sync::Mutex<Option<StdinWriter>>,
+    pty_master: Option<OwnedFd>,
+    exit: watch::Sender<Option<i32>>,
+}
+
+impl ProcessRecord {
+    /// Records a spawned child and starts reading its output and waiting for its exit.
+    /// `outputs` are the child's stdout/stderr (one reader for a pty), `stdin` its input.
+    pub fn start(
+        id: String,
+        mut child: tokio::process::Child,
+        stdin: Option<StdinWriter>,
+        outputs: Vec<(Box<dyn AsyncRead + Send + Unpin>, bool)>,
+        pty_master: Option<OwnedFd>,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> Arc<ProcessRecord> {
+        let pid = child.id().map(|p| p as i32).unwrap_or(0);
+        let record = Arc::new(ProcessRecord {
+            id,
+            pid,
+            stdout: Arc::new(OutputLog::default()),
+            stderr: Arc::new(OutputLog::default()),
+            stdin: tokio::sync::Mutex::new(stdin),
+            pty_master,
+            exit: watch::channel(None).0,
+        });
+        let mut readers = Vec::new();
+        for (mut reader, is_stdout) in outputs {
+            let log = if is_stdout {
+                record.stdout.clone()
+            } else {
+                record.stderr.clone()
+            };
+            readers.push(tasks.spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match reader.read(&mut buf).await {
+                        Ok(0) | Err(_) => break, // a pty master reads EIO once the slave side is gone
+                        Ok(n) => log.append(&buf[..n]),
+                    }
+                }
+            }));
+        }
+        let r = record.clone();
+        tasks.spawn(async move {
+            let status = match child.wait().await {
+                Ok(s) => exit_code(s),
+                Err(_) => 255,
+            };
+            // Output may still be in flight; a daemon left holding the pipes must not keep
+            // the exit status back forever.
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(readers))
+                    .await;
+            r.stdout.close();
+            r.stderr.close();
+            r.exit.send_replace(Some(status));
+        });
+        record
+    }
+
+    pub fn exit_status(&self) -> Option<i32> {
+        *self.exit.borrow()
+    }
+
+    pub async fn wait_exit(&self) -> i32 {
+        let mut rx = self.exit.subscribe();
+        loop {
+            if let Some(s) = *rx.borrow_and_update() {
+                return s;
+            }
+            if rx.changed().await.is_err() {
+                return 255;
+            }
+        }
+    }
+
+    pub async fn write_stdin(&self, data: &[u8]) {
+        let mut guard = self.stdin.lock().await;
+        if let Some(w) = guard.as_mut() {
+            if w.write_all(data).await.is_err() || w.flush().await.is_err() {
+                *guard = None;
+            }
+        }
+    }
+
+    pub async fn close_stdin(&self) {
+        let mut guard = self.stdin.lock().await;
+        if let Some(mut w) = guard.take() {
+            let _ = w.shutdown().await;
+        }
+    }
+
+    pub fn signal(&self, signal: Signal) -> Result<(), GardenError> {
+        if self.exit_status().is_some() || self.pid <= 0 {
+            return Ok(());
+        }
+        let sig = match signal {
+            Signal::Terminate => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+        };
+        // The child leads its own process group: signal the group so its children hear it too.
+        // SAFETY: kill has no memory-safety preconditions.
+        let rc = unsafe { libc::kill(-self.pid, sig) };
+        if rc != 0 {
+            // SAFETY: as above.
+            unsafe { libc::kill(self.pid, sig) };
+        }
+        Ok(())
+    }
+
+    pub fn set_tty(&self, tty: TtySpec) -> Result<(), GardenError> {
+        if let (Some(master), Some(size)) = (&self.pty_master, tty.window_size) {
+            set_window_size(master.as_raw_fd(), size.columns, size.rows);
+        }
+        Ok(())
+    }
+}
+
+/// A wait status as Garden reports it: the exit code, or 128 + signal number.
+pub fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+pub fn set_window_size(fd: i32, columns: u16, rows: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: columns,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a `winsize` from the pointer, which is valid for the call.
+    unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
+}
+
+/// A pty pair: (master, slave).
+pub fn open_pty(columns: u16, rows: u16) -> std::io::Result<(OwnedFd, OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut master = 0;
+    let mut slave = 0;
+    let ws = libc::winsize {
+        ws_row: rows.max(1),
+        ws_col: columns.max(1),
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two fds into the provided ints; name and termios may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &ws,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: openpty succeeded, so both fds are open and owned by nobody else.
+    let (m, s) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    for fd in [m.as_raw_fd(), s.as_raw_fd()] {
+        // SAFETY: fcntl on an fd we own.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok((m, s))
+}
+
+/// One client's view of a process: forwards stdin and replays/follows output.
+pub struct Attachment {
+    record: Arc<ProcessRecord>,
+    delivered: watch::Receiver<bool>,
+}
+
+impl Attachment {
+    /// Connects `io` to the process. When the client's stdin ends, the process's stdin is
+    /// closed; a client without stdin closes it at once only when `started` (a run without
+    /// stdin), never on a re-attach.
+    pub fn attach(
+        record: Arc<ProcessRecord>,
+        io: ProcessIo,
+        started: bool,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> Attachment {
+        if let Some(mut stdin) = io.stdin {
+            let r = record.clone();
+            tasks.spawn(async move {
+                while let Some(chunk) = stdin.recv().await {
+                    r.write_stdin(&chunk).await;
+                }
+                r.close_stdin().await;
+            });
+        } else if started {
+            let r = record.clone();
+            tasks.spawn(async move { r.close_stdin().await });
+        }
+        let mut followers = Vec::new();
+        if let Some(tx) = io.stdout {
+            followers.push(tasks.spawn(record.stdout.clone().follow(tx)));
+        }
+        if let Some(tx) = io.stderr {
+            followers.push(tasks.spawn(record.stderr.clone().follow(tx)));
+        }
+        let (done_tx, delivered) = watch::channel(false);
+        tasks.spawn(async move {
+            futures::future::join_all(followers).await;
+            let _ = done_tx.send(true);
+        });
+        Attachment { record, delivered }
+    }
+}
+
+#[async_trait]
+impl Process for Attachment {
+    fn id(&self) -> &str {
+        &self.record.id
+    }
+
+    async fn wait(&self) -> Result<i32, GardenError> {
+        let status = self.record.wait_exit().await;
+        let mut d = self.delivered.clone();
+        while !*d.borrow_and_update() {
+            if d.changed().await.is_err() {
+                break;
+            }
+        }
+        Ok(status)
+    }
+
+    async fn set_tty(&self, tty: TtySpec) -> Result<(), GardenError> {
+        self.record.set_tty(tty)
+    }
+
+    async fn signal(&self, signal: Signal) -> Result<(), GardenError> {
+        self.record.signal(signal)
+    }
+}

@@ -1,0 +1,458 @@
+//! The linux backend (root only; never skipped in CI): isolation, limits, volumes, users.
+
+mod worker_support;
+
+use bytes::Bytes;
+use concourse::baggageclaim::{DriverKind, Volumes, VolumesConfig};
+use concourse::garden::linux::LinuxBackend;
+use concourse::garden::{server, Containers, GardenClient, GardenConfig};
+use concourse::proto::baggageclaim::{Baggageclaim, Strategy, VolumeRequest};
+use concourse::proto::garden::*;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use worker_support::*;
+
+struct G {
+    client: GardenClient,
+    dir: tempfile::TempDir,
+    rootfs: String,
+    _stop: StopOnDrop,
+}
+
+/// A minimal rootfs: static busybox and its applets, passwd/group with a non-root user.
+fn busybox_rootfs(at: &Path) {
+    let bin = at.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("copy busybox");
+    for applet in [
+        "sh", "cat", "echo", "ls", "hostname", "sleep", "dd", "touch", "id", "grep", "test", "wc",
+        "mkdir", "ps", "true",
+    ] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet");
+    }
+    std::fs::create_dir_all(at.join("etc")).expect("etc");
+    std::fs::write(
+        at.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nconcourse:x:1000:1000::/home/concourse:/bin/sh\n",
+    )
+    .expect("passwd");
+    std::fs::write(at.join("etc/group"), "root:x:0:\nconcourse:x:1000:\n").expect("group");
+}
+
+async fn start(test: &str) -> Option<G> {
+    if !root_or_skip(test) {
+        return None;
+    }
+    if !Path::new("/bin/busybox").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: CI installs busybox-static"
+        );
+        eprintln!("skipping {test}: needs /bin/busybox (apt-get install busybox-static)");
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    busybox_rootfs(&dir.path().join("image"));
+    let backend = LinuxBackend::new(dir.path()).expect("linux backend");
+    let containers = Containers::new(
+        Arc::new(backend),
+        GardenConfig {
+            dir: dir.path().join("containers"),
+            default_grace_time: Duration::ZERO,
+            max_containers: 0,
+        },
+    )
+    .expect("containers");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let token = CancellationToken::new();
+    tokio::spawn(server::run(listener, Arc::new(containers), token.clone()));
+    let rootfs = format!("raw://{}", dir.path().join("image").display());
+    Some(G {
+        client: GardenClient::new(&url),
+        dir,
+        rootfs,
+        _stop: StopOnDrop(token),
+    })
+}
+
+async fn drain(mut rx: mpsc::Receiver<Bytes>) -> String {
+    let mut out = Vec::new();
+    while let Some(b) = rx.recv().await {
+        out.extend_from_slice(&b);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Runs a shell script; returns (exit status, stdout, stderr).
+async fn run(g: &G, handle: &str, script: &str, user: &str) -> (i32, String, String) {
+    let (otx, orx) = mpsc::channel(16);
+    let (etx, erx) = mpsc::channel(16);
+    let spec = ProcessSpec {
+        path: "sh".into(),
+        args: vec!["-c".into(), script.into()],
+        user: user.into(),
+        ..Default::default()
+    };
+    let p = g
+        .client
+        .run(
+            handle,
+            spec,
+            ProcessIo {
+                stdin: None,
+                stdout: Some(otx),
+                stderr: Some(etx),
+            },
+        )
+        .await
+        .expect("run");
+    let (o, e) = (tokio::spawn(drain(orx)), tokio::spawn(drain(erx)));
+    let status = p.wait().await.expect("wait");
+    (status, o.await.expect("stdout"), e.await.expect("stderr"))
+}
+
+#[tokio::test]
+async fn a_container_has_its_own_pids_hostname_and_no_view_of_host_processes() {
+    let Some(g) =
+        start("a_container_has_its_own_pids_hostname_and_no_view_of_host_processes").await
+    else {
+        return;
+    };
+    g.client
+        .create(ContainerSpec {
+            handle: "iso".into(),
+            rootfs: g.rootfs.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let me = std::process::id();
+    let script = format!("test -e /proc/1 && echo has-init; hostname; test -e /proc/{me} || echo host-hidden; ls /proc | grep -c '^[0-9]'");
+    let (status, out, err) = run(&g, "iso", &script, "").await;
+    assert_eq!(status, 0, "stderr: {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..3], ["has-init", "iso", "host-hidden"], "{out}");
+    let visible: u32 = lines[3].trim().parse().expect("count");
+    assert!(
+        visible <= 5,
+        "only the container's own processes are visible, saw {visible}"
+    );
+    let (status, out, _) = run(&g, "iso", "echo $$; grep -c lo /proc/net/dev", "").await;
+    let pid: u32 = out
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("a pid");
+    assert_eq!(status, 0);
+    assert!(
+        pid > 1 && pid < 100,
+        "the process runs under the container's own pid 1, as pid {pid}"
+    );
+    // Processes of one container share its pid namespace: a second one sees the first.
+    let sleeper = ProcessSpec {
+        id: "sleeper".into(),
+        path: "sleep".into(),
+        args: vec!["100".into()],
+        ..Default::default()
+    };
+    let p = g
+        .client
+        .run("iso", sleeper, ProcessIo::default())
+        .await
+        .expect("run");
+    let (_, out, _) = run(&g, "iso", "grep -l '^sleep' /proc/[0-9]*/comm | wc -l", "").await;
+    assert_eq!(out.trim(), "1", "the sleeper is visible to its neighbour");
+    p.signal(Signal::Kill).await.expect("kill");
+    assert_eq!(p.wait().await.expect("wait"), 137);
+    g.client.destroy("iso").await.expect("destroy");
+}
+
+#[tokio::test]
+async fn memory_limits_are_enforced_and_an_oom_kill_is_the_exit_status() {
+    let Some(g) = start("memory_limits_are_enforced_and_an_oom_kill_is_the_exit_status").await
+    else {
+        return;
+    };
+    let spec = ContainerSpec {
+        handle: "oom".into(),
+        rootfs: g.rootfs.clone(),
+        limits: Limits {
+            memory_limits: MemoryLimits {
+                limit_in_bytes: 32 * 1024 * 1024,
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    g.client.create(spec).await.expect("create");
+    let (status, _, _) = run(
+        &g,
+        "oom",
+        "dd if=/dev/zero of=/dev/null bs=128M count=1",
+        "",
+    )
+    .await;
+    assert_eq!(status, 137, "killed by SIGKILL");
+    let info = g.client.info("oom").await.expect("info");
+    assert!(
+        info.events.contains(&"oom".to_string()),
+        "{:?}",
+        info.events
+    );
+    let (status, _, _) = run(&g, "oom", "dd if=/dev/zero of=/dev/null bs=1M count=4", "").await;
+    assert_eq!(status, 0, "within the limit");
+    g.client.destroy("oom").await.expect("destroy");
+}
+
+#[tokio::test]
+async fn volumes_are_visible_at_their_paths_and_read_only_ones_refuse_writes() {
+    let Some(g) =
+        start("volumes_are_visible_at_their_paths_and_read_only_ones_refuse_writes").await
+    else {
+        return;
+    };
+    let rw = tempfile::tempdir().expect("rw");
+    let ro = tempfile::tempdir().expect("ro");
+    std::fs::write(ro.path().join("cert.pem"), "CERT").expect("write");
+    let spec = ContainerSpec {
+        handle: "vol".into(),
+        rootfs: g.rootfs.clone(),
+        bind_mounts: vec![
+            BindMount {
+                src_path: rw.path().display().to_string(),
+                dst_path: "/tmp/build/out".into(),
+                mode: BindMountMode::ReadWrite,
+                origin: 0,
+            },
+            BindMount {
+                src_path: ro.path().display().to_string(),
+                dst_path: "/etc/ssl/certs".into(),
+                mode: BindMountMode::ReadOnly,
+                origin: 0,
+            },
+        ],
+        ..Default::default()
+    };
+    g.client.create(spec).await.expect("create");
+    let spec = ProcessSpec {
+        path: "sh".into(),
+        args: vec!["-c".into(), "echo hi > made; pwd".into()],
+        dir: "/tmp/build/out".into(),
+        ..Default::default()
+    };
+    let (otx, orx) = mpsc::channel(16);
+    let p = g
+        .client
+        .run(
+            "vol",
+            spec,
+            ProcessIo {
+                stdout: Some(otx),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("run");
+    assert_eq!(p.wait().await.expect("wait"), 0);
+    assert_eq!(drain(orx).await, "/tmp/build/out\n");
+    assert_eq!(
+        std::fs::read_to_string(rw.path().join("made")).expect("on the host"),
+        "hi\n"
+    );
+    let (status, out, _) = run(
+        &g,
+        "vol",
+        "cat /etc/ssl/certs/cert.pem; touch /etc/ssl/certs/x || echo refused",
+        "",
+    )
+    .await;
+    assert_eq!((status, out.as_str()), (0, "CERTrefused\n"));
+    assert!(!ro.path().join("x").exists());
+    g.client.destroy("vol").await.expect("destroy");
+}
+
+#[tokio::test]
+async fn a_cow_volumes_writes_from_a_container_stay_out_of_its_parent() {
+    let Some(g) = start("a_cow_volumes_writes_from_a_container_stay_out_of_its_parent").await
+    else {
+        return;
+    };
+    let mut config = VolumesConfig::under(&g.dir.path().join("worker"));
+    config.driver = Some(DriverKind::Overlay);
+    let volumes = Volumes::open(config).expect("volumes");
+    let parent = volumes
+        .create_volume(VolumeRequest::new("parent", Strategy::Empty))
+        .await
+        .expect("parent");
+    std::fs::write(format!("{}/input.txt", parent.path), "original").expect("write");
+    let child = volumes
+        .create_volume(VolumeRequest::new(
+            "child",
+            Strategy::Cow {
+                volume: "parent".into(),
+            },
+        ))
+        .await
+        .expect("cow");
+    let spec = ContainerSpec {
+        handle: "cow".into(),
+        rootfs: g.rootfs.clone(),
+        bind_mounts: vec![BindMount {
+            src_path: child.path.clone(),
+            dst_path: "/tmp/build/input".into(),
+            mode: BindMountMode::ReadWrite,
+            origin: 0,
+        }],
+        ..Default::default()
+    };
+    g.client.create(spec).await.expect("create");
+    let (status, out, err) = run(&g, "cow", "cat /tmp/build/input/input.txt; echo changed > /tmp/build/input/input.txt; touch /tmp/build/input/new", "").await;
+    assert_eq!((status, out.as_str()), (0, "original"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(format!("{}/input.txt", parent.path)).expect("parent"),
+        "original"
+    );
+    assert!(!Path::new(&format!("{}/new", parent.path)).exists());
+    assert_eq!(
+        std::fs::read_to_string(format!("{}/input.txt", child.path)).expect("child"),
+        "changed\n"
+    );
+    g.client.destroy("cow").await.expect("destroy");
+    volumes
+        .destroy_volume("child")
+        .await
+        .expect("destroy child");
+    volumes
+        .destroy_volume("parent")
+        .await
+        .expect("destroy parent");
+}
+
+#[tokio::test]
+async fn the_hosts_root_is_a_read_only_base_and_users_and_capabilities_apply() {
+    let Some(g) =
+        start("the_hosts_root_is_a_read_only_base_and_users_and_capabilities_apply").await
+    else {
+        return;
+    };
+    g.client
+        .create(ContainerSpec {
+            handle: "host".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let marker = format!("/etc/concourse-test-{}", std::process::id());
+    let (status, _, err) = run(
+        &g,
+        "host",
+        &format!("touch {marker} && test -e {marker}"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 0, "{err}");
+    assert!(!Path::new(&marker).exists(), "the host's root is unchanged");
+
+    g.client
+        .create(ContainerSpec {
+            handle: "users".into(),
+            rootfs: g.rootfs.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let (_, out, _) = run(&g, "users", "id -u; id -g", "concourse").await;
+    assert_eq!(out, "1000\n1000\n");
+    let missing = ProcessSpec {
+        path: "no-such-binary".into(),
+        ..Default::default()
+    };
+    let err = g
+        .client
+        .run("users", missing, ProcessIo::default())
+        .await
+        .err();
+    assert!(
+        matches!(err, Some(GardenError::ExecutableNotFound { .. })),
+        "{err:?}"
+    );
+    let ghost = ProcessSpec {
+        path: "true".into(),
+        user: "ghost".into(),
+        ..Default::default()
+    };
+    let err = g
+        .client
+        .run("users", ghost, ProcessIo::default())
+        .await
+        .err();
+    assert_eq!(
+        err,
+        Some(GardenError::Other(
+            "unable to find user ghost: no matching entries in passwd file".into()
+        ))
+    );
+    let (otx, orx) = mpsc::channel(4);
+    let limited = ProcessSpec {
+        path: "sh".into(),
+        args: vec!["-c".into(), "ulimit -n".into()],
+        rlimits: Some(serde_json::json!({"nofile": 100})),
+        ..Default::default()
+    };
+    let p = g
+        .client
+        .run(
+            "users",
+            limited,
+            ProcessIo {
+                stdout: Some(otx),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("run");
+    assert_eq!(p.wait().await.expect("wait"), 0);
+    assert_eq!(drain(orx).await, "100\n");
+    let cap_bnd = "grep CapBnd /proc/self/status";
+    let (_, unprivileged, _) = run(&g, "users", cap_bnd, "").await;
+    g.client
+        .create(ContainerSpec {
+            handle: "priv".into(),
+            rootfs: g.rootfs.clone(),
+            privileged: true,
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let (_, privileged, _) = run(&g, "priv", cap_bnd, "").await;
+    assert_ne!(
+        unprivileged, privileged,
+        "unprivileged containers lose capabilities"
+    );
+    let err = g
+        .client
+        .create(ContainerSpec {
+            handle: "bad".into(),
+            rootfs: "docker:///busybox".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        GardenError::BadRequest("malformatted rootfs: must be of form 'scheme://<abs_dir>'".into())
+    );
+    for h in ["host", "users", "priv"] {
+        g.client.destroy(h).await.expect("destroy");
+    }
+    assert!(std::fs::read_dir(g.dir.path().join("containers"))
+        .expect("dir")
+        .next()
+        .is_none());
+}

@@ -1,0 +1,153 @@
+//! `concourse worker` as a process: serves Garden and Baggageclaim standalone, stops on
+//! SIGTERM, and finds its volumes again when restarted on the same work dir.
+
+mod worker_support;
+
+use concourse::baggageclaim::BaggageclaimClient;
+use concourse::garden::GardenClient;
+use concourse::proto::baggageclaim::{Baggageclaim, Strategy, VolumeRequest};
+use concourse::proto::garden::{ContainerSpec, Garden, ProcessIo, ProcessSpec};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use worker_support::eventually;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+struct Worker {
+    child: Child,
+    garden: GardenClient,
+    bc: BaggageclaimClient,
+}
+
+impl Worker {
+    async fn start(work_dir: &std::path::Path) -> Worker {
+        let (gp, bp) = (free_port(), free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_concourse"))
+            .args(["worker", "--work-dir"])
+            .arg(work_dir)
+            .args(["--runtime", "houdini", "--baggageclaim-driver", "naive"])
+            .args([
+                "--bind-port",
+                &gp.to_string(),
+                "--baggageclaim-bind-port",
+                &bp.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn worker");
+        let w = Worker {
+            child,
+            garden: GardenClient::new(format!("http://127.0.0.1:{gp}")),
+            bc: BaggageclaimClient::new(format!("http://127.0.0.1:{bp}")),
+        };
+        eventually(Duration::from_secs(30), "worker serving", || async {
+            (w.garden.ping().await.is_ok() && w.bc.list_volumes(Default::default()).await.is_ok())
+                .then_some(())
+        })
+        .await;
+        w
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[tokio::test]
+async fn a_standalone_worker_serves_both_apis_and_keeps_volumes_across_restarts() {
+    let work = tempfile::tempdir().expect("tmp");
+    let w = Worker::start(work.path()).await;
+    let v =
+        w.bc.create_volume(VolumeRequest::new("kept", Strategy::Empty))
+            .await
+            .expect("volume");
+    let spec = ContainerSpec {
+        handle: "c".into(),
+        bind_mounts: vec![concourse::proto::garden::BindMount {
+            src_path: v.path.clone(),
+            dst_path: "/out".into(),
+            mode: concourse::proto::garden::BindMountMode::ReadWrite,
+            origin: 0,
+        }],
+        ..Default::default()
+    };
+    w.garden.create(spec).await.expect("container");
+    let spec = ProcessSpec {
+        path: "sh".into(),
+        args: vec!["-c".into(), "echo made > out/file".into()],
+        dir: "/".into(),
+        ..Default::default()
+    };
+    let p = w
+        .garden
+        .run("c", spec, ProcessIo::default())
+        .await
+        .expect("run");
+    assert_eq!(p.wait().await.expect("wait"), 0);
+    assert!(w.stop().success(), "SIGTERM stops the worker cleanly");
+
+    let w = Worker::start(work.path()).await;
+    let again =
+        w.bc.lookup_volume("kept")
+            .await
+            .expect("volume found after restart");
+    assert_eq!(
+        std::fs::read_to_string(format!("{}/file", again.path)).expect("file"),
+        "made\n"
+    );
+    assert!(
+        w.garden
+            .list(Default::default())
+            .await
+            .expect("list")
+            .is_empty(),
+        "containers do not survive a restart"
+    );
+    w.stop();
+}
+
+#[test]
+fn worker_without_work_dir_fails_with_upstream_wording() {
+    let out = Command::new(env!("CARGO_BIN_EXE_concourse"))
+        .arg("worker")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("the required flag `--work-dir' was not specified"));
+}
+
+#[tokio::test]
+async fn the_in_process_worker_parts_serve_the_traits_directly() {
+    let work = tempfile::tempdir().expect("tmp");
+    let parts = concourse::roles::worker::WorkerParts::open_default(work.path()).expect("parts");
+    let (garden, bc) = (parts.garden(), parts.baggageclaim());
+    let v = bc
+        .create_volume(VolumeRequest::new("scratch", Strategy::Empty))
+        .await
+        .expect("volume");
+    assert!(
+        std::path::Path::new(&v.path).starts_with(work.path().canonicalize().expect("canonical"))
+    );
+    garden.ping().await.expect("ping");
+    assert!(garden
+        .list(Default::default())
+        .await
+        .expect("list")
+        .is_empty());
+}
