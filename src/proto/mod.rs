@@ -4,3 +4,4 @@
 //! is defined here once; `atc`, `fly`, `db` and the worker side all import it from here.
 
 pub mod api;
+pub mod worker;
