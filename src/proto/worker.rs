@@ -63,6 +63,31 @@ pub struct Worker {
     pub state: Option<WorkerState>,
 }
 
+/// Why the ATC refuses a registration payload (upstream's 400 messages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistrationError {
+    #[error("missing garden address")]
+    MissingGardenAddress,
+    #[error("invalid worker version, only numeric characters are allowed")]
+    InvalidVersion,
+}
+
+impl Worker {
+    /// Checks a payload for registration and fills defaults: `name` defaults to `addr`.
+    pub fn prepare_registration(&mut self) -> Result<(), RegistrationError> {
+        if self.garden_addr.is_empty() {
+            return Err(RegistrationError::MissingGardenAddress);
+        }
+        if !self.version.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            return Err(RegistrationError::InvalidVersion);
+        }
+        if self.name.is_empty() {
+            self.name = self.garden_addr.clone();
+        }
+        Ok(())
+    }
+}
+
 /// A base resource type a worker provides (resource-protocol.md §6).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct WorkerResourceType {
@@ -347,6 +372,30 @@ mod tests {
         assert_eq!(worker.certs_path, None);
         assert_eq!(worker.state, Some(WorkerState::Landing));
         assert!(serde_json::from_value::<Worker>(json!({"state": "bogus"})).is_err());
+    }
+
+    #[test]
+    fn registration_needs_an_address_and_a_numeric_version() {
+        let mut worker = Worker::default();
+        assert_eq!(
+            worker
+                .prepare_registration()
+                .expect_err("no addr")
+                .to_string(),
+            "missing garden address"
+        );
+        worker.garden_addr = "1.2.3.4:7777".into();
+        worker.version = "3.0-rc".into();
+        assert_eq!(
+            worker
+                .prepare_registration()
+                .expect_err("bad version")
+                .to_string(),
+            "invalid worker version, only numeric characters are allowed"
+        );
+        worker.version = "3.0".into();
+        worker.prepare_registration().expect("valid");
+        assert_eq!(worker.name, "1.2.3.4:7777", "name defaults to addr");
     }
 
     #[test]
