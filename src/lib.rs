@@ -10,3 +10,4 @@ pub mod fly;
 pub mod proto;
 pub mod resources;
 pub mod roles;
+pub mod tsa;

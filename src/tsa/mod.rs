@@ -1,0 +1,170 @@
+//! The TSA: the SSH gateway workers register through (worker-protocols.md §3).
+//!
+//! It runs inside `concourse web` and talks to the [`Store`] directly instead of calling its
+//! own ATC over HTTP. Workers authenticate with public keys (global or bound to a team),
+//! ask for reverse tunnels (`tcpip-forward`) and run one command per session channel
+//! (`forward-worker`, `land-worker`, ...). `register-worker` is our extension for workers
+//! whose Garden/Baggageclaim addresses are directly reachable.
+
+mod channel;
+mod connection;
+mod register;
+
+use crate::db::Store;
+use anyhow::Context as _;
+use russh::keys::{PrivateKey, PublicKey};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What the TSA needs besides its listener and the store.
+#[derive(Clone)]
+pub struct TsaConfig {
+    /// `--tsa-host-key`: must be RSA (upstream offers only `rsa-sha2-*`).
+    pub host_key: PrivateKey,
+    /// `--tsa-authorized-keys`: keys that may register any worker.
+    pub authorized_keys: Vec<PublicKey>,
+    /// `--tsa-team-authorized-keys TEAM:PATH`: keys bound to one team.
+    pub team_authorized_keys: Vec<(String, Vec<PublicKey>)>,
+    /// `--tsa-heartbeat-interval`; registrations expire after twice this.
+    pub heartbeat_interval: Duration,
+    /// `--peer-address`: the host in rewritten `addr`/`baggageclaim_url`.
+    pub peer_address: String,
+    /// `--tsa-garden-request-timeout`: bound on each Garden/Baggageclaim ping.
+    pub garden_request_timeout: Duration,
+}
+
+impl TsaConfig {
+    /// The key's team: `Some(None)` for a global key, `Some(Some(team))` for a team key,
+    /// None when the key is not authorized.
+    fn authorize(&self, key: &PublicKey) -> Option<Option<String>> {
+        if self
+            .authorized_keys
+            .iter()
+            .any(|k| k.key_data() == key.key_data())
+        {
+            return Some(None);
+        }
+        self.team_authorized_keys
+            .iter()
+            .find(|(_, keys)| keys.iter().any(|k| k.key_data() == key.key_data()))
+            .map(|(team, _)| Some(team.clone()))
+    }
+}
+
+/// Reads an SSH private key (OpenSSH or PEM).
+pub fn load_private_key(path: &Path) -> anyhow::Result<PrivateKey> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    russh::keys::decode_secret_key(&text, None)
+        .with_context(|| format!("parsing private key {}", path.display()))
+}
+
+/// Parses public keys in `authorized_keys` format (blank lines and `#` comments skipped).
+pub fn parse_authorized_keys(text: &str) -> anyhow::Result<Vec<PublicKey>> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .enumerate()
+        .map(|(i, line)| {
+            PublicKey::from_openssh(line).with_context(|| format!("key {}: invalid", i + 1))
+        })
+        .collect()
+}
+
+/// Reads an `authorized_keys` file.
+pub fn load_authorized_keys(path: &Path) -> anyhow::Result<Vec<PublicKey>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_authorized_keys(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Serves SSH on `listener` until `shutdown` fires, then disconnects every worker and waits
+/// for their tasks (forwarded connections included) to end.
+pub async fn run(
+    listener: TcpListener,
+    config: TsaConfig,
+    store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let ssh_config = Arc::new(russh::server::Config {
+        keys: vec![config.host_key.clone()],
+        auth_rejection_time: Duration::from_millis(500),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        // A worker keeps its connection alive every 5 s; one silent for 5 minutes is gone.
+        inactivity_timeout: Some(Duration::from_secs(300)),
+        ..Default::default()
+    });
+    let shared = Arc::new(connection::Shared {
+        config,
+        store,
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .context("building the TSA's HTTP client")?,
+    });
+    let tracker = TaskTracker::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "tsa: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let conn_token = shutdown.child_token();
+        let handler =
+            connection::Connection::new(shared.clone(), peer, tracker.clone(), conn_token.clone());
+        let ssh_config = ssh_config.clone();
+        tracker.spawn(async move {
+            let session = match russh::server::run_stream(ssh_config, stream, handler).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "tsa: handshake failed");
+                    return;
+                }
+            };
+            let handle = session.handle();
+            tokio::pin!(session);
+            tokio::select! {
+                result = &mut session => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "tsa: connection ended");
+                    }
+                }
+                _ = conn_token.cancelled() => {
+                    let _ = handle
+                        .disconnect(russh::Disconnect::ByApplication, "shutting down".into(), String::new())
+                        .await;
+                    let _ = tokio::time::timeout(Duration::from_secs(5), &mut session).await;
+                }
+            }
+            conn_token.cancel();
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorized_keys_skip_comments_and_report_bad_lines() {
+        let good =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGV4YW1wbGVrZXlleGFtcGxla2V5ZXhhbXBsZWtleTE= w";
+        let keys = parse_authorized_keys(&format!("# c\n\n{good}\n")).expect("parses");
+        assert_eq!(keys.len(), 1);
+        let err = parse_authorized_keys("nonsense").expect_err("bad key");
+        assert_eq!(err.to_string(), "key 1: invalid");
+    }
+}
