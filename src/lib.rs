@@ -3,6 +3,7 @@
 //! Integration tests in tests/ drive the same components through their public APIs.
 
 pub mod atc;
+pub mod beacon;
 pub mod cli;
 pub mod config;
 pub mod db;

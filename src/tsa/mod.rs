@@ -101,8 +101,11 @@ pub async fn run(
     let shared = Arc::new(connection::Shared {
         config,
         store,
+        // No idle connections: a pooled connection through a tunnel would keep the tunnel
+        // from draining when the worker disconnects.
         http: reqwest::Client::builder()
             .no_proxy()
+            .pool_max_idle_per_host(0)
             .build()
             .context("building the TSA's HTTP client")?,
     });

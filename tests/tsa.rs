@@ -1,0 +1,177 @@
+//! Worker registration over real SSH: `concourse web` with its TSA, the in-process beacon,
+//! and a stand-in Garden/Baggageclaim at the far end of real reverse tunnels.
+
+mod common;
+#[path = "common/tsa.rs"]
+mod tsa_support;
+
+use common::Backend;
+use concourse::beacon::{self, BeaconError, Ended};
+use concourse::proto::worker::{TsaEventKind, WorkerState};
+use std::time::Duration;
+use tsa_support::{Gateway, RunningBeacon, StandIn};
+
+const FAST: &[&str] = &["--tsa-heartbeat-interval", "1s", "--gc-interval", "1s"];
+
+async fn forwarded_worker_lifecycle(backend: Backend) {
+    let gateway = Gateway::start(backend, FAST);
+    let local = StandIn::start().await;
+    let token = gateway.admin_token().await;
+    let (events_tx, mut events) = tokio::sync::broadcast::channel(16);
+    let mut config = gateway.beacon("worker-1", &local);
+    config.events = Some(events_tx);
+
+    let beacon = RunningBeacon::start(config.clone());
+    let registered = tokio::time::timeout(Duration::from_secs(30), events.recv())
+        .await
+        .expect("an event within 30s")
+        .expect("event channel open");
+    assert_eq!(registered, TsaEventKind::Registered);
+    let worker = gateway
+        .wait_for_state(&token, "worker-1", WorkerState::Running)
+        .await;
+
+    // The address is the peer address and a port bound by the TSA, not the local server's.
+    let addr = worker["addr"].as_str().expect("addr").to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    assert_ne!(addr, local.addr);
+    let bc_url = worker["baggageclaim_url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    assert!(bc_url.starts_with("http://127.0.0.1:"), "{bc_url}");
+    // Both really reach the stand-in through the tunnel.
+    let handles: serde_json::Value = reqwest::get(format!("http://{addr}/containers"))
+        .await
+        .expect("GET through the garden tunnel")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(handles, serde_json::json!({"Handles": ["c1", "c2"]}));
+    let volumes: Vec<serde_json::Value> = reqwest::get(format!("{bc_url}/volumes"))
+        .await
+        .expect("GET through the baggageclaim tunnel")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(volumes.len(), 3);
+    assert_eq!(worker["active_containers"], 2, "counted through the tunnel");
+    assert_eq!(worker["active_volumes"], 3);
+    // Heartbeats keep coming.
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .expect("a heartbeat within 30s")
+            .expect("event channel open");
+        if event == TsaEventKind::Heartbeated {
+            break;
+        }
+    }
+
+    // A stopped beacon stops heartbeating: the worker stalls after its TTL.
+    assert_eq!(beacon.stop().await.expect("clean stop"), Ended::Stopped);
+    gateway
+        .wait_for_state(&token, "worker-1", WorkerState::Stalled)
+        .await;
+
+    // It comes back when a beacon reconnects, on new ports.
+    let beacon = RunningBeacon::start(config.clone());
+    let again = gateway
+        .wait_for_state(&token, "worker-1", WorkerState::Running)
+        .await;
+    assert!(again["addr"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("127.0.0.1:")));
+
+    // Landing (on a second connection) marks it landing while it keeps heartbeating.
+    beacon::land(&config).await.expect("land-worker");
+    gateway
+        .wait_for_state(&token, "worker-1", WorkerState::Landing)
+        .await;
+    assert_eq!(beacon.stop().await.expect("clean stop"), Ended::Stopped);
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_worker_registers_stalls_recovers_and_lands() {
+    forwarded_worker_lifecycle(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_worker_registers_stalls_recovers_and_lands_on_postgres() {
+    let Some(backend) =
+        Backend::postgres("a_forwarded_worker_registers_stalls_recovers_and_lands_on_postgres")
+    else {
+        return;
+    };
+    forwarded_worker_lifecycle(backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthorized_worker_key_is_refused() {
+    let gateway = Gateway::start(Backend::Embedded, FAST);
+    let local = StandIn::start().await;
+    let config = gateway.beacon_with_key("intruder", &local, tsa_support::worker_key());
+    let err = beacon::land(&config).await.expect_err("unknown key");
+    assert!(matches!(err, BeaconError::Unauthorized), "{err}");
+    let token = gateway.admin_token().await;
+    assert!(gateway.worker(&token, "intruder").await.is_none());
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_with_another_host_key_is_refused() {
+    let gateway = Gateway::start(Backend::Embedded, FAST);
+    let local = StandIn::start().await;
+    let mut config = gateway.beacon("w", &local);
+    let other = tsa_support::worker_key();
+    config.tsa_public_keys = vec![other.public_key().clone()];
+    let err = beacon::land(&config).await.expect_err("pinned key differs");
+    assert!(
+        matches!(err, BeaconError::HostKeyRejected | BeaconError::Ssh(_)),
+        "{err}"
+    );
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_key_cannot_register_a_global_worker() {
+    let team_key = tsa_support::worker_key();
+    let team_line = tsa_support::public_line(&team_key);
+    let gateway = Gateway::start_with_keys(Backend::Embedded, FAST, |dir| {
+        let path = dir.join("main_keys");
+        std::fs::write(&path, format!("{team_line}\n")).expect("writing team keys");
+        vec![
+            "--tsa-team-authorized-keys".into(),
+            format!("main:{}", path.display()),
+        ]
+    });
+    let local = StandIn::start().await;
+    let config = gateway.beacon_with_key("global-worker", &local, team_key.clone());
+    let err = beacon::run(config, Default::default())
+        .await
+        .expect_err("a team key registering a global worker");
+    match err {
+        BeaconError::CommandFailed { command, message } => {
+            assert_eq!(command, "forward-worker");
+            assert_eq!(
+                message,
+                "key is authorized for team main, but worker is global"
+            );
+        }
+        other => panic!("unexpected error: {other}"),
+    }
+    let mut config = gateway.beacon_with_key("other-team-worker", &local, team_key);
+    config.worker.team = "other".into();
+    let err = beacon::land(&config)
+        .await
+        .expect_err("another team's worker");
+    assert!(
+        err.to_string()
+            .ends_with("key is authorized for team main, but worker belongs to team other"),
+        "{err}"
+    );
+    let token = gateway.admin_token().await;
+    assert!(gateway.worker(&token, "global-worker").await.is_none());
+    local.stop().await;
+}
