@@ -164,7 +164,7 @@ mod tests {
     #[test]
     fn authorized_keys_skip_comments_and_report_bad_lines() {
         let good =
-            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGV4YW1wbGVrZXlleGFtcGxla2V5ZXhhbXBsZWtleTE= w";
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f w";
         let keys = parse_authorized_keys(&format!("# c\n\n{good}\n")).expect("parses");
         assert_eq!(keys.len(), 1);
         let err = parse_authorized_keys("nonsense").expect_err("bad key");
