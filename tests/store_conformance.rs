@@ -131,6 +131,7 @@ conformance!(
     heartbeats_update_counters_and_keep_draining_states,
     unresponsive_workers_stall_once_and_ephemeral_ones_are_deleted,
     landing_retiring_pruning_and_deleting,
+    drained_landing_workers_land_and_retiring_ones_go,
     migrating_twice_is_a_no_op_and_data_survives_reopening,
 );
 // --- helpers ---------------------------------------------------------------------------------

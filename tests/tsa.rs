@@ -83,12 +83,20 @@ async fn forwarded_worker_lifecycle(backend: Backend) {
         .as_str()
         .is_some_and(|a| a.starts_with("127.0.0.1:")));
 
-    // Landing (on a second connection) marks it landing while it keeps heartbeating.
+    // Landing (on a second connection) marks it landing; with nothing running on it the
+    // collector lands it, the TSA ends the registration and the beacon is done.
     beacon::land(&config).await.expect("land-worker");
-    gateway
-        .wait_for_state(&token, "worker-1", WorkerState::Landing)
+    let state = gateway.worker(&token, "worker-1").await.expect("listed")["state"].clone();
+    assert!(state == "landing" || state == "landed", "{state}");
+    let landed = gateway
+        .wait_for_state(&token, "worker-1", WorkerState::Landed)
         .await;
-    assert_eq!(beacon.stop().await.expect("clean stop"), Ended::Stopped);
+    assert_eq!(landed["addr"], "", "a landed worker has no address");
+    let ended = tokio::time::timeout(Duration::from_secs(30), beacon.task)
+        .await
+        .expect("registration ended within 30s")
+        .expect("beacon task");
+    assert_eq!(ended.expect("clean end"), Ended::Finished);
     local.stop().await;
 }
 

@@ -220,6 +220,13 @@ pub trait Store: Send + Sync + 'static {
     /// One guarded statement: deletes ephemeral workers whose expiry is before `now`, in any
     /// state. Returns their names.
     async fn delete_expired_ephemeral_workers(&self, now: i64) -> Result<Vec<String>>;
+    /// One guarded statement: `landing` workers with no container of an unfinished build
+    /// (of a non-interruptible job, or a one-off build) become `landed`, their addresses
+    /// cleared. Returns their names.
+    async fn land_drained_workers(&self) -> Result<Vec<String>>;
+    /// One guarded statement: `retiring` workers drained in the same sense are deleted.
+    /// Returns their names.
+    async fn delete_drained_retiring_workers(&self) -> Result<Vec<String>>;
 }
 
 /// Upstream's message when a worker name is taken by another team's (or a global) worker.

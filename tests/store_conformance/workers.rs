@@ -239,3 +239,43 @@ pub async fn landing_retiring_pruning_and_deleting(h: &Harness) {
     assert!(!store.delete_worker("running").await.unwrap());
     assert!(store.workers().await.unwrap().is_empty());
 }
+
+pub async fn drained_landing_workers_land_and_retiring_ones_go(h: &Harness) {
+    let store = &h.store;
+    for name in ["landing", "retiring", "running"] {
+        store
+            .register_worker(&payload(name, ""), TTL, 100)
+            .await
+            .unwrap();
+    }
+    store.land_worker("landing").await.unwrap();
+    store.retire_worker("retiring").await.unwrap();
+
+    assert_eq!(store.land_drained_workers().await.unwrap(), vec!["landing"]);
+    let landed = store.worker("landing").await.unwrap().unwrap();
+    assert_eq!(landed.state, WorkerState::Landed);
+    assert_eq!(landed.worker.garden_addr, "", "addresses cleared");
+    assert_eq!(landed.worker.baggageclaim_url, "");
+    assert!(
+        store.land_drained_workers().await.unwrap().is_empty(),
+        "once"
+    );
+    // A landed worker stays landed when asked to land again, and re-registering revives it.
+    assert_eq!(
+        store.land_worker("landing").await.unwrap().unwrap().state,
+        WorkerState::Landed
+    );
+    let back = store
+        .register_worker(&payload("landing", ""), TTL, 200)
+        .await
+        .unwrap();
+    assert_eq!(back.state, WorkerState::Running);
+    assert_eq!(back.worker.garden_addr, "127.0.0.1:7777");
+
+    assert_eq!(
+        store.delete_drained_retiring_workers().await.unwrap(),
+        vec!["retiring"]
+    );
+    assert!(store.worker("retiring").await.unwrap().is_none());
+    assert_eq!(state_of(store, "running").await, Some(WorkerState::Running));
+}

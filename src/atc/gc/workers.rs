@@ -1,5 +1,6 @@
-//! The worker collector: every GC interval, expired ephemeral workers are deleted and
-//! unresponsive ones stalled, each as one guarded statement so web nodes may race freely.
+//! The worker collector (worker-protocols.md §3.6): every GC interval, expired ephemeral
+//! workers are deleted, unresponsive ones stalled, drained retiring ones deleted and drained
+//! landing ones landed, each as one guarded statement so web nodes may race freely.
 
 use crate::atc::auth::now;
 use crate::db::Store;
@@ -16,6 +17,14 @@ pub async fn collect_workers(store: &dyn Store, now: i64) -> crate::db::Result<(
     let stalled = store.stall_unresponsive_workers(now).await?;
     if !stalled.is_empty() {
         tracing::info!(workers = ?stalled, "stalled unresponsive workers");
+    }
+    let retired = store.delete_drained_retiring_workers().await?;
+    if !retired.is_empty() {
+        tracing::info!(workers = ?retired, "deleted retired workers");
+    }
+    let landed = store.land_drained_workers().await?;
+    if !landed.is_empty() {
+        tracing::info!(workers = ?landed, "landed workers");
     }
     Ok(())
 }

@@ -749,4 +749,12 @@ impl Store for EmbeddedStore {
         self.call(move |conn| workers::delete_expired_ephemeral_workers(conn, now))
             .await
     }
+
+    async fn land_drained_workers(&self) -> Result<Vec<String>> {
+        self.call(workers::land_drained_workers).await
+    }
+
+    async fn delete_drained_retiring_workers(&self) -> Result<Vec<String>> {
+        self.call(workers::delete_drained_retiring_workers).await
+    }
 }

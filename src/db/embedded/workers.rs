@@ -26,10 +26,10 @@ fn one(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Op
         .transpose()
 }
 
-fn names(conn: &Connection, sql: &str, now: i64) -> Result<Vec<String>> {
+fn names(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<String>> {
     let mut names: Vec<String> = conn
         .prepare_cached(sql)?
-        .query_map([now], |r| r.get(0))?
+        .query_map(params, |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     names.sort();
     Ok(names)
@@ -147,7 +147,7 @@ pub(super) fn stall_unresponsive_workers(conn: &mut Connection, now: i64) -> Res
         "UPDATE workers SET state = 'stalled', expires_at = 0 \
          WHERE state = 'running' AND expires_at <> 0 AND expires_at < ?1 \
          AND NOT coalesce(json_extract(payload, '$.ephemeral'), 0) RETURNING name",
-        now,
+        [now],
     )
 }
 
@@ -159,6 +159,33 @@ pub(super) fn delete_expired_ephemeral_workers(
         conn,
         "DELETE FROM workers WHERE expires_at <> 0 AND expires_at < ?1 \
          AND coalesce(json_extract(payload, '$.ephemeral'), 0) RETURNING name",
-        now,
+        [now],
+    )
+}
+
+/// No container of an unfinished build that holds the worker: one-off builds and builds of
+/// jobs that are not `interruptible`.
+const DRAINED: &str = "NOT EXISTS (SELECT 1 FROM containers c JOIN builds b ON b.id = c.build_id \
+     LEFT JOIN jobs j ON j.id = b.job_id \
+     WHERE c.worker_name = workers.name AND b.status IN ('pending', 'started') \
+     AND (j.id IS NULL OR NOT coalesce(json_extract(j.config, '$.interruptible'), 0)))";
+
+pub(super) fn land_drained_workers(conn: &mut Connection) -> Result<Vec<String>> {
+    names(
+        conn,
+        &format!(
+            "UPDATE workers SET state = 'landed', \
+             payload = json_set(payload, '$.addr', '', '$.baggageclaim_url', '') \
+             WHERE state = 'landing' AND {DRAINED} RETURNING name"
+        ),
+        [],
+    )
+}
+
+pub(super) fn delete_drained_retiring_workers(conn: &mut Connection) -> Result<Vec<String>> {
+    names(
+        conn,
+        &format!("DELETE FROM workers WHERE state = 'retiring' AND {DRAINED} RETURNING name"),
+        [],
     )
 }

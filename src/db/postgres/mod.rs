@@ -713,6 +713,14 @@ impl Store for PgStore {
     async fn delete_expired_ephemeral_workers(&self, now: i64) -> Result<Vec<String>> {
         self.delete_ephemeral_workers(now).await
     }
+
+    async fn land_drained_workers(&self) -> Result<Vec<String>> {
+        self.land_drained().await
+    }
+
+    async fn delete_drained_retiring_workers(&self) -> Result<Vec<String>> {
+        self.delete_drained_retiring().await
+    }
 }
 
 fn placeholder(n: usize) -> String {

@@ -27,10 +27,10 @@ impl PgStore {
             .transpose()
     }
 
-    async fn worker_names(&self, sql: &str, now: i64) -> Result<Vec<String>> {
+    async fn worker_names(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<String>> {
         let client = self.pool.get().await?;
         let mut names: Vec<String> = client
-            .query(sql, &[&now])
+            .query(sql, params)
             .await?
             .iter()
             .map(|r| r.try_get(0))
@@ -173,7 +173,7 @@ impl PgStore {
             "UPDATE workers SET state = 'stalled', expires_at = 0 \
              WHERE state = 'running' AND expires_at <> 0 AND expires_at < $1 \
              AND NOT coalesce((payload->>'ephemeral')::boolean, false) RETURNING name",
-            now,
+            &[&now],
         )
         .await
     }
@@ -182,8 +182,35 @@ impl PgStore {
         self.worker_names(
             "DELETE FROM workers WHERE expires_at <> 0 AND expires_at < $1 \
              AND coalesce((payload->>'ephemeral')::boolean, false) RETURNING name",
-            now,
+            &[&now],
+        )
+        .await
+    }
+
+    pub(super) async fn land_drained(&self) -> Result<Vec<String>> {
+        self.worker_names(
+            &format!(
+                "UPDATE workers SET state = 'landed', \
+                 payload = payload || '{{\"addr\": \"\", \"baggageclaim_url\": \"\"}}'::jsonb \
+                 WHERE state = 'landing' AND {DRAINED} RETURNING name"
+            ),
+            &[],
+        )
+        .await
+    }
+
+    pub(super) async fn delete_drained_retiring(&self) -> Result<Vec<String>> {
+        self.worker_names(
+            &format!("DELETE FROM workers WHERE state = 'retiring' AND {DRAINED} RETURNING name"),
+            &[],
         )
         .await
     }
 }
+
+/// No container of an unfinished build that holds the worker: one-off builds and builds of
+/// jobs that are not `interruptible`.
+const DRAINED: &str = "NOT EXISTS (SELECT 1 FROM containers c JOIN builds b ON b.id = c.build_id \
+     LEFT JOIN jobs j ON j.id = b.job_id \
+     WHERE c.worker_name = workers.name AND b.status IN ('pending', 'started') \
+     AND (j.id IS NULL OR NOT coalesce((j.config->>'interruptible')::boolean, false)))";
