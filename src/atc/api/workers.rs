@@ -228,3 +228,187 @@ pub async fn delete(
     state.store.delete_worker(&name).await?;
     Ok(StatusCode::OK.into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The system-only routes, driven through the router with a system token (as the TSA
+    //! of another deployment would call them); user access is covered over HTTP in
+    //! tests/workers_api.rs.
+
+    use super::super::{router, AppState};
+    use crate::atc::auth::{now, Auth, TSA_CLIENT_ID};
+    use crate::db::{self, TeamAuth};
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use serde_json::{json, Value};
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    const SYSTEM: &str = "system-token";
+
+    async fn app() -> (axum::Router, Arc<dyn db::Store>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = db::open_embedded(&dir.path().join("concourse.db"))
+            .await
+            .expect("store");
+        store
+            .upsert_team("main", &TeamAuth::new(), true)
+            .await
+            .expect("main team");
+        store
+            .save_access_token(
+                SYSTEM,
+                &json!({"sub": "tsa", "aud": TSA_CLIENT_ID, "exp": now() + 3600}),
+                now() + 3600,
+            )
+            .await
+            .expect("token");
+        let state = AppState {
+            store: store.clone(),
+            auth: Arc::new(Auth::new(
+                store.clone(),
+                vec![],
+                std::time::Duration::from_secs(60),
+            )),
+            info: Default::default(),
+            external_url: "http://localhost".into(),
+            cli_artifacts_dir: None,
+        };
+        (router(state), store, dir)
+    }
+
+    async fn send(
+        app: &axum::Router,
+        method: Method,
+        uri: &str,
+        body: Value,
+    ) -> (StatusCode, String) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("Authorization", format!("Bearer {SYSTEM}"))
+            .header("Content-Type", "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        let resp = app.clone().oneshot(req).await.expect("response");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn registration_is_validated_with_upstreams_messages_and_stores_nothing_on_error() {
+        let (app, store, _dir) = app().await;
+        let cases = [
+            (
+                "/api/v1/workers",
+                json!({"name": "w"}),
+                "missing garden address",
+            ),
+            (
+                "/api/v1/workers",
+                json!({"addr": "1.2.3.4:7777", "version": "3.0-dev"}),
+                "invalid worker version, only numeric characters are allowed",
+            ),
+            (
+                "/api/v1/workers?ttl=soon",
+                json!({"addr": "1.2.3.4:7777"}),
+                "malformed ttl",
+            ),
+            (
+                "/api/v1/workers",
+                json!({"addr": "1.2.3.4:7777", "team": "nope"}),
+                "team nope not found",
+            ),
+        ];
+        for (uri, body, message) in cases {
+            let (status, text) = send(&app, Method::POST, uri, body).await;
+            assert_eq!((status, text.as_str()), (StatusCode::BAD_REQUEST, message));
+        }
+        assert!(store.workers().await.expect("workers").is_empty());
+
+        let (status, _) = send(
+            &app,
+            Method::POST,
+            "/api/v1/workers?ttl=1m0s",
+            json!({"addr": "1.2.3.4:7777", "version": "3.0"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let row = store
+            .worker("1.2.3.4:7777")
+            .await
+            .expect("read")
+            .expect("named after addr");
+        assert!(
+            (59..=61).contains(&(row.expires_at - now())),
+            "ttl in Go syntax"
+        );
+
+        let (status, text) = send(
+            &app,
+            Method::POST,
+            "/api/v1/workers",
+            json!({"addr": "1.2.3.4:7777", "team": "main"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            text,
+            "worker already exists and is either global or owned by another team"
+        );
+    }
+
+    #[tokio::test]
+    async fn heartbeats_answer_the_worker_or_404_and_delete_checks_the_team() {
+        let (app, _store, _dir) = app().await;
+        let (status, _) = send(
+            &app,
+            Method::PUT,
+            "/api/v1/workers/w/heartbeat?ttl=30s",
+            json!({}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        send(
+            &app,
+            Method::POST,
+            "/api/v1/workers?ttl=30s",
+            json!({"addr": "1.2.3.4:7777", "name": "w"}),
+        )
+        .await;
+        let (status, text) = send(
+            &app,
+            Method::PUT,
+            "/api/v1/workers/w/heartbeat?ttl=30s",
+            json!({"active_containers": 4, "active_volumes": 5}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let worker: Value = serde_json::from_str(&text).expect("worker JSON");
+        assert_eq!(worker["state"], "running");
+        assert_eq!(worker["active_containers"], 4);
+        assert_eq!(worker["active_volumes"], 5);
+
+        let (status, _) = send(
+            &app,
+            Method::DELETE,
+            "/api/v1/workers/w",
+            json!({"team": "main"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = send(
+            &app,
+            Method::DELETE,
+            "/api/v1/workers/w",
+            json!({"team": ""}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = send(&app, Method::PUT, "/api/v1/workers/w/heartbeat", json!({})).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
