@@ -183,3 +183,58 @@ async fn a_team_key_cannot_register_a_global_worker() {
     assert!(gateway.worker(&token, "global-worker").await.is_none());
     local.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_parsed_and_checked_like_upstream() {
+    let gateway = Gateway::start(Backend::Embedded, FAST);
+    let unknown = gateway.exec_raw("register-nonsense", b"{}").await;
+    assert!(unknown.refused);
+    assert_eq!(
+        unknown.stdout,
+        "invalid command: unknown command: register-nonsense"
+    );
+
+    // Every command reads the payload first; garbage fails the command with exit status 1.
+    let garbage = gateway.exec_raw("land-worker", b"not json").await;
+    assert!(!garbage.refused);
+    assert_eq!(garbage.exit_status, Some(1));
+    assert!(
+        garbage.stderr.starts_with("invalid worker payload"),
+        "{garbage:?}"
+    );
+
+    // forward-worker without the forwards it names fails with upstream's message.
+    let unforwarded = gateway
+        .exec_raw(
+            "forward-worker --garden 0.0.0.0:7777 --baggageclaim 0.0.0.0:7788",
+            br#"{"name":"w","version":"3.0"}"#,
+        )
+        .await;
+    assert_eq!(unforwarded.exit_status, Some(1));
+    assert_eq!(
+        unforwarded.stderr.trim(),
+        "garden address (0.0.0.0:7777) not forwarded"
+    );
+
+    // Sweeps answer the (empty) list of handles to destroy.
+    let sweep = gateway
+        .exec_raw("sweep-containers", br#"{"name":"w"}"#)
+        .await;
+    assert_eq!(sweep.exit_status, Some(0));
+    assert_eq!(sweep.stdout, "[]");
+    let unnamed = gateway.exec_raw("sweep-volumes", br#"{"name":""}"#).await;
+    assert_eq!(
+        (unnamed.exit_status, unnamed.stderr.trim()),
+        (Some(1), "empty-worker-name")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_host_key_is_kept_across_restarts() {
+    let server = common::Server::start(Backend::Embedded);
+    let path = server.dir.path().join("data").join("tsa_host_key");
+    let first = std::fs::read(&path).expect("host key generated into the data dir");
+    let server = server.restart();
+    assert_eq!(std::fs::read(&path).expect("host key still there"), first);
+    assert!(!server.tsa_addr.is_empty());
+}

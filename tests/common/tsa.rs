@@ -211,3 +211,82 @@ impl StandIn {
         let _ = self.task.await;
     }
 }
+
+/// What a raw exec on the TSA produced.
+#[derive(Debug, Default)]
+pub struct ExecResult {
+    /// The TSA refused the `exec` request.
+    pub refused: bool,
+    pub exit_status: Option<u32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+struct PinnedHost(PublicKey);
+
+impl russh::client::Handler for PinnedHost {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        Ok(
+            matches!(key, russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } if key.key_data() == self.0.key_data()),
+        )
+    }
+}
+
+impl Gateway {
+    /// Runs one exec string on a plain SSH session (no beacon), feeding `stdin`.
+    pub async fn exec_raw(&self, command: &str, stdin: &[u8]) -> ExecResult {
+        use russh::ChannelMsg;
+        let config = std::sync::Arc::new(russh::client::Config::default());
+        let mut handle = russh::client::connect(
+            config,
+            self.server.tsa_addr.as_str(),
+            PinnedHost(self.host_public.clone()),
+        )
+        .await
+        .expect("connecting to the TSA");
+        let hash = handle
+            .best_supported_rsa_hash()
+            .await
+            .expect("hash")
+            .flatten();
+        let auth = handle
+            .authenticate_publickey(
+                "beacon",
+                russh::keys::PrivateKeyWithHashAlg::new(
+                    std::sync::Arc::new(self.worker_key.clone()),
+                    hash,
+                ),
+            )
+            .await
+            .expect("authenticating");
+        assert!(matches!(auth, russh::client::AuthResult::Success));
+        let mut channel = handle.channel_open_session().await.expect("session");
+        channel.exec(true, command).await.expect("exec");
+        channel.data(stdin).await.expect("stdin");
+        let mut result = ExecResult::default();
+        let deadline = Duration::from_secs(30);
+        while let Some(msg) = tokio::time::timeout(deadline, channel.wait())
+            .await
+            .expect("TSA answered within 30s")
+        {
+            match msg {
+                ChannelMsg::Data { data } => {
+                    result.stdout.push_str(&String::from_utf8_lossy(&data))
+                }
+                ChannelMsg::ExtendedData { data, .. } => {
+                    result.stderr.push_str(&String::from_utf8_lossy(&data))
+                }
+                ChannelMsg::ExitStatus { exit_status } => result.exit_status = Some(exit_status),
+                ChannelMsg::Failure => result.refused = true,
+                ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        result
+    }
+}
