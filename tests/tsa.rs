@@ -238,3 +238,21 @@ async fn a_generated_host_key_is_kept_across_restarts() {
     assert_eq!(std::fs::read(&path).expect("host key still there"), first);
     assert!(!server.tsa_addr.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_beacon_with_no_reachable_gateway_says_so() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = closed.local_addr().expect("addr").to_string();
+    drop(closed);
+    let key = tsa_support::worker_key();
+    let config = beacon::BeaconConfig::new(
+        vec![addr.clone(), addr],
+        vec![key.public_key().clone()],
+        key,
+        Default::default(),
+        "127.0.0.1:1".into(),
+        "127.0.0.1:1".into(),
+    );
+    let err = beacon::land(&config).await.expect_err("nothing listens");
+    assert_eq!(err.to_string(), "all worker SSH gateways unreachable");
+}

@@ -254,3 +254,37 @@ fn publish_events(config: &BeaconConfig, stdout: &mut Vec<u8>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::worker::{TsaEventKind, Worker};
+
+    #[test]
+    fn events_are_published_per_complete_line() {
+        let (tx, mut rx) = tokio::sync::broadcast::channel(8);
+        let key = russh::keys::decode_secret_key(
+            &crate::roles::keys::rsa_private_pem(1024).expect("key"),
+            None,
+        )
+        .expect("decoding key");
+        let mut config = BeaconConfig::new(
+            vec![],
+            vec![],
+            key,
+            Worker::default(),
+            String::new(),
+            String::new(),
+        );
+        config.events = Some(tx);
+        let mut out = b"{\"event\":\"registered\"}\n{\"event\":\"heart".to_vec();
+        publish_events(&config, &mut out);
+        assert_eq!(rx.try_recv().ok(), Some(TsaEventKind::Registered));
+        assert!(rx.try_recv().is_err(), "a partial line waits");
+        out.extend_from_slice(b"beated\"}\nnot json\n");
+        publish_events(&config, &mut out);
+        assert_eq!(rx.try_recv().ok(), Some(TsaEventKind::Heartbeated));
+        assert!(rx.try_recv().is_err(), "garbage lines are skipped");
+        assert!(out.is_empty());
+    }
+}
