@@ -256,3 +256,38 @@ async fn a_beacon_with_no_reachable_gateway_says_so() {
     let err = beacon::land(&config).await.expect_err("nothing listens");
     assert_eq!(err.to_string(), "all worker SSH gateways unreachable");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_authorized_keys() {
+    let gateway = Gateway::start(Backend::Embedded, FAST);
+    let local = StandIn::start().await;
+    let newcomer = tsa_support::worker_key();
+    let config = gateway.beacon_with_key("newcomer", &local, newcomer.clone());
+    let err = beacon::retire(&config)
+        .await
+        .expect_err("not yet authorized");
+    assert!(matches!(err, BeaconError::Unauthorized), "{err}");
+
+    let keys = gateway.keys_dir.path().join("authorized_keys");
+    let mut text = std::fs::read_to_string(&keys).expect("reading keys");
+    text.push_str(&format!("{}\n", tsa_support::public_line(&newcomer)));
+    std::fs::write(&keys, text).expect("writing keys");
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &gateway.server.pid().to_string()])
+        .status()
+        .expect("running kill");
+    assert!(status.success());
+
+    // retire-worker tolerates an unknown worker, so success means "authenticated".
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match beacon::retire(&config).await {
+            Ok(()) => break,
+            Err(BeaconError::Unauthorized) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("key not accepted after SIGHUP: {e}"),
+        }
+    }
+    local.stop().await;
+}

@@ -3,7 +3,7 @@
 
 use crate::atc::auth::parse_go_duration;
 use crate::cli::{PostgresArgs, TsaArgs};
-use crate::tsa::{self, TsaConfig};
+use crate::tsa::{self, AuthorizedKeys, KeySet, TsaConfig};
 use anyhow::Context;
 use std::path::Path;
 use std::time::Duration;
@@ -31,30 +31,14 @@ pub fn config(args: &TsaArgs, store_args: &PostgresArgs) -> anyhow::Result<TsaCo
             host_key_path.display()
         );
     }
-    let authorized_keys = match &args.tsa_authorized_keys {
-        Some(path) => tsa::load_authorized_keys(path)?,
-        None => {
-            tracing::warn!("no --tsa-authorized-keys: the TSA refuses every worker key");
-            vec![]
-        }
-    };
-    let team_authorized_keys = args
-        .tsa_team_authorized_keys
-        .iter()
-        .map(|entry| {
-            let (team, path) = entry.split_once(':').with_context(|| {
-                format!("invalid --tsa-team-authorized-keys '{entry}': expected TEAM:PATH")
-            })?;
-            Ok((
-                team.to_string(),
-                tsa::load_authorized_keys(Path::new(path))?,
-            ))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let key_files = KeyFiles::from_args(args)?;
+    if key_files.global.is_none() && key_files.teams.is_empty() {
+        tracing::warn!("no --tsa-authorized-keys: the TSA refuses every worker key");
+    }
+    let keys = AuthorizedKeys::new(key_files.load()?);
     Ok(TsaConfig {
         host_key,
-        authorized_keys,
-        team_authorized_keys,
+        keys,
         heartbeat_interval: duration("tsa-heartbeat-interval", &args.tsa_heartbeat_interval)?,
         peer_address: args.peer_address.clone(),
         garden_request_timeout: duration(
@@ -76,4 +60,78 @@ fn generated_host_key(data_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
     super::keys::write_private(&path, pem.as_bytes())?;
     tracing::info!(path = %path.display(), "no --tsa-host-key: generated a TSA host key");
     Ok(path)
+}
+
+/// Where the worker keys come from, to load them at start and again on SIGHUP.
+#[derive(Debug, Clone)]
+pub struct KeyFiles {
+    global: Option<std::path::PathBuf>,
+    teams: Vec<(String, std::path::PathBuf)>,
+}
+
+impl KeyFiles {
+    pub fn from_args(args: &TsaArgs) -> anyhow::Result<Self> {
+        let teams = args
+            .tsa_team_authorized_keys
+            .iter()
+            .map(|entry| {
+                let (team, path) = entry.split_once(':').with_context(|| {
+                    format!("invalid --tsa-team-authorized-keys '{entry}': expected TEAM:PATH")
+                })?;
+                Ok((team.to_string(), Path::new(path).to_path_buf()))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(KeyFiles {
+            global: args.tsa_authorized_keys.clone(),
+            teams,
+        })
+    }
+
+    pub fn load(&self) -> anyhow::Result<KeySet> {
+        Ok(KeySet {
+            global: match &self.global {
+                Some(path) => tsa::load_authorized_keys(path)?,
+                None => vec![],
+            },
+            teams: self
+                .teams
+                .iter()
+                .map(|(team, path)| Ok((team.clone(), tsa::load_authorized_keys(path)?)))
+                .collect::<anyhow::Result<_>>()?,
+        })
+    }
+}
+
+/// Reloads the key files into `keys` on every SIGHUP until `shutdown`; a file that fails to
+/// load leaves the previous keys in place.
+pub async fn reload_keys_on_sighup(
+    files: KeyFiles,
+    keys: AuthorizedKeys,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP: TSA keys will not reload");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            received = hangups.recv() => if received.is_none() { return },
+        }
+        let files = files.clone();
+        match tokio::task::spawn_blocking(move || files.load()).await {
+            Ok(Ok(set)) => {
+                keys.replace(set);
+                tracing::info!("reloaded TSA authorized keys");
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), "reloading TSA keys failed; keeping the old ones")
+            }
+            Err(e) => tracing::warn!(error = %e, "reloading TSA keys failed; keeping the old ones"),
+        }
+    }
 }

@@ -168,6 +168,11 @@ pub async fn serve(
     // Components end when `components` fires: on shutdown, or when the API fails.
     let components = shutdown.child_token();
     let tracker = TaskTracker::new();
+    tracker.spawn(super::tsa::reload_keys_on_sighup(
+        super::tsa::KeyFiles::from_args(&args.tsa)?,
+        tsa_config.keys.clone(),
+        components.clone(),
+    ));
     let store = state.store.clone();
     tracker.spawn(crate::atc::gc::run_worker_collector(
         store.clone(),

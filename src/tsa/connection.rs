@@ -101,7 +101,7 @@ impl russh::server::Handler for Connection {
         _user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        match self.shared.config.authorize(key.public_key) {
+        match self.shared.config.keys.authorize(key.public_key) {
             Some(team) => {
                 tracing::info!(peer = %self.peer, team = team.as_deref().unwrap_or(""), "tsa: worker key accepted");
                 self.team = team;

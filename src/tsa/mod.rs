@@ -25,10 +25,8 @@ use tokio_util::task::TaskTracker;
 pub struct TsaConfig {
     /// `--tsa-host-key`: must be RSA (upstream offers only `rsa-sha2-*`).
     pub host_key: PrivateKey,
-    /// `--tsa-authorized-keys`: keys that may register any worker.
-    pub authorized_keys: Vec<PublicKey>,
-    /// `--tsa-team-authorized-keys TEAM:PATH`: keys bound to one team.
-    pub team_authorized_keys: Vec<(String, Vec<PublicKey>)>,
+    /// The worker keys accepted; replaceable while running (SIGHUP).
+    pub keys: AuthorizedKeys,
     /// `--tsa-heartbeat-interval`; registrations expire after twice this.
     pub heartbeat_interval: Duration,
     /// `--peer-address`: the host in rewritten `addr`/`baggageclaim_url`.
@@ -37,18 +35,37 @@ pub struct TsaConfig {
     pub garden_request_timeout: Duration,
 }
 
-impl TsaConfig {
+/// Worker public keys by scope.
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    /// `--tsa-authorized-keys`: keys that may register any worker.
+    pub global: Vec<PublicKey>,
+    /// `--tsa-team-authorized-keys TEAM:PATH`: keys bound to one team.
+    pub teams: Vec<(String, Vec<PublicKey>)>,
+}
+
+/// The accepted keys, shared by every connection so a reload (SIGHUP) applies to the next
+/// authentication. A `std` lock: it is never held across an `.await`.
+#[derive(Debug, Clone, Default)]
+pub struct AuthorizedKeys(Arc<std::sync::RwLock<KeySet>>);
+
+impl AuthorizedKeys {
+    pub fn new(keys: KeySet) -> Self {
+        AuthorizedKeys(Arc::new(std::sync::RwLock::new(keys)))
+    }
+
+    pub fn replace(&self, keys: KeySet) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = keys;
+    }
+
     /// The key's team: `Some(None)` for a global key, `Some(Some(team))` for a team key,
     /// None when the key is not authorized.
     fn authorize(&self, key: &PublicKey) -> Option<Option<String>> {
-        if self
-            .authorized_keys
-            .iter()
-            .any(|k| k.key_data() == key.key_data())
-        {
+        let keys = self.0.read().unwrap_or_else(|p| p.into_inner());
+        if keys.global.iter().any(|k| k.key_data() == key.key_data()) {
             return Some(None);
         }
-        self.team_authorized_keys
+        keys.teams
             .iter()
             .find(|(_, keys)| keys.iter().any(|k| k.key_data() == key.key_data()))
             .map(|(team, _)| Some(team.clone()))

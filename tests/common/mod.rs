@@ -159,6 +159,11 @@ impl Server {
         Self::spawn(role, backend, dir, extra)
     }
 
+    /// The server's process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn api(&self, path: &str) -> String {
         format!("{}{}", self.url, path)
     }
