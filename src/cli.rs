@@ -200,6 +200,9 @@ pub struct TsaArgs {
         value_delimiter = ','
     )]
     pub tsa_team_authorized_keys: Vec<String>,
+    /// YAML file of team keys: a list of `{team: NAME, ssh_keys: [KEY, ...]}`.
+    #[arg(long, env = "CONCOURSE_TSA_TEAM_AUTHORIZED_KEYS_FILE")]
+    pub tsa_team_authorized_keys_file: Option<PathBuf>,
     /// Interval on which to heartbeat workers to the ATC.
     #[arg(long, env = "CONCOURSE_TSA_HEARTBEAT_INTERVAL", default_value = "30s")]
     pub tsa_heartbeat_interval: String,

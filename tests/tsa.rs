@@ -291,3 +291,43 @@ async fn sighup_reloads_the_authorized_keys() {
     }
     local.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_keys_file_binds_its_keys_to_the_team() {
+    let team_key = tsa_support::worker_key();
+    let team_line = tsa_support::public_line(&team_key);
+    let gateway = Gateway::start_with_keys(Backend::Embedded, FAST, |dir| {
+        let path = dir.join("team_keys.yml");
+        std::fs::write(
+            &path,
+            format!("- team: main\n  ssh_keys:\n  - {team_line}\n"),
+        )
+        .expect("writing team keys file");
+        vec![
+            "--tsa-team-authorized-keys-file".into(),
+            path.display().to_string(),
+        ]
+    });
+    let local = StandIn::start().await;
+    let token = gateway.admin_token().await;
+
+    let mut config = gateway.beacon_with_key("team-worker", &local, team_key.clone());
+    config.worker.team = "main".into();
+    let beacon = RunningBeacon::start(config);
+    let worker = gateway
+        .wait_for_state(&token, "team-worker", WorkerState::Running)
+        .await;
+    assert_eq!(worker["team"], "main");
+    assert_eq!(beacon.stop().await.expect("clean stop"), Ended::Stopped);
+
+    let config = gateway.beacon_with_key("global-worker", &local, team_key);
+    let err = beacon::land(&config)
+        .await
+        .expect_err("global worker with a team key");
+    assert!(
+        err.to_string()
+            .ends_with("key is authorized for team main, but worker is global"),
+        "{err}"
+    );
+    local.stop().await;
+}

@@ -32,7 +32,7 @@ pub fn config(args: &TsaArgs, store_args: &PostgresArgs) -> anyhow::Result<TsaCo
         );
     }
     let key_files = KeyFiles::from_args(args)?;
-    if key_files.global.is_none() && key_files.teams.is_empty() {
+    if key_files.global.is_none() && key_files.teams.is_empty() && key_files.team_file.is_none() {
         tracing::warn!("no --tsa-authorized-keys: the TSA refuses every worker key");
     }
     let keys = AuthorizedKeys::new(key_files.load()?);
@@ -67,6 +67,7 @@ fn generated_host_key(data_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
 pub struct KeyFiles {
     global: Option<std::path::PathBuf>,
     teams: Vec<(String, std::path::PathBuf)>,
+    team_file: Option<std::path::PathBuf>,
 }
 
 impl KeyFiles {
@@ -84,11 +85,12 @@ impl KeyFiles {
         Ok(KeyFiles {
             global: args.tsa_authorized_keys.clone(),
             teams,
+            team_file: args.tsa_team_authorized_keys_file.clone(),
         })
     }
 
     pub fn load(&self) -> anyhow::Result<KeySet> {
-        Ok(KeySet {
+        let mut set = KeySet {
             global: match &self.global {
                 Some(path) => tsa::load_authorized_keys(path)?,
                 None => vec![],
@@ -98,7 +100,16 @@ impl KeyFiles {
                 .iter()
                 .map(|(team, path)| Ok((team.clone(), tsa::load_authorized_keys(path)?)))
                 .collect::<anyhow::Result<_>>()?,
-        })
+        };
+        if let Some(path) = &self.team_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            set.teams.extend(
+                tsa::parse_team_keys_yaml(&text)
+                    .with_context(|| format!("parsing {}", path.display()))?,
+            );
+        }
+        Ok(set)
     }
 }
 

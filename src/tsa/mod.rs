@@ -92,6 +92,43 @@ pub fn parse_authorized_keys(text: &str) -> anyhow::Result<Vec<PublicKey>> {
         .collect()
 }
 
+/// Parses upstream's `--tsa-team-authorized-keys-file`: a YAML list of
+/// `{team: NAME, ssh_keys: [KEY, ...]}`.
+pub fn parse_team_keys_yaml(text: &str) -> anyhow::Result<Vec<(String, Vec<PublicKey>)>> {
+    use yaml_rust2::{Yaml, YamlLoader};
+    let docs = YamlLoader::load_from_str(text).context("invalid YAML")?;
+    let Some(doc) = docs.into_iter().next() else {
+        return Ok(vec![]);
+    };
+    let Yaml::Array(entries) = doc else {
+        anyhow::bail!("expected a list of {{team, ssh_keys}}");
+    };
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let team = entry["team"]
+                .as_str()
+                .with_context(|| format!("entry {}: missing team", i + 1))?;
+            let keys = match &entry["ssh_keys"] {
+                Yaml::Array(keys) => keys
+                    .iter()
+                    .map(|k| {
+                        let line = k.as_str().with_context(|| {
+                            format!("entry {}: ssh_keys must be strings", i + 1)
+                        })?;
+                        PublicKey::from_openssh(line.trim())
+                            .with_context(|| format!("entry {}: invalid key", i + 1))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+                Yaml::BadValue | Yaml::Null => vec![],
+                _ => anyhow::bail!("entry {}: ssh_keys must be a list", i + 1),
+            };
+            Ok((team.to_string(), keys))
+        })
+        .collect()
+}
+
 /// Reads an `authorized_keys` file.
 pub fn load_authorized_keys(path: &Path) -> anyhow::Result<Vec<PublicKey>> {
     let text =
@@ -178,13 +215,30 @@ pub async fn run(
 mod tests {
     use super::*;
 
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f w";
+
     #[test]
     fn authorized_keys_skip_comments_and_report_bad_lines() {
-        let good =
-            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f w";
+        let good = KEY;
         let keys = parse_authorized_keys(&format!("# c\n\n{good}\n")).expect("parses");
         assert_eq!(keys.len(), 1);
         let err = parse_authorized_keys("nonsense").expect_err("bad key");
         assert_eq!(err.to_string(), "key 1: invalid");
+    }
+
+    #[test]
+    fn team_key_files_list_keys_per_team() {
+        let key = KEY;
+        let teams = parse_team_keys_yaml(&format!(
+            "- team: main\n  ssh_keys:\n  - {key}\n- team: other\n  ssh_keys: []\n"
+        ))
+        .expect("parses");
+        assert_eq!(teams.len(), 2);
+        assert_eq!((teams[0].0.as_str(), teams[0].1.len()), ("main", 1));
+        assert_eq!((teams[1].0.as_str(), teams[1].1.len()), ("other", 0));
+        let err = parse_team_keys_yaml("- ssh_keys: []").expect_err("no team");
+        assert_eq!(err.to_string(), "entry 1: missing team");
+        assert!(parse_team_keys_yaml("team: main").is_err());
     }
 }
