@@ -171,7 +171,55 @@ pub struct WebArgs {
     #[arg(long, env = "CONCOURSE_ENABLE_GLOBAL_RESOURCES")]
     pub enable_global_resources: bool,
     #[command(flatten)]
+    pub tsa: TsaArgs,
+    #[command(flatten)]
     pub postgres: PostgresArgs,
+}
+
+/// The TSA (worker registration over SSH) and the worker collector of `concourse web`.
+#[derive(Debug, Clone, Args)]
+pub struct TsaArgs {
+    /// IP address on which to listen for SSH.
+    #[arg(long, env = "CONCOURSE_TSA_BIND_IP", default_value = "0.0.0.0")]
+    pub tsa_bind_ip: String,
+    /// Port on which to listen for SSH.
+    #[arg(long, env = "CONCOURSE_TSA_BIND_PORT", default_value_t = 2222)]
+    pub tsa_bind_port: u16,
+    /// Path to the private key (RSA) to use for the SSH server. Generated into the data
+    /// directory when not given.
+    #[arg(long, env = "CONCOURSE_TSA_HOST_KEY")]
+    pub tsa_host_key: Option<PathBuf>,
+    /// Path to a file containing public keys (authorized_keys format) of workers that may
+    /// register any worker. Without keys, every worker key is refused.
+    #[arg(long, env = "CONCOURSE_TSA_AUTHORIZED_KEYS")]
+    pub tsa_authorized_keys: Option<PathBuf>,
+    /// TEAM:PATH of a file of public keys of workers that may only register workers of TEAM.
+    #[arg(
+        long,
+        env = "CONCOURSE_TSA_TEAM_AUTHORIZED_KEYS",
+        value_delimiter = ','
+    )]
+    pub tsa_team_authorized_keys: Vec<String>,
+    /// YAML file of team keys: a list of `{team: NAME, ssh_keys: [KEY, ...]}`.
+    #[arg(long, env = "CONCOURSE_TSA_TEAM_AUTHORIZED_KEYS_FILE")]
+    pub tsa_team_authorized_keys_file: Option<PathBuf>,
+    /// Interval on which to heartbeat workers to the ATC.
+    #[arg(long, env = "CONCOURSE_TSA_HEARTBEAT_INTERVAL", default_value = "30s")]
+    pub tsa_heartbeat_interval: String,
+    /// Timeout of the TSA's Garden and Baggageclaim requests (container/volume counts).
+    #[arg(
+        long,
+        env = "CONCOURSE_TSA_GARDEN_REQUEST_TIMEOUT",
+        default_value = "5m"
+    )]
+    pub tsa_garden_request_timeout: String,
+    /// Network address of this web node, reachable by other web nodes; forwarded worker
+    /// addresses use it.
+    #[arg(long, env = "CONCOURSE_PEER_ADDRESS", default_value = "127.0.0.1")]
+    pub peer_address: String,
+    /// Interval on which to perform garbage collection (stalling unresponsive workers).
+    #[arg(long, env = "CONCOURSE_GC_INTERVAL", default_value = "30s")]
+    pub gc_interval: String,
 }
 
 #[derive(Debug, Clone, Args)]

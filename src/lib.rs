@@ -4,6 +4,7 @@
 
 pub mod atc;
 pub mod baggageclaim;
+pub mod beacon;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -12,3 +13,4 @@ pub mod garden;
 pub mod proto;
 pub mod resources;
 pub mod roles;
+pub mod tsa;

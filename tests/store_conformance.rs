@@ -11,10 +11,13 @@ mod builds;
 mod pipelines;
 #[path = "store_conformance/schema.rs"]
 mod schema;
+#[path = "store_conformance/workers.rs"]
+mod workers;
 
 use accounts::*;
 use builds::*;
 use pipelines::*;
+use workers::*;
 
 use concourse::db::testing::{require_postgres, SchemaGuard};
 use concourse::db::*;
@@ -124,7 +127,11 @@ conformance!(
     starting_and_finishing_a_build_updates_its_job,
     pausing_a_job_is_recorded,
     events_are_appended_in_batches_with_consecutive_ids,
-    workers_are_saved_replaced_and_deleted,
+    workers_register_by_name_and_keep_their_team,
+    heartbeats_update_counters_and_keep_draining_states,
+    unresponsive_workers_stall_once_and_ephemeral_ones_are_deleted,
+    landing_retiring_pruning_and_deleting,
+    drained_landing_workers_land_and_retiring_ones_go,
     migrating_twice_is_a_no_op_and_data_survives_reopening,
 );
 // --- helpers ---------------------------------------------------------------------------------

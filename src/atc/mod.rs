@@ -3,5 +3,6 @@
 
 pub mod api;
 pub mod auth;
+pub mod gc;
 pub mod scheduler;
 pub mod server;

@@ -16,6 +16,7 @@ pub use model::*;
 
 use async_trait::async_trait;
 use serde_json::Value;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -180,12 +181,96 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(i64, Value)>>;
 
     // --- workers -----------------------------------------------------------------------------
-    /// Registers the worker or replaces its row (keyed by name).
-    async fn save_worker(&self, worker: &WorkerRow) -> Result<()>;
+    /// Registers a worker (upsert by name): `expires_at = at + ttl` (None = never expires),
+    /// state `running` (a re-registration resets `landing`/`retiring`; the payload's own
+    /// `state` wins when set). The payload's `team` must exist ([`StoreError::NotFound`]), and
+    /// an existing row must belong to the same team (global with global), else
+    /// [`StoreError::Conflict`] with upstream's message ([`WORKER_TEAM_CONFLICT`]).
+    async fn register_worker(
+        &self,
+        worker: &Worker,
+        ttl: Option<Duration>,
+        at: i64,
+    ) -> Result<WorkerRow>;
+    /// Records a heartbeat: new expiry and counters; `landing`/`landed`/`retiring` are
+    /// kept, anything else becomes `running`. None when the worker is gone.
+    async fn heartbeat_worker(
+        &self,
+        name: &str,
+        active_containers: i64,
+        active_volumes: i64,
+        ttl: Option<Duration>,
+        at: i64,
+    ) -> Result<Option<WorkerRow>>;
+    async fn worker(&self, name: &str) -> Result<Option<WorkerRow>>;
     /// All workers by name.
     async fn workers(&self) -> Result<Vec<WorkerRow>>;
-    /// False when no worker has the name.
+    /// Marks the worker `landing` (a `landed` worker stays `landed`). None when unknown.
+    async fn land_worker(&self, name: &str) -> Result<Option<WorkerRow>>;
+    /// Marks the worker `retiring`. None when unknown.
+    async fn retire_worker(&self, name: &str) -> Result<Option<WorkerRow>>;
+    /// Deletes a worker that is not running. False when unknown; a running worker is
+    /// [`StoreError::Invalid`] (`cannot prune running worker`) and stays.
+    async fn prune_worker(&self, name: &str) -> Result<bool>;
+    /// Deletes the worker whatever its state. False when no worker has the name.
     async fn delete_worker(&self, name: &str) -> Result<bool>;
+    /// One guarded statement: non-ephemeral `running` workers whose expiry is before `now`
+    /// become `stalled` (expiry cleared). Returns their names.
+    async fn stall_unresponsive_workers(&self, now: i64) -> Result<Vec<String>>;
+    /// One guarded statement: deletes ephemeral workers whose expiry is before `now`, in any
+    /// state. Returns their names.
+    async fn delete_expired_ephemeral_workers(&self, now: i64) -> Result<Vec<String>>;
+    /// One guarded statement: `landing` workers with no container of an unfinished build
+    /// (of a non-interruptible job, or a one-off build) become `landed`, their addresses
+    /// cleared. Returns their names.
+    async fn land_drained_workers(&self) -> Result<Vec<String>>;
+    /// One guarded statement: `retiring` workers drained in the same sense are deleted.
+    /// Returns their names.
+    async fn delete_drained_retiring_workers(&self) -> Result<Vec<String>>;
+}
+
+/// Upstream's message when a worker name is taken by another team's (or a global) worker.
+pub const WORKER_TEAM_CONFLICT: &str =
+    "worker already exists and is either global or owned by another team";
+/// Upstream's message when pruning a running worker.
+pub const PRUNE_RUNNING_WORKER: &str = "cannot prune running worker";
+
+/// The stored expiry of a registration at `at` with `ttl`: 0 (never) without a TTL,
+/// otherwise rounded up to whole seconds so a short TTL never expires immediately.
+pub(crate) fn worker_expiry(ttl: Option<Duration>, at: i64) -> i64 {
+    match ttl {
+        None => 0,
+        Some(ttl) => {
+            let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+            at.saturating_add(i64::try_from(secs.max(1)).unwrap_or(i64::MAX))
+        }
+    }
+}
+
+/// The payload as stored: no state (the row has it), name and tags normalised.
+pub(crate) fn stored_worker_payload(worker: &Worker) -> Result<Value> {
+    let mut stored = worker.clone();
+    stored.state = None;
+    serde_json::to_value(&stored).map_err(|e| StoreError::Invalid(format!("worker payload: {e}")))
+}
+
+/// A worker row from its columns.
+pub(crate) fn worker_from_columns(
+    payload: Value,
+    team_id: Option<i64>,
+    state: &str,
+    expires_at: i64,
+) -> Result<WorkerRow> {
+    let state: WorkerState = state.parse().map_err(StoreError::Backend)?;
+    let mut worker: Worker = serde_json::from_value(payload)
+        .map_err(|e| StoreError::Backend(format!("stored worker payload: {e}")))?;
+    worker.state = Some(state);
+    Ok(WorkerRow {
+        worker,
+        team_id,
+        state,
+        expires_at,
+    })
 }
 
 /// Where the PostgreSQL store lives (upstream's `--postgres-*` flags).

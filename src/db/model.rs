@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 pub use crate::proto::api::TeamAuth;
+pub use crate::proto::worker::{Worker, WorkerState};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TeamRow {
@@ -211,14 +212,23 @@ pub struct Page {
     pub timestamps: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+/// A registered worker.
+#[derive(Debug, Clone, PartialEq)]
 pub struct WorkerRow {
-    pub name: String,
+    /// The payload as registered, with `state` filled in from the row and the latest
+    /// `active_containers`/`active_volumes` (the API's Worker JSON).
+    pub worker: Worker,
+    /// None for a global worker.
     pub team_id: Option<i64>,
-    /// The worker as registered (the API's Worker JSON).
-    pub payload: Value,
-    pub state: String,
+    pub state: WorkerState,
+    /// Unix seconds after which the worker counts as unresponsive; 0 = never.
     pub expires_at: i64,
+}
+
+impl WorkerRow {
+    pub fn name(&self) -> &str {
+        &self.worker.name
+    }
 }
 
 /// Whose builds a page lists.

@@ -40,6 +40,7 @@ pub(crate) const BUILD_ORDER_ASC: &str = "COALESCE(b.rerun_of, b.id) ASC, b.id A
 pub(crate) const BUILD_ORDER_ID_DESC: &str = "b.id DESC";
 pub(crate) const BUILD_ORDER_ID_ASC: &str = "b.id ASC";
 
+pub(crate) const WORKER_COLUMNS: &str = "name, team_id, payload, state, expires_at";
 pub(crate) const WORKER_SELECT: &str =
     "SELECT name, team_id, payload, state, expires_at FROM workers";
 

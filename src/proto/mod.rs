@@ -7,3 +7,4 @@ pub mod api;
 pub mod baggageclaim;
 pub mod garden;
 pub mod stream;
+pub mod worker;

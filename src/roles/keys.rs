@@ -7,7 +7,7 @@ use rsa::pkcs1::EncodeRsaPrivateKey;
 use std::io::Write;
 use std::path::Path;
 
-fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -18,6 +18,16 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", path.display()))?;
     f.write_all(contents)
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// A new RSA private key as PKCS#1 PEM (`BEGIN RSA PRIVATE KEY`).
+pub(crate) fn rsa_private_pem(bits: usize) -> anyhow::Result<String> {
+    let key =
+        rsa::RsaPrivateKey::new(&mut rand::thread_rng(), bits).context("generating RSA key")?;
+    Ok(key
+        .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
+        .context("encoding key")?
+        .to_string())
 }
 
 pub fn generate(args: &GenerateKeyArgs) -> anyhow::Result<()> {

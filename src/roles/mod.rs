@@ -1,6 +1,7 @@
 //! Wiring of each role: build the components, bind, run, shut down. No domain logic here.
 
 pub mod keys;
+pub mod tsa;
 pub mod web;
 pub mod worker;
 

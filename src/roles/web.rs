@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Opens PostgreSQL when configured, else the embedded store under `--data-dir`.
 pub async fn open_store(pg: &PostgresArgs) -> anyhow::Result<Arc<dyn Store>> {
@@ -151,12 +152,57 @@ pub async fn serve(
         external_url,
         cli_artifacts_dir: args.cli_artifacts_dir.clone(),
     };
-    // Tests and scripts read this line to find an ephemeral port.
-    tracing::info!(addr = %local, "listening");
-    eprintln!("concourse web listening on {local}");
-    crate::atc::server::run(listener, state, shutdown)
+    // Key generation and file reads block: keep them off the async workers.
+    let (tsa_args, store_args) = (args.tsa.clone(), args.postgres.clone());
+    let tsa_config =
+        tokio::task::spawn_blocking(move || super::tsa::config(&tsa_args, &store_args))
+            .await
+            .context("configuring the TSA")??;
+    let gc_interval = super::tsa::gc_interval(&args.tsa)?;
+    let tsa_addr = format!("{}:{}", args.tsa.tsa_bind_ip, args.tsa.tsa_bind_port);
+    let tsa_listener = TcpListener::bind(&tsa_addr)
         .await
-        .context("serving the API")
+        .with_context(|| format!("listening for SSH on {tsa_addr}"))?;
+    let tsa_local = tsa_listener.local_addr()?;
+
+    // Components end when `components` fires: on shutdown, or when the API fails.
+    let components = shutdown.child_token();
+    let tracker = TaskTracker::new();
+    tracker.spawn(super::tsa::reload_keys_on_sighup(
+        super::tsa::KeyFiles::from_args(&args.tsa)?,
+        tsa_config.keys.clone(),
+        components.clone(),
+    ));
+    let store = state.store.clone();
+    tracker.spawn(crate::atc::gc::run_worker_collector(
+        store.clone(),
+        gc_interval,
+        components.clone(),
+    ));
+    let tsa_token = components.clone();
+    tracker.spawn(async move {
+        if let Err(e) = crate::tsa::run(tsa_listener, tsa_config, store, tsa_token.clone()).await {
+            tracing::error!(error = %e, "tsa failed");
+            tsa_token.cancel();
+        }
+    });
+    tracker.close();
+
+    // Tests and scripts read these lines to find ephemeral ports.
+    tracing::info!(addr = %local, tsa = %tsa_local, "listening");
+    eprintln!("concourse tsa listening on {tsa_local}");
+    eprintln!("concourse web listening on {local}");
+    let served = crate::atc::server::run(listener, state, components.clone())
+        .await
+        .context("serving the API");
+    components.cancel();
+    if tokio::time::timeout(std::time::Duration::from_secs(10), tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("tsa and collectors did not stop within 10s");
+    }
+    served
 }
 
 /// `concourse migrate`: opening the store applies every pending migration.

@@ -31,6 +31,8 @@ impl Backend {
 pub struct Server {
     child: Child,
     pub url: String,
+    /// The TSA's SSH address (`host:port`).
+    pub tsa_addr: String,
     pub dir: tempfile::TempDir,
     pub backend: Backend,
     extra: Vec<String>,
@@ -72,6 +74,7 @@ impl Server {
         let mut cmd = Command::new(bin());
         cmd.arg(role)
             .args(["--bind-ip", "127.0.0.1", "--bind-port", "0"])
+            .args(["--tsa-bind-ip", "127.0.0.1", "--tsa-bind-port", "0"])
             .args([
                 "--add-local-user",
                 "test:test,dev:dev",
@@ -105,9 +108,16 @@ impl Server {
         let mut child = cmd.spawn().expect("spawning concourse web");
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, rx) = mpsc::channel();
+        let (tsa_tx, tsa_rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
+            let mut tsa_tx = Some(tsa_tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("concourse tsa listening on ") {
+                    if let Some(tx) = tsa_tx.take() {
+                        let _ = tx.send(addr.trim().to_string());
+                    }
+                }
                 if let Some(addr) = line.strip_prefix("concourse web listening on ") {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr.trim().to_string());
@@ -123,9 +133,12 @@ impl Server {
             let status = child.wait().ok();
             panic!("concourse web did not start listening within 60s (exit: {status:?}); run with TEST_SERVER_LOGS=1 to see its log")
         });
+        // Printed just before the web line.
+        let tsa_addr = tsa_rx.try_recv().unwrap_or_default();
         Server {
             child,
             url: format!("http://{addr}"),
+            tsa_addr,
             dir,
             backend,
             extra,
@@ -144,6 +157,11 @@ impl Server {
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
         drop(self);
         Self::spawn(role, backend, dir, extra)
+    }
+
+    /// The server's process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn api(&self, path: &str) -> String {

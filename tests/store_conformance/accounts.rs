@@ -44,13 +44,15 @@ pub async fn teams_are_created_renamed_and_destroyed(h: &Harness) {
     // Destroying a team takes its pipelines, builds and workers with it.
     let saved = save(store, &config_save(renamed.id, "p", vec![job("j")], vec![])).await;
     store
-        .save_worker(&WorkerRow {
-            name: "w".into(),
-            team_id: Some(renamed.id),
-            payload: json!({"name": "w"}),
-            state: "running".into(),
-            expires_at: 0,
-        })
+        .register_worker(
+            &Worker {
+                name: "w".into(),
+                team: "renamed".into(),
+                ..Worker::default()
+            },
+            None,
+            0,
+        )
         .await
         .unwrap();
     assert!(store.destroy_team("renamed").await.unwrap());
@@ -114,46 +116,4 @@ pub async fn user_logins_are_recorded_once_per_user(h: &Harness) {
         .map(|u| u.username)
         .collect();
     assert_eq!(recent, vec!["alice"]);
-}
-
-pub async fn workers_are_saved_replaced_and_deleted(h: &Harness) {
-    let store = &h.store;
-    let team = team(store, "main").await;
-    let worker = |name: &str, state: &str, team_id| WorkerRow {
-        name: name.into(),
-        team_id,
-        payload: json!({"name": name, "addr": "127.0.0.1:7777", "platform": "linux"}),
-        state: state.into(),
-        expires_at: 500,
-    };
-    store
-        .save_worker(&worker("b", "running", None))
-        .await
-        .unwrap();
-    store
-        .save_worker(&worker("a", "running", Some(team.id)))
-        .await
-        .unwrap();
-    store
-        .save_worker(&worker("b", "landing", None))
-        .await
-        .unwrap();
-    let workers = store.workers().await.unwrap();
-    assert_eq!(
-        workers,
-        vec![
-            worker("a", "running", Some(team.id)),
-            worker("b", "landing", None)
-        ]
-    );
-
-    assert!(store.delete_worker("b").await.unwrap());
-    assert!(!store.delete_worker("b").await.unwrap());
-    assert_eq!(store.workers().await.unwrap().len(), 1);
-    assert!(matches!(
-        store
-            .save_worker(&worker("c", "running", Some(999_999)))
-            .await,
-        Err(StoreError::NotFound(_))
-    ));
 }

@@ -1,4 +1,4 @@
-//! Info, user, wall, workers and the fly binary download.
+//! Info, user, wall and the fly binary download.
 
 use super::access;
 use super::error::{ApiError, ApiResult};
@@ -8,7 +8,7 @@ use crate::proto::api::UserInfo;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde_json::{json as j, Value};
+use serde_json::json as j;
 use std::collections::HashMap;
 
 pub async fn info(State(state): State<AppState>) -> Response {
@@ -34,35 +34,6 @@ pub async fn user(State(_): State<AppState>, req: Requester) -> ApiResult<Respon
 /// No wall message support yet beyond "none set": an empty object, as upstream answers then.
 pub async fn wall() -> Response {
     json(&j!({}))
-}
-
-/// `anyteam`: global workers plus those of teams the requester belongs to (admins: all).
-pub async fn workers(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
-    access::authenticated(&req)?;
-    let member_of: Vec<i64> = req
-        .teams()
-        .iter()
-        .filter(|t| !req.roles_on(t).is_empty())
-        .map(|t| t.id)
-        .collect();
-    if !req.is_admin() && member_of.is_empty() {
-        return Err(ApiError::forbidden());
-    }
-    let workers: Vec<Value> = state
-        .store
-        .workers()
-        .await?
-        .into_iter()
-        .filter(|w| req.is_admin() || w.team_id.is_none_or(|t| member_of.contains(&t)))
-        .map(|w| {
-            let mut payload = w.payload;
-            if let Value::Object(m) = &mut payload {
-                m.insert("state".into(), Value::String(w.state));
-            }
-            payload
-        })
-        .collect();
-    Ok(json(&workers))
 }
 
 fn go_arch() -> &'static str {

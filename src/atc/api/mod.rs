@@ -10,6 +10,7 @@ pub mod login;
 pub mod pipelines;
 pub mod sky;
 pub mod teams;
+pub mod workers;
 
 use crate::atc::auth::{Auth, Requester};
 use crate::db::Store;
@@ -19,7 +20,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use error::ApiError;
 use std::path::PathBuf;
@@ -128,7 +129,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/user", get(info::user))
         .route("/api/v1/wall", get(info::wall))
         .route("/api/v1/cli", get(info::cli))
-        .route("/api/v1/workers", get(info::workers))
+        .route(
+            "/api/v1/workers",
+            get(workers::list).post(workers::register),
+        )
+        .route("/api/v1/workers/{worker_name}", delete(workers::delete))
+        .route(
+            "/api/v1/workers/{worker_name}/heartbeat",
+            put(workers::heartbeat),
+        )
+        .route("/api/v1/workers/{worker_name}/land", put(workers::land))
+        .route("/api/v1/workers/{worker_name}/retire", put(workers::retire))
+        .route("/api/v1/workers/{worker_name}/prune", put(workers::prune))
         .route("/api/v1/teams", get(teams::list))
         .route(team, get(teams::get).put(teams::set).delete(teams::destroy))
         .route(&format!("{team}/rename"), put(teams::rename))

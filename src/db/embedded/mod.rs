@@ -3,14 +3,16 @@
 
 mod builds;
 mod pipelines;
+mod workers;
 
 use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS};
-use super::sql::{JOB_SELECT, RESOURCE_SELECT, USER_SELECT, WORKER_SELECT};
+use super::sql::{JOB_SELECT, RESOURCE_SELECT, USER_SELECT};
 use super::*;
 use anyhow::Context as _;
 use rusqlite::{ffi, params, Connection, OptionalExtension, Row, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub(crate) struct EmbeddedStore {
     /// One connection for the whole store. A `std` mutex, not tokio's: it is only taken
@@ -257,16 +259,6 @@ fn build_row(row: &Row) -> rusqlite::Result<BuildRow> {
         end_time: row.get(16)?,
         rerun_of: row.get(17)?,
         rerun_number: row.get(18)?,
-    })
-}
-
-fn worker_row(row: &Row) -> rusqlite::Result<WorkerRow> {
-    Ok(WorkerRow {
-        name: row.get(0)?,
-        team_id: row.get(1)?,
-        payload: json(row, 2)?,
-        state: row.get(3)?,
-        expires_at: row.get(4)?,
     })
 }
 
@@ -686,38 +678,83 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn save_worker(&self, worker: &WorkerRow) -> Result<()> {
+    async fn register_worker(
+        &self,
+        worker: &Worker,
+        ttl: Option<Duration>,
+        at: i64,
+    ) -> Result<WorkerRow> {
+        let payload = stored_worker_payload(worker)?;
         let worker = worker.clone();
+        let expires_at = worker_expiry(ttl, at);
+        self.call(move |conn| workers::register_worker(conn, &worker, &payload, expires_at))
+            .await
+    }
+
+    async fn heartbeat_worker(
+        &self,
+        name: &str,
+        active_containers: i64,
+        active_volumes: i64,
+        ttl: Option<Duration>,
+        at: i64,
+    ) -> Result<Option<WorkerRow>> {
+        let name = name.to_string();
+        let expires_at = worker_expiry(ttl, at);
         self.call(move |conn| {
-            match conn.execute(
-                "INSERT INTO workers (name, team_id, payload, state, expires_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT (name) DO UPDATE SET team_id = excluded.team_id, payload = excluded.payload, \
-                 state = excluded.state, expires_at = excluded.expires_at",
-                params![worker.name, worker.team_id, worker.payload.to_string(), worker.state, worker.expires_at],
-            ) {
-                Ok(_) => Ok(()),
-                Err(e) if is_foreign_key_violation(&e) => {
-                    Err(StoreError::NotFound(format!("team {}", worker.team_id.unwrap_or_default())))
-                }
-                Err(e) => Err(e.into()),
-            }
+            workers::heartbeat_worker(conn, &name, active_containers, active_volumes, expires_at)
         })
         .await
     }
 
+    async fn worker(&self, name: &str) -> Result<Option<WorkerRow>> {
+        let name = name.to_string();
+        self.call(move |conn| workers::worker(conn, &name)).await
+    }
+
     async fn workers(&self) -> Result<Vec<WorkerRow>> {
-        self.call(|conn| {
-            Ok(conn
-                .prepare(&format!("{WORKER_SELECT} ORDER BY name"))?
-                .query_map([], worker_row)?
-                .collect::<Result<_, _>>()?)
-        })
-        .await
+        self.call(workers::workers).await
+    }
+
+    async fn land_worker(&self, name: &str) -> Result<Option<WorkerRow>> {
+        let name = name.to_string();
+        self.call(move |conn| workers::land_worker(conn, &name))
+            .await
+    }
+
+    async fn retire_worker(&self, name: &str) -> Result<Option<WorkerRow>> {
+        let name = name.to_string();
+        self.call(move |conn| workers::retire_worker(conn, &name))
+            .await
+    }
+
+    async fn prune_worker(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.call(move |conn| workers::prune_worker(conn, &name))
+            .await
     }
 
     async fn delete_worker(&self, name: &str) -> Result<bool> {
         let name = name.to_string();
-        self.call(move |conn| Ok(conn.execute("DELETE FROM workers WHERE name = ?1", [name])? > 0))
+        self.call(move |conn| workers::delete_worker(conn, &name))
             .await
+    }
+
+    async fn stall_unresponsive_workers(&self, now: i64) -> Result<Vec<String>> {
+        self.call(move |conn| workers::stall_unresponsive_workers(conn, now))
+            .await
+    }
+
+    async fn delete_expired_ephemeral_workers(&self, now: i64) -> Result<Vec<String>> {
+        self.call(move |conn| workers::delete_expired_ephemeral_workers(conn, now))
+            .await
+    }
+
+    async fn land_drained_workers(&self) -> Result<Vec<String>> {
+        self.call(workers::land_drained_workers).await
+    }
+
+    async fn delete_drained_retiring_workers(&self) -> Result<Vec<String>> {
+        self.call(workers::delete_drained_retiring_workers).await
     }
 }

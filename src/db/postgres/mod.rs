@@ -2,9 +2,10 @@
 
 mod builds;
 mod pipelines;
+mod workers;
 
 use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS, POSTGRES_LOCK_ID};
-use super::sql::{RESOURCE_SELECT, USER_SELECT, WORKER_SELECT};
+use super::sql::{RESOURCE_SELECT, USER_SELECT};
 use super::*;
 use anyhow::Context as _;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -277,16 +278,6 @@ fn build_row(row: &Row) -> Result<BuildRow> {
         end_time: row.try_get(16)?,
         rerun_of: row.try_get(17)?,
         rerun_number: row.try_get(18)?,
-    })
-}
-
-fn worker_row(row: &Row) -> Result<WorkerRow> {
-    Ok(WorkerRow {
-        name: row.try_get(0)?,
-        team_id: row.try_get(1)?,
-        payload: row.try_get(2)?,
-        state: row.try_get(3)?,
-        expires_at: row.try_get(4)?,
     })
 }
 
@@ -663,39 +654,72 @@ impl Store for PgStore {
             .collect::<Result<_, _>>()?)
     }
 
-    async fn save_worker(&self, worker: &WorkerRow) -> Result<()> {
-        let client = self.pool.get().await?;
-        match client
-            .execute(
-                "INSERT INTO workers (name, team_id, payload, state, expires_at) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (name) DO UPDATE SET team_id = EXCLUDED.team_id, payload = EXCLUDED.payload, \
-                 state = EXCLUDED.state, expires_at = EXCLUDED.expires_at",
-                &[&worker.name, &worker.team_id, &worker.payload, &worker.state, &worker.expires_at],
-            )
+    async fn register_worker(
+        &self,
+        worker: &Worker,
+        ttl: Option<Duration>,
+        at: i64,
+    ) -> Result<WorkerRow> {
+        let payload = stored_worker_payload(worker)?;
+        self.register_worker_row(worker, &payload, worker_expiry(ttl, at))
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_foreign_key_violation(&e) => {
-                Err(StoreError::NotFound(format!("team {}", worker.team_id.unwrap_or_default())))
-            }
-            Err(e) => Err(e.into()),
-        }
+    }
+
+    async fn heartbeat_worker(
+        &self,
+        name: &str,
+        active_containers: i64,
+        active_volumes: i64,
+        ttl: Option<Duration>,
+        at: i64,
+    ) -> Result<Option<WorkerRow>> {
+        self.heartbeat_worker_row(
+            name,
+            active_containers,
+            active_volumes,
+            worker_expiry(ttl, at),
+        )
+        .await
+    }
+
+    async fn worker(&self, name: &str) -> Result<Option<WorkerRow>> {
+        self.worker_row(name).await
     }
 
     async fn workers(&self) -> Result<Vec<WorkerRow>> {
-        let client = self.pool.get().await?;
-        let rows = client
-            .query(&format!("{WORKER_SELECT} ORDER BY name COLLATE \"C\""), &[])
-            .await?;
-        rows.iter().map(worker_row).collect()
+        self.worker_rows().await
+    }
+
+    async fn land_worker(&self, name: &str) -> Result<Option<WorkerRow>> {
+        self.land_worker_row(name).await
+    }
+
+    async fn retire_worker(&self, name: &str) -> Result<Option<WorkerRow>> {
+        self.retire_worker_row(name).await
+    }
+
+    async fn prune_worker(&self, name: &str) -> Result<bool> {
+        self.prune_worker_row(name).await
     }
 
     async fn delete_worker(&self, name: &str) -> Result<bool> {
-        let client = self.pool.get().await?;
-        Ok(client
-            .execute("DELETE FROM workers WHERE name = $1", &[&name])
-            .await?
-            > 0)
+        self.delete_worker_row(name).await
+    }
+
+    async fn stall_unresponsive_workers(&self, now: i64) -> Result<Vec<String>> {
+        self.stall_workers(now).await
+    }
+
+    async fn delete_expired_ephemeral_workers(&self, now: i64) -> Result<Vec<String>> {
+        self.delete_ephemeral_workers(now).await
+    }
+
+    async fn land_drained_workers(&self) -> Result<Vec<String>> {
+        self.land_drained().await
+    }
+
+    async fn delete_drained_retiring_workers(&self) -> Result<Vec<String>> {
+        self.delete_drained_retiring().await
     }
 }
 

@@ -1,0 +1,290 @@
+//! The commands: registration with heartbeats (`forward-worker`, `register-worker`) and the
+//! one-shot lifecycle commands, all against the store.
+
+use super::channel::Io;
+use super::connection::{ConnState, Forward};
+use crate::db::{StoreError, WorkerState};
+use crate::proto::worker::{TsaCommand, TsaEvent, TsaEventKind, Worker};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How long `forward-worker` waits for each of the two forwards.
+const FORWARD_WAIT: Duration = Duration::from_secs(10);
+/// Retry delay after a failed ping, registration or heartbeat.
+const RETRY: Duration = Duration::from_secs(1);
+
+fn now() -> i64 {
+    crate::atc::auth::now()
+}
+
+/// Upstream's team check between the connection's key and the payload.
+pub(super) fn check_team(key_team: Option<&str>, worker: &Worker) -> Result<(), String> {
+    match key_team {
+        None => Ok(()),
+        Some(team) if worker.team.is_empty() => Err(format!(
+            "key is authorized for team {team}, but worker is global"
+        )),
+        Some(team) if worker.team != team => Err(format!(
+            "key is authorized for team {team}, but worker belongs to team {}",
+            worker.team
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+pub(super) async fn run_command(
+    command: &TsaCommand,
+    io: &mut Io,
+    state: &ConnState,
+) -> Result<(), String> {
+    let worker = io.read_worker().await?;
+    check_team(state.team.as_deref(), &worker)?;
+    let store = &state.shared.store;
+    match command {
+        TsaCommand::ForwardWorker {
+            garden,
+            baggageclaim,
+        } => forward_worker(worker, garden, baggageclaim, io, state).await,
+        TsaCommand::RegisterWorker => {
+            heartbeat(worker, io, state).await?;
+            Ok(())
+        }
+        TsaCommand::LandWorker => match store.land_worker(&worker.name).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(format!("worker {} not found", worker.name)),
+            Err(e) => Err(e.to_string()),
+        },
+        // A worker already gone is retired enough (upstream tolerates the 404).
+        TsaCommand::RetireWorker => store
+            .retire_worker(&worker.name)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        TsaCommand::DeleteWorker => store
+            .delete_worker(&worker.name)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        TsaCommand::ReportContainers(_) | TsaCommand::ReportVolumes(_) => {
+            if worker.name.is_empty() {
+                return Err("empty-worker-name".into());
+            }
+            // Container and volume rows are not tracked by the store yet: nothing to reconcile.
+            Ok(())
+        }
+        TsaCommand::SweepContainers | TsaCommand::SweepVolumes => {
+            if worker.name.is_empty() {
+                return Err("empty-worker-name".into());
+            }
+            // Nothing is ever marked destroying yet (see report-*).
+            io.write("[]").await;
+            Ok(())
+        }
+    }
+}
+
+async fn forward_worker(
+    mut worker: Worker,
+    garden: &str,
+    baggageclaim: &str,
+    io: &mut Io,
+    state: &ConnState,
+) -> Result<(), String> {
+    let mut forwards: HashMap<String, Forward> = HashMap::new();
+    {
+        let mut rx = state.forwards.lock().await;
+        for _ in 0..2 {
+            tokio::select! {
+                forward = rx.recv() => match forward {
+                    Some(f) => { forwards.insert(f.bind_addr.clone(), f); }
+                    None => break,
+                },
+                _ = tokio::time::sleep(FORWARD_WAIT) => {}
+                _ = io.interrupted.cancelled() => return Err("interrupted".into()),
+            }
+        }
+    }
+    let garden_port = forwards
+        .get(garden)
+        .map(|f| f.bound_port)
+        .ok_or_else(|| format!("garden address ({garden}) not forwarded"))?;
+    let baggageclaim_port = forwards
+        .get(baggageclaim)
+        .map(|f| f.bound_port)
+        .ok_or_else(|| format!("baggageclaim address ({baggageclaim}) not forwarded"))?;
+    let peer = &state.shared.config.peer_address;
+    worker.garden_addr = format!("{peer}:{garden_port}");
+    worker.baggageclaim_url = format!("http://{peer}:{baggageclaim_port}");
+
+    let ended = heartbeat(worker, io, state).await;
+    for forward in forwards.values() {
+        forward.drain.cancel();
+    }
+    // Interrupted (signal or lost connection): let in-flight requests finish. Landed or
+    // gone: the worker is going away, no need to wait.
+    if matches!(ended, Ok(Ended::Interrupted)) {
+        for forward in forwards.values() {
+            tokio::select! {
+                _ = forward.in_flight.wait() => {}
+                _ = state.closed.cancelled() => {}
+            }
+        }
+    }
+    ended.map(drop)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Interrupted,
+    Landed,
+    Gone,
+}
+
+async fn event(io: &Io, kind: TsaEventKind) {
+    let mut line = serde_json::to_vec(&TsaEvent { event: kind }).unwrap_or_default();
+    line.push(b'\n');
+    io.write(line).await;
+}
+
+/// Registers (retrying every second), then heartbeats every interval until the worker
+/// lands, disappears, or the command is interrupted.
+async fn heartbeat(mut worker: Worker, io: &Io, state: &ConnState) -> Result<Ended, String> {
+    worker.prepare_registration().map_err(|e| e.to_string())?;
+    let shared = &state.shared;
+    let interval = shared.config.heartbeat_interval;
+    let ttl = Some(interval * 2);
+    let name = worker.name.clone();
+    let pause = |d: Duration| async move {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => false,
+            _ = io.interrupted.cancelled() => true,
+        }
+    };
+
+    loop {
+        if io.interrupted.is_cancelled() {
+            return Ok(Ended::Interrupted);
+        }
+        match ping(shared, &worker).await {
+            Ok((containers, volumes)) => {
+                worker.active_containers = containers;
+                worker.active_volumes = volumes;
+                match shared.store.register_worker(&worker, ttl, now()).await {
+                    Ok(_) => break,
+                    Err(StoreError::Conflict(m)) => return Err(m),
+                    Err(StoreError::NotFound(what)) => return Err(format!("{what} not found")),
+                    Err(e) => tracing::warn!(worker = %name, error = %e, "tsa: registering failed"),
+                }
+            }
+            Err(e) => tracing::info!(worker = %name, error = %e, "tsa: worker not reachable yet"),
+        }
+        if pause(RETRY).await {
+            return Ok(Ended::Interrupted);
+        }
+    }
+    tracing::info!(worker = %name, addr = %worker.garden_addr, "tsa: worker registered");
+    event(io, TsaEventKind::Registered).await;
+
+    let mut wait = interval;
+    loop {
+        if pause(wait).await {
+            return Ok(Ended::Interrupted);
+        }
+        wait = RETRY;
+        let (containers, volumes) = match ping(shared, &worker).await {
+            Ok(counts) => counts,
+            Err(e) => {
+                tracing::info!(worker = %name, error = %e, "tsa: ping failed");
+                continue;
+            }
+        };
+        match shared
+            .store
+            .heartbeat_worker(&name, containers, volumes, ttl, now())
+            .await
+        {
+            Ok(Some(row)) => {
+                event(io, TsaEventKind::Heartbeated).await;
+                if row.state == WorkerState::Landed {
+                    return Ok(Ended::Landed);
+                }
+                wait = interval;
+            }
+            Ok(None) => {
+                tracing::info!(worker = %name, "tsa: worker is gone; ending its registration");
+                return Ok(Ended::Gone);
+            }
+            Err(e) => tracing::warn!(worker = %name, error = %e, "tsa: heartbeat failed"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct GardenContainers {
+    #[serde(rename = "Handles", default)]
+    handles: Option<Vec<String>>,
+}
+
+/// Counts Garden containers and Baggageclaim volumes through the worker's addresses.
+async fn ping(shared: &super::connection::Shared, worker: &Worker) -> Result<(i64, i64), String> {
+    let timeout = shared.config.garden_request_timeout;
+    let containers: GardenContainers = get_json(
+        &shared.http,
+        &format!("http://{}/containers", worker.garden_addr),
+        timeout,
+    )
+    .await?;
+    let volumes: Option<Vec<serde_json::Value>> = get_json(
+        &shared.http,
+        &format!("{}/volumes", worker.baggageclaim_url.trim_end_matches('/')),
+        timeout,
+    )
+    .await?;
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    Ok((
+        count(containers.handles.map_or(0, |h| h.len())),
+        count(volumes.map_or(0, |v| v.len())),
+    ))
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+) -> Result<T, String> {
+    let resp = http
+        .get(url)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("GET {url}: {}", resp.status()));
+    }
+    resp.json().await.map_err(|e| format!("GET {url}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn team_keys_only_register_their_own_team() {
+        let worker = |team: &str| Worker {
+            team: team.into(),
+            ..Worker::default()
+        };
+        assert!(check_team(None, &worker("")).is_ok());
+        assert!(check_team(None, &worker("a")).is_ok());
+        assert!(check_team(Some("a"), &worker("a")).is_ok());
+        assert_eq!(
+            check_team(Some("a"), &worker("")).expect_err("global"),
+            "key is authorized for team a, but worker is global"
+        );
+        assert_eq!(
+            check_team(Some("a"), &worker("b")).expect_err("other team"),
+            "key is authorized for team a, but worker belongs to team b"
+        );
+    }
+}

@@ -1,0 +1,333 @@
+//! Worker registration over real SSH: `concourse web` with its TSA, the in-process beacon,
+//! and a stand-in Garden/Baggageclaim at the far end of real reverse tunnels.
+
+mod common;
+#[path = "common/tsa.rs"]
+mod tsa_support;
+
+use common::Backend;
+use concourse::beacon::{self, BeaconError, Ended};
+use concourse::proto::worker::{TsaEventKind, WorkerState};
+use std::time::Duration;
+use tsa_support::{Gateway, RunningBeacon, StandIn};
+
+const FAST: &[&str] = &["--tsa-heartbeat-interval", "1s", "--gc-interval", "1s"];
+
+async fn forwarded_worker_lifecycle(backend: Backend) {
+    let gateway = Gateway::start(backend, FAST);
+    let local = StandIn::start().await;
+    let token = gateway.admin_token().await;
+    let (events_tx, mut events) = tokio::sync::broadcast::channel(16);
+    let mut config = gateway.beacon("worker-1", &local);
+    config.events = Some(events_tx);
+
+    let beacon = RunningBeacon::start(config.clone());
+    let registered = tokio::time::timeout(Duration::from_secs(30), events.recv())
+        .await
+        .expect("an event within 30s")
+        .expect("event channel open");
+    assert_eq!(registered, TsaEventKind::Registered);
+    let worker = gateway
+        .wait_for_state(&token, "worker-1", WorkerState::Running)
+        .await;
+
+    // The address is the peer address and a port bound by the TSA, not the local server's.
+    let addr = worker["addr"].as_str().expect("addr").to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    assert_ne!(addr, local.addr);
+    let bc_url = worker["baggageclaim_url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    assert!(bc_url.starts_with("http://127.0.0.1:"), "{bc_url}");
+    // Both really reach the stand-in through the tunnel.
+    let handles: serde_json::Value = reqwest::get(format!("http://{addr}/containers"))
+        .await
+        .expect("GET through the garden tunnel")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(handles, serde_json::json!({"Handles": ["c1", "c2"]}));
+    let volumes: Vec<serde_json::Value> = reqwest::get(format!("{bc_url}/volumes"))
+        .await
+        .expect("GET through the baggageclaim tunnel")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(volumes.len(), 3);
+    assert_eq!(worker["active_containers"], 2, "counted through the tunnel");
+    assert_eq!(worker["active_volumes"], 3);
+    // Heartbeats keep coming.
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .expect("a heartbeat within 30s")
+            .expect("event channel open");
+        if event == TsaEventKind::Heartbeated {
+            break;
+        }
+    }
+
+    // A stopped beacon stops heartbeating: the worker stalls after its TTL.
+    assert_eq!(beacon.stop().await.expect("clean stop"), Ended::Stopped);
+    gateway
+        .wait_for_state(&token, "worker-1", WorkerState::Stalled)
+        .await;
+
+    // It comes back when a beacon reconnects, on new ports.
+    let beacon = RunningBeacon::start(config.clone());
+    let again = gateway
+        .wait_for_state(&token, "worker-1", WorkerState::Running)
+        .await;
+    assert!(again["addr"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("127.0.0.1:")));
+
+    // Landing (on a second connection) marks it landing; with nothing running on it the
+    // collector lands it, the TSA ends the registration and the beacon is done.
+    beacon::land(&config).await.expect("land-worker");
+    let state = gateway.worker(&token, "worker-1").await.expect("listed")["state"].clone();
+    assert!(state == "landing" || state == "landed", "{state}");
+    let landed = gateway
+        .wait_for_state(&token, "worker-1", WorkerState::Landed)
+        .await;
+    assert_eq!(landed["addr"], "", "a landed worker has no address");
+    let ended = tokio::time::timeout(Duration::from_secs(30), beacon.task)
+        .await
+        .expect("registration ended within 30s")
+        .expect("beacon task");
+    assert_eq!(ended.expect("clean end"), Ended::Finished);
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_worker_registers_stalls_recovers_and_lands() {
+    forwarded_worker_lifecycle(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_worker_registers_stalls_recovers_and_lands_on_postgres() {
+    let Some(backend) =
+        Backend::postgres("a_forwarded_worker_registers_stalls_recovers_and_lands_on_postgres")
+    else {
+        return;
+    };
+    forwarded_worker_lifecycle(backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthorized_worker_key_is_refused() {
+    let gateway = Gateway::start(Backend::Embedded, FAST);
+    let local = StandIn::start().await;
+    let config = gateway.beacon_with_key("intruder", &local, tsa_support::worker_key());
+    let err = beacon::land(&config).await.expect_err("unknown key");
+    assert!(matches!(err, BeaconError::Unauthorized), "{err}");
+    let token = gateway.admin_token().await;
+    assert!(gateway.worker(&token, "intruder").await.is_none());
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_with_another_host_key_is_refused() {
+    let gateway = Gateway::start(Backend::Embedded, FAST);
+    let local = StandIn::start().await;
+    let mut config = gateway.beacon("w", &local);
+    let other = tsa_support::worker_key();
+    config.tsa_public_keys = vec![other.public_key().clone()];
+    let err = beacon::land(&config).await.expect_err("pinned key differs");
+    assert!(
+        matches!(err, BeaconError::HostKeyRejected | BeaconError::Ssh(_)),
+        "{err}"
+    );
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_key_cannot_register_a_global_worker() {
+    let team_key = tsa_support::worker_key();
+    let team_line = tsa_support::public_line(&team_key);
+    let gateway = Gateway::start_with_keys(Backend::Embedded, FAST, |dir| {
+        let path = dir.join("main_keys");
+        std::fs::write(&path, format!("{team_line}\n")).expect("writing team keys");
+        vec![
+            "--tsa-team-authorized-keys".into(),
+            format!("main:{}", path.display()),
+        ]
+    });
+    let local = StandIn::start().await;
+    let config = gateway.beacon_with_key("global-worker", &local, team_key.clone());
+    let err = beacon::run(config, Default::default())
+        .await
+        .expect_err("a team key registering a global worker");
+    match err {
+        BeaconError::CommandFailed { command, message } => {
+            assert_eq!(command, "forward-worker");
+            assert_eq!(
+                message,
+                "key is authorized for team main, but worker is global"
+            );
+        }
+        other => panic!("unexpected error: {other}"),
+    }
+    let mut config = gateway.beacon_with_key("other-team-worker", &local, team_key);
+    config.worker.team = "other".into();
+    let err = beacon::land(&config)
+        .await
+        .expect_err("another team's worker");
+    assert!(
+        err.to_string()
+            .ends_with("key is authorized for team main, but worker belongs to team other"),
+        "{err}"
+    );
+    let token = gateway.admin_token().await;
+    assert!(gateway.worker(&token, "global-worker").await.is_none());
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_parsed_and_checked_like_upstream() {
+    let gateway = Gateway::start(Backend::Embedded, FAST);
+    let unknown = gateway.exec_raw("register-nonsense", b"{}").await;
+    assert!(unknown.refused);
+    assert_eq!(
+        unknown.stdout,
+        "invalid command: unknown command: register-nonsense"
+    );
+
+    // Every command reads the payload first; garbage fails the command with exit status 1.
+    let garbage = gateway.exec_raw("land-worker", b"not json").await;
+    assert!(!garbage.refused);
+    assert_eq!(garbage.exit_status, Some(1));
+    assert!(
+        garbage.stderr.starts_with("invalid worker payload"),
+        "{garbage:?}"
+    );
+
+    // forward-worker without the forwards it names fails with upstream's message.
+    let unforwarded = gateway
+        .exec_raw(
+            "forward-worker --garden 0.0.0.0:7777 --baggageclaim 0.0.0.0:7788",
+            br#"{"name":"w","version":"3.0"}"#,
+        )
+        .await;
+    assert_eq!(unforwarded.exit_status, Some(1));
+    assert_eq!(
+        unforwarded.stderr.trim(),
+        "garden address (0.0.0.0:7777) not forwarded"
+    );
+
+    // Sweeps answer the (empty) list of handles to destroy.
+    let sweep = gateway
+        .exec_raw("sweep-containers", br#"{"name":"w"}"#)
+        .await;
+    assert_eq!(sweep.exit_status, Some(0));
+    assert_eq!(sweep.stdout, "[]");
+    let unnamed = gateway.exec_raw("sweep-volumes", br#"{"name":""}"#).await;
+    assert_eq!(
+        (unnamed.exit_status, unnamed.stderr.trim()),
+        (Some(1), "empty-worker-name")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_host_key_is_kept_across_restarts() {
+    let server = common::Server::start(Backend::Embedded);
+    let path = server.dir.path().join("data").join("tsa_host_key");
+    let first = std::fs::read(&path).expect("host key generated into the data dir");
+    let server = server.restart();
+    assert_eq!(std::fs::read(&path).expect("host key still there"), first);
+    assert!(!server.tsa_addr.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_beacon_with_no_reachable_gateway_says_so() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = closed.local_addr().expect("addr").to_string();
+    drop(closed);
+    let key = tsa_support::worker_key();
+    let config = beacon::BeaconConfig::new(
+        vec![addr.clone(), addr],
+        vec![key.public_key().clone()],
+        key,
+        Default::default(),
+        "127.0.0.1:1".into(),
+        "127.0.0.1:1".into(),
+    );
+    let err = beacon::land(&config).await.expect_err("nothing listens");
+    assert_eq!(err.to_string(), "all worker SSH gateways unreachable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_authorized_keys() {
+    let gateway = Gateway::start(Backend::Embedded, FAST);
+    let local = StandIn::start().await;
+    let newcomer = tsa_support::worker_key();
+    let config = gateway.beacon_with_key("newcomer", &local, newcomer.clone());
+    let err = beacon::retire(&config)
+        .await
+        .expect_err("not yet authorized");
+    assert!(matches!(err, BeaconError::Unauthorized), "{err}");
+
+    let keys = gateway.keys_dir.path().join("authorized_keys");
+    let mut text = std::fs::read_to_string(&keys).expect("reading keys");
+    text.push_str(&format!("{}\n", tsa_support::public_line(&newcomer)));
+    std::fs::write(&keys, text).expect("writing keys");
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &gateway.server.pid().to_string()])
+        .status()
+        .expect("running kill");
+    assert!(status.success());
+
+    // retire-worker tolerates an unknown worker, so success means "authenticated".
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match beacon::retire(&config).await {
+            Ok(()) => break,
+            Err(BeaconError::Unauthorized) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("key not accepted after SIGHUP: {e}"),
+        }
+    }
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_keys_file_binds_its_keys_to_the_team() {
+    let team_key = tsa_support::worker_key();
+    let team_line = tsa_support::public_line(&team_key);
+    let gateway = Gateway::start_with_keys(Backend::Embedded, FAST, |dir| {
+        let path = dir.join("team_keys.yml");
+        std::fs::write(
+            &path,
+            format!("- team: main\n  ssh_keys:\n  - {team_line}\n"),
+        )
+        .expect("writing team keys file");
+        vec![
+            "--tsa-team-authorized-keys-file".into(),
+            path.display().to_string(),
+        ]
+    });
+    let local = StandIn::start().await;
+    let token = gateway.admin_token().await;
+
+    let mut config = gateway.beacon_with_key("team-worker", &local, team_key.clone());
+    config.worker.team = "main".into();
+    let beacon = RunningBeacon::start(config);
+    let worker = gateway
+        .wait_for_state(&token, "team-worker", WorkerState::Running)
+        .await;
+    assert_eq!(worker["team"], "main");
+    assert_eq!(beacon.stop().await.expect("clean stop"), Ended::Stopped);
+
+    let config = gateway.beacon_with_key("global-worker", &local, team_key);
+    let err = beacon::land(&config)
+        .await
+        .expect_err("global worker with a team key");
+    assert!(
+        err.to_string()
+            .ends_with("key is authorized for team main, but worker is global"),
+        "{err}"
+    );
+    local.stop().await;
+}
