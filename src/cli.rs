@@ -305,6 +305,23 @@ pub struct WorkerRuntimeArgs {
     /// TSA host to register through; without one the worker runs standalone.
     #[arg(long = "tsa-host", env = "CONCOURSE_TSA_HOST", value_delimiter = ',')]
     pub tsa_host: Vec<String>,
+    #[command(flatten)]
+    pub tsa: TsaClientArgs,
+    /// An address the web node can reach this worker at directly: register with
+    /// `register-worker` instead of tunnelling through the TSA (ours; upstream tunnels all).
+    #[arg(long, env = "CONCOURSE_PEER_ADDRESS")]
+    pub peer_address: Option<String>,
+}
+
+/// How a worker authenticates to the TSA and checks it (upstream's flag names).
+#[derive(Debug, Clone, Args)]
+pub struct TsaClientArgs {
+    /// File with the public key(s) of the TSA to accept (authorized_keys format).
+    #[arg(long, env = "CONCOURSE_TSA_PUBLIC_KEY")]
+    pub tsa_public_key: Option<PathBuf>,
+    /// File with the private key to use when authenticating to the TSA.
+    #[arg(long, env = "CONCOURSE_TSA_WORKER_PRIVATE_KEY")]
+    pub tsa_worker_private_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -349,6 +366,11 @@ pub struct WorkerControlArgs {
     /// The name of the worker to land or retire.
     #[arg(long, env = "CONCOURSE_NAME")]
     pub name: Option<String>,
+    /// The team of the worker (empty for a global worker).
+    #[arg(long, env = "CONCOURSE_TEAM", default_value = "")]
+    pub team: String,
+    #[command(flatten)]
+    pub tsa: TsaClientArgs,
     /// TSA host to forward the request through.
     #[arg(long = "tsa-host", env = "CONCOURSE_TSA_HOST")]
     pub tsa_host: Vec<String>,

@@ -1,6 +1,7 @@
 //! Wiring of each role: build the components, bind, run, shut down. No domain logic here.
 
 pub mod keys;
+pub mod quickstart;
 pub mod tsa;
 pub mod web;
 pub mod worker;
@@ -36,6 +37,8 @@ pub fn run(cli: Cli) -> i32 {
             Command::Migrate(args) => web::migrate(args).await,
             Command::GenerateKey(args) => keys::generate(&args),
             Command::Worker(args) => worker::run(args).await,
+            Command::LandWorker(args) => worker::control(args, false).await,
+            Command::RetireWorker(args) => worker::control(args, true).await,
             other => Err(anyhow::anyhow!(
                 "`{}` is not available in this build yet",
                 command_name(&other)

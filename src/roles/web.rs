@@ -79,7 +79,9 @@ pub async fn run(mut args: WebArgs, quickstart: Option<Option<PathBuf>>) -> anyh
         wait_for_signal().await;
         signal.cancel();
     });
-    serve(args, listener, shutdown).await
+    let worker_dir =
+        quickstart.map(|dir| dir.unwrap_or_else(|| args.postgres.data_dir.join("worker")));
+    serve(args, listener, shutdown, worker_dir).await
 }
 
 async fn wait_for_signal() {
@@ -102,6 +104,7 @@ pub async fn serve(
     args: WebArgs,
     listener: TcpListener,
     shutdown: CancellationToken,
+    quickstart_worker: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let auth_duration = auth::parse_go_duration(&args.auth_duration)
@@ -186,6 +189,19 @@ pub async fn serve(
             tsa_token.cancel();
         }
     });
+    // quickstart: the worker lives in this process; its parts stay alive while we serve.
+    let _worker = match &quickstart_worker {
+        Some(dir) => {
+            let (parts, heartbeat) =
+                super::quickstart::start_worker(state.store.clone(), dir, components.clone())
+                    .await?;
+            tracker.spawn(async move {
+                let _ = heartbeat.await;
+            });
+            Some(parts)
+        }
+        None => None,
+    };
     tracker.close();
 
     // Tests and scripts read these lines to find ephemeral ports.

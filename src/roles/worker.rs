@@ -78,6 +78,11 @@ impl WorkerParts {
             team: None,
             ephemeral: false,
             tsa_host: Vec::new(),
+            tsa: crate::cli::TsaClientArgs {
+                tsa_public_key: None,
+                tsa_worker_private_key: None,
+            },
+            peer_address: None,
         };
         Self::open(work_dir, &args)
     }
@@ -125,12 +130,32 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding baggageclaim to {bc_addr}"))?;
     tracing::info!(garden = %gl.local_addr()?, baggageclaim = %bl.local_addr()?, name = ?args.name, "worker listening");
-    if rt.tsa_host.is_empty() {
+    let beacon = if rt.tsa_host.is_empty() {
         tracing::info!("no --tsa-host given: running standalone");
+        None
     } else {
-        tracing::warn!(tsa = ?rt.tsa_host, "registration through the TSA is not part of this build; running standalone");
-    }
+        let garden_addr = gl.local_addr()?.to_string();
+        let bc_addr = bl.local_addr()?.to_string();
+        Some(beacon_config(&args, garden_addr, bc_addr)?)
+    };
     let shutdown = CancellationToken::new();
+    let registration = beacon.map(|config| {
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            match crate::beacon::run(config, token.clone()).await {
+                // Landed or removed by the ATC: the worker's job is done.
+                Ok(crate::beacon::Ended::Finished) => {
+                    tracing::info!("the TSA ended the registration (landed or retired); exiting");
+                    token.cancel();
+                }
+                Ok(crate::beacon::Ended::Stopped) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "registration failed; exiting");
+                    token.cancel();
+                }
+            }
+        })
+    });
     let signal_token = shutdown.clone();
     let signals = tokio::spawn(async move {
         let mut term =
@@ -147,7 +172,119 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     });
     let result = parts.serve(gl, bl, shutdown).await;
     signals.abort();
+    if let Some(r) = registration {
+        let _ = r.await;
+    }
     result
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "worker".into())
+}
+
+fn tsa_keys(
+    tsa: &crate::cli::TsaClientArgs,
+) -> anyhow::Result<(Vec<russh::keys::PublicKey>, russh::keys::PrivateKey)> {
+    let public = tsa
+        .tsa_public_key
+        .as_deref()
+        .context("--tsa-public-key is required with --tsa-host")?;
+    let private = tsa
+        .tsa_worker_private_key
+        .as_deref()
+        .context("--tsa-worker-private-key is required with --tsa-host")?;
+    Ok((
+        crate::tsa::load_authorized_keys(public)?,
+        crate::tsa::load_private_key(private)?,
+    ))
+}
+
+/// The worker payload and how to reach the TSA, from `concourse worker`'s flags.
+fn beacon_config(
+    args: &WorkerArgs,
+    garden_addr: String,
+    baggageclaim_addr: String,
+) -> anyhow::Result<crate::beacon::BeaconConfig> {
+    let rt = &args.runtime;
+    let (public, private) = tsa_keys(&rt.tsa)?;
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let mut worker = crate::proto::worker::Worker {
+        name: args.name.clone().unwrap_or_else(hostname),
+        platform: "linux".into(),
+        version: crate::proto::api::WORKER_VERSION.into(),
+        team: rt.team.clone().unwrap_or_default(),
+        ephemeral: rt.ephemeral,
+        tags: (!rt.tags.is_empty()).then(|| rt.tags.clone()),
+        start_time: crate::atc::auth::now(),
+        // Base types are built into this binary (`concourse resource TYPE ...`); the
+        // image is the binary itself.
+        resource_types: crate::resources::BASE_TYPES
+            .iter()
+            .map(|(t, v)| crate::proto::worker::WorkerResourceType {
+                type_: t.to_string(),
+                image: exe.clone(),
+                version: v.to_string(),
+                privileged: false,
+                unique_version_history: false,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let direct = match &rt.peer_address {
+        Some(peer) => {
+            let port = |a: &str| a.rsplit(':').next().unwrap_or_default().to_string();
+            worker.garden_addr = format!("{peer}:{}", port(&garden_addr));
+            worker.baggageclaim_url = format!("http://{peer}:{}", port(&baggageclaim_addr));
+            true
+        }
+        None => false,
+    };
+    let mut config = crate::beacon::BeaconConfig::new(
+        rt.tsa_host.clone(),
+        public,
+        private,
+        worker,
+        garden_addr,
+        baggageclaim_addr,
+    );
+    config.direct = direct;
+    Ok(config)
+}
+
+/// `concourse land-worker` / `retire-worker`: one command through the TSA.
+pub async fn control(args: crate::cli::WorkerControlArgs, retire: bool) -> anyhow::Result<()> {
+    let (public, private) = tsa_keys(&args.tsa)?;
+    let hosts = if args.tsa_host.is_empty() {
+        vec!["127.0.0.1:2222".to_string()]
+    } else {
+        args.tsa_host.clone()
+    };
+    let worker = crate::proto::worker::Worker {
+        name: args.name.clone().unwrap_or_else(hostname),
+        team: args.team.clone(),
+        ..Default::default()
+    };
+    let config = crate::beacon::BeaconConfig::new(
+        hosts,
+        public,
+        private,
+        worker,
+        String::new(),
+        String::new(),
+    );
+    let name = config.worker.name.clone();
+    if retire {
+        crate::beacon::retire(&config).await?;
+        println!("retiring worker '{name}'");
+    } else {
+        crate::beacon::land(&config).await?;
+        println!("landing worker '{name}'");
+    }
+    Ok(())
 }
 
 /// Go-style durations (`0`, `30s`, `1m30s`, `500ms`, `4h`).
