@@ -35,6 +35,7 @@ on_both_stores!(
     pipeline_lifecycle_follows_upstream,
     teams_scope_what_users_may_touch,
     jobs_list_inputs_outputs_and_pause,
+    builds_trigger_page_abort_and_stream,
 );
 
 const PIPELINE: &str = r#"
@@ -639,4 +640,134 @@ async fn browser_login_sets_cookies_that_authenticate_with_csrf() {
         .await
         .expect("user");
     assert_eq!(r.status(), 401, "the token was revoked");
+}
+
+async fn builds_trigger_page_abort_and_stream(b: Backend) {
+    let api = Api::new(b).await;
+    assert_eq!(api.put_config("p", PIPELINE, "").await.status(), 201);
+    let job = "/api/v1/teams/main/pipelines/p/jobs/build";
+    let trigger = || {
+        api.req(reqwest::Method::POST, &format!("{job}/builds"))
+            .send()
+    };
+    let r = trigger().await.expect("trigger");
+    assert_eq!(r.status(), 200, "upstream answers a trigger with 200");
+    let first: Value = r.json().await.expect("json");
+    assert_eq!(
+        (
+            first["name"].as_str(),
+            first["status"].as_str(),
+            first["created_by"].as_str()
+        ),
+        (Some("1"), Some("pending"), Some("test"))
+    );
+    let second: Value = trigger()
+        .await
+        .expect("trigger")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(second["name"], "2");
+
+    let r = api
+        .req(reqwest::Method::GET, &format!("{job}/builds?limit=1"))
+        .send()
+        .await
+        .expect("list");
+    let link = r
+        .headers()
+        .get("link")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        link.contains(&format!("to={}&limit=1>; rel=\"next\"", first["id"])),
+        "{link}"
+    );
+    let page: Value = r.json().await.expect("json");
+    assert_eq!(page.as_array().map(Vec::len), Some(1));
+    assert_eq!(page[0]["name"], "2");
+    let (_, by_name) = api.get_json(&format!("{job}/builds/1")).await;
+    assert_eq!(by_name["id"], first["id"]);
+    let (status, _) = api.get_json("/api/v1/builds/nope").await;
+    assert_eq!(status, 400);
+    let (status, _) = api.get_json("/api/v1/builds/999999").await;
+    assert_eq!(status, 404);
+
+    let id = first["id"].as_i64().expect("id");
+    assert_eq!(api.put(&format!("/api/v1/builds/{id}/abort")).await, 204);
+    let (_, aborted) = api.get_json(&format!("/api/v1/builds/{id}")).await;
+    assert_eq!(aborted["status"], "aborted");
+    let events = api
+        .req(reqwest::Method::GET, &format!("/api/v1/builds/{id}/events"))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(
+        events.headers()["content-type"],
+        "text/event-stream; charset=utf-8"
+    );
+    let text = events.text().await.expect("stream ends after end");
+    assert!(text.starts_with("id: 0\nevent: event\ndata: {"), "{text}");
+    assert!(
+        text.contains("\"status\":\"aborted\"") && text.contains("\"event_id\":\"0\""),
+        "{text}"
+    );
+    assert!(text.ends_with("id: 1\nevent: end\ndata\n\n"), "{text}");
+    let resumed = api
+        .req(reqwest::Method::GET, &format!("/api/v1/builds/{id}/events"))
+        .header("Last-Event-ID", "0")
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(
+        resumed.text().await.expect("body"),
+        "id: 1\nevent: end\ndata\n\n"
+    );
+    let bad = api
+        .req(reqwest::Method::GET, &format!("/api/v1/builds/{id}/events"))
+        .header("Last-Event-ID", "x")
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(bad.status(), 400);
+
+    let r = api
+        .req(reqwest::Method::POST, &format!("{job}/builds/1"))
+        .send()
+        .await
+        .expect("rerun");
+    assert_eq!(r.status(), 200);
+    let rerun: Value = r.json().await.expect("json");
+    assert_eq!(rerun["name"], "1.1");
+    assert_eq!(rerun["rerun_of"]["id"], first["id"]);
+
+    let locked = PIPELINE.replace(
+        "- name: ship\n",
+        "- name: ship\n  disable_manual_trigger: true\n",
+    );
+    let (_, cfg) = api.get_json("/api/v1/teams/main/pipelines/p/config").await;
+    assert!(cfg["config"].is_object());
+    let r = api
+        .req(
+            reqwest::Method::GET,
+            "/api/v1/teams/main/pipelines/p/config",
+        )
+        .send()
+        .await
+        .expect("config");
+    let version = r.headers()["x-concourse-config-version"]
+        .to_str()
+        .expect("v")
+        .to_string();
+    assert_eq!(api.put_config("p", &locked, &version).await.status(), 200);
+    let r = api
+        .req(
+            reqwest::Method::POST,
+            "/api/v1/teams/main/pipelines/p/jobs/ship/builds",
+        )
+        .send()
+        .await
+        .expect("trigger");
+    assert_eq!(r.status(), 409);
 }

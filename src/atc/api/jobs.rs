@@ -1,11 +1,12 @@
 //! Jobs: the dashboard list, a pipeline's jobs, one job, pause/unpause.
 
 use super::access;
+use super::builds::build_json;
 use super::error::{ApiError, ApiResult};
 use super::{json, AppState};
 use crate::atc::auth::{now, Requester, Role};
 use crate::db::{BuildRow, JobRow, PipelineRow};
-use crate::proto::api::{Build, BuildSummary, Job, JobInput, JobOutput, JobSummary};
+use crate::proto::api::{BuildSummary, Job, JobInput, JobOutput, JobSummary};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -68,28 +69,6 @@ pub fn inputs_outputs(job_config: &Value) -> (Vec<JobInput>, Vec<JobOutput>) {
     let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
     walk(job_config, &mut inputs, &mut outputs);
     (inputs, outputs)
-}
-
-fn build_json(b: &BuildRow) -> Build {
-    Build {
-        id: b.id,
-        team_name: b.team_name.clone(),
-        name: b.name.clone(),
-        status: b.status.as_str().into(),
-        api_url: format!("/api/v1/builds/{}", b.id),
-        comment: b.comment.clone(),
-        job_name: b.job_name.clone(),
-        resource_name: b.resource_name.clone(),
-        pipeline_id: b.pipeline_id.unwrap_or(0),
-        pipeline_name: b.pipeline_name.clone(),
-        pipeline_instance_vars: b.pipeline_instance_vars.clone(),
-        start_time: b.start_time,
-        end_time: b.end_time,
-        reap_time: 0,
-        rerun_number: b.rerun_number,
-        rerun_of: None,
-        created_by: b.created_by.clone(),
-    }
 }
 
 fn summary(b: &BuildRow) -> BuildSummary {

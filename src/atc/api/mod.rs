@@ -2,6 +2,7 @@
 //! One file per concern; handlers load what they need through the helpers in `access`.
 
 pub mod access;
+pub mod builds;
 pub mod config;
 pub mod error;
 pub mod info;
@@ -161,6 +162,19 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs", get(jobs::list_all))
         .route(&format!("{pipeline}/jobs"), get(jobs::list))
         .route(job, get(jobs::get))
+        .route(
+            &format!("{job}/builds"),
+            get(builds::list_job).post(builds::trigger),
+        )
+        .route(
+            &format!("{job}/builds/{{build_name}}"),
+            get(builds::get_job_build).post(builds::rerun),
+        )
+        .route(&format!("{pipeline}/builds"), get(builds::list_pipeline))
+        .route(&format!("{team}/builds"), get(builds::list_team))
+        .route("/api/v1/builds/{build_id}", get(builds::get))
+        .route("/api/v1/builds/{build_id}/abort", put(builds::abort))
+        .route("/api/v1/builds/{build_id}/events", get(builds::events))
         .route(&format!("{job}/pause"), put(jobs::pause))
         .route(&format!("{job}/unpause"), put(jobs::unpause))
         .layer(axum::middleware::from_fn(version_header));

@@ -1,0 +1,458 @@
+//! Builds: job builds (list with pagination links, by name, trigger, rerun), one build,
+//! abort, and its event stream (build-events.md). Builds stay pending until the build
+//! engine starts them; abort finishes a pending build at once.
+
+use super::access;
+use super::error::{ApiError, ApiResult};
+use super::{json, AppState};
+use crate::atc::auth::{now, Requester, Role};
+use crate::db::{BuildRow, BuildStatus, BuildsOf, NewBuild, Page, StoreError};
+use crate::proto::api::{Build, RerunOf};
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json as j, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub fn build_json(b: &BuildRow) -> Build {
+    Build {
+        id: b.id,
+        team_name: b.team_name.clone(),
+        name: b.name.clone(),
+        status: b.status.as_str().into(),
+        api_url: format!("/api/v1/builds/{}", b.id),
+        comment: b.comment.clone(),
+        job_name: b.job_name.clone(),
+        resource_name: b.resource_name.clone(),
+        pipeline_id: b.pipeline_id.unwrap_or(0),
+        pipeline_name: b.pipeline_name.clone(),
+        pipeline_instance_vars: b.pipeline_instance_vars.clone(),
+        start_time: b.start_time,
+        end_time: b.end_time,
+        reap_time: 0,
+        rerun_number: b.rerun_number,
+        // A rerun is named `<original>.<n>`: the original's name is the part before the dot.
+        rerun_of: b.rerun_of.map(|id| RerunOf {
+            id,
+            name: b.name.split('.').next().unwrap_or_default().to_string(),
+        }),
+        created_by: b.created_by.clone(),
+    }
+}
+
+/// Pagination query (atc-api.md §1.4): `limit` (default 100), `from`, `to`, `timestamps`.
+fn page(query: Option<&str>) -> ApiResult<Page> {
+    let q: HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let num = |k: &str| -> ApiResult<Option<i64>> {
+        q.get(k)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::bad_request(format!("malformed {k}: {v}")))
+            })
+            .transpose()
+    };
+    let page = Page {
+        from: num("from")?,
+        to: num("to")?,
+        limit: num("limit")?.unwrap_or(100).max(1),
+        timestamps: q.get("timestamps").is_some_and(|v| !v.is_empty()),
+    };
+    if let (Some(f), Some(t)) = (page.from, page.to) {
+        if f > t {
+            return Err(ApiError::bad_request("from must not be greater than to"));
+        }
+    }
+    Ok(page)
+}
+
+/// A page of builds with upstream's `Link` headers (none with `timestamps`).
+async fn builds_list(
+    state: &AppState,
+    of: BuildsOf,
+    path: &str,
+    query: Option<&str>,
+) -> ApiResult<Response> {
+    let p = page(query)?;
+    let result = state.store.builds_page(of, &p).await?;
+    let builds: Vec<Build> = result.builds.iter().map(build_json).collect();
+    let mut resp = json(&builds);
+    if !p.timestamps {
+        let base = format!("{}{}", state.external_url, path);
+        let links = [
+            result
+                .older
+                .and_then(|o| o.to)
+                .map(|to| format!("<{base}?to={to}&limit={}>; rel=\"next\"", p.limit)),
+            result
+                .newer
+                .and_then(|n| n.from)
+                .map(|from| format!("<{base}?from={from}&limit={}>; rel=\"previous\"", p.limit)),
+        ];
+        for link in links.into_iter().flatten() {
+            if let Ok(v) = HeaderValue::from_str(&link) {
+                resp.headers_mut().append(header::LINK, v);
+            }
+        }
+    }
+    Ok(resp)
+}
+
+fn job_path(team: &str, pipeline: &str, job: &str) -> String {
+    format!("/api/v1/teams/{team}/pipelines/{pipeline}/jobs/{job}/builds")
+}
+
+pub async fn list_job(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name, job)): Path<(String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
+    let j = state
+        .store
+        .job(t.pipeline.id, &job)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    builds_list(
+        &state,
+        BuildsOf::Job(j.id),
+        &job_path(&team, &name, &job),
+        q.as_deref(),
+    )
+    .await
+}
+
+pub async fn list_pipeline(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
+    builds_list(
+        &state,
+        BuildsOf::Pipeline(t.pipeline.id),
+        &format!("/api/v1/teams/{team}/pipelines/{name}/builds"),
+        q.as_deref(),
+    )
+    .await
+}
+
+pub async fn list_team(
+    State(state): State<AppState>,
+    req: Requester,
+    Path(team): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let t = access::team(&state, &req, &team, Role::Viewer).await?;
+    builds_list(
+        &state,
+        BuildsOf::Team(t.id),
+        &format!("/api/v1/teams/{team}/builds"),
+        q.as_deref(),
+    )
+    .await
+}
+
+pub async fn get_job_build(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name, job, build)): Path<(String, String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
+    let j = state
+        .store
+        .job(t.pipeline.id, &job)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let b = state
+        .store
+        .job_build(j.id, &build)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(json(&build_json(&b)))
+}
+
+fn flag(config: &Value, key: &str) -> bool {
+    config.get(key).and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// `POST .../jobs/:job/builds`: a pending build, answered with 200 like upstream.
+pub async fn trigger(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name, job)): Path<(String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let t = access::pipeline_write(
+        &state,
+        &req,
+        &team,
+        &name,
+        q.as_deref(),
+        Role::PipelineOperator,
+    )
+    .await?;
+    if t.pipeline.archived {
+        return Err(ApiError::archived());
+    }
+    let j = state
+        .store
+        .job(t.pipeline.id, &job)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if flag(&j.config, "disable_manual_trigger") {
+        return Err(ApiError::conflict(format!(
+            "manual triggering disabled for job {job}"
+        )));
+    }
+    let b = state
+        .store
+        .create_build(&NewBuild {
+            team_id: t.team.id,
+            job_id: Some(j.id),
+            pipeline_id: Some(t.pipeline.id),
+            created_by: req.display_user_id(),
+            plan: None,
+            at: now(),
+        })
+        .await?;
+    Ok(json(&build_json(&b)))
+}
+
+/// `POST .../jobs/:job/builds/:name`: a rerun with the original's inputs.
+pub async fn rerun(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name, job, build)): Path<(String, String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let t = access::pipeline_write(
+        &state,
+        &req,
+        &team,
+        &name,
+        q.as_deref(),
+        Role::PipelineOperator,
+    )
+    .await?;
+    if t.pipeline.archived {
+        return Err(ApiError::archived());
+    }
+    let j = state
+        .store
+        .job(t.pipeline.id, &job)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if flag(&j.config, "disable_reruns") {
+        return Err(ApiError::conflict(format!("reruns disabled for job {job}")));
+    }
+    let original = state
+        .store
+        .job_build(j.id, &build)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let b = state
+        .store
+        .rerun_build(original.id, &req.display_user_id(), now())
+        .await?;
+    Ok(json(&build_json(&b)))
+}
+
+fn build_id(raw: &str) -> ApiResult<i64> {
+    raw.parse()
+        .map_err(|_| ApiError::bad_request(format!("malformed build id: {raw}")))
+}
+
+/// Loads a build the requester may read: a role on its team, or (for `public_job_only`
+/// reads like events) a public pipeline whose job is `public: true`.
+async fn readable_build(
+    state: &AppState,
+    req: &Requester,
+    id: i64,
+    public_job_only: bool,
+) -> ApiResult<BuildRow> {
+    let b = state
+        .store
+        .build(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if let Some(team) = req.teams().iter().find(|t| t.id == b.team_id) {
+        if req.has_role(team, Role::Viewer) {
+            return Ok(b);
+        }
+    }
+    if let Some(pid) = b.pipeline_id {
+        let public_pipeline = state
+            .store
+            .pipeline_by_id(pid)
+            .await?
+            .is_some_and(|p| p.public);
+        let public_job = match (public_job_only, b.job_id) {
+            (false, _) => true,
+            (true, Some(_)) => match state.store.pipeline_by_id(pid).await? {
+                Some(p) => state
+                    .store
+                    .job(p.id, &b.job_name)
+                    .await?
+                    .is_some_and(|j| flag(&j.config, "public")),
+                None => false,
+            },
+            (true, None) => false,
+        };
+        if public_pipeline && public_job {
+            return Ok(b);
+        }
+    }
+    access::authenticated(req)?;
+    Err(ApiError::forbidden())
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    req: Requester,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let b = readable_build(&state, &req, build_id(&id)?, false).await?;
+    Ok(json(&build_json(&b)))
+}
+
+/// `PUT /api/v1/builds/:id/abort`: a build the engine does not run yet (pending) is
+/// finished at once, with its final `status` event.
+pub async fn abort(
+    State(state): State<AppState>,
+    req: Requester,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = build_id(&id)?;
+    access::authenticated(&req)?;
+    let b = state
+        .store
+        .build(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let team = req
+        .teams()
+        .iter()
+        .find(|t| t.id == b.team_id)
+        .cloned()
+        .ok_or_else(ApiError::forbidden)?;
+    if !req.has_role(&team, Role::PipelineOperator) {
+        return Err(ApiError::forbidden());
+    }
+    if !b.status.is_finished() {
+        let at = now();
+        let event =
+            j!({"event": "status", "version": "1.0", "data": {"status": "aborted", "time": at}});
+        state.store.append_build_events(id, &[event]).await?;
+        match state.store.finish_build(id, BuildStatus::Aborted, at).await {
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// How often a watcher looks for new events while a build runs.
+const EVENT_POLL: Duration = Duration::from_millis(250);
+
+fn sse_event(id: i64, envelope: &Value) -> String {
+    let mut env = envelope.clone();
+    if let Value::Object(m) = &mut env {
+        m.insert("event_id".into(), Value::String(id.to_string()));
+    }
+    format!("id: {id}\nevent: event\ndata: {env}\n\n")
+}
+
+/// `GET /api/v1/builds/:id/events`: replays stored events from `Last-Event-ID + 1`, then
+/// follows new ones until the build has finished, then sends `end`. SSE ids start at 0.
+pub async fn events(
+    State(state): State<AppState>,
+    req: Requester,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id = build_id(&id)?;
+    readable_build(&state, &req, id, true).await?;
+    // The store numbers events from 1; the wire from 0.
+    let mut cursor = match headers.get("Last-Event-ID").and_then(|v| v.to_str().ok()) {
+        Some(v) => {
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("malformed Last-Event-ID: {v}")))?
+                as i64
+                + 1
+        }
+        None => 0,
+    };
+    let store = state.store.clone();
+    let stream = async_stream(move |tx| async move {
+        loop {
+            let batch = match store.build_events(id, cursor, 500).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, build_id = id, "reading build events");
+                    return;
+                }
+            };
+            if !batch.is_empty() {
+                for (event_id, envelope) in batch {
+                    cursor = event_id;
+                    if tx.send(sse_event(event_id - 1, &envelope)).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            let finished = matches!(store.build(id).await, Ok(Some(b)) if b.status.is_finished());
+            if finished {
+                // Events written between the last read and the status check come first.
+                if matches!(store.build_events(id, cursor, 1).await, Ok(rest) if !rest.is_empty()) {
+                    continue;
+                }
+                let _ = tx.send(format!("id: {cursor}\nevent: end\ndata\n\n")).await;
+                return;
+            }
+            // A watcher that went away while nothing happened ends the task too.
+            if tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(EVENT_POLL).await;
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache, no-store, must-revalidate"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+            (
+                header::HeaderName::from_static("x-atc-stream-version"),
+                "2.0",
+            ),
+        ],
+        stream,
+    )
+        .into_response())
+}
+
+/// A response body fed by a producer task through a small bounded channel (a slow
+/// watcher slows its producer, never grows memory); the task ends with the connection.
+fn async_stream<F, Fut>(produce: F) -> Body
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<String>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
+    tokio::spawn(produce(tx));
+    Body::from_stream(futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|m| m.map(Ok::<_, std::convert::Infallible>))
+    }))
+}
