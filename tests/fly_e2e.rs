@@ -220,3 +220,47 @@ fn wrong_password_fails_login() {
         stderr(&out)
     );
 }
+
+#[test]
+fn trigger_abort_and_watch_a_build() {
+    let (_s, fly) = setup(Backend::Embedded);
+    fly.ok(&[
+        "-t",
+        T,
+        "set-pipeline",
+        "-n",
+        "-p",
+        "hello",
+        "-c",
+        &example("hello-world.yml"),
+    ]);
+    let out = fly.ok(&["-t", T, "trigger-job", "-j", "hello/hello-world-job"]);
+    assert_eq!(out.trim(), "started hello/hello-world-job #1");
+    let out = fly.ok(&[
+        "-t",
+        T,
+        "abort-build",
+        "-j",
+        "hello/hello-world-job",
+        "-b",
+        "1",
+    ]);
+    assert_eq!(out.trim(), "build successfully aborted");
+    let watched = fly.run(&["-t", T, "watch", "-j", "hello/hello-world-job"]);
+    assert_eq!(
+        watched.status.code(),
+        Some(3),
+        "aborted builds exit 3: {}",
+        stderr(&watched)
+    );
+    assert_eq!(stdout(&watched).trim(), "aborted");
+    let out = fly.run(&["-t", T, "abort-build", "-b", "999"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("build does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    let out = fly.run(&["-t", T, "trigger-job", "-j", "hello/nope"]);
+    assert!(!out.status.success());
+}

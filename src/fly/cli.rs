@@ -110,6 +110,15 @@ pub enum Command {
     /// Unpause a job
     #[command(visible_alias = "uj")]
     UnpauseJob(JobArgs),
+    /// Start a job in a pipeline
+    #[command(visible_alias = "tj")]
+    TriggerJob(super::builds::TriggerJobArgs),
+    /// Abort a build
+    #[command(visible_alias = "ab")]
+    AbortBuild(super::builds::AbortBuildArgs),
+    /// Stream a build's output
+    #[command(visible_alias = "w")]
+    Watch(super::builds::WatchArgs),
     /// List the configured teams
     #[command(visible_alias = "t")]
     Teams(TeamsArgs),

@@ -4,6 +4,7 @@
 //! Layout: `cli` (flags), `client` (HTTP, errors, version check), `rc` (flyrc), `refs`
 //! (pipeline/job arguments), `table`/`ui` (output), `yaml`, and one file per command group.
 
+pub mod builds;
 pub mod cli;
 pub mod client;
 mod diff;
@@ -138,6 +139,9 @@ async fn run(g: &Global, command: &Command) -> anyhow::Result<()> {
         Command::PausedJobs(a) => jobs::paused_jobs(g, a).await,
         Command::PauseJob(a) => jobs::pause_job(g, a, true).await,
         Command::UnpauseJob(a) => jobs::pause_job(g, a, false).await,
+        Command::TriggerJob(a) => builds::trigger_job(g, a).await,
+        Command::AbortBuild(a) => builds::abort_build(g, a).await,
+        Command::Watch(a) => builds::watch(g, a).await,
         Command::Teams(a) => teams::teams(g, a).await,
         Command::GetTeam(a) => teams::get_team(g, a).await,
         Command::SetTeam(a) => teams::set_team(g, a).await,

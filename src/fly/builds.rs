@@ -1,0 +1,373 @@
+//! Build commands: `trigger-job`, `abort-build`, `watch`, and the event-stream renderer
+//! they share (fly-cli.md §5).
+
+use super::client::{pipeline_path, seg};
+use super::pipelines::connect;
+use super::refs::parse_pipeline_child;
+use super::{ui, Global};
+use crate::proto::api;
+use anyhow::{anyhow, bail, Result};
+use futures::StreamExt;
+use serde_json::Value;
+use std::io::Write;
+
+#[derive(Debug, clap::Args)]
+pub struct TriggerJobArgs {
+    /// Name of a job to trigger
+    #[arg(short = 'j', long, required = true, value_name = "PIPELINE/JOB")]
+    pub job: String,
+    /// Start watching the build output
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// Name of the team to which the job belongs, if different from the target default
+    #[arg(long)]
+    pub team: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AbortBuildArgs {
+    /// Name of a job to cancel
+    #[arg(short = 'j', long, value_name = "PIPELINE/JOB")]
+    pub job: Option<String>,
+    /// If job is specified: build number to cancel. If job not specified: build id
+    #[arg(short = 'b', long, required = true)]
+    pub build: String,
+    /// Name of the team, if different from the target default
+    #[arg(long)]
+    pub team: Option<String>,
+    /// Finish the build at once without waiting for cleanup
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Watches builds of the given job
+    #[arg(short = 'j', long, value_name = "PIPELINE/JOB")]
+    pub job: Option<String>,
+    /// Watches a specific build
+    #[arg(short = 'b', long)]
+    pub build: Option<String>,
+    /// Print with local timestamp (`-t` is the global target flag here, so long form only)
+    #[arg(long)]
+    pub timestamps: bool,
+    /// Ignore event parsing errors
+    #[arg(long)]
+    pub ignore_event_parsing_errors: bool,
+    /// Name of the team, if different from the target default
+    #[arg(long)]
+    pub team: Option<String>,
+}
+
+pub async fn trigger_job(g: &Global, a: &TriggerJobArgs) -> Result<()> {
+    let (pipeline, job) = parse_pipeline_child(&a.job, "job")?;
+    let (t, team) = connect(g, a.team.as_deref()).await?;
+    let path = format!(
+        "{}/jobs/{}/builds",
+        pipeline_path(&team, &pipeline),
+        seg(&job)
+    );
+    let resp = t
+        .client
+        .send(
+            t.client
+                .request(reqwest::Method::POST, &path)
+                .query(&pipeline.query()),
+        )
+        .await?;
+    let build: api::Build = resp.json()?;
+    println!("started {}/{job} #{}", pipeline.display(), build.name);
+    if a.watch {
+        println!();
+        let code = stream(&t.client, build.id, false, false).await?;
+        std::process::exit(code);
+    }
+    Ok(())
+}
+
+pub async fn abort_build(g: &Global, a: &AbortBuildArgs) -> Result<()> {
+    let (t, team) = connect(g, a.team.as_deref()).await?;
+    let build: api::Build = match &a.job {
+        Some(job) => {
+            let (pipeline, job) = parse_pipeline_child(job, "job")?;
+            let path = format!(
+                "{}/jobs/{}/builds/{}",
+                pipeline_path(&team, &pipeline),
+                seg(&job),
+                seg(&a.build)
+            );
+            t.client
+                .get_json(&path, &pipeline.query())
+                .await
+                .map_err(|_| anyhow!("build does not exist"))?
+        }
+        None => t
+            .client
+            .get_json(&format!("/api/v1/builds/{}", seg(&a.build)), &[])
+            .await
+            .map_err(|_| anyhow!("build does not exist"))?,
+    };
+    let mut rb = t.client.put(&format!("/api/v1/builds/{}/abort", build.id));
+    if a.force {
+        rb = rb.query(&[("force", "")]);
+    }
+    t.client.send(rb).await?;
+    println!(
+        "{}",
+        if a.force {
+            "build forcefully aborted"
+        } else {
+            "build successfully aborted"
+        }
+    );
+    Ok(())
+}
+
+pub async fn watch(g: &Global, a: &WatchArgs) -> Result<()> {
+    let (t, team) = connect(g, a.team.as_deref()).await?;
+    let build: api::Build = match (&a.job, &a.build) {
+        (Some(job), build) => {
+            let (pipeline, job) = parse_pipeline_child(job, "job")?;
+            let job_path = format!("{}/jobs/{}", pipeline_path(&team, &pipeline), seg(&job));
+            match build {
+                Some(name) => {
+                    t.client
+                        .get_json(
+                            &format!("{job_path}/builds/{}", seg(name)),
+                            &pipeline.query(),
+                        )
+                        .await?
+                }
+                None => {
+                    let j: api::Job = t.client.get_json(&job_path, &pipeline.query()).await?;
+                    j.next_build
+                        .or(j.finished_build)
+                        .ok_or_else(|| anyhow!("job has no builds"))?
+                }
+            }
+        }
+        (None, Some(id)) => {
+            t.client
+                .get_json(&format!("/api/v1/builds/{}", seg(id)), &[])
+                .await?
+        }
+        (None, None) => {
+            bail!("watching one-off builds without -b needs the builds list; give -j or -b")
+        }
+    };
+    let code = stream(
+        &t.client,
+        build.id,
+        a.timestamps,
+        a.ignore_event_parsing_errors,
+    )
+    .await?;
+    std::process::exit(code);
+}
+
+/// Renders one event; returns the exit code once the build's final status is known.
+struct Renderer {
+    exit: i32,
+    timestamps: bool,
+}
+
+impl Renderer {
+    fn print(&self, text: &str, time: i64) {
+        let mut out = std::io::stdout();
+        if self.timestamps {
+            let t = chrono::DateTime::from_timestamp(time, 0)
+                .map(|d| {
+                    d.with_timezone(&chrono::Local)
+                        .format("%H:%M:%S")
+                        .to_string()
+                })
+                .unwrap_or_default();
+            let _ = write!(out, "{t}  ");
+        }
+        let _ = write!(out, "{text}");
+        let _ = out.flush();
+    }
+
+    /// Some(code) when rendering stops (a terminal status).
+    fn event(&mut self, envelope: &Value) -> Result<Option<i32>, String> {
+        let kind = envelope["event"].as_str().unwrap_or_default();
+        let data = &envelope["data"];
+        let time = data["time"].as_i64().unwrap_or(0);
+        let tty = ui::stdout_is_tty();
+        let bold = |s: &str| ui::paint(s, "1", tty);
+        match kind {
+            "log" => self.print(data["payload"].as_str().unwrap_or_default(), time),
+            "waiting-for-worker" => self.print(
+                &format!(
+                    "{}\n",
+                    bold("no suitable workers found, waiting for worker...")
+                ),
+                time,
+            ),
+            "selected-worker" => self.print(
+                &format!(
+                    "{} {}\n",
+                    bold("selected worker:"),
+                    data["selected_worker"].as_str().unwrap_or_default()
+                ),
+                time,
+            ),
+            "streaming-volume" => self.print(
+                &format!(
+                    "{} {} {} {}\n",
+                    bold("streaming volume"),
+                    data["volume"].as_str().unwrap_or_default(),
+                    bold("from worker"),
+                    data["source_worker"].as_str().unwrap_or_default()
+                ),
+                time,
+            ),
+            "waiting-for-streamed-volume" => self.print(
+                &format!(
+                    "{} {} {}\n",
+                    bold("waiting for volume"),
+                    data["volume"].as_str().unwrap_or_default(),
+                    bold("to be streamed by another step")
+                ),
+                time,
+            ),
+            "initialize-check" => self.print(
+                &format!(
+                    "{} {}\n",
+                    bold("initializing check:"),
+                    data["name"].as_str().unwrap_or_default()
+                ),
+                time,
+            ),
+            "initialize-task" => self.print(&format!("{}\n", bold("initializing")), time),
+            "start-task" => {
+                let run = &data["config"]["run"];
+                let mut line = run["path"].as_str().unwrap_or_default().to_string();
+                for arg in run["args"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    line.push(' ');
+                    line.push_str(arg);
+                }
+                self.print(&format!("{}\n", bold(&format!("running {line}"))), time);
+            }
+            "finish-task" => {
+                let code = data["exit_status"].as_i64().unwrap_or(0) as i32;
+                if code != 0 {
+                    self.exit = code;
+                }
+            }
+            "error" => self.print(
+                &format!(
+                    "{}\n",
+                    ui::paint(data["message"].as_str().unwrap_or_default(), "1;31", tty)
+                ),
+                time,
+            ),
+            "status" => {
+                let status = data["status"].as_str().unwrap_or_default();
+                if status == "started" {
+                    return Ok(None);
+                }
+                self.print(
+                    &format!("{}\n", ui::paint(status, ui::status_color(status), tty)),
+                    time,
+                );
+                let code = match status {
+                    "succeeded" => 0,
+                    "failed" => 1,
+                    "errored" => 2,
+                    "aborted" => 3,
+                    other => {
+                        eprintln!("unknown status: {other}");
+                        return Ok(Some(255));
+                    }
+                };
+                return Ok(Some(if self.exit != 0 { self.exit } else { code }));
+            }
+            "initialize-get"
+            | "start-get"
+            | "finish-get"
+            | "initialize-put"
+            | "start-put"
+            | "finish-put"
+            | "initialize"
+            | "start"
+            | "finish"
+            | "set-pipeline-changed"
+            | "image-check"
+            | "image-get"
+            | "across-substeps" => {}
+            other => return Err(format!("unknown event type: {other}")),
+        }
+        Ok(None)
+    }
+}
+
+/// Streams `GET /api/v1/builds/:id/events`, rendering until the final status or `end`;
+/// returns fly's exit code.
+pub async fn stream(
+    client: &super::client::Client,
+    build_id: i64,
+    timestamps: bool,
+    ignore_errors: bool,
+) -> Result<i32> {
+    let resp = client
+        .execute(client.get(&format!("/api/v1/builds/{build_id}/events")))
+        .await?;
+    super::client::check_status(resp.status(), b"")?;
+    let mut renderer = Renderer {
+        exit: 0,
+        timestamps,
+    };
+    let mut body = resp.bytes_stream();
+    let mut buf = String::new();
+    let (mut name, mut data) = (String::new(), String::new());
+    while let Some(chunk) = body.next().await {
+        buf.push_str(&String::from_utf8_lossy(
+            &chunk.map_err(|e| anyhow!("reading events: {e}"))?,
+        ));
+        while let Some(nl) = buf.find('\n') {
+            let line: String = buf.drain(..=nl).collect();
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                match name.as_str() {
+                    "end" => return Ok(renderer.exit),
+                    "event" => {
+                        let parsed: Result<Value, String> =
+                            serde_json::from_str(&data).map_err(|e| e.to_string());
+                        match parsed.and_then(|env| renderer.event(&env)) {
+                            Ok(Some(code)) => return Ok(code),
+                            Ok(None) => {}
+                            Err(e) if ignore_errors => eprintln!("{e}"),
+                            Err(e) => {
+                                eprintln!(
+                                    "{}",
+                                    ui::paint(
+                                        &format!("failed to parse next event: {e}"),
+                                        "1;31",
+                                        ui::stderr_is_tty()
+                                    )
+                                );
+                                return Ok(255);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                name.clear();
+                data.clear();
+            } else if let Some(v) = line.strip_prefix("event:") {
+                name = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data = v.strip_prefix(' ').unwrap_or(v).to_string();
+            } else if line == "data" {
+                data.clear();
+            }
+        }
+    }
+    Ok(renderer.exit)
+}
