@@ -254,6 +254,25 @@ fn trigger_abort_and_watch_a_build() {
         stderr(&watched)
     );
     assert_eq!(stdout(&watched).trim(), "aborted");
+    for args in [
+        vec!["-t", T, "builds", "-j", "hello/hello-world-job"],
+        vec!["-t", T, "builds"],
+        vec!["-t", T, "builds", "-p", "hello"],
+    ] {
+        let out = fly.ok(&args);
+        let cols: Vec<&str> = out
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            cols.get(1..3),
+            Some(&["hello/hello-world-job/1", "aborted"][..]),
+            "{args:?}: {out}"
+        );
+        assert_eq!(cols.last(), Some(&"test"), "created by: {out}");
+    }
     let out = fly.run(&["-t", T, "abort-build", "-b", "999"]);
     assert!(!out.status.success());
     assert!(

@@ -59,6 +59,126 @@ pub struct WatchArgs {
     pub team: Option<String>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct BuildsArgs {
+    /// Limit the builds to a job
+    #[arg(short = 'j', long, value_name = "PIPELINE/JOB")]
+    pub job: Option<String>,
+    /// Limit the builds to a pipeline
+    #[arg(short = 'p', long)]
+    pub pipeline: Option<String>,
+    /// Number of builds you want to limit the return to
+    #[arg(short = 'c', long, default_value_t = 50)]
+    pub count: i64,
+    /// Show builds for the given team
+    #[arg(short = 'n', long = "team")]
+    pub team: Option<String>,
+    /// Print API response as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn go_duration(secs: i64) -> String {
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
+fn local_time(t: i64) -> String {
+    if t == 0 {
+        return "n/a".into();
+    }
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| {
+            d.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d@%H:%M:%S%z")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+pub async fn builds(g: &Global, a: &BuildsArgs) -> Result<()> {
+    if a.job.is_some() && a.pipeline.is_some() {
+        bail!("Cannot specify both --pipeline and --job");
+    }
+    let (t, team) = connect(g, a.team.as_deref()).await?;
+    let limit = a.count.to_string();
+    let (path, mut query) = match (&a.job, &a.pipeline) {
+        (Some(job), _) => {
+            let (pipeline, job) = parse_pipeline_child(job, "job")?;
+            (
+                format!(
+                    "{}/jobs/{}/builds",
+                    pipeline_path(&team, &pipeline),
+                    seg(&job)
+                ),
+                pipeline.query(),
+            )
+        }
+        (None, Some(p)) => {
+            let pipeline = super::refs::PipelineRef::parse(p)?;
+            (
+                format!("{}/builds", pipeline_path(&team, &pipeline)),
+                pipeline.query(),
+            )
+        }
+        (None, None) if a.team.is_some() => {
+            (format!("/api/v1/teams/{}/builds", seg(&team)), vec![])
+        }
+        (None, None) => ("/api/v1/builds".to_string(), vec![]),
+    };
+    query.push(("limit".into(), limit));
+    let builds: Vec<api::Build> = t.client.get_json(&path, &query).await?;
+    if a.json {
+        return super::print_json(&builds);
+    }
+    let now = chrono::Utc::now().timestamp();
+    let mut table = super::table::Table::new(&[
+        "id",
+        "name",
+        "status",
+        "start",
+        "end",
+        "duration",
+        "team",
+        "created by",
+    ]);
+    for b in builds.iter().take(a.count.max(0) as usize) {
+        let name = if !b.job_name.is_empty() {
+            format!("{}/{}/{}", b.pipeline_name, b.job_name, b.name)
+        } else if !b.resource_name.is_empty() {
+            format!("{}/{}/{}", b.pipeline_name, b.resource_name, b.name)
+        } else {
+            b.name.clone()
+        };
+        let duration = match (b.start_time, b.end_time) {
+            (0, _) => "n/a".to_string(),
+            (s, 0) => format!("{}+", go_duration(now - s)),
+            (s, e) => go_duration(e - s),
+        };
+        table.push(vec![
+            b.id.to_string().into(),
+            name.into(),
+            super::table::Cell::colored(b.status.clone(), ui::status_color(&b.status)),
+            local_time(b.start_time).into(),
+            local_time(b.end_time).into(),
+            duration.into(),
+            b.team_name.clone().into(),
+            if b.created_by.is_empty() {
+                "system".to_string()
+            } else {
+                b.created_by.clone()
+            }
+            .into(),
+        ]);
+    }
+    table.print(g.print_table_headers);
+    Ok(())
+}
+
 pub async fn trigger_job(g: &Global, a: &TriggerJobArgs) -> Result<()> {
     let (pipeline, job) = parse_pipeline_child(&a.job, "job")?;
     let (t, team) = connect(g, a.team.as_deref()).await?;

@@ -110,6 +110,9 @@ pub enum Command {
     /// Unpause a job
     #[command(visible_alias = "uj")]
     UnpauseJob(JobArgs),
+    /// List builds data
+    #[command(visible_alias = "bs")]
+    Builds(super::builds::BuildsArgs),
     /// Start a job in a pipeline
     #[command(visible_alias = "tj")]
     TriggerJob(super::builds::TriggerJobArgs),

@@ -139,6 +139,7 @@ async fn run(g: &Global, command: &Command) -> anyhow::Result<()> {
         Command::PausedJobs(a) => jobs::paused_jobs(g, a).await,
         Command::PauseJob(a) => jobs::pause_job(g, a, true).await,
         Command::UnpauseJob(a) => jobs::pause_job(g, a, false).await,
+        Command::Builds(a) => builds::builds(g, a).await,
         Command::TriggerJob(a) => builds::trigger_job(g, a).await,
         Command::AbortBuild(a) => builds::abort_build(g, a).await,
         Command::Watch(a) => builds::watch(g, a).await,

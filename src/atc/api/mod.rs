@@ -172,6 +172,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(&format!("{pipeline}/builds"), get(builds::list_pipeline))
         .route(&format!("{team}/builds"), get(builds::list_team))
+        .route("/api/v1/builds", get(builds::list_all))
         .route("/api/v1/builds/{build_id}", get(builds::get))
         .route("/api/v1/builds/{build_id}/abort", put(builds::abort))
         .route("/api/v1/builds/{build_id}/events", get(builds::events))
