@@ -148,6 +148,15 @@ pub async fn pipeline_write(
     })
 }
 
+/// A job of the pipeline by name; 404 when the pipeline has no such (active) job.
+pub async fn job(state: &AppState, pipeline_id: i64, name: &str) -> ApiResult<crate::db::JobRow> {
+    state
+        .store
+        .job(pipeline_id, name)
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

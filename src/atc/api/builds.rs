@@ -114,11 +114,7 @@ pub async fn list_job(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
-    let j = state
-        .store
-        .job(t.pipeline.id, &job)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let j = access::job(&state, t.pipeline.id, &job).await?;
     builds_list(
         &state,
         BuildsOf::Job(j.id),
@@ -171,12 +167,7 @@ pub async fn list_all(
         return builds_list(&state, BuildsOf::All, "/api/v1/builds", q.as_deref()).await;
     }
     let p = page(q.as_deref())?;
-    let member: Vec<i64> = req
-        .teams()
-        .iter()
-        .filter(|t| !req.roles_on(t).is_empty())
-        .map(|t| t.id)
-        .collect();
+    let member = req.member_team_ids();
     let mut visible = Vec::new();
     for b in state.store.builds_page(BuildsOf::All, &p).await?.builds {
         let public = match b.pipeline_id {
@@ -201,11 +192,7 @@ pub async fn get_job_build(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
-    let j = state
-        .store
-        .job(t.pipeline.id, &job)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let j = access::job(&state, t.pipeline.id, &job).await?;
     let b = state
         .store
         .job_build(j.id, &build)
@@ -237,11 +224,7 @@ pub async fn trigger(
     if t.pipeline.archived {
         return Err(ApiError::archived());
     }
-    let j = state
-        .store
-        .job(t.pipeline.id, &job)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let j = access::job(&state, t.pipeline.id, &job).await?;
     if flag(&j.config, "disable_manual_trigger") {
         return Err(ApiError::conflict(format!(
             "manual triggering disabled for job {job}"
@@ -280,11 +263,7 @@ pub async fn rerun(
     if t.pipeline.archived {
         return Err(ApiError::archived());
     }
-    let j = state
-        .store
-        .job(t.pipeline.id, &job)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let j = access::job(&state, t.pipeline.id, &job).await?;
     if flag(&j.config, "disable_reruns") {
         return Err(ApiError::conflict(format!("reruns disabled for job {job}")));
     }

@@ -2,7 +2,7 @@
 
 use super::access;
 use super::builds::build_json;
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use super::{json, AppState};
 use crate::atc::auth::{now, Requester, Role};
 use crate::db::{BuildRow, JobRow, PipelineRow};
@@ -155,12 +155,7 @@ async fn job_detail(state: &AppState, p: &PipelineRow, j: &JobRow) -> ApiResult<
 
 pub async fn list_all(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
     let admin = req.is_admin();
-    let member: Vec<i64> = req
-        .teams()
-        .iter()
-        .filter(|t| !req.roles_on(t).is_empty())
-        .map(|t| t.id)
-        .collect();
+    let member = req.member_team_ids();
     let mut out = Vec::new();
     for p in state.store.pipelines(None).await? {
         if p.archived || !(admin || p.public || member.contains(&p.team_id)) {
@@ -194,11 +189,7 @@ pub async fn get(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
-    let j = state
-        .store
-        .job(t.pipeline.id, &job)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let j = access::job(&state, t.pipeline.id, &job).await?;
     Ok(json(&job_detail(&state, &t.pipeline, &j).await?))
 }
 
@@ -220,11 +211,7 @@ async fn set_paused(
         Role::PipelineOperator,
     )
     .await?;
-    let j = state
-        .store
-        .job(t.pipeline.id, &job)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let j = access::job(&state, t.pipeline.id, &job).await?;
     state
         .store
         .set_job_paused(j.id, paused, &req.display_user_id(), now())

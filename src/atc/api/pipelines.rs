@@ -37,12 +37,7 @@ pub fn pipeline_json(p: &PipelineRow) -> Pipeline {
 /// Pipelines the requester may see: admins all; members their teams'; everyone public ones.
 fn visible(req: &Requester, rows: Vec<PipelineRow>) -> Vec<Pipeline> {
     let admin = req.is_admin();
-    let member: Vec<i64> = req
-        .teams()
-        .iter()
-        .filter(|t| !req.roles_on(t).is_empty())
-        .map(|t| t.id)
-        .collect();
+    let member = req.member_team_ids();
     rows.iter()
         .filter(|p| admin || p.public || member.contains(&p.team_id))
         .map(pipeline_json)
@@ -52,12 +47,7 @@ fn visible(req: &Requester, rows: Vec<PipelineRow>) -> Vec<Pipeline> {
 pub async fn list_all(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
     let rows = state.store.pipelines(None).await?;
     // Members' own teams first (by team, then ordering), then other teams' public ones.
-    let member: Vec<i64> = req
-        .teams()
-        .iter()
-        .filter(|t| !req.roles_on(t).is_empty())
-        .map(|t| t.id)
-        .collect();
+    let member = req.member_team_ids();
     let (mut mine, others): (Vec<_>, Vec<_>) =
         rows.into_iter().partition(|p| member.contains(&p.team_id));
     mine.extend(others);

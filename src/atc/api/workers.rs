@@ -34,12 +34,7 @@ impl TtlQuery {
 /// `anyteam`: global workers plus those of teams the requester belongs to (admins: all).
 pub async fn list(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
     access::authenticated(&req)?;
-    let member_of: Vec<i64> = req
-        .teams()
-        .iter()
-        .filter(|t| !req.roles_on(t).is_empty())
-        .map(|t| t.id)
-        .collect();
+    let member_of = req.member_team_ids();
     if !req.is_admin() && !req.is_system() && member_of.is_empty() {
         return Err(ApiError::forbidden());
     }

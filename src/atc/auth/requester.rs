@@ -182,6 +182,15 @@ impl Requester {
         self.is_admin() || self.best_role_on(team).is_some_and(|r| r >= role)
     }
 
+    /// Ids of the teams the requester holds any role on (admin or not).
+    pub fn member_team_ids(&self) -> Vec<i64> {
+        self.teams
+            .iter()
+            .filter(|t| !self.roles_on(t).is_empty())
+            .map(|t| t.id)
+            .collect()
+    }
+
     pub fn teams(&self) -> &[TeamRow] {
         &self.teams
     }
