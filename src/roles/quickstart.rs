@@ -4,7 +4,7 @@
 
 use super::worker::WorkerParts;
 use crate::db::Store;
-use crate::proto::worker::{Worker, WorkerResourceType};
+use crate::proto::worker::Worker;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,28 +18,11 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 pub const IN_PROCESS_GARDEN: &str = "in-process:garden";
 pub const IN_PROCESS_BAGGAGECLAIM: &str = "in-process://baggageclaim";
 
-fn payload(name: &str) -> Worker {
-    let exe = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+fn payload(name: String) -> Worker {
     Worker {
-        name: name.to_string(),
         garden_addr: IN_PROCESS_GARDEN.into(),
         baggageclaim_url: IN_PROCESS_BAGGAGECLAIM.into(),
-        platform: "linux".into(),
-        version: crate::proto::api::WORKER_VERSION.into(),
-        start_time: crate::atc::auth::now(),
-        resource_types: crate::resources::BASE_TYPES
-            .iter()
-            .map(|(t, v)| WorkerResourceType {
-                type_: t.to_string(),
-                image: exe.clone(),
-                version: v.to_string(),
-                privileged: false,
-                unique_version_history: false,
-            })
-            .collect(),
-        ..Default::default()
+        ..super::worker::base_payload(name)
     }
 }
 
@@ -51,10 +34,8 @@ pub async fn start_worker(
     shutdown: CancellationToken,
 ) -> anyhow::Result<(Arc<WorkerParts>, tokio::task::JoinHandle<()>)> {
     let parts = Arc::new(WorkerParts::open_default(work_dir)?);
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "quickstart".into());
-    let worker = payload(&name);
+    let worker = payload(super::worker::hostname_or("quickstart"));
+    let name = worker.name.clone();
     store
         .register_worker(&worker, Some(HEARTBEAT * 2), crate::atc::auth::now())
         .await?;

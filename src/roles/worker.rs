@@ -178,10 +178,41 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     result
 }
 
-fn hostname() -> String {
+/// The machine's hostname (upstream's default worker name), or `fallback`.
+pub(crate) fn hostname_or(fallback: &str) -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "worker".into())
+        .unwrap_or_else(|_| fallback.into())
+}
+
+fn hostname() -> String {
+    hostname_or("worker")
+}
+
+/// What every worker of this binary reports: name, platform, worker version, start
+/// time, and the base resource types built into the binary (`concourse resource TYPE
+/// ...`), whose image is the binary itself.
+pub(crate) fn base_payload(name: String) -> crate::proto::worker::Worker {
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    crate::proto::worker::Worker {
+        name,
+        platform: "linux".into(),
+        version: crate::proto::api::WORKER_VERSION.into(),
+        start_time: crate::atc::auth::now(),
+        resource_types: crate::resources::BASE_TYPES
+            .iter()
+            .map(|(t, v)| crate::proto::worker::WorkerResourceType {
+                type_: t.to_string(),
+                image: exe.clone(),
+                version: v.to_string(),
+                privileged: false,
+                unique_version_history: false,
+            })
+            .collect(),
+        ..Default::default()
+    }
 }
 
 fn tsa_keys(
@@ -209,30 +240,11 @@ fn beacon_config(
 ) -> anyhow::Result<crate::beacon::BeaconConfig> {
     let rt = &args.runtime;
     let (public, private) = tsa_keys(&rt.tsa)?;
-    let exe = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
     let mut worker = crate::proto::worker::Worker {
-        name: args.name.clone().unwrap_or_else(hostname),
-        platform: "linux".into(),
-        version: crate::proto::api::WORKER_VERSION.into(),
         team: rt.team.clone().unwrap_or_default(),
         ephemeral: rt.ephemeral,
         tags: (!rt.tags.is_empty()).then(|| rt.tags.clone()),
-        start_time: crate::atc::auth::now(),
-        // Base types are built into this binary (`concourse resource TYPE ...`); the
-        // image is the binary itself.
-        resource_types: crate::resources::BASE_TYPES
-            .iter()
-            .map(|(t, v)| crate::proto::worker::WorkerResourceType {
-                type_: t.to_string(),
-                image: exe.clone(),
-                version: v.to_string(),
-                privileged: false,
-                unique_version_history: false,
-            })
-            .collect(),
-        ..Default::default()
+        ..base_payload(args.name.clone().unwrap_or_else(hostname))
     };
     let direct = match &rt.peer_address {
         Some(peer) => {
