@@ -227,6 +227,119 @@ pub trait Store: Send + Sync + 'static {
     /// One guarded statement: `retiring` workers drained in the same sense are deleted.
     /// Returns their names.
     async fn delete_drained_retiring_workers(&self) -> Result<Vec<String>>;
+
+    // --- resource versions (checker, scheduler, resources API) ------------------------------
+    // TEMPORARY default bodies: the backends implement these (issue 4); remove the defaults
+    // once both do.
+    /// The scope that holds versions for one resource config. `config_key` identifies the
+    /// config (type chain + canonical source); `owner` is the resource the scope belongs to,
+    /// or None for a scope shared by every user of the key (resource types, global
+    /// resources). Finds or creates `resource_configs(base_type, config_key)` and its scope.
+    async fn resource_scope(
+        &self,
+        base_type: &str,
+        config_key: &str,
+        owner: Option<i64>,
+    ) -> Result<i64> {
+        let _ = (base_type, config_key, owner);
+        Err(unsupported())
+    }
+    /// Points a resource at a scope (its versions are that scope's from now on).
+    async fn set_resource_scope(&self, resource_id: i64, scope_id: i64) -> Result<()> {
+        let _ = (resource_id, scope_id);
+        Err(unsupported())
+    }
+    /// Saves check results given oldest first. A version new to the scope gets the next
+    /// `check_order` (newest); one already there keeps its order and takes the new metadata
+    /// when the new metadata is non-empty. One transaction. Returns how many were new.
+    async fn save_versions(&self, scope_id: i64, versions: &[NewVersion]) -> Result<usize> {
+        let _ = (scope_id, versions);
+        Err(unsupported())
+    }
+    /// Versions of a scope newest first (check_order DESC), enabled and disabled. `page.from`
+    /// / `page.to` are version ids (inclusive bounds on their check_order, like builds' ids);
+    /// `limit` <= 0 means all.
+    async fn versions(&self, scope_id: i64, page: &Page) -> Result<Vec<VersionRow>> {
+        let _ = (scope_id, page);
+        Err(unsupported())
+    }
+    async fn version(&self, version_id: i64) -> Result<Option<VersionRow>> {
+        let _ = version_id;
+        Err(unsupported())
+    }
+    /// A scope's version equal to `version` (compared as canonical JSON).
+    async fn find_version(&self, scope_id: i64, version: &Value) -> Result<Option<VersionRow>> {
+        let _ = (scope_id, version);
+        Err(unsupported())
+    }
+    /// False when the version is unknown.
+    async fn set_version_enabled(&self, version_id: i64, enabled: bool) -> Result<bool> {
+        let _ = (version_id, enabled);
+        Err(unsupported())
+    }
+    /// Pins a resource to `version` (None unpins and clears the comment). The comment is
+    /// kept when `comment` is None.
+    async fn pin_resource(
+        &self,
+        resource_id: i64,
+        version: Option<&Value>,
+        comment: Option<&str>,
+    ) -> Result<()> {
+        let _ = (resource_id, version, comment);
+        Err(unsupported())
+    }
+    /// Records a finished check of a resource: `last_checked = at`, the check build and
+    /// whether it succeeded (what `fly resources` shows).
+    async fn record_resource_check(
+        &self,
+        resource_id: i64,
+        at: i64,
+        build_id: Option<i64>,
+        succeeded: bool,
+    ) -> Result<()> {
+        let _ = (resource_id, at, build_id, succeeded);
+        Err(unsupported())
+    }
+    /// What the scheduler needs for one pipeline, in one snapshot.
+    async fn scheduling_snapshot(&self, pipeline_id: i64) -> Result<SchedulingSnapshot> {
+        let _ = pipeline_id;
+        Err(unsupported())
+    }
+
+    // --- build inputs, outputs, plans, lifecycle ------------------------------------------------
+    /// Replaces the build's inputs.
+    async fn save_build_inputs(&self, build_id: i64, inputs: &[BuildInputRow]) -> Result<()> {
+        let _ = (build_id, inputs);
+        Err(unsupported())
+    }
+    async fn build_inputs(&self, build_id: i64) -> Result<Vec<BuildInputRow>> {
+        let _ = build_id;
+        Err(unsupported())
+    }
+    /// Records a put's version as the build's output, and saves it into the resource's
+    /// current scope as a new version (newest) when it is not there yet, with `metadata`.
+    async fn save_build_output(&self, build_id: i64, output: &BuildOutputRow) -> Result<()> {
+        let _ = (build_id, output);
+        Err(unsupported())
+    }
+    async fn build_outputs(&self, build_id: i64) -> Result<Vec<BuildOutputRow>> {
+        let _ = build_id;
+        Err(unsupported())
+    }
+    /// Sets the build's (private) plan.
+    async fn save_build_plan(&self, build_id: i64, plan: &Value) -> Result<()> {
+        let _ = (build_id, plan);
+        Err(unsupported())
+    }
+    /// Builds in any of `statuses`, oldest (lowest id) first.
+    async fn builds_with_status(&self, statuses: &[BuildStatus]) -> Result<Vec<BuildRow>> {
+        let _ = statuses;
+        Err(unsupported())
+    }
+}
+
+fn unsupported() -> StoreError {
+    StoreError::Backend("not supported by this store yet".into())
 }
 
 /// Upstream's message when a worker name is taken by another team's (or a global) worker.

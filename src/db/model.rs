@@ -251,3 +251,65 @@ pub struct BuildsPage {
     /// The newer page: `from` = the id of the next-newer build, same limit.
     pub newer: Option<Page>,
 }
+
+/// A version reported by a check (or a put), with its metadata (`[{name,value}]`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewVersion {
+    pub version: Value,
+    pub metadata: Value,
+}
+
+/// A saved version of a resource config scope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionRow {
+    pub id: i64,
+    pub scope_id: i64,
+    pub version: Value,
+    /// `[{"name":..,"value":..}]`.
+    pub metadata: Value,
+    pub enabled: bool,
+    pub check_order: i64,
+}
+
+/// One input of a build: the version it used of a resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildInputRow {
+    pub name: String,
+    pub resource_id: i64,
+    pub version: Value,
+    /// True when no earlier build of the job used this version of the resource.
+    pub first_occurrence: bool,
+}
+
+/// One output of a build: a version a put produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildOutputRow {
+    pub name: String,
+    pub resource_id: i64,
+    pub version: Value,
+    pub metadata: Value,
+}
+
+/// A pipeline's versions and successful job builds, as the resolver needs them. Version
+/// ids are `resource_config_versions.id` of each resource's current scope.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SchedulingSnapshot {
+    /// (resource id, version id) of every enabled version of each active resource's
+    /// current scope, oldest (lowest check_order) first.
+    pub versions: Vec<(i64, i64)>,
+    /// Successful builds of the pipeline's jobs, oldest first.
+    pub successful_builds: Vec<SuccessfulBuild>,
+    /// For each job: the versions its builds (any status) used as inputs, per resource,
+    /// as (job id, resource id, version id), so `version: every` knows what was used.
+    pub used_versions: Vec<(i64, i64, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SuccessfulBuild {
+    pub job_id: i64,
+    pub build_id: i64,
+    /// (resource id, version id); inputs/outputs whose version is not in the resource's
+    /// current scope are left out.
+    pub inputs: Vec<(i64, i64)>,
+    pub outputs: Vec<(i64, i64)>,
+}
