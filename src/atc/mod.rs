@@ -3,6 +3,8 @@
 
 pub mod api;
 pub mod auth;
+pub mod engine;
 pub mod gc;
+pub mod pipelines;
 pub mod scheduler;
 pub mod server;

@@ -335,6 +335,19 @@ fn parse_forward(args: &[&str]) -> Result<TsaCommand, InvalidCommand> {
     })
 }
 
+/// How the ATC reaches a registered worker's Garden and Baggageclaim: over HTTP at the
+/// payload's addresses, or in-process for quickstart's own worker. The roles wire an
+/// implementation in; the ATC never knows which it got.
+pub trait WorkerConnector: Send + Sync {
+    fn connect(
+        &self,
+        worker: &Worker,
+    ) -> (
+        std::sync::Arc<dyn super::garden::Garden>,
+        std::sync::Arc<dyn super::baggageclaim::Baggageclaim>,
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -211,7 +211,12 @@ fn mirror_self(dir: &Path, v: &str) -> Result<(), ResourceError> {
     let _ = std::fs::remove_file(&rootfs);
     std::os::unix::fs::symlink("/", &rootfs)
         .map_err(|e| ResourceError::new(format!("creating rootfs: {e}")))?;
-    let metadata = serde_json::json!({"env": [format!("MIRRORED_VERSION={v}")], "user": "root"});
+    let metadata = serde_json::json!({
+        "env": [format!("MIRRORED_VERSION={v}")],
+        "user": "root",
+        // The ATC runs this image's resource scripts as the built-in mock type.
+        "concourse_resource_type": "mock",
+    });
     write(dir, "metadata.json", metadata.to_string().as_bytes())
 }
 

@@ -1,5 +1,6 @@
 //! Wiring of each role: build the components, bind, run, shut down. No domain logic here.
 
+pub mod connector;
 pub mod keys;
 pub mod quickstart;
 pub mod tsa;

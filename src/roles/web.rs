@@ -136,7 +136,7 @@ pub async fn serve(
         })
         .trim_end_matches('/')
         .to_string();
-    let state = AppState {
+    let mut state = AppState {
         auth: Arc::new(Auth::new(store.clone(), users, auth_duration)),
         store,
         info: Info {
@@ -154,6 +154,8 @@ pub async fn serve(
         },
         external_url,
         cli_artifacts_dir: args.cli_artifacts_dir.clone(),
+        builds: crate::atc::engine::Handle::default(),
+        engine: None,
     };
     // Key generation and file reads block: keep them off the async workers.
     let (tsa_args, store_args) = (args.tsa.clone(), args.postgres.clone());
@@ -190,6 +192,7 @@ pub async fn serve(
         }
     });
     // quickstart: the worker lives in this process; its parts stay alive while we serve.
+    let mut connector = super::connector::Connector::default();
     let _worker = match &quickstart_worker {
         Some(dir) => {
             let (parts, heartbeat) =
@@ -198,10 +201,19 @@ pub async fn serve(
             tracker.spawn(async move {
                 let _ = heartbeat.await;
             });
+            connector.in_process = Some((parts.garden(), parts.baggageclaim()));
             Some(parts)
         }
         None => None,
     };
+    let runtime = crate::atc::engine::runtime::Runtime::new(
+        state.store.clone(),
+        Arc::new(connector),
+        state.external_url.clone(),
+    );
+    let engine = crate::atc::engine::Engine::new(Arc::new(runtime), state.builds.clone());
+    state.engine = Some(engine.clone());
+    tracker.spawn(crate::atc::scheduler::run(engine, components.clone()));
     tracker.close();
 
     // Tests and scripts read these lines to find ephemeral ports.

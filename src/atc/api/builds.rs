@@ -239,8 +239,10 @@ pub async fn trigger(
             created_by: req.display_user_id(),
             plan: None,
             at: now(),
+            ..Default::default()
         })
         .await?;
+    state.builds.wake();
     Ok(json(&build_json(&b)))
 }
 
@@ -276,7 +278,26 @@ pub async fn rerun(
         .store
         .rerun_build(original.id, &req.display_user_id(), now())
         .await?;
+    state.builds.wake();
     Ok(json(&build_json(&b)))
+}
+
+/// `GET /api/v1/builds/:id/plan`: the public plan; 404 while the build has none.
+pub async fn plan(
+    State(state): State<AppState>,
+    req: Requester,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = build_id(&id)?;
+    let b = readable_build(&state, &req, id, true).await?;
+    let plan: crate::atc::engine::plan::BuildPlan = b
+        .plan
+        .and_then(|p| serde_json::from_value(p).ok())
+        .ok_or_else(ApiError::not_found)?;
+    Ok(json(&j!({
+        "schema": "exec.v2",
+        "plan": crate::atc::engine::plan::public_plan(&plan),
+    })))
 }
 
 fn build_id(raw: &str) -> ApiResult<i64> {
@@ -360,7 +381,9 @@ pub async fn abort(
     if !req.has_role(&team, Role::PipelineOperator) {
         return Err(ApiError::forbidden());
     }
-    if !b.status.is_finished() {
+    // A build running on this node stops its processes, runs its hooks and finishes
+    // itself as aborted.
+    if !b.status.is_finished() && !state.builds.abort(id) {
         let at = now();
         let event =
             j!({"event": "status", "version": "1.0", "data": {"status": "aborted", "time": at}});
@@ -406,6 +429,7 @@ pub async fn events(
         None => 0,
     };
     let store = state.store.clone();
+    let mut wake = state.builds.hub.subscribe();
     let stream = async_stream(move |tx| async move {
         loop {
             let batch = match store.build_events(id, cursor, 500).await {
@@ -437,7 +461,18 @@ pub async fn events(
             if tx.is_closed() {
                 return;
             }
-            tokio::time::sleep(EVENT_POLL).await;
+            // Woken by this node's engine at once; builds of other nodes are polled.
+            let deadline = tokio::time::sleep(EVENT_POLL);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    _ = &mut deadline => break,
+                    woke = wake.recv() => match woke {
+                        Ok(b) if b != id => continue,
+                        _ => break,
+                    },
+                }
+            }
         }
     });
     Ok((

@@ -4,9 +4,9 @@
 use super::access;
 use super::error::{ApiError, ApiResult};
 use super::{json, AppState};
-use crate::atc::auth::{now, Requester, Role};
-use crate::config::{self, Config};
-use crate::db::{JobConfigRow, ResourceConfigRow, SavePipeline, StoreError};
+use crate::atc::auth::{Requester, Role};
+use crate::config;
+use crate::db::StoreError;
 use crate::proto::api::{ConfigResponse, SaveConfigResponse, CONFIG_VERSION_HEADER};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -31,27 +31,6 @@ pub async fn get(
         resp.headers_mut().insert(CONFIG_VERSION_HEADER, v);
     }
     Ok(resp)
-}
-
-/// Which groups each job belongs to (a group's `jobs` are globs).
-fn job_groups(config: &Config) -> Vec<(String, Vec<String>)> {
-    config
-        .jobs
-        .iter()
-        .map(|job| {
-            let groups = config
-                .groups
-                .iter()
-                .filter(|g| {
-                    g.jobs
-                        .iter()
-                        .any(|pat| config::glob_match(pat, &job.name).unwrap_or(false))
-                })
-                .map(|g| g.name.clone())
-                .collect();
-            (job.name.clone(), groups)
-        })
-        .collect()
 }
 
 /// Every `((var))` named in a JSON value (strings and map keys).
@@ -114,10 +93,6 @@ fn check_credentials(config_json: &Value) -> Result<(), String> {
     }
 }
 
-fn non_empty(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_string())
-}
-
 pub async fn save(
     State(state): State<AppState>,
     req: Requester,
@@ -169,37 +144,14 @@ pub async fn save(
     if check_creds {
         check_credentials(&config_json).map_err(|e| ApiError::config_errors(vec![e], vec![]))?;
     }
-    let save = SavePipeline {
-        team_id: team_row.id,
-        name: name.clone(),
+    let save = crate::atc::pipelines::save_request(
+        &parsed,
+        team_row.id,
+        &name,
         instance_vars,
         expected_version,
-        jobs: parsed
-            .jobs
-            .iter()
-            .map(|j| JobConfigRow {
-                name: j.name.clone(),
-                old_name: non_empty(&j.old_name),
-                config: serde_json::to_value(j).unwrap_or_default(),
-            })
-            .collect(),
-        resources: parsed
-            .resources
-            .iter()
-            .map(|r| ResourceConfigRow {
-                name: r.name.clone(),
-                old_name: non_empty(&r.old_name),
-                type_: r.type_.clone(),
-                config: serde_json::to_value(r).unwrap_or_default(),
-            })
-            .collect(),
-        job_groups: job_groups(&parsed),
-        config: config_json,
-        paused_on_create: true,
-        parent_job_id: 0,
-        parent_build_id: 0,
-        at: now(),
-    };
+        crate::atc::pipelines::Parent::default(),
+    );
     let saved = match state.store.save_pipeline(&save).await {
         Ok(s) => s,
         Err(StoreError::ConfigVersionConflict) => {

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod builds;
+pub mod checks;
 pub mod config;
 pub mod error;
 pub mod info;
@@ -36,6 +37,10 @@ pub struct AppState {
     pub info: Info,
     pub external_url: String,
     pub cli_artifacts_dir: Option<PathBuf>,
+    /// Wakes the scheduler, aborts running builds, follows live events.
+    pub builds: crate::atc::engine::Handle,
+    /// The engine (check builds); None in API-only tests.
+    pub engine: Option<Arc<crate::atc::engine::Engine>>,
 }
 
 /// A JSON body the way Go's encoder writes it: one object and a trailing newline.
@@ -176,6 +181,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/builds/{build_id}", get(builds::get))
         .route("/api/v1/builds/{build_id}/abort", put(builds::abort))
         .route("/api/v1/builds/{build_id}/events", get(builds::events))
+        .route("/api/v1/builds/{build_id}/plan", get(builds::plan))
+        .route(
+            &format!("{pipeline}/resources/{{resource_name}}/check"),
+            post(checks::resource),
+        )
+        .route(
+            &format!("{pipeline}/resource-types/{{resource_type_name}}/check"),
+            post(checks::resource_type),
+        )
         .route(&format!("{job}/pause"), put(jobs::pause))
         .route(&format!("{job}/unpause"), put(jobs::unpause))
         .layer(axum::middleware::from_fn(version_header));

@@ -268,6 +268,8 @@ mod tests {
             info: Default::default(),
             external_url: "http://localhost".into(),
             cli_artifacts_dir: None,
+            builds: Default::default(),
+            engine: None,
         };
         (router(state), store, dir)
     }

@@ -1,4 +1,361 @@
-//! The scheduler: decides which versions each job's next build uses (`resolve`), and
-//! (with the build engine) when builds are created and started.
+//! The scheduler: decides which versions each job's next build uses (`resolve`), creates
+//! builds for new trigger versions, starts pending builds when their inputs resolve and
+//! `serial` / `serial_groups` / `max_in_flight` allow, and runs periodic resource checks.
 
+pub mod checker;
 pub mod resolve;
+
+use crate::atc::engine::plan::{job_plan, BuildPlan};
+use crate::atc::engine::Engine;
+use crate::config::{Config, JobConfig, VersionConfig};
+use crate::db::{BuildInputRow, BuildRow, BuildStatus, NewBuild, PipelineRow, ResourceRow};
+use resolve::{InputConfig, VersionChoice, VersionsDb};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Scheduling passes run at least this often (and whenever something wakes them).
+const INTERVAL: Duration = Duration::from_secs(1);
+
+pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
+    engine.recover().await;
+    let checker = checker::Checker::default();
+    loop {
+        if let Err(e) = pass(&engine, &checker).await {
+            tracing::warn!(error = %e, "scheduling pass");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = engine.handle.wake.notified() => {}
+            _ = tokio::time::sleep(INTERVAL) => {}
+        }
+    }
+}
+
+/// A pipeline's parsed config.
+pub fn pipeline_config(config: &Value) -> anyhow::Result<Config> {
+    Ok(crate::config::parse_pipeline(&serde_json::to_vec(config)?)?)
+}
+
+/// One pass over every active pipeline.
+pub async fn pass(engine: &Arc<Engine>, checker: &checker::Checker) -> anyhow::Result<()> {
+    let store = engine.store();
+    let pending = store.builds_with_status(&[BuildStatus::Pending]).await?;
+    let started = store.builds_with_status(&[BuildStatus::Started]).await?;
+    for p in store.pipelines(None).await? {
+        if p.archived {
+            continue;
+        }
+        let Some((config_json, _)) = store.pipeline_config(p.id).await? else {
+            continue;
+        };
+        let config = match pipeline_config(&config_json) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(pipeline = %p.name, error = %e, "unreadable pipeline config");
+                continue;
+            }
+        };
+        if !p.paused {
+            checker.periodic(engine, &p, &config).await;
+        }
+        let pending: Vec<&BuildRow> = pending
+            .iter()
+            .filter(|b| b.pipeline_id == Some(p.id))
+            .collect();
+        let started: Vec<&BuildRow> = started
+            .iter()
+            .filter(|b| b.pipeline_id == Some(p.id))
+            .collect();
+        if let Err(e) = schedule_pipeline(engine, &p, &config, &pending, &started).await {
+            tracing::warn!(pipeline = %p.name, error = %e, "scheduling pipeline");
+        }
+    }
+    // One-off and check builds are started when created; nothing else to do for them.
+    Ok(())
+}
+
+struct PipelineState {
+    db: VersionsDb,
+    resources: HashMap<String, ResourceRow>,
+    /// Version id → version JSON.
+    versions: HashMap<i64, Value>,
+    /// Version id → position in its resource's history.
+    order: HashMap<i64, usize>,
+    used: HashSet<(i64, i64, i64)>,
+}
+
+async fn load(engine: &Engine, p: &PipelineRow) -> anyhow::Result<PipelineState> {
+    let store = engine.store();
+    let snap = store.scheduling_snapshot(p.id).await?;
+    let mut db = VersionsDb::default();
+    let mut order = HashMap::new();
+    let mut counts: HashMap<i64, usize> = HashMap::new();
+    for &(r, v) in &snap.versions {
+        db.add_version(r, v);
+        let n = counts.entry(r).or_default();
+        order.insert(v, *n);
+        *n += 1;
+    }
+    for b in &snap.successful_builds {
+        db.add_successful_build(b.job_id, b.build_id, &b.inputs, &b.outputs);
+    }
+    let resources: HashMap<String, ResourceRow> = store
+        .resources(p.id)
+        .await?
+        .into_iter()
+        .map(|r| (r.name.clone(), r))
+        .collect();
+    // Version JSON for the ids the resolver may pick.
+    let mut versions = HashMap::new();
+    for r in resources.values() {
+        if let Some(scope) = r.scope_id {
+            for v in store.versions(scope, &Default::default()).await? {
+                versions.insert(v.id, v.version);
+            }
+        }
+    }
+    Ok(PipelineState {
+        db,
+        resources,
+        versions,
+        order,
+        used: snap.used_versions.into_iter().collect(),
+    })
+}
+
+/// The resolver's view of a job's inputs.
+async fn input_configs(
+    engine: &Engine,
+    st: &PipelineState,
+    config: &Config,
+    job: &JobConfig,
+    job_ids: &HashMap<String, i64>,
+    job_id: i64,
+) -> anyhow::Result<Option<Vec<(InputConfig, bool)>>> {
+    let mut out = Vec::new();
+    for g in job.inputs() {
+        let res_name = if g.resource.is_empty() {
+            &g.name
+        } else {
+            &g.resource
+        };
+        let Some(r) = st.resources.get(res_name) else {
+            return Ok(None);
+        };
+        let pin = config
+            .resource(res_name)
+            .filter(|rc| !rc.version.is_empty())
+            .map(|rc| serde_json::json!(rc.version))
+            .or_else(|| r.pinned_version.clone());
+        let pinned = match (&g.version, pin) {
+            (_, Some(v)) => Some(v),
+            (Some(VersionConfig::Pinned(v)), None) => Some(serde_json::json!(v)),
+            _ => None,
+        };
+        let version = match pinned {
+            Some(v) => {
+                let id = match r.scope_id {
+                    Some(scope) => engine.store().find_version(scope, &v).await?.map(|v| v.id),
+                    None => None,
+                };
+                VersionChoice::Pinned(id)
+            }
+            None if matches!(g.version, Some(VersionConfig::Every)) => VersionChoice::Every,
+            None => VersionChoice::Latest,
+        };
+        let last_used = st
+            .used
+            .iter()
+            .filter(|(j, res, _)| *j == job_id && *res == r.id)
+            .map(|(_, _, v)| *v)
+            .max_by_key(|v| st.order.get(v).copied().unwrap_or(0));
+        out.push((
+            InputConfig {
+                name: g.name.clone(),
+                resource: r.id,
+                version,
+                passed: g
+                    .passed
+                    .iter()
+                    .filter_map(|j| job_ids.get(j).copied())
+                    .collect(),
+                last_used,
+            },
+            g.trigger,
+        ));
+    }
+    Ok(Some(out))
+}
+
+async fn schedule_pipeline(
+    engine: &Arc<Engine>,
+    p: &PipelineRow,
+    config: &Config,
+    pending: &[&BuildRow],
+    started: &[&BuildRow],
+) -> anyhow::Result<()> {
+    let store = engine.store();
+    let jobs = store.jobs(p.id).await?;
+    let job_ids: HashMap<String, i64> = jobs.iter().map(|j| (j.name.clone(), j.id)).collect();
+    let st = load(engine, p).await?;
+    // Running builds per serial group and per job, so limits hold within this pass.
+    let mut running: HashMap<i64, usize> = HashMap::new();
+    for b in started {
+        if let Some(j) = b.job_id {
+            *running.entry(j).or_default() += 1;
+        }
+    }
+    for row in &jobs {
+        let Some(job) = config.job(&row.name) else {
+            continue;
+        };
+        let Some(inputs) = input_configs(engine, &st, config, job, &job_ids, row.id).await? else {
+            continue;
+        };
+        let resolved = resolve::resolve(
+            &st.db,
+            &inputs.iter().map(|(i, _)| i.clone()).collect::<Vec<_>>(),
+        );
+        let mut pending_here: Vec<BuildRow> = pending
+            .iter()
+            .filter(|b| b.job_id == Some(row.id))
+            .map(|b| (*b).clone())
+            .collect();
+        // New trigger versions make a build (not while the pipeline or job is paused).
+        if let Ok(resolved) = &resolved {
+            if !p.paused && !row.paused && pending_here.is_empty() {
+                let triggers: Vec<&resolve::ResolvedInput> = resolved
+                    .iter()
+                    .filter(|r| inputs.iter().any(|(i, t)| *t && i.name == r.name))
+                    .collect();
+                if !triggers.is_empty() {
+                    let latest = store
+                        .job_builds(
+                            row.id,
+                            &crate::db::Page {
+                                limit: 1,
+                                ..Default::default()
+                            },
+                        )
+                        .await?;
+                    let previous: HashMap<String, Value> = match latest.first() {
+                        Some(b) => store
+                            .build_inputs(b.id)
+                            .await?
+                            .into_iter()
+                            .map(|i| (i.name, i.version))
+                            .collect(),
+                        None => HashMap::new(),
+                    };
+                    let new = triggers
+                        .iter()
+                        .any(|r| previous.get(&r.name) != st.versions.get(&r.version));
+                    if new {
+                        let b = store
+                            .create_build(&NewBuild {
+                                team_id: p.team_id,
+                                job_id: Some(row.id),
+                                pipeline_id: Some(p.id),
+                                at: crate::atc::auth::now(),
+                                ..Default::default()
+                            })
+                            .await?;
+                        pending_here.push(b);
+                    }
+                }
+            }
+        }
+        if pending_here.is_empty() || p.paused || row.paused {
+            continue;
+        }
+        let limit = max_in_flight(job);
+        for b in pending_here {
+            let in_flight = in_flight(&running, config, job, &job_ids);
+            if limit.is_some_and(|l| in_flight >= l) {
+                break;
+            }
+            let versions: BTreeMap<String, Value> = if let Some(original) = b.rerun_of {
+                store
+                    .build_inputs(original)
+                    .await?
+                    .into_iter()
+                    .map(|i| (i.name, i.version))
+                    .collect()
+            } else {
+                match &resolved {
+                    Ok(r) => r
+                        .iter()
+                        .filter_map(|i| {
+                            Some((i.name.clone(), st.versions.get(&i.version)?.clone()))
+                        })
+                        .collect(),
+                    Err(_) => break,
+                }
+            };
+            let rows: Vec<BuildInputRow> = inputs
+                .iter()
+                .filter_map(|(i, _)| {
+                    let version = versions.get(&i.name)?.clone();
+                    let vid = resolved
+                        .as_ref()
+                        .ok()
+                        .and_then(|r| r.iter().find(|x| x.name == i.name).map(|x| x.version));
+                    Some(BuildInputRow {
+                        name: i.name.clone(),
+                        resource_id: i.resource,
+                        version,
+                        first_occurrence: vid
+                            .is_some_and(|v| !st.used.contains(&(row.id, i.resource, v))),
+                    })
+                })
+                .collect();
+            store.save_build_inputs(b.id, &rows).await?;
+            let plan: BuildPlan = job_plan(engine.ids(), config, job, &versions);
+            if engine.start(b, plan).await? {
+                *running.entry(row.id).or_default() += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `max_in_flight` of a job: 1 for serial jobs and serial groups.
+fn max_in_flight(job: &JobConfig) -> Option<usize> {
+    if job.serial || !job.serial_groups.is_empty() {
+        return Some(if job.raw_max_in_flight > 0 {
+            job.raw_max_in_flight as usize
+        } else {
+            1
+        });
+    }
+    (job.raw_max_in_flight > 0).then_some(job.raw_max_in_flight as usize)
+}
+
+/// Builds running in the job, or in any job sharing one of its serial groups.
+fn in_flight(
+    running: &HashMap<i64, usize>,
+    config: &Config,
+    job: &JobConfig,
+    job_ids: &HashMap<String, i64>,
+) -> usize {
+    if job.serial_groups.is_empty() {
+        return job_ids
+            .get(&job.name)
+            .and_then(|id| running.get(id))
+            .copied()
+            .unwrap_or(0);
+    }
+    config
+        .jobs
+        .iter()
+        .filter(|j| {
+            j.serial_groups
+                .iter()
+                .any(|g| job.serial_groups.contains(g))
+        })
+        .filter_map(|j| job_ids.get(&j.name).and_then(|id| running.get(id)))
+        .sum()
+}

@@ -1,0 +1,127 @@
+//! The across step: runs its step once per combination of the vars' values (the first
+//! var outermost), each in a child scope holding the values as local vars.
+
+use super::exec::{Build, Scope};
+use super::plan::{config_plan, public_plan, AcrossNode, BuildPlan, Plan};
+use super::runtime::{errored, Cancel, Fail, StepResult};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub async fn run(
+    b: &Arc<Build>,
+    scope: &Arc<Scope>,
+    plan: &Plan,
+    a: &AcrossNode,
+    cancel: &Cancel,
+) -> StepResult {
+    let origin = b.origin(plan);
+    origin.emit("initialize", "1.0", json!({}));
+    origin.emit("start", "1.0", json!({}));
+    let r = run_inner(b, scope, plan, a, cancel).await;
+    match &r {
+        Ok(ok) => origin.emit("finish", "1.0", json!({ "succeeded": ok })),
+        Err(Fail::Errored(m)) => origin.error(m),
+        Err(Fail::Interrupted) => {}
+    }
+    r
+}
+
+async fn run_inner(
+    b: &Arc<Build>,
+    scope: &Arc<Scope>,
+    plan: &Plan,
+    a: &AcrossNode,
+    cancel: &Cancel,
+) -> StepResult {
+    let vars = b.interpolate(scope, &a.vars)?;
+    let vars = vars.as_array().cloned().unwrap_or_default();
+    let mut names = Vec::new();
+    let mut lists = Vec::new();
+    let mut limit = 1usize;
+    for (i, v) in vars.iter().enumerate() {
+        names.push(v["var"].as_str().unwrap_or_default().to_string());
+        let values = match &v["values"] {
+            Value::Array(vs) => vs.clone(),
+            other => {
+                return Err(errored(format!(
+                    "across values must be a list, got {other}"
+                )))
+            }
+        };
+        lists.push(values);
+        if i == 0 {
+            limit = match &v["max_in_flight"] {
+                Value::String(s) if s == "all" => usize::MAX,
+                Value::Number(n) => n.as_u64().unwrap_or(1).max(1) as usize,
+                _ => 1,
+            };
+        }
+    }
+    let mut combos: Vec<Vec<Value>> = vec![vec![]];
+    for list in &lists {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                list.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.push(v.clone());
+                    c
+                })
+            })
+            .collect();
+    }
+    let step = crate::config::parse_step(&a.step).map_err(errored)?;
+    let substeps: Vec<Plan> = combos
+        .iter()
+        .map(|_| config_plan(&b.ids, &step.config, &BTreeMap::new()))
+        .collect();
+    let shown: Vec<Value> = substeps
+        .iter()
+        .zip(&combos)
+        .map(|(p, values)| {
+            let bp = BuildPlan {
+                plan: p.clone(),
+                ..b.plan.clone()
+            };
+            json!({"step": public_plan(&bp), "values": values})
+        })
+        .collect();
+    b.origin(plan)
+        .emit("across-substeps", "1.0", json!({ "substeps": shown }));
+    let limit = limit.min(combos.len().max(1));
+    let sem = Arc::new(tokio::sync::Semaphore::new(limit));
+    let group = cancel.group();
+    let runs = substeps.iter().zip(&combos).map(|(p, values)| {
+        let (sem, group) = (sem.clone(), group.clone());
+        let child = Scope::child(scope);
+        for (n, v) in names.iter().zip(values) {
+            child.set_var(n, v.clone());
+        }
+        async move {
+            let _permit = sem.acquire().await;
+            if group.is_cancelled() {
+                return Err(Fail::Interrupted);
+            }
+            let r = b.exec(&child, p, &group).await;
+            if a.fail_fast && !matches!(r, Ok(true)) {
+                group.token.cancel();
+            }
+            r
+        }
+    });
+    let results = futures::future::join_all(runs).await;
+    let mut ok = true;
+    let mut err = None;
+    for r in results {
+        match r {
+            Ok(v) => ok &= v,
+            Err(Fail::Interrupted) if !cancel.is_cancelled() => ok = false,
+            Err(e) => err = err.or(Some(e)),
+        }
+    }
+    match err {
+        Some(e) => Err(e),
+        None => Ok(ok),
+    }
+}

@@ -1,0 +1,360 @@
+//! Executes a plan tree: composite nodes here, leaf steps in `steps`. Outcomes follow
+//! build-events.md §7: a step succeeds or fails (`Ok(bool)`), or errors / is interrupted
+//! (`Err(Fail)`); every leaf that errors or is interrupted writes one `error` event.
+
+use super::events::{Events, Origin};
+use super::plan::{BuildPlan, HookNode, Ids, Node, Plan};
+use super::runtime::{errored, Artifact, Cancel, Cleanup, Fail, Runtime, StepResult};
+use crate::config::vars::{Reference, Variables, VarsError};
+use crate::config::ResourceType;
+use crate::db::BuildRow;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// One running build.
+pub struct Build {
+    pub rt: Arc<Runtime>,
+    pub row: BuildRow,
+    pub plan: BuildPlan,
+    pub types: Vec<ResourceType>,
+    pub events: Events,
+    pub cleanup: Cleanup,
+    pub ids: Ids,
+    /// Versions produced by puts, by plan id (for the implicit get's `version_from`).
+    pub results: Mutex<HashMap<String, Value>>,
+    /// Artifacts registered for download (`fly execute -o`): name → artifact.
+    pub outputs: Mutex<HashMap<String, Artifact>>,
+}
+
+/// Artifacts and local vars (`load_var`, across values). Across substeps get a child scope.
+#[derive(Default)]
+pub struct Scope {
+    parent: Option<Arc<Scope>>,
+    artifacts: Mutex<HashMap<String, Artifact>>,
+    vars: Mutex<Map<String, Value>>,
+    /// `BUILD_STATUS` inside hooks.
+    pub status: Mutex<Option<&'static str>>,
+}
+
+impl Scope {
+    pub fn child(parent: &Arc<Scope>) -> Arc<Scope> {
+        Arc::new(Scope {
+            parent: Some(parent.clone()),
+            ..Default::default()
+        })
+    }
+    pub fn artifact(&self, name: &str) -> Option<Artifact> {
+        if let Some(a) = self.lock_artifacts().get(name) {
+            return Some(a.clone());
+        }
+        self.parent.as_ref().and_then(|p| p.artifact(name))
+    }
+    pub fn set_artifact(&self, name: &str, a: Artifact) {
+        self.lock_artifacts().insert(name.to_string(), a);
+    }
+    /// Every artifact visible here (inner scopes shadow outer ones).
+    pub fn all_artifacts(&self) -> HashMap<String, Artifact> {
+        let mut out = self
+            .parent
+            .as_ref()
+            .map(|p| p.all_artifacts())
+            .unwrap_or_default();
+        out.extend(self.lock_artifacts().clone());
+        out
+    }
+    fn lock_artifacts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Artifact>> {
+        self.artifacts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    pub fn set_var(&self, name: &str, v: Value) {
+        self.vars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), v);
+    }
+    fn var(&self, name: &str) -> Option<Value> {
+        if let Some(v) = self
+            .vars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            return Some(v.clone());
+        }
+        self.parent.as_ref().and_then(|p| p.var(name))
+    }
+    pub fn build_status(&self) -> Option<&'static str> {
+        if let Some(s) = *self.status.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Some(s);
+        }
+        self.parent.as_ref().and_then(|p| p.build_status())
+    }
+}
+
+/// Local vars: `((.:name.field))`.
+impl Variables for Scope {
+    fn get(&self, r: &Reference) -> Result<Option<Value>, VarsError> {
+        if r.source != "." {
+            return Ok(None);
+        }
+        match self.var(&r.path) {
+            None => Ok(None),
+            Some(v) => crate::config::vars::traverse(v, &r.to_string(), &r.fields).map(Some),
+        }
+    }
+}
+
+/// `var_sources` of type `dummy`: `((source:name))` from the source's `vars`.
+pub struct VarSources(pub Vec<(String, Map<String, Value>)>);
+
+impl VarSources {
+    pub fn from_plan(plan: &BuildPlan) -> VarSources {
+        VarSources(
+            plan.var_sources
+                .iter()
+                .filter(|v| v.get("type").and_then(Value::as_str) == Some("dummy"))
+                .filter_map(|v| {
+                    let name = v.get("name")?.as_str()?.to_string();
+                    let vars = v.get("config")?.get("vars")?.as_object()?.clone();
+                    Some((name, vars))
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Variables for VarSources {
+    fn get(&self, r: &Reference) -> Result<Option<Value>, VarsError> {
+        for (name, vars) in &self.0 {
+            if *name == r.source {
+                return match vars.get(&r.path) {
+                    None => Ok(None),
+                    Some(v) => crate::config::vars::traverse(v.clone(), &r.to_string(), &r.fields)
+                        .map(Some),
+                };
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Build {
+    /// Interpolates a step's config with local vars and var sources; every var must
+    /// resolve. Values that came from var sources are redacted from the log from now on.
+    pub fn interpolate(&self, scope: &Scope, config: &Value) -> Result<Value, Fail> {
+        let sources = VarSources::from_plan(&self.plan);
+        let vars = crate::config::vars::MultiVars(vec![scope, &sources]);
+        let mut tracker = crate::config::vars::Tracker::default();
+        let out = crate::config::vars::interpolate_tracked(config, &vars, true, &mut tracker)
+            .map_err(errored)?;
+        let mut secrets = Vec::new();
+        for id in &tracker.used {
+            if let Ok(r) = Reference::parse(id) {
+                if r.source != "." && !r.source.is_empty() {
+                    if let Ok(Some(v)) = sources.get(&r) {
+                        collect_strings(&v, &mut secrets);
+                    }
+                }
+            }
+        }
+        self.events.add_secrets(secrets);
+        Ok(out)
+    }
+
+    pub fn origin(&self, plan: &Plan) -> Origin {
+        self.events.origin(&plan.id)
+    }
+
+    /// Executes a node.
+    pub fn exec<'a>(
+        self: &'a Arc<Self>,
+        scope: &'a Arc<Scope>,
+        plan: &'a Plan,
+        cancel: &'a Cancel,
+    ) -> BoxFuture<'a, StepResult> {
+        async move {
+            if cancel.is_cancelled() {
+                return Err(Fail::Interrupted);
+            }
+            match &plan.node {
+                Node::Step(_)
+                | Node::Check(_)
+                | Node::ArtifactInput(_)
+                | Node::ArtifactOutput(_) => {
+                    let origin = self.origin(plan);
+                    let r = super::steps::run(self, scope, plan, cancel).await;
+                    match &r {
+                        Err(Fail::Errored(msg)) => origin.error(msg),
+                        Err(Fail::Interrupted) => origin.error(cancel.reason()),
+                        Ok(_) => {}
+                    }
+                    r
+                }
+                Node::Do(steps) => {
+                    for s in steps {
+                        if !self.exec(scope, s, cancel).await? {
+                            return Ok(false);
+                        }
+                    }
+                    Ok(true)
+                }
+                Node::InParallel(p) => {
+                    self.in_parallel(scope, &p.steps, p.limit, p.fail_fast, cancel)
+                        .await
+                }
+                Node::Across(a) => super::across::run(self, scope, plan, a, cancel).await,
+                Node::Try(step) => match self.exec(scope, step, cancel).await {
+                    Err(Fail::Interrupted) if cancel.is_cancelled() => Err(Fail::Interrupted),
+                    _ => Ok(true),
+                },
+                Node::Timeout(t) => {
+                    let duration = crate::config::parse_duration(&t.duration)
+                        .map_err(|e| errored(format!("invalid timeout '{}': {e}", t.duration)))?;
+                    let inner = cancel.child_with_timeout(duration);
+                    let r = self.exec(scope, &t.step, &inner).await;
+                    let timed_out = inner.timed_out() && !cancel.is_cancelled();
+                    inner.token.cancel();
+                    match r {
+                        Err(Fail::Interrupted) if timed_out => Ok(false),
+                        other => other,
+                    }
+                }
+                Node::Retry(attempts) => {
+                    let mut last = Ok(false);
+                    for a in attempts {
+                        last = self.exec(scope, a, cancel).await;
+                        match last {
+                            Ok(true) => return Ok(true),
+                            Err(Fail::Interrupted) if cancel.is_cancelled() => return last,
+                            _ => {}
+                        }
+                    }
+                    last
+                }
+                Node::OnSuccess(h) => {
+                    let r = self.exec(scope, &h.step, cancel).await?;
+                    if !r {
+                        return Ok(false);
+                    }
+                    self.hook(scope, h, "succeeded", cancel).await
+                }
+                Node::OnFailure(h) => {
+                    let r = self.exec(scope, &h.step, cancel).await?;
+                    if r {
+                        return Ok(true);
+                    }
+                    self.hook(scope, h, "failed", cancel).await?;
+                    Ok(false)
+                }
+                Node::OnError(h) => match self.exec(scope, &h.step, cancel).await {
+                    Err(Fail::Errored(m)) => {
+                        let _ = self.hook(scope, h, "errored", cancel).await;
+                        Err(Fail::Errored(m))
+                    }
+                    other => other,
+                },
+                Node::OnAbort(h) => match self.exec(scope, &h.step, cancel).await {
+                    Err(Fail::Interrupted) if cancel.is_cancelled() && !cancel.timed_out() => {
+                        // The build was aborted: the hook still runs, uninterrupted.
+                        let _ = self.hook(scope, h, "aborted", &Cancel::default()).await;
+                        Err(Fail::Interrupted)
+                    }
+                    other => other,
+                },
+                Node::Ensure(h) => {
+                    let r = self.exec(scope, &h.step, cancel).await;
+                    let hook_cancel = if cancel.is_cancelled() {
+                        Cancel::default()
+                    } else {
+                        cancel.clone()
+                    };
+                    let status = match &r {
+                        Ok(true) => "succeeded",
+                        Ok(false) => "failed",
+                        Err(Fail::Errored(_)) => "errored",
+                        Err(Fail::Interrupted) => "aborted",
+                    };
+                    let h = self.hook(scope, h, status, &hook_cancel).await;
+                    match (r, h) {
+                        (Err(e), _) => Err(e),
+                        (Ok(a), Ok(b)) => Ok(a && b),
+                        (Ok(_), Err(e)) => Err(e),
+                    }
+                }
+            }
+        }
+        .boxed()
+    }
+
+    async fn hook(
+        self: &Arc<Self>,
+        scope: &Arc<Scope>,
+        h: &HookNode,
+        status: &'static str,
+        cancel: &Cancel,
+    ) -> StepResult {
+        let hook_scope = Scope::child(scope);
+        *hook_scope.status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+        // Artifacts produced by the hook stay visible to what follows, as upstream.
+        let r = self.exec(&hook_scope, &h.hook, cancel).await;
+        for (name, a) in hook_scope.lock_artifacts().drain() {
+            scope.set_artifact(&name, a);
+        }
+        r
+    }
+
+    async fn in_parallel(
+        self: &Arc<Self>,
+        scope: &Arc<Scope>,
+        steps: &[Plan],
+        limit: i64,
+        fail_fast: bool,
+        cancel: &Cancel,
+    ) -> StepResult {
+        let limit = if limit > 0 {
+            limit as usize
+        } else {
+            steps.len().max(1)
+        };
+        let group = cancel.group();
+        let sem = Arc::new(tokio::sync::Semaphore::new(limit));
+        let runs = steps.iter().map(|s| {
+            let (sem, group) = (sem.clone(), group.clone());
+            async move {
+                let _permit = sem.acquire().await;
+                let r = self.exec(scope, s, &group).await;
+                if fail_fast && !matches!(r, Ok(true)) {
+                    group.token.cancel();
+                }
+                r
+            }
+        });
+        let results = futures::future::join_all(runs).await;
+        let mut ok = true;
+        let mut err = None;
+        for r in results {
+            match r {
+                Ok(b) => ok &= b,
+                // Siblings cancelled by fail_fast count as failed, not aborted.
+                Err(Fail::Interrupted) if !cancel.is_cancelled() => ok = false,
+                Err(e) => err = err.or(Some(e)),
+            }
+        }
+        match err {
+            Some(e) => Err(e),
+            None => Ok(ok),
+        }
+    }
+}
+
+fn collect_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|v| collect_strings(v, out)),
+        Value::Object(m) => m.values().for_each(|v| collect_strings(v, out)),
+        Value::Number(n) => out.push(n.to_string()),
+        _ => {}
+    }
+}

@@ -1,0 +1,183 @@
+//! The build engine: runs a started build's plan on workers, streams its events and
+//! finishes it with upstream's statuses. The scheduler decides *when* (scheduler/).
+
+pub mod across;
+pub mod events;
+pub mod exec;
+pub mod plan;
+pub mod resource;
+pub mod runtime;
+pub mod set_pipeline;
+pub mod steps;
+pub mod task;
+
+use crate::db::{BuildRow, BuildStatus, Store};
+use events::{Events, Hub};
+use exec::{Build, Scope};
+use plan::{BuildPlan, Ids};
+use runtime::{Cancel, Cleanup, Fail, Runtime};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// What the API needs from the engine: wake the scheduler, abort a running build, follow
+/// live events. Cheap to clone; exists without an engine (tests of the API alone).
+#[derive(Clone, Default)]
+pub struct Handle {
+    pub wake: Arc<Notify>,
+    pub hub: Hub,
+    running: Arc<Mutex<HashMap<i64, CancellationToken>>>,
+}
+
+impl Handle {
+    /// Asks the scheduler for a pass now (a build was triggered, a pipeline changed).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+    /// Aborts a build running on this node. False when it is not running here.
+    pub fn abort(&self, build_id: i64) -> bool {
+        match self.lock().get(&build_id) {
+            Some(t) => {
+                t.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+    pub fn is_running(&self, build_id: i64) -> bool {
+        self.lock().contains_key(&build_id)
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CancellationToken>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct Engine {
+    pub rt: Arc<Runtime>,
+    pub handle: Handle,
+    ids: Ids,
+}
+
+impl Engine {
+    pub fn new(rt: Arc<Runtime>, handle: Handle) -> Arc<Engine> {
+        Arc::new(Engine {
+            rt,
+            handle,
+            ids: Ids::default(),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.rt.store
+    }
+
+    pub fn ids(&self) -> &Ids {
+        &self.ids
+    }
+
+    /// Builds left `started` by a node that died cannot be resumed here: end them errored
+    /// so none stays running forever.
+    pub async fn recover(&self) {
+        let Ok(started) = self
+            .store()
+            .builds_with_status(&[BuildStatus::Started])
+            .await
+        else {
+            return;
+        };
+        for b in started {
+            if self.handle.is_running(b.id) {
+                continue;
+            }
+            let events = Events::start(self.store().clone(), self.handle.hub.clone(), b.id);
+            let now = events::now();
+            events.emit(
+                "error",
+                "4.1",
+                serde_json::json!({"message": "build interrupted: the web node running it restarted", "origin": {}, "time": now}),
+            );
+            events.status("errored", now);
+            events.flush().await;
+            let _ = self
+                .store()
+                .finish_build(b.id, BuildStatus::Errored, now)
+                .await;
+        }
+    }
+
+    /// Starts a pending build with `plan`. False when another node started it first.
+    pub async fn start(self: &Arc<Self>, row: BuildRow, plan: BuildPlan) -> anyhow::Result<bool> {
+        let plan_json = serde_json::to_value(&plan)?;
+        self.store().save_build_plan(row.id, &plan_json).await?;
+        let at = events::now();
+        if !self.store().start_build(row.id, at).await? {
+            return Ok(false);
+        }
+        let token = CancellationToken::new();
+        self.handle.lock().insert(row.id, token.clone());
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let id = row.id;
+            engine.run(row, plan, token, at).await;
+            engine.handle.lock().remove(&id);
+            engine.handle.wake();
+        });
+        Ok(true)
+    }
+
+    async fn run(&self, row: BuildRow, plan: BuildPlan, token: CancellationToken, at: i64) {
+        let events = Events::start(self.store().clone(), self.handle.hub.clone(), row.id);
+        events.status("started", at);
+        let status = self.execute(row.clone(), plan, events.clone(), token).await;
+        let end = events::now();
+        events.status(status.as_str(), end);
+        events.flush().await;
+        if let Err(e) = self.store().finish_build(row.id, status, end).await {
+            tracing::warn!(build = row.id, error = %e, "finishing build");
+        }
+        tracing::info!(build = row.id, status = status.as_str(), "build finished");
+    }
+
+    /// Runs a plan to its end (also used for periodic checks with a discarding sink).
+    pub async fn execute(
+        &self,
+        row: BuildRow,
+        plan: BuildPlan,
+        events: Events,
+        token: CancellationToken,
+    ) -> BuildStatus {
+        let types = plan
+            .resource_types
+            .iter()
+            .filter_map(|t| {
+                let doc = serde_json::to_vec(&serde_json::json!({"resource_types": [t]})).ok()?;
+                crate::config::parse_pipeline(&doc)
+                    .ok()
+                    .and_then(|c| c.resource_types.into_iter().next())
+            })
+            .collect();
+        let build = Arc::new(Build {
+            rt: self.rt.clone(),
+            row,
+            plan,
+            types,
+            events,
+            cleanup: Cleanup::default(),
+            ids: Ids::default(),
+            results: Mutex::default(),
+            outputs: Mutex::default(),
+        });
+        let scope = Arc::new(Scope::default());
+        let cancel = Cancel::new(token);
+        let root = build.plan.plan.clone();
+        let result = build.exec(&scope, &root, &cancel).await;
+        build.cleanup.run().await;
+        match result {
+            Ok(true) => BuildStatus::Succeeded,
+            Ok(false) => BuildStatus::Failed,
+            Err(Fail::Errored(_)) => BuildStatus::Errored,
+            Err(Fail::Interrupted) => BuildStatus::Aborted,
+        }
+    }
+}

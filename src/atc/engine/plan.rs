@@ -1,0 +1,531 @@
+//! Build plans: the tree a build executes, fixed when the build starts.
+//!
+//! Composite nodes (do, in_parallel, hooks, try, timeout, retry, across) are typed; leaf
+//! nodes keep the step's config JSON, so `((.:var))` references from `load_var` and
+//! `across` are interpolated into it just before the step runs. The plan also carries the
+//! resources and resource types it needs, so a build runs on what was configured when it
+//! started. `/builds/:id/plan` serves [`public_plan`] (build-events.md §5.3).
+
+use crate::config::{Config, JobConfig, Step, StepConfig};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Everything a build needs besides artifacts: the step tree and the configs it refers to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BuildPlan {
+    pub plan: Plan,
+    /// Resource configs by name (as `ResourceConfig::to_value`).
+    #[serde(default)]
+    pub resources: BTreeMap<String, Value>,
+    /// The pipeline's resource types (as `ResourceType::to_value`).
+    #[serde(default)]
+    pub resource_types: Vec<Value>,
+    /// The pipeline's `var_sources`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub var_sources: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    pub id: String,
+    #[serde(flatten)]
+    pub node: Node,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Node {
+    /// A get, put, task, set_pipeline, load_var or run step: its config JSON.
+    Step(StepNode),
+    /// A resource check (check builds, `fly check-resource`).
+    Check(CheckNode),
+    Do(Vec<Plan>),
+    InParallel(InParallelNode),
+    Across(AcrossNode),
+    Try(Box<Plan>),
+    Timeout(TimeoutNode),
+    Retry(Vec<Plan>),
+    OnSuccess(HookNode),
+    OnFailure(HookNode),
+    OnAbort(HookNode),
+    OnError(HookNode),
+    Ensure(HookNode),
+    /// An artifact uploaded by `fly execute`, mounted as `name`.
+    ArtifactInput(ArtifactInputNode),
+    /// Registers artifact `name` for download by `fly execute -o`.
+    ArtifactOutput(ArtifactOutputNode),
+}
+
+impl Default for Node {
+    fn default() -> Self {
+        Node::Do(Vec::new())
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StepNode {
+    /// The step's own config (no modifiers), as `Step::to_value`.
+    pub config: Value,
+    /// For a job input: the version the scheduler chose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Value>,
+    /// For the implicit get after a put: the put's plan id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_from: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CheckNode {
+    pub name: String,
+    /// `resource` or `resource_type`.
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_version: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct InParallelNode {
+    pub steps: Vec<Plan>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub limit: i64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_fast: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AcrossNode {
+    /// The across step's own config (`across:` and `fail_fast`), as written.
+    pub vars: Value,
+    /// The wrapped step as config JSON; planned per combination at run time.
+    pub step: Value,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_fast: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TimeoutNode {
+    pub step: Box<Plan>,
+    pub duration: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HookNode {
+    pub step: Box<Plan>,
+    pub hook: Box<Plan>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ArtifactInputNode {
+    pub artifact_id: i64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ArtifactOutputNode {
+    pub name: String,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// Hands out plan ids: lower-case hex of a counter that starts at the node's start time,
+/// so ids from different web nodes rarely collide and children precede their parents.
+#[derive(Debug)]
+pub struct Ids(AtomicU64);
+
+impl Default for Ids {
+    fn default() -> Self {
+        Ids(AtomicU64::new(crate::atc::auth::now().max(1) as u64))
+    }
+}
+
+impl Ids {
+    pub fn next(&self) -> String {
+        format!("{:x}", self.0.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Plans a job build: its plan inside a `do`, wrapped by the job's hooks (on_success
+/// innermost, then on_failure, on_abort, on_error, ensure). `versions` are the resolved
+/// inputs by get name.
+pub fn job_plan(
+    ids: &Ids,
+    pipeline: &Config,
+    job: &JobConfig,
+    versions: &BTreeMap<String, Value>,
+) -> BuildPlan {
+    let steps: Vec<Plan> = job
+        .plan
+        .iter()
+        .map(|s| step_plan(ids, s, versions))
+        .collect();
+    let mut plan = Plan {
+        id: ids.next(),
+        node: Node::Do(steps),
+    };
+    type Hook<'a> = (&'a Option<Box<Step>>, fn(HookNode) -> Node);
+    let hooks: [Hook; 5] = [
+        (&job.on_success, Node::OnSuccess),
+        (&job.on_failure, Node::OnFailure),
+        (&job.on_abort, Node::OnAbort),
+        (&job.on_error, Node::OnError),
+        (&job.ensure, Node::Ensure),
+    ];
+    for (hook, make) in hooks {
+        if let Some(h) = hook {
+            let hook = step_plan(ids, h, versions);
+            plan = Plan {
+                id: ids.next(),
+                node: make(HookNode {
+                    step: Box::new(plan),
+                    hook: Box::new(hook),
+                }),
+            };
+        }
+    }
+    BuildPlan {
+        plan,
+        ..pipeline_configs(pipeline)
+    }
+}
+
+/// The resources, types and var sources of a pipeline, for a plan that runs in it.
+pub fn pipeline_configs(pipeline: &Config) -> BuildPlan {
+    BuildPlan {
+        plan: Plan::default(),
+        resources: pipeline
+            .resources
+            .iter()
+            .map(|r| (r.name.clone(), r.to_value()))
+            .collect(),
+        resource_types: pipeline
+            .resource_types
+            .iter()
+            .map(|t| t.to_value())
+            .collect(),
+        var_sources: pipeline
+            .var_sources
+            .iter()
+            .map(|v| serde_json::json!({"name": v.name, "type": v.type_, "config": v.config}))
+            .collect(),
+    }
+}
+
+/// Plans one step of a config (with its modifiers).
+pub fn step_plan(ids: &Ids, step: &Step, versions: &BTreeMap<String, Value>) -> Plan {
+    config_plan(ids, &step.config, versions)
+}
+
+fn leaf(config: &StepConfig) -> Value {
+    Step {
+        config: config.clone(),
+        unknown_fields: Map::new(),
+        line: Default::default(),
+    }
+    .to_value()
+}
+
+/// The plan of a step config. Modifiers become wrapper nodes in upstream's nesting: the
+/// config parser already nests them (hooks outside attempts outside timeout), so the
+/// wrapper order follows the config tree.
+pub fn config_plan(ids: &Ids, config: &StepConfig, versions: &BTreeMap<String, Value>) -> Plan {
+    let node = match config {
+        StepConfig::Get(g) => Node::Step(StepNode {
+            config: leaf(config),
+            version: versions.get(&g.name).cloned(),
+            version_from: None,
+        }),
+        StepConfig::Put(p) => {
+            let put = Plan {
+                id: ids.next(),
+                node: Node::Step(StepNode {
+                    config: leaf(config),
+                    version: None,
+                    version_from: None,
+                }),
+            };
+            if p.no_get {
+                return put;
+            }
+            // The implicit get of what the put produced (the "dependent get").
+            let resource = if p.resource.is_empty() {
+                &p.name
+            } else {
+                &p.resource
+            };
+            let mut get = json!({"get": p.name, "resource": resource});
+            if !p.get_params.is_empty() {
+                get["params"] = Value::Object(p.get_params.clone());
+            }
+            if !p.tags.is_empty() {
+                get["tags"] = json!(p.tags);
+            }
+            let get = Plan {
+                id: ids.next(),
+                node: Node::Step(StepNode {
+                    config: get,
+                    version: None,
+                    version_from: Some(put.id.clone()),
+                }),
+            };
+            Node::OnSuccess(HookNode {
+                step: Box::new(put),
+                hook: Box::new(get),
+            })
+        }
+        StepConfig::Task(_)
+        | StepConfig::Run(_)
+        | StepConfig::SetPipeline(_)
+        | StepConfig::LoadVar(_) => Node::Step(StepNode {
+            config: leaf(config),
+            version: None,
+            version_from: None,
+        }),
+        StepConfig::Do(d) => Node::Do(
+            d.steps
+                .iter()
+                .map(|s| step_plan(ids, s, versions))
+                .collect(),
+        ),
+        StepConfig::InParallel(p) => Node::InParallel(InParallelNode {
+            steps: p
+                .steps
+                .iter()
+                .map(|s| step_plan(ids, s, versions))
+                .collect(),
+            limit: p.limit,
+            fail_fast: p.fail_fast,
+        }),
+        StepConfig::Try(s) => Node::Try(Box::new(step_plan(ids, s, versions))),
+        StepConfig::Timeout(t) => Node::Timeout(TimeoutNode {
+            step: Box::new(config_plan(ids, &t.step, versions)),
+            duration: t.duration.clone(),
+        }),
+        StepConfig::Retry(r) => Node::Retry(
+            (0..r.attempts.max(1))
+                .map(|_| config_plan(ids, &r.step, versions))
+                .collect(),
+        ),
+        StepConfig::Across(a) => {
+            let layer = leaf(config);
+            Node::Across(AcrossNode {
+                vars: layer.get("across").cloned().unwrap_or(Value::Null),
+                step: Step {
+                    config: (*a.step).clone(),
+                    unknown_fields: Map::new(),
+                    line: Default::default(),
+                }
+                .to_value(),
+                fail_fast: a.fail_fast,
+            })
+        }
+        StepConfig::OnSuccess(h) => Node::OnSuccess(hook(ids, h, versions)),
+        StepConfig::OnFailure(h) => Node::OnFailure(hook(ids, h, versions)),
+        StepConfig::OnAbort(h) => Node::OnAbort(hook(ids, h, versions)),
+        StepConfig::OnError(h) => Node::OnError(hook(ids, h, versions)),
+        StepConfig::Ensure(h) => Node::Ensure(hook(ids, h, versions)),
+    };
+    Plan {
+        id: ids.next(),
+        node,
+    }
+}
+
+fn hook(ids: &Ids, h: &crate::config::HookStep, versions: &BTreeMap<String, Value>) -> HookNode {
+    let step = config_plan(ids, &h.step, versions);
+    let hook = step_plan(ids, &h.hook, versions);
+    HookNode {
+        step: Box::new(step),
+        hook: Box::new(hook),
+    }
+}
+
+/// The public plan (no sources or params) as `/builds/:id/plan` serves it.
+pub fn public_plan(build: &BuildPlan) -> Value {
+    public_node(build, &build.plan)
+}
+
+fn type_of(build: &BuildPlan, resource: &str) -> String {
+    build
+        .resources
+        .get(resource)
+        .and_then(|r| r.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn public_node(build: &BuildPlan, plan: &Plan) -> Value {
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let (key, body) = match &plan.node {
+        Node::Step(step) => {
+            let c = &step.config;
+            if c.get("get").is_some() {
+                let resource = c
+                    .get("resource")
+                    .and_then(Value::as_str)
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| c["get"].as_str().unwrap_or(""))
+                    .to_string();
+                let mut body = json!({"name": s(c, "get"), "type": type_of(build, &resource), "resource": resource});
+                if let Some(v) = &step.version {
+                    body["version"] = v.clone();
+                }
+                ("get", body)
+            } else if c.get("put").is_some() {
+                let resource = c
+                    .get("resource")
+                    .and_then(Value::as_str)
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| c["put"].as_str().unwrap_or(""))
+                    .to_string();
+                (
+                    "put",
+                    json!({"name": s(c, "put"), "type": type_of(build, &resource), "resource": resource}),
+                )
+            } else if c.get("task").is_some() {
+                (
+                    "task",
+                    json!({"name": s(c, "task"),
+                        "privileged": c.get("privileged").and_then(Value::as_bool).unwrap_or(false),
+                        "hermetic": c.get("hermetic").and_then(Value::as_bool).unwrap_or(false)}),
+                )
+            } else if c.get("set_pipeline").is_some() {
+                let iv = c.get("instance_vars").cloned().unwrap_or(Value::Null);
+                (
+                    "set_pipeline",
+                    json!({"name": s(c, "set_pipeline"), "team": s(c, "team"), "instance_vars": iv}),
+                )
+            } else if c.get("load_var").is_some() {
+                ("load_var", json!({"name": s(c, "load_var")}))
+            } else {
+                (
+                    "run",
+                    json!({"message": s(c, "run"), "type": s(c, "type"), "privileged": false}),
+                )
+            }
+        }
+        Node::Check(c) => {
+            let type_ = if c.kind == "resource_type" {
+                build
+                    .resource_types
+                    .iter()
+                    .find(|t| t["name"] == c.name.as_str())
+                    .map(|t| s(t, "type"))
+                    .unwrap_or_default()
+            } else {
+                type_of(build, &c.name)
+            };
+            ("check", json!({"name": c.name, "type": type_}))
+        }
+        Node::Do(steps) => (
+            "do",
+            Value::Array(steps.iter().map(|p| public_node(build, p)).collect()),
+        ),
+        Node::Retry(steps) => (
+            "retry",
+            Value::Array(steps.iter().map(|p| public_node(build, p)).collect()),
+        ),
+        Node::InParallel(p) => {
+            let mut body =
+                json!({"steps": p.steps.iter().map(|s| public_node(build, s)).collect::<Vec<_>>()});
+            if p.limit > 0 {
+                body["limit"] = json!(p.limit);
+            }
+            if p.fail_fast {
+                body["fail_fast"] = json!(true);
+            }
+            ("in_parallel", body)
+        }
+        Node::Across(a) => {
+            let vars: Vec<Value> = a
+                .vars
+                .as_array()
+                .map(|vs| vs.iter().map(|v| json!({"name": s(v, "var")})).collect())
+                .unwrap_or_default();
+            let mut body = json!({ "vars": vars });
+            if a.fail_fast {
+                body["fail_fast"] = json!(true);
+            }
+            ("across", body)
+        }
+        Node::Try(step) => ("try", json!({"step": public_node(build, step)})),
+        Node::Timeout(t) => (
+            "timeout",
+            json!({"step": public_node(build, &t.step), "duration": t.duration}),
+        ),
+        Node::OnSuccess(h) => ("on_success", public_hook(build, h, "on_success")),
+        Node::OnFailure(h) => ("on_failure", public_hook(build, h, "on_failure")),
+        Node::OnAbort(h) => ("on_abort", public_hook(build, h, "on_abort")),
+        Node::OnError(h) => ("on_error", public_hook(build, h, "on_error")),
+        Node::Ensure(h) => ("ensure", public_hook(build, h, "ensure")),
+        Node::ArtifactInput(a) => (
+            "artifact_input",
+            json!({"artifact_id": a.artifact_id, "name": a.name}),
+        ),
+        Node::ArtifactOutput(a) => ("artifact_output", json!({"name": a.name})),
+    };
+    let mut out = Map::new();
+    out.insert("id".into(), Value::String(plan.id.clone()));
+    out.insert(key.into(), body);
+    Value::Object(out)
+}
+
+fn public_hook(build: &BuildPlan, h: &HookNode, key: &str) -> Value {
+    let mut m = Map::new();
+    m.insert("step".into(), public_node(build, &h.step));
+    m.insert(key.into(), public_node(build, &h.hook));
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(yaml: &str) -> (JobConfig, Config) {
+        let c = crate::config::parse_pipeline(yaml.as_bytes()).expect("parses");
+        (c.jobs[0].clone(), c)
+    }
+
+    #[test]
+    fn a_put_is_followed_by_its_implicit_get_and_the_root_id_is_largest() {
+        let (j, r) = job(
+            "resources: [{name: repo, type: git, source: {}}, {name: out, type: s3, source: {}}]\n\
+             jobs:\n- name: j\n  plan:\n  - get: repo\n    trigger: true\n  - task: unit\n    file: repo/t.yml\n  - put: out\n",
+        );
+        let ids = Ids(AtomicU64::new(0x66b3c2a1));
+        let mut versions = BTreeMap::new();
+        versions.insert("repo".to_string(), json!({"ref": "abc123"}));
+        let plan = job_plan(&ids, &r, &j, &versions);
+        let public = public_plan(&plan);
+        assert_eq!(
+            public,
+            json!({"id":"66b3c2a6","do":[
+                {"id":"66b3c2a1","get":{"name":"repo","type":"git","resource":"repo","version":{"ref":"abc123"}}},
+                {"id":"66b3c2a2","task":{"name":"unit","privileged":false,"hermetic":false}},
+                {"id":"66b3c2a5","on_success":{
+                    "step":{"id":"66b3c2a3","put":{"name":"out","type":"s3","resource":"out"}},
+                    "on_success":{"id":"66b3c2a4","get":{"name":"out","type":"s3","resource":"out"}}}}]})
+        );
+        let back: BuildPlan =
+            serde_json::from_value(serde_json::to_value(&plan).expect("ser")).expect("de");
+        assert_eq!(back, plan);
+    }
+
+    #[test]
+    fn job_hooks_wrap_the_plan_with_ensure_outermost() {
+        let (j, r) = job(
+            "jobs:\n- name: j\n  plan: [{task: t, config: {platform: linux, run: {path: x}}}]\n  on_success: {task: s, config: {platform: linux, run: {path: x}}}\n  ensure: {task: e, config: {platform: linux, run: {path: x}}}\n",
+        );
+        let plan = job_plan(&Ids::default(), &r, &j, &BTreeMap::new());
+        let p = public_plan(&plan);
+        assert!(p.get("ensure").is_some());
+        assert!(p["ensure"]["step"].get("on_success").is_some());
+    }
+}

@@ -1,0 +1,455 @@
+//! Running resource scripts (check, in, out) per the resource protocol: base types through
+//! the worker's own `concourse resource TYPE` command, custom types from their image's
+//! `/opt/resource/*`. A custom type's image is itself fetched with its own type (recursively),
+//! at the type's latest saved version, checking the type first when it has none.
+
+use super::events::Origin;
+use super::runtime::{
+    bind, create_container, empty_volume, errored, mount_copy, Artifact, Cancel, Cleanup, Fail,
+    Runtime, WorkerClient,
+};
+use crate::config::ResourceType;
+use crate::db::NewVersion;
+use crate::proto::baggageclaim::Properties;
+use crate::proto::garden::{ContainerSpec, ProcessSpec};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// Property naming the resource cache a volume holds.
+const CACHE_PROPERTY: &str = "resource-cache";
+/// Written into a mirrored image's `metadata.json` by the mock type: the image *is* that
+/// base type's image, so its `/opt/resource` scripts are this binary's.
+pub const MIRRORED_TYPE_KEY: &str = "concourse_resource_type";
+
+/// Everything a script run needs besides the action.
+#[derive(Clone)]
+pub struct Call<'a> {
+    pub rt: &'a Runtime,
+    pub cleanup: &'a Cleanup,
+    pub origin: &'a Origin,
+    pub cancel: &'a Cancel,
+    pub team: &'a str,
+    pub type_: &'a str,
+    pub source: Value,
+    pub params: Value,
+    /// Custom types visible to this call.
+    pub types: &'a [ResourceType],
+    pub tags: &'a [String],
+    pub env: Vec<String>,
+}
+
+/// The image a type's scripts run in.
+enum Image {
+    Base(String),
+    Custom {
+        artifact: Artifact,
+        privileged: bool,
+    },
+}
+
+/// The innermost base type of `type_` (what a worker must provide).
+pub fn base_type(type_: &str, types: &[ResourceType]) -> String {
+    match types.iter().position(|t| t.name == type_) {
+        Some(i) => {
+            let rest = without(types, i);
+            base_type(&types[i].type_, &rest)
+        }
+        None => type_.to_string(),
+    }
+}
+
+fn without(types: &[ResourceType], i: usize) -> Vec<ResourceType> {
+    let mut rest = types.to_vec();
+    rest.remove(i);
+    rest
+}
+
+fn sha(v: &Value) -> String {
+    hex(&Sha256::digest(crate::db::canonical_json(v).as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Identity of a resource config: its type (a custom type by its own config, recursively)
+/// and source. Resources with equal keys share versions.
+pub fn config_key(type_: &str, source: &Value, types: &[ResourceType]) -> String {
+    let type_id = match types.iter().position(|t| t.name == type_) {
+        Some(i) => {
+            let t = &types[i];
+            let src = Value::Object(t.source.clone().unwrap_or_default());
+            json!({"custom": config_key(&t.type_, &src, &without(types, i))})
+        }
+        None => json!({"base": type_}),
+    };
+    sha(&json!({"type": type_id, "source": source}))
+}
+
+/// Applies a type's `defaults` under a source.
+pub fn with_defaults(type_: &str, types: &[ResourceType], source: &Value) -> Value {
+    let mut out = match types.iter().find(|t| t.name == type_) {
+        Some(t) => Value::Object(t.defaults.clone()),
+        None => json!({}),
+    };
+    if let (Value::Object(o), Value::Object(s)) = (&mut out, source) {
+        for (k, v) in s {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+impl Call<'_> {
+    fn custom(&self) -> Option<(usize, &ResourceType)> {
+        self.types
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.name == self.type_)
+    }
+
+    /// The worker this call may run on (a base type in the chain must be there).
+    pub async fn select(&self, inputs: Vec<&Artifact>) -> Result<WorkerClient, Fail> {
+        let base = base_type(self.type_, self.types);
+        let p = super::runtime::Placement {
+            team: self.team,
+            tags: self.tags,
+            base_type: Some(&base),
+            inputs,
+        };
+        self.rt.select(&p, self.origin, self.cancel).await
+    }
+
+    async fn image(&self, w: &WorkerClient) -> Result<Image, Fail> {
+        let Some((i, t)) = self.custom() else {
+            if w.base_type(self.type_).is_none() {
+                return Err(errored(format!(
+                    "worker {} has no resource type '{}'",
+                    w.name, self.type_
+                )));
+            }
+            return Ok(Image::Base(self.type_.to_string()));
+        };
+        let rest = without(self.types, i);
+        let source = Value::Object(t.source.clone().unwrap_or_default());
+        let parent = Call {
+            type_: &t.type_,
+            source: with_defaults(&t.type_, &rest, &source),
+            params: Value::Object(t.params.clone()),
+            types: &rest,
+            tags: &t.tags,
+            env: Vec::new(),
+            ..self.clone()
+        };
+        // The type's latest saved version, else check it now.
+        let key = config_key(&t.type_, &source, &rest);
+        let scope = self
+            .rt
+            .store
+            .resource_scope(&base_type(&t.type_, &rest), &key, None)
+            .await
+            .map_err(errored)?;
+        let latest = self
+            .rt
+            .store
+            .versions(
+                scope,
+                &crate::db::Page {
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(errored)?;
+        let version = match latest.into_iter().next() {
+            Some(v) => v.version,
+            None => {
+                let versions = match Box::pin(parent.check(w, None)).await? {
+                    Ok(v) => v,
+                    Err(status) => {
+                        return Err(errored(format!(
+                            "checking resource type '{}' failed: exit status {status}",
+                            t.name
+                        )))
+                    }
+                };
+                save(self.rt, scope, &versions).await?;
+                versions
+                    .last()
+                    .cloned()
+                    .ok_or_else(|| errored(format!("resource type '{}' has no version", t.name)))?
+            }
+        };
+        let got = Box::pin(parent.get(w, &version)).await?;
+        match got {
+            Ok((artifact, _, _)) => Ok(Image::Custom {
+                artifact,
+                privileged: t.privileged,
+            }),
+            Err(status) => Err(errored(format!(
+                "fetching resource type '{}' failed: exit status {status}",
+                t.name
+            ))),
+        }
+    }
+
+    /// Runs one script. `dir`: the volume mounted at the working directory (get/put);
+    /// `mounts`: more volumes (put inputs). Ok(Err(status)) when the script failed.
+    async fn script(
+        &self,
+        w: &WorkerClient,
+        action: &str,
+        request: Value,
+        dir: Option<(&str, &str)>,
+        mounts: Vec<(String, String)>,
+    ) -> Result<Result<Value, i32>, Fail> {
+        let image = self.image(w).await?;
+        let mut spec = ContainerSpec::default();
+        let mut env = Vec::new();
+        let (path, mut args, privileged) = match &image {
+            Image::Base(t) => (
+                base_command(w, t)?,
+                vec!["resource".into(), t.clone(), action.into()],
+                false,
+            ),
+            Image::Custom {
+                artifact,
+                privileged,
+            } => {
+                let vol = if artifact.worker == w.name {
+                    w.bc.lookup_volume(&artifact.handle)
+                        .await
+                        .map_err(errored)?
+                } else {
+                    mount_copy(self.rt, artifact, w, self.cleanup, self.origin).await?
+                };
+                let meta = read_metadata(w, &vol.handle).await;
+                if let Some(Value::Array(e)) = meta.get("env") {
+                    env.extend(e.iter().filter_map(|v| v.as_str().map(String::from)));
+                }
+                match meta.get(MIRRORED_TYPE_KEY).and_then(Value::as_str) {
+                    Some(t) if w.base_type(t).is_some() => (
+                        base_command(w, t)?,
+                        vec!["resource".into(), t.to_string(), action.into()],
+                        *privileged,
+                    ),
+                    _ => {
+                        spec.rootfs = format!("raw://{}/rootfs", vol.path);
+                        (format!("/opt/resource/{action}"), Vec::new(), *privileged)
+                    }
+                }
+            }
+        };
+        env.extend(self.env.iter().cloned());
+        if privileged {
+            env.push("CONCOURSE_CONTAINER_PRIVILEGED=true".into());
+        }
+        let workdir = dir.map(|(_, d)| d.to_string()).unwrap_or_default();
+        if let Some((vol_path, d)) = dir {
+            spec.bind_mounts.push(bind(vol_path, d));
+            // Base types take the directory relative to their working directory, which
+            // works on every Garden backend; images get the absolute path, as upstream.
+            if path.starts_with("/opt/resource") {
+                args.push(d.to_string());
+            } else {
+                args.push(".".into());
+            }
+        }
+        for (vol_path, dst) in mounts {
+            spec.bind_mounts.push(bind(&vol_path, &dst));
+        }
+        spec.privileged = privileged;
+        spec.env = env;
+        spec.properties = Properties::from([(
+            "concourse:resource-type".to_string(),
+            self.type_.to_string(),
+        )]);
+        let handle = create_container(w, spec, self.cleanup).await?;
+        let process = ProcessSpec {
+            path,
+            args,
+            dir: workdir,
+            user: "root".into(),
+            ..Default::default()
+        };
+        let stdin = serde_json::to_vec(&request).map_err(errored)?;
+        let (status, stdout) = super::runtime::run_process(
+            w,
+            &handle,
+            process,
+            Some(stdin),
+            self.origin,
+            true,
+            self.cancel,
+        )
+        .await?;
+        // The container has served its purpose; keep the worker's count low.
+        let _ = w.garden.destroy(&handle).await;
+        if status != 0 {
+            return Ok(Err(status));
+        }
+        serde_json::from_slice(&stdout).map(Ok).map_err(|e| {
+            errored(format!(
+                "malformed response from {action}: {e}: {}",
+                String::from_utf8_lossy(&stdout).trim()
+            ))
+        })
+    }
+
+    /// `check` from `from`: the versions, oldest first; Ok(Err(status)) when it failed.
+    pub async fn check(
+        &self,
+        w: &WorkerClient,
+        from: Option<&Value>,
+    ) -> Result<Result<Vec<Value>, i32>, Fail> {
+        let req = json!({"source": self.source, "version": from.cloned().unwrap_or(Value::Null)});
+        Ok(match self.script(w, "check", req, None, vec![]).await? {
+            Ok(Value::Array(vs)) => Ok(vs),
+            Ok(other) => return Err(errored(format!("malformed check response: {other}"))),
+            Err(status) => Err(status),
+        })
+    }
+
+    /// `in` of `version`: the artifact (a cached volume when one exists on `w`), the
+    /// fetched version and metadata, or Err(status).
+    pub async fn get(
+        &self,
+        w: &WorkerClient,
+        version: &Value,
+    ) -> Result<Result<(Artifact, Value, Value), i32>, Fail> {
+        let key = sha(&json!({
+            "type": config_key(self.type_, &self.source, self.types),
+            "version": version,
+            "params": self.params,
+        }));
+        let filter = Properties::from([(CACHE_PROPERTY.to_string(), key.clone())]);
+        if let Ok(found) = w.bc.list_volumes(filter).await {
+            if let Some(v) = found.into_iter().next() {
+                let meta = v
+                    .properties
+                    .get("metadata")
+                    .and_then(|m| serde_json::from_str(m).ok())
+                    .unwrap_or(json!([]));
+                return Ok(Ok((
+                    Artifact {
+                        worker: w.name.clone(),
+                        handle: v.handle,
+                    },
+                    version.clone(),
+                    meta,
+                )));
+            }
+        }
+        let vol = empty_volume(w, self.cleanup, false).await?;
+        let req = json!({"source": self.source, "params": self.params, "version": version});
+        match self
+            .script(w, "in", req, Some((&vol.path, "/tmp/build/get")), vec![])
+            .await?
+        {
+            Err(status) => Ok(Err(status)),
+            Ok(resp) => {
+                let fetched = resp.get("version").cloned().unwrap_or(version.clone());
+                let metadata = resp.get("metadata").cloned().unwrap_or(json!([]));
+                // A successful fetch becomes a cache other gets of the same thing reuse.
+                if w.bc
+                    .set_property(&vol.handle, CACHE_PROPERTY, &key)
+                    .await
+                    .is_ok()
+                {
+                    let _ =
+                        w.bc.set_property(&vol.handle, "metadata", &metadata.to_string())
+                            .await;
+                    self.cleanup.keep_volume(&vol.handle);
+                }
+                Ok(Ok((
+                    Artifact {
+                        worker: w.name.clone(),
+                        handle: vol.handle,
+                    },
+                    fetched,
+                    metadata,
+                )))
+            }
+        }
+    }
+
+    /// `out` with `inputs` mounted under the working directory: the new version and
+    /// metadata, or Err(status).
+    pub async fn put(
+        &self,
+        w: &WorkerClient,
+        inputs: &[(String, Artifact)],
+    ) -> Result<Result<(Value, Value), i32>, Fail> {
+        let vol = empty_volume(w, self.cleanup, false).await?;
+        let mut mounts = Vec::new();
+        for (name, a) in inputs {
+            let copy = mount_copy(self.rt, a, w, self.cleanup, self.origin).await?;
+            mounts.push((copy.path, format!("/tmp/build/put/{name}")));
+        }
+        let req = json!({"source": self.source, "params": self.params});
+        Ok(
+            match self
+                .script(w, "out", req, Some((&vol.path, "/tmp/build/put")), mounts)
+                .await?
+            {
+                Err(status) => Err(status),
+                Ok(resp) => Ok((
+                    resp.get("version").cloned().unwrap_or(Value::Null),
+                    resp.get("metadata").cloned().unwrap_or(json!([])),
+                )),
+            },
+        )
+    }
+}
+
+fn base_command(w: &WorkerClient, type_: &str) -> Result<String, Fail> {
+    w.base_type(type_)
+        .map(|t| t.image.clone())
+        .ok_or_else(|| errored(format!("worker {} has no resource type '{type_}'", w.name)))
+}
+
+/// An image volume's `metadata.json` (empty object when absent or unreadable).
+pub async fn read_metadata(w: &WorkerClient, handle: &str) -> Value {
+    let Ok(stream) =
+        w.bc.stream_out(
+            handle,
+            "metadata.json",
+            crate::proto::baggageclaim::Encoding::Raw,
+        )
+        .await
+    else {
+        return json!({});
+    };
+    let Ok(tar) = crate::proto::stream::collect_bytes(stream).await else {
+        return json!({});
+    };
+    first_file_in_tar(&tar)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(json!({}))
+}
+
+/// The contents of the first regular file of an uncompressed tar.
+pub fn first_file_in_tar(tar: &[u8]) -> Option<Vec<u8>> {
+    let mut ar = tar::Archive::new(tar);
+    let mut entries = ar.entries().ok()?;
+    loop {
+        let mut e = entries.next()?.ok()?;
+        if e.header().entry_type().is_file() {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut out).ok()?;
+            return Some(out);
+        }
+    }
+}
+
+/// Saves check results into a scope.
+pub async fn save(rt: &Runtime, scope: i64, versions: &[Value]) -> Result<usize, Fail> {
+    let new: Vec<NewVersion> = versions
+        .iter()
+        .map(|v| NewVersion {
+            version: v.clone(),
+            metadata: json!([]),
+        })
+        .collect();
+    rt.store.save_versions(scope, &new).await.map_err(errored)
+}

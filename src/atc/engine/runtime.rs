@@ -1,0 +1,460 @@
+//! What steps run on: worker placement, artifacts (volumes), containers and processes.
+//! Workers are reached only through the `proto` traits, via the [`WorkerConnector`] the
+//! role wired in.
+
+use super::events::{LineBuffer, Origin};
+use crate::db::{Store, WorkerState};
+use crate::proto::baggageclaim::{Baggageclaim, Encoding, Strategy, VolumeRequest};
+use crate::proto::garden::{
+    BindMount, BindMountMode, ContainerSpec, Garden, ProcessIo, ProcessSpec, Signal,
+};
+use crate::proto::worker::{Worker, WorkerConnector};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Why a step did not finish normally.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fail {
+    /// Infrastructure or configuration trouble: the build errors.
+    Errored(String),
+    /// Aborted or timed out (see [`Cancel::reason`]).
+    Interrupted,
+}
+
+pub type StepResult = Result<bool, Fail>;
+
+pub fn errored(msg: impl std::fmt::Display) -> Fail {
+    Fail::Errored(msg.to_string())
+}
+
+/// Cancellation of a step: the build's abort, or the nearest enclosing timeout.
+#[derive(Clone, Default)]
+pub struct Cancel {
+    pub token: CancellationToken,
+    timed_out: Arc<AtomicBool>,
+}
+
+impl Cancel {
+    pub fn new(token: CancellationToken) -> Cancel {
+        Cancel {
+            token,
+            timed_out: Arc::default(),
+        }
+    }
+    /// A child that siblings can cancel together (fail_fast) under the same timeout.
+    pub fn group(&self) -> Cancel {
+        Cancel {
+            token: self.token.child_token(),
+            timed_out: self.timed_out.clone(),
+        }
+    }
+    pub fn child_with_timeout(&self, d: Duration) -> Cancel {
+        let c = Cancel {
+            token: self.token.child_token(),
+            timed_out: Arc::default(),
+        };
+        let (token, flag) = (c.token.clone(), c.timed_out.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                _ = tokio::time::sleep(d) => {
+                    flag.store(true, Ordering::SeqCst);
+                    token.cancel();
+                }
+            }
+        });
+        c
+    }
+    pub fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::SeqCst)
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+    /// The `error` event message for an interrupted step.
+    pub fn reason(&self) -> &'static str {
+        if self.timed_out() {
+            "timeout exceeded"
+        } else {
+            "interrupted"
+        }
+    }
+}
+
+/// A worker as steps use it.
+#[derive(Clone)]
+pub struct WorkerClient {
+    pub name: String,
+    pub garden: Arc<dyn Garden>,
+    pub bc: Arc<dyn Baggageclaim>,
+    pub payload: Worker,
+}
+
+impl WorkerClient {
+    /// The command that runs base resource type `type_` on this worker, if it has it.
+    pub fn base_type(&self, type_: &str) -> Option<&crate::proto::worker::WorkerResourceType> {
+        self.payload
+            .resource_types
+            .iter()
+            .find(|t| t.type_ == type_)
+    }
+}
+
+/// A step's output: a volume on a worker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Artifact {
+    pub worker: String,
+    pub handle: String,
+}
+
+/// Where a step may run.
+#[derive(Default)]
+pub struct Placement<'a> {
+    pub team: &'a str,
+    pub tags: &'a [String],
+    /// A base resource type the worker must provide.
+    pub base_type: Option<&'a str>,
+    /// Artifacts the step mounts (volume locality prefers their worker).
+    pub inputs: Vec<&'a Artifact>,
+}
+
+/// Shared by every build of this node.
+pub struct Runtime {
+    pub store: Arc<dyn Store>,
+    connector: Arc<dyn WorkerConnector>,
+    pub external_url: String,
+    clients: Mutex<HashMap<String, (String, String, WorkerClient)>>,
+}
+
+impl Runtime {
+    pub fn new(
+        store: Arc<dyn Store>,
+        connector: Arc<dyn WorkerConnector>,
+        external_url: String,
+    ) -> Runtime {
+        Runtime {
+            store,
+            connector,
+            external_url,
+            clients: Mutex::default(),
+        }
+    }
+
+    fn client(&self, w: &Worker) -> WorkerClient {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((addr, bc, c)) = clients.get(&w.name) {
+            if *addr == w.garden_addr && *bc == w.baggageclaim_url {
+                let mut c = c.clone();
+                c.payload = w.clone();
+                return c;
+            }
+        }
+        let (garden, bc) = self.connector.connect(w);
+        let c = WorkerClient {
+            name: w.name.clone(),
+            garden,
+            bc,
+            payload: w.clone(),
+        };
+        clients.insert(
+            w.name.clone(),
+            (w.garden_addr.clone(), w.baggageclaim_url.clone(), c.clone()),
+        );
+        c
+    }
+
+    /// A registered worker by name, whatever its state (artifacts live on it).
+    pub async fn worker(&self, name: &str) -> Result<WorkerClient, Fail> {
+        match self.store.worker(name).await {
+            Ok(Some(w)) if w.state != WorkerState::Stalled => Ok(self.client(&w.worker)),
+            Ok(Some(_)) => Err(errored(format!("worker {name} is stalled"))),
+            Ok(None) => Err(errored(format!("worker {name} disappeared"))),
+            Err(e) => Err(errored(e)),
+        }
+    }
+
+    /// Running workers that satisfy the placement.
+    async fn candidates(&self, p: &Placement<'_>) -> Result<Vec<WorkerClient>, Fail> {
+        let all = self.store.workers().await.map_err(errored)?;
+        let fits = |w: &Worker| {
+            let tags = w.tags.clone().unwrap_or_default();
+            let tags_ok = if p.tags.is_empty() {
+                tags.is_empty()
+            } else {
+                p.tags.iter().all(|t| tags.contains(t))
+            };
+            let type_ok = p
+                .base_type
+                .is_none_or(|bt| w.resource_types.iter().any(|t| t.type_ == bt));
+            tags_ok && type_ok && !w.garden_addr.is_empty()
+        };
+        let running: Vec<&Worker> = all
+            .iter()
+            .filter(|w| w.state == WorkerState::Running)
+            .map(|w| &w.worker)
+            .filter(|w| fits(w))
+            .collect();
+        // A team's builds run on its own workers and on global ones; a team worker runs
+        // nothing else.
+        Ok(running
+            .into_iter()
+            .filter(|w| w.team.is_empty() || w.team == p.team)
+            .map(|w| self.client(w))
+            .collect())
+    }
+
+    /// Picks a worker (volume locality, then fewest containers), waiting while none fits.
+    pub async fn select(
+        &self,
+        p: &Placement<'_>,
+        origin: &Origin,
+        cancel: &Cancel,
+    ) -> Result<WorkerClient, Fail> {
+        let mut waited = false;
+        loop {
+            let mut workers = self.candidates(p).await?;
+            if !workers.is_empty() {
+                workers.sort_by_key(|w| {
+                    let local = p.inputs.iter().filter(|a| a.worker == w.name).count();
+                    (std::cmp::Reverse(local), w.payload.active_containers)
+                });
+                let best_local = p
+                    .inputs
+                    .iter()
+                    .filter(|a| a.worker == workers[0].name)
+                    .count();
+                let best = workers
+                    .iter()
+                    .filter(|w| {
+                        p.inputs.iter().filter(|a| a.worker == w.name).count() == best_local
+                    })
+                    .count();
+                // Spread ties so builds use every worker.
+                let pick = (rand::random::<u32>() as usize) % best.max(1);
+                return Ok(workers.swap_remove(pick));
+            }
+            if !waited {
+                origin.emit("waiting-for-worker", "1.0", serde_json::json!({}));
+                waited = true;
+            }
+            tokio::select! {
+                _ = cancel.token.cancelled() => return Err(Fail::Interrupted),
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+}
+
+/// What one build created on workers, destroyed when it ends.
+#[derive(Default)]
+pub struct Cleanup {
+    containers: Mutex<Vec<(WorkerClient, String)>>,
+    volumes: Mutex<Vec<(WorkerClient, String)>>,
+}
+
+impl Cleanup {
+    pub fn container(&self, w: &WorkerClient, handle: &str) {
+        self.containers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((w.clone(), handle.to_string()));
+    }
+    pub fn volume(&self, w: &WorkerClient, handle: &str) {
+        self.volumes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((w.clone(), handle.to_string()));
+    }
+    /// Keeps a volume (it became a cache).
+    pub fn keep_volume(&self, handle: &str) {
+        self.volumes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(_, h)| h != handle);
+    }
+    pub async fn run(&self) {
+        let containers =
+            std::mem::take(&mut *self.containers.lock().unwrap_or_else(|e| e.into_inner()));
+        for (w, h) in containers {
+            if let Err(e) = w.garden.destroy(&h).await {
+                tracing::debug!(container = %h, error = %e, "destroying container");
+            }
+        }
+        let volumes = std::mem::take(&mut *self.volumes.lock().unwrap_or_else(|e| e.into_inner()));
+        // Children (COW copies) were created after their parents: destroy newest first.
+        for (w, h) in volumes.into_iter().rev() {
+            if let Err(e) = w.bc.destroy_volume(&h).await {
+                tracing::debug!(volume = %h, error = %e, "destroying volume");
+            }
+        }
+    }
+}
+
+/// A random handle for a container or volume (32 hex digits).
+pub fn new_handle() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// A fresh empty volume on `w`, destroyed with the build.
+pub async fn empty_volume(
+    w: &WorkerClient,
+    cleanup: &Cleanup,
+    privileged: bool,
+) -> Result<crate::proto::baggageclaim::Volume, Fail> {
+    let mut req = VolumeRequest::new(new_handle(), Strategy::Empty);
+    req.privileged = privileged;
+    let v =
+        w.bc.create_volume(req)
+            .await
+            .map_err(|e| errored(format!("creating volume on {}: {e}", w.name)))?;
+    cleanup.volume(w, &v.handle);
+    Ok(v)
+}
+
+/// A writable copy of `artifact` on worker `w`: a COW child when it lives there, else
+/// streamed over from its worker.
+pub async fn mount_copy(
+    rt: &Runtime,
+    artifact: &Artifact,
+    w: &WorkerClient,
+    cleanup: &Cleanup,
+    origin: &Origin,
+) -> Result<crate::proto::baggageclaim::Volume, Fail> {
+    if artifact.worker == w.name {
+        let req = VolumeRequest::new(
+            new_handle(),
+            Strategy::Cow {
+                volume: artifact.handle.clone(),
+            },
+        );
+        let v =
+            w.bc.create_volume(req)
+                .await
+                .map_err(|e| errored(format!("copying volume {}: {e}", artifact.handle)))?;
+        cleanup.volume(w, &v.handle);
+        return Ok(v);
+    }
+    let source = rt.worker(&artifact.worker).await?;
+    origin.emit(
+        "streaming-volume",
+        "1.0",
+        serde_json::json!({"volume": artifact.handle, "source_worker": source.name, "dest_worker": w.name}),
+    );
+    let v = empty_volume(w, cleanup, false).await?;
+    let stream = source
+        .bc
+        .stream_out(&artifact.handle, ".", Encoding::Zstd)
+        .await
+        .map_err(|e| errored(format!("streaming volume {} out: {e}", artifact.handle)))?;
+    w.bc.stream_in(&v.handle, ".", Encoding::Zstd, None, stream)
+        .await
+        .map_err(|e| errored(format!("streaming volume {} in: {e}", artifact.handle)))?;
+    Ok(v)
+}
+
+/// Mounts a volume read-write at `dst` in a container.
+pub fn bind(volume_path: &str, dst: &str) -> BindMount {
+    BindMount {
+        src_path: volume_path.to_string(),
+        dst_path: dst.to_string(),
+        mode: BindMountMode::ReadWrite,
+        origin: 0,
+    }
+}
+
+/// A container created on `w` for a build, destroyed with it.
+pub async fn create_container(
+    w: &WorkerClient,
+    mut spec: ContainerSpec,
+    cleanup: &Cleanup,
+) -> Result<String, Fail> {
+    if spec.handle.is_empty() {
+        spec.handle = new_handle();
+    }
+    let handle = w
+        .garden
+        .create(spec)
+        .await
+        .map_err(|e| errored(format!("creating container on {}: {e}", w.name)))?;
+    cleanup.container(w, &handle);
+    Ok(handle)
+}
+
+/// Runs a process to its end, streaming stderr (and stdout unless captured) into the build
+/// log. On cancel: SIGTERM, then SIGKILL after 10 s. Returns the exit status and the
+/// captured stdout.
+pub async fn run_process(
+    w: &WorkerClient,
+    handle: &str,
+    spec: ProcessSpec,
+    stdin: Option<Vec<u8>>,
+    origin: &Origin,
+    capture_stdout: bool,
+    cancel: &Cancel,
+) -> Result<(i32, Vec<u8>), Fail> {
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let (err_tx, mut err_rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let (in_tx, in_rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let io = ProcessIo {
+        stdin: Some(in_rx),
+        stdout: Some(out_tx),
+        stderr: Some(err_tx),
+    };
+    let path = spec.path.clone();
+    let process = w
+        .garden
+        .run(handle, spec, io)
+        .await
+        .map_err(|e| errored(format!("running {path}: {e}")))?;
+    tokio::spawn(async move {
+        if let Some(data) = stdin {
+            let _ = in_tx.send(Bytes::from(data)).await;
+        }
+        drop(in_tx);
+    });
+    let mut captured = Vec::new();
+    let mut out_buf = LineBuffer::new(origin.clone(), "stdout");
+    let mut err_buf = LineBuffer::new(origin.clone(), "stderr");
+    let (mut out_open, mut err_open) = (true, true);
+    let mut signalled = false;
+    let mut flush = tokio::time::interval(Duration::from_secs(1));
+    let kill_after = tokio::time::sleep(Duration::from_secs(3600 * 24 * 365));
+    tokio::pin!(kill_after);
+    while out_open || err_open {
+        tokio::select! {
+            chunk = out_rx.recv(), if out_open => match chunk {
+                Some(c) if capture_stdout => captured.extend_from_slice(&c),
+                Some(c) => out_buf.push(&c),
+                None => out_open = false,
+            },
+            chunk = err_rx.recv(), if err_open => match chunk {
+                Some(c) => err_buf.push(&c),
+                None => err_open = false,
+            },
+            _ = flush.tick() => { out_buf.flush(); err_buf.flush(); }
+            _ = cancel.token.cancelled(), if !signalled => {
+                signalled = true;
+                let _ = process.signal(Signal::Terminate).await;
+                kill_after.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(10));
+            }
+            _ = &mut kill_after => {
+                let _ = process.signal(Signal::Kill).await;
+                kill_after.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
+            }
+        }
+    }
+    out_buf.finish();
+    err_buf.finish();
+    let status = process
+        .wait()
+        .await
+        .map_err(|e| errored(format!("waiting for {path}: {e}")))?;
+    if cancel.is_cancelled() {
+        return Err(Fail::Interrupted);
+    }
+    Ok((status, captured))
+}

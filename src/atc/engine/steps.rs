@@ -1,0 +1,530 @@
+//! Leaf steps: get, put, check, load_var, artifacts (task and set_pipeline have their own
+//! modules). Each writes upstream's event sequence (build-events.md §6).
+
+use super::exec::{Build, Scope};
+use super::plan::{CheckNode, Node, Plan, StepNode};
+use super::resource::{self, config_key, with_defaults, Call};
+use super::runtime::{errored, Artifact, Cancel, Fail, StepResult};
+use crate::config::{GetStep, InputsConfig, PutStep, StepConfig, VersionConfig};
+use crate::db::{BuildOutputRow, Page};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub async fn run(b: &Arc<Build>, scope: &Arc<Scope>, plan: &Plan, cancel: &Cancel) -> StepResult {
+    match &plan.node {
+        Node::Step(node) => {
+            let config = b.interpolate(scope, &node.config)?;
+            let step = crate::config::parse_step(&config).map_err(errored)?;
+            match &step.config {
+                StepConfig::Get(g) => get(b, scope, plan, node, g, cancel).await,
+                StepConfig::Put(p) => put(b, scope, plan, p, cancel).await,
+                StepConfig::Task(t) => super::task::run(b, scope, plan, t, cancel).await,
+                StepConfig::LoadVar(l) => load_var(b, scope, plan, l).await,
+                StepConfig::SetPipeline(s) => super::set_pipeline::run(b, scope, plan, s).await,
+                StepConfig::Run(_) => Err(errored("run steps (prototypes) are not supported")),
+                _ => Err(errored("not a leaf step")),
+            }
+        }
+        Node::Check(c) => check(b, plan, c, cancel).await,
+        Node::ArtifactInput(a) => Err(errored(format!(
+            "artifact {} ({}): uploaded artifacts are not supported yet",
+            a.artifact_id, a.name
+        ))),
+        Node::ArtifactOutput(a) => {
+            let art = scope
+                .artifact(&a.name)
+                .ok_or_else(|| errored(format!("missing artifact: {}", a.name)))?;
+            b.outputs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(a.name.clone(), art);
+            Ok(true)
+        }
+        _ => Err(errored("not a leaf step")),
+    }
+}
+
+/// A resource of the build's plan: (type, source with type defaults and vars applied).
+pub fn resource_config(b: &Build, scope: &Scope, name: &str) -> Result<(String, Value), Fail> {
+    let r = b
+        .plan
+        .resources
+        .get(name)
+        .ok_or_else(|| errored(format!("resource '{name}' not found")))?;
+    let r = b.interpolate(scope, r)?;
+    let type_ = r["type"].as_str().unwrap_or_default().to_string();
+    let source = with_defaults(&type_, &b.types, r.get("source").unwrap_or(&json!({})));
+    Ok((type_, source))
+}
+
+/// `BUILD_*` metadata for resource containers (resource-protocol.md §5).
+pub fn build_env(b: &Build) -> Vec<String> {
+    let r = &b.row;
+    let mut env = vec![
+        format!("BUILD_ID={}", r.id),
+        format!("BUILD_NAME={}", r.name),
+        format!("BUILD_TEAM_ID={}", r.team_id),
+        format!("BUILD_TEAM_NAME={}", r.team_name),
+        format!("ATC_EXTERNAL_URL={}", b.rt.external_url),
+        format!("BUILD_URL_SHORT={}/builds/{}", b.rt.external_url, r.id),
+    ];
+    if let Some(j) = r.job_id {
+        env.push(format!("BUILD_JOB_ID={j}"));
+        env.push(format!("BUILD_JOB_NAME={}", r.job_name));
+    }
+    if let Some(p) = r.pipeline_id {
+        env.push(format!("BUILD_PIPELINE_ID={p}"));
+        env.push(format!("BUILD_PIPELINE_NAME={}", r.pipeline_name));
+        if let Some(iv) = &r.pipeline_instance_vars {
+            env.push(format!("BUILD_PIPELINE_INSTANCE_VARS={iv}"));
+        }
+    }
+    if r.job_id.is_some() && r.pipeline_id.is_some() {
+        env.push(format!(
+            "BUILD_URL={}/teams/{}/pipelines/{}/jobs/{}/builds/{}",
+            b.rt.external_url, r.team_name, r.pipeline_name, r.job_name, r.name
+        ));
+    }
+    env
+}
+
+fn call<'a>(
+    b: &'a Build,
+    origin: &'a super::events::Origin,
+    cancel: &'a Cancel,
+    type_: &'a str,
+    source: Value,
+    params: Value,
+    tags: &'a [String],
+) -> Call<'a> {
+    Call {
+        rt: &b.rt,
+        cleanup: &b.cleanup,
+        origin,
+        cancel,
+        team: &b.row.team_name,
+        type_,
+        source,
+        params,
+        types: &b.types,
+        tags,
+        env: build_env(b),
+    }
+}
+
+/// The resource's current scope (creating it), like the checker files versions.
+pub async fn scope_of(
+    b: &Build,
+    resource: &str,
+    type_: &str,
+    source: &Value,
+) -> Result<Option<i64>, Fail> {
+    let Some(pipeline) = b.row.pipeline_id else {
+        return Ok(None);
+    };
+    let Some(row) =
+        b.rt.store
+            .resource(pipeline, resource)
+            .await
+            .map_err(errored)?
+    else {
+        return Ok(None);
+    };
+    let key = config_key(type_, source, &b.types);
+    let scope =
+        b.rt.store
+            .resource_scope(&resource::base_type(type_, &b.types), &key, Some(row.id))
+            .await
+            .map_err(errored)?;
+    if row.scope_id != Some(scope) {
+        b.rt.store
+            .set_resource_scope(row.id, scope)
+            .await
+            .map_err(errored)?;
+    }
+    Ok(Some(scope))
+}
+
+async fn get(
+    b: &Arc<Build>,
+    scope: &Arc<Scope>,
+    plan: &Plan,
+    node: &StepNode,
+    g: &GetStep,
+    cancel: &Cancel,
+) -> StepResult {
+    let origin = b.origin(plan);
+    origin.emit("initialize-get", "2.0", json!({}));
+    let resource = if g.resource.is_empty() {
+        &g.name
+    } else {
+        &g.resource
+    };
+    let (type_, source) = resource_config(b, scope, resource)?;
+    let from_put = node.version_from.as_ref().and_then(|id| {
+        b.results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    });
+    let version = match (&node.version, from_put, &g.version) {
+        (Some(v), _, _) => v.clone(),
+        (None, Some(v), _) => v,
+        (None, None, Some(VersionConfig::Pinned(p))) => json!(p),
+        _ => {
+            let sc = scope_of(b, resource, &type_, &source)
+                .await?
+                .ok_or_else(|| errored(format!("no version of resource '{resource}'")))?;
+            let page = Page {
+                limit: 1,
+                ..Default::default()
+            };
+            b.rt.store
+                .versions(sc, &page)
+                .await
+                .map_err(errored)?
+                .into_iter()
+                .next()
+                .map(|v| v.version)
+                .ok_or_else(|| errored(format!("no versions of resource '{resource}' available")))?
+        }
+    };
+    origin.emit("start-get", "1.0", json!({}));
+    let params = Value::Object(g.params.clone());
+    let c = call(b, &origin, cancel, &type_, source, params, &g.tags);
+    let w = c.select(vec![]).await?;
+    origin.selected_worker(&w.name);
+    match c.get(&w, &version).await? {
+        Ok((artifact, version, metadata)) => {
+            scope.set_artifact(&g.name, artifact);
+            origin.emit(
+                "finish-get",
+                "5.1",
+                json!({"exit_status": 0, "version": version, "metadata": metadata}),
+            );
+            Ok(true)
+        }
+        Err(status) => {
+            origin.emit(
+                "finish-get",
+                "5.1",
+                json!({"exit_status": status, "version": Value::Null}),
+            );
+            Ok(false)
+        }
+    }
+}
+
+/// Artifact names a put's params mention (`inputs: detect`).
+fn detect(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => {
+            if let Some(first) = s.split('/').find(|seg| *seg != "." && *seg != "..") {
+                out.push(first.to_string());
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| detect(v, out)),
+        Value::Object(m) => m.values().for_each(|v| detect(v, out)),
+        _ => {}
+    }
+}
+
+async fn put(
+    b: &Arc<Build>,
+    scope: &Arc<Scope>,
+    plan: &Plan,
+    p: &PutStep,
+    cancel: &Cancel,
+) -> StepResult {
+    let origin = b.origin(plan);
+    origin.emit("initialize-put", "2.0", json!({}));
+    let resource = if p.resource.is_empty() {
+        &p.name
+    } else {
+        &p.resource
+    };
+    let (type_, source) = resource_config(b, scope, resource)?;
+    let all = scope.all_artifacts();
+    let inputs: Vec<(String, Artifact)> = match &p.inputs {
+        Some(InputsConfig::All) => all.into_iter().collect(),
+        Some(InputsConfig::Specified(names)) => {
+            let mut out = Vec::new();
+            for n in names {
+                let a = all
+                    .get(n)
+                    .cloned()
+                    .ok_or_else(|| errored(format!("input not found: {n}")))?;
+                out.push((n.clone(), a));
+            }
+            out
+        }
+        _ => {
+            let mut names = Vec::new();
+            detect(&Value::Object(p.params.clone()), &mut names);
+            names.sort();
+            names.dedup();
+            names
+                .into_iter()
+                .filter_map(|n| all.get(&n).cloned().map(|a| (n, a)))
+                .collect()
+        }
+    };
+    let mut env_call = call(
+        b,
+        &origin,
+        cancel,
+        &type_,
+        source,
+        Value::Object(p.params.clone()),
+        &p.tags,
+    );
+    let expose = b
+        .plan
+        .resources
+        .get(resource)
+        .and_then(|r| r.get("expose_build_created_by"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if expose {
+        env_call
+            .env
+            .push(format!("BUILD_CREATED_BY={}", b.row.created_by));
+    }
+    if let Some(status) = scope.build_status() {
+        env_call.env.push(format!("BUILD_STATUS={status}"));
+    }
+    let w = env_call
+        .select(inputs.iter().map(|(_, a)| a).collect())
+        .await?;
+    origin.selected_worker(&w.name);
+    origin.emit("start-put", "1.0", json!({}));
+    match env_call.put(&w, &inputs).await? {
+        Ok((version, metadata)) => {
+            b.results
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(plan.id.clone(), version.clone());
+            if let Some(pipeline) = b.row.pipeline_id {
+                if let Some(row) =
+                    b.rt.store
+                        .resource(pipeline, resource)
+                        .await
+                        .map_err(errored)?
+                {
+                    scope_of(b, resource, &type_, &env_call.source).await?;
+                    b.rt.store
+                        .save_build_output(
+                            b.row.id,
+                            &BuildOutputRow {
+                                name: p.name.clone(),
+                                resource_id: row.id,
+                                version: version.clone(),
+                                metadata: metadata.clone(),
+                            },
+                        )
+                        .await
+                        .map_err(errored)?;
+                }
+            }
+            origin.emit(
+                "finish-put",
+                "5.1",
+                json!({"exit_status": 0, "version": version, "metadata": metadata}),
+            );
+            Ok(true)
+        }
+        Err(status) => {
+            origin.emit(
+                "finish-put",
+                "5.1",
+                json!({"exit_status": status, "version": Value::Null}),
+            );
+            Ok(false)
+        }
+    }
+}
+
+/// Reads one file from an artifact: `path` is `<artifact>/<path in it>`.
+pub async fn read_artifact_file(b: &Build, scope: &Scope, path: &str) -> Result<Vec<u8>, Fail> {
+    let (name, rest) = path.split_once('/').unwrap_or((path, ""));
+    let art = scope.artifact(name).ok_or_else(|| {
+        errored(format!(
+            "missing artifact source: {name}\n\nmake sure there's a corresponding 'get' step, or a task that produces it as an output"
+        ))
+    })?;
+    let w = b.rt.worker(&art.worker).await?;
+    let stream =
+        w.bc.stream_out(&art.handle, rest, crate::proto::baggageclaim::Encoding::Raw)
+            .await
+            .map_err(|e| errored(format!("reading {path}: {e}")))?;
+    let tar = crate::proto::stream::collect_bytes(stream)
+        .await
+        .map_err(|e| errored(format!("reading {path}: {e}")))?;
+    resource::first_file_in_tar(&tar).ok_or_else(|| errored(format!("{path}: not a file")))
+}
+
+async fn load_var(
+    b: &Arc<Build>,
+    scope: &Arc<Scope>,
+    plan: &Plan,
+    l: &crate::config::LoadVarStep,
+) -> StepResult {
+    let origin = b.origin(plan);
+    origin.emit("initialize", "1.0", json!({}));
+    origin.emit("start", "1.0", json!({}));
+    let bytes = read_artifact_file(b, scope, &l.file).await?;
+    let format = if l.format.is_empty() {
+        match l.file.rsplit('.').next() {
+            Some("json") => "json",
+            Some("yml") | Some("yaml") => "yaml",
+            _ => "trim",
+        }
+    } else {
+        l.format.as_str()
+    };
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let value = match format {
+        "json" => serde_json::from_slice(&bytes)
+            .map_err(|e| errored(format!("failed to parse {} in format json: {e}", l.file)))?,
+        "yaml" | "yml" => crate::config::parse_yaml_value(&bytes)
+            .map_err(|e| errored(format!("failed to parse {} in format yaml: {e}", l.file)))?,
+        "raw" => Value::String(text),
+        "trim" => Value::String(text.trim().to_string()),
+        other => return Err(errored(format!("invalid format {other}"))),
+    };
+    if !l.reveal {
+        let mut secrets = Vec::new();
+        collect_leaf_strings(&value, &mut secrets);
+        b.events.add_secrets(secrets);
+    }
+    scope.set_var(&l.name, value);
+    origin.emit("finish", "1.0", json!({"succeeded": true}));
+    Ok(true)
+}
+
+fn collect_leaf_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|v| collect_leaf_strings(v, out)),
+        Value::Object(m) => m.values().for_each(|v| collect_leaf_strings(v, out)),
+        _ => {}
+    }
+}
+
+/// A check of a resource or resource type (check builds): saves the versions found.
+async fn check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) -> StepResult {
+    let origin = b.origin(plan);
+    origin.emit("initialize-check", "1.0", json!({"name": c.name}));
+    let scope = Scope::default();
+    let (type_, source, owner, types, timeout) = if c.kind == "resource_type" {
+        let i = b
+            .types
+            .iter()
+            .position(|t| t.name == c.name)
+            .ok_or_else(|| errored(format!("resource type '{}' not found", c.name)))?;
+        let t = &b.types[i];
+        let mut rest = b.types.clone();
+        rest.remove(i);
+        let source = b.interpolate(&scope, &Value::Object(t.source.clone().unwrap_or_default()))?;
+        (
+            t.type_.clone(),
+            with_defaults(&t.type_, &rest, &source),
+            None,
+            rest,
+            None,
+        )
+    } else {
+        let (type_, source) = resource_config(b, &scope, &c.name)?;
+        let timeout = b
+            .plan
+            .resources
+            .get(&c.name)
+            .and_then(|r| r.get("check_timeout"))
+            .and_then(Value::as_str)
+            .map(String::from);
+        (type_, source, c.resource_id, b.types.clone(), timeout)
+    };
+    let key = config_key(&type_, &source, &types);
+    let sc =
+        b.rt.store
+            .resource_scope(&resource::base_type(&type_, &types), &key, owner)
+            .await
+            .map_err(errored)?;
+    if let Some(id) = owner {
+        b.rt.store
+            .set_resource_scope(id, sc)
+            .await
+            .map_err(errored)?;
+    }
+    let from = match &c.from_version {
+        Some(v) => Some(v.clone()),
+        None => {
+            b.rt.store
+                .versions(
+                    sc,
+                    &Page {
+                        limit: 1,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(errored)?
+                .into_iter()
+                .next()
+                .map(|v| v.version)
+        }
+    };
+    let inner = match timeout.as_deref().filter(|t| !t.is_empty()) {
+        Some(t) => cancel.child_with_timeout(
+            crate::config::parse_duration(t)
+                .map_err(|e| errored(format!("invalid check_timeout: {e}")))?,
+        ),
+        None => cancel.child_with_timeout(std::time::Duration::from_secs(3600)),
+    };
+    let env = build_env(b);
+    let call = Call {
+        rt: &b.rt,
+        cleanup: &b.cleanup,
+        origin: &origin,
+        cancel: &inner,
+        team: &b.row.team_name,
+        type_: &type_,
+        source,
+        params: json!({}),
+        types: &types,
+        tags: &[],
+        env,
+    };
+    let w = call.select(vec![]).await?;
+    origin.selected_worker(&w.name);
+    origin.emit("start", "1.0", json!({}));
+    let result = call.check(&w, from.as_ref()).await;
+    let timed_out = inner.timed_out() && !cancel.is_cancelled();
+    inner.token.cancel();
+    let ok = match result {
+        Err(Fail::Interrupted) if timed_out => {
+            origin.error("timeout exceeded");
+            false
+        }
+        Err(e) => return Err(e),
+        Ok(Err(_status)) => false,
+        Ok(Ok(versions)) => {
+            resource::save(&b.rt, sc, &versions).await?;
+            true
+        }
+    };
+    if let Some(id) = owner {
+        let _ =
+            b.rt.store
+                .record_resource_check(
+                    id,
+                    super::events::now(),
+                    (b.row.id > 0).then_some(b.row.id),
+                    ok,
+                )
+                .await;
+    }
+    origin.emit("finish", "1.0", json!({"succeeded": ok}));
+    Ok(ok)
+}

@@ -1,0 +1,361 @@
+//! The task step (resource-protocol.md §9): config from `config:` or `file:`, an image
+//! (step `image:`, `image_resource`, `rootfs_uri`, else the worker's own root), inputs as
+//! copy-on-write volumes, outputs and caches as volumes, params as env.
+
+use super::exec::{Build, Scope};
+use super::plan::Plan;
+use super::resource::{self, with_defaults, Call};
+use super::runtime::{
+    bind, create_container, empty_volume, errored, mount_copy, Artifact, Cancel, Fail, Placement,
+    StepResult,
+};
+use super::steps::read_artifact_file;
+use crate::config::{TaskConfig, TaskStep};
+use crate::proto::baggageclaim::{Properties, Strategy, VolumeRequest};
+use crate::proto::garden::{ContainerSpec, Limits, ProcessSpec};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// The task config: inline, or read from an artifact (with step `vars` filled in).
+async fn task_config(b: &Build, scope: &Scope, t: &TaskStep) -> Result<TaskConfig, Fail> {
+    if let Some(c) = &t.config {
+        return Ok(c.clone());
+    }
+    if t.config_path.is_empty() {
+        return Err(errored("task config not specified"));
+    }
+    let bytes = read_artifact_file(b, scope, &t.config_path).await?;
+    let bytes = if t.vars.is_empty() {
+        bytes
+    } else {
+        // Only the step's vars fill a task file; anything else stays for later.
+        let rendered = crate::config::render_template_with(&bytes, &t.vars).map_err(errored)?;
+        let missing: Vec<String> =
+            crate::config::vars::var_names(&String::from_utf8_lossy(&rendered))
+                .into_iter()
+                .filter(|n| !n.contains(':'))
+                .collect();
+        if !missing.is_empty() {
+            return Err(errored(format!("undefined vars: {}", missing.join(", "))));
+        }
+        rendered
+    };
+    let mut config = crate::config::parse_task_config(&bytes).map_err(errored)?;
+    // Vars the step did not give must still resolve (from local vars and var sources).
+    let as_json = b.interpolate(scope, &config.to_value())?;
+    let text = serde_json::to_vec(&as_json).map_err(errored)?;
+    config = crate::config::parse_task_config(&text).map_err(errored)?;
+    Ok(config)
+}
+
+fn shadow(config: &TaskConfig) -> Value {
+    let inputs: Vec<Value> = config
+        .inputs
+        .iter()
+        .map(|i| json!({"name": i.name, "path": i.path}))
+        .collect();
+    json!({
+        "platform": config.platform,
+        "image": config.rootfs_uri,
+        "run": {"path": config.run.path, "args": config.run.args, "dir": config.run.dir},
+        "inputs": if inputs.is_empty() { Value::Null } else { Value::Array(inputs) },
+    })
+}
+
+/// Task param values as env strings: strings as-is, null empty, the rest JSON.
+fn env_value(v: &str) -> String {
+    v.to_string()
+}
+
+pub async fn run(
+    b: &Arc<Build>,
+    scope: &Arc<Scope>,
+    plan: &Plan,
+    t: &TaskStep,
+    cancel: &Cancel,
+) -> StepResult {
+    let origin = b.origin(plan);
+    let config = task_config(b, scope, t).await?;
+    origin.emit("initialize-task", "4.0", json!({"config": shadow(&config)}));
+
+    // Inputs, by the name the task knows them by.
+    let mut inputs: Vec<(String, String, Artifact)> = Vec::new();
+    let mut missing = Vec::new();
+    for input in &config.inputs {
+        let source = t
+            .input_mapping
+            .get(&input.name)
+            .cloned()
+            .unwrap_or_else(|| input.name.clone());
+        let path = if input.path.is_empty() {
+            input.name.clone()
+        } else {
+            input.path.clone()
+        };
+        match scope.artifact(&source) {
+            Some(a) => inputs.push((input.name.clone(), path, a)),
+            None if input.optional => {}
+            None => missing.push(source),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(errored(format!("missing inputs: {}", missing.join(", "))));
+    }
+
+    // The image: a step `image:` artifact, or the task's image_resource fetched now.
+    let image: Option<Artifact> = if !t.image_artifact_name.is_empty() {
+        Some(scope.artifact(&t.image_artifact_name).ok_or_else(|| {
+            errored(format!(
+                "missing image artifact source: {}\n\nmake sure there's a corresponding 'get' step, or a task that produces it as an output",
+                t.image_artifact_name
+            ))
+        })?)
+    } else if let Some(ir) = &config.image_resource {
+        Some(fetch_image(b, plan, ir, cancel).await?)
+    } else {
+        None
+    };
+
+    let mut placement_inputs: Vec<&Artifact> = inputs.iter().map(|(_, _, a)| a).collect();
+    if let Some(i) = &image {
+        placement_inputs.push(i);
+    }
+    let w =
+        b.rt.select(
+            &Placement {
+                team: &b.row.team_name,
+                tags: &t.tags,
+                base_type: None,
+                inputs: placement_inputs,
+            },
+            &origin,
+            cancel,
+        )
+        .await?;
+    origin.selected_worker(&w.name);
+
+    let workdir = format!("/tmp/build/{}", &super::runtime::new_handle()[..8]);
+    let mut spec = ContainerSpec::default();
+    let mut env = Vec::new();
+    let mut user = config.run.user.clone();
+    if let Some(img) = &image {
+        let vol = mount_copy(&b.rt, img, &w, &b.cleanup, &origin).await?;
+        let meta = resource::read_metadata(&w, &vol.handle).await;
+        if let Some(Value::Array(e)) = meta.get("env") {
+            env.extend(e.iter().filter_map(|v| v.as_str().map(String::from)));
+        }
+        if user.is_empty() {
+            user = meta["user"].as_str().unwrap_or_default().to_string();
+        }
+        spec.rootfs = format!("raw://{}/rootfs", vol.path);
+    } else if !config.rootfs_uri.is_empty() {
+        spec.rootfs = config.rootfs_uri.clone();
+    }
+    env.push(format!("ATC_EXTERNAL_URL={}", b.rt.external_url));
+    let mut params = config.params.clone();
+    params.extend(t.params.clone());
+    env.extend(params.iter().map(|(k, v)| format!("{k}={}", env_value(v))));
+
+    let mut mounts = Vec::new();
+    for (_, path, a) in &inputs {
+        let v = mount_copy(&b.rt, a, &w, &b.cleanup, &origin).await?;
+        mounts.push((format!("{workdir}/{path}"), v.path));
+    }
+    let mut outputs = Vec::new();
+    for o in &config.outputs {
+        let path = if o.path.is_empty() { &o.name } else { &o.path };
+        let v = empty_volume(&w, &b.cleanup, t.privileged).await?;
+        mounts.push((format!("{workdir}/{path}"), v.path.clone()));
+        outputs.push((o.name.clone(), v.handle));
+    }
+    for c in &config.caches {
+        let key = format!(
+            "{}/{}/{}/{}",
+            b.row.team_id,
+            b.row.job_id.unwrap_or(0),
+            t.name,
+            c.path
+        );
+        let v = cache_volume(&w, &key).await?;
+        mounts.push((format!("{workdir}/{}", c.path), v));
+    }
+    // Parents before children, so an input nested under an output stays visible.
+    mounts.sort_by_key(|(dst, _)| dst.matches('/').count());
+    spec.bind_mounts = mounts
+        .iter()
+        .map(|(dst, src)| bind(src, &normalize(dst)))
+        .collect();
+    spec.env = env;
+    spec.privileged = t.privileged;
+    let limits = t
+        .container_limits
+        .as_ref()
+        .or(config.container_limits.as_ref());
+    if let Some(l) = limits {
+        spec.limits = Limits::default();
+        if let Some(m) = l.memory {
+            spec.limits.memory_limits.limit_in_bytes = m;
+        }
+        if let Some(c) = l.cpu {
+            spec.limits.cpu_limits.limit_in_shares = c;
+        }
+    }
+    spec.properties = Properties::from([
+        ("concourse:build-id".to_string(), b.row.id.to_string()),
+        ("concourse:step-name".to_string(), t.name.clone()),
+        ("concourse:type".to_string(), "task".to_string()),
+    ]);
+    let handle = create_container(&w, spec, &b.cleanup).await?;
+    let dir = if config.run.dir.is_empty() {
+        workdir.clone()
+    } else {
+        normalize(&format!("{workdir}/{}", config.run.dir))
+    };
+    origin.emit("start-task", "5.0", json!({"config": shadow(&config)}));
+    let process = ProcessSpec {
+        path: config.run.path.clone(),
+        args: config.run.args.clone(),
+        dir,
+        user: if user.is_empty() { "root".into() } else { user },
+        ..Default::default()
+    };
+    let result =
+        super::runtime::run_process(&w, &handle, process, None, &origin, false, cancel).await;
+    // Outputs are registered whatever the exit status (a retry reads the last attempt's).
+    for (name, handle) in outputs {
+        let as_name = t.output_mapping.get(&name).cloned().unwrap_or(name);
+        scope.set_artifact(
+            &as_name,
+            Artifact {
+                worker: w.name.clone(),
+                handle,
+            },
+        );
+    }
+    let (status, _) = result?;
+    origin.emit("finish-task", "4.0", json!({ "exit_status": status }));
+    Ok(status == 0)
+}
+
+/// `/a/./b/../c` → `/a/c`.
+fn normalize(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+/// The task cache volume for `key` on this worker, created on first use.
+async fn cache_volume(w: &super::runtime::WorkerClient, key: &str) -> Result<String, Fail> {
+    let filter = Properties::from([("task-cache".to_string(), key.to_string())]);
+    if let Some(v) =
+        w.bc.list_volumes(filter.clone())
+            .await
+            .map_err(errored)?
+            .into_iter()
+            .next()
+    {
+        return Ok(v.path);
+    }
+    let mut req = VolumeRequest::new(super::runtime::new_handle(), Strategy::Empty);
+    req.properties = filter;
+    let v = w.bc.create_volume(req).await.map_err(errored)?;
+    Ok(v.path)
+}
+
+/// Checks (unless a version is given) and gets a task's `image_resource`, announcing the
+/// sub-steps with `image-check` / `image-get` events.
+async fn fetch_image(
+    b: &Arc<Build>,
+    plan: &Plan,
+    ir: &crate::config::ImageResource,
+    cancel: &Cancel,
+) -> Result<Artifact, Fail> {
+    let origin = b.origin(plan);
+    let source = with_defaults(
+        &ir.type_,
+        &b.types,
+        &Value::Object(ir.source.clone().unwrap_or_default()),
+    );
+    let check_id = format!("{}/image-check", plan.id);
+    let get_id = format!("{}/image-get", plan.id);
+    let check_origin = b.events.origin(&check_id);
+    let get_origin = b.events.origin(&get_id);
+    let call = Call {
+        rt: &b.rt,
+        cleanup: &b.cleanup,
+        origin: &check_origin,
+        cancel,
+        team: &b.row.team_name,
+        type_: &ir.type_,
+        source: source.clone(),
+        params: Value::Object(ir.params.clone()),
+        types: &b.types,
+        tags: &ir.tags,
+        env: Vec::new(),
+    };
+    let w = call.select(vec![]).await?;
+    let version = if ir.version.is_empty() {
+        origin.emit(
+            "image-check",
+            "1.1",
+            json!({"plan": {"id": check_id, "check": {"name": "image", "type": ir.type_}}}),
+        );
+        check_origin.emit("initialize-check", "1.0", json!({"name": "image"}));
+        check_origin.selected_worker(&w.name);
+        check_origin.emit("start", "1.0", json!({}));
+        let versions = call.check(&w, None).await?;
+        let ok = matches!(&versions, Ok(v) if !v.is_empty());
+        check_origin.emit("finish", "1.0", json!({ "succeeded": ok }));
+        match versions {
+            Ok(v) if !v.is_empty() => v[v.len() - 1].clone(),
+            Ok(_) => return Err(errored("image resource has no versions")),
+            Err(status) => {
+                return Err(errored(format!(
+                    "checking the image failed: exit status {status}"
+                )))
+            }
+        }
+    } else {
+        json!(ir.version)
+    };
+    origin.emit(
+        "image-get",
+        "1.1",
+        json!({"plan": {"id": get_id, "get": {"name": "image", "type": ir.type_, "version": version}}}),
+    );
+    get_origin.emit("initialize-get", "2.0", json!({}));
+    get_origin.emit("start-get", "1.0", json!({}));
+    get_origin.selected_worker(&w.name);
+    let get_call = Call {
+        origin: &get_origin,
+        ..call.clone()
+    };
+    match get_call.get(&w, &version).await? {
+        Ok((artifact, version, metadata)) => {
+            get_origin.emit(
+                "finish-get",
+                "5.1",
+                json!({"exit_status": 0, "version": version, "metadata": metadata}),
+            );
+            Ok(artifact)
+        }
+        Err(status) => {
+            get_origin.emit(
+                "finish-get",
+                "5.1",
+                json!({"exit_status": status, "version": Value::Null}),
+            );
+            Err(errored(format!(
+                "fetching the image failed: exit status {status}"
+            )))
+        }
+    }
+}

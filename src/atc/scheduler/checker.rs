@@ -1,0 +1,155 @@
+//! Resource checking: periodic checks on each resource's `check_every` (default 1m,
+//! `never` opts out), and check builds for `fly check-resource` / `check-resource-type`.
+
+use crate::atc::engine::events::Events;
+use crate::atc::engine::plan::{pipeline_configs, BuildPlan, CheckNode, Node, Plan};
+use crate::atc::engine::Engine;
+use crate::config::{CheckEvery, Config};
+use crate::db::{BuildRow, BuildStatus, NewBuild, PipelineRow};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Remembers which resources are being checked, so a slow check is not started twice.
+#[derive(Default)]
+pub struct Checker {
+    inflight: Arc<Mutex<HashSet<i64>>>,
+}
+
+impl Checker {
+    /// Starts the checks that are due in one pipeline, in the background.
+    pub async fn periodic(&self, engine: &Arc<Engine>, p: &PipelineRow, config: &Config) {
+        let Ok(rows) = engine.store().resources(p.id).await else {
+            return;
+        };
+        let now = crate::atc::auth::now();
+        for rc in &config.resources {
+            let interval = match rc.check_every {
+                Some(CheckEvery::Never) => continue,
+                Some(c) => c.interval().unwrap_or(DEFAULT_INTERVAL),
+                None => DEFAULT_INTERVAL,
+            };
+            let Some(row) = rows.iter().find(|r| r.name == rc.name) else {
+                continue;
+            };
+            if now - row.last_checked < interval.as_secs() as i64 {
+                continue;
+            }
+            if !self
+                .inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(row.id)
+            {
+                continue;
+            }
+            let plan = check_plan(engine, config, &rc.name, "resource", None, Some(row.id));
+            let (engine, inflight, id) = (engine.clone(), self.inflight.clone(), row.id);
+            let build = periodic_row(p);
+            tokio::spawn(async move {
+                let status = engine
+                    .execute(build, plan, Events::discard(), CancellationToken::new())
+                    .await;
+                tracing::debug!(resource = id, status = status.as_str(), "periodic check");
+                inflight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                engine.handle.wake();
+            });
+        }
+    }
+}
+
+fn check_plan(
+    engine: &Engine,
+    config: &Config,
+    name: &str,
+    kind: &str,
+    from: Option<Value>,
+    resource_id: Option<i64>,
+) -> BuildPlan {
+    BuildPlan {
+        plan: Plan {
+            id: engine.ids().next(),
+            node: Node::Check(CheckNode {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                from_version: from,
+                resource_id,
+            }),
+        },
+        ..pipeline_configs(config)
+    }
+}
+
+/// The build a periodic check runs as: it is not stored (id 0) and keeps no log.
+fn periodic_row(p: &PipelineRow) -> BuildRow {
+    BuildRow {
+        id: 0,
+        team_id: p.team_id,
+        team_name: p.team_name.clone(),
+        name: "check".into(),
+        status: BuildStatus::Started,
+        job_id: None,
+        job_name: String::new(),
+        pipeline_id: Some(p.id),
+        pipeline_name: p.name.clone(),
+        pipeline_instance_vars: p.instance_vars.clone(),
+        resource_name: String::new(),
+        plan: None,
+        created_by: String::new(),
+        comment: String::new(),
+        create_time: 0,
+        start_time: 0,
+        end_time: 0,
+        rerun_of: None,
+        rerun_number: 0,
+    }
+}
+
+/// Creates and starts a check build of a pipeline's resource (`kind` = `resource`) or
+/// resource type (`resource_type`). None when the pipeline has no such thing.
+pub async fn check_build(
+    engine: &Arc<Engine>,
+    p: &PipelineRow,
+    name: &str,
+    kind: &str,
+    from: Option<Value>,
+    created_by: &str,
+) -> anyhow::Result<Option<BuildRow>> {
+    let store = engine.store();
+    let Some((config_json, _)) = store.pipeline_config(p.id).await? else {
+        return Ok(None);
+    };
+    let config = super::pipeline_config(&config_json)?;
+    let resource_id = if kind == "resource" {
+        if config.resource(name).is_none() {
+            return Ok(None);
+        }
+        store.resource(p.id, name).await?.map(|r| r.id)
+    } else {
+        if config.resource_type(name).is_none() {
+            return Ok(None);
+        }
+        None
+    };
+    let row = store
+        .create_build(&NewBuild {
+            team_id: p.team_id,
+            job_id: None,
+            pipeline_id: Some(p.id),
+            resource_id,
+            created_by: created_by.to_string(),
+            at: crate::atc::auth::now(),
+            ..Default::default()
+        })
+        .await?;
+    let plan = check_plan(engine, &config, name, kind, from, resource_id);
+    engine.start(row.clone(), plan).await?;
+    Ok(store.build(row.id).await?.or(Some(row)))
+}
