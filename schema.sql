@@ -117,6 +117,9 @@ CREATE TABLE resources (
     last_checked bigint,
     pinned_version jsonb,
     pin_comment text,
+    -- The last check: its build (manual checks) and whether it failed.
+    check_build_id bigint,
+    check_failed boolean NOT NULL DEFAULT false,
     UNIQUE (pipeline_id, name)
 );
 

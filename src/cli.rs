@@ -331,6 +331,10 @@ pub struct QuickstartArgs {
     /// Directory in which to place container data of the in-process worker.
     #[arg(long, env = "CONCOURSE_WORKER_WORK_DIR")]
     pub worker_work_dir: Option<PathBuf>,
+    /// Container runtime of the in-process worker: linux or process (default: linux when
+    /// root on Linux, else process).
+    #[arg(long, env = "CONCOURSE_WORKER_RUNTIME")]
+    pub worker_runtime: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -568,7 +568,10 @@ fn suite(backend: Backend) {
     let server = Server::quickstart(backend);
     let fly = Fly::new();
     fly.login(&server, T);
-    let env = Arc::new(Env { _server: server, fly });
+    let env = Arc::new(Env {
+        _server: server,
+        fly,
+    });
     let queue = Arc::new(Mutex::new(scenarios()));
     let failures = Arc::new(Mutex::new(Vec::new()));
     let workers: Vec<_> = (0..3)

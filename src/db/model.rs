@@ -126,6 +126,12 @@ pub struct ResourceRow {
     pub last_checked: i64,
     pub pinned_version: Option<Value>,
     pub pin_comment: String,
+    /// The resource config scope holding its versions (None until first checked).
+    pub scope_id: Option<i64>,
+    /// The last manual check build.
+    pub check_build_id: Option<i64>,
+    /// Whether the last check failed.
+    pub check_failed: bool,
 }
 
 /// Build statuses, with upstream's names on the wire and in the database.
@@ -178,6 +184,8 @@ pub struct NewBuild {
     pub created_by: String,
     pub plan: Option<Value>,
     pub at: i64,
+    /// A check build of this resource (named like one-off builds).
+    pub resource_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

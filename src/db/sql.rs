@@ -20,7 +20,8 @@ pub(crate) const JOB_SELECT: &str = "SELECT j.id, j.pipeline_id, j.name, j.confi
 
 /// Decoded by each backend's `resource_row`.
 pub(crate) const RESOURCE_SELECT: &str = "SELECT r.id, r.pipeline_id, r.name, r.type, r.config, \
-     COALESCE(r.last_checked, 0), r.pinned_version, COALESCE(r.pin_comment, '') FROM resources r";
+     COALESCE(r.last_checked, 0), r.pinned_version, COALESCE(r.pin_comment, ''), \
+     r.resource_config_scope_id, r.check_build_id, r.check_failed FROM resources r";
 
 /// Decoded by each backend's `build_row`.
 pub(crate) const BUILD_SELECT: &str =

@@ -34,7 +34,13 @@ pub fn run(cli: Cli) -> i32 {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Web(args) => web::run(args, None).await,
-            Command::Quickstart(args) => web::run(args.web, Some(args.worker_work_dir)).await,
+            Command::Quickstart(args) => {
+                let worker = web::QuickstartWorker {
+                    work_dir: args.worker_work_dir,
+                    runtime: args.worker_runtime,
+                };
+                web::run(args.web, Some(worker)).await
+            }
             Command::Migrate(args) => web::migrate(args).await,
             Command::GenerateKey(args) => keys::generate(&args),
             Command::Worker(args) => worker::run(args).await,

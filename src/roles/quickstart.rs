@@ -31,9 +31,10 @@ fn payload(name: String) -> Worker {
 pub async fn start_worker(
     store: Arc<dyn Store>,
     work_dir: &Path,
+    runtime: Option<String>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(Arc<WorkerParts>, tokio::task::JoinHandle<()>)> {
-    let parts = Arc::new(WorkerParts::open_default(work_dir)?);
+    let parts = Arc::new(WorkerParts::open_default(work_dir, runtime)?);
     let worker = payload(super::worker::hostname_or("quickstart"));
     let name = worker.name.clone();
     store

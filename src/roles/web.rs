@@ -58,7 +58,14 @@ fn main_team_auth(users: &[String]) -> TeamAuth {
 
 /// Runs the web node on `--bind-ip:--bind-port`. `quickstart` is Some for `concourse
 /// quickstart`, carrying the worker's work dir.
-pub async fn run(mut args: WebArgs, quickstart: Option<Option<PathBuf>>) -> anyhow::Result<()> {
+/// quickstart's in-process worker: where it keeps containers and volumes, and its runtime.
+#[derive(Debug, Clone, Default)]
+pub struct QuickstartWorker {
+    pub work_dir: Option<PathBuf>,
+    pub runtime: Option<String>,
+}
+
+pub async fn run(mut args: WebArgs, quickstart: Option<QuickstartWorker>) -> anyhow::Result<()> {
     if quickstart.is_some()
         && args.add_local_user.is_empty()
         && args.main_team_local_user.is_empty()
@@ -79,9 +86,14 @@ pub async fn run(mut args: WebArgs, quickstart: Option<Option<PathBuf>>) -> anyh
         wait_for_signal().await;
         signal.cancel();
     });
-    let worker_dir =
-        quickstart.map(|dir| dir.unwrap_or_else(|| args.postgres.data_dir.join("worker")));
-    serve(args, listener, shutdown, worker_dir).await
+    let worker = quickstart.map(|w| QuickstartWorker {
+        work_dir: Some(
+            w.work_dir
+                .unwrap_or_else(|| args.postgres.data_dir.join("worker")),
+        ),
+        runtime: w.runtime,
+    });
+    serve(args, listener, shutdown, worker).await
 }
 
 async fn wait_for_signal() {
@@ -104,7 +116,7 @@ pub async fn serve(
     args: WebArgs,
     listener: TcpListener,
     shutdown: CancellationToken,
-    quickstart_worker: Option<PathBuf>,
+    quickstart_worker: Option<QuickstartWorker>,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let auth_duration = auth::parse_go_duration(&args.auth_duration)
@@ -194,10 +206,15 @@ pub async fn serve(
     // quickstart: the worker lives in this process; its parts stay alive while we serve.
     let mut connector = super::connector::Connector::default();
     let _worker = match &quickstart_worker {
-        Some(dir) => {
-            let (parts, heartbeat) =
-                super::quickstart::start_worker(state.store.clone(), dir, components.clone())
-                    .await?;
+        Some(w) => {
+            let dir = w.work_dir.clone().unwrap_or_default();
+            let (parts, heartbeat) = super::quickstart::start_worker(
+                state.store.clone(),
+                &dir,
+                w.runtime.clone(),
+                components.clone(),
+            )
+            .await?;
             tracker.spawn(async move {
                 let _ = heartbeat.await;
             });

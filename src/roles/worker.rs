@@ -62,11 +62,11 @@ impl WorkerParts {
 
     /// The parts with upstream's defaults (runtime and driver detected), for quickstart's
     /// in-process worker.
-    pub fn open_default(work_dir: &Path) -> anyhow::Result<WorkerParts> {
+    pub fn open_default(work_dir: &Path, runtime: Option<String>) -> anyhow::Result<WorkerParts> {
         let args = WorkerRuntimeArgs {
             bind_ip: "127.0.0.1".into(),
             bind_port: 7777,
-            runtime: None,
+            runtime,
             containerd_max_containers: 250,
             garden_default_grace_time: "0s".into(),
             baggageclaim_bind_ip: "127.0.0.1".into(),

@@ -40,9 +40,9 @@ pub(super) fn create_build(conn: &mut Connection, new: &NewBuild) -> Result<Buil
     let created_by = (!new.created_by.is_empty()).then_some(new.created_by.as_str());
     let plan = new.plan.as_ref().map(Value::to_string);
     let inserted = tx.query_row(
-        "INSERT INTO builds (team_id, job_id, pipeline_id, name, status, plan, created_by, create_time) \
-         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7) RETURNING id",
-        params![new.team_id, new.job_id, pipeline_id, name, plan, created_by, new.at],
+        "INSERT INTO builds (team_id, job_id, pipeline_id, name, status, plan, created_by, create_time, resource_id) \
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8) RETURNING id",
+        params![new.team_id, new.job_id, pipeline_id, name, plan, created_by, new.at, new.resource_id],
         |r| r.get::<_, i64>(0),
     );
     let id = match inserted {

@@ -3,6 +3,7 @@
 
 mod builds;
 mod pipelines;
+mod resources;
 mod workers;
 
 use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS};
@@ -228,6 +229,9 @@ fn resource_row(row: &Row) -> rusqlite::Result<ResourceRow> {
         last_checked: row.get(5)?,
         pinned_version: json_opt(row, 6)?,
         pin_comment: row.get(7)?,
+        scope_id: row.get(8)?,
+        check_build_id: row.get(9)?,
+        check_failed: row.get(10)?,
     })
 }
 
@@ -756,5 +760,83 @@ impl Store for EmbeddedStore {
 
     async fn delete_drained_retiring_workers(&self) -> Result<Vec<String>> {
         self.call(workers::delete_drained_retiring_workers).await
+    }
+    async fn resource_scope(&self, base: &str, key: &str, owner: Option<i64>) -> Result<i64> {
+        let (base, key) = (base.to_string(), key.to_string());
+        self.call(move |c| resources::resource_scope(c, &base, &key, owner))
+            .await
+    }
+    async fn set_resource_scope(&self, resource_id: i64, scope_id: i64) -> Result<()> {
+        self.call(move |c| resources::set_resource_scope(c, resource_id, scope_id))
+            .await
+    }
+    async fn save_versions(&self, scope_id: i64, versions: &[NewVersion]) -> Result<usize> {
+        let versions = versions.to_vec();
+        self.call(move |c| resources::save_versions(c, scope_id, &versions))
+            .await
+    }
+    async fn versions(&self, scope_id: i64, page: &Page) -> Result<Vec<VersionRow>> {
+        let page = page.clone();
+        self.call(move |c| resources::versions(c, scope_id, &page))
+            .await
+    }
+    async fn version(&self, id: i64) -> Result<Option<VersionRow>> {
+        self.call(move |c| resources::version(c, id)).await
+    }
+    async fn find_version(&self, scope_id: i64, version: &Value) -> Result<Option<VersionRow>> {
+        let v = version.clone();
+        self.call(move |c| resources::find_version(c, scope_id, &v))
+            .await
+    }
+    async fn set_version_enabled(&self, id: i64, enabled: bool) -> Result<bool> {
+        self.call(move |c| resources::set_version_enabled(c, id, enabled))
+            .await
+    }
+    async fn pin_resource(&self, id: i64, v: Option<&Value>, comment: Option<&str>) -> Result<()> {
+        let (v, comment) = (v.cloned(), comment.map(String::from));
+        self.call(move |c| resources::pin_resource(c, id, v.as_ref(), comment.as_deref()))
+            .await
+    }
+    async fn record_resource_check(
+        &self,
+        id: i64,
+        at: i64,
+        b: Option<i64>,
+        ok: bool,
+    ) -> Result<()> {
+        self.call(move |c| resources::record_resource_check(c, id, at, b, ok))
+            .await
+    }
+    async fn scheduling_snapshot(&self, pipeline_id: i64) -> Result<SchedulingSnapshot> {
+        self.call(move |c| resources::scheduling_snapshot(c, pipeline_id))
+            .await
+    }
+    async fn save_build_inputs(&self, build_id: i64, inputs: &[BuildInputRow]) -> Result<()> {
+        let inputs = inputs.to_vec();
+        self.call(move |c| resources::save_build_inputs(c, build_id, &inputs))
+            .await
+    }
+    async fn build_inputs(&self, build_id: i64) -> Result<Vec<BuildInputRow>> {
+        self.call(move |c| resources::build_inputs(c, build_id))
+            .await
+    }
+    async fn save_build_output(&self, build_id: i64, output: &BuildOutputRow) -> Result<()> {
+        let o = output.clone();
+        self.call(move |c| resources::save_build_output(c, build_id, &o))
+            .await
+    }
+    async fn build_outputs(&self, build_id: i64) -> Result<Vec<BuildOutputRow>> {
+        self.call(move |c| resources::build_outputs(c, build_id))
+            .await
+    }
+    async fn save_build_plan(&self, build_id: i64, plan: &Value) -> Result<()> {
+        let plan = plan.clone();
+        self.call(move |c| resources::save_build_plan(c, build_id, &plan))
+            .await
+    }
+    async fn builds_with_status(&self, statuses: &[BuildStatus]) -> Result<Vec<BuildRow>> {
+        let statuses = statuses.to_vec();
+        self.call(move |c| resources::builds_with_status(c, &statuses))
+            .await
     }
 }

@@ -12,17 +12,31 @@ pub(crate) struct Migration {
     pub sql: &'static str,
 }
 
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("0001_initial.sql"),
-}];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "resource_check_status",
+        sql: include_str!("0002_resource_check_status.sql"),
+    },
+];
 
-pub(crate) const EMBEDDED: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("embedded/0001_initial.sql"),
-}];
+pub(crate) const EMBEDDED: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("embedded/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "resource_check_status",
+        sql: include_str!("0002_resource_check_status.sql"),
+    },
+];
 
 /// Key of the PostgreSQL advisory lock held while migrating (upstream's lock-id space is
 /// small integers; this one is far from them).

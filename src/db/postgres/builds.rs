@@ -37,9 +37,9 @@ impl PgStore {
         let created_by = (!new.created_by.is_empty()).then_some(new.created_by.as_str());
         let inserted = tx
             .query_one(
-                "INSERT INTO builds (team_id, job_id, pipeline_id, name, status, plan, created_by, create_time) \
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7) RETURNING id",
-                &[&new.team_id, &new.job_id, &pipeline_id, &name, &new.plan, &created_by, &new.at],
+                "INSERT INTO builds (team_id, job_id, pipeline_id, name, status, plan, created_by, create_time, \
+                 resource_id) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8) RETURNING id",
+                &[&new.team_id, &new.job_id, &pipeline_id, &name, &new.plan, &created_by, &new.at, &new.resource_id],
             )
             .await;
         let id: i64 = match inserted {

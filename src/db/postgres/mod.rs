@@ -252,6 +252,9 @@ fn resource_row(row: &Row) -> Result<ResourceRow> {
         last_checked: row.try_get(5)?,
         pinned_version: row.try_get(6)?,
         pin_comment: row.try_get(7)?,
+        scope_id: row.try_get(8)?,
+        check_build_id: row.try_get(9)?,
+        check_failed: row.try_get(10)?,
     })
 }
 
