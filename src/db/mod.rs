@@ -229,8 +229,6 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_drained_retiring_workers(&self) -> Result<Vec<String>>;
 
     // --- resource versions (checker, scheduler, resources API) ------------------------------
-    // TEMPORARY default bodies: the backends implement these (issue 4); remove the defaults
-    // once both do.
     /// The scope that holds versions for one resource config. `config_key` identifies the
     /// config (type chain + canonical source); `owner` is the resource the scope belongs to,
     /// or None for a scope shared by every user of the key (resource types, global
@@ -240,43 +238,23 @@ pub trait Store: Send + Sync + 'static {
         base_type: &str,
         config_key: &str,
         owner: Option<i64>,
-    ) -> Result<i64> {
-        let _ = (base_type, config_key, owner);
-        Err(unsupported())
-    }
+    ) -> Result<i64>;
     /// Points a resource at a scope (its versions are that scope's from now on).
-    async fn set_resource_scope(&self, resource_id: i64, scope_id: i64) -> Result<()> {
-        let _ = (resource_id, scope_id);
-        Err(unsupported())
-    }
-    /// Saves check results given oldest first. A version new to the scope gets the next
-    /// `check_order` (newest); one already there keeps its order and takes the new metadata
-    /// when the new metadata is non-empty. One transaction. Returns how many were new.
-    async fn save_versions(&self, scope_id: i64, versions: &[NewVersion]) -> Result<usize> {
-        let _ = (scope_id, versions);
-        Err(unsupported())
-    }
+    async fn set_resource_scope(&self, resource_id: i64, scope_id: i64) -> Result<()>;
+    /// Saves check results given oldest first, in one transaction. When at least one is
+    /// new to the scope, all of them get fresh check orders in list order (the last becomes
+    /// the latest), as upstream; known ones take new metadata when it is non-empty.
+    /// Returns how many were new.
+    async fn save_versions(&self, scope_id: i64, versions: &[NewVersion]) -> Result<usize>;
     /// Versions of a scope newest first (check_order DESC), enabled and disabled. `page.from`
     /// / `page.to` are version ids (inclusive bounds on their check_order, like builds' ids);
     /// `limit` <= 0 means all.
-    async fn versions(&self, scope_id: i64, page: &Page) -> Result<Vec<VersionRow>> {
-        let _ = (scope_id, page);
-        Err(unsupported())
-    }
-    async fn version(&self, version_id: i64) -> Result<Option<VersionRow>> {
-        let _ = version_id;
-        Err(unsupported())
-    }
+    async fn versions(&self, scope_id: i64, page: &Page) -> Result<Vec<VersionRow>>;
+    async fn version(&self, version_id: i64) -> Result<Option<VersionRow>>;
     /// A scope's version equal to `version` (compared as canonical JSON).
-    async fn find_version(&self, scope_id: i64, version: &Value) -> Result<Option<VersionRow>> {
-        let _ = (scope_id, version);
-        Err(unsupported())
-    }
+    async fn find_version(&self, scope_id: i64, version: &Value) -> Result<Option<VersionRow>>;
     /// False when the version is unknown.
-    async fn set_version_enabled(&self, version_id: i64, enabled: bool) -> Result<bool> {
-        let _ = (version_id, enabled);
-        Err(unsupported())
-    }
+    async fn set_version_enabled(&self, version_id: i64, enabled: bool) -> Result<bool>;
     /// Pins a resource to `version` (None unpins and clears the comment). The comment is
     /// kept when `comment` is None.
     async fn pin_resource(
@@ -284,10 +262,7 @@ pub trait Store: Send + Sync + 'static {
         resource_id: i64,
         version: Option<&Value>,
         comment: Option<&str>,
-    ) -> Result<()> {
-        let _ = (resource_id, version, comment);
-        Err(unsupported())
-    }
+    ) -> Result<()>;
     /// Records a finished check of a resource: `last_checked = at`, the check build and
     /// whether it succeeded (what `fly resources` shows).
     async fn record_resource_check(
@@ -296,50 +271,65 @@ pub trait Store: Send + Sync + 'static {
         at: i64,
         build_id: Option<i64>,
         succeeded: bool,
-    ) -> Result<()> {
-        let _ = (resource_id, at, build_id, succeeded);
-        Err(unsupported())
-    }
+    ) -> Result<()>;
     /// What the scheduler needs for one pipeline, in one snapshot.
-    async fn scheduling_snapshot(&self, pipeline_id: i64) -> Result<SchedulingSnapshot> {
-        let _ = pipeline_id;
-        Err(unsupported())
-    }
+    async fn scheduling_snapshot(&self, pipeline_id: i64) -> Result<SchedulingSnapshot>;
 
     // --- build inputs, outputs, plans, lifecycle ------------------------------------------------
     /// Replaces the build's inputs.
-    async fn save_build_inputs(&self, build_id: i64, inputs: &[BuildInputRow]) -> Result<()> {
-        let _ = (build_id, inputs);
-        Err(unsupported())
-    }
-    async fn build_inputs(&self, build_id: i64) -> Result<Vec<BuildInputRow>> {
-        let _ = build_id;
-        Err(unsupported())
-    }
+    async fn save_build_inputs(&self, build_id: i64, inputs: &[BuildInputRow]) -> Result<()>;
+    async fn build_inputs(&self, build_id: i64) -> Result<Vec<BuildInputRow>>;
     /// Records a put's version as the build's output, and saves it into the resource's
     /// current scope as a new version (newest) when it is not there yet, with `metadata`.
-    async fn save_build_output(&self, build_id: i64, output: &BuildOutputRow) -> Result<()> {
-        let _ = (build_id, output);
-        Err(unsupported())
-    }
-    async fn build_outputs(&self, build_id: i64) -> Result<Vec<BuildOutputRow>> {
-        let _ = build_id;
-        Err(unsupported())
-    }
+    async fn save_build_output(&self, build_id: i64, output: &BuildOutputRow) -> Result<()>;
+    async fn build_outputs(&self, build_id: i64) -> Result<Vec<BuildOutputRow>>;
     /// Sets the build's (private) plan.
-    async fn save_build_plan(&self, build_id: i64, plan: &Value) -> Result<()> {
-        let _ = (build_id, plan);
-        Err(unsupported())
-    }
+    async fn save_build_plan(&self, build_id: i64, plan: &Value) -> Result<()>;
     /// Builds in any of `statuses`, oldest (lowest id) first.
-    async fn builds_with_status(&self, statuses: &[BuildStatus]) -> Result<Vec<BuildRow>> {
-        let _ = statuses;
-        Err(unsupported())
-    }
+    async fn builds_with_status(&self, statuses: &[BuildStatus]) -> Result<Vec<BuildRow>>;
 }
 
-fn unsupported() -> StoreError {
-    StoreError::Backend("not supported by this store yet".into())
+/// Identity of a version within its scope: sha256 of its canonical JSON.
+pub(crate) fn version_sha256(v: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(canonical_json(v).as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Groups build inputs/outputs rows `(build, job, status, resource, version)` into the
+/// snapshot (both backends).
+pub(crate) fn assemble_snapshot(
+    versions: Vec<(i64, i64)>,
+    succeeded: Vec<(i64, i64)>,
+    inputs: &[(i64, i64, String, i64, i64)],
+    outputs: &[(i64, i64, String, i64, i64)],
+) -> SchedulingSnapshot {
+    use std::collections::HashMap;
+    let mut ins: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+    let mut outs: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+    let mut used = Vec::new();
+    for (b, j, _, r, v) in inputs {
+        ins.entry(*b).or_default().push((*r, *v));
+        used.push((*j, *r, *v));
+    }
+    for (b, _, _, r, v) in outputs {
+        outs.entry(*b).or_default().push((*r, *v));
+    }
+    SchedulingSnapshot {
+        versions,
+        successful_builds: succeeded
+            .into_iter()
+            .map(|(b, j)| SuccessfulBuild {
+                job_id: j,
+                build_id: b,
+                inputs: ins.remove(&b).unwrap_or_default(),
+                outputs: outs.remove(&b).unwrap_or_default(),
+            })
+            .collect(),
+        used_versions: used,
+    }
 }
 
 /// Upstream's message when a worker name is taken by another team's (or a global) worker.

@@ -4,14 +4,6 @@ use super::super::*;
 use super::{build_row, json, json_opt};
 use crate::db::sql::BUILD_SELECT;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use sha2::{Digest, Sha256};
-
-pub(super) fn version_sha(v: &Value) -> String {
-    Sha256::digest(canonical_json(v).as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 const VERSION_SELECT: &str =
     "SELECT id, resource_config_scope_id, version, metadata, enabled, check_order \
@@ -83,7 +75,7 @@ pub(super) fn save_versions(
     let tx = conn.transaction()?;
     let mut new = 0;
     for v in versions {
-        let sha = version_sha(&v.version);
+        let sha = version_sha256(&v.version);
         let exists: Option<i64> = tx
             .query_row(
                 "SELECT id FROM resource_config_versions WHERE resource_config_scope_id = ?1 AND version_sha256 = ?2",
@@ -129,7 +121,7 @@ pub(super) fn save_versions(
             tx.execute(
                 "UPDATE resource_config_versions SET check_order = ?3 \
                  WHERE resource_config_scope_id = ?1 AND version_sha256 = ?2",
-                params![scope, version_sha(&v.version), max + 1 + i as i64],
+                params![scope, version_sha256(&v.version), max + 1 + i as i64],
             )?;
         }
     }
@@ -198,7 +190,7 @@ pub(super) fn find_version(conn: &Connection, scope: i64, v: &Value) -> Result<O
             &format!(
                 "{VERSION_SELECT} WHERE resource_config_scope_id = ?1 AND version_sha256 = ?2"
             ),
-            params![scope, version_sha(v)],
+            params![scope, version_sha256(v)],
             version_row,
         )
         .optional()?)
@@ -279,41 +271,9 @@ pub(super) fn scheduling_snapshot(conn: &Connection, pipeline: i64) -> Result<Sc
         )?
         .query_map(params![pipeline], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    Ok(assemble_snapshot(versions, succeeded, &inputs, &outputs))
-}
-
-/// Groups build inputs/outputs rows `(build, job, status, resource, version)` into the
-/// snapshot (shared with the PostgreSQL backend).
-pub(crate) fn assemble_snapshot(
-    versions: Vec<(i64, i64)>,
-    succeeded: Vec<(i64, i64)>,
-    inputs: &[(i64, i64, String, i64, i64)],
-    outputs: &[(i64, i64, String, i64, i64)],
-) -> SchedulingSnapshot {
-    use std::collections::HashMap;
-    let mut ins: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
-    let mut outs: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
-    let mut used = Vec::new();
-    for (b, j, _, r, v) in inputs {
-        ins.entry(*b).or_default().push((*r, *v));
-        used.push((*j, *r, *v));
-    }
-    for (b, _, _, r, v) in outputs {
-        outs.entry(*b).or_default().push((*r, *v));
-    }
-    SchedulingSnapshot {
-        versions,
-        successful_builds: succeeded
-            .into_iter()
-            .map(|(b, j)| SuccessfulBuild {
-                job_id: j,
-                build_id: b,
-                inputs: ins.remove(&b).unwrap_or_default(),
-                outputs: outs.remove(&b).unwrap_or_default(),
-            })
-            .collect(),
-        used_versions: used,
-    }
+    Ok(crate::db::assemble_snapshot(
+        versions, succeeded, &inputs, &outputs,
+    ))
 }
 
 pub(super) fn save_build_inputs(
@@ -330,7 +290,7 @@ pub(super) fn save_build_inputs(
         tx.execute(
             "INSERT INTO build_inputs (build_id, name, resource_id, version, version_sha256, first_occurrence) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![build, i.name, i.resource_id, i.version.to_string(), version_sha(&i.version), i.first_occurrence],
+            params![build, i.name, i.resource_id, i.version.to_string(), version_sha256(&i.version), i.first_occurrence],
         )?;
     }
     tx.commit()?;
@@ -358,7 +318,7 @@ pub(super) fn save_build_output(
     build: i64,
     o: &BuildOutputRow,
 ) -> Result<()> {
-    let sha = version_sha(&o.version);
+    let sha = version_sha256(&o.version);
     let scope: Option<i64> = conn
         .query_row(
             "SELECT resource_config_scope_id FROM resources WHERE id = ?1",

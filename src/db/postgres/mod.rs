@@ -2,6 +2,7 @@
 
 mod builds;
 mod pipelines;
+mod resources;
 mod workers;
 
 use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS, POSTGRES_LOCK_ID};
@@ -723,6 +724,60 @@ impl Store for PgStore {
 
     async fn delete_drained_retiring_workers(&self) -> Result<Vec<String>> {
         self.delete_drained_retiring().await
+    }
+    async fn resource_scope(&self, base: &str, key: &str, owner: Option<i64>) -> Result<i64> {
+        self.resource_scope_tx(base, key, owner).await
+    }
+    async fn set_resource_scope(&self, resource_id: i64, scope_id: i64) -> Result<()> {
+        self.set_resource_scope_tx(resource_id, scope_id).await
+    }
+    async fn save_versions(&self, scope_id: i64, versions: &[NewVersion]) -> Result<usize> {
+        self.save_versions_tx(scope_id, versions).await
+    }
+    async fn versions(&self, scope_id: i64, page: &Page) -> Result<Vec<VersionRow>> {
+        self.versions_tx(scope_id, page).await
+    }
+    async fn version(&self, id: i64) -> Result<Option<VersionRow>> {
+        self.version_tx(id).await
+    }
+    async fn find_version(&self, scope_id: i64, version: &Value) -> Result<Option<VersionRow>> {
+        self.find_version_tx(scope_id, version).await
+    }
+    async fn set_version_enabled(&self, id: i64, enabled: bool) -> Result<bool> {
+        self.set_version_enabled_tx(id, enabled).await
+    }
+    async fn pin_resource(&self, id: i64, v: Option<&Value>, comment: Option<&str>) -> Result<()> {
+        self.pin_resource_tx(id, v, comment).await
+    }
+    async fn record_resource_check(
+        &self,
+        id: i64,
+        at: i64,
+        b: Option<i64>,
+        ok: bool,
+    ) -> Result<()> {
+        self.record_resource_check_tx(id, at, b, ok).await
+    }
+    async fn scheduling_snapshot(&self, pipeline_id: i64) -> Result<SchedulingSnapshot> {
+        self.scheduling_snapshot_tx(pipeline_id).await
+    }
+    async fn save_build_inputs(&self, build_id: i64, inputs: &[BuildInputRow]) -> Result<()> {
+        self.save_build_inputs_tx(build_id, inputs).await
+    }
+    async fn build_inputs(&self, build_id: i64) -> Result<Vec<BuildInputRow>> {
+        self.build_inputs_tx(build_id).await
+    }
+    async fn save_build_output(&self, build_id: i64, output: &BuildOutputRow) -> Result<()> {
+        self.save_build_output_tx(build_id, output).await
+    }
+    async fn build_outputs(&self, build_id: i64) -> Result<Vec<BuildOutputRow>> {
+        self.build_outputs_tx(build_id).await
+    }
+    async fn save_build_plan(&self, build_id: i64, plan: &Value) -> Result<()> {
+        self.save_build_plan_tx(build_id, plan).await
+    }
+    async fn builds_with_status(&self, statuses: &[BuildStatus]) -> Result<Vec<BuildRow>> {
+        self.builds_with_status_tx(statuses).await
     }
 }
 
