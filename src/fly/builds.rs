@@ -25,6 +25,19 @@ pub struct TriggerJobArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct RerunBuildArgs {
+    /// Name of the job that you want to rerun a build for
+    #[arg(short = 'j', long, required = true, value_name = "PIPELINE/JOB")]
+    pub job: String,
+    /// The number of the build to rerun
+    #[arg(short = 'b', long, required = true)]
+    pub build: String,
+    /// Start watching the rerun build output
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct AbortBuildArgs {
     /// Name of a job to cancel
     #[arg(short = 'j', long, value_name = "PIPELINE/JOB")]
@@ -186,6 +199,34 @@ pub async fn trigger_job(g: &Global, a: &TriggerJobArgs) -> Result<()> {
         "{}/jobs/{}/builds",
         pipeline_path(&team, &pipeline),
         seg(&job)
+    );
+    let resp = t
+        .client
+        .send(
+            t.client
+                .request(reqwest::Method::POST, &path)
+                .query(&pipeline.query()),
+        )
+        .await?;
+    let build: api::Build = resp.json()?;
+    println!("started {}/{job} #{}", pipeline.display(), build.name);
+    if a.watch {
+        println!();
+        let code = stream(&t.client, build.id, false, false).await?;
+        std::process::exit(code);
+    }
+    Ok(())
+}
+
+/// `rerun-build`: `POST .../jobs/:job/builds/:name` on the target's team.
+pub async fn rerun_build(g: &Global, a: &RerunBuildArgs) -> Result<()> {
+    let (pipeline, job) = parse_pipeline_child(&a.job, "job")?;
+    let (t, team) = connect(g, None).await?;
+    let path = format!(
+        "{}/jobs/{}/builds/{}",
+        pipeline_path(&team, &pipeline),
+        seg(&job),
+        seg(&a.build)
     );
     let resp = t
         .client

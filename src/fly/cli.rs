@@ -122,6 +122,42 @@ pub enum Command {
     /// Stream a build's output
     #[command(visible_alias = "w")]
     Watch(super::builds::WatchArgs),
+    /// Rerun a build
+    #[command(visible_alias = "rb")]
+    RerunBuild(super::builds::RerunBuildArgs),
+    /// List the resources in the pipeline
+    #[command(visible_alias = "rs")]
+    Resources(super::resources::ResourcesArgs),
+    /// List the versions of a resource
+    #[command(visible_alias = "rvs")]
+    ResourceVersions(super::resources::ResourceVersionsArgs),
+    /// Pin a version to a resource
+    #[command(visible_alias = "pr")]
+    PinResource(super::resources::PinResourceArgs),
+    /// Unpin a resource
+    #[command(visible_alias = "ur")]
+    UnpinResource(super::resources::UnpinResourceArgs),
+    /// Enable a version of a resource
+    #[command(visible_alias = "erv")]
+    EnableResourceVersion(super::resources::ResourceVersionArgs),
+    /// Disable a version of a resource
+    #[command(visible_alias = "drv")]
+    DisableResourceVersion(super::resources::ResourceVersionArgs),
+    /// Check a resource
+    #[command(visible_alias = "cr")]
+    CheckResource(super::resources::CheckResourceArgs),
+    /// Check a resource-type
+    #[command(visible_alias = "crt")]
+    CheckResourceType(super::resources::CheckResourceTypeArgs),
+    /// List the registered workers
+    #[command(visible_alias = "ws")]
+    Workers(super::workers::WorkersArgs),
+    /// Prune a stalled, landing, landed, or retiring worker
+    #[command(visible_alias = "pw")]
+    PruneWorker(super::workers::PruneWorkerArgs),
+    /// Land a worker
+    #[command(visible_alias = "lw")]
+    LandWorker(super::workers::LandWorkerArgs),
     /// List the configured teams
     #[command(visible_alias = "t")]
     Teams(TeamsArgs),

@@ -13,6 +13,7 @@ mod login;
 mod pipelines;
 pub mod rc;
 pub mod refs;
+mod resources;
 mod setpipeline;
 pub mod table;
 mod targets;
@@ -20,6 +21,7 @@ mod teams;
 pub mod ui;
 mod validate;
 mod vars;
+mod workers;
 pub mod yaml;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
@@ -143,6 +145,18 @@ async fn run(g: &Global, command: &Command) -> anyhow::Result<()> {
         Command::TriggerJob(a) => builds::trigger_job(g, a).await,
         Command::AbortBuild(a) => builds::abort_build(g, a).await,
         Command::Watch(a) => builds::watch(g, a).await,
+        Command::RerunBuild(a) => builds::rerun_build(g, a).await,
+        Command::Resources(a) => resources::resources(g, a).await,
+        Command::ResourceVersions(a) => resources::resource_versions(g, a).await,
+        Command::PinResource(a) => resources::pin_resource(g, a).await,
+        Command::UnpinResource(a) => resources::unpin_resource(g, a).await,
+        Command::EnableResourceVersion(a) => resources::set_version_enabled(g, a, true).await,
+        Command::DisableResourceVersion(a) => resources::set_version_enabled(g, a, false).await,
+        Command::CheckResource(a) => resources::check_resource(g, a).await,
+        Command::CheckResourceType(a) => resources::check_resource_type(g, a).await,
+        Command::Workers(a) => workers::workers(g, a).await,
+        Command::PruneWorker(a) => workers::prune_worker(g, a).await,
+        Command::LandWorker(a) => workers::land_worker(g, a).await,
         Command::Teams(a) => teams::teams(g, a).await,
         Command::GetTeam(a) => teams::get_team(g, a).await,
         Command::SetTeam(a) => teams::set_team(g, a).await,

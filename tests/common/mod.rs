@@ -164,6 +164,21 @@ impl Server {
         self.child.id()
     }
 
+    /// The server's store, opened from the test process (the embedded file in the data
+    /// dir, or the test's PostgreSQL schema), to seed state the API cannot create.
+    pub async fn store(&self) -> Arc<dyn concourse::db::Store> {
+        match &self.backend {
+            Backend::Embedded => {
+                concourse::db::open_embedded(&self.dir.path().join("data").join("concourse.db"))
+                    .await
+                    .expect("opening the embedded store")
+            }
+            Backend::Postgres(guard) => concourse::db::connect_postgres(guard.config())
+                .await
+                .expect("connecting to the test schema"),
+        }
+    }
+
     pub fn api(&self, path: &str) -> String {
         format!("{}{}", self.url, path)
     }

@@ -157,6 +157,19 @@ pub async fn job(state: &AppState, pipeline_id: i64, name: &str) -> ApiResult<cr
         .ok_or_else(ApiError::not_found)
 }
 
+/// An active resource of the pipeline by name; 404 when there is none.
+pub async fn resource(
+    state: &AppState,
+    pipeline_id: i64,
+    name: &str,
+) -> ApiResult<crate::db::ResourceRow> {
+    state
+        .store
+        .resource(pipeline_id, name)
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,7 +43,7 @@ pub fn build_json(b: &BuildRow) -> Build {
 }
 
 /// Pagination query (atc-api.md §1.4): `limit` (default 100), `from`, `to`, `timestamps`.
-fn page(query: Option<&str>) -> ApiResult<Page> {
+pub(crate) fn page(query: Option<&str>) -> ApiResult<Page> {
     let q: HashMap<String, String> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .into_owned()
@@ -300,14 +300,14 @@ pub async fn plan(
     })))
 }
 
-fn build_id(raw: &str) -> ApiResult<i64> {
+pub(crate) fn build_id(raw: &str) -> ApiResult<i64> {
     raw.parse()
         .map_err(|_| ApiError::bad_request(format!("malformed build id: {raw}")))
 }
 
 /// Loads a build the requester may read: a role on its team, or (for `public_job_only`
 /// reads like events) a public pipeline whose job is `public: true`.
-async fn readable_build(
+pub(crate) async fn readable_build(
     state: &AppState,
     req: &Requester,
     id: i64,

@@ -71,7 +71,7 @@ pub fn inputs_outputs(job_config: &Value) -> (Vec<JobInput>, Vec<JobOutput>) {
     (inputs, outputs)
 }
 
-fn summary(b: &BuildRow) -> BuildSummary {
+pub(crate) fn summary(b: &BuildRow) -> BuildSummary {
     BuildSummary {
         id: b.id,
         name: b.name.clone(),

@@ -10,8 +10,10 @@ pub mod info;
 pub mod jobs;
 pub mod login;
 pub mod pipelines;
+pub mod resources;
 pub mod sky;
 pub mod teams;
+pub mod versions;
 pub mod workers;
 
 use crate::atc::auth::{Auth, Requester};
@@ -130,6 +132,8 @@ pub fn router(state: AppState) -> Router {
     let team = "/api/v1/teams/{team_name}";
     let pipeline = "/api/v1/teams/{team_name}/pipelines/{pipeline_name}";
     let job = "/api/v1/teams/{team_name}/pipelines/{pipeline_name}/jobs/{job_name}";
+    let resource = "/api/v1/teams/{team_name}/pipelines/{pipeline_name}/resources/{resource_name}";
+    let version = format!("{resource}/versions/{{version_id}}");
     let api = Router::new()
         .route("/api/v1/info", get(info::info))
         .route("/api/v1/user", get(info::user))
@@ -189,6 +193,27 @@ pub fn router(state: AppState) -> Router {
         .route(
             &format!("{pipeline}/resource-types/{{resource_type_name}}/check"),
             post(checks::resource_type),
+        )
+        .route(
+            "/api/v1/builds/{build_id}/resources",
+            get(resources::build_resources),
+        )
+        .route("/api/v1/resources", get(resources::list_all))
+        .route(&format!("{pipeline}/resources"), get(resources::list))
+        .route(resource, get(resources::get))
+        .route(
+            &format!("{pipeline}/resource-types"),
+            get(resources::resource_types),
+        )
+        .route(&format!("{resource}/versions"), get(versions::list))
+        .route(&version, get(versions::get))
+        .route(&format!("{version}/enable"), put(versions::enable))
+        .route(&format!("{version}/disable"), put(versions::disable))
+        .route(&format!("{version}/pin"), put(versions::pin))
+        .route(&format!("{resource}/unpin"), put(versions::unpin))
+        .route(
+            &format!("{resource}/pin_comment"),
+            put(versions::pin_comment),
         )
         .route(&format!("{job}/pause"), put(jobs::pause))
         .route(&format!("{job}/unpause"), put(jobs::unpause))
