@@ -23,10 +23,24 @@ struct Env {
 type Check = Result<(), String>;
 
 impl Env {
+    /// Runs fly, killed after two minutes so a stuck build fails its scenario instead of
+    /// hanging the suite.
     fn fly(&self, args: &[&str]) -> std::process::Output {
-        let mut full = vec!["-t", T];
-        full.extend_from_slice(args);
-        self.fly.run(&full)
+        self.fly_for(120, args)
+    }
+
+    /// Runs fly for at most `secs` seconds (what it printed until then is kept).
+    fn fly_for(&self, secs: u32, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("timeout")
+            .arg(secs.to_string())
+            .arg(common::bin())
+            .args(["fly", "-t", T])
+            .args(args)
+            .env("HOME", self.fly.home.path())
+            .env_remove("FLY_HOME")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("running fly")
     }
 
     fn ok(&self, args: &[&str]) -> Result<String, String> {
@@ -80,7 +94,8 @@ impl Env {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut last = String::new();
         while Instant::now() < deadline {
-            let out = self.fly(args);
+            // `watch` of a running build does not return: look at what it printed so far.
+            let out = self.fly_for(3, args);
             last = format!("{}{}", stdout(&out), stderr(&out));
             if cond(&last) {
                 return Ok(());

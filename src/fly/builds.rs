@@ -416,10 +416,8 @@ impl Renderer {
                 self.print(&format!("{}\n", bold(&format!("running {line}"))), time);
             }
             "finish-task" => {
-                let code = data["exit_status"].as_i64().unwrap_or(0) as i32;
-                if code != 0 {
-                    self.exit = code;
-                }
+                // The last task's status decides a failed build's exit code.
+                self.exit = data["exit_status"].as_i64().unwrap_or(0) as i32;
             }
             "error" => self.print(
                 &format!(
@@ -447,7 +445,11 @@ impl Renderer {
                         return Ok(Some(255));
                     }
                 };
-                return Ok(Some(if self.exit != 0 { self.exit } else { code }));
+                return Ok(Some(if code == 1 && self.exit != 0 {
+                    self.exit
+                } else {
+                    code
+                }));
             }
             "initialize-get"
             | "start-get"

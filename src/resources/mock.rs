@@ -117,7 +117,7 @@ fn check(request: &[u8], log: &mut dyn Write) -> Result<Vec<Version>, ResourceEr
             .ok_or_else(|| ResourceError::new(format!("invalid check_delay '{delay}'")))?;
         std::thread::sleep(d);
     }
-    if let Some(msg) = &source.check_failure {
+    if let Some(msg) = source.check_failure.as_ref().filter(|m| !m.is_empty()) {
         return Err(ResourceError::new(msg.clone()));
     }
     if let Some(force) = &source.force_version {

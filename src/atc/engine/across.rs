@@ -34,7 +34,7 @@ async fn run_inner(
     a: &AcrossNode,
     cancel: &Cancel,
 ) -> StepResult {
-    let vars = b.interpolate(scope, &a.vars)?;
+    let vars = b.interpolate_with(scope, &a.vars, false)?;
     let vars = vars.as_array().cloned().unwrap_or_default();
     let mut names = Vec::new();
     let mut lists = Vec::new();

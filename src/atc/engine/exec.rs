@@ -35,6 +35,8 @@ pub struct Scope {
     parent: Option<Arc<Scope>>,
     artifacts: Mutex<HashMap<String, Artifact>>,
     vars: Mutex<Map<String, Value>>,
+    /// Local vars whose values are redacted wherever they are interpolated.
+    secret_vars: Mutex<std::collections::HashSet<String>>,
     /// `BUILD_STATUS` inside hooks.
     pub status: Mutex<Option<&'static str>>,
 }
@@ -73,6 +75,28 @@ impl Scope {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(name.to_string(), v);
+    }
+    /// Marks a local var as secret (`load_var` without `reveal`).
+    pub fn set_secret(&self, name: &str) {
+        self.secret_vars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string());
+    }
+    fn is_secret(&self, name: &str) -> bool {
+        if self
+            .vars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(name)
+        {
+            return self
+                .secret_vars
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(name);
+        }
+        self.parent.as_ref().is_some_and(|p| p.is_secret(name))
     }
     fn var(&self, name: &str) -> Option<Value> {
         if let Some(v) = self
@@ -144,15 +168,25 @@ impl Build {
     /// Interpolates a step's config with local vars and var sources; every var must
     /// resolve. Values that came from var sources are redacted from the log from now on.
     pub fn interpolate(&self, scope: &Scope, config: &Value) -> Result<Value, Fail> {
+        self.interpolate_with(scope, config, true)
+    }
+
+    /// As [`Build::interpolate`]; `track` false leaves the values out of redaction (across
+    /// values are shown in the log as upstream does).
+    pub fn interpolate_with(&self, scope: &Scope, config: &Value, track: bool) -> Result<Value, Fail> {
         let sources = VarSources::from_plan(&self.plan);
         let vars = crate::config::vars::MultiVars(vec![scope, &sources]);
         let mut tracker = crate::config::vars::Tracker::default();
         let out = crate::config::vars::interpolate_tracked(config, &vars, true, &mut tracker)
             .map_err(errored)?;
         let mut secrets = Vec::new();
-        for id in &tracker.used {
+        for id in tracker.used.iter().filter(|_| track) {
             if let Ok(r) = Reference::parse(id) {
-                if r.source != "." && !r.source.is_empty() {
+                if r.source == "." && scope.is_secret(&r.path) {
+                    if let Ok(Some(v)) = scope.get(&r) {
+                        collect_strings(&v, &mut secrets);
+                    }
+                } else if !r.source.is_empty() && r.source != "." {
                     if let Ok(Some(v)) = sources.get(&r) {
                         collect_strings(&v, &mut secrets);
                     }

@@ -393,23 +393,12 @@ async fn load_var(
         "trim" => Value::String(text.trim().to_string()),
         other => return Err(errored(format!("invalid format {other}"))),
     };
-    if !l.reveal {
-        let mut secrets = Vec::new();
-        collect_leaf_strings(&value, &mut secrets);
-        b.events.add_secrets(secrets);
-    }
     scope.set_var(&l.name, value);
+    if !l.reveal {
+        scope.set_secret(&l.name);
+    }
     origin.emit("finish", "1.0", json!({"succeeded": true}));
     Ok(true)
-}
-
-fn collect_leaf_strings(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::String(s) if !s.trim().is_empty() => out.push(s.clone()),
-        Value::Array(a) => a.iter().for_each(|v| collect_leaf_strings(v, out)),
-        Value::Object(m) => m.values().for_each(|v| collect_leaf_strings(v, out)),
-        _ => {}
-    }
 }
 
 /// A check of a resource or resource type (check builds): saves the versions found.
