@@ -558,9 +558,10 @@ fn scenarios() -> Vec<Scenario> {
         ("volume-mounting", |e| {
             e.set("volumes", "volume-mounting.yml", &[])?;
             for job in [
-                "input-nested-under-output",
-                "output-nested-under-input",
-                "output-path-dot",
+                "input-under-output",
+                "output-with-dot-with-input-within",
+                "input-under-input",
+                "output-under-input",
             ] {
                 let (c, out) = e.trigger("volumes", job);
                 expect(c, &out, 0, &[], &[]).map_err(|m| format!("{job}: {m}"))?;

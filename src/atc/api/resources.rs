@@ -72,12 +72,13 @@ pub struct BuildInputsOutputs {
     pub outputs: Vec<BuildOutput>,
 }
 
-// TEMPORARY until the `db` branch adds these columns to `ResourceRow`.
-fn check_build_id(_r: &ResourceRow) -> Option<i64> {
-    None
+fn check_build_id(r: &ResourceRow) -> Option<i64> {
+    r.check_build_id
 }
-pub fn scope_id(_r: &ResourceRow) -> Option<i64> {
-    None
+
+/// The scope holding the resource's versions (None until it was first checked).
+pub fn scope_id(r: &ResourceRow) -> Option<i64> {
+    r.scope_id
 }
 
 /// The version a resource is pinned to in its config (`version:` on the resource).

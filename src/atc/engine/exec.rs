@@ -173,7 +173,12 @@ impl Build {
 
     /// As [`Build::interpolate`]; `track` false leaves the values out of redaction (across
     /// values are shown in the log as upstream does).
-    pub fn interpolate_with(&self, scope: &Scope, config: &Value, track: bool) -> Result<Value, Fail> {
+    pub fn interpolate_with(
+        &self,
+        scope: &Scope,
+        config: &Value,
+        track: bool,
+    ) -> Result<Value, Fail> {
         let sources = VarSources::from_plan(&self.plan);
         let vars = crate::config::vars::MultiVars(vec![scope, &sources]);
         let mut tracker = crate::config::vars::Tracker::default();
@@ -218,11 +223,32 @@ impl Build {
                 | Node::ArtifactInput(_)
                 | Node::ArtifactOutput(_) => {
                     let origin = self.origin(plan);
-                    let r = super::steps::run(self, scope, plan, cancel).await;
+                    // A get/put/task `timeout:` bounds the step itself; running out of
+                    // time fails it (not errors it), as upstream.
+                    let limit = match &plan.node {
+                        Node::Step(s) => s.config.get("timeout").and_then(Value::as_str),
+                        _ => None,
+                    }
+                    .filter(|t| !t.is_empty());
+                    let inner = match limit {
+                        Some(t) => cancel.child_with_timeout(
+                            crate::config::parse_duration(t)
+                                .map_err(|e| errored(format!("invalid timeout '{t}': {e}")))?,
+                        ),
+                        None => cancel.clone(),
+                    };
+                    let r = super::steps::run(self, scope, plan, &inner).await;
                     match &r {
                         Err(Fail::Errored(msg)) => origin.error(msg),
-                        Err(Fail::Interrupted) => origin.error(cancel.reason()),
+                        Err(Fail::Interrupted) => origin.error(inner.reason()),
                         Ok(_) => {}
+                    }
+                    if limit.is_some() {
+                        let timed_out = inner.timed_out() && !cancel.is_cancelled();
+                        inner.token.cancel();
+                        if timed_out && r == Err(Fail::Interrupted) {
+                            return Ok(false);
+                        }
                     }
                     r
                 }

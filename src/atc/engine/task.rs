@@ -159,13 +159,17 @@ pub async fn run(
     let mut mounts = Vec::new();
     for (_, path, a) in &inputs {
         let v = mount_copy(&b.rt, a, &w, &b.cleanup, &origin).await?;
-        mounts.push((format!("{workdir}/{path}"), v.path));
+        mounts.push((format!("{workdir}/{path}"), v.path, v.handle));
     }
     let mut outputs = Vec::new();
     for o in &config.outputs {
         let path = if o.path.is_empty() { &o.name } else { &o.path };
         let v = empty_volume(&w, &b.cleanup, t.privileged).await?;
-        mounts.push((format!("{workdir}/{path}"), v.path.clone()));
+        mounts.push((
+            format!("{workdir}/{path}"),
+            v.path.clone(),
+            v.handle.clone(),
+        ));
         outputs.push((o.name.clone(), v.handle));
     }
     for c in &config.caches {
@@ -177,14 +181,16 @@ pub async fn run(
             c.path
         );
         let v = cache_volume(&w, &key).await?;
-        mounts.push((format!("{workdir}/{}", c.path), v));
+        mounts.push((format!("{workdir}/{}", c.path), v.1, v.0));
     }
-    // Parents before children, so an input nested under an output stays visible.
-    mounts.sort_by_key(|(dst, _)| dst.matches('/').count());
-    spec.bind_mounts = mounts
-        .iter()
-        .map(|(dst, src)| bind(src, &normalize(dst)))
+    let mut mounts: Vec<(String, String, String)> = mounts
+        .into_iter()
+        .map(|(dst, src, h)| (normalize(&dst), src, h))
         .collect();
+    // Parents before children, so an input nested under an output stays visible.
+    mounts.sort_by_key(|(dst, _, _)| dst.matches('/').count());
+    make_mount_points(&w, &mounts).await?;
+    spec.bind_mounts = mounts.iter().map(|(dst, src, _)| bind(src, dst)).collect();
     spec.env = env;
     spec.privileged = t.privileged;
     let limits = t
@@ -253,7 +259,50 @@ fn normalize(p: &str) -> String {
 }
 
 /// The task cache volume for `key` on this worker, created on first use.
-async fn cache_volume(w: &super::runtime::WorkerClient, key: &str) -> Result<String, Fail> {
+/// A mount nested in another mount's volume needs its directory there first: creates it
+/// in the parent volume (through Baggageclaim, so every Garden backend sees it).
+async fn make_mount_points(
+    w: &super::runtime::WorkerClient,
+    mounts: &[(String, String, String)],
+) -> Result<(), Fail> {
+    for (i, (dst, _, _)) in mounts.iter().enumerate() {
+        let parent = mounts[..i]
+            .iter()
+            .filter(|(p, _, _)| dst.starts_with(&format!("{p}/")))
+            .max_by_key(|(p, _, _)| p.len());
+        let Some((p, _, handle)) = parent else {
+            continue;
+        };
+        let rel = dst[p.len() + 1..].to_string();
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_size(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        tar.append_data(&mut header, format!("{rel}/"), std::io::empty())
+            .map_err(errored)?;
+        let bytes = tar.into_inner().map_err(errored)?;
+        w.bc.stream_in(
+            handle,
+            ".",
+            crate::proto::baggageclaim::Encoding::Raw,
+            None,
+            crate::proto::stream::byte_stream_from(bytes),
+        )
+        .await
+        .map_err(|e| errored(format!("creating mount point {dst}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The task cache volume for `key` on this worker, created on first use: (handle, path).
+async fn cache_volume(
+    w: &super::runtime::WorkerClient,
+    key: &str,
+) -> Result<(String, String), Fail> {
     let filter = Properties::from([("task-cache".to_string(), key.to_string())]);
     if let Some(v) =
         w.bc.list_volumes(filter.clone())
@@ -262,12 +311,12 @@ async fn cache_volume(w: &super::runtime::WorkerClient, key: &str) -> Result<Str
             .into_iter()
             .next()
     {
-        return Ok(v.path);
+        return Ok((v.handle, v.path));
     }
     let mut req = VolumeRequest::new(super::runtime::new_handle(), Strategy::Empty);
     req.properties = filter;
     let v = w.bc.create_volume(req).await.map_err(errored)?;
-    Ok(v.path)
+    Ok((v.handle, v.path))
 }
 
 /// Checks (unless a version is given) and gets a task's `image_resource`, announcing the
