@@ -11,12 +11,15 @@ mod builds;
 mod pipelines;
 #[path = "store_conformance/schema.rs"]
 mod schema;
+#[path = "store_conformance/versions.rs"]
+mod versions;
 #[path = "store_conformance/workers.rs"]
 mod workers;
 
 use accounts::*;
 use builds::*;
 use pipelines::*;
+use versions::*;
 use workers::*;
 
 use concourse::db::testing::{require_postgres, SchemaGuard};
@@ -133,6 +136,11 @@ conformance!(
     landing_retiring_pruning_and_deleting,
     drained_landing_workers_land_and_retiring_ones_go,
     migrating_twice_is_a_no_op_and_data_survives_reopening,
+    scopes_are_shared_by_key_unless_owned,
+    versions_are_saved_in_check_order_and_deduplicated,
+    pins_and_check_results_are_recorded_on_the_resource,
+    build_inputs_outputs_and_plans_feed_the_scheduling_snapshot,
+    check_builds_name_their_resource,
 );
 // --- helpers ---------------------------------------------------------------------------------
 
@@ -231,6 +239,7 @@ pub async fn job_build(store: &Arc<dyn Store>, team: &TeamRow, job: &JobRow) -> 
             created_by: "admin".into(),
             plan: None,
             at: 1_700_000_100,
+            resource_id: None,
         })
         .await
         .expect("creating job build")

@@ -42,6 +42,7 @@ pub async fn job_builds_are_numbered_per_job_and_one_off_builds_globally(h: &Har
         created_by: String::new(),
         plan: Some(plan.clone()),
         at: 1_700_000_200,
+        resource_id: None,
     };
     let first = store.create_build(&one_off(None)).await.unwrap();
     let next = store
@@ -145,6 +146,7 @@ pub async fn builds_are_paged_newest_first_with_inclusive_bounds(h: &Harness) {
             team_id: team.id,
             created_by: "x".into(),
             at: 1,
+            resource_id: None,
             ..NewBuild::default()
         })
         .await
@@ -452,6 +454,7 @@ pub async fn reruns_are_named_after_their_original_and_listed_next_to_it(h: &Har
         .create_build(&NewBuild {
             team_id: team.id,
             at: 1,
+            resource_id: None,
             ..NewBuild::default()
         })
         .await
@@ -525,6 +528,7 @@ pub async fn concurrent_triggers_get_distinct_build_numbers(h: &Harness) {
             team_id: team.id,
             job_id: Some(job.id),
             at: i,
+            resource_id: None,
             ..NewBuild::default()
         };
         tokio::spawn(async move { store.create_build(&new).await })

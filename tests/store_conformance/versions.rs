@@ -1,0 +1,268 @@
+//! Resource config scopes and versions, build inputs/outputs, plans and the scheduling
+//! snapshot.
+
+use super::*;
+
+fn v(s: &str) -> NewVersion {
+    NewVersion {
+        version: json!({ "version": s }),
+        metadata: json!([]),
+    }
+}
+
+fn names_of(rows: &[VersionRow]) -> Vec<String> {
+    rows.iter()
+        .map(|r| {
+            r.version["version"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+pub async fn scopes_are_shared_by_key_unless_owned(h: &Harness) {
+    let store = &h.store;
+    let (_, pipeline, _) = pipeline_with_job(store).await;
+    let r = store.resource(pipeline.id, "r").await.unwrap().unwrap();
+    let shared = store.resource_scope("git", "k1", None).await.unwrap();
+    assert_eq!(
+        store.resource_scope("git", "k1", None).await.unwrap(),
+        shared
+    );
+    let owned = store.resource_scope("git", "k1", Some(r.id)).await.unwrap();
+    assert_ne!(owned, shared);
+    assert_eq!(
+        store.resource_scope("git", "k1", Some(r.id)).await.unwrap(),
+        owned
+    );
+    assert_ne!(
+        store.resource_scope("git", "k2", None).await.unwrap(),
+        shared
+    );
+    assert_eq!(r.scope_id, None);
+    store.set_resource_scope(r.id, owned).await.unwrap();
+    let r = store.resource(pipeline.id, "r").await.unwrap().unwrap();
+    assert_eq!(r.scope_id, Some(owned));
+}
+
+pub async fn versions_are_saved_in_check_order_and_deduplicated(h: &Harness) {
+    let store = &h.store;
+    let scope = store.resource_scope("mock", "k", None).await.unwrap();
+    assert_eq!(
+        store.save_versions(scope, &[v("a"), v("b")]).await.unwrap(),
+        2
+    );
+    // Only known versions: nothing changes.
+    assert_eq!(store.save_versions(scope, &[v("a")]).await.unwrap(), 0);
+    let all = store.versions(scope, &Page::default()).await.unwrap();
+    assert_eq!(names_of(&all), ["b", "a"]);
+    // A new one with a known one before it: the list's order becomes the newest history.
+    assert_eq!(
+        store.save_versions(scope, &[v("a"), v("c")]).await.unwrap(),
+        1
+    );
+    let all = store.versions(scope, &Page::default()).await.unwrap();
+    assert_eq!(names_of(&all), ["c", "a", "b"]);
+    let page = Page {
+        limit: 2,
+        ..Default::default()
+    };
+    assert_eq!(
+        names_of(&store.versions(scope, &page).await.unwrap()),
+        ["c", "a"]
+    );
+    let older = Page {
+        to: Some(all[1].id),
+        limit: 5,
+        ..Default::default()
+    };
+    assert_eq!(
+        names_of(&store.versions(scope, &older).await.unwrap()),
+        ["a", "b"]
+    );
+    let newer = Page {
+        from: Some(all[2].id),
+        limit: 1,
+        ..Default::default()
+    };
+    assert_eq!(
+        names_of(&store.versions(scope, &newer).await.unwrap()),
+        ["b"]
+    );
+    // Metadata given later is kept.
+    let with_meta = NewVersion {
+        version: json!({"version": "b"}),
+        metadata: json!([{"name": "k", "value": "v"}]),
+    };
+    store.save_versions(scope, &[with_meta]).await.unwrap();
+    let b = store
+        .find_version(scope, &json!({"version": "b"}))
+        .await
+        .unwrap()
+        .expect("b");
+    assert_eq!(b.metadata, json!([{"name": "k", "value": "v"}]));
+    assert_eq!(store.version(b.id).await.unwrap(), Some(b.clone()));
+    assert!(store
+        .find_version(scope, &json!({"version": "zz"}))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.set_version_enabled(b.id, false).await.unwrap());
+    assert!(!store.version(b.id).await.unwrap().unwrap().enabled);
+    assert!(!store.set_version_enabled(b.id + 1000, false).await.unwrap());
+}
+
+pub async fn pins_and_check_results_are_recorded_on_the_resource(h: &Harness) {
+    let store = &h.store;
+    let (_, pipeline, _) = pipeline_with_job(store).await;
+    let r = store.resource(pipeline.id, "r").await.unwrap().unwrap();
+    store
+        .pin_resource(r.id, Some(&json!({"ref": "x"})), Some("because"))
+        .await
+        .unwrap();
+    let got = store.resource(pipeline.id, "r").await.unwrap().unwrap();
+    assert_eq!(got.pinned_version, Some(json!({"ref": "x"})));
+    assert_eq!(got.pin_comment, "because");
+    store
+        .pin_resource(r.id, Some(&json!({"ref": "y"})), None)
+        .await
+        .unwrap();
+    let got = store.resource(pipeline.id, "r").await.unwrap().unwrap();
+    assert_eq!(
+        got.pin_comment, "because",
+        "the comment stays when not given"
+    );
+    store.pin_resource(r.id, None, None).await.unwrap();
+    let got = store.resource(pipeline.id, "r").await.unwrap().unwrap();
+    assert_eq!((got.pinned_version, got.pin_comment.as_str()), (None, ""));
+
+    store
+        .record_resource_check(r.id, 42, None, false)
+        .await
+        .unwrap();
+    let got = store.resource(pipeline.id, "r").await.unwrap().unwrap();
+    assert_eq!(
+        (got.last_checked, got.check_failed, got.check_build_id),
+        (42, true, None)
+    );
+}
+
+pub async fn build_inputs_outputs_and_plans_feed_the_scheduling_snapshot(h: &Harness) {
+    let store = &h.store;
+    let (team, pipeline, job) = pipeline_with_job(store).await;
+    let r = store.resource(pipeline.id, "r").await.unwrap().unwrap();
+    let scope = store.resource_scope("git", "k", Some(r.id)).await.unwrap();
+    store.set_resource_scope(r.id, scope).await.unwrap();
+    store.save_versions(scope, &[v("a"), v("b")]).await.unwrap();
+
+    let b1 = job_build(store, &team, &job).await;
+    let input = BuildInputRow {
+        name: "r".into(),
+        resource_id: r.id,
+        version: json!({"version": "a"}),
+        first_occurrence: true,
+    };
+    store
+        .save_build_inputs(b1.id, &[input.clone()])
+        .await
+        .unwrap();
+    // Replaced, not appended.
+    store
+        .save_build_inputs(b1.id, &[input.clone()])
+        .await
+        .unwrap();
+    assert_eq!(store.build_inputs(b1.id).await.unwrap(), vec![input]);
+    let output = BuildOutputRow {
+        name: "r".into(),
+        resource_id: r.id,
+        version: json!({"version": "put"}),
+        metadata: json!([{"name": "m", "value": "1"}]),
+    };
+    store.save_build_output(b1.id, &output).await.unwrap();
+    assert_eq!(store.build_outputs(b1.id).await.unwrap(), vec![output]);
+    let all = store.versions(scope, &Page::default()).await.unwrap();
+    assert_eq!(
+        names_of(&all),
+        ["put", "b", "a"],
+        "a put's version becomes the newest"
+    );
+
+    store
+        .save_build_plan(b1.id, &json!({"plan": 1}))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.build(b1.id).await.unwrap().unwrap().plan,
+        Some(json!({"plan": 1}))
+    );
+
+    let b2 = job_build(store, &team, &job).await;
+    let pending = store
+        .builds_with_status(&[BuildStatus::Pending])
+        .await
+        .unwrap();
+    assert_eq!(
+        pending.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![b1.id, b2.id]
+    );
+    assert!(store.start_build(b1.id, 5).await.unwrap());
+    store
+        .finish_build(b1.id, BuildStatus::Succeeded, 6)
+        .await
+        .unwrap();
+    let pending = store
+        .builds_with_status(&[BuildStatus::Pending])
+        .await
+        .unwrap();
+    assert_eq!(
+        pending.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![b2.id]
+    );
+
+    let ids: Vec<i64> = all.iter().rev().map(|v| v.id).collect();
+    let snap = store.scheduling_snapshot(pipeline.id).await.unwrap();
+    assert_eq!(
+        snap.versions,
+        ids.iter().map(|&v| (r.id, v)).collect::<Vec<_>>()
+    );
+    assert_eq!(snap.successful_builds.len(), 1);
+    let s = &snap.successful_builds[0];
+    assert_eq!((s.job_id, s.build_id), (job.id, b1.id));
+    assert_eq!(s.inputs, vec![(r.id, ids[0])]);
+    assert_eq!(s.outputs, vec![(r.id, ids[2])]);
+    assert_eq!(snap.used_versions, vec![(job.id, r.id, ids[0])]);
+    // Disabled versions are not offered to the scheduler.
+    store.set_version_enabled(ids[1], false).await.unwrap();
+    let snap = store.scheduling_snapshot(pipeline.id).await.unwrap();
+    assert_eq!(snap.versions, vec![(r.id, ids[0]), (r.id, ids[2])]);
+}
+
+pub async fn check_builds_name_their_resource(h: &Harness) {
+    let store = &h.store;
+    let (team, pipeline, _) = pipeline_with_job(store).await;
+    let r = store.resource(pipeline.id, "r").await.unwrap().unwrap();
+    let b = store
+        .create_build(&NewBuild {
+            team_id: team.id,
+            job_id: None,
+            pipeline_id: Some(pipeline.id),
+            created_by: String::new(),
+            plan: None,
+            at: 1,
+            resource_id: Some(r.id),
+        })
+        .await
+        .unwrap();
+    assert_eq!(b.resource_name, "r");
+    assert!(
+        b.name.parse::<i64>().is_ok(),
+        "named from the one-off counter"
+    );
+    store
+        .record_resource_check(r.id, 2, Some(b.id), true)
+        .await
+        .unwrap();
+    let got = store.resource(pipeline.id, "r").await.unwrap().unwrap();
+    assert_eq!((got.check_build_id, got.check_failed), (Some(b.id), false));
+}
