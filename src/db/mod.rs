@@ -300,11 +300,15 @@ pub(crate) fn version_sha256(v: &Value) -> String {
 
 /// Groups build inputs/outputs rows `(build, job, status, resource, version)` into the
 /// snapshot (both backends).
+/// One build input or output as the snapshot queries return it:
+/// (build, job, status, resource, version id).
+pub(crate) type IoRow = (i64, i64, String, i64, i64);
+
 pub(crate) fn assemble_snapshot(
     versions: Vec<(i64, i64)>,
     succeeded: Vec<(i64, i64)>,
-    inputs: &[(i64, i64, String, i64, i64)],
-    outputs: &[(i64, i64, String, i64, i64)],
+    inputs: &[IoRow],
+    outputs: &[IoRow],
 ) -> SchedulingSnapshot {
     use std::collections::HashMap;
     let mut ins: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();

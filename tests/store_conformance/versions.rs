@@ -164,12 +164,12 @@ pub async fn build_inputs_outputs_and_plans_feed_the_scheduling_snapshot(h: &Har
         first_occurrence: true,
     };
     store
-        .save_build_inputs(b1.id, &[input.clone()])
+        .save_build_inputs(b1.id, std::slice::from_ref(&input))
         .await
         .unwrap();
     // Replaced, not appended.
     store
-        .save_build_inputs(b1.id, &[input.clone()])
+        .save_build_inputs(b1.id, std::slice::from_ref(&input))
         .await
         .unwrap();
     assert_eq!(store.build_inputs(b1.id).await.unwrap(), vec![input]);

@@ -247,7 +247,7 @@ pub(super) fn scheduling_snapshot(conn: &Connection, pipeline: i64) -> Result<Sc
         .query_map(params![pipeline], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<Vec<(i64, i64)>, _>>()?;
     // Inputs and outputs of the pipeline's job builds, mapped to current-scope versions.
-    let io = |table: &str| -> Result<Vec<(i64, i64, String, i64, i64)>> {
+    let io = |table: &str| -> Result<Vec<IoRow>> {
         Ok(conn
             .prepare_cached(&format!(
                 "SELECT b.id, b.job_id, b.status, io.resource_id, v.id FROM {table} io \

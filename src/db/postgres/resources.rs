@@ -24,8 +24,6 @@ fn version_row(row: &Row) -> Result<VersionRow> {
     })
 }
 
-type IoRow = (i64, i64, String, i64, i64);
-
 impl PgStore {
     pub(super) async fn resource_scope_tx(
         &self,
