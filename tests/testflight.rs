@@ -108,6 +108,24 @@ impl Env {
     }
 }
 
+/// A bare `POST` without credentials (webhooks need none); returns the raw response head.
+fn post(base: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let Ok(mut conn) = std::net::TcpStream::connect(addr) else {
+        return "connect failed".into();
+    };
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    if conn.write_all(req.as_bytes()).is_err() {
+        return "write failed".into();
+    }
+    let mut out = String::new();
+    let _ = conn.read_to_string(&mut out);
+    out
+}
+
 fn expect(code: i32, out: &str, want_code: i32, wants: &[&str], unwanted: &[&str]) -> Check {
     if code != want_code {
         return Err(format!("exit {code}, want {want_code}; output:\n{out}"));
@@ -567,6 +585,37 @@ fn scenarios() -> Vec<Scenario> {
                 expect(c, &out, 0, &[], &[]).map_err(|m| format!("{job}: {m}"))?;
             }
             Ok(())
+        }),
+        ("check-webhook", |e| {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let path = dir.path().join("webhook.yml");
+            std::fs::write(
+                &path,
+                "resources:\n- name: r\n  type: mock\n  webhook_token: s3cret\n  check_every: never\n  source: {force_version: hooked}\njobs:\n- name: j\n  plan: [{get: r}]\n",
+            )
+            .map_err(|e| e.to_string())?;
+            e.ok(&[
+                "set-pipeline",
+                "-n",
+                "-p",
+                "hook",
+                "-c",
+                &path.to_string_lossy(),
+            ])?;
+            let url = "/api/v1/teams/main/pipelines/hook/resources/r/check/webhook";
+            let wrong = post(&e._server.url, &format!("{url}?webhook_token=nope"));
+            if !wrong.starts_with("HTTP/1.1 401") {
+                return Err(format!("wrong token: {wrong}"));
+            }
+            let right = post(&e._server.url, &format!("{url}?webhook_token=s3cret"));
+            if !right.starts_with("HTTP/1.1 201") {
+                return Err(format!("right token: {right}"));
+            }
+            e.eventually(
+                &["resource-versions", "-r", "hook/r"],
+                "the webhook's check",
+                |o| o.contains("hooked"),
+            )
         }),
         ("inputs-outputs-propagation", |e| {
             e.set("prop", "inputs_outputs.yml", &["-v", "hash=h7"])?;

@@ -71,3 +71,49 @@ pub async fn resource_type(
 ) -> ApiResult<Response> {
     check(state, req, names, "resource_type", q, body).await
 }
+
+/// `POST R/check/webhook?webhook_token=T`: no login; the token must equal the resource's
+/// `webhook_token`. 201 with the check build.
+pub async fn webhook(
+    State(state): State<AppState>,
+    Path((team, pipeline, name)): Path<Names>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let token = pairs
+        .iter()
+        .find(|(k, _)| k == "webhook_token")
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| ApiError::bad_request("missing webhook_token"))?;
+    let vars = access::instance_vars(q.as_deref())?;
+    let p = state
+        .store
+        .pipeline(&team, &pipeline, vars.as_ref())
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let r = state
+        .store
+        .resource(p.id, &name)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let expected = r
+        .config
+        .get("webhook_token")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if expected.is_empty() || expected != token {
+        return Err(ApiError::unauthorized());
+    }
+    let engine = state.engine.as_ref().ok_or_else(|| {
+        ApiError::Status(StatusCode::SERVICE_UNAVAILABLE, "no build engine".into())
+    })?;
+    let build =
+        crate::atc::scheduler::checker::check_build(engine, &p, &name, "resource", None, "webhook")
+            .await
+            .map_err(|e| ApiError::Status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .ok_or_else(ApiError::not_found)?;
+    Ok((StatusCode::CREATED, json(&build_json(&build))).into_response())
+}

@@ -191,6 +191,10 @@ pub fn router(state: AppState) -> Router {
             post(checks::resource),
         )
         .route(
+            &format!("{pipeline}/resources/{{resource_name}}/check/webhook"),
+            post(checks::webhook),
+        )
+        .route(
             &format!("{pipeline}/resource-types/{{resource_type_name}}/check"),
             post(checks::resource_type),
         )
