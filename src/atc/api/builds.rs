@@ -242,6 +242,26 @@ pub async fn trigger(
             ..Default::default()
         })
         .await?;
+    // The build waits for fresh checks of its inputs (the scheduler holds it until
+    // they finish), so it runs with the pipeline's current resource configs.
+    if let Some(engine) = &state.engine {
+        let config = match state.store.pipeline_config(t.pipeline.id).await? {
+            Some((c, _)) => crate::atc::scheduler::pipeline_config(&c).ok(),
+            None => None,
+        };
+        if let Some(config) = config {
+            let names: Vec<String> = config
+                .job(&job)
+                .map(|j| {
+                    j.inputs()
+                        .iter()
+                        .map(|g| g.resource_name().into())
+                        .collect()
+                })
+                .unwrap_or_default();
+            crate::atc::scheduler::checker::check_now(engine, &t.pipeline, &config, &names).await;
+        }
+    }
     state.builds.wake();
     Ok(json(&build_json(&b)))
 }

@@ -401,8 +401,27 @@ async fn load_var(
     Ok(true)
 }
 
-/// A check of a resource or resource type (check builds): saves the versions found.
+/// A check of a resource or resource type (check builds): saves the versions found and
+/// records the outcome on the resource, errors included (manually triggered builds wait
+/// for a check of their inputs to finish).
 async fn check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) -> StepResult {
+    let result = run_check(b, plan, c, cancel).await;
+    let owner = c.resource_id.filter(|_| c.kind != "resource_type");
+    if let Some(id) = owner {
+        let _ =
+            b.rt.store
+                .record_resource_check(
+                    id,
+                    super::events::now(),
+                    (b.row.id > 0).then_some(b.row.id),
+                    matches!(result, Ok(true)),
+                )
+                .await;
+    }
+    result
+}
+
+async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) -> StepResult {
     let origin = b.origin(plan);
     origin.emit("initialize-check", "1.0", json!({"name": c.name}));
     let scope = Scope::default();
@@ -446,8 +465,14 @@ async fn check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) -> S
             .await
             .map_err(errored)?;
     }
-    let from = match &c.from_version {
-        Some(v) => Some(v.clone()),
+    // A resource pinned in its config is checked from the pinned version, so the pin
+    // exists as a version even before the first check, like upstream.
+    let config_pin = (c.kind != "resource_type")
+        .then(|| b.plan.resources.get(&c.name)?.get("version").cloned())
+        .flatten()
+        .filter(|v| v.as_object().is_some_and(|m| !m.is_empty()));
+    let from = match c.from_version.clone().or(config_pin) {
+        Some(v) => Some(v),
         None => {
             b.rt.store
                 .versions(
@@ -503,17 +528,6 @@ async fn check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) -> S
             true
         }
     };
-    if let Some(id) = owner {
-        let _ =
-            b.rt.store
-                .record_resource_check(
-                    id,
-                    super::events::now(),
-                    (b.row.id > 0).then_some(b.row.id),
-                    ok,
-                )
-                .await;
-    }
     origin.emit("finish", "1.0", json!({"succeeded": ok}));
     Ok(ok)
 }

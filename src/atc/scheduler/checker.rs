@@ -65,6 +65,27 @@ impl Checker {
     }
 }
 
+/// Checks `names` now, whatever their `check_every` (even `never`): a manually triggered
+/// build waits for its inputs' checks, so it runs on the pipeline's current config.
+pub async fn check_now(engine: &Arc<Engine>, p: &PipelineRow, config: &Config, names: &[String]) {
+    let Ok(rows) = engine.store().resources(p.id).await else {
+        return;
+    };
+    for name in names {
+        let Some(row) = rows.iter().find(|r| &r.name == name) else {
+            continue;
+        };
+        let plan = check_plan(engine, config, name, "resource", None, Some(row.id));
+        let (engine, build) = (engine.clone(), periodic_row(p));
+        tokio::spawn(async move {
+            engine
+                .execute(build, plan, Events::discard(), CancellationToken::new())
+                .await;
+            engine.handle.wake();
+        });
+    }
+}
+
 fn check_plan(
     engine: &Engine,
     config: &Config,

@@ -277,6 +277,18 @@ async fn schedule_pipeline(
             if limit.is_some_and(|l| in_flight >= l) {
                 break;
             }
+            // A manually triggered build waits until its inputs were checked after it was
+            // created (the trigger asked for those checks), like upstream.
+            let manual = !b.created_by.is_empty() && b.rerun_of.is_none();
+            if manual
+                && inputs.iter().any(|(i, _)| {
+                    st.resources
+                        .values()
+                        .any(|r| r.id == i.resource && r.last_checked < b.create_time)
+                })
+            {
+                break;
+            }
             let versions: BTreeMap<String, Value> = if let Some(original) = b.rerun_of {
                 store
                     .build_inputs(original)

@@ -179,11 +179,31 @@ impl LinuxSandbox {
             ensure_dir_inside(&self.rootfs, Path::new(d)).map_err(bad)?;
         }
         for m in &self.spec.bind_mounts {
-            let rel = Path::new(m.dst_path.trim_start_matches('/'));
+            // A mount nested in another bind mount needs its mount point in that mount's
+            // source (the rootfs copy would be hidden by the parent mount), as runc does.
+            let outer = self
+                .spec
+                .bind_mounts
+                .iter()
+                .filter(|o| {
+                    let prefix = format!("{}/", o.dst_path.trim_end_matches('/'));
+                    m.dst_path.starts_with(&prefix)
+                })
+                .max_by_key(|o| o.dst_path.len());
+            let (base, rel) = match outer {
+                Some(o) => (
+                    PathBuf::from(&o.src_path),
+                    Path::new(&m.dst_path[o.dst_path.trim_end_matches('/').len() + 1..]),
+                ),
+                None => (
+                    self.rootfs.clone(),
+                    Path::new(m.dst_path.trim_start_matches('/')),
+                ),
+            };
             if Path::new(&m.src_path).is_dir() {
-                ensure_dir_inside(&self.rootfs, rel).map_err(bad)?;
+                ensure_dir_inside(&base, rel).map_err(bad)?;
             } else if let Some(parent) = rel.parent() {
-                let at = ensure_dir_inside(&self.rootfs, parent)
+                let at = ensure_dir_inside(&base, parent)
                     .map_err(bad)?
                     .join(rel.file_name().unwrap_or_default());
                 if fs::symlink_metadata(&at).is_err() {
