@@ -397,7 +397,8 @@ pub async fn execute(g: &Global, a: &ExecuteArgs) -> Result<()> {
         if !config.outputs.iter().any(|o| o.name == name) {
             bail!("unknown output '{name}'");
         }
-        outputs.push((name.to_string(), super::resolve_path(path)?));
+        // Created on download, so it need not exist yet.
+        outputs.push((name.to_string(), std::path::absolute(path)?));
     }
     if a.background && !outputs.is_empty() {
         bail!("background execution cannot withstand outputs");
