@@ -18,9 +18,12 @@ use std::time::{Duration, Instant};
 const T: &str = "ex";
 
 struct Env {
-    _server: Server,
+    server: Server,
     fly: Fly,
     dir: tempfile::TempDir,
+    /// Bearer tokens of `test` (main team owner) and `dev` (no role on main).
+    token: String,
+    dev_token: String,
 }
 
 type Check = Result<(), String>;
@@ -416,6 +419,162 @@ fn scenarios() -> Vec<Scenario> {
                 &["second-version"],
             )
         }),
+        ("inputs-from-a-job-with-a-custom-resource-type", |e| {
+            e.set("custom", "custom-resource-type.yml", &[])?;
+            e.ok(&["check-resource", "-r", "custom/some-resource"])?;
+            let d = e.mkdir("custom");
+            let t = task(&d, "platform: linux\ninputs: [{name: some-resource}]\nrun: {path: sh, args: [-c, 'cat some-resource/*']}\n");
+            let out = e.fly(&["execute", "-c", &t, "-j", "custom/input-test"]);
+            expect(&out, 0, &["custom-type-version", "succeeded"], &[])?;
+            write(&d.join("fixture/version"), "local-fixture\n");
+            let input = format!("some-resource={}", d.join("fixture").display());
+            let out = e.fly(&["execute", "-c", &t, "-j", "custom/input-test", "-i", &input]);
+            expect(
+                &out,
+                0,
+                &["local-fixture", "succeeded"],
+                &["custom-type-version"],
+            )
+        }),
+        ("inputs-from-with-an-image-from-the-job", |e| {
+            e.set("img", "image-resource-test.yml", &["-y", "task_content={}"])?;
+            e.new_version("img", "some-resource", "first-version")?;
+            e.ok(&["check-resource", "-r", "img/some-image"])?;
+            let out = e.fly(&["trigger-job", "-j", "img/upstream-job", "-w"]);
+            expect(&out, 0, &["succeeded"], &[])?;
+            e.new_version("img", "some-resource", "second-version")?;
+            let d = e.mkdir("img");
+            let t = task(&d, "platform: linux\ninputs: [{name: some-resource}]\nrun: {path: sh, args: [-c, 'cat some-resource/version; echo image-$MIRRORED_VERSION']}\n");
+            let out = e.fly(&[
+                "execute",
+                "-c",
+                &t,
+                "-j",
+                "img/downstream-job",
+                "--image",
+                "some-image",
+            ]);
+            expect(
+                &out,
+                0,
+                &["first-version", "succeeded"],
+                &["second-version"],
+            )?;
+            let out = e.fly(&[
+                "execute",
+                "-c",
+                &t,
+                "-j",
+                "img/downstream-job",
+                "--image",
+                "nope",
+            ]);
+            expect(&out, 1, &["image resource nope not found"], &[])
+        }),
+        ("api-refuses-bad-plans-and-accepts-upstreams-shape", |e| {
+            let http = reqwest::blocking::Client::new();
+            let call = |method: reqwest::Method, path: &str, token: &str, body: Option<&str>| {
+                let mut rb = http.request(method, e.server.api(path)).bearer_auth(token);
+                if let Some(b) = body {
+                    rb = rb
+                        .header("Content-Type", "application/json")
+                        .body(b.to_string());
+                }
+                let resp = rb.send().map_err(|err| err.to_string())?;
+                let status = resp.status().as_u16();
+                Ok::<_, String>((status, resp.text().unwrap_or_default()))
+            };
+            let count = || -> Result<usize, String> {
+                let (_, body) = call(
+                    reqwest::Method::GET,
+                    "/api/v1/teams/main/builds?limit=1000",
+                    &e.token,
+                    None,
+                )?;
+                let builds: Vec<serde_json::Value> =
+                    serde_json::from_str(&body).map_err(|err| err.to_string())?;
+                Ok(builds.len())
+            };
+            let before = count()?;
+            for (body, want) in [
+                (
+                    r#"{"id":"1","check":{"name":"x"}}"#,
+                    "unsupported plan step: check",
+                ),
+                ("not json", "malformed request"),
+                (
+                    r#"{"id":"1","task":{"name":"t","config":{"platform":"linux","run":{"path":"x"},"bogus":1}}}"#,
+                    "invalid task config",
+                ),
+            ] {
+                let (status, text) = call(
+                    reqwest::Method::POST,
+                    "/api/v1/teams/main/builds",
+                    &e.token,
+                    Some(body),
+                )?;
+                if status != 400 || !text.contains(want) {
+                    return Err(format!("{body}: {status} {text}, want 400 with {want:?}"));
+                }
+            }
+            if count()? != before {
+                return Err("a refused plan created a build".into());
+            }
+            // What upstream's fly sends, Go nulls included.
+            let plan = r#"{"id":"a3","do":[{"id":"a1","in_parallel":{"steps":[]}},
+                {"id":"a2","task":{"name":"one-off","privileged":false,"tags":null,
+                 "config":{"platform":"linux","run":{"path":"echo","args":["hello-upstream"]},"params":null,"inputs":null},
+                 "input_mapping":null,"resource_types":null}}]}"#;
+            let (status, text) = call(
+                reqwest::Method::POST,
+                "/api/v1/teams/main/builds",
+                &e.token,
+                Some(plan),
+            )?;
+            let build: serde_json::Value =
+                serde_json::from_str(&text).map_err(|err| format!("{status} {text}: {err}"))?;
+            if status != 201 || build["status"] != "started" {
+                return Err(format!("one-off build: {status} {text}"));
+            }
+            let id = build["id"].to_string();
+            expect(
+                &e.fly(&["watch", "-b", &id]),
+                0,
+                &["hello-upstream", "succeeded"],
+                &[],
+            )?;
+            let (status, text) = call(
+                reqwest::Method::GET,
+                &format!("/api/v1/builds/{id}/artifacts"),
+                &e.token,
+                None,
+            )?;
+            if (status, text.trim()) != (200, "[]") {
+                return Err(format!("build artifacts: {status} {text}"));
+            }
+            let (status, _) = call(
+                reqwest::Method::GET,
+                "/api/v1/teams/main/artifacts/99999",
+                &e.token,
+                None,
+            )?;
+            let (dev_status, _) = call(
+                reqwest::Method::POST,
+                "/api/v1/teams/main/artifacts",
+                &e.dev_token,
+                Some(""),
+            )?;
+            let (inputs_status, _) = call(
+                reqwest::Method::GET,
+                "/api/v1/teams/main/pipelines/nope/jobs/j/inputs",
+                &e.token,
+                None,
+            )?;
+            if (status, dev_status, inputs_status) != (404, 403, 404) {
+                return Err(format!("artifact 404 / foreign team 403 / no pipeline 404: got {status} {dev_status} {inputs_status}"));
+            }
+            Ok(())
+        }),
     ]
 }
 
@@ -439,10 +598,15 @@ fn suite(backend: Backend) {
     let server = Server::quickstart(backend);
     let fly = Fly::new();
     fly.login(&server, T);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let token = rt.block_on(server.token(common::USER, common::PASS));
+    let dev_token = rt.block_on(server.token("dev", "dev"));
     let env = Arc::new(Env {
-        _server: server,
+        server,
         fly,
         dir: tempfile::tempdir().expect("temp dir"),
+        token,
+        dev_token,
     });
     let queue = Arc::new(Mutex::new(scenarios()));
     let failures = Arc::new(Mutex::new(Vec::new()));

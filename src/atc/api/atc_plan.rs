@@ -233,6 +233,16 @@ fn leaf(
                 "container_limits",
             ],
         );
+        if let Some(Value::Object(c)) = config.get_mut("config") {
+            // Go encodes unset slices and maps as null; they mean "none".
+            c.retain(|_, v| !v.is_null());
+            let text = serde_json::to_vec(c).map_err(|e| e.to_string())?;
+            let parsed = crate::config::parse_task_config(&text)
+                .map_err(|e| format!("invalid task config: {e}"))?;
+            if let Err(errors) = parsed.validate() {
+                return Err(format!("invalid task config: {}", errors.join("; ")));
+            }
+        }
         add_types(t.get("resource_types"), out);
         t
     } else if let Some(l) = m.get("load_var") {
