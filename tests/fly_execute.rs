@@ -419,6 +419,41 @@ fn scenarios() -> Vec<Scenario> {
                 &["second-version"],
             )
         }),
+        ("inputs-from-a-triggered-job-with-an-input-mapping", |e| {
+            e.set("imap", "input-mapping-test.yml", &["-y", "task_content={}"])?;
+            e.new_version("imap", "some-resource", "first-version")?;
+            expect(
+                &e.fly(&["trigger-job", "-j", "imap/upstream-job", "-w"]),
+                0,
+                &["succeeded"],
+                &[],
+            )?;
+            e.new_version("imap", "some-resource", "second-version")?;
+            let d = e.mkdir("imap");
+            let t = task(&d, "platform: linux\ninputs: [{name: mapped}]\nrun: {path: cat, args: [mapped/version]}\n");
+            let args = [
+                "execute",
+                "-c",
+                &t,
+                "-j",
+                "imap/downstream-job",
+                "-m",
+                "mapped=some-resource",
+            ];
+            expect(
+                &e.fly(&args),
+                0,
+                &["first-version", "succeeded"],
+                &["second-version"],
+            )?;
+            expect(
+                &e.fly(&["trigger-job", "-j", "imap/upstream-job", "-w"]),
+                0,
+                &["succeeded"],
+                &[],
+            )?;
+            expect(&e.fly(&args), 0, &["second-version", "succeeded"], &[])
+        }),
         ("inputs-from-a-job-with-a-custom-resource-type", |e| {
             e.set("custom", "custom-resource-type.yml", &[])?;
             e.ok(&["check-resource", "-r", "custom/some-resource"])?;
