@@ -5,6 +5,8 @@
 
 #[path = "store_conformance/accounts.rs"]
 mod accounts;
+#[path = "store_conformance/artifacts.rs"]
+mod artifacts;
 #[path = "store_conformance/builds.rs"]
 mod builds;
 #[path = "store_conformance/pipelines.rs"]
@@ -17,6 +19,7 @@ mod versions;
 mod workers;
 
 use accounts::*;
+use artifacts::*;
 use builds::*;
 use pipelines::*;
 use versions::*;
@@ -141,6 +144,8 @@ conformance!(
     pins_and_check_results_are_recorded_on_the_resource,
     build_inputs_outputs_and_plans_feed_the_scheduling_snapshot,
     check_builds_name_their_resource,
+    artifacts_are_team_scoped_and_attached_to_builds,
+    artifacts_of_unknown_teams_or_builds_are_refused,
 );
 // --- helpers ---------------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Domain verbs of the ATC's state. Every state transition is one guarded statement or one
 /// transaction, so two web nodes sharing a database cannot both make it.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ArtifactStore + Send + Sync + 'static {
     // --- teams -------------------------------------------------------------------------
     /// Creates the team, or replaces its auth (`admin` only applies on creation). Returns the
     /// team and whether it was created.
@@ -287,6 +287,44 @@ pub trait Store: Send + Sync + 'static {
     async fn save_build_plan(&self, build_id: i64, plan: &Value) -> Result<()>;
     /// Builds in any of `statuses`, oldest (lowest id) first.
     async fn builds_with_status(&self, statuses: &[BuildStatus]) -> Result<Vec<BuildRow>>;
+}
+
+// === worker artifacts (`fly execute`) ======================================================
+// A supertrait of [`Store`], so each backend keeps these in its own `artifacts.rs`.
+
+/// A volume on a worker that `fly execute` uploaded (an input) or a one-off build
+/// registered for download (an output, `build_id` and `name` set).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArtifactRow {
+    pub id: i64,
+    pub team_id: i64,
+    pub build_id: Option<i64>,
+    pub name: String,
+    pub worker_name: String,
+    pub volume_handle: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewArtifact {
+    pub team_id: i64,
+    pub build_id: Option<i64>,
+    pub name: String,
+    pub worker_name: String,
+    pub volume_handle: String,
+    pub created_at: i64,
+}
+
+#[async_trait]
+pub trait ArtifactStore {
+    /// [`StoreError::NotFound`] when the team (or the build) does not exist.
+    async fn create_artifact(&self, new: &NewArtifact) -> Result<ArtifactRow>;
+    /// The artifact if it belongs to the team.
+    async fn artifact(&self, team_id: i64, id: i64) -> Result<Option<ArtifactRow>>;
+    /// A build's artifacts by id.
+    async fn build_artifacts(&self, build_id: i64) -> Result<Vec<ArtifactRow>>;
+    /// Attaches an artifact to a build under `name`. False when there is no such artifact.
+    async fn set_artifact_build(&self, id: i64, build_id: i64, name: &str) -> Result<bool>;
 }
 
 /// Identity of a version within its scope: sha256 of its canonical JSON.

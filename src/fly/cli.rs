@@ -119,6 +119,9 @@ pub enum Command {
     /// Abort a build
     #[command(visible_alias = "ab")]
     AbortBuild(super::builds::AbortBuildArgs),
+    /// Execute a one-off build using local bits
+    #[command(visible_alias = "e")]
+    Execute(super::execute::ExecuteArgs),
     /// Stream a build's output
     #[command(visible_alias = "w")]
     Watch(super::builds::WatchArgs),

@@ -8,6 +8,7 @@ pub mod builds;
 pub mod cli;
 pub mod client;
 mod diff;
+mod execute;
 mod jobs;
 mod login;
 mod pipelines;
@@ -143,6 +144,7 @@ async fn run(g: &Global, command: &Command) -> anyhow::Result<()> {
         Command::UnpauseJob(a) => jobs::pause_job(g, a, false).await,
         Command::Builds(a) => builds::builds(g, a).await,
         Command::TriggerJob(a) => builds::trigger_job(g, a).await,
+        Command::Execute(a) => execute::execute(g, a).await,
         Command::AbortBuild(a) => builds::abort_build(g, a).await,
         Command::Watch(a) => builds::watch(g, a).await,
         Command::RerunBuild(a) => builds::rerun_build(g, a).await,

@@ -2,6 +2,8 @@
 //! One file per concern; handlers load what they need through the helpers in `access`.
 
 pub mod access;
+pub mod artifacts;
+pub mod atc_plan;
 pub mod builds;
 pub mod checks;
 pub mod config;
@@ -9,6 +11,7 @@ pub mod error;
 pub mod info;
 pub mod jobs;
 pub mod login;
+pub mod oneoff;
 pub mod pipelines;
 pub mod resources;
 pub mod sky;
@@ -179,8 +182,24 @@ pub fn router(state: AppState) -> Router {
             &format!("{job}/builds/{{build_name}}"),
             get(builds::get_job_build).post(builds::rerun),
         )
-        .route(&format!("{pipeline}/builds"), get(builds::list_pipeline))
-        .route(&format!("{team}/builds"), get(builds::list_team))
+        .route(&format!("{job}/inputs"), get(oneoff::job_inputs))
+        .route(
+            &format!("{pipeline}/builds"),
+            get(builds::list_pipeline).post(oneoff::create_pipeline_build),
+        )
+        .route(
+            &format!("{team}/builds"),
+            get(builds::list_team).post(oneoff::create_team_build),
+        )
+        .route(&format!("{team}/artifacts"), post(artifacts::create))
+        .route(
+            &format!("{team}/artifacts/{{artifact_id}}"),
+            get(artifacts::get),
+        )
+        .route(
+            "/api/v1/builds/{build_id}/artifacts",
+            get(artifacts::list_build),
+        )
         .route("/api/v1/builds", get(builds::list_all))
         .route("/api/v1/builds/{build_id}", get(builds::get))
         .route("/api/v1/builds/{build_id}/abort", put(builds::abort))

@@ -25,8 +25,6 @@ pub struct Build {
     pub ids: Ids,
     /// Versions produced by puts, by plan id (for the implicit get's `version_from`).
     pub results: Mutex<HashMap<String, Value>>,
-    /// Artifacts registered for download (`fly execute -o`): name → artifact.
-    pub outputs: Mutex<HashMap<String, Artifact>>,
 }
 
 /// Artifacts and local vars (`load_var`, across values). Across substeps get a child scope.

@@ -166,7 +166,6 @@ impl Engine {
             cleanup: Cleanup::default(),
             ids: Ids::default(),
             results: Mutex::default(),
-            outputs: Mutex::default(),
         });
         let scope = Arc::new(Scope::default());
         let cancel = Cancel::new(token);

@@ -116,6 +116,7 @@ impl Call<'_> {
             tags: self.tags,
             base_type: Some(&base),
             inputs,
+            platform: None,
         };
         self.rt.select(&p, self.origin, self.cancel).await
     }

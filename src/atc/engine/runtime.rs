@@ -120,6 +120,8 @@ pub struct Placement<'a> {
     pub base_type: Option<&'a str>,
     /// Artifacts the step mounts (volume locality prefers their worker).
     pub inputs: Vec<&'a Artifact>,
+    /// A platform the worker must have (`fly execute` uploads); None = any.
+    pub platform: Option<&'a str>,
 }
 
 /// Shared by every build of this node.
@@ -190,7 +192,8 @@ impl Runtime {
             let type_ok = p
                 .base_type
                 .is_none_or(|bt| w.resource_types.iter().any(|t| t.type_ == bt));
-            tags_ok && type_ok && !w.garden_addr.is_empty()
+            let platform_ok = p.platform.is_none_or(|pl| w.platform == pl);
+            tags_ok && type_ok && platform_ok && !w.garden_addr.is_empty()
         };
         let running: Vec<&Worker> = all
             .iter()
@@ -205,6 +208,14 @@ impl Runtime {
             .filter(|w| w.team.is_empty() || w.team == p.team)
             .map(|w| self.client(w))
             .collect())
+    }
+
+    /// The worker with the fewest containers that fits now, if any (no waiting: an
+    /// upload has a client on the line).
+    pub async fn pick_now(&self, p: &Placement<'_>) -> Result<Option<WorkerClient>, Fail> {
+        let mut workers = self.candidates(p).await?;
+        workers.sort_by_key(|w| w.payload.active_containers);
+        Ok(workers.into_iter().next())
     }
 
     /// Picks a worker (volume locality, then fewest containers), waiting while none fits.

@@ -6,7 +6,7 @@ use super::plan::{CheckNode, Node, Plan, StepNode};
 use super::resource::{self, config_key, with_defaults, Call};
 use super::runtime::{errored, Artifact, Cancel, Fail, StepResult};
 use crate::config::{GetStep, InputsConfig, PutStep, StepConfig, VersionConfig};
-use crate::db::{BuildOutputRow, Page};
+use crate::db::{BuildOutputRow, NewArtifact, Page};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -26,22 +26,51 @@ pub async fn run(b: &Arc<Build>, scope: &Arc<Scope>, plan: &Plan, cancel: &Cance
             }
         }
         Node::Check(c) => check(b, plan, c, cancel).await,
-        Node::ArtifactInput(a) => Err(errored(format!(
-            "artifact {} ({}): uploaded artifacts are not supported yet",
-            a.artifact_id, a.name
-        ))),
-        Node::ArtifactOutput(a) => {
-            let art = scope
-                .artifact(&a.name)
-                .ok_or_else(|| errored(format!("missing artifact: {}", a.name)))?;
-            b.outputs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(a.name.clone(), art);
-            Ok(true)
-        }
+        Node::ArtifactInput(a) => artifact_input(b, scope, a.artifact_id, &a.name).await,
+        Node::ArtifactOutput(a) => artifact_output(b, scope, &a.name).await,
         _ => Err(errored("not a leaf step")),
     }
+}
+
+/// Mounts an uploaded artifact (`fly execute -i`) of the build's team as `name`. Its
+/// volume was made by the artifacts API, not this build, so the build's cleanup never
+/// destroys it (steps mount copy-on-write children of it).
+async fn artifact_input(b: &Build, scope: &Scope, id: i64, name: &str) -> StepResult {
+    let row =
+        b.rt.store
+            .artifact(b.row.team_id, id)
+            .await
+            .map_err(errored)?
+            .ok_or_else(|| errored(format!("artifact {id} not found")))?;
+    scope.set_artifact(
+        name,
+        Artifact {
+            worker: row.worker_name,
+            handle: row.volume_handle,
+        },
+    );
+    Ok(true)
+}
+
+/// Registers artifact `name` as an output of this build for `fly execute -o` to
+/// download: its volume outlives the build (artifact GC is not implemented yet).
+async fn artifact_output(b: &Build, scope: &Scope, name: &str) -> StepResult {
+    let art = scope
+        .artifact(name)
+        .ok_or_else(|| errored(format!("missing artifact: {name}")))?;
+    b.cleanup.keep_volume(&art.handle);
+    b.rt.store
+        .create_artifact(&NewArtifact {
+            team_id: b.row.team_id,
+            build_id: Some(b.row.id),
+            name: name.to_string(),
+            worker_name: art.worker,
+            volume_handle: art.handle,
+            created_at: crate::atc::auth::now(),
+        })
+        .await
+        .map_err(errored)?;
+    Ok(true)
 }
 
 /// A resource of the build's plan: (type, source with type defaults and vars applied).

@@ -127,6 +127,7 @@ pub async fn run(
                 tags: &t.tags,
                 base_type: None,
                 inputs: placement_inputs,
+                platform: None,
             },
             &origin,
             cancel,

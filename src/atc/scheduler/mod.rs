@@ -334,6 +334,33 @@ async fn schedule_pipeline(
     Ok(())
 }
 
+/// The versions (by input name) the job's next build would use, for `GET J/inputs`;
+/// None while they do not resolve.
+pub async fn next_inputs(
+    engine: &Engine,
+    p: &PipelineRow,
+    config: &Config,
+    job: &JobConfig,
+) -> anyhow::Result<Option<BTreeMap<String, Value>>> {
+    let jobs = engine.store().jobs(p.id).await?;
+    let job_ids: HashMap<String, i64> = jobs.iter().map(|j| (j.name.clone(), j.id)).collect();
+    let Some(&job_id) = job_ids.get(&job.name) else {
+        return Ok(None);
+    };
+    let st = load(engine, p).await?;
+    let Some(inputs) = input_configs(engine, &st, config, job, &job_ids, job_id).await? else {
+        return Ok(None);
+    };
+    let inputs: Vec<InputConfig> = inputs.into_iter().map(|(i, _)| i).collect();
+    Ok(match resolve::resolve(&st.db, &inputs) {
+        Ok(resolved) => resolved
+            .iter()
+            .map(|i| Some((i.name.clone(), st.versions.get(&i.version)?.clone())))
+            .collect(),
+        Err(_) => None,
+    })
+}
+
 /// `max_in_flight` of a job: 1 for serial jobs and serial groups.
 fn max_in_flight(job: &JobConfig) -> Option<usize> {
     if job.serial || !job.serial_groups.is_empty() {

@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file, so `concourse quickstart` needs nothing installed.
 //! Same semantics as the PostgreSQL store (the conformance suite runs against both).
 
+mod artifacts;
 mod builds;
 mod pipelines;
 mod resources;

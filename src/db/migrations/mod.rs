@@ -23,6 +23,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "resource_check_status",
         sql: include_str!("0002_resource_check_status.sql"),
     },
+    Migration {
+        version: 3,
+        name: "worker_artifacts",
+        sql: include_str!("0003_worker_artifacts.sql"),
+    },
 ];
 
 pub(crate) const EMBEDDED: &[Migration] = &[
@@ -35,6 +40,11 @@ pub(crate) const EMBEDDED: &[Migration] = &[
         version: 2,
         name: "resource_check_status",
         sql: include_str!("0002_resource_check_status.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "worker_artifacts",
+        sql: include_str!("embedded/0003_worker_artifacts.sql"),
     },
 ];
 

@@ -1,5 +1,6 @@
 //! The PostgreSQL store: the system of record, shared by every web node.
 
+mod artifacts;
 mod builds;
 mod pipelines;
 mod resources;

@@ -1,0 +1,93 @@
+//! Worker artifacts (`fly execute` uploads and one-off build outputs) on the embedded store.
+
+use super::super::*;
+use super::{is_foreign_key_violation, EmbeddedStore};
+use rusqlite::{params, OptionalExtension, Row};
+
+const COLUMNS: &str = "id, team_id, build_id, name, worker_name, volume_handle, created_at";
+
+fn artifact_row(r: &Row) -> rusqlite::Result<ArtifactRow> {
+    Ok(ArtifactRow {
+        id: r.get(0)?,
+        team_id: r.get(1)?,
+        build_id: r.get(2)?,
+        name: r.get(3)?,
+        worker_name: r.get(4)?,
+        volume_handle: r.get(5)?,
+        created_at: r.get(6)?,
+    })
+}
+
+fn not_found(e: rusqlite::Error, what: String) -> StoreError {
+    if is_foreign_key_violation(&e) {
+        StoreError::NotFound(what)
+    } else {
+        e.into()
+    }
+}
+
+#[async_trait]
+impl ArtifactStore for EmbeddedStore {
+    async fn create_artifact(&self, new: &NewArtifact) -> Result<ArtifactRow> {
+        let new = new.clone();
+        self.call(move |conn| {
+            let sql = format!(
+                "INSERT INTO worker_artifacts (team_id, build_id, name, worker_name, volume_handle, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING {COLUMNS}"
+            );
+            conn.prepare_cached(&sql)?
+                .query_row(
+                    params![
+                        new.team_id,
+                        new.build_id,
+                        new.name,
+                        new.worker_name,
+                        new.volume_handle,
+                        new.created_at
+                    ],
+                    artifact_row,
+                )
+                .map_err(|e| not_found(e, "team or build".into()))
+        })
+        .await
+    }
+
+    async fn artifact(&self, team_id: i64, id: i64) -> Result<Option<ArtifactRow>> {
+        self.call(move |conn| {
+            let sql =
+                format!("SELECT {COLUMNS} FROM worker_artifacts WHERE id = ?1 AND team_id = ?2");
+            Ok(conn
+                .prepare_cached(&sql)?
+                .query_row(params![id, team_id], artifact_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn build_artifacts(&self, build_id: i64) -> Result<Vec<ArtifactRow>> {
+        self.call(move |conn| {
+            let sql =
+                format!("SELECT {COLUMNS} FROM worker_artifacts WHERE build_id = ?1 ORDER BY id");
+            let rows = conn
+                .prepare_cached(&sql)?
+                .query_map([build_id], artifact_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn set_artifact_build(&self, id: i64, build_id: i64, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.call(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE worker_artifacts SET build_id = ?2, name = ?3 WHERE id = ?1",
+                    params![id, build_id, name],
+                )
+                .map_err(|e| not_found(e, format!("build {build_id}")))?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}
