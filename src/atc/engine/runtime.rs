@@ -92,6 +92,8 @@ pub struct WorkerClient {
     pub garden: Arc<dyn Garden>,
     pub bc: Arc<dyn Baggageclaim>,
     pub payload: Worker,
+    /// Where the worker's state is (a running step watches it for a stall).
+    pub store: Arc<dyn Store>,
 }
 
 impl WorkerClient {
@@ -159,6 +161,7 @@ impl Runtime {
             garden,
             bc,
             payload: w.clone(),
+            store: self.store.clone(),
         };
         clients.insert(
             w.name.clone(),
@@ -386,7 +389,7 @@ pub async fn create_container(
 
 /// Runs a process to its end, streaming stderr (and stdout unless captured) into the build
 /// log. On cancel: SIGTERM, then SIGKILL after 10 s. Returns the exit status and the
-/// captured stdout.
+/// captured stdout. Errors naming the worker when it stalls or its streams break.
 pub async fn run_process(
     w: &WorkerClient,
     handle: &str,
@@ -396,6 +399,24 @@ pub async fn run_process(
     capture_stdout: bool,
     cancel: &Cancel,
 ) -> Result<(i32, Vec<u8>), Fail> {
+    tokio::select! {
+        r = stream_process(w, handle, spec, stdin, origin, capture_stdout, cancel) => r,
+        msg = super::liveness::worker_lost(w.store.as_ref(), &w.name, super::liveness::POLL) => {
+            Err(errored(msg))
+        }
+    }
+}
+
+async fn stream_process(
+    w: &WorkerClient,
+    handle: &str,
+    spec: ProcessSpec,
+    stdin: Option<Vec<u8>>,
+    origin: &Origin,
+    capture_stdout: bool,
+    cancel: &Cancel,
+) -> Result<(i32, Vec<u8>), Fail> {
+    use super::liveness::process_error;
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let (err_tx, mut err_rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let (in_tx, in_rx) = tokio::sync::mpsc::channel::<Bytes>(4);
@@ -409,7 +430,7 @@ pub async fn run_process(
         .garden
         .run(handle, spec, io)
         .await
-        .map_err(|e| errored(format!("running {path}: {e}")))?;
+        .map_err(|e| errored(process_error(&w.name, &path, &e)))?;
     tokio::spawn(async move {
         if let Some(data) = stdin {
             let _ = in_tx.send(Bytes::from(data)).await;
@@ -452,7 +473,7 @@ pub async fn run_process(
     let status = process
         .wait()
         .await
-        .map_err(|e| errored(format!("waiting for {path}: {e}")))?;
+        .map_err(|e| errored(process_error(&w.name, &path, &e)))?;
     if cancel.is_cancelled() {
         return Err(Fail::Interrupted);
     }
