@@ -9,7 +9,7 @@ mod worker_builds_support;
 
 use common::{stdout, Backend};
 use std::time::{Duration, Instant};
-use worker_builds_support::{netns, Cluster, Key, MAIN};
+use worker_builds_support::{netns, Cluster, Key, MAIN, SLEEPING};
 
 fn backend(test: &str) -> Backend {
     Backend::postgres(test).unwrap_or(Backend::Embedded)
@@ -25,6 +25,9 @@ fn error_message(events: &str) -> String {
         .and_then(|e| e["data"]["message"].as_str().map(String::from))
         .unwrap_or_default()
 }
+
+/// The last event of a finished build's stream: everything before it is complete.
+const END: &str = "event: end";
 
 const BUILD_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -113,6 +116,20 @@ async fn an_unreachable_worker_in_its_own_netns_runs_builds_through_the_tunnel()
 
     c.set_pipeline(MAIN);
     assert_eq!(c.run_job(MAIN, "p/quick"), "ext");
+
+    // A partition (no RST, no FIN: the tunnel just goes quiet) stalls the worker, and the
+    // build on it errors naming it instead of waiting on the silent stream.
+    let build = c.trigger(MAIN, "sleepy").await;
+    c.events_until(build, &[SLEEPING], BUILD_DEADLINE).await;
+    ns.partition();
+    c.eventually_state("ext", "stalled").await;
+    assert_eq!(c.finished(build, BUILD_DEADLINE).await, "errored");
+    let events = c.events_until(build, &[END], BUILD_DEADLINE).await;
+    let message = error_message(&events);
+    assert_eq!(
+        message, "worker ext stalled (it stopped heartbeating)",
+        "{events}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +142,7 @@ async fn a_killed_worker_stalls_errors_its_build_and_comes_back() {
 
     let build = c.trigger(MAIN, "sleepy").await;
     let text = c
-        .events_until(build, &["selected_worker", "sleeping-now"], BUILD_DEADLINE)
+        .events_until(build, &["selected_worker", SLEEPING], BUILD_DEADLINE)
         .await;
     let victim = worker_builds_support::selected_worker(&text).expect("selected worker");
     let survivor = if victim == "w1" { "w2" } else { "w1" };
@@ -141,9 +158,7 @@ async fn a_killed_worker_stalls_errors_its_build_and_comes_back() {
     let stalled_after = killed.elapsed();
     assert!(stalled_after < Duration::from_secs(10), "{stalled_after:?}");
     assert_eq!(c.finished(build, BUILD_DEADLINE).await, "errored");
-    let events = c
-        .events_until(build, &["\"event\":\"error\""], BUILD_DEADLINE)
-        .await;
+    let events = c.events_until(build, &[END], BUILD_DEADLINE).await;
     let message = error_message(&events);
     assert!(
         message.contains(&format!("worker {victim}")),
@@ -235,20 +250,17 @@ async fn a_web_restart_mid_build_errors_the_build_and_the_worker_reregisters() {
     let before = c.eventually_state("w1", "running").await;
     c.set_pipeline(MAIN);
     let build = c.trigger(MAIN, "sleepy").await;
-    c.events_until(build, &["sleeping-now"], BUILD_DEADLINE)
-        .await;
+    c.events_until(build, &[SLEEPING], BUILD_DEADLINE).await;
 
     let c = c.restart_web().await;
 
     assert_eq!(c.finished(build, BUILD_DEADLINE).await, "errored");
-    let events = c
-        .events_until(
-            build,
-            &["the web node running it restarted"],
-            BUILD_DEADLINE,
-        )
-        .await;
-    eprintln!("build across the web restart: {}", error_message(&events));
+    let events = c.events_until(build, &[END], BUILD_DEADLINE).await;
+    assert_eq!(
+        error_message(&events),
+        "build interrupted: the web node running it restarted",
+        "{events}"
+    );
     // A new tunnel: the re-registered worker has a new address on the new node.
     let old = before["addr"].clone();
     c.eventually_worker("w1", "running", |w| w["addr"] != old)

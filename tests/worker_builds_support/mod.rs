@@ -17,14 +17,18 @@ pub const MAIN: &str = "main";
 /// Heartbeats every second (TTL 2 s) and a collector every second: stalls show up fast.
 pub const FAST: &[&str] = &["--tsa-heartbeat-interval", "1s", "--gc-interval", "1s"];
 
-/// Two jobs: one that sleeps long enough to be interrupted, one that ends at once.
+/// What the sleepy job prints (computed, so the task config in the events never matches).
+pub const SLEEPING: &str = "sleeping-42";
+
+/// Two jobs: one that sleeps long enough to be interrupted (it prints [`SLEEPING`] once its
+/// process runs), one that ends at once.
 pub const PIPELINE: &str = "jobs:
 - name: sleepy
   plan:
   - task: t
     config:
       platform: linux
-      run: {path: sh, args: [-c, 'echo sleeping-now; sleep 300']}
+      run: {path: sh, args: [-c, 'echo sleeping-$((6*7)); sleep 300']}
 - name: quick
   plan:
   - task: t

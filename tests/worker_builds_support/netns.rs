@@ -93,6 +93,21 @@ impl NetNs {
         ns
     }
 
+    /// Drops every packet in and out of the namespace from now on.
+    pub fn partition(&self) {
+        for chain in ["INPUT", "OUTPUT"] {
+            let args = [
+                "ip", "netns", "exec", &self.name, "iptables", "-I", chain, "1",
+            ];
+            let lo_ok = [&args[..], &["!", "-i", "lo", "-j", "DROP"]].concat();
+            let out_ok = [&args[..], &["!", "-o", "lo", "-j", "DROP"]].concat();
+            let rule = if chain == "INPUT" { lo_ok } else { out_ok };
+            if let Err(e) = run(&rule) {
+                panic!("partitioning the namespace: {e}");
+            }
+        }
+    }
+
     /// `ip netns exec NAME`, to which the caller appends the program and its arguments.
     pub fn exec(&self) -> Command {
         let mut cmd = Command::new("ip");

@@ -3,7 +3,6 @@
 //! collector stalls it once its TTL passes: steps watch the worker's row for that.
 
 use crate::db::{Store, WorkerState};
-use crate::proto::garden::GardenError;
 use std::time::Duration;
 
 /// How often a running step looks at its worker's row.
@@ -26,21 +25,29 @@ pub async fn worker_lost(store: &dyn Store, name: &str, every: Duration) -> Stri
     }
 }
 
-/// The message for a Garden error while running `path` on worker `name`. The Garden
-/// client reports broken connections (refused, reset, EOF before an exit status) as
-/// `connection: ...` / `garden connection: ...`; those mean the worker is out of reach.
-pub fn process_error(name: &str, path: &str, e: &GardenError) -> String {
+/// The message for a worker call that failed while `doing` something (e.g. `running sh`)
+/// on worker `name`. The Garden and Baggageclaim clients report broken connections
+/// (refused, reset, EOF before an answer) as `connection: ...`, `garden connection: ...`
+/// or `baggageclaim unreachable: ...`;
+/// those mean the worker is out of reach, whatever the step was doing.
+pub fn worker_error(name: &str, doing: &str, e: impl std::fmt::Display) -> String {
     let text = e.to_string();
-    if text.starts_with("connection:") || text.starts_with("garden connection:") {
+    const LOST: [&str; 3] = [
+        "connection:",
+        "garden connection:",
+        "baggageclaim unreachable:",
+    ];
+    if LOST.iter().any(|p| text.starts_with(p)) {
         format!("lost connection to worker {name}: {text}")
     } else {
-        format!("running {path} on worker {name}: {text}")
+        format!("{doing} on worker {name}: {text}")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::garden::GardenError;
     use crate::proto::worker::Worker;
 
     async fn store_with(name: &str) -> (tempfile::TempDir, std::sync::Arc<dyn Store>) {
@@ -84,14 +91,14 @@ mod tests {
     fn broken_connections_name_the_worker() {
         let eof = GardenError::other("connection: decode failed: EOF");
         assert_eq!(
-            process_error("w", "sh", &eof),
+            worker_error("w", "running sh", &eof),
             "lost connection to worker w: connection: decode failed: EOF"
         );
         let missing = GardenError::ExecutableNotFound {
             message: "no sh".into(),
         };
         assert_eq!(
-            process_error("w", "sh", &missing),
+            worker_error("w", "running sh", &missing),
             "running sh on worker w: no sh"
         );
     }
