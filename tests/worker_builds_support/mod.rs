@@ -20,15 +20,16 @@ pub const FAST: &[&str] = &["--tsa-heartbeat-interval", "1s", "--gc-interval", "
 /// What the sleepy job prints (computed, so the task config in the events never matches).
 pub const SLEEPING: &str = "sleeping-42";
 
-/// Two jobs: one that sleeps long enough to be interrupted (it prints [`SLEEPING`] once its
-/// process runs), one that ends at once.
+/// Two jobs: one that prints [`SLEEPING`] once its process runs and then sleeps a minute
+/// (long enough to be interrupted; short, as a killed worker's process-runtime task
+/// outlives it), and one that ends at once.
 pub const PIPELINE: &str = "jobs:
 - name: sleepy
   plan:
   - task: t
     config:
       platform: linux
-      run: {path: sh, args: [-c, 'echo sleeping-$((6*7)); sleep 300']}
+      run: {path: sh, args: [-c, 'echo sleeping-$((6*7)); sleep 60']}
 - name: quick
   plan:
   - task: t
