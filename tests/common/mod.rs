@@ -72,21 +72,30 @@ impl Server {
         extra: Vec<String>,
     ) -> Server {
         let mut cmd = Command::new(bin());
-        cmd.arg(role)
-            .args(["--bind-ip", "127.0.0.1", "--bind-port", "0"])
-            .args(["--tsa-bind-ip", "127.0.0.1", "--tsa-bind-port", "0"])
-            .args([
-                "--add-local-user",
-                "test:test,dev:dev",
-                "--main-team-local-user",
-                "test",
-            ])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(&extra)
-            .env_remove("CONCOURSE_POSTGRES_HOST")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.arg(role);
+        // Loopback and ephemeral ports unless the test asks for others.
+        for (flag, default) in [
+            ("--bind-ip", "127.0.0.1"),
+            ("--bind-port", "0"),
+            ("--tsa-bind-ip", "127.0.0.1"),
+            ("--tsa-bind-port", "0"),
+        ] {
+            if !extra.iter().any(|e| e == flag) {
+                cmd.args([flag, default]);
+            }
+        }
+        cmd.args([
+            "--add-local-user",
+            "test:test,dev:dev",
+            "--main-team-local-user",
+            "test",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(&extra)
+        .env_remove("CONCOURSE_POSTGRES_HOST")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         if let Backend::Postgres(guard) = &backend {
             let pg = guard.config();
             cmd.args([
@@ -157,6 +166,25 @@ impl Server {
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
         drop(self);
         Self::spawn(role, backend, dir, extra)
+    }
+
+    /// Like [`Server::restart`], but the new process listens on the same web and TSA
+    /// ports, as a restarted web node would: connected workers can find it again.
+    pub fn restart_in_place(mut self) -> Server {
+        let port = |addr: &str| addr.rsplit(':').next().unwrap_or_default().to_string();
+        let (web, tsa) = (port(&self.url), port(&self.tsa_addr));
+        let mut extra = Vec::new();
+        let mut args = std::mem::take(&mut self.extra).into_iter();
+        while let Some(a) = args.next() {
+            if a == "--bind-port" || a == "--tsa-bind-port" {
+                args.next();
+            } else {
+                extra.push(a);
+            }
+        }
+        extra.extend(["--bind-port".into(), web, "--tsa-bind-port".into(), tsa]);
+        self.extra = extra;
+        self.restart()
     }
 
     /// The server's process id (to send it signals).

@@ -4,6 +4,7 @@
 pub mod across;
 pub mod events;
 pub mod exec;
+pub mod liveness;
 pub mod plan;
 pub mod resource;
 pub mod runtime;

@@ -3,7 +3,7 @@
 //! role wired in.
 
 use super::events::{LineBuffer, Origin};
-use crate::db::{Store, WorkerState};
+use crate::db::{Store, WorkerRow, WorkerState};
 use crate::proto::baggageclaim::{Baggageclaim, Encoding, Strategy, VolumeRequest};
 use crate::proto::garden::{
     BindMount, BindMountMode, ContainerSpec, Garden, ProcessIo, ProcessSpec, Signal,
@@ -92,6 +92,8 @@ pub struct WorkerClient {
     pub garden: Arc<dyn Garden>,
     pub bc: Arc<dyn Baggageclaim>,
     pub payload: Worker,
+    /// Where the worker's state is (a running step watches it for a stall).
+    pub store: Arc<dyn Store>,
 }
 
 impl WorkerClient {
@@ -161,6 +163,7 @@ impl Runtime {
             garden,
             bc,
             payload: w.clone(),
+            store: self.store.clone(),
         };
         clients.insert(
             w.name.clone(),
@@ -290,20 +293,59 @@ impl Cleanup {
     pub async fn run(&self) {
         let containers =
             std::mem::take(&mut *self.containers.lock().unwrap_or_else(|e| e.into_inner()));
-        for (w, h) in containers {
-            if let Err(e) = w.garden.destroy(&h).await {
-                tracing::debug!(container = %h, error = %e, "destroying container");
+        let volumes = std::mem::take(&mut *self.volumes.lock().unwrap_or_else(|e| e.into_inner()));
+        // A stalled or partitioned worker may never answer: skip it, or give up on it after
+        // one slow call, so the build still finishes. What it held stays on the worker.
+        let mut skip = std::collections::HashSet::new();
+        let mut checked = std::collections::HashSet::new();
+        for w in containers.iter().chain(&volumes).map(|(w, _)| w) {
+            if !checked.insert(w.name.clone()) {
+                continue;
+            }
+            let lost = matches!(
+                w.store.worker(&w.name).await,
+                Ok(None)
+                    | Ok(Some(WorkerRow {
+                        state: WorkerState::Stalled,
+                        ..
+                    }))
+            );
+            if lost {
+                skip.insert(w.name.clone());
             }
         }
-        let volumes = std::mem::take(&mut *self.volumes.lock().unwrap_or_else(|e| e.into_inner()));
+        for (w, h) in containers {
+            if skip.contains(&w.name) {
+                continue;
+            }
+            match tokio::time::timeout(CLEANUP_TIMEOUT, w.garden.destroy(&h)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(container = %h, error = %e, "destroying container"),
+                Err(_) => {
+                    tracing::info!(worker = %w.name, "worker not answering; skipping its cleanup");
+                    skip.insert(w.name.clone());
+                }
+            }
+        }
         // Children (COW copies) were created after their parents: destroy newest first.
         for (w, h) in volumes.into_iter().rev() {
-            if let Err(e) = w.bc.destroy_volume(&h).await {
-                tracing::debug!(volume = %h, error = %e, "destroying volume");
+            if skip.contains(&w.name) {
+                continue;
+            }
+            match tokio::time::timeout(CLEANUP_TIMEOUT, w.bc.destroy_volume(&h)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(volume = %h, error = %e, "destroying volume"),
+                Err(_) => {
+                    tracing::info!(worker = %w.name, "worker not answering; skipping its cleanup");
+                    skip.insert(w.name.clone());
+                }
             }
         }
     }
 }
+
+/// How long a build's cleanup waits on one call to a worker.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A random handle for a container or volume (32 hex digits).
 pub fn new_handle() -> String {
@@ -321,7 +363,7 @@ pub async fn empty_volume(
     let v =
         w.bc.create_volume(req)
             .await
-            .map_err(|e| errored(format!("creating volume on {}: {e}", w.name)))?;
+            .map_err(|e| errored(super::liveness::worker_error(&w.name, "creating volume", e)))?;
     cleanup.volume(w, &v.handle);
     Ok(v)
 }
@@ -386,18 +428,20 @@ pub async fn create_container(
     if spec.handle.is_empty() {
         spec.handle = new_handle();
     }
-    let handle = w
-        .garden
-        .create(spec)
-        .await
-        .map_err(|e| errored(format!("creating container on {}: {e}", w.name)))?;
+    let handle = w.garden.create(spec).await.map_err(|e| {
+        errored(super::liveness::worker_error(
+            &w.name,
+            "creating container",
+            e,
+        ))
+    })?;
     cleanup.container(w, &handle);
     Ok(handle)
 }
 
 /// Runs a process to its end, streaming stderr (and stdout unless captured) into the build
 /// log. On cancel: SIGTERM, then SIGKILL after 10 s. Returns the exit status and the
-/// captured stdout.
+/// captured stdout. Errors naming the worker when it stalls or its streams break.
 pub async fn run_process(
     w: &WorkerClient,
     handle: &str,
@@ -407,6 +451,24 @@ pub async fn run_process(
     capture_stdout: bool,
     cancel: &Cancel,
 ) -> Result<(i32, Vec<u8>), Fail> {
+    tokio::select! {
+        r = stream_process(w, handle, spec, stdin, origin, capture_stdout, cancel) => r,
+        msg = super::liveness::worker_lost(w.store.as_ref(), &w.name, super::liveness::POLL) => {
+            Err(errored(msg))
+        }
+    }
+}
+
+async fn stream_process(
+    w: &WorkerClient,
+    handle: &str,
+    spec: ProcessSpec,
+    stdin: Option<Vec<u8>>,
+    origin: &Origin,
+    capture_stdout: bool,
+    cancel: &Cancel,
+) -> Result<(i32, Vec<u8>), Fail> {
+    use super::liveness::worker_error;
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let (err_tx, mut err_rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let (in_tx, in_rx) = tokio::sync::mpsc::channel::<Bytes>(4);
@@ -420,7 +482,7 @@ pub async fn run_process(
         .garden
         .run(handle, spec, io)
         .await
-        .map_err(|e| errored(format!("running {path}: {e}")))?;
+        .map_err(|e| errored(worker_error(&w.name, &format!("running {path}"), e)))?;
     tokio::spawn(async move {
         if let Some(data) = stdin {
             let _ = in_tx.send(Bytes::from(data)).await;
@@ -463,7 +525,7 @@ pub async fn run_process(
     let status = process
         .wait()
         .await
-        .map_err(|e| errored(format!("waiting for {path}: {e}")))?;
+        .map_err(|e| errored(worker_error(&w.name, &format!("running {path}"), e)))?;
     if cancel.is_cancelled() {
         return Err(Fail::Interrupted);
     }
