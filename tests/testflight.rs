@@ -8,6 +8,8 @@
 //! reported by name with fly's output, and the others still run.
 
 mod common;
+#[path = "testflight_scenarios/resources.rs"]
+mod resources;
 
 use common::{corpus_dir, stderr, stdout, Backend, Fly, Server};
 use std::sync::{Arc, Mutex};
@@ -637,7 +639,10 @@ fn suite(backend: Backend) {
         _server: server,
         fly,
     });
-    let queue = Arc::new(Mutex::new(scenarios()));
+    let mut all = scenarios();
+    all.extend(resources::scenarios());
+    all.extend(resources::jobs());
+    let queue = Arc::new(Mutex::new(all));
     let failures = Arc::new(Mutex::new(Vec::new()));
     let workers: Vec<_> = (0..3)
         .map(|_| {

@@ -165,7 +165,18 @@ impl Call<'_> {
         let version = match latest.into_iter().next() {
             Some(v) => v.version,
             None => {
-                let versions = match Box::pin(parent.check(w, None)).await? {
+                // Announced like upstream's nested type checks, outermost type first.
+                let check_id = format!("{}/check-type-{}", self.origin.id, t.name);
+                self.origin.emit(
+                    "image-check",
+                    "1.1",
+                    json!({"plan": {"id": check_id, "check": {"name": t.name, "type": t.type_}}}),
+                );
+                let sub = self.origin.events.origin(&check_id);
+                sub.emit("initialize-check", "1.0", json!({"name": t.name}));
+                let checked = Box::pin(parent.check(w, None)).await?;
+                sub.emit("finish", "1.0", json!({"succeeded": checked.is_ok()}));
+                let versions = match checked {
                     Ok(v) => v,
                     Err(status) => {
                         return Err(errored(format!(

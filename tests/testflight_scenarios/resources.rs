@@ -1,0 +1,426 @@
+//! Corpus scenarios about resources, resource types, caching and scheduling (INDEX.md).
+
+use super::{expect, run, Check, Env, Scenario};
+
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        ("propagation", |e| {
+            e.set("propagation", "propagation.yml", &[])?;
+            e.new_version("propagation", "some-resource", "pv1")?;
+            for job in ["first-job", "pushing-job", "downstream-job"] {
+                let (c, out) = e.trigger("propagation", job);
+                expect(c, &out, 0, &["succeeded"], &[])?;
+            }
+            Ok(())
+        }),
+        ("long-metadata", |e| {
+            run(e, "long-metadata", "long-metadata.yml", &[], "job", 0, &[])
+        }),
+        ("nested-config", |e| {
+            run(
+                e,
+                "nested-config",
+                "nested-config-test.yml",
+                &[],
+                "config-test",
+                0,
+                &["succeeded"],
+            )
+        }),
+        ("resource-types-with-params", |e| {
+            run(
+                e,
+                "type-params",
+                "resource-types-with-params.yml",
+                &["-v", "hash=tp-h1"],
+                "resource-test",
+                0,
+                &["tp-h1"],
+            )
+        }),
+        ("resource-type-named-as-base-type", |e| {
+            e.set(
+                "named-base",
+                "resource-type-named-as-base-type.yml",
+                &["-v", "hash=nb-h1"],
+            )?;
+            let (c, out) = e.trigger("named-base", "resource-getter");
+            expect(c, &out, 0, &["nb-h1"], &[])?;
+            // The custom `mock` type's image is fetched (and prints its version) in
+            // whichever build ran first: the triggered one or the new-version one.
+            let first = e.ok(&["watch", "-j", "named-base/resource-getter", "-b", "1"])?;
+            if !format!("{out}{first}").contains("mirror-nb-h1") {
+                return Err(format!("no mirror-nb-h1 in:\n{first}\n{out}"));
+            }
+            Ok(())
+        }),
+        ("recursive-resource-checking", |e| {
+            e.set("recursive", "recursive-resource-checking.yml", &[])?;
+            let out = e.ok(&[
+                "check-resource",
+                "-r",
+                "recursive/recursive-custom-resource",
+            ])?;
+            expect(
+                0,
+                &out,
+                0,
+                &[
+                    "recursive-custom-resource",
+                    "mock-resource-grandchild",
+                    "mock-resource-child",
+                    "mock-resource-parent",
+                    "succeeded",
+                ],
+                &[],
+            )
+        }),
+        ("resource-types-privileged", |e| {
+            e.set(
+                "priv",
+                "resource-types-privileged.yml",
+                &["-y", "privileged=true"],
+            )?;
+            let (c, out) = e.trigger("priv", "resource-getter");
+            expect(c, &out, 0, &["privileged: true"], &[])?;
+            let (c, out) = e.trigger("priv", "resource-putter");
+            expect(c, &out, 0, &["pushing in a privileged container"], &[])?;
+            let versions = e.ok(&["resource-versions", "-r", "priv/my-resource"])?;
+            expect(0, &versions, 0, &["privileged:true,version:mock"], &[])?;
+            e.set(
+                "unpriv",
+                "resource-types-privileged.yml",
+                &["-y", "privileged=false"],
+            )?;
+            let (c, out) = e.trigger("unpriv", "resource-getter");
+            expect(c, &out, 0, &["privileged: false"], &["privileged: true"])?;
+            let (c, out) = e.trigger("unpriv", "resource-putter");
+            expect(c, &out, 0, &[], &["privileged container"])
+        }),
+        ("resource-type-versions", |e| {
+            e.set("rtv", "resource-type-versions.yml", &["-v", "hash=rtv-h1"])?;
+            let (c, out) = e.trigger("rtv", "initial-job");
+            expect(c, &out, 0, &["rtv-h1"], &[])?;
+            e.ok(&[
+                "check-resource-type",
+                "-r",
+                "rtv/custom-resource-type",
+                "-f",
+                "version:rtv-new",
+            ])?;
+            let (c, out) = e.trigger("rtv", "passed-job");
+            expect(c, &out, 0, &["rtv-h1"], &[])?;
+            let builds = e.ok(&["builds", "-j", "rtv/initial-job"])?;
+            let n = builds.lines().filter(|l| !l.trim().is_empty()).count();
+            if n != 1 {
+                return Err(format!("initial-job has {n} builds, want 1:\n{builds}"));
+            }
+            Ok(())
+        }),
+        ("caching", |e| {
+            e.set("caching", "caching.yml", &["-v", "hash=ca-h1"])?;
+            e.new_version("caching", "some-resource", "ca-v1")?;
+            e.new_version("caching", "cached-resource", "ca-c1")?;
+            let (c, out) = e.trigger("caching", "some-passing-job");
+            expect(
+                c,
+                &out,
+                0,
+                &["fetching version: ca-v1", "fetching version: ca-c1"],
+                &[],
+            )?;
+            e.new_version("caching", "some-resource", "ca-v2")?;
+            let (c, out) = e.trigger("caching", "some-passing-job");
+            expect(c, &out, 0, &["fetching version: ca-v2"], &["ca-c1"])
+        }),
+        ("resource-with-params", |e| {
+            e.set(
+                "rwp",
+                "resource-with-params.yml",
+                &["-v", "unique_version=rwp-u1"],
+            )?;
+            let (c, out) = e.trigger("rwp", "without-params");
+            expect(c, &out, 0, &["fetching version: rwp-u1"], &[])?;
+            let (c, out) = e.trigger("rwp", "without-params");
+            expect(c, &out, 0, &["succeeded"], &["fetching"])?;
+            let (c, out) = e.trigger("rwp", "with-params");
+            expect(c, &out, 0, &["fetching version: rwp-u1"], &[])
+        }),
+        ("image-resource-with-params", |e| {
+            e.set(
+                "irp",
+                "image-resource-with-params.yml",
+                &["-v", "initial_version=irp-v1"],
+            )?;
+            for (job, fetches) in [
+                ("with-params", true),
+                ("image-resource-with-params", false),
+                ("image-resource-without-params", true),
+                ("without-params", false),
+            ] {
+                let (c, out) = e.trigger("irp", job);
+                if fetches {
+                    expect(c, &out, 0, &["fetching version: irp-v1"], &[])?;
+                } else {
+                    expect(c, &out, 0, &["succeeded"], &["fetching"])?;
+                }
+            }
+            Ok(())
+        }),
+        ("reconfiguring", |e| {
+            e.set(
+                "reconf",
+                "reconfiguring.yml",
+                &["-v", "force_version=rc-g1"],
+            )?;
+            let (c, out) = e.trigger("reconf", "some-passing-job");
+            expect(c, &out, 0, &["rc-g1"], &[])?;
+            e.set(
+                "reconf",
+                "reconfiguring.yml",
+                &["-v", "force_version=rc-g2"],
+            )?;
+            let (c, out) = e.trigger("reconf", "some-passing-job");
+            expect(c, &out, 0, &["rc-g2"], &[])
+        }),
+        ("resource-check-timeouts", |e| {
+            e.set(
+                "slow-check",
+                "resource-check-timeouts.yml",
+                &["-v", "check_delay=1m"],
+            )?;
+            let out = e.fly(&["check-resource", "-r", "slow-check/my-resource"]);
+            let text = format!("{}{}", common::stdout(&out), common::stderr(&out));
+            expect(
+                out.status.code().unwrap_or(-1),
+                &text,
+                1,
+                &["timeout exceeded", "failed"],
+                &[],
+            )?;
+            e.set(
+                "quick-check",
+                "resource-check-timeouts.yml",
+                &["-v", "check_delay=1s"],
+            )?;
+            let out = e.ok(&["check-resource", "-r", "quick-check/my-resource"])?;
+            expect(0, &out, 0, &["succeeded"], &[])
+        }),
+        ("pinned-resource-simple-trigger", |e| {
+            for (p, config) in [("pin-latest", "latest"), ("pin-every", "every")] {
+                e.set(
+                    p,
+                    "pinned-resource-simple-trigger.yml",
+                    &[
+                        "-y",
+                        "pinned_resource_version={version: v1}",
+                        "-y",
+                        &format!("version_config={config}"),
+                        "-v",
+                        &format!("hash={p}"),
+                    ],
+                )?;
+                // Pinned before any check: the check creates the pinned version.
+                let out = e.ok(&["check-resource", "-r", &format!("{p}/some-resource")])?;
+                expect(0, &out, 0, &["succeeded"], &[])?;
+                e.new_version(p, "some-resource", "v2")?;
+                for _ in 0..2 {
+                    let (c, out) = e.trigger(p, "some-passing-job");
+                    expect(c, &out, 0, &["v1"], &["v2"])?;
+                }
+            }
+            Ok(())
+        }),
+        ("serial-groups", |e| {
+            e.set("sg", "serial-groups.yml", &["-v", "hash=sg-h1"])?;
+            e.ok(&["trigger-job", "-j", "sg/some-pending-job"])?;
+            let (c, out) = e.trigger("sg", "some-passing-job");
+            expect(c, &out, 0, &["succeeded"], &[])?;
+            let builds = e.ok(&["builds", "-j", "sg/some-pending-job"])?;
+            expect(0, &builds, 0, &["pending"], &[])?;
+            // `check_every: never`: the manual trigger checks it.
+            let (c, out) = e.trigger("sg", "serial-true-job");
+            expect(c, &out, 0, &["succeeded"], &[])
+        }),
+        ("serial-groups-inputs-updated", |e| {
+            let p = "sgi";
+            e.set(
+                p,
+                "serial-groups-inputs-updated.yml",
+                &["-v", "hash-1=sgi-1", "-v", "hash-2=sgi-2"],
+            )?;
+            e.new_version(p, "some-resource", "sgi-guid1")?;
+            e.ok(&["trigger-job", "-j", "sgi/some-pending-job"])?;
+            let (c, out) = e.trigger(p, "some-passing-job");
+            expect(c, &out, 0, &["sgi-guid1"], &[])?;
+            e.new_version(p, "some-resource", "sgi-guid2")?;
+            let (c, out) = e.trigger(p, "some-passing-job");
+            expect(c, &out, 0, &["sgi-guid2"], &[])?;
+            let builds = e.ok(&["builds", "-j", "sgi/some-pending-job"])?;
+            expect(0, &builds, 0, &["pending"], &[])?;
+            e.new_version(p, "other-resource", "sgi-guid3")?;
+            e.eventually(
+                &["builds", "-j", "sgi/some-pending-job"],
+                "the pending build to run",
+                |o| o.contains("succeeded"),
+            )?;
+            let out = e.ok(&["watch", "-j", "sgi/some-pending-job", "-b", "1"])?;
+            expect(0, &out, 0, &["sgi-guid2", "sgi-guid3"], &[])
+        }),
+        ("rename-resource", |e| {
+            e.set("rename-res", "resource-with-versions.yml", &[])?;
+            for v in ["rr-guid1", "rr-guid2", "rr-guid3"] {
+                e.new_version("rename-res", "some-resource", v)?;
+            }
+            let (c, out) = e.trigger("rename-res", "some-passing-job");
+            expect(c, &out, 0, &["fetched version: rr-guid3"], &[])?;
+            e.set("rename-res", "rename-resource.yml", &[])?;
+            let (c, out) = e.trigger("rename-res", "some-passing-job");
+            expect(c, &out, 0, &["fetched version: rr-guid3"], &[])?;
+            let versions = e.ok(&["resource-versions", "-r", "rename-res/some-new-resource"])?;
+            expect(0, &versions, 0, &["rr-guid3", "rr-guid2", "rr-guid1"], &[])
+        }),
+        ("pin-resource-with-comment", |e| {
+            e.set("pin-comment", "resource-with-versions.yml", &[])?;
+            for v in ["pc-v1", "pc-v2"] {
+                e.new_version("pin-comment", "some-resource", v)?;
+            }
+            let out = e.ok(&[
+                "pin-resource",
+                "-r",
+                "pin-comment/some-resource",
+                "-v",
+                "version:pc-v1",
+                "-c",
+                "some comment",
+            ])?;
+            expect(
+                0,
+                &out,
+                0,
+                &[
+                    "pinned 'pin-comment/some-resource' with version {\"version\":\"pc-v1\"}",
+                    "pin comment 'some comment' is saved",
+                ],
+                &[],
+            )?;
+            let (c, out) = e.trigger("pin-comment", "some-passing-job");
+            expect(c, &out, 0, &["fetched version: pc-v1"], &[])
+        }),
+    ]
+}
+
+/// Task and job scenarios that need no resource history.
+pub fn jobs() -> Vec<Scenario> {
+    vec![
+        ("rename-job", |e| {
+            e.set("rename-job", "simple.yml", &[])?;
+            let (c, out) = e.trigger("rename-job", "simple");
+            expect(c, &out, 0, &["Hello, world!"], &[])?;
+            e.set("rename-job", "rename-simple.yml", &[])?;
+            let (c, out) = e.trigger("rename-job", "rename-simple");
+            expect(c, &out, 0, &["succeeded"], &[])?;
+            let builds = e.ok(&["builds", "-p", "rename-job"])?;
+            // The first build keeps its number under the new name.
+            expect(
+                0,
+                &builds,
+                0,
+                &["rename-job/rename-simple/2", "rename-job/rename-simple/1"],
+                &["rename-job/simple/"],
+            )
+        }),
+        ("task-caches", |e| {
+            e.set("caches", "task-caches.yml", &[])?;
+            let (c, out) = e.trigger("caches", "simple");
+            expect(c, &out, 0, &["second-task-cache-contents"], &[])?;
+            if out.matches("second-task-cache-contents").count() != 1 {
+                return Err(format!("first run shows the cache twice:\n{out}"));
+            }
+            let (c, out) = e.trigger("caches", "simple");
+            expect(c, &out, 0, &["succeeded"], &[])?;
+            for cached in [
+                "blob-contents-from-second-task",
+                "second-task-cache-contents",
+            ] {
+                if out.matches(cached).count() != 2 {
+                    return Err(format!("second run should show {cached} twice:\n{out}"));
+                }
+            }
+            if out.matches("not-cached-from-first-task").count() != 1 {
+                return Err(format!("an uncached file was kept:\n{out}"));
+            }
+            Ok(())
+        }),
+        ("task-vars", task_vars),
+        ("erroring-pipeline-events", |e| {
+            e.set("erroring", "erroring_pipeline.yml", &[])?;
+            let job = e.ok(&["jobs", "-p", "erroring"])?;
+            let job = job
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let (c, out) = e.trigger("erroring", &job);
+            expect(c, &out, 2, &["errored"], &[])?;
+            let builds = e.ok(&["builds", "-j", &format!("erroring/{job}")])?;
+            let id = builds.split_whitespace().next().unwrap_or_default();
+            let events = e.ok(&["curl", &format!("/api/v1/builds/{id}/events")])?;
+            let n = events.matches("\"event\":\"error\"").count();
+            if n != 2 {
+                return Err(format!("{n} error events, want 2:\n{events}"));
+            }
+            Ok(())
+        }),
+        ("container-limits", |e| {
+            run(
+                e,
+                "limits",
+                "container_limits.yml",
+                &[],
+                "container-limits-job",
+                0,
+                &["hello", "succeeded"],
+            )
+        }),
+    ]
+}
+
+/// task_vars.yml: a task file with `((vars))` filled from step `vars`, `load_var` or a
+/// var source; the files come from the mock resource (upstream's `START_VAR` trick keeps
+/// the pipeline itself free of those vars).
+fn task_vars(e: &Env) -> Check {
+    let task = |image: &str, arg: &str| {
+        format!(
+            "---\nplatform: linux\nimage_resource:\n  type: START_VAR{image}END_VAR\n  source: {{mirror_self: true}}\nrun:\n  path: echo\n  args: [START_VAR{arg}END_VAR]\n"
+        )
+    };
+    let unwrap = "---\nplatform: linux\nimage_resource:\n  type: mock\n  source: {mirror_self: true}\ninputs:\n  - name: some-resource\noutputs:\n  - name: unwrapped-task-resource\nrun:\n  path: sh\n  args: [\"-c\", \"cat some-resource/task.yml | sed -e 's/START_VAR/((/g' | sed -e 's/END_VAR/))/g' > unwrapped-task-resource/task.yml\"]\n";
+    let set = |p: &str, content: String| {
+        e.set(
+            p,
+            "task_vars.yml",
+            &[
+                "-v",
+                &format!("task_content={content}"),
+                "-v",
+                &format!("task_unwrap_content={unwrap}"),
+            ],
+        )
+    };
+    set("tv", task("image_resource_type", "echo_text"))?;
+    let (c, out) = e.trigger("tv", "external-task-success");
+    expect(c, &out, 0, &["Hello World"], &[])?;
+    let (c, out) = e.trigger("tv", "external-task-failure");
+    expect(c, &out, 2, &["undefined vars: echo_text"], &[])?;
+    let (c, out) = e.trigger("tv", "external-task-vars-from-load-var");
+    expect(c, &out, 0, &["bar"], &[])?;
+    set("tv-vs", task("image_resource_type", "vs:echo_text"))?;
+    let (c, out) = e.trigger(
+        "tv-vs",
+        "task-var-is-defined-but-task-also-needs-vars-from-var-sources",
+    );
+    expect(c, &out, 0, &["text-from", "-var-source"], &[])
+}
+
+use super::common;
