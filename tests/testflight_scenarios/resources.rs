@@ -168,20 +168,26 @@ pub fn scenarios() -> Vec<Scenario> {
             Ok(())
         }),
         ("reconfiguring", |e| {
-            e.set(
-                "reconf",
-                "reconfiguring.yml",
-                &["-v", "force_version=rc-g1"],
-            )?;
-            let (c, out) = e.trigger("reconf", "some-passing-job");
-            expect(c, &out, 0, &["rc-g1"], &[])?;
-            e.set(
-                "reconf",
-                "reconfiguring.yml",
-                &["-v", "force_version=rc-g2"],
-            )?;
-            let (c, out) = e.trigger("reconf", "some-passing-job");
-            expect(c, &out, 0, &["rc-g2"], &[])
+            // `trigger: true`: a build the new version triggers may fetch (and cache) the
+            // version before the manual one, so look at every build's log.
+            for v in ["rc-g1", "rc-g2"] {
+                e.set(
+                    "reconf",
+                    "reconfiguring.yml",
+                    &["-v", &format!("force_version={v}")],
+                )?;
+                let (c, out) = e.trigger("reconf", "some-passing-job");
+                expect(c, &out, 0, &["succeeded"], &[])?;
+                let all = job_log(e, "reconf/some-passing-job")?;
+                expect(
+                    0,
+                    &format!("{out}{all}"),
+                    0,
+                    &[&format!("fetching version: {v}")],
+                    &[],
+                )?;
+            }
+            Ok(())
         }),
         ("resource-check-timeouts", |e| {
             e.set(
@@ -308,6 +314,21 @@ pub fn scenarios() -> Vec<Scenario> {
             expect(c, &out, 0, &["fetched version: pc-v1"], &[])
         }),
     ]
+}
+
+/// Every build log of `job` (`P/J`), oldest first.
+fn job_log(e: &Env, job: &str) -> Result<String, String> {
+    let builds = e.ok(&["builds", "-j", job])?;
+    let mut out = String::new();
+    for name in builds.lines().rev().filter_map(|l| {
+        l.split_whitespace()
+            .nth(1)
+            .and_then(|n| n.rsplit('/').next())
+            .map(String::from)
+    }) {
+        out.push_str(&e.ok(&["watch", "-j", job, "-b", &name])?);
+    }
+    Ok(out)
 }
 
 /// Task and job scenarios that need no resource history.
