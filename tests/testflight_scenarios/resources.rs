@@ -393,6 +393,42 @@ pub fn jobs() -> Vec<Scenario> {
             }
             Ok(())
         }),
+        ("archive-pipeline", |e| {
+            let gone = |child: &str| {
+                e.eventually(&["get-pipeline", "-p", child], "the child archived", |o| {
+                    o.contains("pipeline not found")
+                })
+            };
+            // The setting step removed, the setting job renamed, the parent destroyed.
+            for (i, next) in ["archive-pipeline-2.yml", "archive-pipeline-3.yml", ""]
+                .iter()
+                .enumerate()
+            {
+                let (parent, child) = (format!("ap-parent-{i}"), format!("ap-child-{i}"));
+                let var = format!("pipeline_name={child}");
+                e.set(&parent, "archive-pipeline-1.yml", &["-v", &var])?;
+                let (c, out) = e.trigger(&parent, "sp");
+                expect(
+                    c,
+                    &out,
+                    0,
+                    &[&format!("setting pipeline: {child}"), "done"],
+                    &[],
+                )?;
+                e.ok(&["get-pipeline", "-p", &child])?;
+                if next.is_empty() {
+                    e.ok(&["destroy-pipeline", "-p", &parent, "-n"])?;
+                } else {
+                    e.set(&parent, next, &["-v", &var])?;
+                    if *next == "archive-pipeline-2.yml" {
+                        let (c, out) = e.trigger(&parent, "sp");
+                        expect(c, &out, 0, &["succeeded"], &[])?;
+                    }
+                }
+                gone(&child)?;
+            }
+            Ok(())
+        }),
         ("container-limits", |e| {
             run(
                 e,

@@ -163,6 +163,8 @@ pub async fn save(
         Err(e) => return Err(e.into()),
     };
     tracing::info!(team = %team, pipeline = %name, created = saved.created, "saved pipeline config");
+    // A job removed or renamed by this save no longer sets its children.
+    super::pipelines::archive_children(&state).await;
     let status = if saved.created {
         StatusCode::CREATED
     } else {

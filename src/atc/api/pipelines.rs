@@ -84,6 +84,7 @@ pub async fn destroy(
 ) -> ApiResult<Response> {
     let t = access::pipeline_write(&state, &req, &team, &name, q.as_deref(), Role::Member).await?;
     state.store.destroy_pipeline(t.pipeline.id).await?;
+    archive_children(&state).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -214,7 +215,15 @@ pub async fn archive(
         .store
         .archive_pipeline(t.pipeline.id, &req.display_user_id(), now())
         .await?;
+    archive_children(&state).await;
     Ok(StatusCode::OK.into_response())
+}
+
+/// Children set by a pipeline's jobs go with it (the GC would get there later).
+pub async fn archive_children(state: &AppState) {
+    if let Err(e) = crate::atc::gc::archive_orphaned_children(state.store.as_ref()).await {
+        tracing::warn!(error = %e, "archiving child pipelines");
+    }
 }
 
 pub async fn rename(

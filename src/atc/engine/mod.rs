@@ -137,6 +137,11 @@ impl Engine {
         if let Err(e) = self.store().finish_build(row.id, status, end).await {
             tracing::warn!(build = row.id, error = %e, "finishing build");
         }
+        if let Err(e) =
+            crate::atc::gc::archive_children_not_set_by(self.store().as_ref(), &row, status).await
+        {
+            tracing::warn!(build = row.id, error = %e, "archiving child pipelines");
+        }
         tracing::info!(build = row.id, status = status.as_str(), "build finished");
     }
 

@@ -113,7 +113,12 @@ pub async fn run(
             },
         );
         match store.save_pipeline(&save).await {
-            Ok(_) => {}
+            // A job removed from the set pipeline no longer sets its own children.
+            Ok(_) => {
+                if let Err(e) = crate::atc::gc::archive_orphaned_children(store.as_ref()).await {
+                    tracing::warn!(error = %e, "archiving child pipelines");
+                }
+            }
             Err(StoreError::ConfigVersionConflict) => {
                 return Err(errored("pipeline config changed while saving; try again"))
             }

@@ -45,5 +45,8 @@ pub async fn run_worker_collector(
         if let Err(e) = collect_workers(store.as_ref(), now()).await {
             tracing::warn!(error = %e, "worker collector failed");
         }
+        if let Err(e) = super::archive_orphaned_children(store.as_ref()).await {
+            tracing::warn!(error = %e, "archiving child pipelines failed");
+        }
     }
 }

@@ -1,0 +1,59 @@
+//! Automatic archiving of pipelines set by `set_pipeline` steps: a child pipeline is
+//! archived once its parent stops setting it — the setting job was removed or renamed,
+//! its pipeline destroyed or archived, or a later successful build of that job no longer
+//! set it. Runs on every GC tick and right after the events that cause it.
+
+use crate::atc::auth::now;
+use crate::db::{BuildRow, BuildStatus, PipelineRow, Store};
+use std::collections::HashSet;
+
+/// Who archives children, as upstream records it in `paused_by`.
+const ARCHIVER: &str = "automatic-pipeline-archiver";
+
+/// Archives children whose setting job is no longer an active job of a live pipeline.
+pub async fn archive_orphaned_children(store: &dyn Store) -> crate::db::Result<()> {
+    let pipelines = store.pipelines(None).await?;
+    let children: Vec<&PipelineRow> = pipelines
+        .iter()
+        .filter(|p| p.parent_job_id != 0 && !p.archived)
+        .collect();
+    if children.is_empty() {
+        return Ok(());
+    }
+    let mut active = HashSet::new();
+    for p in pipelines.iter().filter(|p| !p.archived) {
+        active.extend(store.jobs(p.id).await?.into_iter().map(|j| j.id));
+    }
+    for child in children {
+        if !active.contains(&child.parent_job_id) {
+            archive(store, child).await;
+        }
+    }
+    Ok(())
+}
+
+/// After a job's build succeeded: children its earlier builds set but this one did not.
+pub async fn archive_children_not_set_by(
+    store: &dyn Store,
+    build: &BuildRow,
+    status: BuildStatus,
+) -> crate::db::Result<()> {
+    let Some(job_id) = build.job_id.filter(|_| status == BuildStatus::Succeeded) else {
+        return Ok(());
+    };
+    for child in store.pipelines(None).await? {
+        if child.parent_job_id == job_id && child.parent_build_id < build.id && !child.archived {
+            archive(store, &child).await;
+        }
+    }
+    Ok(())
+}
+
+async fn archive(store: &dyn Store, p: &PipelineRow) {
+    match store.archive_pipeline(p.id, ARCHIVER, now()).await {
+        Ok(()) => {
+            tracing::info!(pipeline = %p.name, team = %p.team_name, "archived a pipeline its parent no longer sets")
+        }
+        Err(e) => tracing::warn!(pipeline = %p.name, error = %e, "archiving a child pipeline"),
+    }
+}
