@@ -429,6 +429,25 @@ pub fn jobs() -> Vec<Scenario> {
             }
             Ok(())
         }),
+        ("devices", |e| {
+            // Device nodes are the linux runtime's (quickstart's default as root); the
+            // process runtime shares the host's /dev.
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } != 0 {
+                eprintln!("devices: skipped, not root (the process runtime shares /dev)");
+                return Ok(());
+            }
+            e.set("devices", "devices.yml", &[])?;
+            let (c, out) = e.trigger("devices", "check-fuse-privileged");
+            expect(c, &out, 0, &["/dev/fuse", "succeeded"], &[])?;
+            let (c, out) = e.trigger("devices", "check-fuse-unprivileged");
+            if c == 0 || !out.contains("No such file or directory") {
+                return Err(format!(
+                    "unprivileged task saw /dev/fuse (exit {c}):\n{out}"
+                ));
+            }
+            Ok(())
+        }),
         ("container-limits", |e| {
             run(
                 e,

@@ -264,7 +264,17 @@ impl LinuxSandbox {
                 .collect(),
             proc_dir: cpath(&self.rootfs.join("proc")),
             sys_dir: cpath(&self.rootfs.join("sys")),
-            dev: child::DevPlan::standard(&rootfs),
+            dev: {
+                let mut dev = child::DevPlan::standard(&rootfs);
+                // Privileged containers also get FUSE, as upstream's runtimes give them.
+                if self.spec.privileged && Path::new("/dev/fuse").exists() {
+                    dev.nodes.push((
+                        cpath(Path::new("/dev/fuse")),
+                        cpath(&self.rootfs.join("dev/fuse")),
+                    ));
+                }
+                dev
+            },
             hostname: self.handle.bytes().take(63).collect(),
             cgroup_procs: self.cgroup_procs(),
             unshare_flags: flags,
