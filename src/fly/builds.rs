@@ -83,12 +83,33 @@ pub struct BuildsArgs {
     /// Number of builds you want to limit the return to
     #[arg(short = 'c', long, default_value_t = 50)]
     pub count: i64,
-    /// Show builds for the given team
+    /// Show builds for the given teams (repeatable)
     #[arg(short = 'n', long = "team")]
-    pub team: Option<String>,
+    pub team: Vec<String>,
+    /// Show builds for all teams
+    #[arg(short = 'a', long = "all-teams")]
+    pub all_teams: bool,
+    /// Show builds for the currently targeted team
+    #[arg(long = "current-team")]
+    pub current_team: bool,
+    /// Start time (local) of builds to show, 'yyyy-mm-dd HH:mm:ss'
+    #[arg(long)]
+    pub since: Option<String>,
+    /// End time (local) of builds to show, 'yyyy-mm-dd HH:mm:ss'
+    #[arg(long)]
+    pub until: Option<String>,
     /// Print API response as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--since` / `--until` as Unix seconds (local time, like upstream).
+fn parse_local(s: &str, what: &str) -> Result<i64> {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
+        .map(|t| t.timestamp())
+        .ok_or_else(|| anyhow!("{what} time should be in the format: 2006-01-02 15:04:05"))
 }
 
 fn go_duration(secs: i64) -> String {
@@ -117,34 +138,84 @@ pub async fn builds(g: &Global, a: &BuildsArgs) -> Result<()> {
     if a.job.is_some() && a.pipeline.is_some() {
         bail!("Cannot specify both --pipeline and --job");
     }
-    let (t, team) = connect(g, a.team.as_deref()).await?;
-    let limit = a.count.to_string();
-    let (path, mut query) = match (&a.job, &a.pipeline) {
-        (Some(job), _) => {
-            let (pipeline, job) = parse_pipeline_child(job, "job")?;
-            (
-                format!(
-                    "{}/jobs/{}/builds",
-                    pipeline_path(&team, &pipeline),
-                    seg(&job)
-                ),
-                pipeline.query(),
-            )
+    if a.all_teams && a.current_team {
+        bail!("Cannot specify both --all-teams and --current-team");
+    }
+    if a.all_teams && !a.team.is_empty() {
+        bail!("Cannot specify both --all-teams and --team");
+    }
+    let since = a
+        .since
+        .as_deref()
+        .map(|s| parse_local(s, "Since"))
+        .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|s| parse_local(s, "Until"))
+        .transpose()?;
+    if let (Some(s), Some(u)) = (since, until) {
+        if s > u {
+            bail!("Cannot have --since after --until");
         }
-        (None, Some(p)) => {
-            let pipeline = super::refs::PipelineRef::parse(p)?;
-            (
-                format!("{}/builds", pipeline_path(&team, &pipeline)),
-                pipeline.query(),
-            )
-        }
-        (None, None) if a.team.is_some() => {
-            (format!("/api/v1/teams/{}/builds", seg(&team)), vec![])
-        }
-        (None, None) => ("/api/v1/builds".to_string(), vec![]),
+    }
+    let (t, current) = connect(g, a.team.first().map(String::as_str)).await?;
+    let teams: Vec<String> = if a.all_teams {
+        let all: Vec<api::Team> = t.client.get_json("/api/v1/teams", &[]).await?;
+        all.into_iter().map(|t| t.name).collect()
+    } else if a.current_team {
+        vec![t.team().to_string()]
+    } else {
+        a.team.clone()
     };
-    query.push(("limit".into(), limit));
-    let builds: Vec<api::Build> = t.client.get_json(&path, &query).await?;
+    let mut query = vec![("limit".to_string(), a.count.to_string())];
+    if since.is_some() || until.is_some() {
+        query.push(("timestamps".into(), "true".into()));
+        if let Some(s) = since {
+            query.push(("from".into(), s.to_string()));
+        }
+        if let Some(u) = until {
+            query.push(("to".into(), u.to_string()));
+        }
+    }
+    let scoped = a.job.is_some() || a.pipeline.is_some();
+    let per_team: Vec<&str> = match (scoped, teams.is_empty()) {
+        (true, true) => vec![current.as_str()],
+        (_, false) => teams.iter().map(String::as_str).collect(),
+        (false, true) => vec![],
+    };
+    let mut builds: Vec<api::Build> = Vec::new();
+    if per_team.is_empty() {
+        builds = t.client.get_json("/api/v1/builds", &query).await?;
+    }
+    for team in per_team {
+        let (path, mut q) = match (&a.job, &a.pipeline) {
+            (Some(job), _) => {
+                let (pipeline, job) = parse_pipeline_child(job, "job")?;
+                (
+                    format!(
+                        "{}/jobs/{}/builds",
+                        pipeline_path(team, &pipeline),
+                        seg(&job)
+                    ),
+                    pipeline.query(),
+                )
+            }
+            (None, Some(p)) => {
+                let pipeline = super::refs::PipelineRef::parse(p)?;
+                (
+                    format!("{}/builds", pipeline_path(team, &pipeline)),
+                    pipeline.query(),
+                )
+            }
+            (None, None) => (format!("/api/v1/teams/{}/builds", seg(team)), vec![]),
+        };
+        q.extend(query.iter().cloned());
+        let mut page: Vec<api::Build> = t.client.get_json(&path, &q).await?;
+        builds.append(&mut page);
+    }
+    builds.sort_by_key(|b| std::cmp::Reverse(b.id));
+    builds.truncate(a.count.max(0) as usize);
     if a.json {
         return super::print_json(&builds);
     }

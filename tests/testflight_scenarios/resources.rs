@@ -448,6 +448,34 @@ pub fn jobs() -> Vec<Scenario> {
             }
             Ok(())
         }),
+        ("list-builds", |e| {
+            e.set("lb", "hooks.yml", &[])?;
+            let (c, out) = e.trigger("lb", "some-passing-job");
+            expect(c, &out, 0, &["succeeded"], &[])?;
+            let fmt =
+                |t: chrono::DateTime<chrono::Local>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+            let now = chrono::Local::now();
+            let (past, future) = (
+                fmt(now - chrono::Duration::hours(1)),
+                fmt(now + chrono::Duration::hours(1)),
+            );
+            let out = e.ok(&["builds", "-p", "lb"])?;
+            expect(0, &out, 0, &["lb/some-passing-job/1"], &[])?;
+            let out = e.ok(&["builds", "-p", "lb", "--since", &past, "--until", &future])?;
+            expect(0, &out, 0, &["lb/some-passing-job/1"], &[])?;
+            let out = e.ok(&["builds", "-p", "lb", "--since", &future])?;
+            expect(0, &out, 0, &[], &["lb/some-passing-job"])?;
+            let out = e.ok(&["builds", "--team", "main", "-c", "500"])?;
+            expect(0, &out, 0, &["lb/some-passing-job/1"], &[])?;
+            let out = e.fly(&["builds", "--since", &future, "--until", &past]);
+            expect(
+                out.status.code().unwrap_or(-1),
+                &common::stderr(&out),
+                1,
+                &["Cannot have --since after --until"],
+                &[],
+            )
+        }),
         ("container-limits", |e| {
             run(
                 e,
