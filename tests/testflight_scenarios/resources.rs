@@ -476,6 +476,45 @@ pub fn jobs() -> Vec<Scenario> {
                 &[],
             )
         }),
+        ("nonroot-chowning", |e| {
+            // The mock `mirror_self` image is the worker's own root filesystem, so the task
+            // users upstream's (alpine-based) mock image has must exist on this host:
+            // .ci/run adds them.
+            // SAFETY: geteuid has no preconditions.
+            let root = unsafe { libc::geteuid() } == 0;
+            let missing: Vec<&str> = ["nonroot", "adm", "daemon", "news"]
+                .into_iter()
+                .filter(|u| {
+                    !std::process::Command::new("id")
+                        .arg(u)
+                        .output()
+                        .is_ok_and(|o| o.status.success())
+                })
+                .collect();
+            if !root || !missing.is_empty() {
+                let why = format!("nonroot-chowning needs root and users {missing:?}");
+                if std::env::var("CI").is_ok() {
+                    return Err(why);
+                }
+                eprintln!("{why}: skipped");
+                return Ok(());
+            }
+            e.set("chown", "nonroot-chowning.yml", &[])?;
+            for job in [
+                "root",
+                "root-privileged",
+                "nonroot",
+                "nonroot-privileged",
+                "different-users",
+                "put",
+                "nonroot-to-root",
+                "nonroot-and-root-same-parent-volume",
+            ] {
+                let (c, out) = e.trigger("chown", job);
+                expect(c, &out, 0, &["succeeded"], &[]).map_err(|m| format!("{job}: {m}"))?;
+            }
+            Ok(())
+        }),
         ("container-limits", |e| {
             run(
                 e,

@@ -165,6 +165,13 @@ pub async fn run(
     let mut outputs = Vec::new();
     for o in &config.outputs {
         let path = if o.path.is_empty() { &o.name } else { &o.path };
+        // An output at an input's path is that input's (copy-on-write) volume, as upstream:
+        // the task changes the input in place and passes it on.
+        let dst = normalize(&format!("{workdir}/{path}"));
+        if let Some((_, _, h)) = mounts.iter().find(|(d, _, _)| normalize(d) == dst) {
+            outputs.push((o.name.clone(), h.clone()));
+            continue;
+        }
         let v = empty_volume(&w, &b.cleanup, t.privileged).await?;
         mounts.push((
             format!("{workdir}/{path}"),

@@ -92,6 +92,8 @@ struct LinuxSandbox {
     init: std::sync::Mutex<Option<std::process::Child>>,
     /// Host pid of the container's pid 1, whose namespaces processes join.
     init_pid: i32,
+    /// (uid, gid) pairs the writable bind mounts were already handed to.
+    chowned: std::sync::Mutex<std::collections::HashSet<(u32, u32)>>,
 }
 
 /// The lower directory of a rootfs URI: `raw:///abs/dir`, or the host's root when empty.
@@ -156,6 +158,7 @@ impl Backend for LinuxBackend {
             cgroup: None,
             init: std::sync::Mutex::new(None),
             init_pid: 0,
+            chowned: Default::default(),
         };
         if let Err(e) = sandbox
             .prepare(self.cgroups)
@@ -325,6 +328,7 @@ impl LinuxSandbox {
 
     fn plan(&self, spec: &ProcessSpec, tty: bool) -> Result<ProcessPlan, GardenError> {
         let (uid, gid, groups) = resolve_user(&self.rootfs, &spec.user)?;
+        self.chown_mounts(uid, gid)?;
         let workdir = if spec.dir.is_empty() {
             "/".to_string()
         } else {
@@ -428,6 +432,46 @@ fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), Garde
         };
     }
     Ok((uid, gid, vec![gid]))
+}
+
+impl LinuxSandbox {
+    /// A non-root process gets the writable volumes (inputs, outputs, caches) chowned to
+    /// it, as upstream does, so it can use what earlier steps made; a root process gets
+    /// only the mount points back, leaving the files as the earlier step left them.
+    fn chown_mounts(&self, uid: u32, gid: u32) -> Result<(), GardenError> {
+        let mut done = self.chowned.lock().unwrap_or_else(|p| p.into_inner());
+        if !done.insert((uid, gid)) {
+            return Ok(());
+        }
+        for m in &self.spec.bind_mounts {
+            if m.mode == BindMountMode::ReadWrite && Path::new(&m.src_path).is_dir() {
+                let src = Path::new(&m.src_path);
+                let done = if uid == 0 {
+                    std::os::unix::fs::lchown(src, Some(uid), Some(gid))
+                } else {
+                    chown_tree(src, uid, gid)
+                };
+                done.map_err(|e| {
+                    GardenError::Other(format!("chowning {} for uid {uid}: {e}", m.dst_path))
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Chowns `dir` and everything under it, never following symlinks.
+fn chown_tree(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            chown_tree(&entry.path(), uid, gid)?;
+        } else {
+            std::os::unix::fs::lchown(entry.path(), Some(uid), Some(gid))?;
+        }
+    }
+    Ok(())
 }
 
 impl Sandbox for LinuxSandbox {
