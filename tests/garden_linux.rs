@@ -456,3 +456,26 @@ async fn the_hosts_root_is_a_read_only_base_and_users_and_capabilities_apply() {
         .next()
         .is_none());
 }
+
+#[tokio::test]
+async fn an_image_without_users_runs_as_a_named_root() {
+    let Some(g) = start("an_image_without_users_runs_as_a_named_root").await else {
+        return;
+    };
+    let bare = g.dir.path().join("bare");
+    busybox_rootfs(&bare);
+    std::os::unix::fs::symlink("busybox", bare.join("bin/whoami")).expect("applet");
+    std::fs::remove_file(bare.join("etc/passwd")).expect("rm passwd");
+    std::fs::remove_file(bare.join("etc/group")).expect("rm group");
+    g.client
+        .create(ContainerSpec {
+            handle: "bare".into(),
+            rootfs: format!("raw://{}", bare.display()),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let (status, out, err) = run(&g, "bare", "echo running as $(whoami)", "").await;
+    assert_eq!(status, 0, "stderr: {err}");
+    assert_eq!(out.trim(), "running as root");
+}

@@ -238,6 +238,16 @@ impl LinuxSandbox {
             }
             let _ = fs::write(&f, content);
         }
+        // Images without users (e.g. clearlinux) still run as a named root, like Garden.
+        for (name, content) in [
+            ("passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+            ("group", "root:x:0:\n"),
+        ] {
+            let f = etc.join(name);
+            if fs::symlink_metadata(&f).is_err() {
+                let _ = fs::write(&f, content);
+            }
+        }
         if let Some(v) = cgroups {
             let cg = cgroup::Cgroup::create(v, &cgroup_name(&self.dir), &self.spec.limits)
                 .map_err(|e| GardenError::Other(format!("creating the container's cgroup: {e}")))?;
