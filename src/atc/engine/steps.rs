@@ -125,8 +125,10 @@ fn call<'a>(
     source: Value,
     params: Value,
     tags: &'a [String],
+    step: super::labels::Step,
 ) -> Call<'a> {
     Call {
+        labels: super::labels::container(&b.row, &step),
         rt: &b.rt,
         cleanup: &b.cleanup,
         origin,
@@ -221,7 +223,12 @@ async fn get(
     };
     origin.emit("start-get", "1.0", json!({}));
     let params = Value::Object(g.params.clone());
-    let c = call(b, &origin, cancel, &type_, source, params, &g.tags);
+    let step = super::labels::Step {
+        type_: "get",
+        name: &g.name,
+        ..Default::default()
+    };
+    let c = call(b, &origin, cancel, &type_, source, params, &g.tags, step);
     let w = c.select(vec![]).await?;
     origin.selected_worker(&w.name);
     match c.get(&w, &version).await? {
@@ -307,6 +314,11 @@ async fn put(
         source,
         Value::Object(p.params.clone()),
         &p.tags,
+        super::labels::Step {
+            type_: "put",
+            name: &p.name,
+            ..Default::default()
+        },
     );
     let expose = b
         .plan
@@ -526,6 +538,18 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
         None => cancel.child_with_timeout(std::time::Duration::from_secs(3600)),
     };
     let env = build_env(b);
+    let (resource, resource_type) = if c.kind == "resource_type" {
+        ("", c.name.as_str())
+    } else {
+        (c.name.as_str(), "")
+    };
+    let check_step = super::labels::Step {
+        type_: "check",
+        name: &c.name,
+        resource,
+        resource_type,
+        ..Default::default()
+    };
     let call = Call {
         rt: &b.rt,
         cleanup: &b.cleanup,
@@ -538,6 +562,7 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
         types: &types,
         tags: &[],
         env,
+        labels: super::labels::container(&b.row, &check_step),
     };
     let w = call.select(vec![]).await?;
     origin.selected_worker(&w.name);
