@@ -140,8 +140,10 @@ pub async fn run(
     let mut spec = ContainerSpec::default();
     let mut env = Vec::new();
     let mut user = config.run.user.clone();
+    let mut image_volume = None;
     if let Some(img) = &image {
         let vol = mount_copy(&b.rt, img, &w, &b.cleanup, &origin).await?;
+        image_volume = Some(vol.handle.clone());
         let meta = resource::read_metadata(&w, &vol.handle).await;
         if let Some(Value::Array(e)) = meta.get("env") {
             env.extend(e.iter().filter_map(|v| v.as_str().map(String::from)));
@@ -224,6 +226,7 @@ pub async fn run(
     let mounted: Vec<(String, String)> = mounts
         .iter()
         .map(|(dst, _, h)| (h.clone(), dst.clone()))
+        .chain(image_volume.map(|h| (h, "/".to_string())))
         .collect();
     labels::mounted_in(&w, &handle, &mounted).await;
     origin.emit("start-task", "5.0", json!({"config": shadow(&config)}));
