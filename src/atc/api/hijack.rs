@@ -205,5 +205,9 @@ async fn session(socket: WebSocket, w: WorkerClient, handle: String) {
     if client_open {
         send(&mut sink, &out).await;
         let _ = sink.send(Message::Close(None)).await;
+        // Wait for the client's close: hanging up while its last messages (stdin EOF,
+        // pings) are in flight resets the connection and can lose the exit status.
+        let drain = async { while next_data(&mut stream).await.is_some() {} };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
     }
 }
