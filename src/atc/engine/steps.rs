@@ -125,10 +125,9 @@ fn call<'a>(
     source: Value,
     params: Value,
     tags: &'a [String],
-    step: super::labels::Step,
 ) -> Call<'a> {
     Call {
-        labels: super::labels::container(&b.row, &step),
+        labels: Default::default(),
         rt: &b.rt,
         cleanup: &b.cleanup,
         origin,
@@ -223,12 +222,13 @@ async fn get(
     };
     origin.emit("start-get", "1.0", json!({}));
     let params = Value::Object(g.params.clone());
+    let mut c = call(b, &origin, cancel, &type_, source, params, &g.tags);
     let step = super::labels::Step {
         type_: "get",
         name: &g.name,
         ..Default::default()
     };
-    let c = call(b, &origin, cancel, &type_, source, params, &g.tags, step);
+    c.labels = super::labels::container(&b.row, &step);
     let w = c.select(vec![]).await?;
     origin.selected_worker(&w.name);
     match c.get(&w, &version).await? {
@@ -314,12 +314,13 @@ async fn put(
         source,
         Value::Object(p.params.clone()),
         &p.tags,
-        super::labels::Step {
-            type_: "put",
-            name: &p.name,
-            ..Default::default()
-        },
     );
+    let step = super::labels::Step {
+        type_: "put",
+        name: &p.name,
+        ..Default::default()
+    };
+    env_call.labels = super::labels::container(&b.row, &step);
     let expose = b
         .plan
         .resources
