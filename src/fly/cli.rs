@@ -161,6 +161,18 @@ pub enum Command {
     /// Land a worker
     #[command(visible_alias = "lw")]
     LandWorker(super::workers::LandWorkerArgs),
+    /// Print the active containers
+    #[command(visible_alias = "cs")]
+    Containers(super::containers::ContainersArgs),
+    /// List the active volumes
+    #[command(visible_alias = "vs")]
+    Volumes(super::containers::VolumesArgs),
+    /// Execute a command in a container
+    #[command(visible_aliases = ["intercept", "i"])]
+    Hijack(super::intercept::InterceptArgs),
+    /// Clears cache from a task container
+    #[command(visible_alias = "ctc")]
+    ClearTaskCache(super::containers::ClearTaskCacheArgs),
     /// List the configured teams
     #[command(visible_alias = "t")]
     Teams(TeamsArgs),

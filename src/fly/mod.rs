@@ -7,8 +7,10 @@
 pub mod builds;
 pub mod cli;
 pub mod client;
+mod containers;
 mod diff;
 mod execute;
+mod intercept;
 mod jobs;
 mod login;
 mod pipelines;
@@ -159,6 +161,10 @@ async fn run(g: &Global, command: &Command) -> anyhow::Result<()> {
         Command::Workers(a) => workers::workers(g, a).await,
         Command::PruneWorker(a) => workers::prune_worker(g, a).await,
         Command::LandWorker(a) => workers::land_worker(g, a).await,
+        Command::Containers(a) => containers::containers(g, a).await,
+        Command::Volumes(a) => containers::volumes(g, a).await,
+        Command::Hijack(a) => intercept::intercept(g, a).await,
+        Command::ClearTaskCache(a) => containers::clear_task_cache(g, a).await,
         Command::Teams(a) => teams::teams(g, a).await,
         Command::GetTeam(a) => teams::get_team(g, a).await,
         Command::SetTeam(a) => teams::set_team(g, a).await,

@@ -35,6 +35,16 @@ fn fail(e: Fail) -> ApiError {
     }
 }
 
+/// An empty volume labelled as the team's uploaded artifact (`fly volumes` lists it).
+fn artifact_request(team_id: i64) -> VolumeRequest {
+    use crate::atc::engine::labels;
+    let mut req = VolumeRequest::new(new_handle(), Strategy::Empty);
+    req.properties = labels::volume(team_id);
+    req.properties
+        .insert(labels::ARTIFACT.into(), "true".into());
+    req
+}
+
 /// `POST T/artifacts?platform=&tags=`: the body (a gzip tar) unpacked into a new volume on
 /// a worker of the team that fits the platform and tags.
 pub async fn create(
@@ -83,7 +93,7 @@ pub async fn create(
             )
         })?;
     let volume =
-        w.bc.create_volume(VolumeRequest::new(new_handle(), Strategy::Empty))
+        w.bc.create_volume(artifact_request(team.id))
             .await
             .map_err(|e| ApiError::Internal(format!("creating volume on {}: {e}", w.name)))?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);

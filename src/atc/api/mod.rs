@@ -7,7 +7,9 @@ pub mod atc_plan;
 pub mod builds;
 pub mod checks;
 pub mod config;
+pub mod containers;
 pub mod error;
+pub mod hijack;
 pub mod info;
 pub mod jobs;
 pub mod login;
@@ -237,6 +239,17 @@ pub fn router(state: AppState) -> Router {
         .route(
             &format!("{resource}/pin_comment"),
             put(versions::pin_comment),
+        )
+        .route(&format!("{team}/containers"), get(containers::list))
+        .route(&format!("{team}/containers/{{id}}"), get(containers::get))
+        .route(
+            &format!("{team}/containers/{{id}}/hijack"),
+            get(hijack::hijack),
+        )
+        .route(&format!("{team}/volumes"), get(containers::list_volumes))
+        .route(
+            &format!("{job}/tasks/{{step_name}}/cache"),
+            delete(containers::clear_task_cache),
         )
         .route(&format!("{job}/pause"), put(jobs::pause))
         .route(&format!("{job}/unpause"), put(jobs::unpause))

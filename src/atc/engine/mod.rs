@@ -4,6 +4,7 @@
 pub mod across;
 pub mod events;
 pub mod exec;
+pub mod labels;
 pub mod liveness;
 pub mod plan;
 pub mod resource;
@@ -165,11 +166,11 @@ impl Engine {
             .collect();
         let build = Arc::new(Build {
             rt: self.rt.clone(),
+            cleanup: Cleanup::new(row.team_id),
             row,
             plan,
             types,
             events,
-            cleanup: Cleanup::default(),
             ids: Ids::default(),
             results: Mutex::default(),
         });
@@ -177,7 +178,15 @@ impl Engine {
         let cancel = Cancel::new(token);
         let root = build.plan.plan.clone();
         let result = build.exec(&scope, &root, &cancel).await;
-        build.cleanup.run().await;
+        if build.cleanup.lingers() && !matches!(result, Err(Fail::Interrupted)) {
+            let build = build.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(runtime::INTERCEPT_GRACE).await;
+                build.cleanup.run().await;
+            });
+        } else {
+            build.cleanup.run().await;
+        }
         match result {
             Ok(true) => BuildStatus::Succeeded,
             Ok(false) => BuildStatus::Failed,

@@ -36,6 +36,8 @@ pub struct Call<'a> {
     pub types: &'a [ResourceType],
     pub tags: &'a [String],
     pub env: Vec<String>,
+    /// Container labels (`labels::container`) of the step this call serves.
+    pub labels: Properties,
 }
 
 /// The image a type's scripts run in.
@@ -272,10 +274,11 @@ impl Call<'_> {
         }
         spec.privileged = privileged;
         spec.env = env;
-        spec.properties = Properties::from([(
-            "concourse:resource-type".to_string(),
+        spec.properties = super::labels::with_process(self.labels.clone(), "root", &workdir);
+        spec.properties.insert(
+            super::labels::RESOURCE_TYPE.to_string(),
             self.type_.to_string(),
-        )]);
+        );
         let handle = create_container(w, spec, self.cleanup).await?;
         let process = ProcessSpec {
             path,
@@ -295,8 +298,14 @@ impl Call<'_> {
             self.cancel,
         )
         .await?;
-        // The container has served its purpose; keep the worker's count low.
-        let _ = w.garden.destroy(&handle).await;
+        // The container has served its purpose; keep the worker's count low. A failed
+        // get/put stays (with the build's other containers) so it can be intercepted.
+        let check = self.labels.get(super::labels::TYPE).map(String::as_str) == Some("check");
+        if status == 0 || check {
+            let _ = w.garden.destroy(&handle).await;
+        } else {
+            self.cleanup.linger();
+        }
         if status != 0 {
             return Ok(Err(status));
         }
@@ -370,6 +379,13 @@ impl Call<'_> {
                 {
                     let _ =
                         w.bc.set_property(&vol.handle, "metadata", &metadata.to_string())
+                            .await;
+                    let _ = w
+                        .bc
+                        .set_property(&vol.handle, super::labels::VERSION, &fetched.to_string())
+                        .await;
+                    let _ =
+                        w.bc.set_property(&vol.handle, super::labels::RESOURCE_TYPE, self.type_)
                             .await;
                     self.cleanup.keep_volume(&vol.handle);
                 }

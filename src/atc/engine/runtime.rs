@@ -182,6 +182,18 @@ impl Runtime {
         }
     }
 
+    /// Every worker whose containers the team may see (global ones and its own) that
+    /// can answer: not stalled, with a Garden address.
+    pub async fn team_workers(&self, team: &str) -> Result<Vec<WorkerClient>, Fail> {
+        let all = self.store.workers().await.map_err(errored)?;
+        Ok(all
+            .iter()
+            .filter(|w| w.state != WorkerState::Stalled && !w.worker.garden_addr.is_empty())
+            .filter(|w| w.worker.team.is_empty() || w.worker.team == team)
+            .map(|w| self.client(&w.worker))
+            .collect())
+    }
+
     /// Running workers that satisfy the placement.
     async fn candidates(&self, p: &Placement<'_>) -> Result<Vec<WorkerClient>, Fail> {
         let all = self.store.workers().await.map_err(errored)?;
@@ -263,14 +275,36 @@ impl Runtime {
     }
 }
 
-/// What one build created on workers, destroyed when it ends.
+/// What one build created on workers, destroyed when it ends (or [`INTERCEPT_GRACE`]
+/// later when a step failed, see [`Cleanup::linger`]).
 #[derive(Default)]
 pub struct Cleanup {
     containers: Mutex<Vec<(WorkerClient, String)>>,
     volumes: Mutex<Vec<(WorkerClient, String)>>,
+    /// Labels of every volume the build creates (its team).
+    pub volume_labels: crate::proto::baggageclaim::Properties,
+    linger: AtomicBool,
 }
 
+/// How long a build whose step failed keeps its containers and volumes, so that
+/// `fly intercept` right after the failure finds them (upstream keeps them until the
+/// job's next build; this is the modest version).
+pub const INTERCEPT_GRACE: Duration = Duration::from_secs(300);
+
 impl Cleanup {
+    pub fn new(team_id: i64) -> Cleanup {
+        Cleanup {
+            volume_labels: super::labels::volume(team_id),
+            ..Default::default()
+        }
+    }
+    /// A step failed: keep everything for [`INTERCEPT_GRACE`] after the build ends.
+    pub fn linger(&self) {
+        self.linger.store(true, Ordering::SeqCst);
+    }
+    pub fn lingers(&self) -> bool {
+        self.linger.load(Ordering::SeqCst)
+    }
     pub fn container(&self, w: &WorkerClient, handle: &str) {
         self.containers
             .lock()
@@ -360,6 +394,7 @@ pub async fn empty_volume(
 ) -> Result<crate::proto::baggageclaim::Volume, Fail> {
     let mut req = VolumeRequest::new(new_handle(), Strategy::Empty);
     req.privileged = privileged;
+    req.properties = cleanup.volume_labels.clone();
     let v =
         w.bc.create_volume(req)
             .await
@@ -378,12 +413,13 @@ pub async fn mount_copy(
     origin: &Origin,
 ) -> Result<crate::proto::baggageclaim::Volume, Fail> {
     if artifact.worker == w.name {
-        let req = VolumeRequest::new(
+        let mut req = VolumeRequest::new(
             new_handle(),
             Strategy::Cow {
                 volume: artifact.handle.clone(),
             },
         );
+        req.properties = cleanup.volume_labels.clone();
         let v =
             w.bc.create_volume(req)
                 .await

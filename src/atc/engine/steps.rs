@@ -127,6 +127,7 @@ fn call<'a>(
     tags: &'a [String],
 ) -> Call<'a> {
     Call {
+        labels: Default::default(),
         rt: &b.rt,
         cleanup: &b.cleanup,
         origin,
@@ -221,7 +222,13 @@ async fn get(
     };
     origin.emit("start-get", "1.0", json!({}));
     let params = Value::Object(g.params.clone());
-    let c = call(b, &origin, cancel, &type_, source, params, &g.tags);
+    let mut c = call(b, &origin, cancel, &type_, source, params, &g.tags);
+    let step = super::labels::Step {
+        type_: "get",
+        name: &g.name,
+        ..Default::default()
+    };
+    c.labels = super::labels::container(&b.row, &step);
     let w = c.select(vec![]).await?;
     origin.selected_worker(&w.name);
     match c.get(&w, &version).await? {
@@ -308,6 +315,12 @@ async fn put(
         Value::Object(p.params.clone()),
         &p.tags,
     );
+    let step = super::labels::Step {
+        type_: "put",
+        name: &p.name,
+        ..Default::default()
+    };
+    env_call.labels = super::labels::container(&b.row, &step);
     let expose = b
         .plan
         .resources
@@ -526,6 +539,18 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
         None => cancel.child_with_timeout(std::time::Duration::from_secs(3600)),
     };
     let env = build_env(b);
+    let (resource, resource_type) = if c.kind == "resource_type" {
+        ("", c.name.as_str())
+    } else {
+        (c.name.as_str(), "")
+    };
+    let check_step = super::labels::Step {
+        type_: "check",
+        name: &c.name,
+        resource,
+        resource_type,
+        ..Default::default()
+    };
     let call = Call {
         rt: &b.rt,
         cleanup: &b.cleanup,
@@ -538,6 +563,7 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
         types: &types,
         tags: &[],
         env,
+        labels: super::labels::container(&b.row, &check_step),
     };
     let w = call.select(vec![]).await?;
     origin.selected_worker(&w.name);

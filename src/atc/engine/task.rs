@@ -3,6 +3,7 @@
 //! copy-on-write volumes, outputs and caches as volumes, params as env.
 
 use super::exec::{Build, Scope};
+use super::labels;
 use super::plan::Plan;
 use super::resource::{self, with_defaults, Call};
 use super::runtime::{
@@ -111,7 +112,7 @@ pub async fn run(
             ))
         })?)
     } else if let Some(ir) = &config.image_resource {
-        Some(fetch_image(b, plan, ir, cancel).await?)
+        Some(fetch_image(b, plan, &t.name, ir, cancel).await?)
     } else {
         None
     };
@@ -139,8 +140,10 @@ pub async fn run(
     let mut spec = ContainerSpec::default();
     let mut env = Vec::new();
     let mut user = config.run.user.clone();
+    let mut image_volume = None;
     if let Some(img) = &image {
         let vol = mount_copy(&b.rt, img, &w, &b.cleanup, &origin).await?;
+        image_volume = Some(vol.handle.clone());
         let meta = resource::read_metadata(&w, &vol.handle).await;
         if let Some(Value::Array(e)) = meta.get("env") {
             env.extend(e.iter().filter_map(|v| v.as_str().map(String::from)));
@@ -188,7 +191,7 @@ pub async fn run(
             t.name,
             c.path
         );
-        let v = cache_volume(&w, &key).await?;
+        let v = cache_volume(&w, &key, cache_labels(b, &t.name)).await?;
         mounts.push((format!("{workdir}/{}", c.path), v.1, v.0));
     }
     let mut mounts: Vec<(String, String, String)> = mounts
@@ -214,27 +217,39 @@ pub async fn run(
             spec.limits.cpu_limits.limit_in_shares = c;
         }
     }
-    spec.properties = Properties::from([
-        ("concourse:build-id".to_string(), b.row.id.to_string()),
-        ("concourse:step-name".to_string(), t.name.clone()),
-        ("concourse:type".to_string(), "task".to_string()),
-    ]);
-    let handle = create_container(&w, spec, &b.cleanup).await?;
     let dir = if config.run.dir.is_empty() {
         workdir.clone()
     } else {
         normalize(&format!("{workdir}/{}", config.run.dir))
     };
+    let user = if user.is_empty() { "root".into() } else { user };
+    let step = labels::Step {
+        type_: "task",
+        name: &t.name,
+        ..Default::default()
+    };
+    spec.properties = labels::with_process(labels::container(&b.row, &step), &user, &dir);
+    let handle = create_container(&w, spec, &b.cleanup).await?;
+    let mounted: Vec<(String, String)> = mounts
+        .iter()
+        .map(|(dst, _, h)| (h.clone(), dst.clone()))
+        .chain(image_volume.map(|h| (h, "/".to_string())))
+        .collect();
+    labels::mounted_in(&w, &handle, &mounted).await;
     origin.emit("start-task", "5.0", json!({"config": shadow(&config)}));
     let process = ProcessSpec {
         path: config.run.path.clone(),
         args: config.run.args.clone(),
         dir,
-        user: if user.is_empty() { "root".into() } else { user },
+        user,
         ..Default::default()
     };
     let result =
         super::runtime::run_process(&w, &handle, process, None, &origin, false, cancel).await;
+    // A failed or broken task stays around a while for `fly intercept`.
+    if matches!(result, Ok((status, _)) if status != 0) || matches!(result, Err(Fail::Errored(_))) {
+        b.cleanup.linger();
+    }
     // Outputs are registered whatever the exit status (a retry reads the last attempt's).
     for (name, handle) in outputs {
         let as_name = t.output_mapping.get(&name).cloned().unwrap_or(name);
@@ -310,6 +325,7 @@ async fn make_mount_points(
 async fn cache_volume(
     w: &super::runtime::WorkerClient,
     key: &str,
+    labels: Properties,
 ) -> Result<(String, String), Fail> {
     let filter = Properties::from([("task-cache".to_string(), key.to_string())]);
     if let Some(v) =
@@ -322,9 +338,28 @@ async fn cache_volume(
         return Ok((v.handle, v.path));
     }
     let mut req = VolumeRequest::new(super::runtime::new_handle(), Strategy::Empty);
-    req.properties = filter;
+    req.properties = labels;
+    req.properties.extend(filter);
     let v = w.bc.create_volume(req).await.map_err(errored)?;
     Ok((v.handle, v.path))
+}
+
+/// What `fly volumes` shows of a task cache: team, pipeline, job and step.
+fn cache_labels(b: &Build, step: &str) -> Properties {
+    let mut p = labels::volume(b.row.team_id);
+    let pipeline = labels::container(&b.row, &labels::Step::default());
+    for k in [
+        labels::PIPELINE_ID,
+        labels::PIPELINE_NAME,
+        labels::PIPELINE_VARS,
+        labels::JOB_NAME,
+    ] {
+        if let Some(v) = pipeline.get(k) {
+            p.insert(k.to_string(), v.clone());
+        }
+    }
+    p.insert(labels::STEP_NAME.to_string(), step.to_string());
+    p
 }
 
 /// Checks (unless a version is given) and gets a task's `image_resource`, announcing the
@@ -332,6 +367,7 @@ async fn cache_volume(
 async fn fetch_image(
     b: &Arc<Build>,
     plan: &Plan,
+    step_name: &str,
     ir: &crate::config::ImageResource,
     cancel: &Cancel,
 ) -> Result<Artifact, Fail> {
@@ -357,6 +393,15 @@ async fn fetch_image(
         types: &b.types,
         tags: &ir.tags,
         env: Vec::new(),
+        // The image's containers are the task step's (upstream labels them so too).
+        labels: super::labels::container(
+            &b.row,
+            &super::labels::Step {
+                type_: "get",
+                name: step_name,
+                ..Default::default()
+            },
+        ),
     };
     let w = call.select(vec![]).await?;
     let version = if ir.version.is_empty() {
