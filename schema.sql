@@ -227,3 +227,10 @@ CREATE TABLE worker_artifacts (
 );
 
 CREATE INDEX worker_artifacts_build_id ON worker_artifacts (build_id);
+
+CREATE TABLE signing_keys (
+    kid text PRIMARY KEY,
+    kty text NOT NULL,
+    jwk text NOT NULL,
+    created_at bigint NOT NULL
+);

@@ -13,6 +13,8 @@ mod builds;
 mod pipelines;
 #[path = "store_conformance/schema.rs"]
 mod schema;
+#[path = "store_conformance/signing_keys.rs"]
+mod signing_keys;
 #[path = "store_conformance/versions.rs"]
 mod versions;
 #[path = "store_conformance/workers.rs"]
@@ -22,6 +24,7 @@ use accounts::*;
 use artifacts::*;
 use builds::*;
 use pipelines::*;
+use signing_keys::*;
 use versions::*;
 use workers::*;
 
@@ -146,6 +149,7 @@ conformance!(
     check_builds_name_their_resource,
     artifacts_are_team_scoped_and_attached_to_builds,
     artifacts_of_unknown_teams_or_builds_are_refused,
+    signing_keys_are_listed_oldest_first_and_deleted_by_kid,
 );
 // --- helpers ---------------------------------------------------------------------------------
 

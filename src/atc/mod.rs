@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod engine;
 pub mod gc;
+pub mod idtoken;
 pub mod pipelines;
 pub mod scheduler;
 pub mod server;

@@ -12,6 +12,7 @@ mod decode;
 mod duration;
 mod emit;
 mod glob;
+pub mod idtoken;
 mod model;
 mod step_parse;
 mod steps;

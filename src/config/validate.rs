@@ -3,7 +3,6 @@
 //! alongside. Where the source line is known, ` (line N)` is appended to a message; upstream's
 //! wording before it is unchanged.
 
-use super::duration::parse_go_duration;
 use super::glob::{path_match, Glob};
 use super::steps::StepConfig;
 use super::validate_steps::StepValidator;
@@ -386,40 +385,11 @@ fn credential_manager_check(kind: &str, config: &Value) -> Result<(), CredsProbl
                 ))),
             }
         }
-        "idtoken" => {
-            let Value::Object(m) = config else {
-                return Err(CredsProblem::Create(format!(
-                    "invalid idtoken provider config: {}",
-                    go_type_name(config)
-                )));
-            };
-            let bad = |why: &str| {
-                Err(CredsProblem::Create(format!(
-                    "invalid idtoken provider config: {why}"
-                )))
-            };
-            for (k, v) in m {
-                match (k.as_str(), v) {
-                    ("audience", Value::Array(items)) => {
-                        if items.iter().any(|i| !i.is_string()) {
-                            return bad("invalid audience value: %!w(<nil>)");
-                        }
-                    }
-                    ("audience", _) => return bad("audience must be a list of strings"),
-                    ("subject_scope", Value::String(_)) | ("algorithm", Value::String(_)) => {}
-                    ("subject_scope", _) => return bad("subject_scope must be a string"),
-                    ("algorithm", _) => return bad("algorithm must be a string"),
-                    ("expires_in", Value::String(d)) => {
-                        if let Err(e) = parse_go_duration(d) {
-                            return bad(&format!("invalid expires_in value: {e}"));
-                        }
-                    }
-                    ("expires_in", _) => return bad("expires_in must be a string"),
-                    (other, _) => return bad(&format!("unknown setting: {other}")),
-                }
-            }
-            Ok(())
-        }
+        "idtoken" => match super::idtoken::parse_idtoken_config(config) {
+            Ok(_) => Ok(()),
+            Err(super::idtoken::IdTokenProblem::Create(why)) => Err(CredsProblem::Create(why)),
+            Err(super::idtoken::IdTokenProblem::Invalid(why)) => Err(CredsProblem::Invalid(why)),
+        },
         "ssm" | "secretsmanager" => {
             let mut allowed = vec![
                 "access_key",

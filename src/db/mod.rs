@@ -38,7 +38,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Domain verbs of the ATC's state. Every state transition is one guarded statement or one
 /// transaction, so two web nodes sharing a database cannot both make it.
 #[async_trait]
-pub trait Store: ArtifactStore + Send + Sync + 'static {
+pub trait Store: ArtifactStore + SigningKeyStore + Send + Sync + 'static {
     // --- teams -------------------------------------------------------------------------
     /// Creates the team, or replaces its auth (`admin` only applies on creation). Returns the
     /// team and whether it was created.
@@ -325,6 +325,29 @@ pub trait ArtifactStore {
     async fn build_artifacts(&self, build_id: i64) -> Result<Vec<ArtifactRow>>;
     /// Attaches an artifact to a build under `name`. False when there is no such artifact.
     async fn set_artifact_build(&self, id: i64, build_id: i64, name: &str) -> Result<bool>;
+}
+
+// === idtoken signing keys ==================================================================
+// A supertrait of [`Store`], so each backend keeps these in its own `signing_keys.rs`.
+
+/// A private signing key of the `idtoken` var source. `jwk` is the private JWK (with `kid`
+/// and `alg`); `kty` is `RSA` or `EC`. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub kty: String,
+    pub jwk: Value,
+    pub created_at: i64,
+}
+
+#[async_trait]
+pub trait SigningKeyStore {
+    /// [`StoreError::Conflict`] when the kid exists already.
+    async fn create_signing_key(&self, key: &SigningKeyRow) -> Result<()>;
+    /// Every key, oldest first (ties by kid).
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>>;
+    /// False when there is no such key.
+    async fn delete_signing_key(&self, kid: &str) -> Result<bool>;
 }
 
 /// Identity of a version within its scope: sha256 of its canonical JSON.

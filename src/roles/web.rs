@@ -231,6 +231,10 @@ pub async fn serve(
     let engine = crate::atc::engine::Engine::new(Arc::new(runtime), state.builds.clone());
     state.engine = Some(engine.clone());
     tracker.spawn(crate::atc::scheduler::run(engine, components.clone()));
+    tracker.spawn(crate::atc::idtoken::run_lifecycle(
+        state.store.clone(),
+        components.clone(),
+    ));
     tracker.close();
 
     // Tests and scripts read these lines to find ephemeral ports.

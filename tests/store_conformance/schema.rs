@@ -48,7 +48,11 @@ async fn the_embedded_schema_mirrors_schema_sql_table_for_table() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(versions, vec![1, 2, 3], "each migration is recorded once");
+    assert_eq!(
+        versions,
+        vec![1, 2, 3, 4],
+        "each migration is recorded once"
+    );
     let mut tables: Vec<(String, Vec<String>)> = Vec::new();
     let names: Vec<String> = conn
         .prepare(
@@ -194,7 +198,11 @@ async fn migrating_an_empty_postgres_schema_yields_schema_sql() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3], "each migration is recorded once");
+    assert_eq!(
+        versions,
+        vec![1, 2, 3, 4],
+        "each migration is recorded once"
+    );
 }
 
 #[tokio::test]

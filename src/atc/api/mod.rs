@@ -19,6 +19,7 @@ pub mod resources;
 pub mod sky;
 pub mod teams;
 pub mod versions;
+pub mod wellknown;
 pub mod workers;
 
 use crate::atc::auth::{Auth, Requester};
@@ -263,6 +264,11 @@ pub fn router(state: AppState) -> Router {
             get(login::login_page).post(login::login_submit),
         )
         .route("/fly_success", get(login::fly_success))
+        .route(
+            "/.well-known/openid-configuration",
+            get(wellknown::openid_configuration),
+        )
+        .route("/.well-known/jwks.json", get(wellknown::jwks))
         .route("/login", get(sky::legacy_login))
         .route("/logout", get(sky::legacy_logout))
         .with_state(state)

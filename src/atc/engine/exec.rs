@@ -5,6 +5,8 @@
 use super::events::{Events, Origin};
 use super::plan::{BuildPlan, HookNode, Ids, Node, Plan};
 use super::runtime::{errored, Artifact, Cancel, Cleanup, Fail, Runtime, StepResult};
+use crate::atc::idtoken::token::TokenSubject;
+use crate::config::idtoken::{parse_idtoken_config, IdTokenConfig, IdTokenProblem};
 use crate::config::vars::{Reference, Variables, VarsError};
 use crate::config::ResourceType;
 use crate::db::BuildRow;
@@ -128,37 +130,111 @@ impl Variables for Scope {
     }
 }
 
-/// `var_sources` of type `dummy`: `((source:name))` from the source's `vars`.
-pub struct VarSources(pub Vec<(String, Map<String, Value>)>);
+/// A var source's settings, read when the build interpolates.
+enum Source {
+    /// `dummy`: `((source:name))` from the source's `vars`.
+    Dummy(Map<String, Value>),
+    /// `idtoken`: `((source:token))` is a JWT about this build's pipeline.
+    IdToken(Result<IdTokenConfig, String>),
+}
 
-impl VarSources {
-    pub fn from_plan(plan: &BuildPlan) -> VarSources {
-        VarSources(
-            plan.var_sources
-                .iter()
-                .filter(|v| v.get("type").and_then(Value::as_str) == Some("dummy"))
-                .filter_map(|v| {
-                    let name = v.get("name")?.as_str()?.to_string();
-                    let vars = v.get("config")?.get("vars")?.as_object()?.clone();
-                    Some((name, vars))
-                })
-                .collect(),
-        )
+/// The plan's `var_sources` of the types the engine resolves (`dummy`, `idtoken`).
+pub struct VarSources<'a> {
+    sources: Vec<(String, Source)>,
+    build: &'a Build,
+    /// Values handed out, so every lookup of a var during one interpolation (including the
+    /// one that collects values to redact) sees the same token.
+    given: Mutex<HashMap<String, Value>>,
+}
+
+impl<'a> VarSources<'a> {
+    pub fn of(build: &'a Build) -> VarSources<'a> {
+        let sources = build
+            .plan
+            .var_sources
+            .iter()
+            .filter_map(|v| {
+                let name = v.get("name")?.as_str()?.to_string();
+                let config = v.get("config").unwrap_or(&Value::Null);
+                let source = match v.get("type")?.as_str()? {
+                    "dummy" => Source::Dummy(config.get("vars")?.as_object()?.clone()),
+                    "idtoken" => Source::IdToken(parse_idtoken_config(config).map_err(|p| {
+                        let (IdTokenProblem::Create(why) | IdTokenProblem::Invalid(why)) = p;
+                        why
+                    })),
+                    _ => return None,
+                };
+                Some((name, source))
+            })
+            .collect();
+        VarSources {
+            sources,
+            build,
+            given: Mutex::default(),
+        }
+    }
+
+    fn token(&self, config: &IdTokenConfig) -> Result<Value, VarsError> {
+        let row = &self.build.row;
+        let who = TokenSubject {
+            team: row.team_name.clone(),
+            pipeline: row.pipeline_name.clone(),
+            instance_vars: row
+                .pipeline_instance_vars
+                .as_ref()
+                .and_then(|v| v.as_object().cloned()),
+            job: row.job_name.clone(),
+        };
+        let rt = &self.build.rt;
+        rt.idtoken
+            .token(config, &rt.external_url, &who, crate::atc::auth::now())
+            .map(Value::String)
+            .map_err(|e| VarsError::Source(e.to_string()))
     }
 }
 
-impl Variables for VarSources {
+/// The algorithms of a plan's `idtoken` var sources (their keys must exist before it runs).
+pub fn idtoken_algorithms(plan: &BuildPlan) -> Vec<crate::config::idtoken::Algorithm> {
+    let mut algs: Vec<_> = plan
+        .var_sources
+        .iter()
+        .filter(|v| v.get("type").and_then(Value::as_str) == Some("idtoken"))
+        .filter_map(|v| parse_idtoken_config(v.get("config").unwrap_or(&Value::Null)).ok())
+        .map(|c| c.algorithm)
+        .collect();
+    algs.dedup();
+    algs
+}
+
+impl Variables for VarSources<'_> {
     fn get(&self, r: &Reference) -> Result<Option<Value>, VarsError> {
-        for (name, vars) in &self.0 {
-            if *name == r.source {
-                return match vars.get(&r.path) {
-                    None => Ok(None),
-                    Some(v) => crate::config::vars::traverse(v.clone(), &r.to_string(), &r.fields)
-                        .map(Some),
-                };
+        let Some((_, source)) = self.sources.iter().find(|(name, _)| *name == r.source) else {
+            return Ok(None);
+        };
+        let value = match source {
+            Source::Dummy(vars) => match vars.get(&r.path) {
+                None => return Ok(None),
+                Some(v) => v.clone(),
+            },
+            Source::IdToken(_) if r.path != "token" => {
+                return Err(VarsError::Source(
+                    "idtoken credential provider only supports the field 'token'".into(),
+                ))
             }
-        }
-        Ok(None)
+            Source::IdToken(Err(why)) => return Err(VarsError::Source(why.clone())),
+            Source::IdToken(Ok(config)) => {
+                let mut given = self.given.lock().unwrap_or_else(|e| e.into_inner());
+                match given.get(&r.source) {
+                    Some(v) => v.clone(),
+                    None => {
+                        let v = self.token(config)?;
+                        given.insert(r.source.clone(), v.clone());
+                        v
+                    }
+                }
+            }
+        };
+        crate::config::vars::traverse(value, &r.to_string(), &r.fields).map(Some)
     }
 }
 
@@ -177,7 +253,7 @@ impl Build {
         config: &Value,
         track: bool,
     ) -> Result<Value, Fail> {
-        let sources = VarSources::from_plan(&self.plan);
+        let sources = VarSources::of(self);
         let vars = crate::config::vars::MultiVars(vec![scope, &sources]);
         let mut tracker = crate::config::vars::Tracker::default();
         let out = crate::config::vars::interpolate_tracked(config, &vars, true, &mut tracker)

@@ -174,6 +174,13 @@ impl Engine {
             ids: Ids::default(),
             results: Mutex::default(),
         });
+        let algs = exec::idtoken_algorithms(&build.plan);
+        if !algs.is_empty() {
+            // Interpolation signs synchronously, so the keys are loaded (or made) up front.
+            if let Err(e) = self.rt.idtoken.ensure(self.store().as_ref(), &algs).await {
+                tracing::warn!(build = build.row.id, error = %e, "idtoken signing keys");
+            }
+        }
         let scope = Arc::new(Scope::default());
         let cancel = Cancel::new(token);
         let root = build.plan.plan.clone();

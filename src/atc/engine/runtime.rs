@@ -132,6 +132,8 @@ pub struct Runtime {
     connector: Arc<dyn WorkerConnector>,
     pub external_url: String,
     clients: Mutex<HashMap<String, (String, String, WorkerClient)>>,
+    /// Signing keys of `idtoken` var sources.
+    pub idtoken: crate::atc::idtoken::Signer,
 }
 
 impl Runtime {
@@ -145,6 +147,7 @@ impl Runtime {
             connector,
             external_url,
             clients: Mutex::default(),
+            idtoken: Default::default(),
         }
     }
 

@@ -5,6 +5,7 @@ mod artifacts;
 mod builds;
 mod pipelines;
 mod resources;
+mod signing_keys;
 mod workers;
 
 use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS};

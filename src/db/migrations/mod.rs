@@ -28,6 +28,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "worker_artifacts",
         sql: include_str!("0003_worker_artifacts.sql"),
     },
+    Migration {
+        version: 4,
+        name: "signing_keys",
+        sql: include_str!("0004_signing_keys.sql"),
+    },
 ];
 
 pub(crate) const EMBEDDED: &[Migration] = &[
@@ -45,6 +50,11 @@ pub(crate) const EMBEDDED: &[Migration] = &[
         version: 3,
         name: "worker_artifacts",
         sql: include_str!("embedded/0003_worker_artifacts.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "signing_keys",
+        sql: include_str!("0004_signing_keys.sql"),
     },
 ];
 

@@ -1,0 +1,66 @@
+//! Signing keys of the `idtoken` var source on the embedded store.
+
+use super::super::*;
+use super::{is_unique_violation, EmbeddedStore};
+use rusqlite::{params, Row};
+
+fn key_row(r: &Row) -> rusqlite::Result<(String, String, String, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+#[async_trait]
+impl SigningKeyStore for EmbeddedStore {
+    async fn create_signing_key(&self, key: &SigningKeyRow) -> Result<()> {
+        let key = key.clone();
+        let jwk = serde_json::to_string(&key.jwk)
+            .map_err(|e| StoreError::Invalid(format!("encoding jwk: {e}")))?;
+        self.call(move |conn| {
+            match conn.execute(
+                "INSERT INTO signing_keys (kid, kty, jwk, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![key.kid, key.kty, jwk, key.created_at],
+            ) {
+                Ok(_) => Ok(()),
+                Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                    "signing key {} exists",
+                    key.kid
+                ))),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>> {
+        let rows = self
+            .call(|conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "SELECT kid, kty, jwk, created_at FROM signing_keys \
+                         ORDER BY created_at, kid",
+                    )?
+                    .query_map([], key_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(kid, kty, jwk, created_at)| {
+                let jwk = serde_json::from_str(&jwk)
+                    .map_err(|e| StoreError::Backend(format!("signing key {kid}: {e}")))?;
+                Ok(SigningKeyRow {
+                    kid,
+                    kty,
+                    jwk,
+                    created_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_signing_key(&self, kid: &str) -> Result<bool> {
+        let kid = kid.to_string();
+        self.call(move |conn| {
+            Ok(conn.execute("DELETE FROM signing_keys WHERE kid = ?1", [kid])? > 0)
+        })
+        .await
+    }
+}
