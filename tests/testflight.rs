@@ -632,7 +632,8 @@ fn scenarios() -> Vec<Scenario> {
 }
 
 fn suite(backend: Backend) {
-    let server = Server::quickstart(backend);
+    // A short GC interval: scenarios wait for collected check containers and children.
+    let server = Server::quickstart_with(backend, &["--gc-interval", "3s"]);
     let fly = Fly::new();
     fly.login(&server, T);
     let env = Arc::new(Env {

@@ -230,6 +230,11 @@ pub async fn serve(
     );
     let engine = crate::atc::engine::Engine::new(Arc::new(runtime), state.builds.clone());
     state.engine = Some(engine.clone());
+    tracker.spawn(crate::atc::gc::run_container_collector(
+        engine.clone(),
+        gc_interval,
+        components.clone(),
+    ));
     tracker.spawn(crate::atc::scheduler::run(engine, components.clone()));
     tracker.spawn(crate::atc::idtoken::run_lifecycle(
         state.store.clone(),

@@ -61,8 +61,14 @@ impl Server {
 
     /// Starts `concourse quickstart` (users as for `start`).
     pub fn quickstart(backend: Backend) -> Server {
+        Self::quickstart_with(backend, &[])
+    }
+
+    /// `concourse quickstart` with extra flags.
+    pub fn quickstart_with(backend: Backend, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        Self::spawn("quickstart", backend, dir, vec![])
+        let extra = extra.iter().map(|s| s.to_string()).collect();
+        Self::spawn("quickstart", backend, dir, extra)
     }
 
     fn spawn(

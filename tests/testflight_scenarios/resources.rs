@@ -515,6 +515,32 @@ pub fn jobs() -> Vec<Scenario> {
             }
             Ok(())
         }),
+        ("resource-gc", |e| {
+            let p = "gc";
+            e.set(
+                p,
+                "resource-gc-get-and-task.yml",
+                &["-v", "unique_version=gc-v1"],
+            )?;
+            e.ok(&["check-resource", "-r", "gc/simple-resource"])?;
+            let check_row = |o: &str| {
+                o.lines().any(|l| {
+                    l.contains(" gc ") && l.contains("check") && l.contains("simple-resource")
+                })
+            };
+            e.eventually(&["containers"], "the check container", check_row)?;
+            // Checked again: the same container serves.
+            e.ok(&["check-resource", "-r", "gc/simple-resource"])?;
+            let out = e.ok(&["containers"])?;
+            let n = out.lines().filter(|l| check_row(l)).count();
+            if n != 1 {
+                return Err(format!("{n} check containers, want 1:\n{out}"));
+            }
+            e.set(p, "resource-gc-removed.yml", &[])?;
+            e.eventually(&["containers"], "the check container collected", |o| {
+                !check_row(o)
+            })
+        }),
         ("container-limits", |e| {
             run(
                 e,

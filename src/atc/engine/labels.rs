@@ -32,6 +32,14 @@ pub const ARTIFACT: &str = "concourse:artifact";
 /// On a resource cache volume: the fetched version (JSON).
 pub const VERSION: &str = "concourse:version";
 
+/// On a kept check container: what it checks (its reuse key), the resource config scope
+/// it checked for, and when it expires (Unix seconds) unless used again.
+pub const CHECK_KEY: &str = "concourse:check-key";
+pub const CHECK_SCOPE: &str = "concourse:check-scope";
+pub const EXPIRES: &str = "concourse:expires";
+/// How long an unused check container is kept.
+pub const CHECK_CONTAINER_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// What a container runs, besides the build it belongs to.
 #[derive(Debug, Clone, Default)]
 pub struct Step<'a> {

@@ -40,6 +40,30 @@ pub struct Call<'a> {
     pub labels: Properties,
 }
 
+/// The kept check container for `key` on `w`, created (and labelled) on first use.
+async fn check_container(
+    w: &WorkerClient,
+    mut spec: ContainerSpec,
+    key: &str,
+) -> Result<String, Fail> {
+    let filter = Properties::from([(super::labels::CHECK_KEY.to_string(), key.to_string())]);
+    if let Ok(found) = w.garden.list(filter).await {
+        if let Some(handle) = found.into_iter().next() {
+            return Ok(handle);
+        }
+    }
+    spec.properties
+        .insert(super::labels::CHECK_KEY.to_string(), key.to_string());
+    spec.handle = super::runtime::new_handle();
+    w.garden.create(spec).await.map_err(|e| {
+        errored(super::liveness::worker_error(
+            &w.name,
+            "creating container",
+            e,
+        ))
+    })
+}
+
 /// The image a type's scripts run in.
 enum Image {
     Base(String),
@@ -273,18 +297,32 @@ impl Call<'_> {
             spec.bind_mounts.push(bind(&vol_path, &dst));
         }
         spec.privileged = privileged;
-        spec.env = env;
         spec.properties = super::labels::with_process(self.labels.clone(), "root", &workdir);
         spec.properties.insert(
             super::labels::RESOURCE_TYPE.to_string(),
             self.type_.to_string(),
         );
-        let handle = create_container(w, spec, self.cleanup).await?;
+        // A resource's check container is kept and reused by its next checks (like
+        // upstream's check containers): no container per check, and `fly intercept -c`
+        // finds it. Only where nothing is mounted, so no build volume outlives its build.
+        let reuse =
+            self.is_resource_check() && spec.rootfs.is_empty() && spec.bind_mounts.is_empty();
+        let handle = if reuse {
+            let key = sha(&json!({
+                "config": config_key(self.type_, &self.source, self.types),
+                "privileged": privileged,
+                "scope": self.labels.get(super::labels::CHECK_SCOPE),
+            }));
+            check_container(w, spec, &key).await?
+        } else {
+            create_container(w, spec, self.cleanup).await?
+        };
         let process = ProcessSpec {
             path,
             args,
             dir: workdir,
             user: "root".into(),
+            env,
             ..Default::default()
         };
         let stdin = serde_json::to_vec(&request).map_err(errored)?;
@@ -301,7 +339,14 @@ impl Call<'_> {
         // The container has served its purpose; keep the worker's count low. A failed
         // get/put stays (with the build's other containers) so it can be intercepted.
         let check = self.labels.get(super::labels::TYPE).map(String::as_str) == Some("check");
-        if status == 0 || check {
+        if reuse {
+            let expires =
+                super::events::now() + super::labels::CHECK_CONTAINER_TTL.as_secs() as i64;
+            let _ = w
+                .garden
+                .set_property(&handle, super::labels::EXPIRES, &expires.to_string())
+                .await;
+        } else if status == 0 || check {
             let _ = w.garden.destroy(&handle).await;
         } else {
             self.cleanup.linger();
@@ -315,6 +360,15 @@ impl Call<'_> {
                 String::from_utf8_lossy(&stdout).trim()
             ))
         })
+    }
+
+    /// A check of a pipeline resource (not of a resource type or an image).
+    fn is_resource_check(&self) -> bool {
+        let l = &self.labels;
+        l.get(super::labels::TYPE).map(String::as_str) == Some("check")
+            && l.contains_key(super::labels::RESOURCE_NAME)
+            && l.contains_key(super::labels::PIPELINE_ID)
+            && l.contains_key(super::labels::CHECK_SCOPE)
     }
 
     /// `check` from `from`: the versions, oldest first; Ok(Err(status)) when it failed.

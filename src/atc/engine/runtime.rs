@@ -185,16 +185,24 @@ impl Runtime {
         }
     }
 
-    /// Every worker whose containers the team may see (global ones and its own) that
-    /// can answer: not stalled, with a Garden address.
-    pub async fn team_workers(&self, team: &str) -> Result<Vec<WorkerClient>, Fail> {
+    /// Every worker that can answer (not stalled, with a Garden address), or only those
+    /// whose containers `team` may see (global ones and its own).
+    async fn answering(&self, team: Option<&str>) -> Result<Vec<WorkerClient>, Fail> {
         let all = self.store.workers().await.map_err(errored)?;
         Ok(all
             .iter()
             .filter(|w| w.state != WorkerState::Stalled && !w.worker.garden_addr.is_empty())
-            .filter(|w| w.worker.team.is_empty() || w.worker.team == team)
+            .filter(|w| team.is_none_or(|t| w.worker.team.is_empty() || w.worker.team == t))
             .map(|w| self.client(&w.worker))
             .collect())
+    }
+
+    pub async fn live_workers(&self) -> Result<Vec<WorkerClient>, Fail> {
+        self.answering(None).await
+    }
+
+    pub async fn team_workers(&self, team: &str) -> Result<Vec<WorkerClient>, Fail> {
+        self.answering(Some(team)).await
     }
 
     /// Running workers that satisfy the placement.

@@ -551,7 +551,7 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
         resource_type,
         ..Default::default()
     };
-    let call = Call {
+    let mut call = Call {
         rt: &b.rt,
         cleanup: &b.cleanup,
         origin: &origin,
@@ -565,6 +565,11 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
         env,
         labels: super::labels::container(&b.row, &check_step),
     };
+    if owner.is_some() {
+        // Kept check containers are collected once their resource moves to another scope.
+        call.labels
+            .insert(super::labels::CHECK_SCOPE.to_string(), sc.to_string());
+    }
     let w = call.select(vec![]).await?;
     origin.selected_worker(&w.name);
     origin.emit("start", "1.0", json!({}));

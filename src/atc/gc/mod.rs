@@ -1,9 +1,11 @@
-//! Garbage collection components: the worker collector (worker-protocols.md §3.6) and
-//! the automatic archiving of child pipelines.
+//! Garbage collection components: the worker collector (worker-protocols.md §3.6), kept
+//! check containers, and the automatic archiving of child pipelines.
 
+mod containers;
 mod pipelines;
 mod workers;
 
+pub use containers::{collect_check_containers, run_container_collector};
 pub use pipelines::{archive_children_not_set_by, archive_orphaned_children};
 
 pub use workers::{collect_workers, run_worker_collector};

@@ -1,0 +1,80 @@
+//! Kept check containers (see `engine::resource`): destroyed once unused past their
+//! expiry, or when their resource is gone, archived, or now checks another config scope
+//! (its source changed).
+
+use crate::atc::engine::labels::{
+    CHECK_KEY, CHECK_SCOPE, EXPIRES, PIPELINE_ID, RESOURCE_NAME, TYPE,
+};
+use crate::atc::engine::runtime::Runtime;
+use crate::atc::engine::Engine;
+use crate::proto::garden::Properties;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// One pass over every reachable worker at `now`.
+pub async fn collect_check_containers(rt: &Runtime, now: i64) -> crate::db::Result<()> {
+    let store = &rt.store;
+    let mut scopes: HashMap<(String, String), Option<i64>> = HashMap::new();
+    for p in store
+        .pipelines(None)
+        .await?
+        .into_iter()
+        .filter(|p| !p.archived)
+    {
+        for r in store.resources(p.id).await? {
+            scopes.insert((p.id.to_string(), r.name), r.scope_id);
+        }
+    }
+    let Ok(workers) = rt.live_workers().await else {
+        return Ok(());
+    };
+    for w in workers {
+        let filter = Properties::from([(TYPE.to_string(), "check".to_string())]);
+        let Ok(handles) = w.garden.list(filter).await else {
+            continue;
+        };
+        let Ok(infos) = w.garden.bulk_info(&handles).await else {
+            continue;
+        };
+        for (handle, entry) in infos {
+            let p = &entry.info.properties;
+            if !p.contains_key(CHECK_KEY) {
+                continue;
+            }
+            let get = |k: &str| p.get(k).cloned().unwrap_or_default();
+            let expired = get(EXPIRES).parse::<i64>().is_ok_and(|t| t < now);
+            let current = scopes
+                .get(&(get(PIPELINE_ID), get(RESOURCE_NAME)))
+                .copied()
+                .flatten()
+                .map(|s| s.to_string());
+            let orphaned = current.as_deref() != Some(get(CHECK_SCOPE).as_str());
+            if expired || orphaned {
+                tracing::debug!(worker = %w.name, %handle, expired, orphaned, "destroying check container");
+                let _ = w.garden.destroy(&handle).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs [`collect_check_containers`] every `interval` until `shutdown` fires.
+pub async fn run_container_collector(
+    engine: Arc<Engine>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(10)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        if let Err(e) = collect_check_containers(&engine.rt, crate::atc::auth::now()).await {
+            tracing::warn!(error = %e, "container collector failed");
+        }
+    }
+}
