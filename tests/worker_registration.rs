@@ -190,6 +190,26 @@ async fn registers_lands_and_exits(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // The signals upstream uses: SIGUSR1 lands the worker, SIGUSR2 retires it (its row
+    // goes); either way the process exits once drained.
+    for (name, sig) in [("usr1", libc::SIGUSR1), ("usr2", libc::SIGUSR2)] {
+        let mut child = start_worker(&server, &keys, name, &work.path().join(name), &[]);
+        eventually_state(&server, &token, name, "running").await;
+        // SAFETY: signalling our own child process.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "{name}: a drained worker exits");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let row = worker(&server, &token, name).await;
+        if sig == libc::SIGUSR1 {
+            assert_eq!(row.expect("landed row")["state"], "landed");
+        } else {
+            assert!(row.is_none(), "a retired worker is deleted: {row:?}");
+        }
+    }
+
     // A worker that stops heartbeating stalls.
     let _ = direct.kill();
     let _ = direct.wait();

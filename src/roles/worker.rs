@@ -139,6 +139,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         Some(beacon_config(&args, garden_addr, bc_addr)?)
     };
     let shutdown = CancellationToken::new();
+    let control = beacon.clone();
     let registration = beacon.map(|config| {
         let token = shutdown.clone();
         tokio::spawn(async move {
@@ -158,14 +159,36 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     });
     let signal_token = shutdown.clone();
     let signals = tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return,
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut usr1), Ok(mut usr2)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::user_defined1()),
+            signal(SignalKind::user_defined2()),
+        ) else {
+            return;
+        };
+        loop {
+            // SIGUSR1 lands, SIGUSR2 retires (worker-protocols.md): the registration ends
+            // when the ATC has drained the worker, and the process exits with it.
+            let retire = tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = usr1.recv() => false,
+                _ = usr2.recv() => true,
             };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            let Some(config) = &control else {
+                tracing::warn!("no --tsa-host: nothing to land or retire from");
+                continue;
+            };
+            let done = if retire {
+                crate::beacon::retire(config).await
+            } else {
+                crate::beacon::land(config).await
+            };
+            match done {
+                Ok(()) => tracing::info!(retire, "asked the TSA to drain this worker"),
+                Err(e) => tracing::error!(error = %e, retire, "landing or retiring failed"),
+            }
         }
         tracing::info!("shutting down the worker; containers keep running until the process exits");
         signal_token.cancel();
