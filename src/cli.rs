@@ -170,6 +170,37 @@ pub struct WebArgs {
     /// Enable the global resources feature flag.
     #[arg(long, env = "CONCOURSE_ENABLE_GLOBAL_RESOURCES")]
     pub enable_global_resources: bool,
+    /// Method by which a worker is selected during container placement; several chain
+    /// (volume-locality, fewest-build-containers, random, limit-active-tasks,
+    /// limit-active-containers, limit-active-volumes).
+    #[arg(
+        long,
+        env = "CONCOURSE_CONTAINER_PLACEMENT_STRATEGY",
+        value_delimiter = ',',
+        default_value = "volume-locality"
+    )]
+    pub container_placement_strategy: Vec<String>,
+    /// Maximum allowed number of active build tasks per worker (limit-active-tasks).
+    #[arg(
+        long,
+        env = "CONCOURSE_MAX_ACTIVE_TASKS_PER_WORKER",
+        default_value_t = 0
+    )]
+    pub max_active_tasks_per_worker: i64,
+    /// Maximum allowed number of active containers per worker (limit-active-containers).
+    #[arg(
+        long,
+        env = "CONCOURSE_MAX_ACTIVE_CONTAINERS_PER_WORKER",
+        default_value_t = 0
+    )]
+    pub max_active_containers_per_worker: i64,
+    /// Maximum allowed number of active volumes per worker (limit-active-volumes).
+    #[arg(
+        long,
+        env = "CONCOURSE_MAX_ACTIVE_VOLUMES_PER_WORKER",
+        default_value_t = 0
+    )]
+    pub max_active_volumes_per_worker: i64,
     #[command(flatten)]
     pub tsa: TsaArgs,
     #[command(flatten)]

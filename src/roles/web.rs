@@ -176,6 +176,15 @@ pub async fn serve(
             .await
             .context("configuring the TSA")??;
     let gc_interval = super::tsa::gc_interval(&args.tsa)?;
+    let placer = crate::atc::engine::placement::Placer::parse(
+        &args.container_placement_strategy,
+        crate::atc::engine::placement::Limits {
+            tasks: args.max_active_tasks_per_worker,
+            containers: args.max_active_containers_per_worker,
+            volumes: args.max_active_volumes_per_worker,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
     let tsa_addr = format!("{}:{}", args.tsa.tsa_bind_ip, args.tsa.tsa_bind_port);
     let tsa_listener = TcpListener::bind(&tsa_addr)
         .await
@@ -223,11 +232,12 @@ pub async fn serve(
         }
         None => None,
     };
-    let runtime = crate::atc::engine::runtime::Runtime::new(
+    let mut runtime = crate::atc::engine::runtime::Runtime::new(
         state.store.clone(),
         Arc::new(connector),
         state.external_url.clone(),
     );
+    runtime.placer = placer;
     let engine = crate::atc::engine::Engine::new(Arc::new(runtime), state.builds.clone());
     state.engine = Some(engine.clone());
     tracker.spawn(crate::atc::gc::run_container_collector(

@@ -75,6 +75,7 @@ pub async fn create(
         team: &team.name,
         tags: &tags,
         platform: (!platform.is_empty()).then_some(platform.as_str()),
+        task: false,
         ..Default::default()
     };
     let w = engine

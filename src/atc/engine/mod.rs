@@ -6,6 +6,7 @@ pub mod events;
 pub mod exec;
 pub mod labels;
 pub mod liveness;
+pub mod placement;
 pub mod plan;
 pub mod resource;
 pub mod runtime;

@@ -143,6 +143,7 @@ impl Call<'_> {
             base_type: Some(&base),
             inputs,
             platform: None,
+            task: false,
         };
         self.rt.select(&p, self.origin, self.cancel).await
     }

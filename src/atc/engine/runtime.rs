@@ -124,6 +124,8 @@ pub struct Placement<'a> {
     pub inputs: Vec<&'a Artifact>,
     /// A platform the worker must have (`fly execute` uploads); None = any.
     pub platform: Option<&'a str>,
+    /// A task step (`limit-active-tasks` counts only those).
+    pub task: bool,
 }
 
 /// Shared by every build of this node.
@@ -134,6 +136,8 @@ pub struct Runtime {
     clients: Mutex<HashMap<String, (String, String, WorkerClient)>>,
     /// Signing keys of `idtoken` var sources.
     pub idtoken: crate::atc::idtoken::Signer,
+    /// The container placement strategy chain.
+    pub placer: super::placement::Placer,
 }
 
 impl Runtime {
@@ -148,6 +152,7 @@ impl Runtime {
             external_url,
             clients: Mutex::default(),
             idtoken: Default::default(),
+            placer: Default::default(),
         }
     }
 
@@ -253,26 +258,9 @@ impl Runtime {
     ) -> Result<WorkerClient, Fail> {
         let mut waited = false;
         loop {
-            let mut workers = self.candidates(p).await?;
-            if !workers.is_empty() {
-                workers.sort_by_key(|w| {
-                    let local = p.inputs.iter().filter(|a| a.worker == w.name).count();
-                    (std::cmp::Reverse(local), w.payload.active_containers)
-                });
-                let best_local = p
-                    .inputs
-                    .iter()
-                    .filter(|a| a.worker == workers[0].name)
-                    .count();
-                let best = workers
-                    .iter()
-                    .filter(|w| {
-                        p.inputs.iter().filter(|a| a.worker == w.name).count() == best_local
-                    })
-                    .count();
-                // Spread ties so builds use every worker.
-                let pick = (rand::random::<u32>() as usize) % best.max(1);
-                return Ok(workers.swap_remove(pick));
+            let workers = self.candidates(p).await?;
+            if let Some(w) = self.placer.choose(workers, &p.inputs, p.task) {
+                return Ok(w);
             }
             if !waited {
                 origin.emit("waiting-for-worker", "1.0", serde_json::json!({}));

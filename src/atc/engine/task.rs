@@ -129,12 +129,14 @@ pub async fn run(
                 base_type: None,
                 inputs: placement_inputs,
                 platform: None,
+                task: true,
             },
             &origin,
             cancel,
         )
         .await?;
     origin.selected_worker(&w.name);
+    let _active = b.rt.placer.task_started(&w.name);
 
     let workdir = format!("/tmp/build/{}", &super::runtime::new_handle()[..8]);
     let mut spec = ContainerSpec::default();
