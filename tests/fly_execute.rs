@@ -12,7 +12,7 @@ use common::{corpus_dir, stderr, stdout, Backend, Fly, Server};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const T: &str = "ex";
@@ -26,7 +26,7 @@ struct Env {
     dev_token: String,
 }
 
-type Check = Result<(), String>;
+use common::scenarios::Check;
 
 impl Env {
     fn cmd(&self, cwd: Option<&Path>, args: &[&str]) -> Command {
@@ -143,7 +143,7 @@ fn git(dir: &Path, args: &[&str]) -> Check {
     }
 }
 
-type Scenario = (&'static str, fn(&Env) -> Check);
+type Scenario = common::scenarios::Scenario<Env>;
 
 fn scenarios() -> Vec<Scenario> {
     vec![
@@ -643,41 +643,7 @@ fn suite(backend: Backend) {
         token,
         dev_token,
     });
-    let queue = Arc::new(Mutex::new(scenarios()));
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let workers: Vec<_> = (0..3)
-        .map(|_| {
-            let (env, queue, failures) = (env.clone(), queue.clone(), failures.clone());
-            std::thread::spawn(move || loop {
-                let Some((name, f)) = queue.lock().expect("queue").pop() else {
-                    return;
-                };
-                let started = Instant::now();
-                let r = f(&env);
-                eprintln!(
-                    "scenario {name}: {} in {:?}",
-                    if r.is_ok() { "ok" } else { "FAILED" },
-                    started.elapsed()
-                );
-                if let Err(m) = r {
-                    failures
-                        .lock()
-                        .expect("failures")
-                        .push(format!("--- {name}\n{m}"));
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().expect("scenario thread");
-    }
-    let failures = failures.lock().expect("failures");
-    assert!(
-        failures.is_empty(),
-        "{} scenario(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    common::scenarios::run_all(env, scenarios(), 3);
 }
 
 #[test]

@@ -12,7 +12,7 @@ mod common;
 mod resources;
 
 use common::{corpus_dir, stderr, stdout, Backend, Fly, Server};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const T: &str = "tf";
@@ -22,7 +22,7 @@ struct Env {
     fly: Fly,
 }
 
-type Check = Result<(), String>;
+use common::scenarios::Check;
 
 impl Env {
     /// Runs fly, killed after two minutes so a stuck build fails its scenario instead of
@@ -161,7 +161,7 @@ fn run(
     expect(c, &out, code, wants, &[])
 }
 
-type Scenario = (&'static str, fn(&Env) -> Check);
+type Scenario = common::scenarios::Scenario<Env>;
 
 fn scenarios() -> Vec<Scenario> {
     vec![
@@ -643,41 +643,7 @@ fn suite(backend: Backend) {
     let mut all = scenarios();
     all.extend(resources::scenarios());
     all.extend(resources::jobs());
-    let queue = Arc::new(Mutex::new(all));
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let workers: Vec<_> = (0..3)
-        .map(|_| {
-            let (env, queue, failures) = (env.clone(), queue.clone(), failures.clone());
-            std::thread::spawn(move || loop {
-                let Some((name, f)) = queue.lock().expect("queue").pop() else {
-                    return;
-                };
-                let started = Instant::now();
-                let r = f(&env);
-                eprintln!(
-                    "scenario {name}: {} in {:?}",
-                    if r.is_ok() { "ok" } else { "FAILED" },
-                    started.elapsed()
-                );
-                if let Err(m) = r {
-                    failures
-                        .lock()
-                        .expect("failures")
-                        .push(format!("--- {name}\n{m}"));
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().expect("scenario thread");
-    }
-    let failures = failures.lock().expect("failures");
-    assert!(
-        failures.is_empty(),
-        "{} scenario(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    common::scenarios::run_all(env, all, 3);
 }
 
 #[test]

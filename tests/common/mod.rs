@@ -2,6 +2,8 @@
 //! a separate process with its own HOME. Waits on conditions, never on fixed sleeps.
 #![allow(dead_code)]
 
+pub mod scenarios;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

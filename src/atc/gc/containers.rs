@@ -66,15 +66,9 @@ pub async fn run_container_collector(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(10)));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
-        if let Err(e) = collect_check_containers(&engine.rt, crate::atc::auth::now()).await {
-            tracing::warn!(error = %e, "container collector failed");
-        }
-    }
+    super::every(interval, shutdown, "container collector", || {
+        let engine = engine.clone();
+        async move { collect_check_containers(&engine.rt, crate::atc::auth::now()).await }
+    })
+    .await
 }

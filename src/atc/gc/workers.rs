@@ -29,24 +29,19 @@ pub async fn collect_workers(store: &dyn Store, now: i64) -> crate::db::Result<(
     Ok(())
 }
 
-/// Runs [`collect_workers`] every `interval` until `shutdown` fires.
+/// Runs [`collect_workers`] (and the child pipeline archiver) every `interval` until
+/// `shutdown` fires.
 pub async fn run_worker_collector(
     store: Arc<dyn Store>,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(10)));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
+    super::every(interval, shutdown, "worker collector", || {
+        let store = store.clone();
+        async move {
+            collect_workers(store.as_ref(), now()).await?;
+            super::archive_orphaned_children(store.as_ref()).await
         }
-        if let Err(e) = collect_workers(store.as_ref(), now()).await {
-            tracing::warn!(error = %e, "worker collector failed");
-        }
-        if let Err(e) = super::archive_orphaned_children(store.as_ref()).await {
-            tracing::warn!(error = %e, "archiving child pipelines failed");
-        }
-    }
+    })
+    .await
 }

@@ -1,0 +1,47 @@
+//! Scenario suites: many independent checks against one shared server, a few at a time.
+//! A failing scenario is reported by name with its message, and the others still run.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub type Check = Result<(), String>;
+pub type Scenario<E> = (&'static str, fn(&E) -> Check);
+
+/// Runs every scenario on `threads` threads and fails the test listing all failures.
+pub fn run_all<E: Send + Sync + 'static>(env: Arc<E>, scenarios: Vec<Scenario<E>>, threads: usize) {
+    let queue = Arc::new(Mutex::new(scenarios));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (env, queue, failures) = (env.clone(), queue.clone(), failures.clone());
+            std::thread::spawn(move || loop {
+                let Some((name, f)) = queue.lock().expect("queue").pop() else {
+                    return;
+                };
+                let started = Instant::now();
+                let r = f(&env);
+                eprintln!(
+                    "scenario {name}: {} in {:?}",
+                    if r.is_ok() { "ok" } else { "FAILED" },
+                    started.elapsed()
+                );
+                if let Err(m) = r {
+                    failures
+                        .lock()
+                        .expect("failures")
+                        .push(format!("--- {name}\n{m}"));
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("scenario thread");
+    }
+    let failures = failures.lock().expect("failures");
+    assert!(
+        failures.is_empty(),
+        "{} scenario(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
