@@ -284,8 +284,12 @@ impl Call<'_> {
             self.cancel,
         )
         .await?;
-        // The container has served its purpose; keep the worker's count low.
-        let _ = w.garden.destroy(&handle).await;
+        // The container has served its purpose; keep the worker's count low, without
+        // making the step wait for the teardown (the build's cleanup retries it).
+        let garden = w.garden.clone();
+        tokio::spawn(async move {
+            let _ = garden.destroy(&handle).await;
+        });
         if status != 0 {
             return Ok(Err(status));
         }
