@@ -21,7 +21,7 @@ impl Hub {
     pub fn subscribe(&self) -> broadcast::Receiver<i64> {
         self.0.subscribe()
     }
-    fn notify(&self, build_id: i64) {
+    pub fn notify(&self, build_id: i64) {
         let _ = self.0.send(build_id);
     }
 }

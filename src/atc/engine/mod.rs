@@ -122,32 +122,53 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             let id = row.id;
-            engine.run(row, plan, token, at).await;
+            let (status, build) = engine.run(row, plan, token, at).await;
             engine.handle.lock().remove(&id);
             engine.handle.wake();
+            // Containers and volumes go after the build has finished, as upstream's GC
+            // removes them after the fact: unmounting them is not part of the build. A
+            // failed step's stay a while longer, to be intercepted.
+            if build.cleanup.lingers() && status != BuildStatus::Aborted {
+                tokio::time::sleep(runtime::INTERCEPT_GRACE).await;
+            }
+            build.cleanup.run().await;
         });
         Ok(true)
     }
 
-    async fn run(&self, row: BuildRow, plan: BuildPlan, token: CancellationToken, at: i64) {
+    /// Runs a started build to its end status; returns it for the cleanup.
+    async fn run(
+        &self,
+        row: BuildRow,
+        plan: BuildPlan,
+        token: CancellationToken,
+        at: i64,
+    ) -> (BuildStatus, Arc<Build>) {
         let events = Events::start(self.store().clone(), self.handle.hub.clone(), row.id);
         events.status("started", at);
-        let status = self.execute(row.clone(), plan, events.clone(), token).await;
+        let (status, build) = self
+            .run_plan(row.clone(), plan, events.clone(), token)
+            .await;
         let end = events::now();
         events.status(status.as_str(), end);
         events.flush().await;
         if let Err(e) = self.store().finish_build(row.id, status, end).await {
             tracing::warn!(build = row.id, error = %e, "finishing build");
         }
+        // Event streams send `end` once the build is finished in the store: wake them now
+        // rather than at their next poll.
+        self.handle.hub.notify(row.id);
         if let Err(e) =
             crate::atc::gc::archive_children_not_set_by(self.store().as_ref(), &row, status).await
         {
             tracing::warn!(build = row.id, error = %e, "archiving child pipelines");
         }
         tracing::info!(build = row.id, status = status.as_str(), "build finished");
+        (status, build)
     }
 
-    /// Runs a plan to its end (also used for periodic checks with a discarding sink).
+    /// Runs a plan to its end and cleans up after it (periodic checks, with a discarding
+    /// sink).
     pub async fn execute(
         &self,
         row: BuildRow,
@@ -155,6 +176,19 @@ impl Engine {
         events: Events,
         token: CancellationToken,
     ) -> BuildStatus {
+        let (status, build) = self.run_plan(row, plan, events, token).await;
+        build.cleanup.run().await;
+        status
+    }
+
+    /// Runs a plan to its end; what it created on workers is left to the caller to clean.
+    async fn run_plan(
+        &self,
+        row: BuildRow,
+        plan: BuildPlan,
+        events: Events,
+        token: CancellationToken,
+    ) -> (BuildStatus, Arc<Build>) {
         let types = plan
             .resource_types
             .iter()
@@ -186,20 +220,12 @@ impl Engine {
         let cancel = Cancel::new(token);
         let root = build.plan.plan.clone();
         let result = build.exec(&scope, &root, &cancel).await;
-        if build.cleanup.lingers() && !matches!(result, Err(Fail::Interrupted)) {
-            let build = build.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(runtime::INTERCEPT_GRACE).await;
-                build.cleanup.run().await;
-            });
-        } else {
-            build.cleanup.run().await;
-        }
-        match result {
+        let status = match result {
             Ok(true) => BuildStatus::Succeeded,
             Ok(false) => BuildStatus::Failed,
             Err(Fail::Errored(_)) => BuildStatus::Errored,
             Err(Fail::Interrupted) => BuildStatus::Aborted,
-        }
+        };
+        (status, build)
     }
 }

@@ -337,7 +337,8 @@ impl Call<'_> {
             self.cancel,
         )
         .await?;
-        // The container has served its purpose; keep the worker's count low. A failed
+        // The container has served its purpose; keep the worker's count low, without
+        // making the step wait for the teardown (the build's cleanup retries it). A failed
         // get/put stays (with the build's other containers) so it can be intercepted.
         let check = self.labels.get(super::labels::TYPE).map(String::as_str) == Some("check");
         if reuse {
@@ -348,7 +349,10 @@ impl Call<'_> {
                 .set_property(&handle, super::labels::EXPIRES, &expires.to_string())
                 .await;
         } else if status == 0 || check {
-            let _ = w.garden.destroy(&handle).await;
+            let garden = w.garden.clone();
+            tokio::spawn(async move {
+                let _ = garden.destroy(&handle).await;
+            });
         } else {
             self.cleanup.linger();
         }
