@@ -314,6 +314,8 @@ impl Call<'_> {
                 "privileged": privileged,
                 "scope": self.labels.get(super::labels::CHECK_SCOPE),
             }));
+            // One lookup-or-create at a time on this node, so racing checks share one.
+            let _one = self.rt.check_containers.lock().await;
             check_container(w, spec, &key).await?
         } else {
             create_container(w, spec, self.cleanup).await?

@@ -138,6 +138,8 @@ pub struct Runtime {
     pub idtoken: crate::atc::idtoken::Signer,
     /// The container placement strategy chain.
     pub placer: super::placement::Placer,
+    /// Held while finding or creating a kept check container.
+    pub check_containers: tokio::sync::Mutex<()>,
 }
 
 impl Runtime {
@@ -153,6 +155,7 @@ impl Runtime {
             clients: Mutex::default(),
             idtoken: Default::default(),
             placer: Default::default(),
+            check_containers: Default::default(),
         }
     }
 
