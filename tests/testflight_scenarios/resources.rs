@@ -548,6 +548,56 @@ pub fn jobs() -> Vec<Scenario> {
                 !check_row(o)
             })
         }),
+        ("put-inputs", |e| {
+            e.set("put-inputs", "put-inputs.yml", &[])?;
+            let cases: [(&str, &[&str], &[&str]); 6] = [
+                (
+                    "job-using-specified-inputs",
+                    &["specified-input"],
+                    &["all-input"],
+                ),
+                (
+                    "job-using-all-inputs",
+                    &["all-input", "specified-input"],
+                    &[],
+                ),
+                (
+                    "job-using-empty-inputs",
+                    &[],
+                    &["all-input", "specified-input"],
+                ),
+                ("job-using-no-inputs", &["specified-input"], &["all-input"]),
+                (
+                    "job-using-detect-inputs-simple",
+                    &["specified-input"],
+                    &["all-input"],
+                ),
+                (
+                    "job-using-detect-inputs-complex",
+                    &["map-input", "specified-input"],
+                    &["all-input", "does-not-exist", "123456"],
+                ),
+            ];
+            for (job, wanted, unwanted) in cases {
+                // The job's task fails on purpose; its put container is then looked at.
+                e.trigger("put-inputs", job);
+                let out = e.fly(&[
+                    "intercept",
+                    "-j",
+                    &format!("put-inputs/{job}"),
+                    "-s",
+                    "some-resource",
+                    "--step-type",
+                    "put",
+                    "--",
+                    "ls",
+                ]);
+                let text = common::stdout(&out);
+                expect(0, &text, 0, wanted, unwanted)
+                    .map_err(|m| format!("{job}: {m}\n{}", common::stderr(&out)))?;
+            }
+            Ok(())
+        }),
         ("container-limits", |e| {
             run(
                 e,

@@ -40,6 +40,16 @@ pub const EXPIRES: &str = "concourse:expires";
 /// How long an unused check container is kept.
 pub const CHECK_CONTAINER_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// On a container that fetches an image (a task's or a custom type's): not one of the
+/// step's own, so it is removed once the image is there.
+pub const IMAGE_FETCH: &str = "concourse:image-fetch";
+
+/// `labels` marked as an image fetch.
+pub fn image_fetch(mut labels: Properties) -> Properties {
+    labels.insert(IMAGE_FETCH.to_string(), "true".to_string());
+    labels
+}
+
 /// What a container runs, besides the build it belongs to.
 #[derive(Debug, Clone, Default)]
 pub struct Step<'a> {

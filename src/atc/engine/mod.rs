@@ -60,6 +60,8 @@ pub struct Engine {
     pub rt: Arc<Runtime>,
     pub handle: Handle,
     ids: Ids,
+    /// Per job: its latest finished build still keeping its containers, and how to end that.
+    interceptible: std::sync::Mutex<HashMap<i64, (i64, CancellationToken)>>,
 }
 
 impl Engine {
@@ -68,6 +70,7 @@ impl Engine {
             rt,
             handle,
             ids: Ids::default(),
+            interceptible: Default::default(),
         })
     }
 
@@ -127,13 +130,47 @@ impl Engine {
             engine.handle.wake();
             // Containers and volumes go after the build has finished, as upstream's GC
             // removes them after the fact: unmounting them is not part of the build. A
-            // failed step's stay a while longer, to be intercepted.
-            if build.cleanup.lingers() && status != BuildStatus::Aborted {
-                tokio::time::sleep(runtime::INTERCEPT_GRACE).await;
+            // failed or errored build's stay for `fly intercept`: for INTERCEPT_GRACE, or
+            // until the job's next build finishes (succeeded ones go at once, which keeps
+            // a busy worker under its container limit).
+            if matches!(status, BuildStatus::Failed | BuildStatus::Errored) {
+                engine.interceptible(&build).await;
+            } else if let Some(job) = build.row.job_id {
+                engine.release_interceptible(job);
             }
             build.cleanup.run().await;
         });
         Ok(true)
+    }
+
+    /// Waits while a finished failed build stays interceptible: INTERCEPT_GRACE, cut short
+    /// when a later build of the same job finishes.
+    async fn interceptible(&self, build: &Build) {
+        let done = CancellationToken::new();
+        if let Some(job) = build.row.job_id {
+            let mut latest = self.interceptible.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, previous)) = latest.insert(job, (build.row.id, done.clone())) {
+                previous.cancel();
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(runtime::INTERCEPT_GRACE) => {}
+            _ = done.cancelled() => {}
+        }
+        if let Some(job) = build.row.job_id {
+            let mut latest = self.interceptible.lock().unwrap_or_else(|e| e.into_inner());
+            if latest.get(&job).is_some_and(|(id, _)| *id == build.row.id) {
+                latest.remove(&job);
+            }
+        }
+    }
+
+    /// A later build of `job` finished: the previous one's containers may go.
+    fn release_interceptible(&self, job: i64) {
+        let mut latest = self.interceptible.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, previous)) = latest.remove(&job) {
+            previous.cancel();
+        }
     }
 
     /// Runs a started build to its end status; returns it for the cleanup.

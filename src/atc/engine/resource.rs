@@ -167,6 +167,7 @@ impl Call<'_> {
             types: &rest,
             tags: &t.tags,
             env: Vec::new(),
+            labels: super::labels::image_fetch(self.labels.clone()),
             ..self.clone()
         };
         // The type's latest saved version, else check it now.
@@ -339,9 +340,9 @@ impl Call<'_> {
             self.cancel,
         )
         .await?;
-        // The container has served its purpose; keep the worker's count low, without
-        // making the step wait for the teardown (the build's cleanup retries it). A failed
-        // get/put stays (with the build's other containers) so it can be intercepted.
+        // A get/put container stays with the build's others (`fly intercept` after the
+        // build); a one-time check or image fetching container goes now, without making
+        // the step wait for the teardown (the build's cleanup retries it).
         let check = self.labels.get(super::labels::TYPE).map(String::as_str) == Some("check");
         if reuse {
             let expires =
@@ -350,13 +351,11 @@ impl Call<'_> {
                 .garden
                 .set_property(&handle, super::labels::EXPIRES, &expires.to_string())
                 .await;
-        } else if status == 0 || check {
+        } else if check || self.labels.contains_key(super::labels::IMAGE_FETCH) {
             let garden = w.garden.clone();
             tokio::spawn(async move {
                 let _ = garden.destroy(&handle).await;
             });
-        } else {
-            self.cleanup.linger();
         }
         if status != 0 {
             return Ok(Err(status));

@@ -277,20 +277,18 @@ impl Runtime {
     }
 }
 
-/// What one build created on workers, destroyed when it ends (or [`INTERCEPT_GRACE`]
-/// later when a step failed, see [`Cleanup::linger`]).
+/// What one build created on workers, destroyed after it ends (see `Engine::start` for
+/// how long a finished build stays interceptible).
 #[derive(Default)]
 pub struct Cleanup {
     containers: Mutex<Vec<(WorkerClient, String)>>,
     volumes: Mutex<Vec<(WorkerClient, String)>>,
     /// Labels of every volume the build creates (its team).
     pub volume_labels: crate::proto::baggageclaim::Properties,
-    linger: AtomicBool,
 }
 
-/// How long a build whose step failed keeps its containers and volumes, so that
-/// `fly intercept` right after the failure finds them (upstream keeps them until the
-/// job's next build; this is the modest version).
+/// How long a failed build keeps its containers and volumes for `fly intercept`; a job's
+/// build gives them up earlier when the job's next build finishes (as upstream).
 pub const INTERCEPT_GRACE: Duration = Duration::from_secs(300);
 
 impl Cleanup {
@@ -299,13 +297,6 @@ impl Cleanup {
             volume_labels: super::labels::volume(team_id),
             ..Default::default()
         }
-    }
-    /// A step failed: keep everything for [`INTERCEPT_GRACE`] after the build ends.
-    pub fn linger(&self) {
-        self.linger.store(true, Ordering::SeqCst);
-    }
-    pub fn lingers(&self) -> bool {
-        self.linger.load(Ordering::SeqCst)
     }
     pub fn container(&self, w: &WorkerClient, handle: &str) {
         self.containers

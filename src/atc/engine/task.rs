@@ -248,10 +248,6 @@ pub async fn run(
     };
     let result =
         super::runtime::run_process(&w, &handle, process, None, &origin, false, cancel).await;
-    // A failed or broken task stays around a while for `fly intercept`.
-    if matches!(result, Ok((status, _)) if status != 0) || matches!(result, Err(Fail::Errored(_))) {
-        b.cleanup.linger();
-    }
     // Outputs are registered whatever the exit status (a retry reads the last attempt's).
     for (name, handle) in outputs {
         let as_name = t.output_mapping.get(&name).cloned().unwrap_or(name);
@@ -395,15 +391,16 @@ async fn fetch_image(
         types: &b.types,
         tags: &ir.tags,
         env: Vec::new(),
-        // The image's containers are the task step's (upstream labels them so too).
-        labels: super::labels::container(
+        // The image's containers are the task step's (upstream labels them so too); they
+        // go as soon as the image is fetched, so intercepting the step finds its task.
+        labels: super::labels::image_fetch(super::labels::container(
             &b.row,
             &super::labels::Step {
                 type_: "get",
                 name: step_name,
                 ..Default::default()
             },
-        ),
+        )),
     };
     let w = call.select(vec![]).await?;
     let version = if ir.version.is_empty() {
