@@ -598,6 +598,36 @@ pub fn jobs() -> Vec<Scenario> {
             }
             Ok(())
         }),
+        ("retry-intercept", |e| {
+            e.set("retry-i", "retry.yml", &[])?;
+            let (c, out) = e.trigger("retry-i", "retry-job-fail-for-hijacking");
+            expect(c, &out, 1, &["attempts: 3; success!", "failed"], &[])?;
+            // Each attempt's container is kept (the build failed) and labelled with it.
+            let job = "retry-i/retry-job-fail-for-hijacking";
+            let step = "succeed-on-3rd-attempt";
+            e.ok(&[
+                "intercept",
+                "-j",
+                job,
+                "-s",
+                step,
+                "--attempt",
+                "2",
+                "--",
+                "sh",
+                "-c",
+                "[ `cat /tmp/retry_number` -eq 2 ]",
+            ])?;
+            let out = e.fly(&["intercept", "-j", job, "-s", step, "--", "true"]);
+            let text = common::stdout(&out);
+            for n in 1..=3 {
+                let want = format!("step: {step}, type: task, attempt: {n}");
+                if !text.contains(&want) {
+                    return Err(format!("no choice {want:?} in:\n{text}"));
+                }
+            }
+            Ok(())
+        }),
         ("container-limits", |e| {
             run(
                 e,

@@ -29,6 +29,16 @@ pub struct Build {
     pub results: Mutex<HashMap<String, Value>>,
 }
 
+tokio::task_local! {
+    /// The retry attempt the running step belongs to (unset outside `attempts:`).
+    static ATTEMPT: String;
+}
+
+/// The current step's attempt label: empty outside a retry.
+pub fn attempt() -> String {
+    ATTEMPT.try_with(|a| a.clone()).unwrap_or_default()
+}
+
 /// Artifacts and local vars (`load_var`, across values). Across substeps get a child scope.
 #[derive(Default)]
 pub struct Scope {
@@ -357,8 +367,16 @@ impl Build {
                 }
                 Node::Retry(attempts) => {
                     let mut last = Ok(false);
-                    for a in attempts {
-                        last = self.exec(scope, a, cancel).await;
+                    let outer = attempt();
+                    for (i, a) in attempts.iter().enumerate() {
+                        // Containers of each attempt are labelled with it (`1`, or `2.1`
+                        // within an outer retry) for `fly intercept --attempt`.
+                        let n = if outer.is_empty() {
+                            (i + 1).to_string()
+                        } else {
+                            format!("{outer}.{}", i + 1)
+                        };
+                        last = ATTEMPT.scope(n, self.exec(scope, a, cancel)).await;
                         match last {
                             Ok(true) => return Ok(true),
                             Err(Fail::Interrupted) if cancel.is_cancelled() => return last,

@@ -223,9 +223,11 @@ async fn get(
     origin.emit("start-get", "1.0", json!({}));
     let params = Value::Object(g.params.clone());
     let mut c = call(b, &origin, cancel, &type_, source, params, &g.tags);
+    let attempt = super::exec::attempt();
     let step = super::labels::Step {
         type_: "get",
         name: &g.name,
+        attempt: &attempt,
         ..Default::default()
     };
     c.labels = super::labels::container(&b.row, &step);
@@ -315,9 +317,11 @@ async fn put(
         Value::Object(p.params.clone()),
         &p.tags,
     );
+    let attempt = super::exec::attempt();
     let step = super::labels::Step {
         type_: "put",
         name: &p.name,
+        attempt: &attempt,
         ..Default::default()
     };
     env_call.labels = super::labels::container(&b.row, &step);

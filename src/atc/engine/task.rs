@@ -225,9 +225,11 @@ pub async fn run(
         normalize(&format!("{workdir}/{}", config.run.dir))
     };
     let user = if user.is_empty() { "root".into() } else { user };
+    let attempt = super::exec::attempt();
     let step = labels::Step {
         type_: "task",
         name: &t.name,
+        attempt: &attempt,
         ..Default::default()
     };
     spec.properties = labels::with_process(labels::container(&b.row, &step), &user, &dir);
