@@ -26,7 +26,6 @@ const LEASE: &str = "scheduler";
 const LEASE_TTL: Duration = Duration::from_secs(5);
 
 pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
-    engine.recover().await;
     let checker = checker::Checker::default();
     // One id per process (a restarted node is a new holder); the pid tells operators and
     // tests which process it is.
@@ -44,6 +43,14 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
                 if lead != leading {
                     tracing::info!(holder = %holder, leading = lead, "scheduler lease changed hands");
                     leading = lead;
+                    if lead {
+                        // Only on taking the lease: a node joining a running cluster must
+                        // not end the builds other nodes run. Started builds no node runs
+                        // are left by the previous holder (dead, or this node restarted).
+                        // Builds are not owned per node yet, so with three or more nodes
+                        // a take-over also ends one-off/check builds of the others.
+                        engine.recover().await;
+                    }
                 }
             }
             Err(e) => {
