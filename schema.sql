@@ -153,7 +153,8 @@ CREATE TABLE builds (
     end_time bigint,
     reap_time bigint,
     rerun_of bigint REFERENCES builds (id) ON DELETE CASCADE,
-    rerun_number bigint NOT NULL DEFAULT 0
+    rerun_number bigint NOT NULL DEFAULT 0,
+    abort_requested boolean NOT NULL DEFAULT false
 );
 
 CREATE INDEX builds_job_id ON builds (job_id, (COALESCE(rerun_of, id)) DESC, id DESC);
@@ -233,4 +234,10 @@ CREATE TABLE signing_keys (
     kty text NOT NULL,
     jwk text NOT NULL,
     created_at bigint NOT NULL
+);
+
+CREATE TABLE leases (
+    name text PRIMARY KEY,
+    holder text NOT NULL,
+    expires_at bigint NOT NULL
 );

@@ -9,6 +9,8 @@ mod accounts;
 mod artifacts;
 #[path = "store_conformance/builds.rs"]
 mod builds;
+#[path = "store_conformance/leases.rs"]
+mod leases;
 #[path = "store_conformance/pipelines.rs"]
 mod pipelines;
 #[path = "store_conformance/schema.rs"]
@@ -23,6 +25,7 @@ mod workers;
 use accounts::*;
 use artifacts::*;
 use builds::*;
+use leases::*;
 use pipelines::*;
 use signing_keys::*;
 use versions::*;
@@ -150,6 +153,9 @@ conformance!(
     artifacts_are_team_scoped_and_attached_to_builds,
     artifacts_of_unknown_teams_or_builds_are_refused,
     signing_keys_are_listed_oldest_first_and_deleted_by_kid,
+    a_lease_is_renewed_by_its_holder_and_taken_over_after_expiry,
+    concurrent_nodes_never_both_get_a_lease,
+    builds_to_stop_are_those_finished_aborted_or_deleted,
 );
 // --- helpers ---------------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Domain verbs of the ATC's state. Every state transition is one guarded statement or one
 /// transaction, so two web nodes sharing a database cannot both make it.
 #[async_trait]
-pub trait Store: ArtifactStore + SigningKeyStore + Send + Sync + 'static {
+pub trait Store: ArtifactStore + SigningKeyStore + ClusterStore + Send + Sync + 'static {
     // --- teams -------------------------------------------------------------------------
     /// Creates the team, or replaces its auth (`admin` only applies on creation). Returns the
     /// team and whether it was created.
@@ -348,6 +348,30 @@ pub trait SigningKeyStore {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>>;
     /// False when there is no such key.
     async fn delete_signing_key(&self, kid: &str) -> Result<bool>;
+}
+
+// === several web nodes on one database ======================================================
+// A supertrait of [`Store`], so each backend keeps these in its own `leases.rs`.
+
+#[async_trait]
+pub trait ClusterStore {
+    /// Takes the lease `name` for `holder` until `now + ttl` (Unix seconds; the TTL rounds up
+    /// to whole seconds) when it is free, expired (`expires_at < now`) or already held by
+    /// `holder` (a renewal). One statement, so concurrent nodes cannot both get it.
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+        now: i64,
+    ) -> Result<bool>;
+    /// Gives the lease up if `holder` has it (a clean shutdown hands over at once).
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<bool>;
+    /// Asks the node running a started build to abort it. False when it is not started.
+    async fn request_build_abort(&self, build_id: i64) -> Result<bool>;
+    /// Of `ids` (builds a node runs), those it should stop: finished by someone else, asked
+    /// to abort, or deleted. One query however many builds a node runs.
+    async fn builds_to_stop(&self, ids: &[i64]) -> Result<Vec<i64>>;
 }
 
 /// Identity of a version within its scope: sha256 of its canonical JSON.

@@ -245,6 +245,7 @@ pub async fn serve(
         gc_interval,
         components.clone(),
     ));
+    tracker.spawn(engine.clone().watch_remote_aborts(components.clone()));
     tracker.spawn(crate::atc::scheduler::run(engine, components.clone()));
     tracker.spawn(crate::atc::idtoken::run_lifecycle(
         state.store.clone(),

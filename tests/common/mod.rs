@@ -196,6 +196,12 @@ impl Server {
     }
 
     /// The server's process id (to send it signals).
+    /// SIGKILL, as a crashed node (dropping does the same).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -160,19 +160,7 @@ impl Cluster {
 
     /// The web node's generated host key, as workers' `--tsa-public-key`.
     fn write_tsa_public_key(&self) {
-        let host_key = self.server.dir.path().join("data/tsa_host_key");
-        let private = ssh_key::PrivateKey::read_openssh_file(&host_key)
-            .or_else(|_| {
-                use rsa::pkcs1::DecodeRsaPrivateKey;
-                let pem = std::fs::read_to_string(&host_key).expect("host key");
-                let rsa = rsa::RsaPrivateKey::from_pkcs1_pem(&pem).expect("an RSA host key");
-                Ok::<_, ssh_key::Error>(ssh_key::PrivateKey::from(
-                    ssh_key::private::RsaKeypair::try_from(rsa).expect("keypair"),
-                ))
-            })
-            .expect("host key");
-        let line = private.public_key().to_openssh().expect("openssh");
-        std::fs::write(&self.tsa_pub, format!("{line}\n")).expect("write");
+        std::fs::write(&self.tsa_pub, tsa_public_key(&self.server)).expect("write");
     }
 
     /// `concourse worker` flags for worker `name` (process runtime, own work dir under the
@@ -353,6 +341,22 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// A web node's generated TSA host key as an OpenSSH public key line.
+pub fn tsa_public_key(server: &Server) -> String {
+    let host_key = server.dir.path().join("data/tsa_host_key");
+    let private = ssh_key::PrivateKey::read_openssh_file(&host_key)
+        .or_else(|_| {
+            use rsa::pkcs1::DecodeRsaPrivateKey;
+            let pem = std::fs::read_to_string(&host_key).expect("host key");
+            let rsa = rsa::RsaPrivateKey::from_pkcs1_pem(&pem).expect("an RSA host key");
+            Ok::<_, ssh_key::Error>(ssh_key::PrivateKey::from(
+                ssh_key::private::RsaKeypair::try_from(rsa).expect("keypair"),
+            ))
+        })
+        .expect("host key");
+    format!("{}\n", private.public_key().to_openssh().expect("openssh"))
 }
 
 /// Spawns a worker command, forwarding its stderr lines (and echoing them when

@@ -379,7 +379,8 @@ pub async fn get(
 }
 
 /// `PUT /api/v1/builds/:id/abort`: a build the engine does not run yet (pending) is
-/// finished at once, with its final `status` event.
+/// finished at once, with its final `status` event; a started one is stopped by the web
+/// node running it.
 pub async fn abort(
     State(state): State<AppState>,
     req: Requester,
@@ -402,8 +403,12 @@ pub async fn abort(
         return Err(ApiError::forbidden());
     }
     // A build running on this node stops its processes, runs its hooks and finishes
-    // itself as aborted.
-    if !b.status.is_finished() && !state.builds.abort(id) {
+    // itself as aborted; one started on another node is asked to do the same (that node
+    // watches for the request). Only a pending build is finished here.
+    if !b.status.is_finished()
+        && !state.builds.abort(id)
+        && !state.store.request_build_abort(id).await?
+    {
         let at = now();
         let event =
             j!({"event": "status", "version": "1.0", "data": {"status": "aborted", "time": at}});

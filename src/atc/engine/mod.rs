@@ -51,10 +51,17 @@ impl Handle {
     pub fn is_running(&self, build_id: i64) -> bool {
         self.lock().contains_key(&build_id)
     }
+    /// Ids of the builds running on this node.
+    pub fn running(&self) -> Vec<i64> {
+        self.lock().keys().copied().collect()
+    }
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CancellationToken>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// How often a node looks for aborts of its builds received by other web nodes.
+pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct Engine {
     pub rt: Arc<Runtime>,
@@ -109,6 +116,35 @@ impl Engine {
                 .store()
                 .finish_build(b.id, BuildStatus::Errored, now)
                 .await;
+        }
+    }
+
+    /// Stops, every [`WATCH_INTERVAL`], the builds running here that another web node was
+    /// asked to abort (or finished, or deleted). Cancelling the token is exactly the local
+    /// abort path, so `on_abort`/`ensure` hooks run and the build finishes `aborted`.
+    pub async fn watch_remote_aborts(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(WATCH_INTERVAL) => {}
+            }
+            let running = self.handle.running();
+            if running.is_empty() {
+                continue;
+            }
+            match self.store().builds_to_stop(&running).await {
+                Ok(stop) => {
+                    for id in stop {
+                        if self.handle.abort(id) {
+                            tracing::info!(
+                                build = id,
+                                "aborting: requested through another web node"
+                            );
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "watching for remote aborts"),
+            }
         }
     }
 

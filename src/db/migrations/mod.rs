@@ -33,6 +33,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "signing_keys",
         sql: include_str!("0004_signing_keys.sql"),
     },
+    Migration {
+        version: 5,
+        name: "leases",
+        sql: include_str!("0005_leases.sql"),
+    },
 ];
 
 pub(crate) const EMBEDDED: &[Migration] = &[
@@ -55,6 +60,11 @@ pub(crate) const EMBEDDED: &[Migration] = &[
         version: 4,
         name: "signing_keys",
         sql: include_str!("0004_signing_keys.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "leases",
+        sql: include_str!("embedded/0005_leases.sql"),
     },
 ];
 

@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod builds;
+mod leases;
 mod pipelines;
 mod resources;
 mod signing_keys;

@@ -1,0 +1,76 @@
+//! Coordination of several web nodes on the embedded store: leases and cross-node aborts
+//! (one process owns the file, but the semantics match PostgreSQL's).
+
+use super::super::*;
+use super::EmbeddedStore;
+use rusqlite::{params, params_from_iter, OptionalExtension};
+
+#[async_trait]
+impl ClusterStore for EmbeddedStore {
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+        now: i64,
+    ) -> Result<bool> {
+        let expires_at = worker_expiry(Some(ttl), now);
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.call(move |conn| {
+            // As on PostgreSQL: a row comes back only when this holder has the lease.
+            Ok(conn
+                .query_row(
+                    "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+                     expires_at = excluded.expires_at \
+                     WHERE leases.holder = excluded.holder OR leases.expires_at < ?4 \
+                     RETURNING holder",
+                    params![name, holder, expires_at, now],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+                .is_some())
+        })
+        .await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<bool> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.call(move |conn| {
+            Ok(conn.execute(
+                "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+                params![name, holder],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn request_build_abort(&self, build_id: i64) -> Result<bool> {
+        self.call(move |conn| {
+            Ok(conn.execute(
+                "UPDATE builds SET abort_requested = 1 WHERE id = ?1 AND status = 'started'",
+                [build_id],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn builds_to_stop(&self, ids: &[i64]) -> Result<Vec<i64>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = ids.to_vec();
+        self.call(move |conn| {
+            let marks = vec!["?"; ids.len()].join(", ");
+            let keep: Vec<i64> = conn
+                .prepare(&format!(
+                    "SELECT id FROM builds WHERE id IN ({marks}) \
+                     AND status IN ('pending', 'started') AND NOT abort_requested"
+                ))?
+                .query_map(params_from_iter(ids.iter()), |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(ids.into_iter().filter(|id| !keep.contains(id)).collect())
+        })
+        .await
+    }
+}

@@ -1,0 +1,75 @@
+//! Coordination of several web nodes on PostgreSQL: leases and cross-node aborts.
+
+use super::super::*;
+use super::PgStore;
+
+#[async_trait]
+impl ClusterStore for PgStore {
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+        now: i64,
+    ) -> Result<bool> {
+        let expires_at = worker_expiry(Some(ttl), now);
+        let client = self.pool.get().await?;
+        // The upsert's WHERE makes take-over and renewal one atomic decision: a row comes
+        // back only when this holder has the lease afterwards.
+        let rows = client
+            .query(
+                "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, \
+                 expires_at = EXCLUDED.expires_at \
+                 WHERE leases.holder = EXCLUDED.holder OR leases.expires_at < $4 \
+                 RETURNING holder",
+                &[&name, &holder, &expires_at, &now],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<bool> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .execute(
+                "DELETE FROM leases WHERE name = $1 AND holder = $2",
+                &[&name, &holder],
+            )
+            .await?
+            > 0)
+    }
+
+    async fn request_build_abort(&self, build_id: i64) -> Result<bool> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .execute(
+                "UPDATE builds SET abort_requested = true WHERE id = $1 AND status = 'started'",
+                &[&build_id],
+            )
+            .await?
+            > 0)
+    }
+
+    async fn builds_to_stop(&self, ids: &[i64]) -> Result<Vec<i64>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.pool.get().await?;
+        let keep: Vec<i64> = client
+            .query(
+                "SELECT id FROM builds WHERE id = ANY($1) \
+                 AND status IN ('pending', 'started') AND NOT abort_requested",
+                &[&ids],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(ids
+            .iter()
+            .copied()
+            .filter(|id| !keep.contains(id))
+            .collect())
+    }
+}
