@@ -19,7 +19,7 @@ impl BaggageclaimClient {
     pub fn new(base_url: impl Into<String>) -> Self {
         BaggageclaimClient {
             base: base_url.into().trim_end_matches('/').to_string(),
-            http: reqwest::Client::new(),
+            http: crate::proto::worker_http_client(),
         }
     }
 

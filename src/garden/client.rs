@@ -43,7 +43,7 @@ impl GardenClient {
         GardenClient {
             base,
             addr,
-            http: reqwest::Client::new(),
+            http: crate::proto::worker_http_client(),
         }
     }
 
