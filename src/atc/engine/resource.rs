@@ -54,14 +54,7 @@ async fn check_container(
     }
     spec.properties
         .insert(super::labels::CHECK_KEY.to_string(), key.to_string());
-    spec.handle = super::runtime::new_handle();
-    w.garden.create(spec).await.map_err(|e| {
-        errored(super::liveness::worker_error(
-            &w.name,
-            "creating container",
-            e,
-        ))
-    })
+    super::runtime::create_untracked(w, spec).await
 }
 
 /// The image a type's scripts run in.

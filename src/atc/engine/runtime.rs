@@ -451,21 +451,26 @@ pub fn bind(volume_path: &str, dst: &str) -> BindMount {
 /// A container created on `w` for a build, destroyed with it.
 pub async fn create_container(
     w: &WorkerClient,
-    mut spec: ContainerSpec,
+    spec: ContainerSpec,
     cleanup: &Cleanup,
 ) -> Result<String, Fail> {
+    let handle = create_untracked(w, spec).await?;
+    cleanup.container(w, &handle);
+    Ok(handle)
+}
+
+/// A container no build cleans up (kept check containers; their collector does).
+pub async fn create_untracked(w: &WorkerClient, mut spec: ContainerSpec) -> Result<String, Fail> {
     if spec.handle.is_empty() {
         spec.handle = new_handle();
     }
-    let handle = w.garden.create(spec).await.map_err(|e| {
+    w.garden.create(spec).await.map_err(|e| {
         errored(super::liveness::worker_error(
             &w.name,
             "creating container",
             e,
         ))
-    })?;
-    cleanup.container(w, &handle);
-    Ok(handle)
+    })
 }
 
 /// Runs a process to its end, streaming stderr (and stdout unless captured) into the build
