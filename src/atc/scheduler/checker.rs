@@ -47,22 +47,37 @@ impl Checker {
             {
                 continue;
             }
-            let plan = check_plan(engine, config, &rc.name, "resource", None, Some(row.id));
-            let (engine, inflight, id) = (engine.clone(), self.inflight.clone(), row.id);
-            let build = periodic_row(p);
-            tokio::spawn(async move {
-                let status = engine
-                    .execute(build, plan, Events::discard(), CancellationToken::new())
-                    .await;
-                tracing::debug!(resource = id, status = status.as_str(), "periodic check");
+            let (inflight, id) = (self.inflight.clone(), row.id);
+            spawn_check(engine, p, config, &rc.name, id, move || {
                 inflight
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&id);
-                engine.handle.wake();
             });
         }
     }
+}
+
+/// Runs a check of resource `name` (id `id`) as an unstored build in the background;
+/// `done` runs when it has finished, then the scheduler is woken.
+fn spawn_check(
+    engine: &Arc<Engine>,
+    p: &PipelineRow,
+    config: &Config,
+    name: &str,
+    id: i64,
+    done: impl FnOnce() + Send + 'static,
+) {
+    let plan = check_plan(engine, config, name, "resource", None, Some(id));
+    let (engine, build) = (engine.clone(), periodic_row(p));
+    tokio::spawn(async move {
+        let status = engine
+            .execute(build, plan, Events::discard(), CancellationToken::new())
+            .await;
+        tracing::debug!(resource = id, status = status.as_str(), "check");
+        done();
+        engine.handle.wake();
+    });
 }
 
 /// Checks `names` now, whatever their `check_every` (even `never`): a manually triggered
@@ -75,14 +90,7 @@ pub async fn check_now(engine: &Arc<Engine>, p: &PipelineRow, config: &Config, n
         let Some(row) = rows.iter().find(|r| &r.name == name) else {
             continue;
         };
-        let plan = check_plan(engine, config, name, "resource", None, Some(row.id));
-        let (engine, build) = (engine.clone(), periodic_row(p));
-        tokio::spawn(async move {
-            engine
-                .execute(build, plan, Events::discard(), CancellationToken::new())
-                .await;
-            engine.handle.wake();
-        });
+        spawn_check(engine, p, config, name, row.id, || {});
     }
 }
 
