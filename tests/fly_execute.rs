@@ -100,26 +100,8 @@ fn write(path: &Path, content: &str) {
 
 /// Exit code and ordered output expectations.
 fn expect(out: &Output, code: i32, wants: &[&str], unwanted: &[&str]) -> Check {
-    let all = text(out);
-    if out.status.code() != Some(code) {
-        return Err(format!(
-            "exit {:?}, want {code}; output:\n{all}",
-            out.status.code()
-        ));
-    }
-    let mut at = 0;
-    for w in wants {
-        match all[at..].find(w) {
-            Some(i) => at += i + w.len(),
-            None => return Err(format!("missing (in order) {w:?}; output:\n{all}")),
-        }
-    }
-    for u in unwanted {
-        if all.contains(u) {
-            return Err(format!("unexpected {u:?}; output:\n{all}"));
-        }
-    }
-    Ok(())
+    let status = out.status.code().unwrap_or(-1);
+    common::scenarios::expect(status, &text(out), code, wants, unwanted)
 }
 
 fn task(dir: &Path, body: &str) -> String {

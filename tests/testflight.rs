@@ -22,7 +22,7 @@ struct Env {
     fly: Fly,
 }
 
-use common::scenarios::Check;
+use common::scenarios::{expect, Check};
 
 impl Env {
     /// Runs fly, killed after two minutes so a stuck build fails its scenario instead of
@@ -126,25 +126,6 @@ fn post(base: &str, path: &str) -> String {
     let mut out = String::new();
     let _ = conn.read_to_string(&mut out);
     out
-}
-
-fn expect(code: i32, out: &str, want_code: i32, wants: &[&str], unwanted: &[&str]) -> Check {
-    if code != want_code {
-        return Err(format!("exit {code}, want {want_code}; output:\n{out}"));
-    }
-    let mut at = 0;
-    for w in wants {
-        match out[at..].find(w) {
-            Some(i) => at += i + w.len(),
-            None => return Err(format!("missing (in order) {w:?}; output:\n{out}")),
-        }
-    }
-    for u in unwanted {
-        if out.contains(u) {
-            return Err(format!("unexpected {u:?}; output:\n{out}"));
-        }
-    }
-    Ok(())
 }
 
 fn run(

@@ -45,3 +45,24 @@ pub fn run_all<E: Send + Sync + 'static>(env: Arc<E>, scenarios: Vec<Scenario<E>
         failures.join("\n")
     );
 }
+
+/// A command's exit code is `want_code`, its output holds `wants` in this order and none
+/// of `unwanted`.
+pub fn expect(code: i32, out: &str, want_code: i32, wants: &[&str], unwanted: &[&str]) -> Check {
+    if code != want_code {
+        return Err(format!("exit {code}, want {want_code}; output:\n{out}"));
+    }
+    let mut at = 0;
+    for w in wants {
+        match out[at..].find(w) {
+            Some(i) => at += i + w.len(),
+            None => return Err(format!("missing (in order) {w:?}; output:\n{out}")),
+        }
+    }
+    for u in unwanted {
+        if out.contains(u) {
+            return Err(format!("unexpected {u:?}; output:\n{out}"));
+        }
+    }
+    Ok(())
+}
