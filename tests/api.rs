@@ -624,7 +624,12 @@ async fn browser_login_sets_cookies_that_authenticate_with_csrf() {
         .await
         .expect("fly_success");
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.expect("html").contains("127.0.0.1:1234"));
+    // The page hands the token to fly from its `auth-token` meta tag.
+    let html = r.text().await.expect("html");
+    assert!(
+        html.contains("name=\"auth-token\" content=\"bearer "),
+        "{html}"
+    );
 
     let r = c
         .get(s.api("/sky/logout"))

@@ -9,3 +9,4 @@ pub mod idtoken;
 pub mod pipelines;
 pub mod scheduler;
 pub mod server;
+pub mod ui;

@@ -438,12 +438,16 @@ pub async fn events(
     State(state): State<AppState>,
     req: Requester,
     Path(id): Path<String>,
+    RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id = build_id(&id)?;
     readable_build(&state, &req, id, true).await?;
+    if q.as_deref() == Some("render=lines") {
+        return Ok(crate::atc::ui::api::rendered_events(&state, id));
+    }
     // The store numbers events from 1; the wire from 0.
-    let mut cursor = match headers.get("Last-Event-ID").and_then(|v| v.to_str().ok()) {
+    let cursor = match headers.get("Last-Event-ID").and_then(|v| v.to_str().ok()) {
         Some(v) => {
             v.trim()
                 .parse::<u64>()
@@ -453,50 +457,15 @@ pub async fn events(
         }
         None => 0,
     };
-    let store = state.store.clone();
-    let mut wake = state.builds.hub.subscribe();
+    let mut feed = follow_events(&state, id, cursor);
     let stream = async_stream(move |tx| async move {
-        loop {
-            let batch = match store.build_events(id, cursor, 500).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(error = %e, build_id = id, "reading build events");
-                    return;
-                }
+        while let Some(item) = feed.recv().await {
+            let msg = match item {
+                FeedItem::Event(event_id, envelope) => sse_event(event_id - 1, &envelope),
+                FeedItem::End(cursor) => format!("id: {cursor}\nevent: end\ndata\n\n"),
             };
-            if !batch.is_empty() {
-                for (event_id, envelope) in batch {
-                    cursor = event_id;
-                    if tx.send(sse_event(event_id - 1, &envelope)).await.is_err() {
-                        return;
-                    }
-                }
-                continue;
-            }
-            let finished = matches!(store.build(id).await, Ok(Some(b)) if b.status.is_finished());
-            if finished {
-                // Events written between the last read and the status check come first.
-                if matches!(store.build_events(id, cursor, 1).await, Ok(rest) if !rest.is_empty()) {
-                    continue;
-                }
-                let _ = tx.send(format!("id: {cursor}\nevent: end\ndata\n\n")).await;
+            if tx.send(msg).await.is_err() {
                 return;
-            }
-            // A watcher that went away while nothing happened ends the task too.
-            if tx.is_closed() {
-                return;
-            }
-            // Woken by this node's engine at once; builds of other nodes are polled.
-            let deadline = tokio::time::sleep(EVENT_POLL);
-            tokio::pin!(deadline);
-            loop {
-                tokio::select! {
-                    _ = &mut deadline => break,
-                    woke = wake.recv() => match woke {
-                        Ok(b) if b != id => continue,
-                        _ => break,
-                    },
-                }
             }
         }
     });
@@ -515,9 +484,74 @@ pub async fn events(
         .into_response())
 }
 
+/// What a build's event feed yields: stored events in order (store ids, from 1), then
+/// `End(last id)` once the build has finished and every event has been sent.
+pub enum FeedItem {
+    Event(i64, Value),
+    End(i64),
+}
+
+/// Follows a build's events from store id `cursor + 1`: replays what is stored, then waits
+/// for more (woken by this node's engine, polling builds of other nodes) until the build
+/// has finished. The task ends when the receiver is dropped.
+pub fn follow_events(
+    state: &AppState,
+    id: i64,
+    mut cursor: i64,
+) -> tokio::sync::mpsc::Receiver<FeedItem> {
+    let store = state.store.clone();
+    let mut wake = state.builds.hub.subscribe();
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let batch = match store.build_events(id, cursor, 500).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, build_id = id, "reading build events");
+                    return;
+                }
+            };
+            if !batch.is_empty() {
+                for (event_id, envelope) in batch {
+                    cursor = event_id;
+                    if tx.send(FeedItem::Event(event_id, envelope)).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            let finished = matches!(store.build(id).await, Ok(Some(b)) if b.status.is_finished());
+            if finished {
+                // Events written between the last read and the status check come first.
+                if matches!(store.build_events(id, cursor, 1).await, Ok(rest) if !rest.is_empty()) {
+                    continue;
+                }
+                let _ = tx.send(FeedItem::End(cursor)).await;
+                return;
+            }
+            // A watcher that went away while nothing happened ends the task too.
+            if tx.is_closed() {
+                return;
+            }
+            let deadline = tokio::time::sleep(EVENT_POLL);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    _ = &mut deadline => break,
+                    woke = wake.recv() => match woke {
+                        Ok(b) if b != id => continue,
+                        _ => break,
+                    },
+                }
+            }
+        }
+    });
+    rx
+}
+
 /// A response body fed by a producer task through a small bounded channel (a slow
 /// watcher slows its producer, never grows memory); the task ends with the connection.
-fn async_stream<F, Fut>(produce: F) -> Body
+pub(crate) fn async_stream<F, Fut>(produce: F) -> Body
 where
     F: FnOnce(tokio::sync::mpsc::Sender<String>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,

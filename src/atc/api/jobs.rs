@@ -93,7 +93,11 @@ async fn load_build(state: &AppState, id: Option<i64>) -> ApiResult<Option<Build
     }
 }
 
-async fn job_summary(state: &AppState, p: &PipelineRow, j: &JobRow) -> ApiResult<JobSummary> {
+pub(crate) async fn job_summary(
+    state: &AppState,
+    p: &PipelineRow,
+    j: &JobRow,
+) -> ApiResult<JobSummary> {
     let (inputs, outputs) = inputs_outputs(&j.config);
     let next = load_build(state, j.next_build_id).await?;
     let finished = load_build(state, j.finished_build_id).await?;

@@ -1,5 +1,5 @@
-//! Browser login for local users (`/sky/login`) and the page that hands a token to fly's
-//! local listener (`/fly_success`, the end of `fly login` without `-u/-p`).
+//! Browser login for local users (`/sky/login`). The page that hands a token to fly's local
+//! listener (`/fly_success`) is one of the web UI's (`atc::ui`).
 
 use super::{cookie, AppState};
 use crate::atc::auth::{AuthError, WEB_CLIENT_ID};
@@ -32,12 +32,13 @@ fn escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
+/// Styled by the UI's stylesheet: the security policy allows no inline style.
 fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title>\
-         <style>body{{font-family:sans-serif;background:#273747;color:#fff;display:flex;justify-content:center;padding-top:10vh}}\
-         form,div.box{{background:#1e2b38;padding:2em;min-width:20em}}input{{display:block;width:100%;margin:.5em 0 1em;padding:.5em}}\
-         .err{{color:#ed4b35}}</style></head><body>{body}</body></html>"
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <link rel=\"stylesheet\" href=\"{}\"></head><body class=\"login-page\">{body}</body></html>",
+        crate::atc::ui::assets::url("app.css")
     )
 }
 
@@ -48,7 +49,7 @@ fn login_form(redirect: &str, error: Option<&str>) -> String {
     page(
         "Log in - Concourse",
         &format!(
-            "<form method=\"post\" action=\"/sky/login\"><h2>Username/Password</h2>{err}\
+            "<form class=\"login-box\" method=\"post\" action=\"/sky/login\"><h1>concourse</h1><h2>Username/Password</h2>{err}\
              <label>username<input name=\"login\" autofocus></label>\
              <label>password<input name=\"password\" type=\"password\"></label>\
              <input type=\"hidden\" name=\"redirect_uri\" value=\"{}\">\
@@ -111,41 +112,4 @@ pub async fn login_submit(
         )
             .into_response(),
     }
-}
-
-/// Hands `<type> <token>` to fly listening on 127.0.0.1:fly_port, then tells the user.
-pub async fn fly_success(State(state): State<AppState>, parts: Parts) -> Response {
-    let q = query(&parts);
-    let port: Option<u16> = q.get("fly_port").and_then(|p| p.parse().ok());
-    if q.get("noop").is_some_and(|v| v == "true") {
-        return Html(page("Concourse", "<div class=\"box\"><h2>login successful!</h2><p>return to fly OR go back to the Concourse dashboard</p></div>")).into_response();
-    }
-    let Some(port) = port else {
-        return (StatusCode::BAD_REQUEST, "missing fly_port").into_response();
-    };
-    let Some(token) = logged_in(&state, &parts).await else {
-        let back = url::form_urlencoded::byte_serialize(
-            format!("/fly_success?fly_port={port}").as_bytes(),
-        )
-        .collect::<String>();
-        return (
-            StatusCode::FOUND,
-            [(header::LOCATION, format!("/sky/login?redirect_uri={back}"))],
-        )
-            .into_response();
-    };
-    let token_js = serde_json::to_string(&token)
-        .unwrap_or_default()
-        .replace('<', "\\u003c");
-    Html(page(
-        "Concourse",
-        &format!(
-            "<div class=\"box\"><h2 id=\"msg\">sending token to fly...</h2></div><script>\
-             fetch('http://127.0.0.1:{port}/?token=' + encodeURIComponent({token_js}), {{mode: 'no-cors'}})\
-             .then(function() {{ document.getElementById('msg').textContent = 'you have successfully logged in!'; }})\
-             .catch(function() {{ document.getElementById('msg').textContent = 'could not reach fly; copy this token into it: ' + {token_js}; }});\
-             </script>"
-        ),
-    ))
-    .into_response()
 }

@@ -23,6 +23,7 @@ pub mod wellknown;
 pub mod workers;
 
 use crate::atc::auth::{Auth, Requester};
+use crate::atc::ui;
 use crate::db::Store;
 use crate::proto::api::{Info, API_VERSION};
 use axum::extract::{FromRequestParts, Request};
@@ -208,6 +209,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/builds/{build_id}/abort", put(builds::abort))
         .route("/api/v1/builds/{build_id}/events", get(builds::events))
         .route("/api/v1/builds/{build_id}/plan", get(builds::plan))
+        .route("/api/v1/builds/{build_id}/log", get(ui::api::raw_log))
+        .route("/api/v1/dashboard", get(ui::api::dashboard))
+        .route(&format!("{pipeline}/graph"), get(ui::api::graph))
         .route(
             &format!("{pipeline}/resources/{{resource_name}}/check"),
             post(checks::resource),
@@ -263,7 +267,6 @@ pub fn router(state: AppState) -> Router {
             "/sky/login",
             get(login::login_page).post(login::login_submit),
         )
-        .route("/fly_success", get(login::fly_success))
         .route(
             "/.well-known/openid-configuration",
             get(wellknown::openid_configuration),
@@ -271,5 +274,8 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(wellknown::jwks))
         .route("/login", get(sky::legacy_login))
         .route("/logout", get(sky::legacy_logout))
+        .merge(ui::router())
+        .fallback(ui::fallback)
+        .layer(axum::middleware::from_fn(ui::security_headers))
         .with_state(state)
 }

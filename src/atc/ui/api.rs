@@ -1,0 +1,357 @@
+//! API extensions the pages use, beyond upstream's API (documented in the README):
+//!
+//! - `GET /api/v1/dashboard`: every visible pipeline with its status, job preview and
+//!   resource-error flag computed here (`status`), so the dashboard polls one response
+//!   instead of `/jobs` + `/resources` and recomputes nothing.
+//! - `GET …/pipelines/P/graph[?group=G…]`: the laid-out pipeline graph (`layout`).
+//! - `GET /api/v1/builds/:id/events?render=lines`: the build's event stream with `log`
+//!   events replaced by rendered `lines` (`ansi`), so the browser never parses escapes.
+//! - `GET /api/v1/builds/:id/log`: the whole log as plain text, escapes resolved.
+
+use super::{ansi, layout, status};
+use crate::atc::api::builds::{async_stream, follow_events, readable_build, FeedItem};
+use crate::atc::api::error::{ApiError, ApiResult};
+use crate::atc::api::jobs::job_summary;
+use crate::atc::api::resources::resource_json;
+use crate::atc::api::{access, json, AppState};
+use crate::atc::auth::Requester;
+use crate::db::PipelineRow;
+use crate::proto::api::JobSummary;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json as j, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+async fn summaries(state: &AppState, p: &PipelineRow) -> ApiResult<Vec<JobSummary>> {
+    let mut out = Vec::new();
+    for job in state.store.jobs(p.id).await? {
+        out.push(job_summary(state, p, &job).await?);
+    }
+    Ok(out)
+}
+
+fn job_state(j: &JobSummary) -> status::JobState<'_> {
+    status::JobState {
+        paused: j.paused,
+        finished: j.finished_build.as_ref().map(|b| b.status.as_str()),
+        running: j.next_build.is_some(),
+        transition_end: j.transition_build.as_ref().map(|b| b.end_time),
+    }
+}
+
+fn failed_check(status: &str) -> bool {
+    matches!(status, "failed" | "errored")
+}
+
+/// `GET /api/v1/dashboard`: the pipelines `/api/v1/pipelines` would list (archived ones
+/// included and flagged; the page hides them unless asked), each summarised.
+pub async fn dashboard(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
+    let admin = req.is_admin();
+    let member = req.member_team_ids();
+    let rows = state.store.pipelines(None).await?;
+    let (mut mine, others): (Vec<_>, Vec<_>) =
+        rows.into_iter().partition(|p| member.contains(&p.team_id));
+    mine.extend(others);
+    let mut out = Vec::new();
+    for p in mine {
+        if !(admin || p.public || member.contains(&p.team_id)) {
+            continue;
+        }
+        let jobs = summaries(&state, &p).await?;
+        let states: Vec<_> = jobs.iter().map(job_state).collect();
+        let summary = status::pipeline_status(p.archived, p.paused, &states);
+        let deps: Vec<(&str, Vec<&str>)> = jobs
+            .iter()
+            .map(|j| {
+                let passed = j.inputs.iter().flat_map(|i| i.passed.iter());
+                (j.name.as_str(), passed.map(String::as_str).collect())
+            })
+            .collect();
+        let depths = status::job_depths(&deps);
+        let preview: Vec<Value> = jobs
+            .iter()
+            .zip(&states)
+            .zip(&depths)
+            .map(|((job, st), depth)| {
+                let build = job.next_build.as_ref().or(job.finished_build.as_ref());
+                j!({
+                    "name": job.name,
+                    "status": status::job_status(st),
+                    "next_status": job.next_build.as_ref().map(|b| b.status.clone()),
+                    "build": build.map(|b| j!({"id": b.id, "name": b.name})),
+                    "depth": depth,
+                })
+            })
+            .collect();
+        let mut resource_error = false;
+        if !p.archived {
+            for r in state.store.resources(p.id).await? {
+                if let Some(id) = r.check_build_id {
+                    if let Some(b) = state.store.build(id).await? {
+                        resource_error |= failed_check(b.status.as_str());
+                    }
+                }
+            }
+        }
+        let api = crate::atc::api::pipelines::pipeline_json(&p);
+        out.push(j!({
+            "id": p.id,
+            "name": p.name,
+            "team_name": p.team_name,
+            "instance_vars": p.instance_vars,
+            "paused": p.paused,
+            "paused_by": p.paused_by,
+            "paused_at": p.paused_at,
+            "public": p.public,
+            "archived": p.archived,
+            "groups": api.groups,
+            "status": summary.status,
+            "running": summary.running,
+            "transition_time": summary.transition_time,
+            "resource_error": resource_error,
+            "jobs": preview,
+        }));
+    }
+    Ok(json(&j!({ "pipelines": out })))
+}
+
+/// `GET …/pipelines/P/graph?group=G`: jobs of the selected groups (every job when none is
+/// named), laid out; resources appear only through those jobs.
+pub async fn graph(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
+    let groups: BTreeSet<String> = url::form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .filter(|(k, _)| k == "group")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    let jobs = summaries(&state, &t.pipeline).await?;
+    let selected: Vec<&JobSummary> = jobs
+        .iter()
+        .filter(|j| groups.is_empty() || j.groups.iter().any(|g| groups.contains(g)))
+        .collect();
+    let jobs_in: Vec<layout::JobIn> = selected
+        .iter()
+        .map(|j| layout::JobIn {
+            name: j.name.clone(),
+            paused: j.paused,
+            finished: j.finished_build.as_ref().map(|b| b.status.clone()),
+            next: j.next_build.as_ref().map(|b| b.status.clone()),
+            inputs: j
+                .inputs
+                .iter()
+                .map(|i| layout::InputIn {
+                    resource: i.resource.clone(),
+                    passed: i.passed.clone(),
+                    trigger: i.trigger,
+                })
+                .collect(),
+            outputs: j.outputs.iter().map(|o| o.resource.clone()).collect(),
+        })
+        .collect();
+    let mut resources = Vec::new();
+    for r in state.store.resources(t.pipeline.id).await? {
+        let api = resource_json(&state, &t.pipeline, &r).await?;
+        let check = api.build.as_ref().map(|b| b.status.clone());
+        resources.push(layout::ResourceIn {
+            name: api.name,
+            pinned: api.pinned_version.is_some(),
+            check_status: check.filter(|s| matches!(s.as_str(), "failed" | "errored" | "aborted")),
+            icon: Some(api.icon).filter(|i| !i.is_empty()),
+        });
+    }
+    let graph = layout::layout(&jobs_in, &resources, CHAR_WIDTH)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(json(&graph))
+}
+
+/// Width of one character of the graph's 12 px monospace font (the page draws with it).
+const CHAR_WIDTH: f64 = 7.3;
+
+/// How many events are rendered into one message at most: a finished build's replay is
+/// sent in large batches, a running build's lines as soon as they arrive.
+const RENDER_BATCH: usize = 2000;
+
+/// Rendered lines of one step since the last flush: line index → time it first appeared.
+#[derive(Default)]
+struct StepLog {
+    term: ansi::Terminal,
+    times: Vec<i64>,
+    dirty: BTreeSet<usize>,
+}
+
+fn flush(steps: &mut BTreeMap<String, StepLog>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (origin, log) in steps.iter_mut() {
+        if log.dirty.is_empty() {
+            continue;
+        }
+        let lines: Vec<Value> = std::mem::take(&mut log.dirty)
+            .into_iter()
+            .map(|i| {
+                j!([
+                    i,
+                    log.times.get(i).copied().unwrap_or(0),
+                    log.term.line_json(i)
+                ])
+            })
+            .collect();
+        let data = j!({"origin": origin, "lines": lines});
+        out.push(format!("event: lines\ndata: {data}\n\n"));
+    }
+    out
+}
+
+fn render_log(steps: &mut BTreeMap<String, StepLog>, envelope: &Value) {
+    let data = &envelope["data"];
+    let origin = data["origin"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let time = data["time"].as_i64().unwrap_or(0);
+    let step = steps.entry(origin).or_default();
+    for i in step.term.feed(data["payload"].as_str().unwrap_or_default()) {
+        if i >= step.times.len() {
+            step.times.resize(i + 1, time);
+        }
+        step.dirty.insert(i);
+    }
+}
+
+/// The build's events for the page: `event` messages as upstream sends them, except that
+/// `log` events become `lines` messages (`{"origin", "lines": [[index, time, spans]]}`,
+/// each line's latest content) and `end` closes. No SSE ids: a reconnecting page starts
+/// over, which it detects by the stream opening again.
+pub fn rendered_events(state: &AppState, id: i64) -> Response {
+    let mut feed = follow_events(state, id, 0);
+    let body = async_stream(move |tx| async move {
+        let mut steps: BTreeMap<String, StepLog> = BTreeMap::new();
+        let mut pending = 0usize;
+        loop {
+            // Take what is ready without waiting, render it, then flush before blocking.
+            let item = match feed.try_recv() {
+                Ok(item) => Some(item),
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => None,
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return,
+            };
+            let item = match item {
+                Some(item) if pending < RENDER_BATCH => item,
+                other => {
+                    for msg in flush(&mut steps) {
+                        if tx.send(msg).await.is_err() {
+                            return;
+                        }
+                    }
+                    pending = 0;
+                    match other {
+                        Some(item) => item,
+                        None => match feed.recv().await {
+                            Some(item) => item,
+                            None => return,
+                        },
+                    }
+                }
+            };
+            match item {
+                FeedItem::Event(_, envelope) if envelope["event"] == "log" => {
+                    render_log(&mut steps, &envelope);
+                    pending += 1;
+                }
+                FeedItem::Event(_, envelope) => {
+                    for msg in flush(&mut steps) {
+                        if tx.send(msg).await.is_err() {
+                            return;
+                        }
+                    }
+                    if tx
+                        .send(format!("event: event\ndata: {envelope}\n\n"))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                FeedItem::End(_) => {
+                    for msg in flush(&mut steps) {
+                        let _ = tx.send(msg).await;
+                    }
+                    let _ = tx.send("event: end\ndata\n\n".to_string()).await;
+                    return;
+                }
+            }
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache, no-store, must-revalidate"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /api/v1/builds/:id/log`: every step's output in event order as plain text (what
+/// `fly watch` prints, escapes resolved), for download.
+pub async fn raw_log(
+    State(state): State<AppState>,
+    req: Requester,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = crate::atc::api::builds::build_id(&id)?;
+    let build = readable_build(&state, &req, id, true).await?;
+    let mut text = String::new();
+    let mut cursor = 0;
+    loop {
+        let batch = state.store.build_events(id, cursor, 1000).await?;
+        let Some((last, _)) = batch.last() else { break };
+        cursor = *last;
+        for (_, envelope) in batch {
+            match envelope["event"].as_str() {
+                Some("log") => {
+                    text.push_str(envelope["data"]["payload"].as_str().unwrap_or_default())
+                }
+                Some("error") => {
+                    text.push_str(envelope["data"]["message"].as_str().unwrap_or_default());
+                    text.push('\n');
+                }
+                _ => {}
+            }
+        }
+    }
+    let name = match build.job_name.as_str() {
+        "" => format!("build-{id}.log"),
+        job => format!("{}-{}-{}.log", build.pipeline_name, job, build.name),
+    };
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut headers = HashMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        "text/plain; charset=utf-8".to_string(),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        format!("inline; filename=\"{safe}\""),
+    );
+    let mut resp = ansi::plain_text(&text).into_response();
+    for (k, v) in headers {
+        if let Ok(v) = v.parse() {
+            resp.headers_mut().insert(k, v);
+        }
+    }
+    Ok(resp)
+}
