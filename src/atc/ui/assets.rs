@@ -12,15 +12,15 @@ pub struct Asset {
     pub id: String,
 }
 
-macro_rules! scripts {
-    ($($name:literal),*) => {
-        &[$(($name, include_str!(concat!("public/js/", $name)))),*]
+macro_rules! files {
+    ($dir:literal: $($name:literal),*) => {
+        &[$(($name, include_str!(concat!("public/", $dir, "/", $name)))),*]
     };
 }
 
 /// Page scripts in load order: `core.js` defines the shared helpers the others use,
 /// `main.js` starts the router.
-const SCRIPTS: &[(&str, &str)] = scripts!(
+const SCRIPTS: &[(&str, &str)] = files!("js":
     "core.js",
     "chrome.js",
     "dashboard.js",
@@ -32,6 +32,33 @@ const SCRIPTS: &[(&str, &str)] = scripts!(
     "main.js"
 );
 
+/// Stylesheets: `base.css` (variables, themes, chrome) first, then one per page.
+const STYLES: &[(&str, &str)] = files!("css":
+    "base.css",
+    "dashboard.css",
+    "pipeline.css",
+    "job.css",
+    "build.css",
+    "resource.css"
+);
+
+fn concat(files: &[(&str, &str)]) -> Vec<u8> {
+    files
+        .iter()
+        .map(|(_, body)| *body)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .into_bytes()
+}
+
+fn concat_dir(dir: &std::path::Path, files: &[(&str, &str)]) -> Option<Vec<u8>> {
+    let parts: Option<Vec<String>> = files
+        .iter()
+        .map(|(n, _)| std::fs::read_to_string(dir.join(n)).ok())
+        .collect();
+    parts.map(|p| p.join("\n").into_bytes())
+}
+
 /// For working on the pages: `CONCOURSE_WEB_PUBLIC_DIR=src/atc/ui/public` serves the files
 /// from disk, read on every request, instead of the copies built into the binary.
 pub fn dev_dir() -> Option<std::path::PathBuf> {
@@ -41,14 +68,9 @@ pub fn dev_dir() -> Option<std::path::PathBuf> {
 /// An asset read from the development directory (see `dev_dir`).
 pub fn from_dir(dir: &std::path::Path, name: &str) -> Option<Vec<u8>> {
     match name {
-        "app.js" => {
-            let parts: Option<Vec<String>> = SCRIPTS
-                .iter()
-                .map(|(n, _)| std::fs::read_to_string(dir.join("js").join(n)).ok())
-                .collect();
-            parts.map(|p| p.join("\n").into_bytes())
-        }
-        "app.css" | "favicon.svg" => std::fs::read(dir.join(name)).ok(),
+        "app.js" => concat_dir(&dir.join("js"), SCRIPTS),
+        "app.css" => concat_dir(&dir.join("css"), STYLES),
+        "favicon.svg" => std::fs::read(dir.join(name)).ok(),
         _ => None,
     }
 }
@@ -69,17 +91,12 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
         asset(
             "app.js",
             "text/javascript; charset=utf-8",
-            SCRIPTS
-                .iter()
-                .map(|(_, body)| *body)
-                .collect::<Vec<_>>()
-                .join("\n")
-                .into_bytes(),
+            concat(SCRIPTS),
         ),
         asset(
             "app.css",
             "text/css; charset=utf-8",
-            include_bytes!("public/app.css").to_vec(),
+            concat(STYLES),
         ),
         asset(
             "favicon.svg",
