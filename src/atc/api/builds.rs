@@ -421,6 +421,39 @@ pub async fn abort(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// `PUT /api/v1/builds/:id/comment {"comment"}`: pipeline-operators of the build's team.
+pub async fn comment(
+    State(state): State<AppState>,
+    req: Requester,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let id = build_id(&id)?;
+    access::authenticated(&req)?;
+    let b = state
+        .store
+        .build(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let team = req
+        .teams()
+        .iter()
+        .find(|t| t.id == b.team_id)
+        .cloned()
+        .ok_or_else(ApiError::forbidden)?;
+    if !req.has_role(&team, Role::PipelineOperator) {
+        return Err(ApiError::forbidden());
+    }
+    #[derive(serde::Deserialize)]
+    struct Body {
+        comment: String,
+    }
+    let body: Body = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("malformed comment: {e}")))?;
+    state.store.set_build_comment(id, &body.comment).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
 /// How often a watcher looks for new events while a build runs.
 const EVENT_POLL: Duration = Duration::from_millis(250);
 

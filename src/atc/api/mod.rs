@@ -207,6 +207,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/builds", get(builds::list_all))
         .route("/api/v1/builds/{build_id}", get(builds::get))
         .route("/api/v1/builds/{build_id}/abort", put(builds::abort))
+        .route("/api/v1/builds/{build_id}/comment", put(builds::comment))
         .route("/api/v1/builds/{build_id}/events", get(builds::events))
         .route("/api/v1/builds/{build_id}/plan", get(builds::plan))
         .route("/api/v1/builds/{build_id}/log", get(ui::api::raw_log))

@@ -1,25 +1,947 @@
-// TEMPORARY placeholder until the renderer lands (same API).
-#[derive(Default)]
-pub struct Terminal {
-    lines: Vec<String>,
+//! Build-log terminal emulation: turns a stream of text chunks (split anywhere,
+//! even inside an escape sequence) into lines of styled spans, as a terminal
+//! would show them. The output is data for `textContent`, never HTML.
+//!
+//! Where terminals differ, or a log (which has no fixed screen) needs a rule:
+//! - `\n` creates the next line at once, so `"a\n"` has the lines `"a"` and
+//!   `""`: the plain lines of plain input are exactly `input.split('\n')`,
+//!   except that an empty log has no lines, and [`plain_text`] returns plain
+//!   input unchanged.
+//! - Cursor movement never creates lines. The cursor may go below the last
+//!   line; lines (empty ones in between) appear when text is written there or
+//!   on `\n`. Movement reaches at most [`MAX_JUMP`] rows past the last line or
+//!   columns past the end of the line, so one hostile sequence cannot make us
+//!   allocate without bound.
+//! - Writing past the end of a line pads it with default-style spaces. A tab
+//!   only moves the cursor (never erasing what it passes), so its gap is
+//!   padded only once text follows, as after `CSI C`.
+//! - Erasing to the end of a line truncates it, so erasing leaves no trailing
+//!   spaces; cells erased before other text become default-style spaces (no
+//!   background-colour erase).
+//! - `CSI 2 J` and `CSI 3 J` empty every line but keep the line count and the
+//!   cursor: a log has no screen to scroll away.
+//! - `CSI s` and `ESC 7` both save the position and the SGR style (as DECSC
+//!   does); restoring without a save goes to the top-left with no style.
+//! - An unterminated sequence is dropped after 64 chars, or after 4096 for
+//!   OSC/DCS-like strings (hyperlink URLs are long); what follows is text.
+//! - C1 controls (U+0080..U+009F) and DEL are dropped like C0 ones.
+
+use serde::Serialize;
+use std::mem;
+
+/// How far cursor movement may reach past existing content.
+pub const MAX_JUMP: usize = 4096;
+const MAX_SEQ: usize = 64;
+const MAX_STRING: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Color {
+    Indexed(u8),
+    Rgb(u8, u8, u8),
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Style {
+    pub fg: Option<Color>,
+    pub bg: Option<Color>,
+    pub bold: bool,
+    pub faint: bool,
+    pub italic: bool,
+    pub underline: bool,
+    pub blink: bool,
+    pub inverse: bool,
+    pub strike: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub text: String,
+    pub style: Style,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cell {
+    ch: char,
+    style: Style,
+}
+
+fn blank() -> Cell {
+    Cell {
+        ch: ' ',
+        style: Style::default(),
+    }
+}
+
+/// A line at rest: its text plus (char count, style) runs, several times
+/// smaller than cells, which matters for 100,000-line logs.
+#[derive(Debug, Clone, Default)]
+struct Line {
+    text: String,
+    runs: Vec<(usize, Style)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum State {
+    #[default]
+    Ground,
+    Esc,
+    /// `ESC` plus intermediates, e.g. the charset select `ESC ( B`.
+    EscInter,
+    Csi,
+    /// OSC, DCS, SOS, PM or APC: ignored up to BEL or `ESC \`.
+    Str,
+    StrEsc,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Terminal {
+    lines: Vec<Line>,
+    /// The last line written to, as cells so that writing is O(1) wherever
+    /// the cursor is in it; `lines[hot_row]` is left empty meanwhile.
+    hot: Vec<Cell>,
+    hot_row: Option<usize>,
+    row: usize,
+    col: usize,
+    style: Style,
+    saved: (usize, usize, Style),
+    state: State,
+    /// Parameters of the CSI being read, kept across chunks.
+    seq: String,
+    seq_len: usize,
+    changed: Vec<usize>,
+}
+
 impl Terminal {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds one chunk; returns the indices (ascending, deduplicated) of lines created or changed by it.
     pub fn feed(&mut self, chunk: &str) -> Vec<usize> {
-        let mut changed = vec![];
-        for (i, part) in chunk.split('\n').enumerate() {
-            if i > 0 || self.lines.is_empty() {
-                self.lines.push(String::new());
-            }
-            let n = self.lines.len() - 1;
-            self.lines[n].push_str(part);
-            changed.push(n);
+        for c in chunk.chars() {
+            self.step(c);
         }
+        let mut changed = mem::take(&mut self.changed);
+        changed.sort_unstable();
+        changed.dedup();
         changed
     }
-    pub fn line_json(&self, i: usize) -> serde_json::Value {
-        serde_json::json!([{"text": self.lines[i]}])
+
+    /// Number of lines so far (a trailing partial line counts; an empty log has 0).
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// The line's text as spans: adjacent cells with equal style merged into
+    /// one span; no empty spans. A line past the end has none.
+    pub fn spans(&self, line: usize) -> Vec<Span> {
+        let mut out: Vec<Span> = Vec::new();
+        if self.hot_row == Some(line) {
+            for c in &self.hot {
+                match out.last_mut() {
+                    Some(span) if span.style == c.style => span.text.push(c.ch),
+                    _ => out.push(Span {
+                        text: c.ch.into(),
+                        style: c.style,
+                    }),
+                }
+            }
+        } else if let Some(l) = self.lines.get(line) {
+            let mut chars = l.text.chars();
+            for &(n, style) in &l.runs {
+                out.push(Span {
+                    text: chars.by_ref().take(n).collect(),
+                    style,
+                });
+            }
+        }
+        out
+    }
+
+    /// The line as plain text (erasing never leaves trailing spaces).
+    pub fn plain(&self, line: usize) -> String {
+        if self.hot_row == Some(line) {
+            self.hot.iter().map(|c| c.ch).collect()
+        } else {
+            self.lines
+                .get(line)
+                .map_or_else(String::new, |l| l.text.clone())
+        }
+    }
+
+    /// The line for the browser: an array of `{"text", "class"?, "fg"?, "bg"?}`.
+    /// Colours 0..=15 become `ansi-fg-N`/`ansi-bg-N` classes so the theme picks
+    /// them; others become `#rrggbb`. Inverse swaps fg and bg here; if either
+    /// is unset, `ansi-inverse` also tells the CSS to use the opposite default
+    /// colour for the unset side (so it must come before the colour classes).
+    pub fn line_json(&self, line: usize) -> serde_json::Value {
+        let spans = self.spans(line).into_iter().map(|span| {
+            let s = span.style;
+            let flags = [
+                (s.bold, "ansi-bold"),
+                (s.faint, "ansi-faint"),
+                (s.italic, "ansi-italic"),
+                (s.underline, "ansi-underline"),
+                (s.blink, "ansi-blink"),
+                (s.strike, "ansi-strike"),
+            ];
+            let mut class: Vec<String> = flags
+                .iter()
+                .filter(|f| f.0)
+                .map(|f| f.1.to_string())
+                .collect();
+            let (mut fg, mut bg) = (s.fg, s.bg);
+            if s.inverse {
+                mem::swap(&mut fg, &mut bg);
+                if fg.is_none() || bg.is_none() {
+                    class.push("ansi-inverse".into());
+                }
+            }
+            let mut obj = serde_json::Map::new();
+            obj.insert("text".into(), span.text.into());
+            for (key, color) in [("fg", fg), ("bg", bg)] {
+                match color {
+                    Some(Color::Indexed(n)) if n < 16 => class.push(format!("ansi-{key}-{n}")),
+                    Some(c) => {
+                        obj.insert(key.into(), css_hex(c).into());
+                    }
+                    None => {}
+                }
+            }
+            if !class.is_empty() {
+                obj.insert("class".into(), class.join(" ").into());
+            }
+            serde_json::Value::Object(obj)
+        });
+        serde_json::Value::Array(spans.collect())
+    }
+
+    fn step(&mut self, c: char) {
+        // Every arm that stays inside a sequence sets the state again.
+        let state = mem::take(&mut self.state);
+        if state == State::Ground {
+            return self.ground(c);
+        }
+        self.seq_len += 1;
+        let string = matches!(state, State::Str | State::StrEsc);
+        if self.seq_len > if string { MAX_STRING } else { MAX_SEQ } {
+            return;
+        }
+        match (state, c) {
+            // CAN and SUB cancel any sequence.
+            (_, '\x18' | '\x1a') | (State::Str, '\x07') | (State::StrEsc, '\\') => {}
+            (State::Str, '\x1b') => self.state = State::StrEsc,
+            (State::Str, _) => self.state = State::Str,
+            // ESC not followed by `\` ends the string and starts a new escape.
+            (State::StrEsc, _) => {
+                self.begin(State::Esc);
+                self.step(c);
+            }
+            (_, '\x1b') => self.begin(State::Esc),
+            // Terminals execute C0 controls met inside a sequence.
+            (_, '\0'..='\x1f') => {
+                self.state = state;
+                self.ground(c);
+            }
+            (State::Esc, '[') => self.begin(State::Csi),
+            (State::Esc, ']' | 'P' | 'X' | '^' | '_') => self.begin(State::Str),
+            (State::Esc, '7') => self.saved = (self.row, self.col, self.style),
+            (State::Esc, '8') => (self.row, self.col, self.style) = self.saved,
+            (State::Esc | State::EscInter, ' '..='/') => self.state = State::EscInter,
+            (State::Esc | State::EscInter, '0'..='~') => {}
+            (State::Csi, ' '..='?') => {
+                self.state = state;
+                self.seq.push(c);
+            }
+            (State::Csi, '@'..='~') => self.csi(c),
+            // Anything else (non-ASCII, DEL) cannot be part of a sequence.
+            _ => self.ground(c),
+        }
+    }
+
+    fn begin(&mut self, state: State) {
+        self.state = state;
+        self.seq.clear();
+        self.seq_len = 0;
+    }
+
+    fn ground(&mut self, c: char) {
+        match c {
+            '\x1b' => self.begin(State::Esc),
+            '\n' => {
+                self.row += 1;
+                self.col = 0;
+                self.ensure_rows(self.row + 1);
+            }
+            '\r' => self.col = 0,
+            '\x08' => self.col = self.col.saturating_sub(1),
+            '\t' => self.col = (self.col / 8 + 1) * 8,
+            c if c.is_control() => {}
+            c => self.put(c),
+        }
+    }
+
+    fn put(&mut self, ch: char) {
+        self.ensure_rows(self.row + 1);
+        let (col, style) = (self.col, self.style);
+        let cells = self.cells();
+        if col < cells.len() {
+            cells[col] = Cell { ch, style };
+        } else {
+            cells.resize(col, blank());
+            cells.push(Cell { ch, style });
+        }
+        self.col += 1;
+        self.mark(self.row);
+    }
+
+    fn mark(&mut self, row: usize) {
+        // Skipping repeats keeps the list short without a set per char.
+        if self.changed.last() != Some(&row) {
+            self.changed.push(row);
+        }
+    }
+
+    fn ensure_rows(&mut self, n: usize) {
+        while self.lines.len() < n {
+            self.mark(self.lines.len());
+            self.lines.push(Line::default());
+        }
+    }
+
+    /// The cursor's line as cells; the cursor must be on an existing line.
+    fn cells(&mut self) -> &mut Vec<Cell> {
+        if self.hot_row != Some(self.row) {
+            self.flush();
+            let line = mem::take(&mut self.lines[self.row]);
+            let mut chars = line.text.chars();
+            for (n, style) in line.runs {
+                self.hot
+                    .extend(chars.by_ref().take(n).map(|ch| Cell { ch, style }));
+            }
+            self.hot_row = Some(self.row);
+        }
+        &mut self.hot
+    }
+
+    fn flush(&mut self) {
+        if let Some(row) = self.hot_row.take() {
+            let line = &mut self.lines[row];
+            for cell in self.hot.drain(..) {
+                line.text.push(cell.ch);
+                match line.runs.last_mut() {
+                    Some((n, style)) if *style == cell.style => *n += 1,
+                    _ => line.runs.push((1, cell.style)),
+                }
+            }
+        }
+    }
+
+    fn width(&self, row: usize) -> usize {
+        if self.hot_row == Some(row) {
+            self.hot.len()
+        } else {
+            self.lines
+                .get(row)
+                .map_or(0, |l| l.runs.iter().map(|r| r.0).sum())
+        }
+    }
+
+    fn clamp_row(&self, row: usize) -> usize {
+        row.min(self.lines.len() + MAX_JUMP)
+    }
+
+    fn clamp_col(&self, col: usize) -> usize {
+        col.min(self.width(self.row) + MAX_JUMP)
+    }
+
+    fn csi(&mut self, fin: char) {
+        let seq = mem::take(&mut self.seq);
+        // Private (`?25l`) and intermediate (`2 q`) forms are not ours.
+        if !seq
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b';' || b == b':')
+        {
+            return;
+        }
+        let num = |d: &str| {
+            d.bytes().fold(0u32, |a, b| {
+                a.saturating_mul(10).saturating_add(u32::from(b - b'0'))
+            })
+        };
+        let groups: Vec<Vec<u32>> = seq
+            .split(';')
+            .map(|g| g.split(':').map(num).collect())
+            .collect();
+        let n = |i: usize| groups.get(i).map_or(1, |g| g[0].max(1) as usize);
+        match fin {
+            'm' => self.sgr(&groups),
+            'A' => self.row = self.row.saturating_sub(n(0)),
+            'B' => self.row = self.clamp_row(self.row.saturating_add(n(0))),
+            'C' => self.col = self.col.max(self.clamp_col(self.col.saturating_add(n(0)))),
+            'D' => self.col = self.col.saturating_sub(n(0)),
+            'E' => (self.row, self.col) = (self.clamp_row(self.row.saturating_add(n(0))), 0),
+            'F' => (self.row, self.col) = (self.row.saturating_sub(n(0)), 0),
+            'G' => self.col = self.clamp_col(n(0) - 1),
+            'H' | 'f' => {
+                self.row = self.clamp_row(n(0) - 1);
+                self.col = self.clamp_col(n(1) - 1);
+            }
+            'K' => self.erase_line(groups[0][0]),
+            'J' => self.erase_display(groups[0][0]),
+            's' => self.saved = (self.row, self.col, self.style),
+            'u' => (self.row, self.col, self.style) = self.saved,
+            _ => {}
+        }
+    }
+
+    fn erase_line(&mut self, mode: u32) {
+        if self.row >= self.lines.len() {
+            return;
+        }
+        let (row, col) = (self.row, self.col);
+        let cells = self.cells();
+        let changed = match mode {
+            0 => col < cells.len(),
+            1 | 2 => !cells.is_empty(),
+            _ => false,
+        };
+        match mode {
+            0 => cells.truncate(col),
+            1 if col + 1 < cells.len() => cells[..=col].fill(blank()),
+            1 | 2 => cells.clear(),
+            _ => {}
+        }
+        if changed {
+            self.mark(row);
+        }
+    }
+
+    fn erase_display(&mut self, mode: u32) {
+        let len = self.lines.len();
+        let (others, line_mode) = match mode {
+            0 => (self.row + 1..len, 0),
+            1 => (0..self.row.min(len), 1),
+            2 | 3 => (0..len, 2),
+            _ => return,
+        };
+        self.flush();
+        for i in others {
+            if !self.lines[i].text.is_empty() {
+                self.lines[i] = Line::default();
+                self.mark(i);
+            }
+        }
+        self.erase_line(line_mode);
+    }
+
+    fn sgr(&mut self, groups: &[Vec<u32>]) {
+        let mut i = 0;
+        while let Some(g) = groups.get(i) {
+            i += 1;
+            let s = &mut self.style;
+            match g[0] {
+                0 => *s = Style::default(),
+                1 => s.bold = true,
+                2 => s.faint = true,
+                3 => s.italic = true,
+                // `4:0` is "no underline" in the colon form.
+                4 => s.underline = g.get(1) != Some(&0),
+                5 | 6 => s.blink = true,
+                7 => s.inverse = true,
+                9 => s.strike = true,
+                21 => s.bold = false,
+                22 => (s.bold, s.faint) = (false, false),
+                23 => s.italic = false,
+                24 => s.underline = false,
+                25 => s.blink = false,
+                27 => s.inverse = false,
+                29 => s.strike = false,
+                n @ 30..=37 => s.fg = Some(Color::Indexed(n as u8 - 30)),
+                n @ 90..=97 => s.fg = Some(Color::Indexed(n as u8 - 82)),
+                39 => s.fg = None,
+                n @ 40..=47 => s.bg = Some(Color::Indexed(n as u8 - 40)),
+                n @ 100..=107 => s.bg = Some(Color::Indexed(n as u8 - 92)),
+                49 => s.bg = None,
+                n @ (38 | 48) => {
+                    let color = if g.len() > 1 {
+                        // The colon form is self-contained; `38:2:cs:r:g:b`
+                        // carries a colour-space id we skip.
+                        let a = &g[1..];
+                        let with_cs;
+                        let a = if a.len() >= 5 && a[0] == 2 {
+                            with_cs = [2, a[2], a[3], a[4]];
+                            &with_cs[..]
+                        } else {
+                            a
+                        };
+                        extended(a).0
+                    } else {
+                        let rest: Vec<u32> = groups[i..].iter().map(|g| g[0]).collect();
+                        let (color, used) = extended(&rest);
+                        i += used;
+                        color
+                    };
+                    match (n, color) {
+                        (38, Some(c)) => s.fg = Some(c),
+                        (_, Some(c)) => s.bg = Some(c),
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 }
-pub fn plain_text(t: &str) -> String {
-    t.to_string()
+
+/// The colour after `38`/`48` and how many parameters it claims: a malformed
+/// one claims only what it announced, so the codes after it still apply.
+fn extended(a: &[u32]) -> (Option<Color>, usize) {
+    let byte = |i: usize| a.get(i).and_then(|&v| u8::try_from(v).ok());
+    match a.first() {
+        Some(5) if a.len() >= 2 => (byte(1).map(Color::Indexed), 2),
+        Some(2) if a.len() >= 4 => {
+            let rgb = byte(1).zip(byte(2)).zip(byte(3));
+            (rgb.map(|((r, g), b)| Color::Rgb(r, g, b)), 4)
+        }
+        Some(5 | 2) => (None, a.len()),
+        Some(_) => (None, 1),
+        None => (None, 0),
+    }
+}
+
+/// `#rrggbb` with the xterm palette; 0..=15 are left to the CSS theme.
+fn css_hex(c: Color) -> String {
+    let (r, g, b) = match c {
+        Color::Rgb(r, g, b) => (r, g, b),
+        Color::Indexed(n) if n >= 232 => {
+            let v = 8 + 10 * (n - 232);
+            (v, v, v)
+        }
+        Color::Indexed(n) => {
+            let i = n.saturating_sub(16);
+            let level = |v: u8| if v == 0 { 0 } else { 55 + 40 * v };
+            (level(i / 36), level(i / 6 % 6), level(i % 6))
+        }
+    };
+    format!("#{r:02x}{g:02x}{b:02x}")
+}
+
+/// Whole text through a fresh Terminal, returned as plain text lines joined with '\n' (used for the raw-log download).
+pub fn plain_text(text: &str) -> String {
+    let mut t = Terminal::new();
+    t.feed(text);
+    (0..t.len())
+        .map(|i| t.plain(i))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn term(input: &str) -> Terminal {
+        let mut t = Terminal::new();
+        t.feed(input);
+        t
+    }
+
+    fn lines(input: &str) -> Vec<String> {
+        let t = term(input);
+        (0..t.len()).map(|i| t.plain(i)).collect()
+    }
+
+    /// Each input's plain lines, compared joined with '\n'.
+    fn check<const N: usize>(cases: [(&str, &str); N]) {
+        for (input, want) in cases {
+            assert_eq!(lines(input).join("\n"), want, "{input:?}");
+        }
+    }
+
+    fn snapshot(t: &Terminal) -> Vec<Vec<Span>> {
+        (0..t.len()).map(|i| t.spans(i)).collect()
+    }
+
+    fn sp(text: &str, style: Style) -> Span {
+        let text = text.into();
+        Span { text, style }
+    }
+
+    fn with(mut style: Style, set: fn(&mut Style)) -> Style {
+        set(&mut style);
+        style
+    }
+
+    fn attr(set: fn(&mut Style)) -> Style {
+        with(Style::default(), set)
+    }
+
+    fn fg(n: u8) -> Style {
+        let fg = Some(Color::Indexed(n));
+        Style {
+            fg,
+            ..Style::default()
+        }
+    }
+
+    #[test]
+    fn newlines_and_trailing_line() {
+        assert!(term("").is_empty() && Terminal::default().is_empty());
+        assert_eq!(lines("\x1b[31m\r"), Vec::<String>::new());
+        assert_eq!(lines("\n"), ["", ""]);
+        assert_eq!(lines("a\nb\n"), ["a", "b", ""]);
+        check([("a\nb", "a\nb"), ("a\r\nb\r\n", "a\nb\n")]);
+    }
+
+    #[test]
+    fn carriage_return_tab_backspace_controls() {
+        check([
+            ("10%\r20%\r100%", "100%"),
+            ("abcdef\rXY", "XYcdef"),
+            ("a\nlong line\rshort\n", "a\nshortline\n"),
+            ("a\tb", "a       b"),
+            ("abcdefgh\tx", "abcdefgh        x"),
+            // A tab moves without erasing; a trailing tab adds nothing.
+            ("a\t", "a"),
+            ("abcdefghij\r\tX", "abcdefghXj"),
+            ("ab\x08c", "ac"),
+            ("\x08\x08x", "x"),
+            ("a\x07b\0c\x7fd\u{9b}e", "abcde"),
+        ]);
+    }
+
+    #[test]
+    fn sgr_attributes_and_reset() {
+        let t = term("\x1b[1;31mred\x1b[0m plain\x1b[3;4;5;7;9;2mx\x1b[mz");
+        let all = attr(|s| {
+            (s.italic, s.underline, s.blink) = (true, true, true);
+            (s.inverse, s.strike, s.faint) = (true, true, true);
+        });
+        let red = with(fg(1), |s| s.bold = true);
+        let d = Style::default();
+        assert_eq!(
+            t.spans(0),
+            [sp("red", red), sp(" plain", d), sp("x", all), sp("z", d)]
+        );
+        let t = term("\x1b[1;2;3;4;5;7;9;31;42m\x1b[21;23;24;25;27;29;39;49mx\x1b[1;2m\x1b[22my");
+        assert_eq!(t.spans(0), [sp("x", attr(|s| s.faint = true)), sp("y", d)]);
+        let t = term("\x1b[6;90ma\x1b[4:3mb\x1b[4:0mc");
+        let (blink, under) = (with(fg(8), |s| s.blink = true), |s: &mut Style| {
+            s.underline = true
+        });
+        assert_eq!(
+            t.spans(0),
+            [sp("a", blink), sp("b", with(blink, under)), sp("c", blink)]
+        );
+    }
+
+    #[test]
+    fn colours() {
+        let (i, rgb) = (
+            |n| Some(Color::Indexed(n)),
+            |r, g, b| Some(Color::Rgb(r, g, b)),
+        );
+        let colors = |input| {
+            term(input)
+                .spans(0)
+                .iter()
+                .map(|s| (s.style.fg, s.style.bg))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            colors("\x1b[97;100mb\x1b[37;47;107mc"),
+            [(i(15), i(8)), (i(7), i(15))]
+        );
+        let got =
+            colors("\x1b[38;5;196;48;2;1;2;3mx\x1b[38:2::10:20:30;48:5:100my\x1b[38:2:4:5:6mz");
+        let want = [
+            (i(196), rgb(1, 2, 3)),
+            (rgb(10, 20, 30), i(100)),
+            (rgb(4, 5, 6), i(100)),
+        ];
+        assert_eq!(got, want);
+        // Empty parameters count as 0, as everywhere else.
+        assert_eq!(colors("\x1b[38;2;;;mx\x1b[38;5;m"), [(rgb(0, 0, 0), None)]);
+        assert_eq!(colors("\x1b[48;5;mx"), [(None, i(0))]);
+    }
+
+    #[test]
+    fn malformed_extended_colours_claim_only_their_own() {
+        let bold = attr(|s| s.bold = true);
+        for seq in [
+            "38;5;300;1",
+            "38;2;1;2;999;1",
+            "38;9;1",
+            "38:5;1",
+            "38:2:1;1",
+            "48:1;1",
+        ] {
+            assert_eq!(
+                term(&format!("\x1b[{seq}mx")).spans(0),
+                [sp("x", bold)],
+                "{seq}"
+            );
+        }
+        for seq in ["38", "38;5", "38;2;1;2", "48;2", "38:", "38::::::", "48;1"] {
+            let want = [sp("x", Style::default())];
+            assert_eq!(term(&format!("\x1b[{seq}mx")).spans(0), want, "{seq}");
+        }
+    }
+
+    #[test]
+    fn cursor_movement() {
+        check([
+            ("a\nb\nc\x1b[2AX", "aX\nb\nc"),
+            ("a\x1b[5AX", "aX"),
+            ("a\nb\x1b[A\x1b[BZ", "a\nbZ"),
+            ("abc\x1b[2DX\x1b[9DY", "YXc"),
+            // Below the last line, lines appear only once something is written.
+            ("a\x1b[5B", "a"),
+            ("a\x1b[2Bx", "a\n\n x"),
+            ("a\x1b[EX", "a\nX"),
+            ("a\x1b[3CX\x1b[CY", "a   X Y"),
+            ("abcdef\x1b[3GX\x1b[0GY", "YbXdef"),
+            ("a\nb\nc\x1b[1;2HX\x1b[HY", "YX\nb\nc"),
+            ("\x1b[2;3HX\x1b[1;1fY", "Y\n  X"),
+            ("ab\ncd\x1b[FX\x1b[EY", "Xb\nYd"),
+            ("abc\x1b[999999;999999H\x1b[1;1HX", "Xbc"),
+        ]);
+        let t = term("\x1b[99999999999B\x1b[4294967295Cx");
+        assert_eq!(
+            (t.len(), t.plain(MAX_JUMP).len()),
+            (MAX_JUMP + 1, MAX_JUMP + 1)
+        );
+    }
+
+    #[test]
+    fn erase() {
+        check([
+            ("abcdef\x1b[3G\x1b[K", "ab"),
+            ("abcdef\x1b[3G\x1b[0K", "ab"),
+            ("abcdef\x1b[3G\x1b[1K", "   def"),
+            ("abcdef\x1b[1K", ""),
+            ("abcdef\x1b[3G\x1b[2KX", "  X"),
+            ("abc\x1b[5K\x1b[3B\x1b[K", "abc"),
+            ("a\nbc\nd\x1b[2;2H\x1b[J", "a\nb\n"),
+            ("a\nbc\nd\x1b[2;2H\x1b[1J", "\n\nd"),
+            ("a\nb\nc\x1b[2J", "\n\n"),
+            ("a\nb\nc\x1b[3JX", "\n\n X"),
+            ("a\nb\x1b[9B\x1b[1J", "\n"),
+        ]);
+        let red_bg = attr(|s| s.bg = Some(Color::Indexed(1)));
+        let t = term("\x1b[41mabc\x1b[2G\x1b[1K");
+        assert_eq!(t.spans(0), [sp("  ", Style::default()), sp("c", red_bg)]);
+    }
+
+    #[test]
+    fn save_restore_and_ignored_sequences() {
+        check([
+            ("ab\x1b[sX\nY\x1b[uZ", "abZ\nY"),
+            ("abc\x1b[uX", "Xbc"),
+            (
+                "a\x1b]0;title\x07b\x1b]8;;http://x\x1b\\c\x1b[?25ld\x1b[?25h",
+                "abcd",
+            ),
+            ("\x1b(Be\x1bPq#0\x1b\\f\x1b[2 qa\x1b[>1;2mb\x1b=c", "efabc"),
+            ("\x1b[1\x18d\x1b]x\x1b[31mf", "df"),
+            // C0 controls inside a sequence still act; non-ASCII ends it.
+            ("\x1b[1\n2mx", "\nx"),
+            ("\x1b[1é", "é"),
+        ]);
+        let t = term("ab\x1b[31m\x1b7X\x1b[0m\nY\x1b8Z");
+        assert_eq!(t.spans(0), [sp("ab", Style::default()), sp("Z", fg(1))]);
+        assert_eq!(term("\x1b]x\x1b[31mf").spans(0), [sp("f", fg(1))]);
+    }
+
+    #[test]
+    fn unterminated_sequences_are_abandoned() {
+        let csi = format!("\x1b[{}mX", "1;".repeat(40));
+        assert_eq!(lines(&csi), [format!("{};mX", ";1".repeat(7))]);
+        let osc = format!("\x1b]8;;{}\x07visible", "x".repeat(5000));
+        assert_eq!(lines(&osc), [format!("{}visible", "x".repeat(906))]);
+        assert_eq!(
+            lines(&format!("\x1b]8;;{}\x1b\\link", "x".repeat(1000))),
+            ["link"]
+        );
+    }
+
+    #[test]
+    fn partial_sequences_across_chunks() {
+        let mut t = Terminal::new();
+        t.feed("\x1b[3");
+        t.feed("1mred");
+        assert_eq!(t.spans(0), [sp("red", fg(1))]);
+        let input =
+            "x\x1b[1;38;5;200mA\x1b]0;t\x1b\\B\r\n\x1b[2AC\x1b[38:2::1:2:3mé\x1b7\x1b[KD\tE\x1b8F";
+        let whole = snapshot(&term(input));
+        for (i, _) in input.char_indices() {
+            for (j, _) in input.char_indices().filter(|&(j, _)| j >= i) {
+                let mut t = Terminal::new();
+                for chunk in [&input[..i], &input[i..j], &input[j..]] {
+                    t.feed(chunk);
+                }
+                assert_eq!(snapshot(&t), whole, "split at {i}, {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn feed_reports_changed_lines() {
+        let mut t = Terminal::new();
+        let steps: [(&str, &[usize]); 11] = [
+            ("", &[]),
+            ("ab", &[0]),
+            ("c\nd", &[0, 1]),
+            ("\n", &[2]),
+            ("\x1b[2A\x1b[31m\x1b[B", &[]),
+            ("\r50%\r100%", &[1]),
+            ("\x1b[Ax\x1b[2Bz\x1b[3Ay", &[0, 2]),
+            ("\x1b[99C\x1b[K\x1b[1J", &[0]),
+            ("\x1b[J", &[1, 2]),
+            ("\x1b[J\x1b[2K", &[]),
+            ("\x1b[5Bq", &[3, 4, 5]),
+        ];
+        for (chunk, want) in steps {
+            assert_eq!(t.feed(chunk), want, "{chunk:?}");
+        }
+        assert_eq!(t.len(), 6);
+    }
+
+    #[test]
+    fn moving_between_lines_keeps_styles() {
+        let t =
+            term("\x1b[32mok\x1b[0m done\n\x1b[1mnext\x1b[A\x1b[3C\x1b[0m!\x1b[B\x1b[4D\x1b[31m?");
+        assert_eq!(
+            t.spans(0),
+            [sp("ok", fg(2)), sp(" done!", Style::default())]
+        );
+        assert_eq!(
+            t.spans(1),
+            [sp("next", attr(|s| s.bold = true)), sp("?", fg(1))]
+        );
+        assert_eq!(
+            (t.spans(9), t.plain(9), t.line_json(9)),
+            (vec![], String::new(), json!([]))
+        );
+    }
+
+    #[test]
+    fn json_colours_and_classes() {
+        let mut t = term("a\x1b[1;2;3;4;5;9;31;102mb\x1b[0;38;5;196;48;5;16mc");
+        t.feed("\x1b[38;5;232;48;5;255md\x1b[0;38;5;21me\x1b[38;2;1;171;255mf");
+        let attrs = "ansi-bold ansi-faint ansi-italic ansi-underline ansi-blink ansi-strike";
+        assert_eq!(
+            t.line_json(0),
+            json!([
+                {"text": "a"},
+                {"text": "b", "class": format!("{attrs} ansi-fg-1 ansi-bg-10")},
+                {"text": "c", "fg": "#ff0000", "bg": "#000000"},
+                {"text": "d", "fg": "#080808", "bg": "#eeeeee"},
+                {"text": "e", "fg": "#0000ff"},
+                {"text": "f", "fg": "#01abff"},
+            ])
+        );
+        let t = term("\x1b[7ma\x1b[31mb\x1b[44mc\x1b[38;2;1;2;3md\x1b[27me");
+        assert_eq!(
+            t.line_json(0),
+            json!([
+                {"text": "a", "class": "ansi-inverse"},
+                {"text": "b", "class": "ansi-inverse ansi-bg-1"},
+                {"text": "c", "class": "ansi-fg-4 ansi-bg-1"},
+                {"text": "d", "class": "ansi-fg-4", "bg": "#010203"},
+                {"text": "e", "class": "ansi-bg-4", "fg": "#010203"},
+            ])
+        );
+    }
+
+    #[test]
+    fn plain_text_download() {
+        assert_eq!(plain_text(""), "");
+        assert_eq!(plain_text("a\x1b[31mb\x1b[0m\r\nc\n"), "ab\nc\n");
+        assert_eq!(plain_text("10%\r100%\nok\x1b[K"), "100%\nok");
+    }
+
+    #[test]
+    fn hundred_thousand_lines() {
+        let log: String = (0..100_000)
+            .map(|i| format!("\x1b[32mstep {i}\x1b[0m ok\r\n"))
+            .collect();
+        let mut t = Terminal::new();
+        for chunk in log.as_bytes().chunks(4093) {
+            t.feed(std::str::from_utf8(chunk).unwrap());
+        }
+        assert_eq!(
+            (t.len(), t.plain(99_999)),
+            (100_001, "step 99999 ok".into())
+        );
+        assert_eq!(t.spans(5)[0], sp("step 5", fg(2)));
+    }
+
+    fn fragment() -> impl Strategy<Value = String> {
+        // `|` separates the fragments; none needs it.
+        let escapes = "\x1b|\x1b[|\x1b]|\x1b\\|\x07|;|m|31m|\x1b[1;31m|\x1b[0m|\x1b[38;5;|\x1b[38;2;1;2;3m|\
+            \x1b[2A|\x1b[B|\x1b[3C|\x1b[D|\x1b[2K|\x1b[1K|\x1b[K|\x1b[J|\x1b[1J|\x1b[2J|\x1b[5G|\
+            \x1b[2;3H|\x1b[s|\x1b[u|\x1b7|\x1b8|\x1b[?25l|\x1b(B|\x1b]0;t\x07|\x1bP|\x18|\r|\n|\r\n|\
+            \x08|\t|é|\x1b[7m|\x1b[E|\x1b[F";
+        let escapes: Vec<String> = escapes.split('|').map(String::from).collect();
+        prop_oneof![
+            "[a-z0-9 ]{0,6}",
+            any::<char>().prop_map(String::from),
+            prop::sample::select(escapes),
+            ("[0-9;:]{0,8}", "[@-~]").prop_map(|(p, f)| format!("\x1b[{p}{f}")),
+        ]
+    }
+
+    fn input() -> impl Strategy<Value = String> {
+        prop::collection::vec(fragment(), 0..40).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn chunking_does_not_matter(s in input(), cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8)) {
+            let mut whole = Terminal::new();
+            let whole_changed = whole.feed(&s);
+            let bounds: Vec<usize> = s.char_indices().map(|(i, _)| i).chain([s.len()]).collect();
+            let mut points: Vec<usize> = cuts.iter().map(|c| bounds[c.index(bounds.len())]).collect();
+            points.sort_unstable();
+            let (mut t, mut prev, mut changed) = (Terminal::new(), 0, Vec::new());
+            for p in points.into_iter().chain([s.len()]) {
+                changed.extend(t.feed(&s[prev..p]));
+                prev = p;
+            }
+            changed.sort_unstable();
+            changed.dedup();
+            prop_assert_eq!(snapshot(&t), snapshot(&whole));
+            prop_assert_eq!(changed, whole_changed);
+        }
+
+        #[test]
+        fn never_panics(chars in prop::collection::vec(any::<char>(), 0..300), s in input()) {
+            let mut t = Terminal::new();
+            t.feed(&chars.into_iter().collect::<String>());
+            t.feed(&s);
+            for i in 0..t.len() + 2 {
+                let spans = t.spans(i);
+                prop_assert!(spans.iter().all(|s| !s.text.is_empty()));
+                prop_assert!(spans.windows(2).all(|w| w[0].style != w[1].style));
+                t.line_json(i);
+            }
+        }
+
+        #[test]
+        fn plain_input_round_trips(parts in prop::collection::vec("\\PC{0,20}", 0..10)) {
+            // An empty log has no lines; otherwise `\n` always starts one.
+            let s = parts.join("\n");
+            let want: Vec<&str> = if s.is_empty() { vec![] } else { s.split('\n').collect() };
+            prop_assert_eq!(lines(&s), want);
+            prop_assert_eq!(plain_text(&s), s);
+        }
+    }
 }

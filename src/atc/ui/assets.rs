@@ -27,6 +27,7 @@ const SCRIPTS: &[(&str, &str)] = files!("js":
     "pipeline.js",
     "job.js",
     "build.js",
+    "build_page.js",
     "resource.js",
     "pages.js",
     "main.js"
