@@ -89,16 +89,8 @@ fn asset(name: &'static str, content_type: &'static str, body: Vec<u8>) -> Asset
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
     vec![
-        asset(
-            "app.js",
-            "text/javascript; charset=utf-8",
-            concat(SCRIPTS),
-        ),
-        asset(
-            "app.css",
-            "text/css; charset=utf-8",
-            concat(STYLES),
-        ),
+        asset("app.js", "text/javascript; charset=utf-8", concat(SCRIPTS)),
+        asset("app.css", "text/css; charset=utf-8", concat(STYLES)),
         asset(
             "favicon.svg",
             "image/svg+xml",

@@ -79,6 +79,7 @@
     const pageUrl = CI.jobUrl(team, pipeline, job, vars);
     const paging = ['from', 'to', 'limit'].filter((k) => query.get(k)).map((k) => `${k}=${CI.enc(query.get(k))}`);
     if (!query.get('limit')) paging.push('limit=100');
+    const atHead = !query.get('from') && !query.get('to');
 
     const nameEl = h('h1', { class: 'job-name', 'data-testid': 'job-name' }, job);
     const pausedBadge = h('span', { class: 'job-paused-badge', 'data-testid': 'job-paused', hidden: true }, '❚❚ paused');
@@ -195,6 +196,8 @@
       current = j;
       links = page.links;
       renderHeader(j);
+      // Without from/to this is the newest page: a `previous` link can only lead back here.
+      if (atHead) delete links.previous;
       CI.clear(pager).append(...pagerLinks(links, pageUrl, 'job'));
       renderBuilds(builds, resources);
       CI.tickTimes(el);

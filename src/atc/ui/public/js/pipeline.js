@@ -89,7 +89,7 @@
     const nodeLayer = svg('g', { class: 'pl-nodes' });
     const warnLayer = svg('g', { class: 'pl-warnings' });
     const graphEl = svg('svg', {
-      class: 'pl-graph', 'data-testid': 'pipeline-graph', role: 'img', 'aria-label': 'pipeline graph',
+      class: 'pl-graph', 'data-testid': 'pipeline-graph', 'aria-label': 'pipeline graph',
       viewBox: '0 0 0 0',
     }, edgeLayer, nodeLayer, warnLayer);
     const resetBtn = CI.button('reset view', { class: 'pl-reset', 'data-testid': 'reset-zoom', title: 'fit the graph (r)', onclick: () => fit() });
@@ -376,6 +376,14 @@
     wakeLegend();
 
     // ---- refresh -----------------------------------------------------------------------
+    function emptyText(graphError, nodes) {
+      if (graphError && !graph) return `the graph could not be drawn: ${graphError.message}`;
+      if (nodes.length) return '';
+      if (graph && !graph.nodes) return 'this server does not lay out pipeline graphs yet';
+      if (!jobs.length) return 'this pipeline has no jobs; configure some with fly set-pipeline';
+      return 'no jobs in the selected group' + (selectedGroups().length > 1 ? 's' : '');
+    }
+
     async function refresh() {
       const p = await apiGet(''); // errors propagate: 404 → not-found page
       if (dead) return;
@@ -394,9 +402,7 @@
       renderPins(rs);
       if (g) graph = g;
       const nodes = (graph && graph.nodes) || [];
-      const text = graphError && !graph ? `the graph could not be drawn: ${graphError.message}`
-        : nodes.length ? '' : !jobs.length ? 'this pipeline has no jobs; configure some with fly set-pipeline'
-          : 'no jobs in the selected group' + (selectedGroups().length > 1 ? 's' : '');
+      const text = emptyText(graphError, nodes);
       message.textContent = text;
       message.hidden = !text;
       if (!graph) return;

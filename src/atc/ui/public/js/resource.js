@@ -30,6 +30,9 @@
     return [one('previous', '‹', 'newer versions'), one('next', '›', 'older versions')];
   }
 
+  const pinIcon = () => CI.svg('svg', { class: 'res-pin-icon', viewBox: '0 0 24 24', width: 18, height: 18, 'aria-hidden': 'true' },
+    CI.svg('path', { d: 'M16 12V4h1V2H7v2h1v8l-2 2v2h5.2v6h1.6v-6H18v-2z', fill: 'currentColor' }));
+
   const buildLink = (b) =>
     h('li', {}, h('a', { href: CI.buildUrl(b), class: `res-build-link status-${b.status}` },
       CI.statusBadge(b.status), ' ', b.job_name ? `${b.job_name} #${b.name}` : `build #${b.name}`));
@@ -45,6 +48,7 @@
     const pageUrl = CI.withQuery(CI.resourceUrl(team, pipeline, resource, vars), ...filters);
     const paging = ['from', 'to', 'limit'].filter((k) => query.get(k)).map((k) => `${k}=${CI.enc(query.get(k))}`);
     if (!query.get('limit')) paging.push('limit=100');
+    const atHead = !query.get('from') && !query.get('to');
 
     const nameEl = h('h1', { class: 'res-name', 'data-testid': 'resource-name' }, resource);
     const typeEl = h('span', { class: 'res-type' });
@@ -73,12 +77,15 @@
     let pinKey = '';
     let commentDirty = false;
     let commentBox = null;
+    let fastTimer = null;
+    let ownCheck = null; // the check build started here, until the resource reports it as its `build`
     const expanded = new Set(); // version ids whose details are open
     const rows = new Map(); // version id → {el, head, details, key}
 
     async function check() {
       checkBtn.disabled = true;
-      await CI.act(() => CI.post(url('/check'), { from: null }));
+      const b = await CI.act(() => CI.post(url('/check'), { from: null }));
+      if (b && b.id !== undefined) ownCheck = b;
       checkBtn.disabled = false;
       await refresh().catch(() => {});
     }
@@ -91,7 +98,7 @@
       await refresh().catch(() => {});
     };
 
-    function renderHeader(r) {
+    function renderHeader(r, b) {
       nameEl.textContent = r.name;
       typeEl.textContent = r.type || '';
       CI.clear(checkedEl);
@@ -101,16 +108,14 @@
       } else {
         checkedEl.append(h('span', { class: 'muted' }, 'not checked yet'));
       }
-      const b = r.build;
       const status = b ? b.status : '';
       CI.clear(checkBadge);
       if (b) checkBadge.append(CI.statusBadge(status, status === 'started' || status === 'pending' ? 'checking' : status));
-      header.className = `res-header${status === 'started' || status === 'pending' ? ' running-stripes' : ''}`;
       // A failed check is why builds wait forever (issues #4811/#4844): say so loudly.
       const bad = status === 'failed' || status === 'errored' || status === 'aborted';
       const running = status === 'started' || status === 'pending';
       checkError.hidden = !(bad || running);
-      checkError.className = `res-check-error${bad ? ` res-bad bg-${status}` : ''}`;
+      checkError.className = `res-check-error${bad ? ` bg-${status}` : running ? ' bg-started running-stripes' : ''}`;
       CI.clear(checkError);
       if (bad || running) {
         checkError.append(
@@ -134,7 +139,7 @@
         if (mode === 'none') return;
         const version = h('span', { class: 'res-pin-version', 'data-testid': 'pinned-version' }, CI.versionText(pinned));
         if (mode === 'config') {
-          pinBar.append(h('span', { class: 'res-pin-icon', 'aria-hidden': 'true' }, '📌'), version,
+          pinBar.append(pinIcon(), version,
             h('span', { class: 'res-pin-note' }, 'version is pinned in the pipeline config'));
           return;
         }
@@ -155,7 +160,7 @@
           },
         }), canOp);
         pinBar.append(
-          h('div', { class: 'res-pin-line' }, h('span', { class: 'res-pin-icon', 'aria-hidden': 'true' }, '📌'), 'pinned ', version,
+          h('div', { class: 'res-pin-line' }, pinIcon(), 'pinned ', version,
             CI.guard(CI.button('unpin', { class: 'res-unpin', 'data-testid': 'unpin', onclick: action(() => CI.put(url('/unpin'))) }), canOp)),
           h('div', { class: 'res-pin-comment-row' }, commentBox, save));
       } else if (commentBox && !commentDirty && document.activeElement !== commentBox) {
@@ -264,12 +269,26 @@
         CI.get(CI.withQuery(api, varsQ)),
         CI.getPage(CI.withQuery(`${api}/versions`, varsQ, ...filters, ...paging)),
       ]);
+      // The resource may not list a check build while it runs; follow the one we started.
+      let check = r.build;
+      if (ownCheck && (!check || check.id < ownCheck.id)) {
+        const own = await CI.get(`/api/v1/builds/${ownCheck.id}`).catch(() => null);
+        if (own) check = ownCheck = own;
+      } else ownCheck = null;
       if (my !== gen || destroyed) return; // a newer refresh is already under way
       res = r;
-      renderHeader(r);
+      renderHeader(r, check);
       renderPinBar(r);
-      CI.clear(pager).append(...pagerLinks(page.links, pageUrl));
+      // Without from/to this is the newest page: a `previous` link can only lead back here.
+      const pageLinks = Object.assign({}, page.links);
+      if (atHead) delete pageLinks.previous;
+      CI.clear(pager).append(...pagerLinks(pageLinks, pageUrl));
       renderVersions(Array.isArray(page.items) ? page.items : [], r);
+      // A running check finishes in seconds: look again sooner than the 5 s poll.
+      clearTimeout(fastTimer);
+      if (check && (check.status === 'started' || check.status === 'pending')) {
+        fastTimer = setTimeout(() => refresh().catch(() => {}), 1000);
+      }
     }
 
     const go = (rel) => () => {
@@ -285,6 +304,7 @@
       refresh,
       destroy() {
         destroyed = true;
+        clearTimeout(fastTimer);
       },
       help: [['h', 'newer versions page'], ['l', 'older versions page']],
       keys: { h: go('previous'), l: go('next') },
