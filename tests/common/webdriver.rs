@@ -68,7 +68,10 @@ impl Browser {
             if ready {
                 break;
             }
-            assert!(Instant::now() < deadline, "chromedriver did not become ready");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not become ready"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let profile = tempfile::tempdir().expect("profile dir");
@@ -149,10 +152,7 @@ impl Browser {
     }
 
     pub fn find_all(&self, css: &str) -> Vec<Element> {
-        let v = self.post(
-            "/elements",
-            json!({"using": "css selector", "value": css}),
-        );
+        let v = self.post("/elements", json!({"using": "css selector", "value": css}));
         v.as_array()
             .map(|a| {
                 a.iter()
@@ -165,7 +165,9 @@ impl Browser {
 
     /// Waits for an element matching `css` to exist and returns the first.
     pub fn find(&self, css: &str) -> Element {
-        self.wait(&format!("element {css}"), || self.find_all(css).into_iter().next())
+        self.wait(&format!("element {css}"), || {
+            self.find_all(css).into_iter().next()
+        })
     }
 
     /// Polls `f` until it returns Some, failing after 20 s with what was awaited.
@@ -176,7 +178,10 @@ impl Browser {
                 return v;
             }
             if Instant::now() > deadline {
-                let text = self.js("return document.body ? document.body.innerText : ''", json!([]));
+                let text = self.js(
+                    "return document.body ? document.body.innerText : ''",
+                    json!([]),
+                );
                 panic!(
                     "timed out waiting for {what} at {}\npage text:\n{}",
                     self.url(),
@@ -190,8 +195,13 @@ impl Browser {
     /// Waits until the page's visible text contains `text`.
     pub fn wait_text(&self, text: &str) {
         self.wait(&format!("text {text:?}"), || {
-            let body = self.js("return document.body ? document.body.innerText : ''", json!([]));
-            body.as_str().is_some_and(|b| b.contains(text)).then_some(())
+            let body = self.js(
+                "return document.body ? document.body.innerText : ''",
+                json!([]),
+            );
+            body.as_str()
+                .is_some_and(|b| b.contains(text))
+                .then_some(())
         })
     }
 

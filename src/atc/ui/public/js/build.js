@@ -118,6 +118,7 @@
       this.showImages = false;
       this.follow = true;
       this.startTime = 0;
+      this.live = build.status === 'pending' || build.status === 'started';
     }
 
     // Builds the tree from the public plan: containers become nesting, leaves headers.
@@ -239,8 +240,9 @@
         if (!step.manual) this.expand(step, true);
       } else if (state !== 'pending') {
         step.end = time || CI.now();
-        // Expanded while running and on failure; a green step folds away unless the user opened it.
-        if (!step.manual) this.expand(step, state !== 'succeeded');
+        // Expanded while running and on failure. Replaying a finished build, green steps
+        // stay folded; watched live, a step the user saw running stays open.
+        if (!step.manual) this.expand(step, state !== 'succeeded' || (this.live && !step.body.hidden));
       }
       this.timing(step);
     }
