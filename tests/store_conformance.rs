@@ -116,6 +116,7 @@ conformance!(
     access_tokens_are_saved_looked_up_and_expired,
     user_logins_are_recorded_once_per_user,
     a_new_pipeline_starts_paused_unless_told_otherwise,
+    the_overview_answers_what_per_pipeline_reads_would,
     new_pipelines_are_ordered_last_in_their_team,
     a_stale_config_version_is_refused_and_changes_nothing,
     concurrent_saves_of_one_version_let_exactly_one_through,

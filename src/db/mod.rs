@@ -38,7 +38,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Domain verbs of the ATC's state. Every state transition is one guarded statement or one
 /// transaction, so two web nodes sharing a database cannot both make it.
 #[async_trait]
-pub trait Store: ArtifactStore + SigningKeyStore + ClusterStore + Send + Sync + 'static {
+pub trait Store:
+    ArtifactStore + SigningKeyStore + ClusterStore + OverviewStore + Send + Sync + 'static
+{
     // --- teams -------------------------------------------------------------------------
     /// Creates the team, or replaces its auth (`admin` only applies on creation). Returns the
     /// team and whether it was created.
@@ -372,6 +374,40 @@ pub trait ClusterStore {
     /// Of `ids` (builds a node runs), those it should stop: finished by someone else, asked
     /// to abort, or deleted. One query however many builds a node runs.
     async fn builds_to_stop(&self, ids: &[i64]) -> Result<Vec<i64>>;
+}
+
+// === many pipelines at once (the dashboard) ==================================================
+// A supertrait of [`Store`], so each backend keeps these in its own `overview.rs`.
+
+/// Active jobs and resources of several pipelines, with every build they point at.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Overview {
+    /// Ordered by pipeline, then as [`Store::jobs`] orders them.
+    pub jobs: Vec<JobRow>,
+    /// Ordered by pipeline, then as [`Store::resources`] orders them.
+    pub resources: Vec<ResourceRow>,
+    /// The jobs' next, finished and transition builds and the resources' last check builds.
+    pub builds: Vec<BuildRow>,
+}
+
+#[async_trait]
+pub trait OverviewStore {
+    /// What [`Store::jobs`], [`Store::resources`] and [`Store::build`] would answer for every
+    /// pipeline of `pipeline_ids`, in three statements however many pipelines there are.
+    async fn pipelines_overview(&self, pipeline_ids: &[i64]) -> Result<Overview>;
+}
+
+/// Every build a job or resource of the overview points at.
+pub(crate) fn referenced_builds(jobs: &[JobRow], resources: &[ResourceRow]) -> Vec<i64> {
+    let mut ids: Vec<i64> = jobs
+        .iter()
+        .flat_map(|j| [j.next_build_id, j.finished_build_id, j.transition_build_id])
+        .chain(resources.iter().map(|r| r.check_build_id))
+        .flatten()
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// Identity of a version within its scope: sha256 of its canonical JSON.

@@ -536,3 +536,57 @@ pub async fn destroying_a_pipeline_removes_its_builds_and_events(h: &Harness) {
 fn job_config(name: &str) -> JobConfigRow {
     job(name)
 }
+
+pub async fn the_overview_answers_what_per_pipeline_reads_would(h: &Harness) {
+    let store = &h.store;
+    let team = team(store, "main").await;
+    let a = save(
+        store,
+        &config_save(
+            team.id,
+            "a",
+            vec![job("a1"), job("a2")],
+            vec![resource("ra")],
+        ),
+    )
+    .await;
+    let b = save(store, &config_save(team.id, "b", vec![job("b1")], vec![])).await;
+    let c = save(
+        store,
+        &config_save(team.id, "c", vec![job("c1")], vec![resource("rc")]),
+    )
+    .await;
+    let a1 = store.job(a.pipeline.id, "a1").await.unwrap().expect("a1");
+    let build = job_build(store, &team, &a1).await;
+    store.start_build(build.id, 1_700_000_200).await.unwrap();
+    store
+        .finish_build(build.id, BuildStatus::Failed, 1_700_000_300)
+        .await
+        .unwrap();
+    // A job dropped from its config is not part of the overview.
+    save(store, &{
+        let mut s = config_save(team.id, "b", vec![], vec![]);
+        s.expected_version = b.pipeline.config_version;
+        s
+    })
+    .await;
+
+    let o = store
+        .pipelines_overview(&[a.pipeline.id, b.pipeline.id])
+        .await
+        .unwrap();
+    let mut jobs = store.jobs(a.pipeline.id).await.unwrap();
+    jobs.extend(store.jobs(b.pipeline.id).await.unwrap());
+    assert_eq!(o.jobs, jobs);
+    assert!(jobs.iter().all(|j| j.name != "b1"));
+    assert_eq!(o.resources, store.resources(a.pipeline.id).await.unwrap());
+    let a1 = store.job(a.pipeline.id, "a1").await.unwrap().unwrap();
+    let finished = store.build(build.id).await.unwrap().unwrap();
+    assert_eq!(a1.finished_build_id, Some(build.id));
+    assert_eq!(o.builds, vec![finished]);
+    assert!(o.jobs.iter().all(|j| j.pipeline_id != c.pipeline.id));
+    assert_eq!(
+        store.pipelines_overview(&[]).await.unwrap(),
+        Overview::default()
+    );
+}

@@ -11,6 +11,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// Inputs (every `get` anywhere in the plan, hooks included) and outputs (every `put`).
 pub fn inputs_outputs(job_config: &Value) -> (Vec<JobInput>, Vec<JobOutput>) {
@@ -93,16 +94,15 @@ async fn load_build(state: &AppState, id: Option<i64>) -> ApiResult<Option<Build
     }
 }
 
-pub(crate) async fn job_summary(
-    state: &AppState,
+/// A job's summary with its builds looked up in `builds` (loaded in bulk by the caller).
+pub(crate) fn summary_from(
     p: &PipelineRow,
     j: &JobRow,
-) -> ApiResult<JobSummary> {
+    builds: &HashMap<i64, BuildRow>,
+) -> JobSummary {
     let (inputs, outputs) = inputs_outputs(&j.config);
-    let next = load_build(state, j.next_build_id).await?;
-    let finished = load_build(state, j.finished_build_id).await?;
-    let transition = load_build(state, j.transition_build_id).await?;
-    Ok(JobSummary {
+    let build = |id: Option<i64>| id.and_then(|id| builds.get(&id)).map(summary);
+    JobSummary {
         id: j.id,
         name: j.name.clone(),
         team_name: p.team_name.clone(),
@@ -114,12 +114,36 @@ pub(crate) async fn job_summary(
         paused_at: j.paused_at,
         has_new_inputs: j.has_new_inputs,
         groups: j.groups.clone(),
-        next_build: next.as_ref().map(summary),
-        finished_build: finished.as_ref().map(summary),
-        transition_build: transition.as_ref().map(summary),
+        next_build: build(j.next_build_id),
+        finished_build: build(j.finished_build_id),
+        transition_build: build(j.transition_build_id),
         inputs,
         outputs,
-    })
+    }
+}
+
+/// Every job of `pipelines` as the dashboard lists them, in a few store reads.
+pub(crate) async fn summaries_of(
+    state: &AppState,
+    pipelines: &[PipelineRow],
+) -> ApiResult<(Vec<JobSummary>, crate::db::Overview)> {
+    let ids: Vec<i64> = pipelines.iter().map(|p| p.id).collect();
+    let overview = state.store.pipelines_overview(&ids).await?;
+    let builds: HashMap<i64, BuildRow> =
+        overview.builds.iter().map(|b| (b.id, b.clone())).collect();
+    let by_id: HashMap<i64, &PipelineRow> = pipelines.iter().map(|p| (p.id, p)).collect();
+    let mut out = Vec::with_capacity(overview.jobs.len());
+    // Pipelines in the caller's order, each with its jobs in theirs.
+    let mut jobs_of: HashMap<i64, Vec<&JobRow>> = HashMap::new();
+    for j in &overview.jobs {
+        jobs_of.entry(j.pipeline_id).or_default().push(j);
+    }
+    for p in pipelines {
+        for j in jobs_of.get(&p.id).into_iter().flatten() {
+            out.push(summary_from(by_id[&p.id], j, &builds));
+        }
+    }
+    Ok((out, overview))
 }
 
 async fn job_detail(state: &AppState, p: &PipelineRow, j: &JobRow) -> ApiResult<Job> {
@@ -160,16 +184,14 @@ async fn job_detail(state: &AppState, p: &PipelineRow, j: &JobRow) -> ApiResult<
 pub async fn list_all(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
     let admin = req.is_admin();
     let member = req.member_team_ids();
-    let mut out = Vec::new();
-    for p in state.store.pipelines(None).await? {
-        if p.archived || !(admin || p.public || member.contains(&p.team_id)) {
-            continue;
-        }
-        for j in state.store.jobs(p.id).await? {
-            out.push(job_summary(&state, &p, &j).await?);
-        }
-    }
-    Ok(json(&out))
+    let visible: Vec<PipelineRow> = state
+        .store
+        .pipelines(None)
+        .await?
+        .into_iter()
+        .filter(|p| !p.archived && (admin || p.public || member.contains(&p.team_id)))
+        .collect();
+    Ok(json(&summaries_of(&state, &visible).await?.0))
 }
 
 pub async fn list(
@@ -179,11 +201,8 @@ pub async fn list(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
-    let mut out = Vec::new();
-    for j in state.store.jobs(t.pipeline.id).await? {
-        out.push(job_summary(&state, &t.pipeline, &j).await?);
-    }
-    Ok(json(&out))
+    let pipelines = [t.pipeline];
+    Ok(json(&summaries_of(&state, &pipelines).await?.0))
 }
 
 pub async fn get(

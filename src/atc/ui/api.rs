@@ -11,7 +11,7 @@
 use super::{ansi, layout, status};
 use crate::atc::api::builds::{async_stream, follow_events, readable_build, FeedItem};
 use crate::atc::api::error::{ApiError, ApiResult};
-use crate::atc::api::jobs::job_summary;
+use crate::atc::api::jobs::summaries_of;
 use crate::atc::api::resources::resource_json;
 use crate::atc::api::{access, json, AppState};
 use crate::atc::auth::Requester;
@@ -22,14 +22,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json as j, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-async fn summaries(state: &AppState, p: &PipelineRow) -> ApiResult<Vec<JobSummary>> {
-    let mut out = Vec::new();
-    for job in state.store.jobs(p.id).await? {
-        out.push(job_summary(state, p, &job).await?);
-    }
-    Ok(out)
-}
 
 fn job_state(j: &JobSummary) -> status::JobState<'_> {
     status::JobState {
@@ -45,7 +37,8 @@ fn failed_check(status: &str) -> bool {
 }
 
 /// `GET /api/v1/dashboard`: the pipelines `/api/v1/pipelines` would list (archived ones
-/// included and flagged; the page hides them unless asked), each summarised.
+/// included and flagged; the page hides them unless asked), each summarised. A handful of
+/// store reads however many pipelines there are.
 pub async fn dashboard(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
     let admin = req.is_admin();
     let member = req.member_team_ids();
@@ -53,67 +46,84 @@ pub async fn dashboard(State(state): State<AppState>, req: Requester) -> ApiResu
     let (mut mine, others): (Vec<_>, Vec<_>) =
         rows.into_iter().partition(|p| member.contains(&p.team_id));
     mine.extend(others);
-    let mut out = Vec::new();
-    for p in mine {
-        if !(admin || p.public || member.contains(&p.team_id)) {
-            continue;
-        }
-        let jobs = summaries(&state, &p).await?;
-        let states: Vec<_> = jobs.iter().map(job_state).collect();
-        let summary = status::pipeline_status(p.archived, p.paused, &states);
-        let deps: Vec<(&str, Vec<&str>)> = jobs
-            .iter()
-            .map(|j| {
-                let passed = j.inputs.iter().flat_map(|i| i.passed.iter());
-                (j.name.as_str(), passed.map(String::as_str).collect())
-            })
-            .collect();
-        let depths = status::job_depths(&deps);
-        let preview: Vec<Value> = jobs
-            .iter()
-            .zip(&states)
-            .zip(&depths)
-            .map(|((job, st), depth)| {
-                let build = job.next_build.as_ref().or(job.finished_build.as_ref());
-                j!({
-                    "name": job.name,
-                    "status": status::job_status(st),
-                    "next_status": job.next_build.as_ref().map(|b| b.status.clone()),
-                    "build": build.map(|b| j!({"id": b.id, "name": b.name})),
-                    "depth": depth,
-                })
-            })
-            .collect();
-        let mut resource_error = false;
-        if !p.archived {
-            for r in state.store.resources(p.id).await? {
-                if let Some(id) = r.check_build_id {
-                    if let Some(b) = state.store.build(id).await? {
-                        resource_error |= failed_check(b.status.as_str());
-                    }
-                }
-            }
-        }
-        let api = crate::atc::api::pipelines::pipeline_json(&p);
-        out.push(j!({
-            "id": p.id,
-            "name": p.name,
-            "team_name": p.team_name,
-            "instance_vars": p.instance_vars,
-            "paused": p.paused,
-            "paused_by": p.paused_by,
-            "paused_at": p.paused_at,
-            "public": p.public,
-            "archived": p.archived,
-            "groups": api.groups,
-            "status": summary.status,
-            "running": summary.running,
-            "transition_time": summary.transition_time,
-            "resource_error": resource_error,
-            "jobs": preview,
-        }));
+    mine.retain(|p| admin || p.public || member.contains(&p.team_id));
+    let (jobs, overview) = summaries_of(&state, &mine).await?;
+    let check_failed: BTreeSet<i64> = overview
+        .builds
+        .iter()
+        .filter(|b| failed_check(b.status.as_str()))
+        .map(|b| b.id)
+        .collect();
+    let mut resource_error: HashMap<i64, bool> = HashMap::new();
+    for r in &overview.resources {
+        let failing = r
+            .check_build_id
+            .is_some_and(|id| check_failed.contains(&id));
+        *resource_error.entry(r.pipeline_id).or_default() |= failing;
     }
+    let mut jobs_of: HashMap<i64, Vec<&JobSummary>> = HashMap::new();
+    for j in &jobs {
+        jobs_of.entry(j.pipeline_id).or_default().push(j);
+    }
+    let out: Vec<Value> = mine
+        .iter()
+        .map(|p| {
+            let jobs = jobs_of.remove(&p.id).unwrap_or_default();
+            pipeline_card(
+                p,
+                &jobs,
+                resource_error.get(&p.id).copied().unwrap_or(false),
+            )
+        })
+        .collect();
     Ok(json(&j!({ "pipelines": out })))
+}
+
+/// One dashboard card: the pipeline, its status by the rules of `status`, its job preview.
+fn pipeline_card(p: &PipelineRow, jobs: &[&JobSummary], resource_error: bool) -> Value {
+    let states: Vec<_> = jobs.iter().map(|j| job_state(j)).collect();
+    let summary = status::pipeline_status(p.archived, p.paused, &states);
+    let deps: Vec<(&str, Vec<&str>)> = jobs
+        .iter()
+        .map(|j| {
+            let passed = j.inputs.iter().flat_map(|i| i.passed.iter());
+            (j.name.as_str(), passed.map(String::as_str).collect())
+        })
+        .collect();
+    let depths = status::job_depths(&deps);
+    let preview: Vec<Value> = jobs
+        .iter()
+        .zip(&states)
+        .zip(&depths)
+        .map(|((job, st), depth)| {
+            let build = job.next_build.as_ref().or(job.finished_build.as_ref());
+            j!({
+                "name": job.name,
+                "status": status::job_status(st),
+                "next_status": job.next_build.as_ref().map(|b| b.status.clone()),
+                "build": build.map(|b| j!({"id": b.id, "name": b.name})),
+                "depth": depth,
+            })
+        })
+        .collect();
+    let api = crate::atc::api::pipelines::pipeline_json(p);
+    j!({
+        "id": p.id,
+        "name": p.name,
+        "team_name": p.team_name,
+        "instance_vars": p.instance_vars,
+        "paused": p.paused,
+        "paused_by": p.paused_by,
+        "paused_at": p.paused_at,
+        "public": p.public,
+        "archived": p.archived,
+        "groups": api.groups,
+        "status": summary.status,
+        "running": summary.running,
+        "transition_time": summary.transition_time,
+        "resource_error": resource_error && !p.archived,
+        "jobs": preview,
+    })
 }
 
 /// `GET …/pipelines/P/graph?group=G`: jobs of the selected groups (every job when none is
@@ -129,7 +139,9 @@ pub async fn graph(
         .filter(|(k, _)| k == "group")
         .map(|(_, v)| v.into_owned())
         .collect();
-    let jobs = summaries(&state, &t.pipeline).await?;
+    let pipelines = [t.pipeline];
+    let (jobs, _) = summaries_of(&state, &pipelines).await?;
+    let pipeline = &pipelines[0];
     let selected: Vec<&JobSummary> = jobs
         .iter()
         .filter(|j| groups.is_empty() || j.groups.iter().any(|g| groups.contains(g)))
@@ -154,8 +166,8 @@ pub async fn graph(
         })
         .collect();
     let mut resources = Vec::new();
-    for r in state.store.resources(t.pipeline.id).await? {
-        let api = resource_json(&state, &t.pipeline, &r).await?;
+    for r in state.store.resources(pipeline.id).await? {
+        let api = resource_json(&state, pipeline, &r).await?;
         let check = api.build.as_ref().map(|b| b.status.clone());
         resources.push(layout::ResourceIn {
             name: api.name,

@@ -4,6 +4,7 @@
 mod artifacts;
 mod builds;
 mod leases;
+mod overview;
 mod pipelines;
 mod resources;
 mod rows;

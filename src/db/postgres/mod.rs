@@ -3,6 +3,7 @@
 mod artifacts;
 mod builds;
 mod leases;
+mod overview;
 mod pipelines;
 mod resources;
 mod signing_keys;

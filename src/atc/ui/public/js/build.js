@@ -20,9 +20,9 @@
       this.drawn = new Map();
     }
     set(index, time, spans) {
+      for (let i = this.rows.length; i < index; i++) this.rows[i] = [time, []];
       const old = this.rows[index];
       this.rows[index] = [old ? old[0] : time, spans];
-      for (let i = 0; i < index; i++) if (!this.rows[i]) this.rows[i] = [time, []];
       const row = this.drawn.get(index);
       if (row) {
         row.remove();

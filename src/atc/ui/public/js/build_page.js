@@ -129,7 +129,11 @@
       });
       es.addEventListener('end', () => {
         es.close();
-        load().then(() => view.finish(build.status));
+        load().then(() => {
+          view.finish(build.status);
+          applyHash(false);
+          performance.mark('log-complete'); // read by benches/ui.rs
+        });
       });
       es.addEventListener('error', () => {
         if (!opened) {
