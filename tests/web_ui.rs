@@ -21,6 +21,10 @@ const PIPELINE: &str = r#"resources:
   type: mock
   check_every: never
   source: {no_initial_version: true}
+- name: broken
+  type: mock
+  check_every: never
+  source: {check_failure: the-check-is-broken}
 jobs:
 - name: live
   public: true
@@ -42,6 +46,7 @@ jobs:
 - name: consumer
   plan:
   - get: src
+  - get: broken
 "#;
 
 /// A bearer token through the password grant (the API checks below are not the browser's).
@@ -260,6 +265,13 @@ fn drive(url: &str, fly: &Fly, target: &str, dir: &Path) {
             .is_none()
             .then_some(())
     });
+
+    // A failing check shows its output on the resource page.
+    let failed = fly.run(&["-t", target, "check-resource", "-r", "ui/broken"]);
+    assert!(!failed.status.success());
+    b.goto(&format!("{url}/teams/main/pipelines/ui/resources/broken"));
+    b.find("[data-testid=check-output] [data-testid=step]");
+    b.wait_text("the-check-is-broken");
 
     // Keyboard help on `?`.
     b.goto(&format!("{url}/teams/main/pipelines/ui/jobs/live/builds/1"));

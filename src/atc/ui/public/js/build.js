@@ -32,9 +32,14 @@
     text(i) {
       return (this.rows[i] ? this.rows[i][1] : []).map((s) => s.text).join('');
     }
+    // Rows shown: the empty line a final newline opens is not part of the output.
+    count() {
+      const n = this.rows.length;
+      return n && this.rows[n - 1][1].length === 0 ? n - 1 : n;
+    }
     // Renders rows intersecting the viewport; called on scroll, resize and new lines.
     draw() {
-      const n = this.rows.length;
+      const n = this.count();
       this.el.style.height = n * LINE_HEIGHT + 'px';
       if (!this.el.isConnected || this.el.offsetParent === null) return;
       const rect = this.el.getBoundingClientRect();
@@ -345,3 +350,39 @@
     }
   };
 })();
+
+// Streams a started build into a new BuildView: the plan, then the rendered event stream
+// (a reconnect starts over from a clean tree). `hooks`: onStatus(status), onLines(),
+// onEnd(), onDenied() when the stream cannot be opened at all.
+CI.watchBuild = function (build, plan, hooks = {}) {
+  const view = new CI.BuildView(build);
+  view.onStatus = (status) => {
+    view.lastStatus = status;
+    if (hooks.onStatus) hooks.onStatus(status);
+  };
+  view.plan = plan;
+  view.setPlan(plan);
+  let opened = false;
+  const es = new EventSource(`/api/v1/builds/${build.id}/events?render=lines`);
+  es.addEventListener('open', () => {
+    if (opened) view.setPlan(plan);
+    opened = true;
+  });
+  es.addEventListener('event', (m) => view.event(JSON.parse(m.data)));
+  es.addEventListener('lines', (m) => {
+    view.lines(JSON.parse(m.data));
+    if (hooks.onLines) hooks.onLines();
+  });
+  es.addEventListener('end', () => {
+    es.close();
+    view.finish(view.lastStatus || build.status);
+    if (hooks.onEnd) hooks.onEnd();
+  });
+  es.addEventListener('error', () => {
+    if (!opened) {
+      es.close();
+      if (hooks.onDenied) hooks.onDenied();
+    }
+  });
+  return { view, close: () => es.close() };
+};

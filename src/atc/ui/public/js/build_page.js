@@ -10,7 +10,7 @@
       ? `${CI.apiPipeline(params.team, params.pipeline)}/jobs/${CI.enc(params.job)}`
       : null;
     const varsQ = query.get('vars') ? 'vars=' + CI.enc(query.get('vars')) : '';
-    let build = null, job = null, view = null, es = null, pendingTimer = null, streaming = false;
+    let build = null, job = null, view = null, watcher = null, pendingTimer = null, streaming = false;
     let scrolledTo = null;
 
     const header = h('div', { class: 'build-header bg-pending', 'data-testid': 'build-header' });
@@ -96,51 +96,33 @@
     async function startStream() {
       if (streaming) return;
       streaming = true;
+      const denied = () =>
+        CI.clear(body).append(h('div', { class: 'empty', 'data-testid': 'not-authorized' }, 'not authorized to see this build\'s log'));
       let plan;
       try {
         plan = await CI.get(`/api/v1/builds/${build.id}/plan`);
       } catch (e) {
         streaming = false;
         if (e.status === 404 && !running()) CI.clear(body).append(h('div', { class: 'empty', 'data-testid': 'build-cancelled' }, 'build cancelled'));
-        else if (e.status === 403) CI.clear(body).append(h('div', { class: 'empty', 'data-testid': 'not-authorized' }, 'not authorized to see this build\'s log'));
+        else if (e.status === 403) denied();
         return;
       }
-      view = new CI.BuildView(build);
-      view.onStatus = () => load();
-      view.setPlan(plan.plan);
       toolbar.hidden = false;
-      CI.clear(body).append(view.el);
-      connect();
-    }
-
-    function connect() {
-      let opened = false;
-      es = new EventSource(`/api/v1/builds/${build.id}/events?render=lines`);
-      es.addEventListener('open', () => {
-        // A reconnect replays from the start: begin again with a clean tree.
-        if (opened) view.setPlan(view.plan);
-        opened = true;
-      });
-      es.addEventListener('event', (m) => view.event(JSON.parse(m.data)));
-      es.addEventListener('lines', (m) => {
-        view.lines(JSON.parse(m.data));
-        applyHash(false);
-        if (view.follow && running()) window.scrollTo(0, document.body.scrollHeight);
-      });
-      es.addEventListener('end', () => {
-        es.close();
-        load().then(() => {
+      watcher = CI.watchBuild(build, plan.plan, {
+        onStatus: () => load(),
+        onLines: () => {
+          applyHash(false);
+          if (view.follow && running()) window.scrollTo(0, document.body.scrollHeight);
+        },
+        onEnd: () => load().then(() => {
           view.finish(build.status);
           applyHash(false);
           performance.mark('log-complete'); // read by benches/ui.rs
-        });
+        }),
+        onDenied: denied,
       });
-      es.addEventListener('error', () => {
-        if (!opened) {
-          es.close();
-          CI.clear(body).append(h('div', { class: 'empty', 'data-testid': 'not-authorized' }, 'not authorized to see this build\'s log'));
-        }
-      });
+      view = watcher.view;
+      CI.clear(body).append(view.el);
     }
 
     // `#L<step>:<line>[:<to>]`: expand the step, highlight, scroll there once.
@@ -259,7 +241,7 @@
         drawTimeline();
       },
       destroy() {
-        if (es) es.close();
+        if (watcher) watcher.close();
         clearTimeout(pendingTimer);
         window.removeEventListener('scroll', onScroll);
         window.removeEventListener('resize', onScroll);

@@ -286,3 +286,12 @@ CI.kvTable = function (obj, cls) {
     rows.map(([k, v]) => CI.h('tr', {}, CI.h('td', { class: 'k' }, k), CI.h('td', { class: 'v' }, String(v))))
   );
 };
+
+// Small 24x24 SVG icons for controls whose glyphs common fonts lack.
+const ICONS = {
+  eye: 'M12 4.5C7 4.5 2.7 7.6 1 12c1.7 4.4 6 7.5 11 7.5s9.3-3.1 11-7.5c-1.7-4.4-6-7.5-11-7.5zM12 17a5 5 0 110-10 5 5 0 010 10zm0-8a3 3 0 100 6 3 3 0 000-6z',
+  'eye-off': 'M2 5.3L3.3 4 20 20.7 18.7 22l-3.1-3.1c-1.1.4-2.3.6-3.6.6-5 0-9.3-3.1-11-7.5.8-2 2.1-3.7 3.8-5L2 5.3zM12 7a5 5 0 014.7 6.7l-6.4-6.4C10.8 7.1 11.4 7 12 7zm0-2.5c5 0 9.3 3.1 11 7.5-.7 1.8-1.8 3.4-3.3 4.6l-1.4-1.4c1.1-.9 2-2 2.5-3.2C19.3 8.6 15.9 6.5 12 6.5c-1 0-2 .1-2.9.4L7.5 5.3C8.9 4.8 10.4 4.5 12 4.5zM6.3 8.1C5.1 9.1 4.1 10.4 3.5 12c1.5 3.4 4.9 5.5 8.5 5.5.8 0 1.6-.1 2.3-.3l-1.4-1.4a5 5 0 01-5.2-5.2L6.3 8.1z',
+};
+CI.icon = (name) =>
+  CI.svg('svg', { class: 'icon', viewBox: '0 0 24 24', width: 16, height: 16, 'aria-hidden': 'true' },
+    CI.svg('path', { d: ICONS[name], fill: 'currentColor' }));

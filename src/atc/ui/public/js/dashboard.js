@@ -89,7 +89,7 @@
       class: 'db-pause', 'data-testid': 'pause-toggle', title: p.paused ? 'unpause pipeline' : 'pause pipeline',
       onclick: () => CI.act(() => CI.put(CI.withQuery(`${CI.apiPipeline(p.team_name, p.name)}/${p.paused ? 'unpause' : 'pause'}`, CI.varsQuery(p.instance_vars))), refresh),
     }), operate && !p.archived);
-    const eye = CI.guard(CI.button(p.public ? '👁' : '⊘', {
+    const eye = CI.guard(CI.button(CI.icon(p.public ? 'eye' : 'eye-off'), {
       class: 'db-visibility', 'data-testid': 'visibility-toggle', title: p.public ? 'hide pipeline (visible to everyone now)' : 'expose pipeline (visible to its team only now)',
       onclick: () => CI.act(() => CI.put(CI.withQuery(`${CI.apiPipeline(p.team_name, p.name)}/${p.public ? 'hide' : 'expose'}`, CI.varsQuery(p.instance_vars))), refresh),
     }), manage);

@@ -65,7 +65,8 @@
     const pager = h('nav', { class: 'pager res-pager', 'aria-label': 'version pages' });
     const list = h('ul', { class: 'res-versions', 'data-testid': 'versions', 'aria-busy': 'true' },
       h('li', { class: 'muted' }, 'loading…'));
-    const el = h('div', { class: 'res-page' }, header, checkError, pinBar,
+    const checkOutput = h('div', { class: 'res-check-output', 'data-testid': 'check-output', hidden: true });
+    const el = h('div', { class: 'res-page' }, header, checkError, checkOutput, pinBar,
       h('section', { class: 'page res-history' },
         h('div', { class: 'res-history-head' }, h('h2', {}, 'versions'), pager,
           filters.length ? h('a', { href: CI.resourceUrl(team, pipeline, resource, vars), class: 'res-clear-filter' }, 'show all versions') : ''),
@@ -123,6 +124,25 @@
           b.end_time ? h('span', { class: 'res-check-when' }, CI.fmtTime(b.end_time)) : '',
           h('a', { href: `/builds/${b.id}`, 'data-testid': 'check-build-link' }, 'view check build'));
       }
+      showCheckOutput(bad || running ? b : null);
+    }
+
+    // The failing or running check's steps and log, as on the build page. Check builds are
+    // never public: only the team's members see them.
+    let checkWatch = null;
+    async function showCheckOutput(b) {
+      const want = b && CI.roleAtLeast(team, 'viewer') ? b.id : null;
+      if ((checkWatch && checkWatch.id) === want) return;
+      if (checkWatch && checkWatch.watcher) checkWatch.watcher.close();
+      checkWatch = want ? { id: want } : null;
+      CI.clear(checkOutput);
+      checkOutput.hidden = !want;
+      if (!want) return;
+      const mine = checkWatch;
+      const plan = await CI.get(`/api/v1/builds/${want}/plan`).catch(() => null);
+      if (!plan || mine !== checkWatch || destroyed) return;
+      mine.watcher = CI.watchBuild(b, plan.plan);
+      checkOutput.append(mine.watcher.view.el);
     }
 
     function renderPinBar(r) {
@@ -305,6 +325,7 @@
       destroy() {
         destroyed = true;
         clearTimeout(fastTimer);
+        if (checkWatch && checkWatch.watcher) checkWatch.watcher.close();
       },
       help: [['h', 'newer versions page'], ['l', 'older versions page']],
       keys: { h: go('previous'), l: go('next') },
