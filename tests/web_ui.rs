@@ -273,6 +273,37 @@ fn drive(url: &str, fly: &Fly, target: &str, dir: &Path) {
     b.find("[data-testid=check-output] [data-testid=step]");
     b.wait_text("the-check-is-broken");
 
+    // A build waiting for its inputs says why.
+    fly.ok(&["-t", target, "trigger-job", "-j", "ui/consumer"]);
+    b.goto(&format!(
+        "{url}/teams/main/pipelines/ui/jobs/consumer/builds/1"
+    ));
+    b.find("[data-testid=preparation]");
+    b.wait_text("discovering any new versions of broken");
+    b.wait_text("broken: latest version of resource not found");
+    let consumer = api(
+        url,
+        &token,
+        "/api/v1/teams/main/pipelines/ui/jobs/consumer/builds/1",
+    );
+    let prep = api(
+        url,
+        &token,
+        &format!("/api/v1/builds/{}/preparation", consumer["id"]),
+    );
+    assert_eq!(prep["paused_pipeline"], "NOT_BLOCKING", "{prep}");
+    assert_eq!(prep["inputs_satisfied"], "BLOCKING", "{prep}");
+    assert_eq!(
+        prep["missing_input_reasons"]["broken"], "latest version of resource not found",
+        "{prep}"
+    );
+    assert_eq!(
+        b.find_all("[data-testid=prep-item][data-state=blocking]")
+            .len(),
+        1,
+        "only the inputs block"
+    );
+
     // Keyboard help on `?`.
     b.goto(&format!("{url}/teams/main/pipelines/ui/jobs/live/builds/1"));
     b.find("[data-testid=step]");
@@ -336,6 +367,92 @@ fn web_ui_against_quickstart_on_the_embedded_store() {
     fly.login(&server, "qs");
     let dir = tempfile::tempdir().expect("temp");
     drive(&server.url, &fly, "qs", dir.path());
+    search_and_fly_login(&server.url, &fly, "qs", dir.path());
+}
+
+/// The dashboard's filter terms, and fly's browser login hand-off through `/fly_success`.
+fn search_and_fly_login(url: &str, fly: &Fly, target: &str, dir: &Path) {
+    let failing = dir.join("failing.yml");
+    std::fs::write(
+        &failing,
+        "jobs:\n- name: broken\n  plan:\n  - task: t\n    config:\n      platform: linux\n      run: {path: sh, args: [-c, 'exit 1']}\n",
+    )
+    .expect("write");
+    fly.ok(&[
+        "-t",
+        target,
+        "set-pipeline",
+        "-n",
+        "-p",
+        "payments",
+        "-c",
+        &failing.to_string_lossy(),
+    ]);
+    fly.ok(&["-t", target, "unpause-pipeline", "-p", "payments"]);
+    let out = fly.run(&["-t", target, "trigger-job", "-j", "payments/broken", "-w"]);
+    assert_eq!(out.status.code(), Some(1), "the job fails");
+
+    let b = Browser::start();
+    b.login(url, "test", "test");
+    let cards = |b: &Browser| {
+        let v = b.js(
+            "return [...document.querySelectorAll('[data-testid=pipeline-card]')].map(c => c.dataset.name).sort()",
+            json!([]),
+        );
+        serde_json::from_value::<Vec<String>>(v).unwrap_or_default()
+    };
+    for (search, want) in [
+        ("status:failed", vec!["payments"]),
+        ("-payments", vec!["hidden", "ui"]),
+        ("\"ui\"", vec!["ui"]),
+        ("pymnts", vec!["payments"]),
+        ("team:main status:paused", vec!["hidden"]),
+        ("team:\"other\"", vec![]),
+    ] {
+        b.goto(&format!(
+            "{url}/?search={}",
+            url::form_urlencoded::byte_serialize(search.as_bytes()).collect::<String>()
+        ));
+        b.wait(&format!("cards for {search:?}"), || {
+            (b.js(
+                "return performance.getEntriesByName('dashboard-drawn').length",
+                json!([]),
+            ) == json!(1))
+            .then_some(())
+        });
+        assert_eq!(cards(&b), want, "search {search:?}");
+    }
+    // Typing in the box filters as well (`/` focuses it).
+    b.goto(&format!("{url}/"));
+    b.find("[data-testid=pipeline-card]");
+    b.keys("/");
+    let focused = b.js("return document.activeElement.dataset.testid", json!([]));
+    assert_eq!(focused, json!("search"));
+    b.keys("status:failed");
+    b.wait("typed filter", || {
+        (cards(&b) == vec!["payments".to_string()]).then_some(())
+    });
+
+    // `fly login` without a password opens /fly_success?fly_port=N; the page sends the
+    // token to fly's listener on 127.0.0.1:N.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("addr").port();
+    let got = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = listener.accept().expect("fly_success connects");
+        let mut buf = [0u8; 4096];
+        let n = conn.read(&mut buf).expect("request");
+        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    });
+    b.goto(&format!("{url}/fly_success?fly_port={port}"));
+    b.wait_text("your token has been transferred to fly");
+    let request = got.join().expect("listener thread");
+    assert!(
+        request.starts_with("GET /?token=bearer%20")
+            || request.starts_with("GET /?token=Bearer%20"),
+        "{request}"
+    );
 }
 
 #[test]

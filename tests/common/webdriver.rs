@@ -170,9 +170,9 @@ impl Browser {
         })
     }
 
-    /// Polls `f` until it returns Some, failing after 20 s with what was awaited.
+    /// Polls `f` until it returns Some, failing after 30 s with what was awaited.
     pub fn wait<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(v) = f() {
                 return v;

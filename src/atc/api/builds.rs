@@ -378,16 +378,9 @@ pub async fn get(
     Ok(json(&build_json(&b)))
 }
 
-/// `PUT /api/v1/builds/:id/abort`: a build the engine does not run yet (pending) is
-/// finished at once, with its final `status` event; a started one is stopped by the web
-/// node running it.
-pub async fn abort(
-    State(state): State<AppState>,
-    req: Requester,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let id = build_id(&id)?;
-    access::authenticated(&req)?;
+/// A build the requester may act on: pipeline-operator (or more) of its team.
+async fn operable_build(state: &AppState, req: &Requester, id: i64) -> ApiResult<BuildRow> {
+    access::authenticated(req)?;
     let b = state
         .store
         .build(id)
@@ -397,11 +390,23 @@ pub async fn abort(
         .teams()
         .iter()
         .find(|t| t.id == b.team_id)
-        .cloned()
         .ok_or_else(ApiError::forbidden)?;
-    if !req.has_role(&team, Role::PipelineOperator) {
+    if !req.has_role(team, Role::PipelineOperator) {
         return Err(ApiError::forbidden());
     }
+    Ok(b)
+}
+
+/// `PUT /api/v1/builds/:id/abort`: a build the engine does not run yet (pending) is
+/// finished at once, with its final `status` event; a started one is stopped by the web
+/// node running it.
+pub async fn abort(
+    State(state): State<AppState>,
+    req: Requester,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = build_id(&id)?;
+    let b = operable_build(&state, &req, id).await?;
     // A build running on this node stops its processes, runs its hooks and finishes
     // itself as aborted; one started on another node is asked to do the same (that node
     // watches for the request). Only a pending build is finished here.
@@ -429,21 +434,7 @@ pub async fn comment(
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let id = build_id(&id)?;
-    access::authenticated(&req)?;
-    let b = state
-        .store
-        .build(id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let team = req
-        .teams()
-        .iter()
-        .find(|t| t.id == b.team_id)
-        .cloned()
-        .ok_or_else(ApiError::forbidden)?;
-    if !req.has_role(&team, Role::PipelineOperator) {
-        return Err(ApiError::forbidden());
-    }
+    operable_build(&state, &req, id).await?;
     #[derive(serde::Deserialize)]
     struct Body {
         comment: String,

@@ -24,14 +24,6 @@ fn safe_redirect(uri: Option<&String>) -> String {
     }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
 /// Styled by the UI's stylesheet: the security policy allows no inline style.
 fn page(title: &str, body: &str) -> String {
     format!(
@@ -44,7 +36,7 @@ fn page(title: &str, body: &str) -> String {
 
 fn login_form(redirect: &str, error: Option<&str>) -> String {
     let err = error
-        .map(|e| format!("<p class=\"err\">{}</p>", escape(e)))
+        .map(|e| format!("<p class=\"err\">{}</p>", crate::atc::ui::escape_html(e)))
         .unwrap_or_default();
     page(
         "Log in - Concourse",
@@ -54,7 +46,7 @@ fn login_form(redirect: &str, error: Option<&str>) -> String {
              <label>password<input name=\"password\" type=\"password\"></label>\
              <input type=\"hidden\" name=\"redirect_uri\" value=\"{}\">\
              <button type=\"submit\">login</button></form>",
-            escape(redirect)
+            crate::atc::ui::escape_html(redirect)
         ),
     )
 }

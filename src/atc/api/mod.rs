@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod login;
 pub mod oneoff;
 pub mod pipelines;
+pub mod preparation;
 pub mod resources;
 pub mod sky;
 pub mod teams;
@@ -210,6 +211,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/builds/{build_id}/comment", put(builds::comment))
         .route("/api/v1/builds/{build_id}/events", get(builds::events))
         .route("/api/v1/builds/{build_id}/plan", get(builds::plan))
+        .route(
+            "/api/v1/builds/{build_id}/preparation",
+            get(preparation::preparation),
+        )
         .route("/api/v1/builds/{build_id}/log", get(ui::api::raw_log))
         .route("/api/v1/dashboard", get(ui::api::dashboard))
         .route(&format!("{pipeline}/graph"), get(ui::api::graph))

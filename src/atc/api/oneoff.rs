@@ -25,7 +25,10 @@ fn engine(state: &AppState) -> ApiResult<&Arc<Engine>> {
         .ok_or_else(|| ApiError::Status(StatusCode::SERVICE_UNAVAILABLE, "no build engine".into()))
 }
 
-async fn pipeline_config(state: &AppState, p: &PipelineRow) -> ApiResult<crate::config::Config> {
+pub(crate) async fn pipeline_config(
+    state: &AppState,
+    p: &PipelineRow,
+) -> ApiResult<crate::config::Config> {
     let (config, _) = state
         .store
         .pipeline_config(p.id)

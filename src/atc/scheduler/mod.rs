@@ -403,6 +403,75 @@ pub async fn next_inputs(
     })
 }
 
+/// Why a pending build of `job` waits, as upstream's build preparation reports it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Preparation {
+    /// Input name → whether its resource was checked since the build was created (a
+    /// manually triggered build waits for those checks).
+    pub discovered: BTreeMap<String, bool>,
+    /// Input name → why no version satisfies it (empty when the inputs resolve).
+    pub missing: BTreeMap<String, String>,
+    pub max_in_flight_reached: bool,
+}
+
+pub async fn preparation(
+    engine: &Engine,
+    p: &PipelineRow,
+    config: &Config,
+    job: &JobConfig,
+    build: &BuildRow,
+) -> anyhow::Result<Option<Preparation>> {
+    let store = engine.store();
+    let jobs = store.jobs(p.id).await?;
+    let job_ids: HashMap<String, i64> = jobs.iter().map(|j| (j.name.clone(), j.id)).collect();
+    let Some(&job_id) = job_ids.get(&job.name) else {
+        return Ok(None);
+    };
+    let st = load(engine, p).await?;
+    let Some(inputs) = input_configs(engine, &st, config, job, &job_ids, job_id).await? else {
+        return Ok(None);
+    };
+    let manual = !build.created_by.is_empty() && build.rerun_of.is_none();
+    let mut prep = Preparation::default();
+    for (i, _) in &inputs {
+        let checked = st
+            .resources
+            .values()
+            .find(|r| r.id == i.resource)
+            .is_some_and(|r| {
+                r.last_checked > 0 && (!manual || r.last_checked >= build.create_time)
+            });
+        prep.discovered.insert(i.name.clone(), checked);
+    }
+    let configs: Vec<InputConfig> = inputs.into_iter().map(|(i, _)| i).collect();
+    if let Err(failures) = resolve::resolve(&st.db, &configs) {
+        for (name, why) in failures {
+            let resource = configs.iter().find(|c| c.name == name).map(|c| c.resource);
+            let pinned = st
+                .resources
+                .values()
+                .find(|r| Some(r.id) == resource)
+                .and_then(|r| {
+                    let in_config = config.resource(&r.name).filter(|rc| !rc.version.is_empty());
+                    in_config
+                        .map(|rc| serde_json::json!(rc.version))
+                        .or_else(|| r.pinned_version.clone())
+                })
+                .map(|v| v.to_string());
+            prep.missing.insert(name, why.message(pinned.as_deref()));
+        }
+    }
+    let mut running: HashMap<i64, usize> = HashMap::new();
+    for b in store.builds_with_status(&[BuildStatus::Started]).await? {
+        if let Some(j) = b.job_id {
+            *running.entry(j).or_default() += 1;
+        }
+    }
+    prep.max_in_flight_reached =
+        max_in_flight(job).is_some_and(|l| in_flight(&running, config, job, &job_ids) >= l);
+    Ok(Some(prep))
+}
+
 /// `max_in_flight` of a job: 1 for serial jobs and serial groups.
 fn max_in_flight(job: &JobConfig) -> Option<usize> {
     if job.serial || !job.serial_groups.is_empty() {

@@ -78,7 +78,8 @@ async fn public(axum::extract::Path(path): axum::extract::Path<String>) -> Respo
     }
 }
 
-fn escape_attr(s: &str) -> String {
+/// Text for HTML (attributes included): the shell's meta tags and the login form.
+pub fn escape_html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -97,10 +98,10 @@ fn query(parts: &Parts) -> HashMap<String, String> {
 pub fn shell(state: &AppState, csrf: &str, auth_token: &str) -> Response {
     let flags = serde_json::to_string(&state.info.feature_flags).unwrap_or_default();
     let body = assets::INDEX
-        .replace("{{csrf_token}}", &escape_attr(csrf))
-        .replace("{{auth_token}}", &escape_attr(auth_token))
-        .replace("{{feature_flags}}", &escape_attr(&flags))
-        .replace("{{cluster_name}}", &escape_attr(&state.info.cluster_name))
+        .replace("{{csrf_token}}", &escape_html(csrf))
+        .replace("{{auth_token}}", &escape_html(auth_token))
+        .replace("{{feature_flags}}", &escape_html(&flags))
+        .replace("{{cluster_name}}", &escape_html(&state.info.cluster_name))
         .replace("{{app_css}}", &assets::url("app.css"))
         .replace("{{app_js}}", &assets::url("app.js"))
         .replace("{{favicon}}", &assets::url("favicon.svg"));

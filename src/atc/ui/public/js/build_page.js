@@ -81,16 +81,23 @@
     const rerunBuild = () => CI.act(() => CI.post(CI.withQuery(`${jobPath}/builds/${CI.enc(build.name)}`, varsQ)), (b) => CI.navigate(CI.buildUrl(b)));
     const triggerBuild = () => CI.act(() => CI.post(CI.withQuery(`${jobPath}/builds`, varsQ)), (b) => CI.navigate(CI.buildUrl(b)));
 
-    // No preparation API yet: what the page knows of why a build waits.
-    function showPending() {
-      const item = (text, state) => h('li', { class: `prep-${state}` }, h('span', { class: 'prep-icon' }, state === 'blocking' ? '✗' : state === 'ok' ? '✓' : '…'), ' ', text);
+    // Why a pending build waits (`/builds/:id/preparation`), refreshed every second.
+    async function showPending() {
+      const prep = await CI.get(`/api/v1/builds/${build.id}/preparation`).catch(() => null);
+      if (!prep) return;
+      const state = (s) => (s === 'BLOCKING' ? 'blocking' : s === 'NOT_BLOCKING' ? 'ok' : 'unknown');
+      const item = (text, s, detail) => h('li', { class: `prep-${state(s)}`, 'data-testid': 'prep-item', 'data-state': state(s) },
+        h('span', { class: 'prep-icon' }, state(s) === 'blocking' ? '✗' : state(s) === 'ok' ? '✓' : '…'), ' ', text,
+        detail ? h('div', { class: 'prep-detail' }, detail) : null);
+      const reasons = Object.entries(prep.missing_input_reasons || {}).map(([k, v]) => `${k}: ${v}`).join('; ');
       CI.clear(body).append(h('div', { class: 'preparation', 'data-testid': 'preparation' },
         h('h3', {}, 'preparing build'),
         h('ul', {},
-          job ? item('checking job is not paused', job.paused ? 'blocking' : 'ok') : null,
-          (job ? job.inputs || [] : []).map((i) => item(`discovering any new versions of ${i.name}`, 'unknown')),
-          item('waiting for a suitable set of input versions', 'unknown'),
-          item('checking max-in-flight is not reached', 'unknown'))));
+          item('checking pipeline is not paused', prep.paused_pipeline),
+          item('checking job is not paused', prep.paused_job),
+          Object.entries(prep.inputs || {}).map(([name, s]) => item(`discovering any new versions of ${name}`, s)),
+          item('waiting for a suitable set of input versions', prep.inputs_satisfied, reasons),
+          item('checking max-in-flight is not reached', prep.max_running_builds))));
     }
 
     async function startStream() {
@@ -204,7 +211,7 @@
         if (build.reap_time) {
           CI.clear(body).append(h('div', { class: 'empty' }, `RIP — this log has been reaped (${CI.fmtTime(build.reap_time)}).`));
         } else if (build.status === 'pending') {
-          showPending();
+          await showPending();
           clearTimeout(pendingTimer);
           pendingTimer = setTimeout(load, 1000);
         } else {

@@ -295,3 +295,38 @@ const ICONS = {
 CI.icon = (name) =>
   CI.svg('svg', { class: 'icon', viewBox: '0 0 24 24', width: 16, height: 16, 'aria-hidden': 'true' },
     CI.svg('path', { d: ICONS[name], fill: 'currentColor' }));
+
+// ---- paging (job builds, resource versions) ---------------------------------------------
+
+// Instance vars from a page's `vars=` JSON; null when absent or not an object.
+CI.parseVars = function (json) {
+  try {
+    const v = JSON.parse(json);
+    return v && typeof v === 'object' ? v : null;
+  } catch (_) {
+    return null;
+  }
+};
+
+// Previous (newer) / next (older) chevrons: the API's Link URLs become page URLs with the
+// same from/to/limit, so a page of history has a permalink.
+CI.pagerLinks = function (links, pageUrl, prefix, noun) {
+  const one = (rel, glyph, label) => {
+    const u = links[rel];
+    const attrs = { class: `${prefix}-chevron`, title: label, 'aria-label': label, 'data-testid': `pager-${rel}` };
+    if (!u) return CI.h('span', Object.assign(attrs, { class: attrs.class + ' disabled', 'aria-disabled': 'true' }), glyph);
+    const q = ['from', 'to', 'limit'].filter((k) => u.searchParams.has(k)).map((k) => `${k}=${CI.enc(u.searchParams.get(k))}`);
+    return CI.h('a', Object.assign(attrs, { href: CI.withQuery(pageUrl, ...q) }), glyph);
+  };
+  return [one('previous', '‹', `newer ${noun}`), one('next', '›', `older ${noun}`)];
+};
+
+// `h` / `l` on a paged list: follow its chevron.
+CI.pagerKey = (pager, rel) => () => {
+  const a = pager.querySelector(`a[data-testid="pager-${rel}"]`);
+  if (a) CI.navigate(a.getAttribute('href'));
+};
+
+// `pipeline/k:v,k2:v2` for an instanced pipeline's breadcrumb.
+CI.pipelineLabel = (pipeline, vars) =>
+  vars ? `${pipeline}/${CI.versionText(vars).replace(/: /g, ':').replace(/, /g, ',')}` : pipeline;

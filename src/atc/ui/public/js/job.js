@@ -5,27 +5,7 @@
 (function () {
   const { h } = CI;
 
-  function parseVars(json) {
-    try {
-      const v = JSON.parse(json);
-      return v && typeof v === 'object' ? v : null;
-    } catch (_) {
-      return null;
-    }
-  }
 
-  // Previous (newer) / next (older) chevrons; the API's Link URLs become page URLs with the
-  // same from/to/limit so a page of history has a permalink.
-  function pagerLinks(links, pageUrl, prefix) {
-    const one = (rel, glyph, label) => {
-      const u = links[rel];
-      const attrs = { class: `${prefix}-chevron`, title: label, 'aria-label': label, 'data-testid': `pager-${rel}` };
-      if (!u) return h('span', Object.assign(attrs, { class: attrs.class + ' disabled', 'aria-disabled': 'true' }), glyph);
-      const q = ['from', 'to', 'limit'].filter((k) => u.searchParams.has(k)).map((k) => `${k}=${CI.enc(u.searchParams.get(k))}`);
-      return h('a', Object.assign(attrs, { href: CI.withQuery(pageUrl, ...q) }), glyph);
-    };
-    return [one('previous', '‹', 'newer builds'), one('next', '›', 'older builds')];
-  }
 
   function versionLines(version) {
     return Object.entries(version || {}).map(([k, v]) => h('div', { class: 'job-version-kv' }, `${k}: ${v}`));
@@ -73,7 +53,7 @@
   CI.pages.job = function (params, query) {
     const { team, pipeline, job } = params;
     const varsJson = query.get('vars');
-    const vars = parseVars(varsJson);
+    const vars = CI.parseVars(varsJson);
     const varsQ = varsJson ? 'vars=' + CI.enc(varsJson) : '';
     const api = `${CI.apiPipeline(team, pipeline)}/jobs/${CI.enc(job)}`;
     const pageUrl = CI.jobUrl(team, pipeline, job, vars);
@@ -198,17 +178,14 @@
       renderHeader(j);
       // Without from/to this is the newest page: a `previous` link can only lead back here.
       if (atHead) delete links.previous;
-      CI.clear(pager).append(...pagerLinks(links, pageUrl, 'job'));
+      CI.clear(pager).append(...CI.pagerLinks(links, pageUrl, 'job', 'builds'));
       renderBuilds(builds, resources);
       CI.tickTimes(el);
     }
 
-    const go = (rel) => () => {
-      const a = pager.querySelector(`a[data-testid="pager-${rel}"]`);
-      if (a) CI.navigate(a.getAttribute('href'));
-    };
+    const go = (rel) => CI.pagerKey(pager, rel);
 
-    const pipelineLabel = vars ? `${pipeline}/${CI.versionText(vars).replace(/: /g, ':').replace(/, /g, ',')}` : pipeline;
+    const pipelineLabel = CI.pipelineLabel(pipeline, vars);
     return {
       el,
       title: job,

@@ -8,7 +8,7 @@
   const STATUSES = ['succeeded', 'failed', 'errored', 'aborted', 'paused', 'no-builds'];
   const STATUS_ALIAS = { running: 'started', 'no-build': 'no-builds' };
   const CHAR = 7.3; // the server's width per character of the 12 px node font
-  const MIN_FIT = 0.75; // never shrink below this on load: tiny text is a known complaint (§12)
+  const MIN_FIT = 0.85; // never shrink below this on load: tiny text is a known complaint (§12)
   const FAV_KEY = 'favorited_pipelines';
 
   const favourites = () => {

@@ -5,30 +5,10 @@
 (function () {
   const { h } = CI;
 
-  function parseVars(json) {
-    try {
-      const v = JSON.parse(json);
-      return v && typeof v === 'object' ? v : null;
-    } catch (_) {
-      return null;
-    }
-  }
-
   // Order-independent comparison of two version objects.
   const sameVersion = (a, b) =>
     !!a && !!b && JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
 
-  // Previous (newer) / next (older) chevrons from the API's Link header, as page permalinks.
-  function pagerLinks(links, pageUrl) {
-    const one = (rel, glyph, label) => {
-      const u = links[rel];
-      const attrs = { class: 'res-chevron', title: label, 'aria-label': label, 'data-testid': `pager-${rel}` };
-      if (!u) return h('span', Object.assign(attrs, { class: 'res-chevron disabled', 'aria-disabled': 'true' }), glyph);
-      const q = ['from', 'to', 'limit'].filter((k) => u.searchParams.has(k)).map((k) => `${k}=${CI.enc(u.searchParams.get(k))}`);
-      return h('a', Object.assign(attrs, { href: CI.withQuery(pageUrl, ...q) }), glyph);
-    };
-    return [one('previous', '‹', 'newer versions'), one('next', '›', 'older versions')];
-  }
 
   const pinIcon = () => CI.svg('svg', { class: 'res-pin-icon', viewBox: '0 0 24 24', width: 18, height: 18, 'aria-hidden': 'true' },
     CI.svg('path', { d: 'M16 12V4h1V2H7v2h1v8l-2 2v2h5.2v6h1.6v-6H18v-2z', fill: 'currentColor' }));
@@ -40,7 +20,7 @@
   CI.pages.resource = function (params, query) {
     const { team, pipeline, resource } = params;
     const varsJson = query.get('vars');
-    const vars = parseVars(varsJson);
+    const vars = CI.parseVars(varsJson);
     const varsQ = varsJson ? 'vars=' + CI.enc(varsJson) : '';
     const filters = query.getAll('filter').map((f) => 'filter=' + CI.enc(f));
     const api = `${CI.apiPipeline(team, pipeline)}/resources/${CI.enc(resource)}`;
@@ -302,7 +282,7 @@
       // Without from/to this is the newest page: a `previous` link can only lead back here.
       const pageLinks = Object.assign({}, page.links);
       if (atHead) delete pageLinks.previous;
-      CI.clear(pager).append(...pagerLinks(pageLinks, pageUrl));
+      CI.clear(pager).append(...CI.pagerLinks(pageLinks, pageUrl, 'res', 'versions'));
       renderVersions(Array.isArray(page.items) ? page.items : [], r);
       // A running check finishes in seconds: look again sooner than the 5 s poll.
       clearTimeout(fastTimer);
@@ -311,12 +291,9 @@
       }
     }
 
-    const go = (rel) => () => {
-      const a = pager.querySelector(`a[data-testid="pager-${rel}"]`);
-      if (a) CI.navigate(a.getAttribute('href'));
-    };
+    const go = (rel) => CI.pagerKey(pager, rel);
 
-    const pipelineLabel = vars ? `${pipeline}/${CI.versionText(vars).replace(/: /g, ':').replace(/, /g, ',')}` : pipeline;
+    const pipelineLabel = CI.pipelineLabel(pipeline, vars);
     return {
       el,
       title: resource,
