@@ -155,6 +155,13 @@ pub struct WebArgs {
     /// Name of the cluster, shown in the UI.
     #[arg(long, env = "CONCOURSE_CLUSTER_NAME", default_value = "")]
     pub cluster_name: String,
+    /// The X-Frame-Options header sent with every response (empty: none).
+    #[arg(long, env = "CONCOURSE_X_FRAME_OPTIONS", default_value = "deny")]
+    pub x_frame_options: String,
+    /// The Content-Security-Policy header sent with every response (empty: none). The
+    /// default allows only this server's own scripts, styles and connections.
+    #[arg(long, env = "CONCOURSE_CONTENT_SECURITY_POLICY", default_value = crate::atc::ui::CONTENT_SECURITY_POLICY)]
+    pub content_security_policy: String,
     /// List of username:password combinations for all your local users (plaintext or bcrypt).
     #[arg(long, env = "CONCOURSE_ADD_LOCAL_USER", value_delimiter = ',')]
     pub add_local_user: Vec<String>,

@@ -297,12 +297,11 @@ fn drive(url: &str, fly: &Fly, target: &str, dir: &Path) {
         prep["missing_input_reasons"]["broken"], "latest version of resource not found",
         "{prep}"
     );
-    assert_eq!(
-        b.find_all("[data-testid=prep-item][data-state=blocking]")
-            .len(),
-        1,
-        "only the inputs block"
-    );
+    // Once the trigger's checks are done (the page polls every second), only the inputs block.
+    b.wait("only the inputs to block", || {
+        let blocking = b.find_all("[data-testid=prep-item][data-state=blocking]");
+        (blocking.len() == 1).then_some(())
+    });
 
     // Keyboard help on `?`.
     b.goto(&format!("{url}/teams/main/pipelines/ui/jobs/live/builds/1"));
@@ -546,4 +545,30 @@ fn pages_are_served_with_their_headers() {
         .to_str()
         .unwrap()
         .starts_with("text/javascript"));
+}
+
+/// Upstream's `--x-frame-options` and `--content-security-policy` replace the defaults;
+/// an empty value sends no header.
+#[test]
+fn security_headers_follow_the_web_flags() {
+    let server = Server::start_with(
+        Backend::Embedded,
+        &[
+            "--x-frame-options",
+            "",
+            "--content-security-policy",
+            "frame-ancestors 'self'",
+        ],
+    );
+    let r = reqwest::blocking::get(server.api("/")).expect("page");
+    assert!(r.headers().get("x-frame-options").is_none());
+    assert_eq!(
+        r.headers()["content-security-policy"],
+        "frame-ancestors 'self'"
+    );
+    let r = reqwest::blocking::get(server.api("/api/v1/info")).expect("info");
+    assert_eq!(
+        r.headers()["content-security-policy"],
+        "frame-ancestors 'self'"
+    );
 }

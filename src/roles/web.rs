@@ -168,6 +168,10 @@ pub async fn serve(
         cli_artifacts_dir: args.cli_artifacts_dir.clone(),
         builds: crate::atc::engine::Handle::default(),
         engine: None,
+        web_headers: Arc::new(crate::atc::ui::WebHeaders::new(
+            &args.x_frame_options,
+            &args.content_security_policy,
+        )?),
     };
     // Key generation and file reads block: keep them off the async workers.
     let (tsa_args, store_args) = (args.tsa.clone(), args.postgres.clone());

@@ -51,6 +51,8 @@ pub struct AppState {
     pub builds: crate::atc::engine::Handle,
     /// The engine (check builds); None in API-only tests.
     pub engine: Option<Arc<crate::atc::engine::Engine>>,
+    /// Headers every response carries (`--x-frame-options`, `--content-security-policy`).
+    pub web_headers: Arc<ui::WebHeaders>,
 }
 
 /// A JSON body the way Go's encoder writes it: one object and a trailing newline.
@@ -282,6 +284,9 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", get(sky::legacy_logout))
         .merge(ui::router())
         .fallback(ui::fallback)
-        .layer(axum::middleware::from_fn(ui::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.web_headers.clone(),
+            ui::security_headers,
+        ))
         .with_state(state)
 }

@@ -270,6 +270,7 @@ mod tests {
             cli_artifacts_dir: None,
             builds: Default::default(),
             engine: None,
+            web_headers: Default::default(),
         };
         (router(state), store, dir)
     }

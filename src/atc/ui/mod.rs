@@ -26,14 +26,50 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      style-src 'self'; img-src 'self' data:; connect-src 'self' http://127.0.0.1:*; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-pub async fn security_headers(req: Request, next: Next) -> Response {
+/// Response headers of every page and API response, from the web node's flags.
+#[derive(Debug, Clone)]
+pub struct WebHeaders {
+    pub x_frame_options: Option<HeaderValue>,
+    pub content_security_policy: Option<HeaderValue>,
+}
+
+impl WebHeaders {
+    /// Empty values send no header; anything else must be a valid header value.
+    pub fn new(x_frame_options: &str, csp: &str) -> anyhow::Result<WebHeaders> {
+        let value = |flag: &str, v: &str| -> anyhow::Result<Option<HeaderValue>> {
+            if v.is_empty() {
+                return Ok(None);
+            }
+            HeaderValue::from_str(v)
+                .map(Some)
+                .map_err(|_| anyhow::anyhow!("invalid {flag}: {v:?}"))
+        };
+        Ok(WebHeaders {
+            x_frame_options: value("--x-frame-options", x_frame_options)?,
+            content_security_policy: value("--content-security-policy", csp)?,
+        })
+    }
+}
+
+impl Default for WebHeaders {
+    fn default() -> Self {
+        WebHeaders::new("deny", CONTENT_SECURITY_POLICY).expect("valid defaults")
+    }
+}
+
+pub async fn security_headers(
+    State(headers): State<std::sync::Arc<WebHeaders>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
-    h.insert("X-Frame-Options", HeaderValue::from_static("deny"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    if let Some(v) = &headers.x_frame_options {
+        h.insert("X-Frame-Options", v.clone());
+    }
+    if let Some(v) = &headers.content_security_policy {
+        h.insert(header::CONTENT_SECURITY_POLICY, v.clone());
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
