@@ -130,6 +130,11 @@
       });
       view = watcher.view;
       CI.clear(body).append(view.el);
+      // A get whose version is new to this job is marked "changed".
+      CI.get(`/api/v1/builds/${build.id}/resources`).then((io) => {
+        const fresh = new Set((io.inputs || []).filter((i) => i.first_occurrence).map((i) => i.name));
+        for (const s of view.order) if (s.kind === 'get' && fresh.has(s.name)) s.changed.hidden = false;
+      }, () => {});
     }
 
     // `#L<step>:<line>[:<to>]`: expand the step, highlight, scroll there once.
