@@ -479,3 +479,55 @@ async fn an_image_without_users_runs_as_a_named_root() {
     assert_eq!(status, 0, "stderr: {err}");
     assert_eq!(out.trim(), "running as root");
 }
+
+/// runc's defaults for an unprivileged container: the kernel's knobs under /proc are masked
+/// or read-only, no device can be made (devices cgroup, or no CAP_MKNOD where the cgroup
+/// cannot enforce it), setuid binaries gain nothing (`no_new_privs`). A privileged
+/// container keeps today's behaviour.
+#[tokio::test]
+async fn unprivileged_containers_get_masked_proc_no_devices_and_no_new_privileges() {
+    let Some(g) =
+        start("unprivileged_containers_get_masked_proc_no_devices_and_no_new_privileges").await
+    else {
+        return;
+    };
+    for (handle, privileged) in [("unpriv", false), ("priv", true)] {
+        g.client
+            .create(ContainerSpec {
+                handle: handle.into(),
+                rootfs: g.rootfs.clone(),
+                privileged,
+                ..Default::default()
+            })
+            .await
+            .expect("create");
+    }
+    let script =
+        // Writes the current value back: harmless to the host even where the mask is missing.
+        "cat /proc/sys/kernel/core_pattern > /tmp/cp; cat /tmp/cp > /proc/sys/kernel/core_pattern 2>/dev/null && echo wrote-core-pattern; \
+         test -w /proc/sysrq-trigger && echo sysrq-writable; \
+         test -s /proc/kcore && echo kcore-readable; \
+         head -c 10 /proc/keys 2>/dev/null | grep -q . && echo keys-readable; \
+         mknod /tmp/sda b 8 0 2>/dev/null && echo made-block-device; \
+         grep NoNewPrivs /proc/self/status; \
+         cat /dev/null && echo null-works; echo hi > /dev/null && echo null-writable";
+    let (status, out, err) = run(&g, "unpriv", script, "").await;
+    assert_eq!(status, 0, "stderr: {err}");
+    assert_eq!(
+        out.lines().map(str::trim).collect::<Vec<_>>(),
+        ["NoNewPrivs:\t1".trim(), "null-works", "null-writable"],
+        "{out}"
+    );
+    let (_, out, _) = run(
+        &g,
+        "priv",
+        "grep NoNewPrivs /proc/self/status; mknod /tmp/sda b 8 0 && echo made-block-device",
+        "",
+    )
+    .await;
+    assert!(out.contains("NoNewPrivs:\t0"), "{out}");
+    assert!(
+        out.contains("made-block-device"),
+        "privileged keeps mknod: {out}"
+    );
+}

@@ -152,3 +152,71 @@ async fn the_in_process_worker_parts_serve_the_traits_directly() {
         .expect("list")
         .is_empty());
 }
+
+/// A worker that is not root has no isolation to offer: it refuses to start unless the
+/// unisolated `process` runtime is asked for by name. Run as `nobody` through setpriv
+/// (needs root to switch; skipped otherwise, failing in CI).
+#[test]
+fn a_worker_that_is_not_root_needs_the_process_runtime_by_name() {
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !is_root || !std::path::Path::new("/usr/bin/setpriv").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root with setpriv"
+        );
+        eprintln!("skipped: needs root and setpriv to run a worker as another user");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let chowned = Command::new("chown")
+        .args(["nobody", &work.to_string_lossy()])
+        .status()
+        .expect("chown");
+    assert!(chowned.success());
+    let as_nobody = |extra: &[&str]| {
+        Command::new("setpriv")
+            .args([
+                "--reuid",
+                "nobody",
+                "--regid",
+                "nogroup",
+                "--clear-groups",
+                "--",
+            ])
+            .arg(env!("CARGO_BIN_EXE_concourse"))
+            .args(["worker", "--work-dir", &work.to_string_lossy()])
+            .args(["--bind-ip", "127.0.0.1", "--bind-port", "0"])
+            .args([
+                "--baggageclaim-bind-ip",
+                "127.0.0.1",
+                "--baggageclaim-bind-port",
+                "0",
+            ])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let out = as_nobody(&[]).wait_with_output().expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pass --runtime process"), "{err}");
+
+    let mut child = as_nobody(&["--runtime", "process"]);
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let warned = lines.any(|l| l.is_ok_and(|l| l.contains("tasks run unisolated")));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(warned, "the process runtime says what it does not isolate");
+}

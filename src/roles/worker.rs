@@ -120,6 +120,17 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         bail!("the required flag `--work-dir' was not specified")
     };
     let rt = &args.runtime;
+    // Without root there is no isolation: say so, and only when asked for by name.
+    match rt.runtime.as_deref() {
+        None if !crate::garden::linux::supported() => bail!(
+            "the linux runtime needs root, namespaces and overlayfs; to run tasks without any \
+             isolation, as this user, pass --runtime process (alias houdini)"
+        ),
+        Some("process" | "houdini") => tracing::warn!(
+            "--runtime process: tasks run unisolated, as this worker's own user, on its filesystem"
+        ),
+        _ => {}
+    }
     let parts = WorkerParts::open(&work_dir, rt)?;
     let garden_addr = format!("{}:{}", rt.bind_ip, rt.bind_port);
     let bc_addr = format!("{}:{}", rt.baggageclaim_bind_ip, rt.baggageclaim_bind_port);

@@ -43,10 +43,28 @@ fn write(path: &Path, value: &str) -> io::Result<()> {
     })
 }
 
+/// null, zero, full, random, urandom, tty, console, ptmx and the pty slaves (devpts).
+const ALLOWED_DEVICES: [&str; 9] = [
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+];
+
 impl Cgroup {
-    pub fn create(version: Version, handle: &str, limits: &Limits) -> io::Result<Cgroup> {
+    pub fn create(
+        version: Version,
+        handle: &str,
+        limits: &Limits,
+        privileged: bool,
+    ) -> io::Result<Cgroup> {
         let dirs: Vec<PathBuf> = match version {
-            Version::V1 => ["memory", "cpu", "pids"]
+            Version::V1 => ["memory", "cpu", "pids", "devices"]
                 .iter()
                 .map(|c| Path::new(ROOT).join(c).join(GROUP).join(handle))
                 .filter(|d| {
@@ -71,7 +89,30 @@ impl Cgroup {
         }
         let cg = Cgroup { version, dirs };
         cg.apply(limits)?;
+        if !privileged {
+            cg.restrict_devices()?;
+        }
         Ok(cg)
+    }
+
+    /// Whether the devices controller refuses devices outside [`ALLOWED_DEVICES`].
+    pub fn enforces_devices(&self) -> bool {
+        self.version == Version::V1 && self.file("devices", "devices.deny").is_some()
+    }
+
+    /// Unprivileged containers may open and make only the devices runc allows by default.
+    fn restrict_devices(&self) -> io::Result<()> {
+        let (Some(deny), Some(allow)) = (
+            self.file("devices", "devices.deny"),
+            self.file("devices", "devices.allow"),
+        ) else {
+            return Ok(());
+        };
+        write(&deny, "a")?;
+        for rule in ALLOWED_DEVICES {
+            write(&allow, rule)?;
+        }
+        Ok(())
     }
 
     fn file(&self, controller: &str, name: &str) -> Option<PathBuf> {
@@ -209,7 +250,7 @@ impl Cgroup {
 
     /// Removes a leftover group of an earlier run.
     pub fn remove_leftover(handle: &str) {
-        for c in ["memory", "cpu", "pids", ""] {
+        for c in ["memory", "cpu", "pids", "devices", ""] {
             let d = Path::new(ROOT).join(c).join(GROUP).join(handle);
             if d.exists() {
                 let cg = Cgroup {

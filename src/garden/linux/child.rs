@@ -28,6 +28,12 @@ pub struct InitPlan {
     pub proc_dir: CString,
     pub sys_dir: CString,
     pub dev: DevPlan,
+    /// Kernel interfaces hidden from unprivileged containers, as runc's defaults: (path in
+    /// the rootfs, is a directory). Files get `/dev/null` bound over them, directories an
+    /// empty read-only tmpfs.
+    pub masked: Vec<(CString, bool)>,
+    /// Paths under /proc made read-only (bound onto themselves, remounted read-only).
+    pub read_only: Vec<CString>,
     pub hostname: Vec<u8>,
     pub cgroup_procs: Vec<CString>,
     pub unshare_flags: libc::c_int,
@@ -45,6 +51,8 @@ pub struct ProcessPlan {
     pub drop_caps: Vec<libc::c_int>,
     pub rlimits: Vec<(u32, u64)>,
     pub tty: bool,
+    /// `PR_SET_NO_NEW_PRIVS`: setuid binaries and file capabilities grant nothing.
+    pub no_new_privs: bool,
 }
 
 fn c(s: &str) -> CString {
@@ -175,10 +183,57 @@ pub fn setup_mounts(plan: &InitPlan, sys: &dyn Syscall) -> io::Result<()> {
         ro as libc::c_ulong,
         empty,
     ); // refused in some setups; not essential
+    mask_kernel_interfaces(plan, sys)?;
     sys.chdir(&plan.rootfs)?;
     sys.pivot_root(c".", c".")?;
     sys.umount(c".", libc::MNT_DETACH)?;
     sys.chdir(c"/")
+}
+
+/// Masks and write-protects what lets container root reach the kernel (core_pattern,
+/// sysrq, kcore, keys, ...). A path this kernel lacks is skipped.
+fn mask_kernel_interfaces(plan: &InitPlan, sys: &dyn Syscall) -> io::Result<()> {
+    let empty = c"";
+    let missing = |r: io::Result<()>| match r {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        other => other,
+    };
+    for (path, dir) in &plan.masked {
+        missing(if *dir {
+            sys.mount(
+                c"tmpfs",
+                path,
+                c"tmpfs",
+                libc::MS_RDONLY as libc::c_ulong,
+                empty,
+            )
+        } else {
+            sys.mount(
+                c"/dev/null",
+                path,
+                empty,
+                libc::MS_BIND as libc::c_ulong,
+                empty,
+            )
+        })?;
+    }
+    for path in &plan.read_only {
+        missing(sys.mount(
+            path,
+            path,
+            empty,
+            (libc::MS_BIND | libc::MS_REC) as libc::c_ulong,
+            empty,
+        ))?;
+        let flags = libc::MS_BIND
+            | libc::MS_REMOUNT
+            | libc::MS_RDONLY
+            | libc::MS_NOSUID
+            | libc::MS_NODEV
+            | libc::MS_NOEXEC;
+        missing(sys.mount(empty, path, empty, flags as libc::c_ulong, empty))?;
+    }
+    Ok(())
 }
 
 /// Drops what the process must not have and moves to its working directory (runs in B).
@@ -187,6 +242,9 @@ pub fn drop_privileges(plan: &ProcessPlan, sys: &dyn Syscall) -> io::Result<()> 
         sys.drop_bounding_cap(*cap)?;
     }
     sys.set_ids(plan.uid, plan.gid, &plan.groups)?;
+    if plan.no_new_privs {
+        sys.no_new_privs()?;
+    }
     sys.chdir(&plan.workdir)
 }
 
@@ -406,6 +464,11 @@ mod tests {
             proc_dir: c("/w/c/rootfs/proc"),
             sys_dir: c("/w/c/rootfs/sys"),
             dev: DevPlan::standard("/w/c/rootfs"),
+            masked: vec![
+                (c("/w/c/rootfs/proc/kcore"), false),
+                (c("/w/c/rootfs/proc/scsi"), true),
+            ],
+            read_only: vec![c("/w/c/rootfs/proc/sys")],
             hostname: b"handle".to_vec(),
             cgroup_procs: vec![],
             unshare_flags: 0,
@@ -423,6 +486,7 @@ mod tests {
             drop_caps: vec![21],
             rlimits: vec![],
             tty: false,
+            no_new_privs: true,
         }
     }
 
@@ -452,6 +516,19 @@ mod tests {
             pos("mount /dev/null on /w/c/rootfs/dev/null") > pos("mount tmpfs on /w/c/rootfs/dev")
         );
         assert_eq!(calls.last().map(String::as_str), Some("chdir /"));
+        // Kernel interfaces are hidden after /proc is mounted, before pivoting.
+        assert!(
+            pos("mount /dev/null on /w/c/rootfs/proc/kcore")
+                > pos("mount proc on /w/c/rootfs/proc type proc")
+        );
+        assert!(pos("mount tmpfs on /w/c/rootfs/proc/scsi type tmpfs") < pos("pivot_root"));
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.starts_with("mount  on /w/c/rootfs/proc/sys")
+                    && c.contains("flags 0x102f")),
+            "{calls:#?}"
+        );
     }
 
     #[test]
@@ -463,6 +540,7 @@ mod tests {
             [
                 "drop cap 21",
                 "ids 1000:1000 groups [1000]",
+                "no_new_privs",
                 "chdir /tmp/build/in"
             ]
         );

@@ -62,6 +62,31 @@ fn cgroup_name(dir: &Path) -> String {
 
 /// Capabilities an unprivileged container keeps (Docker's default set).
 const KEPT_CAPS: [libc::c_int; 14] = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31];
+const CAP_MKNOD: libc::c_int = 27;
+
+/// runc's default masked paths: kernel state an unprivileged container must not read.
+const MASKED_PATHS: [&str; 11] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// runc's default read-only paths: kernel knobs (core_pattern, sysrq) it must not write.
+const READ_ONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 pub struct LinuxBackend {
     cgroups: Option<cgroup::Version>,
@@ -249,8 +274,13 @@ impl LinuxSandbox {
             }
         }
         if let Some(v) = cgroups {
-            let cg = cgroup::Cgroup::create(v, &cgroup_name(&self.dir), &self.spec.limits)
-                .map_err(|e| GardenError::Other(format!("creating the container's cgroup: {e}")))?;
+            let cg = cgroup::Cgroup::create(
+                v,
+                &cgroup_name(&self.dir),
+                &self.spec.limits,
+                self.spec.privileged,
+            )
+            .map_err(|e| GardenError::Other(format!("creating the container's cgroup: {e}")))?;
             self.cgroup = Some(cg);
         }
         Ok(())
@@ -287,6 +317,27 @@ impl LinuxSandbox {
                     ));
                 }
                 dev
+            },
+            masked: if self.spec.privileged {
+                vec![]
+            } else {
+                MASKED_PATHS
+                    .iter()
+                    .filter_map(|p| {
+                        // The host's /proc and /sys have the same entries (one kernel).
+                        let meta = fs::metadata(p).ok()?;
+                        Some((cpath(&under(&self.rootfs, p)), meta.is_dir()))
+                    })
+                    .collect()
+            },
+            read_only: if self.spec.privileged {
+                vec![]
+            } else {
+                READ_ONLY_PATHS
+                    .iter()
+                    .filter(|p| Path::new(p).exists())
+                    .map(|p| cpath(&under(&self.rootfs, p)))
+                    .collect()
             },
             hostname: self.handle.bytes().take(63).collect(),
             cgroup_procs: self.cgroup_procs(),
@@ -377,10 +428,15 @@ impl LinuxSandbox {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(40);
+        // Without a devices cgroup to refuse them (cgroup v2 has none without eBPF), making
+        // device nodes is not kept either.
+        let devices_enforced = self.cgroup.as_ref().is_some_and(|c| c.enforces_devices());
         let drop_caps = if self.spec.privileged {
             vec![]
         } else {
-            (0..=last_cap).filter(|c| !KEPT_CAPS.contains(c)).collect()
+            (0..=last_cap)
+                .filter(|c| !KEPT_CAPS.contains(c) || (*c == CAP_MKNOD && !devices_enforced))
+                .collect()
         };
         Ok(ProcessPlan {
             namespaces,
@@ -393,6 +449,7 @@ impl LinuxSandbox {
             drop_caps,
             rlimits: super::backend::rlimits(spec)?,
             tty,
+            no_new_privs: !self.spec.privileged,
         })
     }
 }

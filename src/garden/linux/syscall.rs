@@ -26,6 +26,7 @@ pub trait Syscall: Sync {
     fn drop_bounding_cap(&self, cap: libc::c_int) -> io::Result<()>;
     fn set_ids(&self, uid: libc::uid_t, gid: libc::gid_t, groups: &[libc::gid_t])
         -> io::Result<()>;
+    fn no_new_privs(&self) -> io::Result<()>;
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {
@@ -133,6 +134,11 @@ impl Syscall for LinuxSyscall {
             check(libc::setuid(uid))
         }
     }
+
+    fn no_new_privs(&self) -> io::Result<()> {
+        // SAFETY: prctl with integer arguments.
+        check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
+    }
 }
 
 /// A double that records each call as a line of text (tests only; it allocates).
@@ -211,5 +217,8 @@ impl Syscall for RecordingSyscall {
         groups: &[libc::gid_t],
     ) -> io::Result<()> {
         self.push(format!("ids {uid}:{gid} groups {groups:?}"))
+    }
+    fn no_new_privs(&self) -> io::Result<()> {
+        self.push("no_new_privs".into())
     }
 }
