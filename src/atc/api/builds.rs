@@ -42,7 +42,11 @@ pub fn build_json(b: &BuildRow) -> Build {
     }
 }
 
-/// Pagination query (atc-api.md §1.4): `limit` (default 100), `from`, `to`, `timestamps`.
+/// The most items one page returns, whatever `limit` asks: a page is built in memory.
+pub(crate) const MAX_PAGE: i64 = 1000;
+
+/// Pagination query (atc-api.md §1.4): `limit` (default 100, at most [`MAX_PAGE`]), `from`,
+/// `to`, `timestamps`.
 pub(crate) fn page(query: Option<&str>) -> ApiResult<Page> {
     let q: HashMap<String, String> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
@@ -60,7 +64,7 @@ pub(crate) fn page(query: Option<&str>) -> ApiResult<Page> {
     let page = Page {
         from: num("from")?,
         to: num("to")?,
-        limit: num("limit")?.unwrap_or(100).max(1),
+        limit: num("limit")?.unwrap_or(100).clamp(1, MAX_PAGE),
         timestamps: q.get("timestamps").is_some_and(|v| !v.is_empty()),
     };
     if let (Some(f), Some(t)) = (page.from, page.to) {
@@ -586,4 +590,18 @@ where
         rx.poll_recv(cx)
             .map(|m| m.map(Ok::<_, std::convert::Infallible>))
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_is_at_most_max_page_long() {
+        assert_eq!(page(None).expect("default").limit, 100);
+        assert_eq!(page(Some("limit=5")).expect("small").limit, 5);
+        assert_eq!(page(Some("limit=0")).expect("zero").limit, 1);
+        assert_eq!(page(Some("limit=99999999")).expect("huge").limit, MAX_PAGE);
+        assert!(page(Some("limit=lots")).is_err());
+    }
 }

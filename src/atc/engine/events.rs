@@ -195,8 +195,13 @@ impl Origin {
     }
 }
 
+/// The most text one log event carries, and the most a partial line may hold: a process
+/// printing without newlines must not grow the web node's memory or one event unboundedly.
+pub const MAX_LOG_EVENT: usize = 64 * 1024;
+
 /// Turns a process's output chunks into log events: split at the last newline, a partial
-/// line held until more arrives or the stream ends, incomplete UTF-8 held back.
+/// line held until more arrives, the stream ends or it reaches [`MAX_LOG_EVENT`],
+/// incomplete UTF-8 held back; no event longer than [`MAX_LOG_EVENT`].
 pub struct LineBuffer {
     origin: Origin,
     source: &'static str,
@@ -217,8 +222,23 @@ impl LineBuffer {
         if let Some(pos) = self.pending.iter().rposition(|&b| b == b'\n' || b == b'\r') {
             let rest = self.pending.split_off(pos + 1);
             let text = String::from_utf8_lossy(&self.pending).into_owned();
-            self.origin.log(self.source, &text);
+            self.emit(&text);
             self.pending = rest;
+        }
+        if self.pending.len() >= MAX_LOG_EVENT {
+            self.flush();
+        }
+    }
+
+    /// One event per [`MAX_LOG_EVENT`] bytes at most, cut at character boundaries.
+    fn emit(&self, mut text: &str) {
+        while !text.is_empty() {
+            let mut end = text.len().min(MAX_LOG_EVENT);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.origin.log(self.source, &text[..end]);
+            text = &text[end..];
         }
     }
 
@@ -234,9 +254,7 @@ impl LineBuffer {
         };
         let rest = self.pending.split_off(valid);
         let text = String::from_utf8_lossy(&self.pending).into_owned();
-        if !text.is_empty() {
-            self.origin.log(self.source, &text);
-        }
+        self.emit(&text);
         self.pending = rest;
     }
 
@@ -244,7 +262,67 @@ impl LineBuffer {
         self.flush();
         if !self.pending.is_empty() {
             let text = String::from_utf8_lossy(&self.pending).into_owned();
-            self.origin.log(self.source, &text);
+            self.emit(&text);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capture() -> (Events, mpsc::UnboundedReceiver<Msg>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let events = Events {
+            tx,
+            secrets: Arc::default(),
+        };
+        (events, rx)
+    }
+
+    fn payloads(rx: &mut mpsc::UnboundedReceiver<Msg>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(Msg::Event(e)) = rx.try_recv() {
+            out.push(
+                e["data"]["payload"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn output_without_newlines_is_cut_into_bounded_events() {
+        let (events, mut rx) = capture();
+        let mut buf = LineBuffer::new(events.origin("o"), "stdout");
+        // 200 KB of multi-byte characters, in odd-sized chunks, never a newline.
+        let text = "é".repeat(100_000);
+        for chunk in text.as_bytes().chunks(3333) {
+            buf.push(chunk);
+            assert!(
+                buf.pending.len() < MAX_LOG_EVENT + 3333,
+                "bounded while held"
+            );
+        }
+        buf.finish();
+        let got = payloads(&mut rx);
+        assert!(got.len() >= 3, "{} events", got.len());
+        assert!(got.iter().all(|p| p.len() <= MAX_LOG_EVENT));
+        assert_eq!(got.concat(), text, "nothing lost, no character split");
+    }
+
+    #[test]
+    fn lines_end_events_and_a_partial_line_waits() {
+        let (events, mut rx) = capture();
+        let mut buf = LineBuffer::new(events.origin("o"), "stdout");
+        buf.push(b"one\ntw");
+        assert_eq!(payloads(&mut rx), ["one\n"]);
+        buf.push(b"o\n");
+        assert_eq!(payloads(&mut rx), ["two\n"]);
+        buf.push(b"tail");
+        buf.finish();
+        assert_eq!(payloads(&mut rx), ["tail"]);
     }
 }
