@@ -172,6 +172,7 @@ pub async fn serve(
             &args.x_frame_options,
             &args.content_security_policy,
         )?),
+        streams: Default::default(),
     };
     // Key generation and file reads block: keep them off the async workers.
     let (tsa_args, store_args) = (args.tsa.clone(), args.postgres.clone());

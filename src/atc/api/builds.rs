@@ -449,6 +449,13 @@ pub async fn comment(
     Ok(StatusCode::OK.into_response())
 }
 
+/// Whose streams count together: a user (by subject). Anonymous visitors of public
+/// builds count in the total only (telling them apart needs their address).
+pub(crate) fn stream_client(req: &Requester) -> Option<String> {
+    req.is_authenticated()
+        .then(|| format!("user:{}", req.sub()))
+}
+
 /// How often a watcher looks for new events while a build runs.
 const EVENT_POLL: Duration = Duration::from_millis(250);
 
@@ -471,8 +478,9 @@ pub async fn events(
 ) -> ApiResult<Response> {
     let id = build_id(&id)?;
     readable_build(&state, &req, id, true).await?;
+    let permit = state.streams.acquire(stream_client(&req).as_deref())?;
     if q.as_deref() == Some("render=lines") {
-        return Ok(crate::atc::ui::api::rendered_events(&state, id));
+        return Ok(crate::atc::ui::api::rendered_events(&state, id, permit));
     }
     // The store numbers events from 1; the wire from 0.
     let cursor = match headers.get("Last-Event-ID").and_then(|v| v.to_str().ok()) {
@@ -487,6 +495,7 @@ pub async fn events(
     };
     let mut feed = follow_events(&state, id, cursor);
     let stream = async_stream(move |tx| async move {
+        let _permit = permit; // the stream's place, freed when it ends
         while let Some(item) = feed.recv().await {
             let msg = match item {
                 FeedItem::Event(event_id, envelope) => sse_event(event_id - 1, &envelope),

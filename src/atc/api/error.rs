@@ -32,6 +32,9 @@ impl ApiError {
     pub fn conflict(msg: impl Into<String>) -> Self {
         ApiError::Status(StatusCode::CONFLICT, msg.into())
     }
+    pub fn too_many_requests(msg: impl Into<String>) -> Self {
+        ApiError::Status(StatusCode::TOO_MANY_REQUESTS, msg.into())
+    }
     pub fn archived() -> Self {
         ApiError::conflict("action not allowed for an archived pipeline")
     }

@@ -18,6 +18,7 @@ pub mod pipelines;
 pub mod preparation;
 pub mod resources;
 pub mod sky;
+pub mod streams;
 pub mod teams;
 pub mod versions;
 pub mod wellknown;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub engine: Option<Arc<crate::atc::engine::Engine>>,
     /// Headers every response carries (`--x-frame-options`, `--content-security-policy`).
     pub web_headers: Arc<ui::WebHeaders>,
+    /// Open build-event streams, capped in total and per client.
+    pub streams: Arc<streams::StreamLimits>,
 }
 
 /// A JSON body the way Go's encoder writes it: one object and a trailing newline.

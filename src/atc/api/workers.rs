@@ -271,6 +271,7 @@ mod tests {
             builds: Default::default(),
             engine: None,
             web_headers: Default::default(),
+            streams: Default::default(),
         };
         (router(state), store, dir)
     }

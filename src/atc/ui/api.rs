@@ -13,6 +13,7 @@ use crate::atc::api::builds::{async_stream, follow_events, readable_build, FeedI
 use crate::atc::api::error::{ApiError, ApiResult};
 use crate::atc::api::jobs::summaries_of;
 use crate::atc::api::resources::resource_json;
+use crate::atc::api::streams::StreamPermit;
 use crate::atc::api::{access, json, AppState};
 use crate::atc::auth::Requester;
 use crate::db::PipelineRow;
@@ -283,9 +284,10 @@ fn render_log(steps: &mut BTreeMap<String, StepLog>, envelope: &Value) {
 /// `log` events become `lines` messages (`{"origin", "lines": [[index, time, spans]]}`,
 /// each line's latest content) and `end` closes. No SSE ids: a reconnecting page starts
 /// over, which it detects by the stream opening again.
-pub fn rendered_events(state: &AppState, id: i64) -> Response {
+pub fn rendered_events(state: &AppState, id: i64, permit: StreamPermit) -> Response {
     let mut feed = follow_events(state, id, 0);
     let body = async_stream(move |tx| async move {
+        let _permit = permit;
         let mut steps: BTreeMap<String, StepLog> = BTreeMap::new();
         let mut pending = 0usize;
         loop {
