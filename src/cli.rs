@@ -347,6 +347,7 @@ pub struct WorkerRuntimeArgs {
     pub tsa: TsaClientArgs,
     /// An address the web node can reach this worker at directly: register with
     /// `register-worker` instead of tunnelling through the TSA (ours; upstream tunnels all).
+    /// The TSA accepts it only when it is the IP this worker's SSH connection comes from.
     #[arg(long, env = "CONCOURSE_PEER_ADDRESS")]
     pub peer_address: Option<String>,
 }

@@ -331,3 +331,311 @@ async fn a_team_keys_file_binds_its_keys_to_the_team() {
     );
     local.stop().await;
 }
+
+/// A gateway where `team_key` may act only for team `main`.
+fn gateway_with_main_team_key(team_key: &russh::keys::PrivateKey, extra: &[&str]) -> Gateway {
+    let team_line = tsa_support::public_line(team_key);
+    Gateway::start_with_keys(Backend::Embedded, extra, |dir| {
+        let path = dir.join("main_keys");
+        std::fs::write(&path, format!("{team_line}\n")).expect("writing team keys");
+        vec![
+            "--tsa-team-authorized-keys".into(),
+            format!("main:{}", path.display()),
+        ]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_key_cannot_land_retire_or_delete_a_worker_outside_its_team() {
+    let team_key = tsa_support::worker_key();
+    let gateway = gateway_with_main_team_key(&team_key, FAST);
+    let local = StandIn::start().await;
+    let token = gateway.admin_token().await;
+    let global = RunningBeacon::start(gateway.beacon("global-worker", &local));
+    gateway
+        .wait_for_state(&token, "global-worker", WorkerState::Running)
+        .await;
+
+    // The payload claims the key's team; the stored worker is global.
+    let payload = br#"{"name":"global-worker","team":"main","version":"3.0"}"#;
+    for command in ["land-worker", "retire-worker", "delete-worker"] {
+        let result = gateway.exec_raw_with_key(&team_key, command, payload).await;
+        assert_eq!(result.exit_status, Some(1), "{command}: {result:?}");
+        assert_eq!(
+            result.stderr.trim(),
+            "key is authorized for team main, but worker global-worker is global",
+            "{command}"
+        );
+        let worker = gateway
+            .worker(&token, "global-worker")
+            .await
+            .unwrap_or_else(|| panic!("{command} left the worker in place"));
+        assert_eq!(worker["state"], "running", "{command} changed nothing");
+    }
+
+    // The team key keeps its power over its own team's workers.
+    let mut config = gateway.beacon_with_key("team-worker", &local, team_key);
+    config.worker.team = "main".into();
+    let team_worker = RunningBeacon::start(config.clone());
+    gateway
+        .wait_for_state(&token, "team-worker", WorkerState::Running)
+        .await;
+    beacon::land(&config).await.expect("landing its own worker");
+    let state = gateway.worker(&token, "team-worker").await.expect("listed")["state"].clone();
+    assert!(state == "landing" || state == "landed", "{state}");
+
+    assert_eq!(global.stop().await.expect("clean stop"), Ended::Stopped);
+    let _ = team_worker.stop().await;
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_worker_refuses_addresses_off_the_workers_own_ip() {
+    let gateway = Gateway::start(Backend::Embedded, FAST);
+    let token = gateway.admin_token().await;
+    // The test's SSH peer is 127.0.0.1; each of these points elsewhere.
+    for (addr, url, message) in [
+        (
+            "127.0.0.2:5432",
+            "http://127.0.0.1:7788",
+            "garden address (127.0.0.2:5432) must be an IP:port on the worker's own address (127.0.0.1)",
+        ),
+        (
+            "localhost:5432",
+            "http://127.0.0.1:7788",
+            "garden address (localhost:5432) must be an IP:port on the worker's own address (127.0.0.1)",
+        ),
+        (
+            "127.0.0.1:7777",
+            "http://169.254.169.254:80",
+            "baggageclaim url (http://169.254.169.254:80) must be http://IP:port on the worker's own address (127.0.0.1)",
+        ),
+    ] {
+        let payload = serde_json::json!({
+            "name": "direct", "version": "3.0", "platform": "linux",
+            "addr": addr, "baggageclaim_url": url,
+        });
+        let result = gateway
+            .exec_raw("register-worker", payload.to_string().as_bytes())
+            .await;
+        assert_eq!(result.exit_status, Some(1), "{addr} {url}: {result:?}");
+        assert_eq!(result.stderr.trim(), message);
+        assert!(gateway.worker(&token, "direct").await.is_none());
+    }
+}
+
+/// The addresses (hex, as in /proc/net/tcp*) of the sockets listening on `port`.
+fn listening_addresses(port: u16) -> Vec<String> {
+    let mut found = vec![];
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else {
+                continue;
+            };
+            let Some((ip, hex_port)) = local.rsplit_once(':') else {
+                continue;
+            };
+            if *state == "0A" && u16::from_str_radix(hex_port, 16) == Ok(port) {
+                found.push(ip.to_string());
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_ports_listen_only_on_the_peer_address() {
+    let gateway = Gateway::start(Backend::Embedded, FAST);
+    let local = StandIn::start().await;
+    let token = gateway.admin_token().await;
+    let beacon = RunningBeacon::start(gateway.beacon("worker-1", &local));
+    let worker = gateway
+        .wait_for_state(&token, "worker-1", WorkerState::Running)
+        .await;
+    let garden: std::net::SocketAddr = worker["addr"]
+        .as_str()
+        .expect("addr")
+        .parse()
+        .expect("an IP:port");
+    let baggageclaim: std::net::SocketAddr = worker["baggageclaim_url"]
+        .as_str()
+        .and_then(|u| u.strip_prefix("http://"))
+        .expect("baggageclaim_url")
+        .parse()
+        .expect("an IP:port");
+    for addr in [garden, baggageclaim] {
+        assert_eq!(
+            addr.ip().to_string(),
+            "127.0.0.1",
+            "the default peer address"
+        );
+        // 0100007F is 127.0.0.1; 00000000 would be every interface.
+        assert_eq!(
+            listening_addresses(addr.port()),
+            vec!["0100007F".to_string()],
+            "what listens on {addr}"
+        );
+        // Through another local address the port is closed, where one exists.
+        let probe = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
+        let outward = probe
+            .connect("192.0.2.1:9")
+            .and_then(|()| probe.local_addr())
+            .map(|a| a.ip());
+        match outward {
+            Ok(ip) if !ip.is_loopback() && !ip.is_unspecified() => {
+                let reached = tokio::net::TcpStream::connect((ip, addr.port())).await;
+                assert!(reached.is_err(), "{addr}'s port answers on {ip}");
+            }
+            _ => eprintln!("no non-loopback local address: only the listener table checked"),
+        }
+    }
+    assert_eq!(beacon.stop().await.expect("clean stop"), Ended::Stopped);
+    local.stop().await;
+}
+
+/// OpenSSH's `ssh`, or None (printing why) when it is missing outside CI.
+fn openssh_client() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("ssh"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        let why = "OpenSSH's ssh client is not installed (Debian: openssh-client)";
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("skipping: {why}");
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssh_runs_a_tsa_command_with_keepalives_and_exits_zero() {
+    use std::io::{BufRead, Write};
+    let Some(ssh) = openssh_client() else {
+        return;
+    };
+    // Heartbeats 4 s apart leave the connection silent long enough for OpenSSH to send
+    // keep-alives; with two unanswered in a row it would give up.
+    let gateway = Gateway::start(
+        Backend::Embedded,
+        &["--tsa-heartbeat-interval", "4s", "--gc-interval", "1s"],
+    );
+    let local = StandIn::start().await;
+    let token = gateway.admin_token().await;
+    let dir = gateway.keys_dir.path();
+    let key_path = dir.join("openssh_worker_key");
+    gateway
+        .worker_key
+        .write_openssh_file(&key_path, russh::keys::ssh_key::LineEnding::LF)
+        .expect("writing the worker key");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod 600");
+    }
+    let (host, port) = gateway.server.tsa_addr.rsplit_once(':').expect("host:port");
+    let known_hosts = dir.join("known_hosts");
+    std::fs::write(
+        &known_hosts,
+        format!(
+            "[{host}]:{port} {}\n",
+            gateway.host_public.to_openssh().expect("host key")
+        ),
+    )
+    .expect("writing known_hosts");
+
+    let mut child = std::process::Command::new(ssh)
+        .args(["-F", "/dev/null", "-p", port, "-i"])
+        .arg(&key_path)
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args([
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ServerAliveInterval=1",
+            "-o",
+            "ServerAliveCountMax=2",
+            // Debian's ssh_config sends LANG before the exec, as most users' ssh does.
+            "-o",
+            "SendEnv=LANG",
+        ])
+        .arg(format!("beacon@{host}"))
+        .arg("register-worker")
+        .env("LANG", "C.UTF-8")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running ssh");
+    let payload = serde_json::json!({
+        "name": "openssh-worker", "version": "3.0", "platform": "linux",
+        "addr": local.addr, "baggageclaim_url": format!("http://{}", local.addr),
+    });
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(payload.to_string().as_bytes())
+        .expect("writing the payload");
+    drop(stdin);
+    let stdout = child.stdout.take().expect("stdout");
+    let (events_tx, events) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = events_tx.send(line);
+        }
+    });
+
+    gateway
+        .wait_for_state(&token, "openssh-worker", WorkerState::Running)
+        .await;
+    // Two heartbeats: at least one silent 4 s stretch survived on keep-alives alone.
+    let mut heartbeats = 0;
+    while heartbeats < 2 {
+        let line = match events.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("ssh output");
+                panic!("no heartbeat event ({e}); ssh: {out:?}")
+            }
+        };
+        if line.contains("heartbeated") {
+            heartbeats += 1;
+        }
+    }
+
+    // Landing ends the registration: the command exits 0, and so does ssh.
+    beacon::land(&gateway.beacon("openssh-worker", &local))
+        .await
+        .expect("land-worker");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for ssh") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ssh still running 30s after landing"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let out = child.wait_with_output().expect("ssh output");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "ssh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    local.stop().await;
+}

@@ -5,7 +5,7 @@ use super::connection::ConnState;
 use super::register;
 use crate::proto::worker::{TsaCommand, Worker};
 use bytes::Bytes;
-use russh::server::{Handle, Msg};
+use russh::server::Msg;
 use russh::{Channel, ChannelMsg, ChannelWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -57,36 +57,21 @@ impl Io {
     }
 }
 
-pub(super) async fn serve(channel: Channel<Msg>, handle: Handle, state: ConnState) {
-    let id = channel.id();
+pub(super) async fn serve(channel: Channel<Msg>, state: ConnState) {
     let (mut read, out) = channel.split();
+    // The connection's handler has already answered every request (see `exec_request`):
+    // other requests were refused, and so was an exec this parse rejects.
     let command = loop {
         match read.wait().await {
             Some(ChannelMsg::Exec { command, .. }) => break command,
-            Some(
-                ChannelMsg::RequestPty { want_reply, .. }
-                | ChannelMsg::RequestShell { want_reply }
-                | ChannelMsg::SetEnv { want_reply, .. }
-                | ChannelMsg::RequestSubsystem { want_reply, .. },
-            ) => {
-                if want_reply {
-                    let _ = handle.channel_failure(id).await;
-                }
-            }
             Some(ChannelMsg::Close | ChannelMsg::Eof) | None => return,
             Some(_) => {}
         }
     };
-    let command = match TsaCommand::parse(&String::from_utf8_lossy(&command)) {
-        Ok(c) => c,
-        Err(invalid) => {
-            let _ = out.data_bytes(Bytes::from(invalid.to_string())).await;
-            let _ = handle.channel_failure(id).await;
-            let _ = out.close().await;
-            return;
-        }
+    let Ok(command) = TsaCommand::parse(&String::from_utf8_lossy(&command)) else {
+        let _ = out.close().await;
+        return;
     };
-    let _ = handle.channel_success(id).await;
 
     let (stdin_tx, stdin) = mpsc::channel::<Bytes>(16);
     let interrupted = state.closed.child_token();

@@ -2,9 +2,11 @@
 
 use super::TsaConfig;
 use crate::db::Store;
+use crate::proto::worker::TsaCommand;
+use bytes::Bytes;
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session, VerifiedPublicKey};
-use russh::Channel;
-use std::net::SocketAddr;
+use russh::{Channel, ChannelId};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Mutex};
@@ -38,6 +40,8 @@ pub(super) struct ConnState {
     pub shared: Arc<Shared>,
     /// The team of the key: None for a global key.
     pub team: Option<String>,
+    /// The worker's end of the SSH connection.
+    pub peer: SocketAddr,
     pub forwards: Arc<Mutex<mpsc::Receiver<Forward>>>,
     pub tracker: TaskTracker,
     /// Cancelled when the connection ends or the server shuts down.
@@ -79,6 +83,7 @@ impl Connection {
         ConnState {
             shared: self.shared.clone(),
             team: self.team.clone(),
+            peer: self.peer,
             forwards: self.forwards_rx.clone(),
             tracker: self.tracker.clone(),
             closed: self.closed.clone(),
@@ -118,14 +123,77 @@ impl russh::server::Handler for Connection {
         &mut self,
         channel: Channel<Msg>,
         reply: ChannelOpenHandle,
-        session: &mut Session,
+        _session: &mut Session,
     ) -> Result<(), Self::Error> {
         reply.accept().await;
         let state = self.state();
-        let handle = session.handle();
         self.tracker
-            .spawn(async move { super::channel::serve(channel, handle, state).await });
+            .spawn(async move { super::channel::serve(channel, state).await });
         Ok(())
+    }
+
+    // Channel requests are answered here, while the session still knows whether this very
+    // request wants a reply. Answering from the channel's task instead raced the next
+    // request: OpenSSH sends `env` (no reply wanted) right before `exec`, and a late
+    // failure for the `env` was taken as the answer to the `exec`.
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // The channel's task parses the same string again and runs (or drops) it.
+        match TsaCommand::parse(&String::from_utf8_lossy(data)) {
+            Ok(_) => session.channel_success(channel)?,
+            Err(invalid) => {
+                session.data(channel, Bytes::from(invalid.to_string()))?;
+                session.channel_failure(channel)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        _value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
     }
 
     async fn tcpip_forward(
@@ -137,13 +205,14 @@ impl russh::server::Handler for Connection {
         if self.forward_count >= MAX_FORWARDS {
             return Ok(false);
         }
-        let listener = match TcpListener::bind(("0.0.0.0", 0)).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "tsa: cannot listen for a forward");
-                return Ok(false);
-            }
-        };
+        let listener =
+            match TcpListener::bind(forward_bind_addr(&self.shared.config.peer_address)).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "tsa: cannot listen for a forward");
+                    return Ok(false);
+                }
+            };
         let bound_port = match listener.local_addr() {
             Ok(a) => a.port(),
             Err(_) => return Ok(false),
@@ -212,5 +281,33 @@ impl russh::server::Handler for Connection {
             in_flight.close();
         });
         Ok(true)
+    }
+}
+
+/// Where a forward listens: the peer address, so the unauthenticated Garden/Baggageclaim
+/// ends are reachable only where the rewritten addresses point (loopback by default), never
+/// on every interface as upstream does. An unspecified peer address (`0.0.0.0`, `::`) would
+/// mean all interfaces: loopback is used instead, which is where such an address leads.
+fn forward_bind_addr(peer_address: &str) -> (String, u16) {
+    match peer_address.parse::<IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST.to_string(), 0),
+        _ => (peer_address.to_string(), 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwards_listen_on_the_peer_address_and_never_on_all_interfaces() {
+        assert_eq!(forward_bind_addr("127.0.0.1"), ("127.0.0.1".into(), 0));
+        assert_eq!(forward_bind_addr("10.0.0.5"), ("10.0.0.5".into(), 0));
+        assert_eq!(
+            forward_bind_addr("web-1.internal"),
+            ("web-1.internal".into(), 0)
+        );
+        assert_eq!(forward_bind_addr("0.0.0.0"), ("127.0.0.1".into(), 0));
+        assert_eq!(forward_bind_addr("::"), ("127.0.0.1".into(), 0));
     }
 }

@@ -4,7 +4,9 @@
 //! own ATC over HTTP. Workers authenticate with public keys (global or bound to a team),
 //! ask for reverse tunnels (`tcpip-forward`) and run one command per session channel
 //! (`forward-worker`, `land-worker`, ...). `register-worker` is our extension for workers
-//! whose Garden/Baggageclaim addresses are directly reachable.
+//! whose Garden/Baggageclaim addresses are directly reachable; it accepts only addresses on
+//! the worker's own IP. Where we are stricter than upstream: team keys act only on workers
+//! stored under their team, and forwards listen on `--peer-address`, not `0.0.0.0`.
 
 mod channel;
 mod connection;
@@ -29,7 +31,8 @@ pub struct TsaConfig {
     pub keys: AuthorizedKeys,
     /// `--tsa-heartbeat-interval`; registrations expire after twice this.
     pub heartbeat_interval: Duration,
-    /// `--peer-address`: the host in rewritten `addr`/`baggageclaim_url`.
+    /// `--peer-address`: the host in rewritten `addr`/`baggageclaim_url`, and the address
+    /// the forwards listen on.
     pub peer_address: String,
     /// `--tsa-garden-request-timeout`: bound on each Garden/Baggageclaim ping.
     pub garden_request_timeout: Duration,

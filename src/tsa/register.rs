@@ -7,6 +7,7 @@ use crate::db::{StoreError, WorkerState};
 use crate::proto::worker::{TsaCommand, TsaEvent, TsaEventKind, Worker};
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// How long `forward-worker` waits for each of the two forwards.
@@ -40,32 +41,35 @@ pub(super) async fn run_command(
 ) -> Result<(), String> {
     let worker = io.read_worker().await?;
     check_team(state.team.as_deref(), &worker)?;
-    let store = &state.shared.store;
     match command {
         TsaCommand::ForwardWorker {
             garden,
             baggageclaim,
         } => forward_worker(worker, garden, baggageclaim, io, state).await,
         TsaCommand::RegisterWorker => {
+            check_direct_addresses(&worker, state.peer.ip())?;
             heartbeat(worker, io, state).await?;
             Ok(())
         }
-        TsaCommand::LandWorker => match store.land_worker(&worker.name).await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(format!("worker {} not found", worker.name)),
-            Err(e) => Err(e.to_string()),
-        },
+        TsaCommand::LandWorker => {
+            check_stored_team(state, &worker.name).await?;
+            match state.shared.store.land_worker(&worker.name).await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err(format!("worker {} not found", worker.name)),
+                Err(e) => Err(e.to_string()),
+            }
+        }
         // A worker already gone is retired enough (upstream tolerates the 404).
-        TsaCommand::RetireWorker => store
-            .retire_worker(&worker.name)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string()),
-        TsaCommand::DeleteWorker => store
-            .delete_worker(&worker.name)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string()),
+        TsaCommand::RetireWorker => {
+            check_stored_team(state, &worker.name).await?;
+            let retired = state.shared.store.retire_worker(&worker.name).await;
+            retired.map(drop).map_err(|e| e.to_string())
+        }
+        TsaCommand::DeleteWorker => {
+            check_stored_team(state, &worker.name).await?;
+            let deleted = state.shared.store.delete_worker(&worker.name).await;
+            deleted.map(drop).map_err(|e| e.to_string())
+        }
         TsaCommand::ReportContainers(_) | TsaCommand::ReportVolumes(_) => {
             if worker.name.is_empty() {
                 return Err("empty-worker-name".into());
@@ -82,6 +86,68 @@ pub(super) async fn run_command(
             Ok(())
         }
     }
+}
+
+/// The payload check ([`check_team`]) only covers what the worker claims; a team key must
+/// also not reach a stored worker of another team (or a global one) by naming it.
+/// Checked before acting rather than in one guarded statement: a team key cannot register
+/// a worker of another team under the name meanwhile (registration keeps a row's team), so
+/// only a delete and re-registration through another key could slip between the two.
+async fn check_stored_team(state: &ConnState, name: &str) -> Result<(), String> {
+    let Some(team) = state.team.as_deref() else {
+        return Ok(());
+    };
+    let stored = state
+        .shared
+        .store
+        .worker(name)
+        .await
+        .map_err(|e| e.to_string())?;
+    match stored {
+        Some(row) if row.worker.team.is_empty() => Err(format!(
+            "key is authorized for team {team}, but worker {name} is global"
+        )),
+        Some(row) if row.worker.team != team => Err(format!(
+            "key is authorized for team {team}, but worker {name} belongs to team {}",
+            row.worker.team
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `register-worker` (our extension) heartbeats the payload's own addresses. Unchecked, any
+/// worker key could point the web node at services only it can reach (`127.0.0.1:5432`),
+/// so both addresses must be IP literals equal to the SSH peer's own IP: the worker can
+/// only offer servers on its own host. (Upstream's `register-worker`, removed in 2019, used
+/// the payload addresses as they came.)
+pub(super) fn check_direct_addresses(worker: &Worker, peer: IpAddr) -> Result<(), String> {
+    let peer = peer.to_canonical();
+    let garden = worker
+        .garden_addr
+        .parse::<SocketAddr>()
+        .ok()
+        .map(|a| a.ip().to_canonical());
+    if garden != Some(peer) {
+        return Err(format!(
+            "garden address ({}) must be an IP:port on the worker's own address ({peer})",
+            worker.garden_addr
+        ));
+    }
+    let baggageclaim = url::Url::parse(&worker.baggageclaim_url)
+        .ok()
+        .filter(|u| u.scheme() == "http" || u.scheme() == "https")
+        .and_then(|u| match u.host()? {
+            url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+            url::Host::Ipv6(ip) => Some(IpAddr::V6(ip).to_canonical()),
+            url::Host::Domain(_) => None,
+        });
+    if baggageclaim != Some(peer) {
+        return Err(format!(
+            "baggageclaim url ({}) must be http://IP:port on the worker's own address ({peer})",
+            worker.baggageclaim_url
+        ));
+    }
+    Ok(())
 }
 
 async fn forward_worker(
@@ -268,6 +334,48 @@ async fn get_json<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn direct_registration_only_offers_servers_on_the_workers_own_ip() {
+        let worker = |addr: &str, url: &str| Worker {
+            garden_addr: addr.into(),
+            baggageclaim_url: url.into(),
+            ..Worker::default()
+        };
+        let v4: IpAddr = "10.0.0.7".parse().expect("ip");
+        let ok = worker("10.0.0.7:7777", "http://10.0.0.7:7788");
+        assert!(check_direct_addresses(&ok, v4).is_ok());
+        // An IPv4 peer seen through a dual-stack socket is the same host.
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().expect("ip");
+        assert!(check_direct_addresses(&ok, mapped).is_ok());
+        let v6: IpAddr = "fd00::7".parse().expect("ip");
+        let ok6 = worker("[fd00:0::7]:7777", "http://[fd00::7]:7788/");
+        assert!(check_direct_addresses(&ok6, v6).is_ok());
+
+        assert_eq!(
+            check_direct_addresses(&worker("127.0.0.1:5432", "http://10.0.0.7:7788"), v4)
+                .expect_err("another host"),
+            "garden address (127.0.0.1:5432) must be an IP:port on the worker's own address (10.0.0.7)"
+        );
+        assert_eq!(
+            check_direct_addresses(&worker("10.0.0.7:7777", "http://169.254.169.254/"), v4)
+                .expect_err("another host"),
+            "baggageclaim url (http://169.254.169.254/) must be http://IP:port on the worker's own address (10.0.0.7)"
+        );
+        for (addr, url) in [
+            ("worker.local:7777", "http://10.0.0.7:7788"),
+            ("10.0.0.7", "http://10.0.0.7:7788"),
+            ("", "http://10.0.0.7:7788"),
+            ("10.0.0.7:7777", "http://localhost:7788"),
+            ("10.0.0.7:7777", "file:///etc/passwd"),
+            ("10.0.0.7:7777", "http://10.0.0.7@127.0.0.1:7788"),
+        ] {
+            assert!(
+                check_direct_addresses(&worker(addr, url), v4).is_err(),
+                "{addr} {url}"
+            );
+        }
+    }
 
     #[test]
     fn team_keys_only_register_their_own_team() {

@@ -240,6 +240,17 @@ impl russh::client::Handler for PinnedHost {
 impl Gateway {
     /// Runs one exec string on a plain SSH session (no beacon), feeding `stdin`.
     pub async fn exec_raw(&self, command: &str, stdin: &[u8]) -> ExecResult {
+        self.exec_raw_with_key(&self.worker_key, command, stdin)
+            .await
+    }
+
+    /// [`Gateway::exec_raw`] authenticating with `key`.
+    pub async fn exec_raw_with_key(
+        &self,
+        key: &PrivateKey,
+        command: &str,
+        stdin: &[u8],
+    ) -> ExecResult {
         use russh::ChannelMsg;
         let config = std::sync::Arc::new(russh::client::Config::default());
         let mut handle = russh::client::connect(
@@ -257,10 +268,7 @@ impl Gateway {
         let auth = handle
             .authenticate_publickey(
                 "beacon",
-                russh::keys::PrivateKeyWithHashAlg::new(
-                    std::sync::Arc::new(self.worker_key.clone()),
-                    hash,
-                ),
+                russh::keys::PrivateKeyWithHashAlg::new(std::sync::Arc::new(key.clone()), hash),
             )
             .await
             .expect("authenticating");
