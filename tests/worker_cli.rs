@@ -27,11 +27,15 @@ struct Worker {
 
 impl Worker {
     async fn start(work_dir: &std::path::Path) -> Worker {
+        Self::start_with(work_dir, "houdini").await
+    }
+
+    async fn start_with(work_dir: &std::path::Path, runtime: &str) -> Worker {
         let (gp, bp) = (free_port(), free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_concourse"))
             .args(["worker", "--work-dir"])
             .arg(work_dir)
-            .args(["--runtime", "houdini", "--baggageclaim-driver", "naive"])
+            .args(["--runtime", runtime, "--baggageclaim-driver", "naive"])
             .args([
                 "--bind-port",
                 &gp.to_string(),
@@ -219,4 +223,77 @@ fn a_worker_that_is_not_root_needs_the_process_runtime_by_name() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(warned, "the process runtime says what it does not isolate");
+}
+
+/// Processes whose command line holds `marker`.
+fn processes_with(marker: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(marker))
+        .collect()
+}
+
+/// SIGTERM destroys the worker's containers: their processes end and (linux runtime)
+/// nothing stays mounted under the work dir.
+async fn stopping_a_worker_leaves_nothing_running(runtime: &str, marker: &str) {
+    let dir = tempfile::tempdir().expect("temp");
+    let w = Worker::start_with(dir.path(), runtime).await;
+    w.garden
+        .create(ContainerSpec {
+            handle: "left-behind".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let spec = ProcessSpec {
+        path: "sleep".into(),
+        args: vec![marker.into()],
+        ..Default::default()
+    };
+    let _p = w
+        .garden
+        .run("left-behind", spec, ProcessIo::default())
+        .await
+        .expect("run");
+    eventually(Duration::from_secs(10), "the process running", || async {
+        (!processes_with(&format!("sleep {marker}")).is_empty()).then_some(())
+    })
+    .await;
+    assert!(w.stop().success());
+    assert_eq!(
+        processes_with(&format!("sleep {marker}")),
+        Vec::<String>::new()
+    );
+    let mounts = std::fs::read_to_string("/proc/mounts").expect("mounts");
+    let work = dir.path().canonicalize().expect("canonical");
+    assert!(
+        !mounts.contains(&*work.to_string_lossy()),
+        "mounts left under {}: {mounts}",
+        work.display()
+    );
+}
+
+#[tokio::test]
+async fn stopping_a_process_runtime_worker_ends_its_containers_processes() {
+    stopping_a_worker_leaves_nothing_running("houdini", "4241").await;
+}
+
+#[tokio::test]
+async fn stopping_a_linux_runtime_worker_ends_its_containers_and_mounts() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !root {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("skipped: the linux runtime needs root");
+        return;
+    }
+    stopping_a_worker_leaves_nothing_running("linux", "4243").await;
 }

@@ -162,11 +162,53 @@ impl Containers {
         self.backend.kind()
     }
 
-    /// Stops the reaper and waits for process bookkeeping tasks (processes keep running).
+    /// Stops the reaper, destroys every container (its processes killed after a short
+    /// grace, its mounts and cgroups gone: nothing of a stopped worker keeps running), and
+    /// waits for process bookkeeping tasks.
     pub async fn close(&self) {
         self.shutdown.cancel();
+        let handles: Vec<String> = self.table().keys().cloned().collect();
+        let destroying = handles.iter().map(|h| async move {
+            if let Err(e) = self.destroy_within(h, Duration::from_millis(500)).await {
+                tracing::warn!(handle = %h, error = %e, "destroying container at shutdown");
+            }
+        });
+        let all = futures::future::join_all(destroying);
+        if tokio::time::timeout(Duration::from_secs(20), all)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "containers still being destroyed at shutdown; the next start reaps them"
+            );
+        }
         self.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
+    }
+
+    /// Destroys a container, its processes killed if still running after `grace`.
+    pub async fn destroy_within(&self, handle: &str, grace: Duration) -> Result<(), GardenError> {
+        let c = self.get(handle)?;
+        {
+            let mut inner = c.lock();
+            if inner.destroying {
+                return Err(GardenError::Other(
+                    "container already being destroyed".into(),
+                ));
+            }
+            inner.destroying = true;
+        }
+        c.stop_processes(grace).await;
+        let c2 = c.clone();
+        let result = tokio::task::spawn_blocking(move || c2.sandbox.destroy())
+            .await
+            .map_err(|e| internal("destroying", e))?;
+        if let Err(e) = result {
+            c.lock().destroying = false;
+            return Err(e);
+        }
+        self.table().remove(handle);
+        Ok(())
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Container>>> {
@@ -499,27 +541,7 @@ impl Garden for Arc<Containers> {
     }
 
     async fn destroy(&self, handle: &str) -> Result<(), GardenError> {
-        let c = self.get(handle)?;
-        {
-            let mut inner = c.lock();
-            if inner.destroying {
-                return Err(GardenError::Other(
-                    "container already being destroyed".into(),
-                ));
-            }
-            inner.destroying = true;
-        }
-        c.stop_processes(Duration::from_secs(10)).await;
-        let c2 = c.clone();
-        let result = tokio::task::spawn_blocking(move || c2.sandbox.destroy())
-            .await
-            .map_err(|e| internal("destroying", e))?;
-        if let Err(e) = result {
-            c.lock().destroying = false;
-            return Err(e);
-        }
-        self.table().remove(handle);
-        Ok(())
+        self.destroy_within(handle, Duration::from_secs(10)).await
     }
 
     async fn stop(&self, handle: &str, kill: bool) -> Result<(), GardenError> {
