@@ -271,6 +271,8 @@ mod tests {
             builds: Default::default(),
             engine: None,
             web_headers: Default::default(),
+            cookies: Default::default(),
+            intercept_idle_timeout: None,
         };
         (router(state), store, dir)
     }
