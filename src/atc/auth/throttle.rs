@@ -16,6 +16,9 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 /// Keys tracked per kind before old ones are evicted (random usernames must not grow
 /// memory without bound).
 const MAX_KEYS: usize = 10_000;
+/// Usernames are counted by their first this-many bytes, so a key costs little memory
+/// however long the name sent.
+const MAX_USER_KEY: usize = 256;
 
 /// A window of failures for one key: counting starts at the first failure and resets
 /// when the window has passed.
@@ -113,10 +116,29 @@ pub struct Attempt {
 
 impl Attempt {
     pub fn new(user: &str, address: Option<IpAddr>) -> Self {
-        Attempt {
-            user: user.to_lowercase(),
-            address,
+        let mut end = user.len().min(MAX_USER_KEY);
+        while !user.is_char_boundary(end) {
+            end -= 1;
         }
+        Attempt {
+            user: user[..end].to_lowercase(),
+            address: address.map(network),
+        }
+    }
+}
+
+/// The unit one client controls: an IPv4 address, or an IPv6 /64 (one host typically
+/// holds a whole /64, so counting single addresses would give it 2^64 budgets).
+fn network(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
     }
 }
 
@@ -225,6 +247,41 @@ mod tests {
         assert!(t.admit(&Attempt::new("d", Some(ip)), now).is_err());
         let other: IpAddr = "192.0.2.2".parse().expect("ip");
         assert!(t.admit(&Attempt::new("d", Some(other)), now).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_counts_as_one_address() {
+        let t = LoginThrottle::new(5, 2);
+        let now = Instant::now();
+        for ip in ["2001:db8::1", "2001:db8::2"] {
+            fail(
+                &t,
+                &Attempt::new("a", Some(ip.parse().expect("ip"))),
+                now,
+                1,
+            );
+        }
+        let same_64: IpAddr = "2001:db8::ffff:1".parse().expect("ip");
+        assert!(t.admit(&Attempt::new("b", Some(same_64)), now).is_err());
+        let other_64: IpAddr = "2001:db8:0:1::1".parse().expect("ip");
+        assert!(t.admit(&Attempt::new("b", Some(other_64)), now).is_ok());
+    }
+
+    #[test]
+    fn long_usernames_are_counted_by_their_start() {
+        let t = LoginThrottle::new(1, 20);
+        let now = Instant::now();
+        let long = "é".repeat(MAX_USER_KEY);
+        fail(&t, &Attempt::new(&format!("{long}a"), None), now, 1);
+        assert!(t
+            .admit(&Attempt::new(&format!("{long}b"), None), now)
+            .is_err());
+        assert!(t
+            .lock()
+            .users
+            .windows
+            .keys()
+            .all(|k| k.len() <= MAX_USER_KEY));
     }
 
     #[test]
