@@ -116,6 +116,7 @@ async fn cookie_secure_marks_every_session_cookie_secure() {
     assert!(set[0].starts_with("skymarshal_auth=\"bearer "), "{set:?}");
     assert!(set[1].starts_with("skymarshal_csrf="), "{set:?}");
     assert!(set.iter().all(|c| c.ends_with("; Secure")), "{set:?}");
+    assert!(set.iter().all(|c| c.contains("; HttpOnly")), "{set:?}");
     let cookies = cookie_header(&login);
 
     let r = c

@@ -30,7 +30,8 @@ impl SessionCookies {
         }
     }
 
-    /// Both cookies for a fresh login; `AppendHeaders` because an array of headers would
+    /// Both cookies for a fresh login, both `HttpOnly` (the UI learns the CSRF value from
+    /// the redirect's `csrf_token` query, auth.md §7.2); `AppendHeaders` because an array of headers would
     /// replace the first `Set-Cookie` with the second.
     pub fn set(&self, token: &str, csrf: &str, max_age: Duration) -> SetCookies {
         let (age, secure) = (max_age.as_secs(), self.secure_attr());
@@ -41,7 +42,7 @@ impl SessionCookies {
             ),
             (
                 header::SET_COOKIE,
-                format!("{CSRF_COOKIE}={csrf}; Path=/; Max-Age={age}; SameSite=Lax{secure}"),
+                format!("{CSRF_COOKIE}={csrf}; Path=/; Max-Age={age}; HttpOnly; SameSite=Lax{secure}"),
             ),
         ])
     }
