@@ -162,6 +162,13 @@ pub struct WebArgs {
     /// default allows only this server's own scripts, styles and connections.
     #[arg(long, env = "CONCOURSE_CONTENT_SECURITY_POLICY", default_value = crate::atc::ui::CONTENT_SECURITY_POLICY)]
     pub content_security_policy: String,
+    /// Force the auth and CSRF cookies to be sent over HTTPS only (the `Secure` attribute).
+    #[arg(long, env = "CONCOURSE_COOKIE_SECURE")]
+    pub cookie_secure: bool,
+    /// Length of time for an intercepted session to be idle (no input, no output) before
+    /// it is closed; 0 = never.
+    #[arg(long, env = "CONCOURSE_INTERCEPT_IDLE_TIMEOUT", default_value = "0m")]
+    pub intercept_idle_timeout: String,
     /// List of username:password combinations for all your local users (plaintext or bcrypt).
     #[arg(long, env = "CONCOURSE_ADD_LOCAL_USER", value_delimiter = ',')]
     pub add_local_user: Vec<String>,

@@ -344,3 +344,42 @@ async fn clear_task_cache(b: Backend) {
     ]);
     assert!(out.ends_with("0 caches removed\n"), "{out}");
 }
+
+/// `--intercept-idle-timeout`: output keeps a session open; silence closes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intercept_sessions_idle_past_the_timeout_are_closed() {
+    let s = Server::quickstart_with(Backend::Embedded, &["--intercept-idle-timeout", "2s"]);
+    let fly = Fly::new();
+    fly.login(&s, T);
+    set_pipeline(&fly, "w", &corpus_dir().join("wait-for-intercept.yml"));
+    fly.ok(&["-t", T, "trigger-job", "-j", "w/wait"]);
+    eventually(&fly, &["-t", T, "containers"], |o| {
+        o.contains("task  wait-for-intercept")
+    });
+    let intercept = |cmd: &[&str]| {
+        let mut args = vec![
+            "-t",
+            T,
+            "intercept",
+            "-j",
+            "w/wait",
+            "-s",
+            "wait-for-intercept",
+            "--",
+        ];
+        args.extend_from_slice(cmd);
+        let started = Instant::now();
+        let out = fly_with(&fly, 60, "", &args);
+        (out, started.elapsed())
+    };
+
+    let (out, took) = intercept(&["sh", "-c", "for i in 1 2 3 4; do echo $i; sleep 1; done"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(stdout(&out), "1\n2\n3\n4\n");
+    assert!(took >= Duration::from_secs(3), "ran for {took:?}");
+
+    let (out, took) = intercept(&["sleep", "30"]);
+    assert_eq!(out.status.code(), Some(255), "{}", both(&out));
+    assert!(stderr(&out).contains("idle timeout"), "{}", both(&out));
+    assert!(took < Duration::from_secs(20), "closed after {took:?}");
+}

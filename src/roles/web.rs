@@ -121,6 +121,13 @@ pub async fn serve(
     let local = listener.local_addr()?;
     let auth_duration = auth::parse_go_duration(&args.auth_duration)
         .with_context(|| format!("invalid --auth-duration '{}'", args.auth_duration))?;
+    let intercept_idle_timeout = auth::parse_go_duration(&args.intercept_idle_timeout)
+        .with_context(|| {
+            format!(
+                "invalid --intercept-idle-timeout '{}'",
+                args.intercept_idle_timeout
+            )
+        })?;
     let users = auth::local_users(&args.add_local_user)?;
     let main_auth = main_team_auth(&args.main_team_local_user);
     crate::atc::api::teams::validate_auth(&main_auth)
@@ -173,6 +180,10 @@ pub async fn serve(
             &args.content_security_policy,
         )?),
         streams: Default::default(),
+        cookies: crate::atc::api::session::SessionCookies {
+            secure: args.cookie_secure,
+        },
+        intercept_idle_timeout: Some(intercept_idle_timeout).filter(|d| !d.is_zero()),
     };
     // Key generation and file reads block: keep them off the async workers.
     let (tsa_args, store_args) = (args.tsa.clone(), args.postgres.clone());

@@ -104,7 +104,7 @@ pub async fn webhook(
         .get("webhook_token")
         .and_then(Value::as_str)
         .unwrap_or("");
-    if expected.is_empty() || expected != token {
+    if expected.is_empty() || !crate::atc::auth::secrets_match(expected, &token) {
         return Err(ApiError::unauthorized());
     }
     let engine = state.engine.as_ref().ok_or_else(|| {

@@ -13,6 +13,7 @@ use crate::atc::engine::runtime::WorkerClient;
 use crate::proto::garden::{GardenError, ProcessIo, ProcessSpec, TtySpec};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -60,19 +61,41 @@ pub struct HijackOutput {
     pub executable_not_found: bool,
 }
 
+/// Browsers let any page open a WebSocket to any site, with the user's cookies; only pages
+/// of this web node (the external URL's origin) may do so here. Clients sending no
+/// `Origin`, like fly, are not browsers.
+fn origin_allowed(headers: &HeaderMap, external_url: &str) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let theirs = origin
+        .to_str()
+        .ok()
+        .and_then(|o| url::Url::parse(o).ok())
+        .map(|u| u.origin());
+    let ours = url::Url::parse(external_url).ok().map(|u| u.origin());
+    matches!((theirs, ours), (Some(t), Some(o)) if o.is_tuple() && t == o)
+}
+
 pub async fn hijack(
     State(state): State<AppState>,
     req: Requester,
     Path((team, handle)): Path<(String, String)>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
+    if !origin_allowed(&headers, &state.external_url) {
+        tracing::warn!(origin = ?headers.get(header::ORIGIN), "intercept from another origin refused");
+        return Err(ApiError::forbidden());
+    }
     let team = access::team(&state, &req, &team, Role::Member).await?;
     let c = one(&state, &team, &handle).await?;
     // Check containers hold credentials of the resource, shared across teams.
     if c.labels.get(labels::TYPE).map(String::as_str) == Some("check") && !req.is_admin() {
         return Err(ApiError::forbidden());
     }
-    Ok(ws.on_upgrade(move |socket| session(socket, c.worker, c.handle)))
+    let idle = state.intercept_idle_timeout;
+    Ok(ws.on_upgrade(move |socket| session(socket, c.worker, c.handle, idle)))
 }
 
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
@@ -97,7 +120,20 @@ async fn next_data(stream: &mut Stream) -> Option<Bytes> {
     }
 }
 
-async fn session(socket: WebSocket, w: WorkerClient, handle: String) {
+/// Resolves at `deadline`, or never without one.
+async fn idle_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn session(
+    socket: WebSocket,
+    w: WorkerClient,
+    handle: String,
+    idle_timeout: Option<std::time::Duration>,
+) {
     let (mut sink, mut stream) = socket.split();
     let Some(first) = next_data(&mut stream).await else {
         return;
@@ -142,9 +178,25 @@ async fn session(socket: WebSocket, w: WorkerClient, handle: String) {
     tracing::info!(container = %handle, worker = %w.name, "hijacked");
     let mut stdin = Some(in_tx);
     let (mut out_open, mut err_open, mut client_open) = (true, true, true);
+    let idle_deadline = || idle_timeout.map(|d| tokio::time::Instant::now() + d);
+    let mut deadline = idle_deadline();
     while out_open || err_open {
         tokio::select! {
+            _ = idle_until(deadline) => {
+                tracing::info!(container = %handle, "intercept idle timeout");
+                if client_open {
+                    let out = HijackOutput {
+                        error: Some(format!("idle timeout ({:?}) reached", idle_timeout.unwrap_or_default())),
+                        ..Default::default()
+                    };
+                    send(&mut sink, &out).await;
+                    let _ = sink.send(Message::Close(None)).await;
+                }
+                // Closing stdin ends an interactive shell; the process is not waited for.
+                return;
+            }
             msg = next_data(&mut stream), if client_open => {
+                deadline = idle_deadline();
                 let Some(msg) = msg else {
                     // The client is gone: close stdin so an interactive shell ends.
                     client_open = false;
@@ -171,6 +223,7 @@ async fn session(socket: WebSocket, w: WorkerClient, handle: String) {
             }
             chunk = out_rx.recv(), if out_open => match chunk {
                 Some(c) => {
+                    deadline = idle_deadline();
                     let out = HijackOutput { stdout: Some(B64.encode(&c)), ..Default::default() };
                     if client_open && !send(&mut sink, &out).await {
                         client_open = false;
@@ -181,6 +234,7 @@ async fn session(socket: WebSocket, w: WorkerClient, handle: String) {
             },
             chunk = err_rx.recv(), if err_open => match chunk {
                 Some(c) => {
+                    deadline = idle_deadline();
                     let out = HijackOutput { stderr: Some(B64.encode(&c)), ..Default::default() };
                     if client_open && !send(&mut sink, &out).await {
                         client_open = false;

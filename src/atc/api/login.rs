@@ -1,12 +1,12 @@
 //! Browser login for local users (`/sky/login`). The page that hands a token to fly's local
 //! listener (`/fly_success`) is one of the web UI's (`atc::ui`).
 
-use super::{cookie, AppState};
+use super::{cookie, AppState, ClientAddr};
 use crate::atc::auth::{AuthError, WEB_CLIENT_ID};
 use axum::extract::{Form, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use axum::response::{AppendHeaders, Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use rand::RngCore;
 use std::collections::HashMap;
 
@@ -16,11 +16,25 @@ fn query(parts: &Parts) -> HashMap<String, String> {
         .collect()
 }
 
-/// Only same-site paths: anything else would make the login page an open redirect.
+/// Only same-origin paths: anything else would make the login page an open redirect that
+/// carries the CSRF token off-site. Browsers drop tab, CR and LF from URLs and read `\`
+/// as `/`, so `/\t/evil.example` or `/\evil.example` would mean `//evil.example`.
 fn safe_redirect(uri: Option<&String>) -> String {
-    match uri {
-        Some(u) if u.starts_with('/') && !u.starts_with("//") && !u.contains('\\') => u.clone(),
-        _ => "/".into(),
+    let Some(u) = uri else {
+        return "/".into();
+    };
+    let as_browsed: String = u
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
+        .collect();
+    let same_origin = u.starts_with('/')
+        && !as_browsed.starts_with("//")
+        && !as_browsed.starts_with("/\\")
+        && !u.chars().any(|c| c.is_control() || c == '\\');
+    if same_origin {
+        u.clone()
+    } else {
+        "/".into()
     }
 }
 
@@ -72,28 +86,43 @@ pub async fn login_page(State(state): State<AppState>, parts: Parts) -> Response
 
 pub async fn login_submit(
     State(state): State<AppState>,
+    ClientAddr(from): ClientAddr,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let redirect = safe_redirect(form.get("redirect_uri"));
     let user = form.get("login").map(String::as_str).unwrap_or_default();
     let pass = form.get("password").map(String::as_str).unwrap_or_default();
-    match state.auth.password_grant(user, pass, WEB_CLIENT_ID).await {
+    match state
+        .auth
+        .password_grant(user, pass, WEB_CLIENT_ID, from)
+        .await
+    {
         Ok(issued) => {
             let mut csrf = [0u8; 32];
             rand::thread_rng().fill_bytes(&mut csrf);
             let csrf: String = csrf.iter().map(|b| format!("{b:02x}")).collect();
             let sep = if redirect.contains('?') { '&' } else { '?' };
-            let max_age = state.auth.duration().as_secs();
             (
                 StatusCode::FOUND,
-                [(header::LOCATION, format!("{redirect}{sep}csrf_token={csrf}"))],
-                AppendHeaders([
-                    (header::SET_COOKIE, format!("skymarshal_auth=\"bearer {}\"; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax", issued.token)),
-                    (header::SET_COOKIE, format!("skymarshal_csrf={csrf}; Path=/; Max-Age={max_age}; SameSite=Lax")),
-                ]),
+                [(
+                    header::LOCATION,
+                    format!("{redirect}{sep}csrf_token={csrf}"),
+                )],
+                state
+                    .cookies
+                    .set(&issued.token, &csrf, state.auth.duration()),
             )
                 .into_response()
         }
+        Err(AuthError::TooManyAttempts(wait)) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, retry_after(wait))],
+            Html(login_form(
+                &redirect,
+                Some("too many failed logins: wait a minute and try again"),
+            )),
+        )
+            .into_response(),
         Err(AuthError::Store(e)) => {
             tracing::error!(error = %e, "browser login");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
@@ -103,5 +132,43 @@ pub async fn login_submit(
             Html(login_form(&redirect, Some("invalid username or password"))),
         )
             .into_response(),
+    }
+}
+
+/// `Retry-After` in whole seconds, rounded up so a client waiting that long gets in.
+pub(crate) fn retry_after(wait: std::time::Duration) -> String {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_redirect;
+
+    #[test]
+    fn only_same_origin_paths_are_redirect_targets() {
+        let r = |u: &str| safe_redirect(Some(&u.to_string()));
+        for ok in [
+            "/",
+            "/teams/main/pipelines/p?x=1",
+            "/fly_success?fly_port=1",
+        ] {
+            assert_eq!(r(ok), ok);
+        }
+        for bad in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\r\n/evil.example",
+            "\t//evil.example",
+            "/a\\b",
+            "/a\u{7f}b",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(r(bad), "/", "{bad:?}");
+        }
+        assert_eq!(safe_redirect(None), "/");
     }
 }

@@ -17,6 +17,7 @@ pub mod oneoff;
 pub mod pipelines;
 pub mod preparation;
 pub mod resources;
+pub mod session;
 pub mod sky;
 pub mod streams;
 pub mod teams;
@@ -56,6 +57,28 @@ pub struct AppState {
     pub web_headers: Arc<ui::WebHeaders>,
     /// Open build-event streams, capped in total and per client.
     pub streams: Arc<streams::StreamLimits>,
+    /// How the browser session's cookies are written (`--cookie-secure`).
+    pub cookies: session::SessionCookies,
+    /// `--intercept-idle-timeout`: an intercept session with neither input nor output for
+    /// this long is closed; None = never.
+    pub intercept_idle_timeout: Option<std::time::Duration>,
+}
+
+/// The TCP peer's address, when the server was served with connect info (tests that
+/// drive the router directly have none).
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
 }
 
 /// A JSON body the way Go's encoder writes it: one object and a trailing newline.
@@ -117,21 +140,17 @@ fn csrf_check(parts: &Parts) -> Result<(), ApiError> {
         .get("X-Csrf-Token")
         .and_then(|h| h.to_str().ok());
     match (sent, cookie(parts, "skymarshal_csrf")) {
-        (Some(sent), Some(expected)) if !expected.is_empty() && sent == expected => Ok(()),
+        (Some(sent), Some(expected))
+            if !expected.is_empty() && crate::atc::auth::secrets_match(sent, &expected) =>
+        {
+            Ok(())
+        }
         _ => Err(ApiError::unauthorized()),
     }
 }
 
 pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
-    parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|h| h.to_str().ok())
-        .flat_map(|h| h.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"').to_string())
+    session::cookie(&parts.headers, name)
 }
 
 async fn version_header(req: Request, next: Next) -> Response {
@@ -287,6 +306,10 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", get(sky::legacy_logout))
         .merge(ui::router())
         .fallback(ui::fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.cookies,
+            session::clear_on_unauthorized,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.web_headers.clone(),
             ui::security_headers,

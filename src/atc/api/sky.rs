@@ -1,13 +1,13 @@
 //! The token endpoint fly logs in through (`POST /sky/issuer/token`, the OAuth2 password
 //! grant with client `fly:Zmx5`), logout, and upstream's legacy redirects.
 
-use super::{cookie, AppState};
+use super::{cookie, AppState, ClientAddr};
 use crate::atc::auth::{AuthError, FLY_CLIENT_ID, FLY_CLIENT_SECRET};
 use crate::proto::api::TokenResponse;
 use axum::extract::{Form, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::json;
@@ -52,6 +52,7 @@ fn client_credentials(
 
 pub async fn token(
     State(state): State<AppState>,
+    ClientAddr(from): ClientAddr,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
@@ -121,7 +122,7 @@ pub async fn token(
     let password = form.get("password").map(String::as_str).unwrap_or_default();
     match state
         .auth
-        .password_grant(username, password, &client_id)
+        .password_grant(username, password, &client_id, from)
         .await
     {
         Ok(issued) => (
@@ -142,6 +143,17 @@ pub async fn token(
             "access_denied",
             "Invalid username or password",
         ),
+        Err(AuthError::TooManyAttempts(wait)) => {
+            let mut resp = oauth_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "access_denied",
+                "Too many failed logins; try again later",
+            );
+            if let Ok(v) = super::login::retry_after(wait).parse() {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            resp
+        }
         Err(AuthError::InvalidClient) => oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
@@ -152,18 +164,6 @@ pub async fn token(
             oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "")
         }
     }
-}
-
-/// Both cookies expire at once; `AppendHeaders` because an array of headers would
-/// replace the first `Set-Cookie` with the second.
-fn clear_cookies() -> AppendHeaders<[(header::HeaderName, &'static str); 2]> {
-    AppendHeaders([
-        (
-            header::SET_COOKIE,
-            "skymarshal_auth=; Path=/; Max-Age=0; HttpOnly",
-        ),
-        (header::SET_COOKIE, "skymarshal_csrf=; Path=/; Max-Age=0"),
-    ])
 }
 
 /// Revokes the token in the `skymarshal_auth` cookie (fly sends it there on logout).
@@ -177,7 +177,7 @@ pub async fn logout(State(state): State<AppState>, parts: Parts) -> Response {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     }
-    (StatusCode::OK, clear_cookies()).into_response()
+    (StatusCode::OK, state.cookies.clear()).into_response()
 }
 
 /// `GET /login[?fly_port=N]` → `/sky/login`, keeping the query (fly's browser flow).

@@ -272,6 +272,8 @@ mod tests {
             engine: None,
             web_headers: Default::default(),
             streams: Default::default(),
+            cookies: Default::default(),
+            intercept_idle_timeout: None,
         };
         (router(state), store, dir)
     }

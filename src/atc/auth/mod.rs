@@ -2,6 +2,7 @@
 //! format, stored server-side with their claims), and team roles.
 
 pub mod requester;
+pub mod throttle;
 pub mod token;
 
 pub use requester::{Requester, Role};
@@ -9,6 +10,7 @@ pub use requester::{Requester, Role};
 use crate::db::{Store, StoreError, UserLogin};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +34,9 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("Invalid client credentials.")]
     InvalidClient,
+    /// Too many failed logins for this user or from this address; try after the wait.
+    #[error("too many failed logins; try again later")]
+    TooManyAttempts(Duration),
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -72,6 +77,7 @@ pub struct Auth {
     store: Arc<dyn Store>,
     users: HashMap<String, LocalUser>,
     duration: Duration,
+    throttle: throttle::LoginThrottle,
 }
 
 impl Auth {
@@ -84,6 +90,7 @@ impl Auth {
             store,
             users,
             duration,
+            throttle: Default::default(),
         }
     }
 
@@ -96,12 +103,25 @@ impl Auth {
     }
 
     /// The password grant: checks a local user and issues a token for `client_id`.
+    /// Failed attempts are limited per user and per client address (`from`, when known).
     pub async fn password_grant(
         &self,
         username: &str,
         password: &str,
         client_id: &str,
+        from: Option<IpAddr>,
     ) -> Result<Issued, AuthError> {
+        let attempt = throttle::Attempt::new(username, from);
+        self.throttle
+            .admit(&attempt, tokio::time::Instant::now())
+            .map_err(AuthError::TooManyAttempts)?;
+        let user = self.check_password(username, password).await?;
+        self.throttle
+            .succeeded(&attempt, tokio::time::Instant::now());
+        self.issue(&user.name, "local", client_id).await
+    }
+
+    async fn check_password(&self, username: &str, password: &str) -> Result<LocalUser, AuthError> {
         let user = self
             .users
             .get(&username.to_lowercase())
@@ -117,7 +137,7 @@ impl Auth {
         if !ok {
             return Err(AuthError::InvalidCredentials);
         }
-        self.issue(&user.name, "local", client_id).await
+        Ok(user)
     }
 
     async fn issue(
@@ -208,6 +228,17 @@ pub struct Issued {
     pub expires_in: i64,
 }
 
+/// Compares secrets (CSRF and webhook tokens) in time that depends only on their
+/// lengths, so a network observer cannot learn a token byte by byte.
+pub fn secrets_match(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -257,6 +288,14 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(secrets_match("abc123", "abc123"));
+        assert!(!secrets_match("abc123", "abc124"));
+        assert!(!secrets_match("abc123", "abc12"));
+        assert!(!secrets_match("", "a"));
+    }
 
     #[test]
     fn go_durations_parse_like_go() {
