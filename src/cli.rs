@@ -184,6 +184,13 @@ pub struct WebArgs {
     /// Enable the global resources feature flag.
     #[arg(long, env = "CONCOURSE_ENABLE_GLOBAL_RESOURCES")]
     pub enable_global_resources: bool,
+    /// Deprecated and without effect: secrets are redacted from build output unless
+    /// --disable-redact-secrets is given. Accepted so upstream command lines keep working.
+    #[arg(long, env = "CONCOURSE_ENABLE_REDACT_SECRETS")]
+    pub enable_redact_secrets: bool,
+    /// Show the values of credentials in build output instead of `((redacted))`.
+    #[arg(long, env = "CONCOURSE_DISABLE_REDACT_SECRETS")]
+    pub disable_redact_secrets: bool,
     /// Method by which a worker is selected during container placement; several chain
     /// (volume-locality, fewest-build-containers, random, limit-active-tasks,
     /// limit-active-containers, limit-active-volumes).

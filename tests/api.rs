@@ -32,6 +32,7 @@ on_both_stores!(
     wrong_password_is_refused_with_oauth_error,
     config_round_trips_with_version_conflicts,
     bad_config_is_rejected_and_changes_nothing,
+    alias_bomb_config_is_rejected_and_changes_nothing,
     pipeline_lifecycle_follows_upstream,
     teams_scope_what_users_may_touch,
     jobs_list_inputs_outputs_and_pause,
@@ -271,6 +272,43 @@ async fn bad_config_is_rejected_and_changes_nothing(b: Backend) {
     assert_eq!(status, 404, "nothing was written");
     let (_, list) = api.get_json("/api/v1/teams/main/pipelines").await;
     assert_eq!(list, json!([]));
+}
+
+async fn alias_bomb_config_is_rejected_and_changes_nothing(b: Backend) {
+    let api = Api::new(b).await;
+    assert_eq!(api.put_config("p", PIPELINE, "").await.status(), 201);
+    let (_, before) = api.get_json("/api/v1/teams/main/pipelines/p/config").await;
+    let saved = before["config"].clone();
+
+    // A 66 KB anchor used 200 times: 13 MB once expanded, past the 10 MB floor.
+    let uses = vec!["*big"; 200].join(", ");
+    let bomb = format!(
+        "resources:\n- name: repo\n  type: mock\n  source:\n    big: &big \"{}\"\n    uses: [{uses}]\njobs:\n- name: build\n  plan: [{{get: repo}}]\n",
+        "s".repeat(66 * 1024)
+    );
+    let current = api
+        .req(
+            reqwest::Method::GET,
+            "/api/v1/teams/main/pipelines/p/config",
+        )
+        .send()
+        .await
+        .expect("GET config")
+        .headers()
+        .get("X-Concourse-Config-Version")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .expect("a config version");
+    let r = api.put_config("p", &bomb, &current).await;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(
+        body["errors"],
+        json!(["malformed config: error converting YAML to JSON: yaml: document expands to more than 10485760 bytes through aliases (line 6)"])
+    );
+
+    let (_, after) = api.get_json("/api/v1/teams/main/pipelines/p/config").await;
+    assert_eq!(after["config"], saved, "the saved config is unchanged");
 }
 
 async fn pipeline_lifecycle_follows_upstream(b: Backend) {

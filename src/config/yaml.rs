@@ -60,10 +60,14 @@ enum Frame {
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    /// Anchored nodes with their size in nodes.
-    anchors: HashMap<usize, (Node, usize)>,
-    /// Nodes materialized so far, aliases expanded: bounded against alias bombs.
-    nodes: usize,
+    /// Anchored nodes with their size in nodes and in bytes.
+    anchors: HashMap<usize, (Node, Size)>,
+    /// Nodes and bytes materialized so far, aliases expanded: bounded against alias bombs,
+    /// checked before an alias is copied so a bomb is refused before it is built.
+    size: Size,
+    max_bytes: usize,
+    /// Set when the expansion bound is hit: the rest of the document is not read.
+    stop: bool,
     root: Option<Node>,
     error: Option<(String, usize)>,
     /// Nesting below `MAX_DEPTH` is not built (the document is refused), so that dropping
@@ -96,21 +100,53 @@ impl Builder {
     }
 }
 
-fn node_size(node: &Node) -> usize {
-    match node {
-        Node::Scalar { .. } => 1,
-        Node::Seq { items, .. } => 1 + items.iter().map(node_size).sum::<usize>(),
-        Node::Map { entries, .. } => {
-            1 + entries
-                .iter()
-                .map(|(k, v)| node_size(k) + node_size(v))
-                .sum::<usize>()
+/// What a node costs once materialized: a node count, and bytes counted as one per node
+/// plus the text of its scalars (so neither many small nor few huge scalars get through).
+#[derive(Debug, Default, Clone, Copy)]
+struct Size {
+    nodes: usize,
+    bytes: usize,
+}
+
+impl Size {
+    fn scalar(text: &str) -> Size {
+        Size {
+            nodes: 1,
+            bytes: 1 + text.len(),
         }
+    }
+    fn plus(self, other: Size) -> Size {
+        Size {
+            nodes: self.nodes.saturating_add(other.nodes),
+            bytes: self.bytes.saturating_add(other.bytes),
+        }
+    }
+}
+
+fn node_size(node: &Node) -> Size {
+    let one = Size { nodes: 1, bytes: 1 };
+    match node {
+        Node::Scalar { text, .. } => Size::scalar(text),
+        Node::Seq { items, .. } => items.iter().map(node_size).fold(one, Size::plus),
+        Node::Map { entries, .. } => entries
+            .iter()
+            .map(|(k, v)| node_size(k).plus(node_size(v)))
+            .fold(one, Size::plus),
     }
 }
 
 /// Upper bound on nodes after alias expansion (go-yaml refuses "excessive aliasing" too).
 const MAX_NODES: usize = 1_000_000;
+
+/// Floor of the bound on bytes after alias expansion; the bound is this or ten times the
+/// input, whichever is larger. A 77 KB config using one 64 KB anchor 3,000 times would
+/// otherwise grow the web node by ~800 MB.
+const MIN_EXPANDED_BYTES: usize = 10 * 1024 * 1024;
+
+/// The bound on expanded bytes for a document of `len` bytes.
+pub fn max_expanded_bytes(len: usize) -> usize {
+    len.saturating_mul(10).max(MIN_EXPANDED_BYTES)
+}
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
@@ -134,7 +170,7 @@ impl MarkedEventReceiver for Builder {
         }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
-                self.nodes += 1;
+                self.size = self.size.plus(Size::scalar(&text));
                 self.push_node(
                     Node::Scalar {
                         text,
@@ -145,8 +181,14 @@ impl MarkedEventReceiver for Builder {
                     anchor,
                 );
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(anchor, vec![], line)),
-            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map(anchor, vec![], line)),
+            Event::SequenceStart(anchor, _) => {
+                self.size = self.size.plus(Size { nodes: 1, bytes: 1 });
+                self.stack.push(Frame::Seq(anchor, vec![], line))
+            }
+            Event::MappingStart(anchor, _) => {
+                self.size = self.size.plus(Size { nodes: 1, bytes: 1 });
+                self.stack.push(Frame::Map(anchor, vec![], line))
+            }
             Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
                 Some(Frame::Seq(anchor, items, line)) => {
                     self.push_node(Node::Seq { items, line }, anchor)
@@ -163,13 +205,23 @@ impl MarkedEventReceiver for Builder {
             },
             Event::Alias(id) => {
                 let expanded = match self.anchors.get(&id) {
-                    Some((node, size)) if self.nodes + size <= MAX_NODES => {
-                        self.nodes += size;
-                        Some(node.clone())
-                    }
-                    Some(_) => {
-                        self.fail("yaml: document contains excessive aliasing", line);
+                    Some((_, size)) if self.size.plus(*size).bytes > self.max_bytes => {
+                        let message = format!(
+                            "yaml: document expands to more than {} bytes through aliases",
+                            self.max_bytes
+                        );
+                        self.fail(&message, line);
+                        self.stop = true;
                         None
+                    }
+                    Some((_, size)) if self.size.plus(*size).nodes > MAX_NODES => {
+                        self.fail("yaml: document contains excessive aliasing", line);
+                        self.stop = true;
+                        None
+                    }
+                    Some((node, size)) => {
+                        self.size = self.size.plus(*size);
+                        Some(node.clone())
                     }
                     None => {
                         self.fail("yaml: unknown anchor referenced", line);
@@ -194,7 +246,19 @@ pub fn parse(doc: &[u8], dups: Duplicates) -> Result<(Value, LineMap), ConfigErr
     let text = std::str::from_utf8(doc)
         .map_err(|e| ConfigError::new(format!("yaml: invalid UTF-8: {e}")))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut builder = Builder::default();
+    parse_bounded(text, dups, max_expanded_bytes(doc.len()))
+}
+
+/// As [`parse`], refusing documents that aliases expand past `max_bytes`.
+fn parse_bounded(
+    text: &str,
+    dups: Duplicates,
+    max_bytes: usize,
+) -> Result<(Value, LineMap), ConfigError> {
+    let mut builder = Builder {
+        max_bytes,
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(text);
     // Events are pulled one by one rather than through `Parser::load`, which recurses per
     // nesting level; only the first document is read (as go-yaml's `Unmarshal` does).
@@ -209,6 +273,9 @@ pub fn parse(doc: &[u8], dups: Duplicates) -> Result<(Value, LineMap), ConfigErr
         match ev {
             Event::StreamEnd | Event::DocumentEnd => break,
             ev => builder.on_event(ev, mark),
+        }
+        if builder.stop {
+            break;
         }
     }
     if let Some((message, line)) = builder.error {
@@ -611,6 +678,95 @@ mod tests {
         .unwrap();
         assert_eq!(lines.line("/jobs/0/plan/0"), Some(4));
         assert_eq!(lines.line("/jobs/0/name"), Some(2));
+    }
+}
+
+#[cfg(test)]
+mod alias_bound_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn nested_anchors_are_refused_before_they_expand() {
+        // a0 is ten 64-byte strings; each next level is ten aliases of the one before:
+        // 10^6 strings, 64 MB expanded, from a document of under 1 KB.
+        let mut bomb = format!("a0: &a0 [{}]\n", vec!["x".repeat(64); 10].join(", "));
+        for i in 1..6 {
+            let prev = format!("*a{}", i - 1);
+            bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev; 10].join(", ")));
+        }
+        let started = std::time::Instant::now();
+        let err = parse(bomb.as_bytes(), Duplicates::LastWins).unwrap_err();
+        assert_eq!(
+            err.message,
+            "yaml: document expands to more than 10485760 bytes through aliases"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn one_large_anchor_used_thousands_of_times_is_refused() {
+        // The reported case: a 77 KB config with a 64 KB anchor used 3,000 times.
+        let mut doc = format!("big: &big \"{}\"\nuses:\n", "s".repeat(64 * 1024));
+        doc.push_str(&"- *big\n".repeat(3000));
+        let err = parse(doc.as_bytes(), Duplicates::LastWins).unwrap_err();
+        assert!(
+            err.message.contains("bytes through aliases"),
+            "{}",
+            err.message
+        );
+        // 158 copies fit in 10 MB; the 159th alias, on line 161, is refused.
+        assert_eq!(err.line, Some(161));
+    }
+
+    #[test]
+    fn a_config_with_a_few_aliases_is_accepted() {
+        let doc = "params: &p {A: one, B: two}\njobs:\n- name: a\n  plan:\n  - task: t\n    params: *p\n  - task: u\n    params: *p\n";
+        let (v, _) = parse(doc.as_bytes(), Duplicates::LastWins).unwrap();
+        assert_eq!(v["jobs"][0]["plan"][1]["params"]["B"], "two");
+    }
+
+    #[test]
+    fn the_bound_is_ten_times_the_input_above_ten_megabytes() {
+        assert_eq!(max_expanded_bytes(0), 10 * 1024 * 1024);
+        assert_eq!(max_expanded_bytes(2 * 1024 * 1024), 20 * 1024 * 1024);
+        // With a tight bound, a document whose aliases double it is refused.
+        let doc = "a: &a [xxxxxxxxxx, xxxxxxxxxx]\nb: [*a, *a, *a]\n";
+        assert!(parse_bounded(doc, Duplicates::LastWins, doc.len()).is_err());
+        assert!(parse_bounded(doc, Duplicates::LastWins, 10 * doc.len()).is_ok());
+    }
+
+    fn alias_free_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z*&]{0,6}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Without aliases a document never expands past ten times its length, so the
+        /// bound cannot refuse one, whatever its size.
+        #[test]
+        fn documents_without_aliases_are_unaffected(v in alias_free_value()) {
+            for text in [crate::config::to_yaml(&v), v.to_string()] {
+                let free = parse_bounded(&text, Duplicates::LastWins, usize::MAX);
+                let bounded = parse_bounded(&text, Duplicates::LastWins, 10 * text.len());
+                prop_assert_eq!(
+                    free.as_ref().map(|r| &r.0).map_err(|e| &e.message),
+                    bounded.as_ref().map(|r| &r.0).map_err(|e| &e.message),
+                    "{}", text
+                );
+            }
+        }
     }
 }
 

@@ -254,6 +254,12 @@ pub async fn serve(
         state.external_url.clone(),
     );
     runtime.placer = placer;
+    runtime.redact_secrets = !args.disable_redact_secrets;
+    if args.enable_redact_secrets {
+        tracing::warn!(
+            "--enable-redact-secrets is deprecated and has no effect: secrets are redacted unless --disable-redact-secrets is given"
+        );
+    }
     let engine = crate::atc::engine::Engine::new(Arc::new(runtime), state.builds.clone());
     state.engine = Some(engine.clone());
     tracker.spawn(crate::atc::gc::run_container_collector(

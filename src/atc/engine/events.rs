@@ -2,6 +2,7 @@
 //! queued in a single store round trip (batches form by themselves under load) and then
 //! wakes live watchers through the [`Hub`], so an SSE stream does not wait for a poll.
 
+use super::redact::Secrets;
 use crate::db::Store;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -35,7 +36,7 @@ enum Msg {
 #[derive(Clone)]
 pub struct Events {
     tx: mpsc::UnboundedSender<Msg>,
-    secrets: Arc<Mutex<Vec<String>>>,
+    secrets: Arc<Mutex<Secrets>>,
 }
 
 pub fn now() -> i64 {
@@ -104,19 +105,38 @@ impl Events {
         }
     }
 
-    /// Values to replace with `((redacted))` in every later log line.
-    pub fn add_secrets(&self, values: impl IntoIterator<Item = String>) {
-        let mut s = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
-        for v in values {
-            if !v.is_empty() && !s.contains(&v) {
-                s.push(v);
-            }
-        }
-        // Longest first, so a secret containing another is replaced whole.
-        s.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    /// This stream with redaction of secrets off (`--disable-redact-secrets`).
+    pub fn without_redaction(self) -> Events {
+        *self.lock_secrets() = Secrets::disabled();
+        self
     }
 
-    pub fn emit(&self, event: &str, version: &str, data: Value) {
+    /// Values to replace with `((redacted))` in every later event that carries user text.
+    pub fn add_secrets(&self, values: impl IntoIterator<Item = String>) {
+        let mut s = self.lock_secrets();
+        for v in values {
+            s.add(&v);
+        }
+    }
+
+    fn lock_secrets(&self) -> std::sync::MutexGuard<'_, Secrets> {
+        self.secrets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every event goes through here, so no emitter can bypass redaction of the fields
+    /// that carry interpolated or process-written text: log payloads, error messages, the
+    /// task config shadow and the image check's plan.
+    pub fn emit(&self, event: &str, version: &str, mut data: Value) {
+        let field = match event {
+            "log" => Some("payload"),
+            "error" => Some("message"),
+            "initialize-task" | "start-task" => Some("config"),
+            "image-check" | "image-get" => Some("plan"),
+            _ => None,
+        };
+        if let Some(v) = field.and_then(|f| data.get_mut(f)) {
+            self.lock_secrets().redact_value(v);
+        }
         let _ = self.tx.send(Msg::Event(
             json!({"event": event, "version": version, "data": data}),
         ));
@@ -139,15 +159,6 @@ impl Events {
             events: self.clone(),
             id: id.to_string(),
         }
-    }
-
-    fn redact(&self, text: &str) -> String {
-        let s = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = text.to_string();
-        for secret in s.iter() {
-            out = out.replace(secret.as_str(), "((redacted))");
-        }
-        out
     }
 }
 
@@ -173,11 +184,10 @@ impl Origin {
     }
 
     pub fn log(&self, source: &str, text: &str) {
-        let payload = self.events.redact(text);
         self.events.emit(
             "log",
             "5.1",
-            json!({"time": now(), "origin": {"id": self.id, "source": source}, "payload": payload}),
+            json!({"time": now(), "origin": {"id": self.id, "source": source}, "payload": text}),
         );
     }
 
@@ -271,7 +281,7 @@ impl LineBuffer {
 mod tests {
     use super::*;
 
-    fn capture() -> (Events, mpsc::UnboundedReceiver<Msg>) {
+    fn events() -> (Events, mpsc::UnboundedReceiver<Msg>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let events = Events {
             tx,
@@ -295,7 +305,7 @@ mod tests {
 
     #[test]
     fn output_without_newlines_is_cut_into_bounded_events() {
-        let (events, mut rx) = capture();
+        let (events, mut rx) = events();
         let mut buf = LineBuffer::new(events.origin("o"), "stdout");
         // 200 KB of multi-byte characters, in odd-sized chunks, never a newline.
         let text = "é".repeat(100_000);
@@ -315,7 +325,7 @@ mod tests {
 
     #[test]
     fn lines_end_events_and_a_partial_line_waits() {
-        let (events, mut rx) = capture();
+        let (events, mut rx) = events();
         let mut buf = LineBuffer::new(events.origin("o"), "stdout");
         buf.push(b"one\ntw");
         assert_eq!(payloads(&mut rx), ["one\n"]);
@@ -324,5 +334,46 @@ mod tests {
         buf.push(b"tail");
         buf.finish();
         assert_eq!(payloads(&mut rx), ["tail"]);
+    }
+
+    fn next(rx: &mut mpsc::UnboundedReceiver<Msg>) -> Value {
+        match rx.try_recv() {
+            Ok(Msg::Event(e)) => e["data"].clone(),
+            _ => panic!("an event"),
+        }
+    }
+
+    #[test]
+    fn logs_errors_and_task_config_are_redacted_but_other_events_are_not() {
+        let (events, mut rx) = events();
+        events.add_secrets(["hunter2".to_string()]);
+        let origin = events.origin("p1");
+        origin.say("pw hunter2");
+        assert_eq!(next(&mut rx)["payload"], "pw ((redacted))\n");
+        origin.error("missing image artifact source: hunter2");
+        assert_eq!(
+            next(&mut rx)["message"],
+            "missing image artifact source: ((redacted))"
+        );
+        let config = json!({"run": {"path": "hunter2", "args": ["hunter2"], "dir": "hunter2"}});
+        for event in ["initialize-task", "start-task"] {
+            origin.emit(event, "4.0", json!({ "config": config }));
+            assert_eq!(
+                next(&mut rx)["config"]["run"],
+                json!({"path": "((redacted))", "args": ["((redacted))"], "dir": "((redacted))"})
+            );
+        }
+        // A resource's version and metadata are shown as they are, as upstream does.
+        origin.emit("finish-get", "5.1", json!({"version": {"v": "hunter2"}}));
+        assert_eq!(next(&mut rx)["version"]["v"], "hunter2");
+    }
+
+    #[test]
+    fn without_redaction_nothing_is_replaced() {
+        let (events, mut rx) = events();
+        let events = events.without_redaction();
+        events.add_secrets(["hunter2".to_string()]);
+        events.origin("p1").say("pw hunter2");
+        assert_eq!(next(&mut rx)["payload"], "pw hunter2\n");
     }
 }

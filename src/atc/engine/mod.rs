@@ -8,6 +8,7 @@ pub mod labels;
 pub mod liveness;
 pub mod placement;
 pub mod plan;
+pub mod redact;
 pub mod resource;
 pub mod runtime;
 pub mod set_pipeline;
@@ -217,7 +218,10 @@ impl Engine {
         token: CancellationToken,
         at: i64,
     ) -> (BuildStatus, Arc<Build>) {
-        let events = Events::start(self.store().clone(), self.handle.hub.clone(), row.id);
+        let mut events = Events::start(self.store().clone(), self.handle.hub.clone(), row.id);
+        if !self.rt.redact_secrets {
+            events = events.without_redaction();
+        }
         events.status("started", at);
         let (status, build) = self
             .run_plan(row.clone(), plan, events.clone(), token)

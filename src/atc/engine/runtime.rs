@@ -140,6 +140,8 @@ pub struct Runtime {
     pub placer: super::placement::Placer,
     /// Held while finding or creating a kept check container.
     pub check_containers: tokio::sync::Mutex<()>,
+    /// Whether builds replace secret values in their events with `((redacted))`.
+    pub redact_secrets: bool,
 }
 
 impl Runtime {
@@ -155,6 +157,7 @@ impl Runtime {
             clients: Mutex::default(),
             idtoken: Default::default(),
             placer: Default::default(),
+            redact_secrets: true,
             check_containers: Default::default(),
         }
     }
