@@ -449,11 +449,14 @@ pub async fn comment(
     Ok(StatusCode::OK.into_response())
 }
 
-/// Whose streams count together: a user (by subject). Anonymous visitors of public
-/// builds count in the total only (telling them apart needs their address).
-pub(crate) fn stream_client(req: &Requester) -> Option<String> {
-    req.is_authenticated()
-        .then(|| format!("user:{}", req.sub()))
+/// Whose streams count together: a user (by subject), an anonymous visitor by address
+/// (without one, as in router-only tests, in the total only).
+pub(crate) fn stream_client(req: &Requester, addr: &super::ClientAddr) -> Option<String> {
+    if req.is_authenticated() {
+        Some(format!("user:{}", req.sub()))
+    } else {
+        addr.0.map(|ip| format!("ip:{ip}"))
+    }
 }
 
 /// How often a watcher looks for new events while a build runs.
@@ -472,13 +475,16 @@ fn sse_event(id: i64, envelope: &Value) -> String {
 pub async fn events(
     State(state): State<AppState>,
     req: Requester,
+    addr: super::ClientAddr,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id = build_id(&id)?;
     readable_build(&state, &req, id, true).await?;
-    let permit = state.streams.acquire(stream_client(&req).as_deref())?;
+    let permit = state
+        .streams
+        .acquire(stream_client(&req, &addr).as_deref())?;
     if q.as_deref() == Some("render=lines") {
         return Ok(crate::atc::ui::api::rendered_events(&state, id, permit));
     }

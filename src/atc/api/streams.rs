@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 /// Total streams a web node serves at once.
 pub const MAX_STREAMS: usize = 2048;
-/// Streams one client (a user) holds at once.
+/// Streams one client (a user, or an anonymous address) holds at once.
 pub const MAX_STREAMS_PER_CLIENT: usize = 64;
 
 #[derive(Debug)]
