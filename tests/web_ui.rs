@@ -138,11 +138,10 @@ fn drive(url: &str, fly: &Fly, target: &str, dir: &Path) {
     // Trigger from the job page: the browser lands on the new build and the log arrives
     // while the task still runs; the last line only after the test releases it.
     b.goto(&format!("{url}/teams/main/pipelines/ui/jobs/live"));
-    let trigger = b.find("[data-testid=trigger-job]");
     b.wait("an enabled trigger button", || {
-        b.enabled(&trigger).then_some(())
+        (b.disabled("[data-testid=trigger-job]") == Some(false)).then_some(())
     });
-    b.click(&trigger);
+    b.click_css("[data-testid=trigger-job]");
     b.wait("the build page", || {
         b.url().contains("/jobs/live/builds/1").then_some(())
     });
@@ -182,13 +181,17 @@ fn drive(url: &str, fly: &Fly, target: &str, dir: &Path) {
     b.goto(&format!(
         "{url}/teams/main/pipelines/ui/jobs/live/builds/1#L{task_id}:2"
     ));
-    let line = b.find(".log-line.highlighted[data-line='2']");
-    assert_eq!(b.text(&line).split_whitespace().last(), Some("second"));
-    let visible = b.js(
-        "const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight",
-        json!([{"element-6066-11e4-a52e-4f735466cecf": line.0}]),
-    );
-    assert_eq!(visible, json!(true), "the permalinked line is on screen");
+    // Rows are redrawn as lines arrive: query afresh rather than hold an element.
+    b.wait("the permalinked line, highlighted and on screen", || {
+        let v = b.js(
+            "const l = document.querySelector(\".log-line.highlighted[data-line='2']\"); \
+             if (!l) return null; const r = l.getBoundingClientRect(); \
+             return [l.textContent, r.top >= 0 && r.bottom <= innerHeight]",
+            json!([]),
+        );
+        (v[0].as_str().is_some_and(|t| t.ends_with("second")) && v[1] == json!(true)).then_some(())
+    });
+
     // The raw log downloads as plain text with the escapes resolved.
     let raw = reqwest::blocking::Client::new()
         .get(format!("{url}/api/v1/builds/{build_id}/log"))
@@ -336,22 +339,33 @@ fn drive(url: &str, fly: &Fly, target: &str, dir: &Path) {
     fly.ok(&["-t", target, "expose-pipeline", "-p", "ui"]);
     let anon = Browser::start();
     anon.goto(&format!("{url}/"));
-    let card = anon.find("[data-testid=pipeline-card][data-name=ui]");
-    let _ = card;
+    anon.find("[data-testid=pipeline-card][data-name=ui]");
     assert!(anon
         .find_all("[data-testid=pipeline-card][data-name=hidden]")
         .is_empty());
-    let pause = anon.find("[data-testid=pipeline-card][data-name=ui] [data-testid=pause-toggle]");
-    assert!(!anon.enabled(&pause), "anonymous users cannot pause");
+    let pause = "[data-testid=pipeline-card][data-name=ui] [data-testid=pause-toggle]";
+    assert_eq!(
+        anon.disabled(pause),
+        Some(true),
+        "anonymous users cannot pause"
+    );
     anon.goto(&format!("{url}/teams/main/pipelines/ui/jobs/live"));
-    let trigger = anon.find("[data-testid=trigger-job]");
-    assert!(!anon.enabled(&trigger), "anonymous users cannot trigger");
+    anon.find("[data-testid=trigger-job]");
+    assert_eq!(
+        anon.disabled("[data-testid=trigger-job]"),
+        Some(true),
+        "anonymous users cannot trigger"
+    );
     // The job is public: its finished build's log is readable; green steps start folded.
     anon.goto(&format!("{url}/teams/main/pipelines/ui/jobs/live/builds/1"));
     anon.click_css("[data-testid=step-header]");
     anon.wait_text("released-line");
-    let rerun = anon.find("[data-testid=rerun-build]");
-    assert!(!anon.enabled(&rerun), "anonymous users cannot rerun");
+    anon.find("[data-testid=rerun-build]");
+    assert_eq!(
+        anon.disabled("[data-testid=rerun-build]"),
+        Some(true),
+        "anonymous users cannot rerun"
+    );
     anon.goto(&format!("{url}/no/such/page"));
     anon.find("[data-testid=not-found]");
 }

@@ -237,8 +237,14 @@ impl Browser {
             .map(String::from)
     }
 
-    pub fn enabled(&self, e: &Element) -> bool {
-        self.get(&format!("/element/{}/enabled", e.0)) == json!(true)
+    /// Whether the first element matching `css` is disabled, looked up afresh (pages
+    /// redraw, so a held element can go stale); None when there is none.
+    pub fn disabled(&self, css: &str) -> Option<bool> {
+        self.js(
+            "const e = document.querySelector(arguments[0]); return e ? e.disabled : null",
+            json!([css]),
+        )
+        .as_bool()
     }
 
     /// Sends keys to whatever has focus (page shortcuts).
