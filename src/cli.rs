@@ -378,6 +378,9 @@ pub struct TsaClientArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+// A laptop's quickstart listens on loopback unless told otherwise: its zero-setup user
+// test:test must not be offered to the network.
+#[command(mut_arg("bind_ip", |a| a.default_value("127.0.0.1")))]
 pub struct QuickstartArgs {
     #[command(flatten)]
     pub web: WebArgs,

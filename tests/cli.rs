@@ -158,3 +158,53 @@ fn a_link_named_fly_is_fly() {
     let out = concourse(&["fly", "--version"]);
     assert_eq!(common::stdout(&out).trim(), "8.2.5");
 }
+
+/// quickstart's zero-setup user test:test is offered only on loopback (its default
+/// `--bind-ip`); bound elsewhere it needs explicit users.
+#[test]
+fn quickstart_offers_test_test_only_on_loopback() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let quickstart = |extra: &[&str]| {
+        Command::new(common::bin())
+            .args(["quickstart", "--bind-port", "0", "--tsa-bind-port", "0"])
+            .args(["--tsa-bind-ip", "127.0.0.1", "--worker-runtime", "process"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--worker-work-dir")
+            .arg(dir.path().join("work"))
+            .args(extra)
+            .env_remove("CONCOURSE_ADD_LOCAL_USER")
+            .env_remove("CONCOURSE_MAIN_TEAM_LOCAL_USER")
+            .env_remove("CONCOURSE_BIND_IP")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("quickstart")
+    };
+    let out = quickstart(&["--bind-ip", "0.0.0.0"])
+        .wait_with_output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("quickstart on 0.0.0.0 needs users") && err.contains("--add-local-user"),
+        "{err}"
+    );
+
+    // By default it listens on 127.0.0.1 and says test:test is the user.
+    let mut child = quickstart(&[]);
+    let stderr = child.stderr.take().expect("stderr");
+    let mut warned = false;
+    let mut addr = String::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+        warned |= line.contains("adding local user test:test");
+        if let Some(a) = line.strip_prefix("concourse web listening on ") {
+            addr = a.trim().to_string();
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(warned, "says which user it added");
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+}

@@ -70,8 +70,21 @@ pub async fn run(mut args: WebArgs, quickstart: Option<QuickstartWorker>) -> any
         && args.add_local_user.is_empty()
         && args.main_team_local_user.is_empty()
     {
+        let loopback = args
+            .bind_ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            anyhow::bail!(
+                "quickstart on {} needs users: pass --add-local-user USER:PASS and \
+                 --main-team-local-user USER (the default user test:test is only offered on 127.0.0.1)",
+                args.bind_ip
+            );
+        }
         tracing::warn!(
-            "no users configured: adding local user test:test as owner of the main team"
+            "no users configured: adding local user test:test as owner of the main team, \
+             reachable only on {} (with --bind-ip elsewhere, quickstart needs --add-local-user)",
+            args.bind_ip
         );
         args.add_local_user.push("test:test".into());
         args.main_team_local_user.push("test".into());
