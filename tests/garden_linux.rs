@@ -531,3 +531,45 @@ async fn unprivileged_containers_get_masked_proc_no_devices_and_no_new_privilege
         "privileged keeps mknod: {out}"
     );
 }
+
+/// A container has its own cgroup namespace: /sys/fs/cgroup shows its own groups, read-only,
+/// so a task (or `fly intercept`) reads its limits there (upstream's container_limits test
+/// reads 1073741824 and 512), and its /proc/self/cgroup paths are `/`.
+#[tokio::test]
+async fn a_container_sees_its_own_cgroups_read_only() {
+    let Some(g) = start("a_container_sees_its_own_cgroups_read_only").await else {
+        return;
+    };
+    if concourse::garden::linux::cgroup_version() != Some("v1") {
+        eprintln!("skipped: this host has no cgroup v1 hierarchies to check limits in");
+        return;
+    }
+    let spec = ContainerSpec {
+        handle: "limited".into(),
+        rootfs: g.rootfs.clone(),
+        limits: Limits {
+            memory_limits: MemoryLimits {
+                limit_in_bytes: 1024 * 1024 * 1024,
+            },
+            cpu_limits: CpuLimits {
+                limit_in_shares: 512,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    g.client.create(spec).await.expect("create");
+    let script = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.shares; \
+         grep -c ':/$' /proc/self/cgroup >/dev/null && grep memory /proc/self/cgroup; \
+         echo 1 > /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null && echo raised-limit; true";
+    let (status, out, err) = run(&g, "limited", script, "").await;
+    assert_eq!(status, 0, "stderr: {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "limits, own cgroup, and no write: {out}");
+    assert_eq!(&lines[..2], ["1073741824", "512"], "{out}");
+    assert!(
+        lines[2].ends_with(":memory:/"),
+        "its own cgroup is its root: {out}"
+    );
+}

@@ -43,6 +43,18 @@ fn write(path: &Path, value: &str) -> io::Result<()> {
     })
 }
 
+/// Mount options of a cgroup v1 hierarchy that are not its controllers.
+const GENERIC_MOUNT_OPTIONS: [&str; 8] = [
+    "rw",
+    "ro",
+    "relatime",
+    "noatime",
+    "nosuid",
+    "nodev",
+    "noexec",
+    "clone_children",
+];
+
 /// null, zero, full, random, urandom, tty, console, ptmx and the pty slaves (devpts).
 const ALLOWED_DEVICES: [&str; 9] = [
     "c 1:3 rwm",
@@ -93,6 +105,37 @@ impl Cgroup {
             cg.restrict_devices()?;
         }
         Ok(cg)
+    }
+
+    /// What to mount inside the container at /sys/fs/cgroup so it sees its own groups (it
+    /// has its own cgroup namespace): (directory under /sys/fs/cgroup, fstype, options).
+    /// v1: one hierarchy per controller it joined, with that hierarchy's controllers; v2:
+    /// the unified hierarchy at the top.
+    pub fn container_mounts(&self) -> Vec<(String, &'static str, String)> {
+        match self.version {
+            Version::V2 => vec![(String::new(), "cgroup2", String::new())],
+            Version::V1 => {
+                let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+                self.dirs
+                    .iter()
+                    .filter_map(|d| {
+                        let rel = d.strip_prefix(ROOT).ok()?;
+                        let name = rel.components().next()?.as_os_str().to_str()?.to_string();
+                        let host = Path::new(ROOT).join(&name).canonicalize().ok()?;
+                        let opts = mounts.lines().find_map(|l| {
+                            let f: Vec<&str> = l.split_whitespace().collect();
+                            (f.len() > 3 && f[2] == "cgroup" && Path::new(f[1]) == host)
+                                .then(|| f[3].to_string())
+                        })?;
+                        let controllers: Vec<&str> = opts
+                            .split(',')
+                            .filter(|o| !GENERIC_MOUNT_OPTIONS.contains(o))
+                            .collect();
+                        Some((name, "cgroup", controllers.join(",")))
+                    })
+                    .collect()
+            }
+        }
     }
 
     /// Whether the devices controller refuses devices outside [`ALLOWED_DEVICES`].

@@ -34,6 +34,11 @@ pub struct InitPlan {
     pub masked: Vec<(CString, bool)>,
     /// Paths under /proc made read-only (bound onto themselves, remounted read-only).
     pub read_only: Vec<CString>,
+    /// The container's own cgroups, mounted read-only under `cgroup_dir` (its
+    /// /sys/fs/cgroup): (target, fstype, options). A target equal to `cgroup_dir` is the
+    /// unified (v2) hierarchy; otherwise a tmpfs holds one directory per hierarchy.
+    pub cgroup_dir: CString,
+    pub cgroup_mounts: Vec<(CString, CString, CString)>,
     pub hostname: Vec<u8>,
     pub cgroup_procs: Vec<CString>,
     pub unshare_flags: libc::c_int,
@@ -183,11 +188,49 @@ pub fn setup_mounts(plan: &InitPlan, sys: &dyn Syscall) -> io::Result<()> {
         ro as libc::c_ulong,
         empty,
     ); // refused in some setups; not essential
+    mount_own_cgroups(plan, sys);
     mask_kernel_interfaces(plan, sys)?;
     sys.chdir(&plan.rootfs)?;
     sys.pivot_root(c".", c".")?;
     sys.umount(c".", libc::MNT_DETACH)?;
     sys.chdir(c"/")
+}
+
+/// Read-only views of the container's own cgroups (it has its own cgroup namespace), so
+/// tools reading their limits work. Not essential: failures leave /sys/fs/cgroup empty.
+fn mount_own_cgroups(plan: &InitPlan, sys: &dyn Syscall) {
+    let empty = c"";
+    let ro =
+        (libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as libc::c_ulong;
+    let unified = plan
+        .cgroup_mounts
+        .iter()
+        .any(|(t, _, _)| *t == plan.cgroup_dir);
+    if !unified
+        && (plan.cgroup_mounts.is_empty()
+            || sys
+                .mount(c"tmpfs", &plan.cgroup_dir, c"tmpfs", 0, c"mode=755")
+                .is_err())
+    {
+        return;
+    }
+    for (target, fstype, data) in &plan.cgroup_mounts {
+        if !unified {
+            let _ = sys.mkdir(target, 0o755);
+        }
+        let _ = sys.mount(fstype, target, fstype, ro, data);
+    }
+    if !unified {
+        let flags =
+            libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        let _ = sys.mount(
+            empty,
+            &plan.cgroup_dir,
+            empty,
+            flags as libc::c_ulong,
+            c"mode=755",
+        );
+    }
 }
 
 /// Masks and write-protects what lets container root reach the kernel (core_pattern,
@@ -469,6 +512,12 @@ mod tests {
                 (c("/w/c/rootfs/proc/scsi"), true),
             ],
             read_only: vec![c("/w/c/rootfs/proc/sys")],
+            cgroup_dir: c("/w/c/rootfs/sys/fs/cgroup"),
+            cgroup_mounts: vec![(
+                c("/w/c/rootfs/sys/fs/cgroup/memory"),
+                c("cgroup"),
+                c("memory"),
+            )],
             hostname: b"handle".to_vec(),
             cgroup_procs: vec![],
             unshare_flags: 0,
@@ -516,6 +565,11 @@ mod tests {
             pos("mount /dev/null on /w/c/rootfs/dev/null") > pos("mount tmpfs on /w/c/rootfs/dev")
         );
         assert_eq!(calls.last().map(String::as_str), Some("chdir /"));
+        // The container's own cgroups, read-only, under its /sys/fs/cgroup.
+        assert!(
+            pos("mount cgroup on /w/c/rootfs/sys/fs/cgroup/memory type cgroup flags 0xf data memory")
+                > pos("mount tmpfs on /w/c/rootfs/sys/fs/cgroup type tmpfs")
+        );
         // Kernel interfaces are hidden after /proc is mounted, before pivoting.
         assert!(
             pos("mount /dev/null on /w/c/rootfs/proc/kcore")

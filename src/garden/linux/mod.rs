@@ -31,6 +31,18 @@ pub fn supported() -> bool {
             .unwrap_or(false)
 }
 
+/// "v1" or "v2": the cgroup hierarchy containers are put in, if there is one.
+pub fn cgroup_version() -> Option<&'static str> {
+    cgroup::detect().map(|v| match v {
+        cgroup::Version::V1 => "v1",
+        cgroup::Version::V2 => "v2",
+    })
+}
+
+fn c_str(s: &str) -> CString {
+    CString::new(s).unwrap_or_default()
+}
+
 fn cpath(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
 }
@@ -295,6 +307,26 @@ impl LinuxSandbox {
         if self.spec.netout_rules.is_empty() {
             flags |= libc::CLONE_NEWNET; // no outbound rules: hermetic, like upstream
         }
+        // Its own cgroup namespace: it sees its groups as the root, not the host's tree.
+        if self.cgroup.is_some() && Path::new("/proc/self/ns/cgroup").exists() {
+            flags |= libc::CLONE_NEWCGROUP;
+        }
+        let cgroup_dir = self.rootfs.join("sys/fs/cgroup");
+        let cgroup_mounts = match (&self.cgroup, flags & libc::CLONE_NEWCGROUP != 0) {
+            (Some(cg), true) => cg
+                .container_mounts()
+                .into_iter()
+                .map(|(dir, fstype, data)| {
+                    let target = if dir.is_empty() {
+                        cgroup_dir.clone()
+                    } else {
+                        cgroup_dir.join(dir)
+                    };
+                    (cpath(&target), c_str(fstype), c_str(&data))
+                })
+                .collect(),
+            _ => vec![],
+        };
         InitPlan {
             rootfs: cpath(&self.rootfs),
             binds: binds
@@ -330,6 +362,8 @@ impl LinuxSandbox {
                     })
                     .collect()
             },
+            cgroup_dir: cpath(&cgroup_dir),
+            cgroup_mounts,
             read_only: if self.spec.privileged {
                 vec![]
             } else {
@@ -418,7 +452,14 @@ impl LinuxSandbox {
         ensure_dir_inside(&root, &rel)
             .map_err(|e| GardenError::BadRequest(format!("working directory {workdir}: {e}")))?;
         let mut namespaces = Vec::new();
-        for ns in ["ipc", "uts", "net", "pid", "mnt"] {
+        let cgroup_ns = Path::new(&format!("/proc/{}/ns/cgroup", self.init_pid)).exists()
+            && self.cgroup.is_some();
+        let namespaces_of = if cgroup_ns {
+            &["ipc", "uts", "net", "pid", "cgroup", "mnt"][..]
+        } else {
+            &["ipc", "uts", "net", "pid", "mnt"][..]
+        };
+        for ns in namespaces_of {
             let f = fs::File::open(format!("/proc/{}/ns/{ns}", self.init_pid)).map_err(|e| {
                 GardenError::Other(format!("container {} is gone: {e}", self.handle))
             })?;
