@@ -7,6 +7,7 @@
 mod common;
 
 use common::{Backend, Server};
+use concourse::proto::worker::{Worker, WorkerState};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -78,9 +79,8 @@ enum Access {
     Pipe,
     /// `build-rj`: as `Pipe`, but non-members also need the job to be `public: true`.
     PipeJob,
-    /// `worker` on an unknown worker: 401 anonymously, else 404 (no worker can be
-    /// registered without a system token, so roles are not told apart here).
-    WorkerUnknown,
+    /// `worker`: the role on the worker's team (a team worker), or admin (any worker).
+    Worker(u8),
     System,
     Admin,
 }
@@ -97,6 +97,8 @@ enum Want {
 struct Vis {
     exposed: Option<bool>,
     public_job: Option<bool>,
+    /// The target is worker `tw` of team t (else the global worker `gw`).
+    team_worker: bool,
 }
 
 fn expect(access: Access, who: Who, vis: Vis) -> Want {
@@ -110,7 +112,7 @@ fn expect(access: Access, who: Who, vis: Vis) -> Want {
     let exposed = vis.exposed.unwrap_or(false);
     match access {
         Access::Open => Allowed,
-        Access::Authn | Access::WorkerUnknown => match who {
+        Access::Authn => match who {
             Who::Anon => Unauthorized,
             _ => Allowed,
         },
@@ -120,6 +122,7 @@ fn expect(access: Access, who: Who, vis: Vis) -> Want {
             _ => Allowed,
         },
         Access::Team(role) => team(role),
+        Access::Worker(role) if vis.team_worker => team(role),
         Access::Pipe if exposed => Allowed,
         Access::PipeJob if exposed && vis.public_job == Some(true) => Allowed,
         Access::Pipe | Access::PipeJob => team(VIEW),
@@ -127,7 +130,7 @@ fn expect(access: Access, who: Who, vis: Vis) -> Want {
             Who::Anon => Unauthorized,
             _ => Forbidden,
         },
-        Access::Admin => match who {
+        Access::Admin | Access::Worker(_) => match who {
             Who::Anon => Unauthorized,
             Who::Admin => Allowed,
             _ => Forbidden,
@@ -146,9 +149,12 @@ enum Fix {
     ScratchPipeline,
     /// A fresh team `scratch` with `t`'s auth.
     ScratchTeam,
+    /// Workers `tw` (team t) and `gw` (global) put back into the store as running.
+    Workers,
 }
 
-/// Path placeholders: {t} team, {p} pipeline, {j} job, {n} build name, {b} build id.
+/// Path placeholders: {t} team, {p} pipeline, {j} job, {n} build name, {b} build id,
+/// {w} worker (× team worker `tw` / global worker `gw`).
 /// A row's dimensions follow from its placeholders: {p} × exposed/hidden pipeline,
 /// {j} × public/private job, {b} × build of public job/private job/check/one-off (and a
 /// team one-off build, with the hidden pipeline).
@@ -169,8 +175,8 @@ fn rows() -> Vec<Row> {
     let r = |m: &Method, path: String, a: Access, fix: Fix, body: Option<Value>| (m.clone(), path, a, fix, body);
     let f = |base: &str, rest: &str| format!("{base}{rest}");
     let s = |x: &str| x.to_string();
-    let worker = || Some(json!({"addr": "127.0.0.1:7777", "name": "w", "version": "2.5"}));
-    let no_team = || Some(json!({"team": ""}));
+    let worker = || Some(json!({"addr": "127.0.0.1:7777", "name": "tw", "team": "t", "version": "2.5"}));
+    let team = || Some(json!({"team": "t"}));
     vec![
         // §3.1 info, user, wall, cli; well-known (outside /api/v1)
         r(&get, s("/api/v1/info"), Open, Shared, None),
@@ -182,11 +188,11 @@ fn rows() -> Vec<Row> {
         // §3.8 workers
         r(&get, s("/api/v1/workers"), AnyTeam, Shared, None),
         r(&post, s("/api/v1/workers?ttl=30s"), System, Shared, worker()),
-        r(&put, s("/api/v1/workers/w/heartbeat?ttl=30s"), System, Shared, worker()),
-        r(&del, s("/api/v1/workers/w"), System, Shared, worker()),
-        r(&put, s("/api/v1/workers/w/land"), WorkerUnknown, Shared, no_team()),
-        r(&put, s("/api/v1/workers/w/retire"), WorkerUnknown, Shared, no_team()),
-        r(&put, s("/api/v1/workers/w/prune"), WorkerUnknown, Shared, None),
+        r(&put, s("/api/v1/workers/{w}/heartbeat?ttl=30s"), System, Workers, worker()),
+        r(&del, s("/api/v1/workers/{w}"), System, Workers, worker()),
+        r(&put, s("/api/v1/workers/{w}/land"), Worker(MEMBER), Workers, team()),
+        r(&put, s("/api/v1/workers/{w}/retire"), Worker(MEMBER), Workers, team()),
+        r(&put, s("/api/v1/workers/{w}/prune"), Worker(MEMBER), Workers, None),
         // §3.2 teams, §3.5 team builds, §3.9 containers, §3.10 artifacts
         r(&get, s("/api/v1/teams"), Open, Shared, None),
         r(&get, s(T), Team(VIEW), Shared, None),
@@ -295,6 +301,7 @@ struct World {
     tokens: HashMap<&'static str, String>,
     /// (pipeline, job) → (build id, build name)
     builds: HashMap<(String, String), (i64, String)>,
+    store: std::sync::Arc<dyn concourse::db::Store>,
 }
 
 impl World {
@@ -354,11 +361,13 @@ async fn every_route_enforces_upstream_access() {
             tokens.insert(u, s.token(u, p).await);
         }
     }
+    let store = s.store().await;
     let mut w = World {
         c: Client::new(),
         s,
         tokens,
         builds: HashMap::new(),
+        store,
     };
 
     // Fixtures: team t (one user per role), team other (owned by `other`), pipelines
@@ -423,7 +432,7 @@ async fn every_route_enforces_upstream_access() {
         } else {
             &[None]
         };
-        // (build/job kind, its job public?)
+        // (target kind: job, build or worker; is its job public?)
         let jobs: &[(&str, Option<bool>)] = if template.contains("{b}") {
             &[
                 ("pub", Some(true)),
@@ -434,6 +443,8 @@ async fn every_route_enforces_upstream_access() {
             ]
         } else if template.contains("{j}") {
             &[("pub", Some(true)), ("priv", Some(false))]
+        } else if template.contains("{w}") {
+            &[("tw", None), ("gw", None)]
         } else {
             &[("priv", None)]
         };
@@ -445,6 +456,7 @@ async fn every_route_enforces_upstream_access() {
                 let vis = Vis {
                     exposed,
                     public_job,
+                    team_worker: j == "tw",
                 };
                 for who in WHO {
                     let mut p = match exposed {
@@ -460,6 +472,25 @@ async fn every_route_enforces_upstream_access() {
                                 .await;
                             w.set_pipeline("scratch", exposed == Some(true)).await;
                             p = "scratch";
+                        }
+                        Fix::Workers => {
+                            for (name, team) in [("tw", "t"), ("gw", "")] {
+                                let worker = Worker {
+                                    name: name.into(),
+                                    garden_addr: "10.0.0.1:7777".into(),
+                                    baggageclaim_url: "http://10.0.0.1:7788".into(),
+                                    platform: "linux".into(),
+                                    team: team.into(),
+                                    version: "2.5".into(),
+                                    state: Some(WorkerState::Running),
+                                    ..Worker::default()
+                                };
+                                let now = chrono::Utc::now().timestamp();
+                                w.store
+                                    .register_worker(&worker, None, now)
+                                    .await
+                                    .expect("seed worker");
+                            }
                         }
                         Fix::ScratchTeam => {
                             w.admin(Method::DELETE, "/api/v1/teams/scratch", None).await;
@@ -482,7 +513,8 @@ async fn every_route_enforces_upstream_access() {
                         .replace("{p}", p)
                         .replace("{j}", j)
                         .replace("{n}", &n)
-                        .replace("{b}", &b.to_string());
+                        .replace("{b}", &b.to_string())
+                        .replace("{w}", j);
                     let mut rb = w.req(who, method.clone(), &path);
                     rb = match body {
                         Some(Value::String(y)) => rb
@@ -515,7 +547,7 @@ async fn every_route_enforces_upstream_access() {
                     };
                     if outcome != want {
                         mismatches.push(format!(
-                            "{method} {template} [{access:?}] as {who:?} (pipeline exposed={exposed:?}, build/job {j}): want {want:?}, got {got}"
+                            "{method} {template} [{access:?}] as {who:?} (pipeline exposed={exposed:?}, target {j}): want {want:?}, got {got}"
                         ));
                     }
                 }
