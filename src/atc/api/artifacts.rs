@@ -170,7 +170,8 @@ pub async fn list_build(
     req: Requester,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let b = readable_build(&state, &req, build_id(&id)?, false).await?;
+    // build-rj like events and plan: outputs of a private job stay private.
+    let b = readable_build(&state, &req, build_id(&id)?, true).await?;
     let rows = state.store.build_artifacts(b.id).await?;
     Ok(json(&rows.iter().map(artifact_json).collect::<Vec<_>>()))
 }

@@ -11,10 +11,11 @@ use crate::atc::auth::{Requester, Role};
 use crate::atc::engine::labels;
 use crate::atc::engine::runtime::WorkerClient;
 use crate::proto::garden::{GardenError, ProcessIo, ProcessSpec, TtySpec};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -82,7 +83,8 @@ pub async fn hijack(
     req: Requester,
     Path((team, handle)): Path<(String, String)>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    // Not rejected by the extractor: access is decided before the upgrade is looked at.
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     if !origin_allowed(&headers, &state.external_url) {
         tracing::warn!(origin = ?headers.get(header::ORIGIN), "intercept from another origin refused");
@@ -94,6 +96,10 @@ pub async fn hijack(
     if c.labels.get(labels::TYPE).map(String::as_str) == Some("check") && !req.is_admin() {
         return Err(ApiError::forbidden());
     }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
     let idle = state.intercept_idle_timeout;
     Ok(ws.on_upgrade(move |socket| session(socket, c.worker, c.handle, idle)))
 }
