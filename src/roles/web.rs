@@ -243,7 +243,7 @@ pub async fn serve(
     });
     // quickstart: the worker lives in this process; its parts stay alive while we serve.
     let mut connector = super::connector::Connector::default();
-    let _worker = match &quickstart_worker {
+    let worker = match &quickstart_worker {
         Some(w) => {
             let dir = w.work_dir.clone().unwrap_or_default();
             let (parts, heartbeat) = super::quickstart::start_worker(
@@ -301,6 +301,11 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("tsa and collectors did not stop within 10s");
+    }
+    // quickstart's in-process worker stops as `concourse worker` does: its containers go.
+    if let Some(parts) = worker {
+        parts.containers.close().await;
+        parts.volumes.close().await;
     }
     served
 }
