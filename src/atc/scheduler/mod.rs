@@ -376,6 +376,30 @@ async fn schedule_pipeline(
     Ok(())
 }
 
+/// The pipeline's scheduling state and the resolver's view of `job`'s inputs (with the
+/// pipeline's job ids by name); None when the job or one of its resources is gone.
+async fn job_inputs(
+    engine: &Engine,
+    p: &PipelineRow,
+    config: &Config,
+    job: &JobConfig,
+) -> anyhow::Result<
+    Option<(
+        PipelineState,
+        Vec<(InputConfig, bool)>,
+        HashMap<String, i64>,
+    )>,
+> {
+    let jobs = engine.store().jobs(p.id).await?;
+    let job_ids: HashMap<String, i64> = jobs.iter().map(|j| (j.name.clone(), j.id)).collect();
+    let Some(&job_id) = job_ids.get(&job.name) else {
+        return Ok(None);
+    };
+    let st = load(engine, p).await?;
+    let inputs = input_configs(engine, &st, config, job, &job_ids, job_id).await?;
+    Ok(inputs.map(|inputs| (st, inputs, job_ids)))
+}
+
 /// The versions (by input name) the job's next build would use, for `GET J/inputs`;
 /// None while they do not resolve.
 pub async fn next_inputs(
@@ -384,13 +408,7 @@ pub async fn next_inputs(
     config: &Config,
     job: &JobConfig,
 ) -> anyhow::Result<Option<BTreeMap<String, Value>>> {
-    let jobs = engine.store().jobs(p.id).await?;
-    let job_ids: HashMap<String, i64> = jobs.iter().map(|j| (j.name.clone(), j.id)).collect();
-    let Some(&job_id) = job_ids.get(&job.name) else {
-        return Ok(None);
-    };
-    let st = load(engine, p).await?;
-    let Some(inputs) = input_configs(engine, &st, config, job, &job_ids, job_id).await? else {
+    let Some((st, inputs, _)) = job_inputs(engine, p, config, job).await? else {
         return Ok(None);
     };
     let inputs: Vec<InputConfig> = inputs.into_iter().map(|(i, _)| i).collect();
@@ -422,13 +440,7 @@ pub async fn preparation(
     build: &BuildRow,
 ) -> anyhow::Result<Option<Preparation>> {
     let store = engine.store();
-    let jobs = store.jobs(p.id).await?;
-    let job_ids: HashMap<String, i64> = jobs.iter().map(|j| (j.name.clone(), j.id)).collect();
-    let Some(&job_id) = job_ids.get(&job.name) else {
-        return Ok(None);
-    };
-    let st = load(engine, p).await?;
-    let Some(inputs) = input_configs(engine, &st, config, job, &job_ids, job_id).await? else {
+    let Some((st, inputs, job_ids)) = job_inputs(engine, p, config, job).await? else {
         return Ok(None);
     };
     let manual = !build.created_by.is_empty() && build.rerun_of.is_none();

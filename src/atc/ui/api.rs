@@ -397,20 +397,18 @@ pub async fn raw_log(
             }
         })
         .collect();
-    let mut headers = HashMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        "text/plain; charset=utf-8".to_string(),
-    );
-    headers.insert(
-        header::CONTENT_DISPOSITION,
-        format!("inline; filename=\"{safe}\""),
-    );
-    let mut resp = ansi::plain_text(&text).into_response();
-    for (k, v) in headers {
-        if let Ok(v) = v.parse() {
-            resp.headers_mut().insert(k, v);
-        }
-    }
-    Ok(resp)
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"{safe}\""),
+            ),
+        ],
+        ansi::plain_text(&text),
+    )
+        .into_response())
 }
