@@ -17,9 +17,17 @@ use worker_support::*;
 
 struct G {
     client: GardenClient,
+    containers: Arc<Containers>,
     dir: tempfile::TempDir,
     rootfs: String,
     _stop: StopOnDrop,
+}
+
+impl G {
+    /// Destroys every container the test made: no process, mount or cgroup outlives it.
+    async fn finish(self) {
+        self.containers.close().await;
+    }
 }
 
 /// A minimal rootfs: static busybox and its applets, passwd/group with a non-root user.
@@ -71,10 +79,15 @@ async fn start(test: &str) -> Option<G> {
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let token = CancellationToken::new();
-    tokio::spawn(server::run(listener, Arc::new(containers), token.clone()));
+    tokio::spawn(server::run(
+        listener,
+        Arc::new(containers.clone()),
+        token.clone(),
+    ));
     let rootfs = format!("raw://{}", dir.path().join("image").display());
     Some(G {
         client: GardenClient::new(&url),
+        containers,
         dir,
         rootfs,
         _stop: StopOnDrop(token),
@@ -171,6 +184,7 @@ async fn a_container_has_its_own_pids_hostname_and_no_view_of_host_processes() {
     p.signal(Signal::Kill).await.expect("kill");
     assert_eq!(p.wait().await.expect("wait"), 137);
     g.client.destroy("iso").await.expect("destroy");
+    g.finish().await;
 }
 
 #[tokio::test]
@@ -208,6 +222,7 @@ async fn memory_limits_are_enforced_and_an_oom_kill_is_the_exit_status() {
     let (status, _, _) = run(&g, "oom", "dd if=/dev/zero of=/dev/null bs=1M count=4", "").await;
     assert_eq!(status, 0, "within the limit");
     g.client.destroy("oom").await.expect("destroy");
+    g.finish().await;
 }
 
 #[tokio::test]
@@ -275,6 +290,7 @@ async fn volumes_are_visible_at_their_paths_and_read_only_ones_refuse_writes() {
     assert_eq!((status, out.as_str()), (0, "CERTrefused\n"));
     assert!(!ro.path().join("x").exists());
     g.client.destroy("vol").await.expect("destroy");
+    g.finish().await;
 }
 
 #[tokio::test]
@@ -332,6 +348,7 @@ async fn a_cow_volumes_writes_from_a_container_stay_out_of_its_parent() {
         .destroy_volume("parent")
         .await
         .expect("destroy parent");
+    g.finish().await;
 }
 
 #[tokio::test]
@@ -455,6 +472,7 @@ async fn the_hosts_root_is_a_read_only_base_and_users_and_capabilities_apply() {
         .expect("dir")
         .next()
         .is_none());
+    g.finish().await;
 }
 
 #[tokio::test]
@@ -478,6 +496,7 @@ async fn an_image_without_users_runs_as_a_named_root() {
     let (status, out, err) = run(&g, "bare", "echo running as $(whoami)", "").await;
     assert_eq!(status, 0, "stderr: {err}");
     assert_eq!(out.trim(), "running as root");
+    g.finish().await;
 }
 
 /// runc's defaults for an unprivileged container: the kernel's knobs under /proc are masked
@@ -530,6 +549,7 @@ async fn unprivileged_containers_get_masked_proc_no_devices_and_no_new_privilege
         out.contains("made-block-device"),
         "privileged keeps mknod: {out}"
     );
+    g.finish().await;
 }
 
 /// A container has its own cgroup namespace: /sys/fs/cgroup shows its own groups, read-only,
@@ -572,4 +592,5 @@ async fn a_container_sees_its_own_cgroups_read_only() {
         lines[2].ends_with(":memory:/"),
         "its own cgroup is its root: {out}"
     );
+    g.finish().await;
 }
