@@ -246,7 +246,11 @@ fn main() {
             std::fs::create_dir_all(&image).expect("image");
             std::fs::copy("/bin/busybox", image.join("busybox")).expect("busybox");
             std::os::unix::fs::symlink("busybox", image.join("true")).expect("true");
-            let backend = LinuxBackend::new(dir.path()).expect("linux backend");
+            let backend = LinuxBackend::new(&concourse::garden::linux::LinuxConfig {
+                work_dir: dir.path().to_path_buf(),
+                allowed_raw_rootfs: vec![dir.path().join("image")],
+            })
+            .expect("linux backend");
             let rootfs = format!("raw://{}", dir.path().join("image").display());
             bench_backend("linux", Arc::new(backend), &rootfs, dir.path()).await;
         } else {

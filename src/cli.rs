@@ -299,6 +299,16 @@ pub struct WorkerRuntimeArgs {
     /// Default: linux when root on Linux, else process.
     #[arg(long, env = "CONCOURSE_RUNTIME")]
     pub runtime: Option<String>,
+    /// A directory `rootfs_uri: raw:///DIR` may name (repeatable). Other `raw://` roots are
+    /// refused: a pipeline author must not run on the host's own files. Image volumes and
+    /// the base resource types need no entry.
+    #[arg(
+        long,
+        env = "CONCOURSE_ALLOWED_RAW_ROOTFS",
+        value_delimiter = ',',
+        value_name = "DIR"
+    )]
+    pub allowed_raw_rootfs: Vec<std::path::PathBuf>,
     /// Maximum number of containers (0 = no limit).
     #[arg(
         long,
@@ -391,6 +401,15 @@ pub struct QuickstartArgs {
     /// root on Linux, else process).
     #[arg(long, env = "CONCOURSE_WORKER_RUNTIME")]
     pub worker_runtime: Option<String>,
+    /// A directory the in-process worker's `raw://` root filesystems may come from
+    /// (repeatable; `concourse worker --allowed-raw-rootfs`).
+    #[arg(
+        long,
+        env = "CONCOURSE_WORKER_ALLOWED_RAW_ROOTFS",
+        value_delimiter = ',',
+        value_name = "DIR"
+    )]
+    pub worker_allowed_raw_rootfs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -4,7 +4,7 @@ mod worker_support;
 
 use bytes::Bytes;
 use concourse::baggageclaim::{DriverKind, Volumes, VolumesConfig};
-use concourse::garden::linux::LinuxBackend;
+use concourse::garden::linux::{LinuxBackend, LinuxConfig};
 use concourse::garden::{server, Containers, GardenClient, GardenConfig};
 use concourse::proto::baggageclaim::{Baggageclaim, Strategy, VolumeRequest};
 use concourse::proto::garden::*;
@@ -64,7 +64,11 @@ async fn start(test: &str) -> Option<G> {
     }
     let dir = tempfile::tempdir().expect("tmp");
     busybox_rootfs(&dir.path().join("image"));
-    let backend = LinuxBackend::new(dir.path()).expect("linux backend");
+    let backend = LinuxBackend::new(&LinuxConfig {
+        work_dir: dir.path().to_path_buf(),
+        allowed_raw_rootfs: vec![dir.path().join("image"), dir.path().join("bare")],
+    })
+    .expect("linux backend");
     let containers = Containers::new(
         Arc::new(backend),
         GardenConfig {
@@ -352,30 +356,38 @@ async fn a_cow_volumes_writes_from_a_container_stay_out_of_its_parent() {
 }
 
 #[tokio::test]
-async fn the_hosts_root_is_a_read_only_base_and_users_and_capabilities_apply() {
-    let Some(g) =
-        start("the_hosts_root_is_a_read_only_base_and_users_and_capabilities_apply").await
+async fn only_allowed_roots_are_used_and_users_and_capabilities_apply() {
+    let Some(g) = start("only_allowed_roots_are_used_and_users_and_capabilities_apply").await
     else {
         return;
     };
-    g.client
-        .create(ContainerSpec {
-            handle: "host".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("create");
-    let marker = format!("/etc/concourse-test-{}", std::process::id());
-    let (status, _, err) = run(
-        &g,
-        "host",
-        &format!("touch {marker} && test -e {marker}"),
-        "",
-    )
-    .await;
-    assert_eq!(status, 0, "{err}");
-    assert!(!Path::new(&marker).exists(), "the host's root is unchanged");
-
+    // No image: refused, as upstream's containerd runtime refuses it; so is a raw root
+    // outside what the operator allowed, however it is spelled.
+    for (rootfs, want) in [
+        ("".to_string(), "no image specified".to_string()),
+        (
+            "raw:///".to_string(),
+            "rootfs / is not in a directory the worker allows (--allowed-raw-rootfs)".into(),
+        ),
+        (
+            format!("raw://{}/../..", g.rootfs.trim_start_matches("raw://")),
+            format!(
+                "rootfs {}/../.. is not in a directory the worker allows (--allowed-raw-rootfs)",
+                g.rootfs.trim_start_matches("raw://")
+            ),
+        ),
+    ] {
+        let err = g
+            .client
+            .create(ContainerSpec {
+                handle: "host".into(),
+                rootfs,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err, GardenError::BadRequest(want));
+    }
     g.client
         .create(ContainerSpec {
             handle: "users".into(),
@@ -465,7 +477,7 @@ async fn the_hosts_root_is_a_read_only_base_and_users_and_capabilities_apply() {
         err,
         GardenError::BadRequest("malformatted rootfs: must be of form 'scheme://<abs_dir>'".into())
     );
-    for h in ["host", "users", "priv"] {
+    for h in ["users", "priv"] {
         g.client.destroy(h).await.expect("destroy");
     }
     assert!(std::fs::read_dir(g.dir.path().join("containers"))
@@ -592,5 +604,89 @@ async fn a_container_sees_its_own_cgroups_read_only() {
         lines[2].ends_with(":memory:/"),
         "its own cgroup is its root: {out}"
     );
+    g.finish().await;
+}
+
+/// An unprivileged container's root is nobody on the host (a user namespace mapping root
+/// to Garden's highest id); the worker's base root shows the host's system directories
+/// read-only and nothing else of it; seccomp refuses new namespaces and mounts.
+#[tokio::test]
+async fn unprivileged_root_is_unprivileged_on_the_host_and_sees_none_of_it() {
+    let Some(g) = start("unprivileged_root_is_unprivileged_on_the_host_and_sees_none_of_it").await
+    else {
+        return;
+    };
+    let work = g.dir.path().display().to_string();
+    g.client
+        .create(ContainerSpec {
+            handle: "base".into(),
+            rootfs: WORKER_ROOTFS.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let script = format!(
+        "cat /proc/self/uid_map; id -u; \
+         echo ok > /tmp/w && echo tmp-writable; \
+         touch /usr/concourse-probe 2>/dev/null && echo usr-writable; \
+         test -e {work} && echo work-dir-visible; \
+         test -e /root/.cargo && echo host-home-visible; \
+         unshare -U true 2>&1 | grep -q 'not permitted' && echo user-namespace-refused; \
+         unshare -m true 2>&1 | grep -q 'not permitted' && echo mount-namespace-refused; \
+         mkdir -p /tmp/m; mount -t tmpfs none /tmp/m 2>/dev/null && echo mounted; \
+         sh -c 'echo child-processes-work'"
+    );
+    let (status, out, err) = run(&g, "base", &script, "").await;
+    assert_eq!(status, 0, "stderr: {err}");
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            vec!["0", "4294967294", "1"],
+            vec!["1", "1", "4294967293"],
+            vec!["0"],
+            vec!["tmp-writable"],
+            vec!["user-namespace-refused"],
+            vec!["mount-namespace-refused"],
+            vec!["child-processes-work"],
+        ],
+        "{out}"
+    );
+
+    // A volume written by one unprivileged container's root is its root's in the next, a
+    // privileged container reads it, and a non-root user gets it handed over.
+    let vol = g.dir.path().join("image/vol");
+    std::fs::create_dir_all(&vol).expect("vol");
+    for (handle, privileged) in [("a", false), ("b", false), ("p", true)] {
+        g.client
+            .create(ContainerSpec {
+                handle: handle.into(),
+                rootfs: g.rootfs.clone(),
+                privileged,
+                bind_mounts: vec![BindMount {
+                    src_path: vol.display().to_string(),
+                    dst_path: "/vol".into(),
+                    mode: BindMountMode::ReadWrite,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .await
+            .expect("create");
+    }
+    let (status, _, err) = run(&g, "a", "mkdir /vol/d && echo one > /vol/d/f", "").await;
+    assert_eq!(status, 0, "{err}");
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(vol.join("d/f")).expect("written");
+    assert_eq!((meta.uid(), meta.gid()), (4294967294, 4294967294));
+    let (status, _, err) = run(&g, "b", "echo two >> /vol/d/f", "").await;
+    assert_eq!(status, 0, "{err}");
+    let (_, out, _) = run(&g, "p", "cat /vol/d/f", "").await;
+    assert_eq!(out, "one\ntwo\n");
+    let (status, out, err) = run(&g, "b", "echo three >> /vol/d/f && id -u", "concourse").await;
+    assert_eq!((status, out.as_str()), (0, "1000\n"), "{err}");
     g.finish().await;
 }

@@ -27,6 +27,11 @@ fn is_false(v: &bool) -> bool {
     !*v
 }
 
+/// The rootfs of the worker's own base resource types (`concourse resource TYPE ...`):
+/// the host's system directories read-only, nothing else of the host (the linux runtime
+/// builds it; see `garden::linux::rootfs`). Upstream ships a rootfs per base type instead.
+pub const WORKER_ROOTFS: &str = "worker:///base-resource-types";
+
 /// `POST /containers` body.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -36,7 +41,8 @@ pub struct ContainerSpec {
     /// Idle time in nanoseconds after which the server destroys the container; 0 = server default.
     #[serde(skip_serializing_if = "is_zero_u64")]
     pub grace_time: u64,
-    /// `raw:///abs/dir`; empty means "use `image`", both empty means the host's root.
+    /// `raw:///abs/dir`, or [`WORKER_ROOTFS`]; empty means "use `image`". With both empty
+    /// the linux runtime answers "no image specified" (the process runtime runs on the host).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub rootfs: String,
     pub image: ImageRef,

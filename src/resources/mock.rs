@@ -203,13 +203,16 @@ fn get(dir: &str, request: &[u8], log: &mut dyn Write) -> Result<VersionResult, 
     })
 }
 
-/// An image of "this resource's own root filesystem": `rootfs` points at `/` (the worker's
-/// root, which is what a base type's container sees) instead of copying it, and the image
-/// metadata carries `MIRRORED_VERSION` like upstream's mirrored image.
+/// An image of "this resource's own root filesystem": the metadata names the base type,
+/// and the ATC runs whatever uses the image on the worker's base root (what this resource
+/// itself runs on) instead of copying it; `rootfs` is left empty. The metadata carries
+/// `MIRRORED_VERSION` like upstream's mirrored image.
 fn mirror_self(dir: &Path, v: &str) -> Result<(), ResourceError> {
     let rootfs = dir.join("rootfs");
-    let _ = std::fs::remove_file(&rootfs);
-    std::os::unix::fs::symlink("/", &rootfs)
+    if std::fs::symlink_metadata(&rootfs).is_ok_and(|m| !m.is_dir()) {
+        let _ = std::fs::remove_file(&rootfs);
+    }
+    std::fs::create_dir_all(&rootfs)
         .map_err(|e| ResourceError::new(format!("creating rootfs: {e}")))?;
     let metadata = serde_json::json!({
         "env": [format!("MIRRORED_VERSION={v}")],

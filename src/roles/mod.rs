@@ -38,6 +38,7 @@ pub fn run(cli: Cli) -> i32 {
                 let worker = web::QuickstartWorker {
                     work_dir: args.worker_work_dir,
                     runtime: args.worker_runtime,
+                    allowed_raw_rootfs: args.worker_allowed_raw_rootfs,
                 };
                 web::run(args.web, Some(worker)).await
             }

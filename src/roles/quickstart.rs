@@ -32,9 +32,14 @@ pub async fn start_worker(
     store: Arc<dyn Store>,
     work_dir: &Path,
     runtime: Option<String>,
+    allowed_raw_rootfs: Vec<std::path::PathBuf>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(Arc<WorkerParts>, tokio::task::JoinHandle<()>)> {
-    let parts = Arc::new(WorkerParts::open_default(work_dir, runtime)?);
+    let parts = Arc::new(WorkerParts::open_default(
+        work_dir,
+        runtime,
+        allowed_raw_rootfs,
+    )?);
     let worker = payload(super::worker::hostname_or("quickstart"));
     let name = worker.name.clone();
     store

@@ -63,6 +63,7 @@ fn main_team_auth(users: &[String]) -> TeamAuth {
 pub struct QuickstartWorker {
     pub work_dir: Option<PathBuf>,
     pub runtime: Option<String>,
+    pub allowed_raw_rootfs: Vec<PathBuf>,
 }
 
 pub async fn run(mut args: WebArgs, quickstart: Option<QuickstartWorker>) -> anyhow::Result<()> {
@@ -105,6 +106,7 @@ pub async fn run(mut args: WebArgs, quickstart: Option<QuickstartWorker>) -> any
                 .unwrap_or_else(|| args.postgres.data_dir.join("worker")),
         ),
         runtime: w.runtime,
+        allowed_raw_rootfs: w.allowed_raw_rootfs,
     });
     serve(args, listener, shutdown, worker).await
 }
@@ -250,6 +252,7 @@ pub async fn serve(
                 state.store.clone(),
                 &dir,
                 w.runtime.clone(),
+                w.allowed_raw_rootfs.clone(),
                 components.clone(),
             )
             .await?;

@@ -33,6 +33,7 @@ impl WorkerParts {
         vconfig.bind_port = args.baggageclaim_bind_port;
         vconfig.p2p_interface_pattern = args.baggageclaim_p2p_interface_name_pattern.clone();
         vconfig.p2p_interface_family = args.baggageclaim_p2p_interface_family;
+        let volumes_dir = vconfig.dir.clone();
         let volumes = Volumes::open(vconfig).context("opening volumes")?;
 
         let kind = match &args.runtime {
@@ -42,8 +43,14 @@ impl WorkerParts {
         let backend: Arc<dyn Backend> = match kind {
             BackendKind::Process => Arc::new(ProcessBackend),
             BackendKind::Linux => Arc::new(
-                garden::linux::LinuxBackend::new(&work_dir)
-                    .context("starting the linux runtime")?,
+                garden::linux::LinuxBackend::new(&garden::linux::LinuxConfig {
+                    work_dir: work_dir.clone(),
+                    // Image volumes live under the volumes dir; the rest the operator names.
+                    allowed_raw_rootfs: std::iter::once(volumes_dir)
+                        .chain(args.allowed_raw_rootfs.iter().cloned())
+                        .collect(),
+                })
+                .context("starting the linux runtime")?,
             ),
         };
         let gconfig = GardenConfig {
@@ -62,8 +69,13 @@ impl WorkerParts {
 
     /// The parts with upstream's defaults (runtime and driver detected), for quickstart's
     /// in-process worker.
-    pub fn open_default(work_dir: &Path, runtime: Option<String>) -> anyhow::Result<WorkerParts> {
+    pub fn open_default(
+        work_dir: &Path,
+        runtime: Option<String>,
+        allowed_raw_rootfs: Vec<std::path::PathBuf>,
+    ) -> anyhow::Result<WorkerParts> {
         let args = WorkerRuntimeArgs {
+            allowed_raw_rootfs,
             bind_ip: "127.0.0.1".into(),
             bind_port: 7777,
             runtime,

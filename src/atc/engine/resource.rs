@@ -240,11 +240,14 @@ impl Call<'_> {
         let mut spec = ContainerSpec::default();
         let mut env = Vec::new();
         let (path, mut args, privileged) = match &image {
-            Image::Base(t) => (
-                base_command(w, t)?,
-                vec!["resource".into(), t.clone(), action.into()],
-                false,
-            ),
+            Image::Base(t) => {
+                spec.rootfs = crate::proto::garden::WORKER_ROOTFS.into();
+                (
+                    base_command(w, t)?,
+                    vec!["resource".into(), t.clone(), action.into()],
+                    false,
+                )
+            }
             Image::Custom {
                 artifact,
                 privileged,
@@ -261,11 +264,14 @@ impl Call<'_> {
                     env.extend(e.iter().filter_map(|v| v.as_str().map(String::from)));
                 }
                 match meta.get(MIRRORED_TYPE_KEY).and_then(Value::as_str) {
-                    Some(t) if w.base_type(t).is_some() => (
-                        base_command(w, t)?,
-                        vec!["resource".into(), t.to_string(), action.into()],
-                        *privileged,
-                    ),
+                    Some(t) if w.base_type(t).is_some() => {
+                        spec.rootfs = crate::proto::garden::WORKER_ROOTFS.into();
+                        (
+                            base_command(w, t)?,
+                            vec!["resource".into(), t.to_string(), action.into()],
+                            *privileged,
+                        )
+                    }
                     _ => {
                         spec.rootfs = format!("raw://{}/rootfs", vol.path);
                         (format!("/opt/resource/{action}"), Vec::new(), *privileged)

@@ -153,7 +153,12 @@ pub async fn run(
         if user.is_empty() {
             user = meta["user"].as_str().unwrap_or_default().to_string();
         }
-        spec.rootfs = format!("raw://{}/rootfs", vol.path);
+        // A mirrored base type's image (mock's `mirror_self`) is the worker's base root.
+        spec.rootfs = if meta.get(resource::MIRRORED_TYPE_KEY).is_some() {
+            crate::proto::garden::WORKER_ROOTFS.into()
+        } else {
+            format!("raw://{}/rootfs", vol.path)
+        };
     } else if !config.rootfs_uri.is_empty() {
         spec.rootfs = config.rootfs_uri.clone();
     }

@@ -42,11 +42,15 @@ pub struct InitPlan {
     pub hostname: Vec<u8>,
     pub cgroup_procs: Vec<CString>,
     pub unshare_flags: libc::c_int,
+    /// Unprivileged: pid 1 makes the user namespace once its mount tree is built (the
+    /// Garden writes its id maps), so the mounts stay owned by the host.
+    pub user_namespace: bool,
 }
 
 /// What a process joining a container needs.
 pub struct ProcessPlan {
-    /// The init's namespaces (ipc, uts, net, pid, mnt: the mount namespace last).
+    /// The init's namespaces (ipc, uts, net, pid, cgroup, mnt, then user: once in the
+    /// user namespace the host's namespaces can no longer be joined).
     pub namespaces: Vec<OwnedFd>,
     pub cgroup_procs: Vec<CString>,
     pub workdir: CString,
@@ -58,6 +62,8 @@ pub struct ProcessPlan {
     pub tty: bool,
     /// `PR_SET_NO_NEW_PRIVS`: setuid binaries and file capabilities grant nothing.
     pub no_new_privs: bool,
+    /// Seccomp filters installed last (none for privileged containers).
+    pub seccomp: Vec<Vec<libc::sock_filter>>,
 }
 
 fn c(s: &str) -> CString {
@@ -288,7 +294,11 @@ pub fn drop_privileges(plan: &ProcessPlan, sys: &dyn Syscall) -> io::Result<()> 
     if plan.no_new_privs {
         sys.no_new_privs()?;
     }
-    sys.chdir(&plan.workdir)
+    sys.chdir(&plan.workdir)?;
+    for filter in &plan.seccomp {
+        sys.seccomp(filter)?;
+    }
+    Ok(())
 }
 
 /// Where a forwarding handler sends signals (per process: each copy has its own).
@@ -440,6 +450,9 @@ pub unsafe fn enter_init(plan: &InitPlan) -> io::Result<()> {
         0,
     );
     setup_mounts(plan, &LinuxSyscall)?;
+    if plan.user_namespace && libc::unshare(libc::CLONE_NEWUSER) != 0 {
+        return Err(io::Error::last_os_error());
+    }
     close_from(3);
     init_loop()
 }
@@ -521,6 +534,7 @@ mod tests {
             hostname: b"handle".to_vec(),
             cgroup_procs: vec![],
             unshare_flags: 0,
+            user_namespace: true,
         }
     }
 
@@ -536,6 +550,12 @@ mod tests {
             rlimits: vec![],
             tty: false,
             no_new_privs: true,
+            seccomp: vec![vec![libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: 0x7fff_0000,
+            }]],
         }
     }
 
@@ -586,7 +606,7 @@ mod tests {
     }
 
     #[test]
-    fn privileges_drop_capabilities_then_ids_then_enter_the_working_directory() {
+    fn privileges_drop_capabilities_then_ids_then_enter_the_working_directory_then_seccomp() {
         let sys = RecordingSyscall::default();
         drop_privileges(&process_plan(), &sys).expect("recorded");
         assert_eq!(
@@ -595,7 +615,8 @@ mod tests {
                 "drop cap 21",
                 "ids 1000:1000 groups [1000]",
                 "no_new_privs",
-                "chdir /tmp/build/in"
+                "chdir /tmp/build/in",
+                "seccomp 1 instructions"
             ]
         );
     }

@@ -9,7 +9,10 @@
 
 mod cgroup;
 pub mod child;
+pub mod rootfs;
+mod seccomp;
 pub mod syscall;
+mod userns;
 
 use super::backend::{under, Backend, BackendKind, Sandbox};
 use crate::baggageclaim::archive::{ensure_dir_inside, resolve_inside};
@@ -100,12 +103,24 @@ const READ_ONLY_PATHS: [&str; 5] = [
     "/proc/sysrq-trigger",
 ];
 
+/// What the linux runtime is given by the worker.
+#[derive(Debug, Clone, Default)]
+pub struct LinuxConfig {
+    pub work_dir: PathBuf,
+    /// Directories `raw://` root filesystems may come from: the operator's
+    /// `--allowed-raw-rootfs` and the worker's volumes directory (image volumes).
+    pub allowed_raw_rootfs: Vec<PathBuf>,
+}
+
 pub struct LinuxBackend {
     cgroups: Option<cgroup::Version>,
+    rootfs: rootfs::RootfsPolicy,
+    /// Whether unprivileged containers get a user namespace (the kernel allows it).
+    user_namespaces: bool,
 }
 
 impl LinuxBackend {
-    pub fn new(_work_dir: &Path) -> std::io::Result<LinuxBackend> {
+    pub fn new(config: &LinuxConfig) -> std::io::Result<LinuxBackend> {
         if !supported() {
             return Err(std::io::Error::other(
                 "the linux runtime needs root, namespaces and overlayfs",
@@ -115,7 +130,17 @@ impl LinuxBackend {
         if cgroups.is_none() {
             tracing::warn!("no cgroup hierarchy found: container limits are not enforced");
         }
-        Ok(LinuxBackend { cgroups })
+        let user_namespaces = userns::supported();
+        if !user_namespaces {
+            tracing::warn!(
+                "user namespaces are unavailable: unprivileged containers' root is the host's root"
+            );
+        }
+        Ok(LinuxBackend {
+            cgroups,
+            rootfs: rootfs::RootfsPolicy::new(&config.work_dir, &config.allowed_raw_rootfs)?,
+            user_namespaces,
+        })
     }
 }
 
@@ -131,32 +156,8 @@ struct LinuxSandbox {
     init_pid: i32,
     /// (uid, gid) pairs the writable bind mounts were already handed to.
     chowned: std::sync::Mutex<std::collections::HashSet<(u32, u32)>>,
-}
-
-/// The lower directory of a rootfs URI: `raw:///abs/dir`, or the host's root when empty.
-fn rootfs_lower(spec: &ContainerSpec) -> Result<PathBuf, GardenError> {
-    let uri = if spec.rootfs.is_empty() {
-        &spec.image.uri
-    } else {
-        &spec.rootfs
-    };
-    if uri.is_empty() {
-        return Ok(PathBuf::from("/"));
-    }
-    let malformed = || {
-        GardenError::BadRequest("malformatted rootfs: must be of form 'scheme://<abs_dir>'".into())
-    };
-    let path = uri.strip_prefix("raw://").ok_or_else(malformed)?;
-    if !path.starts_with('/') {
-        return Err(malformed());
-    }
-    let p = PathBuf::from(path);
-    if !p.is_dir() {
-        return Err(GardenError::BadRequest(format!(
-            "rootfs {path} is not a directory"
-        )));
-    }
-    Ok(p)
+    /// The user namespace's id mapping (unprivileged containers).
+    userns: Option<userns::Mapping>,
 }
 
 impl Backend for LinuxBackend {
@@ -170,7 +171,9 @@ impl Backend for LinuxBackend {
         spec: &ContainerSpec,
         dir: &Path,
     ) -> Result<Box<dyn Sandbox>, GardenError> {
-        let lower = rootfs_lower(spec)?;
+        let lower = self.rootfs.lower(spec)?;
+        let mut spec = spec.clone();
+        spec.bind_mounts.splice(0..0, lower.binds);
         let other =
             |what: &str, e: &dyn std::fmt::Display| GardenError::Other(format!("{what}: {e}"));
         let rootfs = dir.join("rootfs");
@@ -179,7 +182,7 @@ impl Backend for LinuxBackend {
         }
         let options = format!(
             "lowerdir={},upperdir={},workdir={}",
-            lower.display(),
+            lower.dir.display(),
             dir.join("upper").display(),
             dir.join("work").display()
         );
@@ -191,7 +194,8 @@ impl Backend for LinuxBackend {
             handle: handle.to_string(),
             dir: dir.to_path_buf(),
             rootfs,
-            spec: spec.clone(),
+            userns: (!spec.privileged && self.user_namespaces).then_some(userns::MAPPING),
+            spec,
             cgroup: None,
             init: std::sync::Mutex::new(None),
             init_pid: 0,
@@ -285,6 +289,15 @@ impl LinuxSandbox {
                 let _ = fs::write(&f, content);
             }
         }
+        // Container root may write where the image's root may: its /, /tmp and home, even
+        // when host root owns them (an operator's raw directory, a privileged step's image).
+        if let Some(map) = self.userns {
+            for d in ["", "tmp", "root", "home", "var/tmp", "run"] {
+                if let Ok(p) = resolve_inside(&self.rootfs, Path::new(d)) {
+                    let _ = map.own(&p);
+                }
+            }
+        }
         if let Some(v) = cgroups {
             let cg = cgroup::Cgroup::create(
                 v,
@@ -376,6 +389,7 @@ impl LinuxSandbox {
             hostname: self.handle.bytes().take(63).collect(),
             cgroup_procs: self.cgroup_procs(),
             unshare_flags: flags,
+            user_namespace: self.userns.is_some(),
         }
     }
 
@@ -412,6 +426,12 @@ impl LinuxSandbox {
                 .and_then(|t| t.split_whitespace().next().and_then(|p| p.parse().ok()))
             {
                 self.init_pid = pid;
+                // The init made its user namespace before the spawn returned.
+                if let Some(map) = self.userns {
+                    map.write(pid).map_err(|e| {
+                        GardenError::Other(format!("mapping the container's user ids: {e}"))
+                    })?;
+                }
                 return Ok(());
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
@@ -454,11 +474,15 @@ impl LinuxSandbox {
         let mut namespaces = Vec::new();
         let cgroup_ns = Path::new(&format!("/proc/{}/ns/cgroup", self.init_pid)).exists()
             && self.cgroup.is_some();
-        let namespaces_of = if cgroup_ns {
-            &["ipc", "uts", "net", "pid", "cgroup", "mnt"][..]
-        } else {
-            &["ipc", "uts", "net", "pid", "mnt"][..]
-        };
+        let mut namespaces_of = vec!["ipc", "uts", "net", "pid"];
+        if cgroup_ns {
+            namespaces_of.push("cgroup");
+        }
+        // The user namespace last: once in it, the host's namespaces cannot be joined.
+        namespaces_of.push("mnt");
+        if self.userns.is_some() {
+            namespaces_of.push("user");
+        }
         for ns in namespaces_of {
             let f = fs::File::open(format!("/proc/{}/ns/{ns}", self.init_pid)).map_err(|e| {
                 GardenError::Other(format!("container {} is gone: {e}", self.handle))
@@ -491,6 +515,11 @@ impl LinuxSandbox {
             rlimits: super::backend::rlimits(spec)?,
             tty,
             no_new_privs: !self.spec.privileged,
+            seccomp: if self.spec.privileged {
+                Vec::new()
+            } else {
+                seccomp::default_filters()
+            },
         })
     }
 }
@@ -554,10 +583,11 @@ impl LinuxSandbox {
         for m in &self.spec.bind_mounts {
             if m.mode == BindMountMode::ReadWrite && Path::new(&m.src_path).is_dir() {
                 let src = Path::new(&m.src_path);
-                let done = if uid == 0 {
-                    std::os::unix::fs::lchown(src, Some(uid), Some(gid))
-                } else {
-                    chown_tree(src, uid, gid)
+                let done = match (uid, self.userns) {
+                    (0, Some(map)) => map.own_tree(src),
+                    (0, None) => std::os::unix::fs::lchown(src, Some(uid), Some(gid)),
+                    (_, Some(map)) => chown_tree(src, uid, map.host_id(gid)),
+                    (_, None) => chown_tree(src, uid, gid),
                 };
                 done.map_err(|e| {
                     GardenError::Other(format!("chowning {} for uid {uid}: {e}", m.dst_path))
@@ -678,29 +708,5 @@ mod tests {
             err.to_string(),
             "unable to find user ghost: no matching entries in passwd file"
         );
-    }
-
-    #[test]
-    fn rootfs_uris_must_be_raw_absolute_directories() {
-        let spec = |r: &str| ContainerSpec {
-            rootfs: r.into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            rootfs_lower(&spec("")).expect("host root"),
-            PathBuf::from("/")
-        );
-        assert_eq!(
-            rootfs_lower(&spec("raw:///tmp")).expect("raw"),
-            PathBuf::from("/tmp")
-        );
-        assert!(matches!(
-            rootfs_lower(&spec("docker:///busybox")),
-            Err(GardenError::BadRequest(_))
-        ));
-        assert!(matches!(
-            rootfs_lower(&spec("raw://relative")),
-            Err(GardenError::BadRequest(_))
-        ));
     }
 }

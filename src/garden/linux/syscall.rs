@@ -27,6 +27,8 @@ pub trait Syscall: Sync {
     fn set_ids(&self, uid: libc::uid_t, gid: libc::gid_t, groups: &[libc::gid_t])
         -> io::Result<()>;
     fn no_new_privs(&self) -> io::Result<()>;
+    /// Installs a seccomp filter on the calling thread (after `no_new_privs`).
+    fn seccomp(&self, filter: &[libc::sock_filter]) -> io::Result<()>;
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {
@@ -139,6 +141,10 @@ impl Syscall for LinuxSyscall {
         // SAFETY: prctl with integer arguments.
         check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
     }
+
+    fn seccomp(&self, filter: &[libc::sock_filter]) -> io::Result<()> {
+        super::seccomp::install(filter)
+    }
 }
 
 /// A double that records each call as a line of text (tests only; it allocates).
@@ -220,5 +226,8 @@ impl Syscall for RecordingSyscall {
     }
     fn no_new_privs(&self) -> io::Result<()> {
         self.push("no_new_privs".into())
+    }
+    fn seccomp(&self, filter: &[libc::sock_filter]) -> io::Result<()> {
+        self.push(format!("seccomp {} instructions", filter.len()))
     }
 }
