@@ -1,6 +1,6 @@
 //! Browser-facing defences over real HTTP against a real `concourse web`: the login
 //! redirect, the session cookies (`--cookie-secure`, clearing on 401), failed-login
-//! limits, webhook tokens and the origin of intercept's WebSocket.
+//! limits, webhook tokens (literal and from vars) and the origin of intercept's WebSocket.
 
 mod common;
 
@@ -297,10 +297,135 @@ async fn webhooks_need_the_exact_token() {
         )))
         .send()
     };
-    for wrong in ["s3cre", "s3cret1", "S3cret", ""] {
+    for wrong in ["s3cre", "s3cret1", "S3cret", "((s3cret))"] {
         assert_eq!(hook(wrong).await.expect("webhook").status(), 401, "{wrong}");
     }
+    // An empty token is a missing one, as upstream (`Query().Get` gives "").
+    assert_eq!(hook("").await.expect("webhook").status(), 400);
     assert_eq!(hook("s3cret").await.expect("webhook").status(), 201);
+}
+
+/// `webhook_token`s written as vars: `((vs:tok))` from a `dummy` var source, `((tok))`
+/// from the cluster credential manager (none here, so undefined), `((vs:nope))` undefined.
+const VAR_WEBHOOK_PIPELINE: &str = "
+var_sources:
+- name: vs
+  type: dummy
+  config:
+    vars: {tok: from-var-source}
+resources:
+- name: repo
+  type: mock
+  webhook_token: ((vs:tok))
+  check_every: never
+  source: {}
+- name: cluster
+  type: mock
+  webhook_token: ((tok))
+  check_every: never
+  source: {}
+- name: undefined
+  type: mock
+  webhook_token: ((vs:nope))
+  check_every: never
+  source: {}
+jobs:
+- name: j
+  plan:
+  - get: repo
+  - get: cluster
+  - get: undefined
+";
+
+/// Every build the admin can see (check builds included).
+async fn build_count(c: &Client, s: &Server, token: &str) -> usize {
+    let r = c
+        .get(s.api("/api/v1/builds?limit=1000"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET builds");
+    assert_eq!(r.status(), 200);
+    let builds: Vec<serde_json::Value> = r.json().await.expect("builds");
+    builds.len()
+}
+
+async fn put_pipeline(c: &Client, s: &Server, token: &str, path: &str, yaml: &str) {
+    let r = c
+        .put(s.api(&format!("/api/v1/teams/main/pipelines/{path}")))
+        .bearer_auth(token)
+        .header("Content-Type", "application/x-yaml")
+        .body(yaml.to_string())
+        .send()
+        .await
+        .expect("PUT config");
+    assert_eq!(r.status(), 201, "{path}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_tokens_are_interpolated_from_var_sources() {
+    let s = Server::start(Backend::Embedded);
+    let token = s.token("test", "test").await;
+    let c = Client::new();
+    put_pipeline(&c, &s, &token, "p/config", VAR_WEBHOOK_PIPELINE).await;
+    let hook = |resource: &str, t: &str| {
+        c.post(s.api(&format!(
+            "/api/v1/teams/main/pipelines/p/resources/{resource}/check/webhook?webhook_token={t}"
+        )))
+        .send()
+    };
+    let before = build_count(&c, &s, &token).await;
+    for (resource, wrong) in [
+        ("repo", "((vs:tok))"),
+        ("repo", "%28%28vs%3Atok%29%29"),
+        ("repo", "from-var-sourc"),
+        ("repo", "wrong"),
+        // `((tok))` names the cluster credential manager, which has no such var.
+        ("cluster", "((tok))"),
+        ("cluster", "%28%28tok%29%29"),
+        ("cluster", "from-var-source"),
+        ("undefined", "((vs:nope))"),
+        ("undefined", "%28%28vs%3Anope%29%29"),
+        ("undefined", ""),
+    ] {
+        let r = hook(resource, wrong).await.expect("webhook");
+        let expected = if wrong.is_empty() { 400 } else { 401 };
+        assert_eq!(r.status(), expected, "{resource} {wrong}");
+        // Why the token did not evaluate stays in the server's log.
+        let body = r.text().await.expect("body");
+        assert!(!body.contains("undefined"), "{resource}: {body}");
+    }
+    assert_eq!(build_count(&c, &s, &token).await, before, "no check builds");
+    let r = hook("repo", "from-var-source").await.expect("webhook");
+    assert_eq!(r.status(), 201);
+    let build: serde_json::Value = r.json().await.expect("build");
+    assert!(build["id"].as_i64().is_some(), "{build}");
+    assert_eq!(build_count(&c, &s, &token).await, before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_of_instanced_pipelines_use_that_instances_token() {
+    let s = Server::start(Backend::Embedded);
+    let token = s.token("test", "test").await;
+    let c = Client::new();
+    // fly set-pipeline substitutes instance vars into the config it sends, so each
+    // instance's stored token is already the rendered one.
+    for env in ["a", "b"] {
+        let yaml = WEBHOOK_PIPELINE.replace("s3cret", &format!("tok-{env}"));
+        let path = format!("p/config?vars=%7B%22env%22%3A%22{env}%22%7D");
+        put_pipeline(&c, &s, &token, &path, &yaml).await;
+    }
+    let hook = |env: &str, t: &str| {
+        c.post(s.api(&format!(
+            "/api/v1/teams/main/pipelines/p/resources/repo/check/webhook?vars.env=%22{env}%22&webhook_token={t}"
+        )))
+        .send()
+    };
+    assert_eq!(hook("a", "tok-b").await.expect("webhook").status(), 401);
+    assert_eq!(hook("b", "tok-a").await.expect("webhook").status(), 401);
+    assert_eq!(hook("c", "tok-a").await.expect("webhook").status(), 404);
+    assert_eq!(hook("a", "tok-a").await.expect("webhook").status(), 201);
+    assert_eq!(hook("b", "tok-b").await.expect("webhook").status(), 201);
 }
 
 /// A WebSocket handshake for a container's hijack route.

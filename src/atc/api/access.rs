@@ -126,6 +126,41 @@ pub async fn pipeline_read(
     Err(ApiError::forbidden())
 }
 
+/// Upstream's reject-archived wrapper: writes to an archived pipeline answer 409 before
+/// the auth check (atc-api.md §1.3). An unknown pipeline passes on to the handler's own
+/// checks, so strangers still get 401/403 rather than 404.
+pub async fn reject_archived(
+    state: &AppState,
+    team: &str,
+    name: &str,
+    query: Option<&str>,
+) -> ApiResult<()> {
+    let vars = instance_vars(query)?;
+    match state.store.pipeline(team, name, vars.as_ref()).await? {
+        Some(p) if p.archived => Err(ApiError::archived()),
+        _ => Ok(()),
+    }
+}
+
+/// [`pipeline_write`] for the routes upstream refuses on archived pipelines: the 409
+/// comes first, then the role, then the pipeline must exist.
+pub async fn pipeline_write_unarchived(
+    state: &AppState,
+    req: &Requester,
+    team_name: &str,
+    name: &str,
+    query: Option<&str>,
+    role: Role,
+) -> ApiResult<Target> {
+    reject_archived(state, team_name, name, query).await?;
+    let t = pipeline_write(state, req, team_name, name, query, role).await?;
+    // Archived in between: still refuse.
+    if t.pipeline.archived {
+        return Err(ApiError::archived());
+    }
+    Ok(t)
+}
+
 /// `team` access on a pipeline route: the role first, then the pipeline must exist.
 pub async fn pipeline_write(
     state: &AppState,

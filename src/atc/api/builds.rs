@@ -216,7 +216,7 @@ pub async fn trigger(
     Path((team, name, job)): Path<(String, String, String)>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let t = access::pipeline_write(
+    let t = access::pipeline_write_unarchived(
         &state,
         &req,
         &team,
@@ -225,9 +225,6 @@ pub async fn trigger(
         Role::PipelineOperator,
     )
     .await?;
-    if t.pipeline.archived {
-        return Err(ApiError::archived());
-    }
     let j = access::job(&state, t.pipeline.id, &job).await?;
     if flag(&j.config, "disable_manual_trigger") {
         return Err(ApiError::conflict(format!(
@@ -277,7 +274,7 @@ pub async fn rerun(
     Path((team, name, job, build)): Path<(String, String, String, String)>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let t = access::pipeline_write(
+    let t = access::pipeline_write_unarchived(
         &state,
         &req,
         &team,
@@ -286,9 +283,6 @@ pub async fn rerun(
         Role::PipelineOperator,
     )
     .await?;
-    if t.pipeline.archived {
-        return Err(ApiError::archived());
-    }
     let j = access::job(&state, t.pipeline.id, &job).await?;
     if flag(&j.config, "disable_reruns") {
         return Err(ApiError::conflict(format!("reruns disabled for job {job}")));

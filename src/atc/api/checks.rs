@@ -6,6 +6,8 @@ use super::builds::build_json;
 use super::error::{ApiError, ApiResult};
 use super::{json, AppState};
 use crate::atc::auth::{Requester, Role};
+use crate::atc::engine::exec::VarSources;
+use crate::db::PipelineRow;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -23,7 +25,7 @@ async fn check(
     query: Option<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let t = access::pipeline_write(
+    let t = access::pipeline_write_unarchived(
         &state,
         &req,
         &team,
@@ -73,7 +75,9 @@ pub async fn resource_type(
 }
 
 /// `POST R/check/webhook?webhook_token=T`: no login; the token must equal the resource's
-/// `webhook_token`. 201 with the check build.
+/// `webhook_token` once interpolated with the pipeline's vars (compared in constant time).
+/// 201 with the check build. Like upstream, an archived pipeline is not refused with 409
+/// here: archiving cleared the resource's config, so no token matches (401).
 pub async fn webhook(
     State(state): State<AppState>,
     Path((team, pipeline, name)): Path<Names>,
@@ -87,6 +91,7 @@ pub async fn webhook(
         .iter()
         .find(|(k, _)| k == "webhook_token")
         .map(|(_, v)| v.clone())
+        .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing webhook_token"))?;
     let vars = access::instance_vars(q.as_deref())?;
     let p = state
@@ -94,17 +99,33 @@ pub async fn webhook(
         .pipeline(&team, &pipeline, vars.as_ref())
         .await?
         .ok_or_else(ApiError::not_found)?;
+    if p.archived {
+        tracing::info!(team = %team, pipeline = %p.name, resource = %name,
+            "webhook refused: the pipeline is archived");
+        return Err(ApiError::unauthorized());
+    }
     let r = state
         .store
         .resource(p.id, &name)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let expected = r
+    let raw = r
         .config
         .get("webhook_token")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if expected.is_empty() || !crate::atc::auth::secrets_match(expected, &token) {
+        .cloned()
+        .unwrap_or(Value::Null);
+    let expected = match expected_token(&state, &p, &raw).await {
+        Ok(t) => t,
+        Err(why) => {
+            // The reason stays in the log: the caller is not logged in.
+            tracing::info!(team = %team, pipeline = %p.name, resource = %name, reason = %why,
+                "webhook refused: the resource's webhook_token did not evaluate");
+            return Err(ApiError::unauthorized());
+        }
+    };
+    if expected.is_empty() || !crate::atc::auth::secrets_match(&expected, &token) {
+        tracing::info!(team = %team, pipeline = %p.name, resource = %name,
+            "webhook refused: invalid token");
         return Err(ApiError::unauthorized());
     }
     let engine = state.engine.as_ref().ok_or_else(|| {
@@ -116,4 +137,30 @@ pub async fn webhook(
             .map_err(|e| ApiError::Status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
             .ok_or_else(ApiError::not_found)?;
     Ok((StatusCode::CREATED, json(&build_json(&build))).into_response())
+}
+
+/// The resource's `webhook_token` evaluated as upstream does: `((source:var))` from the
+/// pipeline's var sources (`((var))` would need the cluster credential manager, which this
+/// build does not have, so it is undefined). Instance vars were substituted when the
+/// pipeline was set, as for the rest of its config. Empty when the resource has none.
+async fn expected_token(state: &AppState, p: &PipelineRow, raw: &Value) -> Result<String, String> {
+    let raw = match raw {
+        Value::Null => return Ok(String::new()),
+        Value::String(s) if !s.contains("((") => return Ok(s.clone()),
+        Value::String(_) => raw,
+        _ => return Err("webhook_token is not a string".into()),
+    };
+    let config = match state.store.pipeline_config(p.id).await {
+        Ok(Some((c, _))) => c,
+        Ok(None) => return Err("the pipeline has no config".into()),
+        Err(e) => return Err(format!("loading the pipeline config: {e}")),
+    };
+    let config = crate::atc::scheduler::pipeline_config(&config).map_err(|e| e.to_string())?;
+    let sources = crate::atc::engine::plan::pipeline_configs(&config).var_sources;
+    let vars = VarSources::outside_build(&sources);
+    match crate::config::vars::interpolate(raw, &vars, true) {
+        Ok(Value::String(s)) => Ok(s),
+        Ok(_) => Err("webhook_token did not evaluate to a string".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }

@@ -97,16 +97,11 @@ async fn write_target(
     role: Role,
     reject_archived: bool,
 ) -> ApiResult<Target> {
-    // Upstream rejects writes to archived pipelines before checking auth.
     if reject_archived {
-        let vars = access::instance_vars(q)?;
-        if let Some(p) = state.store.pipeline(team, name, vars.as_ref()).await? {
-            if p.archived {
-                return Err(ApiError::archived());
-            }
-        }
+        access::pipeline_write_unarchived(state, req, team, name, q, role).await
+    } else {
+        access::pipeline_write(state, req, team, name, q, role).await
     }
-    access::pipeline_write(state, req, team, name, q, role).await
 }
 
 async fn set_paused(

@@ -52,17 +52,16 @@ async fn read(
     Ok((t, r))
 }
 
-/// `team` access as a pipeline-operator; archived pipelines refuse (409).
+/// `team` access as a pipeline-operator; archived pipelines refuse (409, before auth).
 async fn write(
     state: &AppState,
     req: &Requester,
     (team, pipeline, resource): &(String, String, String),
     q: Option<&str>,
 ) -> ApiResult<ResourceRow> {
-    let t = access::pipeline_write(state, req, team, pipeline, q, Role::PipelineOperator).await?;
-    if t.pipeline.archived {
-        return Err(ApiError::archived());
-    }
+    let t =
+        access::pipeline_write_unarchived(state, req, team, pipeline, q, Role::PipelineOperator)
+            .await?;
     access::resource(state, t.pipeline.id, resource).await
 }
 

@@ -151,7 +151,8 @@ enum Source {
 /// The plan's `var_sources` of the types the engine resolves (`dummy`, `idtoken`).
 pub struct VarSources<'a> {
     sources: Vec<(String, Source)>,
-    build: &'a Build,
+    /// The build the vars are for (an `idtoken` is about it); None outside a build.
+    build: Option<&'a Build>,
     /// Values handed out, so every lookup of a var during one interpolation (including the
     /// one that collects values to redact) sees the same token.
     given: Mutex<HashMap<String, Value>>,
@@ -159,9 +160,17 @@ pub struct VarSources<'a> {
 
 impl<'a> VarSources<'a> {
     pub fn of(build: &'a Build) -> VarSources<'a> {
-        let sources = build
-            .plan
-            .var_sources
+        VarSources {
+            build: Some(build),
+            ..VarSources::outside_build(&build.plan.var_sources)
+        }
+    }
+
+    /// A pipeline's var sources (as in [`BuildPlan::var_sources`]) resolved outside any
+    /// build, e.g. for a resource's `webhook_token`: `dummy` vars resolve; an `idtoken`
+    /// var fails, as it names no build to be about.
+    pub fn outside_build(var_sources: &[Value]) -> VarSources<'static> {
+        let sources = var_sources
             .iter()
             .filter_map(|v| {
                 let name = v.get("name")?.as_str()?.to_string();
@@ -179,13 +188,18 @@ impl<'a> VarSources<'a> {
             .collect();
         VarSources {
             sources,
-            build,
+            build: None,
             given: Mutex::default(),
         }
     }
 
     fn token(&self, config: &IdTokenConfig) -> Result<Value, VarsError> {
-        let row = &self.build.row;
+        let Some(build) = self.build else {
+            return Err(VarsError::Source(
+                "idtoken vars are only available in builds".into(),
+            ));
+        };
+        let row = &build.row;
         let who = TokenSubject {
             team: row.team_name.clone(),
             pipeline: row.pipeline_name.clone(),
@@ -195,7 +209,7 @@ impl<'a> VarSources<'a> {
                 .and_then(|v| v.as_object().cloned()),
             job: row.job_name.clone(),
         };
-        let rt = &self.build.rt;
+        let rt = &build.rt;
         rt.idtoken
             .token(config, &rt.external_url, &who, crate::atc::auth::now())
             .map(Value::String)
