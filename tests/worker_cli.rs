@@ -35,7 +35,13 @@ impl Worker {
         let child = Command::new(env!("CARGO_BIN_EXE_concourse"))
             .args(["worker", "--work-dir"])
             .arg(work_dir)
-            .args(["--runtime", runtime, "--baggageclaim-driver", "naive"])
+            // The linux runtime gets the overlay driver: its COW volumes are mounts.
+            .args(["--runtime", runtime, "--baggageclaim-driver"])
+            .arg(if runtime == "linux" {
+                "overlay"
+            } else {
+                "naive"
+            })
             .args([
                 "--bind-port",
                 &gp.to_string(),
@@ -237,18 +243,40 @@ fn processes_with(marker: &str) -> Vec<String> {
         .collect()
 }
 
-/// SIGTERM destroys the worker's containers: their processes end and (linux runtime)
-/// nothing stays mounted under the work dir.
-async fn stopping_a_worker_leaves_nothing_running(runtime: &str, marker: &str) {
-    let dir = tempfile::tempdir().expect("temp");
-    let w = Worker::start_with(dir.path(), runtime).await;
+/// Whether the worker's work dir has anything mounted under it.
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let work = dir.canonicalize().expect("canonical");
+    std::fs::read_to_string("/proc/mounts")
+        .expect("mounts")
+        .lines()
+        .filter(|l| l.contains(&*work.to_string_lossy()))
+        .map(String::from)
+        .collect()
+}
+
+/// A container running `sleep MARKER` (and, on the linux runtime, a COW volume: an overlay
+/// mount), what a stop must not leave behind.
+async fn leave_work_running(w: &Worker, marker: &str) {
     w.garden
         .create(ContainerSpec {
             handle: "left-behind".into(),
+            rootfs: concourse::proto::garden::WORKER_ROOTFS.into(),
             ..Default::default()
         })
         .await
         .expect("create");
+    let parent =
+        w.bc.create_volume(VolumeRequest::new("parent", Strategy::Empty))
+            .await
+            .expect("volume");
+    w.bc.create_volume(VolumeRequest::new(
+        "child",
+        Strategy::Cow {
+            volume: parent.handle,
+        },
+    ))
+    .await
+    .expect("cow volume");
     let spec = ProcessSpec {
         path: "sleep".into(),
         args: vec![marker.into()],
@@ -263,27 +291,29 @@ async fn stopping_a_worker_leaves_nothing_running(runtime: &str, marker: &str) {
         (!processes_with(&format!("sleep {marker}")).is_empty()).then_some(())
     })
     .await;
+}
+
+/// SIGTERM destroys the worker's containers: their processes end and (linux runtime)
+/// nothing stays mounted under the work dir.
+async fn stopping_a_worker_leaves_nothing_running(runtime: &str, marker: &str) {
+    let dir = tempfile::tempdir().expect("temp");
+    let w = Worker::start_with(dir.path(), runtime).await;
+    leave_work_running(&w, marker).await;
+    if runtime == "linux" {
+        assert!(
+            !mounts_under(dir.path()).is_empty(),
+            "rootfs and COW mounts"
+        );
+    }
     assert!(w.stop().success());
     assert_eq!(
         processes_with(&format!("sleep {marker}")),
         Vec::<String>::new()
     );
-    let mounts = std::fs::read_to_string("/proc/mounts").expect("mounts");
-    let work = dir.path().canonicalize().expect("canonical");
-    assert!(
-        !mounts.contains(&*work.to_string_lossy()),
-        "mounts left under {}: {mounts}",
-        work.display()
-    );
+    assert_eq!(mounts_under(dir.path()), Vec::<String>::new());
 }
 
-#[tokio::test]
-async fn stopping_a_process_runtime_worker_ends_its_containers_processes() {
-    stopping_a_worker_leaves_nothing_running("houdini", "4241").await;
-}
-
-#[tokio::test]
-async fn stopping_a_linux_runtime_worker_ends_its_containers_and_mounts() {
+fn is_root() -> bool {
     let root = std::fs::read_to_string("/proc/self/status")
         .map(|s| {
             s.lines()
@@ -293,7 +323,46 @@ async fn stopping_a_linux_runtime_worker_ends_its_containers_and_mounts() {
     if !root {
         assert!(std::env::var_os("CI").is_none(), "CI runs as root");
         eprintln!("skipped: the linux runtime needs root");
+    }
+    root
+}
+
+/// A worker killed with SIGKILL cannot clean up: its containers keep running. The next
+/// worker on that work dir reaps them (processes, mounts) before it serves.
+#[tokio::test]
+async fn a_worker_started_after_a_kill_reaps_what_the_killed_one_left() {
+    if !is_root() {
         return;
     }
-    stopping_a_worker_leaves_nothing_running("linux", "4243").await;
+    let marker = "4247";
+    let dir = tempfile::tempdir().expect("temp");
+    let mut w = Worker::start_with(dir.path(), "linux").await;
+    leave_work_running(&w, marker).await;
+    w.child.kill().expect("kill -9");
+    w.child.wait().expect("wait");
+    assert_eq!(
+        processes_with(&format!("sleep {marker}")).len(),
+        1,
+        "a killed worker leaves its containers running"
+    );
+    let w = Worker::start_with(dir.path(), "linux").await;
+    assert_eq!(
+        processes_with(&format!("sleep {marker}")),
+        Vec::<String>::new()
+    );
+    // What is mounted now is the restarted worker's own (the COW volume it recovered).
+    assert!(w.stop().success());
+    assert_eq!(mounts_under(dir.path()), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn stopping_a_process_runtime_worker_ends_its_containers_processes() {
+    stopping_a_worker_leaves_nothing_running("houdini", "4241").await;
+}
+
+#[tokio::test]
+async fn stopping_a_linux_runtime_worker_ends_its_containers_and_mounts() {
+    if is_root() {
+        stopping_a_worker_leaves_nothing_running("linux", "4243").await;
+    }
 }

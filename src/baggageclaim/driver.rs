@@ -57,6 +57,10 @@ pub trait Driver: Send + Sync {
     fn destroy(&self, handle: &str, data: &Path) -> io::Result<()>;
     /// Re-establishes a volume found on disk at start (remounts after a reboot).
     fn recover(&self, handle: &str, parent_handle: Option<&str>, data: &Path) -> io::Result<()>;
+    /// Lets go of a volume at shutdown, keeping its data (unmounts; `recover` remounts).
+    fn release(&self, _handle: &str, _data: &Path) -> io::Result<()> {
+        Ok(())
+    }
     /// Whether a COW child reads its parent's files (then parents outlive their children).
     fn children_share_parent_data(&self) -> bool;
     /// Leftover driver data of handles not in `live` (cleanup-orphans).

@@ -179,6 +179,13 @@ impl Driver for OverlayDriver {
         Ok(())
     }
 
+    fn release(&self, handle: &str, data: &Path) -> io::Result<()> {
+        if self.layers(handle).join("upper").is_dir() {
+            unmount(data)?;
+        }
+        Ok(())
+    }
+
     fn children_share_parent_data(&self) -> bool {
         true
     }

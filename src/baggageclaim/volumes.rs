@@ -431,9 +431,18 @@ impl Volumes {
     }
 
     /// Waits for background creations (shutdown).
+    /// Waits for background work, then unmounts what the driver mounted (a stopped worker
+    /// leaves no mounts; the volumes' data stays and is remounted at the next start).
     pub async fn close(&self) {
         self.tasks.close();
         self.tasks.wait().await;
+        let handles: Vec<String> = self.lock().live.keys().cloned().collect();
+        for h in handles {
+            let data = self.live_dir(&h).join("volume");
+            if let Err(e) = self.driver.release(&h, &data) {
+                tracing::warn!(handle = %h, error = %e, "unmounting volume at shutdown");
+            }
+        }
     }
 }
 

@@ -334,14 +334,24 @@ mod tests {
             std::fs::read_to_string(dir.path().join("obj")).expect("file"),
             "{\"k\":1}"
         );
-        assert_eq!(
-            std::fs::read_link(dir.path().join("rootfs")).expect("link"),
-            Path::new("/")
-        );
+        // No link to the worker's root: the ATC runs the image on the base root instead.
+        let rootfs = std::fs::symlink_metadata(dir.path().join("rootfs")).expect("rootfs");
+        assert!(rootfs.is_dir());
+        assert_eq!(meta_type(dir.path()), "mock");
         let meta: Value =
             serde_json::from_slice(&std::fs::read(dir.path().join("metadata.json")).expect("meta"))
                 .expect("json");
         assert_eq!(meta["env"], json!(["MIRRORED_VERSION=v1"]));
+    }
+
+    fn meta_type(dir: &Path) -> String {
+        let meta: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).expect("meta"))
+                .expect("json");
+        meta["concourse_resource_type"]
+            .as_str()
+            .unwrap_or("")
+            .into()
     }
 
     #[test]

@@ -306,8 +306,9 @@ impl Call<'_> {
         // A resource's check container is kept and reused by its next checks (like
         // upstream's check containers): no container per check, and `fly intercept -c`
         // finds it. Only where nothing is mounted, so no build volume outlives its build.
-        let reuse =
-            self.is_resource_check() && spec.rootfs.is_empty() && spec.bind_mounts.is_empty();
+        let reuse = self.is_resource_check()
+            && spec.rootfs == crate::proto::garden::WORKER_ROOTFS
+            && spec.bind_mounts.is_empty();
         let handle = if reuse {
             let key = sha(&json!({
                 "config": config_key(self.type_, &self.source, self.types),

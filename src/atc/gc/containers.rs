@@ -16,6 +16,22 @@ use tokio_util::sync::CancellationToken;
 /// One pass over every reachable worker at `now`.
 pub async fn collect_check_containers(rt: &Runtime, now: i64) -> crate::db::Result<()> {
     let store = &rt.store;
+    let Ok(workers) = rt.live_workers().await else {
+        return Ok(());
+    };
+    // Containers are listed before the resources are read: a check container made after a
+    // resources snapshot would look orphaned (its pipeline or scope not in it yet).
+    let mut listed = Vec::new();
+    for w in workers {
+        let filter = Properties::from([(TYPE.to_string(), "check".to_string())]);
+        let Ok(handles) = w.garden.list(filter).await else {
+            continue;
+        };
+        let Ok(infos) = w.garden.bulk_info(&handles).await else {
+            continue;
+        };
+        listed.push((w, infos));
+    }
     let mut scopes: HashMap<(String, String), Option<i64>> = HashMap::new();
     for p in store
         .pipelines(None)
@@ -27,17 +43,7 @@ pub async fn collect_check_containers(rt: &Runtime, now: i64) -> crate::db::Resu
             scopes.insert((p.id.to_string(), r.name), r.scope_id);
         }
     }
-    let Ok(workers) = rt.live_workers().await else {
-        return Ok(());
-    };
-    for w in workers {
-        let filter = Properties::from([(TYPE.to_string(), "check".to_string())]);
-        let Ok(handles) = w.garden.list(filter).await else {
-            continue;
-        };
-        let Ok(infos) = w.garden.bulk_info(&handles).await else {
-            continue;
-        };
+    for (w, infos) in listed {
         for (handle, entry) in infos {
             let p = &entry.info.properties;
             if !p.contains_key(CHECK_KEY) {

@@ -291,9 +291,20 @@ impl LinuxSandbox {
         }
         // Container root may write where the image's root may: its /, /tmp and home, even
         // when host root owns them (an operator's raw directory, a privileged step's image).
+        // So are the directories leading to its mount points (the task's working directory
+        // among them), as in upstream's namespaced images where all of root's is its root's.
         if let Some(map) = self.userns {
-            for d in ["", "tmp", "root", "home", "var/tmp", "run"] {
-                if let Ok(p) = resolve_inside(&self.rootfs, Path::new(d)) {
+            let mut dirs: Vec<PathBuf> = ["tmp", "root", "home", "var/tmp", "run"]
+                .iter()
+                .map(PathBuf::from)
+                .collect();
+            for m in &self.spec.bind_mounts {
+                let rel = Path::new(m.dst_path.trim_start_matches('/'));
+                dirs.extend(rel.ancestors().skip(1).map(Path::to_path_buf));
+            }
+            dirs.push(PathBuf::new());
+            for d in dirs {
+                if let Ok(p) = resolve_inside(&self.rootfs, &d) {
                     let _ = map.own(&p);
                 }
             }
@@ -469,8 +480,15 @@ impl LinuxSandbox {
                 PathBuf::from(workdir.trim_start_matches('/')),
             ),
         };
-        ensure_dir_inside(&root, &rel)
+        let existed = resolve_inside(&root, &rel).is_ok_and(|p| p.exists());
+        let made = ensure_dir_inside(&root, &rel)
             .map_err(|e| GardenError::BadRequest(format!("working directory {workdir}: {e}")))?;
+        // A working directory we made belongs to the process's user, as Garden makes it.
+        if !existed {
+            let host = |id| self.userns.map_or(id, |m| m.host_id(id));
+            std::os::unix::fs::lchown(&made, Some(host(uid)), Some(host(gid)))
+                .map_err(|e| GardenError::Other(format!("working directory {workdir}: {e}")))?;
+        }
         let mut namespaces = Vec::new();
         let cgroup_ns = Path::new(&format!("/proc/{}/ns/cgroup", self.init_pid)).exists()
             && self.cgroup.is_some();
