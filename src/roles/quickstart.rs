@@ -32,9 +32,10 @@ pub async fn start_worker(
     store: Arc<dyn Store>,
     work_dir: &Path,
     runtime: Option<String>,
+    network: crate::cli::WorkerNetworkArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(Arc<WorkerParts>, tokio::task::JoinHandle<()>)> {
-    let parts = Arc::new(WorkerParts::open_default(work_dir, runtime)?);
+    let parts = Arc::new(WorkerParts::open_default_with(work_dir, runtime, network)?);
     let worker = payload(super::worker::hostname_or("quickstart"));
     let name = worker.name.clone();
     store

@@ -63,6 +63,7 @@ fn main_team_auth(users: &[String]) -> TeamAuth {
 pub struct QuickstartWorker {
     pub work_dir: Option<PathBuf>,
     pub runtime: Option<String>,
+    pub network: crate::cli::WorkerNetworkArgs,
 }
 
 pub async fn run(mut args: WebArgs, quickstart: Option<QuickstartWorker>) -> anyhow::Result<()> {
@@ -105,6 +106,7 @@ pub async fn run(mut args: WebArgs, quickstart: Option<QuickstartWorker>) -> any
                 .unwrap_or_else(|| args.postgres.data_dir.join("worker")),
         ),
         runtime: w.runtime,
+        network: w.network,
     });
     serve(args, listener, shutdown, worker).await
 }
@@ -250,6 +252,7 @@ pub async fn serve(
                 state.store.clone(),
                 &dir,
                 w.runtime.clone(),
+                w.network.clone(),
                 components.clone(),
             )
             .await?;

@@ -42,8 +42,11 @@ impl WorkerParts {
         let backend: Arc<dyn Backend> = match kind {
             BackendKind::Process => Arc::new(ProcessBackend),
             BackendKind::Linux => Arc::new(
-                garden::linux::LinuxBackend::new(&work_dir)
-                    .context("starting the linux runtime")?,
+                garden::linux::LinuxBackend::with_config(garden::linux::LinuxConfig {
+                    work_dir: work_dir.clone(),
+                    network: args.network.config()?,
+                })
+                .context("starting the linux runtime")?,
             ),
         };
         let gconfig = GardenConfig {
@@ -63,6 +66,15 @@ impl WorkerParts {
     /// The parts with upstream's defaults (runtime and driver detected), for quickstart's
     /// in-process worker.
     pub fn open_default(work_dir: &Path, runtime: Option<String>) -> anyhow::Result<WorkerParts> {
+        Self::open_default_with(work_dir, runtime, Default::default())
+    }
+
+    /// As `open_default`, with the given container network flags.
+    pub fn open_default_with(
+        work_dir: &Path,
+        runtime: Option<String>,
+        network: crate::cli::WorkerNetworkArgs,
+    ) -> anyhow::Result<WorkerParts> {
         let args = WorkerRuntimeArgs {
             bind_ip: "127.0.0.1".into(),
             bind_port: 7777,
@@ -83,6 +95,7 @@ impl WorkerParts {
                 tsa_worker_private_key: None,
             },
             peer_address: None,
+            network,
         };
         Self::open(work_dir, &args)
     }

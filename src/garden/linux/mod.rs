@@ -1,14 +1,16 @@
 //! The linux backend: each container is an overlayfs rootfs (over a `raw://` directory,
 //! an image volume, or the host's root read-only) with its volumes bind-mounted at their
-//! paths, a cgroup holding its limits, its own mount, pid, uts and ipc namespaces (plus net
-//! when the container has no outbound rules) with a pivot_root into the rootfs; processes
-//! run with capabilities dropped unless privileged, as the process's user.
+//! paths, a cgroup holding its limits, its own mount, pid, uts, ipc and network namespaces
+//! (see `network`: an eth0 on the worker's bridge unless the container has no outbound
+//! rules) with a pivot_root into the rootfs; processes run with capabilities dropped
+//! unless privileged, as the process's user.
 //!
 //! Each container has a small init (pid 1 of its pid namespace, see `child`) holding its
 //! namespaces; every process joins them, so processes of one container see each other.
 
 mod cgroup;
 pub mod child;
+pub mod network;
 pub mod syscall;
 
 use super::backend::{under, Backend, BackendKind, Sandbox};
@@ -102,10 +104,28 @@ const READ_ONLY_PATHS: [&str; 5] = [
 
 pub struct LinuxBackend {
     cgroups: Option<cgroup::Version>,
+    network: std::sync::Arc<network::Network>,
+}
+
+/// What the linux backend is set up with.
+#[derive(Debug, Clone)]
+pub struct LinuxConfig {
+    /// The worker's work dir: names the bridge and firewall chains of this worker.
+    pub work_dir: PathBuf,
+    pub network: network::NetworkConfig,
 }
 
 impl LinuxBackend {
-    pub fn new(_work_dir: &Path) -> std::io::Result<LinuxBackend> {
+    /// The backend with the default network settings.
+    pub fn new(work_dir: &Path) -> std::io::Result<LinuxBackend> {
+        Self::with_config(LinuxConfig {
+            work_dir: work_dir.to_path_buf(),
+            network: Default::default(),
+        })
+    }
+
+    pub fn with_config(config: LinuxConfig) -> std::io::Result<LinuxBackend> {
+        config.network.validate().map_err(std::io::Error::other)?;
         if !supported() {
             return Err(std::io::Error::other(
                 "the linux runtime needs root, namespaces and overlayfs",
@@ -115,7 +135,11 @@ impl LinuxBackend {
         if cgroups.is_none() {
             tracing::warn!("no cgroup hierarchy found: container limits are not enforced");
         }
-        Ok(LinuxBackend { cgroups })
+        let network = network::Network::new(&config.work_dir, config.network);
+        Ok(LinuxBackend {
+            cgroups,
+            network: std::sync::Arc::new(network),
+        })
     }
 }
 
@@ -131,6 +155,9 @@ struct LinuxSandbox {
     init_pid: i32,
     /// (uid, gid) pairs the writable bind mounts were already handed to.
     chowned: std::sync::Mutex<std::collections::HashSet<(u32, u32)>>,
+    /// The container's address (none: hermetic, loopback only), released on destroy.
+    net: std::sync::Mutex<Option<(std::sync::Arc<network::Network>, network::Lease)>>,
+    resolv_conf: String,
 }
 
 /// The lower directory of a rootfs URI: `raw:///abs/dir`, or the host's root when empty.
@@ -196,15 +223,35 @@ impl Backend for LinuxBackend {
             init: std::sync::Mutex::new(None),
             init_pid: 0,
             chowned: Default::default(),
+            net: Default::default(),
+            resolv_conf: self.network.resolv_conf(),
         };
+        if !spec.netout_rules.is_empty() {
+            // Rules are not enforced one by one: any rule means "may reach the network",
+            // which is what Concourse's single allow-all rule asks for.
+            let lease = match self.network.allocate() {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = sandbox.destroy();
+                    return Err(e);
+                }
+            };
+            *sandbox.net.get_mut().unwrap_or_else(|p| p.into_inner()) =
+                Some((self.network.clone(), lease));
+        }
         if let Err(e) = sandbox
             .prepare(self.cgroups)
             .and_then(|()| sandbox.start_init())
+            .and_then(|()| sandbox.attach_network())
         {
             let _ = sandbox.destroy();
             return Err(e);
         }
         Ok(Box::new(sandbox))
+    }
+
+    fn close(&self) {
+        self.network.close();
     }
 }
 
@@ -255,16 +302,15 @@ impl LinuxSandbox {
         }
         let etc = resolve_inside(&self.rootfs, Path::new("etc")).map_err(bad)?;
         let host = self.handle.chars().take(63).collect::<String>();
+        let mut hosts =
+            format!("127.0.0.1 localhost {host}\n::1 localhost ip6-localhost ip6-loopback\n");
+        if let Some((_, lease)) = &*self.net.lock().unwrap_or_else(|p| p.into_inner()) {
+            hosts.push_str(&format!("{} {host}\n", lease.ip));
+        }
         for (name, content) in [
-            (
-                "hosts",
-                format!("127.0.0.1 localhost {host}\n::1 localhost ip6-localhost ip6-loopback\n"),
-            ),
+            ("hosts", hosts),
             ("hostname", format!("{host}\n")),
-            (
-                "resolv.conf",
-                fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-            ),
+            ("resolv.conf", self.resolv_conf.clone()),
         ] {
             let f = etc.join(name);
             if fs::symlink_metadata(&f)
@@ -302,11 +348,13 @@ impl LinuxSandbox {
         let rootfs = self.rootfs.display().to_string();
         let mut binds = self.spec.bind_mounts.clone();
         binds.sort_by(|a, b| a.dst_path.cmp(&b.dst_path)); // parents before children
-        let mut flags =
-            libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
-        if self.spec.netout_rules.is_empty() {
-            flags |= libc::CLONE_NEWNET; // no outbound rules: hermetic, like upstream
-        }
+                                                           // Always a network namespace of its own: loopback only (hermetic) until
+                                                           // `attach_network` gives it an eth0.
+        let mut flags = libc::CLONE_NEWNS
+            | libc::CLONE_NEWPID
+            | libc::CLONE_NEWUTS
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWNET;
         // Its own cgroup namespace: it sees its groups as the root, not the host's tree.
         if self.cgroup.is_some() && Path::new("/proc/self/ns/cgroup").exists() {
             flags |= libc::CLONE_NEWCGROUP;
@@ -419,6 +467,14 @@ impl LinuxSandbox {
         Err(GardenError::Other(
             "starting the container: its init did not appear".into(),
         ))
+    }
+
+    /// The container's eth0, once its init (holding the network namespace) runs.
+    fn attach_network(&self) -> Result<(), GardenError> {
+        match &*self.net.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some((network, lease)) => network.attach(lease, self.init_pid),
+            None => Ok(()),
+        }
     }
 
     fn plan(&self, spec: &ProcessSpec, tty: bool) -> Result<ProcessPlan, GardenError> {
@@ -616,6 +672,9 @@ impl Sandbox for LinuxSandbox {
             }
             let _ = init.kill();
             let _ = init.wait();
+        }
+        if let Some((network, lease)) = self.net.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            network.release(&lease);
         }
         if let Some(cg) = &self.cgroup {
             cg.destroy()
