@@ -456,8 +456,8 @@ async fn allow_host_access_lets_containers_reach_the_worker_host() {
 }
 
 #[tokio::test]
-async fn a_worker_removes_the_bridge_and_rules_a_killed_predecessor_left() {
-    if !can_run("a_worker_removes_the_bridge_and_rules_a_killed_predecessor_left") {
+async fn a_worker_removes_the_bridges_and_rules_killed_workers_left() {
+    if !can_run("a_worker_removes_the_bridges_and_rules_killed_workers_left") {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
@@ -475,15 +475,51 @@ async fn a_worker_removes_the_bridge_and_rules_a_killed_predecessor_left() {
     ] {
         sh(&step).expect("leftovers");
     }
+    // A killed worker on another work dir: its bridge's alias names a process that is gone.
+    let other = HostNames::of(&dir.path().join("other"));
+    let other_chain = format!("{}nat", other.chain_prefix);
+    let mut gone = Command::new("true").spawn().expect("spawn");
+    gone.wait().expect("wait");
+    let pidns = std::fs::read_link("/proc/self/ns/pid").expect("pidns");
+    let tag = format!(
+        "concourse worker pid={} start=1 pidns={}",
+        gone.id(),
+        pidns.display()
+    );
+    // A bridge no worker tagged is not ours to remove.
+    let foreign = HostNames::of(&dir.path().join("foreign"));
+    for step in [
+        vec!["ip", "link", "add", &other.bridge, "type", "bridge"],
+        vec!["ip", "link", "set", "dev", &other.bridge, "alias", &tag],
+        vec!["iptables", "-w", "-t", "nat", "-N", &other_chain],
+        vec![
+            "iptables",
+            "-w",
+            "-t",
+            "nat",
+            "-I",
+            "POSTROUTING",
+            "1",
+            "-j",
+            &other_chain,
+        ],
+        vec!["ip", "link", "add", &foreign.bridge, "type", "bridge"],
+    ] {
+        sh(&step).expect("a killed worker's leftovers");
+    }
     let backend = LinuxBackend::with_config(LinuxConfig {
         work_dir: dir.path().to_path_buf(),
         network: config(&nets(4).0),
     })
     .expect("backend");
     let links = links();
-    assert!(!links.contains(&names.bridge), "{links}");
-    assert!(!links.contains(&names.veth_prefix), "{links}");
-    let rules = rules();
-    assert!(!rules.contains(&names.chain_prefix), "{rules}");
+    let _ = sh(&["ip", "link", "del", &foreign.bridge]);
+    for n in [&names, &other] {
+        assert!(!links.contains(&n.bridge), "{links}");
+        assert!(!links.contains(&n.veth_prefix), "{links}");
+        let rules = rules();
+        assert!(!rules.contains(&n.chain_prefix), "{rules}");
+    }
+    assert!(links.contains(&foreign.bridge), "{links}");
     drop(backend);
 }

@@ -13,106 +13,17 @@
 //! host never share a bridge or a chain, and a restarted worker removes what a killed
 //! predecessor on the same work dir left.
 
+mod cidr;
+
 use crate::proto::garden::GardenError;
+pub use cidr::Cidr;
 use std::collections::BTreeSet;
-use std::fmt;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::str::FromStr;
 use std::sync::Mutex;
-
-/// An IPv4 network: its first address and prefix length (host bits cleared).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    net: u32,
-    prefix: u8,
-}
-
-impl Cidr {
-    pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Cidr, String> {
-        if prefix > 32 {
-            return Err(format!("prefix length {prefix} is over 32"));
-        }
-        Ok(Cidr {
-            net: u32::from(addr) & Self::mask_of(prefix),
-            prefix,
-        })
-    }
-
-    fn mask_of(prefix: u8) -> u32 {
-        if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - prefix)
-        }
-    }
-
-    pub fn network(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.net)
-    }
-
-    pub fn prefix(&self) -> u8 {
-        self.prefix
-    }
-
-    /// Number of addresses in the network.
-    pub fn size(&self) -> u64 {
-        1u64 << (32 - self.prefix)
-    }
-
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & Self::mask_of(self.prefix) == self.net
-    }
-
-    pub fn overlaps(&self, other: &Cidr) -> bool {
-        let shorter = self.prefix.min(other.prefix);
-        let m = Self::mask_of(shorter);
-        self.net & m == other.net & m
-    }
-
-    /// The address `offset` into the network.
-    pub fn nth(&self, offset: u32) -> Option<Ipv4Addr> {
-        (u64::from(offset) < self.size()).then(|| Ipv4Addr::from(self.net + offset))
-    }
-
-    /// The bridge's (gateway's) address: the first one after the network address.
-    pub fn gateway(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.net.wrapping_add(1))
-    }
-
-    /// Offsets containers may get: after the gateway, before the broadcast address.
-    fn container_offsets(&self) -> std::ops::Range<u32> {
-        2..(self.size() - 1) as u32
-    }
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-    /// `a.b.c.d/n`, or a bare address (a /32).
-    fn from_str(s: &str) -> Result<Cidr, String> {
-        let (addr, prefix) = match s.trim().split_once('/') {
-            Some((a, p)) => (
-                a,
-                p.parse::<u8>()
-                    .map_err(|_| format!("{s:?}: bad prefix length"))?,
-            ),
-            None => (s.trim(), 32),
-        };
-        let addr: Ipv4Addr = addr
-            .parse()
-            .map_err(|_| format!("{s:?}: not an IPv4 address or CIDR"))?;
-        Cidr::new(addr, prefix).map_err(|e| format!("{s:?}: {e}"))
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network(), self.prefix)
-    }
-}
 
 /// The worker's network settings (`--network-pool`, `--deny-network`, ...).
 #[derive(Debug, Clone)]
@@ -145,7 +56,7 @@ impl Default for NetworkConfig {
 impl NetworkConfig {
     /// Checks what the command line cannot: a pool with room for containers.
     pub fn validate(&self) -> Result<(), String> {
-        if !(8..=30).contains(&self.pool.prefix) {
+        if !(8..=30).contains(&self.pool.prefix()) {
             return Err(format!(
                 "network pool {}: the prefix length must be between 8 and 30",
                 self.pool
@@ -197,9 +108,112 @@ impl HostNames {
 
     fn from_id(id: &str) -> HostNames {
         HostNames {
-            bridge: format!("cgbr{id}"),
+            bridge: format!("{BRIDGE_PREFIX}{id}"),
             veth_prefix: format!("cv{id}-"),
             chain_prefix: format!("concourse-{id}-"),
+        }
+    }
+
+    /// This worker's chains: (table, chain, the built-in chain it hangs off, match).
+    fn chains(&self) -> [(&'static str, String, &'static str, Vec<String>); 3] {
+        let chain = |kind: &str| format!("{}{kind}", self.chain_prefix);
+        [
+            ("filter", chain("fwd"), "FORWARD", vec![]),
+            (
+                "filter",
+                chain("in"),
+                "INPUT",
+                vec!["-i".into(), self.bridge.clone()],
+            ),
+            ("nat", chain("nat"), "POSTROUTING", vec![]),
+        ]
+    }
+
+    /// Removes this worker's rules, chains, veths and bridge, whatever of them exists.
+    fn teardown(&self) {
+        let chains = self.chains();
+        for table in ["filter", "nat"] {
+            let Ok(listing) = iptables(table, &["-S"]) else {
+                continue; // no iptables: no rules of ours either
+            };
+            for (t, chain, builtin, matching) in chains.iter().filter(|c| c.0 == table) {
+                if !listing.contains(chain.as_str()) {
+                    continue;
+                }
+                let mut rule: Vec<&str> = matching.iter().map(String::as_str).collect();
+                rule.extend(["-j", chain]);
+                // Inserted once per setup; a crash between setups could leave several.
+                for _ in 0..8 {
+                    if iptables(t, &[&["-D", builtin][..], &rule].concat()).is_err() {
+                        break;
+                    }
+                }
+                let _ = iptables(t, &["-F", chain]);
+                let _ = iptables(t, &["-X", chain]);
+            }
+        }
+        let prefix = self.veth_prefix.clone();
+        for entry in std::fs::read_dir("/sys/class/net").into_iter().flatten() {
+            let name = entry
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.starts_with(&prefix) {
+                let _ = run(&["ip", "link", "del", &name]);
+            }
+        }
+        if link_exists(&self.bridge) {
+            let _ = run(&["ip", "link", "del", &self.bridge]);
+        }
+    }
+}
+
+const BRIDGE_PREFIX: &str = "cgbr";
+
+/// What a bridge's alias says of its worker: its pid, the pid's start time (so a reused
+/// pid is not taken for it) and its pid namespace (pids of another one mean nothing here).
+fn owner_tag(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22, counted after the command name's closing parenthesis (field 2).
+    let start = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?;
+    let pidns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    Some(format!(
+        "concourse worker pid={pid} start={start} pidns={}",
+        pidns.display()
+    ))
+}
+
+/// Removes the bridges, rules and interfaces of workers on this host that were killed
+/// (so never removed their own): a bridge's alias names its worker's process.
+fn reap_orphans() {
+    let Some(own_ns) = std::fs::read_link("/proc/self/ns/pid").ok() else {
+        return;
+    };
+    for entry in std::fs::read_dir("/sys/class/net").into_iter().flatten() {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(id) = name.strip_prefix(BRIDGE_PREFIX) else {
+            continue;
+        };
+        let alias = std::fs::read_to_string(entry.path().join("ifalias")).unwrap_or_default();
+        let field = |k: &str| {
+            alias
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(k).map(str::to_string))
+        };
+        let (Some(pid), Some(ns)) = (field("pid="), field("pidns=")) else {
+            continue; // not tagged by a worker: leave it alone
+        };
+        if ns != own_ns.display().to_string() {
+            continue;
+        }
+        let alive = pid
+            .parse::<u32>()
+            .ok()
+            .and_then(owner_tag)
+            .is_some_and(|tag| tag == alias.trim());
+        if !alive {
+            tracing::info!(bridge = %name, "removing the network of a worker that is gone");
+            HostNames::from_id(id).teardown();
         }
     }
 }
@@ -299,7 +313,8 @@ impl Network {
             names: HostNames::of(work_dir),
             state: Mutex::new(State::default()),
         };
-        n.teardown();
+        n.names.teardown();
+        reap_orphans();
         n
     }
 
@@ -313,21 +328,6 @@ impl Network {
 
     fn veth_prefix(&self) -> String {
         self.names.veth_prefix.clone()
-    }
-
-    /// This worker's chains: (table, chain, the built-in chain it hangs off, match).
-    fn chains(&self) -> [(&'static str, String, &'static str, Vec<String>); 3] {
-        let chain = |kind: &str| format!("{}{kind}", self.names.chain_prefix);
-        [
-            ("filter", chain("fwd"), "FORWARD", vec![]),
-            (
-                "filter",
-                chain("in"),
-                "INPUT",
-                vec!["-i".into(), self.bridge()],
-            ),
-            ("nat", chain("nat"), "POSTROUTING", vec![]),
-        ]
     }
 
     /// Hands out an address (making the bridge and rules first if needed).
@@ -384,7 +384,7 @@ impl Network {
         let pid_s = pid.to_string();
         let bridge = self.bridge();
         let netns = format!("--net=/proc/{pid}/ns/net");
-        let cidr = format!("{}/{}", lease.ip, self.config.pool.prefix);
+        let cidr = format!("{}/{}", lease.ip, self.config.pool.prefix());
         let inside = format!(
             "addr add {cidr} dev eth0\nlink set eth0 up\nroute add default via {}\n",
             self.config.pool.gateway()
@@ -430,7 +430,7 @@ impl Network {
     pub fn close(&self) {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if st.ready {
-            self.teardown();
+            self.names.teardown();
             st.ready = false;
         }
     }
@@ -440,7 +440,7 @@ impl Network {
         self.config.validate()?;
         let pool = self.config.pool;
         let bridge = self.bridge();
-        let gateway = format!("{}/{}", pool.gateway(), pool.prefix);
+        let gateway = format!("{}/{}", pool.gateway(), pool.prefix());
         // Another interface holding part of the pool (often another worker with the same
         // pool) makes routes to containers ambiguous: say which flag fixes it.
         if let Some((iface, net)) = host_networks()
@@ -453,12 +453,16 @@ impl Network {
         if !link_exists(&bridge) {
             run(&["ip", "link", "add", &bridge, "type", "bridge"])?;
         }
+        // Whose it is: a worker starting later removes it if this one was killed.
+        if let Some(tag) = owner_tag(std::process::id()) {
+            run(&["ip", "link", "set", "dev", &bridge, "alias", &tag])?;
+        }
         run(&["ip", "addr", "replace", &gateway, "dev", &bridge])?;
         run(&["ip", "link", "set", &bridge, "up"])?;
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
             .map_err(|e| format!("enabling IPv4 forwarding: {e}"))?;
         let pool_s = pool.to_string();
-        let [(_, fwd, _, _), (_, input, _, _), (_, nat, _, _)] = self.chains();
+        let [(_, fwd, _, _), (_, input, _, _), (_, nat, _, _)] = self.names.chains();
         let mut rules: Vec<(&str, &str, Vec<String>)> = Vec::new();
         let v = |s: &[&str]| s.iter().map(|a| a.to_string()).collect::<Vec<_>>();
         // Masquerade what leaves for elsewhere; traffic among containers stays as it is.
@@ -494,7 +498,7 @@ impl Network {
             ));
             rules.push(("filter", &input, v(&["-j", "REJECT"])));
         }
-        for (table, chain, _, _) in self.chains() {
+        for (table, chain, _, _) in self.names.chains() {
             if iptables(table, &["-N", &chain]).is_err() {
                 iptables(table, &["-F", &chain])?;
             }
@@ -506,7 +510,7 @@ impl Network {
         }
         // First in the built-in chains, so a host policy (Docker's FORWARD DROP) or its
         // rules do not decide for containers.
-        for (table, chain, builtin, matching) in self.chains() {
+        for (table, chain, builtin, matching) in self.names.chains() {
             let mut rule: Vec<&str> = matching.iter().map(String::as_str).collect();
             rule.extend(["-j", &chain]);
             let check = [&["-C", builtin][..], &rule].concat();
@@ -515,43 +519,6 @@ impl Network {
             }
         }
         Ok(())
-    }
-
-    /// Removes this worker's rules, chains, veths and bridge, whatever of them exists.
-    fn teardown(&self) {
-        let chains = self.chains();
-        for table in ["filter", "nat"] {
-            let Ok(listing) = iptables(table, &["-S"]) else {
-                continue; // no iptables: no rules of ours either
-            };
-            for (t, chain, builtin, matching) in chains.iter().filter(|c| c.0 == table) {
-                if !listing.contains(chain.as_str()) {
-                    continue;
-                }
-                let mut rule: Vec<&str> = matching.iter().map(String::as_str).collect();
-                rule.extend(["-j", chain]);
-                // Inserted once per setup; a crash between setups could leave several.
-                for _ in 0..8 {
-                    if iptables(t, &[&["-D", builtin][..], &rule].concat()).is_err() {
-                        break;
-                    }
-                }
-                let _ = iptables(t, &["-F", chain]);
-                let _ = iptables(t, &["-X", chain]);
-            }
-        }
-        let prefix = self.veth_prefix();
-        for entry in std::fs::read_dir("/sys/class/net").into_iter().flatten() {
-            let name = entry
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if name.starts_with(&prefix) {
-                let _ = run(&["ip", "link", "del", &name]);
-            }
-        }
-        if link_exists(&self.bridge()) {
-            let _ = run(&["ip", "link", "del", &self.bridge()]);
-        }
     }
 
     /// The container's resolv.conf: the host's, with `dns_servers` instead of its
@@ -608,32 +575,6 @@ impl Drop for Network {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn cidrs_parse_normalize_and_refuse_nonsense() {
-        let c: Cidr = "10.80.3.7/16".parse().expect("cidr");
-        assert_eq!(c.to_string(), "10.80.0.0/16");
-        assert_eq!(c.gateway(), Ipv4Addr::new(10, 80, 0, 1));
-        assert_eq!(c.size(), 65536);
-        assert!(c.contains(Ipv4Addr::new(10, 80, 255, 255)));
-        assert!(!c.contains(Ipv4Addr::new(10, 81, 0, 0)));
-        let host: Cidr = "192.168.1.9".parse().expect("bare address");
-        assert_eq!(host.to_string(), "192.168.1.9/32");
-        assert_eq!("0.0.0.0/0".parse::<Cidr>().expect("all").size(), 1 << 32);
-        for bad in [
-            "10.80.0.0/33",
-            "10.80.0/16",
-            "::1/128",
-            "x",
-            "10.0.0.0/-1",
-            "",
-        ] {
-            assert!(bad.parse::<Cidr>().is_err(), "{bad} must not parse");
-        }
-        let a: Cidr = "10.0.0.0/8".parse().expect("a");
-        assert!(a.overlaps(&"10.200.1.0/24".parse().expect("b")));
-        assert!(!a.overlaps(&"11.0.0.0/8".parse().expect("c")));
-    }
 
     #[test]
     fn pools_too_small_or_too_large_are_refused() {
