@@ -376,6 +376,20 @@ async fn a_container_reaches_other_hosts_through_nat_but_never_the_worker_host()
         "the host's loopback service",
     );
     g.client.ping().await.expect("the Garden does listen");
+    // Nor over IPv6: the host's side of the link has no address to dial.
+    let v6 = sh(&["ip", "-6", "addr", "show", "dev", &g.names.bridge]).expect("ip -6");
+    assert_eq!(v6.trim(), "", "the bridge has no IPv6 address");
+    let veth = links()
+        .lines()
+        .find_map(|l| {
+            l.split(": ")
+                .nth(1)
+                .filter(|n| n.starts_with(&g.names.veth_prefix))
+                .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        })
+        .expect("the container's host interface");
+    let v6 = sh(&["ip", "-6", "addr", "show", "dev", &veth]).expect("ip -6");
+    assert_eq!(v6.trim(), "", "{veth} has no IPv6 address");
 
     // No rules: hermetic, loopback only.
     g.create("sealed", false).await;

@@ -270,6 +270,17 @@ fn iptables(table: &str, args: &[&str]) -> Result<String, String> {
     run(&all)
 }
 
+/// The host's side of container links gets no IPv6 address: the rules are IPv4 only, and
+/// a link-local address on the bridge would let containers reach the host over IPv6.
+fn no_ipv6(link: &str) {
+    let knob = format!("/proc/sys/net/ipv6/conf/{link}/disable_ipv6");
+    if Path::new(&knob).exists() {
+        if let Err(e) = std::fs::write(&knob, "1") {
+            tracing::warn!(link, error = %e, "could not disable IPv6 on a container link");
+        }
+    }
+}
+
 fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
@@ -409,6 +420,7 @@ impl Network {
                 "netns",
                 &pid_s,
             ])?;
+            no_ipv6(&lease.veth);
             run(&["ip", "link", "set", &lease.veth, "master", &bridge, "up"])?;
             run_with_input(&["nsenter", &netns, "ip", "-batch", "-"], Some(&inside))?;
             Ok(())
@@ -458,6 +470,7 @@ impl Network {
             run(&["ip", "link", "set", "dev", &bridge, "alias", &tag])?;
         }
         run(&["ip", "addr", "replace", &gateway, "dev", &bridge])?;
+        no_ipv6(&bridge);
         run(&["ip", "link", "set", &bridge, "up"])?;
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
             .map_err(|e| format!("enabling IPv4 forwarding: {e}"))?;
