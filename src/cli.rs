@@ -562,3 +562,64 @@ pub struct WorkerControlArgs {
     #[arg(long = "tsa-host", env = "CONCOURSE_TSA_HOST")]
     pub tsa_host: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_network_flags_take_upstreams_names_and_are_checked() {
+        let parse = |args: &[&str]| {
+            let all = [&["concourse", "worker", "--work-dir", "/w"][..], args].concat();
+            match Cli::try_parse_from(all).expect("parses").command {
+                Command::Worker(w) => w.runtime.network,
+                other => panic!("{other:?}"),
+            }
+        };
+        let defaults = parse(&[]).config().expect("defaults");
+        assert_eq!(defaults.pool.to_string(), "10.80.0.0/16");
+        assert!(defaults.deny.is_empty() && !defaults.allow_host_access);
+        let n = parse(&[
+            "--containerd-network-pool",
+            "10.9.0.0/24",
+            "--deny-network",
+            "192.0.2.0/24,198.51.100.7",
+            "--containerd-restricted-network",
+            "203.0.113.0/24",
+            "--containerd-dns-server",
+            "192.0.2.53",
+            "--containerd-allow-host-access",
+        ])
+        .config()
+        .expect("config");
+        assert_eq!(n.pool.to_string(), "10.9.0.0/24");
+        let deny: Vec<String> = n.deny.iter().map(|d| d.to_string()).collect();
+        assert_eq!(deny, ["192.0.2.0/24", "198.51.100.7/32", "203.0.113.0/24"]);
+        assert_eq!(
+            n.dns_servers,
+            ["192.0.2.53".parse::<std::net::IpAddr>().expect("ip")]
+        );
+        assert!(n.allow_host_access);
+        let err = parse(&["--network-pool", "10.0.0.0/31"])
+            .config()
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("between 8 and 30"), "{err:#}");
+        let err = parse(&["--deny-network", "nope"]).config().unwrap_err();
+        assert!(format!("{err:#}").contains("--deny-network"), "{err:#}");
+        let quickstart = Cli::try_parse_from([
+            "concourse",
+            "quickstart",
+            "--worker-network-pool",
+            "10.7.0.0/16",
+            "--worker-deny-network",
+            "192.0.2.0/24",
+        ])
+        .expect("quickstart parses");
+        let Command::Quickstart(q) = quickstart.command else {
+            panic!("quickstart")
+        };
+        let n = q.worker_network().config().expect("config");
+        assert_eq!(n.pool.to_string(), "10.7.0.0/16");
+        assert_eq!(n.deny.len(), 1);
+    }
+}

@@ -10,8 +10,8 @@
 //! util-linux, iptables): rules live in this worker's own chains, hooked first into the
 //! filter FORWARD/INPUT and nat POSTROUTING chains, and are removed with the bridge when
 //! the worker stops. Names derive from the work dir, so two workers (or test runs) on one
-//! host never share a bridge or a chain, and a restarted worker removes what a killed
-//! predecessor on the same work dir left.
+//! host never share a bridge or a chain; a starting worker removes what killed workers
+//! left (see `reap_orphans`).
 
 mod cidr;
 
