@@ -246,9 +246,10 @@ fn main() {
             std::fs::create_dir_all(&image).expect("image");
             std::fs::copy("/bin/busybox", image.join("busybox")).expect("busybox");
             std::os::unix::fs::symlink("busybox", image.join("true")).expect("true");
-            let backend = LinuxBackend::new(&concourse::garden::linux::LinuxConfig {
+            let backend = LinuxBackend::with_config(concourse::garden::linux::LinuxConfig {
                 work_dir: dir.path().to_path_buf(),
                 allowed_raw_rootfs: vec![dir.path().join("image")],
+                ..Default::default()
             })
             .expect("linux backend");
             let rootfs = format!("raw://{}", dir.path().join("image").display());

@@ -374,6 +374,96 @@ pub struct WorkerRuntimeArgs {
     /// The TSA accepts it only when it is the IP this worker's SSH connection comes from.
     #[arg(long, env = "CONCOURSE_PEER_ADDRESS")]
     pub peer_address: Option<String>,
+    #[command(flatten)]
+    pub network: WorkerNetworkArgs,
+}
+
+/// Container networking of the linux runtime (upstream's `--containerd-*` names are
+/// accepted as aliases, and their environment variables).
+#[derive(Debug, Clone, Args)]
+pub struct WorkerNetworkArgs {
+    /// Network range containers get their addresses from; the first address is the
+    /// worker's bridge (the containers' gateway).
+    #[arg(
+        long,
+        visible_alias = "containerd-network-pool",
+        env = "CONCOURSE_CONTAINERD_NETWORK_POOL",
+        default_value = crate::garden::linux::network::DEFAULT_POOL
+    )]
+    pub network_pool: String,
+    /// Network (CIDR) containers may not reach (repeatable or comma-separated).
+    #[arg(
+        long = "deny-network",
+        visible_alias = "containerd-restricted-network",
+        env = "CONCOURSE_CONTAINERD_RESTRICTED_NETWORK",
+        value_delimiter = ','
+    )]
+    pub deny_network: Vec<String>,
+    /// Nameserver for containers, replacing the host's (repeatable or comma-separated).
+    #[arg(
+        long = "dns-server",
+        visible_alias = "containerd-dns-server",
+        env = "CONCOURSE_CONTAINERD_DNS_SERVER",
+        value_delimiter = ','
+    )]
+    pub dns_server: Vec<String>,
+    /// Let containers connect to the worker host's own addresses (refused by default).
+    #[arg(
+        long,
+        visible_alias = "containerd-allow-host-access",
+        env = "CONCOURSE_CONTAINERD_ALLOW_HOST_ACCESS"
+    )]
+    pub allow_host_access: bool,
+    /// MTU of containers' interfaces (default: that of the host's default-route interface).
+    #[arg(
+        long,
+        visible_alias = "containerd-mtu",
+        env = "CONCOURSE_CONTAINERD_MTU"
+    )]
+    pub network_mtu: Option<u32>,
+}
+
+impl Default for WorkerNetworkArgs {
+    fn default() -> Self {
+        WorkerNetworkArgs {
+            network_pool: crate::garden::linux::network::DEFAULT_POOL.into(),
+            deny_network: Vec::new(),
+            dns_server: Vec::new(),
+            allow_host_access: false,
+            network_mtu: None,
+        }
+    }
+}
+
+impl WorkerNetworkArgs {
+    /// The linux backend's network settings, each flag checked.
+    pub fn config(&self) -> anyhow::Result<crate::garden::linux::network::NetworkConfig> {
+        use anyhow::Context;
+        let config = crate::garden::linux::network::NetworkConfig {
+            pool: self
+                .network_pool
+                .parse()
+                .map_err(anyhow::Error::msg)
+                .context("--network-pool")?,
+            deny: self
+                .deny_network
+                .iter()
+                .map(|d| d.parse())
+                .collect::<Result<_, String>>()
+                .map_err(anyhow::Error::msg)
+                .context("--deny-network")?,
+            dns_servers: self
+                .dns_server
+                .iter()
+                .map(|d| d.trim().parse())
+                .collect::<Result<_, _>>()
+                .context("--dns-server")?,
+            allow_host_access: self.allow_host_access,
+            mtu: self.network_mtu,
+        };
+        config.validate().map_err(anyhow::Error::msg)?;
+        Ok(config)
+    }
 }
 
 /// How a worker authenticates to the TSA and checks it (upstream's flag names).
@@ -410,6 +500,43 @@ pub struct QuickstartArgs {
         value_name = "DIR"
     )]
     pub worker_allowed_raw_rootfs: Vec<PathBuf>,
+    /// Network range the in-process worker's containers get addresses from.
+    #[arg(
+        long,
+        env = "CONCOURSE_WORKER_CONTAINERD_NETWORK_POOL",
+        default_value = crate::garden::linux::network::DEFAULT_POOL
+    )]
+    pub worker_network_pool: String,
+    /// Network (CIDR) the in-process worker's containers may not reach (repeatable).
+    #[arg(
+        long,
+        env = "CONCOURSE_WORKER_CONTAINERD_RESTRICTED_NETWORK",
+        value_delimiter = ','
+    )]
+    pub worker_deny_network: Vec<String>,
+    /// Nameserver for the in-process worker's containers (repeatable).
+    #[arg(
+        long,
+        env = "CONCOURSE_WORKER_CONTAINERD_DNS_SERVER",
+        value_delimiter = ','
+    )]
+    pub worker_dns_server: Vec<String>,
+    /// Let the in-process worker's containers connect to this host's own addresses.
+    #[arg(long, env = "CONCOURSE_WORKER_CONTAINERD_ALLOW_HOST_ACCESS")]
+    pub worker_allow_host_access: bool,
+}
+
+impl QuickstartArgs {
+    /// The in-process worker's network flags, as `concourse worker` has them.
+    pub fn worker_network(&self) -> WorkerNetworkArgs {
+        WorkerNetworkArgs {
+            network_pool: self.worker_network_pool.clone(),
+            deny_network: self.worker_deny_network.clone(),
+            dns_server: self.worker_dns_server.clone(),
+            allow_host_access: self.worker_allow_host_access,
+            network_mtu: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -453,4 +580,65 @@ pub struct WorkerControlArgs {
     /// TSA host to forward the request through.
     #[arg(long = "tsa-host", env = "CONCOURSE_TSA_HOST")]
     pub tsa_host: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_network_flags_take_upstreams_names_and_are_checked() {
+        let parse = |args: &[&str]| {
+            let all = [&["concourse", "worker", "--work-dir", "/w"][..], args].concat();
+            match Cli::try_parse_from(all).expect("parses").command {
+                Command::Worker(w) => w.runtime.network,
+                other => panic!("{other:?}"),
+            }
+        };
+        let defaults = parse(&[]).config().expect("defaults");
+        assert_eq!(defaults.pool.to_string(), "10.80.0.0/16");
+        assert!(defaults.deny.is_empty() && !defaults.allow_host_access);
+        let n = parse(&[
+            "--containerd-network-pool",
+            "10.9.0.0/24",
+            "--deny-network",
+            "192.0.2.0/24,198.51.100.7",
+            "--containerd-restricted-network",
+            "203.0.113.0/24",
+            "--containerd-dns-server",
+            "192.0.2.53",
+            "--containerd-allow-host-access",
+        ])
+        .config()
+        .expect("config");
+        assert_eq!(n.pool.to_string(), "10.9.0.0/24");
+        let deny: Vec<String> = n.deny.iter().map(|d| d.to_string()).collect();
+        assert_eq!(deny, ["192.0.2.0/24", "198.51.100.7/32", "203.0.113.0/24"]);
+        assert_eq!(
+            n.dns_servers,
+            ["192.0.2.53".parse::<std::net::IpAddr>().expect("ip")]
+        );
+        assert!(n.allow_host_access);
+        let err = parse(&["--network-pool", "10.0.0.0/31"])
+            .config()
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("between 8 and 30"), "{err:#}");
+        let err = parse(&["--deny-network", "nope"]).config().unwrap_err();
+        assert!(format!("{err:#}").contains("--deny-network"), "{err:#}");
+        let quickstart = Cli::try_parse_from([
+            "concourse",
+            "quickstart",
+            "--worker-network-pool",
+            "10.7.0.0/16",
+            "--worker-deny-network",
+            "192.0.2.0/24",
+        ])
+        .expect("quickstart parses");
+        let Command::Quickstart(q) = quickstart.command else {
+            panic!("quickstart")
+        };
+        let n = q.worker_network().config().expect("config");
+        assert_eq!(n.pool.to_string(), "10.7.0.0/16");
+        assert_eq!(n.deny.len(), 1);
+    }
 }

@@ -64,9 +64,10 @@ async fn start(test: &str) -> Option<G> {
     }
     let dir = tempfile::tempdir().expect("tmp");
     busybox_rootfs(&dir.path().join("image"));
-    let backend = LinuxBackend::new(&LinuxConfig {
+    let backend = LinuxBackend::with_config(LinuxConfig {
         work_dir: dir.path().to_path_buf(),
         allowed_raw_rootfs: vec![dir.path().join("image"), dir.path().join("bare")],
+        ..Default::default()
     })
     .expect("linux backend");
     let containers = Containers::new(

@@ -145,8 +145,8 @@ fn worker_without_work_dir_fails_with_upstream_wording() {
 #[tokio::test]
 async fn the_in_process_worker_parts_serve_the_traits_directly() {
     let work = tempfile::tempdir().expect("tmp");
-    let parts = concourse::roles::worker::WorkerParts::open_default(work.path(), None, vec![])
-        .expect("parts");
+    let parts =
+        concourse::roles::worker::WorkerParts::open_default(work.path(), None).expect("parts");
     let (garden, bc) = (parts.garden(), parts.baggageclaim());
     let v = bc
         .create_volume(VolumeRequest::new("scratch", Strategy::Empty))

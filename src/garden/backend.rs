@@ -71,6 +71,9 @@ pub trait Backend: Send + Sync {
         spec: &ContainerSpec,
         dir: &Path,
     ) -> Result<Box<dyn Sandbox>, GardenError>;
+    /// Undoes what the backend set up for its containers (the linux backend's bridge and
+    /// firewall rules); called once every container is destroyed, at shutdown.
+    fn close(&self) {}
 }
 
 /// `dir` joined with an absolute container path (never leaving `dir` lexically).

@@ -184,6 +184,8 @@ impl Containers {
         }
         self.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
+        let backend = self.backend.clone();
+        let _ = tokio::task::spawn_blocking(move || backend.close()).await;
     }
 
     /// Destroys a container, its processes killed if still running after `grace`.

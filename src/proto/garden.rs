@@ -188,6 +188,19 @@ pub struct NetOutRule {
     pub log: bool,
 }
 
+impl NetOutRule {
+    /// What the ATC sends for every non-hermetic container: any protocol, anywhere.
+    pub fn allow_all() -> NetOutRule {
+        NetOutRule {
+            networks: vec![IpRange {
+                start: "0.0.0.0".into(),
+                end: "255.255.255.255".into(),
+            }],
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct IpRange {

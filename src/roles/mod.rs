@@ -36,6 +36,7 @@ pub fn run(cli: Cli) -> i32 {
             Command::Web(args) => web::run(args, None).await,
             Command::Quickstart(args) => {
                 let worker = web::QuickstartWorker {
+                    network: args.worker_network(),
                     work_dir: args.worker_work_dir,
                     runtime: args.worker_runtime,
                     allowed_raw_rootfs: args.worker_allowed_raw_rootfs,

@@ -33,12 +33,14 @@ pub async fn start_worker(
     work_dir: &Path,
     runtime: Option<String>,
     allowed_raw_rootfs: Vec<std::path::PathBuf>,
+    network: crate::cli::WorkerNetworkArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(Arc<WorkerParts>, tokio::task::JoinHandle<()>)> {
-    let parts = Arc::new(WorkerParts::open_default(
+    let parts = Arc::new(WorkerParts::open_default_with(
         work_dir,
         runtime,
         allowed_raw_rootfs,
+        network,
     )?);
     let worker = payload(super::worker::hostname_or("quickstart"));
     let name = worker.name.clone();

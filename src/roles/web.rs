@@ -64,6 +64,7 @@ pub struct QuickstartWorker {
     pub work_dir: Option<PathBuf>,
     pub runtime: Option<String>,
     pub allowed_raw_rootfs: Vec<PathBuf>,
+    pub network: crate::cli::WorkerNetworkArgs,
 }
 
 pub async fn run(mut args: WebArgs, quickstart: Option<QuickstartWorker>) -> anyhow::Result<()> {
@@ -107,6 +108,7 @@ pub async fn run(mut args: WebArgs, quickstart: Option<QuickstartWorker>) -> any
         ),
         runtime: w.runtime,
         allowed_raw_rootfs: w.allowed_raw_rootfs,
+        network: w.network,
     });
     serve(args, listener, shutdown, worker).await
 }
@@ -253,6 +255,7 @@ pub async fn serve(
                 &dir,
                 w.runtime.clone(),
                 w.allowed_raw_rootfs.clone(),
+                w.network.clone(),
                 components.clone(),
             )
             .await?;

@@ -43,12 +43,13 @@ impl WorkerParts {
         let backend: Arc<dyn Backend> = match kind {
             BackendKind::Process => Arc::new(ProcessBackend),
             BackendKind::Linux => Arc::new(
-                garden::linux::LinuxBackend::new(&garden::linux::LinuxConfig {
+                garden::linux::LinuxBackend::with_config(garden::linux::LinuxConfig {
                     work_dir: work_dir.clone(),
                     // Image volumes live under the volumes dir; the rest the operator names.
                     allowed_raw_rootfs: std::iter::once(volumes_dir)
                         .chain(args.allowed_raw_rootfs.iter().cloned())
                         .collect(),
+                    network: args.network.config()?,
                 })
                 .context("starting the linux runtime")?,
             ),
@@ -69,10 +70,16 @@ impl WorkerParts {
 
     /// The parts with upstream's defaults (runtime and driver detected), for quickstart's
     /// in-process worker.
-    pub fn open_default(
+    pub fn open_default(work_dir: &Path, runtime: Option<String>) -> anyhow::Result<WorkerParts> {
+        Self::open_default_with(work_dir, runtime, Vec::new(), Default::default())
+    }
+
+    /// As `open_default`, with the given `raw://` directories and container network flags.
+    pub fn open_default_with(
         work_dir: &Path,
         runtime: Option<String>,
         allowed_raw_rootfs: Vec<std::path::PathBuf>,
+        network: crate::cli::WorkerNetworkArgs,
     ) -> anyhow::Result<WorkerParts> {
         let args = WorkerRuntimeArgs {
             allowed_raw_rootfs,
@@ -95,6 +102,7 @@ impl WorkerParts {
                 tsa_worker_private_key: None,
             },
             peer_address: None,
+            network,
         };
         Self::open(work_dir, &args)
     }

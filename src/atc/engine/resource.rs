@@ -298,6 +298,7 @@ impl Call<'_> {
             spec.bind_mounts.push(bind(&vol_path, &dst));
         }
         spec.privileged = privileged;
+        spec.netout_rules = vec![crate::proto::garden::NetOutRule::allow_all()];
         spec.properties = super::labels::with_process(self.labels.clone(), "root", &workdir);
         spec.properties.insert(
             super::labels::RESOURCE_TYPE.to_string(),

@@ -211,6 +211,9 @@ pub async fn run(
     spec.bind_mounts = mounts.iter().map(|(dst, src, _)| bind(src, dst)).collect();
     spec.env = env;
     spec.privileged = t.privileged;
+    if !t.hermetic {
+        spec.netout_rules = vec![crate::proto::garden::NetOutRule::allow_all()];
+    }
     let limits = t
         .container_limits
         .as_ref()

@@ -1,14 +1,16 @@
 //! The linux backend: each container is an overlayfs rootfs (over a `raw://` directory,
 //! an image volume, or the host's root read-only) with its volumes bind-mounted at their
-//! paths, a cgroup holding its limits, its own mount, pid, uts and ipc namespaces (plus net
-//! when the container has no outbound rules) with a pivot_root into the rootfs; processes
-//! run with capabilities dropped unless privileged, as the process's user.
+//! paths, a cgroup holding its limits, its own mount, pid, uts, ipc and network namespaces
+//! (see `network`: an eth0 on the worker's bridge unless the container has no outbound
+//! rules) with a pivot_root into the rootfs; processes run with capabilities dropped
+//! unless privileged, as the process's user.
 //!
 //! Each container has a small init (pid 1 of its pid namespace, see `child`) holding its
 //! namespaces; every process joins them, so processes of one container see each other.
 
 mod cgroup;
 pub mod child;
+pub mod network;
 pub mod rootfs;
 mod seccomp;
 pub mod syscall;
@@ -106,10 +108,13 @@ const READ_ONLY_PATHS: [&str; 5] = [
 /// What the linux runtime is given by the worker.
 #[derive(Debug, Clone, Default)]
 pub struct LinuxConfig {
+    /// The worker's work dir: holds the base types' root; names the bridge and firewall
+    /// chains of this worker.
     pub work_dir: PathBuf,
     /// Directories `raw://` root filesystems may come from: the operator's
     /// `--allowed-raw-rootfs` and the worker's volumes directory (image volumes).
     pub allowed_raw_rootfs: Vec<PathBuf>,
+    pub network: network::NetworkConfig,
 }
 
 pub struct LinuxBackend {
@@ -117,10 +122,12 @@ pub struct LinuxBackend {
     rootfs: rootfs::RootfsPolicy,
     /// Whether unprivileged containers get a user namespace (the kernel allows it).
     user_namespaces: bool,
+    network: std::sync::Arc<network::Network>,
 }
 
 impl LinuxBackend {
-    pub fn new(config: &LinuxConfig) -> std::io::Result<LinuxBackend> {
+    pub fn with_config(config: LinuxConfig) -> std::io::Result<LinuxBackend> {
+        config.network.validate().map_err(std::io::Error::other)?;
         if !supported() {
             return Err(std::io::Error::other(
                 "the linux runtime needs root, namespaces and overlayfs",
@@ -136,10 +143,13 @@ impl LinuxBackend {
                 "user namespaces are unavailable: unprivileged containers' root is the host's root"
             );
         }
+        let rootfs = rootfs::RootfsPolicy::new(&config.work_dir, &config.allowed_raw_rootfs)?;
+        let network = network::Network::new(&config.work_dir, config.network);
         Ok(LinuxBackend {
             cgroups,
-            rootfs: rootfs::RootfsPolicy::new(&config.work_dir, &config.allowed_raw_rootfs)?,
+            rootfs,
             user_namespaces,
+            network: std::sync::Arc::new(network),
         })
     }
 }
@@ -158,6 +168,9 @@ struct LinuxSandbox {
     chowned: std::sync::Mutex<std::collections::HashSet<(u32, u32)>>,
     /// The user namespace's id mapping (unprivileged containers).
     userns: Option<userns::Mapping>,
+    /// The container's address (none: hermetic, loopback only), released on destroy.
+    net: std::sync::Mutex<Option<(std::sync::Arc<network::Network>, network::Lease)>>,
+    resolv_conf: String,
 }
 
 impl Backend for LinuxBackend {
@@ -200,15 +213,35 @@ impl Backend for LinuxBackend {
             init: std::sync::Mutex::new(None),
             init_pid: 0,
             chowned: Default::default(),
+            net: Default::default(),
+            resolv_conf: self.network.resolv_conf(),
         };
+        if !sandbox.spec.netout_rules.is_empty() {
+            // Rules are not enforced one by one: any rule means "may reach the network",
+            // which is what Concourse's single allow-all rule asks for.
+            let lease = match self.network.allocate() {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = sandbox.destroy();
+                    return Err(e);
+                }
+            };
+            *sandbox.net.get_mut().unwrap_or_else(|p| p.into_inner()) =
+                Some((self.network.clone(), lease));
+        }
         if let Err(e) = sandbox
             .prepare(self.cgroups)
             .and_then(|()| sandbox.start_init())
+            .and_then(|()| sandbox.attach_network())
         {
             let _ = sandbox.destroy();
             return Err(e);
         }
         Ok(Box::new(sandbox))
+    }
+
+    fn close(&self) {
+        self.network.close();
     }
 }
 
@@ -259,16 +292,15 @@ impl LinuxSandbox {
         }
         let etc = resolve_inside(&self.rootfs, Path::new("etc")).map_err(bad)?;
         let host = self.handle.chars().take(63).collect::<String>();
+        let mut hosts =
+            format!("127.0.0.1 localhost {host}\n::1 localhost ip6-localhost ip6-loopback\n");
+        if let Some((_, lease)) = &*self.net.lock().unwrap_or_else(|p| p.into_inner()) {
+            hosts.push_str(&format!("{} {host}\n", lease.ip));
+        }
         for (name, content) in [
-            (
-                "hosts",
-                format!("127.0.0.1 localhost {host}\n::1 localhost ip6-localhost ip6-loopback\n"),
-            ),
+            ("hosts", hosts),
             ("hostname", format!("{host}\n")),
-            (
-                "resolv.conf",
-                fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-            ),
+            ("resolv.conf", self.resolv_conf.clone()),
         ] {
             let f = etc.join(name);
             if fs::symlink_metadata(&f)
@@ -326,11 +358,13 @@ impl LinuxSandbox {
         let rootfs = self.rootfs.display().to_string();
         let mut binds = self.spec.bind_mounts.clone();
         binds.sort_by(|a, b| a.dst_path.cmp(&b.dst_path)); // parents before children
-        let mut flags =
-            libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
-        if self.spec.netout_rules.is_empty() {
-            flags |= libc::CLONE_NEWNET; // no outbound rules: hermetic, like upstream
-        }
+                                                           // Always a network namespace of its own: loopback only (hermetic) until
+                                                           // `attach_network` gives it an eth0.
+        let mut flags = libc::CLONE_NEWNS
+            | libc::CLONE_NEWPID
+            | libc::CLONE_NEWUTS
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWNET;
         // Its own cgroup namespace: it sees its groups as the root, not the host's tree.
         if self.cgroup.is_some() && Path::new("/proc/self/ns/cgroup").exists() {
             flags |= libc::CLONE_NEWCGROUP;
@@ -450,6 +484,14 @@ impl LinuxSandbox {
         Err(GardenError::Other(
             "starting the container: its init did not appear".into(),
         ))
+    }
+
+    /// The container's eth0, once its init (holding the network namespace) runs.
+    fn attach_network(&self) -> Result<(), GardenError> {
+        match &*self.net.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some((network, lease)) => network.attach(lease, self.init_pid),
+            None => Ok(()),
+        }
     }
 
     fn plan(&self, spec: &ProcessSpec, tty: bool) -> Result<ProcessPlan, GardenError> {
@@ -664,6 +706,9 @@ impl Sandbox for LinuxSandbox {
             }
             let _ = init.kill();
             let _ = init.wait();
+        }
+        if let Some((network, lease)) = self.net.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            network.release(&lease);
         }
         if let Some(cg) = &self.cgroup {
             cg.destroy()
