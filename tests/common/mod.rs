@@ -250,7 +250,19 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// SIGTERM, as a user stops it: the node destroys its containers and unmounts what it
+    /// mounted (a SIGKILL would leave them running). SIGKILL only if it hangs.
     fn drop(&mut self) {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+        while std::time::Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        eprintln!("server did not stop within 40s of SIGTERM; killing it");
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
