@@ -115,7 +115,16 @@ fn write_map(out: &mut String, v: &Value, ind: usize) {
         if i > 0 {
             indent(out, ind);
         }
-        out.push_str(&key(k));
+        let k = key(k);
+        // YAML limits implicit keys to 1024 characters; a longer one is written explicitly.
+        if k.chars().count() > 1000 {
+            out.push_str("? ");
+            out.push_str(&k);
+            out.push('\n');
+            indent(out, ind);
+        } else {
+            out.push_str(&k);
+        }
         out.push(':');
         write_value_after_key(out, val, ind);
     }
@@ -336,6 +345,16 @@ mod tests {
         roundtrip(json!("top"));
         roundtrip(json!([]));
         roundtrip(json!({"<<": 1, "~": "~", "": ""}));
+    }
+
+    #[test]
+    fn keys_longer_than_yamls_implicit_key_limit_round_trip() {
+        // Found by fuzz/fuzz_targets/yaml_parse.rs: a key of over 1024 characters was
+        // written as an implicit key, which YAML (and our parser) refuses.
+        let long = "k: \n".repeat(300);
+        let plain = "p".repeat(1500);
+        roundtrip(json!({&long: 1, "a": {&plain: {&long: [1, {&long: null}], "b": []}}}));
+        roundtrip(json!([{&long: "x", &plain: {}}, {&plain: [[1]]}]));
     }
 
     #[test]

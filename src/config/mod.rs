@@ -39,6 +39,9 @@ pub use task::{
 };
 pub use validate::{order_var_sources, validate_identifier};
 pub use vars::{render_template, render_template_with, StaticVars};
+/// The alias-expansion bound on a document of `len` bytes (for the fuzz targets).
+#[doc(hidden)]
+pub use yaml::max_expanded_bytes;
 pub use yaml::LineMap;
 
 use crate::proto::api::ConfigWarning;

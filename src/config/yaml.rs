@@ -281,7 +281,10 @@ fn parse_bounded(
     if let Some((message, line)) = builder.error {
         return Err(ConfigError::at(message, line));
     }
-    let mut lines = LineMap::default();
+    let mut lines = Lines {
+        map: LineMap::default(),
+        left: max_bytes,
+    };
     let value = match builder.root {
         None => Value::Null,
         Some(root) => {
@@ -299,7 +302,7 @@ fn parse_bounded(
             convert(&root, &mut path, &mut lines, 0)?
         }
     };
-    Ok((value, lines))
+    Ok((value, lines.map))
 }
 
 fn first_line(errs: &[String]) -> Option<usize> {
@@ -387,16 +390,38 @@ fn scalar_value(node: &Node) -> Result<Value, String> {
 
 const MAX_DEPTH: usize = 200;
 
+/// The line table being built, and how many bytes of pointers it may still take. Every
+/// node's full pointer is a key, so aliases repeating a deep subtree would cost far more
+/// here than in the value (a 22 KB document reached 2 GB): past the document's expansion
+/// bound, new pointers are not recorded (their messages then lack ` (line N)`).
+struct Lines {
+    map: LineMap,
+    left: usize,
+}
+
+impl Lines {
+    fn record(&mut self, path: &str, line: usize, overwrite: bool) {
+        if let Some(old) = self.map.0.get_mut(path) {
+            if overwrite {
+                *old = line;
+            }
+        } else if path.len() < self.left {
+            self.left -= path.len() + 1;
+            self.map.0.insert(path.to_string(), line);
+        }
+    }
+}
+
 fn convert(
     node: &Node,
     path: &mut String,
-    lines: &mut LineMap,
+    lines: &mut Lines,
     depth: usize,
 ) -> Result<Value, ConfigError> {
     if depth > MAX_DEPTH {
         return Err(ConfigError::at("yaml: exceeded max depth", node.line()));
     }
-    lines.0.entry(path.clone()).or_insert(node.line());
+    lines.record(path, node.line(), false);
     match node {
         Node::Scalar { .. } => scalar_value(node).map_err(|m| ConfigError::at(m, node.line())),
         Node::Seq { items, .. } => {
@@ -421,7 +446,7 @@ fn convert(
                 let len = path.len();
                 path.push('/');
                 path.push_str(&escape_pointer(&key));
-                lines.0.insert(path.clone(), k.line());
+                lines.record(path, k.line(), true);
                 let value = convert(v, path, lines, depth + 1)?;
                 path.truncate(len);
                 // go-yaml v2 (non-strict): a repeated key overwrites the earlier value.
@@ -438,7 +463,7 @@ fn merge(
     v: &Node,
     out: &mut Map<String, Value>,
     path: &mut String,
-    lines: &mut LineMap,
+    lines: &mut Lines,
     depth: usize,
 ) -> Result<(), ConfigError> {
     let want_map = || {
@@ -717,6 +742,31 @@ mod alias_bound_tests {
         );
         // 158 copies fit in 10 MB; the 159th alias, on line 161, is refused.
         assert_eq!(err.line, Some(161));
+    }
+
+    #[test]
+    fn aliased_deep_subtrees_do_not_blow_up_the_line_table() {
+        // Found by fuzz/fuzz_targets/yaml_parse.rs: each node's full pointer is a line-table
+        // key, so 470 aliases of a 190-deep chain of 100-character keys (22 KB) took 2 GB.
+        // Sixty copies stay within the expansion bound but would record 220 MB of pointers.
+        let key = "~".repeat(100);
+        let mut doc = String::from("a: &a ");
+        for i in 0..190 {
+            doc.push_str(&format!("{{{key}{i}: "));
+        }
+        doc.push('x');
+        doc.push_str(&"}".repeat(190));
+        doc.push_str(&format!("\nb: [{}]\n", vec!["*a"; 60].join(", ")));
+        let (v, lines) = parse(doc.as_bytes(), Duplicates::LastWins).unwrap();
+        assert_eq!(v["b"].as_array().unwrap().len(), 60);
+        let recorded: usize = lines.0.keys().map(String::len).sum();
+        assert!(
+            recorded <= max_expanded_bytes(doc.len()),
+            "{recorded} bytes"
+        );
+        // Lines are still known where the budget allowed.
+        assert_eq!(lines.line("/a"), Some(1));
+        assert_eq!(lines.line("/b"), Some(2));
     }
 
     #[test]

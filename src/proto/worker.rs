@@ -318,11 +318,14 @@ fn parse_forward(args: &[&str]) -> Result<TsaCommand, InvalidCommand> {
         };
         let value = match inline {
             Some(v) => v,
-            None => args
-                .next()
-                .map(|v| v.to_string())
-                .ok_or_else(|| InvalidCommand(format!("expected argument for flag `{flag}'")))?,
+            None => args.next().map(|v| v.to_string()).unwrap_or_default(),
         };
+        // An empty label (`--garden=`) names no forward, and `to_exec` could not say it.
+        if value.is_empty() {
+            return Err(InvalidCommand(format!(
+                "expected argument for flag `{flag}'"
+            )));
+        }
         *slot = Some(value);
     }
     Ok(TsaCommand::ForwardWorker {
@@ -459,6 +462,26 @@ mod tests {
             "invalid command: expected argument for flag `--garden'"
         );
         assert!(TsaCommand::parse("land-worker --x").is_err());
+    }
+
+    #[test]
+    fn an_empty_forward_label_is_refused() {
+        // Found by fuzz/fuzz_targets/tsa_command.rs: `--baggageclaim=` was accepted as an
+        // empty label, whose `to_exec` (`... --baggageclaim `) no longer parsed.
+        for exec in [
+            "forward-worker --garden= --baggageclaim=b:2",
+            "forward-worker --garden=a:1 --baggageclaim=",
+        ] {
+            let flag = if exec.contains("--garden= ") {
+                "--garden"
+            } else {
+                "--baggageclaim"
+            };
+            assert_eq!(
+                TsaCommand::parse(exec).expect_err(exec).to_string(),
+                format!("invalid command: expected argument for flag `{flag}'")
+            );
+        }
     }
 
     proptest! {

@@ -12,6 +12,10 @@ mod channel;
 mod connection;
 mod register;
 
+/// `register-worker`'s address check (for the fuzz targets).
+#[doc(hidden)]
+pub use register::check_direct_addresses;
+
 use crate::db::Store;
 use anyhow::Context as _;
 use russh::keys::{PrivateKey, PublicKey};

@@ -120,7 +120,7 @@ async fn check_stored_team(state: &ConnState, name: &str) -> Result<(), String> 
 /// so both addresses must be IP literals equal to the SSH peer's own IP: the worker can
 /// only offer servers on its own host. (Upstream's `register-worker`, removed in 2019, used
 /// the payload addresses as they came.)
-pub(super) fn check_direct_addresses(worker: &Worker, peer: IpAddr) -> Result<(), String> {
+pub fn check_direct_addresses(worker: &Worker, peer: IpAddr) -> Result<(), String> {
     let peer = peer.to_canonical();
     let garden = worker
         .garden_addr
