@@ -1,4 +1,5 @@
-//! Browser login for local users (`/sky/login`). The page that hands a token to fly's local
+//! The local users' login form, and its older single-step submission (`POST /sky/login`);
+//! the Dex-shaped flow around it is `dex`. The page that hands a token to fly's local
 //! listener (`/fly_success`) is one of the web UI's (`atc::ui`).
 
 use super::{cookie, AppState, ClientAddr};
@@ -10,7 +11,7 @@ use axum::response::{Html, IntoResponse, Response};
 use rand::RngCore;
 use std::collections::HashMap;
 
-fn query(parts: &Parts) -> HashMap<String, String> {
+pub(super) fn query(parts: &Parts) -> HashMap<String, String> {
     url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
         .into_owned()
         .collect()
@@ -19,7 +20,7 @@ fn query(parts: &Parts) -> HashMap<String, String> {
 /// Only same-origin paths: anything else would make the login page an open redirect that
 /// carries the CSRF token off-site. Browsers drop tab, CR and LF from URLs and read `\`
 /// as `/`, so `/\t/evil.example` or `/\evil.example` would mean `//evil.example`.
-fn safe_redirect(uri: Option<&String>) -> String {
+pub(super) fn safe_redirect(uri: Option<&String>) -> String {
     let Some(u) = uri else {
         return "/".into();
     };
@@ -49,23 +50,37 @@ fn page(title: &str, body: &str) -> String {
 }
 
 fn login_form(redirect: &str, error: Option<&str>) -> String {
+    login_form_at("/sky/login", Some(redirect), error)
+}
+
+/// The username/password form posting to `action` (with `redirect` as a field when the
+/// page to return to is not carried by the action's URL).
+pub(super) fn login_form_at(action: &str, redirect: Option<&str>, error: Option<&str>) -> String {
+    let esc = crate::atc::ui::escape_html;
     let err = error
-        .map(|e| format!("<p class=\"err\">{}</p>", crate::atc::ui::escape_html(e)))
+        .map(|e| format!("<p class=\"err\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    let redirect = redirect
+        .map(|r| {
+            format!(
+                "<input type=\"hidden\" name=\"redirect_uri\" value=\"{}\">",
+                esc(r)
+            )
+        })
         .unwrap_or_default();
     page(
         "Log in - Concourse",
         &format!(
-            "<form class=\"login-box\" method=\"post\" action=\"/sky/login\"><h1>concourse</h1><h2>Username/Password</h2>{err}\
+            "<form class=\"login-box\" method=\"post\" action=\"{}\"><h1>concourse</h1><h2>Username/Password</h2>{err}\
              <label>username<input name=\"login\" autofocus></label>\
              <label>password<input name=\"password\" type=\"password\"></label>\
-             <input type=\"hidden\" name=\"redirect_uri\" value=\"{}\">\
-             <button type=\"submit\">login</button></form>",
-            crate::atc::ui::escape_html(redirect)
+             {redirect}<button type=\"submit\">login</button></form>",
+            esc(action)
         ),
     )
 }
 
-async fn logged_in(state: &AppState, parts: &Parts) -> Option<String> {
+pub(super) async fn logged_in(state: &AppState, parts: &Parts) -> Option<String> {
     let value = cookie(parts, "skymarshal_auth")?;
     state
         .auth
@@ -74,14 +89,6 @@ async fn logged_in(state: &AppState, parts: &Parts) -> Option<String> {
         .ok()
         .flatten()
         .map(|_| value)
-}
-
-pub async fn login_page(State(state): State<AppState>, parts: Parts) -> Response {
-    let redirect = safe_redirect(query(&parts).get("redirect_uri"));
-    if logged_in(&state, &parts).await.is_some() {
-        return (StatusCode::FOUND, [(header::LOCATION, redirect)]).into_response();
-    }
-    Html(login_form(&redirect, None)).into_response()
 }
 
 pub async fn login_submit(

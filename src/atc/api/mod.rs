@@ -8,6 +8,7 @@ pub mod builds;
 pub mod checks;
 pub mod config;
 pub mod containers;
+pub mod dex;
 pub mod error;
 pub mod hijack;
 pub mod info;
@@ -293,10 +294,14 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .route("/sky/issuer/token", post(sky::token))
         .route("/sky/logout", get(sky::logout))
+        .route("/sky/login", get(dex::start).post(login::login_submit))
+        .route("/sky/issuer/auth", get(dex::issuer_auth))
+        .route("/sky/issuer/auth/local", get(dex::connector))
         .route(
-            "/sky/login",
-            get(login::login_page).post(login::login_submit),
+            "/sky/issuer/auth/local/login",
+            get(dex::form).post(dex::submit),
         )
+        .route("/sky/callback", get(dex::callback))
         .route(
             "/.well-known/openid-configuration",
             get(wellknown::openid_configuration),

@@ -72,6 +72,9 @@ fn is_bcrypt_hash(s: &str) -> bool {
     )
 }
 
+/// The audience of the browser flow's authorization codes (never accepted as a token).
+const CODE_AUDIENCE: &str = "concourse-sky-code";
+
 /// Issues and verifies access tokens.
 pub struct Auth {
     store: Arc<dyn Store>,
@@ -212,6 +215,29 @@ impl Auth {
             return Err(InvalidToken);
         }
         Ok(Some(claims))
+    }
+
+    /// The browser flow's authorization code for `token`: one use, two minutes, bound to
+    /// the login's `state`. Kept in the token table (so any web node redeems it) under an
+    /// audience `verify` refuses, so a code is never a bearer token itself.
+    pub async fn code_for(&self, token: &str, state: &str) -> Result<String, StoreError> {
+        let mut bytes = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+        let code: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let exp = now() + 120;
+        let claims = json!({"aud": CODE_AUDIENCE, "token": token, "state": state, "exp": exp});
+        self.store.save_access_token(&code, &claims, exp).await?;
+        Ok(code)
+    }
+
+    /// The token a code stands for, once: the code is gone after this call either way.
+    pub async fn redeem_code(&self, code: &str, state: &str) -> Option<String> {
+        let claims = self.store.access_token(code).await.ok()??;
+        let _ = self.store.delete_access_token(code).await;
+        let field = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
+        let fresh = claims.get("exp").and_then(Value::as_i64).unwrap_or(0) >= now();
+        (field("aud") == CODE_AUDIENCE && fresh && secrets_match(field("state"), state))
+            .then(|| field("token").to_string())
     }
 
     pub async fn revoke(&self, header_or_cookie: &str) -> Result<(), StoreError> {
