@@ -172,7 +172,11 @@ impl Fixture {
     /// The main team's pipeline `p` (paused: nothing runs by itself) with one build of
     /// job `j` that got version `a` of `r` and put version `put`.
     async fn new() -> Fixture {
-        let s = Server::quickstart(Backend::Embedded);
+        Self::with(&[]).await
+    }
+
+    async fn with(flags: &[&str]) -> Fixture {
+        let s = Server::quickstart_with(Backend::Embedded, flags);
         let token = s.token("test", "test").await;
         let c = Client::new();
         let st = c
@@ -659,4 +663,93 @@ async fn new_routes_answer_upstreams_shapes() {
             .await,
         StatusCode::NO_CONTENT
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn causality_trees_follow_inputs_and_outputs() {
+    let f = Fixture::with(&["--enable-resource-causality"]).await;
+    let v = |id: i64| format!("/api/v1/teams/main/pipelines/p/resources/r/versions/{id}");
+    let (st, down) = f.get_json(&format!("{}/downstream", v(f.version_a))).await;
+    assert_eq!(st, StatusCode::OK, "{down}");
+    assert_eq!(
+        down,
+        json!({
+            "resource_id": down["resource_id"], "resource_version_id": f.version_a,
+            "resource_name": "r", "version": {"version": "a"},
+            "builds": [{
+                "id": f.build_id, "name": f.build_name, "job_id": down["builds"][0]["job_id"],
+                "job_name": "j", "status": "failed",
+                "resource_versions": [{
+                    "resource_id": down["resource_id"], "resource_version_id": f.version_put,
+                    "resource_name": "r", "version": {"version": "put"},
+                }],
+            }],
+        })
+    );
+    let (st, up) = f.get_json(&format!("{}/upstream", v(f.version_put))).await;
+    assert_eq!(st, StatusCode::OK, "{up}");
+    assert_eq!(up["builds"][0]["id"], f.build_id);
+    assert_eq!(
+        up["builds"][0]["resource_versions"][0]["resource_version_id"],
+        f.version_a
+    );
+    assert!(up["builds"][0]["resource_versions"][0]
+        .get("builds")
+        .is_none());
+    let (st, _) = f.get_json(&format!("{}/upstream", v(999_999))).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+/// A real build's gets leave resource caches on the worker; `DELETE R/cache` finds them
+/// by their labels and destroys them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clearing_a_resource_cache_destroys_what_gets_left() {
+    let f = Fixture::new().await;
+    let p = "/api/v1/teams/main/pipelines/p";
+    assert_eq!(
+        f.status(Method::PUT, &format!("{p}/unpause")).await,
+        StatusCode::OK
+    );
+    let b: Value = f
+        .req(Method::POST, &format!("{p}/jobs/j/builds"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = b["id"].as_i64().expect("build id");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        let (_, b) = f.get_json(&format!("/api/v1/builds/{id}")).await;
+        let s = b["status"].as_str().unwrap_or_default().to_string();
+        if !matches!(s.as_str(), "pending" | "started") {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "build {id} still {s}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    let log = f
+        .req(Method::GET, &format!("/api/v1/builds/{id}/log"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The get fetched the newest version; the put (no params) fails, which is beside the point.
+    assert!(log.contains("fetching version: put"), "{status}: {log}");
+    let clear = || async {
+        f.req(Method::DELETE, &format!("{p}/resources/r/cache"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["caches_removed"]
+            .as_i64()
+            .unwrap()
+    };
+    assert!(clear().await >= 1, "the get's cache is found");
+    assert_eq!(clear().await, 0, "and gone");
 }
