@@ -241,3 +241,9 @@ CREATE TABLE leases (
     holder text NOT NULL,
     expires_at bigint NOT NULL
 );
+
+CREATE TABLE wall (
+    id integer PRIMARY KEY CHECK (id = 1),
+    message text NOT NULL,
+    expires_at bigint
+);

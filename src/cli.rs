@@ -184,6 +184,10 @@ pub struct WebArgs {
     /// Enable the global resources feature flag.
     #[arg(long, env = "CONCOURSE_ENABLE_GLOBAL_RESOURCES")]
     pub enable_global_resources: bool,
+    /// Serve the resource causality trees (`V/upstream`, `V/downstream`); off by default,
+    /// as upstream, because they can be expensive.
+    #[arg(long, env = "CONCOURSE_ENABLE_RESOURCE_CAUSALITY")]
+    pub enable_resource_causality: bool,
     /// Deprecated and without effect: secrets are redacted from build output unless
     /// --disable-redact-secrets is given. Accepted so upstream command lines keep working.
     #[arg(long, env = "CONCOURSE_ENABLE_REDACT_SECRETS")]

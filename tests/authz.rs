@@ -185,6 +185,12 @@ fn rows() -> Vec<Row> {
         r(&get, s("/api/v1/cli?arch=amd64&platform=linux"), Open, Shared, None),
         r(&get, s("/.well-known/openid-configuration"), Open, Shared, None),
         r(&get, s("/.well-known/jwks.json"), Open, Shared, None),
+        r(&put, s("/api/v1/wall"), Admin, Shared, Some(json!({"message": "hi", "TTL": 1_000_000_000i64}))),
+        r(&del, s("/api/v1/wall"), Admin, Shared, None),
+        r(&get, s("/api/v1/log-level"), Admin, Shared, None),
+        r(&put, s("/api/v1/log-level"), Admin, Shared, Some(Value::String("info".into()))),
+        r(&get, s("/api/v1/info/creds"), Admin, Shared, None),
+        r(&get, s("/api/v1/users"), Admin, Shared, None),
         // §3.8 workers
         r(&get, s("/api/v1/workers"), AnyTeam, Shared, None),
         r(&post, s("/api/v1/workers?ttl=30s"), System, Shared, worker()),
@@ -193,6 +199,10 @@ fn rows() -> Vec<Row> {
         r(&put, s("/api/v1/workers/{w}/land"), Worker(MEMBER), Workers, team()),
         r(&put, s("/api/v1/workers/{w}/retire"), Worker(MEMBER), Workers, team()),
         r(&put, s("/api/v1/workers/{w}/prune"), Worker(MEMBER), Workers, None),
+        r(&get, s("/api/v1/containers/destroying?worker_name={w}"), Worker(VIEW), Workers, None),
+        r(&get, s("/api/v1/volumes/destroying?worker_name={w}"), Worker(VIEW), Workers, None),
+        r(&put, s("/api/v1/containers/report?worker_name={w}"), Worker(MEMBER), Workers, Some(json!([]))),
+        r(&put, s("/api/v1/volumes/report?worker_name={w}"), Worker(MEMBER), Workers, Some(json!([]))),
         // §3.2 teams, §3.5 team builds, §3.9 containers, §3.10 artifacts
         r(&get, s("/api/v1/teams"), Open, Shared, None),
         r(&get, s(T), Team(VIEW), Shared, None),
@@ -206,6 +216,7 @@ fn rows() -> Vec<Row> {
         r(&post, f(T, "/artifacts?platform=linux"), Team(MEMBER), Shared, None),
         r(&get, f(T, "/artifacts/999999"), Team(MEMBER), Shared, None),
         r(&put, f(T, "/pipelines/ordering"), Team(MEMBER), Shared, Some(json!(["exposed", "hidden"]))),
+        r(&get, f(T, "/cc.xml"), Open, Shared, None),
         // §3.3 pipelines and config
         r(&get, s("/api/v1/pipelines"), Open, Shared, None),
         r(&get, f(T, "/pipelines"), Open, Shared, None),
@@ -220,6 +231,8 @@ fn rows() -> Vec<Row> {
         r(&get, f(P, "/builds"), Pipe, Shared, None),
         r(&post, f(P, "/builds"), Team(MEMBER), Shared, Some(json!({}))),
         r(&get, f(P, "/graph"), Pipe, Shared, None), // UI extension; a read like GET P
+        r(&get, f(P, "/badge"), Pipe, Shared, None),
+        r(&get, f(P, "/versions-db"), Team(VIEW), Shared, None),
         // §3.4 jobs
         r(&get, s("/api/v1/jobs"), Open, Shared, None),
         r(&get, s("/api/v1/dashboard"), Open, Shared, None), // UI extension, like /jobs
@@ -233,6 +246,9 @@ fn rows() -> Vec<Row> {
         r(&put, f(J, "/pause"), Team(OP), Shared, None),
         r(&put, f(J, "/unpause"), Team(OP), Shared, None),
         r(&del, f(J, "/tasks/unit/cache"), Team(OP), Shared, None),
+        r(&put, f(J, "/schedule"), Team(OP), Shared, None),
+        r(&get, f(J, "/badge"), Pipe, Shared, None),
+        r(&get, s("/api/v1/pipelines/{p}/jobs/{j}/badge"), Open, Shared, None), // 301 to main's
         // §3.5 builds: `Pipe` is build-r, `PipeJob` build-rj, `Team(OP)` build-w
         r(&get, s("/api/v1/builds"), Open, Shared, None),
         r(&get, s(B), Pipe, Shared, None),
@@ -251,6 +267,8 @@ fn rows() -> Vec<Row> {
         r(&post, f(R, "/check"), Team(OP), Shared, Some(json!({}))),
         r(&post, f(R, "/check/webhook"), Open, Shared, None), // no token: 400 for everyone
         r(&post, f(P, "/resource-types/rt/check"), Team(OP), Shared, Some(json!({}))),
+        r(&del, f(R, "/cache"), Team(OP), Shared, None),
+        r(&del, f(P, "/resource-types/rt/cache"), Team(OP), Shared, None),
         // §3.7 versions (an unknown id: access is decided before the lookup)
         r(&get, f(R, "/versions"), Pipe, Shared, None),
         r(&get, s(V), Pipe, Shared, None),
@@ -259,6 +277,10 @@ fn rows() -> Vec<Row> {
         r(&put, f(V, "/pin"), Team(OP), Shared, None),
         r(&put, f(R, "/unpin"), Team(OP), Shared, None),
         r(&put, f(R, "/pin_comment"), Team(OP), Shared, Some(json!({"pin_comment": "x"}))),
+        r(&get, f(V, "/input_to"), Pipe, Shared, None),
+        r(&get, f(V, "/output_of"), Pipe, Shared, None),
+        // V/upstream and V/downstream: `pipe`, then 403 for everyone while the causality
+        // flag is off (the default), so they have no row here.
         // Last: rows that change their target.
         r(&put, f(B, "/abort"), Team(OP), Shared, None),
         r(&put, f(P, "/archive"), Team(MEMBER), ScratchPipeline, None),

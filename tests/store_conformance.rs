@@ -19,6 +19,8 @@ mod schema;
 mod signing_keys;
 #[path = "store_conformance/versions.rs"]
 mod versions;
+#[path = "store_conformance/wall.rs"]
+mod wall;
 #[path = "store_conformance/workers.rs"]
 mod workers;
 
@@ -29,6 +31,7 @@ use leases::*;
 use pipelines::*;
 use signing_keys::*;
 use versions::*;
+use wall::*;
 use workers::*;
 
 use concourse::db::testing::{require_postgres, SchemaGuard};
@@ -157,6 +160,8 @@ conformance!(
     a_lease_is_renewed_by_its_holder_and_taken_over_after_expiry,
     concurrent_nodes_never_both_get_a_lease,
     builds_to_stop_are_those_finished_aborted_or_deleted,
+    the_wall_is_set_replaced_and_cleared_for_every_node,
+    builds_of_a_version_are_its_inputs_and_outputs,
 );
 // --- helpers ---------------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// transaction, so two web nodes sharing a database cannot both make it.
 #[async_trait]
 pub trait Store:
-    ArtifactStore + SigningKeyStore + ClusterStore + OverviewStore + Send + Sync + 'static
+    ArtifactStore + SigningKeyStore + ClusterStore + OverviewStore + WallStore + Send + Sync + 'static
 {
     // --- teams -------------------------------------------------------------------------
     /// Creates the team, or replaces its auth (`admin` only applies on creation). Returns the
@@ -374,6 +374,33 @@ pub trait ClusterStore {
     /// Of `ids` (builds a node runs), those it should stop: finished by someone else, asked
     /// to abort, or deleted. One query however many builds a node runs.
     async fn builds_to_stop(&self, ids: &[i64]) -> Result<Vec<i64>>;
+}
+
+// === the wall message and version causality (API) ==========================================
+// A supertrait of [`Store`], so each backend keeps these in its own `wall.rs`.
+
+/// The wall message; `expires_at` in Unix seconds, None = shown until cleared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WallRow {
+    pub message: String,
+    pub expires_at: Option<i64>,
+}
+
+#[async_trait]
+pub trait WallStore {
+    /// The stored wall message, expired or not (callers compare `expires_at`).
+    async fn wall(&self) -> Result<Option<WallRow>>;
+    /// Replaces the wall message.
+    async fn set_wall(&self, wall: &WallRow) -> Result<()>;
+    async fn clear_wall(&self) -> Result<()>;
+    /// Builds that used the version `version_id` of the resource as an input (`outputs`
+    /// false) or produced it (`outputs` true), newest (highest id) first.
+    async fn version_builds(
+        &self,
+        resource_id: i64,
+        version_id: i64,
+        outputs: bool,
+    ) -> Result<Vec<BuildRow>>;
 }
 
 // === many pipelines at once (the dashboard) ==================================================

@@ -78,20 +78,39 @@ fn command_name(c: &Command) -> &'static str {
 }
 
 fn init_tracing(level: LogLevel, format: LogFormat) {
-    let filter = match level {
+    use tracing_subscriber::prelude::*;
+    let name = |level: LogLevel| match level {
         LogLevel::Debug => "debug",
         LogLevel::Info => "info",
-        LogLevel::Error | LogLevel::Fatal => "error",
+        LogLevel::Error => "error",
+        LogLevel::Fatal => "fatal",
     };
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("CONCOURSE_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(format!("{filter},hyper=warn,tokio_postgres=warn"))
+    let directives = |level: &str| {
+        let level = if level == "fatal" { "error" } else { level };
+        format!("{level},hyper=warn,tokio_postgres=warn")
+    };
+    let from_env = std::env::var("CONCOURSE_LOG").is_ok();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONCOURSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directives(name(level))));
+    // Reloadable, so `PUT /api/v1/log-level` changes it at run time.
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Json => fmt.json().boxed(),
+        LogFormat::Text => fmt.boxed(),
+    };
+    if tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init()
+        .is_ok()
+    {
+        crate::atc::api::admin::install_log_level(name(level), move |new| {
+            // CONCOURSE_LOG (a developer's directive list) is kept as it is.
+            from_env
+                || handle
+                    .reload(tracing_subscriber::EnvFilter::new(directives(new)))
+                    .is_ok()
         });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+    }
 }

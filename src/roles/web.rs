@@ -182,7 +182,7 @@ pub async fn serve(
                 global_resources: args.enable_global_resources,
                 build_rerun: true,
                 cache_streamed_volumes: false,
-                resource_causality: false,
+                resource_causality: args.enable_resource_causality,
             },
             external_url: external_url.clone(),
             cluster_name: args.cluster_name.clone(),

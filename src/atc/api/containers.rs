@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a listing waits for one worker: a dead one must not hang the request.
-const WORKER_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const WORKER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A container found on a worker, with its labels.
 pub struct Found {
@@ -252,7 +252,7 @@ fn volume_json(worker: &str, v: &crate::proto::baggageclaim::Volume) -> Value {
 }
 
 /// Volumes on the team's workers labelled with `filter` (plus the team): (worker, volume).
-async fn volumes(
+pub(super) async fn volumes(
     state: &AppState,
     team: &TeamRow,
     filter: Properties,

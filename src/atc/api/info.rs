@@ -1,4 +1,4 @@
-//! Info, user, wall and the fly binary download.
+//! Info, user and the fly binary download (the wall is in `admin.rs`).
 
 use super::access;
 use super::error::{ApiError, ApiResult};
@@ -8,7 +8,6 @@ use crate::proto::api::UserInfo;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde_json::json as j;
 use std::collections::HashMap;
 
 pub async fn info(State(state): State<AppState>) -> Response {
@@ -29,11 +28,6 @@ pub async fn user(State(_): State<AppState>, req: Requester) -> ApiResult<Respon
         connector: req.connector(),
         display_user_id: req.display_user_id(),
     }))
-}
-
-/// No wall message support yet beyond "none set": an empty object, as upstream answers then.
-pub async fn wall() -> Response {
-    json(&j!({}))
 }
 
 fn go_arch() -> &'static str {

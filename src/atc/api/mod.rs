@@ -2,9 +2,12 @@
 //! One file per concern; handlers load what they need through the helpers in `access`.
 
 pub mod access;
+pub mod admin;
 pub mod artifacts;
 pub mod atc_plan;
 pub mod builds;
+pub mod caches;
+pub mod causality;
 pub mod checks;
 pub mod config;
 pub mod containers;
@@ -20,6 +23,7 @@ pub mod preparation;
 pub mod resources;
 pub mod session;
 pub mod sky;
+pub mod status;
 pub mod streams;
 pub mod teams;
 pub mod versions;
@@ -170,7 +174,46 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/info", get(info::info))
         .route("/api/v1/user", get(info::user))
-        .route("/api/v1/wall", get(info::wall))
+        .route(
+            "/api/v1/wall",
+            get(admin::wall)
+                .put(admin::set_wall)
+                .delete(admin::clear_wall),
+        )
+        .route(
+            "/api/v1/log-level",
+            get(admin::get_log_level).put(admin::set_log_level),
+        )
+        .route("/api/v1/info/creds", get(admin::info_creds))
+        .route("/api/v1/users", get(admin::users))
+        .route("/api/v1/containers/destroying", get(admin::destroying))
+        .route("/api/v1/containers/report", put(admin::report))
+        .route("/api/v1/volumes/destroying", get(admin::destroying))
+        .route("/api/v1/volumes/report", put(admin::report))
+        .route(&format!("{team}/cc.xml"), get(status::cc_xml))
+        .route(&format!("{pipeline}/badge"), get(status::pipeline_badge))
+        .route(&format!("{job}/badge"), get(status::job_badge))
+        .route(
+            "/api/v1/pipelines/{pipeline_name}/jobs/{job_name}/badge",
+            get(status::main_job_badge),
+        )
+        .route(&format!("{job}/schedule"), put(status::schedule_job))
+        .route(
+            &format!("{pipeline}/versions-db"),
+            get(causality::versions_db),
+        )
+        .route(&format!("{version}/input_to"), get(causality::input_to))
+        .route(&format!("{version}/output_of"), get(causality::output_of))
+        .route(&format!("{version}/upstream"), get(causality::upstream))
+        .route(&format!("{version}/downstream"), get(causality::downstream))
+        .route(
+            &format!("{resource}/cache"),
+            delete(caches::clear_resource_cache),
+        )
+        .route(
+            &format!("{pipeline}/resource-types/{{resource_type_name}}/cache"),
+            delete(caches::clear_resource_type_cache),
+        )
         .route("/api/v1/cli", get(info::cli))
         .route(
             "/api/v1/workers",

@@ -123,8 +123,13 @@ pub struct TeamBody {
 }
 
 /// `worker` access: the worker exists (404), and the requester is the system, an admin or
-/// a member of the worker's team (global workers: system and admins only).
-async fn worker_access(state: &AppState, req: &Requester, name: &str) -> ApiResult<WorkerRow> {
+/// holds `role` on the worker's team (global workers: system and admins only).
+pub(super) async fn worker_access(
+    state: &AppState,
+    req: &Requester,
+    name: &str,
+    role: Role,
+) -> ApiResult<WorkerRow> {
     access::authenticated(req)?;
     let row = state
         .store
@@ -137,7 +142,7 @@ async fn worker_access(state: &AppState, req: &Requester, name: &str) -> ApiResu
     let member = row.team_id.is_some_and(|id| {
         req.teams()
             .iter()
-            .any(|t| t.id == id && req.has_role(t, Role::Member))
+            .any(|t| t.id == id && req.has_role(t, role))
     });
     if member {
         Ok(row)
@@ -164,7 +169,7 @@ pub async fn land(
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
-    let row = worker_access(&state, &req, &name).await?;
+    let row = worker_access(&state, &req, &name, Role::Member).await?;
     same_team(&row, &body::<TeamBody>(&bytes)?.team)?;
     state
         .store
@@ -180,7 +185,7 @@ pub async fn retire(
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
-    let row = worker_access(&state, &req, &name).await?;
+    let row = worker_access(&state, &req, &name, Role::Member).await?;
     same_team(&row, &body::<TeamBody>(&bytes)?.team)?;
     state
         .store
@@ -195,7 +200,7 @@ pub async fn prune(
     req: Requester,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    worker_access(&state, &req, &name).await?;
+    worker_access(&state, &req, &name, Role::Member).await?;
     match state.store.prune_worker(&name).await {
         Ok(true) => Ok(StatusCode::OK.into_response()),
         Ok(false) => Err(ApiError::not_found()),

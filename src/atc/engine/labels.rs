@@ -31,6 +31,10 @@ pub const PATH: &str = "concourse:path";
 pub const ARTIFACT: &str = "concourse:artifact";
 /// On a resource cache volume: the fetched version (JSON).
 pub const VERSION: &str = "concourse:version";
+/// On a get's call and the resource cache it makes: the pipeline resource (or custom
+/// resource type) the cache belongs to, so `DELETE R/cache` and `RT/cache` find it.
+pub const CACHE_RESOURCE: &str = "concourse:cache-resource";
+pub const CACHE_RESOURCE_TYPE: &str = "concourse:cache-resource-type";
 
 /// On a kept check container: what it checks (its reuse key), the resource config scope
 /// it checked for, and when it expires (Unix seconds) unless used again.

@@ -57,6 +57,17 @@ async fn check_container(
     super::runtime::create_untracked(w, spec).await
 }
 
+/// The labels of the call fetching custom type `type_name`'s image: its cache is the
+/// type's, not the resource's the outer call serves.
+fn type_cache_labels(mut labels: Properties, type_name: &str) -> Properties {
+    labels.remove(super::labels::CACHE_RESOURCE);
+    labels.insert(
+        super::labels::CACHE_RESOURCE_TYPE.to_string(),
+        type_name.to_string(),
+    );
+    super::labels::image_fetch(labels)
+}
+
 /// The image a type's scripts run in.
 enum Image {
     Base(String),
@@ -160,7 +171,7 @@ impl Call<'_> {
             types: &rest,
             tags: &t.tags,
             env: Vec::new(),
-            labels: super::labels::image_fetch(self.labels.clone()),
+            labels: type_cache_labels(self.labels.clone(), &t.name),
             ..self.clone()
         };
         // The type's latest saved version, else check it now.
@@ -448,6 +459,16 @@ impl Call<'_> {
                     let _ =
                         w.bc.set_property(&vol.handle, super::labels::RESOURCE_TYPE, self.type_)
                             .await;
+                    // Whose cache it is (`DELETE R/cache`, `RT/cache`).
+                    for k in [
+                        super::labels::PIPELINE_ID,
+                        super::labels::CACHE_RESOURCE,
+                        super::labels::CACHE_RESOURCE_TYPE,
+                    ] {
+                        if let Some(v) = self.labels.get(k) {
+                            let _ = w.bc.set_property(&vol.handle, k, v).await;
+                        }
+                    }
                     self.cleanup.keep_volume(&vol.handle);
                 }
                 Ok(Ok((

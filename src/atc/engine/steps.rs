@@ -231,6 +231,10 @@ async fn get(
         ..Default::default()
     };
     c.labels = super::labels::container(&b.row, &step);
+    c.labels.insert(
+        super::labels::CACHE_RESOURCE.to_string(),
+        resource.to_string(),
+    );
     let w = c.select(vec![]).await?;
     origin.selected_worker(&w.name);
     match c.get(&w, &version).await? {

@@ -9,6 +9,7 @@ mod pipelines;
 mod resources;
 mod rows;
 mod signing_keys;
+mod wall;
 mod workers;
 
 use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS};

@@ -38,6 +38,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "leases",
         sql: include_str!("0005_leases.sql"),
     },
+    Migration {
+        version: 6,
+        name: "wall",
+        sql: include_str!("0006_wall.sql"),
+    },
 ];
 
 pub(crate) const EMBEDDED: &[Migration] = &[
@@ -65,6 +70,11 @@ pub(crate) const EMBEDDED: &[Migration] = &[
         version: 5,
         name: "leases",
         sql: include_str!("embedded/0005_leases.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "wall",
+        sql: include_str!("0006_wall.sql"),
     },
 ];
 

@@ -7,6 +7,7 @@ mod overview;
 mod pipelines;
 mod resources;
 mod signing_keys;
+mod wall;
 mod workers;
 
 use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS, POSTGRES_LOCK_ID};
