@@ -61,7 +61,7 @@ pub struct WatchArgs {
     /// Watches a specific build
     #[arg(short = 'b', long)]
     pub build: Option<String>,
-    /// Print with local timestamp (`-t` is the global target flag here, so long form only)
+    /// Print with local timestamp (`-t` after `watch` means this, as upstream; give the target before the command)
     #[arg(long)]
     pub timestamps: bool,
     /// Ignore event parsing errors
@@ -132,6 +132,25 @@ fn local_time(t: i64) -> String {
                 .to_string()
         })
         .unwrap_or_default()
+}
+
+/// Upstream v8's `name` cell: pipeline (display form), job, resource and build name joined
+/// by `/`; a one-off build shows just its name.
+fn build_name(b: &api::Build) -> String {
+    let mut names = Vec::new();
+    if !b.pipeline_name.is_empty() {
+        names.push(
+            super::refs::PipelineRef::from_api(&b.pipeline_name, b.pipeline_instance_vars.as_ref())
+                .display(),
+        );
+    }
+    for part in [&b.job_name, &b.resource_name] {
+        if !part.is_empty() {
+            names.push(part.clone());
+        }
+    }
+    names.push(b.name.clone());
+    names.join("/")
 }
 
 pub async fn builds(g: &Global, a: &BuildsArgs) -> Result<()> {
@@ -231,13 +250,6 @@ pub async fn builds(g: &Global, a: &BuildsArgs) -> Result<()> {
         "created by",
     ]);
     for b in builds.iter().take(a.count.max(0) as usize) {
-        let name = if !b.job_name.is_empty() {
-            format!("{}/{}/{}", b.pipeline_name, b.job_name, b.name)
-        } else if !b.resource_name.is_empty() {
-            format!("{}/{}/{}", b.pipeline_name, b.resource_name, b.name)
-        } else {
-            b.name.clone()
-        };
         let duration = match (b.start_time, b.end_time) {
             (0, _) => "n/a".to_string(),
             (s, 0) => format!("{}+", go_duration(now - s)),
@@ -245,7 +257,7 @@ pub async fn builds(g: &Global, a: &BuildsArgs) -> Result<()> {
         };
         table.push(vec![
             b.id.to_string().into(),
-            name.into(),
+            build_name(b).into(),
             super::table::Cell::colored(b.status.clone(), ui::status_color(&b.status)),
             local_time(b.start_time).into(),
             local_time(b.end_time).into(),
