@@ -114,6 +114,94 @@ fn every_upstream_command_and_alias_exists() {
     }
 }
 
+/// Upstream v8.2.5's long flags per command (struct tags in fly/commands/*.go; `set-team`'s
+/// connector flags come from skymarshal and are not listed here).
+const UPSTREAM_FLAGS: &str = "
+delete-target all
+edit-target concourse-url target-name team-name
+login ca-cert client-cert client-key concourse-url insecure open-browser password team-name username
+logout all
+sync ca-cert client-cert client-key concourse-url force insecure
+active-users json since
+userinfo json
+teams details json
+get-team json team-name
+set-team non-interactive team-name
+rename-team new-name old-name
+destroy-team non-interactive team-name
+checklist pipeline team
+execute background config image include-ignored input input-mapping inputs-from load-vars-from output privileged tag team var yaml-var
+watch build ignore-event-parsing-errors job team timestamps url
+containers json team
+hijack attempt build check handle job step step-type team url
+jobs json pipeline team
+paused-jobs json pipeline team
+pause-job job team
+unpause-job job team
+schedule-job job
+pipelines all include-archived json team
+paused-pipelines all json
+destroy-pipeline non-interactive pipeline team
+get-pipeline json pipeline team
+set-pipeline check-creds config dry-run instance-var load-vars-from no-color non-interactive pipeline team var yaml-var
+pause-pipeline all pipeline team
+archive-pipeline all non-interactive pipeline team
+unpause-pipeline all pipeline team
+expose-pipeline pipeline team
+hide-pipeline pipeline team
+rename-pipeline new-name old-name team
+validate-pipeline config enable-across-step load-vars-from output strict var yaml-var
+format-pipeline config write
+order-pipelines alphabetical pipeline team
+order-instanced-pipelines group pipeline team
+resources json pipeline team
+resource-versions count json resource team
+check-resource async from resource shallow team
+pin-resource comment resource version
+unpin-resource resource
+enable-resource-version resource version
+disable-resource-version resource version
+clear-resource-cache resource team version
+clear-versions non-interactive resource resource-type team
+check-resource-type async from resource-type shallow team
+clear-task-cache cache-path job non-interactive step team
+builds all-teams count current-team job json pipeline since team until
+abort-build build job team
+rerun-build build job watch
+trigger-job job team watch
+volumes details json
+workers details json
+land-worker worker
+prune-worker all-stalled worker
+curl print-and-exit
+set-wall message ttl
+get-components json
+pause-component all gc-components name runtime-components
+unpause-component all gc-components name runtime-components
+completion shell
+";
+
+#[test]
+fn every_upstream_long_flag_exists() {
+    let cmd = concourse::fly::cli::FlyArgs::command();
+    let mut missing = Vec::new();
+    for line in UPSTREAM_FLAGS.lines().filter(|l| !l.trim().is_empty()) {
+        let mut words = line.split_whitespace();
+        let name = words.next().expect("name");
+        let sub = cmd.find_subcommand(name).expect(name);
+        let ours: Vec<&str> = sub.get_arguments().filter_map(|a| a.get_long()).collect();
+        for flag in words {
+            if !ours.contains(&flag) {
+                missing.push(format!("{name} --{flag}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "flags missing from our fly: {missing:?}"
+    );
+}
+
 fn fly_bare(args: &[&str]) -> Output {
     Command::new(common::bin())
         .arg("fly")
@@ -198,6 +286,7 @@ async fn handler(
             "components": [{"name": "scheduler", "status": "ok", "paused": true, "last_ran": "2023-11-14T22:13:20Z"}]
         })),
         ("GET", "/api/v1/builds") => j(json!([build(9, "", "", "9"), build(7, "p", "j", "3")])),
+        ("GET", "/api/v1/teams/main/pipelines/p/jobs/j/builds/3") => j(build(7, "p", "j", "3")),
         ("GET", "/api/v1/teams/main/pipelines/p/jobs/j") => j(
             json!({"id": 1, "name": "j", "team_name": "main", "pipeline_id": 1, "pipeline_name": "p", "next_build": build(7, "p", "j", "3")}),
         ),
@@ -219,6 +308,7 @@ async fn handler(
 struct Env {
     home: tempfile::TempDir,
     fake: Arc<Fake>,
+    url: String,
 }
 
 impl Env {
@@ -247,7 +337,11 @@ impl Env {
             format!("targets:\n  f:\n    api: http://{addr}\n    team: main\n    token:\n      type: bearer\n      value: {TOKEN}\n"),
         )
         .expect("flyrc");
-        Env { home, fake }
+        Env {
+            home,
+            fake,
+            url: format!("http://{addr}"),
+        }
     }
 
     fn run_with(&self, stdin: &str, args: &[&str]) -> Output {
@@ -535,6 +629,27 @@ fn watch_dash_t_after_the_command_means_timestamps() {
     assert_eq!(out, "22:13:20  hello\n22:13:21  succeeded\n");
     let out = e.ok(&["-t", "f", "w", "-j", "p/j"]);
     assert_eq!(out, "hello\nsucceeded\n");
+    // No flags: the newest one-off build (9); a build URL of the target names build 7.
+    let none = e.run_with("", &["-t", "f", "watch"]);
+    assert!(
+        e.seen("GET /api/v1/builds/9/events").len() == 1,
+        "{}",
+        stderr(&none)
+    );
+    let url = format!("{}/teams/main/pipelines/p/jobs/j/builds/3", e.url);
+    assert_eq!(
+        e.ok(&["-t", "f", "watch", "-u", &url]),
+        "hello\nsucceeded\n"
+    );
+    let other = e.run_with(
+        "",
+        &["-t", "f", "watch", "-u", "http://elsewhere:1/builds/7"],
+    );
+    assert!(
+        stderr(&other).starts_with("error: URL doesn't match target"),
+        "{}",
+        stderr(&other)
+    );
 }
 
 #[test]
