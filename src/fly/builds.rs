@@ -61,7 +61,10 @@ pub struct WatchArgs {
     /// Watches a specific build
     #[arg(short = 'b', long)]
     pub build: Option<String>,
-    /// Print with local timestamp (`-t` is the global target flag here, so long form only)
+    /// URL for the build or job to watch
+    #[arg(short = 'u', long)]
+    pub url: Option<String>,
+    /// Print with local timestamp (`-t` after `watch` means this, as upstream; give the target before the command)
     #[arg(long)]
     pub timestamps: bool,
     /// Ignore event parsing errors
@@ -132,6 +135,25 @@ fn local_time(t: i64) -> String {
                 .to_string()
         })
         .unwrap_or_default()
+}
+
+/// Upstream v8's `name` cell: pipeline (display form), job, resource and build name joined
+/// by `/`; a one-off build shows just its name.
+fn build_name(b: &api::Build) -> String {
+    let mut names = Vec::new();
+    if !b.pipeline_name.is_empty() {
+        names.push(
+            super::refs::PipelineRef::from_api(&b.pipeline_name, b.pipeline_instance_vars.as_ref())
+                .display(),
+        );
+    }
+    for part in [&b.job_name, &b.resource_name] {
+        if !part.is_empty() {
+            names.push(part.clone());
+        }
+    }
+    names.push(b.name.clone());
+    names.join("/")
 }
 
 pub async fn builds(g: &Global, a: &BuildsArgs) -> Result<()> {
@@ -231,13 +253,6 @@ pub async fn builds(g: &Global, a: &BuildsArgs) -> Result<()> {
         "created by",
     ]);
     for b in builds.iter().take(a.count.max(0) as usize) {
-        let name = if !b.job_name.is_empty() {
-            format!("{}/{}/{}", b.pipeline_name, b.job_name, b.name)
-        } else if !b.resource_name.is_empty() {
-            format!("{}/{}/{}", b.pipeline_name, b.resource_name, b.name)
-        } else {
-            b.name.clone()
-        };
         let duration = match (b.start_time, b.end_time) {
             (0, _) => "n/a".to_string(),
             (s, 0) => format!("{}+", go_duration(now - s)),
@@ -245,7 +260,7 @@ pub async fn builds(g: &Global, a: &BuildsArgs) -> Result<()> {
         };
         table.push(vec![
             b.id.to_string().into(),
-            name.into(),
+            build_name(b).into(),
             super::table::Cell::colored(b.status.clone(), ui::status_color(&b.status)),
             local_time(b.start_time).into(),
             local_time(b.end_time).into(),
@@ -383,9 +398,10 @@ pub async fn watch(g: &Global, a: &WatchArgs) -> Result<()> {
                 .get_json(&format!("/api/v1/builds/{}", seg(id)), &[])
                 .await?
         }
-        (None, None) => {
-            bail!("watching one-off builds without -b needs the builds list; give -j or -b")
-        }
+        (None, None) => match &a.url {
+            Some(url) => build_from_url(&t, &team, url).await?,
+            None => newest_one_off(&t).await?,
+        },
     };
     let code = stream(
         &t.client,
@@ -395,6 +411,89 @@ pub async fn watch(g: &Global, a: &WatchArgs) -> Result<()> {
     )
     .await?;
     std::process::exit(code);
+}
+
+/// `watch -u`: the URL's origin must be the target's; `/teams/T/pipelines/P/jobs/J/builds/N`
+/// (instance vars from the query) or `/builds/ID`.
+async fn build_from_url(t: &super::client::Target, team: &str, raw: &str) -> Result<api::Build> {
+    let u = reqwest::Url::parse(raw).map_err(|e| anyhow!("{e}"))?;
+    let origin = match (u.host_str(), u.port()) {
+        (Some(h), Some(p)) => format!("{}://{h}:{p}", u.scheme()),
+        (Some(h), None) => format!("{}://{h}", u.scheme()),
+        _ => format!("{}://", u.scheme()),
+    };
+    if origin != t.client.url {
+        bail!("URL doesn't match target ({raw}, {})", t.client.url);
+    }
+    let parts: Vec<&str> = u.path().trim_start_matches('/').split('/').collect();
+    let seg_of = |key: &str| {
+        parts
+            .chunks(2)
+            .find(|c| c.len() == 2 && c[0] == key)
+            .map(|c| c[1].to_string())
+    };
+    if let Some(url_team) = seg_of("teams") {
+        if url_team != team {
+            bail!("Team in URL doesn't match the provided team name or current team of the target  ({raw}, {team})");
+        }
+    }
+    match (seg_of("pipelines"), seg_of("jobs"), seg_of("builds")) {
+        (Some(p), Some(j), build) => {
+            let query: Vec<(String, String)> = u
+                .query_pairs()
+                .filter(|(k, _)| k.starts_with("vars"))
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            let job_path = format!(
+                "{}/jobs/{}",
+                pipeline_path(team, &super::refs::PipelineRef::named(&p)),
+                seg(&j)
+            );
+            match build {
+                Some(name) => {
+                    t.client
+                        .get_json(&format!("{job_path}/builds/{}", seg(&name)), &query)
+                        .await
+                }
+                None => {
+                    let job: api::Job = t.client.get_json(&job_path, &query).await?;
+                    job.next_build
+                        .or(job.finished_build)
+                        .ok_or_else(|| anyhow!("job has no builds"))
+                }
+            }
+        }
+        (_, _, Some(id)) => {
+            let id: i64 = id.parse().map_err(|e| anyhow!("{e}"))?;
+            t.client
+                .get_json(&format!("/api/v1/builds/{id}"), &[])
+                .await
+        }
+        _ => bail!("No build found in {raw}"),
+    }
+}
+
+/// `watch` with no flags: the newest build without a job (a one-off), paging 100 at a time.
+async fn newest_one_off(t: &super::client::Target) -> Result<api::Build> {
+    let mut to: Option<i64> = None;
+    loop {
+        let mut q = vec![("limit".to_string(), "100".to_string())];
+        if let Some(to) = to {
+            q.push(("to".into(), to.to_string()));
+        }
+        let page: Vec<api::Build> = t
+            .client
+            .get_json("/api/v1/builds", &q)
+            .await
+            .map_err(|e| anyhow!("failed to get builds {e}"))?;
+        if let Some(b) = page.iter().find(|b| b.job_name.is_empty()) {
+            return Ok(b.clone());
+        }
+        match page.iter().map(|b| b.id).min() {
+            Some(min) if page.len() >= 100 && min > 1 => to = Some(min - 1),
+            _ => bail!("no builds match job"),
+        }
+    }
 }
 
 /// Renders one event; returns the exit code once the build's final status is known.

@@ -41,6 +41,11 @@ pub enum Command {
     Status,
     /// User information
     Userinfo(JsonArg),
+    /// List the active users since a date or for the past 2 months
+    #[command(visible_alias = "au")]
+    ActiveUsers(super::admin::ActiveUsersArgs),
+    /// Check cluster health
+    Health(super::misc::HealthArgs),
     /// Download and replace the current fly from the target
     #[command(visible_alias = "s")]
     Sync(SyncArgs),
@@ -83,6 +88,9 @@ pub enum Command {
     /// Orders pipelines
     #[command(visible_alias = "op")]
     OrderPipelines(OrderPipelinesArgs),
+    /// Orders instanced pipelines within an instance group
+    #[command(visible_alias = "oip")]
+    OrderInstancedPipelines(super::misc::OrderInstancedPipelinesArgs),
     /// Archive a pipeline
     #[command(visible_alias = "ap")]
     ArchivePipeline(ArchivePipelineArgs),
@@ -110,6 +118,9 @@ pub enum Command {
     /// Unpause a job
     #[command(visible_alias = "uj")]
     UnpauseJob(JobArgs),
+    /// Request the scheduler to run for a job. Introduced as a recovery command for the v6.0 scheduler.
+    #[command(visible_alias = "sj")]
+    ScheduleJob(super::misc::ScheduleJobArgs),
     /// List builds data
     #[command(visible_alias = "bs")]
     Builds(super::builds::BuildsArgs),
@@ -149,6 +160,12 @@ pub enum Command {
     /// Check a resource
     #[command(visible_alias = "cr")]
     CheckResource(super::resources::CheckResourceArgs),
+    /// Clear cache of a resource
+    #[command(visible_alias = "crc")]
+    ClearResourceCache(super::misc::ClearResourceCacheArgs),
+    /// Clear versions of a resource or resource type
+    #[command(visible_alias = "cv")]
+    ClearVersions(super::misc::ClearVersionsArgs),
     /// Check a resource-type
     #[command(visible_alias = "crt")]
     CheckResourceType(super::resources::CheckResourceTypeArgs),
@@ -188,6 +205,26 @@ pub enum Command {
     /// Destroy a team and delete all of its data
     #[command(visible_alias = "dt")]
     DestroyTeam(DestroyTeamArgs),
+    /// Get the current wall message
+    #[command(visible_alias = "gw")]
+    GetWall,
+    /// Set a wall message
+    #[command(visible_alias = "sw")]
+    SetWall(super::admin::SetWallArgs),
+    /// Clear the wall message
+    #[command(visible_alias = "cw")]
+    ClearWall,
+    /// Get details about all web components
+    #[command(visible_alias = "gc")]
+    GetComponents(super::admin::ComponentsArgs),
+    /// Pause one or more web components
+    #[command(visible_alias = "pc")]
+    PauseComponent(super::admin::PauseComponentArgs),
+    /// Unpause one or more web components
+    #[command(visible_alias = "uc")]
+    UnpauseComponent(super::admin::PauseComponentArgs),
+    /// generate shell completion code
+    Completion(super::admin::CompletionArgs),
 }
 
 #[derive(Debug, Args)]

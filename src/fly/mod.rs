@@ -4,6 +4,7 @@
 //! Layout: `cli` (flags), `client` (HTTP, errors, version check), `rc` (flyrc), `refs`
 //! (pipeline/job arguments), `table`/`ui` (output), `yaml`, and one file per command group.
 
+mod admin;
 pub mod builds;
 pub mod cli;
 pub mod client;
@@ -13,6 +14,7 @@ mod execute;
 mod intercept;
 mod jobs;
 mod login;
+mod misc;
 mod pipelines;
 pub mod rc;
 pub mod refs;
@@ -44,7 +46,7 @@ pub struct Global {
 /// Runs fly with its arguments (without the program name); returns the exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
     exit_quietly_on_broken_pipe();
-    let argv = std::iter::once(OsString::from("fly")).chain(args);
+    let argv = std::iter::once(OsString::from("fly")).chain(watch_timestamps(args));
     let parsed = match FlyArgs::try_parse_from(argv) {
         Ok(p) => p,
         Err(e) => return render_parse_error(e),
@@ -90,6 +92,38 @@ pub fn main(args: Vec<OsString>) -> i32 {
             Err(e) => render_error(&global, e),
         }
     })
+}
+
+/// In upstream `fly watch -t` means `--timestamps` (the command's own short flag shadows the
+/// global `-t, --target` after the command name). clap cannot shadow a global short flag, so
+/// a bare `-t` after `watch`/`w` is rewritten to `--timestamps` before parsing.
+fn watch_timestamps(args: Vec<OsString>) -> Vec<OsString> {
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if a == "-t" || a == "--target" {
+            i += 2;
+            continue;
+        }
+        if a.starts_with('-') {
+            i += 1;
+            continue;
+        }
+        if a != "watch" && a != "w" {
+            return args;
+        }
+        break;
+    }
+    args.into_iter()
+        .enumerate()
+        .map(|(j, a)| {
+            if j > i && a == "-t" {
+                OsString::from("--timestamps")
+            } else {
+                a
+            }
+        })
+        .collect()
 }
 
 /// Go programs die of SIGPIPE when a reader like `head` goes away; Rust ignores the signal
@@ -170,6 +204,19 @@ async fn run(g: &Global, command: &Command) -> anyhow::Result<()> {
         Command::SetTeam(a) => teams::set_team(g, a).await,
         Command::RenameTeam(a) => teams::rename_team(g, a).await,
         Command::DestroyTeam(a) => teams::destroy_team(g, a).await,
+        Command::ActiveUsers(a) => admin::active_users(g, a).await,
+        Command::Health(a) => misc::health(g, a).await,
+        Command::OrderInstancedPipelines(a) => misc::order_instanced_pipelines(g, a).await,
+        Command::ScheduleJob(a) => misc::schedule_job(g, a).await,
+        Command::ClearResourceCache(a) => misc::clear_resource_cache(g, a).await,
+        Command::ClearVersions(a) => misc::clear_versions(g, a).await,
+        Command::GetWall => admin::get_wall(g).await,
+        Command::SetWall(a) => admin::set_wall(g, a).await,
+        Command::ClearWall => admin::clear_wall(g).await,
+        Command::GetComponents(a) => admin::get_components(g, a).await,
+        Command::PauseComponent(a) => admin::pause_component(g, a, true).await,
+        Command::UnpauseComponent(a) => admin::pause_component(g, a, false).await,
+        Command::Completion(a) => admin::completion(a),
     }
 }
 
