@@ -132,8 +132,6 @@ fn git(dir: &Path, args: &[&str]) {
 /// A git repository holding an image whose `/opt/resource` scripts record what they get
 /// under `log`.
 fn script_image(repo: &Path, log: &Path) {
-    let bin = repo.join("rootfs/opt/resource");
-    std::fs::create_dir_all(&bin).expect("mkdir");
     let log = log.display();
     let scripts = [
         (
@@ -160,7 +158,14 @@ fn script_image(repo: &Path, log: &Path) {
             ),
         ),
     ];
-    for (name, body) in scripts {
+    commit_image(repo, &scripts);
+}
+
+/// Commits `files` (name, contents) as an image's executable `/opt/resource` files.
+fn commit_image(repo: &Path, files: &[(&str, String)]) {
+    let bin = repo.join("rootfs/opt/resource");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    for (name, body) in files {
         let path = bin.join(name);
         std::fs::write(&path, body).expect("write script");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -257,4 +262,129 @@ jobs:
     {
         assert!(!d.starts_with("/tmp/build/"), "a host directory, not {d}");
     }
+}
+
+/// A minimal resource written with PyPI's `concoursetools`, which reads the version of a
+/// check request with `.items()` (so a `null` version crashes it).
+const CONCOURSETOOLS_RESOURCE: &str = r#"
+from dataclasses import dataclass
+
+from concoursetools import ConcourseResource
+from concoursetools.version import TypedVersion
+
+
+@dataclass
+class Counter(TypedVersion):
+    n: int
+
+
+class Resource(ConcourseResource[Counter]):
+    def __init__(self, start: int = 1):
+        super().__init__(Counter)
+        self.start = start
+
+    def fetch_new_versions(self, previous_version=None):
+        if previous_version is None:
+            return [Counter(self.start)]
+        return [previous_version]
+
+    def download_version(self, version, destination_dir, build_metadata, **params):
+        (destination_dir / "n").write_text(str(version.n))
+        return version, {"team": build_metadata.BUILD_TEAM_NAME}
+
+    def publish_new_version(self, sources_dir, build_metadata, **params):
+        n = int((sources_dir / params["from"] / "n").read_text())
+        return Counter(n + 1), {}
+"#;
+
+/// A virtualenv with `concoursetools` installed under `dir`: its python, or None (with
+/// the reason printed) when it cannot be installed here (no network, no venv module).
+fn concoursetools_python(dir: &Path) -> Option<std::path::PathBuf> {
+    let venv = dir.join("venv");
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .output();
+    if !made.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipping: python3 -m venv failed: {made:?}");
+        return None;
+    }
+    let pip = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "concoursetools"])
+        .output()
+        .expect("pip");
+    if !pip.status.success() {
+        eprintln!(
+            "skipping: pip install concoursetools failed: {}",
+            String::from_utf8_lossy(&pip.stderr)
+        );
+        return None;
+    }
+    Some(venv.join("bin/python"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concoursetools_resource_type_checks_gets_and_puts() {
+    let dir = tempfile::tempdir().expect("temp");
+    let Some(python) = concoursetools_python(dir.path()) else {
+        return;
+    };
+    let repo = dir.path().join("image");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    let main = |method: &str| {
+        format!(
+            "#!{}\nimport os, sys\nsys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))\n\
+             from counter import Resource\nResource.{method}()\n",
+            python.display()
+        )
+    };
+    commit_image(
+        &repo,
+        &[
+            ("counter.py", CONCOURSETOOLS_RESOURCE.to_string()),
+            ("check", main("check_main")),
+            ("in", main("in_main")),
+            ("out", main("out_main")),
+        ],
+    );
+
+    let (server, fly) = pipeline_server();
+    set_pipeline(
+        &fly,
+        dir.path(),
+        &format!(
+            r#"
+resource_types:
+- name: counter
+  type: git
+  source: {{uri: "{}", branch: main}}
+resources:
+- name: c
+  type: counter
+  source: {{start: 41}}
+jobs:
+- name: j
+  public: true
+  plan:
+  - get: c
+  - put: c
+    params: {{from: c}}
+"#,
+            repo.display()
+        ),
+    );
+    let (build, events) = trigger_and_wait(&server, &fly, Duration::from_secs(120)).await;
+    assert_eq!(build["status"], "succeeded", "{build}\n{events}");
+    let gets: Vec<Value> = event_data(&events, "finish-get");
+    assert!(
+        gets.iter()
+            .any(|g| g["version"] == serde_json::json!({"n": "41"})),
+        "{events}"
+    );
+    let puts: Vec<Value> = event_data(&events, "finish-put");
+    assert!(
+        puts.iter()
+            .any(|p| p["version"] == serde_json::json!({"n": "42"})),
+        "{events}"
+    );
 }
