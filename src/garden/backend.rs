@@ -137,10 +137,39 @@ pub unsafe fn apply_rlimits(limits: &[(u32, u64)]) -> std::io::Result<()> {
 }
 
 /// The process backend: a directory per container, volumes symlinked at their paths under it.
+/// With no mount namespace, a process sees host paths: an argument naming a bind mount's
+/// container path is given the host directory instead, and an absolute program path is
+/// looked up in a `raw://` root filesystem first (a custom resource type's image).
 pub struct ProcessBackend;
 
 struct ProcessSandbox {
     dir: PathBuf,
+    /// The host directory of a `raw://` rootfs, if any.
+    rootfs: Option<PathBuf>,
+    /// (container path, host path) of each bind mount.
+    mounts: Vec<(String, String)>,
+}
+
+impl ProcessSandbox {
+    /// The host program for `path`: inside the raw rootfs when it exists there.
+    fn program(&self, path: &str) -> PathBuf {
+        if let (Some(root), true) = (&self.rootfs, path.starts_with('/')) {
+            let inside = under(root, path);
+            if inside.is_file() {
+                return inside;
+            }
+        }
+        PathBuf::from(path)
+    }
+
+    /// `arg`, or the host path when it is exactly a bind mount's container path.
+    fn arg<'a>(&'a self, arg: &'a str) -> &'a str {
+        let trimmed = arg.trim_end_matches('/');
+        self.mounts
+            .iter()
+            .find(|(dst, _)| !trimmed.is_empty() && dst.trim_end_matches('/') == trimmed)
+            .map_or(arg, |(_, src)| src.as_str())
+    }
 }
 
 impl Backend for ProcessBackend {
@@ -171,6 +200,16 @@ impl Backend for ProcessBackend {
         }
         Ok(Box::new(ProcessSandbox {
             dir: dir.to_path_buf(),
+            rootfs: spec
+                .rootfs
+                .strip_prefix("raw://")
+                .filter(|p| p.starts_with('/'))
+                .map(PathBuf::from),
+            mounts: spec
+                .bind_mounts
+                .iter()
+                .map(|m| (m.dst_path.clone(), m.src_path.clone()))
+                .collect(),
         }))
     }
 }
@@ -190,8 +229,10 @@ impl Sandbox for ProcessSandbox {
         fs::create_dir_all(&dir)
             .map_err(|e| GardenError::other(format!("creating working directory: {e}")))?;
         let limits = rlimits(spec)?;
-        let mut cmd = tokio::process::Command::new(&spec.path);
-        cmd.args(&spec.args).current_dir(&dir).env_clear();
+        let mut cmd = tokio::process::Command::new(self.program(&spec.path));
+        cmd.args(spec.args.iter().map(|a| self.arg(a)))
+            .current_dir(&dir)
+            .env_clear();
         for kv in env {
             let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
             cmd.env(k, v);
@@ -216,5 +257,58 @@ impl Sandbox for ProcessSandbox {
         // Symlinked volumes are removed as links; their targets are left alone.
         crate::baggageclaim::driver::remove_tree(&self.dir)
             .map_err(|e| GardenError::other(format!("removing container: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::garden::{BindMount, BindMountMode};
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn process_backend_gives_host_paths_for_image_scripts_and_mounts() {
+        let tmp = tempfile::tempdir().expect("temp");
+        let image = tmp.path().join("image");
+        let script = image.join("rootfs/opt/resource/in");
+        fs::create_dir_all(script.parent().expect("parent")).expect("mkdir");
+        fs::write(&script, "#!/bin/sh\n").expect("write");
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod");
+        let vol = tmp.path().join("vol");
+        fs::create_dir(&vol).expect("mkdir");
+        let spec = ContainerSpec {
+            rootfs: format!("raw://{}/rootfs", image.display()),
+            bind_mounts: vec![BindMount {
+                src_path: vol.display().to_string(),
+                dst_path: "/tmp/build/get".into(),
+                mode: BindMountMode::ReadWrite,
+                origin: 0,
+            }],
+            ..Default::default()
+        };
+        let sandbox = ProcessBackend
+            .create("h", &spec, &tmp.path().join("container"))
+            .expect("create");
+        let process = ProcessSpec {
+            path: "/opt/resource/in".into(),
+            args: vec!["/tmp/build/get".into(), "/tmp/build/other".into()],
+            dir: "/tmp/build/get".into(),
+            ..Default::default()
+        };
+        let cmd = sandbox.command(&process, &[], false).expect("command");
+        let std = cmd.as_std();
+        assert_eq!(std.get_program(), script.as_os_str());
+        let args: Vec<_> = std.get_args().collect();
+        assert_eq!(
+            args,
+            vec![vol.as_os_str(), std::ffi::OsStr::new("/tmp/build/other")]
+        );
+        // A program not in the image is left alone.
+        let other = ProcessSpec {
+            path: "/bin/sh".into(),
+            ..process
+        };
+        let cmd = sandbox.command(&other, &[], false).expect("command");
+        assert_eq!(cmd.as_std().get_program(), "/bin/sh");
     }
 }

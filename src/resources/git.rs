@@ -15,21 +15,21 @@ struct Source {
     uri: String,
     #[serde(default)]
     branch: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     paths: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     ignore_paths: Vec<String>,
     #[serde(default)]
     tag_filter: Option<String>,
     #[serde(default)]
     tag_regex: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     disable_ci_skip: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     git_config: Vec<GitConfig>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     skip_ssl_verification: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     fetch_tags: bool,
     #[serde(default)]
     version_depth: Option<usize>,
@@ -40,7 +40,7 @@ struct Source {
     username: Option<String>,
     #[serde(default)]
     password: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     debug: bool,
 }
 
@@ -576,4 +576,36 @@ pub fn run(
         other => return Err(err(format!("unknown action '{other}' (check, in, out)"))),
     };
     out.map_err(|e| err(format!("encoding response: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_source_fields_read_as_absent() {
+        crate::resources::assert_null_is_absent::<Source>(
+            serde_json::json!({"uri": "https://example.com/repo.git"}),
+            &[
+                "branch",
+                "paths",
+                "ignore_paths",
+                "tag_filter",
+                "tag_regex",
+                "disable_ci_skip",
+                "git_config",
+                "skip_ssl_verification",
+                "fetch_tags",
+                "version_depth",
+                "private_key",
+                "username",
+                "password",
+                "debug",
+            ],
+        );
+        crate::resources::assert_null_is_absent::<Request>(
+            serde_json::json!({"source": {}}),
+            &["params", "version"],
+        );
+    }
 }

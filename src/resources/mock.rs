@@ -12,19 +12,19 @@ use std::path::Path;
 struct Source {
     #[serde(default)]
     initial_version: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     no_initial_version: bool,
     #[serde(default)]
     force_version: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     mirror_self: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     create_files: Map<String, Value>,
     #[serde(default)]
     check_delay: Option<String>,
     #[serde(default)]
     check_failure: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     metadata: Vec<MetadataField>,
     #[serde(default)]
     log: Option<String>,
@@ -33,9 +33,9 @@ struct Source {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GetParams {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     mirror_self_via_params: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     create_files_via_params: Map<String, Value>,
 }
 
@@ -46,7 +46,7 @@ struct PutParams {
     version: Option<String>,
     #[serde(default)]
     file: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     print_env: bool,
 }
 
@@ -260,6 +260,36 @@ fn put(dir: &str, request: &[u8], log: &mut dyn Write) -> Result<VersionResult, 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn null_source_and_params_fields_read_as_absent() {
+        crate::resources::assert_null_is_absent::<Source>(
+            json!({}),
+            &[
+                "initial_version",
+                "no_initial_version",
+                "force_version",
+                "mirror_self",
+                "create_files",
+                "check_delay",
+                "check_failure",
+                "metadata",
+                "log",
+            ],
+        );
+        crate::resources::assert_null_is_absent::<GetParams>(
+            json!({}),
+            &["mirror_self_via_params", "create_files_via_params"],
+        );
+        crate::resources::assert_null_is_absent::<PutParams>(
+            json!({}),
+            &["version", "file", "print_env"],
+        );
+        crate::resources::assert_null_is_absent::<Request<PutParams>>(
+            json!({}),
+            &["source", "params", "version"],
+        );
+    }
 
     fn call(action: &str, dir: Option<&str>, req: Value) -> (Result<Value, ResourceError>, String) {
         let mut log = Vec::new();

@@ -96,6 +96,35 @@ pub fn main(type_: &str, action: &str, args: &[String]) -> i32 {
     }
 }
 
+/// For `#[serde(default, deserialize_with = "crate::resources::null_as_default")]`: an
+/// explicit `null` reads like an absent field (the default), as upstream's Go decoding does.
+pub fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Test helper: each of `fields` set to `null` on top of `base` parses exactly like `base`
+/// without it.
+#[cfg(test)]
+pub fn assert_null_is_absent<T>(base: Value, fields: &[&str])
+where
+    T: serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let absent: T = serde_json::from_value(base.clone()).expect("base parses");
+    for f in fields {
+        let mut with_null = base.clone();
+        with_null[*f] = Value::Null;
+        let parsed: Result<T, _> = serde_json::from_value(with_null);
+        match parsed {
+            Ok(v) => assert_eq!(format!("{v:?}"), format!("{absent:?}"), "{f}: null"),
+            Err(e) => panic!("{f}: null is refused: {e}"),
+        }
+    }
+}
+
 /// `dir` must be given for `in`/`out`.
 pub fn require_dir<'a>(action: &str, dir: Option<&'a str>) -> Result<&'a str, ResourceError> {
     dir.ok_or_else(|| ResourceError::new(format!("usage: {action} <destination directory>")))

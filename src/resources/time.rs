@@ -21,9 +21,9 @@ struct Source {
     stop: Option<String>,
     #[serde(default)]
     location: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     days: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     initial_version: bool,
     #[serde(default)]
     start_after: Option<String>,
@@ -288,6 +288,26 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn null_source_fields_read_as_absent() {
+        crate::resources::assert_null_is_absent::<Source>(
+            serde_json::json!({}),
+            &[
+                "interval",
+                "start",
+                "stop",
+                "location",
+                "days",
+                "initial_version",
+                "start_after",
+            ],
+        );
+        crate::resources::assert_null_is_absent::<Request>(
+            serde_json::json!({}),
+            &["source", "version"],
+        );
+    }
 
     fn schedule(json: serde_json::Value) -> Schedule {
         Schedule::from_source(serde_json::from_value(json).expect("source")).expect("valid")

@@ -105,6 +105,49 @@ impl Events {
         }
     }
 
+    /// A sink that keeps only the text of `log` and `error` events (the last `limit`
+    /// bytes, redacted like any event): what a periodic check that failed said.
+    pub fn collect(limit: usize) -> (Events, Arc<Mutex<String>>) {
+        let text = Arc::new(Mutex::new(String::new()));
+        let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+        let kept = text.clone();
+        tokio::spawn(async move {
+            while let Some(m) = rx.recv().await {
+                match m {
+                    Msg::Flush(w) => {
+                        let _ = w.send(());
+                    }
+                    Msg::Event(e) => {
+                        let data = &e["data"];
+                        let piece = match e["event"].as_str() {
+                            Some("log") => data["payload"].as_str().map(String::from),
+                            Some("error") => data["message"].as_str().map(|m| format!("{m}\n")),
+                            _ => None,
+                        };
+                        if let Some(piece) = piece {
+                            let mut t = kept.lock().unwrap_or_else(|e| e.into_inner());
+                            t.push_str(&piece);
+                            if t.len() > limit {
+                                let mut cut = t.len() - limit;
+                                while !t.is_char_boundary(cut) {
+                                    cut += 1;
+                                }
+                                t.drain(..cut);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        (
+            Events {
+                tx,
+                secrets: Arc::default(),
+            },
+            text,
+        )
+    }
+
     /// This stream with redaction of secrets off (`--disable-redact-secrets`).
     pub fn without_redaction(self) -> Events {
         *self.lock_secrets() = Secrets::disabled();

@@ -395,7 +395,7 @@ impl Call<'_> {
         w: &WorkerClient,
         from: Option<&Value>,
     ) -> Result<Result<Vec<Value>, i32>, Fail> {
-        let req = json!({"source": self.source, "version": from.cloned().unwrap_or(Value::Null)});
+        let req = check_request(&self.source, from);
         Ok(match self.script(w, "check", req, None, vec![]).await? {
             Ok(Value::Array(vs)) => Ok(vs),
             Ok(other) => return Err(errored(format!("malformed check response: {other}"))),
@@ -434,7 +434,7 @@ impl Call<'_> {
             }
         }
         let vol = empty_volume(w, self.cleanup, false).await?;
-        let req = json!({"source": self.source, "params": self.params, "version": version});
+        let req = in_request(&self.source, &self.params, version);
         match self
             .script(w, "in", req, Some((&vol.path, "/tmp/build/get")), vec![])
             .await?
@@ -496,7 +496,7 @@ impl Call<'_> {
             let copy = mount_copy(self.rt, a, w, self.cleanup, self.origin).await?;
             mounts.push((copy.path, format!("/tmp/build/put/{name}")));
         }
-        let req = json!({"source": self.source, "params": self.params});
+        let req = out_request(&self.source, &self.params);
         Ok(
             match self
                 .script(w, "out", req, Some((&vol.path, "/tmp/build/put")), mounts)
@@ -510,6 +510,44 @@ impl Call<'_> {
             },
         )
     }
+}
+
+/// `source` or `params` as sent to a script: always an object (`{}` when unset or null),
+/// as upstream's Go structs marshal them.
+fn object_or_empty(v: &Value) -> Value {
+    match v {
+        Value::Object(_) => v.clone(),
+        _ => json!({}),
+    }
+}
+
+/// A version as sent to a script: None when there is none (or it is null), so the key is
+/// omitted like upstream's `version,omitempty`; libraries iterating it crash on `null`.
+fn some_version(v: Option<&Value>) -> Option<&Value> {
+    v.filter(|v| !v.is_null())
+}
+
+/// The request `check` reads: `source`, and `version` only when checking from one.
+pub fn check_request(source: &Value, from: Option<&Value>) -> Value {
+    let mut req = json!({ "source": object_or_empty(source) });
+    if let Some(v) = some_version(from) {
+        req["version"] = v.clone();
+    }
+    req
+}
+
+/// The request `in` reads: `source`, `params` and the `version` to fetch.
+pub fn in_request(source: &Value, params: &Value, version: &Value) -> Value {
+    let mut req = json!({ "source": object_or_empty(source), "params": object_or_empty(params) });
+    if let Some(v) = some_version(Some(version)) {
+        req["version"] = v.clone();
+    }
+    req
+}
+
+/// The request `out` reads: `source` and `params` (no version).
+pub fn out_request(source: &Value, params: &Value) -> Value {
+    json!({ "source": object_or_empty(source), "params": object_or_empty(params) })
 }
 
 fn base_command(w: &WorkerClient, type_: &str) -> Result<String, Fail> {
@@ -562,4 +600,43 @@ pub async fn save(rt: &Runtime, scope: i64, versions: &[Value]) -> Result<usize,
         })
         .collect();
     rt.store.save_versions(scope, &new).await.map_err(errored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_request_omits_a_missing_version() {
+        let req = check_request(&json!({"a": 1}), None);
+        assert_eq!(req, json!({"source": {"a": 1}}));
+        assert!(req.get("version").is_none(), "omitted, not null: {req}");
+        let req = check_request(&json!({"a": 1}), Some(&Value::Null));
+        assert!(req.get("version").is_none(), "null counts as none: {req}");
+        let req = check_request(&json!({}), Some(&json!({"v": "1"})));
+        assert_eq!(req, json!({"source": {}, "version": {"v": "1"}}));
+    }
+
+    #[test]
+    fn source_and_params_are_always_objects() {
+        assert_eq!(check_request(&Value::Null, None), json!({"source": {}}));
+        assert_eq!(
+            in_request(&Value::Null, &Value::Null, &json!({"v": "1"})),
+            json!({"source": {}, "params": {}, "version": {"v": "1"}})
+        );
+        assert_eq!(
+            out_request(&Value::Null, &Value::Null),
+            json!({"source": {}, "params": {}})
+        );
+        assert_eq!(
+            out_request(&json!({"s": 1}), &json!({"p": 2})),
+            json!({"source": {"s": 1}, "params": {"p": 2}})
+        );
+    }
+
+    #[test]
+    fn in_request_never_sends_a_null_version() {
+        let req = in_request(&json!({}), &json!({}), &Value::Null);
+        assert!(req.get("version").is_none(), "{req}");
+    }
 }

@@ -7,12 +7,26 @@ use crate::atc::engine::Engine;
 use crate::config::{CheckEvery, Config};
 use crate::db::{BuildRow, BuildStatus, NewBuild, PipelineRow};
 use serde_json::Value;
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What the last failed check of each resource (by id) said, for the build that cannot
+/// start without it (see `scheduler::failed_input_check`). Kept only on the node that ran
+/// the check; a succeeded check clears it.
+static CHECK_ERRORS: LazyLock<Mutex<HashMap<i64, String>>> = LazyLock::new(Default::default);
+
+/// The output of resource `id`'s last check, when it failed on this node.
+pub fn last_check_error(id: i64) -> Option<String> {
+    CHECK_ERRORS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&id)
+        .cloned()
+}
 
 /// Remembers which resources are being checked, so a slow check is not started twice.
 #[derive(Default)]
@@ -71,10 +85,21 @@ fn spawn_check(
     let plan = check_plan(engine, config, name, "resource", None, Some(id));
     let (engine, build) = (engine.clone(), periodic_row(p));
     tokio::spawn(async move {
+        let (events, said) = Events::collect(4096);
         let status = engine
-            .execute(build, plan, Events::discard(), CancellationToken::new())
+            .execute(build, plan, events.clone(), CancellationToken::new())
             .await;
+        events.flush().await;
         tracing::debug!(resource = id, status = status.as_str(), "check");
+        {
+            let mut errors = CHECK_ERRORS.lock().unwrap_or_else(|e| e.into_inner());
+            if status == BuildStatus::Succeeded {
+                errors.remove(&id);
+            } else {
+                let text = said.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                errors.insert(id, text.trim().to_string());
+            }
+        }
         done();
         engine.handle.wake();
     });

@@ -33,11 +33,11 @@ struct Source {
     username: Option<String>,
     #[serde(default)]
     password: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     insecure: bool,
     #[serde(default)]
     platform: Option<Platform>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::resources::null_as_default")]
     debug: bool,
 }
 
@@ -388,6 +388,27 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn null_source_fields_read_as_absent() {
+        crate::resources::assert_null_is_absent::<Source>(
+            serde_json::json!({"repository": "busybox"}),
+            &[
+                "tag",
+                "tag_regex",
+                "variant",
+                "username",
+                "password",
+                "insecure",
+                "platform",
+                "debug",
+            ],
+        );
+        crate::resources::assert_null_is_absent::<Request>(
+            serde_json::json!({"source": {"repository": "busybox"}}),
+            &["params", "version"],
+        );
+    }
 
     #[test]
     fn semver_tags_parse_with_specificity_and_variants() {
