@@ -644,7 +644,12 @@ impl LinuxSandbox {
             if m.mode == BindMountMode::ReadWrite && Path::new(&m.src_path).is_dir() {
                 let src = Path::new(&m.src_path);
                 let done = match (uid, self.userns) {
-                    (0, Some(map)) => map.own_tree(src),
+                    // The mount point is root's (as without a user namespace); what host
+                    // root wrote inside becomes container root's, the rest keeps its owner.
+                    (0, Some(map)) => {
+                        let root = Some(map.root_host_id);
+                        std::os::unix::fs::lchown(src, root, root).and_then(|()| map.own_tree(src))
+                    }
                     (0, None) => std::os::unix::fs::lchown(src, Some(uid), Some(gid)),
                     (_, Some(map)) => chown_tree(src, uid, map.host_id(gid)),
                     (_, None) => chown_tree(src, uid, gid),
