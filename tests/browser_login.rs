@@ -259,3 +259,38 @@ print("token:", ",".join(t["name"] for t in Api(url, token=api.ATC_AUTH).list_te
         ]
     );
 }
+
+/// ol-concoursepy (PyPI; a maintained fork shipping the same module name, so in a venv of
+/// its own): password login, then the API with the token.
+#[test]
+fn ol_concoursepy_logs_in_and_reads_the_api() {
+    let dir = tempfile::tempdir().expect("temp");
+    let Some(python) = common::python::venv_with(dir.path(), "ol-concoursepy") else {
+        return;
+    };
+    let s = Server::start(Backend::Embedded);
+    let script = r#"
+import collections, collections.abc, sys
+if not hasattr(collections, "Mapping"):
+    collections.Mapping = collections.abc.Mapping
+from concoursepy.api import Api
+api = Api(sys.argv[1], username="test", password="test")
+assert api.ATC_AUTH, "no token from the password login"
+print("teams:", ",".join(t["name"] for t in api.list_teams()))
+print("pipelines:", len(api.list_pipelines("main")))
+"#;
+    let out = std::process::Command::new(python)
+        .args(["-c", script, &s.url])
+        .output()
+        .expect("python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["teams: main", "pipelines: 0"]
+    );
+}

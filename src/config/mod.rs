@@ -166,6 +166,25 @@ pub fn parse_pipeline_with(doc: &[u8], mode: ParseMode) -> Result<Config, Config
         .map_err(|e| e.prefixed("error unmarshaling JSON: while decoding JSON: "))
 }
 
+/// Parses a config rendered from `template` (fly's `((var))` rendering re-emits the
+/// document with sorted keys) with the template's line numbers, so messages name the lines
+/// the author wrote. Rendering changes values, not where nodes are; a node a var expanded
+/// into structure has no template line and its messages go without one.
+pub fn parse_rendered_pipeline(
+    rendered: &[u8],
+    template: &[u8],
+    mode: ParseMode,
+) -> Result<Config, ConfigError> {
+    let mut cfg = parse_pipeline_with(rendered, mode)?;
+    if let Ok((_, lines)) = yaml::parse(template, yaml::Duplicates::LastWins) {
+        let (value, _) = yaml::parse(rendered, yaml::Duplicates::LastWins)?;
+        let strict = mode != ParseMode::Lenient;
+        cfg = model::decode_config(&value, lines, mode == ParseMode::Strict, strict)
+            .map_err(|e| e.prefixed("error unmarshaling JSON: while decoding JSON: "))?;
+    }
+    Ok(cfg)
+}
+
 /// Runs upstream's `configvalidate` over a parsed config.
 pub fn validate_pipeline(config: &Config) -> Validation {
     validate::validate(config)

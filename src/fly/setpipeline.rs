@@ -75,8 +75,9 @@ pub async fn set_pipeline(g: &Global, a: &SetPipelineArgs) -> Result<()> {
     };
     let rendered = config::render_template(&template, &static_vars).map_err(|e| anyhow!("{e}"))?;
     // Like upstream's `yaml.Unmarshal`: unknown keys are the server's to refuse.
-    let new_config = config::parse_pipeline_with(&rendered, config::ParseMode::Lenient)
-        .map_err(|e| anyhow!("{e}"))?;
+    let new_config =
+        config::parse_rendered_pipeline(&rendered, &template, config::ParseMode::Lenient)
+            .map_err(|e| anyhow!("{e}"))?;
     let new_json = config::to_json(&new_config);
     warnings.extend(config::validate_pipeline(&new_config).warnings);
 

@@ -17,7 +17,7 @@ pub fn validate_pipeline(a: &ValidatePipelineArgs) -> Result<()> {
     } else {
         config::ParseMode::Lenient
     };
-    let parsed = config::parse_pipeline_with(&rendered, mode);
+    let parsed = config::parse_rendered_pipeline(&rendered, &template, mode);
     let (warnings, errors) = match &parsed {
         Ok(cfg) => {
             let v = config::validate_pipeline(cfg);

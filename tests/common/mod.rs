@@ -2,6 +2,7 @@
 //! a separate process with its own HOME. Waits on conditions, never on fixed sleeps.
 #![allow(dead_code)]
 
+pub mod python;
 pub mod scenarios;
 pub mod webdriver;
 

@@ -319,14 +319,6 @@ async fn schedule_pipeline(
             if limit.is_some_and(|l| in_flight >= l) {
                 break;
             }
-            // An input no version satisfies whose check (since the build was created)
-            // failed: waiting cannot help, so the build errors saying why.
-            if b.rerun_of.is_none() {
-                if let Some(message) = failed_input_check(&st, &inputs, &resolved, &b) {
-                    error_pending(engine, &b, &message).await?;
-                    continue;
-                }
-            }
             // A manually triggered build waits until its inputs were checked after it was
             // created (the trigger asked for those checks), like upstream.
             let manual = !b.created_by.is_empty() && b.rerun_of.is_none();
@@ -381,62 +373,6 @@ async fn schedule_pipeline(
             }
         }
     }
-    Ok(())
-}
-
-/// Why pending build `b` cannot start: an input that resolves to no version and whose
-/// resource's latest check, finished since the build was created, failed.
-fn failed_input_check(
-    st: &PipelineState,
-    inputs: &[(InputConfig, bool)],
-    resolved: &resolve::Resolution,
-    b: &BuildRow,
-) -> Option<String> {
-    let Err(failures) = resolved else {
-        return None;
-    };
-    inputs.iter().find_map(|(i, _)| {
-        if !failures.contains_key(&i.name) {
-            return None;
-        }
-        let r = st.resources.values().find(|r| r.id == i.resource)?;
-        if !r.check_failed || r.last_checked < b.create_time {
-            return None;
-        }
-        Some(check_failure_message(
-            &r.name,
-            checker::last_check_error(r.id).as_deref(),
-        ))
-    })
-}
-
-/// The error a build gets when checking its input `resource` failed with `output`.
-fn check_failure_message(resource: &str, output: Option<&str>) -> String {
-    match output.map(str::trim).filter(|o| !o.is_empty()) {
-        Some(o) => format!("checking resource '{resource}' failed: {o}"),
-        None => format!("checking resource '{resource}' failed"),
-    }
-}
-
-/// Ends pending build `b` errored, with an error event carrying `message`.
-async fn error_pending(engine: &Engine, b: &BuildRow, message: &str) -> anyhow::Result<()> {
-    let events = crate::atc::engine::events::Events::start(
-        engine.store().clone(),
-        engine.handle.hub.clone(),
-        b.id,
-    );
-    let now = crate::atc::engine::events::now();
-    events.emit(
-        "error",
-        "4.1",
-        serde_json::json!({"message": message, "origin": {}, "time": now}),
-    );
-    events.status("errored", now);
-    events.flush().await;
-    engine
-        .store()
-        .finish_build(b.id, BuildStatus::Errored, now)
-        .await?;
     Ok(())
 }
 
