@@ -123,7 +123,6 @@ jobs:
         }
     };
     let prep = worker_support::eventually(Duration::from_secs(60), "the preparation", || {
-        let get = get;
         let server = &server;
         async move {
             let builds = get(server.api("/api/v1/teams/main/pipelines/p/jobs/j/builds")).await;
