@@ -6,6 +6,22 @@ mod common;
 
 use common::{Backend, Server};
 use reqwest::Client;
+use std::path::Path;
+
+/// Runs a client script with the server's URL as its argument; its output lines.
+fn python_lines(python: &Path, script: &str, url: &str) -> Vec<String> {
+    let out = std::process::Command::new(python)
+        .args(["-c", script, url])
+        .output()
+        .expect("python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.lines().map(String::from).collect()
+}
 
 /// A pipeline to write with the browser's cookies.
 const PIPELINE: &str = r#"
@@ -240,18 +256,8 @@ except ValueError as e:
     print("refused:", e)
 print("token:", ",".join(t["name"] for t in Api(url, token=api.ATC_AUTH).list_teams()))
 "#;
-    let out = std::process::Command::new("python3")
-        .args(["-c", script, &s.url])
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        stdout.lines().collect::<Vec<_>>(),
+        python_lines(Path::new("python3"), script, &s.url),
         [
             "teams: main",
             "refused: Invalid username and password",
@@ -279,18 +285,8 @@ assert api.ATC_AUTH, "no token from the password login"
 print("teams:", ",".join(t["name"] for t in api.list_teams()))
 print("pipelines:", len(api.list_pipelines("main")))
 "#;
-    let out = std::process::Command::new(python)
-        .args(["-c", script, &s.url])
-        .output()
-        .expect("python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        stdout.lines().collect::<Vec<_>>(),
+        python_lines(&python, script, &s.url),
         ["teams: main", "pipelines: 0"]
     );
 }

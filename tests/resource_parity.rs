@@ -6,11 +6,10 @@
 mod common;
 mod worker_support;
 
-use common::{Backend, Fly, Server};
+use common::{git, Backend, Fly, Server};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn pipeline_server() -> (Server, Fly) {
@@ -136,24 +135,6 @@ jobs:
     })
     .await;
     assert_eq!(prep["inputs_satisfied"], "BLOCKING", "{prep}");
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Ada")
-        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
-        .env("GIT_COMMITTER_NAME", "Ada")
-        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A git repository holding an image whose `/opt/resource` scripts record what they get

@@ -313,25 +313,12 @@ async fn stopping_a_worker_leaves_nothing_running(runtime: &str, marker: &str) {
     assert_eq!(mounts_under(dir.path()), Vec::<String>::new());
 }
 
-fn is_root() -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    if !root {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("skipped: the linux runtime needs root");
-    }
-    root
-}
-
 /// A worker killed with SIGKILL cannot clean up: its containers keep running. The next
 /// worker on that work dir reaps them (processes, mounts) before it serves.
 #[tokio::test]
 async fn a_worker_started_after_a_kill_reaps_what_the_killed_one_left() {
-    if !is_root() {
+    if !worker_support::root_or_skip("a_worker_started_after_a_kill_reaps_what_the_killed_one_left")
+    {
         return;
     }
     let marker = "4247";
@@ -362,7 +349,9 @@ async fn stopping_a_process_runtime_worker_ends_its_containers_processes() {
 
 #[tokio::test]
 async fn stopping_a_linux_runtime_worker_ends_its_containers_and_mounts() {
-    if is_root() {
+    if worker_support::root_or_skip(
+        "stopping_a_linux_runtime_worker_ends_its_containers_and_mounts",
+    ) {
         stopping_a_worker_leaves_nothing_running("linux", "4243").await;
     }
 }

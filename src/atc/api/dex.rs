@@ -10,14 +10,13 @@
 
 use super::login::{logged_in, login_form_at, query, retry_after, safe_redirect};
 use super::{AppState, ClientAddr};
-use crate::atc::auth::{AuthError, WEB_CLIENT_ID};
+use crate::atc::auth::{random_hex, AuthError, WEB_CLIENT_ID};
 use axum::extract::{Form, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rand::RngCore;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -34,12 +33,6 @@ fn encode(pairs: &[(&str, &str)]) -> String {
         q.append_pair(k, v);
     }
     q.finish()
-}
-
-fn random_hex() -> String {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn new_state(redirect_uri: &str) -> String {

@@ -8,7 +8,6 @@ use axum::extract::{Form, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use rand::RngCore;
 use std::collections::HashMap;
 
 pub(super) fn query(parts: &Parts) -> HashMap<String, String> {
@@ -105,9 +104,7 @@ pub async fn login_submit(
         .await
     {
         Ok(issued) => {
-            let mut csrf = [0u8; 32];
-            rand::thread_rng().fill_bytes(&mut csrf);
-            let csrf: String = csrf.iter().map(|b| format!("{b:02x}")).collect();
+            let csrf = crate::atc::auth::random_hex();
             let sep = if redirect.contains('?') { '&' } else { '?' };
             (
                 StatusCode::FOUND,

@@ -221,9 +221,7 @@ impl Auth {
     /// the login's `state`. Kept in the token table (so any web node redeems it) under an
     /// audience `verify` refuses, so a code is never a bearer token itself.
     pub async fn code_for(&self, token: &str, state: &str) -> Result<String, StoreError> {
-        let mut bytes = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
-        let code: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let code = random_hex();
         let exp = now() + 120;
         let claims = json!({"aud": CODE_AUDIENCE, "token": token, "state": state, "exp": exp});
         self.store.save_access_token(&code, &claims, exp).await?;
@@ -252,6 +250,13 @@ pub struct InvalidToken;
 pub struct Issued {
     pub token: String,
     pub expires_in: i64,
+}
+
+/// 32 random bytes as 64 hex characters (CSRF tokens, login codes and states).
+pub fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Compares secrets (CSRF and webhook tokens) in time that depends only on their

@@ -663,18 +663,28 @@ impl LinuxSandbox {
     }
 }
 
-/// Chowns `dir` and everything under it, never following symlinks.
-fn chown_tree(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
-    std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
+/// Calls `f` on `dir` and everything under it, never following symlinks.
+fn for_each_path(
+    dir: &Path,
+    f: &mut dyn FnMut(&Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    f(dir)?;
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         if entry.file_type()?.is_dir() {
-            chown_tree(&entry.path(), uid, gid)?;
+            for_each_path(&entry.path(), f)?;
         } else {
-            std::os::unix::fs::lchown(entry.path(), Some(uid), Some(gid))?;
+            f(&entry.path())?;
         }
     }
     Ok(())
+}
+
+/// Chowns `dir` and everything under it, never following symlinks.
+fn chown_tree(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    for_each_path(dir, &mut |p| {
+        std::os::unix::fs::lchown(p, Some(uid), Some(gid))
+    })
 }
 
 impl Sandbox for LinuxSandbox {

@@ -59,16 +59,7 @@ impl Mapping {
     /// wrote becomes writable by the unprivileged container's root, as upstream's
     /// baggageclaim namespaces a volume on its way to an unprivileged container.
     pub fn own_tree(&self, dir: &Path) -> std::io::Result<()> {
-        self.own(dir)?;
-        for entry in fs::read_dir(dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                self.own_tree(&entry.path())?;
-            } else {
-                self.own(&entry.path())?;
-            }
-        }
-        Ok(())
+        super::for_each_path(dir, &mut |p| self.own(p))
     }
 
     /// Gives `path` to container root where host root owns it (uid and gid apart).
