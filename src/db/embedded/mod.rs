@@ -94,7 +94,9 @@ impl EmbeddedStore {
         })
     }
 
-    /// Runs `f` on the connection on the blocking pool.
+    /// Runs `f` on the connection on the blocking pool. Transactions that write begin
+    /// IMMEDIATE: a deferred one that reads first fails at once with SQLITE_BUSY (no busy
+    /// timeout applies) when another process sharing the file wrote in between.
     async fn call<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,

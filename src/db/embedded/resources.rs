@@ -3,7 +3,7 @@
 use super::super::*;
 use super::{build_row, json, json_opt};
 use crate::db::sql::BUILD_SELECT;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 const VERSION_SELECT: &str =
     "SELECT id, resource_config_scope_id, version, metadata, enabled, check_order \
@@ -26,7 +26,7 @@ pub(super) fn resource_scope(
     key: &str,
     owner: Option<i64>,
 ) -> Result<i64> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
         "INSERT INTO resource_configs (base_resource_type, source_hash) VALUES (?1, ?2) \
          ON CONFLICT (base_resource_type, source_hash) DO NOTHING",
@@ -72,7 +72,7 @@ pub(super) fn save_versions(
     scope: i64,
     versions: &[NewVersion],
 ) -> Result<usize> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut new = 0;
     for v in versions {
         let sha = version_sha256(&v.version);
@@ -281,7 +281,7 @@ pub(super) fn save_build_inputs(
     build: i64,
     inputs: &[BuildInputRow],
 ) -> Result<()> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
         "DELETE FROM build_inputs WHERE build_id = ?1",
         params![build],

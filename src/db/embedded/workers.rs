@@ -3,7 +3,7 @@
 
 use super::super::sql::{WORKER_COLUMNS, WORKER_SELECT};
 use super::super::*;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 fn worker_row(row: &Row) -> rusqlite::Result<(Value, Option<i64>, String, i64)> {
     let payload: String = row.get(2)?;
@@ -41,7 +41,7 @@ pub(super) fn register_worker(
     payload: &Value,
     expires_at: i64,
 ) -> Result<WorkerRow> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let team_id: Option<i64> = if worker.team.is_empty() {
         None
     } else {
