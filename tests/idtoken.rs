@@ -111,7 +111,7 @@ fn print_creds_tokens_verify(backend: Backend) {
         &fixture,
     ]);
     fly.ok(&["-t", "t", "unpause-pipeline", "-p", "idtoken"]);
-    let before = concourse::atc::auth::now();
+    let before = concourse::clock::now();
     let out = fly.run(&["-t", "t", "trigger-job", "-j", "idtoken/print-creds", "-w"]);
     let log = format!("{}{}", stdout(&out), stderr(&out));
     assert!(out.status.success(), "print-creds failed:\n{log}");
@@ -145,7 +145,7 @@ fn print_creds_tokens_verify(backend: Backend) {
             c["exp"].as_i64().expect("exp"),
         );
         assert!(
-            iat >= before - 5 && iat <= concourse::atc::auth::now() + 5,
+            iat >= before - 5 && iat <= concourse::clock::now() + 5,
             "iat {iat}"
         );
         assert_eq!(exp - iat, 3600, "one hour, by default and as configured");

@@ -1,4 +1,4 @@
-//! Baggageclaim's tar stream-in (`concourse::baggageclaim::archive::unpack`).
+//! Baggageclaim's tar stream-in (`concourse::worker_fs::archive::unpack`).
 //!
 //! Each input is an uncompressed tar, unpacked into `root/` of a fresh temporary directory
 //! that also holds `outside/victim` and, inside `root/`, symlinks a hostile container could
@@ -14,7 +14,7 @@
 //! stream-in cleans to `a/b`) and whether devices are allowed, so seeds stay plain tars.
 #![no_main]
 
-use concourse::baggageclaim::archive::{unpack, Compression, UnpackOptions};
+use concourse::worker_fs::archive::{unpack, Compression, UnpackOptions};
 use libfuzzer_sys::fuzz_target;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -49,7 +49,7 @@ pub fn save_request(
         paused_on_create: parent.build_id == 0,
         parent_job_id: parent.job_id,
         parent_build_id: parent.build_id,
-        at: crate::atc::auth::now(),
+        at: crate::clock::now(),
     }
 }
 

@@ -122,11 +122,3 @@ pub fn copy_tree(src: &Path, dst: &Path, follow_symlinks: bool) -> io::Result<()
         )))
     }
 }
-
-/// Removes a tree, treating "already gone" as success.
-pub fn remove_tree(path: &Path) -> io::Result<()> {
-    match fs::remove_dir_all(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}

@@ -9,7 +9,6 @@
 //! - `driver`, `overlay`: how COW is realised (`naive` copies, `overlay` mounts);
 //! - `archive`: tar in/out with the hostile-archive checks, shared with Garden.
 
-pub mod archive;
 pub mod client;
 pub mod driver;
 pub mod overlay;

@@ -5,7 +5,8 @@
 //! Layout: `<overlays>/<handle>/{upper,work}` plus `lowers` (one lower dir per line,
 //! topmost first), read again to remount after a reboot.
 
-use super::driver::{remove_tree, Driver, DriverKind};
+use super::driver::{Driver, DriverKind};
+use crate::worker_fs::remove_tree;
 use std::ffi::CString;
 use std::fs;
 use std::io;
@@ -100,7 +101,7 @@ fn is_mountpoint(path: &Path) -> bool {
 
 /// Whether overlay mounts work here: root, kernel support, and a trial mount in `dir`.
 pub fn overlay_works(dir: &Path) -> bool {
-    if !super::archive::is_root() {
+    if !crate::worker_fs::archive::is_root() {
         return false;
     }
     let probe = dir.join(format!(".probe-{}", std::process::id()));

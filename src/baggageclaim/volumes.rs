@@ -2,13 +2,14 @@
 //! metadata in memory and in files beside the data (so a restart finds them again), and
 //! the in-process implementation of the `Baggageclaim` trait.
 
-use super::archive::{self, ArchiveError, Compression, UnpackOptions};
-use super::driver::{copy_tree, remove_tree, Driver, DriverKind, NaiveDriver};
+use super::driver::{copy_tree, Driver, DriverKind, NaiveDriver};
 use super::overlay::OverlayDriver;
 use crate::proto::baggageclaim::{
     AsyncVolume, Baggageclaim, BaggageclaimError, ByteStream, Encoding, Properties, Strategy,
     Volume, VolumeRequest,
 };
+use crate::worker_fs::archive::{self, ArchiveError, Compression, UnpackOptions};
+use crate::worker_fs::{new_handle, remove_tree};
 use async_trait::async_trait;
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -129,20 +130,6 @@ fn check_handle(handle: &str) -> Result<(), BaggageclaimError> {
             "invalid volume handle: {handle:?}"
         )))
     }
-}
-
-/// A random handle shaped like a UUID (v4).
-pub fn new_handle() -> String {
-    let b: [u8; 16] = rand::random();
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        &h[17..20],
-        &h[20..32]
-    )
 }
 
 async fn blocking<T: Send + 'static>(

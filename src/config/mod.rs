@@ -14,6 +14,7 @@ mod emit;
 mod glob;
 pub mod idtoken;
 mod model;
+pub mod refs;
 mod step_parse;
 mod steps;
 mod task;

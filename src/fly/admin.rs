@@ -4,6 +4,7 @@
 use super::client::{seg, Target};
 use super::table::Table;
 use super::{print_json, Global};
+use crate::config::{format_go_duration, parse_go_duration};
 use anyhow::{anyhow, bail, Result};
 use chrono::{Datelike, NaiveDate};
 use clap::CommandFactory;
@@ -28,7 +29,7 @@ pub struct SetWallArgs {
     #[arg(short = 'm', long, required = true)]
     pub message: String,
     /// Time-to-live for the message (e.g. 1h30m). Zero values will result in a message with no expiration.
-    #[arg(long, value_parser = parse_go_duration, default_value = "0s")]
+    #[arg(long, value_parser = duration_ns, default_value = "0s")]
     pub ttl: i64,
 }
 
@@ -97,85 +98,9 @@ async fn connect(g: &Global) -> Result<Target> {
     Ok(t)
 }
 
-/// Go's `time.ParseDuration` for the units fly users give (`ns us µs ms s m h`, fractions).
-pub fn parse_go_duration(s: &str) -> Result<i64, String> {
-    let err = || format!("time: invalid duration \"{s}\"");
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(err());
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(err)?;
-        let n: f64 = rest[..num_end].parse().map_err(|_| err())?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(err()),
-        };
-        total += n * mult;
-        rest = &rest[unit_end..];
-    }
-    let ns = total.round() as i64;
-    Ok(if neg { -ns } else { ns })
-}
-
-/// Go's `time.Duration.String()`.
-pub fn go_duration_ns(ns: i64) -> String {
-    if ns == 0 {
-        return "0s".into();
-    }
-    let neg = ns < 0;
-    let u = ns.unsigned_abs();
-    let body = if u < 1_000_000_000 {
-        let (div, unit) = match u {
-            0..=999 => (1, "ns"),
-            1_000..=999_999 => (1_000, "µs"),
-            _ => (1_000_000, "ms"),
-        };
-        format!("{}{unit}", frac(u, div))
-    } else {
-        let h = u / 3_600_000_000_000;
-        let m = u / 60_000_000_000 % 60;
-        let s = frac(u % 60_000_000_000, 1_000_000_000);
-        match (h, m) {
-            (0, 0) => format!("{s}s"),
-            (0, _) => format!("{m}m{s}s"),
-            _ => format!("{h}h{m}m{s}s"),
-        }
-    };
-    if neg {
-        format!("-{body}")
-    } else {
-        body
-    }
-}
-
-/// `v / div` with the fraction's trailing zeros dropped.
-fn frac(v: u64, div: u64) -> String {
-    let (whole, rem) = (v / div, v % div);
-    if rem == 0 {
-        return whole.to_string();
-    }
-    let width = div.to_string().len() - 1;
-    let f = format!("{rem:0width$}");
-    format!("{whole}.{}", f.trim_end_matches('0'))
+/// A Go duration flag as the API carries it: nanoseconds.
+fn duration_ns(s: &str) -> Result<i64, String> {
+    parse_go_duration(s).map(|ns| ns as i64)
 }
 
 pub async fn get_wall(g: &Global) -> Result<()> {
@@ -193,7 +118,7 @@ pub async fn get_wall(g: &Global) -> Result<()> {
     if wall.ttl == 0 {
         println!("No expiration set");
     } else {
-        println!("Expires in: {}", go_duration_ns(wall.ttl));
+        println!("Expires in: {}", format_go_duration(wall.ttl.into()));
     }
     Ok(())
 }
@@ -212,7 +137,10 @@ pub async fn set_wall(g: &Global, a: &SetWallArgs) -> Result<()> {
     if a.ttl == 0 {
         println!("No expiration set");
     } else {
-        println!("Message will expire in {}", go_duration_ns(a.ttl));
+        println!(
+            "Message will expire in {}",
+            format_go_duration(a.ttl.into())
+        );
     }
     Ok(())
 }
@@ -324,7 +252,7 @@ pub async fn get_components(g: &Global, a: &ComponentsArgs) -> Result<()> {
             .unwrap_or_default();
         table.push(vec![
             c.name.clone().into(),
-            go_duration_ns(c.interval).into(),
+            format_go_duration(c.interval.into()).into(),
             last.into(),
             c.paused.to_string().into(),
         ]);
@@ -444,21 +372,4 @@ pub fn completion(a: &CompletionArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_durations_round_trip() {
-        assert_eq!(parse_go_duration("1h30m"), Ok(5_400_000_000_000));
-        assert_eq!(parse_go_duration("1.5s"), Ok(1_500_000_000));
-        assert!(parse_go_duration("5x").is_err());
-        assert_eq!(go_duration_ns(5_400_000_000_000), "1h30m0s");
-        assert_eq!(go_duration_ns(1_500_000_000), "1.5s");
-        assert_eq!(go_duration_ns(90_000_000_000), "1m30s");
-        assert_eq!(go_duration_ns(2_000_000), "2ms");
-        assert_eq!(go_duration_ns(0), "0s");
-    }
 }

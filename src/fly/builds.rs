@@ -3,8 +3,9 @@
 
 use super::client::{pipeline_path, seg};
 use super::pipelines::connect;
-use super::refs::parse_pipeline_child;
 use super::{ui, Global};
+use crate::config::format_go_duration;
+use crate::config::refs::parse_pipeline_child;
 use crate::proto::api;
 use anyhow::{anyhow, bail, Result};
 use futures::StreamExt;
@@ -115,15 +116,6 @@ fn parse_local(s: &str, what: &str) -> Result<i64> {
         .ok_or_else(|| anyhow!("{what} time should be in the format: 2006-01-02 15:04:05"))
 }
 
-fn go_duration(secs: i64) -> String {
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    match (h, m) {
-        (0, 0) => format!("{s}s"),
-        (0, _) => format!("{m}m{s}s"),
-        _ => format!("{h}h{m}m{s}s"),
-    }
-}
-
 fn local_time(t: i64) -> String {
     if t == 0 {
         return "n/a".into();
@@ -143,8 +135,11 @@ fn build_name(b: &api::Build) -> String {
     let mut names = Vec::new();
     if !b.pipeline_name.is_empty() {
         names.push(
-            super::refs::PipelineRef::from_api(&b.pipeline_name, b.pipeline_instance_vars.as_ref())
-                .display(),
+            crate::config::refs::PipelineRef::from_api(
+                &b.pipeline_name,
+                b.pipeline_instance_vars.as_ref(),
+            )
+            .display(),
         );
     }
     for part in [&b.job_name, &b.resource_name] {
@@ -224,7 +219,7 @@ pub async fn builds(g: &Global, a: &BuildsArgs) -> Result<()> {
                 )
             }
             (None, Some(p)) => {
-                let pipeline = super::refs::PipelineRef::parse(p)?;
+                let pipeline = crate::config::refs::PipelineRef::parse(p)?;
                 (
                     format!("{}/builds", pipeline_path(team, &pipeline)),
                     pipeline.query(),
@@ -255,8 +250,8 @@ pub async fn builds(g: &Global, a: &BuildsArgs) -> Result<()> {
     for b in builds.iter().take(a.count.max(0) as usize) {
         let duration = match (b.start_time, b.end_time) {
             (0, _) => "n/a".to_string(),
-            (s, 0) => format!("{}+", go_duration(now - s)),
-            (s, e) => go_duration(e - s),
+            (s, 0) => format!("{}+", format_go_duration((now - s) as i128 * 1_000_000_000)),
+            (s, e) => format_go_duration((e - s) as i128 * 1_000_000_000),
         };
         table.push(vec![
             b.id.to_string().into(),
@@ -446,7 +441,7 @@ async fn build_from_url(t: &super::client::Target, team: &str, raw: &str) -> Res
                 .collect();
             let job_path = format!(
                 "{}/jobs/{}",
-                pipeline_path(team, &super::refs::PipelineRef::named(&p)),
+                pipeline_path(team, &crate::config::refs::PipelineRef::named(&p)),
                 seg(&j)
             );
             match build {

@@ -2,8 +2,8 @@
 //! response statuses to upstream's errors, and the version check against `/api/v1/info`.
 
 use super::rc::{Flyrc, TargetProps, TargetToken};
-use super::refs::PipelineRef;
 use super::ui;
+use crate::config::refs::PipelineRef;
 use crate::proto::api;
 use anyhow::{anyhow, Context, Result};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};

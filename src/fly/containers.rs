@@ -2,9 +2,9 @@
 
 use super::client::{pipeline_path, seg};
 use super::pipelines::connect;
-use super::refs::{parse_pipeline_child, PipelineRef};
 use super::table::{Cell, Table};
 use super::{print_json, ui, Global};
+use crate::config::refs::{parse_pipeline_child, PipelineRef};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

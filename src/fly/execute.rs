@@ -6,8 +6,8 @@ use super::builds::stream;
 use super::cli::VarsArgs;
 use super::client::{fail, pipeline_path, seg, Client};
 use super::pipelines::connect;
-use super::refs::{parse_pipeline_child, PipelineRef};
 use super::{vars, Global};
+use crate::config::refs::{parse_pipeline_child, PipelineRef};
 use crate::config::TaskConfig;
 use crate::proto::api;
 use anyhow::{anyhow, bail, Context, Result};
@@ -417,7 +417,7 @@ pub async fn execute(g: &Global, a: &ExecuteArgs) -> Result<()> {
             .map(|id| (l.name.clone(), id))
     });
     let uploaded: Vec<(String, i64)> = futures::future::try_join_all(uploads).await?;
-    let start = crate::atc::auth::now().max(1) as u64;
+    let start = crate::clock::now().max(1) as u64;
     let plan = build_plan(
         &mut Ids(start),
         &config,

@@ -4,8 +4,8 @@
 use super::client::{fail, seg, FlyError, Target};
 use super::containers::Container;
 use super::rc::Flyrc;
-use super::refs::parse_pipeline_child;
 use super::{ui, Global};
+use crate::config::refs::parse_pipeline_child;
 use anyhow::{anyhow, Context, Result};
 use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
@@ -125,8 +125,8 @@ fn fingerprint(a: &InterceptArgs) -> Result<Fingerprint> {
         fp.build = get("builds");
         fp.check = get("resources");
         let query = url.query().unwrap_or_default();
-        if let Ok(Some(vars)) = crate::atc::api::access::instance_vars(Some(query)) {
-            fp.vars = Some(vars.to_string());
+        if let Ok(Some(vars)) = crate::proto::instance_vars::from_query(query) {
+            fp.vars = Some(serde_json::Value::Object(vars).to_string());
         }
     }
     let set = |field: &mut String, v: &Option<String>| {

@@ -3,9 +3,9 @@
 use super::cli::{JobArgs, JobsArgs};
 use super::client::{pipeline_path, seg, FlyError};
 use super::pipelines::connect;
-use super::refs::{parse_pipeline_child, PipelineRef};
 use super::table::{Cell, Table};
 use super::{print_json, ui, Global};
+use crate::config::refs::{parse_pipeline_child, PipelineRef};
 use crate::proto::api;
 use anyhow::{bail, Result};
 

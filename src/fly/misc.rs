@@ -2,10 +2,10 @@
 
 use super::client::{pipeline_path, seg, Target};
 use super::pipelines::connect;
-use super::refs::{parse_instance_vars, parse_pipeline_child, PipelineRef};
 use super::resources::{parse_version, Version};
 use super::table::{Cell, Table};
 use super::{print_json, ui, Global};
+use crate::config::refs::{parse_instance_vars, parse_pipeline_child, PipelineRef};
 use anyhow::{bail, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -17,7 +17,6 @@ mod login;
 mod misc;
 mod pipelines;
 pub mod rc;
-pub mod refs;
 mod resources;
 mod setpipeline;
 pub mod table;

@@ -6,10 +6,10 @@ use super::cli::{
     PausedPipelinesArgs, PipelineArgs, PipelineOrAllArgs, PipelinesArgs, RenamePipelineArgs,
 };
 use super::client::{fail, pipeline_path, seg, FlyError, Target};
-use super::refs::PipelineRef;
 use super::setpipeline::show_warnings;
 use super::table::{Cell, Table};
 use super::{print_json, ui, yaml, Global};
+use crate::config::refs::PipelineRef;
 use crate::proto::api;
 use anyhow::{anyhow, bail, Result};
 

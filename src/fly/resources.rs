@@ -5,9 +5,9 @@
 use super::builds::stream;
 use super::client::{fail, pipeline_path, seg, FlyError, Target};
 use super::pipelines::connect;
-use super::refs::{parse_pipeline_child, PipelineRef};
 use super::table::{Cell, Table};
 use super::{print_json, ui, Global};
+use crate::config::refs::{parse_pipeline_child, PipelineRef};
 use crate::proto::api;
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};

@@ -4,9 +4,9 @@
 use super::cli::SetPipelineArgs;
 use super::client::{check_status, pipeline_path, FlyError, Target};
 use super::diff::diff_configs;
-use super::refs::PipelineRef;
 use super::{ui, vars, yaml, Global};
 use crate::config;
+use crate::config::refs::PipelineRef;
 use crate::proto::api::{self, ConfigWarning, CONFIG_VERSION_HEADER};
 use anyhow::{anyhow, bail, Result};
 use serde_json::Value;

@@ -2,8 +2,8 @@
 //! `((var))` rendering. Later files override earlier ones; flags override files.
 
 use super::cli::VarsArgs;
-use super::refs::{parse_path, set_path};
 use super::yaml;
+use crate::config::refs::{parse_path, set_path};
 use crate::config::StaticVars;
 use anyhow::{anyhow, bail, Result};
 use serde_json::{Map, Value};

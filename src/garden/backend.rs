@@ -255,7 +255,7 @@ impl Sandbox for ProcessSandbox {
 
     fn destroy(&self) -> Result<(), GardenError> {
         // Symlinked volumes are removed as links; their targets are left alone.
-        crate::baggageclaim::driver::remove_tree(&self.dir)
+        crate::worker_fs::remove_tree(&self.dir)
             .map_err(|e| GardenError::other(format!("removing container: {e}")))
     }
 }

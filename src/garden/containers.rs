@@ -2,8 +2,8 @@
 
 use super::backend::{Backend, Sandbox};
 use super::process::{open_pty, Attachment, ProcessRecord};
-use crate::baggageclaim::archive::{self, ArchiveError, Compression, UnpackOptions};
 use crate::proto::garden::*;
+use crate::worker_fs::archive::{self, ArchiveError, Compression, UnpackOptions};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -128,7 +128,7 @@ impl Containers {
         std::fs::create_dir_all(&config.dir)?;
         for entry in std::fs::read_dir(&config.dir)?.flatten() {
             super::linux::cleanup_leftover(&entry.path());
-            let _ = crate::baggageclaim::driver::remove_tree(&entry.path());
+            let _ = crate::worker_fs::remove_tree(&entry.path());
         }
         let c = Arc::new(Containers {
             backend,
@@ -293,7 +293,7 @@ impl Containers {
         mut spec: ProcessSpec,
     ) -> Result<Arc<ProcessRecord>, GardenError> {
         if spec.id.is_empty() {
-            spec.id = crate::baggageclaim::volumes::new_handle();
+            spec.id = crate::worker_fs::new_handle();
         }
         {
             let inner = c.lock();
@@ -435,6 +435,7 @@ impl Garden for Arc<Containers> {
         } else {
             0
         };
+        // SAFETY: statvfs is plain old data; all-zero is a valid value.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
         let dir = std::ffi::CString::new(self.config.dir.display().to_string()).unwrap_or_default();
         // SAFETY: `dir` is NUL-terminated and `st` is a valid out-pointer.
@@ -457,7 +458,7 @@ impl Garden for Arc<Containers> {
 
     async fn create(&self, mut spec: ContainerSpec) -> Result<String, GardenError> {
         if spec.handle.is_empty() {
-            spec.handle = crate::baggageclaim::volumes::new_handle();
+            spec.handle = crate::worker_fs::new_handle();
         }
         check_handle(&spec.handle)?;
         for m in &spec.bind_mounts {

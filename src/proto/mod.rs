@@ -6,6 +6,7 @@
 pub mod api;
 pub mod baggageclaim;
 pub mod garden;
+pub mod instance_vars;
 pub mod stream;
 pub mod worker;
 

@@ -132,5 +132,5 @@ pub fn require_dir<'a>(action: &str, dir: Option<&'a str>) -> Result<&'a str, Re
 
 /// Parses a Go duration string (`1s`, `1m30s`, `500ms`).
 pub fn go_duration(s: &str) -> Option<std::time::Duration> {
-    crate::atc::auth::parse_go_duration(s)
+    crate::config::parse_duration(s).ok()
 }

@@ -45,7 +45,7 @@ pub async fn start_worker(
     let worker = payload(super::worker::hostname_or("quickstart"));
     let name = worker.name.clone();
     store
-        .register_worker(&worker, Some(HEARTBEAT * 2), crate::atc::auth::now())
+        .register_worker(&worker, Some(HEARTBEAT * 2), crate::clock::now())
         .await?;
     tracing::info!(worker = %name, "in-process worker registered");
     let beat_parts = parts.clone();
@@ -69,7 +69,7 @@ pub async fn start_worker(
                 .await
                 .map(|v| v.len() as i64)
                 .unwrap_or(0);
-            let now = crate::atc::auth::now();
+            let now = crate::clock::now();
             match store
                 .heartbeat_worker(&worker.name, containers, volumes, Some(HEARTBEAT * 2), now)
                 .await

@@ -1,15 +1,16 @@
 //! Wiring of the TSA into `concourse web`: keys from flags (or a host key generated once
 //! into the data dir), the SSH listener, and the worker collector.
 
-use crate::atc::auth::parse_go_duration;
 use crate::cli::{PostgresArgs, TsaArgs};
+use crate::config::parse_duration;
 use crate::tsa::{self, AuthorizedKeys, KeySet, TsaConfig};
 use anyhow::Context;
 use std::path::Path;
 use std::time::Duration;
 
 fn duration(flag: &str, value: &str) -> anyhow::Result<Duration> {
-    parse_go_duration(value)
+    parse_duration(value)
+        .ok()
         .filter(|d| !d.is_zero())
         .with_context(|| format!("invalid --{flag} '{value}'"))
 }

@@ -136,9 +136,11 @@ pub async fn serve(
     quickstart_worker: Option<QuickstartWorker>,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
-    let auth_duration = auth::parse_go_duration(&args.auth_duration)
+    let auth_duration = crate::config::parse_duration(&args.auth_duration)
+        .ok()
         .with_context(|| format!("invalid --auth-duration '{}'", args.auth_duration))?;
-    let intercept_idle_timeout = auth::parse_go_duration(&args.intercept_idle_timeout)
+    let intercept_idle_timeout = crate::config::parse_duration(&args.intercept_idle_timeout)
+        .ok()
         .with_context(|| {
             format!(
                 "invalid --intercept-idle-timeout '{}'",

@@ -254,7 +254,7 @@ pub(crate) fn base_payload(name: String) -> crate::proto::worker::Worker {
         name,
         platform: "linux".into(),
         version: crate::proto::api::WORKER_VERSION.into(),
-        start_time: crate::atc::auth::now(),
+        start_time: crate::clock::now(),
         resource_types: crate::resources::BASE_TYPES
             .iter()
             .map(|(t, v)| crate::proto::worker::WorkerResourceType {

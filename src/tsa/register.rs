@@ -15,10 +15,6 @@ const FORWARD_WAIT: Duration = Duration::from_secs(10);
 /// Retry delay after a failed ping, registration or heartbeat.
 const RETRY: Duration = Duration::from_secs(1);
 
-fn now() -> i64 {
-    crate::atc::auth::now()
-}
-
 /// Upstream's team check between the connection's key and the payload.
 pub(super) fn check_team(key_team: Option<&str>, worker: &Worker) -> Result<(), String> {
     match key_team {
@@ -236,7 +232,11 @@ async fn heartbeat(mut worker: Worker, io: &Io, state: &ConnState) -> Result<End
             Ok((containers, volumes)) => {
                 worker.active_containers = containers;
                 worker.active_volumes = volumes;
-                match shared.store.register_worker(&worker, ttl, now()).await {
+                match shared
+                    .store
+                    .register_worker(&worker, ttl, crate::clock::now())
+                    .await
+                {
                     Ok(_) => break,
                     Err(StoreError::Conflict(m)) => return Err(m),
                     Err(StoreError::NotFound(what)) => return Err(format!("{what} not found")),
@@ -267,7 +267,7 @@ async fn heartbeat(mut worker: Worker, io: &Io, state: &ConnState) -> Result<End
         };
         match shared
             .store
-            .heartbeat_worker(&name, containers, volumes, ttl, now())
+            .heartbeat_worker(&name, containers, volumes, ttl, crate::clock::now())
             .await
         {
             Ok(Some(row)) => {

@@ -5,7 +5,7 @@ use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::atc::auth::{Requester, Role};
 use crate::db::{PipelineRow, TeamRow};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// `authn`: any valid token.
 pub fn authenticated(req: &Requester) -> ApiResult<()> {
@@ -39,49 +39,11 @@ pub async fn team(state: &AppState, req: &Requester, name: &str, role: Role) -> 
     }
 }
 
-/// Instance vars from the query: `vars=<json object>` and/or `vars.<dotted.path>=<json>`.
-/// None when the query names no vars (the non-instanced pipeline).
+/// Instance vars from the query (`proto::instance_vars`); malformed ones are a 400.
 pub fn instance_vars(query: Option<&str>) -> ApiResult<Option<Value>> {
     let Some(query) = query else { return Ok(None) };
-    let mut vars: Option<Map<String, Value>> = None;
-    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        if k == "vars" {
-            let parsed: Value = serde_json::from_str(&v)
-                .map_err(|e| ApiError::bad_request(format!("malformed instance vars: {e}")))?;
-            let Value::Object(obj) = parsed else {
-                return Err(ApiError::bad_request(
-                    "malformed instance vars: not an object",
-                ));
-            };
-            vars.get_or_insert_with(Map::new).extend(obj);
-        } else if let Some(path) = k.strip_prefix("vars.") {
-            let value: Value = serde_json::from_str(&v).map_err(|e| {
-                ApiError::bad_request(format!("malformed instance var '{path}': {e}"))
-            })?;
-            insert_path(vars.get_or_insert_with(Map::new), path, value)?;
-        }
-    }
+    let vars = crate::proto::instance_vars::from_query(query).map_err(ApiError::bad_request)?;
     Ok(vars.map(Value::Object))
-}
-
-fn insert_path(map: &mut Map<String, Value>, path: &str, value: Value) -> ApiResult<()> {
-    match path.split_once('.') {
-        None => {
-            map.insert(path.to_string(), value);
-            Ok(())
-        }
-        Some((head, rest)) => {
-            let entry = map
-                .entry(head.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
-            match entry {
-                Value::Object(inner) => insert_path(inner, rest, value),
-                _ => Err(ApiError::bad_request(format!(
-                    "malformed instance var '{path}'"
-                ))),
-            }
-        }
-    }
 }
 
 /// A pipeline route's target: its team and the pipeline itself.

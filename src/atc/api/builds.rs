@@ -5,7 +5,8 @@
 use super::access;
 use super::error::{ApiError, ApiResult};
 use super::{json, AppState};
-use crate::atc::auth::{now, Requester, Role};
+use crate::atc::auth::{Requester, Role};
+use crate::clock::now;
 use crate::db::{BuildRow, BuildStatus, BuildsOf, NewBuild, Page, StoreError};
 use crate::proto::api::{Build, RerunOf};
 use axum::body::Body;

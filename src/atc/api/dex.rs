@@ -39,7 +39,7 @@ fn new_state(redirect_uri: &str) -> String {
     let state = json!({
         "redirect_uri": redirect_uri,
         "entropy": random_hex(),
-        "ts": crate::atc::auth::now(),
+        "ts": crate::clock::now(),
     });
     URL_SAFE_NO_PAD.encode(state.to_string())
 }
@@ -49,7 +49,7 @@ fn read_state(state: &str) -> Option<String> {
     let raw = URL_SAFE_NO_PAD.decode(state).ok()?;
     let v: Value = serde_json::from_slice(&raw).ok()?;
     let ts = v.get("ts")?.as_i64()?;
-    if crate::atc::auth::now() - ts > STATE_TTL {
+    if crate::clock::now() - ts > STATE_TTL {
         return None;
     }
     let uri = v.get("redirect_uri")?.as_str()?.to_string();
@@ -212,12 +212,12 @@ mod tests {
             form_url(&s)
         );
         let old = URL_SAFE_NO_PAD.encode(
-            json!({"redirect_uri": "/", "entropy": "x", "ts": crate::atc::auth::now() - STATE_TTL - 1})
+            json!({"redirect_uri": "/", "entropy": "x", "ts": crate::clock::now() - STATE_TTL - 1})
                 .to_string(),
         );
         assert_eq!(read_state(&old), None);
         let forged = URL_SAFE_NO_PAD.encode(
-            json!({"redirect_uri": "//evil.example", "ts": crate::atc::auth::now()}).to_string(),
+            json!({"redirect_uri": "//evil.example", "ts": crate::clock::now()}).to_string(),
         );
         assert_eq!(read_state(&forged).as_deref(), Some("/"));
         assert_eq!(read_state("not-a-state"), None);

@@ -3,7 +3,8 @@
 use super::access::{self, Target};
 use super::error::{ApiError, ApiResult};
 use super::{json, AppState};
-use crate::atc::auth::{now, Requester, Role};
+use crate::atc::auth::{Requester, Role};
+use crate::clock::now;
 use crate::db::PipelineRow;
 use crate::proto::api::{DisplayConfig, GroupConfig, Pipeline, RenameRequest, SaveConfigResponse};
 use axum::body::Bytes;

@@ -4,7 +4,9 @@
 use super::access;
 use super::error::{ApiError, ApiResult};
 use super::{json, AppState};
-use crate::atc::auth::{now, parse_go_duration, Requester, Role};
+use crate::atc::auth::{Requester, Role};
+use crate::clock::now;
+use crate::config::parse_duration;
 use crate::db::{StoreError, WorkerRow, PRUNE_RUNNING_WORKER, WORKER_TEAM_CONFLICT};
 use crate::proto::worker::Worker;
 use axum::body::Bytes;
@@ -24,7 +26,8 @@ impl TtlQuery {
     fn ttl(&self) -> ApiResult<Option<Duration>> {
         match self.ttl.as_deref() {
             None | Some("") => Ok(None),
-            Some(text) => parse_go_duration(text)
+            Some(text) => parse_duration(text)
+                .ok()
                 .map(Some)
                 .ok_or_else(|| ApiError::bad_request("malformed ttl")),
         }
@@ -236,7 +239,8 @@ mod tests {
     //! tests/workers_api.rs.
 
     use super::super::{router, AppState};
-    use crate::atc::auth::{now, Auth, TSA_CLIENT_ID};
+    use crate::atc::auth::{Auth, TSA_CLIENT_ID};
+    use crate::clock::now;
     use crate::db::{self, TeamAuth};
     use axum::body::Body;
     use axum::http::{Method, Request, StatusCode};

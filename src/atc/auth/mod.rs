@@ -7,6 +7,7 @@ pub mod token;
 
 pub use requester::{Requester, Role};
 
+use crate::clock::now;
 use crate::db::{Store, StoreError, UserLogin};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -270,52 +271,6 @@ pub fn secrets_match(a: &str, b: &str) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// Parses a Go duration string (`24h`, `1h30m`, `500ms`, `10s`).
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let nanos = match unit {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += n * nanos;
-    }
-    Some(Duration::from_nanos(total as u64))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,17 +281,6 @@ mod tests {
         assert!(!secrets_match("abc123", "abc124"));
         assert!(!secrets_match("abc123", "abc12"));
         assert!(!secrets_match("", "a"));
-    }
-
-    #[test]
-    fn go_durations_parse_like_go() {
-        assert_eq!(parse_go_duration("24h"), Some(Duration::from_secs(86400)));
-        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_go_duration("10"), None);
-        assert_eq!(parse_go_duration("h"), None);
-        assert_eq!(parse_go_duration(""), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! wakes live watchers through the [`Hub`], so an SSE stream does not wait for a poll.
 
 use super::redact::Secrets;
+use crate::clock::now;
 use crate::db::Store;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -37,10 +38,6 @@ enum Msg {
 pub struct Events {
     tx: mpsc::UnboundedSender<Msg>,
     secrets: Arc<Mutex<Secrets>>,
-}
-
-pub fn now() -> i64 {
-    crate::atc::auth::now()
 }
 
 impl Events {

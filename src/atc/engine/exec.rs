@@ -211,7 +211,7 @@ impl<'a> VarSources<'a> {
         };
         let rt = &build.rt;
         rt.idtoken
-            .token(config, &rt.external_url, &who, crate::atc::auth::now())
+            .token(config, &rt.external_url, &who, crate::clock::now())
             .map(Value::String)
             .map_err(|e| VarsError::Source(e.to_string()))
     }

@@ -105,7 +105,7 @@ impl Engine {
                 continue;
             }
             let events = Events::start(self.store().clone(), self.handle.hub.clone(), b.id);
-            let now = events::now();
+            let now = crate::clock::now();
             events.emit(
                 "error",
                 "4.1",
@@ -153,7 +153,7 @@ impl Engine {
     pub async fn start(self: &Arc<Self>, row: BuildRow, plan: BuildPlan) -> anyhow::Result<bool> {
         let plan_json = serde_json::to_value(&plan)?;
         self.store().save_build_plan(row.id, &plan_json).await?;
-        let at = events::now();
+        let at = crate::clock::now();
         if !self.store().start_build(row.id, at).await? {
             return Ok(false);
         }
@@ -226,7 +226,7 @@ impl Engine {
         let (status, build) = self
             .run_plan(row.clone(), plan, events.clone(), token)
             .await;
-        let end = events::now();
+        let end = crate::clock::now();
         events.status(status.as_str(), end);
         events.flush().await;
         if let Err(e) = self.store().finish_build(row.id, status, end).await {

@@ -141,7 +141,7 @@ pub struct Ids(AtomicU64);
 
 impl Default for Ids {
     fn default() -> Self {
-        Ids(AtomicU64::new(crate::atc::auth::now().max(1) as u64))
+        Ids(AtomicU64::new(crate::clock::now().max(1) as u64))
     }
 }
 

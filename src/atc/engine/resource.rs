@@ -357,8 +357,7 @@ impl Call<'_> {
         // the step wait for the teardown (the build's cleanup retries it).
         let check = self.labels.get(super::labels::TYPE).map(String::as_str) == Some("check");
         if reuse {
-            let expires =
-                super::events::now() + super::labels::CHECK_CONTAINER_TTL.as_secs() as i64;
+            let expires = crate::clock::now() + super::labels::CHECK_CONTAINER_TTL.as_secs() as i64;
             let _ = w
                 .garden
                 .set_property(&handle, super::labels::EXPIRES, &expires.to_string())

@@ -66,7 +66,7 @@ async fn artifact_output(b: &Build, scope: &Scope, name: &str) -> StepResult {
             name: name.to_string(),
             worker_name: art.worker,
             volume_handle: art.handle,
-            created_at: crate::atc::auth::now(),
+            created_at: crate::clock::now(),
         })
         .await
         .map_err(errored)?;
@@ -462,7 +462,7 @@ async fn check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) -> S
             b.rt.store
                 .record_resource_check(
                     id,
-                    super::events::now(),
+                    crate::clock::now(),
                     (b.row.id > 0).then_some(b.row.id),
                     matches!(result, Ok(true)),
                 )

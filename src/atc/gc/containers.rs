@@ -74,7 +74,7 @@ pub async fn run_container_collector(
 ) {
     super::every(interval, shutdown, "container collector", || {
         let engine = engine.clone();
-        async move { collect_check_containers(&engine.rt, crate::atc::auth::now()).await }
+        async move { collect_check_containers(&engine.rt, crate::clock::now()).await }
     })
     .await
 }

@@ -3,7 +3,7 @@
 //! its pipeline destroyed or archived, or a later successful build of that job no longer
 //! set it. Runs on every GC tick and right after the events that cause it.
 
-use crate::atc::auth::now;
+use crate::clock::now;
 use crate::db::{BuildRow, BuildStatus, PipelineRow, Store};
 use std::collections::HashSet;
 

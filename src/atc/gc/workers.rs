@@ -2,7 +2,7 @@
 //! workers are deleted, unresponsive ones stalled, drained retiring ones deleted and drained
 //! landing ones landed, each as one guarded statement so web nodes may race freely.
 
-use crate::atc::auth::now;
+use crate::clock::now;
 use crate::db::Store;
 use std::sync::Arc;
 use std::time::Duration;

@@ -98,7 +98,7 @@ impl Signer {
         self.reload(store).await?;
         for alg in algs {
             if self.newest(*alg).is_none() {
-                generate(store, *alg, crate::atc::engine::events::now()).await?;
+                generate(store, *alg, crate::clock::now()).await?;
             }
         }
         if !have_all(self) {
@@ -177,7 +177,7 @@ pub async fn rotate(store: &dyn Store, now: i64, rotation: i64, grace: i64) -> a
 /// Runs [`rotate`] every check period until `shutdown`.
 pub async fn run_lifecycle(store: Arc<dyn Store>, shutdown: tokio_util::sync::CancellationToken) {
     loop {
-        let now = crate::atc::engine::events::now();
+        let now = crate::clock::now();
         if let Err(e) = rotate(store.as_ref(), now, ROTATION_PERIOD_SECS, GRACE_PERIOD_SECS).await {
             tracing::warn!(error = %e, "rotating idtoken signing keys");
         }

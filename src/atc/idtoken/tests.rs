@@ -205,7 +205,7 @@ async fn keys_are_generated_once_rotated_and_retired() {
         .unwrap();
     // Seed the RSA key so the test does not wait for a 4096-bit generation.
     let mut seeded = rsa_key().to_row();
-    seeded.created_at = crate::atc::auth::now();
+    seeded.created_at = crate::clock::now();
     store.create_signing_key(&seeded).await.unwrap();
 
     let signer = Signer::default();

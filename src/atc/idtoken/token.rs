@@ -18,7 +18,7 @@ pub struct TokenSubject {
 impl TokenSubject {
     /// Upstream's `InstanceVars.String()`: `k:v,k2:v2`, dotted paths, sorted.
     fn instance_vars_string(&self) -> String {
-        let r = crate::fly::refs::PipelineRef {
+        let r = crate::config::refs::PipelineRef {
             name: String::new(),
             instance_vars: self.instance_vars.clone().filter(|m| !m.is_empty()),
         };

@@ -40,7 +40,7 @@ impl Checker {
         let Ok(rows) = engine.store().resources(p.id).await else {
             return;
         };
-        let now = crate::atc::auth::now();
+        let now = crate::clock::now();
         for rc in &config.resources {
             let interval = match rc.check_every {
                 Some(CheckEvery::Never) => continue,
@@ -199,7 +199,7 @@ pub async fn check_build(
             pipeline_id: Some(p.id),
             resource_id,
             created_by: created_by.to_string(),
-            at: crate::atc::auth::now(),
+            at: crate::clock::now(),
             ..Default::default()
         })
         .await?;

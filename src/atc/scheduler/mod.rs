@@ -33,7 +33,7 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     let mut leading = false;
     loop {
         // Renewing in the pass itself costs one statement and no latency on a single node.
-        let now = crate::atc::auth::now();
+        let now = crate::clock::now();
         match engine
             .store()
             .try_acquire_lease(LEASE, &holder, LEASE_TTL, now)
@@ -301,7 +301,7 @@ async fn schedule_pipeline(
                                 team_id: p.team_id,
                                 job_id: Some(row.id),
                                 pipeline_id: Some(p.id),
-                                at: crate::atc::auth::now(),
+                                at: crate::clock::now(),
                                 ..Default::default()
                             })
                             .await?;

@@ -322,6 +322,10 @@ const FORWARDED: [libc::c_int; 7] = [
     libc::SIGWINCH,
 ];
 
+/// Forwards the signals a container user may send to `target`.
+///
+/// # Safety
+/// Only in a forked child between fork and exec: it replaces process-wide signal handlers.
 unsafe fn install_forwarding(target: libc::pid_t) {
     TARGET.store(target, Ordering::Relaxed);
     for sig in FORWARDED {
@@ -332,6 +336,10 @@ unsafe fn install_forwarding(target: libc::pid_t) {
     }
 }
 
+/// Closes every descriptor from `fd` up.
+///
+/// # Safety
+/// Only between fork and exec: descriptors Rust code still owns become dangling.
 unsafe fn close_from(fd: libc::c_uint) {
     if libc::syscall(libc::SYS_close_range, fd, libc::c_uint::MAX, 0) != 0 {
         for f in fd..1024 {
@@ -351,6 +359,9 @@ fn status_code(status: libc::c_int) -> libc::c_int {
 }
 
 /// Waits for `pid`; with `reap_all`, also reaps every other child meanwhile (pid 1's job).
+///
+/// # Safety
+/// With `reap_all` it reaps children it does not own: only for a forked pid 1.
 unsafe fn wait_for(pid: libc::pid_t, reap_all: bool) -> libc::c_int {
     loop {
         let mut status = 0;
@@ -364,6 +375,11 @@ unsafe fn wait_for(pid: libc::pid_t, reap_all: bool) -> libc::c_int {
     }
 }
 
+/// Writes `0` to a procfs or sysfs knob.
+///
+/// # Safety
+/// `path` must name a file that is safe to write in the current mount namespace (the child
+/// calls it on its own `/proc`), and only between fork and exec (no allocation after fork).
 unsafe fn write_zero(path: &CString) -> io::Result<()> {
     let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
     if fd < 0 {
@@ -378,6 +394,9 @@ unsafe fn write_zero(path: &CString) -> io::Result<()> {
 }
 
 /// A new network namespace starts with `lo` down; hermetic processes still use localhost.
+///
+/// # Safety
+/// Only in the container's own network namespace, between fork and exec.
 unsafe fn loopback_up() {
     let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
     if fd < 0 {
@@ -396,6 +415,9 @@ unsafe fn loopback_up() {
 extern "C" fn wake(_sig: libc::c_int) {}
 
 /// Pid 1: reap whatever is reparented to us, forever.
+///
+/// # Safety
+/// Only as the container's pid 1 in a forked child: it blocks SIGCHLD and never returns.
 unsafe fn init_loop() -> ! {
     let mut sa: libc::sigaction = std::mem::zeroed();
     sa.sa_sigaction = wake as extern "C" fn(libc::c_int) as usize;

@@ -17,9 +17,9 @@ pub mod syscall;
 mod userns;
 
 use super::backend::{under, Backend, BackendKind, Sandbox};
-use crate::baggageclaim::archive::{ensure_dir_inside, resolve_inside};
-use crate::baggageclaim::driver::remove_tree;
 use crate::proto::garden::{BindMountMode, ContainerSpec, GardenError, Metrics, ProcessSpec};
+use crate::worker_fs::archive::{ensure_dir_inside, resolve_inside};
+use crate::worker_fs::remove_tree;
 use child::{BindPlan, InitPlan, ProcessPlan};
 use std::ffi::CString;
 use std::fs;
@@ -29,7 +29,7 @@ use syscall::{LinuxSyscall, Syscall};
 
 /// Whether this host can run the linux backend (root, namespaces, overlayfs).
 pub fn supported() -> bool {
-    crate::baggageclaim::archive::is_root()
+    crate::worker_fs::archive::is_root()
         && Path::new("/proc/self/ns/pid").exists()
         && fs::read_to_string("/proc/filesystems")
             .map(|f| f.contains("overlay"))
@@ -249,7 +249,7 @@ impl LinuxSandbox {
     /// Mount points, /etc/hosts and resolv.conf, the cgroup. Directories are made from the
     /// host side without following symlinks the image may hold.
     fn prepare(&mut self, cgroups: Option<cgroup::Version>) -> Result<(), GardenError> {
-        let bad = |e: crate::baggageclaim::archive::ArchiveError| {
+        let bad = |e: crate::worker_fs::archive::ArchiveError| {
             GardenError::BadRequest(format!("preparing the rootfs: {e}"))
         };
         for d in ["proc", "dev", "sys", "tmp", "etc"] {

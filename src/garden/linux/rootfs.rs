@@ -116,7 +116,7 @@ impl RootfsPolicy {
 /// as on merged-/usr systems), writable /tmp, and copies of the /etc files programs read.
 fn build_skeleton(base: &Path) -> std::io::Result<()> {
     if base.exists() {
-        crate::baggageclaim::driver::remove_tree(base)?;
+        crate::worker_fs::remove_tree(base)?;
     }
     for d in ["etc/ssh", "tmp", "root", "proc", "dev", "sys"] {
         fs::create_dir_all(base.join(d))?;

@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn owning_a_tree_moves_only_what_host_root_owns() {
-        if !crate::baggageclaim::archive::is_root() {
+        if !crate::worker_fs::archive::is_root() {
             return; // chown needs root
         }
         let dir = tempfile::tempdir().expect("tmp");

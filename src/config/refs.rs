@@ -1,7 +1,7 @@
 //! Argument syntaxes naming pipelines and jobs (spec §1.2): `PIPELINE[/k:v,...]`,
 //! `PIPELINE[/vars]/JOB`, and how instance vars are shown and sent.
 
-use super::yaml;
+use crate::proto::instance_vars::{flatten, to_query};
 use anyhow::{anyhow, bail, Result};
 use serde_json::{Map, Value};
 
@@ -45,15 +45,7 @@ impl PipelineRef {
 
     /// Query pairs identifying the instance: `vars.<path>=<json>`, sorted by path.
     pub fn query(&self) -> Vec<(String, String)> {
-        flatten(self.instance_vars.as_ref())
-            .into_iter()
-            .map(|(path, v)| {
-                (
-                    format!("vars.{path}"),
-                    serde_json::to_string(&v).unwrap_or_default(),
-                )
-            })
-            .collect()
+        to_query(self.instance_vars.as_ref())
     }
 
     /// `name/k:v,k2:v2` (upstream `PipelineRef.String()`).
@@ -70,11 +62,19 @@ impl PipelineRef {
     }
 }
 
+/// One YAML scalar or flow value as fly reads it (empty is null).
+fn parse_yaml(text: &str) -> Result<Value, String> {
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    super::parse_yaml_value(text.as_bytes()).map_err(|e| e.to_string())
+}
+
 /// Strings print unquoted unless they would re-parse as something else.
 fn display_value(v: &Value) -> String {
     match v {
         Value::String(s) => {
-            let reparsed = yaml::parse(s).ok();
+            let reparsed = parse_yaml(s).ok();
             let needs_quotes = s.is_empty()
                 || s.contains([',', ':', '"', '\''])
                 || reparsed.as_ref() != Some(&Value::String(s.clone()));
@@ -86,37 +86,6 @@ fn display_value(v: &Value) -> String {
         }
         other => serde_json::to_string(other).unwrap_or_default(),
     }
-}
-
-fn path_segment(k: &str) -> String {
-    if k.contains(['.', ':', '"', '/', ',']) || k.is_empty() {
-        serde_json::to_string(k).unwrap_or_default()
-    } else {
-        k.to_string()
-    }
-}
-
-/// Flattens nested maps into dotted paths, sorted. Non-map values (lists too) are leaves.
-fn flatten(vars: Option<&Map<String, Value>>) -> Vec<(String, Value)> {
-    fn walk(prefix: &str, m: &Map<String, Value>, out: &mut Vec<(String, Value)>) {
-        for (k, v) in m {
-            let path = if prefix.is_empty() {
-                path_segment(k)
-            } else {
-                format!("{prefix}.{}", path_segment(k))
-            };
-            match v {
-                Value::Object(inner) if !inner.is_empty() => walk(&path, inner, out),
-                _ => out.push((path, v.clone())),
-            }
-        }
-    }
-    let mut out = Vec::new();
-    if let Some(m) = vars {
-        walk("", m, &mut out);
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
 }
 
 /// Splits a dotted var path; segments may be double-quoted to contain `.`.
@@ -215,8 +184,8 @@ pub fn parse_instance_vars(s: &str) -> Result<Map<String, Value>> {
             Some(comma) => (&rest[..comma], Some(&rest[comma + 1..])),
             None => (rest, None),
         };
-        let value = yaml::parse(raw_value)
-            .map_err(|e| anyhow!("invalid value for key '{raw_key}': {e}"))?;
+        let value =
+            parse_yaml(raw_value).map_err(|e| anyhow!("invalid value for key '{raw_key}': {e}"))?;
         set_path(&mut out, &path, value);
         any = true;
         match more {
