@@ -46,6 +46,7 @@ const ROUTES: &[(&str, &str, bool)] = &[
     ("GET", "/api/v1/teams/:team_name/pipelines", true),
     ("GET", "/api/v1/teams/:team_name/pipelines/:pipeline_name", true),
     ("PUT", "/api/v1/teams/:team_name/pipelines/ordering", true),
+    ("PUT", "/api/v1/teams/:team_name/pipelines/:pipeline_name/ordering", true),
     ("PUT", "/api/v1/teams/:team_name/pipelines/:pipeline_name/pause", true),
     ("PUT", "/api/v1/teams/:team_name/pipelines/:pipeline_name/unpause", true),
     ("PUT", "/api/v1/teams/:team_name/pipelines/:pipeline_name/expose", true),
@@ -61,6 +62,7 @@ const ROUTES: &[(&str, &str, bool)] = &[
     ("POST", "/api/v1/teams/:team_name/pipelines/:pipeline_name/resources/:resource_name/check", true),
     ("POST", "/api/v1/teams/:team_name/pipelines/:pipeline_name/resources/:resource_name/check/webhook", true),
     ("POST", "/api/v1/teams/:team_name/pipelines/:pipeline_name/resource-types/:resource_type_name/check", true),
+    ("POST", "/api/v1/teams/:team_name/pipelines/:pipeline_name/prototypes/:prototype_name/check", true),
     ("DELETE", "/api/v1/teams/:team_name/pipelines/:pipeline_name/resources/:resource_name/cache", true),
     ("GET", "/api/v1/teams/:team_name/pipelines/:pipeline_name/resources/:resource_name/versions", true),
     ("GET", "/api/v1/teams/:team_name/pipelines/:pipeline_name/resources/:resource_name/versions/:resource_config_version_id", true),
@@ -74,6 +76,8 @@ const ROUTES: &[(&str, &str, bool)] = &[
     // Earlier upstream releases' causality routes (403 unless --enable-resource-causality).
     ("GET", "/api/v1/teams/:team_name/pipelines/:pipeline_name/resources/:resource_name/versions/:resource_config_version_id/upstream", true),
     ("GET", "/api/v1/teams/:team_name/pipelines/:pipeline_name/resources/:resource_name/versions/:resource_config_version_id/downstream", true),
+    // v7.0-v7.3's name for downstream (called `:resource_version_id` there).
+    ("GET", "/api/v1/teams/:team_name/pipelines/:pipeline_name/resources/:resource_name/versions/:resource_config_version_id/causality", true),
     ("GET", "/api/v1/teams/:team_name/cc.xml", true),
     ("GET", "/api/v1/workers", true),
     ("POST", "/api/v1/workers", true),
@@ -120,15 +124,15 @@ const ROUTES: &[(&str, &str, bool)] = &[
 /// Upstream routes this server does not serve yet (see the parity issue): kept here so
 /// the table stays complete and a fix shows up as a failing entry to remove.
 #[rustfmt::skip]
-const NOT_YET: &[(&str, &str)] = &[
-    ("PUT", "/api/v1/teams/:team_name/pipelines/:pipeline_name/ordering"),
-    ("POST", "/api/v1/teams/:team_name/pipelines/:pipeline_name/prototypes/:prototype_name/check"),
-    ("GET", "/api/v1/teams/:team_name/pipelines/:pipeline_name/resources/:resource_name/versions/:resource_config_version_id/causality"),
-];
+const NOT_YET: &[(&str, &str)] = &[];
 
 const PIPELINE: &str = r#"
 resource_types:
 - name: rt
+  type: mock
+  source: {}
+prototypes:
+- name: proto
   type: mock
   source: {}
 resources:
@@ -320,6 +324,8 @@ fn body_for(method: &str, path: &str) -> Option<(&'static str, String)> {
         (_, p) if p.ends_with("/pin_comment") => j(json!({"pin_comment": "x"})),
         (_, p) if p.ends_with("/check") => j(json!({})),
         (_, p) if p.ends_with("/rename") => j(json!({"name": "renamed"})),
+        // The instances of group p: `{}` is its non-instanced pipeline.
+        (_, p) if p.ends_with("/pipelines/p/ordering") => j(json!([{}])),
         (_, p) if p.ends_with("/ordering") => j(json!(["p"])),
         ("PUT", "/api/v1/wall") => j(json!({"message": "hello"})),
         ("PUT", "/api/v1/log-level") => Some(("text/plain", "debug".into())),
@@ -406,10 +412,12 @@ async fn new_routes_answer_upstreams_shapes() {
     let (st, _) = f.get_json(&format!("{v}/nope/input_to")).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     // Causality is behind a flag, off by default as upstream.
-    assert_eq!(
-        f.status(Method::GET, &format!("{v}/downstream")).await,
-        StatusCode::FORBIDDEN
-    );
+    for direction in ["downstream", "causality"] {
+        assert_eq!(
+            f.status(Method::GET, &format!("{v}/{direction}")).await,
+            StatusCode::FORBIDDEN
+        );
+    }
 
     // Badges: SVG of the latest finished build; the pipeline's takes the worst.
     let resp = f
@@ -686,6 +694,9 @@ async fn causality_trees_follow_inputs_and_outputs() {
             }],
         })
     );
+    // The pre-v7.4 name answers the same tree.
+    let (st, old) = f.get_json(&format!("{}/causality", v(f.version_a))).await;
+    assert_eq!((st, old), (StatusCode::OK, down));
     let (st, up) = f.get_json(&format!("{}/upstream", v(f.version_put))).await;
     assert_eq!(st, StatusCode::OK, "{up}");
     assert_eq!(up["builds"][0]["id"], f.build_id);

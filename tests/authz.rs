@@ -226,6 +226,8 @@ fn rows() -> Vec<Row> {
         r(&put, f(P, "/config"), Team(MEMBER), Shared, Some(Value::String(pipeline_yaml()))),
         r(&put, f(P, "/pause"), Team(OP), Shared, None),
         r(&put, f(P, "/unpause"), Team(OP), Shared, None),
+        // The instances of group {p}: `{}` is the pipeline itself, so nothing changes.
+        r(&put, f(P, "/ordering"), Team(MEMBER), Shared, Some(json!([{}]))),
         r(&put, f(P, "/expose"), Team(MEMBER), RestoreVis, None),
         r(&put, f(P, "/hide"), Team(MEMBER), RestoreVis, None),
         r(&get, f(P, "/builds"), Pipe, Shared, None),
@@ -267,6 +269,7 @@ fn rows() -> Vec<Row> {
         r(&post, f(R, "/check"), Team(OP), Shared, Some(json!({}))),
         r(&post, f(R, "/check/webhook"), Open, Shared, None), // no token: 400 for everyone
         r(&post, f(P, "/resource-types/rt/check"), Team(OP), Shared, Some(json!({}))),
+        r(&post, f(P, "/prototypes/proto/check"), Team(OP), Shared, Some(json!({}))), // 404 when allowed
         r(&del, f(R, "/cache"), Team(OP), Shared, None),
         r(&del, f(P, "/resource-types/rt/cache"), Team(OP), Shared, None),
         // §3.7 versions (an unknown id: access is decided before the lookup)
@@ -279,8 +282,10 @@ fn rows() -> Vec<Row> {
         r(&put, f(R, "/pin_comment"), Team(OP), Shared, Some(json!({"pin_comment": "x"}))),
         r(&get, f(V, "/input_to"), Pipe, Shared, None),
         r(&get, f(V, "/output_of"), Pipe, Shared, None),
-        // V/upstream and V/downstream: `pipe`, then 403 for everyone while the causality
-        // flag is off (the default), so they have no row here.
+        // With the causality flag on (403 for everyone without it): `pipe`, like input_to.
+        r(&get, f(V, "/upstream"), Pipe, Shared, None),
+        r(&get, f(V, "/downstream"), Pipe, Shared, None),
+        r(&get, f(V, "/causality"), Pipe, Shared, None),
         // Last: rows that change their target.
         r(&put, f(B, "/abort"), Team(OP), Shared, None),
         r(&put, f(P, "/archive"), Team(MEMBER), ScratchPipeline, None),
@@ -375,6 +380,8 @@ async fn every_route_enforces_upstream_access() {
         &[
             "--add-local-user",
             "viewer:p,operator:p,member:p,owner:p,other:p",
+            // So the causality routes get past the flag to their access check.
+            "--enable-resource-causality",
         ],
     );
     let mut tokens = HashMap::new();

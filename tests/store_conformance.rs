@@ -131,6 +131,8 @@ conformance!(
     renaming_a_pipeline_renames_every_instance,
     ordering_pipelines_puts_the_named_ones_first,
     ordering_with_an_unknown_name_changes_nothing,
+    instances_are_ordered_within_their_group,
+    ordering_instances_with_unknown_vars_changes_nothing,
     archiving_drops_the_config_and_saving_again_restores_it,
     destroying_a_pipeline_removes_its_builds_and_events,
     job_builds_are_numbered_per_job_and_one_off_builds_globally,

@@ -8,11 +8,13 @@
 mod embedded;
 mod migrations;
 pub mod model;
+mod ordering;
 mod postgres;
 mod sql;
 pub mod testing;
 
 pub use model::*;
+pub(crate) use ordering::{new_instance_ordering, new_ordering};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -112,6 +114,17 @@ pub trait Store:
     /// Orders the team's pipelines: the named ones first in the given order, then the rest.
     /// An unknown name is [`StoreError::NotFound`] and changes nothing.
     async fn order_pipelines(&self, team_id: i64, names: &[String]) -> Result<()>;
+    /// Orders the instances of the team's pipeline group `name` within it (upstream's
+    /// `secondary_ordering`): those with the given instance vars first in the given order
+    /// (None is the group's non-instanced pipeline; key order does not matter), then the
+    /// rest in their current order. Vars matching no instance are [`StoreError::NotFound`]
+    /// and change nothing.
+    async fn order_instances(
+        &self,
+        team_id: i64,
+        name: &str,
+        instance_vars: &[Option<Value>],
+    ) -> Result<()>;
     /// Archives: pauses (by `automatic-pipeline-archiver` when `by` says so), drops the
     /// config (version back to 0) and deactivates its jobs and resources, clearing their
     /// configs. The pipeline stays listed. [`StoreError::NotFound`] for an unknown pipeline.
@@ -629,26 +642,6 @@ pub(crate) fn claim_existing(
     free(name).or_else(|| old_name.and_then(free))
 }
 
-/// The new `ordering` of each pipeline-name group of a team: `names` first in the given
-/// order, then the others in their current order. `current` is every group name in current
-/// order. An unknown name is [`StoreError::NotFound`].
-pub(crate) fn new_ordering(current: &[String], names: &[String]) -> Result<Vec<(String, i64)>> {
-    if let Some(unknown) = names.iter().find(|n| !current.contains(n)) {
-        return Err(StoreError::NotFound(format!("pipeline {unknown}")));
-    }
-    let mut ordered: Vec<&String> = Vec::with_capacity(current.len());
-    for name in names.iter().chain(current.iter()) {
-        if !ordered.contains(&name) {
-            ordered.push(name);
-        }
-    }
-    Ok(ordered
-        .into_iter()
-        .zip(1..)
-        .map(|(n, i)| (n.clone(), i))
-        .collect())
-}
-
 /// A Unix time as stored: 0 ("never") is NULL.
 pub(crate) fn stored_time(at: i64) -> Option<i64> {
     (at != 0).then_some(at)
@@ -732,18 +725,6 @@ mod tests {
             "b was claimed already"
         );
         assert_eq!(claim_existing(&existing, &[], "c", Some("z")), None);
-    }
-
-    #[test]
-    fn ordering_puts_named_groups_first_then_the_rest() {
-        let current: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-        let ordered = new_ordering(&current, &["c".into(), "c".into()]).expect("known names");
-        assert_eq!(
-            ordered,
-            vec![("c".into(), 1), ("a".into(), 2), ("b".into(), 3)]
-        );
-        let err = new_ordering(&current, &["x".into()]).expect_err("unknown name");
-        assert_eq!(err.to_string(), "pipeline x not found");
     }
 
     #[test]

@@ -441,6 +441,88 @@ pub async fn ordering_with_an_unknown_name_changes_nothing(h: &Harness) {
     assert_eq!(store.pipelines(Some("main")).await.unwrap(), before);
 }
 
+/// Saves instances of `p` with `{"n": N}` for each N, between pipelines `a` and `z`.
+async fn instances(h: &Harness, ns: &[i64]) -> i64 {
+    let team = team(&h.store, "main").await;
+    save(&h.store, &config_save(team.id, "a", vec![], vec![])).await;
+    for n in ns {
+        let mut s = config_save(team.id, "p", vec![], vec![]);
+        s.instance_vars = Some(json!({"n": n}));
+        save(&h.store, &s).await;
+    }
+    save(&h.store, &config_save(team.id, "z", vec![], vec![])).await;
+    team.id
+}
+
+/// (name, vars) of the team's pipelines as listed.
+async fn listed(store: &Arc<dyn Store>) -> Vec<(String, Option<Value>)> {
+    let rows = store.pipelines(Some("main")).await.unwrap();
+    rows.into_iter()
+        .map(|p| (p.name, p.instance_vars))
+        .collect()
+}
+
+fn n(v: i64) -> (String, Option<Value>) {
+    ("p".into(), Some(json!({"n": v})))
+}
+
+pub async fn instances_are_ordered_within_their_group(h: &Harness) {
+    let store = &h.store;
+    let team_id = instances(h, &[1, 2, 3]).await;
+    let plain = ("a".to_string(), None);
+    let last = ("z".to_string(), None);
+    assert_eq!(
+        listed(store).await,
+        vec![plain.clone(), n(1), n(2), n(3), last.clone()]
+    );
+    store
+        .order_instances(
+            team_id,
+            "p",
+            &[Some(json!({"n": 3})), Some(json!({"n": 1}))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        listed(store).await,
+        vec![plain.clone(), n(3), n(1), n(2), last.clone()],
+        "the named instances first, the rest after, the group keeps its place"
+    );
+    // A new instance goes last in its group; groups can still be reordered as a whole.
+    let mut four = config_save(team_id, "p", vec![], vec![]);
+    four.instance_vars = Some(json!({"n": 4}));
+    save(store, &four).await;
+    store
+        .order_pipelines(team_id, &["p".into(), "z".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        listed(store).await,
+        vec![n(3), n(1), n(2), n(4), last, plain]
+    );
+    // Nothing to order is a no-op, even for a group that does not exist.
+    store.order_instances(team_id, "nope", &[]).await.unwrap();
+}
+
+pub async fn ordering_instances_with_unknown_vars_changes_nothing(h: &Harness) {
+    let store = &h.store;
+    let team_id = instances(h, &[1, 2, 3]).await;
+    let before = store.pipelines(Some("main")).await.unwrap();
+    for (name, vars) in [
+        ("p", vec![Some(json!({"n": 3})), Some(json!({"n": 9}))]),
+        // The group has no non-instanced pipeline.
+        ("p", vec![Some(json!({"n": 2})), None]),
+        ("nope", vec![Some(json!({"n": 1}))]),
+    ] {
+        let err = store
+            .order_instances(team_id, name, &vars)
+            .await
+            .expect_err("unknown vars are refused");
+        assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+        assert_eq!(store.pipelines(Some("main")).await.unwrap(), before);
+    }
+}
+
 pub async fn archiving_drops_the_config_and_saving_again_restores_it(h: &Harness) {
     let store = &h.store;
     let team = team(store, "main").await;

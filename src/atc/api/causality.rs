@@ -1,6 +1,7 @@
 //! Where resource versions came from and went (atc-api.md §3.3, §3.7): the builds that
 //! used or produced a version (`V/input_to`, `V/output_of`), the causality trees
-//! (`V/upstream`, `V/downstream`, behind `--enable-resource-causality`) and the pipeline's
+//! (`V/upstream`, `V/downstream` and its pre-v7.4 name `V/causality`, behind
+//! `--enable-resource-causality`) and the pipeline's
 //! versions database as the scheduler sees it (`P/versions-db`).
 
 use super::access;

@@ -1,5 +1,6 @@
-//! `POST .../resources/:r/check` and `.../resource-types/:t/check`: a check build that
-//! `fly check-resource` then follows (atc-api.md §3.6).
+//! `POST .../resources/:r/check`, `.../resource-types/:t/check` and
+//! `.../prototypes/:p/check`: a check build that `fly check-resource` then follows
+//! (atc-api.md §3.6).
 
 use super::access;
 use super::builds::build_json;
@@ -72,6 +73,19 @@ pub async fn resource_type(
     body: Bytes,
 ) -> ApiResult<Response> {
     check(state, req, names, "resource_type", q, body).await
+}
+
+/// Upstream's `CheckPrototype`: the prototype's type checked with its source, its versions
+/// kept like a resource type's. Nothing runs prototypes here (`run` steps are refused), but
+/// the check itself is the same as upstream's.
+pub async fn prototype(
+    State(state): State<AppState>,
+    req: Requester,
+    Path(names): Path<Names>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult<Response> {
+    check(state, req, names, "prototype", q, body).await
 }
 
 /// `POST R/check/webhook?webhook_token=T`: no login; the token must equal the resource's

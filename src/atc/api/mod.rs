@@ -206,6 +206,8 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{version}/output_of"), get(causality::output_of))
         .route(&format!("{version}/upstream"), get(causality::upstream))
         .route(&format!("{version}/downstream"), get(causality::downstream))
+        // Upstream's name for `downstream` until v7.4 split causality in two directions.
+        .route(&format!("{version}/causality"), get(causality::downstream))
         .route(
             &format!("{resource}/cache"),
             delete(caches::clear_resource_cache),
@@ -244,6 +246,10 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{pipeline}/hide"), put(pipelines::hide))
         .route(&format!("{pipeline}/archive"), put(pipelines::archive))
         .route(&format!("{pipeline}/rename"), put(pipelines::rename))
+        .route(
+            &format!("{pipeline}/ordering"),
+            put(pipelines::order_instances),
+        )
         .route("/api/v1/jobs", get(jobs::list_all))
         .route(&format!("{pipeline}/jobs"), get(jobs::list))
         .route(job, get(jobs::get))
@@ -297,6 +303,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             &format!("{pipeline}/resource-types/{{resource_type_name}}/check"),
             post(checks::resource_type),
+        )
+        .route(
+            &format!("{pipeline}/prototypes/{{prototype_name}}/check"),
+            post(checks::prototype),
         )
         .route(
             "/api/v1/builds/{build_id}/resources",

@@ -275,9 +275,60 @@ pub async fn order(
         .await
         .map_err(|e| match e {
             crate::db::StoreError::NotFound(what) => {
-                ApiError::bad_request(format!("pipeline '{what}' not found"))
+                let name = what.strip_prefix("pipeline ").unwrap_or(&what);
+                ApiError::bad_request(format!("pipeline '{name}' not found"))
             }
             other => other.into(),
         })?;
     Ok(StatusCode::OK.into_response())
+}
+
+/// `PUT P/ordering`: orders the instances of the group `P` (upstream's
+/// `OrderPipelinesWithinGroup`). The body lists instance vars objects; `{}` or null is the
+/// group's non-instanced pipeline. Vars of no instance are a 400 naming them, like
+/// upstream, and change nothing.
+pub async fn order_instances(
+    State(state): State<AppState>,
+    req: Requester,
+    Path((team, group)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let team_row = access::team(&state, &req, &team, Role::Member).await?;
+    let vars: Vec<Option<Value>> = serde_json::from_slice::<Vec<Value>>(&body)
+        .map_err(|e| ApiError::bad_request(format!("malformed request: {e}")))?
+        .into_iter()
+        .map(|v| match v {
+            Value::Null => Ok(None),
+            Value::Object(m) if m.is_empty() => Ok(None),
+            Value::Object(m) => Ok(Some(Value::Object(m))),
+            _ => Err(ApiError::bad_request("instance vars must be objects")),
+        })
+        .collect::<ApiResult<_>>()?;
+    match state
+        .store
+        .order_instances(team_row.id, &group, &vars)
+        .await
+    {
+        Ok(()) => Ok(StatusCode::OK.into_response()),
+        Err(crate::db::StoreError::NotFound(_)) => {
+            // Name the first vars that match no instance, in upstream's wording.
+            for v in &vars {
+                let found = state
+                    .store
+                    .pipeline(&team_row.name, &group, v.as_ref())
+                    .await?;
+                if found.is_none() {
+                    let shown = crate::fly::refs::PipelineRef::from_api(&group, v.as_ref());
+                    return Err(ApiError::bad_request(format!(
+                        "pipeline '{}' not found",
+                        shown.display()
+                    )));
+                }
+            }
+            Err(ApiError::bad_request(format!(
+                "pipeline '{group}' not found"
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

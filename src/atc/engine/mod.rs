@@ -269,12 +269,7 @@ impl Engine {
         let types = plan
             .resource_types
             .iter()
-            .filter_map(|t| {
-                let doc = serde_json::to_vec(&serde_json::json!({"resource_types": [t]})).ok()?;
-                crate::config::parse_pipeline(&doc)
-                    .ok()
-                    .and_then(|c| c.resource_types.into_iter().next())
-            })
+            .filter_map(resource_type)
             .collect();
         let build = Arc::new(Build {
             rt: self.rt.clone(),
@@ -305,4 +300,12 @@ impl Engine {
         };
         (status, build)
     }
+}
+
+/// A resource type (or prototype) back from its `ResourceType::to_value` form in a plan.
+pub(crate) fn resource_type(v: &serde_json::Value) -> Option<crate::config::ResourceType> {
+    let doc = serde_json::to_vec(&serde_json::json!({ "resource_types": [v] })).ok()?;
+    crate::config::parse_pipeline(&doc)
+        .ok()
+        .and_then(|c| c.resource_types.into_iter().next())
 }

@@ -25,6 +25,10 @@ pub struct BuildPlan {
     /// The pipeline's `var_sources`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub var_sources: Vec<Value>,
+    /// The prototype a prototype check checks (as `ResourceType::to_value`); nothing else
+    /// runs prototypes, so other plans leave it empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prototypes: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -79,13 +83,21 @@ pub struct StepNode {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct CheckNode {
     pub name: String,
-    /// `resource` or `resource_type`.
+    /// `resource`, `resource_type` or `prototype`.
     #[serde(default)]
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_version: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_id: Option<i64>,
+}
+
+impl CheckNode {
+    /// A resource's check (the kind plans stored before kinds existed leave empty), as
+    /// opposed to a resource type's or prototype's.
+    pub fn is_resource(&self) -> bool {
+        self.kind != "resource_type" && self.kind != "prototype"
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -214,6 +226,7 @@ pub fn pipeline_configs(pipeline: &Config) -> BuildPlan {
             .iter()
             .map(|v| serde_json::json!({"name": v.name, "type": v.type_, "config": v.config}))
             .collect(),
+        prototypes: Vec::new(),
     }
 }
 
@@ -412,15 +425,18 @@ fn public_node(build: &BuildPlan, plan: &Plan) -> Value {
             }
         }
         Node::Check(c) => {
-            let type_ = if c.kind == "resource_type" {
-                build
-                    .resource_types
+            let types = match c.kind.as_str() {
+                "resource_type" => Some(&build.resource_types),
+                "prototype" => Some(&build.prototypes),
+                _ => None,
+            };
+            let type_ = match types {
+                Some(types) => types
                     .iter()
                     .find(|t| t["name"] == c.name.as_str())
                     .map(|t| s(t, "type"))
-                    .unwrap_or_default()
-            } else {
-                type_of(build, &c.name)
+                    .unwrap_or_default(),
+                None => type_of(build, &c.name),
             };
             ("check", json!({"name": c.name, "type": type_}))
         }

@@ -456,7 +456,7 @@ async fn load_var(
 /// for a check of their inputs to finish).
 async fn check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) -> StepResult {
     let result = run_check(b, plan, c, cancel).await;
-    let owner = c.resource_id.filter(|_| c.kind != "resource_type");
+    let owner = c.resource_id.filter(|_| c.is_resource());
     if let Some(id) = owner {
         let _ =
             b.rt.store
@@ -475,7 +475,25 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
     let origin = b.origin(plan);
     origin.emit("initialize-check", "1.0", json!({"name": c.name}));
     let scope = Scope::default();
-    let (type_, source, owner, types, timeout) = if c.kind == "resource_type" {
+    let (type_, source, owner, types, timeout) = if c.kind == "prototype" {
+        // Like upstream, a prototype is checked as its type with its source; any of the
+        // pipeline's resource types may provide that type.
+        let p = b
+            .plan
+            .prototypes
+            .iter()
+            .filter_map(super::resource_type)
+            .find(|p| p.name == c.name)
+            .ok_or_else(|| errored(format!("prototype '{}' not found", c.name)))?;
+        let source = b.interpolate(&scope, &Value::Object(p.source.clone().unwrap_or_default()))?;
+        (
+            p.type_.clone(),
+            with_defaults(&p.type_, &b.types, &source),
+            None,
+            b.types.clone(),
+            None,
+        )
+    } else if c.kind == "resource_type" {
         let i = b
             .types
             .iter()
@@ -517,7 +535,8 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
     }
     // A resource pinned in its config is checked from the pinned version, so the pin
     // exists as a version even before the first check, like upstream.
-    let config_pin = (c.kind != "resource_type")
+    let config_pin = c
+        .is_resource()
         .then(|| b.plan.resources.get(&c.name)?.get("version").cloned())
         .flatten()
         .filter(|v| v.as_object().is_some_and(|m| !m.is_empty()));
@@ -547,7 +566,7 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
         None => cancel.child_with_timeout(std::time::Duration::from_secs(3600)),
     };
     let env = build_env(b);
-    let (resource, resource_type) = if c.kind == "resource_type" {
+    let (resource, resource_type) = if !c.is_resource() {
         ("", c.name.as_str())
     } else {
         (c.name.as_str(), "")

@@ -1,5 +1,6 @@
 //! Resource checking: periodic checks on each resource's `check_every` (default 1m,
-//! `never` opts out), and check builds for `fly check-resource` / `check-resource-type`.
+//! `never` opts out), and check builds for `fly check-resource` / `check-resource-type`
+//! and the API's prototype checks.
 
 use crate::atc::engine::events::Events;
 use crate::atc::engine::plan::{pipeline_configs, BuildPlan, CheckNode, Node, Plan};
@@ -166,8 +167,9 @@ fn periodic_row(p: &PipelineRow) -> BuildRow {
     }
 }
 
-/// Creates and starts a check build of a pipeline's resource (`kind` = `resource`) or
-/// resource type (`resource_type`). None when the pipeline has no such thing.
+/// Creates and starts a check build of a pipeline's resource (`kind` = `resource`),
+/// resource type (`resource_type`) or prototype (`prototype`). None when the pipeline has
+/// no such thing.
 pub async fn check_build(
     engine: &Arc<Engine>,
     p: &PipelineRow,
@@ -181,16 +183,16 @@ pub async fn check_build(
         return Ok(None);
     };
     let config = super::pipeline_config(&config_json)?;
-    let resource_id = if kind == "resource" {
-        if config.resource(name).is_none() {
-            return Ok(None);
+    let resource_id = match kind {
+        "resource" => {
+            if config.resource(name).is_none() {
+                return Ok(None);
+            }
+            store.resource(p.id, name).await?.map(|r| r.id)
         }
-        store.resource(p.id, name).await?.map(|r| r.id)
-    } else {
-        if config.resource_type(name).is_none() {
-            return Ok(None);
-        }
-        None
+        "prototype" if config.prototypes.iter().any(|t| t.name == name) => None,
+        "resource_type" if config.resource_type(name).is_some() => None,
+        _ => return Ok(None),
     };
     let row = store
         .create_build(&NewBuild {
@@ -203,7 +205,15 @@ pub async fn check_build(
             ..Default::default()
         })
         .await?;
-    let plan = check_plan(engine, &config, name, kind, from, resource_id);
+    let mut plan = check_plan(engine, &config, name, kind, from, resource_id);
+    if kind == "prototype" {
+        plan.prototypes = config
+            .prototypes
+            .iter()
+            .filter(|t| t.name == name)
+            .map(|t| t.to_value())
+            .collect();
+    }
     engine.start(row.clone(), plan).await?;
     Ok(store.build(row.id).await?.or(Some(row)))
 }

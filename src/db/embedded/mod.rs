@@ -394,6 +394,17 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn order_instances(
+        &self,
+        team_id: i64,
+        name: &str,
+        instance_vars: &[Option<Value>],
+    ) -> Result<()> {
+        let (name, vars) = (name.to_string(), instance_vars.to_vec());
+        self.call(move |conn| pipelines::order_instances(conn, team_id, &name, &vars))
+            .await
+    }
+
     async fn archive_pipeline(&self, pipeline_id: i64, by: &str, at: i64) -> Result<()> {
         let by = by.to_string();
         self.call(move |conn| pipelines::archive_pipeline(conn, pipeline_id, &by, at))

@@ -221,6 +221,34 @@ pub(super) fn order_pipelines(conn: &mut Connection, team_id: i64, names: &[Stri
     Ok(())
 }
 
+pub(super) fn order_instances(
+    conn: &mut Connection,
+    team_id: i64,
+    name: &str,
+    wanted: &[Option<Value>],
+) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: Vec<(i64, Option<Value>)> = tx
+        .prepare(
+            "SELECT id, instance_vars FROM pipelines WHERE team_id = ?1 AND name = ?2 \
+             ORDER BY secondary_ordering, id",
+        )?
+        .query_map(params![team_id, name], |r| {
+            Ok((r.get(0)?, super::rows::json_opt(r, 1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let ordering = new_instance_ordering(name, &current, wanted)?;
+    {
+        let mut update =
+            tx.prepare("UPDATE pipelines SET secondary_ordering = ?2 WHERE id = ?1")?;
+        for (id, order) in ordering {
+            update.execute(params![id, order])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 pub(super) fn archive_pipeline(
     conn: &mut Connection,
     pipeline_id: i64,

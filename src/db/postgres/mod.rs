@@ -506,6 +506,15 @@ impl Store for PgStore {
         self.order_pipelines_tx(team_id, names).await
     }
 
+    async fn order_instances(
+        &self,
+        team_id: i64,
+        name: &str,
+        instance_vars: &[Option<Value>],
+    ) -> Result<()> {
+        self.order_instances_tx(team_id, name, instance_vars).await
+    }
+
     async fn archive_pipeline(&self, pipeline_id: i64, by: &str, at: i64) -> Result<()> {
         self.archive_pipeline_tx(pipeline_id, by, at).await
     }

@@ -172,6 +172,37 @@ impl PgStore {
         Ok(())
     }
 
+    pub(super) async fn order_instances_tx(
+        &self,
+        team_id: i64,
+        name: &str,
+        wanted: &[Option<Value>],
+    ) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // Locked, so a concurrent reorder or new instance waits for this one.
+        let current: Vec<(i64, Option<Value>)> = tx
+            .query(
+                "SELECT id, instance_vars FROM pipelines WHERE team_id = $1 AND name = $2 \
+                 ORDER BY secondary_ordering, id FOR UPDATE",
+                &[&team_id, &name],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<std::result::Result<_, tokio_postgres::Error>>()?;
+        let ordering = new_instance_ordering(name, &current, wanted)?;
+        let (ids, orders): (Vec<i64>, Vec<i64>) = ordering.into_iter().unzip();
+        tx.execute(
+            "UPDATE pipelines p SET secondary_ordering = v.ordering \
+             FROM UNNEST($1::bigint[], $2::bigint[]) AS v(id, ordering) WHERE p.id = v.id",
+            &[&ids, &orders],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub(super) async fn archive_pipeline_tx(
         &self,
         pipeline_id: i64,
