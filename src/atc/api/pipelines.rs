@@ -318,7 +318,7 @@ pub async fn order_instances(
                     .pipeline(&team_row.name, &group, v.as_ref())
                     .await?;
                 if found.is_none() {
-                    let shown = crate::fly::refs::PipelineRef::from_api(&group, v.as_ref());
+                    let shown = crate::config::refs::PipelineRef::from_api(&group, v.as_ref());
                     return Err(ApiError::bad_request(format!(
                         "pipeline '{}' not found",
                         shown.display()
