@@ -6,6 +6,7 @@ pub mod auth;
 pub mod engine;
 pub mod gc;
 pub mod idtoken;
+pub mod periodic;
 pub mod pipelines;
 pub mod scheduler;
 pub mod server;

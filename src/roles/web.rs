@@ -203,6 +203,7 @@ pub async fn serve(
             secure: args.cookie_secure,
         },
         intercept_idle_timeout: Some(intercept_idle_timeout).filter(|d| !d.is_zero()),
+        shutdown: shutdown.child_token(),
     };
     // Key generation and file reads block: keep them off the async workers.
     let (tsa_args, store_args) = (args.tsa.clone(), args.postgres.clone());
@@ -288,6 +289,7 @@ pub async fn serve(
         gc_interval,
         components.clone(),
     ));
+    let engine_tasks = engine.rt.tasks.clone();
     tracker.spawn(engine.clone().watch_remote_aborts(components.clone()));
     tracker.spawn(crate::atc::scheduler::run(engine, components.clone()));
     tracker.spawn(crate::atc::idtoken::run_lifecycle(
@@ -309,6 +311,15 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("tsa and collectors did not stop within 10s");
+    }
+    engine_tasks.close();
+    if !engine_tasks.is_empty() {
+        // Not waited for: a build may run for hours. The node that next takes the
+        // scheduler lease ends what they leave `started`.
+        tracing::warn!(
+            tasks = engine_tasks.len(),
+            "builds and checks still running end with this process"
+        );
     }
     // quickstart's in-process worker stops as `concourse worker` does: its containers go.
     if let Some(parts) = worker {

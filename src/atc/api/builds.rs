@@ -539,6 +539,7 @@ pub fn follow_events(
 ) -> tokio::sync::mpsc::Receiver<FeedItem> {
     let store = state.store.clone();
     let mut wake = state.builds.hub.subscribe();
+    let stopping = state.shutdown.clone();
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
         loop {
@@ -575,6 +576,8 @@ pub fn follow_events(
             tokio::pin!(deadline);
             loop {
                 tokio::select! {
+                    // The watcher reconnects to another node (or this one, restarted).
+                    _ = stopping.cancelled() => return,
                     _ = &mut deadline => break,
                     woke = wake.recv() => match woke {
                         Ok(b) if b != id => continue,

@@ -67,6 +67,9 @@ pub struct AppState {
     /// `--intercept-idle-timeout`: an intercept session with neither input nor output for
     /// this long is closed; None = never.
     pub intercept_idle_timeout: Option<std::time::Duration>,
+    /// Fires when the node stops: long-lived responses (event streams) end at once rather
+    /// than hold the shutdown up.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The TCP peer's address, when the server was served with connect info (tests that

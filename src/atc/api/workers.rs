@@ -283,6 +283,7 @@ mod tests {
             streams: Default::default(),
             cookies: Default::default(),
             intercept_idle_timeout: None,
+            shutdown: Default::default(),
         };
         (router(state), store, dir)
     }

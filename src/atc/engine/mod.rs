@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// What the API needs from the engine: wake the scheduler, abort a running build, follow
 /// live events. Cheap to clone; exists without an engine (tests of the API alone).
@@ -124,29 +125,20 @@ impl Engine {
     /// asked to abort (or finished, or deleted). Cancelling the token is exactly the local
     /// abort path, so `on_abort`/`ensure` hooks run and the build finishes `aborted`.
     pub async fn watch_remote_aborts(self: Arc<Self>, shutdown: CancellationToken) {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(WATCH_INTERVAL) => {}
-            }
-            let running = self.handle.running();
-            if running.is_empty() {
-                continue;
-            }
-            match self.store().builds_to_stop(&running).await {
-                Ok(stop) => {
-                    for id in stop {
-                        if self.handle.abort(id) {
-                            tracing::info!(
-                                build = id,
-                                "aborting: requested through another web node"
-                            );
-                        }
+        crate::atc::periodic::Periodic::every("remote abort watch", WATCH_INTERVAL)
+            .run(shutdown, |_| async {
+                let running = self.handle.running();
+                if running.is_empty() {
+                    return Ok(());
+                }
+                for id in self.store().builds_to_stop(&running).await? {
+                    if self.handle.abort(id) {
+                        tracing::info!(build = id, "aborting: requested through another web node");
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "watching for remote aborts"),
-            }
-        }
+                Ok::<_, crate::db::StoreError>(())
+            })
+            .await
     }
 
     /// Starts a pending build with `plan`. False when another node started it first.
@@ -160,7 +152,8 @@ impl Engine {
         let token = CancellationToken::new();
         self.handle.lock().insert(row.id, token.clone());
         let engine = self.clone();
-        tokio::spawn(async move {
+        let span = tracing::info_span!("build", id = row.id);
+        let task = async move {
             let id = row.id;
             let (status, build) = engine.run(row, plan, token, at).await;
             engine.handle.lock().remove(&id);
@@ -176,7 +169,8 @@ impl Engine {
                 engine.release_interceptible(job);
             }
             build.cleanup.run().await;
-        });
+        };
+        self.rt.tasks.spawn(task.instrument(span));
         Ok(true)
     }
 

@@ -364,7 +364,7 @@ impl Call<'_> {
                 .await;
         } else if check || self.labels.contains_key(super::labels::IMAGE_FETCH) {
             let garden = w.garden.clone();
-            tokio::spawn(async move {
+            self.rt.tasks.spawn(async move {
                 let _ = garden.destroy(&handle).await;
             });
         }

@@ -142,6 +142,9 @@ pub struct Runtime {
     pub check_containers: tokio::sync::Mutex<()>,
     /// Whether builds replace secret values in their events with `((redacted))`.
     pub redact_secrets: bool,
+    /// Every build, check and teardown the engine runs in the background: owned here so
+    /// shutdown can see what is still running.
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 impl Runtime {
@@ -159,6 +162,7 @@ impl Runtime {
             placer: Default::default(),
             redact_secrets: true,
             check_containers: Default::default(),
+            tasks: Default::default(),
         }
     }
 

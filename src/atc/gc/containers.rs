@@ -72,9 +72,10 @@ pub async fn run_container_collector(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    super::every(interval, shutdown, "container collector", || {
-        let engine = engine.clone();
-        async move { collect_check_containers(&engine.rt, crate::clock::now()).await }
-    })
-    .await
+    crate::atc::periodic::Periodic::every("container collector", interval)
+        .run(shutdown, |_| {
+            let engine = engine.clone();
+            async move { collect_check_containers(&engine.rt, crate::clock::now()).await }
+        })
+        .await
 }

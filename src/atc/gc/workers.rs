@@ -36,12 +36,13 @@ pub async fn run_worker_collector(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    super::every(interval, shutdown, "worker collector", || {
-        let store = store.clone();
-        async move {
-            collect_workers(store.as_ref(), now()).await?;
-            super::archive_orphaned_children(store.as_ref()).await
-        }
-    })
-    .await
+    crate::atc::periodic::Periodic::every("worker collector", interval)
+        .run(shutdown, |_| {
+            let store = store.clone();
+            async move {
+                collect_workers(store.as_ref(), now()).await?;
+                super::archive_orphaned_children(store.as_ref()).await
+            }
+        })
+        .await
 }

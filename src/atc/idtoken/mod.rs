@@ -176,14 +176,13 @@ pub async fn rotate(store: &dyn Store, now: i64, rotation: i64, grace: i64) -> a
 
 /// Runs [`rotate`] every check period until `shutdown`.
 pub async fn run_lifecycle(store: Arc<dyn Store>, shutdown: tokio_util::sync::CancellationToken) {
-    loop {
-        let now = crate::clock::now();
-        if let Err(e) = rotate(store.as_ref(), now, ROTATION_PERIOD_SECS, GRACE_PERIOD_SECS).await {
-            tracing::warn!(error = %e, "rotating idtoken signing keys");
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(CHECK_PERIOD) => {}
-        }
-    }
+    crate::atc::periodic::Periodic::every("idtoken key rotation", CHECK_PERIOD)
+        .run(shutdown, |_| {
+            let store = store.clone();
+            async move {
+                let now = crate::clock::now();
+                rotate(store.as_ref(), now, ROTATION_PERIOD_SECS, GRACE_PERIOD_SECS).await
+            }
+        })
+        .await
 }

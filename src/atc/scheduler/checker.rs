@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -85,7 +86,11 @@ fn spawn_check(
 ) {
     let plan = check_plan(engine, config, name, "resource", None, Some(id));
     let (engine, build) = (engine.clone(), periodic_row(p));
-    tokio::spawn(async move {
+    let (tasks, span) = (
+        engine.rt.tasks.clone(),
+        tracing::debug_span!("check", resource = id),
+    );
+    let task = async move {
         let (events, said) = Events::collect(4096);
         let status = engine
             .execute(build, plan, events.clone(), CancellationToken::new())
@@ -103,7 +108,8 @@ fn spawn_check(
         }
         done();
         engine.handle.wake();
-    });
+    };
+    tasks.spawn(task.instrument(span));
 }
 
 /// Checks `names` now, whatever their `check_every` (even `never`): a manually triggered

@@ -21,59 +21,30 @@ const INTERVAL: Duration = Duration::from_secs(1);
 
 /// The lease naming the one web node that schedules when several share a database.
 const LEASE: &str = "scheduler";
-/// Renewed by every pass, so it lapses only when its holder stops passing (dies, hangs):
-/// then another node takes over within this time plus one [`INTERVAL`].
+/// Another node takes over within this time plus one [`INTERVAL`] of the holder's death.
 const LEASE_TTL: Duration = Duration::from_secs(5);
 
 pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     let checker = checker::Checker::default();
-    // One id per process (a restarted node is a new holder); the pid tells operators and
-    // tests which process it is.
-    let holder = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
-    let mut leading = false;
-    loop {
-        // Renewing in the pass itself costs one statement and no latency on a single node.
-        let now = crate::clock::now();
-        match engine
-            .store()
-            .try_acquire_lease(LEASE, &holder, LEASE_TTL, now)
-            .await
-        {
-            Ok(lead) => {
-                if lead != leading {
-                    tracing::info!(holder = %holder, leading = lead, "scheduler lease changed hands");
-                    leading = lead;
-                    if lead {
-                        // Only on taking the lease: a node joining a running cluster must
-                        // not end the builds other nodes run. Started builds no node runs
-                        // are left by the previous holder (dead, or this node restarted).
-                        // Builds are not owned per node yet, so with three or more nodes
-                        // a take-over also ends one-off/check builds of the others.
-                        engine.recover().await;
-                    }
+    let store = engine.store().clone();
+    crate::atc::periodic::Periodic::every("scheduler", INTERVAL)
+        .or_when(engine.handle.wake.clone())
+        .leased(store, LEASE, LEASE_TTL)
+        .run(shutdown, |tick| {
+            let (engine, checker) = (&engine, &checker);
+            async move {
+                if tick.took_lease {
+                    // Only on taking the lease: a node joining a running cluster must not
+                    // end the builds other nodes run. Started builds no node runs are left
+                    // by the previous holder (dead, or this node restarted). Builds are not
+                    // owned per node yet, so with three or more nodes a take-over also
+                    // ends one-off/check builds of the others.
+                    engine.recover().await;
                 }
+                pass(engine, checker).await
             }
-            Err(e) => {
-                // Unsure whether we still hold it: stand down rather than risk two schedulers.
-                tracing::warn!(error = %e, "renewing the scheduler lease");
-                leading = false;
-            }
-        }
-        if leading {
-            if let Err(e) = pass(&engine, &checker).await {
-                tracing::warn!(error = %e, "scheduling pass");
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = engine.handle.wake.notified() => {}
-            _ = tokio::time::sleep(INTERVAL) => {}
-        }
-    }
-    if leading {
-        // Hand over at once instead of after the TTL.
-        let _ = engine.store().release_lease(LEASE, &holder).await;
-    }
+        })
+        .await
 }
 
 /// A pipeline's parsed config.
