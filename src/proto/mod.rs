@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod baggageclaim;
+pub mod event;
 pub mod garden;
 pub mod stream;
 pub mod worker;
