@@ -355,6 +355,11 @@ macro_rules! origin_and_time {
 }
 
 impl BuildEvent {
+    /// The envelope as the store keeps it.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("an event serializes: every map key is a string")
+    }
+
     /// The plan node the event belongs to: none for a `status`, and an unknown event's
     /// payload is not looked into.
     pub fn origin(&self) -> Option<&Origin> {
