@@ -7,9 +7,9 @@ use super::{ui, Global};
 use crate::config::format_go_duration;
 use crate::config::refs::parse_pipeline_child;
 use crate::proto::api;
+use crate::proto::event::BuildEvent;
 use anyhow::{anyhow, bail, Result};
 use futures::StreamExt;
-use serde_json::Value;
 use std::io::Write;
 
 #[derive(Debug, clap::Args)]
@@ -515,84 +515,65 @@ impl Renderer {
     }
 
     /// Some(code) when rendering stops (a terminal status).
-    fn event(&mut self, envelope: &Value) -> Result<Option<i32>, String> {
-        let kind = envelope["event"].as_str().unwrap_or_default();
-        let data = &envelope["data"];
-        let time = data["time"].as_i64().unwrap_or(0);
+    fn event(&mut self, event: &BuildEvent) -> Result<Option<i32>, String> {
+        let time = event.time();
         let tty = ui::stdout_is_tty();
         let bold = |s: &str| ui::paint(s, "1", tty);
-        match kind {
-            "log" => self.print(data["payload"].as_str().unwrap_or_default(), time),
-            "waiting-for-worker" => self.print(
+        match event {
+            BuildEvent::Log(l) => self.print(&l.payload, time),
+            BuildEvent::WaitingForWorker(_) => self.print(
                 &format!(
                     "{}\n",
                     bold("no suitable workers found, waiting for worker...")
                 ),
                 time,
             ),
-            "selected-worker" => self.print(
-                &format!(
-                    "{} {}\n",
-                    bold("selected worker:"),
-                    data["selected_worker"].as_str().unwrap_or_default()
-                ),
+            BuildEvent::SelectedWorker(w) => self.print(
+                &format!("{} {}\n", bold("selected worker:"), w.selected_worker),
                 time,
             ),
-            "streaming-volume" => self.print(
+            BuildEvent::StreamingVolume(v) => self.print(
                 &format!(
                     "{} {} {} {}\n",
                     bold("streaming volume"),
-                    data["volume"].as_str().unwrap_or_default(),
+                    v.volume,
                     bold("from worker"),
-                    data["source_worker"].as_str().unwrap_or_default()
+                    v.source_worker
                 ),
                 time,
             ),
-            "waiting-for-streamed-volume" => self.print(
+            BuildEvent::WaitingForStreamedVolume(v) => self.print(
                 &format!(
                     "{} {} {}\n",
                     bold("waiting for volume"),
-                    data["volume"].as_str().unwrap_or_default(),
+                    v.volume,
                     bold("to be streamed by another step")
                 ),
                 time,
             ),
-            "initialize-check" => self.print(
-                &format!(
-                    "{} {}\n",
-                    bold("initializing check:"),
-                    data["name"].as_str().unwrap_or_default()
-                ),
+            BuildEvent::InitializeCheck(c) => self.print(
+                &format!("{} {}\n", bold("initializing check:"), c.name),
                 time,
             ),
-            "initialize-task" => self.print(&format!("{}\n", bold("initializing")), time),
-            "start-task" => {
-                let run = &data["config"]["run"];
-                let mut line = run["path"].as_str().unwrap_or_default().to_string();
-                for arg in run["args"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                {
+            BuildEvent::InitializeTask(_) => {
+                self.print(&format!("{}\n", bold("initializing")), time)
+            }
+            BuildEvent::StartTask(t) => {
+                let run = &t.config.run;
+                let mut line = run.path.clone();
+                for arg in &run.args {
                     line.push(' ');
                     line.push_str(arg);
                 }
                 self.print(&format!("{}\n", bold(&format!("running {line}"))), time);
             }
-            "finish-task" => {
-                // The last task's status decides a failed build's exit code.
-                self.exit = data["exit_status"].as_i64().unwrap_or(0) as i32;
+            // The last task's status decides a failed build's exit code.
+            BuildEvent::FinishTask(t) => self.exit = t.exit_status,
+            BuildEvent::Error(e) => {
+                self.print(&format!("{}\n", ui::paint(&e.message, "1;31", tty)), time)
             }
-            "error" => self.print(
-                &format!(
-                    "{}\n",
-                    ui::paint(data["message"].as_str().unwrap_or_default(), "1;31", tty)
-                ),
-                time,
-            ),
-            "status" => {
-                let status = data["status"].as_str().unwrap_or_default();
+            BuildEvent::Status(s) => {
+                let status = s.status.as_str();
                 if status == "started" {
                     return Ok(None);
                 }
@@ -616,20 +597,30 @@ impl Renderer {
                     code
                 }));
             }
-            "initialize-get"
-            | "start-get"
-            | "finish-get"
-            | "initialize-put"
-            | "start-put"
-            | "finish-put"
-            | "initialize"
-            | "start"
-            | "finish"
-            | "set-pipeline-changed"
-            | "image-check"
-            | "image-get"
-            | "across-substeps" => {}
-            other => return Err(format!("unknown event type: {other}")),
+            BuildEvent::InitializeGet(_)
+            | BuildEvent::StartGet(_)
+            | BuildEvent::FinishGet(_)
+            | BuildEvent::InitializePut(_)
+            | BuildEvent::StartPut(_)
+            | BuildEvent::FinishPut(_)
+            | BuildEvent::Initialize(_)
+            | BuildEvent::Start(_)
+            | BuildEvent::Finish(_)
+            | BuildEvent::SetPipelineChanged(_)
+            | BuildEvent::ImageCheck(_)
+            | BuildEvent::ImageGet(_)
+            | BuildEvent::AcrossSubsteps(_) => {}
+            // Upstream's parser errors, so fly stops (or skips it with
+            // `--ignore-event-parsing-errors`).
+            BuildEvent::Unknown(raw) => {
+                return Err(match BuildEvent::supported_version(&raw.event) {
+                    Some(known) => format!(
+                        "unknown event version: {} version {} (supported versions: {known})",
+                        raw.event, raw.version
+                    ),
+                    None => format!("unknown event type: {}", raw.event),
+                })
+            }
         }
         Ok(None)
     }
@@ -665,7 +656,7 @@ pub async fn stream(
                 match name.as_str() {
                     "end" => return Ok(renderer.exit),
                     "event" => {
-                        let parsed: Result<Value, String> =
+                        let parsed: Result<BuildEvent, String> =
                             serde_json::from_str(&data).map_err(|e| e.to_string());
                         match parsed.and_then(|env| renderer.event(&env)) {
                             Ok(Some(code)) => return Ok(code),

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod baggageclaim;
+pub mod event;
 pub mod garden;
 pub mod instance_vars;
 pub mod stream;

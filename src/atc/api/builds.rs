@@ -9,6 +9,7 @@ use crate::atc::auth::{Requester, Role};
 use crate::clock::now;
 use crate::db::{BuildRow, BuildStatus, BuildsOf, NewBuild, Page, StoreError};
 use crate::proto::api::{Build, RerunOf};
+use crate::proto::event::{self, BuildEvent};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -414,9 +415,14 @@ pub async fn abort(
         && !state.store.request_build_abort(id).await?
     {
         let at = now();
-        let event =
-            j!({"event": "status", "version": "1.0", "data": {"status": "aborted", "time": at}});
-        state.store.append_build_events(id, &[event]).await?;
+        let event = BuildEvent::Status(event::Status {
+            status: BuildStatus::Aborted.as_str().into(),
+            time: at,
+        });
+        state
+            .store
+            .append_build_events(id, &[event.to_json()])
+            .await?;
         match state.store.finish_build(id, BuildStatus::Aborted, at).await {
             Ok(()) | Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),

@@ -4,7 +4,8 @@
 use super::exec::{Build, Scope};
 use super::plan::{config_plan, public_plan, AcrossNode, BuildPlan, Plan};
 use super::runtime::{errored, Cancel, Fail, StepResult};
-use serde_json::{json, Value};
+use crate::proto::event::{self as ev, BuildEvent};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -16,11 +17,14 @@ pub async fn run(
     cancel: &Cancel,
 ) -> StepResult {
     let origin = b.origin(plan);
-    origin.emit("initialize", "1.0", json!({}));
-    origin.emit("start", "1.0", json!({}));
+    origin.emit(BuildEvent::Initialize(Default::default()));
+    origin.emit(BuildEvent::Start(Default::default()));
     let r = run_inner(b, scope, plan, a, cancel).await;
     match &r {
-        Ok(ok) => origin.emit("finish", "1.0", json!({ "succeeded": ok })),
+        Ok(ok) => origin.emit(BuildEvent::Finish(ev::Finish {
+            succeeded: *ok,
+            ..Default::default()
+        })),
         Err(Fail::Errored(m)) => origin.error(m),
         Err(Fail::Interrupted) => {}
     }
@@ -76,7 +80,7 @@ async fn run_inner(
         .iter()
         .map(|_| config_plan(&b.ids, &step.config, &BTreeMap::new()))
         .collect();
-    let shown: Vec<Value> = substeps
+    let substeps_shown = substeps
         .iter()
         .zip(&combos)
         .map(|(p, values)| {
@@ -84,11 +88,17 @@ async fn run_inner(
                 plan: p.clone(),
                 ..b.plan.clone()
             };
-            json!({"step": public_plan(&bp), "values": values})
+            ev::AcrossSubstep {
+                step: public_plan(&bp),
+                values: values.clone(),
+            }
         })
         .collect();
     b.origin(plan)
-        .emit("across-substeps", "1.0", json!({ "substeps": shown }));
+        .emit(BuildEvent::AcrossSubsteps(ev::AcrossSubsteps {
+            substeps: substeps_shown,
+            ..Default::default()
+        }));
     let limit = limit.min(combos.len().max(1));
     let sem = Arc::new(tokio::sync::Semaphore::new(limit));
     let group = cancel.group();

@@ -5,7 +5,8 @@
 use super::redact::Secrets;
 use crate::clock::now;
 use crate::db::Store;
-use serde_json::{json, Value};
+use crate::proto::event::{self as ev, BuildEvent};
+use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -29,7 +30,7 @@ impl Hub {
 }
 
 enum Msg {
-    Event(Value),
+    Event(BuildEvent),
     Flush(oneshot::Sender<()>),
 }
 
@@ -51,7 +52,7 @@ impl Events {
                 let mut next = Some(first);
                 while let Some(msg) = next.take() {
                     match msg {
-                        Msg::Event(e) => batch.push(e),
+                        Msg::Event(e) => batch.push(e.to_json()),
                         Msg::Flush(w) => waiters.push(w),
                     }
                     next = rx.try_recv().ok();
@@ -115,10 +116,9 @@ impl Events {
                         let _ = w.send(());
                     }
                     Msg::Event(e) => {
-                        let data = &e["data"];
-                        let piece = match e["event"].as_str() {
-                            Some("log") => data["payload"].as_str().map(String::from),
-                            Some("error") => data["message"].as_str().map(|m| format!("{m}\n")),
+                        let piece = match e {
+                            BuildEvent::Log(l) => Some(l.payload),
+                            BuildEvent::Error(e) => Some(format!("{}\n", e.message)),
                             _ => None,
                         };
                         if let Some(piece) = piece {
@@ -165,21 +165,38 @@ impl Events {
 
     /// Every event goes through here, so no emitter can bypass redaction of the fields
     /// that carry interpolated or process-written text: log payloads, error messages, the
-    /// task config shadow and the image check's plan.
-    pub fn emit(&self, event: &str, version: &str, mut data: Value) {
-        let field = match event {
-            "log" => Some("payload"),
-            "error" => Some("message"),
-            "initialize-task" | "start-task" => Some("config"),
-            "image-check" | "image-get" => Some("plan"),
-            _ => None,
-        };
-        if let Some(v) = field.and_then(|f| data.get_mut(f)) {
-            self.lock_secrets().redact_value(v);
+    /// task config shadow and the image sub-steps' plans.
+    pub fn emit(&self, mut event: BuildEvent) {
+        let secrets = self.lock_secrets();
+        let redact = |text: &mut String| *text = secrets.redact(text);
+        match &mut event {
+            BuildEvent::Log(l) => redact(&mut l.payload),
+            BuildEvent::Error(e) => redact(&mut e.message),
+            BuildEvent::InitializeTask(t) | BuildEvent::StartTask(t) => {
+                let c = &mut t.config;
+                [
+                    &mut c.platform,
+                    &mut c.image,
+                    &mut c.run.path,
+                    &mut c.run.dir,
+                ]
+                .into_iter()
+                .chain(c.run.args.iter_mut())
+                .chain(
+                    c.inputs
+                        .iter_mut()
+                        .flatten()
+                        .flat_map(|i| [&mut i.name, &mut i.path]),
+                )
+                .for_each(redact);
+            }
+            BuildEvent::ImageCheck(p) | BuildEvent::ImageGet(p) => {
+                secrets.redact_value(&mut p.plan)
+            }
+            _ => {}
         }
-        let _ = self.tx.send(Msg::Event(
-            json!({"event": event, "version": version, "data": data}),
-        ));
+        drop(secrets);
+        let _ = self.tx.send(Msg::Event(event));
     }
 
     /// Waits until every event emitted so far is stored.
@@ -191,7 +208,10 @@ impl Events {
     }
 
     pub fn status(&self, status: &str, time: i64) {
-        self.emit("status", "1.0", json!({"status": status, "time": time}));
+        self.emit(BuildEvent::Status(ev::Status {
+            status: status.to_string(),
+            time,
+        }));
     }
 
     pub fn origin(&self, id: &str) -> Origin {
@@ -199,6 +219,28 @@ impl Events {
             events: self.clone(),
             id: id.to_string(),
         }
+    }
+}
+
+/// The payload of `finish-get` and `finish-put`: the version and metadata the resource
+/// printed, or only the exit status when it failed. Metadata that is not a list of
+/// `{name, value}` is left out, as upstream cannot read it either.
+pub fn finished(exit_status: i32, printed: Option<(Value, Value)>) -> ev::FinishResource {
+    let (version, metadata) = match printed {
+        Some((version, metadata)) => (
+            match version {
+                Value::Object(v) => Some(v),
+                _ => None,
+            },
+            serde_json::from_value(metadata).ok(),
+        ),
+        None => (None, None),
+    };
+    ev::FinishResource {
+        exit_status,
+        version,
+        metadata,
+        ..Default::default()
     }
 }
 
@@ -210,25 +252,27 @@ pub struct Origin {
 }
 
 impl Origin {
-    fn origin(&self) -> Value {
-        json!({"id": self.id})
-    }
-
-    /// An event whose payload gets `origin` and `time`.
-    pub fn emit(&self, event: &str, version: &str, mut data: Value) {
-        if let Value::Object(m) = &mut data {
-            m.insert("origin".into(), self.origin());
-            m.entry("time").or_insert(json!(now()));
+    /// An event of this plan node: its payload's origin is set to this node and, unless
+    /// the emitter set one, its time to now.
+    pub fn emit(&self, mut event: BuildEvent) {
+        if let Some((origin, time)) = event.origin_and_time_mut() {
+            *origin = ev::Origin::id(&self.id);
+            if *time == 0 {
+                *time = now();
+            }
         }
-        self.events.emit(event, version, data);
+        self.events.emit(event);
     }
 
     pub fn log(&self, source: &str, text: &str) {
-        self.events.emit(
-            "log",
-            "5.1",
-            json!({"time": now(), "origin": {"id": self.id, "source": source}, "payload": text}),
-        );
+        self.events.emit(BuildEvent::Log(ev::Log {
+            time: now(),
+            origin: ev::Origin {
+                id: self.id.clone(),
+                source: source.to_string(),
+            },
+            payload: text.to_string(),
+        }));
     }
 
     /// Logs a line the ATC itself writes (stdout), newline added.
@@ -237,11 +281,17 @@ impl Origin {
     }
 
     pub fn error(&self, message: &str) {
-        self.emit("error", "4.1", json!({ "message": message }));
+        self.emit(BuildEvent::Error(ev::Error {
+            message: message.to_string(),
+            ..Default::default()
+        }));
     }
 
     pub fn selected_worker(&self, name: &str) {
-        self.emit("selected-worker", "1.0", json!({ "selected_worker": name }));
+        self.emit(BuildEvent::SelectedWorker(ev::SelectedWorker {
+            selected_worker: name.to_string(),
+            ..Default::default()
+        }));
     }
 }
 
@@ -320,6 +370,7 @@ impl LineBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn events() -> (Events, mpsc::UnboundedReceiver<Msg>) {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -332,13 +383,8 @@ mod tests {
 
     fn payloads(rx: &mut mpsc::UnboundedReceiver<Msg>) -> Vec<String> {
         let mut out = Vec::new();
-        while let Ok(Msg::Event(e)) = rx.try_recv() {
-            out.push(
-                e["data"]["payload"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            );
+        while let Ok(Msg::Event(BuildEvent::Log(l))) = rx.try_recv() {
+            out.push(l.payload);
         }
         out
     }
@@ -378,7 +424,7 @@ mod tests {
 
     fn next(rx: &mut mpsc::UnboundedReceiver<Msg>) -> Value {
         match rx.try_recv() {
-            Ok(Msg::Event(e)) => e["data"].clone(),
+            Ok(Msg::Event(e)) => serde_json::to_value(e).unwrap()["data"].clone(),
             _ => panic!("an event"),
         }
     }
@@ -395,16 +441,38 @@ mod tests {
             next(&mut rx)["message"],
             "missing image artifact source: ((redacted))"
         );
-        let config = json!({"run": {"path": "hunter2", "args": ["hunter2"], "dir": "hunter2"}});
-        for event in ["initialize-task", "start-task"] {
-            origin.emit(event, "4.0", json!({ "config": config }));
+        let config: ev::TaskConfig = serde_json::from_value(
+            json!({"run": {"path": "hunter2", "args": ["hunter2"], "dir": "hunter2"}}),
+        )
+        .unwrap();
+        let task = ev::TaskConfigEvent {
+            config,
+            ..Default::default()
+        };
+        for event in [
+            BuildEvent::InitializeTask(task.clone()),
+            BuildEvent::StartTask(task),
+        ] {
+            origin.emit(event);
             assert_eq!(
                 next(&mut rx)["config"]["run"],
                 json!({"path": "((redacted))", "args": ["((redacted))"], "dir": "((redacted))"})
             );
         }
+        origin.emit(BuildEvent::ImageGet(ev::ImagePlan {
+            plan: json!({"get": {"source": {"password": "hunter2"}}}),
+            ..Default::default()
+        }));
+        assert_eq!(
+            next(&mut rx)["plan"]["get"]["source"]["password"],
+            super::super::redact::REDACTED
+        );
         // A resource's version and metadata are shown as they are, as upstream does.
-        origin.emit("finish-get", "5.1", json!({"version": {"v": "hunter2"}}));
+        let version = json!({"v": "hunter2"}).as_object().cloned();
+        origin.emit(BuildEvent::FinishGet(ev::FinishResource {
+            version,
+            ..Default::default()
+        }));
         assert_eq!(next(&mut rx)["version"]["v"], "hunter2");
     }
 

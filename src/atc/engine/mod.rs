@@ -16,6 +16,7 @@ pub mod steps;
 pub mod task;
 
 use crate::db::{BuildRow, BuildStatus, Store};
+use crate::proto::event::{self as ev, BuildEvent};
 use events::{Events, Hub};
 use exec::{Build, Scope};
 use plan::{BuildPlan, Ids};
@@ -107,11 +108,12 @@ impl Engine {
             }
             let events = Events::start(self.store().clone(), self.handle.hub.clone(), b.id);
             let now = crate::clock::now();
-            events.emit(
-                "error",
-                "4.1",
-                serde_json::json!({"message": "build interrupted: the web node running it restarted", "origin": {}, "time": now}),
-            );
+            // A build-level error: no origin.
+            events.emit(BuildEvent::Error(ev::Error {
+                message: "build interrupted: the web node running it restarted".into(),
+                origin: Default::default(),
+                time: now,
+            }));
             events.status("errored", now);
             events.flush().await;
             let _ = self

@@ -11,6 +11,7 @@ use super::runtime::{
 use crate::config::ResourceType;
 use crate::db::NewVersion;
 use crate::proto::baggageclaim::Properties;
+use crate::proto::event::{self as ev, BuildEvent};
 use crate::proto::garden::{ContainerSpec, ProcessSpec};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -199,15 +200,20 @@ impl Call<'_> {
             None => {
                 // Announced like upstream's nested type checks, outermost type first.
                 let check_id = format!("{}/check-type-{}", self.origin.id, t.name);
-                self.origin.emit(
-                    "image-check",
-                    "1.1",
-                    json!({"plan": {"id": check_id, "check": {"name": t.name, "type": t.type_}}}),
-                );
+                self.origin.emit(BuildEvent::ImageCheck(ev::ImagePlan {
+                    plan: json!({"id": check_id, "check": {"name": t.name, "type": t.type_}}),
+                    ..Default::default()
+                }));
                 let sub = self.origin.events.origin(&check_id);
-                sub.emit("initialize-check", "1.0", json!({"name": t.name}));
+                sub.emit(BuildEvent::InitializeCheck(ev::InitializeCheck {
+                    name: t.name.to_string(),
+                    ..Default::default()
+                }));
                 let checked = Box::pin(parent.check(w, None)).await?;
-                sub.emit("finish", "1.0", json!({"succeeded": checked.is_ok()}));
+                sub.emit(BuildEvent::Finish(ev::Finish {
+                    succeeded: checked.is_ok(),
+                    ..Default::default()
+                }));
                 let versions = match checked {
                     Ok(v) => v,
                     Err(status) => {

@@ -5,6 +5,7 @@
 use super::events::{LineBuffer, Origin};
 use crate::db::{Store, WorkerRow, WorkerState};
 use crate::proto::baggageclaim::{Baggageclaim, Encoding, Strategy, VolumeRequest};
+use crate::proto::event::{self as ev, BuildEvent};
 use crate::proto::garden::{
     BindMount, BindMountMode, ContainerSpec, Garden, ProcessIo, ProcessSpec, Signal,
 };
@@ -273,7 +274,7 @@ impl Runtime {
                 return Ok(w);
             }
             if !waited {
-                origin.emit("waiting-for-worker", "1.0", serde_json::json!({}));
+                origin.emit(BuildEvent::WaitingForWorker(Default::default()));
                 waited = true;
             }
             tokio::select! {
@@ -428,11 +429,12 @@ pub async fn mount_copy(
         return Ok(v);
     }
     let source = rt.worker(&artifact.worker).await?;
-    origin.emit(
-        "streaming-volume",
-        "1.0",
-        serde_json::json!({"volume": artifact.handle, "source_worker": source.name, "dest_worker": w.name}),
-    );
+    origin.emit(BuildEvent::StreamingVolume(ev::StreamingVolume {
+        volume: artifact.handle.clone(),
+        source_worker: source.name.clone(),
+        dest_worker: w.name.clone(),
+        ..Default::default()
+    }));
     let v = empty_volume(w, cleanup, false).await?;
     let stream = source
         .bc

@@ -7,7 +7,8 @@ use super::runtime::{errored, StepResult};
 use super::steps::read_artifact_file;
 use crate::config::SetPipelineStep;
 use crate::db::StoreError;
-use serde_json::{json, Value};
+use crate::proto::event::{self as ev, BuildEvent};
+use serde_json::Value;
 use std::sync::Arc;
 
 pub async fn run(
@@ -17,8 +18,8 @@ pub async fn run(
     s: &SetPipelineStep,
 ) -> StepResult {
     let origin = b.origin(plan);
-    origin.emit("initialize", "1.0", json!({}));
-    origin.emit("start", "1.0", json!({}));
+    origin.emit(BuildEvent::Initialize(Default::default()));
+    origin.emit(BuildEvent::Start(Default::default()));
     let store = &b.rt.store;
     let (name, mut instance_vars) = if s.name == "self" {
         (
@@ -97,7 +98,10 @@ pub async fn run(
         }
         None => (0, true),
     };
-    origin.emit("set-pipeline-changed", "1.0", json!({ "changed": changed }));
+    origin.emit(BuildEvent::SetPipelineChanged(ev::SetPipelineChanged {
+        changed,
+        ..Default::default()
+    }));
     if !changed {
         origin.say("no changes to apply.");
     } else {
@@ -126,6 +130,9 @@ pub async fn run(
         }
         origin.say("done");
     }
-    origin.emit("finish", "1.0", json!({"succeeded": true}));
+    origin.emit(BuildEvent::Finish(ev::Finish {
+        succeeded: true,
+        ..Default::default()
+    }));
     Ok(true)
 }

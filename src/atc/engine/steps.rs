@@ -1,12 +1,14 @@
 //! Leaf steps: get, put, check, load_var, artifacts (task and set_pipeline have their own
 //! modules). Each writes upstream's event sequence (build-events.md §6).
 
+use super::events;
 use super::exec::{Build, Scope};
 use super::plan::{CheckNode, Node, Plan, StepNode};
 use super::resource::{self, config_key, with_defaults, Call};
 use super::runtime::{errored, Artifact, Cancel, Fail, StepResult};
 use crate::config::{GetStep, InputsConfig, PutStep, StepConfig, VersionConfig};
 use crate::db::{BuildOutputRow, NewArtifact, Page};
+use crate::proto::event::{self as ev, BuildEvent};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -184,7 +186,7 @@ async fn get(
     cancel: &Cancel,
 ) -> StepResult {
     let origin = b.origin(plan);
-    origin.emit("initialize-get", "2.0", json!({}));
+    origin.emit(BuildEvent::InitializeGet(Default::default()));
     let resource = if g.resource.is_empty() {
         &g.name
     } else {
@@ -220,7 +222,7 @@ async fn get(
                 .ok_or_else(|| errored(format!("no versions of resource '{resource}' available")))?
         }
     };
-    origin.emit("start-get", "1.0", json!({}));
+    origin.emit(BuildEvent::StartGet(Default::default()));
     let params = Value::Object(g.params.clone());
     let mut c = call(b, &origin, cancel, &type_, source, params, &g.tags);
     let attempt = super::exec::attempt();
@@ -240,19 +242,14 @@ async fn get(
     match c.get(&w, &version).await? {
         Ok((artifact, version, metadata)) => {
             scope.set_artifact(&g.name, artifact);
-            origin.emit(
-                "finish-get",
-                "5.1",
-                json!({"exit_status": 0, "version": version, "metadata": metadata}),
-            );
+            origin.emit(BuildEvent::FinishGet(events::finished(
+                0,
+                Some((version, metadata)),
+            )));
             Ok(true)
         }
         Err(status) => {
-            origin.emit(
-                "finish-get",
-                "5.1",
-                json!({"exit_status": status, "version": Value::Null}),
-            );
+            origin.emit(BuildEvent::FinishGet(events::finished(status, None)));
             Ok(false)
         }
     }
@@ -280,7 +277,7 @@ async fn put(
     cancel: &Cancel,
 ) -> StepResult {
     let origin = b.origin(plan);
-    origin.emit("initialize-put", "2.0", json!({}));
+    origin.emit(BuildEvent::InitializePut(Default::default()));
     let resource = if p.resource.is_empty() {
         &p.name
     } else {
@@ -348,7 +345,7 @@ async fn put(
         .select(inputs.iter().map(|(_, a)| a).collect())
         .await?;
     origin.selected_worker(&w.name);
-    origin.emit("start-put", "1.0", json!({}));
+    origin.emit(BuildEvent::StartPut(Default::default()));
     match env_call.put(&w, &inputs).await? {
         Ok((version, metadata)) => {
             b.results
@@ -377,19 +374,14 @@ async fn put(
                         .map_err(errored)?;
                 }
             }
-            origin.emit(
-                "finish-put",
-                "5.1",
-                json!({"exit_status": 0, "version": version, "metadata": metadata}),
-            );
+            origin.emit(BuildEvent::FinishPut(events::finished(
+                0,
+                Some((version, metadata)),
+            )));
             Ok(true)
         }
         Err(status) => {
-            origin.emit(
-                "finish-put",
-                "5.1",
-                json!({"exit_status": status, "version": Value::Null}),
-            );
+            origin.emit(BuildEvent::FinishPut(events::finished(status, None)));
             Ok(false)
         }
     }
@@ -421,8 +413,8 @@ async fn load_var(
     l: &crate::config::LoadVarStep,
 ) -> StepResult {
     let origin = b.origin(plan);
-    origin.emit("initialize", "1.0", json!({}));
-    origin.emit("start", "1.0", json!({}));
+    origin.emit(BuildEvent::Initialize(Default::default()));
+    origin.emit(BuildEvent::Start(Default::default()));
     let bytes = read_artifact_file(b, scope, &l.file).await?;
     let format = if l.format.is_empty() {
         match l.file.rsplit('.').next() {
@@ -447,7 +439,10 @@ async fn load_var(
     if !l.reveal {
         scope.set_secret(&l.name);
     }
-    origin.emit("finish", "1.0", json!({"succeeded": true}));
+    origin.emit(BuildEvent::Finish(ev::Finish {
+        succeeded: true,
+        ..Default::default()
+    }));
     Ok(true)
 }
 
@@ -473,7 +468,10 @@ async fn check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) -> S
 
 async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) -> StepResult {
     let origin = b.origin(plan);
-    origin.emit("initialize-check", "1.0", json!({"name": c.name}));
+    origin.emit(BuildEvent::InitializeCheck(ev::InitializeCheck {
+        name: c.name.to_string(),
+        ..Default::default()
+    }));
     let scope = Scope::default();
     let (type_, source, owner, types, timeout) = if c.kind == "prototype" {
         // Like upstream, a prototype is checked as its type with its source; any of the
@@ -599,7 +597,7 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
     }
     let w = call.select(vec![]).await?;
     origin.selected_worker(&w.name);
-    origin.emit("start", "1.0", json!({}));
+    origin.emit(BuildEvent::Start(Default::default()));
     let result = call.check(&w, from.as_ref()).await;
     let timed_out = inner.timed_out() && !cancel.is_cancelled();
     inner.token.cancel();
@@ -615,6 +613,9 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
             true
         }
     };
-    origin.emit("finish", "1.0", json!({"succeeded": ok}));
+    origin.emit(BuildEvent::Finish(ev::Finish {
+        succeeded: ok,
+        ..Default::default()
+    }));
     Ok(ok)
 }

@@ -2,6 +2,7 @@
 //! (step `image:`, `image_resource`, `rootfs_uri`, else the worker's own root), inputs as
 //! copy-on-write volumes, outputs and caches as volumes, params as env.
 
+use super::events;
 use super::exec::{Build, Scope};
 use super::labels;
 use super::plan::Plan;
@@ -13,6 +14,7 @@ use super::runtime::{
 use super::steps::read_artifact_file;
 use crate::config::{TaskConfig, TaskStep};
 use crate::proto::baggageclaim::{Properties, Strategy, VolumeRequest};
+use crate::proto::event::{self as ev, BuildEvent};
 use crate::proto::garden::{ContainerSpec, Limits, ProcessSpec};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -49,18 +51,26 @@ async fn task_config(b: &Build, scope: &Scope, t: &TaskStep) -> Result<TaskConfi
     Ok(config)
 }
 
-fn shadow(config: &TaskConfig) -> Value {
-    let inputs: Vec<Value> = config
+fn shadow(config: &TaskConfig) -> ev::TaskConfig {
+    let inputs: Vec<ev::TaskInputConfig> = config
         .inputs
         .iter()
-        .map(|i| json!({"name": i.name, "path": i.path}))
+        .map(|i| ev::TaskInputConfig {
+            name: i.name.clone(),
+            path: i.path.clone(),
+        })
         .collect();
-    json!({
-        "platform": config.platform,
-        "image": config.rootfs_uri,
-        "run": {"path": config.run.path, "args": config.run.args, "dir": config.run.dir},
-        "inputs": if inputs.is_empty() { Value::Null } else { Value::Array(inputs) },
-    })
+    ev::TaskConfig {
+        platform: config.platform.clone(),
+        image: config.rootfs_uri.clone(),
+        run: ev::TaskRunConfig {
+            path: config.run.path.clone(),
+            args: config.run.args.clone(),
+            dir: config.run.dir.clone(),
+        },
+        // Upstream's nil slice: `null`, not `[]`.
+        inputs: (!inputs.is_empty()).then_some(inputs),
+    }
 }
 
 /// Task param values as env strings: strings as-is, null empty, the rest JSON.
@@ -77,7 +87,10 @@ pub async fn run(
 ) -> StepResult {
     let origin = b.origin(plan);
     let config = task_config(b, scope, t).await?;
-    origin.emit("initialize-task", "4.0", json!({"config": shadow(&config)}));
+    origin.emit(BuildEvent::InitializeTask(ev::TaskConfigEvent {
+        config: shadow(&config),
+        ..Default::default()
+    }));
 
     // Inputs, by the name the task knows them by.
     let mut inputs: Vec<(String, String, Artifact)> = Vec::new();
@@ -248,7 +261,10 @@ pub async fn run(
         .chain(image_volume.map(|h| (h, "/".to_string())))
         .collect();
     labels::mounted_in(&w, &handle, &mounted).await;
-    origin.emit("start-task", "5.0", json!({"config": shadow(&config)}));
+    origin.emit(BuildEvent::StartTask(ev::TaskConfigEvent {
+        config: shadow(&config),
+        ..Default::default()
+    }));
     let process = ProcessSpec {
         path: config.run.path.clone(),
         args: config.run.args.clone(),
@@ -270,7 +286,10 @@ pub async fn run(
         );
     }
     let (status, _) = result?;
-    origin.emit("finish-task", "4.0", json!({ "exit_status": status }));
+    origin.emit(BuildEvent::FinishTask(ev::FinishTask {
+        exit_status: status,
+        ..Default::default()
+    }));
     Ok(status == 0)
 }
 
@@ -414,17 +433,22 @@ async fn fetch_image(
     };
     let w = call.select(vec![]).await?;
     let version = if ir.version.is_empty() {
-        origin.emit(
-            "image-check",
-            "1.1",
-            json!({"plan": {"id": check_id, "check": {"name": "image", "type": ir.type_}}}),
-        );
-        check_origin.emit("initialize-check", "1.0", json!({"name": "image"}));
+        origin.emit(BuildEvent::ImageCheck(ev::ImagePlan {
+            plan: json!({"id": check_id, "check": {"name": "image", "type": ir.type_}}),
+            ..Default::default()
+        }));
+        check_origin.emit(BuildEvent::InitializeCheck(ev::InitializeCheck {
+            name: "image".to_string(),
+            ..Default::default()
+        }));
         check_origin.selected_worker(&w.name);
-        check_origin.emit("start", "1.0", json!({}));
+        check_origin.emit(BuildEvent::Start(Default::default()));
         let versions = call.check(&w, None).await?;
         let ok = matches!(&versions, Ok(v) if !v.is_empty());
-        check_origin.emit("finish", "1.0", json!({ "succeeded": ok }));
+        check_origin.emit(BuildEvent::Finish(ev::Finish {
+            succeeded: ok,
+            ..Default::default()
+        }));
         match versions {
             Ok(v) if !v.is_empty() => v[v.len() - 1].clone(),
             Ok(_) => return Err(errored("image resource has no versions")),
@@ -437,13 +461,12 @@ async fn fetch_image(
     } else {
         json!(ir.version)
     };
-    origin.emit(
-        "image-get",
-        "1.1",
-        json!({"plan": {"id": get_id, "get": {"name": "image", "type": ir.type_, "version": version}}}),
-    );
-    get_origin.emit("initialize-get", "2.0", json!({}));
-    get_origin.emit("start-get", "1.0", json!({}));
+    origin.emit(BuildEvent::ImageGet(ev::ImagePlan {
+        plan: json!({"id": get_id, "get": {"name": "image", "type": ir.type_, "version": version}}),
+        ..Default::default()
+    }));
+    get_origin.emit(BuildEvent::InitializeGet(Default::default()));
+    get_origin.emit(BuildEvent::StartGet(Default::default()));
     get_origin.selected_worker(&w.name);
     let get_call = Call {
         origin: &get_origin,
@@ -451,19 +474,14 @@ async fn fetch_image(
     };
     match get_call.get(&w, &version).await? {
         Ok((artifact, version, metadata)) => {
-            get_origin.emit(
-                "finish-get",
-                "5.1",
-                json!({"exit_status": 0, "version": version, "metadata": metadata}),
-            );
+            get_origin.emit(BuildEvent::FinishGet(events::finished(
+                0,
+                Some((version, metadata)),
+            )));
             Ok(artifact)
         }
         Err(status) => {
-            get_origin.emit(
-                "finish-get",
-                "5.1",
-                json!({"exit_status": status, "version": Value::Null}),
-            );
+            get_origin.emit(BuildEvent::FinishGet(events::finished(status, None)));
             Err(errored(format!(
                 "fetching the image failed: exit status {status}"
             )))

@@ -18,10 +18,11 @@ use crate::atc::api::{access, json, AppState};
 use crate::atc::auth::Requester;
 use crate::db::PipelineRow;
 use crate::proto::api::JobSummary;
+use crate::proto::event::{self, BuildEvent};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json as j, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -264,17 +265,23 @@ fn flush(steps: &mut BTreeMap<String, StepLog>) -> Vec<String> {
     out
 }
 
-fn render_log(steps: &mut BTreeMap<String, StepLog>, envelope: &Value) {
-    let data = &envelope["data"];
-    let origin = data["origin"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let time = data["time"].as_i64().unwrap_or(0);
-    let step = steps.entry(origin).or_default();
-    for i in step.term.feed(data["payload"].as_str().unwrap_or_default()) {
+/// A stored `log` event; anything else (or a log this code cannot read) is passed on as
+/// it is. Only logs are decoded: the other events go out untouched.
+fn as_log(envelope: &Value) -> Option<event::Log> {
+    if envelope.get("event").and_then(Value::as_str) != Some("log") {
+        return None;
+    }
+    match BuildEvent::deserialize(envelope) {
+        Ok(BuildEvent::Log(log)) => Some(log),
+        _ => None,
+    }
+}
+
+fn render_log(steps: &mut BTreeMap<String, StepLog>, log: &event::Log) {
+    let step = steps.entry(log.origin.id.clone()).or_default();
+    for i in step.term.feed(&log.payload) {
         if i >= step.times.len() {
-            step.times.resize(i + 1, time);
+            step.times.resize(i + 1, log.time);
         }
         step.dirty.insert(i);
     }
@@ -316,11 +323,12 @@ pub fn rendered_events(state: &AppState, id: i64, permit: StreamPermit) -> Respo
                 }
             };
             match item {
-                FeedItem::Event(_, envelope) if envelope["event"] == "log" => {
-                    render_log(&mut steps, &envelope);
-                    pending += 1;
-                }
                 FeedItem::Event(_, envelope) => {
+                    if let Some(log) = as_log(&envelope) {
+                        render_log(&mut steps, &log);
+                        pending += 1;
+                        continue;
+                    }
                     for msg in flush(&mut steps) {
                         if tx.send(msg).await.is_err() {
                             return;
@@ -371,12 +379,10 @@ pub async fn raw_log(
         let Some((last, _)) = batch.last() else { break };
         cursor = *last;
         for (_, envelope) in batch {
-            match envelope["event"].as_str() {
-                Some("log") => {
-                    text.push_str(envelope["data"]["payload"].as_str().unwrap_or_default())
-                }
-                Some("error") => {
-                    text.push_str(envelope["data"]["message"].as_str().unwrap_or_default());
+            match BuildEvent::deserialize(&envelope) {
+                Ok(BuildEvent::Log(log)) => text.push_str(&log.payload),
+                Ok(BuildEvent::Error(e)) => {
+                    text.push_str(&e.message);
                     text.push('\n');
                 }
                 _ => {}
