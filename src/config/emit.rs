@@ -2,7 +2,7 @@
 //! rendered templates). A string is written plain only when it would parse back as that same
 //! string; otherwise it is quoted, so `parse(to_yaml(v)) == v` for every JSON value.
 
-use super::yaml::resolve_plain;
+use super::yaml_scalar::resolve_plain;
 use serde_json::Value;
 use std::fmt::Write;
 

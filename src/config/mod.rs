@@ -22,6 +22,7 @@ mod validate;
 mod validate_steps;
 pub mod vars;
 mod yaml;
+mod yaml_scalar;
 
 pub use duration::{format_go_duration, parse_duration, parse_go_duration};
 pub use glob::{path_match, Glob};
