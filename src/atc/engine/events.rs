@@ -34,10 +34,24 @@ enum Msg {
     Flush(oneshot::Sender<()>),
 }
 
+/// Where a stream's events go.
+#[derive(Clone)]
+enum Sink {
+    /// The build's writer task, which stores them.
+    Store(mpsc::UnboundedSender<Msg>),
+    /// Nowhere (periodic checks keep no build log).
+    Discard,
+    /// The last `limit` bytes of log and error text.
+    Collect {
+        text: Arc<Mutex<String>>,
+        limit: usize,
+    },
+}
+
 /// The event stream of one running build. Cheap to clone.
 #[derive(Clone)]
 pub struct Events {
-    tx: mpsc::UnboundedSender<Msg>,
+    sink: Sink,
     secrets: Arc<Mutex<Secrets>>,
 }
 
@@ -81,68 +95,30 @@ impl Events {
                 }
             }
         });
+        Events::to(Sink::Store(tx))
+    }
+
+    fn to(sink: Sink) -> Events {
         Events {
-            tx,
+            sink,
             secrets: Arc::default(),
         }
     }
 
     /// A sink that drops everything (periodic checks keep no build log).
     pub fn discard() -> Events {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
-        tokio::spawn(async move {
-            while let Some(m) = rx.recv().await {
-                if let Msg::Flush(w) = m {
-                    let _ = w.send(());
-                }
-            }
-        });
-        Events {
-            tx,
-            secrets: Arc::default(),
-        }
+        Events::to(Sink::Discard)
     }
 
     /// A sink that keeps only the text of `log` and `error` events (the last `limit`
     /// bytes, redacted like any event): what a periodic check that failed said.
     pub fn collect(limit: usize) -> (Events, Arc<Mutex<String>>) {
         let text = Arc::new(Mutex::new(String::new()));
-        let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
-        let kept = text.clone();
-        tokio::spawn(async move {
-            while let Some(m) = rx.recv().await {
-                match m {
-                    Msg::Flush(w) => {
-                        let _ = w.send(());
-                    }
-                    Msg::Event(e) => {
-                        let piece = match e {
-                            BuildEvent::Log(l) => Some(l.payload),
-                            BuildEvent::Error(e) => Some(format!("{}\n", e.message)),
-                            _ => None,
-                        };
-                        if let Some(piece) = piece {
-                            let mut t = kept.lock().unwrap_or_else(|e| e.into_inner());
-                            t.push_str(&piece);
-                            if t.len() > limit {
-                                let mut cut = t.len() - limit;
-                                while !t.is_char_boundary(cut) {
-                                    cut += 1;
-                                }
-                                t.drain(..cut);
-                            }
-                        }
-                    }
-                }
-            }
-        });
-        (
-            Events {
-                tx,
-                secrets: Arc::default(),
-            },
-            text,
-        )
+        let sink = Sink::Collect {
+            text: text.clone(),
+            limit,
+        };
+        (Events::to(sink), text)
     }
 
     /// This stream with redaction of secrets off (`--disable-redact-secrets`).
@@ -196,13 +172,37 @@ impl Events {
             _ => {}
         }
         drop(secrets);
-        let _ = self.tx.send(Msg::Event(event));
+        match &self.sink {
+            Sink::Store(tx) => {
+                let _ = tx.send(Msg::Event(event));
+            }
+            Sink::Discard => {}
+            Sink::Collect { text, limit } => {
+                let piece = match event {
+                    BuildEvent::Log(l) => l.payload,
+                    BuildEvent::Error(e) => format!("{}\n", e.message),
+                    _ => return,
+                };
+                let mut t = text.lock().unwrap_or_else(|e| e.into_inner());
+                t.push_str(&piece);
+                if t.len() > *limit {
+                    let mut cut = t.len() - limit;
+                    while !t.is_char_boundary(cut) {
+                        cut += 1;
+                    }
+                    t.drain(..cut);
+                }
+            }
+        }
     }
 
     /// Waits until every event emitted so far is stored.
     pub async fn flush(&self) {
+        let Sink::Store(sink) = &self.sink else {
+            return;
+        };
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Flush(tx)).is_ok() {
+        if sink.send(Msg::Flush(tx)).is_ok() {
             let _ = rx.await;
         }
     }
@@ -374,10 +374,7 @@ mod tests {
 
     fn events() -> (Events, mpsc::UnboundedReceiver<Msg>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let events = Events {
-            tx,
-            secrets: Arc::default(),
-        };
+        let events = Events::to(Sink::Store(tx));
         (events, rx)
     }
 
