@@ -1,10 +1,11 @@
-//! Access classes of atc-api.md §1.3, and loading of the team / pipeline a route names.
-//! Each handler states its class by calling one of these before doing anything.
+//! Access classes of atc-api.md §1.3, and loading of the team / pipeline / build a route
+//! names. The scope extractors (`scope`) call these as the route's rule in
+//! `policy::ROUTES` says.
 
 use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::atc::auth::{Requester, Role};
-use crate::db::{PipelineRow, TeamRow};
+use crate::db::{BuildRow, PipelineRow, TeamRow};
 use serde_json::{Map, Value};
 
 /// `authn`: any valid token.
@@ -20,6 +21,26 @@ pub fn authenticated(req: &Requester) -> ApiResult<()> {
 pub fn admin(req: &Requester) -> ApiResult<()> {
     authenticated(req)?;
     if req.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
+/// The TSA (a token of its client).
+pub fn system(req: &Requester) -> ApiResult<()> {
+    authenticated(req)?;
+    if req.is_system() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
+/// `anyteam`: a role on some team, or admin, or the system.
+pub fn any_team(req: &Requester) -> ApiResult<()> {
+    authenticated(req)?;
+    if req.is_admin() || req.is_system() || !req.member_team_ids().is_empty() {
         Ok(())
     } else {
         Err(ApiError::forbidden())
@@ -203,6 +224,73 @@ pub async fn resource(
         .resource(pipeline_id, name)
         .await?
         .ok_or_else(ApiError::not_found)
+}
+
+/// `build-r` (`public_job_only` false) and `build-rj` (true): a viewer of the build's team,
+/// or a build of a public pipeline (for `build-rj`, of a job that is `public: true`).
+pub async fn build_read(
+    state: &AppState,
+    req: &Requester,
+    id: i64,
+    public_job_only: bool,
+) -> ApiResult<BuildRow> {
+    let b = state
+        .store
+        .build(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if let Some(team) = req.teams().iter().find(|t| t.id == b.team_id) {
+        if req.has_role(team, Role::Viewer) {
+            return Ok(b);
+        }
+    }
+    if let Some(pid) = b.pipeline_id {
+        let public_pipeline = state
+            .store
+            .pipeline_by_id(pid)
+            .await?
+            .is_some_and(|p| p.public);
+        let public_job =
+            match (public_job_only, b.job_id) {
+                (false, _) => true,
+                (true, Some(_)) => match state.store.pipeline_by_id(pid).await? {
+                    Some(p) => state.store.job(p.id, &b.job_name).await?.is_some_and(|j| {
+                        j.config.get("public").and_then(Value::as_bool) == Some(true)
+                    }),
+                    None => false,
+                },
+                (true, None) => false,
+            };
+        if public_pipeline && public_job {
+            return Ok(b);
+        }
+    }
+    authenticated(req)?;
+    Err(ApiError::forbidden())
+}
+
+/// `build-w`: at least `role` on the build's team. Auth before existence.
+pub async fn build_role(
+    state: &AppState,
+    req: &Requester,
+    id: i64,
+    role: Role,
+) -> ApiResult<BuildRow> {
+    authenticated(req)?;
+    let b = state
+        .store
+        .build(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let team = req
+        .teams()
+        .iter()
+        .find(|t| t.id == b.team_id)
+        .ok_or_else(ApiError::forbidden)?;
+    if !req.has_role(team, role) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(b)
 }
 
 #[cfg(test)]

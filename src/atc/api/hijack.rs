@@ -65,7 +65,7 @@ pub struct HijackOutput {
 /// Browsers let any page open a WebSocket to any site, with the user's cookies; only pages
 /// of this web node (the external URL's origin) may do so here. Clients sending no
 /// `Origin`, like fly, are not browsers.
-fn origin_allowed(headers: &HeaderMap, external_url: &str) -> bool {
+pub(super) fn origin_allowed(headers: &HeaderMap, external_url: &str) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
