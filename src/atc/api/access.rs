@@ -60,6 +60,22 @@ pub async fn team(state: &AppState, req: &Requester, name: &str, role: Role) -> 
     }
 }
 
+/// `PUT /teams/:team`: an owner of the existing team (or admin); only admins create.
+/// The existing team, if any.
+pub async fn team_upsert(
+    state: &AppState,
+    req: &Requester,
+    name: &str,
+) -> ApiResult<Option<TeamRow>> {
+    authenticated(req)?;
+    let existing = state.store.team(name).await?;
+    match &existing {
+        Some(t) if req.has_role(t, Role::Owner) => Ok(existing),
+        None if req.is_admin() => Ok(None),
+        _ => Err(ApiError::forbidden()),
+    }
+}
+
 /// Instance vars from the query: `vars=<json object>` and/or `vars.<dotted.path>=<json>`.
 /// None when the query names no vars (the non-instanced pipeline).
 pub fn instance_vars(query: Option<&str>) -> ApiResult<Option<Value>> {

@@ -4,6 +4,7 @@
 
 use super::access;
 use super::error::{ApiError, ApiResult};
+use super::scope::Authorized;
 use super::workers::worker_access;
 use super::{json, AppState};
 use crate::atc::auth::{now, Requester, Role};
@@ -56,10 +57,9 @@ pub async fn wall(State(state): State<AppState>) -> ApiResult<Response> {
 /// `PUT /api/v1/wall` (admin): `{"message": ..., "TTL": ns}`; a TTL of 0 never expires.
 pub async fn set_wall(
     State(state): State<AppState>,
-    req: Requester,
+    _: Authorized,
     body: Bytes,
 ) -> ApiResult<Response> {
-    access::admin(&req)?;
     let wall: Wall = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed wall: {e}")))?;
     if wall.message.is_empty() {
@@ -78,8 +78,7 @@ pub async fn set_wall(
 }
 
 /// `DELETE /api/v1/wall` (admin).
-pub async fn clear_wall(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
-    access::admin(&req)?;
+pub async fn clear_wall(State(state): State<AppState>, _: Authorized) -> ApiResult<Response> {
     state.store.clear_wall().await?;
     Ok(StatusCode::OK.into_response())
 }
@@ -116,8 +115,7 @@ pub fn install_log_level(level: &str, apply: impl Fn(&str) -> bool + Send + Sync
 const LEVELS: [&str; 4] = ["debug", "info", "error", "fatal"];
 
 /// `GET /api/v1/log-level` (admin): plain text.
-pub async fn get_log_level(req: Requester) -> ApiResult<Response> {
-    access::admin(&req)?;
+pub async fn get_log_level(_: Authorized) -> ApiResult<Response> {
     let level = log_level()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -127,8 +125,7 @@ pub async fn get_log_level(req: Requester) -> ApiResult<Response> {
 }
 
 /// `PUT /api/v1/log-level` (admin): body `debug|info|error|fatal`, else 400.
-pub async fn set_log_level(req: Requester, body: Bytes) -> ApiResult<Response> {
-    access::admin(&req)?;
+pub async fn set_log_level(_: Authorized, body: Bytes) -> ApiResult<Response> {
     let wanted = String::from_utf8_lossy(&body).trim().to_string();
     if !LEVELS.contains(&wanted.as_str()) {
         return Err(ApiError::bad_request(format!(
@@ -150,8 +147,7 @@ pub async fn set_log_level(req: Requester, body: Bytes) -> ApiResult<Response> {
 /// `GET /api/v1/info/creds` (admin): the cluster credential managers and their
 /// non-secret config. None are configured here (pipelines' `var_sources` are per
 /// pipeline), so the object is empty, as upstream answers then.
-pub async fn info_creds(req: Requester) -> ApiResult<Response> {
-    access::admin(&req)?;
+pub async fn info_creds(_: Authorized) -> ApiResult<Response> {
     Ok(json(&j!({})))
 }
 
@@ -180,10 +176,9 @@ fn parse_since(s: &str) -> Option<i64> {
 /// (default: the last two months), most recent first.
 pub async fn users(
     State(state): State<AppState>,
-    req: Requester,
+    _: Authorized,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    access::admin(&req)?;
     let since = match q.get("since").filter(|s| !s.is_empty()) {
         None => now() - 61 * 24 * 3600,
         Some(s) => match parse_since(s) {

@@ -32,6 +32,12 @@ pub struct TeamScope {
     pub team: TeamRow,
 }
 
+/// `PUT /teams/:team` (`TeamUpsert`): the team if it exists already.
+pub struct TeamUpsert {
+    pub req: Requester,
+    pub existing: Option<TeamRow>,
+}
+
 /// A route on a pipeline: `PipelineRead`, `PipelineRole`, `PipelineRoleUnarchived`.
 pub struct PipelineScope {
     pub req: Requester,
@@ -146,6 +152,23 @@ impl FromRequestParts<AppState> for TeamScope {
         .await
         .map_err(reject)?;
         Ok(TeamScope { req, team })
+    }
+}
+
+impl FromRequestParts<AppState> for TeamUpsert {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Rejection> {
+        let rule = rule(parts).map_err(reject)?;
+        let (req, params) = caller(parts, state).await?;
+        if rule.access != Access::TeamUpsert {
+            return Err(misfit(rule, "TeamUpsert"));
+        }
+        let name = param(&params, "team_name").map_err(reject)?;
+        let existing = access::team_upsert(state, &req, name)
+            .await
+            .map_err(reject)?;
+        Ok(TeamUpsert { req, existing })
     }
 }
 

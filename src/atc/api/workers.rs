@@ -3,6 +3,7 @@
 
 use super::access;
 use super::error::{ApiError, ApiResult};
+use super::scope::Authorized;
 use super::{json, AppState};
 use crate::atc::auth::{now, parse_go_duration, Requester, Role};
 use crate::db::{StoreError, WorkerRow, PRUNE_RUNNING_WORKER, WORKER_TEAM_CONFLICT};
@@ -32,12 +33,11 @@ impl TtlQuery {
 }
 
 /// `anyteam`: global workers plus those of teams the requester belongs to (admins: all).
-pub async fn list(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
-    access::authenticated(&req)?;
+pub async fn list(
+    State(state): State<AppState>,
+    Authorized(req): Authorized,
+) -> ApiResult<Response> {
     let member_of = req.member_team_ids();
-    if !req.is_admin() && !req.is_system() && member_of.is_empty() {
-        return Err(ApiError::forbidden());
-    }
     let workers: Vec<Worker> = state
         .store
         .workers()
@@ -51,15 +51,6 @@ pub async fn list(State(state): State<AppState>, req: Requester) -> ApiResult<Re
     Ok(json(&workers))
 }
 
-fn system(req: &Requester) -> ApiResult<()> {
-    access::authenticated(req)?;
-    if req.is_system() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden())
-    }
-}
-
 fn body<T: for<'de> Deserialize<'de> + Default>(bytes: &Bytes) -> ApiResult<T> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
@@ -71,11 +62,10 @@ fn body<T: for<'de> Deserialize<'de> + Default>(bytes: &Bytes) -> ApiResult<T> {
 /// `POST /api/v1/workers?ttl=`: system only.
 pub async fn register(
     State(state): State<AppState>,
-    req: Requester,
+    _: Authorized,
     Query(query): Query<TtlQuery>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
-    system(&req)?;
     let ttl = query.ttl()?;
     let mut worker: Worker = body(&bytes)?;
     worker
@@ -94,12 +84,11 @@ pub async fn register(
 /// `PUT /api/v1/workers/:name/heartbeat?ttl=`: system only; 404 once the worker is gone.
 pub async fn heartbeat(
     State(state): State<AppState>,
-    req: Requester,
+    _: Authorized,
     Path(name): Path<String>,
     Query(query): Query<TtlQuery>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
-    system(&req)?;
     let ttl = query.ttl()?;
     let beat: Worker = body(&bytes)?;
     let row = state
@@ -216,11 +205,10 @@ pub async fn prune(
 /// `DELETE /api/v1/workers/:name`: system only; the body's team must match.
 pub async fn delete(
     State(state): State<AppState>,
-    req: Requester,
+    _: Authorized,
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
-    system(&req)?;
     let Some(row) = state.store.worker(&name).await? else {
         return Ok(StatusCode::OK.into_response());
     };
