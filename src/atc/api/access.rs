@@ -5,7 +5,7 @@
 use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::atc::auth::{Requester, Role};
-use crate::db::{BuildRow, PipelineRow, TeamRow};
+use crate::db::{BuildRow, PipelineRow, TeamRow, WorkerRow};
 use serde_json::{Map, Value};
 
 /// `authn`: any valid token.
@@ -218,6 +218,35 @@ pub async fn pipeline_write(
         team: team_row,
         pipeline,
     })
+}
+
+/// `worker` access: the worker exists (404), and the requester is the system, an admin or
+/// holds `role` on the worker's team (global workers: system and admins only).
+pub async fn worker(
+    state: &AppState,
+    req: &Requester,
+    name: &str,
+    role: Role,
+) -> ApiResult<WorkerRow> {
+    authenticated(req)?;
+    let row = state
+        .store
+        .worker(name)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if req.is_system() || req.is_admin() {
+        return Ok(row);
+    }
+    let member = row.team_id.is_some_and(|id| {
+        req.teams()
+            .iter()
+            .any(|t| t.id == id && req.has_role(t, role))
+    });
+    if member {
+        Ok(row)
+    } else {
+        Err(ApiError::forbidden())
+    }
 }
 
 /// A job of the pipeline by name; 404 when the pipeline has no such (active) job.

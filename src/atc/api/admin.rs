@@ -5,7 +5,6 @@
 use super::access;
 use super::error::{ApiError, ApiResult};
 use super::scope::Authorized;
-use super::workers::worker_access;
 use super::{json, AppState};
 use crate::atc::auth::{now, Requester, Role};
 use crate::db::WallRow;
@@ -229,7 +228,7 @@ pub async fn destroying(
     let Some(name) = worker_name(&q) else {
         return Err(ApiError::bad_request("missing worker_name"));
     };
-    worker_access(&state, &req, name, Role::Viewer).await?;
+    access::worker(&state, &req, name, Role::Viewer).await?;
     Ok(json(&Vec::<String>::new()))
 }
 
@@ -243,7 +242,7 @@ pub async fn report(
 ) -> ApiResult<Response> {
     access::authenticated(&req)?;
     let name = worker_name(&q).ok_or_else(ApiError::not_found)?;
-    worker_access(&state, &req, name, Role::Member).await?;
+    access::worker(&state, &req, name, Role::Member).await?;
     serde_json::from_slice::<Vec<String>>(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed handles: {e}")))?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -9,7 +9,7 @@ use super::error::ApiError;
 use super::policy::{Access, RouteRule};
 use super::AppState;
 use crate::atc::auth::Requester;
-use crate::db::{BuildRow, JobRow, PipelineRow, ResourceRow, TeamRow};
+use crate::db::{BuildRow, JobRow, PipelineRow, ResourceRow, TeamRow, WorkerRow};
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -59,6 +59,13 @@ pub struct ResourceScope {
     pub team: TeamRow,
     pub pipeline: PipelineRow,
     pub resource: ResourceRow,
+}
+
+/// A route on a worker named in its path (`WorkerRole`); 404 for an unknown worker,
+/// after the token.
+pub struct WorkerScope {
+    pub req: Requester,
+    pub worker: WorkerRow,
 }
 
 /// A route on a build: `BuildRead`, `BuildReadPublicJob`, `BuildRole`. A build id that
@@ -273,5 +280,22 @@ impl FromRequestParts<AppState> for BuildScope {
         }
         .map_err(reject)?;
         Ok(BuildScope { req, build })
+    }
+}
+
+impl FromRequestParts<AppState> for WorkerScope {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Rejection> {
+        let rule = rule(parts).map_err(reject)?;
+        let (req, params) = caller(parts, state).await?;
+        let Access::WorkerRole(role) = rule.access else {
+            return Err(misfit(rule, "WorkerScope"));
+        };
+        let name = param(&params, "worker_name").map_err(reject)?;
+        let worker = access::worker(state, &req, name, role)
+            .await
+            .map_err(reject)?;
+        Ok(WorkerScope { req, worker })
     }
 }

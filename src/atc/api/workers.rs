@@ -1,11 +1,10 @@
 //! Worker routes (atc-api.md §3.8): listing for users, registration and heartbeats for the
 //! TSA (system tokens), land/retire/prune for the worker's team, delete for the system.
 
-use super::access;
 use super::error::{ApiError, ApiResult};
-use super::scope::Authorized;
+use super::scope::{Authorized, WorkerScope};
 use super::{json, AppState};
-use crate::atc::auth::{now, parse_go_duration, Requester, Role};
+use crate::atc::auth::{now, parse_go_duration};
 use crate::db::{StoreError, WorkerRow, PRUNE_RUNNING_WORKER, WORKER_TEAM_CONFLICT};
 use crate::proto::worker::Worker;
 use axum::body::Bytes;
@@ -111,35 +110,6 @@ pub struct TeamBody {
     team: String,
 }
 
-/// `worker` access: the worker exists (404), and the requester is the system, an admin or
-/// holds `role` on the worker's team (global workers: system and admins only).
-pub(super) async fn worker_access(
-    state: &AppState,
-    req: &Requester,
-    name: &str,
-    role: Role,
-) -> ApiResult<WorkerRow> {
-    access::authenticated(req)?;
-    let row = state
-        .store
-        .worker(name)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    if req.is_system() || req.is_admin() {
-        return Ok(row);
-    }
-    let member = row.team_id.is_some_and(|id| {
-        req.teams()
-            .iter()
-            .any(|t| t.id == id && req.has_role(t, role))
-    });
-    if member {
-        Ok(row)
-    } else {
-        Err(ApiError::forbidden())
-    }
-}
-
 /// The body's `team` must name the worker's team (empty for a global worker).
 fn same_team(row: &WorkerRow, claimed: &str) -> ApiResult<()> {
     if row.worker.team == claimed {
@@ -154,11 +124,10 @@ fn same_team(row: &WorkerRow, claimed: &str) -> ApiResult<()> {
 
 pub async fn land(
     State(state): State<AppState>,
-    req: Requester,
+    WorkerScope { worker: row, .. }: WorkerScope,
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
-    let row = worker_access(&state, &req, &name, Role::Member).await?;
     same_team(&row, &body::<TeamBody>(&bytes)?.team)?;
     state
         .store
@@ -170,11 +139,10 @@ pub async fn land(
 
 pub async fn retire(
     State(state): State<AppState>,
-    req: Requester,
+    WorkerScope { worker: row, .. }: WorkerScope,
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
-    let row = worker_access(&state, &req, &name, Role::Member).await?;
     same_team(&row, &body::<TeamBody>(&bytes)?.team)?;
     state
         .store
@@ -186,10 +154,9 @@ pub async fn retire(
 
 pub async fn prune(
     State(state): State<AppState>,
-    req: Requester,
+    _: WorkerScope,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    worker_access(&state, &req, &name, Role::Member).await?;
     match state.store.prune_worker(&name).await {
         Ok(true) => Ok(StatusCode::OK.into_response()),
         Ok(false) => Err(ApiError::not_found()),
