@@ -2,11 +2,10 @@
 //! log level, credential managers, recently active users, and the `destroying` lists and
 //! reports of workers' containers and volumes.
 
-use super::access;
 use super::error::{ApiError, ApiResult};
-use super::scope::Authorized;
+use super::scope::{Authorized, WorkerScope};
 use super::{json, AppState};
-use crate::atc::auth::{now, Requester, Role};
+use crate::atc::auth::now;
 use crate::db::WallRow;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -209,40 +208,17 @@ pub async fn users(
 
 // --- workers' containers and volumes ----------------------------------------------------------
 
-fn worker_name(q: &HashMap<String, String>) -> Option<&str> {
-    q.get("worker_name")
-        .map(String::as_str)
-        .filter(|n| !n.is_empty())
-}
-
 /// `GET /api/v1/{containers,volumes}/destroying?worker_name=w`: handles the worker should
 /// destroy. This ATC keeps no container or volume table: it destroys what it no longer
 /// needs through the worker's Garden/Baggageclaim API itself, so nothing is ever left
 /// waiting for the worker and the list is empty.
-pub async fn destroying(
-    State(state): State<AppState>,
-    req: Requester,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    access::authenticated(&req)?;
-    let Some(name) = worker_name(&q) else {
-        return Err(ApiError::bad_request("missing worker_name"));
-    };
-    access::worker(&state, &req, name, Role::Viewer).await?;
+pub async fn destroying(_: WorkerScope) -> ApiResult<Response> {
     Ok(json(&Vec::<String>::new()))
 }
 
 /// `PUT /api/v1/{containers,volumes}/report?worker_name=w` with `["handle", ...]`: what
 /// the worker has. Without tables there is nothing to reconcile; the body is still checked.
-pub async fn report(
-    State(state): State<AppState>,
-    req: Requester,
-    Query(q): Query<HashMap<String, String>>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    access::authenticated(&req)?;
-    let name = worker_name(&q).ok_or_else(ApiError::not_found)?;
-    access::worker(&state, &req, name, Role::Member).await?;
+pub async fn report(_: WorkerScope, body: Bytes) -> ApiResult<Response> {
     serde_json::from_slice::<Vec<String>>(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed handles: {e}")))?;
     Ok(StatusCode::NO_CONTENT.into_response())

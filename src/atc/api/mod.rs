@@ -99,6 +99,9 @@ pub fn json<T: serde::Serialize>(value: &T) -> Response {
     }
 }
 
+/// The bare caller is only for routes that check nothing up front (`Open`, `Visible`,
+/// `WebhookToken`, and routes outside the policy such as the UI's); every other route
+/// gets its caller from its scope (`scope`), which enforces the rule.
 impl FromRequestParts<AppState> for Requester {
     type Rejection = ApiError;
 
@@ -106,16 +109,30 @@ impl FromRequestParts<AppState> for Requester {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = auth_header(parts);
-        csrf_check(parts)?;
-        let claims = state
-            .auth
-            .verify(header.as_deref())
-            .await
-            .map_err(|_| ApiError::unauthorized())?;
-        let teams = state.store.teams().await?;
-        Ok(Requester::new(claims, teams))
+        use policy::Access::{Open, Visible, WebhookToken};
+        match parts.extensions.get::<&'static policy::RouteRule>() {
+            Some(rule) if !matches!(rule.access, Open | Visible | WebhookToken) => {
+                Err(ApiError::Internal(format!(
+                    "{} {}: {:?} needs its scope, not a bare Requester",
+                    rule.method, rule.path, rule.access
+                )))
+            }
+            _ => requester(parts, state).await,
+        }
     }
+}
+
+/// The caller: 401 for a bad token, or for a browser's write without its CSRF token.
+pub(crate) async fn requester(parts: &Parts, state: &AppState) -> Result<Requester, ApiError> {
+    let header = auth_header(parts);
+    csrf_check(parts)?;
+    let claims = state
+        .auth
+        .verify(header.as_deref())
+        .await
+        .map_err(|_| ApiError::unauthorized())?;
+    let teams = state.store.teams().await?;
+    Ok(Requester::new(claims, teams))
 }
 
 /// The `Authorization` header, or the browser's `skymarshal_auth` cookie in its place.

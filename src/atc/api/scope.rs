@@ -61,8 +61,8 @@ pub struct ResourceScope {
     pub resource: ResourceRow,
 }
 
-/// A route on a worker named in its path (`WorkerRole`); 404 for an unknown worker,
-/// after the token.
+/// A route on a worker (`WorkerRole`) named in its path or the query's `worker_name`; 404
+/// for an unknown worker, after the token.
 pub struct WorkerScope {
     pub req: Requester,
     pub worker: WorkerRow,
@@ -95,9 +95,7 @@ async fn caller(
     parts: &mut Parts,
     state: &AppState,
 ) -> Result<(Requester, HashMap<String, String>), Rejection> {
-    let req = Requester::from_request_parts(parts, state)
-        .await
-        .map_err(reject)?;
+    let req = super::requester(parts, state).await.map_err(reject)?;
     let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
         .await
         .map_err(IntoResponse::into_response)?;
@@ -116,9 +114,7 @@ impl FromRequestParts<AppState> for Authorized {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Rejection> {
         let rule = rule(parts).map_err(reject)?;
-        let req = Requester::from_request_parts(parts, state)
-            .await
-            .map_err(reject)?;
+        let req = super::requester(parts, state).await.map_err(reject)?;
         match rule.access {
             Access::Open | Access::Visible | Access::WebhookToken => Ok(()),
             Access::Authenticated => access::authenticated(&req),
@@ -292,10 +288,35 @@ impl FromRequestParts<AppState> for WorkerScope {
         let Access::WorkerRole(role) = rule.access else {
             return Err(misfit(rule, "WorkerScope"));
         };
-        let name = param(&params, "worker_name").map_err(reject)?;
-        let worker = access::worker(state, &req, name, role)
+        let name = match params.get("worker_name") {
+            Some(name) => name.clone(),
+            None => match query_worker_name(parts) {
+                Some(name) => name,
+                // Upstream answers a missing name with 400 on the `destroying` lists and
+                // 404 on the reports, after the token.
+                None => {
+                    access::authenticated(&req).map_err(reject)?;
+                    return Err(reject(if parts.method == axum::http::Method::GET {
+                        ApiError::bad_request("missing worker_name")
+                    } else {
+                        ApiError::not_found()
+                    }));
+                }
+            },
+        };
+        let worker = access::worker(state, &req, &name, role)
             .await
             .map_err(reject)?;
         Ok(WorkerScope { req, worker })
     }
+}
+
+/// The query's (last, non-empty) `worker_name`.
+fn query_worker_name(parts: &Parts) -> Option<String> {
+    let query = parts.uri.query()?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == "worker_name")
+        .last()
+        .map(|(_, v)| v.into_owned())
+        .filter(|n| !n.is_empty())
 }
