@@ -210,9 +210,18 @@ impl Browser {
         assert!(r.is_null(), "click failed: {r}");
     }
 
+    /// Clicks the element matching `css`, found afresh if the page re-rendered it between
+    /// the lookup and the click (pages refresh themselves while builds run).
     pub fn click_css(&self, css: &str) {
-        let e = self.find(css);
-        self.click(&e);
+        self.wait(&format!("a clickable {css:?}"), || {
+            let e = self.find(css);
+            let r = self.post(&format!("/element/{}/click", e.0), json!({}));
+            match r["error"].as_str() {
+                None => Some(()),
+                Some("stale element reference") => None,
+                Some(_) => panic!("click failed: {r}"),
+            }
+        })
     }
 
     pub fn type_into(&self, e: &Element, text: &str) {

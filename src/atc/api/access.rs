@@ -1,10 +1,11 @@
-//! Access classes of atc-api.md §1.3, and loading of the team / pipeline a route names.
-//! Each handler states its class by calling one of these before doing anything.
+//! Access classes of atc-api.md §1.3, and loading of the team / pipeline / build a route
+//! names. The scope extractors (`scope`) call these as the route's rule in
+//! `policy::ROUTES` says.
 
 use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::atc::auth::{Requester, Role};
-use crate::db::{PipelineRow, TeamRow};
+use crate::db::{BuildRow, PipelineRow, TeamRow, WorkerRow};
 use serde_json::Value;
 
 /// `authn`: any valid token.
@@ -26,6 +27,26 @@ pub fn admin(req: &Requester) -> ApiResult<()> {
     }
 }
 
+/// The TSA (a token of its client).
+pub fn system(req: &Requester) -> ApiResult<()> {
+    authenticated(req)?;
+    if req.is_system() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
+/// `anyteam`: a role on some team, or admin, or the system.
+pub fn any_team(req: &Requester) -> ApiResult<()> {
+    authenticated(req)?;
+    if req.is_admin() || req.is_system() || !req.member_team_ids().is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
 /// `team`: at least `role` on the named team (or admin). Auth is checked before existence,
 /// like upstream, so strangers learn nothing about which teams exist.
 pub async fn team(state: &AppState, req: &Requester, name: &str, role: Role) -> ApiResult<TeamRow> {
@@ -36,6 +57,22 @@ pub async fn team(state: &AppState, req: &Requester, name: &str, role: Role) -> 
         Some(_) => Err(ApiError::forbidden()),
         None if req.is_admin() => Err(ApiError::not_found()),
         None => Err(ApiError::forbidden()),
+    }
+}
+
+/// `PUT /teams/:team`: an owner of the existing team (or admin); only admins create.
+/// The existing team, if any.
+pub async fn team_upsert(
+    state: &AppState,
+    req: &Requester,
+    name: &str,
+) -> ApiResult<Option<TeamRow>> {
+    authenticated(req)?;
+    let existing = state.store.team(name).await?;
+    match &existing {
+        Some(t) if req.has_role(t, Role::Owner) => Ok(existing),
+        None if req.is_admin() => Ok(None),
+        _ => Err(ApiError::forbidden()),
     }
 }
 
@@ -145,6 +182,35 @@ pub async fn pipeline_write(
     })
 }
 
+/// `worker` access: the worker exists (404), and the requester is the system, an admin or
+/// holds `role` on the worker's team (global workers: system and admins only).
+pub async fn worker(
+    state: &AppState,
+    req: &Requester,
+    name: &str,
+    role: Role,
+) -> ApiResult<WorkerRow> {
+    authenticated(req)?;
+    let row = state
+        .store
+        .worker(name)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if req.is_system() || req.is_admin() {
+        return Ok(row);
+    }
+    let member = row.team_id.is_some_and(|id| {
+        req.teams()
+            .iter()
+            .any(|t| t.id == id && req.has_role(t, role))
+    });
+    if member {
+        Ok(row)
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
 /// A job of the pipeline by name; 404 when the pipeline has no such (active) job.
 pub async fn job(state: &AppState, pipeline_id: i64, name: &str) -> ApiResult<crate::db::JobRow> {
     state
@@ -165,6 +231,73 @@ pub async fn resource(
         .resource(pipeline_id, name)
         .await?
         .ok_or_else(ApiError::not_found)
+}
+
+/// `build-r` (`public_job_only` false) and `build-rj` (true): a viewer of the build's team,
+/// or a build of a public pipeline (for `build-rj`, of a job that is `public: true`).
+pub async fn build_read(
+    state: &AppState,
+    req: &Requester,
+    id: i64,
+    public_job_only: bool,
+) -> ApiResult<BuildRow> {
+    let b = state
+        .store
+        .build(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if let Some(team) = req.teams().iter().find(|t| t.id == b.team_id) {
+        if req.has_role(team, Role::Viewer) {
+            return Ok(b);
+        }
+    }
+    if let Some(pid) = b.pipeline_id {
+        let public_pipeline = state
+            .store
+            .pipeline_by_id(pid)
+            .await?
+            .is_some_and(|p| p.public);
+        let public_job =
+            match (public_job_only, b.job_id) {
+                (false, _) => true,
+                (true, Some(_)) => match state.store.pipeline_by_id(pid).await? {
+                    Some(p) => state.store.job(p.id, &b.job_name).await?.is_some_and(|j| {
+                        j.config.get("public").and_then(Value::as_bool) == Some(true)
+                    }),
+                    None => false,
+                },
+                (true, None) => false,
+            };
+        if public_pipeline && public_job {
+            return Ok(b);
+        }
+    }
+    authenticated(req)?;
+    Err(ApiError::forbidden())
+}
+
+/// `build-w`: at least `role` on the build's team. Auth before existence.
+pub async fn build_role(
+    state: &AppState,
+    req: &Requester,
+    id: i64,
+    role: Role,
+) -> ApiResult<BuildRow> {
+    authenticated(req)?;
+    let b = state
+        .store
+        .build(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let team = req
+        .teams()
+        .iter()
+        .find(|t| t.id == b.team_id)
+        .ok_or_else(ApiError::forbidden)?;
+    if !req.has_role(team, role) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(b)
 }
 
 #[cfg(test)]

@@ -2,11 +2,9 @@
 //! log level, credential managers, recently active users, and the `destroying` lists and
 //! reports of workers' containers and volumes.
 
-use super::access;
 use super::error::{ApiError, ApiResult};
-use super::workers::worker_access;
+use super::scope::{Authorized, WorkerScope};
 use super::{json, AppState};
-use crate::atc::auth::{Requester, Role};
 use crate::clock::now;
 use crate::db::WallRow;
 use axum::body::Bytes;
@@ -57,10 +55,9 @@ pub async fn wall(State(state): State<AppState>) -> ApiResult<Response> {
 /// `PUT /api/v1/wall` (admin): `{"message": ..., "TTL": ns}`; a TTL of 0 never expires.
 pub async fn set_wall(
     State(state): State<AppState>,
-    req: Requester,
+    _: Authorized,
     body: Bytes,
 ) -> ApiResult<Response> {
-    access::admin(&req)?;
     let wall: Wall = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed wall: {e}")))?;
     if wall.message.is_empty() {
@@ -79,8 +76,7 @@ pub async fn set_wall(
 }
 
 /// `DELETE /api/v1/wall` (admin).
-pub async fn clear_wall(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
-    access::admin(&req)?;
+pub async fn clear_wall(State(state): State<AppState>, _: Authorized) -> ApiResult<Response> {
     state.store.clear_wall().await?;
     Ok(StatusCode::OK.into_response())
 }
@@ -117,8 +113,7 @@ pub fn install_log_level(level: &str, apply: impl Fn(&str) -> bool + Send + Sync
 const LEVELS: [&str; 4] = ["debug", "info", "error", "fatal"];
 
 /// `GET /api/v1/log-level` (admin): plain text.
-pub async fn get_log_level(req: Requester) -> ApiResult<Response> {
-    access::admin(&req)?;
+pub async fn get_log_level(_: Authorized) -> ApiResult<Response> {
     let level = log_level()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -128,8 +123,7 @@ pub async fn get_log_level(req: Requester) -> ApiResult<Response> {
 }
 
 /// `PUT /api/v1/log-level` (admin): body `debug|info|error|fatal`, else 400.
-pub async fn set_log_level(req: Requester, body: Bytes) -> ApiResult<Response> {
-    access::admin(&req)?;
+pub async fn set_log_level(_: Authorized, body: Bytes) -> ApiResult<Response> {
     let wanted = String::from_utf8_lossy(&body).trim().to_string();
     if !LEVELS.contains(&wanted.as_str()) {
         return Err(ApiError::bad_request(format!(
@@ -151,8 +145,7 @@ pub async fn set_log_level(req: Requester, body: Bytes) -> ApiResult<Response> {
 /// `GET /api/v1/info/creds` (admin): the cluster credential managers and their
 /// non-secret config. None are configured here (pipelines' `var_sources` are per
 /// pipeline), so the object is empty, as upstream answers then.
-pub async fn info_creds(req: Requester) -> ApiResult<Response> {
-    access::admin(&req)?;
+pub async fn info_creds(_: Authorized) -> ApiResult<Response> {
     Ok(json(&j!({})))
 }
 
@@ -181,10 +174,9 @@ fn parse_since(s: &str) -> Option<i64> {
 /// (default: the last two months), most recent first.
 pub async fn users(
     State(state): State<AppState>,
-    req: Requester,
+    _: Authorized,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    access::admin(&req)?;
     let since = match q.get("since").filter(|s| !s.is_empty()) {
         None => now() - 61 * 24 * 3600,
         Some(s) => match parse_since(s) {
@@ -216,40 +208,17 @@ pub async fn users(
 
 // --- workers' containers and volumes ----------------------------------------------------------
 
-fn worker_name(q: &HashMap<String, String>) -> Option<&str> {
-    q.get("worker_name")
-        .map(String::as_str)
-        .filter(|n| !n.is_empty())
-}
-
 /// `GET /api/v1/{containers,volumes}/destroying?worker_name=w`: handles the worker should
 /// destroy. This ATC keeps no container or volume table: it destroys what it no longer
 /// needs through the worker's Garden/Baggageclaim API itself, so nothing is ever left
 /// waiting for the worker and the list is empty.
-pub async fn destroying(
-    State(state): State<AppState>,
-    req: Requester,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    access::authenticated(&req)?;
-    let Some(name) = worker_name(&q) else {
-        return Err(ApiError::bad_request("missing worker_name"));
-    };
-    worker_access(&state, &req, name, Role::Viewer).await?;
+pub async fn destroying(_: WorkerScope) -> ApiResult<Response> {
     Ok(json(&Vec::<String>::new()))
 }
 
 /// `PUT /api/v1/{containers,volumes}/report?worker_name=w` with `["handle", ...]`: what
 /// the worker has. Without tables there is nothing to reconcile; the body is still checked.
-pub async fn report(
-    State(state): State<AppState>,
-    req: Requester,
-    Query(q): Query<HashMap<String, String>>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    access::authenticated(&req)?;
-    let name = worker_name(&q).ok_or_else(ApiError::not_found)?;
-    worker_access(&state, &req, name, Role::Member).await?;
+pub async fn report(_: WorkerScope, body: Bytes) -> ApiResult<Response> {
     serde_json::from_slice::<Vec<String>>(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed handles: {e}")))?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -1,11 +1,9 @@
 //! Worker artifacts (atc-api.md §3.10): `fly execute` uploads its inputs as gzip tars into
 //! a volume on a worker, and downloads the outputs a one-off build registered.
 
-use super::access;
-use super::builds::{build_id, readable_build};
 use super::error::{ApiError, ApiResult};
+use super::scope::{BuildScope, TeamScope};
 use super::{json, AppState};
-use crate::atc::auth::{Requester, Role};
 use crate::atc::engine::runtime::{new_handle, Fail, Placement};
 use crate::clock::now;
 use crate::db::{ArtifactRow, NewArtifact};
@@ -50,12 +48,10 @@ fn artifact_request(team_id: i64) -> VolumeRequest {
 /// a worker of the team that fits the platform and tags.
 pub async fn create(
     State(state): State<AppState>,
-    req: Requester,
-    Path(team): Path<String>,
+    TeamScope { team, .. }: TeamScope,
     RawQuery(q): RawQuery,
     body: Body,
 ) -> ApiResult<Response> {
-    let team = access::team(&state, &req, &team, Role::Member).await?;
     let mut platform = String::new();
     let mut tags: Vec<String> = Vec::new();
     for (k, v) in url::form_urlencoded::parse(q.unwrap_or_default().as_bytes()) {
@@ -134,10 +130,9 @@ pub async fn create(
 /// `GET T/artifacts/:id`: the volume's contents as a gzip tar.
 pub async fn get(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, id)): Path<(String, String)>,
+    TeamScope { team, .. }: TeamScope,
+    Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let team = access::team(&state, &req, &team, Role::Member).await?;
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("malformed artifact id: {id}")))?;
@@ -166,13 +161,7 @@ pub async fn get(
 }
 
 /// `GET /api/v1/builds/:id/artifacts`: what the build's `artifact_output` steps registered.
-pub async fn list_build(
-    State(state): State<AppState>,
-    req: Requester,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    // build-rj like events and plan: outputs of a private job stay private.
-    let b = readable_build(&state, &req, build_id(&id)?, true).await?;
-    let rows = state.store.build_artifacts(b.id).await?;
+pub async fn list_build(State(state): State<AppState>, s: BuildScope) -> ApiResult<Response> {
+    let rows = state.store.build_artifacts(s.build.id).await?;
     Ok(json(&rows.iter().map(artifact_json).collect::<Vec<_>>()))
 }

@@ -2,10 +2,10 @@
 //! abort, and its event stream (build-events.md). Builds stay pending until the build
 //! engine starts them; abort finishes a pending build at once.
 
-use super::access;
 use super::error::{ApiError, ApiResult};
+use super::scope::{BuildScope, JobScope, PipelineScope, TeamScope};
 use super::{json, AppState};
-use crate::atc::auth::{Requester, Role};
+use crate::atc::auth::Requester;
 use crate::clock::now;
 use crate::db::{BuildRow, BuildStatus, BuildsOf, NewBuild, Page, StoreError};
 use crate::proto::api::{Build, RerunOf};
@@ -109,57 +109,36 @@ async fn builds_list(
     Ok(resp)
 }
 
-fn job_path(team: &str, pipeline: &str, job: &str) -> String {
-    format!("/api/v1/teams/{team}/pipelines/{pipeline}/jobs/{job}/builds")
-}
-
 pub async fn list_job(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, name, job)): Path<(String, String, String)>,
+    s: JobScope,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
-    let j = access::job(&state, t.pipeline.id, &job).await?;
-    builds_list(
-        &state,
-        BuildsOf::Job(j.id),
-        &job_path(&team, &name, &job),
-        q.as_deref(),
-    )
-    .await
+    let (p, j) = (&s.pipeline, &s.job);
+    let path = format!(
+        "/api/v1/teams/{}/pipelines/{}/jobs/{}/builds",
+        p.team_name, p.name, j.name
+    );
+    builds_list(&state, BuildsOf::Job(j.id), &path, q.as_deref()).await
 }
 
 pub async fn list_pipeline(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, name)): Path<(String, String)>,
+    s: PipelineScope,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
-    builds_list(
-        &state,
-        BuildsOf::Pipeline(t.pipeline.id),
-        &format!("/api/v1/teams/{team}/pipelines/{name}/builds"),
-        q.as_deref(),
-    )
-    .await
+    let p = &s.pipeline;
+    let path = format!("/api/v1/teams/{}/pipelines/{}/builds", p.team_name, p.name);
+    builds_list(&state, BuildsOf::Pipeline(p.id), &path, q.as_deref()).await
 }
 
 pub async fn list_team(
     State(state): State<AppState>,
-    req: Requester,
-    Path(team): Path<String>,
+    s: TeamScope,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let t = access::team(&state, &req, &team, Role::Viewer).await?;
-    builds_list(
-        &state,
-        BuildsOf::Team(t.id),
-        &format!("/api/v1/teams/{team}/builds"),
-        q.as_deref(),
-    )
-    .await
+    let path = format!("/api/v1/teams/{}/builds", s.team.name);
+    builds_list(&state, BuildsOf::Team(s.team.id), &path, q.as_deref()).await
 }
 
 /// `GET /api/v1/builds`: admins see every build; others the builds of their teams and of
@@ -191,17 +170,20 @@ pub async fn list_all(
     Ok(json(&visible))
 }
 
+/// The `{build_name}` of a job build's path.
+#[derive(serde::Deserialize)]
+pub struct BuildName {
+    build_name: String,
+}
+
 pub async fn get_job_build(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, name, job, build)): Path<(String, String, String, String)>,
-    RawQuery(q): RawQuery,
+    s: JobScope,
+    Path(BuildName { build_name }): Path<BuildName>,
 ) -> ApiResult<Response> {
-    let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
-    let j = access::job(&state, t.pipeline.id, &job).await?;
     let b = state
         .store
-        .job_build(j.id, &build)
+        .job_build(s.job.id, &build_name)
         .await?
         .ok_or_else(ApiError::not_found)?;
     Ok(json(&build_json(&b)))
@@ -212,22 +194,14 @@ fn flag(config: &Value, key: &str) -> bool {
 }
 
 /// `POST .../jobs/:job/builds`: a pending build, answered with 200 like upstream.
-pub async fn trigger(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, name, job)): Path<(String, String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let t = access::pipeline_write_unarchived(
-        &state,
-        &req,
-        &team,
-        &name,
-        q.as_deref(),
-        Role::PipelineOperator,
-    )
-    .await?;
-    let j = access::job(&state, t.pipeline.id, &job).await?;
+pub async fn trigger(State(state): State<AppState>, s: JobScope) -> ApiResult<Response> {
+    let JobScope {
+        req,
+        team,
+        pipeline,
+        job: j,
+    } = s;
+    let job = &j.name;
     if flag(&j.config, "disable_manual_trigger") {
         return Err(ApiError::conflict(format!(
             "manual triggering disabled for job {job}"
@@ -236,9 +210,9 @@ pub async fn trigger(
     let b = state
         .store
         .create_build(&NewBuild {
-            team_id: t.team.id,
+            team_id: team.id,
             job_id: Some(j.id),
-            pipeline_id: Some(t.pipeline.id),
+            pipeline_id: Some(pipeline.id),
             created_by: req.display_user_id(),
             plan: None,
             at: now(),
@@ -248,13 +222,13 @@ pub async fn trigger(
     // The build waits for fresh checks of its inputs (the scheduler holds it until
     // they finish), so it runs with the pipeline's current resource configs.
     if let Some(engine) = &state.engine {
-        let config = match state.store.pipeline_config(t.pipeline.id).await? {
+        let config = match state.store.pipeline_config(pipeline.id).await? {
             Some((c, _)) => crate::atc::scheduler::pipeline_config(&c).ok(),
             None => None,
         };
         if let Some(config) = config {
             let names: Vec<String> = config
-                .job(&job)
+                .job(job)
                 .map(|j| {
                     j.inputs()
                         .iter()
@@ -262,7 +236,7 @@ pub async fn trigger(
                         .collect()
                 })
                 .unwrap_or_default();
-            crate::atc::scheduler::checker::check_now(engine, &t.pipeline, &config, &names).await;
+            crate::atc::scheduler::checker::check_now(engine, &pipeline, &config, &names).await;
         }
     }
     state.builds.wake();
@@ -272,26 +246,19 @@ pub async fn trigger(
 /// `POST .../jobs/:job/builds/:name`: a rerun with the original's inputs.
 pub async fn rerun(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, name, job, build)): Path<(String, String, String, String)>,
-    RawQuery(q): RawQuery,
+    s: JobScope,
+    Path(BuildName { build_name }): Path<BuildName>,
 ) -> ApiResult<Response> {
-    let t = access::pipeline_write_unarchived(
-        &state,
-        &req,
-        &team,
-        &name,
-        q.as_deref(),
-        Role::PipelineOperator,
-    )
-    .await?;
-    let j = access::job(&state, t.pipeline.id, &job).await?;
+    let (req, j) = (&s.req, &s.job);
     if flag(&j.config, "disable_reruns") {
-        return Err(ApiError::conflict(format!("reruns disabled for job {job}")));
+        return Err(ApiError::conflict(format!(
+            "reruns disabled for job {}",
+            j.name
+        )));
     }
     let original = state
         .store
-        .job_build(j.id, &build)
+        .job_build(j.id, &build_name)
         .await?
         .ok_or_else(ApiError::not_found)?;
     let b = state
@@ -303,14 +270,9 @@ pub async fn rerun(
 }
 
 /// `GET /api/v1/builds/:id/plan`: the public plan; 404 while the build has none.
-pub async fn plan(
-    State(state): State<AppState>,
-    req: Requester,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let id = build_id(&id)?;
-    let b = readable_build(&state, &req, id, true).await?;
-    let plan: crate::atc::engine::plan::BuildPlan = b
+pub async fn plan(s: BuildScope) -> ApiResult<Response> {
+    let plan: crate::atc::engine::plan::BuildPlan = s
+        .build
         .plan
         .and_then(|p| serde_json::from_value(p).ok())
         .ok_or_else(ApiError::not_found)?;
@@ -325,88 +287,15 @@ pub(crate) fn build_id(raw: &str) -> ApiResult<i64> {
         .map_err(|_| ApiError::bad_request(format!("malformed build id: {raw}")))
 }
 
-/// Loads a build the requester may read: a role on its team, or (for `public_job_only`
-/// reads like events) a public pipeline whose job is `public: true`.
-pub(crate) async fn readable_build(
-    state: &AppState,
-    req: &Requester,
-    id: i64,
-    public_job_only: bool,
-) -> ApiResult<BuildRow> {
-    let b = state
-        .store
-        .build(id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    if let Some(team) = req.teams().iter().find(|t| t.id == b.team_id) {
-        if req.has_role(team, Role::Viewer) {
-            return Ok(b);
-        }
-    }
-    if let Some(pid) = b.pipeline_id {
-        let public_pipeline = state
-            .store
-            .pipeline_by_id(pid)
-            .await?
-            .is_some_and(|p| p.public);
-        let public_job = match (public_job_only, b.job_id) {
-            (false, _) => true,
-            (true, Some(_)) => match state.store.pipeline_by_id(pid).await? {
-                Some(p) => state
-                    .store
-                    .job(p.id, &b.job_name)
-                    .await?
-                    .is_some_and(|j| flag(&j.config, "public")),
-                None => false,
-            },
-            (true, None) => false,
-        };
-        if public_pipeline && public_job {
-            return Ok(b);
-        }
-    }
-    access::authenticated(req)?;
-    Err(ApiError::forbidden())
-}
-
-pub async fn get(
-    State(state): State<AppState>,
-    req: Requester,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let b = readable_build(&state, &req, build_id(&id)?, false).await?;
-    Ok(json(&build_json(&b)))
-}
-
-/// A build the requester may act on: pipeline-operator (or more) of its team.
-async fn operable_build(state: &AppState, req: &Requester, id: i64) -> ApiResult<BuildRow> {
-    access::authenticated(req)?;
-    let b = state
-        .store
-        .build(id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let team = req
-        .teams()
-        .iter()
-        .find(|t| t.id == b.team_id)
-        .ok_or_else(ApiError::forbidden)?;
-    if !req.has_role(team, Role::PipelineOperator) {
-        return Err(ApiError::forbidden());
-    }
-    Ok(b)
+pub async fn get(s: BuildScope) -> ApiResult<Response> {
+    Ok(json(&build_json(&s.build)))
 }
 
 /// `PUT /api/v1/builds/:id/abort`: a build the engine does not run yet (pending) is
 /// finished at once, with its final `status` event; a started one is stopped by the web
 /// node running it.
-pub async fn abort(
-    State(state): State<AppState>,
-    req: Requester,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let id = build_id(&id)?;
-    let b = operable_build(&state, &req, id).await?;
+pub async fn abort(State(state): State<AppState>, s: BuildScope) -> ApiResult<Response> {
+    let (b, id) = (&s.build, s.build.id);
     // A build running on this node stops its processes, runs its hooks and finishes
     // itself as aborted; one started on another node is asked to do the same (that node
     // watches for the request). Only a pending build is finished here.
@@ -434,19 +323,19 @@ pub async fn abort(
 /// `PUT /api/v1/builds/:id/comment {"comment"}`: pipeline-operators of the build's team.
 pub async fn comment(
     State(state): State<AppState>,
-    req: Requester,
-    Path(id): Path<String>,
+    s: BuildScope,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let id = build_id(&id)?;
-    operable_build(&state, &req, id).await?;
     #[derive(serde::Deserialize)]
     struct Body {
         comment: String,
     }
     let body: Body = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed comment: {e}")))?;
-    state.store.set_build_comment(id, &body.comment).await?;
+    state
+        .store
+        .set_build_comment(s.build.id, &body.comment)
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -475,17 +364,15 @@ fn sse_event(id: i64, envelope: &Value) -> String {
 /// follows new ones until the build has finished, then sends `end`. SSE ids start at 0.
 pub async fn events(
     State(state): State<AppState>,
-    req: Requester,
+    s: BuildScope,
     addr: super::ClientAddr,
-    Path(id): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let id = build_id(&id)?;
-    readable_build(&state, &req, id, true).await?;
+    let id = s.build.id;
     let permit = state
         .streams
-        .acquire(stream_client(&req, &addr).as_deref())?;
+        .acquire(stream_client(&s.req, &addr).as_deref())?;
     if q.as_deref() == Some("render=lines") {
         return Ok(crate::atc::ui::api::rendered_events(&state, id, permit));
     }

@@ -4,15 +4,14 @@
 //! (`engine::labels::CACHE_RESOURCE*`); caches made before those labels existed are not
 //! found and age out with their worker.
 
-use super::access;
 use super::containers::{volumes, WORKER_TIMEOUT};
 use super::error::{ApiError, ApiResult};
+use super::scope::{PipelineScope, ResourceScope};
 use super::{json, AppState};
-use crate::atc::auth::{Requester, Role};
 use crate::atc::engine::labels as l;
 use crate::proto::baggageclaim::Properties;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json as j, Value};
@@ -82,27 +81,15 @@ async fn clear(
 /// `DELETE R/cache` (pipeline-operator) → `{"caches_removed": N}`.
 pub async fn clear_resource_cache(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, pipeline, resource)): Path<(String, String, String)>,
-    RawQuery(q): RawQuery,
+    s: ResourceScope,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let t = access::pipeline_write(
-        &state,
-        &req,
-        &team,
-        &pipeline,
-        q.as_deref(),
-        Role::PipelineOperator,
-    )
-    .await?;
-    let r = access::resource(&state, t.pipeline.id, &resource).await?;
     let version = version_filter(&body)?;
     clear(
         &state,
-        &t.team,
-        t.pipeline.id,
-        (l::CACHE_RESOURCE, &r.name),
+        &s.team,
+        s.pipeline.id,
+        (l::CACHE_RESOURCE, &s.resource.name),
         version.as_ref(),
     )
     .await
@@ -111,20 +98,10 @@ pub async fn clear_resource_cache(
 /// `DELETE RT/cache` (pipeline-operator): the caches of a custom type's image.
 pub async fn clear_resource_type_cache(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, pipeline, type_name)): Path<(String, String, String)>,
-    RawQuery(q): RawQuery,
+    t: PipelineScope,
+    Path((_, _, type_name)): Path<(String, String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let t = access::pipeline_write(
-        &state,
-        &req,
-        &team,
-        &pipeline,
-        q.as_deref(),
-        Role::PipelineOperator,
-    )
-    .await?;
     let config = state
         .store
         .pipeline_config(t.pipeline.id)

@@ -4,64 +4,55 @@
 //! `--enable-resource-causality`) and the pipeline's
 //! versions database as the scheduler sees it (`P/versions-db`).
 
-use super::access;
 use super::builds::build_json;
 use super::error::{ApiError, ApiResult};
+use super::scope::{PipelineScope, ResourceScope};
+use super::versions::VersionParam;
 use super::{json, AppState};
-use crate::atc::auth::{Requester, Role};
 use crate::db::{BuildRow, Page, ResourceRow};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
-type Path4 = Path<(String, String, String, String)>;
+type Version = Path<VersionParam>;
 
-/// `pipe` access and the resource; the version id as upstream reads it (not a number → 0,
-/// which matches nothing).
-async fn resource_and_version(
-    state: &AppState,
-    req: &Requester,
-    (team, pipeline, resource, id): &(String, String, String, String),
-    q: Option<&str>,
-) -> ApiResult<(access::Target, ResourceRow, i64)> {
-    let t = access::pipeline_read(state, req, team, pipeline, q).await?;
-    let r = access::resource(state, t.pipeline.id, resource).await?;
-    Ok((t, r, id.parse().unwrap_or(0)))
+/// The version id as upstream reads it here: not a number → 0, which matches nothing.
+fn lenient_id(p: &VersionParam) -> i64 {
+    p.version_id.parse().unwrap_or(0)
 }
 
 async fn builds_around(
     state: AppState,
-    req: Requester,
-    path: (String, String, String, String),
-    q: Option<String>,
+    s: ResourceScope,
+    p: VersionParam,
     outputs: bool,
 ) -> ApiResult<Response> {
-    let (_, r, version) = resource_and_version(&state, &req, &path, q.as_deref()).await?;
-    let builds = state.store.version_builds(r.id, version, outputs).await?;
+    let builds = state
+        .store
+        .version_builds(s.resource.id, lenient_id(&p), outputs)
+        .await?;
     Ok(json(&builds.iter().map(build_json).collect::<Vec<_>>()))
 }
 
 /// `GET V/input_to`: builds that used the version as an input, newest first.
 pub async fn input_to(
     State(state): State<AppState>,
-    req: Requester,
-    Path(path): Path4,
-    RawQuery(q): RawQuery,
+    s: ResourceScope,
+    Path(p): Version,
 ) -> ApiResult<Response> {
-    builds_around(state, req, path, q, false).await
+    builds_around(state, s, p, false).await
 }
 
 /// `GET V/output_of`: builds that produced the version, newest first.
 pub async fn output_of(
     State(state): State<AppState>,
-    req: Requester,
-    Path(path): Path4,
-    RawQuery(q): RawQuery,
+    s: ResourceScope,
+    Path(p): Version,
 ) -> ApiResult<Response> {
-    builds_around(state, req, path, q, true).await
+    builds_around(state, s, p, true).await
 }
 
 // --- causality trees ------------------------------------------------------------------------
@@ -185,12 +176,11 @@ impl Walk<'_> {
 
 async fn causality(
     state: AppState,
-    req: Requester,
-    path: (String, String, String, String),
-    q: Option<String>,
+    s: ResourceScope,
+    p: VersionParam,
     downstream: bool,
 ) -> ApiResult<Response> {
-    let (t, r, version_id) = resource_and_version(&state, &req, &path, q.as_deref()).await?;
+    let (r, version_id) = (&s.resource, lenient_id(&p));
     if !state.info.feature_flags.resource_causality {
         return Err(ApiError::forbidden());
     }
@@ -200,7 +190,7 @@ async fn causality(
     };
     let resources = state
         .store
-        .resources(t.pipeline.id)
+        .resources(s.pipeline.id)
         .await?
         .into_iter()
         .map(|r| (r.id, r))
@@ -219,21 +209,19 @@ async fn causality(
 /// `GET V/upstream`: the builds that produced the version, their inputs, and so on up.
 pub async fn upstream(
     State(state): State<AppState>,
-    req: Requester,
-    Path(path): Path4,
-    RawQuery(q): RawQuery,
+    s: ResourceScope,
+    Path(p): Version,
 ) -> ApiResult<Response> {
-    causality(state, req, path, q, false).await
+    causality(state, s, p, false).await
 }
 
 /// `GET V/downstream`: the builds that used the version, their outputs, and so on down.
 pub async fn downstream(
     State(state): State<AppState>,
-    req: Requester,
-    Path(path): Path4,
-    RawQuery(q): RawQuery,
+    s: ResourceScope,
+    Path(p): Version,
 ) -> ApiResult<Response> {
-    causality(state, req, path, q, true).await
+    causality(state, s, p, true).await
 }
 
 // --- versions DB ----------------------------------------------------------------------------
@@ -261,14 +249,7 @@ struct DebugBuildIo {
 /// `GET P/versions-db` (team viewer): upstream's `DebugVersionsDB` of what the scheduler
 /// resolves inputs from: jobs, resources, their enabled versions and successful builds'
 /// inputs and outputs.
-pub async fn versions_db(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, pipeline)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let t =
-        access::pipeline_write(&state, &req, &team, &pipeline, q.as_deref(), Role::Viewer).await?;
+pub async fn versions_db(State(state): State<AppState>, t: PipelineScope) -> ApiResult<Response> {
     let store = &state.store;
     let jobs = store.jobs(t.pipeline.id).await?;
     let resources = store.resources(t.pipeline.id).await?;

@@ -5,8 +5,8 @@
 use super::access;
 use super::builds::build_json;
 use super::error::{ApiError, ApiResult};
+use super::scope::PipelineScope;
 use super::{json, AppState};
-use crate::atc::auth::{Requester, Role};
 use crate::atc::engine::exec::VarSources;
 use crate::db::PipelineRow;
 use axum::body::Bytes;
@@ -20,21 +20,11 @@ type Names = (String, String, String);
 
 async fn check(
     state: AppState,
-    req: Requester,
-    (team, pipeline, name): Names,
+    s: PipelineScope,
+    name: String,
     kind: &str,
-    query: Option<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let t = access::pipeline_write_unarchived(
-        &state,
-        &req,
-        &team,
-        &pipeline,
-        query.as_deref(),
-        Role::PipelineOperator,
-    )
-    .await?;
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed request: {e}")))?;
     let from = body.get("from").filter(|v| !v.is_null()).cloned();
@@ -43,11 +33,11 @@ async fn check(
     })?;
     let build = crate::atc::scheduler::checker::check_build(
         engine,
-        &t.pipeline,
+        &s.pipeline,
         &name,
         kind,
         from,
-        &req.display_user_id(),
+        &s.req.display_user_id(),
     )
     .await
     .map_err(|e| ApiError::Status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -57,22 +47,20 @@ async fn check(
 
 pub async fn resource(
     State(state): State<AppState>,
-    req: Requester,
-    Path(names): Path<Names>,
-    RawQuery(q): RawQuery,
+    s: PipelineScope,
+    Path((_, _, name)): Path<Names>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    check(state, req, names, "resource", q, body).await
+    check(state, s, name, "resource", body).await
 }
 
 pub async fn resource_type(
     State(state): State<AppState>,
-    req: Requester,
-    Path(names): Path<Names>,
-    RawQuery(q): RawQuery,
+    s: PipelineScope,
+    Path((_, _, name)): Path<Names>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    check(state, req, names, "resource_type", q, body).await
+    check(state, s, name, "resource_type", body).await
 }
 
 /// Upstream's `CheckPrototype`: the prototype's type checked with its source, its versions
@@ -80,12 +68,11 @@ pub async fn resource_type(
 /// the check itself is the same as upstream's.
 pub async fn prototype(
     State(state): State<AppState>,
-    req: Requester,
-    Path(names): Path<Names>,
-    RawQuery(q): RawQuery,
+    s: PipelineScope,
+    Path((_, _, name)): Path<Names>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    check(state, req, names, "prototype", q, body).await
+    check(state, s, name, "prototype", body).await
 }
 
 /// `POST R/check/webhook?webhook_token=T`: no login; the token must equal the resource's

@@ -3,8 +3,8 @@
 
 use super::access;
 use super::error::{ApiError, ApiResult};
+use super::scope::{PipelineScope, TeamScope};
 use super::{json, AppState};
-use crate::atc::auth::{Requester, Role};
 use crate::config;
 use crate::db::StoreError;
 use crate::proto::api::{ConfigResponse, SaveConfigResponse, CONFIG_VERSION_HEADER};
@@ -14,13 +14,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-pub async fn get(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, name)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let t = access::pipeline_write(&state, &req, &team, &name, q.as_deref(), Role::Viewer).await?;
+pub async fn get(State(state): State<AppState>, t: PipelineScope) -> ApiResult<Response> {
     let (config, version) = state
         .store
         .pipeline_config(t.pipeline.id)
@@ -95,13 +89,12 @@ fn check_credentials(config_json: &Value) -> Result<(), String> {
 
 pub async fn save(
     State(state): State<AppState>,
-    req: Requester,
+    TeamScope { team: team_row, .. }: TeamScope,
     Path((team, name)): Path<(String, String)>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let team_row = access::team(&state, &req, &team, Role::Member).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -4,8 +4,8 @@
 
 use super::access;
 use super::error::{ApiError, ApiResult};
+use super::scope::{JobScope, TeamScope};
 use super::{json, AppState};
-use crate::atc::auth::{Requester, Role};
 use crate::atc::engine::labels as l;
 use crate::atc::engine::runtime::WorkerClient;
 use crate::db::TeamRow;
@@ -173,11 +173,9 @@ fn vars_match(p: &Properties, vars: &Option<Value>) -> bool {
 /// `GET T/containers[?filters]`.
 pub async fn list(
     State(state): State<AppState>,
-    req: Requester,
-    Path(team): Path<String>,
+    TeamScope { team, .. }: TeamScope,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let team = access::team(&state, &req, &team, Role::Viewer).await?;
     let (filter, vars) = filters(q.as_deref())?;
     let by_pipeline = filter.contains_key(l::PIPELINE_NAME);
     let mut found: Vec<Value> = find(&state, &team, filter)
@@ -202,10 +200,9 @@ pub async fn one(state: &AppState, team: &TeamRow, handle: &str) -> ApiResult<Fo
 /// `GET T/containers/:id`.
 pub async fn get(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, handle)): Path<(String, String)>,
+    TeamScope { team, .. }: TeamScope,
+    Path((_, handle)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let team = access::team(&state, &req, &team, Role::Viewer).await?;
     let c = one(&state, &team, &handle).await?;
     Ok(json(&container_json(&c.worker.name, &c.handle, &c.labels)))
 }
@@ -285,10 +282,8 @@ pub(super) async fn volumes(
 /// `GET T/volumes`.
 pub async fn list_volumes(
     State(state): State<AppState>,
-    req: Requester,
-    Path(team): Path<String>,
+    TeamScope { team, .. }: TeamScope,
 ) -> ApiResult<Response> {
-    let team = access::team(&state, &req, &team, Role::Viewer).await?;
     let filter = l::volume(team.id);
     let mut found: Vec<Value> = volumes(&state, &team, filter)
         .await?
@@ -305,20 +300,11 @@ pub async fn list_volumes(
 /// `DELETE P/jobs/:job/tasks/:step/cache[?cache_path=]` → `{"caches_removed": N}`.
 pub async fn clear_task_cache(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, pipeline, job, step)): Path<(String, String, String, String)>,
+    target: JobScope,
+    Path((_, _, _, step)): Path<(String, String, String, String)>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let target = access::pipeline_write(
-        &state,
-        &req,
-        &team,
-        &pipeline,
-        q.as_deref(),
-        Role::PipelineOperator,
-    )
-    .await?;
-    let job = access::job(&state, target.pipeline.id, &job).await?;
+    let job = &target.job;
     let cache_path = url::form_urlencoded::parse(q.unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "cache_path")
         .map(|(_, v)| v.into_owned())

@@ -3,11 +3,10 @@
 //! messages; the server answers with HijackOutput messages, the last one carrying the
 //! exit status or an error.
 
-use super::access;
 use super::containers::one;
 use super::error::{ApiError, ApiResult};
+use super::scope::TeamScope;
 use super::AppState;
-use crate::atc::auth::{Requester, Role};
 use crate::atc::engine::labels;
 use crate::atc::engine::runtime::WorkerClient;
 use crate::proto::garden::{GardenError, ProcessIo, ProcessSpec, TtySpec};
@@ -65,7 +64,7 @@ pub struct HijackOutput {
 /// Browsers let any page open a WebSocket to any site, with the user's cookies; only pages
 /// of this web node (the external URL's origin) may do so here. Clients sending no
 /// `Origin`, like fly, are not browsers.
-fn origin_allowed(headers: &HeaderMap, external_url: &str) -> bool {
+pub(super) fn origin_allowed(headers: &HeaderMap, external_url: &str) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
@@ -80,17 +79,12 @@ fn origin_allowed(headers: &HeaderMap, external_url: &str) -> bool {
 
 pub async fn hijack(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, handle)): Path<(String, String)>,
-    headers: HeaderMap,
+    // The origin and the team role (policy `Intercept`).
+    TeamScope { req, team }: TeamScope,
+    Path((_, handle)): Path<(String, String)>,
     // Not rejected by the extractor: access is decided before the upgrade is looked at.
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    if !origin_allowed(&headers, &state.external_url) {
-        tracing::warn!(origin = ?headers.get(header::ORIGIN), "intercept from another origin refused");
-        return Err(ApiError::forbidden());
-    }
-    let team = access::team(&state, &req, &team, Role::Member).await?;
     let c = one(&state, &team, &handle).await?;
     // Check containers hold credentials of the resource, shared across teams.
     if c.labels.get(labels::TYPE).map(String::as_str) == Some("check") && !req.is_admin() {

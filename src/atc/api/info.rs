@@ -1,9 +1,8 @@
 //! Info, user and the fly binary download (the wall is in `admin.rs`).
 
-use super::access;
 use super::error::{ApiError, ApiResult};
+use super::scope::Authorized;
 use super::{json, AppState};
-use crate::atc::auth::Requester;
 use crate::proto::api::UserInfo;
 use axum::extract::{Query, State};
 use axum::http::header;
@@ -14,8 +13,7 @@ pub async fn info(State(state): State<AppState>) -> Response {
     json(&state.info)
 }
 
-pub async fn user(State(_): State<AppState>, req: Requester) -> ApiResult<Response> {
-    access::authenticated(&req)?;
+pub async fn user(Authorized(req): Authorized) -> ApiResult<Response> {
     Ok(json(&UserInfo {
         sub: req.sub(),
         name: req.name(),

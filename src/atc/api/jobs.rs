@@ -1,14 +1,14 @@
 //! Jobs: the dashboard list, a pipeline's jobs, one job, pause/unpause.
 
-use super::access;
 use super::builds::build_json;
 use super::error::ApiResult;
+use super::scope::{JobScope, PipelineScope};
 use super::{json, AppState};
-use crate::atc::auth::{Requester, Role};
+use crate::atc::auth::Requester;
 use crate::clock::now;
 use crate::db::{BuildRow, JobRow, PipelineRow};
 use crate::proto::api::{BuildSummary, Job, JobInput, JobOutput, JobSummary};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -195,70 +195,30 @@ pub async fn list_all(State(state): State<AppState>, req: Requester) -> ApiResul
     Ok(json(&summaries_of(&state, &visible).await?.0))
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, name)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
-    let pipelines = [t.pipeline];
+pub async fn list(State(state): State<AppState>, s: PipelineScope) -> ApiResult<Response> {
+    let pipelines = [s.pipeline];
     Ok(json(&summaries_of(&state, &pipelines).await?.0))
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, name, job)): Path<(String, String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
-    let j = access::job(&state, t.pipeline.id, &job).await?;
-    Ok(json(&job_detail(&state, &t.pipeline, &j).await?))
+pub async fn get(State(state): State<AppState>, s: JobScope) -> ApiResult<Response> {
+    Ok(json(&job_detail(&state, &s.pipeline, &s.job).await?))
 }
 
-async fn set_paused(
-    state: AppState,
-    req: Requester,
-    team: String,
-    name: String,
-    job: String,
-    q: Option<String>,
-    paused: bool,
-) -> ApiResult<Response> {
-    let t = access::pipeline_write(
-        &state,
-        &req,
-        &team,
-        &name,
-        q.as_deref(),
-        Role::PipelineOperator,
-    )
-    .await?;
-    let j = access::job(&state, t.pipeline.id, &job).await?;
+async fn set_paused(state: AppState, s: JobScope, paused: bool) -> ApiResult<Response> {
+    let by = s.req.display_user_id();
     state
         .store
-        .set_job_paused(j.id, paused, &req.display_user_id(), now())
+        .set_job_paused(s.job.id, paused, &by, now())
         .await?;
     Ok(StatusCode::OK.into_response())
 }
 
-pub async fn pause(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, name, job)): Path<(String, String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    set_paused(state, req, team, name, job, q, true).await
+pub async fn pause(State(state): State<AppState>, s: JobScope) -> ApiResult<Response> {
+    set_paused(state, s, true).await
 }
 
-pub async fn unpause(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, name, job)): Path<(String, String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    set_paused(state, req, team, name, job, q, false).await
+pub async fn unpause(State(state): State<AppState>, s: JobScope) -> ApiResult<Response> {
+    set_paused(state, s, false).await
 }
 
 #[cfg(test)]

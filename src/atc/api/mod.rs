@@ -1,5 +1,6 @@
 //! The ATC HTTP API (shared/spec/atc-api.md): routes, access checks, JSON shapes.
-//! One file per concern; handlers load what they need through the helpers in `access`.
+//! One file per concern. Who may call a route is `policy::ROUTES`; handlers get their
+//! checked team / pipeline / job / build through the extractors in `scope`.
 
 pub mod access;
 pub mod admin;
@@ -19,8 +20,10 @@ pub mod jobs;
 pub mod login;
 pub mod oneoff;
 pub mod pipelines;
+pub mod policy;
 pub mod preparation;
 pub mod resources;
+pub mod scope;
 pub mod session;
 pub mod sky;
 pub mod status;
@@ -39,7 +42,6 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
 use axum::Router;
 use error::ApiError;
 use std::path::PathBuf;
@@ -100,6 +102,9 @@ pub fn json<T: serde::Serialize>(value: &T) -> Response {
     }
 }
 
+/// The bare caller is only for routes that check nothing up front (`Open`, `Visible`,
+/// `WebhookToken`, and routes outside the policy such as the UI's); every other route
+/// gets its caller from its scope (`scope`), which enforces the rule.
 impl FromRequestParts<AppState> for Requester {
     type Rejection = ApiError;
 
@@ -107,16 +112,30 @@ impl FromRequestParts<AppState> for Requester {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = auth_header(parts);
-        csrf_check(parts)?;
-        let claims = state
-            .auth
-            .verify(header.as_deref())
-            .await
-            .map_err(|_| ApiError::unauthorized())?;
-        let teams = state.store.teams().await?;
-        Ok(Requester::new(claims, teams))
+        use policy::Access::{Open, Visible, WebhookToken};
+        match parts.extensions.get::<&'static policy::RouteRule>() {
+            Some(rule) if !matches!(rule.access, Open | Visible | WebhookToken) => {
+                Err(ApiError::Internal(format!(
+                    "{} {}: {:?} needs its scope, not a bare Requester",
+                    rule.method, rule.path, rule.access
+                )))
+            }
+            _ => requester(parts, state).await,
+        }
     }
+}
+
+/// The caller: 401 for a bad token, or for a browser's write without its CSRF token.
+pub(crate) async fn requester(parts: &Parts, state: &AppState) -> Result<Requester, ApiError> {
+    let header = auth_header(parts);
+    csrf_check(parts)?;
+    let claims = state
+        .auth
+        .verify(header.as_deref())
+        .await
+        .map_err(|_| ApiError::unauthorized())?;
+    let teams = state.store.teams().await?;
+    Ok(Requester::new(claims, teams))
 }
 
 /// The `Authorization` header, or the browser's `skymarshal_auth` cookie in its place.
@@ -168,203 +187,157 @@ async fn version_header(req: Request, next: Next) -> Response {
     resp
 }
 
-pub fn router(state: AppState) -> Router {
-    let team = "/api/v1/teams/{team_name}";
-    let pipeline = "/api/v1/teams/{team_name}/pipelines/{pipeline_name}";
-    let job = "/api/v1/teams/{team_name}/pipelines/{pipeline_name}/jobs/{job_name}";
-    let resource = "/api/v1/teams/{team_name}/pipelines/{pipeline_name}/resources/{resource_name}";
-    let version = format!("{resource}/versions/{{version_id}}");
-    let api = Router::new()
-        .route("/api/v1/info", get(info::info))
-        .route("/api/v1/user", get(info::user))
-        .route(
-            "/api/v1/wall",
-            get(admin::wall)
-                .put(admin::set_wall)
-                .delete(admin::clear_wall),
-        )
-        .route(
-            "/api/v1/log-level",
-            get(admin::get_log_level).put(admin::set_log_level),
-        )
-        .route("/api/v1/info/creds", get(admin::info_creds))
-        .route("/api/v1/users", get(admin::users))
-        .route("/api/v1/containers/destroying", get(admin::destroying))
-        .route("/api/v1/containers/report", put(admin::report))
-        .route("/api/v1/volumes/destroying", get(admin::destroying))
-        .route("/api/v1/volumes/report", put(admin::report))
-        .route(&format!("{team}/cc.xml"), get(status::cc_xml))
-        .route(&format!("{pipeline}/badge"), get(status::pipeline_badge))
-        .route(&format!("{job}/badge"), get(status::job_badge))
-        .route(
+/// Every route with its handler; [`policy::Routes`] pairs each with its rule in
+/// [`policy::ROUTES`]. The API routes come first, then the login endpoints beside them.
+pub(crate) fn routes() -> (Router<AppState>, Router<AppState>) {
+    use policy::{at_build, at_job, at_pipeline, at_resource, at_team, at_version};
+    let api = policy::Routes::default()
+        .get("/api/v1/info", info::info)
+        .get("/api/v1/user", info::user)
+        .get("/api/v1/wall", admin::wall)
+        .put("/api/v1/wall", admin::set_wall)
+        .delete("/api/v1/wall", admin::clear_wall)
+        .get("/api/v1/log-level", admin::get_log_level)
+        .put("/api/v1/log-level", admin::set_log_level)
+        .get("/api/v1/info/creds", admin::info_creds)
+        .get("/api/v1/users", admin::users)
+        .get("/api/v1/containers/destroying", admin::destroying)
+        .put("/api/v1/containers/report", admin::report)
+        .get("/api/v1/volumes/destroying", admin::destroying)
+        .put("/api/v1/volumes/report", admin::report)
+        .get(at_team!("/cc.xml"), status::cc_xml)
+        .get(at_pipeline!("/badge"), status::pipeline_badge)
+        .get(at_job!("/badge"), status::job_badge)
+        .get(
             "/api/v1/pipelines/{pipeline_name}/jobs/{job_name}/badge",
-            get(status::main_job_badge),
+            status::main_job_badge,
         )
-        .route(&format!("{job}/schedule"), put(status::schedule_job))
-        .route(
-            &format!("{pipeline}/versions-db"),
-            get(causality::versions_db),
-        )
-        .route(&format!("{version}/input_to"), get(causality::input_to))
-        .route(&format!("{version}/output_of"), get(causality::output_of))
-        .route(&format!("{version}/upstream"), get(causality::upstream))
-        .route(&format!("{version}/downstream"), get(causality::downstream))
+        .put(at_job!("/schedule"), status::schedule_job)
+        .get(at_pipeline!("/versions-db"), causality::versions_db)
+        .get(at_version!("/input_to"), causality::input_to)
+        .get(at_version!("/output_of"), causality::output_of)
+        .get(at_version!("/upstream"), causality::upstream)
+        .get(at_version!("/downstream"), causality::downstream)
         // Upstream's name for `downstream` until v7.4 split causality in two directions.
-        .route(&format!("{version}/causality"), get(causality::downstream))
-        .route(
-            &format!("{resource}/cache"),
-            delete(caches::clear_resource_cache),
+        .get(at_version!("/causality"), causality::downstream)
+        .delete(at_resource!("/cache"), caches::clear_resource_cache)
+        .delete(
+            at_pipeline!("/resource-types/{resource_type_name}/cache"),
+            caches::clear_resource_type_cache,
         )
-        .route(
-            &format!("{pipeline}/resource-types/{{resource_type_name}}/cache"),
-            delete(caches::clear_resource_type_cache),
-        )
-        .route("/api/v1/cli", get(info::cli))
-        .route(
-            "/api/v1/workers",
-            get(workers::list).post(workers::register),
-        )
-        .route("/api/v1/workers/{worker_name}", delete(workers::delete))
-        .route(
+        .get("/api/v1/cli", info::cli)
+        .get("/api/v1/workers", workers::list)
+        .post("/api/v1/workers", workers::register)
+        .delete("/api/v1/workers/{worker_name}", workers::delete)
+        .put(
             "/api/v1/workers/{worker_name}/heartbeat",
-            put(workers::heartbeat),
+            workers::heartbeat,
         )
-        .route("/api/v1/workers/{worker_name}/land", put(workers::land))
-        .route("/api/v1/workers/{worker_name}/retire", put(workers::retire))
-        .route("/api/v1/workers/{worker_name}/prune", put(workers::prune))
-        .route("/api/v1/teams", get(teams::list))
-        .route(team, get(teams::get).put(teams::set).delete(teams::destroy))
-        .route(&format!("{team}/rename"), put(teams::rename))
-        .route("/api/v1/pipelines", get(pipelines::list_all))
-        .route(&format!("{team}/pipelines"), get(pipelines::list_team))
-        .route(&format!("{team}/pipelines/ordering"), put(pipelines::order))
-        .route(pipeline, get(pipelines::get).delete(pipelines::destroy))
-        .route(
-            &format!("{pipeline}/config"),
-            get(config::get).put(config::save),
+        .put("/api/v1/workers/{worker_name}/land", workers::land)
+        .put("/api/v1/workers/{worker_name}/retire", workers::retire)
+        .put("/api/v1/workers/{worker_name}/prune", workers::prune)
+        .get("/api/v1/teams", teams::list)
+        .get(at_team!(""), teams::get)
+        .put(at_team!(""), teams::set)
+        .delete(at_team!(""), teams::destroy)
+        .put(at_team!("/rename"), teams::rename)
+        .get("/api/v1/pipelines", pipelines::list_all)
+        .get(at_team!("/pipelines"), pipelines::list_team)
+        .put(at_team!("/pipelines/ordering"), pipelines::order)
+        .get(at_pipeline!(""), pipelines::get)
+        .delete(at_pipeline!(""), pipelines::destroy)
+        .get(at_pipeline!("/config"), config::get)
+        .put(at_pipeline!("/config"), config::save)
+        .put(at_pipeline!("/pause"), pipelines::pause)
+        .put(at_pipeline!("/unpause"), pipelines::unpause)
+        .put(at_pipeline!("/expose"), pipelines::expose)
+        .put(at_pipeline!("/hide"), pipelines::hide)
+        .put(at_pipeline!("/archive"), pipelines::archive)
+        .put(at_pipeline!("/rename"), pipelines::rename)
+        .put(at_pipeline!("/ordering"), pipelines::order_instances)
+        .get("/api/v1/jobs", jobs::list_all)
+        .get(at_pipeline!("/jobs"), jobs::list)
+        .get(at_job!(""), jobs::get)
+        .get(at_job!("/builds"), builds::list_job)
+        .post(at_job!("/builds"), builds::trigger)
+        .get(at_job!("/builds/{build_name}"), builds::get_job_build)
+        .post(at_job!("/builds/{build_name}"), builds::rerun)
+        .get(at_job!("/inputs"), oneoff::job_inputs)
+        .get(at_pipeline!("/builds"), builds::list_pipeline)
+        .post(at_pipeline!("/builds"), oneoff::create_pipeline_build)
+        .get(at_team!("/builds"), builds::list_team)
+        .post(at_team!("/builds"), oneoff::create_team_build)
+        .post(at_team!("/artifacts"), artifacts::create)
+        .get(at_team!("/artifacts/{artifact_id}"), artifacts::get)
+        .get(at_build!("/artifacts"), artifacts::list_build)
+        .get("/api/v1/builds", builds::list_all)
+        .get(at_build!(""), builds::get)
+        .put(at_build!("/abort"), builds::abort)
+        .put(at_build!("/comment"), builds::comment)
+        .get(at_build!("/events"), builds::events)
+        .get(at_build!("/plan"), builds::plan)
+        .get(at_build!("/preparation"), preparation::preparation)
+        .get(at_build!("/log"), ui::api::raw_log)
+        .get("/api/v1/dashboard", ui::api::dashboard)
+        .get(at_pipeline!("/graph"), ui::api::graph)
+        .post(at_resource!("/check"), checks::resource)
+        .post(at_resource!("/check/webhook"), checks::webhook)
+        .post(
+            at_pipeline!("/resource-types/{resource_type_name}/check"),
+            checks::resource_type,
         )
-        .route(&format!("{pipeline}/pause"), put(pipelines::pause))
-        .route(&format!("{pipeline}/unpause"), put(pipelines::unpause))
-        .route(&format!("{pipeline}/expose"), put(pipelines::expose))
-        .route(&format!("{pipeline}/hide"), put(pipelines::hide))
-        .route(&format!("{pipeline}/archive"), put(pipelines::archive))
-        .route(&format!("{pipeline}/rename"), put(pipelines::rename))
-        .route(
-            &format!("{pipeline}/ordering"),
-            put(pipelines::order_instances),
+        .post(
+            at_pipeline!("/prototypes/{prototype_name}/check"),
+            checks::prototype,
         )
-        .route("/api/v1/jobs", get(jobs::list_all))
-        .route(&format!("{pipeline}/jobs"), get(jobs::list))
-        .route(job, get(jobs::get))
-        .route(
-            &format!("{job}/builds"),
-            get(builds::list_job).post(builds::trigger),
+        .get(at_build!("/resources"), resources::build_resources)
+        .get("/api/v1/resources", resources::list_all)
+        .get(at_pipeline!("/resources"), resources::list)
+        .get(at_resource!(""), resources::get)
+        .get(at_pipeline!("/resource-types"), resources::resource_types)
+        .get(at_resource!("/versions"), versions::list)
+        .get(at_version!(""), versions::get)
+        .put(at_version!("/enable"), versions::enable)
+        .put(at_version!("/disable"), versions::disable)
+        .put(at_version!("/pin"), versions::pin)
+        .put(at_resource!("/unpin"), versions::unpin)
+        .put(at_resource!("/pin_comment"), versions::pin_comment)
+        .get(at_team!("/containers"), containers::list)
+        .get(at_team!("/containers/{id}"), containers::get)
+        .get(at_team!("/containers/{id}/hijack"), hijack::hijack)
+        .get(at_team!("/volumes"), containers::list_volumes)
+        .delete(
+            at_job!("/tasks/{step_name}/cache"),
+            containers::clear_task_cache,
         )
-        .route(
-            &format!("{job}/builds/{{build_name}}"),
-            get(builds::get_job_build).post(builds::rerun),
-        )
-        .route(&format!("{job}/inputs"), get(oneoff::job_inputs))
-        .route(
-            &format!("{pipeline}/builds"),
-            get(builds::list_pipeline).post(oneoff::create_pipeline_build),
-        )
-        .route(
-            &format!("{team}/builds"),
-            get(builds::list_team).post(oneoff::create_team_build),
-        )
-        .route(&format!("{team}/artifacts"), post(artifacts::create))
-        .route(
-            &format!("{team}/artifacts/{{artifact_id}}"),
-            get(artifacts::get),
-        )
-        .route(
-            "/api/v1/builds/{build_id}/artifacts",
-            get(artifacts::list_build),
-        )
-        .route("/api/v1/builds", get(builds::list_all))
-        .route("/api/v1/builds/{build_id}", get(builds::get))
-        .route("/api/v1/builds/{build_id}/abort", put(builds::abort))
-        .route("/api/v1/builds/{build_id}/comment", put(builds::comment))
-        .route("/api/v1/builds/{build_id}/events", get(builds::events))
-        .route("/api/v1/builds/{build_id}/plan", get(builds::plan))
-        .route(
-            "/api/v1/builds/{build_id}/preparation",
-            get(preparation::preparation),
-        )
-        .route("/api/v1/builds/{build_id}/log", get(ui::api::raw_log))
-        .route("/api/v1/dashboard", get(ui::api::dashboard))
-        .route(&format!("{pipeline}/graph"), get(ui::api::graph))
-        .route(
-            &format!("{pipeline}/resources/{{resource_name}}/check"),
-            post(checks::resource),
-        )
-        .route(
-            &format!("{pipeline}/resources/{{resource_name}}/check/webhook"),
-            post(checks::webhook),
-        )
-        .route(
-            &format!("{pipeline}/resource-types/{{resource_type_name}}/check"),
-            post(checks::resource_type),
-        )
-        .route(
-            &format!("{pipeline}/prototypes/{{prototype_name}}/check"),
-            post(checks::prototype),
-        )
-        .route(
-            "/api/v1/builds/{build_id}/resources",
-            get(resources::build_resources),
-        )
-        .route("/api/v1/resources", get(resources::list_all))
-        .route(&format!("{pipeline}/resources"), get(resources::list))
-        .route(resource, get(resources::get))
-        .route(
-            &format!("{pipeline}/resource-types"),
-            get(resources::resource_types),
-        )
-        .route(&format!("{resource}/versions"), get(versions::list))
-        .route(&version, get(versions::get))
-        .route(&format!("{version}/enable"), put(versions::enable))
-        .route(&format!("{version}/disable"), put(versions::disable))
-        .route(&format!("{version}/pin"), put(versions::pin))
-        .route(&format!("{resource}/unpin"), put(versions::unpin))
-        .route(
-            &format!("{resource}/pin_comment"),
-            put(versions::pin_comment),
-        )
-        .route(&format!("{team}/containers"), get(containers::list))
-        .route(&format!("{team}/containers/{{id}}"), get(containers::get))
-        .route(
-            &format!("{team}/containers/{{id}}/hijack"),
-            get(hijack::hijack),
-        )
-        .route(&format!("{team}/volumes"), get(containers::list_volumes))
-        .route(
-            &format!("{job}/tasks/{{step_name}}/cache"),
-            delete(containers::clear_task_cache),
-        )
-        .route(&format!("{job}/pause"), put(jobs::pause))
-        .route(&format!("{job}/unpause"), put(jobs::unpause))
-        .layer(axum::middleware::from_fn(version_header));
-    Router::new()
-        .merge(api)
-        .route("/sky/issuer/token", post(sky::token))
-        .route("/sky/logout", get(sky::logout))
-        .route("/sky/login", get(dex::start).post(login::login_submit))
-        .route("/sky/issuer/auth", get(dex::issuer_auth))
-        .route("/sky/issuer/auth/local", get(dex::connector))
-        .route(
-            "/sky/issuer/auth/local/login",
-            get(dex::form).post(dex::submit),
-        )
-        .route("/sky/callback", get(dex::callback))
-        .route(
+        .put(at_job!("/pause"), jobs::pause)
+        .put(at_job!("/unpause"), jobs::unpause);
+    let login = policy::Routes::default()
+        .post("/sky/issuer/token", sky::token)
+        .get("/sky/logout", sky::logout)
+        .get("/sky/login", dex::start)
+        .post("/sky/login", login::login_submit)
+        .get("/sky/issuer/auth", dex::issuer_auth)
+        .get("/sky/issuer/auth/local", dex::connector)
+        .get("/sky/issuer/auth/local/login", dex::form)
+        .post("/sky/issuer/auth/local/login", dex::submit)
+        .get("/sky/callback", dex::callback)
+        .get(
             "/.well-known/openid-configuration",
-            get(wellknown::openid_configuration),
+            wellknown::openid_configuration,
         )
-        .route("/.well-known/jwks.json", get(wellknown::jwks))
-        .route("/login", get(sky::legacy_login))
-        .route("/logout", get(sky::legacy_logout))
+        .get("/.well-known/jwks.json", wellknown::jwks)
+        .get("/login", sky::legacy_login)
+        .get("/logout", sky::legacy_logout);
+    let [api, login] = policy::Routes::finish([api, login]);
+    (api, login)
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, login) = routes();
+    Router::new()
+        .merge(api.layer(axum::middleware::from_fn(version_header)))
+        .merge(login)
         .merge(ui::router())
         .fallback(ui::fallback)
         .layer(axum::middleware::from_fn_with_state(

@@ -2,18 +2,18 @@
 //! JSON and start the build at once; `GET J/inputs` gives a job's next inputs so
 //! `fly execute -j` can run a task against them.
 
-use super::access;
 use super::atc_plan;
 use super::builds::build_json;
 use super::error::{ApiError, ApiResult};
+use super::scope::{JobScope, PipelineScope, TeamScope};
 use super::{json, AppState};
-use crate::atc::auth::{Requester, Role};
+use crate::atc::auth::Requester;
 use crate::atc::engine::plan::{pipeline_configs, BuildPlan};
 use crate::atc::engine::Engine;
 use crate::clock::now;
 use crate::db::{NewBuild, PipelineRow, TeamRow};
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json as j, Value};
@@ -76,43 +76,29 @@ async fn start(
 /// `POST T/builds`.
 pub async fn create_team_build(
     State(state): State<AppState>,
-    req: Requester,
-    Path(team): Path<String>,
+    TeamScope { req, team }: TeamScope,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let team = access::team(&state, &req, &team, Role::Member).await?;
     start(&state, &req, &team, None, &body).await
 }
 
 /// `POST P/builds`: the build may use the pipeline's resources, types and var sources.
 pub async fn create_pipeline_build(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, pipeline)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
+    t: PipelineScope,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let t =
-        access::pipeline_write(&state, &req, &team, &pipeline, q.as_deref(), Role::Member).await?;
     if t.pipeline.archived {
         return Err(ApiError::archived());
     }
-    start(&state, &req, &t.team, Some(&t.pipeline), &body).await
+    start(&state, &t.req, &t.team, Some(&t.pipeline), &body).await
 }
 
 /// `GET J/inputs`: upstream's BuildInput list for the job's next build; 404 while the
 /// inputs do not resolve.
-pub async fn job_inputs(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, pipeline, job)): Path<(String, String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let t =
-        access::pipeline_write(&state, &req, &team, &pipeline, q.as_deref(), Role::Viewer).await?;
-    access::job(&state, t.pipeline.id, &job).await?;
+pub async fn job_inputs(State(state): State<AppState>, t: JobScope) -> ApiResult<Response> {
     let config = pipeline_config(&state, &t.pipeline).await?;
-    let job = config.job(&job).ok_or_else(ApiError::not_found)?;
+    let job = config.job(&t.job.name).ok_or_else(ApiError::not_found)?;
     let versions = crate::atc::scheduler::next_inputs(engine(&state)?, &t.pipeline, &config, job)
         .await
         .map_err(|e| ApiError::Internal(format!("resolving inputs: {e}")))?

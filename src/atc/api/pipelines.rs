@@ -1,14 +1,14 @@
 //! Pipelines: listing, pause/unpause, expose/hide, archive, rename, ordering, destroy.
 
-use super::access::{self, Target};
 use super::error::{ApiError, ApiResult};
+use super::scope::{PipelineScope, TeamScope};
 use super::{json, AppState};
-use crate::atc::auth::{Requester, Role};
+use crate::atc::auth::Requester;
 use crate::clock::now;
 use crate::db::PipelineRow;
 use crate::proto::api::{DisplayConfig, GroupConfig, Pipeline, RenameRequest, SaveConfigResponse};
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -67,149 +67,54 @@ pub async fn list_team(
     Ok(json(&visible(&req, rows)))
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, name)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
-    Ok(json(&pipeline_json(&t.pipeline)))
+pub async fn get(s: PipelineScope) -> ApiResult<Response> {
+    Ok(json(&pipeline_json(&s.pipeline)))
 }
 
-pub async fn destroy(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, name)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let t = access::pipeline_write(&state, &req, &team, &name, q.as_deref(), Role::Member).await?;
-    state.store.destroy_pipeline(t.pipeline.id).await?;
+pub async fn destroy(State(state): State<AppState>, s: PipelineScope) -> ApiResult<Response> {
+    state.store.destroy_pipeline(s.pipeline.id).await?;
     archive_children(&state).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn write_target(
-    state: &AppState,
-    req: &Requester,
-    team: &str,
-    name: &str,
-    q: Option<&str>,
-    role: Role,
-    reject_archived: bool,
-) -> ApiResult<Target> {
-    if reject_archived {
-        access::pipeline_write_unarchived(state, req, team, name, q, role).await
-    } else {
-        access::pipeline_write(state, req, team, name, q, role).await
-    }
-}
-
-async fn set_paused(
-    state: AppState,
-    req: Requester,
-    team: String,
-    name: String,
-    q: Option<String>,
-    paused: bool,
-) -> ApiResult<Response> {
-    let t = write_target(
-        &state,
-        &req,
-        &team,
-        &name,
-        q.as_deref(),
-        Role::PipelineOperator,
-        true,
-    )
-    .await?;
+async fn set_paused(state: AppState, s: PipelineScope, paused: bool) -> ApiResult<Response> {
+    let by = s.req.display_user_id();
     state
         .store
-        .set_pipeline_paused(t.pipeline.id, paused, &req.display_user_id(), now())
+        .set_pipeline_paused(s.pipeline.id, paused, &by, now())
         .await?;
     Ok(StatusCode::OK.into_response())
 }
 
-pub async fn pause(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, name)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    set_paused(state, req, team, name, q, true).await
+pub async fn pause(State(state): State<AppState>, s: PipelineScope) -> ApiResult<Response> {
+    set_paused(state, s, true).await
 }
 
-pub async fn unpause(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, name)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    set_paused(state, req, team, name, q, false).await
+pub async fn unpause(State(state): State<AppState>, s: PipelineScope) -> ApiResult<Response> {
+    set_paused(state, s, false).await
 }
 
-async fn set_public(
-    state: AppState,
-    req: Requester,
-    team: String,
-    name: String,
-    q: Option<String>,
-    public: bool,
-) -> ApiResult<Response> {
-    let t = write_target(
-        &state,
-        &req,
-        &team,
-        &name,
-        q.as_deref(),
-        Role::Member,
-        false,
-    )
-    .await?;
+async fn set_public(state: AppState, s: PipelineScope, public: bool) -> ApiResult<Response> {
     state
         .store
-        .set_pipeline_public(t.pipeline.id, public)
+        .set_pipeline_public(s.pipeline.id, public)
         .await?;
     Ok(StatusCode::OK.into_response())
 }
 
-pub async fn expose(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, name)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    set_public(state, req, team, name, q, true).await
+pub async fn expose(State(state): State<AppState>, s: PipelineScope) -> ApiResult<Response> {
+    set_public(state, s, true).await
 }
 
-pub async fn hide(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, name)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    set_public(state, req, team, name, q, false).await
+pub async fn hide(State(state): State<AppState>, s: PipelineScope) -> ApiResult<Response> {
+    set_public(state, s, false).await
 }
 
-pub async fn archive(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, name)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let t = write_target(
-        &state,
-        &req,
-        &team,
-        &name,
-        q.as_deref(),
-        Role::Member,
-        false,
-    )
-    .await?;
+pub async fn archive(State(state): State<AppState>, s: PipelineScope) -> ApiResult<Response> {
+    let by = s.req.display_user_id();
     state
         .store
-        .archive_pipeline(t.pipeline.id, &req.display_user_id(), now())
+        .archive_pipeline(s.pipeline.id, &by, now())
         .await?;
     archive_children(&state).await;
     Ok(StatusCode::OK.into_response())
@@ -224,11 +129,10 @@ pub async fn archive_children(state: &AppState) {
 
 pub async fn rename(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, name)): Path<(String, String)>,
+    s: TeamScope,
+    Path((_, name)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let team_row = access::team(&state, &req, &team, Role::Member).await?;
     let rename: RenameRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed request: {e}")))?;
     if rename.name.is_empty() {
@@ -239,7 +143,7 @@ pub async fn rename(
     }
     if !state
         .store
-        .rename_pipeline(team_row.id, &name, &rename.name)
+        .rename_pipeline(s.team.id, &name, &rename.name)
         .await?
     {
         return Err(ApiError::not_found());
@@ -255,11 +159,9 @@ pub async fn rename(
 
 pub async fn order(
     State(state): State<AppState>,
-    req: Requester,
-    Path(team): Path<String>,
+    s: TeamScope,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let team_row = access::team(&state, &req, &team, Role::Member).await?;
     let names: Vec<String> = serde_json::from_slice::<Vec<Value>>(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed request: {e}")))?
         .into_iter()
@@ -271,7 +173,7 @@ pub async fn order(
         .collect::<ApiResult<_>>()?;
     state
         .store
-        .order_pipelines(team_row.id, &names)
+        .order_pipelines(s.team.id, &names)
         .await
         .map_err(|e| match e {
             crate::db::StoreError::NotFound(what) => {
@@ -289,11 +191,11 @@ pub async fn order(
 /// upstream, and change nothing.
 pub async fn order_instances(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, group)): Path<(String, String)>,
+    s: TeamScope,
+    Path((_, group)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let team_row = access::team(&state, &req, &team, Role::Member).await?;
+    let team_row = s.team;
     let vars: Vec<Option<Value>> = serde_json::from_slice::<Vec<Value>>(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed request: {e}")))?
         .into_iter()

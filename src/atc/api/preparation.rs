@@ -1,12 +1,11 @@
 //! `GET /api/v1/builds/:id/preparation`: what a pending build waits for (upstream's
 //! `BuildPreparation`), for the build page's "preparing build" checklist.
 
-use super::builds::{build_id, readable_build};
 use super::error::{ApiError, ApiResult};
+use super::scope::BuildScope;
 use super::{json, AppState};
-use crate::atc::auth::Requester;
 use crate::db::BuildStatus;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde_json::{json as j, Map, Value};
 
@@ -21,13 +20,8 @@ fn status(blocking: bool) -> &'static str {
     }
 }
 
-pub async fn preparation(
-    State(state): State<AppState>,
-    req: Requester,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let id = build_id(&id)?;
-    let build = readable_build(&state, &req, id, true).await?;
+pub async fn preparation(State(state): State<AppState>, s: BuildScope) -> ApiResult<Response> {
+    let (id, build) = (s.build.id, s.build);
     let mut out = j!({
         "build_id": id,
         "paused_pipeline": NOT_BLOCKING,

@@ -2,15 +2,14 @@
 //! the pipeline's resource types, and the versions a build used and produced.
 //! Version routes live in `versions`; check routes elsewhere.
 
-use super::access;
-use super::builds::{build_id, readable_build};
 use super::error::{ApiError, ApiResult};
 use super::jobs::summary;
+use super::scope::{BuildScope, PipelineScope, ResourceScope};
 use super::{json, AppState};
 use crate::atc::auth::Requester;
 use crate::db::{PipelineRow, ResourceRow};
 use crate::proto::api::BuildSummary;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -154,25 +153,14 @@ pub async fn list_all(State(state): State<AppState>, req: Requester) -> ApiResul
     Ok(json(&out))
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, name)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
-    Ok(json(&pipeline_resources(&state, &t.pipeline).await?))
+pub async fn list(State(state): State<AppState>, s: PipelineScope) -> ApiResult<Response> {
+    Ok(json(&pipeline_resources(&state, &s.pipeline).await?))
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, name, resource)): Path<(String, String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
-    let r = access::resource(&state, t.pipeline.id, &resource).await?;
-    Ok(json(&resource_json(&state, &t.pipeline, &r).await?))
+pub async fn get(State(state): State<AppState>, s: ResourceScope) -> ApiResult<Response> {
+    Ok(json(
+        &resource_json(&state, &s.pipeline, &s.resource).await?,
+    ))
 }
 
 /// The config's resource types as upstream lists them: a type whose `type` is another of
@@ -207,12 +195,9 @@ pub fn resource_types_json(config: &Value) -> Vec<Value> {
 /// `GET .../resource-types`: the config objects (none for an archived pipeline).
 pub async fn resource_types(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, name)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
+    s: PipelineScope,
 ) -> ApiResult<Response> {
-    let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
-    let types = match state.store.pipeline_config(t.pipeline.id).await? {
+    let types = match state.store.pipeline_config(s.pipeline.id).await? {
         Some((config, _)) => resource_types_json(&config),
         None => Vec::new(),
     };
@@ -221,12 +206,8 @@ pub async fn resource_types(
 
 /// `GET /api/v1/builds/:id/resources`: inputs (less those the build also output) and
 /// outputs.
-pub async fn build_resources(
-    State(state): State<AppState>,
-    req: Requester,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let b = readable_build(&state, &req, build_id(&id)?, false).await?;
+pub async fn build_resources(State(state): State<AppState>, s: BuildScope) -> ApiResult<Response> {
+    let b = s.build;
     let inputs = state.store.build_inputs(b.id).await?;
     let outputs = state.store.build_outputs(b.id).await?;
     let body = BuildInputsOutputs {

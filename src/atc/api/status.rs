@@ -1,8 +1,8 @@
 //! Status for outside tools: SVG badges of jobs and pipelines, CCTray's `cc.xml`, and
 //! `PUT J/schedule` (atc-api.md §3.2–§3.4).
 
-use super::access;
 use super::error::{ApiError, ApiResult};
+use super::scope::{JobScope, PipelineScope};
 use super::AppState;
 use crate::atc::auth::{Requester, Role};
 use crate::db::{BuildRow, BuildStatus, JobRow};
@@ -96,13 +96,10 @@ async fn finished_build(state: &AppState, job: &JobRow) -> ApiResult<Option<Buil
 /// `GET J/badge[?title=]`: the job's latest finished build.
 pub async fn job_badge(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, pipeline, job)): Path<(String, String, String)>,
+    s: JobScope,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let t = access::pipeline_read(&state, &req, &team, &pipeline, q.as_deref()).await?;
-    let job = access::job(&state, t.pipeline.id, &job).await?;
-    let status = finished_build(&state, &job).await?.map(|b| b.status);
+    let status = finished_build(&state, &s.job).await?.map(|b| b.status);
     Ok(svg_response(badge_svg(
         status,
         title(q.as_deref()).as_deref(),
@@ -143,13 +140,11 @@ fn pipeline_status(statuses: &[BuildStatus]) -> Option<BuildStatus> {
 /// `GET P/badge[?title=]`: failing if any job's latest finished build failed, and so on.
 pub async fn pipeline_badge(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, pipeline)): Path<(String, String)>,
+    s: PipelineScope,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let t = access::pipeline_read(&state, &req, &team, &pipeline, q.as_deref()).await?;
     let mut statuses = Vec::new();
-    for job in state.store.jobs(t.pipeline.id).await? {
+    for job in state.store.jobs(s.pipeline.id).await? {
         if let Some(b) = finished_build(&state, &job).await? {
             statuses.push(b.status);
         }
@@ -162,22 +157,7 @@ pub async fn pipeline_badge(
 }
 
 /// `PUT J/schedule`: asks the scheduler for a pass now.
-pub async fn schedule_job(
-    State(state): State<AppState>,
-    req: Requester,
-    Path((team, pipeline, job)): Path<(String, String, String)>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let t = access::pipeline_write_unarchived(
-        &state,
-        &req,
-        &team,
-        &pipeline,
-        q.as_deref(),
-        Role::PipelineOperator,
-    )
-    .await?;
-    access::job(&state, t.pipeline.id, &job).await?;
+pub async fn schedule_job(State(state): State<AppState>, _: JobScope) -> ApiResult<Response> {
     state.builds.wake();
     Ok(StatusCode::OK.into_response())
 }

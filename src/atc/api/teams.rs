@@ -1,9 +1,9 @@
 //! Teams: list, get, set (create / replace auth), rename, destroy.
 
-use super::access;
 use super::error::{ApiError, ApiResult};
+use super::scope::{Authorized, TeamScope, TeamUpsert};
 use super::{json, AppState};
-use crate::atc::auth::{Requester, Role};
+use crate::atc::auth::Requester;
 use crate::db::TeamRow;
 use crate::proto::api::{RenameRequest, SaveConfigResponse, Team, TeamAuth};
 use axum::body::Bytes;
@@ -44,29 +44,17 @@ pub async fn list(State(_): State<AppState>, req: Requester) -> Response {
     json(&teams)
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    req: Requester,
-    Path(name): Path<String>,
-) -> ApiResult<Response> {
-    let team = access::team(&state, &req, &name, Role::Viewer).await?;
-    Ok(json(&team_json(&team)))
+pub async fn get(s: TeamScope) -> ApiResult<Response> {
+    Ok(json(&team_json(&s.team)))
 }
 
 /// `PUT /api/v1/teams/:team`: owners replace their team's auth; only admins create teams.
 pub async fn set(
     State(state): State<AppState>,
-    req: Requester,
+    TeamUpsert { existing, .. }: TeamUpsert,
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    access::authenticated(&req)?;
-    let existing = state.store.team(&name).await?;
-    match &existing {
-        Some(t) if req.has_role(t, Role::Owner) => {}
-        None if req.is_admin() => {}
-        _ => return Err(ApiError::forbidden()),
-    }
     let team: Team = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed team: {e}")))?;
     let auth = team.auth.unwrap_or_default();
@@ -91,11 +79,10 @@ pub async fn set(
 
 pub async fn rename(
     State(state): State<AppState>,
-    req: Requester,
+    _: TeamScope,
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    access::team(&state, &req, &name, Role::Owner).await?;
     let rename: RenameRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed request: {e}")))?;
     if rename.name.is_empty() {
@@ -118,10 +105,9 @@ pub async fn rename(
 
 pub async fn destroy(
     State(state): State<AppState>,
-    req: Requester,
+    Authorized(req): Authorized,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    access::admin(&req)?;
     let team = state
         .store
         .team(&name)

@@ -2,12 +2,12 @@
 //! enable/disable, pin/unpin and the pin comment. A resource's versions are those of its
 //! current scope; a resource never checked has none.
 
-use super::access::{self, Target};
 use super::builds::page;
 use super::error::{ApiError, ApiResult};
 use super::resources::{is_public, scope_id, version_id};
+use super::scope::ResourceScope;
 use super::{json, AppState};
-use crate::atc::auth::{Requester, Role};
+use crate::atc::auth::Role;
 use crate::db::{Page, ResourceRow, Store, VersionRow};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -37,32 +37,10 @@ pub fn version_json(v: &VersionRow, hide_metadata: bool) -> ResourceVersion {
     }
 }
 
-type Path3 = Path<(String, String, String)>;
-type Path4 = Path<(String, String, String, String)>;
-
-/// `pipe` access to a resource of the pipeline.
-async fn read(
-    state: &AppState,
-    req: &Requester,
-    (team, pipeline, resource): &(String, String, String),
-    q: Option<&str>,
-) -> ApiResult<(Target, ResourceRow)> {
-    let t = access::pipeline_read(state, req, team, pipeline, q).await?;
-    let r = access::resource(state, t.pipeline.id, resource).await?;
-    Ok((t, r))
-}
-
-/// `team` access as a pipeline-operator; archived pipelines refuse (409, before auth).
-async fn write(
-    state: &AppState,
-    req: &Requester,
-    (team, pipeline, resource): &(String, String, String),
-    q: Option<&str>,
-) -> ApiResult<ResourceRow> {
-    let t =
-        access::pipeline_write_unarchived(state, req, team, pipeline, q, Role::PipelineOperator)
-            .await?;
-    access::resource(state, t.pipeline.id, resource).await
+/// The `{version_id}` of a version's path.
+#[derive(Deserialize)]
+pub struct VersionParam {
+    pub version_id: String,
 }
 
 /// A version of the resource's current scope by id; 404 otherwise.
@@ -193,14 +171,13 @@ async fn filtered_page(
 /// `GET .../resources/:r/versions`: newest first, with `Link` headers like builds.
 pub async fn list(
     State(state): State<AppState>,
-    req: Requester,
-    Path(path): Path3,
+    s: ResourceScope,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let (t, r) = read(&state, &req, &path, q.as_deref()).await?;
+    let (t, r) = (&s.pipeline, &s.resource);
     let p = page(q.as_deref())?;
     let filters = filters(q.as_deref());
-    let Some(scope) = scope_id(&r) else {
+    let Some(scope) = scope_id(r) else {
         return Ok(json(&Vec::<ResourceVersion>::new()));
     };
     let result = if filters.is_empty() {
@@ -208,19 +185,18 @@ pub async fn list(
     } else {
         filtered_page(state.store.as_ref(), scope, &p, &filters).await?
     };
-    let hide = !is_public(&r) && !req.has_role(&t.team, Role::Viewer);
+    let hide = !is_public(r) && !s.req.has_role(&s.team, Role::Viewer);
     let body: Vec<ResourceVersion> = result
         .versions
         .iter()
         .map(|v| version_json(v, hide))
         .collect();
     let mut resp = json(&body);
-    let (team, pipeline, resource) = &path;
     let base = format!(
-        "{}/api/v1/teams/{team}/pipelines/{pipeline}/resources/{resource}/versions",
-        state.external_url
+        "{}/api/v1/teams/{}/pipelines/{}/resources/{}/versions",
+        state.external_url, t.team_name, t.name, r.name
     );
-    let vars = match &t.pipeline.instance_vars {
+    let vars = match &t.instance_vars {
         Some(v) => format!(
             "&{}",
             url::form_urlencoded::Serializer::new(String::new())
@@ -251,26 +227,21 @@ pub async fn list(
 /// `GET .../versions/:id`.
 pub async fn get(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, pipeline, resource, id)): Path4,
-    RawQuery(q): RawQuery,
+    s: ResourceScope,
+    Path(p): Path<VersionParam>,
 ) -> ApiResult<Response> {
-    let path = (team, pipeline, resource);
-    let (t, r) = read(&state, &req, &path, q.as_deref()).await?;
-    let v = version_of(&state, &r, &id).await?;
-    let hide = !is_public(&r) && !req.has_role(&t.team, Role::Viewer);
+    let v = version_of(&state, &s.resource, &p.version_id).await?;
+    let hide = !is_public(&s.resource) && !s.req.has_role(&s.team, Role::Viewer);
     Ok(json(&version_json(&v, hide)))
 }
 
 async fn set_enabled(
     state: AppState,
-    req: Requester,
-    (team, pipeline, resource, id): (String, String, String, String),
-    q: Option<String>,
+    s: ResourceScope,
+    p: VersionParam,
     enabled: bool,
 ) -> ApiResult<Response> {
-    let r = write(&state, &req, &(team, pipeline, resource), q.as_deref()).await?;
-    let v = version_of(&state, &r, &id).await?;
+    let v = version_of(&state, &s.resource, &p.version_id).await?;
     if !state.store.set_version_enabled(v.id, enabled).await? {
         return Err(ApiError::not_found());
     }
@@ -279,31 +250,28 @@ async fn set_enabled(
 
 pub async fn enable(
     State(state): State<AppState>,
-    req: Requester,
-    Path(path): Path4,
-    RawQuery(q): RawQuery,
+    s: ResourceScope,
+    Path(p): Path<VersionParam>,
 ) -> ApiResult<Response> {
-    set_enabled(state, req, path, q, true).await
+    set_enabled(state, s, p, true).await
 }
 
 pub async fn disable(
     State(state): State<AppState>,
-    req: Requester,
-    Path(path): Path4,
-    RawQuery(q): RawQuery,
+    s: ResourceScope,
+    Path(p): Path<VersionParam>,
 ) -> ApiResult<Response> {
-    set_enabled(state, req, path, q, false).await
+    set_enabled(state, s, p, false).await
 }
 
 /// `PUT .../versions/:id/pin`: an API pin (a pin in the config still wins).
 pub async fn pin(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, pipeline, resource, id)): Path4,
-    RawQuery(q): RawQuery,
+    s: ResourceScope,
+    Path(p): Path<VersionParam>,
 ) -> ApiResult<Response> {
-    let r = write(&state, &req, &(team, pipeline, resource), q.as_deref()).await?;
-    let v = version_of(&state, &r, &id).await?;
+    let r = &s.resource;
+    let v = version_of(&state, r, &p.version_id).await?;
     state
         .store
         .pin_resource(r.id, Some(&v.version), None)
@@ -312,14 +280,8 @@ pub async fn pin(
 }
 
 /// `PUT .../resources/:r/unpin`: drops the API pin and its comment.
-pub async fn unpin(
-    State(state): State<AppState>,
-    req: Requester,
-    Path(path): Path3,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let r = write(&state, &req, &path, q.as_deref()).await?;
-    state.store.pin_resource(r.id, None, None).await?;
+pub async fn unpin(State(state): State<AppState>, s: ResourceScope) -> ApiResult<Response> {
+    state.store.pin_resource(s.resource.id, None, None).await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -333,12 +295,10 @@ struct PinComment {
 /// is nothing to comment on and nothing changes (upstream updates no row either).
 pub async fn pin_comment(
     State(state): State<AppState>,
-    req: Requester,
-    Path(path): Path3,
-    RawQuery(q): RawQuery,
+    s: ResourceScope,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let r = write(&state, &req, &path, q.as_deref()).await?;
+    let r = &s.resource;
     let body: PinComment = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed request: {e}")))?;
     if let Some(pinned) = &r.pinned_version {

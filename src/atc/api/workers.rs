@@ -1,10 +1,9 @@
 //! Worker routes (atc-api.md §3.8): listing for users, registration and heartbeats for the
 //! TSA (system tokens), land/retire/prune for the worker's team, delete for the system.
 
-use super::access;
 use super::error::{ApiError, ApiResult};
+use super::scope::{Authorized, WorkerScope};
 use super::{json, AppState};
-use crate::atc::auth::{Requester, Role};
 use crate::clock::now;
 use crate::config::parse_duration;
 use crate::db::{StoreError, WorkerRow, PRUNE_RUNNING_WORKER, WORKER_TEAM_CONFLICT};
@@ -35,12 +34,11 @@ impl TtlQuery {
 }
 
 /// `anyteam`: global workers plus those of teams the requester belongs to (admins: all).
-pub async fn list(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
-    access::authenticated(&req)?;
+pub async fn list(
+    State(state): State<AppState>,
+    Authorized(req): Authorized,
+) -> ApiResult<Response> {
     let member_of = req.member_team_ids();
-    if !req.is_admin() && !req.is_system() && member_of.is_empty() {
-        return Err(ApiError::forbidden());
-    }
     let workers: Vec<Worker> = state
         .store
         .workers()
@@ -54,15 +52,6 @@ pub async fn list(State(state): State<AppState>, req: Requester) -> ApiResult<Re
     Ok(json(&workers))
 }
 
-fn system(req: &Requester) -> ApiResult<()> {
-    access::authenticated(req)?;
-    if req.is_system() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden())
-    }
-}
-
 fn body<T: for<'de> Deserialize<'de> + Default>(bytes: &Bytes) -> ApiResult<T> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
@@ -74,11 +63,10 @@ fn body<T: for<'de> Deserialize<'de> + Default>(bytes: &Bytes) -> ApiResult<T> {
 /// `POST /api/v1/workers?ttl=`: system only.
 pub async fn register(
     State(state): State<AppState>,
-    req: Requester,
+    _: Authorized,
     Query(query): Query<TtlQuery>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
-    system(&req)?;
     let ttl = query.ttl()?;
     let mut worker: Worker = body(&bytes)?;
     worker
@@ -97,12 +85,11 @@ pub async fn register(
 /// `PUT /api/v1/workers/:name/heartbeat?ttl=`: system only; 404 once the worker is gone.
 pub async fn heartbeat(
     State(state): State<AppState>,
-    req: Requester,
+    _: Authorized,
     Path(name): Path<String>,
     Query(query): Query<TtlQuery>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
-    system(&req)?;
     let ttl = query.ttl()?;
     let beat: Worker = body(&bytes)?;
     let row = state
@@ -125,35 +112,6 @@ pub struct TeamBody {
     team: String,
 }
 
-/// `worker` access: the worker exists (404), and the requester is the system, an admin or
-/// holds `role` on the worker's team (global workers: system and admins only).
-pub(super) async fn worker_access(
-    state: &AppState,
-    req: &Requester,
-    name: &str,
-    role: Role,
-) -> ApiResult<WorkerRow> {
-    access::authenticated(req)?;
-    let row = state
-        .store
-        .worker(name)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    if req.is_system() || req.is_admin() {
-        return Ok(row);
-    }
-    let member = row.team_id.is_some_and(|id| {
-        req.teams()
-            .iter()
-            .any(|t| t.id == id && req.has_role(t, role))
-    });
-    if member {
-        Ok(row)
-    } else {
-        Err(ApiError::forbidden())
-    }
-}
-
 /// The body's `team` must name the worker's team (empty for a global worker).
 fn same_team(row: &WorkerRow, claimed: &str) -> ApiResult<()> {
     if row.worker.team == claimed {
@@ -168,11 +126,10 @@ fn same_team(row: &WorkerRow, claimed: &str) -> ApiResult<()> {
 
 pub async fn land(
     State(state): State<AppState>,
-    req: Requester,
+    WorkerScope { worker: row, .. }: WorkerScope,
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
-    let row = worker_access(&state, &req, &name, Role::Member).await?;
     same_team(&row, &body::<TeamBody>(&bytes)?.team)?;
     state
         .store
@@ -184,11 +141,10 @@ pub async fn land(
 
 pub async fn retire(
     State(state): State<AppState>,
-    req: Requester,
+    WorkerScope { worker: row, .. }: WorkerScope,
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
-    let row = worker_access(&state, &req, &name, Role::Member).await?;
     same_team(&row, &body::<TeamBody>(&bytes)?.team)?;
     state
         .store
@@ -200,10 +156,9 @@ pub async fn retire(
 
 pub async fn prune(
     State(state): State<AppState>,
-    req: Requester,
+    _: WorkerScope,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    worker_access(&state, &req, &name, Role::Member).await?;
     match state.store.prune_worker(&name).await {
         Ok(true) => Ok(StatusCode::OK.into_response()),
         Ok(false) => Err(ApiError::not_found()),
@@ -219,11 +174,10 @@ pub async fn prune(
 /// `DELETE /api/v1/workers/:name`: system only; the body's team must match.
 pub async fn delete(
     State(state): State<AppState>,
-    req: Requester,
+    _: Authorized,
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
-    system(&req)?;
     let Some(row) = state.store.worker(&name).await? else {
         return Ok(StatusCode::OK.into_response());
     };

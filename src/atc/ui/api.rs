@@ -9,17 +9,18 @@
 //! - `GET /api/v1/builds/:id/log`: the whole log as plain text, escapes resolved.
 
 use super::{ansi, layout, status};
-use crate::atc::api::builds::{async_stream, follow_events, readable_build, FeedItem};
+use crate::atc::api::builds::{async_stream, follow_events, FeedItem};
 use crate::atc::api::error::{ApiError, ApiResult};
 use crate::atc::api::jobs::summaries_of;
 use crate::atc::api::resources::resource_json;
+use crate::atc::api::scope::{BuildScope, PipelineScope};
 use crate::atc::api::streams::StreamPermit;
-use crate::atc::api::{access, json, AppState};
+use crate::atc::api::{json, AppState};
 use crate::atc::auth::Requester;
 use crate::db::PipelineRow;
 use crate::proto::api::JobSummary;
 use crate::proto::event::{self, BuildEvent};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -177,16 +178,14 @@ fn pipeline_card<'a>(
 /// named), laid out; resources appear only through those jobs.
 pub async fn graph(
     State(state): State<AppState>,
-    req: Requester,
-    Path((team, name)): Path<(String, String)>,
+    s: PipelineScope,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let t = access::pipeline_read(&state, &req, &team, &name, q.as_deref()).await?;
     let groups: BTreeSet<String> = url::form_urlencoded::parse(q.unwrap_or_default().as_bytes())
         .filter(|(k, _)| k == "group")
         .map(|(_, v)| v.into_owned())
         .collect();
-    let pipelines = [t.pipeline];
+    let pipelines = [s.pipeline];
     let (jobs, _) = summaries_of(&state, &pipelines).await?;
     let pipeline = &pipelines[0];
     let selected: Vec<&JobSummary> = jobs
@@ -365,13 +364,8 @@ pub fn rendered_events(state: &AppState, id: i64, permit: StreamPermit) -> Respo
 
 /// `GET /api/v1/builds/:id/log`: every step's output in event order as plain text (what
 /// `fly watch` prints, escapes resolved), for download.
-pub async fn raw_log(
-    State(state): State<AppState>,
-    req: Requester,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let id = crate::atc::api::builds::build_id(&id)?;
-    let build = readable_build(&state, &req, id, true).await?;
+pub async fn raw_log(State(state): State<AppState>, s: BuildScope) -> ApiResult<Response> {
+    let (id, build) = (s.build.id, s.build);
     let mut text = String::new();
     let mut cursor = 0;
     loop {
