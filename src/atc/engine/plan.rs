@@ -6,7 +6,7 @@
 //! resources and resource types it needs, so a build runs on what was configured when it
 //! started. `/builds/:id/plan` serves [`public_plan`] (build-events.md §5.3).
 
-use crate::config::{Config, JobConfig, Step, StepConfig};
+use crate::config::{Config, JobConfig, ResourceType, Step, StepConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -19,16 +19,30 @@ pub struct BuildPlan {
     /// Resource configs by name (as `ResourceConfig::to_value`).
     #[serde(default)]
     pub resources: BTreeMap<String, Value>,
-    /// The pipeline's resource types (as `ResourceType::to_value`).
-    #[serde(default)]
-    pub resource_types: Vec<Value>,
+    /// The pipeline's resource types (stored as `ResourceType::to_value`).
+    #[serde(default, deserialize_with = "readable_types")]
+    pub resource_types: Vec<ResourceType>,
     /// The pipeline's `var_sources`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub var_sources: Vec<Value>,
     /// The prototype a prototype check checks (as `ResourceType::to_value`); nothing else
     /// runs prototypes, so other plans leave it empty.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub prototypes: Vec<Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "readable_types"
+    )]
+    pub prototypes: Vec<ResourceType>,
+}
+
+/// A plan's types, leaving out any that do not read (older plans kept fly's types as
+/// given): the build runs without them, as it always has, rather than not loading.
+fn readable_types<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ResourceType>, D::Error> {
+    let types = Option::<Vec<Value>>::deserialize(d)?.unwrap_or_default();
+    Ok(types
+        .iter()
+        .filter_map(|t| ResourceType::from_value(t).ok())
+        .collect())
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -216,11 +230,7 @@ pub fn pipeline_configs(pipeline: &Config) -> BuildPlan {
             .iter()
             .map(|r| (r.name.clone(), r.to_value()))
             .collect(),
-        resource_types: pipeline
-            .resource_types
-            .iter()
-            .map(|t| t.to_value())
-            .collect(),
+        resource_types: pipeline.resource_types.clone(),
         var_sources: pipeline
             .var_sources
             .iter()
@@ -433,8 +443,8 @@ fn public_node(build: &BuildPlan, plan: &Plan) -> Value {
             let type_ = match types {
                 Some(types) => types
                     .iter()
-                    .find(|t| t["name"] == c.name.as_str())
-                    .map(|t| s(t, "type"))
+                    .find(|t| t.name == c.name)
+                    .map(|t| t.type_.clone())
                     .unwrap_or_default(),
                 None => type_of(build, &c.name),
             };
@@ -532,6 +542,35 @@ mod tests {
         let back: BuildPlan =
             serde_json::from_value(serde_json::to_value(&plan).expect("ser")).expect("de");
         assert_eq!(back, plan);
+    }
+
+    #[test]
+    fn resource_types_keep_their_stored_form() {
+        let (_, c) = job(
+            "resource_types:\n- {name: m, type: registry-image, source: {repository: x}, privileged: true, check_every: 10m, tags: [t], defaults: {b: 1}, params: {p: 2}}\nprototypes:\n- {name: p, type: m}\njobs: [{name: j, plan: [{get: x}]}]\nresources: [{name: x, type: m, source: {}}]\n",
+        );
+        let stored: Vec<Value> = c.resource_types.iter().map(|t| t.to_value()).collect();
+        let plan = BuildPlan {
+            prototypes: c.prototypes.clone(),
+            ..pipeline_configs(&c)
+        };
+        let json = serde_json::to_value(&plan).expect("ser");
+        assert_eq!(json["resource_types"], Value::Array(stored));
+        assert_eq!(
+            json["prototypes"],
+            json!([{"name": "p", "type": "m", "source": null}])
+        );
+        let back: BuildPlan = serde_json::from_value(json.clone()).expect("de");
+        assert_eq!(back, plan);
+
+        // A type that does not read (fly-supplied) is left out, not the whole plan.
+        let mut json = json;
+        json["resource_types"]
+            .as_array_mut()
+            .expect("types")
+            .push(json!({"name": "bad", "privileged": "yes"}));
+        let back: BuildPlan = serde_json::from_value(json).expect("de");
+        assert_eq!(back.resource_types, c.resource_types);
     }
 
     #[test]
