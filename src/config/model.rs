@@ -401,21 +401,31 @@ fn decode_resource_types(
         "atc.ResourceTypes"
     };
     list(v, f, key, go, |item, p| {
-        let mut r = Fields::new(item, ctx, &p, strct, key, "atc.ResourceType")?;
-        let rt = ResourceType {
-            name: r.string("name")?,
-            type_: r.string("type")?,
-            source: r.object("source", "atc.Source")?,
-            defaults: r.object("defaults", "atc.Source")?.unwrap_or_default(),
-            privileged: r.bool("privileged")?,
-            check_every: check_every(&mut r)?,
-            tags: r.strings("tags")?,
-            params: r.object("params", "atc.Params")?.unwrap_or_default(),
-            line: Line(ctx.lines.line(&p)),
-        };
-        r.finish()?;
-        Ok(rt)
+        decode_resource_type(item, ctx, &p, strct, key)
     })
+}
+
+fn decode_resource_type(
+    item: &Value,
+    ctx: Ctx,
+    p: &str,
+    strct: &'static str,
+    key: &str,
+) -> Result<ResourceType, ConfigError> {
+    let mut r = Fields::new(item, ctx, p, strct, key, "atc.ResourceType")?;
+    let rt = ResourceType {
+        name: r.string("name")?,
+        type_: r.string("type")?,
+        source: r.object("source", "atc.Source")?,
+        defaults: r.object("defaults", "atc.Source")?.unwrap_or_default(),
+        privileged: r.bool("privileged")?,
+        check_every: check_every(&mut r)?,
+        tags: r.strings("tags")?,
+        params: r.object("params", "atc.Params")?.unwrap_or_default(),
+        line: Line(ctx.lines.line(p)),
+    };
+    r.finish()?;
+    Ok(rt)
 }
 
 fn decode_job(item: &Value, ctx: Ctx, p: &str) -> Result<JobConfig, ConfigError> {
@@ -509,6 +519,33 @@ impl ResourceType {
         }
         o.strings("tags", &self.tags).map("params", &self.params);
         o.value()
+    }
+}
+
+impl ResourceType {
+    /// Reads [`ResourceType::to_value`]'s form (a build plan's types) as a pipeline's save
+    /// would read the type.
+    pub fn from_value(v: &Value) -> Result<ResourceType, ConfigError> {
+        let lines = LineMap::default();
+        let ctx = Ctx {
+            lines: &lines,
+            coerce: true,
+            strict: true,
+        };
+        decode_resource_type(v, ctx, "", "ResourceType", "resource_types")
+    }
+}
+
+impl serde::Serialize for ResourceType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_value().serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ResourceType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        ResourceType::from_value(&v).map_err(|e| serde::de::Error::custom(e.message))
     }
 }
 

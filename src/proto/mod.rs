@@ -8,6 +8,7 @@ pub mod baggageclaim;
 pub mod event;
 pub mod garden;
 pub mod instance_vars;
+pub mod plan;
 pub mod stream;
 pub mod worker;
 

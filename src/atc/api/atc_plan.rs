@@ -162,7 +162,7 @@ fn add_types(types: Option<&Value>, out: &mut BuildPlan) {
     for t in types.and_then(Value::as_array).into_iter().flatten() {
         let Some(tm) = t.as_object() else { continue };
         let name = str_of(tm, "name");
-        if name.is_empty() || out.resource_types.iter().any(|e| e["name"] == name) {
+        if name.is_empty() || out.resource_types.iter().any(|e| e.name == name) {
             continue;
         }
         let mut ty = Map::new();
@@ -179,7 +179,10 @@ fn add_types(types: Option<&Value>, out: &mut BuildPlan) {
                 "tags",
             ],
         );
-        out.resource_types.push(Value::Object(ty));
+        // One that does not read is left out, as the engine used to when running it.
+        if let Ok(ty) = crate::config::ResourceType::from_value(&Value::Object(ty)) {
+            out.resource_types.push(ty);
+        }
     }
 }
 

@@ -262,11 +262,7 @@ impl Engine {
         events: Events,
         token: CancellationToken,
     ) -> (BuildStatus, Arc<Build>) {
-        let types = plan
-            .resource_types
-            .iter()
-            .filter_map(resource_type)
-            .collect();
+        let types = plan.resource_types.clone();
         let build = Arc::new(Build {
             rt: self.rt.clone(),
             cleanup: Cleanup::new(row.team_id),
@@ -296,12 +292,4 @@ impl Engine {
         };
         (status, build)
     }
-}
-
-/// A resource type (or prototype) back from its `ResourceType::to_value` form in a plan.
-pub(crate) fn resource_type(v: &serde_json::Value) -> Option<crate::config::ResourceType> {
-    let doc = serde_json::to_vec(&serde_json::json!({ "resource_types": [v] })).ok()?;
-    crate::config::parse_pipeline(&doc)
-        .ok()
-        .and_then(|c| c.resource_types.into_iter().next())
 }

@@ -1,16 +1,18 @@
-//! Build plans: the tree a build executes, fixed when the build starts.
-//!
-//! Composite nodes (do, in_parallel, hooks, try, timeout, retry, across) are typed; leaf
-//! nodes keep the step's config JSON, so `((.:var))` references from `load_var` and
-//! `across` are interpolated into it just before the step runs. The plan also carries the
-//! resources and resource types it needs, so a build runs on what was configured when it
-//! started. `/builds/:id/plan` serves [`public_plan`] (build-events.md §5.3).
+//! Build plans: the tree a build executes (the wire type [`crate::proto::plan::Plan`]),
+//! fixed when the build starts, planned from a job's config. The build plan also carries
+//! the resources and resource types it needs, so a build runs on what was configured when
+//! it started. `/builds/:id/plan` serves [`public_plan`] (build-events.md §5.3).
 
-use crate::config::{Config, JobConfig, Step, StepConfig};
+use crate::config::{Config, JobConfig, ResourceType, Step, StepConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use crate::proto::plan::{
+    AcrossNode, ArtifactInputNode, ArtifactOutputNode, CheckNode, HookNode, InParallelNode, Node,
+    Plan, StepNode, TimeoutNode,
+};
 
 /// Everything a build needs besides artifacts: the step tree and the configs it refers to.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -19,131 +21,30 @@ pub struct BuildPlan {
     /// Resource configs by name (as `ResourceConfig::to_value`).
     #[serde(default)]
     pub resources: BTreeMap<String, Value>,
-    /// The pipeline's resource types (as `ResourceType::to_value`).
-    #[serde(default)]
-    pub resource_types: Vec<Value>,
+    /// The pipeline's resource types (stored as `ResourceType::to_value`).
+    #[serde(default, deserialize_with = "readable_types")]
+    pub resource_types: Vec<ResourceType>,
     /// The pipeline's `var_sources`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub var_sources: Vec<Value>,
     /// The prototype a prototype check checks (as `ResourceType::to_value`); nothing else
     /// runs prototypes, so other plans leave it empty.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub prototypes: Vec<Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "readable_types"
+    )]
+    pub prototypes: Vec<ResourceType>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Plan {
-    pub id: String,
-    #[serde(flatten)]
-    pub node: Node,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "snake_case")]
-pub enum Node {
-    /// A get, put, task, set_pipeline, load_var or run step: its config JSON.
-    Step(StepNode),
-    /// A resource check (check builds, `fly check-resource`).
-    Check(CheckNode),
-    Do(Vec<Plan>),
-    InParallel(InParallelNode),
-    Across(AcrossNode),
-    Try(Box<Plan>),
-    Timeout(TimeoutNode),
-    Retry(Vec<Plan>),
-    OnSuccess(HookNode),
-    OnFailure(HookNode),
-    OnAbort(HookNode),
-    OnError(HookNode),
-    Ensure(HookNode),
-    /// An artifact uploaded by `fly execute`, mounted as `name`.
-    ArtifactInput(ArtifactInputNode),
-    /// Registers artifact `name` for download by `fly execute -o`.
-    ArtifactOutput(ArtifactOutputNode),
-}
-
-impl Default for Node {
-    fn default() -> Self {
-        Node::Do(Vec::new())
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct StepNode {
-    /// The step's own config (no modifiers), as `Step::to_value`.
-    pub config: Value,
-    /// For a job input: the version the scheduler chose.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<Value>,
-    /// For the implicit get after a put: the put's plan id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version_from: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct CheckNode {
-    pub name: String,
-    /// `resource`, `resource_type` or `prototype`.
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from_version: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_id: Option<i64>,
-}
-
-impl CheckNode {
-    /// A resource's check (the kind plans stored before kinds existed leave empty), as
-    /// opposed to a resource type's or prototype's.
-    pub fn is_resource(&self) -> bool {
-        self.kind != "resource_type" && self.kind != "prototype"
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct InParallelNode {
-    pub steps: Vec<Plan>,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub limit: i64,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub fail_fast: bool,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct AcrossNode {
-    /// The across step's own config (`across:` and `fail_fast`), as written.
-    pub vars: Value,
-    /// The wrapped step as config JSON; planned per combination at run time.
-    pub step: Value,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub fail_fast: bool,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct TimeoutNode {
-    pub step: Box<Plan>,
-    pub duration: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct HookNode {
-    pub step: Box<Plan>,
-    pub hook: Box<Plan>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct ArtifactInputNode {
-    pub artifact_id: i64,
-    pub name: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct ArtifactOutputNode {
-    pub name: String,
-}
-
-fn is_zero(n: &i64) -> bool {
-    *n == 0
+/// A plan's types, leaving out any that do not read (older plans kept fly's types as
+/// given): the build runs without them, as it always has, rather than not loading.
+fn readable_types<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ResourceType>, D::Error> {
+    let types = Option::<Vec<Value>>::deserialize(d)?.unwrap_or_default();
+    Ok(types
+        .iter()
+        .filter_map(|t| ResourceType::from_value(t).ok())
+        .collect())
 }
 
 /// Hands out plan ids: lower-case hex of a counter that starts at the node's start time,
@@ -216,11 +117,7 @@ pub fn pipeline_configs(pipeline: &Config) -> BuildPlan {
             .iter()
             .map(|r| (r.name.clone(), r.to_value()))
             .collect(),
-        resource_types: pipeline
-            .resource_types
-            .iter()
-            .map(|t| t.to_value())
-            .collect(),
+        resource_types: pipeline.resource_types.clone(),
         var_sources: pipeline
             .var_sources
             .iter()
@@ -433,8 +330,8 @@ fn public_node(build: &BuildPlan, plan: &Plan) -> Value {
             let type_ = match types {
                 Some(types) => types
                     .iter()
-                    .find(|t| t["name"] == c.name.as_str())
-                    .map(|t| s(t, "type"))
+                    .find(|t| t.name == c.name)
+                    .map(|t| t.type_.clone())
                     .unwrap_or_default(),
                 None => type_of(build, &c.name),
             };
@@ -532,6 +429,35 @@ mod tests {
         let back: BuildPlan =
             serde_json::from_value(serde_json::to_value(&plan).expect("ser")).expect("de");
         assert_eq!(back, plan);
+    }
+
+    #[test]
+    fn resource_types_keep_their_stored_form() {
+        let (_, c) = job(
+            "resource_types:\n- {name: m, type: registry-image, source: {repository: x}, privileged: true, check_every: 10m, tags: [t], defaults: {b: 1}, params: {p: 2}}\nprototypes:\n- {name: p, type: m}\njobs: [{name: j, plan: [{get: x}]}]\nresources: [{name: x, type: m, source: {}}]\n",
+        );
+        let stored: Vec<Value> = c.resource_types.iter().map(|t| t.to_value()).collect();
+        let plan = BuildPlan {
+            prototypes: c.prototypes.clone(),
+            ..pipeline_configs(&c)
+        };
+        let json = serde_json::to_value(&plan).expect("ser");
+        assert_eq!(json["resource_types"], Value::Array(stored));
+        assert_eq!(
+            json["prototypes"],
+            json!([{"name": "p", "type": "m", "source": null}])
+        );
+        let back: BuildPlan = serde_json::from_value(json.clone()).expect("de");
+        assert_eq!(back, plan);
+
+        // A type that does not read (fly-supplied) is left out, not the whole plan.
+        let mut json = json;
+        json["resource_types"]
+            .as_array_mut()
+            .expect("types")
+            .push(json!({"name": "bad", "privileged": "yes"}));
+        let back: BuildPlan = serde_json::from_value(json).expect("de");
+        assert_eq!(back.resource_types, c.resource_types);
     }
 
     #[test]

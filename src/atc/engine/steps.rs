@@ -480,7 +480,6 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
             .plan
             .prototypes
             .iter()
-            .filter_map(super::resource_type)
             .find(|p| p.name == c.name)
             .ok_or_else(|| errored(format!("prototype '{}' not found", c.name)))?;
         let source = b.interpolate(&scope, &Value::Object(p.source.clone().unwrap_or_default()))?;

@@ -217,7 +217,7 @@ pub async fn check_build(
             .prototypes
             .iter()
             .filter(|t| t.name == name)
-            .map(|t| t.to_value())
+            .cloned()
             .collect();
     }
     engine.start(row.clone(), plan).await?;

@@ -3,6 +3,7 @@
 //! `serial` / `serial_groups` / `max_in_flight` allow, and runs periodic resource checks.
 
 pub mod checker;
+mod configs;
 pub mod resolve;
 
 use crate::atc::engine::plan::{job_plan, BuildPlan};
@@ -26,12 +27,13 @@ const LEASE_TTL: Duration = Duration::from_secs(5);
 
 pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     let checker = checker::Checker::default();
+    let configs = configs::Configs::default();
     let store = engine.store().clone();
     crate::atc::periodic::Periodic::every("scheduler", INTERVAL)
         .or_when(engine.handle.wake.clone())
         .leased(store, LEASE, LEASE_TTL)
         .run(shutdown, |tick| {
-            let (engine, checker) = (&engine, &checker);
+            let (engine, checker, configs) = (&engine, &checker, &configs);
             async move {
                 if tick.took_lease {
                     // Only on taking the lease: a node joining a running cluster must not
@@ -41,7 +43,7 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
                     // ends one-off/check builds of the others.
                     engine.recover().await;
                 }
-                pass(engine, checker).await
+                pass(engine, checker, configs).await
             }
         })
         .await
@@ -53,23 +55,28 @@ pub fn pipeline_config(config: &Value) -> anyhow::Result<Config> {
 }
 
 /// One pass over every active pipeline.
-pub async fn pass(engine: &Arc<Engine>, checker: &checker::Checker) -> anyhow::Result<()> {
+async fn pass(
+    engine: &Arc<Engine>,
+    checker: &checker::Checker,
+    configs: &configs::Configs,
+) -> anyhow::Result<()> {
     let store = engine.store();
     let pending = store.builds_with_status(&[BuildStatus::Pending]).await?;
     let started = store.builds_with_status(&[BuildStatus::Started]).await?;
-    for p in store.pipelines(None).await? {
+    let pipelines = store.pipelines(None).await?;
+    configs.retain(
+        &pipelines
+            .iter()
+            .filter(|p| !p.archived)
+            .map(|p| p.id)
+            .collect(),
+    );
+    for p in pipelines {
         if p.archived {
             continue;
         }
-        let Some((config_json, _)) = store.pipeline_config(p.id).await? else {
+        let Some(config) = configs.get(store, &p).await? else {
             continue;
-        };
-        let config = match pipeline_config(&config_json) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(pipeline = %p.name, error = %e, "unreadable pipeline config");
-                continue;
-            }
         };
         if !p.paused {
             checker.periodic(engine, &p, &config).await;
