@@ -1,22 +1,11 @@
 //! Worker artifacts (`fly execute` uploads and one-off build outputs) on the embedded store.
 
 use super::super::*;
+use super::rows::artifact_row;
 use super::{is_foreign_key_violation, EmbeddedStore};
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension};
 
 const COLUMNS: &str = "id, team_id, build_id, name, worker_name, volume_handle, created_at";
-
-fn artifact_row(r: &Row) -> rusqlite::Result<ArtifactRow> {
-    Ok(ArtifactRow {
-        id: r.get(0)?,
-        team_id: r.get(1)?,
-        build_id: r.get(2)?,
-        name: r.get(3)?,
-        worker_name: r.get(4)?,
-        volume_handle: r.get(5)?,
-        created_at: r.get(6)?,
-    })
-}
 
 fn not_found(e: rusqlite::Error, what: String) -> StoreError {
     if is_foreign_key_violation(&e) {

@@ -21,9 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rows::{
-    build_row, job_row, json, json_opt, pipeline_row, placeholder, resource_row, team_row, user_row,
-};
+use rows::{build_row, job_row, json, pipeline_row, placeholder, resource_row, team_row, user_row};
 
 pub(crate) struct EmbeddedStore {
     /// One connection for the whole store. A `std` mutex, not tokio's: it is only taken
@@ -34,6 +32,16 @@ pub(crate) struct EmbeddedStore {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
+        let e = match e {
+            // A shared decoder's error, carried through a row callback by `rows::lift`.
+            rusqlite::Error::FromSqlConversionFailure(i, t, inner) => {
+                match inner.downcast::<StoreError>() {
+                    Ok(store) => return *store,
+                    Err(inner) => rusqlite::Error::FromSqlConversionFailure(i, t, inner),
+                }
+            }
+            e => e,
+        };
         if is_unique_violation(&e) {
             StoreError::Conflict(e.to_string())
         } else {

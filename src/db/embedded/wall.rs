@@ -27,12 +27,7 @@ impl WallStore for EmbeddedStore {
                 .query_row(
                     "SELECT message, expires_at FROM wall WHERE id = 1",
                     [],
-                    |r| {
-                        Ok(WallRow {
-                            message: r.get(0)?,
-                            expires_at: r.get(1)?,
-                        })
-                    },
+                    super::rows::wall_row,
                 )
                 .optional()?)
         })

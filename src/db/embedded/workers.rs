@@ -3,27 +3,14 @@
 
 use super::super::sql::{WORKER_COLUMNS, WORKER_SELECT};
 use super::super::*;
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
-
-fn worker_row(row: &Row) -> rusqlite::Result<(Value, Option<i64>, String, i64)> {
-    let payload: String = row.get(2)?;
-    let payload = serde_json::from_str(&payload).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
-    })?;
-    Ok((payload, row.get(1)?, row.get(3)?, row.get(4)?))
-}
-
-fn to_row(columns: (Value, Option<i64>, String, i64)) -> Result<WorkerRow> {
-    let (payload, team_id, state, expires_at) = columns;
-    worker_from_columns(payload, team_id, &state, expires_at)
-}
+use super::rows::worker_row;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 fn one(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Option<WorkerRow>> {
-    conn.prepare_cached(sql)?
+    Ok(conn
+        .prepare_cached(sql)?
         .query_row(params, worker_row)
-        .optional()?
-        .map(to_row)
-        .transpose()
+        .optional()?)
 }
 
 fn names(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<String>> {
@@ -95,11 +82,10 @@ pub(super) fn worker(conn: &mut Connection, name: &str) -> Result<Option<WorkerR
 }
 
 pub(super) fn workers(conn: &mut Connection) -> Result<Vec<WorkerRow>> {
-    let rows: Vec<_> = conn
+    Ok(conn
         .prepare_cached(&format!("{WORKER_SELECT} ORDER BY name"))?
         .query_map([], worker_row)?
-        .collect::<Result<_, _>>()?;
-    rows.into_iter().map(to_row).collect()
+        .collect::<Result<_, _>>()?)
 }
 
 pub(super) fn land_worker(conn: &mut Connection, name: &str) -> Result<Option<WorkerRow>> {

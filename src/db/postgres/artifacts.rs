@@ -2,21 +2,9 @@
 
 use super::super::*;
 use super::{is_foreign_key_violation, PgStore};
-use tokio_postgres::Row;
+use crate::db::rows::artifact_row;
 
 const COLUMNS: &str = "id, team_id, build_id, name, worker_name, volume_handle, created_at";
-
-fn artifact_row(r: &Row) -> Result<ArtifactRow> {
-    Ok(ArtifactRow {
-        id: r.try_get(0)?,
-        team_id: r.try_get(1)?,
-        build_id: r.try_get(2)?,
-        name: r.try_get(3)?,
-        worker_name: r.try_get(4)?,
-        volume_handle: r.try_get(5)?,
-        created_at: r.try_get(6)?,
-    })
-}
 
 #[async_trait]
 impl ArtifactStore for PgStore {

@@ -11,13 +11,14 @@ mod wall;
 mod workers;
 
 use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS, POSTGRES_LOCK_ID};
+use super::rows::{build_row, job_row, pipeline_row, resource_row, team_row, user_row};
 use super::sql::{RESOURCE_SELECT, USER_SELECT};
 use super::*;
 use anyhow::Context as _;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::NoTls;
 
 /// Names are listed in byte order (`COLLATE "C"`) whatever the database's collation, so
 /// both stores list alike (SQLite compares text bytewise).
@@ -182,112 +183,6 @@ impl PgStore {
         tx.commit().await?;
         Ok(())
     }
-}
-
-fn team_row(row: &Row) -> Result<TeamRow> {
-    let auth: Value = row.try_get(3)?;
-    Ok(TeamRow {
-        id: row.try_get(0)?,
-        name: row.try_get(1)?,
-        admin: row.try_get(2)?,
-        auth: serde_json::from_value(auth)
-            .map_err(|e| StoreError::Backend(format!("team auth: {e}")))?,
-    })
-}
-
-fn user_row(row: &Row) -> Result<UserRow> {
-    Ok(UserRow {
-        id: row.try_get(0)?,
-        username: row.try_get(1)?,
-        connector: row.try_get(2)?,
-        sub: row.try_get(3)?,
-        last_login: row.try_get(4)?,
-    })
-}
-
-fn pipeline_row(row: &Row) -> Result<PipelineRow> {
-    Ok(PipelineRow {
-        id: row.try_get(0)?,
-        team_id: row.try_get(1)?,
-        team_name: row.try_get(2)?,
-        name: row.try_get(3)?,
-        instance_vars: row.try_get(4)?,
-        paused: row.try_get(5)?,
-        paused_by: row.try_get(6)?,
-        paused_at: row.try_get(7)?,
-        public: row.try_get(8)?,
-        archived: row.try_get(9)?,
-        ordering: row.try_get(10)?,
-        config_version: row.try_get(11)?,
-        groups: row.try_get::<_, Option<Value>>(12)?.unwrap_or(Value::Null),
-        display: row.try_get::<_, Option<Value>>(13)?.unwrap_or(Value::Null),
-        user_data: row.try_get::<_, Option<Value>>(14)?.unwrap_or(Value::Null),
-        parent_job_id: row.try_get(15)?,
-        parent_build_id: row.try_get(16)?,
-        last_updated: row.try_get(17)?,
-    })
-}
-
-fn job_row(row: &Row) -> Result<JobRow> {
-    let groups: Value = row.try_get(8)?;
-    Ok(JobRow {
-        id: row.try_get(0)?,
-        pipeline_id: row.try_get(1)?,
-        name: row.try_get(2)?,
-        config: row.try_get::<_, Option<Value>>(3)?.unwrap_or(Value::Null),
-        paused: row.try_get(4)?,
-        paused_by: row.try_get(5)?,
-        paused_at: row.try_get(6)?,
-        has_new_inputs: row.try_get(7)?,
-        groups: serde_json::from_value(groups)
-            .map_err(|e| StoreError::Backend(format!("job groups: {e}")))?,
-        first_logged_build_id: row.try_get(9)?,
-        next_build_id: row.try_get(10)?,
-        finished_build_id: row.try_get(11)?,
-        transition_build_id: row.try_get(12)?,
-    })
-}
-
-fn resource_row(row: &Row) -> Result<ResourceRow> {
-    Ok(ResourceRow {
-        id: row.try_get(0)?,
-        pipeline_id: row.try_get(1)?,
-        name: row.try_get(2)?,
-        type_: row.try_get(3)?,
-        config: row.try_get::<_, Option<Value>>(4)?.unwrap_or(Value::Null),
-        last_checked: row.try_get(5)?,
-        pinned_version: row.try_get(6)?,
-        pin_comment: row.try_get(7)?,
-        scope_id: row.try_get(8)?,
-        check_build_id: row.try_get(9)?,
-        check_failed: row.try_get(10)?,
-    })
-}
-
-fn build_row(row: &Row) -> Result<BuildRow> {
-    let status: String = row.try_get(4)?;
-    Ok(BuildRow {
-        id: row.try_get(0)?,
-        team_id: row.try_get(1)?,
-        team_name: row.try_get(2)?,
-        name: row.try_get(3)?,
-        status: BuildStatus::parse(&status)
-            .ok_or_else(|| StoreError::Backend(format!("unknown build status {status:?}")))?,
-        job_id: row.try_get(5)?,
-        job_name: row.try_get(6)?,
-        pipeline_id: row.try_get(7)?,
-        pipeline_name: row.try_get(8)?,
-        pipeline_instance_vars: row.try_get(9)?,
-        resource_name: row.try_get(10)?,
-        plan: row.try_get(11)?,
-        created_by: row.try_get(12)?,
-        comment: row.try_get(13)?,
-        create_time: row.try_get(14)?,
-        start_time: row.try_get(15)?,
-        end_time: row.try_get(16)?,
-        rerun_of: row.try_get(17)?,
-        rerun_number: row.try_get(18)?,
-    })
 }
 
 fn auth_json(auth: &TeamAuth) -> Result<Value> {

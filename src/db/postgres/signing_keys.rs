@@ -33,20 +33,7 @@ impl SigningKeyStore for PgStore {
                 &[],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                let kid: String = r.try_get(0)?;
-                let jwk: String = r.try_get(2)?;
-                let jwk = serde_json::from_str(&jwk)
-                    .map_err(|e| StoreError::Backend(format!("signing key {kid}: {e}")))?;
-                Ok(SigningKeyRow {
-                    kid,
-                    kty: r.try_get(1)?,
-                    jwk,
-                    created_at: r.try_get(3)?,
-                })
-            })
-            .collect()
+        rows.iter().map(crate::db::rows::signing_key_row).collect()
     }
 
     async fn delete_signing_key(&self, kid: &str) -> Result<bool> {

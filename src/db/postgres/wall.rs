@@ -25,13 +25,7 @@ impl WallStore for PgStore {
         let row = client
             .query_opt("SELECT message, expires_at FROM wall WHERE id = 1", &[])
             .await?;
-        row.map(|r| {
-            Ok(WallRow {
-                message: r.try_get(0)?,
-                expires_at: r.try_get(1)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(crate::db::rows::wall_row).transpose()
     }
 
     async fn set_wall(&self, wall: &WallRow) -> Result<()> {

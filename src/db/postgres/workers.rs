@@ -1,16 +1,11 @@
 //! Worker registration and lifecycle on PostgreSQL. Each transition is one guarded
 //! statement, so two web nodes cannot both make it.
 
+use super::super::rows;
 use super::super::sql::{WORKER_COLUMNS, WORKER_SELECT};
 use super::super::*;
 use super::PgStore;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
-
-fn worker_row(row: &Row) -> Result<WorkerRow> {
-    let state: String = row.try_get(3)?;
-    worker_from_columns(row.try_get(2)?, row.try_get(1)?, &state, row.try_get(4)?)
-}
 
 impl PgStore {
     async fn one_worker(
@@ -23,7 +18,7 @@ impl PgStore {
             .query_opt(sql, params)
             .await?
             .as_ref()
-            .map(worker_row)
+            .map(rows::worker_row)
             .transpose()
     }
 
@@ -80,7 +75,7 @@ impl PgStore {
                 }
             })?;
         row.as_ref()
-            .map(worker_row)
+            .map(rows::worker_row)
             .transpose()?
             .ok_or_else(|| StoreError::Conflict(WORKER_TEAM_CONFLICT.into()))
     }
@@ -116,7 +111,7 @@ impl PgStore {
             .query(&format!("{WORKER_SELECT} ORDER BY name COLLATE \"C\""), &[])
             .await?
             .iter()
-            .map(worker_row)
+            .map(rows::worker_row)
             .collect()
     }
 
