@@ -1,5 +1,87 @@
-//! SELECT lists shared by both backends. Only column lists and joins live here: placeholders
-//! differ (`$1` in PostgreSQL, `?1` in SQLite). `->` extracts JSON in both dialects.
+//! Statement text shared by both backends, written once in PostgreSQL's placeholder syntax
+//! (`$1`); the embedded store rewrites it with [`sqlite`]. What else differs is kept out of
+//! shared text: `ON CONFLICT ... DO UPDATE`, `RETURNING`, `->`, `true`/`false` and
+//! `CAST(.. AS ..)` mean the same in both; `COLLATE "C"` (byte order, what SQLite compares
+//! by anyway) is dropped for SQLite. JSON parameters are bound per backend (jsonb values in
+//! PostgreSQL, TEXT in SQLite).
+
+/// `stmt` with `$N` placeholders as SQLite's `?N`. SQLite reads `$1` as a *named*
+/// parameter numbered by first appearance, so `$2 .. $1` would bind out of order.
+/// Quoted text (e.g. JSON paths like `'$.addr'`) is left alone.
+pub(crate) fn sqlite(stmt: &str) -> String {
+    let stmt = stmt.replace(" COLLATE \"C\"", "");
+    let mut out = String::with_capacity(stmt.len());
+    let mut quoted = false;
+    let mut chars = stmt.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            quoted = !quoted;
+        } else if c == '$' && !quoted && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+            out.push('?');
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+// --- teams, tokens, users ---------------------------------------------------------------
+pub(crate) const TEAM_BY_NAME: &str = "SELECT id, name, admin, auth FROM teams WHERE name = $1";
+pub(crate) const TEAMS: &str =
+    "SELECT id, name, admin, auth FROM teams ORDER BY name COLLATE \"C\"";
+pub(crate) const TEAM_RENAME: &str = "UPDATE teams SET name = $2 WHERE name = $1";
+pub(crate) const TEAM_DELETE: &str = "DELETE FROM teams WHERE name = $1";
+pub(crate) const TOKEN_SAVE: &str =
+    "INSERT INTO access_tokens (token, claims, expires_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (token) DO UPDATE SET claims = excluded.claims, expires_at = excluded.expires_at";
+pub(crate) const TOKEN_CLAIMS: &str = "SELECT claims FROM access_tokens WHERE token = $1";
+pub(crate) const TOKEN_DELETE: &str = "DELETE FROM access_tokens WHERE token = $1";
+pub(crate) const TOKENS_EXPIRED_DELETE: &str = "DELETE FROM access_tokens WHERE expires_at < $1";
+pub(crate) const USER_LOGIN: &str =
+    "INSERT INTO users (username, connector, sub, last_login) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (username, connector) DO UPDATE SET sub = excluded.sub, \
+     last_login = excluded.last_login";
+pub(crate) const USERS_SINCE: &str = "SELECT id, username, connector, sub, last_login FROM users \
+     WHERE last_login >= $1 ORDER BY last_login DESC, id";
+
+// --- pipelines ----------------------------------------------------------------------------
+pub(crate) const PIPELINE_CONFIG: &str = "SELECT config, config_version FROM pipelines \
+     WHERE id = $1 AND NOT archived AND config IS NOT NULL";
+pub(crate) const PIPELINE_SET_PAUSED: &str = "UPDATE pipelines SET paused = $2, \
+     paused_by = CASE WHEN $2 THEN CAST($3 AS TEXT) END, \
+     paused_at = CASE WHEN $2 THEN CAST($4 AS BIGINT) END WHERE id = $1";
+pub(crate) const PIPELINE_SET_PUBLIC: &str = "UPDATE pipelines SET public = $2 WHERE id = $1";
+pub(crate) const PIPELINE_RENAME: &str =
+    "UPDATE pipelines SET name = $3 WHERE team_id = $1 AND name = $2";
+pub(crate) const PIPELINE_DELETE: &str = "DELETE FROM pipelines WHERE id = $1";
+
+// --- artifacts ----------------------------------------------------------------------------
+/// Decoded by `rows::artifact_row`.
+pub(crate) const ARTIFACT_INSERT: &str =
+    "INSERT INTO worker_artifacts (team_id, build_id, name, worker_name, volume_handle, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
+     RETURNING id, team_id, build_id, name, worker_name, volume_handle, created_at";
+pub(crate) const ARTIFACT_BY_ID: &str =
+    "SELECT id, team_id, build_id, name, worker_name, volume_handle, created_at \
+     FROM worker_artifacts WHERE id = $1 AND team_id = $2";
+pub(crate) const ARTIFACTS_OF_BUILD: &str =
+    "SELECT id, team_id, build_id, name, worker_name, volume_handle, created_at \
+     FROM worker_artifacts WHERE build_id = $1 ORDER BY id";
+pub(crate) const ARTIFACT_ATTACH: &str =
+    "UPDATE worker_artifacts SET build_id = $2, name = $3 WHERE id = $1";
+
+// --- signing keys and the wall ------------------------------------------------------------
+pub(crate) const SIGNING_KEY_INSERT: &str =
+    "INSERT INTO signing_keys (kid, kty, jwk, created_at) VALUES ($1, $2, $3, $4)";
+/// Decoded by `rows::signing_key_row`.
+pub(crate) const SIGNING_KEYS: &str =
+    "SELECT kid, kty, jwk, created_at FROM signing_keys ORDER BY created_at, kid";
+pub(crate) const SIGNING_KEY_DELETE: &str = "DELETE FROM signing_keys WHERE kid = $1";
+/// Decoded by `rows::wall_row`.
+pub(crate) const WALL: &str = "SELECT message, expires_at FROM wall WHERE id = 1";
+pub(crate) const WALL_SET: &str = "INSERT INTO wall (id, message, expires_at) VALUES (1, $1, $2) \
+     ON CONFLICT (id) DO UPDATE SET message = excluded.message, expires_at = excluded.expires_at";
+pub(crate) const WALL_CLEAR: &str = "DELETE FROM wall";
 
 /// Decoded by each backend's `pipeline_row`, in this column order.
 pub(crate) const PIPELINE_SELECT: &str =
@@ -44,8 +126,6 @@ pub(crate) const BUILD_ORDER_ID_ASC: &str = "b.id ASC";
 pub(crate) const WORKER_COLUMNS: &str = "name, team_id, payload, state, expires_at";
 pub(crate) const WORKER_SELECT: &str =
     "SELECT name, team_id, payload, state, expires_at FROM workers";
-
-pub(crate) const USER_SELECT: &str = "SELECT id, username, connector, sub, last_login FROM users";
 
 use super::{BuildsOf, PagePlan};
 
@@ -146,5 +226,20 @@ impl BuildsQuery {
             if from { asc } else { desc }
         );
         BuildsQuery { sql, params }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sqlite_placeholders() {
+        assert_eq!(
+            super::sqlite("UPDATE t SET a = $2, p = json_set(p, '$.x', $1) WHERE id = $10"),
+            "UPDATE t SET a = ?2, p = json_set(p, '$.x', ?1) WHERE id = ?10"
+        );
+        assert_eq!(
+            super::sqlite("SELECT name FROM t ORDER BY name COLLATE \"C\""),
+            "SELECT name FROM t ORDER BY name"
+        );
     }
 }

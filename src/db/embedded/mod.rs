@@ -13,7 +13,7 @@ mod wall;
 mod workers;
 
 use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS};
-use super::sql::{JOB_SELECT, RESOURCE_SELECT, USER_SELECT};
+use super::sql::{self, sqlite, JOB_SELECT, RESOURCE_SELECT};
 use super::*;
 use anyhow::Context as _;
 use rusqlite::{ffi, params, Connection, OptionalExtension, TransactionBehavior};
@@ -195,11 +195,7 @@ impl Store for EmbeddedStore {
         let name = name.to_string();
         self.call(move |conn| {
             Ok(conn
-                .query_row(
-                    "SELECT id, name, admin, auth FROM teams WHERE name = ?1",
-                    [name],
-                    team_row,
-                )
+                .query_row(&sqlite(sql::TEAM_BY_NAME), [name], team_row)
                 .optional()?)
         })
         .await
@@ -208,7 +204,7 @@ impl Store for EmbeddedStore {
     async fn teams(&self) -> Result<Vec<TeamRow>> {
         self.call(|conn| {
             Ok(conn
-                .prepare("SELECT id, name, admin, auth FROM teams ORDER BY name")?
+                .prepare(&sqlite(sql::TEAMS))?
                 .query_map([], team_row)?
                 .collect::<Result<_, _>>()?)
         })
@@ -217,32 +213,28 @@ impl Store for EmbeddedStore {
 
     async fn rename_team(&self, old: &str, new: &str) -> Result<bool> {
         let (old, new) = (old.to_string(), new.to_string());
-        self.call(move |conn| {
-            match conn.execute("UPDATE teams SET name = ?2 WHERE name = ?1", [&old, &new]) {
+        self.call(
+            move |conn| match conn.execute(&sqlite(sql::TEAM_RENAME), [&old, &new]) {
                 Ok(n) => Ok(n > 0),
                 Err(e) if is_unique_violation(&e) => {
                     Err(StoreError::Conflict(format!("team {new} already exists")))
                 }
                 Err(e) => Err(e.into()),
-            }
-        })
+            },
+        )
         .await
     }
 
     async fn destroy_team(&self, name: &str) -> Result<bool> {
         let name = name.to_string();
-        self.call(move |conn| Ok(conn.execute("DELETE FROM teams WHERE name = ?1", [name])? > 0))
+        self.call(move |conn| Ok(conn.execute(&sqlite(sql::TEAM_DELETE), [name])? > 0))
             .await
     }
 
     async fn save_access_token(&self, token: &str, claims: &Value, expires_at: i64) -> Result<()> {
         let (token, claims) = (token.to_string(), claims.to_string());
         self.call(move |conn| {
-            conn.execute(
-                "INSERT INTO access_tokens (token, claims, expires_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (token) DO UPDATE SET claims = excluded.claims, expires_at = excluded.expires_at",
-                params![token, claims, expires_at],
-            )?;
+            conn.execute(&sqlite(sql::TOKEN_SAVE), params![token, claims, expires_at])?;
             Ok(())
         })
         .await
@@ -252,11 +244,7 @@ impl Store for EmbeddedStore {
         let token = token.to_string();
         self.call(move |conn| {
             Ok(conn
-                .query_row(
-                    "SELECT claims FROM access_tokens WHERE token = ?1",
-                    [token],
-                    |r| json(r, 0),
-                )
+                .query_row(&sqlite(sql::TOKEN_CLAIMS), [token], |r| json(r, 0))
                 .optional()?)
         })
         .await
@@ -265,25 +253,22 @@ impl Store for EmbeddedStore {
     async fn delete_access_token(&self, token: &str) -> Result<()> {
         let token = token.to_string();
         self.call(move |conn| {
-            conn.execute("DELETE FROM access_tokens WHERE token = ?1", [token])?;
+            conn.execute(&sqlite(sql::TOKEN_DELETE), [token])?;
             Ok(())
         })
         .await
     }
 
     async fn delete_expired_access_tokens(&self, now: i64) -> Result<u64> {
-        self.call(move |conn| {
-            Ok(conn.execute("DELETE FROM access_tokens WHERE expires_at < ?1", [now])? as u64)
-        })
-        .await
+        self.call(move |conn| Ok(conn.execute(&sqlite(sql::TOKENS_EXPIRED_DELETE), [now])? as u64))
+            .await
     }
 
     async fn record_user_login(&self, user: &UserLogin) -> Result<()> {
         let user = user.clone();
         self.call(move |conn| {
             conn.execute(
-                "INSERT INTO users (username, connector, sub, last_login) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (username, connector) DO UPDATE SET sub = excluded.sub, last_login = excluded.last_login",
+                &sqlite(sql::USER_LOGIN),
                 params![user.username, user.connector, user.sub, user.at],
             )?;
             Ok(())
@@ -294,9 +279,7 @@ impl Store for EmbeddedStore {
     async fn users_since(&self, since: i64) -> Result<Vec<UserRow>> {
         self.call(move |conn| {
             Ok(conn
-                .prepare(&format!(
-                    "{USER_SELECT} WHERE last_login >= ?1 ORDER BY last_login DESC, id"
-                ))?
+                .prepare(&sqlite(sql::USERS_SINCE))?
                 .query_map([since], user_row)?
                 .collect::<Result<_, _>>()?)
         })
@@ -338,12 +321,9 @@ impl Store for EmbeddedStore {
     async fn pipeline_config(&self, pipeline_id: i64) -> Result<Option<(Value, i64)>> {
         self.call(move |conn| {
             Ok(conn
-                .query_row(
-                    "SELECT config, config_version FROM pipelines \
-                     WHERE id = ?1 AND NOT archived AND config IS NOT NULL",
-                    [pipeline_id],
-                    |r| Ok((json(r, 0)?, r.get(1)?)),
-                )
+                .query_row(&sqlite(sql::PIPELINE_CONFIG), [pipeline_id], |r| {
+                    Ok((json(r, 0)?, r.get(1)?))
+                })
                 .optional()?)
         })
         .await
@@ -359,8 +339,7 @@ impl Store for EmbeddedStore {
         let by = by.to_string();
         self.call(move |conn| {
             let n = conn.execute(
-                "UPDATE pipelines SET paused = ?2, \
-                 paused_by = CASE WHEN ?2 THEN ?3 END, paused_at = CASE WHEN ?2 THEN ?4 END WHERE id = ?1",
+                &sqlite(sql::PIPELINE_SET_PAUSED),
                 params![pipeline_id, paused, by, stored_time(at)],
             )?;
             found(n as u64, || format!("pipeline {pipeline_id}"))
@@ -371,7 +350,7 @@ impl Store for EmbeddedStore {
     async fn set_pipeline_public(&self, pipeline_id: i64, public: bool) -> Result<()> {
         self.call(move |conn| {
             let n = conn.execute(
-                "UPDATE pipelines SET public = ?2 WHERE id = ?1",
+                &sqlite(sql::PIPELINE_SET_PUBLIC),
                 params![pipeline_id, public],
             )?;
             found(n as u64, || format!("pipeline {pipeline_id}"))
@@ -382,10 +361,7 @@ impl Store for EmbeddedStore {
     async fn rename_pipeline(&self, team_id: i64, old: &str, new: &str) -> Result<bool> {
         let (old, new) = (old.to_string(), new.to_string());
         self.call(move |conn| {
-            match conn.execute(
-                "UPDATE pipelines SET name = ?3 WHERE team_id = ?1 AND name = ?2",
-                params![team_id, old, new],
-            ) {
+            match conn.execute(&sqlite(sql::PIPELINE_RENAME), params![team_id, old, new]) {
                 Ok(n) => Ok(n > 0),
                 Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
                     "pipeline {new} already exists"
@@ -421,7 +397,7 @@ impl Store for EmbeddedStore {
 
     async fn destroy_pipeline(&self, pipeline_id: i64) -> Result<()> {
         self.call(move |conn| {
-            let n = conn.execute("DELETE FROM pipelines WHERE id = ?1", [pipeline_id])?;
+            let n = conn.execute(&sqlite(sql::PIPELINE_DELETE), [pipeline_id])?;
             found(n as u64, || format!("pipeline {pipeline_id}"))
         })
         .await

@@ -1,5 +1,6 @@
 //! Signing keys of the `idtoken` var source on the embedded store.
 
+use super::super::sql::{self, sqlite};
 use super::super::*;
 use super::rows::signing_key_row;
 use super::{is_unique_violation, EmbeddedStore};
@@ -13,7 +14,7 @@ impl SigningKeyStore for EmbeddedStore {
             .map_err(|e| StoreError::Invalid(format!("encoding jwk: {e}")))?;
         self.call(move |conn| {
             match conn.execute(
-                "INSERT INTO signing_keys (kid, kty, jwk, created_at) VALUES (?1, ?2, ?3, ?4)",
+                &sqlite(sql::SIGNING_KEY_INSERT),
                 params![key.kid, key.kty, jwk, key.created_at],
             ) {
                 Ok(_) => Ok(()),
@@ -30,9 +31,7 @@ impl SigningKeyStore for EmbeddedStore {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>> {
         self.call(|conn| {
             Ok(conn
-                .prepare_cached(
-                    "SELECT kid, kty, jwk, created_at FROM signing_keys ORDER BY created_at, kid",
-                )?
+                .prepare_cached(sql::SIGNING_KEYS)?
                 .query_map([], signing_key_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?)
         })
@@ -41,9 +40,7 @@ impl SigningKeyStore for EmbeddedStore {
 
     async fn delete_signing_key(&self, kid: &str) -> Result<bool> {
         let kid = kid.to_string();
-        self.call(move |conn| {
-            Ok(conn.execute("DELETE FROM signing_keys WHERE kid = ?1", [kid])? > 0)
-        })
-        .await
+        self.call(move |conn| Ok(conn.execute(&sqlite(sql::SIGNING_KEY_DELETE), [kid])? > 0))
+            .await
     }
 }

@@ -1,6 +1,6 @@
 //! The wall message and the builds around a resource version, on the embedded store.
 
-use super::super::sql::BUILD_SELECT;
+use super::super::sql::{self, sqlite, BUILD_SELECT};
 use super::super::*;
 use super::{build_row, EmbeddedStore};
 use rusqlite::{params, OptionalExtension};
@@ -24,11 +24,7 @@ impl WallStore for EmbeddedStore {
     async fn wall(&self) -> Result<Option<WallRow>> {
         self.call(|conn| {
             Ok(conn
-                .query_row(
-                    "SELECT message, expires_at FROM wall WHERE id = 1",
-                    [],
-                    super::rows::wall_row,
-                )
+                .query_row(sql::WALL, [], super::rows::wall_row)
                 .optional()?)
         })
         .await
@@ -38,9 +34,7 @@ impl WallStore for EmbeddedStore {
         let wall = wall.clone();
         self.call(move |conn| {
             conn.execute(
-                "INSERT INTO wall (id, message, expires_at) VALUES (1, ?1, ?2) \
-                 ON CONFLICT (id) DO UPDATE SET message = excluded.message, \
-                 expires_at = excluded.expires_at",
+                &sqlite(sql::WALL_SET),
                 params![wall.message, wall.expires_at],
             )?;
             Ok(())
@@ -50,7 +44,7 @@ impl WallStore for EmbeddedStore {
 
     async fn clear_wall(&self) -> Result<()> {
         self.call(|conn| {
-            conn.execute("DELETE FROM wall", [])?;
+            conn.execute(sql::WALL_CLEAR, [])?;
             Ok(())
         })
         .await

@@ -12,7 +12,7 @@ mod workers;
 
 use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS, POSTGRES_LOCK_ID};
 use super::rows::{build_row, job_row, pipeline_row, resource_row, team_row, user_row};
-use super::sql::{RESOURCE_SELECT, USER_SELECT};
+use super::sql::{self, RESOURCE_SELECT};
 use super::*;
 use anyhow::Context as _;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -212,32 +212,19 @@ impl Store for PgStore {
 
     async fn team(&self, name: &str) -> Result<Option<TeamRow>> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT id, name, admin, auth FROM teams WHERE name = $1",
-                &[&name],
-            )
-            .await?;
+        let row = client.query_opt(sql::TEAM_BY_NAME, &[&name]).await?;
         row.as_ref().map(team_row).transpose()
     }
 
     async fn teams(&self) -> Result<Vec<TeamRow>> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT id, name, admin, auth FROM teams ORDER BY name COLLATE \"C\"",
-                &[],
-            )
-            .await?;
+        let rows = client.query(sql::TEAMS, &[]).await?;
         rows.iter().map(team_row).collect()
     }
 
     async fn rename_team(&self, old: &str, new: &str) -> Result<bool> {
         let client = self.pool.get().await?;
-        match client
-            .execute("UPDATE teams SET name = $2 WHERE name = $1", &[&old, &new])
-            .await
-        {
+        match client.execute(sql::TEAM_RENAME, &[&old, &new]).await {
             Ok(n) => Ok(n > 0),
             Err(e) if is_unique_violation(&e) => {
                 Err(StoreError::Conflict(format!("team {new} already exists")))
@@ -248,56 +235,39 @@ impl Store for PgStore {
 
     async fn destroy_team(&self, name: &str) -> Result<bool> {
         let client = self.pool.get().await?;
-        Ok(client
-            .execute("DELETE FROM teams WHERE name = $1", &[&name])
-            .await?
-            > 0)
+        Ok(client.execute(sql::TEAM_DELETE, &[&name]).await? > 0)
     }
 
     async fn save_access_token(&self, token: &str, claims: &Value, expires_at: i64) -> Result<()> {
         let client = self.pool.get().await?;
         client
-            .execute(
-                "INSERT INTO access_tokens (token, claims, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (token) DO UPDATE SET claims = EXCLUDED.claims, expires_at = EXCLUDED.expires_at",
-                &[&token, claims, &expires_at],
-            )
+            .execute(sql::TOKEN_SAVE, &[&token, claims, &expires_at])
             .await?;
         Ok(())
     }
 
     async fn access_token(&self, token: &str) -> Result<Option<Value>> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT claims FROM access_tokens WHERE token = $1",
-                &[&token],
-            )
-            .await?;
+        let row = client.query_opt(sql::TOKEN_CLAIMS, &[&token]).await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
     async fn delete_access_token(&self, token: &str) -> Result<()> {
         let client = self.pool.get().await?;
-        client
-            .execute("DELETE FROM access_tokens WHERE token = $1", &[&token])
-            .await?;
+        client.execute(sql::TOKEN_DELETE, &[&token]).await?;
         Ok(())
     }
 
     async fn delete_expired_access_tokens(&self, now: i64) -> Result<u64> {
         let client = self.pool.get().await?;
-        Ok(client
-            .execute("DELETE FROM access_tokens WHERE expires_at < $1", &[&now])
-            .await?)
+        Ok(client.execute(sql::TOKENS_EXPIRED_DELETE, &[&now]).await?)
     }
 
     async fn record_user_login(&self, user: &UserLogin) -> Result<()> {
         let client = self.pool.get().await?;
         client
             .execute(
-                "INSERT INTO users (username, connector, sub, last_login) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (username, connector) DO UPDATE SET sub = EXCLUDED.sub, last_login = EXCLUDED.last_login",
+                sql::USER_LOGIN,
                 &[&user.username, &user.connector, &user.sub, &user.at],
             )
             .await?;
@@ -306,12 +276,7 @@ impl Store for PgStore {
 
     async fn users_since(&self, since: i64) -> Result<Vec<UserRow>> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                &format!("{USER_SELECT} WHERE last_login >= $1 ORDER BY last_login DESC, id"),
-                &[&since],
-            )
-            .await?;
+        let rows = client.query(sql::USERS_SINCE, &[&since]).await?;
         rows.iter().map(user_row).collect()
     }
 
@@ -339,11 +304,7 @@ impl Store for PgStore {
     async fn pipeline_config(&self, pipeline_id: i64) -> Result<Option<(Value, i64)>> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt(
-                "SELECT config, config_version FROM pipelines \
-                 WHERE id = $1 AND NOT archived AND config IS NOT NULL",
-                &[&pipeline_id],
-            )
+            .query_opt(sql::PIPELINE_CONFIG, &[&pipeline_id])
             .await?;
         Ok(row
             .map(|r| Ok::<_, tokio_postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
@@ -360,9 +321,7 @@ impl Store for PgStore {
         let client = self.pool.get().await?;
         let n = client
             .execute(
-                "UPDATE pipelines SET paused = $2, \
-                 paused_by = CASE WHEN $2 THEN $3::text END, paused_at = CASE WHEN $2 THEN $4::bigint END \
-                 WHERE id = $1",
+                sql::PIPELINE_SET_PAUSED,
                 &[&pipeline_id, &paused, &by, &stored_time(at)],
             )
             .await?;
@@ -372,10 +331,7 @@ impl Store for PgStore {
     async fn set_pipeline_public(&self, pipeline_id: i64, public: bool) -> Result<()> {
         let client = self.pool.get().await?;
         let n = client
-            .execute(
-                "UPDATE pipelines SET public = $2 WHERE id = $1",
-                &[&pipeline_id, &public],
-            )
+            .execute(sql::PIPELINE_SET_PUBLIC, &[&pipeline_id, &public])
             .await?;
         found(n, || format!("pipeline {pipeline_id}"))
     }
@@ -383,10 +339,7 @@ impl Store for PgStore {
     async fn rename_pipeline(&self, team_id: i64, old: &str, new: &str) -> Result<bool> {
         let client = self.pool.get().await?;
         match client
-            .execute(
-                "UPDATE pipelines SET name = $3 WHERE team_id = $1 AND name = $2",
-                &[&team_id, &old, &new],
-            )
+            .execute(sql::PIPELINE_RENAME, &[&team_id, &old, &new])
             .await
         {
             Ok(n) => Ok(n > 0),
@@ -417,7 +370,7 @@ impl Store for PgStore {
     async fn destroy_pipeline(&self, pipeline_id: i64) -> Result<()> {
         let client = self.pool.get().await?;
         let n = client
-            .execute("DELETE FROM pipelines WHERE id = $1", &[&pipeline_id])
+            .execute(sql::PIPELINE_DELETE, &[&pipeline_id])
             .await?;
         found(n, || format!("pipeline {pipeline_id}"))
     }

@@ -1,6 +1,6 @@
 //! The wall message and the builds around a resource version, on PostgreSQL.
 
-use super::super::sql::BUILD_SELECT;
+use super::super::sql::{self, BUILD_SELECT};
 use super::super::*;
 use super::{build_row, PgStore};
 
@@ -22,28 +22,21 @@ fn version_builds_sql(outputs: bool) -> String {
 impl WallStore for PgStore {
     async fn wall(&self) -> Result<Option<WallRow>> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt("SELECT message, expires_at FROM wall WHERE id = 1", &[])
-            .await?;
+        let row = client.query_opt(sql::WALL, &[]).await?;
         row.as_ref().map(crate::db::rows::wall_row).transpose()
     }
 
     async fn set_wall(&self, wall: &WallRow) -> Result<()> {
         let client = self.pool.get().await?;
         client
-            .execute(
-                "INSERT INTO wall (id, message, expires_at) VALUES (1, $1, $2) \
-                 ON CONFLICT (id) DO UPDATE SET message = excluded.message, \
-                 expires_at = excluded.expires_at",
-                &[&wall.message, &wall.expires_at],
-            )
+            .execute(sql::WALL_SET, &[&wall.message, &wall.expires_at])
             .await?;
         Ok(())
     }
 
     async fn clear_wall(&self) -> Result<()> {
         let client = self.pool.get().await?;
-        client.execute("DELETE FROM wall", &[]).await?;
+        client.execute(sql::WALL_CLEAR, &[]).await?;
         Ok(())
     }
 
