@@ -5,6 +5,52 @@
 //! by anyway) is dropped for SQLite. JSON parameters are bound per backend (jsonb values in
 //! PostgreSQL, TEXT in SQLite).
 
+mod workers;
+
+pub(crate) use workers::WorkerSql;
+
+/// What differs between the backends' SQL beyond placeholders: JSON edits and tests.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    /// Shared statement text in this dialect's placeholder syntax.
+    pub(crate) fn stmt(self, stmt: &str) -> String {
+        match self {
+            Dialect::Postgres => stmt.to_string(),
+            Dialect::Sqlite => sqlite(stmt),
+        }
+    }
+
+    /// Whether the boolean `key` of the JSON column `col` is true (false when absent).
+    pub(crate) fn json_flag(self, col: &str, key: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("coalesce(({col}->>'{key}')::boolean, false)"),
+            Dialect::Sqlite => format!("coalesce(json_extract({col}, '$.{key}'), 0)"),
+        }
+    }
+
+    /// A JSON object of `(key, SQL expression)` pairs.
+    pub(crate) fn json_object(self, pairs: &[(&str, &str)]) -> String {
+        let args: Vec<String> = pairs.iter().map(|(k, v)| format!("'{k}', {v}")).collect();
+        match self {
+            Dialect::Postgres => format!("jsonb_build_object({})", args.join(", ")),
+            Dialect::Sqlite => format!("json_object({})", args.join(", ")),
+        }
+    }
+
+    /// The JSON object column `col` with the top-level keys of `obj` set.
+    pub(crate) fn json_merge(self, col: &str, obj: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("({col} || {obj})"),
+            Dialect::Sqlite => format!("json_patch({col}, {obj})"),
+        }
+    }
+}
+
 /// `stmt` with `$N` placeholders as SQLite's `?N`. SQLite reads `$1` as a *named*
 /// parameter numbered by first appearance, so `$2 .. $1` would bind out of order.
 /// Quoted text (e.g. JSON paths like `'$.addr'`) is left alone.
@@ -122,10 +168,6 @@ pub(crate) const BUILD_ORDER_ASC: &str = "COALESCE(b.rerun_of, b.id) ASC, b.id A
 /// All builds: by id alone.
 pub(crate) const BUILD_ORDER_ID_DESC: &str = "b.id DESC";
 pub(crate) const BUILD_ORDER_ID_ASC: &str = "b.id ASC";
-
-pub(crate) const WORKER_COLUMNS: &str = "name, team_id, payload, state, expires_at";
-pub(crate) const WORKER_SELECT: &str =
-    "SELECT name, team_id, payload, state, expires_at FROM workers";
 
 use super::{BuildsOf, PagePlan};
 
