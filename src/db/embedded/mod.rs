@@ -13,7 +13,7 @@ mod wall;
 mod workers;
 
 use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS};
-use super::sql::{self, sqlite, JOB_SELECT, RESOURCE_SELECT};
+use super::sql::{self, sqlite, JOB_SELECT};
 use super::*;
 use anyhow::Context as _;
 use rusqlite::{ffi, params, Connection, OptionalExtension, TransactionBehavior};
@@ -433,8 +433,7 @@ impl Store for EmbeddedStore {
         let by = by.to_string();
         self.call(move |conn| {
             let n = conn.execute(
-                "UPDATE jobs SET paused = ?2, \
-                 paused_by = CASE WHEN ?2 THEN ?3 END, paused_at = CASE WHEN ?2 THEN ?4 END WHERE id = ?1",
+                &sqlite(sql::JOB_SET_PAUSED),
                 params![job_id, paused, by, stored_time(at)],
             )?;
             found(n as u64, || format!("job {job_id}"))
@@ -445,9 +444,7 @@ impl Store for EmbeddedStore {
     async fn resources(&self, pipeline_id: i64) -> Result<Vec<ResourceRow>> {
         self.call(move |conn| {
             Ok(conn
-                .prepare(&format!(
-                    "{RESOURCE_SELECT} WHERE r.pipeline_id = ?1 AND r.active ORDER BY r.ordering, r.id"
-                ))?
+                .prepare(&sqlite(sql::RESOURCES_OF_PIPELINE))?
                 .query_map([pipeline_id], resource_row)?
                 .collect::<Result<_, _>>()?)
         })
@@ -459,9 +456,7 @@ impl Store for EmbeddedStore {
         self.call(move |conn| {
             Ok(conn
                 .query_row(
-                    &format!(
-                        "{RESOURCE_SELECT} WHERE r.pipeline_id = ?1 AND r.name = ?2 AND r.active"
-                    ),
+                    &sqlite(sql::RESOURCE_BY_NAME),
                     params![pipeline_id, name],
                     resource_row,
                 )
@@ -474,11 +469,7 @@ impl Store for EmbeddedStore {
         let name = name.to_string();
         self.call(move |conn| {
             Ok(conn
-                .query_row(
-                    &format!("{} WHERE b.job_id = ?1 AND b.name = ?2", sql::BUILD_SELECT),
-                    params![job_id, name],
-                    build_row,
-                )
+                .query_row(&sqlite(sql::JOB_BUILD), params![job_id, name], build_row)
                 .optional()?)
         })
         .await
@@ -493,10 +484,7 @@ impl Store for EmbeddedStore {
     async fn set_build_comment(&self, build_id: i64, comment: &str) -> Result<()> {
         let comment = comment.to_string();
         self.call(move |conn| {
-            let n = conn.execute(
-                "UPDATE builds SET comment = ?2 WHERE id = ?1",
-                params![build_id, comment],
-            )?;
+            let n = conn.execute(&sqlite(sql::BUILD_SET_COMMENT), params![build_id, comment])?;
             found(n as u64, || format!("build {build_id}"))
         })
         .await
@@ -520,10 +508,7 @@ impl Store for EmbeddedStore {
 
     async fn start_build(&self, id: i64, at: i64) -> Result<bool> {
         self.call(move |conn| {
-            let n = conn.execute(
-                "UPDATE builds SET status = 'started', start_time = ?2 WHERE id = ?1 AND status = 'pending'",
-                [id, at],
-            )?;
+            let n = conn.execute(&sqlite(sql::BUILD_START), [id, at])?;
             Ok(n > 0)
         })
         .await
@@ -549,10 +534,7 @@ impl Store for EmbeddedStore {
         let limit = if limit <= 0 { i64::MAX } else { limit };
         self.call(move |conn| {
             Ok(conn
-                .prepare_cached(
-                    "SELECT event_id, payload FROM build_events WHERE build_id = ?1 AND event_id > ?2 \
-                     ORDER BY event_id LIMIT ?3",
-                )?
+                .prepare_cached(&sqlite(sql::BUILD_EVENTS))?
                 .query_map([build_id, after, limit], |r| Ok((r.get(0)?, json(r, 1)?)))?
                 .collect::<Result<_, _>>()?)
         })

@@ -12,7 +12,7 @@ mod workers;
 
 use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS, POSTGRES_LOCK_ID};
 use super::rows::{build_row, job_row, pipeline_row, resource_row, team_row, user_row};
-use super::sql::{self, RESOURCE_SELECT};
+use super::sql;
 use super::*;
 use anyhow::Context as _;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -407,9 +407,7 @@ impl Store for PgStore {
         let client = self.pool.get().await?;
         let n = client
             .execute(
-                "UPDATE jobs SET paused = $2, \
-                 paused_by = CASE WHEN $2 THEN $3::text END, paused_at = CASE WHEN $2 THEN $4::bigint END \
-                 WHERE id = $1",
+                sql::JOB_SET_PAUSED,
                 &[&job_id, &paused, &by, &stored_time(at)],
             )
             .await?;
@@ -419,10 +417,7 @@ impl Store for PgStore {
     async fn resources(&self, pipeline_id: i64) -> Result<Vec<ResourceRow>> {
         let client = self.pool.get().await?;
         let rows = client
-            .query(
-                &format!("{RESOURCE_SELECT} WHERE r.pipeline_id = $1 AND r.active ORDER BY r.ordering, r.id"),
-                &[&pipeline_id],
-            )
+            .query(sql::RESOURCES_OF_PIPELINE, &[&pipeline_id])
             .await?;
         rows.iter().map(resource_row).collect()
     }
@@ -430,22 +425,14 @@ impl Store for PgStore {
     async fn resource(&self, pipeline_id: i64, name: &str) -> Result<Option<ResourceRow>> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt(
-                &format!("{RESOURCE_SELECT} WHERE r.pipeline_id = $1 AND r.name = $2 AND r.active"),
-                &[&pipeline_id, &name],
-            )
+            .query_opt(sql::RESOURCE_BY_NAME, &[&pipeline_id, &name])
             .await?;
         row.as_ref().map(resource_row).transpose()
     }
 
     async fn job_build(&self, job_id: i64, name: &str) -> Result<Option<BuildRow>> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                &format!("{} WHERE b.job_id = $1 AND b.name = $2", sql::BUILD_SELECT),
-                &[&job_id, &name],
-            )
-            .await?;
+        let row = client.query_opt(sql::JOB_BUILD, &[&job_id, &name]).await?;
         row.as_ref().map(build_row).transpose()
     }
 
@@ -456,10 +443,7 @@ impl Store for PgStore {
     async fn set_build_comment(&self, build_id: i64, comment: &str) -> Result<()> {
         let client = self.pool.get().await?;
         let n = client
-            .execute(
-                "UPDATE builds SET comment = $2 WHERE id = $1",
-                &[&build_id, &comment],
-            )
+            .execute(sql::BUILD_SET_COMMENT, &[&build_id, &comment])
             .await?;
         found(n, || format!("build {build_id}"))
     }
@@ -482,12 +466,7 @@ impl Store for PgStore {
 
     async fn start_build(&self, id: i64, at: i64) -> Result<bool> {
         let client = self.pool.get().await?;
-        let n = client
-            .execute(
-                "UPDATE builds SET status = 'started', start_time = $2 WHERE id = $1 AND status = 'pending'",
-                &[&id, &at],
-            )
-            .await?;
+        let n = client.execute(sql::BUILD_START, &[&id, &at]).await?;
         Ok(n > 0)
     }
 
@@ -508,11 +487,7 @@ impl Store for PgStore {
         let client = self.pool.get().await?;
         let limit = if limit <= 0 { i64::MAX } else { limit };
         let rows = client
-            .query(
-                "SELECT event_id, payload FROM build_events WHERE build_id = $1 AND event_id > $2 \
-                 ORDER BY event_id LIMIT $3",
-                &[&build_id, &after, &limit],
-            )
+            .query(sql::BUILD_EVENTS, &[&build_id, &after, &limit])
             .await?;
         Ok(rows
             .iter()

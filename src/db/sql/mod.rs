@@ -147,20 +147,58 @@ pub(crate) const JOB_SELECT: &str = "SELECT j.id, j.pipeline_id, j.name, j.confi
      FROM jobs j";
 
 /// Decoded by each backend's `resource_row`.
-pub(crate) const RESOURCE_SELECT: &str = "SELECT r.id, r.pipeline_id, r.name, r.type, r.config, \
+/// A macro as well as a const, so statements built on it stay `const` (`concat!`).
+macro_rules! resource_select {
+    () => {
+        "SELECT r.id, r.pipeline_id, r.name, r.type, r.config, \
      COALESCE(r.last_checked, 0), r.pinned_version, COALESCE(r.pin_comment, ''), \
-     r.resource_config_scope_id, r.check_build_id, r.check_failed FROM resources r";
+     r.resource_config_scope_id, r.check_build_id, r.check_failed FROM resources r"
+    };
+}
+pub(crate) const RESOURCE_SELECT: &str = resource_select!();
 
 /// Decoded by each backend's `build_row`.
-pub(crate) const BUILD_SELECT: &str =
-    "SELECT b.id, b.team_id, t.name, b.name, b.status, b.job_id, \
+macro_rules! build_select {
+    () => {
+        "SELECT b.id, b.team_id, t.name, b.name, b.status, b.job_id, \
      COALESCE(j.name, ''), b.pipeline_id, COALESCE(p.name, ''), p.instance_vars, \
      COALESCE(r.name, ''), b.plan, COALESCE(b.created_by, ''), COALESCE(b.comment, ''), \
      b.create_time, COALESCE(b.start_time, 0), COALESCE(b.end_time, 0), b.rerun_of, b.rerun_number \
      FROM builds b JOIN teams t ON t.id = b.team_id \
      LEFT JOIN jobs j ON j.id = b.job_id \
      LEFT JOIN pipelines p ON p.id = b.pipeline_id \
-     LEFT JOIN resources r ON r.id = b.resource_id";
+     LEFT JOIN resources r ON r.id = b.resource_id"
+    };
+}
+pub(crate) const BUILD_SELECT: &str = build_select!();
+
+// --- jobs, resources, builds, leases ------------------------------------------------------
+pub(crate) const JOB_SET_PAUSED: &str = "UPDATE jobs SET paused = $2, \
+     paused_by = CASE WHEN $2 THEN CAST($3 AS TEXT) END, \
+     paused_at = CASE WHEN $2 THEN CAST($4 AS BIGINT) END WHERE id = $1";
+pub(crate) const RESOURCES_OF_PIPELINE: &str = concat!(
+    resource_select!(),
+    " WHERE r.pipeline_id = $1 AND r.active ORDER BY r.ordering, r.id"
+);
+pub(crate) const RESOURCE_BY_NAME: &str = concat!(
+    resource_select!(),
+    " WHERE r.pipeline_id = $1 AND r.name = $2 AND r.active"
+);
+pub(crate) const JOB_BUILD: &str = concat!(build_select!(), " WHERE b.job_id = $1 AND b.name = $2");
+pub(crate) const BUILD_SET_COMMENT: &str = "UPDATE builds SET comment = $2 WHERE id = $1";
+pub(crate) const BUILD_START: &str = "UPDATE builds SET status = 'started', start_time = $2 \
+     WHERE id = $1 AND status = 'pending'";
+pub(crate) const BUILD_EVENTS: &str = "SELECT event_id, payload FROM build_events \
+     WHERE build_id = $1 AND event_id > $2 ORDER BY event_id LIMIT $3";
+pub(crate) const BUILD_REQUEST_ABORT: &str =
+    "UPDATE builds SET abort_requested = true WHERE id = $1 AND status = 'started'";
+/// A row comes back only when this holder has the lease afterwards: the upsert's WHERE
+/// makes take-over and renewal one atomic decision.
+pub(crate) const LEASE_TAKE: &str = "INSERT INTO leases (name, holder, expires_at) \
+     VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+     expires_at = excluded.expires_at \
+     WHERE leases.holder = excluded.holder OR leases.expires_at < $4 RETURNING holder";
+pub(crate) const LEASE_RELEASE: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2";
 
 /// Builds of a job, pipeline or team: reruns listed next to their original.
 pub(crate) const BUILD_ORDER_DESC: &str = "COALESCE(b.rerun_of, b.id) DESC, b.id DESC";
