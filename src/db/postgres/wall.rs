@@ -1,22 +1,8 @@
 //! The wall message and the builds around a resource version, on PostgreSQL.
 
-use super::super::sql::{self, BUILD_SELECT};
+use super::super::sql::{self};
 use super::super::*;
 use super::{build_row, PgStore};
-
-/// `outputs` picks the table; the version is matched by its hash within the resource.
-fn version_builds_sql(outputs: bool) -> String {
-    let table = if outputs {
-        "build_outputs"
-    } else {
-        "build_inputs"
-    };
-    format!(
-        "{BUILD_SELECT} WHERE b.id IN (SELECT x.build_id FROM {table} x \
-         JOIN resource_config_versions v ON v.version_sha256 = x.version_sha256 \
-         WHERE x.resource_id = $1 AND v.id = $2) ORDER BY b.id DESC"
-    )
-}
 
 #[async_trait]
 impl WallStore for PgStore {
@@ -48,7 +34,7 @@ impl WallStore for PgStore {
     ) -> Result<Vec<BuildRow>> {
         let client = self.pool.get().await?;
         client
-            .query(&version_builds_sql(outputs), &[&resource_id, &version_id])
+            .query(&sql::version_builds(outputs), &[&resource_id, &version_id])
             .await?
             .iter()
             .map(build_row)

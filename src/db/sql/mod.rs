@@ -200,6 +200,21 @@ pub(crate) const LEASE_TAKE: &str = "INSERT INTO leases (name, holder, expires_a
      WHERE leases.holder = excluded.holder OR leases.expires_at < $4 RETURNING holder";
 pub(crate) const LEASE_RELEASE: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2";
 
+/// Builds that took (`outputs`: put) a resource version, newest first; the version is
+/// matched by its hash within the resource.
+pub(crate) fn version_builds(outputs: bool) -> String {
+    let table = if outputs {
+        "build_outputs"
+    } else {
+        "build_inputs"
+    };
+    format!(
+        "{BUILD_SELECT} WHERE b.id IN (SELECT x.build_id FROM {table} x \
+         JOIN resource_config_versions v ON v.version_sha256 = x.version_sha256 \
+         WHERE x.resource_id = $1 AND v.id = $2) ORDER BY b.id DESC"
+    )
+}
+
 /// Builds of a job, pipeline or team: reruns listed next to their original.
 pub(crate) const BUILD_ORDER_DESC: &str = "COALESCE(b.rerun_of, b.id) DESC, b.id DESC";
 pub(crate) const BUILD_ORDER_ASC: &str = "COALESCE(b.rerun_of, b.id) ASC, b.id ASC";
