@@ -42,6 +42,15 @@ impl Dialect {
         }
     }
 
+    /// Whether `expr` is one of the ids bound at `param`: a PostgreSQL array, or in SQLite
+    /// a JSON array (TEXT).
+    pub(crate) fn in_ids(self, expr: &str, param: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("{expr} = ANY({param})"),
+            Dialect::Sqlite => format!("{expr} IN (SELECT value FROM json_each({param}))"),
+        }
+    }
+
     /// The JSON object column `col` with the top-level keys of `obj` set.
     pub(crate) fn json_merge(self, col: &str, obj: &str) -> String {
         match self {
@@ -199,6 +208,33 @@ pub(crate) const LEASE_TAKE: &str = "INSERT INTO leases (name, holder, expires_a
      expires_at = excluded.expires_at \
      WHERE leases.holder = excluded.holder OR leases.expires_at < $4 RETURNING holder";
 pub(crate) const LEASE_RELEASE: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2";
+
+/// The dashboard's jobs, resources and builds of a list of pipelines (or builds), each
+/// statement binding one id list.
+pub(crate) struct OverviewSql {
+    pub jobs: String,
+    pub resources: String,
+    pub builds: String,
+}
+
+impl OverviewSql {
+    pub(crate) fn new(d: Dialect) -> Self {
+        OverviewSql {
+            jobs: d.stmt(&format!(
+                "{JOB_SELECT} WHERE {} AND j.active ORDER BY j.pipeline_id, j.ordering, j.id",
+                d.in_ids("j.pipeline_id", "$1")
+            )),
+            resources: d.stmt(&format!(
+                "{RESOURCE_SELECT} WHERE {} AND r.active ORDER BY r.pipeline_id, r.ordering, r.id",
+                d.in_ids("r.pipeline_id", "$1")
+            )),
+            builds: d.stmt(&format!(
+                "{BUILD_SELECT} WHERE {} ORDER BY b.id",
+                d.in_ids("b.id", "$1")
+            )),
+        }
+    }
+}
 
 /// Builds that took (`outputs`: put) a resource version, newest first; the version is
 /// matched by its hash within the resource.
