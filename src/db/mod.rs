@@ -10,6 +10,7 @@ mod migrations;
 pub mod model;
 mod ordering;
 mod postgres;
+mod rows;
 mod sql;
 pub mod testing;
 

@@ -1,22 +1,10 @@
 //! Worker artifacts (`fly execute` uploads and one-off build outputs) on the embedded store.
 
+use super::super::sql::{self, sqlite};
 use super::super::*;
+use super::rows::artifact_row;
 use super::{is_foreign_key_violation, EmbeddedStore};
-use rusqlite::{params, OptionalExtension, Row};
-
-const COLUMNS: &str = "id, team_id, build_id, name, worker_name, volume_handle, created_at";
-
-fn artifact_row(r: &Row) -> rusqlite::Result<ArtifactRow> {
-    Ok(ArtifactRow {
-        id: r.get(0)?,
-        team_id: r.get(1)?,
-        build_id: r.get(2)?,
-        name: r.get(3)?,
-        worker_name: r.get(4)?,
-        volume_handle: r.get(5)?,
-        created_at: r.get(6)?,
-    })
-}
+use rusqlite::{params, OptionalExtension};
 
 fn not_found(e: rusqlite::Error, what: String) -> StoreError {
     if is_foreign_key_violation(&e) {
@@ -31,10 +19,7 @@ impl ArtifactStore for EmbeddedStore {
     async fn create_artifact(&self, new: &NewArtifact) -> Result<ArtifactRow> {
         let new = new.clone();
         self.call(move |conn| {
-            let sql = format!(
-                "INSERT INTO worker_artifacts (team_id, build_id, name, worker_name, volume_handle, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING {COLUMNS}"
-            );
+            let sql = sqlite(sql::ARTIFACT_INSERT);
             conn.prepare_cached(&sql)?
                 .query_row(
                     params![
@@ -54,8 +39,7 @@ impl ArtifactStore for EmbeddedStore {
 
     async fn artifact(&self, team_id: i64, id: i64) -> Result<Option<ArtifactRow>> {
         self.call(move |conn| {
-            let sql =
-                format!("SELECT {COLUMNS} FROM worker_artifacts WHERE id = ?1 AND team_id = ?2");
+            let sql = sqlite(sql::ARTIFACT_BY_ID);
             Ok(conn
                 .prepare_cached(&sql)?
                 .query_row(params![id, team_id], artifact_row)
@@ -66,8 +50,7 @@ impl ArtifactStore for EmbeddedStore {
 
     async fn build_artifacts(&self, build_id: i64) -> Result<Vec<ArtifactRow>> {
         self.call(move |conn| {
-            let sql =
-                format!("SELECT {COLUMNS} FROM worker_artifacts WHERE build_id = ?1 ORDER BY id");
+            let sql = sqlite(sql::ARTIFACTS_OF_BUILD);
             let rows = conn
                 .prepare_cached(&sql)?
                 .query_map([build_id], artifact_row)?
@@ -81,10 +64,7 @@ impl ArtifactStore for EmbeddedStore {
         let name = name.to_string();
         self.call(move |conn| {
             let n = conn
-                .execute(
-                    "UPDATE worker_artifacts SET build_id = ?2, name = ?3 WHERE id = ?1",
-                    params![id, build_id, name],
-                )
+                .execute(&sqlite(sql::ARTIFACT_ATTACH), params![id, build_id, name])
                 .map_err(|e| not_found(e, format!("build {build_id}")))?;
             Ok(n == 1)
         })

@@ -1,6 +1,7 @@
 //! Coordination of several web nodes on the embedded store: leases and cross-node aborts
 //! (one process owns the file, but the semantics match PostgreSQL's).
 
+use super::super::sql::{self, sqlite};
 use super::super::*;
 use super::EmbeddedStore;
 use rusqlite::{params, params_from_iter, OptionalExtension};
@@ -17,14 +18,9 @@ impl ClusterStore for EmbeddedStore {
         let expires_at = worker_expiry(Some(ttl), now);
         let (name, holder) = (name.to_string(), holder.to_string());
         self.call(move |conn| {
-            // As on PostgreSQL: a row comes back only when this holder has the lease.
             Ok(conn
                 .query_row(
-                    "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
-                     expires_at = excluded.expires_at \
-                     WHERE leases.holder = excluded.holder OR leases.expires_at < ?4 \
-                     RETURNING holder",
+                    &sqlite(sql::LEASE_TAKE),
                     params![name, holder, expires_at, now],
                     |r| r.get::<_, String>(0),
                 )
@@ -37,22 +33,14 @@ impl ClusterStore for EmbeddedStore {
     async fn release_lease(&self, name: &str, holder: &str) -> Result<bool> {
         let (name, holder) = (name.to_string(), holder.to_string());
         self.call(move |conn| {
-            Ok(conn.execute(
-                "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
-                params![name, holder],
-            )? > 0)
+            Ok(conn.execute(&sqlite(sql::LEASE_RELEASE), params![name, holder])? > 0)
         })
         .await
     }
 
     async fn request_build_abort(&self, build_id: i64) -> Result<bool> {
-        self.call(move |conn| {
-            Ok(conn.execute(
-                "UPDATE builds SET abort_requested = 1 WHERE id = ?1 AND status = 'started'",
-                [build_id],
-            )? > 0)
-        })
-        .await
+        self.call(move |conn| Ok(conn.execute(&sqlite(sql::BUILD_REQUEST_ABORT), [build_id])? > 0))
+            .await
     }
 
     async fn builds_to_stop(&self, ids: &[i64]) -> Result<Vec<i64>> {

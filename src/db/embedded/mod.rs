@@ -13,7 +13,7 @@ mod wall;
 mod workers;
 
 use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS};
-use super::sql::{JOB_SELECT, RESOURCE_SELECT, USER_SELECT};
+use super::sql::{self, sqlite, JOB_SELECT};
 use super::*;
 use anyhow::Context as _;
 use rusqlite::{ffi, params, Connection, OptionalExtension, TransactionBehavior};
@@ -21,9 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rows::{
-    build_row, job_row, json, json_opt, pipeline_row, placeholder, resource_row, team_row, user_row,
-};
+use rows::{build_row, job_row, json, pipeline_row, placeholder, resource_row, team_row, user_row};
 
 pub(crate) struct EmbeddedStore {
     /// One connection for the whole store. A `std` mutex, not tokio's: it is only taken
@@ -34,6 +32,16 @@ pub(crate) struct EmbeddedStore {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
+        let e = match e {
+            // A shared decoder's error, carried through a row callback by `rows::lift`.
+            rusqlite::Error::FromSqlConversionFailure(i, t, inner) => {
+                match inner.downcast::<StoreError>() {
+                    Ok(store) => return *store,
+                    Err(inner) => rusqlite::Error::FromSqlConversionFailure(i, t, inner),
+                }
+            }
+            e => e,
+        };
         if is_unique_violation(&e) {
             StoreError::Conflict(e.to_string())
         } else {
@@ -187,11 +195,7 @@ impl Store for EmbeddedStore {
         let name = name.to_string();
         self.call(move |conn| {
             Ok(conn
-                .query_row(
-                    "SELECT id, name, admin, auth FROM teams WHERE name = ?1",
-                    [name],
-                    team_row,
-                )
+                .query_row(&sqlite(sql::TEAM_BY_NAME), [name], team_row)
                 .optional()?)
         })
         .await
@@ -200,7 +204,7 @@ impl Store for EmbeddedStore {
     async fn teams(&self) -> Result<Vec<TeamRow>> {
         self.call(|conn| {
             Ok(conn
-                .prepare("SELECT id, name, admin, auth FROM teams ORDER BY name")?
+                .prepare(&sqlite(sql::TEAMS))?
                 .query_map([], team_row)?
                 .collect::<Result<_, _>>()?)
         })
@@ -209,32 +213,28 @@ impl Store for EmbeddedStore {
 
     async fn rename_team(&self, old: &str, new: &str) -> Result<bool> {
         let (old, new) = (old.to_string(), new.to_string());
-        self.call(move |conn| {
-            match conn.execute("UPDATE teams SET name = ?2 WHERE name = ?1", [&old, &new]) {
+        self.call(
+            move |conn| match conn.execute(&sqlite(sql::TEAM_RENAME), [&old, &new]) {
                 Ok(n) => Ok(n > 0),
                 Err(e) if is_unique_violation(&e) => {
                     Err(StoreError::Conflict(format!("team {new} already exists")))
                 }
                 Err(e) => Err(e.into()),
-            }
-        })
+            },
+        )
         .await
     }
 
     async fn destroy_team(&self, name: &str) -> Result<bool> {
         let name = name.to_string();
-        self.call(move |conn| Ok(conn.execute("DELETE FROM teams WHERE name = ?1", [name])? > 0))
+        self.call(move |conn| Ok(conn.execute(&sqlite(sql::TEAM_DELETE), [name])? > 0))
             .await
     }
 
     async fn save_access_token(&self, token: &str, claims: &Value, expires_at: i64) -> Result<()> {
         let (token, claims) = (token.to_string(), claims.to_string());
         self.call(move |conn| {
-            conn.execute(
-                "INSERT INTO access_tokens (token, claims, expires_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (token) DO UPDATE SET claims = excluded.claims, expires_at = excluded.expires_at",
-                params![token, claims, expires_at],
-            )?;
+            conn.execute(&sqlite(sql::TOKEN_SAVE), params![token, claims, expires_at])?;
             Ok(())
         })
         .await
@@ -244,11 +244,7 @@ impl Store for EmbeddedStore {
         let token = token.to_string();
         self.call(move |conn| {
             Ok(conn
-                .query_row(
-                    "SELECT claims FROM access_tokens WHERE token = ?1",
-                    [token],
-                    |r| json(r, 0),
-                )
+                .query_row(&sqlite(sql::TOKEN_CLAIMS), [token], |r| json(r, 0))
                 .optional()?)
         })
         .await
@@ -257,25 +253,22 @@ impl Store for EmbeddedStore {
     async fn delete_access_token(&self, token: &str) -> Result<()> {
         let token = token.to_string();
         self.call(move |conn| {
-            conn.execute("DELETE FROM access_tokens WHERE token = ?1", [token])?;
+            conn.execute(&sqlite(sql::TOKEN_DELETE), [token])?;
             Ok(())
         })
         .await
     }
 
     async fn delete_expired_access_tokens(&self, now: i64) -> Result<u64> {
-        self.call(move |conn| {
-            Ok(conn.execute("DELETE FROM access_tokens WHERE expires_at < ?1", [now])? as u64)
-        })
-        .await
+        self.call(move |conn| Ok(conn.execute(&sqlite(sql::TOKENS_EXPIRED_DELETE), [now])? as u64))
+            .await
     }
 
     async fn record_user_login(&self, user: &UserLogin) -> Result<()> {
         let user = user.clone();
         self.call(move |conn| {
             conn.execute(
-                "INSERT INTO users (username, connector, sub, last_login) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (username, connector) DO UPDATE SET sub = excluded.sub, last_login = excluded.last_login",
+                &sqlite(sql::USER_LOGIN),
                 params![user.username, user.connector, user.sub, user.at],
             )?;
             Ok(())
@@ -286,9 +279,7 @@ impl Store for EmbeddedStore {
     async fn users_since(&self, since: i64) -> Result<Vec<UserRow>> {
         self.call(move |conn| {
             Ok(conn
-                .prepare(&format!(
-                    "{USER_SELECT} WHERE last_login >= ?1 ORDER BY last_login DESC, id"
-                ))?
+                .prepare(&sqlite(sql::USERS_SINCE))?
                 .query_map([since], user_row)?
                 .collect::<Result<_, _>>()?)
         })
@@ -330,12 +321,9 @@ impl Store for EmbeddedStore {
     async fn pipeline_config(&self, pipeline_id: i64) -> Result<Option<(Value, i64)>> {
         self.call(move |conn| {
             Ok(conn
-                .query_row(
-                    "SELECT config, config_version FROM pipelines \
-                     WHERE id = ?1 AND NOT archived AND config IS NOT NULL",
-                    [pipeline_id],
-                    |r| Ok((json(r, 0)?, r.get(1)?)),
-                )
+                .query_row(&sqlite(sql::PIPELINE_CONFIG), [pipeline_id], |r| {
+                    Ok((json(r, 0)?, r.get(1)?))
+                })
                 .optional()?)
         })
         .await
@@ -351,8 +339,7 @@ impl Store for EmbeddedStore {
         let by = by.to_string();
         self.call(move |conn| {
             let n = conn.execute(
-                "UPDATE pipelines SET paused = ?2, \
-                 paused_by = CASE WHEN ?2 THEN ?3 END, paused_at = CASE WHEN ?2 THEN ?4 END WHERE id = ?1",
+                &sqlite(sql::PIPELINE_SET_PAUSED),
                 params![pipeline_id, paused, by, stored_time(at)],
             )?;
             found(n as u64, || format!("pipeline {pipeline_id}"))
@@ -363,7 +350,7 @@ impl Store for EmbeddedStore {
     async fn set_pipeline_public(&self, pipeline_id: i64, public: bool) -> Result<()> {
         self.call(move |conn| {
             let n = conn.execute(
-                "UPDATE pipelines SET public = ?2 WHERE id = ?1",
+                &sqlite(sql::PIPELINE_SET_PUBLIC),
                 params![pipeline_id, public],
             )?;
             found(n as u64, || format!("pipeline {pipeline_id}"))
@@ -374,10 +361,7 @@ impl Store for EmbeddedStore {
     async fn rename_pipeline(&self, team_id: i64, old: &str, new: &str) -> Result<bool> {
         let (old, new) = (old.to_string(), new.to_string());
         self.call(move |conn| {
-            match conn.execute(
-                "UPDATE pipelines SET name = ?3 WHERE team_id = ?1 AND name = ?2",
-                params![team_id, old, new],
-            ) {
+            match conn.execute(&sqlite(sql::PIPELINE_RENAME), params![team_id, old, new]) {
                 Ok(n) => Ok(n > 0),
                 Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
                     "pipeline {new} already exists"
@@ -413,7 +397,7 @@ impl Store for EmbeddedStore {
 
     async fn destroy_pipeline(&self, pipeline_id: i64) -> Result<()> {
         self.call(move |conn| {
-            let n = conn.execute("DELETE FROM pipelines WHERE id = ?1", [pipeline_id])?;
+            let n = conn.execute(&sqlite(sql::PIPELINE_DELETE), [pipeline_id])?;
             found(n as u64, || format!("pipeline {pipeline_id}"))
         })
         .await
@@ -449,8 +433,7 @@ impl Store for EmbeddedStore {
         let by = by.to_string();
         self.call(move |conn| {
             let n = conn.execute(
-                "UPDATE jobs SET paused = ?2, \
-                 paused_by = CASE WHEN ?2 THEN ?3 END, paused_at = CASE WHEN ?2 THEN ?4 END WHERE id = ?1",
+                &sqlite(sql::JOB_SET_PAUSED),
                 params![job_id, paused, by, stored_time(at)],
             )?;
             found(n as u64, || format!("job {job_id}"))
@@ -461,9 +444,7 @@ impl Store for EmbeddedStore {
     async fn resources(&self, pipeline_id: i64) -> Result<Vec<ResourceRow>> {
         self.call(move |conn| {
             Ok(conn
-                .prepare(&format!(
-                    "{RESOURCE_SELECT} WHERE r.pipeline_id = ?1 AND r.active ORDER BY r.ordering, r.id"
-                ))?
+                .prepare(&sqlite(sql::RESOURCES_OF_PIPELINE))?
                 .query_map([pipeline_id], resource_row)?
                 .collect::<Result<_, _>>()?)
         })
@@ -475,9 +456,7 @@ impl Store for EmbeddedStore {
         self.call(move |conn| {
             Ok(conn
                 .query_row(
-                    &format!(
-                        "{RESOURCE_SELECT} WHERE r.pipeline_id = ?1 AND r.name = ?2 AND r.active"
-                    ),
+                    &sqlite(sql::RESOURCE_BY_NAME),
                     params![pipeline_id, name],
                     resource_row,
                 )
@@ -490,11 +469,7 @@ impl Store for EmbeddedStore {
         let name = name.to_string();
         self.call(move |conn| {
             Ok(conn
-                .query_row(
-                    &format!("{} WHERE b.job_id = ?1 AND b.name = ?2", sql::BUILD_SELECT),
-                    params![job_id, name],
-                    build_row,
-                )
+                .query_row(&sqlite(sql::JOB_BUILD), params![job_id, name], build_row)
                 .optional()?)
         })
         .await
@@ -509,10 +484,7 @@ impl Store for EmbeddedStore {
     async fn set_build_comment(&self, build_id: i64, comment: &str) -> Result<()> {
         let comment = comment.to_string();
         self.call(move |conn| {
-            let n = conn.execute(
-                "UPDATE builds SET comment = ?2 WHERE id = ?1",
-                params![build_id, comment],
-            )?;
+            let n = conn.execute(&sqlite(sql::BUILD_SET_COMMENT), params![build_id, comment])?;
             found(n as u64, || format!("build {build_id}"))
         })
         .await
@@ -536,10 +508,7 @@ impl Store for EmbeddedStore {
 
     async fn start_build(&self, id: i64, at: i64) -> Result<bool> {
         self.call(move |conn| {
-            let n = conn.execute(
-                "UPDATE builds SET status = 'started', start_time = ?2 WHERE id = ?1 AND status = 'pending'",
-                [id, at],
-            )?;
+            let n = conn.execute(&sqlite(sql::BUILD_START), [id, at])?;
             Ok(n > 0)
         })
         .await
@@ -565,10 +534,7 @@ impl Store for EmbeddedStore {
         let limit = if limit <= 0 { i64::MAX } else { limit };
         self.call(move |conn| {
             Ok(conn
-                .prepare_cached(
-                    "SELECT event_id, payload FROM build_events WHERE build_id = ?1 AND event_id > ?2 \
-                     ORDER BY event_id LIMIT ?3",
-                )?
+                .prepare_cached(&sqlite(sql::BUILD_EVENTS))?
                 .query_map([build_id, after, limit], |r| Ok((r.get(0)?, json(r, 1)?)))?
                 .collect::<Result<_, _>>()?)
         })

@@ -3,7 +3,10 @@
 
 use super::super::*;
 use super::{build_row, job_row, resource_row, EmbeddedStore};
-use crate::db::sql::{BUILD_SELECT, JOB_SELECT, RESOURCE_SELECT};
+use crate::db::sql::{Dialect, OverviewSql};
+use std::sync::LazyLock;
+
+static SQL: LazyLock<OverviewSql> = LazyLock::new(|| OverviewSql::new(Dialect::Sqlite));
 
 #[async_trait]
 impl OverviewStore for EmbeddedStore {
@@ -12,25 +15,17 @@ impl OverviewStore for EmbeddedStore {
             .map_err(|e| StoreError::Invalid(format!("encoding ids: {e}")))?;
         self.call(move |conn| {
             let jobs: Vec<JobRow> = conn
-                .prepare_cached(&format!(
-                    "{JOB_SELECT} WHERE j.pipeline_id IN (SELECT value FROM json_each(?1)) \
-                     AND j.active ORDER BY j.pipeline_id, j.ordering, j.id"
-                ))?
+                .prepare_cached(&SQL.jobs)?
                 .query_map([&ids], job_row)?
                 .collect::<Result<_, _>>()?;
             let resources: Vec<ResourceRow> = conn
-                .prepare_cached(&format!(
-                    "{RESOURCE_SELECT} WHERE r.pipeline_id IN (SELECT value FROM json_each(?1)) \
-                     AND r.active ORDER BY r.pipeline_id, r.ordering, r.id"
-                ))?
+                .prepare_cached(&SQL.resources)?
                 .query_map([&ids], resource_row)?
                 .collect::<Result<_, _>>()?;
             let build_ids = serde_json::to_string(&referenced_builds(&jobs, &resources))
                 .map_err(|e| StoreError::Invalid(format!("encoding ids: {e}")))?;
             let builds = conn
-                .prepare_cached(&format!(
-                    "{BUILD_SELECT} WHERE b.id IN (SELECT value FROM json_each(?1)) ORDER BY b.id"
-                ))?
+                .prepare_cached(&SQL.builds)?
                 .query_map([&build_ids], build_row)?
                 .collect::<Result<_, _>>()?;
             Ok(Overview {

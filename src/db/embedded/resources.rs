@@ -1,24 +1,14 @@
 //! Resource config scopes and versions, build inputs/outputs and plans: SQLite statements.
 
 use super::super::*;
-use super::{build_row, json, json_opt};
+use super::build_row;
+use super::rows::{build_input_row, build_output_row, version_row};
 use crate::db::sql::BUILD_SELECT;
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 const VERSION_SELECT: &str =
     "SELECT id, resource_config_scope_id, version, metadata, enabled, check_order \
      FROM resource_config_versions";
-
-fn version_row(row: &Row) -> rusqlite::Result<VersionRow> {
-    Ok(VersionRow {
-        id: row.get(0)?,
-        scope_id: row.get(1)?,
-        version: json(row, 2)?,
-        metadata: json(row, 3)?,
-        enabled: row.get(4)?,
-        check_order: row.get(5)?,
-    })
-}
 
 pub(super) fn resource_scope(
     conn: &mut Connection,
@@ -302,14 +292,7 @@ pub(super) fn build_inputs(conn: &Connection, build: i64) -> Result<Vec<BuildInp
         .prepare_cached(
             "SELECT name, resource_id, version, first_occurrence FROM build_inputs WHERE build_id = ?1 ORDER BY name",
         )?
-        .query_map(params![build], |r| {
-            Ok(BuildInputRow {
-                name: r.get(0)?,
-                resource_id: r.get(1)?,
-                version: json(r, 2)?,
-                first_occurrence: r.get(3)?,
-            })
-        })?
+        .query_map(params![build], build_input_row)?
         .collect::<Result<_, _>>()?)
 }
 
@@ -363,14 +346,7 @@ pub(super) fn build_outputs(conn: &Connection, build: i64) -> Result<Vec<BuildOu
                AND v.version_sha256 = o.version_sha256 \
              WHERE o.build_id = ?1 ORDER BY o.name",
         )?
-        .query_map(params![build], |r| {
-            Ok(BuildOutputRow {
-                name: r.get(0)?,
-                resource_id: r.get(1)?,
-                version: json(r, 2)?,
-                metadata: json_opt(r, 3)?.unwrap_or(Value::Array(vec![])),
-            })
-        })?
+        .query_map(params![build], build_output_row)?
         .collect::<Result<_, _>>()?)
 }
 

@@ -1,12 +1,10 @@
 //! Signing keys of the `idtoken` var source on the embedded store.
 
+use super::super::sql::{self, sqlite};
 use super::super::*;
+use super::rows::signing_key_row;
 use super::{is_unique_violation, EmbeddedStore};
-use rusqlite::{params, Row};
-
-fn key_row(r: &Row) -> rusqlite::Result<(String, String, String, i64)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-}
+use rusqlite::params;
 
 #[async_trait]
 impl SigningKeyStore for EmbeddedStore {
@@ -16,7 +14,7 @@ impl SigningKeyStore for EmbeddedStore {
             .map_err(|e| StoreError::Invalid(format!("encoding jwk: {e}")))?;
         self.call(move |conn| {
             match conn.execute(
-                "INSERT INTO signing_keys (kid, kty, jwk, created_at) VALUES (?1, ?2, ?3, ?4)",
+                &sqlite(sql::SIGNING_KEY_INSERT),
                 params![key.kid, key.kty, jwk, key.created_at],
             ) {
                 Ok(_) => Ok(()),
@@ -31,36 +29,18 @@ impl SigningKeyStore for EmbeddedStore {
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>> {
-        let rows = self
-            .call(|conn| {
-                Ok(conn
-                    .prepare_cached(
-                        "SELECT kid, kty, jwk, created_at FROM signing_keys \
-                         ORDER BY created_at, kid",
-                    )?
-                    .query_map([], key_row)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?)
-            })
-            .await?;
-        rows.into_iter()
-            .map(|(kid, kty, jwk, created_at)| {
-                let jwk = serde_json::from_str(&jwk)
-                    .map_err(|e| StoreError::Backend(format!("signing key {kid}: {e}")))?;
-                Ok(SigningKeyRow {
-                    kid,
-                    kty,
-                    jwk,
-                    created_at,
-                })
-            })
-            .collect()
+        self.call(|conn| {
+            Ok(conn
+                .prepare_cached(sql::SIGNING_KEYS)?
+                .query_map([], signing_key_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
     }
 
     async fn delete_signing_key(&self, kid: &str) -> Result<bool> {
         let kid = kid.to_string();
-        self.call(move |conn| {
-            Ok(conn.execute("DELETE FROM signing_keys WHERE kid = ?1", [kid])? > 0)
-        })
-        .await
+        self.call(move |conn| Ok(conn.execute(&sqlite(sql::SIGNING_KEY_DELETE), [kid])? > 0))
+            .await
     }
 }

@@ -1,39 +1,16 @@
 //! The wall message and the builds around a resource version, on the embedded store.
 
-use super::super::sql::BUILD_SELECT;
+use super::super::sql::{self, sqlite};
 use super::super::*;
 use super::{build_row, EmbeddedStore};
 use rusqlite::{params, OptionalExtension};
-
-/// `outputs` picks the table; the version is matched by its hash within the resource.
-fn version_builds_sql(outputs: bool) -> String {
-    let table = if outputs {
-        "build_outputs"
-    } else {
-        "build_inputs"
-    };
-    format!(
-        "{BUILD_SELECT} WHERE b.id IN (SELECT x.build_id FROM {table} x \
-         JOIN resource_config_versions v ON v.version_sha256 = x.version_sha256 \
-         WHERE x.resource_id = ?1 AND v.id = ?2) ORDER BY b.id DESC"
-    )
-}
 
 #[async_trait]
 impl WallStore for EmbeddedStore {
     async fn wall(&self) -> Result<Option<WallRow>> {
         self.call(|conn| {
             Ok(conn
-                .query_row(
-                    "SELECT message, expires_at FROM wall WHERE id = 1",
-                    [],
-                    |r| {
-                        Ok(WallRow {
-                            message: r.get(0)?,
-                            expires_at: r.get(1)?,
-                        })
-                    },
-                )
+                .query_row(sql::WALL, [], super::rows::wall_row)
                 .optional()?)
         })
         .await
@@ -43,9 +20,7 @@ impl WallStore for EmbeddedStore {
         let wall = wall.clone();
         self.call(move |conn| {
             conn.execute(
-                "INSERT INTO wall (id, message, expires_at) VALUES (1, ?1, ?2) \
-                 ON CONFLICT (id) DO UPDATE SET message = excluded.message, \
-                 expires_at = excluded.expires_at",
+                &sqlite(sql::WALL_SET),
                 params![wall.message, wall.expires_at],
             )?;
             Ok(())
@@ -55,7 +30,7 @@ impl WallStore for EmbeddedStore {
 
     async fn clear_wall(&self) -> Result<()> {
         self.call(|conn| {
-            conn.execute("DELETE FROM wall", [])?;
+            conn.execute(sql::WALL_CLEAR, [])?;
             Ok(())
         })
         .await
@@ -68,7 +43,7 @@ impl WallStore for EmbeddedStore {
         outputs: bool,
     ) -> Result<Vec<BuildRow>> {
         self.call(move |conn| {
-            let mut stmt = conn.prepare(&version_builds_sql(outputs))?;
+            let mut stmt = conn.prepare(&sqlite(&sql::version_builds(outputs)))?;
             let rows = stmt
                 .query_map([resource_id, version_id], build_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

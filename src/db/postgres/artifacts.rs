@@ -1,34 +1,18 @@
 //! Worker artifacts (`fly execute` uploads and one-off build outputs) on PostgreSQL.
 
+use super::super::sql;
 use super::super::*;
 use super::{is_foreign_key_violation, PgStore};
-use tokio_postgres::Row;
-
-const COLUMNS: &str = "id, team_id, build_id, name, worker_name, volume_handle, created_at";
-
-fn artifact_row(r: &Row) -> Result<ArtifactRow> {
-    Ok(ArtifactRow {
-        id: r.try_get(0)?,
-        team_id: r.try_get(1)?,
-        build_id: r.try_get(2)?,
-        name: r.try_get(3)?,
-        worker_name: r.try_get(4)?,
-        volume_handle: r.try_get(5)?,
-        created_at: r.try_get(6)?,
-    })
-}
+use crate::db::rows::artifact_row;
 
 #[async_trait]
 impl ArtifactStore for PgStore {
     async fn create_artifact(&self, new: &NewArtifact) -> Result<ArtifactRow> {
         let client = self.pool.get().await?;
-        let sql = format!(
-            "INSERT INTO worker_artifacts (team_id, build_id, name, worker_name, volume_handle, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
-        );
+        let sql = sql::ARTIFACT_INSERT;
         let row = client
             .query_one(
-                &sql,
+                sql,
                 &[
                     &new.team_id,
                     &new.build_id,
@@ -51,9 +35,9 @@ impl ArtifactStore for PgStore {
 
     async fn artifact(&self, team_id: i64, id: i64) -> Result<Option<ArtifactRow>> {
         let client = self.pool.get().await?;
-        let sql = format!("SELECT {COLUMNS} FROM worker_artifacts WHERE id = $1 AND team_id = $2");
+        let sql = sql::ARTIFACT_BY_ID;
         client
-            .query_opt(&sql, &[&id, &team_id])
+            .query_opt(sql, &[&id, &team_id])
             .await?
             .as_ref()
             .map(artifact_row)
@@ -62,9 +46,9 @@ impl ArtifactStore for PgStore {
 
     async fn build_artifacts(&self, build_id: i64) -> Result<Vec<ArtifactRow>> {
         let client = self.pool.get().await?;
-        let sql = format!("SELECT {COLUMNS} FROM worker_artifacts WHERE build_id = $1 ORDER BY id");
+        let sql = sql::ARTIFACTS_OF_BUILD;
         client
-            .query(&sql, &[&build_id])
+            .query(sql, &[&build_id])
             .await?
             .iter()
             .map(artifact_row)
@@ -74,10 +58,7 @@ impl ArtifactStore for PgStore {
     async fn set_artifact_build(&self, id: i64, build_id: i64, name: &str) -> Result<bool> {
         let client = self.pool.get().await?;
         let n = client
-            .execute(
-                "UPDATE worker_artifacts SET build_id = $2, name = $3 WHERE id = $1",
-                &[&id, &build_id, &name],
-            )
+            .execute(sql::ARTIFACT_ATTACH, &[&id, &build_id, &name])
             .await
             .map_err(|e| {
                 if is_foreign_key_violation(&e) {

@@ -1,5 +1,6 @@
 //! Coordination of several web nodes on PostgreSQL: leases and cross-node aborts.
 
+use super::super::sql;
 use super::super::*;
 use super::PgStore;
 
@@ -14,17 +15,8 @@ impl ClusterStore for PgStore {
     ) -> Result<bool> {
         let expires_at = worker_expiry(Some(ttl), now);
         let client = self.pool.get().await?;
-        // The upsert's WHERE makes take-over and renewal one atomic decision: a row comes
-        // back only when this holder has the lease afterwards.
         let rows = client
-            .query(
-                "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, \
-                 expires_at = EXCLUDED.expires_at \
-                 WHERE leases.holder = EXCLUDED.holder OR leases.expires_at < $4 \
-                 RETURNING holder",
-                &[&name, &holder, &expires_at, &now],
-            )
+            .query(sql::LEASE_TAKE, &[&name, &holder, &expires_at, &now])
             .await?;
         Ok(!rows.is_empty())
     }
@@ -32,10 +24,7 @@ impl ClusterStore for PgStore {
     async fn release_lease(&self, name: &str, holder: &str) -> Result<bool> {
         let client = self.pool.get().await?;
         Ok(client
-            .execute(
-                "DELETE FROM leases WHERE name = $1 AND holder = $2",
-                &[&name, &holder],
-            )
+            .execute(sql::LEASE_RELEASE, &[&name, &holder])
             .await?
             > 0)
     }
@@ -43,10 +32,7 @@ impl ClusterStore for PgStore {
     async fn request_build_abort(&self, build_id: i64) -> Result<bool> {
         let client = self.pool.get().await?;
         Ok(client
-            .execute(
-                "UPDATE builds SET abort_requested = true WHERE id = $1 AND status = 'started'",
-                &[&build_id],
-            )
+            .execute(sql::BUILD_REQUEST_ABORT, &[&build_id])
             .await?
             > 0)
     }

@@ -11,13 +11,14 @@ mod wall;
 mod workers;
 
 use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS, POSTGRES_LOCK_ID};
-use super::sql::{RESOURCE_SELECT, USER_SELECT};
+use super::rows::{build_row, job_row, pipeline_row, resource_row, team_row, user_row};
+use super::sql;
 use super::*;
 use anyhow::Context as _;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::NoTls;
 
 /// Names are listed in byte order (`COLLATE "C"`) whatever the database's collation, so
 /// both stores list alike (SQLite compares text bytewise).
@@ -184,112 +185,6 @@ impl PgStore {
     }
 }
 
-fn team_row(row: &Row) -> Result<TeamRow> {
-    let auth: Value = row.try_get(3)?;
-    Ok(TeamRow {
-        id: row.try_get(0)?,
-        name: row.try_get(1)?,
-        admin: row.try_get(2)?,
-        auth: serde_json::from_value(auth)
-            .map_err(|e| StoreError::Backend(format!("team auth: {e}")))?,
-    })
-}
-
-fn user_row(row: &Row) -> Result<UserRow> {
-    Ok(UserRow {
-        id: row.try_get(0)?,
-        username: row.try_get(1)?,
-        connector: row.try_get(2)?,
-        sub: row.try_get(3)?,
-        last_login: row.try_get(4)?,
-    })
-}
-
-fn pipeline_row(row: &Row) -> Result<PipelineRow> {
-    Ok(PipelineRow {
-        id: row.try_get(0)?,
-        team_id: row.try_get(1)?,
-        team_name: row.try_get(2)?,
-        name: row.try_get(3)?,
-        instance_vars: row.try_get(4)?,
-        paused: row.try_get(5)?,
-        paused_by: row.try_get(6)?,
-        paused_at: row.try_get(7)?,
-        public: row.try_get(8)?,
-        archived: row.try_get(9)?,
-        ordering: row.try_get(10)?,
-        config_version: row.try_get(11)?,
-        groups: row.try_get::<_, Option<Value>>(12)?.unwrap_or(Value::Null),
-        display: row.try_get::<_, Option<Value>>(13)?.unwrap_or(Value::Null),
-        user_data: row.try_get::<_, Option<Value>>(14)?.unwrap_or(Value::Null),
-        parent_job_id: row.try_get(15)?,
-        parent_build_id: row.try_get(16)?,
-        last_updated: row.try_get(17)?,
-    })
-}
-
-fn job_row(row: &Row) -> Result<JobRow> {
-    let groups: Value = row.try_get(8)?;
-    Ok(JobRow {
-        id: row.try_get(0)?,
-        pipeline_id: row.try_get(1)?,
-        name: row.try_get(2)?,
-        config: row.try_get::<_, Option<Value>>(3)?.unwrap_or(Value::Null),
-        paused: row.try_get(4)?,
-        paused_by: row.try_get(5)?,
-        paused_at: row.try_get(6)?,
-        has_new_inputs: row.try_get(7)?,
-        groups: serde_json::from_value(groups)
-            .map_err(|e| StoreError::Backend(format!("job groups: {e}")))?,
-        first_logged_build_id: row.try_get(9)?,
-        next_build_id: row.try_get(10)?,
-        finished_build_id: row.try_get(11)?,
-        transition_build_id: row.try_get(12)?,
-    })
-}
-
-fn resource_row(row: &Row) -> Result<ResourceRow> {
-    Ok(ResourceRow {
-        id: row.try_get(0)?,
-        pipeline_id: row.try_get(1)?,
-        name: row.try_get(2)?,
-        type_: row.try_get(3)?,
-        config: row.try_get::<_, Option<Value>>(4)?.unwrap_or(Value::Null),
-        last_checked: row.try_get(5)?,
-        pinned_version: row.try_get(6)?,
-        pin_comment: row.try_get(7)?,
-        scope_id: row.try_get(8)?,
-        check_build_id: row.try_get(9)?,
-        check_failed: row.try_get(10)?,
-    })
-}
-
-fn build_row(row: &Row) -> Result<BuildRow> {
-    let status: String = row.try_get(4)?;
-    Ok(BuildRow {
-        id: row.try_get(0)?,
-        team_id: row.try_get(1)?,
-        team_name: row.try_get(2)?,
-        name: row.try_get(3)?,
-        status: BuildStatus::parse(&status)
-            .ok_or_else(|| StoreError::Backend(format!("unknown build status {status:?}")))?,
-        job_id: row.try_get(5)?,
-        job_name: row.try_get(6)?,
-        pipeline_id: row.try_get(7)?,
-        pipeline_name: row.try_get(8)?,
-        pipeline_instance_vars: row.try_get(9)?,
-        resource_name: row.try_get(10)?,
-        plan: row.try_get(11)?,
-        created_by: row.try_get(12)?,
-        comment: row.try_get(13)?,
-        create_time: row.try_get(14)?,
-        start_time: row.try_get(15)?,
-        end_time: row.try_get(16)?,
-        rerun_of: row.try_get(17)?,
-        rerun_number: row.try_get(18)?,
-    })
-}
-
 fn auth_json(auth: &TeamAuth) -> Result<Value> {
     serde_json::to_value(auth).map_err(|e| StoreError::Invalid(format!("team auth: {e}")))
 }
@@ -317,32 +212,19 @@ impl Store for PgStore {
 
     async fn team(&self, name: &str) -> Result<Option<TeamRow>> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT id, name, admin, auth FROM teams WHERE name = $1",
-                &[&name],
-            )
-            .await?;
+        let row = client.query_opt(sql::TEAM_BY_NAME, &[&name]).await?;
         row.as_ref().map(team_row).transpose()
     }
 
     async fn teams(&self) -> Result<Vec<TeamRow>> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT id, name, admin, auth FROM teams ORDER BY name COLLATE \"C\"",
-                &[],
-            )
-            .await?;
+        let rows = client.query(sql::TEAMS, &[]).await?;
         rows.iter().map(team_row).collect()
     }
 
     async fn rename_team(&self, old: &str, new: &str) -> Result<bool> {
         let client = self.pool.get().await?;
-        match client
-            .execute("UPDATE teams SET name = $2 WHERE name = $1", &[&old, &new])
-            .await
-        {
+        match client.execute(sql::TEAM_RENAME, &[&old, &new]).await {
             Ok(n) => Ok(n > 0),
             Err(e) if is_unique_violation(&e) => {
                 Err(StoreError::Conflict(format!("team {new} already exists")))
@@ -353,56 +235,39 @@ impl Store for PgStore {
 
     async fn destroy_team(&self, name: &str) -> Result<bool> {
         let client = self.pool.get().await?;
-        Ok(client
-            .execute("DELETE FROM teams WHERE name = $1", &[&name])
-            .await?
-            > 0)
+        Ok(client.execute(sql::TEAM_DELETE, &[&name]).await? > 0)
     }
 
     async fn save_access_token(&self, token: &str, claims: &Value, expires_at: i64) -> Result<()> {
         let client = self.pool.get().await?;
         client
-            .execute(
-                "INSERT INTO access_tokens (token, claims, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (token) DO UPDATE SET claims = EXCLUDED.claims, expires_at = EXCLUDED.expires_at",
-                &[&token, claims, &expires_at],
-            )
+            .execute(sql::TOKEN_SAVE, &[&token, claims, &expires_at])
             .await?;
         Ok(())
     }
 
     async fn access_token(&self, token: &str) -> Result<Option<Value>> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT claims FROM access_tokens WHERE token = $1",
-                &[&token],
-            )
-            .await?;
+        let row = client.query_opt(sql::TOKEN_CLAIMS, &[&token]).await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
     async fn delete_access_token(&self, token: &str) -> Result<()> {
         let client = self.pool.get().await?;
-        client
-            .execute("DELETE FROM access_tokens WHERE token = $1", &[&token])
-            .await?;
+        client.execute(sql::TOKEN_DELETE, &[&token]).await?;
         Ok(())
     }
 
     async fn delete_expired_access_tokens(&self, now: i64) -> Result<u64> {
         let client = self.pool.get().await?;
-        Ok(client
-            .execute("DELETE FROM access_tokens WHERE expires_at < $1", &[&now])
-            .await?)
+        Ok(client.execute(sql::TOKENS_EXPIRED_DELETE, &[&now]).await?)
     }
 
     async fn record_user_login(&self, user: &UserLogin) -> Result<()> {
         let client = self.pool.get().await?;
         client
             .execute(
-                "INSERT INTO users (username, connector, sub, last_login) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (username, connector) DO UPDATE SET sub = EXCLUDED.sub, last_login = EXCLUDED.last_login",
+                sql::USER_LOGIN,
                 &[&user.username, &user.connector, &user.sub, &user.at],
             )
             .await?;
@@ -411,12 +276,7 @@ impl Store for PgStore {
 
     async fn users_since(&self, since: i64) -> Result<Vec<UserRow>> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                &format!("{USER_SELECT} WHERE last_login >= $1 ORDER BY last_login DESC, id"),
-                &[&since],
-            )
-            .await?;
+        let rows = client.query(sql::USERS_SINCE, &[&since]).await?;
         rows.iter().map(user_row).collect()
     }
 
@@ -444,11 +304,7 @@ impl Store for PgStore {
     async fn pipeline_config(&self, pipeline_id: i64) -> Result<Option<(Value, i64)>> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt(
-                "SELECT config, config_version FROM pipelines \
-                 WHERE id = $1 AND NOT archived AND config IS NOT NULL",
-                &[&pipeline_id],
-            )
+            .query_opt(sql::PIPELINE_CONFIG, &[&pipeline_id])
             .await?;
         Ok(row
             .map(|r| Ok::<_, tokio_postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
@@ -465,9 +321,7 @@ impl Store for PgStore {
         let client = self.pool.get().await?;
         let n = client
             .execute(
-                "UPDATE pipelines SET paused = $2, \
-                 paused_by = CASE WHEN $2 THEN $3::text END, paused_at = CASE WHEN $2 THEN $4::bigint END \
-                 WHERE id = $1",
+                sql::PIPELINE_SET_PAUSED,
                 &[&pipeline_id, &paused, &by, &stored_time(at)],
             )
             .await?;
@@ -477,10 +331,7 @@ impl Store for PgStore {
     async fn set_pipeline_public(&self, pipeline_id: i64, public: bool) -> Result<()> {
         let client = self.pool.get().await?;
         let n = client
-            .execute(
-                "UPDATE pipelines SET public = $2 WHERE id = $1",
-                &[&pipeline_id, &public],
-            )
+            .execute(sql::PIPELINE_SET_PUBLIC, &[&pipeline_id, &public])
             .await?;
         found(n, || format!("pipeline {pipeline_id}"))
     }
@@ -488,10 +339,7 @@ impl Store for PgStore {
     async fn rename_pipeline(&self, team_id: i64, old: &str, new: &str) -> Result<bool> {
         let client = self.pool.get().await?;
         match client
-            .execute(
-                "UPDATE pipelines SET name = $3 WHERE team_id = $1 AND name = $2",
-                &[&team_id, &old, &new],
-            )
+            .execute(sql::PIPELINE_RENAME, &[&team_id, &old, &new])
             .await
         {
             Ok(n) => Ok(n > 0),
@@ -522,7 +370,7 @@ impl Store for PgStore {
     async fn destroy_pipeline(&self, pipeline_id: i64) -> Result<()> {
         let client = self.pool.get().await?;
         let n = client
-            .execute("DELETE FROM pipelines WHERE id = $1", &[&pipeline_id])
+            .execute(sql::PIPELINE_DELETE, &[&pipeline_id])
             .await?;
         found(n, || format!("pipeline {pipeline_id}"))
     }
@@ -559,9 +407,7 @@ impl Store for PgStore {
         let client = self.pool.get().await?;
         let n = client
             .execute(
-                "UPDATE jobs SET paused = $2, \
-                 paused_by = CASE WHEN $2 THEN $3::text END, paused_at = CASE WHEN $2 THEN $4::bigint END \
-                 WHERE id = $1",
+                sql::JOB_SET_PAUSED,
                 &[&job_id, &paused, &by, &stored_time(at)],
             )
             .await?;
@@ -571,10 +417,7 @@ impl Store for PgStore {
     async fn resources(&self, pipeline_id: i64) -> Result<Vec<ResourceRow>> {
         let client = self.pool.get().await?;
         let rows = client
-            .query(
-                &format!("{RESOURCE_SELECT} WHERE r.pipeline_id = $1 AND r.active ORDER BY r.ordering, r.id"),
-                &[&pipeline_id],
-            )
+            .query(sql::RESOURCES_OF_PIPELINE, &[&pipeline_id])
             .await?;
         rows.iter().map(resource_row).collect()
     }
@@ -582,22 +425,14 @@ impl Store for PgStore {
     async fn resource(&self, pipeline_id: i64, name: &str) -> Result<Option<ResourceRow>> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt(
-                &format!("{RESOURCE_SELECT} WHERE r.pipeline_id = $1 AND r.name = $2 AND r.active"),
-                &[&pipeline_id, &name],
-            )
+            .query_opt(sql::RESOURCE_BY_NAME, &[&pipeline_id, &name])
             .await?;
         row.as_ref().map(resource_row).transpose()
     }
 
     async fn job_build(&self, job_id: i64, name: &str) -> Result<Option<BuildRow>> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                &format!("{} WHERE b.job_id = $1 AND b.name = $2", sql::BUILD_SELECT),
-                &[&job_id, &name],
-            )
-            .await?;
+        let row = client.query_opt(sql::JOB_BUILD, &[&job_id, &name]).await?;
         row.as_ref().map(build_row).transpose()
     }
 
@@ -608,10 +443,7 @@ impl Store for PgStore {
     async fn set_build_comment(&self, build_id: i64, comment: &str) -> Result<()> {
         let client = self.pool.get().await?;
         let n = client
-            .execute(
-                "UPDATE builds SET comment = $2 WHERE id = $1",
-                &[&build_id, &comment],
-            )
+            .execute(sql::BUILD_SET_COMMENT, &[&build_id, &comment])
             .await?;
         found(n, || format!("build {build_id}"))
     }
@@ -634,12 +466,7 @@ impl Store for PgStore {
 
     async fn start_build(&self, id: i64, at: i64) -> Result<bool> {
         let client = self.pool.get().await?;
-        let n = client
-            .execute(
-                "UPDATE builds SET status = 'started', start_time = $2 WHERE id = $1 AND status = 'pending'",
-                &[&id, &at],
-            )
-            .await?;
+        let n = client.execute(sql::BUILD_START, &[&id, &at]).await?;
         Ok(n > 0)
     }
 
@@ -660,11 +487,7 @@ impl Store for PgStore {
         let client = self.pool.get().await?;
         let limit = if limit <= 0 { i64::MAX } else { limit };
         let rows = client
-            .query(
-                "SELECT event_id, payload FROM build_events WHERE build_id = $1 AND event_id > $2 \
-                 ORDER BY event_id LIMIT $3",
-                &[&build_id, &after, &limit],
-            )
+            .query(sql::BUILD_EVENTS, &[&build_id, &after, &limit])
             .await?;
         Ok(rows
             .iter()

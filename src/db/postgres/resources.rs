@@ -1,9 +1,9 @@
 //! Resource config scopes and versions, build inputs/outputs and plans.
 
 use super::{build_row, PgStore};
+use crate::db::rows::{build_input_row, build_output_row, version_row};
 use crate::db::sql::BUILD_SELECT;
 use crate::db::*;
-use tokio_postgres::Row;
 
 fn sha(v: &Value) -> String {
     crate::db::version_sha256(v)
@@ -12,17 +12,6 @@ fn sha(v: &Value) -> String {
 const VERSION_SELECT: &str =
     "SELECT id, resource_config_scope_id, version, metadata, enabled, check_order \
      FROM resource_config_versions";
-
-fn version_row(row: &Row) -> Result<VersionRow> {
-    Ok(VersionRow {
-        id: row.try_get(0)?,
-        scope_id: row.try_get(1)?,
-        version: row.try_get(2)?,
-        metadata: row.try_get(3)?,
-        enabled: row.try_get(4)?,
-        check_order: row.try_get(5)?,
-    })
-}
 
 impl PgStore {
     pub(super) async fn resource_scope_tx(
@@ -370,14 +359,7 @@ impl PgStore {
             )
             .await?
             .iter()
-            .map(|r| {
-                Ok(BuildInputRow {
-                    name: r.try_get(0)?,
-                    resource_id: r.try_get(1)?,
-                    version: r.try_get(2)?,
-                    first_occurrence: r.try_get(3)?,
-                })
-            })
+            .map(build_input_row)
             .collect()
     }
 
@@ -436,16 +418,7 @@ impl PgStore {
             )
             .await?
             .iter()
-            .map(|r| {
-                Ok(BuildOutputRow {
-                    name: r.try_get(0)?,
-                    resource_id: r.try_get(1)?,
-                    version: r.try_get(2)?,
-                    metadata: r
-                        .try_get::<_, Option<Value>>(3)?
-                        .unwrap_or(Value::Array(vec![])),
-                })
-            })
+            .map(build_output_row)
             .collect()
     }
 

@@ -1,5 +1,6 @@
 //! Signing keys of the `idtoken` var source on PostgreSQL.
 
+use super::super::sql;
 use super::super::*;
 use super::{is_unique_violation, PgStore};
 
@@ -11,7 +12,7 @@ impl SigningKeyStore for PgStore {
         let client = self.pool.get().await?;
         match client
             .execute(
-                "INSERT INTO signing_keys (kid, kty, jwk, created_at) VALUES ($1, $2, $3, $4)",
+                sql::SIGNING_KEY_INSERT,
                 &[&key.kid, &key.kty, &jwk, &key.created_at],
             )
             .await
@@ -27,33 +28,12 @@ impl SigningKeyStore for PgStore {
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT kid, kty, jwk, created_at FROM signing_keys ORDER BY created_at, kid",
-                &[],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let kid: String = r.try_get(0)?;
-                let jwk: String = r.try_get(2)?;
-                let jwk = serde_json::from_str(&jwk)
-                    .map_err(|e| StoreError::Backend(format!("signing key {kid}: {e}")))?;
-                Ok(SigningKeyRow {
-                    kid,
-                    kty: r.try_get(1)?,
-                    jwk,
-                    created_at: r.try_get(3)?,
-                })
-            })
-            .collect()
+        let rows = client.query(sql::SIGNING_KEYS, &[]).await?;
+        rows.iter().map(crate::db::rows::signing_key_row).collect()
     }
 
     async fn delete_signing_key(&self, kid: &str) -> Result<bool> {
         let client = self.pool.get().await?;
-        Ok(client
-            .execute("DELETE FROM signing_keys WHERE kid = $1", &[&kid])
-            .await?
-            > 0)
+        Ok(client.execute(sql::SIGNING_KEY_DELETE, &[&kid]).await? > 0)
     }
 }

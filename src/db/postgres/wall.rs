@@ -1,55 +1,28 @@
 //! The wall message and the builds around a resource version, on PostgreSQL.
 
-use super::super::sql::BUILD_SELECT;
+use super::super::sql::{self};
 use super::super::*;
 use super::{build_row, PgStore};
-
-/// `outputs` picks the table; the version is matched by its hash within the resource.
-fn version_builds_sql(outputs: bool) -> String {
-    let table = if outputs {
-        "build_outputs"
-    } else {
-        "build_inputs"
-    };
-    format!(
-        "{BUILD_SELECT} WHERE b.id IN (SELECT x.build_id FROM {table} x \
-         JOIN resource_config_versions v ON v.version_sha256 = x.version_sha256 \
-         WHERE x.resource_id = $1 AND v.id = $2) ORDER BY b.id DESC"
-    )
-}
 
 #[async_trait]
 impl WallStore for PgStore {
     async fn wall(&self) -> Result<Option<WallRow>> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt("SELECT message, expires_at FROM wall WHERE id = 1", &[])
-            .await?;
-        row.map(|r| {
-            Ok(WallRow {
-                message: r.try_get(0)?,
-                expires_at: r.try_get(1)?,
-            })
-        })
-        .transpose()
+        let row = client.query_opt(sql::WALL, &[]).await?;
+        row.as_ref().map(crate::db::rows::wall_row).transpose()
     }
 
     async fn set_wall(&self, wall: &WallRow) -> Result<()> {
         let client = self.pool.get().await?;
         client
-            .execute(
-                "INSERT INTO wall (id, message, expires_at) VALUES (1, $1, $2) \
-                 ON CONFLICT (id) DO UPDATE SET message = excluded.message, \
-                 expires_at = excluded.expires_at",
-                &[&wall.message, &wall.expires_at],
-            )
+            .execute(sql::WALL_SET, &[&wall.message, &wall.expires_at])
             .await?;
         Ok(())
     }
 
     async fn clear_wall(&self) -> Result<()> {
         let client = self.pool.get().await?;
-        client.execute("DELETE FROM wall", &[]).await?;
+        client.execute(sql::WALL_CLEAR, &[]).await?;
         Ok(())
     }
 
@@ -61,7 +34,7 @@ impl WallStore for PgStore {
     ) -> Result<Vec<BuildRow>> {
         let client = self.pool.get().await?;
         client
-            .query(&version_builds_sql(outputs), &[&resource_id, &version_id])
+            .query(&sql::version_builds(outputs), &[&resource_id, &version_id])
             .await?
             .iter()
             .map(build_row)

@@ -1,16 +1,14 @@
 //! Worker registration and lifecycle on PostgreSQL. Each transition is one guarded
 //! statement, so two web nodes cannot both make it.
 
-use super::super::sql::{WORKER_COLUMNS, WORKER_SELECT};
+use super::super::rows;
+use super::super::sql::{Dialect, WorkerSql};
 use super::super::*;
 use super::PgStore;
+use std::sync::LazyLock;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
 
-fn worker_row(row: &Row) -> Result<WorkerRow> {
-    let state: String = row.try_get(3)?;
-    worker_from_columns(row.try_get(2)?, row.try_get(1)?, &state, row.try_get(4)?)
-}
+static SQL: LazyLock<WorkerSql> = LazyLock::new(|| WorkerSql::new(Dialect::Postgres));
 
 impl PgStore {
     async fn one_worker(
@@ -23,7 +21,7 @@ impl PgStore {
             .query_opt(sql, params)
             .await?
             .as_ref()
-            .map(worker_row)
+            .map(rows::worker_row)
             .transpose()
     }
 
@@ -51,24 +49,16 @@ impl PgStore {
         } else {
             Some(
                 client
-                    .query_opt("SELECT id FROM teams WHERE name = $1", &[&worker.team])
+                    .query_opt(&SQL.team_id, &[&worker.team])
                     .await?
                     .ok_or_else(|| StoreError::NotFound(format!("team {}", worker.team)))?
                     .try_get(0)?,
             )
         };
         let state = worker.state.unwrap_or(WorkerState::Running).as_str();
-        // The conditional DO UPDATE returns no row when the name belongs to another team's
-        // (or a global) worker: the check and the write are one statement.
         let row = client
             .query_opt(
-                &format!(
-                    "INSERT INTO workers (name, team_id, payload, state, expires_at) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (name) DO UPDATE SET payload = EXCLUDED.payload, state = EXCLUDED.state, \
-                     expires_at = EXCLUDED.expires_at \
-                     WHERE workers.team_id IS NOT DISTINCT FROM EXCLUDED.team_id \
-                     RETURNING {WORKER_COLUMNS}"
-                ),
+                &SQL.register,
                 &[&worker.name, &team_id, payload, &state, &expires_at],
             )
             .await
@@ -80,7 +70,7 @@ impl PgStore {
                 }
             })?;
         row.as_ref()
-            .map(worker_row)
+            .map(rows::worker_row)
             .transpose()?
             .ok_or_else(|| StoreError::Conflict(WORKER_TEAM_CONFLICT.into()))
     }
@@ -93,63 +83,38 @@ impl PgStore {
         expires_at: i64,
     ) -> Result<Option<WorkerRow>> {
         self.one_worker(
-            &format!(
-                "UPDATE workers SET expires_at = $2, \
-                 state = CASE WHEN state IN ('landing', 'landed', 'retiring') THEN state ELSE 'running' END, \
-                 payload = jsonb_set(jsonb_set(payload, '{{active_containers}}', to_jsonb($3::bigint)), \
-                 '{{active_volumes}}', to_jsonb($4::bigint)) \
-                 WHERE name = $1 RETURNING {WORKER_COLUMNS}"
-            ),
+            &SQL.heartbeat,
             &[&name, &expires_at, &active_containers, &active_volumes],
         )
         .await
     }
 
     pub(super) async fn worker_row(&self, name: &str) -> Result<Option<WorkerRow>> {
-        self.one_worker(&format!("{WORKER_SELECT} WHERE name = $1"), &[&name])
-            .await
+        self.one_worker(&SQL.by_name, &[&name]).await
     }
 
     pub(super) async fn worker_rows(&self) -> Result<Vec<WorkerRow>> {
         let client = self.pool.get().await?;
         client
-            .query(&format!("{WORKER_SELECT} ORDER BY name COLLATE \"C\""), &[])
+            .query(&SQL.all, &[])
             .await?
             .iter()
-            .map(worker_row)
+            .map(rows::worker_row)
             .collect()
     }
 
     pub(super) async fn land_worker_row(&self, name: &str) -> Result<Option<WorkerRow>> {
-        self.one_worker(
-            &format!(
-                "UPDATE workers SET state = CASE WHEN state = 'landed' THEN 'landed' ELSE 'landing' END \
-                 WHERE name = $1 RETURNING {WORKER_COLUMNS}"
-            ),
-            &[&name],
-        )
-        .await
+        self.one_worker(&SQL.land, &[&name]).await
     }
 
     pub(super) async fn retire_worker_row(&self, name: &str) -> Result<Option<WorkerRow>> {
-        self.one_worker(
-            &format!(
-                "UPDATE workers SET state = 'retiring' WHERE name = $1 RETURNING {WORKER_COLUMNS}"
-            ),
-            &[&name],
-        )
-        .await
+        self.one_worker(&SQL.retire, &[&name]).await
     }
 
     pub(super) async fn prune_worker_row(&self, name: &str) -> Result<bool> {
         let deleted = {
             let client = self.pool.get().await?;
-            client
-                .execute(
-                    "DELETE FROM workers WHERE name = $1 AND state <> 'running'",
-                    &[&name],
-                )
-                .await?
+            client.execute(&SQL.prune, &[&name]).await?
         };
         if deleted > 0 {
             return Ok(true);
@@ -162,55 +127,23 @@ impl PgStore {
 
     pub(super) async fn delete_worker_row(&self, name: &str) -> Result<bool> {
         let client = self.pool.get().await?;
-        Ok(client
-            .execute("DELETE FROM workers WHERE name = $1", &[&name])
-            .await?
-            > 0)
+        Ok(client.execute(&SQL.delete, &[&name]).await? > 0)
     }
 
     pub(super) async fn stall_workers(&self, now: i64) -> Result<Vec<String>> {
-        self.worker_names(
-            "UPDATE workers SET state = 'stalled', expires_at = 0 \
-             WHERE state = 'running' AND expires_at <> 0 AND expires_at < $1 \
-             AND NOT coalesce((payload->>'ephemeral')::boolean, false) RETURNING name",
-            &[&now],
-        )
-        .await
+        self.worker_names(&SQL.stall, &[&now]).await
     }
 
     pub(super) async fn delete_ephemeral_workers(&self, now: i64) -> Result<Vec<String>> {
-        self.worker_names(
-            "DELETE FROM workers WHERE expires_at <> 0 AND expires_at < $1 \
-             AND coalesce((payload->>'ephemeral')::boolean, false) RETURNING name",
-            &[&now],
-        )
-        .await
+        self.worker_names(&SQL.delete_expired_ephemeral, &[&now])
+            .await
     }
 
     pub(super) async fn land_drained(&self) -> Result<Vec<String>> {
-        self.worker_names(
-            &format!(
-                "UPDATE workers SET state = 'landed', \
-                 payload = payload || '{{\"addr\": \"\", \"baggageclaim_url\": \"\"}}'::jsonb \
-                 WHERE state = 'landing' AND {DRAINED} RETURNING name"
-            ),
-            &[],
-        )
-        .await
+        self.worker_names(&SQL.land_drained, &[]).await
     }
 
     pub(super) async fn delete_drained_retiring(&self) -> Result<Vec<String>> {
-        self.worker_names(
-            &format!("DELETE FROM workers WHERE state = 'retiring' AND {DRAINED} RETURNING name"),
-            &[],
-        )
-        .await
+        self.worker_names(&SQL.delete_drained_retiring, &[]).await
     }
 }
-
-/// No container of an unfinished build that holds the worker: one-off builds and builds of
-/// jobs that are not `interruptible`.
-const DRAINED: &str = "NOT EXISTS (SELECT 1 FROM containers c JOIN builds b ON b.id = c.build_id \
-     LEFT JOIN jobs j ON j.id = b.job_id \
-     WHERE c.worker_name = workers.name AND b.status IN ('pending', 'started') \
-     AND (j.id IS NULL OR NOT coalesce((j.config->>'interruptible')::boolean, false)))";
