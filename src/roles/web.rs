@@ -128,14 +128,12 @@ async fn wait_for_signal() {
     }
 }
 
-/// Serves the web node on an already-bound listener until `shutdown` fires.
-pub async fn serve(
-    args: WebArgs,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-    quickstart_worker: Option<QuickstartWorker>,
-) -> anyhow::Result<()> {
-    let local = listener.local_addr()?;
+/// The API's state from the flags: users, the main team, the store, the external URL.
+async fn app_state(
+    args: &WebArgs,
+    local: std::net::SocketAddr,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<AppState> {
     let auth_duration = crate::config::parse_duration(&args.auth_duration)
         .ok()
         .with_context(|| format!("invalid --auth-duration '{}'", args.auth_duration))?;
@@ -174,7 +172,7 @@ pub async fn serve(
         })
         .trim_end_matches('/')
         .to_string();
-    let mut state = AppState {
+    Ok(AppState {
         auth: Arc::new(Auth::new(store.clone(), users, auth_duration)),
         store,
         info: Info {
@@ -204,7 +202,40 @@ pub async fn serve(
         },
         intercept_idle_timeout: Some(intercept_idle_timeout).filter(|d| !d.is_zero()),
         shutdown: shutdown.child_token(),
-    };
+    })
+}
+
+/// The build engine's runtime from the flags: placement and redaction.
+fn runtime(
+    args: &WebArgs,
+    state: &AppState,
+    connector: super::connector::Connector,
+    placer: crate::atc::engine::placement::Placer,
+) -> crate::atc::engine::runtime::Runtime {
+    let mut runtime = crate::atc::engine::runtime::Runtime::new(
+        state.store.clone(),
+        Arc::new(connector),
+        state.external_url.clone(),
+    );
+    runtime.placer = placer;
+    runtime.redact_secrets = !args.disable_redact_secrets;
+    if args.enable_redact_secrets {
+        tracing::warn!(
+            "--enable-redact-secrets is deprecated and has no effect: secrets are redacted unless --disable-redact-secrets is given"
+        );
+    }
+    runtime
+}
+
+/// Serves the web node on an already-bound listener until `shutdown` fires.
+pub async fn serve(
+    args: WebArgs,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    quickstart_worker: Option<QuickstartWorker>,
+) -> anyhow::Result<()> {
+    let local = listener.local_addr()?;
+    let mut state = app_state(&args, local, &shutdown).await?;
     // Key generation and file reads block: keep them off the async workers.
     let (tsa_args, store_args) = (args.tsa.clone(), args.postgres.clone());
     let tsa_config =
@@ -270,18 +301,7 @@ pub async fn serve(
         }
         None => None,
     };
-    let mut runtime = crate::atc::engine::runtime::Runtime::new(
-        state.store.clone(),
-        Arc::new(connector),
-        state.external_url.clone(),
-    );
-    runtime.placer = placer;
-    runtime.redact_secrets = !args.disable_redact_secrets;
-    if args.enable_redact_secrets {
-        tracing::warn!(
-            "--enable-redact-secrets is deprecated and has no effect: secrets are redacted unless --disable-redact-secrets is given"
-        );
-    }
+    let runtime = runtime(&args, &state, connector, placer);
     let engine = crate::atc::engine::Engine::new(Arc::new(runtime), state.builds.clone());
     state.engine = Some(engine.clone());
     tracker.spawn(crate::atc::gc::run_container_collector(
