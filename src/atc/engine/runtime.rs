@@ -37,13 +37,22 @@ pub fn errored(msg: impl std::fmt::Display) -> Fail {
 pub struct Cancel {
     pub token: CancellationToken,
     timed_out: Arc<AtomicBool>,
+    timer: Option<Arc<Timer>>,
+}
+
+/// Held by every `Cancel` under a timeout: when the last goes (the step ended), the
+/// timer's task ends too instead of sleeping out the timeout (checks default to an hour).
+struct Timer {
+    _done: tokio_util::sync::DropGuard,
+    /// The enclosing timeout's, which must keep running while this one lives.
+    _outer: Option<Arc<Timer>>,
 }
 
 impl Cancel {
     pub fn new(token: CancellationToken) -> Cancel {
         Cancel {
             token,
-            timed_out: Arc::default(),
+            ..Cancel::default()
         }
     }
     /// A child that siblings can cancel together (fail_fast) under the same timeout.
@@ -51,17 +60,24 @@ impl Cancel {
         Cancel {
             token: self.token.child_token(),
             timed_out: self.timed_out.clone(),
+            timer: self.timer.clone(),
         }
     }
     pub fn child_with_timeout(&self, d: Duration) -> Cancel {
+        let done = CancellationToken::new();
         let c = Cancel {
             token: self.token.child_token(),
             timed_out: Arc::default(),
+            timer: Some(Arc::new(Timer {
+                _done: done.clone().drop_guard(),
+                _outer: self.timer.clone(),
+            })),
         };
         let (token, flag) = (c.token.clone(), c.timed_out.clone());
         tokio::spawn(async move {
             tokio::select! {
                 _ = token.cancelled() => {}
+                _ = done.cancelled() => {}
                 _ = tokio::time::sleep(d) => {
                     flag.store(true, Ordering::SeqCst);
                     token.cancel();
@@ -82,6 +98,37 @@ impl Cancel {
             "timeout exceeded"
         } else {
             "interrupted"
+        }
+    }
+}
+
+#[cfg(test)]
+mod cancel_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_timeout_fires_while_its_step_runs_and_its_timer_ends_with_the_step() {
+        let outer = Cancel::default().child_with_timeout(Duration::from_millis(20));
+        let inner = outer.group();
+        drop(outer);
+        // The group lives on, so the enclosing timeout still fires for it.
+        tokio::time::timeout(Duration::from_secs(30), inner.token.cancelled())
+            .await
+            .expect("the timeout fired");
+        assert!(inner.timed_out());
+
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let before = metrics.num_alive_tasks();
+        let step = Cancel::default().child_with_timeout(Duration::from_secs(3600));
+        assert_eq!(metrics.num_alive_tasks(), before + 1, "the timer's task");
+        drop(step);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while metrics.num_alive_tasks() > before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the timer outlived its step"
+            );
+            tokio::task::yield_now().await;
         }
     }
 }
