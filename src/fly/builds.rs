@@ -626,40 +626,84 @@ impl Renderer {
     }
 }
 
+/// How long fly keeps reconnecting to a build's event stream that broke off before the
+/// build ended (a web node restarting, a load balancer moving it to another node).
+const RECONNECT_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Streams `GET /api/v1/builds/:id/events`, rendering until the final status or `end`;
-/// returns fly's exit code.
+/// returns fly's exit code. A stream that breaks off first is resumed from the last event
+/// seen (`Last-Event-ID`), as upstream's SSE client does, so nothing is shown twice.
 pub async fn stream(
     client: &super::client::Client,
     build_id: i64,
     timestamps: bool,
     ignore_errors: bool,
 ) -> Result<i32> {
-    let resp = client
-        .execute(client.get(&format!("/api/v1/builds/{build_id}/events")))
-        .await?;
-    super::client::check_status(resp.status(), b"")?;
     let mut renderer = Renderer {
         exit: 0,
         timestamps,
     };
+    let mut last_id: Option<String> = None;
+    // Since when the stream has been broken with no event got through; None while it is
+    // healthy (and before the first connection, whose failure is an error at once).
+    let mut broken_since: Option<std::time::Instant> = None;
+    loop {
+        let mut rb = client.get(&format!("/api/v1/builds/{build_id}/events"));
+        if let Some(id) = &last_id {
+            rb = rb.header("Last-Event-ID", id);
+        }
+        let resp = match (client.execute(rb).await, broken_since) {
+            (Ok(resp), _) => resp,
+            (Err(e), None) => return Err(e.into()),
+            (Err(e), Some(t)) if t.elapsed() >= RECONNECT_FOR => {
+                bail!("lost the build's event stream: {e}")
+            }
+            (Err(_), Some(_)) => {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        super::client::check_status(resp.status(), b"")?;
+        let seen = last_id.clone();
+        if let Some(code) = read_events(resp, &mut renderer, &mut last_id, ignore_errors).await {
+            return Ok(code);
+        }
+        match broken_since {
+            Some(t) if last_id == seen => {
+                if t.elapsed() >= RECONNECT_FOR {
+                    bail!("lost the build's event stream: it keeps ending before the build");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            _ => broken_since = Some(std::time::Instant::now()),
+        }
+    }
+}
+
+/// Renders one connection's events; Some(exit code) when the build's stream ended, None
+/// when the connection broke off first.
+async fn read_events(
+    resp: reqwest::Response,
+    renderer: &mut Renderer,
+    last_id: &mut Option<String>,
+    ignore_errors: bool,
+) -> Option<i32> {
     let mut body = resp.bytes_stream();
     let mut buf = String::new();
-    let (mut name, mut data) = (String::new(), String::new());
-    while let Some(chunk) = body.next().await {
-        buf.push_str(&String::from_utf8_lossy(
-            &chunk.map_err(|e| anyhow!("reading events: {e}"))?,
-        ));
+    let (mut name, mut data, mut id) = (String::new(), String::new(), None::<String>);
+    while let Some(Ok(chunk)) = body.next().await {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(nl) = buf.find('\n') {
             let line: String = buf.drain(..=nl).collect();
             let line = line.trim_end_matches(['\n', '\r']);
             if line.is_empty() {
                 match name.as_str() {
-                    "end" => return Ok(renderer.exit),
+                    "end" => return Some(renderer.exit),
                     "event" => {
                         let parsed: Result<BuildEvent, String> =
                             serde_json::from_str(&data).map_err(|e| e.to_string());
                         match parsed.and_then(|env| renderer.event(&env)) {
-                            Ok(Some(code)) => return Ok(code),
+                            Ok(Some(code)) => return Some(code),
                             Ok(None) => {}
                             Err(e) if ignore_errors => eprintln!("{e}"),
                             Err(e) => {
@@ -671,11 +715,14 @@ pub async fn stream(
                                         ui::stderr_is_tty()
                                     )
                                 );
-                                return Ok(255);
+                                return Some(255);
                             }
                         }
                     }
                     _ => {}
+                }
+                if let Some(id) = id.take() {
+                    *last_id = Some(id);
                 }
                 name.clear();
                 data.clear();
@@ -685,8 +732,10 @@ pub async fn stream(
                 data = v.strip_prefix(' ').unwrap_or(v).to_string();
             } else if line == "data" {
                 data.clear();
+            } else if let Some(v) = line.strip_prefix("id:") {
+                id = Some(v.trim().to_string());
             }
         }
     }
-    Ok(renderer.exit)
+    None
 }
