@@ -236,7 +236,7 @@ pub async fn builds(g: &Global, a: &BuildsArgs) -> Result<()> {
     if a.json {
         return super::print_json(&builds);
     }
-    let now = chrono::Utc::now().timestamp();
+    let now = crate::clock::now();
     let mut table = super::table::Table::new(&[
         "id",
         "name",

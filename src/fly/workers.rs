@@ -108,7 +108,7 @@ fn table(workers: &[(&Worker, bool)], details: bool) -> Table {
             "resource types",
         ]);
     }
-    let now = chrono::Utc::now().timestamp();
+    let now = crate::clock::now();
     let mut table = Table::new(&headers);
     for (w, outdated) in workers {
         let version = match (w.version.is_empty(), outdated) {

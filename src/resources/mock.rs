@@ -113,7 +113,8 @@ fn check(request: &[u8], log: &mut dyn Write) -> Result<Vec<Version>, ResourceEr
     let source = req.source.unwrap_or_default();
     log_line(&source, log);
     if let Some(delay) = &source.check_delay {
-        let d = super::go_duration(delay)
+        let d = crate::config::parse_duration(delay)
+            .ok()
             .ok_or_else(|| ResourceError::new(format!("invalid check_delay '{delay}'")))?;
         std::thread::sleep(d);
     }

@@ -129,8 +129,3 @@ where
 pub fn require_dir<'a>(action: &str, dir: Option<&'a str>) -> Result<&'a str, ResourceError> {
     dir.ok_or_else(|| ResourceError::new(format!("usage: {action} <destination directory>")))
 }
-
-/// Parses a Go duration string (`1s`, `1m30s`, `500ms`).
-pub fn go_duration(s: &str) -> Option<std::time::Duration> {
-    crate::config::parse_duration(s).ok()
-}

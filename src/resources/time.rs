@@ -137,9 +137,11 @@ impl Schedule {
             (None, None) => None,
         };
         let interval = match &source.interval {
-            Some(i) => {
-                Some(super::go_duration(i).ok_or_else(|| err(format!("invalid interval '{i}'")))?)
-            }
+            Some(i) => Some(
+                crate::config::parse_duration(i)
+                    .ok()
+                    .ok_or_else(|| err(format!("invalid interval '{i}'")))?,
+            ),
             None => None,
         };
         let days = source

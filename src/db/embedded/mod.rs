@@ -131,7 +131,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         .prepare("SELECT version FROM schema_migrations")?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    let now = chrono::Utc::now().timestamp();
+    let now = crate::clock::now();
     for migration in migrations::EMBEDDED {
         if applied.contains(&migration.version) {
             continue;

@@ -161,7 +161,7 @@ impl PgStore {
             .iter()
             .map(|row| row.try_get(0))
             .collect::<Result<_, _>>()?;
-        let now = chrono::Utc::now().timestamp();
+        let now = crate::clock::now();
         for migration in migrations::POSTGRES {
             if applied.contains(&migration.version) {
                 continue;
