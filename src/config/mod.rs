@@ -36,8 +36,9 @@ pub use steps::{
     TaskStep, TimeoutStep, VersionConfig, STEP_PRECEDENCE,
 };
 pub use task::{
-    parse_memory_limit, parse_task_config, task_config_from_value, ContainerLimits, ImageResource,
-    TaskCacheConfig, TaskConfig, TaskEnv, TaskInputConfig, TaskOutputConfig, TaskRunConfig,
+    container_limits_from_value, parse_memory_limit, parse_task_config, task_config_from_value,
+    task_env_from, ContainerLimits, ImageResource, TaskCacheConfig, TaskConfig, TaskEnv,
+    TaskInputConfig, TaskOutputConfig, TaskRunConfig,
 };
 pub use validate::{order_var_sources, validate_identifier};
 pub use vars::{render_template, render_template_with, StaticVars};

@@ -520,6 +520,25 @@ pub fn task_config_from_value(v: &Value) -> Result<TaskConfig, ConfigError> {
     TaskConfig::decode(v, ctx, "", "")
 }
 
+/// A step's `container_limits` as a plan carries it (JSON), read as the config parser does.
+pub fn container_limits_from_value(v: &Value) -> Result<ContainerLimits, ConfigError> {
+    let lines = LineMap::default();
+    let ctx = Ctx {
+        lines: &lines,
+        coerce: false,
+        strict: false,
+    };
+    ContainerLimits::decode(v, ctx, "")
+}
+
+/// A plan's task `params` as environment strings (upstream `TaskEnv`).
+pub fn task_env_from(params: &Map<String, Value>) -> TaskEnv {
+    params
+        .iter()
+        .map(|(k, v)| (k.clone(), coerced_string(v)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,9 +10,12 @@ use super::{vars, Global};
 use crate::config::refs::{parse_pipeline_child, PipelineRef};
 use crate::config::TaskConfig;
 use crate::proto::api;
+use crate::proto::plan::{
+    ArtifactInputNode, ArtifactOutputNode, GetPlan, HookNode, InParallelNode, Node, Plan, TaskPlan,
+};
 use anyhow::{anyhow, bail, Context, Result};
 use futures::{StreamExt, TryStreamExt};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -297,34 +300,47 @@ fn build_plan(
     uploaded: &[(String, i64)],
     job: Option<&FromJob>,
     outputs: &[(String, PathBuf)],
-) -> Result<Value> {
-    let mut mapping: Map<String, Value> = Map::new();
+) -> Result<Plan> {
+    let mut mapping = BTreeMap::new();
     for m in &a.input_mappings {
         let (task_input, job_input) = pair(m, "input mapping")?;
-        mapping.insert(task_input.into(), json!(job_input));
+        mapping.insert(task_input.to_string(), job_input.to_string());
     }
+    let mut plan = |node: Node| Plan {
+        id: ids.next(),
+        node,
+    };
     let mut steps = Vec::new();
     for (name, id) in uploaded {
         // A local directory wins over the job's input of that name.
         mapping.remove(name);
-        steps.push(json!({"id": ids.next(), "artifact_input": {"artifact_id": id, "name": name}}));
+        steps.push(plan(Node::ArtifactInput(ArtifactInputNode {
+            artifact_id: *id,
+            name: name.clone(),
+        })));
     }
+    let types = job.map(|j| j.types.clone());
     for input in &config.inputs {
         if uploaded.iter().any(|(n, _)| *n == input.name) {
             continue;
         }
-        let wanted = mapping
-            .get(&input.name)
-            .and_then(Value::as_str)
-            .unwrap_or(&input.name)
-            .to_string();
+        let wanted = mapping.get(&input.name).unwrap_or(&input.name).clone();
         let found = job.and_then(|j| j.inputs.iter().find(|i| i["name"] == wanted.as_str()));
         match found {
-            Some(i) => steps.push(json!({"id": ids.next(), "get": {
-                "name": i["name"], "resource": i["resource"], "type": i["type"],
-                "source": i["source"], "params": i["params"], "version": i["version"],
-                "tags": i["tags"], "resource_types": job.map(|j| j.types.clone()),
-            }})),
+            Some(i) => {
+                let text = |k: &str| i[k].as_str().unwrap_or_default().to_string();
+                steps.push(plan(Node::Get(GetPlan {
+                    name: text("name"),
+                    resource: text("resource"),
+                    type_: text("type"),
+                    source: Some(i["source"].clone()),
+                    params: i["params"].as_object().cloned().unwrap_or_default(),
+                    version: Some(i["version"].clone()).filter(|v| !v.is_null()),
+                    tags: serde_json::from_value(i["tags"].clone()).unwrap_or_default(),
+                    resource_types: types.clone(),
+                    ..Default::default()
+                })))
+            }
             None if input.optional => {}
             None => bail!("missing required input '{}'", input.name),
         }
@@ -337,22 +353,39 @@ fn build_plan(
         config_json["image_resource"] =
             json!({"type": i["type"], "source": i["source"], "version": i["version"]});
     }
-    let inputs = json!({"id": ids.next(), "in_parallel": {"steps": steps}});
-    let task = json!({"id": ids.next(), "task": {
-        "name": "one-off", "privileged": a.privileged, "tags": a.tags,
-        "config": config_json, "input_mapping": mapping,
-        "resource_types": job.map(|j| j.types.clone()),
-    }});
-    let run = json!({"id": ids.next(), "do": [inputs, task]});
+    let inputs = plan(Node::InParallel(InParallelNode {
+        steps,
+        ..Default::default()
+    }));
+    let task = plan(Node::Task(Box::new(TaskPlan {
+        name: "one-off".into(),
+        privileged: a.privileged,
+        tags: a.tags.clone(),
+        config: Some(config_json),
+        input_mapping: mapping,
+        resource_types: types,
+        ..Default::default()
+    })));
+    let run = plan(Node::Do(vec![inputs, task]));
     if outputs.is_empty() {
         return Ok(run);
     }
-    let outs: Vec<Value> = outputs
+    let outs = outputs
         .iter()
-        .map(|(name, _)| json!({"id": ids.next(), "artifact_output": {"name": name}}))
+        .map(|(name, _)| {
+            plan(Node::ArtifactOutput(ArtifactOutputNode {
+                name: name.clone(),
+            }))
+        })
         .collect();
-    let ensure = json!({"id": ids.next(), "in_parallel": {"steps": outs}});
-    Ok(json!({"id": ids.next(), "ensure": {"step": run, "ensure": ensure}}))
+    let ensure = plan(Node::InParallel(InParallelNode {
+        steps: outs,
+        ..Default::default()
+    }));
+    Ok(plan(Node::Ensure(HookNode {
+        step: Box::new(run),
+        hook: Box::new(ensure),
+    })))
 }
 
 /// Streams the build; the first SIGINT/SIGTERM aborts it (the stream then ends with its

@@ -271,10 +271,10 @@ pub async fn rerun(
 
 /// `GET /api/v1/builds/:id/plan`: the public plan; 404 while the build has none.
 pub async fn plan(s: BuildScope) -> ApiResult<Response> {
-    let plan: crate::atc::engine::plan::BuildPlan = s
+    let plan = s
         .build
         .plan
-        .and_then(|p| serde_json::from_value(p).ok())
+        .and_then(crate::atc::engine::plan::BuildPlan::from_stored)
         .ok_or_else(ApiError::not_found)?;
     Ok(json(&j!({
         "schema": "exec.v2",

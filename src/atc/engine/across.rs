@@ -2,11 +2,10 @@
 //! var outermost), each in a child scope holding the values as local vars.
 
 use super::exec::{Build, Scope};
-use super::plan::{config_plan, public_plan, AcrossNode, BuildPlan, Plan};
+use super::plan::{public_plan, AcrossNode, BuildPlan, Plan};
 use super::runtime::{errored, Cancel, Fail, StepResult};
 use crate::proto::event::{self as ev, BuildEvent};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub async fn run(
@@ -38,30 +37,28 @@ async fn run_inner(
     a: &AcrossNode,
     cancel: &Cancel,
 ) -> StepResult {
-    let vars = b.interpolate_with(scope, &a.vars, false)?;
-    let vars = vars.as_array().cloned().unwrap_or_default();
-    let mut names = Vec::new();
+    let vars = a
+        .vars
+        .iter()
+        .map(|v| b.interpolate_with(scope, &v.values, false))
+        .collect::<Result<Vec<_>, _>>()?;
+    let names: Vec<String> = a.vars.iter().map(|v| v.var.clone()).collect();
     let mut lists = Vec::new();
-    let mut limit = 1usize;
-    for (i, v) in vars.iter().enumerate() {
-        names.push(v["var"].as_str().unwrap_or_default().to_string());
-        let values = match &v["values"] {
-            Value::Array(vs) => vs.clone(),
+    for values in vars {
+        match values {
+            Value::Array(vs) => lists.push(vs),
             other => {
                 return Err(errored(format!(
                     "across values must be a list, got {other}"
                 )))
             }
-        };
-        lists.push(values);
-        if i == 0 {
-            limit = match &v["max_in_flight"] {
-                Value::String(s) if s == "all" => usize::MAX,
-                Value::Number(n) => n.as_u64().unwrap_or(1).max(1) as usize,
-                _ => 1,
-            };
         }
     }
+    let limit = match a.vars.first().and_then(|v| v.max_in_flight.as_ref()) {
+        Some(Value::String(s)) if s == "all" => usize::MAX,
+        Some(Value::Number(n)) => n.as_u64().unwrap_or(1).max(1) as usize,
+        _ => 1,
+    };
     let mut combos: Vec<Vec<Value>> = vec![vec![]];
     for list in &lists {
         combos = combos
@@ -75,11 +72,7 @@ async fn run_inner(
             })
             .collect();
     }
-    let step = crate::config::parse_step(&a.step).map_err(errored)?;
-    let substeps: Vec<Plan> = combos
-        .iter()
-        .map(|_| config_plan(&b.ids, &step.config, &BTreeMap::new()))
-        .collect();
+    let substeps: Vec<Plan> = (0..combos.len()).map(|i| a.step.derived(i)).collect();
     let substeps_shown = substeps
         .iter()
         .zip(&combos)

@@ -3,12 +3,11 @@
 //! (`Err(Fail)`); every leaf that errors or is interrupted writes one `error` event.
 
 use super::events::{Events, Origin};
-use super::plan::{BuildPlan, HookNode, Ids, Node, Plan};
+use super::plan::{BuildPlan, HookNode, Node, Plan};
 use super::runtime::{errored, Artifact, Cancel, Cleanup, Fail, Runtime, StepResult};
 use crate::atc::idtoken::token::TokenSubject;
 use crate::config::idtoken::{parse_idtoken_config, IdTokenConfig, IdTokenProblem};
 use crate::config::vars::{Reference, Variables, VarsError};
-use crate::config::ResourceType;
 use crate::db::BuildRow;
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -21,10 +20,8 @@ pub struct Build {
     pub rt: Arc<Runtime>,
     pub row: BuildRow,
     pub plan: BuildPlan,
-    pub types: Vec<ResourceType>,
     pub events: Events,
     pub cleanup: Cleanup,
-    pub ids: Ids,
     /// Versions produced by puts, by plan id (for the implicit get's `version_from`).
     pub results: Mutex<HashMap<String, Value>>,
 }
@@ -265,6 +262,18 @@ impl Variables for VarSources<'_> {
 impl Build {
     /// Interpolates a step's config with local vars and var sources; every var must
     /// resolve. Values that came from var sources are redacted from the log from now on.
+    /// A leaf step of the plan with its `((vars))` resolved: interpolated as JSON, so a
+    /// var may stand anywhere in it, and read back into its type.
+    pub fn interpolate_leaf<T>(&self, scope: &Scope, leaf: &T) -> Result<T, Fail>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let value = serde_json::to_value(leaf).map_err(errored)?;
+        let value = self.interpolate(scope, &value)?;
+        serde_json::from_value(value)
+            .map_err(|e| errored(format!("invalid step after interpolation: {e}")))
+    }
+
     pub fn interpolate(&self, scope: &Scope, config: &Value) -> Result<Value, Fail> {
         self.interpolate_with(scope, config, true)
     }
@@ -316,18 +325,19 @@ impl Build {
                 return Err(Fail::Interrupted);
             }
             match &plan.node {
-                Node::Step(_)
+                Node::Get(_)
+                | Node::Put(_)
+                | Node::Task(_)
+                | Node::SetPipeline(_)
+                | Node::LoadVar(_)
+                | Node::Run(_)
                 | Node::Check(_)
                 | Node::ArtifactInput(_)
                 | Node::ArtifactOutput(_) => {
                     let origin = self.origin(plan);
                     // A get/put/task `timeout:` bounds the step itself; running out of
                     // time fails it (not errors it), as upstream.
-                    let limit = match &plan.node {
-                        Node::Step(s) => s.config.get("timeout").and_then(Value::as_str),
-                        _ => None,
-                    }
-                    .filter(|t| !t.is_empty());
+                    let limit = plan.node.step_timeout();
                     let inner = match limit {
                         Some(t) => cancel.child_with_timeout(
                             crate::config::parse_duration(t)
@@ -363,7 +373,7 @@ impl Build {
                         .await
                 }
                 Node::Across(a) => super::across::run(self, scope, plan, a, cancel).await,
-                Node::Try(step) => match self.exec(scope, step, cancel).await {
+                Node::Try(t) => match self.exec(scope, &t.step, cancel).await {
                     Err(Fail::Interrupted) if cancel.is_cancelled() => Err(Fail::Interrupted),
                     _ => Ok(true),
                 },

@@ -262,15 +262,12 @@ impl Engine {
         events: Events,
         token: CancellationToken,
     ) -> (BuildStatus, Arc<Build>) {
-        let types = plan.resource_types.clone();
         let build = Arc::new(Build {
             rt: self.rt.clone(),
             cleanup: Cleanup::new(row.team_id),
             row,
             plan,
-            types,
             events,
-            ids: Ids::default(),
             results: Mutex::default(),
         });
         let algs = exec::idtoken_algorithms(&build.plan);

@@ -3,15 +3,21 @@
 //! the resources and resource types it needs, so a build runs on what was configured when
 //! it started. `/builds/:id/plan` serves [`public_plan`] (build-events.md §5.3).
 
-use crate::config::{Config, JobConfig, ResourceType, Step, StepConfig};
+use crate::config::{
+    Config, InputsConfig, JobConfig, MaxInFlight, ResourceType, Step, StepConfig, VersionConfig,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+#[path = "plan_legacy.rs"]
+mod legacy;
+
 pub use crate::proto::plan::{
-    AcrossNode, ArtifactInputNode, ArtifactOutputNode, CheckNode, HookNode, InParallelNode, Node,
-    Plan, StepNode, TimeoutNode,
+    AcrossNode, AcrossVar, ArtifactInputNode, ArtifactOutputNode, CheckNode, GetPlan, HookNode,
+    InParallelNode, LoadVarPlan, Node, Plan, PutInputs, PutPlan, RunPlan, SetPipelinePlan,
+    TaskPlan, TimeoutNode, TryNode,
 };
 
 /// Everything a build needs besides artifacts: the step tree and the configs it refers to.
@@ -45,6 +51,18 @@ fn readable_types<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Resource
         .iter()
         .filter_map(|t| ResourceType::from_value(t).ok())
         .collect())
+}
+
+impl BuildPlan {
+    /// A build's stored plan, including plans stored before leaves were typed (see
+    /// [`legacy`]); `None` when it does not read.
+    pub fn from_stored(stored: Value) -> Option<BuildPlan> {
+        let mut stored = stored;
+        if let Some(plan) = stored.get_mut("plan") {
+            legacy::upgrade(plan).ok()?;
+        }
+        serde_json::from_value(stored).ok()
+    }
 }
 
 /// Hands out plan ids: lower-case hex of a counter that starts at the node's start time,
@@ -132,56 +150,29 @@ pub fn step_plan(ids: &Ids, step: &Step, versions: &BTreeMap<String, Value>) -> 
     config_plan(ids, &step.config, versions)
 }
 
-fn leaf(config: &StepConfig) -> Value {
-    Step {
-        config: config.clone(),
-        unknown_fields: Map::new(),
-        line: Default::default(),
-    }
-    .to_value()
-}
-
 /// The plan of a step config. Modifiers become wrapper nodes in upstream's nesting: the
 /// config parser already nests them (hooks outside attempts outside timeout), so the
 /// wrapper order follows the config tree.
 pub fn config_plan(ids: &Ids, config: &StepConfig, versions: &BTreeMap<String, Value>) -> Plan {
     let node = match config {
-        StepConfig::Get(g) => Node::Step(StepNode {
-            config: leaf(config),
-            version: versions.get(&g.name).cloned(),
-            version_from: None,
-        }),
         StepConfig::Put(p) => {
             let put = Plan {
                 id: ids.next(),
-                node: Node::Step(StepNode {
-                    config: leaf(config),
-                    version: None,
-                    version_from: None,
-                }),
+                node: leaf_node(config, versions).expect("a put is a leaf"),
             };
             if p.no_get {
                 return put;
             }
             // The implicit get of what the put produced (the "dependent get").
-            let resource = if p.resource.is_empty() {
-                &p.name
-            } else {
-                &p.resource
-            };
-            let mut get = json!({"get": p.name, "resource": resource});
-            if !p.get_params.is_empty() {
-                get["params"] = Value::Object(p.get_params.clone());
-            }
-            if !p.tags.is_empty() {
-                get["tags"] = json!(p.tags);
-            }
             let get = Plan {
                 id: ids.next(),
-                node: Node::Step(StepNode {
-                    config: get,
-                    version: None,
+                node: Node::Get(GetPlan {
+                    name: p.name.clone(),
+                    resource: p.resource_name().to_string(),
+                    params: p.get_params.clone(),
+                    tags: p.tags.clone(),
                     version_from: Some(put.id.clone()),
+                    ..Default::default()
                 }),
             };
             Node::OnSuccess(HookNode {
@@ -189,14 +180,11 @@ pub fn config_plan(ids: &Ids, config: &StepConfig, versions: &BTreeMap<String, V
                 hook: Box::new(get),
             })
         }
-        StepConfig::Task(_)
+        StepConfig::Get(_)
+        | StepConfig::Task(_)
         | StepConfig::Run(_)
         | StepConfig::SetPipeline(_)
-        | StepConfig::LoadVar(_) => Node::Step(StepNode {
-            config: leaf(config),
-            version: None,
-            version_from: None,
-        }),
+        | StepConfig::LoadVar(_) => leaf_node(config, versions).expect("a leaf"),
         StepConfig::Do(d) => Node::Do(
             d.steps
                 .iter()
@@ -212,7 +200,9 @@ pub fn config_plan(ids: &Ids, config: &StepConfig, versions: &BTreeMap<String, V
             limit: p.limit,
             fail_fast: p.fail_fast,
         }),
-        StepConfig::Try(s) => Node::Try(Box::new(step_plan(ids, s, versions))),
+        StepConfig::Try(s) => Node::Try(TryNode {
+            step: Box::new(step_plan(ids, s, versions)),
+        }),
         StepConfig::Timeout(t) => Node::Timeout(TimeoutNode {
             step: Box::new(config_plan(ids, &t.step, versions)),
             duration: t.duration.clone(),
@@ -222,19 +212,22 @@ pub fn config_plan(ids: &Ids, config: &StepConfig, versions: &BTreeMap<String, V
                 .map(|_| config_plan(ids, &r.step, versions))
                 .collect(),
         ),
-        StepConfig::Across(a) => {
-            let layer = leaf(config);
-            Node::Across(AcrossNode {
-                vars: layer.get("across").cloned().unwrap_or(Value::Null),
-                step: Step {
-                    config: (*a.step).clone(),
-                    unknown_fields: Map::new(),
-                    line: Default::default(),
-                }
-                .to_value(),
-                fail_fast: a.fail_fast,
-            })
-        }
+        StepConfig::Across(a) => Node::Across(AcrossNode {
+            vars: a
+                .vars
+                .iter()
+                .map(|v| AcrossVar {
+                    var: v.var.clone(),
+                    values: v.values.clone().unwrap_or(Value::Null),
+                    max_in_flight: v.max_in_flight.map(|m| match m {
+                        MaxInFlight::All => json!("all"),
+                        MaxInFlight::Limit(n) => json!(n),
+                    }),
+                })
+                .collect(),
+            step: Box::new(config_plan(ids, &a.step, &BTreeMap::new())),
+            fail_fast: a.fail_fast,
+        }),
         StepConfig::OnSuccess(h) => Node::OnSuccess(hook(ids, h, versions)),
         StepConfig::OnFailure(h) => Node::OnFailure(hook(ids, h, versions)),
         StepConfig::OnAbort(h) => Node::OnAbort(hook(ids, h, versions)),
@@ -245,6 +238,82 @@ pub fn config_plan(ids: &Ids, config: &StepConfig, versions: &BTreeMap<String, V
         id: ids.next(),
         node,
     }
+}
+
+/// The node of a leaf step config (get, put, task, run, set_pipeline, load_var); `None`
+/// for anything else. A get takes the version chosen for it in `versions`, else its
+/// pinned `version:`.
+fn leaf_node(config: &StepConfig, versions: &BTreeMap<String, Value>) -> Option<Node> {
+    Some(match config {
+        StepConfig::Get(g) => Node::Get(GetPlan {
+            name: g.name.clone(),
+            resource: g.resource_name().to_string(),
+            params: g.params.clone(),
+            version: versions.get(&g.name).cloned().or(match &g.version {
+                Some(VersionConfig::Pinned(p)) => Some(json!(p)),
+                _ => None,
+            }),
+            tags: g.tags.clone(),
+            timeout: g.timeout.clone(),
+            ..Default::default()
+        }),
+        StepConfig::Put(p) => Node::Put(PutPlan {
+            name: p.name.clone(),
+            resource: p.resource_name().to_string(),
+            params: p.params.clone(),
+            inputs: p.inputs.as_ref().map(|i| match i {
+                InputsConfig::All => PutInputs::Keyword("all".into()),
+                InputsConfig::Detect => PutInputs::Keyword("detect".into()),
+                InputsConfig::Specified(names) => PutInputs::Names(names.clone()),
+                InputsConfig::Unset => PutInputs::Keyword(String::new()),
+            }),
+            tags: p.tags.clone(),
+            timeout: p.timeout.clone(),
+            ..Default::default()
+        }),
+        StepConfig::Task(t) => Node::Task(Box::new(TaskPlan {
+            name: t.name.clone(),
+            privileged: t.privileged,
+            hermetic: t.hermetic,
+            tags: t.tags.clone(),
+            config_path: t.config_path.clone(),
+            config: t.config.as_ref().map(|c| c.to_value()),
+            container_limits: t.container_limits.as_ref().map(|l| l.to_value()),
+            image_artifact_name: t.image_artifact_name.clone(),
+            vars: t.vars.clone(),
+            params: t
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+            input_mapping: t.input_mapping.clone(),
+            output_mapping: t.output_mapping.clone(),
+            timeout: t.timeout.clone(),
+            resource_types: None,
+        })),
+        StepConfig::Run(r) => Node::Run(RunPlan {
+            message: r.message.clone(),
+            type_: r.type_.clone(),
+            params: r.params.clone(),
+            privileged: r.privileged,
+            tags: r.tags.clone(),
+        }),
+        StepConfig::SetPipeline(s) => Node::SetPipeline(SetPipelinePlan {
+            name: s.name.clone(),
+            file: s.file.clone(),
+            team: s.team.clone(),
+            vars: s.vars.clone(),
+            var_files: s.var_files.clone(),
+            instance_vars: s.instance_vars.clone(),
+        }),
+        StepConfig::LoadVar(l) => Node::LoadVar(LoadVarPlan {
+            name: l.name.clone(),
+            file: l.file.clone(),
+            format: l.format.clone(),
+            reveal: l.reveal,
+        }),
+        _ => return None,
+    })
 }
 
 fn hook(ids: &Ids, h: &crate::config::HookStep, versions: &BTreeMap<String, Value>) -> HookNode {
@@ -272,55 +341,46 @@ fn type_of(build: &BuildPlan, resource: &str) -> String {
 }
 
 fn public_node(build: &BuildPlan, plan: &Plan) -> Value {
-    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let list = |steps: &[Plan]| -> Value {
+        Value::Array(steps.iter().map(|p| public_node(build, p)).collect())
+    };
     let (key, body) = match &plan.node {
-        Node::Step(step) => {
-            let c = &step.config;
-            if c.get("get").is_some() {
-                let resource = c
-                    .get("resource")
-                    .and_then(Value::as_str)
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or_else(|| c["get"].as_str().unwrap_or(""))
-                    .to_string();
-                let mut body = json!({"name": s(c, "get"), "type": type_of(build, &resource), "resource": resource});
-                if let Some(v) = &step.version {
-                    body["version"] = v.clone();
-                }
-                ("get", body)
-            } else if c.get("put").is_some() {
-                let resource = c
-                    .get("resource")
-                    .and_then(Value::as_str)
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or_else(|| c["put"].as_str().unwrap_or(""))
-                    .to_string();
-                (
-                    "put",
-                    json!({"name": s(c, "put"), "type": type_of(build, &resource), "resource": resource}),
-                )
-            } else if c.get("task").is_some() {
-                (
-                    "task",
-                    json!({"name": s(c, "task"),
-                        "privileged": c.get("privileged").and_then(Value::as_bool).unwrap_or(false),
-                        "hermetic": c.get("hermetic").and_then(Value::as_bool).unwrap_or(false)}),
-                )
-            } else if c.get("set_pipeline").is_some() {
-                let iv = c.get("instance_vars").cloned().unwrap_or(Value::Null);
-                (
-                    "set_pipeline",
-                    json!({"name": s(c, "set_pipeline"), "team": s(c, "team"), "instance_vars": iv}),
-                )
-            } else if c.get("load_var").is_some() {
-                ("load_var", json!({"name": s(c, "load_var")}))
-            } else {
-                (
-                    "run",
-                    json!({"message": s(c, "run"), "type": s(c, "type"), "privileged": false}),
-                )
+        Node::Get(g) => {
+            let resource = g.resource_name();
+            let mut body =
+                json!({"name": g.name, "type": type_of(build, resource), "resource": resource});
+            if let Some(v) = &g.version {
+                body["version"] = v.clone();
             }
+            ("get", body)
         }
+        Node::Put(p) => {
+            let resource = p.resource_name();
+            (
+                "put",
+                json!({"name": p.name, "type": type_of(build, resource), "resource": resource}),
+            )
+        }
+        Node::Task(t) => (
+            "task",
+            json!({"name": t.name, "privileged": t.privileged, "hermetic": t.hermetic}),
+        ),
+        Node::SetPipeline(s) => {
+            let iv = if s.instance_vars.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(s.instance_vars.clone())
+            };
+            (
+                "set_pipeline",
+                json!({"name": s.name, "team": s.team, "instance_vars": iv}),
+            )
+        }
+        Node::LoadVar(l) => ("load_var", json!({"name": l.name})),
+        Node::Run(r) => (
+            "run",
+            json!({"message": r.message, "type": r.type_, "privileged": false}),
+        ),
         Node::Check(c) => {
             let types = match c.kind.as_str() {
                 "resource_type" => Some(&build.resource_types),
@@ -337,17 +397,10 @@ fn public_node(build: &BuildPlan, plan: &Plan) -> Value {
             };
             ("check", json!({"name": c.name, "type": type_}))
         }
-        Node::Do(steps) => (
-            "do",
-            Value::Array(steps.iter().map(|p| public_node(build, p)).collect()),
-        ),
-        Node::Retry(steps) => (
-            "retry",
-            Value::Array(steps.iter().map(|p| public_node(build, p)).collect()),
-        ),
+        Node::Do(steps) => ("do", list(steps)),
+        Node::Retry(steps) => ("retry", list(steps)),
         Node::InParallel(p) => {
-            let mut body =
-                json!({"steps": p.steps.iter().map(|s| public_node(build, s)).collect::<Vec<_>>()});
+            let mut body = json!({ "steps": list(&p.steps) });
             if p.limit > 0 {
                 body["limit"] = json!(p.limit);
             }
@@ -357,18 +410,14 @@ fn public_node(build: &BuildPlan, plan: &Plan) -> Value {
             ("in_parallel", body)
         }
         Node::Across(a) => {
-            let vars: Vec<Value> = a
-                .vars
-                .as_array()
-                .map(|vs| vs.iter().map(|v| json!({"name": s(v, "var")})).collect())
-                .unwrap_or_default();
+            let vars: Vec<Value> = a.vars.iter().map(|v| json!({"name": v.var})).collect();
             let mut body = json!({ "vars": vars });
             if a.fail_fast {
                 body["fail_fast"] = json!(true);
             }
             ("across", body)
         }
-        Node::Try(step) => ("try", json!({"step": public_node(build, step)})),
+        Node::Try(t) => ("try", json!({"step": public_node(build, &t.step)})),
         Node::Timeout(t) => (
             "timeout",
             json!({"step": public_node(build, &t.step), "duration": t.duration}),

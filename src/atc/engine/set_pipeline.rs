@@ -2,10 +2,9 @@
 //! var files, validates it and saves it (unpaused) as a child of this build's job.
 
 use super::exec::{Build, Scope};
-use super::plan::Plan;
+use super::plan::{Plan, SetPipelinePlan};
 use super::runtime::{errored, StepResult};
 use super::steps::read_artifact_file;
-use crate::config::SetPipelineStep;
 use crate::db::StoreError;
 use crate::proto::event::{self as ev, BuildEvent};
 use serde_json::Value;
@@ -15,7 +14,7 @@ pub async fn run(
     b: &Arc<Build>,
     scope: &Arc<Scope>,
     plan: &Plan,
-    s: &SetPipelineStep,
+    s: &SetPipelinePlan,
 ) -> StepResult {
     let origin = b.origin(plan);
     origin.emit(BuildEvent::Initialize(Default::default()));

@@ -3,30 +3,28 @@
 
 use super::events;
 use super::exec::{Build, Scope};
-use super::plan::{CheckNode, Node, Plan, StepNode};
+use super::plan::{CheckNode, GetPlan, LoadVarPlan, Node, Plan, PutInputs, PutPlan};
 use super::resource::{self, config_key, with_defaults, Call};
 use super::runtime::{errored, Artifact, Cancel, Fail, StepResult};
-use crate::config::{GetStep, InputsConfig, PutStep, StepConfig, VersionConfig};
 use crate::db::{BuildOutputRow, NewArtifact, Page};
 use crate::proto::event::{self as ev, BuildEvent};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 pub async fn run(b: &Arc<Build>, scope: &Arc<Scope>, plan: &Plan, cancel: &Cancel) -> StepResult {
+    // A leaf's `((vars))` resolve just before it runs (credentials, across values,
+    // load_var results).
     match &plan.node {
-        Node::Step(node) => {
-            let config = b.interpolate(scope, &node.config)?;
-            let step = crate::config::parse_step(&config).map_err(errored)?;
-            match &step.config {
-                StepConfig::Get(g) => get(b, scope, plan, node, g, cancel).await,
-                StepConfig::Put(p) => put(b, scope, plan, p, cancel).await,
-                StepConfig::Task(t) => super::task::run(b, scope, plan, t, cancel).await,
-                StepConfig::LoadVar(l) => load_var(b, scope, plan, l).await,
-                StepConfig::SetPipeline(s) => super::set_pipeline::run(b, scope, plan, s).await,
-                StepConfig::Run(_) => Err(errored("run steps (prototypes) are not supported")),
-                _ => Err(errored("not a leaf step")),
-            }
+        Node::Get(g) => get(b, scope, plan, &b.interpolate_leaf(scope, g)?, cancel).await,
+        Node::Put(p) => put(b, scope, plan, &b.interpolate_leaf(scope, p)?, cancel).await,
+        Node::Task(t) => {
+            super::task::run(b, scope, plan, &b.interpolate_leaf(scope, &**t)?, cancel).await
         }
+        Node::LoadVar(l) => load_var(b, scope, plan, &b.interpolate_leaf(scope, l)?).await,
+        Node::SetPipeline(s) => {
+            super::set_pipeline::run(b, scope, plan, &b.interpolate_leaf(scope, s)?).await
+        }
+        Node::Run(_) => Err(errored("run steps (prototypes) are not supported")),
         Node::Check(c) => check(b, plan, c, cancel).await,
         Node::ArtifactInput(a) => artifact_input(b, scope, a.artifact_id, &a.name).await,
         Node::ArtifactOutput(a) => artifact_output(b, scope, &a.name).await,
@@ -84,7 +82,11 @@ pub fn resource_config(b: &Build, scope: &Scope, name: &str) -> Result<(String, 
         .ok_or_else(|| errored(format!("resource '{name}' not found")))?;
     let r = b.interpolate(scope, r)?;
     let type_ = r["type"].as_str().unwrap_or_default().to_string();
-    let source = with_defaults(&type_, &b.types, r.get("source").unwrap_or(&json!({})));
+    let source = with_defaults(
+        &type_,
+        &b.plan.resource_types,
+        r.get("source").unwrap_or(&json!({})),
+    );
     Ok((type_, source))
 }
 
@@ -138,7 +140,7 @@ fn call<'a>(
         type_,
         source,
         params,
-        types: &b.types,
+        types: &b.plan.resource_types,
         tags,
         env: build_env(b),
     }
@@ -162,10 +164,14 @@ pub async fn scope_of(
     else {
         return Ok(None);
     };
-    let key = config_key(type_, source, &b.types);
+    let key = config_key(type_, source, &b.plan.resource_types);
     let scope =
         b.rt.store
-            .resource_scope(&resource::base_type(type_, &b.types), &key, Some(row.id))
+            .resource_scope(
+                &resource::base_type(type_, &b.plan.resource_types),
+                &key,
+                Some(row.id),
+            )
             .await
             .map_err(errored)?;
     if row.scope_id != Some(scope) {
@@ -181,29 +187,23 @@ async fn get(
     b: &Arc<Build>,
     scope: &Arc<Scope>,
     plan: &Plan,
-    node: &StepNode,
-    g: &GetStep,
+    g: &GetPlan,
     cancel: &Cancel,
 ) -> StepResult {
     let origin = b.origin(plan);
     origin.emit(BuildEvent::InitializeGet(Default::default()));
-    let resource = if g.resource.is_empty() {
-        &g.name
-    } else {
-        &g.resource
-    };
+    let resource = g.resource_name();
     let (type_, source) = resource_config(b, scope, resource)?;
-    let from_put = node.version_from.as_ref().and_then(|id| {
+    let from_put = g.version_from.as_ref().and_then(|id| {
         b.results
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
             .cloned()
     });
-    let version = match (&node.version, from_put, &g.version) {
-        (Some(v), _, _) => v.clone(),
-        (None, Some(v), _) => v,
-        (None, None, Some(VersionConfig::Pinned(p))) => json!(p),
+    let version = match (&g.version, from_put) {
+        (Some(v), _) => v.clone(),
+        (None, Some(v)) => v,
         _ => {
             let sc = scope_of(b, resource, &type_, &source)
                 .await?
@@ -273,21 +273,17 @@ async fn put(
     b: &Arc<Build>,
     scope: &Arc<Scope>,
     plan: &Plan,
-    p: &PutStep,
+    p: &PutPlan,
     cancel: &Cancel,
 ) -> StepResult {
     let origin = b.origin(plan);
     origin.emit(BuildEvent::InitializePut(Default::default()));
-    let resource = if p.resource.is_empty() {
-        &p.name
-    } else {
-        &p.resource
-    };
+    let resource = p.resource_name();
     let (type_, source) = resource_config(b, scope, resource)?;
     let all = scope.all_artifacts();
     let inputs: Vec<(String, Artifact)> = match &p.inputs {
-        Some(InputsConfig::All) => all.into_iter().collect(),
-        Some(InputsConfig::Specified(names)) => {
+        Some(PutInputs::Keyword(k)) if k == "all" => all.into_iter().collect(),
+        Some(PutInputs::Names(names)) => {
             let mut out = Vec::new();
             for n in names {
                 let a = all
@@ -406,12 +402,7 @@ pub async fn read_artifact_file(b: &Build, scope: &Scope, path: &str) -> Result<
     resource::first_file_in_tar(&tar).ok_or_else(|| errored(format!("{path}: not a file")))
 }
 
-async fn load_var(
-    b: &Arc<Build>,
-    scope: &Arc<Scope>,
-    plan: &Plan,
-    l: &crate::config::LoadVarStep,
-) -> StepResult {
+async fn load_var(b: &Arc<Build>, scope: &Arc<Scope>, plan: &Plan, l: &LoadVarPlan) -> StepResult {
     let origin = b.origin(plan);
     origin.emit(BuildEvent::Initialize(Default::default()));
     origin.emit(BuildEvent::Start(Default::default()));
@@ -485,19 +476,20 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
         let source = b.interpolate(&scope, &Value::Object(p.source.clone().unwrap_or_default()))?;
         (
             p.type_.clone(),
-            with_defaults(&p.type_, &b.types, &source),
+            with_defaults(&p.type_, &b.plan.resource_types, &source),
             None,
-            b.types.clone(),
+            b.plan.resource_types.clone(),
             None,
         )
     } else if c.kind == "resource_type" {
         let i = b
-            .types
+            .plan
+            .resource_types
             .iter()
             .position(|t| t.name == c.name)
             .ok_or_else(|| errored(format!("resource type '{}' not found", c.name)))?;
-        let t = &b.types[i];
-        let mut rest = b.types.clone();
+        let t = &b.plan.resource_types[i];
+        let mut rest = b.plan.resource_types.clone();
         rest.remove(i);
         let source = b.interpolate(&scope, &Value::Object(t.source.clone().unwrap_or_default()))?;
         (
@@ -516,7 +508,13 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
             .and_then(|r| r.get("check_timeout"))
             .and_then(Value::as_str)
             .map(String::from);
-        (type_, source, c.resource_id, b.types.clone(), timeout)
+        (
+            type_,
+            source,
+            c.resource_id,
+            b.plan.resource_types.clone(),
+            timeout,
+        )
     };
     let key = config_key(&type_, &source, &types);
     let sc =

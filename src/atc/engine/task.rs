@@ -6,13 +6,14 @@ use super::events;
 use super::exec::{Build, Scope};
 use super::labels;
 use super::plan::Plan;
+use super::plan::TaskPlan;
 use super::resource::{self, with_defaults, Call};
 use super::runtime::{
     bind, create_container, empty_volume, errored, mount_copy, Artifact, Cancel, Fail, Placement,
     StepResult,
 };
 use super::steps::read_artifact_file;
-use crate::config::{TaskConfig, TaskStep};
+use crate::config::TaskConfig;
 use crate::proto::baggageclaim::{Properties, Strategy, VolumeRequest};
 use crate::proto::event::{self as ev, BuildEvent};
 use crate::proto::garden::{ContainerSpec, Limits, ProcessSpec};
@@ -20,9 +21,9 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// The task config: inline, or read from an artifact (with step `vars` filled in).
-async fn task_config(b: &Build, scope: &Scope, t: &TaskStep) -> Result<TaskConfig, Fail> {
+async fn task_config(b: &Build, scope: &Scope, t: &TaskPlan) -> Result<TaskConfig, Fail> {
     if let Some(c) = &t.config {
-        return Ok(c.clone());
+        return crate::config::task_config_from_value(c).map_err(errored);
     }
     if t.config_path.is_empty() {
         return Err(errored("task config not specified"));
@@ -82,7 +83,7 @@ pub async fn run(
     b: &Arc<Build>,
     scope: &Arc<Scope>,
     plan: &Plan,
-    t: &TaskStep,
+    t: &TaskPlan,
     cancel: &Cancel,
 ) -> StepResult {
     let origin = b.origin(plan);
@@ -177,7 +178,7 @@ pub async fn run(
     }
     env.push(format!("ATC_EXTERNAL_URL={}", b.rt.external_url));
     let mut params = config.params.clone();
-    params.extend(t.params.clone());
+    params.extend(crate::config::task_env_from(&t.params));
     env.extend(params.iter().map(|(k, v)| format!("{k}={}", env_value(v))));
 
     let mut mounts = Vec::new();
@@ -227,10 +228,11 @@ pub async fn run(
     if !t.hermetic {
         spec.netout_rules = vec![crate::proto::garden::NetOutRule::allow_all()];
     }
-    let limits = t
-        .container_limits
-        .as_ref()
-        .or(config.container_limits.as_ref());
+    let step_limits = match &t.container_limits {
+        Some(l) => Some(crate::config::container_limits_from_value(l).map_err(errored)?),
+        None => None,
+    };
+    let limits = step_limits.as_ref().or(config.container_limits.as_ref());
     if let Some(l) = limits {
         spec.limits = Limits::default();
         if let Some(m) = l.memory {
@@ -401,7 +403,7 @@ async fn fetch_image(
     let origin = b.origin(plan);
     let source = with_defaults(
         &ir.type_,
-        &b.types,
+        &b.plan.resource_types,
         &Value::Object(ir.source.clone().unwrap_or_default()),
     );
     let check_id = format!("{}/image-check", plan.id);
@@ -417,7 +419,7 @@ async fn fetch_image(
         type_: &ir.type_,
         source: source.clone(),
         params: Value::Object(ir.params.clone()),
-        types: &b.types,
+        types: &b.plan.resource_types,
         tags: &ir.tags,
         env: Vec::new(),
         // The image's containers are the task step's (upstream labels them so too); they
