@@ -195,6 +195,16 @@ pub struct WebArgs {
     /// Show the values of credentials in build output instead of `((redacted))`.
     #[arg(long, env = "CONCOURSE_DISABLE_REDACT_SECRETS")]
     pub disable_redact_secrets: bool,
+    /// On SIGTERM or Ctrl-C, how long running builds may take to finish before they are
+    /// aborted and the node exits; no new builds start meanwhile (a second signal ends
+    /// the wait at once).
+    #[arg(
+        long,
+        env = "CONCOURSE_SHUTDOWN_GRACE_PERIOD",
+        default_value = "1m",
+        value_parser = grace_period
+    )]
+    pub shutdown_grace_period: std::time::Duration,
     /// Method by which a worker is selected during container placement; several chain
     /// (volume-locality, fewest-build-containers, random, limit-active-tasks,
     /// limit-active-containers, limit-active-volumes).
@@ -584,6 +594,10 @@ pub struct WorkerControlArgs {
     /// TSA host to forward the request through.
     #[arg(long = "tsa-host", env = "CONCOURSE_TSA_HOST")]
     pub tsa_host: Vec<String>,
+}
+
+fn grace_period(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(s)
 }
 
 #[cfg(test)]

@@ -108,11 +108,19 @@ pub struct GetPlan {
     /// For the implicit get after a put: the put's plan id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_from: Option<String>,
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "is_empty_map")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_empty_map"
+    )]
     pub params: Map<String, Value>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub resource: String,
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub timeout: String,
@@ -139,14 +147,22 @@ pub struct PutPlan {
     pub source: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_types: Option<Vec<Value>>,
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "is_empty_map")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_empty_map"
+    )]
     pub params: Map<String, Value>,
     /// `all`, `detect` or a list of artifact names; absent means detect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<PutInputs>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub resource: String,
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub timeout: String,
@@ -180,7 +196,11 @@ pub struct TaskPlan {
     /// Ours: no network for the task's container.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hermetic: bool,
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub tags: Vec<String>,
     /// `<artifact>/<path>` of a task config file.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -194,14 +214,30 @@ pub struct TaskPlan {
     /// An artifact used as the task's rootfs.
     #[serde(default, rename = "image", skip_serializing_if = "String::is_empty")]
     pub image_artifact_name: String,
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "is_empty_map")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_empty_map"
+    )]
     pub vars: Map<String, Value>,
     /// Environment; values are stringified when the task runs.
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "is_empty_map")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_empty_map"
+    )]
     pub params: Map<String, Value>,
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub input_mapping: BTreeMap<String, String>,
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub output_mapping: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub timeout: String,
@@ -217,11 +253,23 @@ pub struct SetPipelinePlan {
     pub file: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub team: String,
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "is_empty_map")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_empty_map"
+    )]
     pub vars: Map<String, Value>,
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub var_files: Vec<String>,
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "is_empty_map")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_empty_map"
+    )]
     pub instance_vars: Map<String, Value>,
 }
 
@@ -243,11 +291,19 @@ pub struct RunPlan {
     pub message: String,
     #[serde(default, rename = "type")]
     pub type_: String,
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "is_empty_map")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_empty_map"
+    )]
     pub params: Map<String, Value>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub privileged: bool,
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub tags: Vec<String>,
 }
 

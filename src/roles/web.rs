@@ -95,11 +95,15 @@ pub async fn run(mut args: WebArgs, quickstart: Option<QuickstartWorker>) -> any
     let listener = TcpListener::bind(&addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;
-    let shutdown = CancellationToken::new();
-    let signal = shutdown.clone();
+    let (shutdown, force) = (CancellationToken::new(), CancellationToken::new());
+    let (signal, forced) = (shutdown.clone(), force.clone());
     tokio::spawn(async move {
+        // The first signal drains (see `serve`); a second one ends the wait at once.
         wait_for_signal().await;
         signal.cancel();
+        wait_for_signal().await;
+        tracing::warn!("second signal: not waiting for running builds");
+        forced.cancel();
     });
     let worker = quickstart.map(|w| QuickstartWorker {
         work_dir: Some(
@@ -110,7 +114,7 @@ pub async fn run(mut args: WebArgs, quickstart: Option<QuickstartWorker>) -> any
         allowed_raw_rootfs: w.allowed_raw_rootfs,
         network: w.network,
     });
-    serve(args, listener, shutdown, worker).await
+    serve(args, listener, shutdown, force, worker).await
 }
 
 async fn wait_for_signal() {
@@ -227,15 +231,21 @@ fn runtime(
     runtime
 }
 
-/// Serves the web node on an already-bound listener until `shutdown` fires.
+/// Serves the web node on an already-bound listener until `shutdown` fires and running
+/// builds have drained (`force` cuts the drain short).
 pub async fn serve(
     args: WebArgs,
     listener: TcpListener,
     shutdown: CancellationToken,
+    force: CancellationToken,
     quickstart_worker: Option<QuickstartWorker>,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
-    let mut state = app_state(&args, local, &shutdown).await?;
+    // Components end when `components` fires: once the node has drained after `shutdown`,
+    // or when the API fails. They keep running while builds drain: the API and event
+    // streams for watchers, the TSA for workers' tunnels.
+    let components = CancellationToken::new();
+    let mut state = app_state(&args, local, &components).await?;
     // Key generation and file reads block: keep them off the async workers.
     let (tsa_args, store_args) = (args.tsa.clone(), args.postgres.clone());
     let tsa_config =
@@ -258,8 +268,6 @@ pub async fn serve(
         .with_context(|| format!("listening for SSH on {tsa_addr}"))?;
     let tsa_local = tsa_listener.local_addr()?;
 
-    // Components end when `components` fires: on shutdown, or when the API fails.
-    let components = shutdown.child_token();
     let tracker = TaskTracker::new();
     tracker.spawn(super::tsa::reload_keys_on_sighup(
         super::tsa::KeyFiles::from_args(&args.tsa)?,
@@ -311,7 +319,22 @@ pub async fn serve(
     ));
     let engine_tasks = engine.rt.tasks.clone();
     tracker.spawn(engine.clone().watch_remote_aborts(components.clone()));
-    tracker.spawn(crate::atc::scheduler::run(engine, components.clone()));
+    tracker.spawn(crate::atc::scheduler::run(
+        engine.clone(),
+        shutdown.child_token(),
+    ));
+    {
+        let (engine, grace) = (engine.clone(), args.shutdown_grace_period);
+        let (shutdown, components, force) = (shutdown.clone(), components.clone(), force);
+        tracker.spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = components.cancelled() => return,
+            }
+            engine.drain(grace, &force).await;
+            components.cancel();
+        });
+    }
     tracker.spawn(crate::atc::idtoken::run_lifecycle(
         state.store.clone(),
         components.clone(),
@@ -326,6 +349,7 @@ pub async fn serve(
         .await
         .context("serving the API");
     components.cancel();
+    shutdown.cancel();
     if tokio::time::timeout(std::time::Duration::from_secs(10), tracker.wait())
         .await
         .is_err()

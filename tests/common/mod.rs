@@ -84,11 +84,14 @@ impl Server {
         let mut cmd = Command::new(bin());
         cmd.arg(role);
         // Loopback and ephemeral ports unless the test asks for others.
+        // No drain unless the test asks for one: dropping a server must not wait for
+        // the builds a test leaves running.
         for (flag, default) in [
             ("--bind-ip", "127.0.0.1"),
             ("--bind-port", "0"),
             ("--tsa-bind-ip", "127.0.0.1"),
             ("--tsa-bind-port", "0"),
+            ("--shutdown-grace-period", "0s"),
         ] {
             if !extra.iter().any(|e| e == flag) {
                 cmd.args([flag, default]);
@@ -197,15 +200,20 @@ impl Server {
         self.restart()
     }
 
-    /// The server's process id (to send it signals).
-    /// SIGKILL, as a crashed node (dropping does the same).
+    /// SIGKILL, as a crashed node.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
+    /// The server's process id (to send it signals).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the process has exited (without waiting).
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The server's store, opened from the test process (the embedded file in the data

@@ -72,6 +72,9 @@ pub struct Engine {
     ids: Ids,
     /// Per job: its latest finished build still keeping its containers, and how to end that.
     interceptible: std::sync::Mutex<HashMap<i64, (i64, CancellationToken)>>,
+    /// Fired when the node drains: no build starts after it, and finished builds clean up
+    /// at once instead of staying interceptible.
+    draining: CancellationToken,
 }
 
 impl Engine {
@@ -81,7 +84,48 @@ impl Engine {
             handle,
             ids: Ids::default(),
             interceptible: Default::default(),
+            draining: CancellationToken::new(),
         })
+    }
+
+    /// Drains this node (SIGTERM of web): no new build starts here; running ones get until
+    /// `grace` to finish, then are aborted (their hooks run, their containers go). Returns
+    /// once every build, check and teardown task has ended, or 10s after the abort.
+    pub async fn drain(&self, grace: std::time::Duration, force: &CancellationToken) {
+        self.draining.cancel();
+        let running = self.handle.running().len();
+        if running > 0 {
+            tracing::info!(
+                builds = running,
+                ?grace,
+                "draining: waiting for running builds"
+            );
+        }
+        let all_done = async {
+            while !self.handle.running().is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        };
+        tokio::select! {
+            _ = all_done => {}
+            _ = tokio::time::sleep(grace) => {}
+            _ = force.cancelled() => {}
+        }
+        for id in self.handle.running() {
+            let events = Events::start(self.store().clone(), self.handle.hub.clone(), id);
+            events.emit(BuildEvent::Error(ev::Error {
+                message: "the web node running this build shut down before it finished \
+                          (--shutdown-grace-period)"
+                    .into(),
+                origin: Default::default(),
+                time: crate::clock::now(),
+            }));
+            events.flush().await;
+            self.handle.abort(id);
+        }
+        self.rt.tasks.close();
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(10), self.rt.tasks.wait()).await;
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -145,6 +189,9 @@ impl Engine {
 
     /// Starts a pending build with `plan`. False when another node started it first.
     pub async fn start(self: &Arc<Self>, row: BuildRow, plan: BuildPlan) -> anyhow::Result<bool> {
+        if self.draining.is_cancelled() {
+            anyhow::bail!("this web node is shutting down");
+        }
         let plan_json = serde_json::to_value(&plan)?;
         self.store().save_build_plan(row.id, &plan_json).await?;
         let at = crate::clock::now();
@@ -189,6 +236,7 @@ impl Engine {
         tokio::select! {
             _ = tokio::time::sleep(runtime::INTERCEPT_GRACE) => {}
             _ = done.cancelled() => {}
+            _ = self.draining.cancelled() => {}
         }
         if let Some(job) = build.row.job_id {
             let mut latest = self.interceptible.lock().unwrap_or_else(|e| e.into_inner());

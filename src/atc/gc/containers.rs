@@ -75,7 +75,12 @@ pub async fn run_container_collector(
     crate::atc::periodic::Periodic::every("container collector", interval)
         .run(shutdown, |_| {
             let engine = engine.clone();
-            async move { collect_check_containers(&engine.rt, crate::clock::now()).await }
+            async move {
+                let now = crate::clock::now();
+                collect_check_containers(&engine.rt, now).await?;
+                let running = |id| engine.handle.is_running(id);
+                super::collect_build_containers(&engine.rt, now, &running).await
+            }
         })
         .await
 }
