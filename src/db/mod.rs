@@ -5,6 +5,7 @@
 //! store (the default, so `concourse quickstart` needs nothing installed). Both pass the
 //! same conformance suite (tests/store_conformance.rs).
 
+mod build_rules;
 mod embedded;
 mod migrations;
 pub mod model;
@@ -13,9 +14,14 @@ mod postgres;
 mod rows;
 mod sql;
 pub mod testing;
+mod version_rules;
 
+pub(crate) use build_rules::{
+    check_finished, check_unfinished, job_finished, not_a_job_build, RerunOf,
+};
 pub use model::*;
 pub(crate) use ordering::{new_instance_ordering, new_ordering};
+pub(crate) use version_rules::{has_metadata, stored_metadata, VersionWindow};
 
 use async_trait::async_trait;
 use serde_json::Value;

@@ -73,6 +73,33 @@ impl SqlRow for tokio_postgres::Row {
     }
 }
 
+/// A row of plain columns, decoded in order into a tuple.
+pub(crate) trait Tuple: Sized {
+    fn decode(r: &impl SqlRow) -> Result<Self>;
+}
+
+macro_rules! tuple {
+    ($($t:ident $i:tt),*) => {
+        impl<$($t: Col),*> Tuple for ($($t,)*) {
+            fn decode(r: &impl SqlRow) -> Result<Self> {
+                Ok(($(r.col::<$t>($i)?,)*))
+            }
+        }
+    };
+}
+
+tuple!(A 0, B 1);
+tuple!(A 0, B 1, C 2, D 3, E 4);
+
+pub(crate) fn tuple<T: Tuple>(r: &impl SqlRow) -> Result<T> {
+    T::decode(r)
+}
+
+/// The first column.
+pub(crate) fn first<T: Col>(r: &impl SqlRow) -> Result<T> {
+    r.col(0)
+}
+
 pub(crate) fn team_row(r: &impl SqlRow) -> Result<TeamRow> {
     Ok(TeamRow {
         id: r.col(0)?,
@@ -179,13 +206,13 @@ pub(crate) fn build_row(r: &impl SqlRow) -> Result<BuildRow> {
     })
 }
 
-/// Columns of [`super::sql::WORKER_SELECT`].
+/// Columns of `sql::workers::WORKER_SELECT`.
 pub(crate) fn worker_row(r: &impl SqlRow) -> Result<WorkerRow> {
     let state: String = r.col(3)?;
     worker_from_columns(r.col(2)?, r.col(1)?, &state, r.col(4)?)
 }
 
-/// Columns of [`super::sql::VERSION_SELECT`].
+/// Columns of `sql::resources::VERSION_SELECT`.
 pub(crate) fn version_row(r: &impl SqlRow) -> Result<VersionRow> {
     Ok(VersionRow {
         id: r.col(0)?,
@@ -197,7 +224,7 @@ pub(crate) fn version_row(r: &impl SqlRow) -> Result<VersionRow> {
     })
 }
 
-/// Columns of [`super::sql::ARTIFACT_COLUMNS`].
+/// Columns of the `sql::ARTIFACT_*` statements.
 pub(crate) fn artifact_row(r: &impl SqlRow) -> Result<ArtifactRow> {
     Ok(ArtifactRow {
         id: r.col(0)?,

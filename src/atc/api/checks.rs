@@ -2,9 +2,9 @@
 //! `.../prototypes/:p/check`: a check build that `fly check-resource` then follows
 //! (atc-api.md §3.6).
 
-use super::access;
 use super::builds::build_json;
 use super::error::{ApiError, ApiResult};
+use super::scope;
 use super::scope::PipelineScope;
 use super::{json, AppState};
 use crate::atc::engine::exec::VarSources;
@@ -94,7 +94,7 @@ pub async fn webhook(
         .map(|(_, v)| v.clone())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing webhook_token"))?;
-    let vars = access::instance_vars(q.as_deref())?;
+    let vars = scope::instance_vars(q.as_deref())?;
     let p = state
         .store
         .pipeline(&team, &pipeline, vars.as_ref())

@@ -1,8 +1,8 @@
 //! `GET/PUT .../pipelines/:pipeline/config`: the pipeline config with optimistic
 //! concurrency through `X-Concourse-Config-Version` (atc-api.md §4.1).
 
-use super::access;
 use super::error::{ApiError, ApiResult};
+use super::scope;
 use super::scope::{PipelineScope, TeamScope};
 use super::{json, AppState};
 use crate::config;
@@ -119,7 +119,7 @@ pub async fn save(
             ApiError::config_errors(vec![format!("config version is malformed: {e}")], vec![])
         })?,
     };
-    let instance_vars = access::instance_vars(q.as_deref())?;
+    let instance_vars = scope::instance_vars(q.as_deref())?;
 
     let parsed = config::parse_pipeline(&body)
         .map_err(|e| ApiError::config_errors(vec![format!("malformed config: {e}")], vec![]))?;

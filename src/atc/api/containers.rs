@@ -2,8 +2,8 @@
 //! volume tables: every listing asks the team's workers live and filters on the labels the
 //! engine put on what it created (`engine::labels`). Hijack is in `hijack.rs`.
 
-use super::access;
 use super::error::{ApiError, ApiResult};
+use super::scope;
 use super::scope::{JobScope, TeamScope};
 use super::{json, AppState};
 use crate::atc::engine::labels as l;
@@ -154,7 +154,7 @@ pub fn filters(query: Option<&str>) -> ApiResult<(Properties, Option<Value>)> {
             f.insert(key.into(), v.into_owned());
         }
     }
-    let vars = access::instance_vars(query)?;
+    let vars = scope::instance_vars(query)?;
     Ok((f, vars))
 }
 

@@ -2,7 +2,6 @@
 //! One file per concern. Who may call a route is `policy::ROUTES`; handlers get their
 //! checked team / pipeline / job / build through the extractors in `scope`.
 
-pub mod access;
 pub mod admin;
 pub mod artifacts;
 pub mod atc_plan;

@@ -4,7 +4,7 @@
 use super::super::sql::{self, sqlite};
 use super::super::*;
 use super::EmbeddedStore;
-use rusqlite::{params, params_from_iter, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 
 #[async_trait]
 impl ClusterStore for EmbeddedStore {
@@ -39,7 +39,7 @@ impl ClusterStore for EmbeddedStore {
     }
 
     async fn request_build_abort(&self, build_id: i64) -> Result<bool> {
-        self.call(move |conn| Ok(conn.execute(&sqlite(sql::BUILD_REQUEST_ABORT), [build_id])? > 0))
+        self.call(move |conn| Ok(conn.execute(&super::builds::SQL.request_abort, [build_id])? > 0))
             .await
     }
 
@@ -48,14 +48,11 @@ impl ClusterStore for EmbeddedStore {
             return Ok(Vec::new());
         }
         let ids = ids.to_vec();
+        let list = Value::from(ids.clone()).to_string();
         self.call(move |conn| {
-            let marks = vec!["?"; ids.len()].join(", ");
             let keep: Vec<i64> = conn
-                .prepare(&format!(
-                    "SELECT id FROM builds WHERE id IN ({marks}) \
-                     AND status IN ('pending', 'started') AND NOT abort_requested"
-                ))?
-                .query_map(params_from_iter(ids.iter()), |r| r.get(0))?
+                .prepare_cached(&super::builds::SQL.still_running)?
+                .query_map([list], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             Ok(ids.into_iter().filter(|id| !keep.contains(id)).collect())
         })

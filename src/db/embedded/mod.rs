@@ -13,7 +13,7 @@ mod wall;
 mod workers;
 
 use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS};
-use super::sql::{self, sqlite, JOB_SELECT};
+use super::sql::{self, sqlite};
 use super::*;
 use anyhow::Context as _;
 use rusqlite::{ffi, params, Connection, OptionalExtension, TransactionBehavior};
@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rows::{build_row, job_row, json, pipeline_row, placeholder, resource_row, team_row, user_row};
+use rows::{build_row, first, job_row, resource_row, team_row, tuple, user_row};
 
 pub(crate) struct EmbeddedStore {
     /// One connection for the whole store. A `std` mutex, not tokio's: it is only taken
@@ -128,7 +128,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch(CREATE_SCHEMA_MIGRATIONS)?;
     let applied: Vec<i64> = tx
-        .prepare("SELECT version FROM schema_migrations")?
+        .prepare(migrations::APPLIED_MIGRATIONS)?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let now = crate::clock::now();
@@ -143,21 +143,12 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             ))
         })?;
         tx.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            &sqlite(migrations::RECORD_MIGRATION),
             params![migration.version, migration.name, now],
         )?;
     }
     tx.commit()?;
     Ok(())
-}
-
-/// The next value of one of the `sequences` (PostgreSQL's sequences).
-fn next_value(conn: &Connection, sequence: &str) -> Result<i64> {
-    Ok(conn.query_row(
-        "UPDATE sequences SET value = value + 1 WHERE name = ?1 RETURNING value",
-        [sequence],
-        |r| r.get(0),
-    )?)
 }
 
 fn auth_text(auth: &TeamAuth) -> Result<String> {
@@ -176,12 +167,11 @@ impl Store for EmbeddedStore {
         self.call(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let exists = tx
-                .query_row("SELECT 1 FROM teams WHERE name = ?1", [&name], |_| Ok(()))
+                .query_row(&sqlite(sql::TEAM_EXISTS), [&name], |_| Ok(()))
                 .optional()?
                 .is_some();
             let team = tx.query_row(
-                "INSERT INTO teams (name, auth, admin) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (name) DO UPDATE SET auth = excluded.auth RETURNING id, name, admin, auth",
+                &sql::team_upsert(sql::Dialect::Sqlite),
                 params![name, auth, admin],
                 team_row,
             )?;
@@ -244,7 +234,7 @@ impl Store for EmbeddedStore {
         let token = token.to_string();
         self.call(move |conn| {
             Ok(conn
-                .query_row(&sqlite(sql::TOKEN_CLAIMS), [token], |r| json(r, 0))
+                .query_row(&sqlite(sql::TOKEN_CLAIMS), [token], first)
                 .optional()?)
         })
         .await
@@ -321,9 +311,7 @@ impl Store for EmbeddedStore {
     async fn pipeline_config(&self, pipeline_id: i64) -> Result<Option<(Value, i64)>> {
         self.call(move |conn| {
             Ok(conn
-                .query_row(&sqlite(sql::PIPELINE_CONFIG), [pipeline_id], |r| {
-                    Ok((json(r, 0)?, r.get(1)?))
-                })
+                .query_row(&sqlite(sql::PIPELINE_CONFIG), [pipeline_id], tuple)
                 .optional()?)
         })
         .await
@@ -406,9 +394,7 @@ impl Store for EmbeddedStore {
     async fn jobs(&self, pipeline_id: i64) -> Result<Vec<JobRow>> {
         self.call(move |conn| {
             Ok(conn
-                .prepare(&format!(
-                    "{JOB_SELECT} WHERE j.pipeline_id = ?1 AND j.active ORDER BY j.ordering, j.id"
-                ))?
+                .prepare_cached(&pipelines::SQL.jobs)?
                 .query_map([pipeline_id], job_row)?
                 .collect::<Result<_, _>>()?)
         })
@@ -419,11 +405,8 @@ impl Store for EmbeddedStore {
         let name = name.to_string();
         self.call(move |conn| {
             Ok(conn
-                .query_row(
-                    &format!("{JOB_SELECT} WHERE j.pipeline_id = ?1 AND j.name = ?2 AND j.active"),
-                    params![pipeline_id, name],
-                    job_row,
-                )
+                .prepare_cached(&pipelines::SQL.job)?
+                .query_row(params![pipeline_id, name], job_row)
                 .optional()?)
         })
         .await
@@ -469,7 +452,7 @@ impl Store for EmbeddedStore {
         let name = name.to_string();
         self.call(move |conn| {
             Ok(conn
-                .query_row(&sqlite(sql::JOB_BUILD), params![job_id, name], build_row)
+                .query_row(&builds::SQL.of_job, params![job_id, name], build_row)
                 .optional()?)
         })
         .await
@@ -484,7 +467,7 @@ impl Store for EmbeddedStore {
     async fn set_build_comment(&self, build_id: i64, comment: &str) -> Result<()> {
         let comment = comment.to_string();
         self.call(move |conn| {
-            let n = conn.execute(&sqlite(sql::BUILD_SET_COMMENT), params![build_id, comment])?;
+            let n = conn.execute(&builds::SQL.set_comment, params![build_id, comment])?;
             found(n as u64, || format!("build {build_id}"))
         })
         .await
@@ -508,7 +491,7 @@ impl Store for EmbeddedStore {
 
     async fn start_build(&self, id: i64, at: i64) -> Result<bool> {
         self.call(move |conn| {
-            let n = conn.execute(&sqlite(sql::BUILD_START), [id, at])?;
+            let n = conn.execute(&builds::SQL.start, [id, at])?;
             Ok(n > 0)
         })
         .await
@@ -534,8 +517,8 @@ impl Store for EmbeddedStore {
         let limit = if limit <= 0 { i64::MAX } else { limit };
         self.call(move |conn| {
             Ok(conn
-                .prepare_cached(&sqlite(sql::BUILD_EVENTS))?
-                .query_map([build_id, after, limit], |r| Ok((r.get(0)?, json(r, 1)?)))?
+                .prepare_cached(&builds::SQL.events)?
+                .query_map([build_id, after, limit], tuple)?
                 .collect::<Result<_, _>>()?)
         })
         .await

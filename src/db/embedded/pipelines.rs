@@ -1,11 +1,15 @@
 //! Pipelines with their jobs and resources: config saves, ordering, archiving.
 
-use super::{is_unique_violation, next_value, pipeline_row};
-use crate::db::sql::{PIPELINE_ORDER, PIPELINE_SELECT};
+use super::is_unique_violation;
+use super::rows::{first, pipeline_row, tuple};
+use crate::db::sql::{Dialect, PipelineSql};
 use crate::db::*;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use std::sync::LazyLock;
 
-/// `instance_vars` is canonical JSON text (see `canonical_json`), so `IS` compares it.
+pub(super) static SQL: LazyLock<PipelineSql> = LazyLock::new(|| PipelineSql::new(Dialect::Sqlite));
+
+/// `instance_vars` is canonical JSON text (see `canonical_json`), so text equality compares it.
 pub(super) fn find_pipeline(
     conn: &Connection,
     team: &str,
@@ -13,38 +17,26 @@ pub(super) fn find_pipeline(
     instance_vars: Option<&str>,
 ) -> Result<Option<PipelineRow>> {
     Ok(conn
-        .query_row(
-            &format!(
-                "{PIPELINE_SELECT} WHERE t.name = ?1 AND p.name = ?2 AND p.instance_vars IS ?3"
-            ),
-            params![team, name, instance_vars],
-            pipeline_row,
-        )
+        .prepare_cached(&SQL.by_name)?
+        .query_row(params![team, name, instance_vars], pipeline_row)
         .optional()?)
 }
 
 pub(super) fn find_pipeline_by_id(conn: &Connection, id: i64) -> Result<Option<PipelineRow>> {
     Ok(conn
-        .query_row(
-            &format!("{PIPELINE_SELECT} WHERE p.id = ?1"),
-            [id],
-            pipeline_row,
-        )
+        .prepare_cached(&SQL.by_id)?
+        .query_row([id], pipeline_row)
         .optional()?)
 }
 
 pub(super) fn list_pipelines(conn: &Connection, team: Option<&str>) -> Result<Vec<PipelineRow>> {
     let rows = match team {
         Some(team) => conn
-            .prepare(&format!(
-                "{PIPELINE_SELECT} WHERE t.name = ?1 ORDER BY {PIPELINE_ORDER}"
-            ))?
+            .prepare_cached(&SQL.of_team)?
             .query_map([team], pipeline_row)?
             .collect::<Result<_, _>>()?,
         None => conn
-            .prepare(&format!(
-                "{PIPELINE_SELECT} ORDER BY t.name, {PIPELINE_ORDER}"
-            ))?
+            .prepare_cached(&SQL.all)?
             .query_map([], pipeline_row)?
             .collect::<Result<_, _>>()?,
     };
@@ -54,9 +46,7 @@ pub(super) fn list_pipelines(conn: &Connection, team: Option<&str>) -> Result<Ve
 pub(super) fn save_pipeline(conn: &mut Connection, save: &SavePipeline) -> Result<SavedPipeline> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let team = tx
-        .query_row("SELECT 1 FROM teams WHERE id = ?1", [save.team_id], |_| {
-            Ok(())
-        })
+        .query_row(&SQL.team_exists, [save.team_id], |_| Ok(()))
         .optional()?;
     if team.is_none() {
         return Err(StoreError::NotFound(format!("team {}", save.team_id)));
@@ -64,38 +54,26 @@ pub(super) fn save_pipeline(conn: &mut Connection, save: &SavePipeline) -> Resul
     let vars = save.instance_vars.as_ref().map(canonical_json);
     let config = save.config.to_string();
     let existing: Option<(i64, i64)> = tx
-        .query_row(
-            "SELECT id, config_version FROM pipelines WHERE team_id = ?1 AND name = ?2 AND instance_vars IS ?3",
-            params![save.team_id, save.name, vars],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row(&SQL.current, params![save.team_id, save.name, vars], tuple)
         .optional()?;
     let parent_job = stored_id(save.parent_job_id);
     let parent_build = stored_id(save.parent_build_id);
     let at = stored_time(save.at);
-    let version = next_value(&tx, "config_version_seq")?;
+    let version: i64 = tx.query_row(&SQL.next_config_version, [], first)?;
     let (pipeline_id, created) = match existing {
         Some((id, current)) => {
             if current != save.expected_version {
                 return Err(StoreError::ConfigVersionConflict);
             }
             tx.execute(
-                "UPDATE pipelines SET config = ?2, config_version = ?3, archived = false, last_updated = ?4, \
-                 parent_job_id = ?5, parent_build_id = ?6 WHERE id = ?1",
+                &SQL.update_config,
                 params![id, config, version, at, parent_job, parent_build],
             )?;
             (id, false)
         }
         None => {
-            // A new instance joins its group's place in the team's order; a new group goes last.
             let inserted = tx.query_row(
-                "INSERT INTO pipelines (team_id, name, instance_vars, config, config_version, paused, \
-                 ordering, secondary_ordering, parent_job_id, parent_build_id, last_updated) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
-                 COALESCE((SELECT MIN(ordering) FROM pipelines WHERE team_id = ?1 AND name = ?2), \
-                          (SELECT COALESCE(MAX(ordering), 0) + 1 FROM pipelines WHERE team_id = ?1)), \
-                 (SELECT COALESCE(MAX(secondary_ordering), 0) + 1 FROM pipelines WHERE team_id = ?1 AND name = ?2), \
-                 ?7, ?8, ?9) RETURNING id",
+                &SQL.insert,
                 params![
                     save.team_id,
                     save.name,
@@ -107,7 +85,7 @@ pub(super) fn save_pipeline(conn: &mut Connection, save: &SavePipeline) -> Resul
                     parent_build,
                     at
                 ],
-                |r| r.get(0),
+                first,
             );
             match inserted {
                 Ok(id) => (id, true),
@@ -118,37 +96,27 @@ pub(super) fn save_pipeline(conn: &mut Connection, save: &SavePipeline) -> Resul
     };
     save_jobs(&tx, pipeline_id, save)?;
     save_resources(&tx, pipeline_id, save)?;
-    let pipeline = tx.query_row(
-        &format!("{PIPELINE_SELECT} WHERE p.id = ?1"),
-        [pipeline_id],
-        pipeline_row,
-    )?;
+    let pipeline = tx.query_row(&SQL.by_id, [pipeline_id], pipeline_row)?;
     tx.commit()?;
     Ok(SavedPipeline { pipeline, created })
 }
 
-fn existing_names(tx: &Transaction, table: &str, pipeline_id: i64) -> Result<Vec<(i64, String)>> {
+fn existing_names(tx: &Transaction, sql: &str, pipeline_id: i64) -> Result<Vec<(i64, String)>> {
     Ok(tx
-        .prepare(&format!(
-            "SELECT id, name FROM {table} WHERE pipeline_id = ?1"
-        ))?
-        .query_map([pipeline_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .prepare_cached(sql)?
+        .query_map([pipeline_id], tuple)?
         .collect::<Result<_, _>>()?)
 }
 
-/// Jobs start inactive; the ones in the config are re-activated as they are matched.
+/// The kept ids as the JSON list `retire_*` binds.
+fn id_list(ids: &[i64]) -> String {
+    Value::from(ids).to_string()
+}
+
 fn save_jobs(tx: &Transaction, pipeline_id: i64, save: &SavePipeline) -> Result<()> {
-    let existing = existing_names(tx, "jobs", pipeline_id)?;
-    tx.execute(
-        "UPDATE jobs SET active = false WHERE pipeline_id = ?1",
-        [pipeline_id],
-    )?;
-    let mut update = tx.prepare(
-        "UPDATE jobs SET name = ?2, config = ?3, active = true, ordering = ?4, groups = ?5 WHERE id = ?1",
-    )?;
-    let mut insert = tx.prepare(
-        "INSERT INTO jobs (pipeline_id, name, config, ordering, groups) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
-    )?;
+    let existing = existing_names(tx, &SQL.job_names, pipeline_id)?;
+    let mut update = tx.prepare_cached(&SQL.update_job)?;
+    let mut insert = tx.prepare_cached(&SQL.insert_job)?;
     let mut kept = Vec::with_capacity(save.jobs.len());
     for (ordering, job) in (0_i64..).zip(&save.jobs) {
         let groups = groups_of(save, &job.name).to_string();
@@ -160,60 +128,47 @@ fn save_jobs(tx: &Transaction, pipeline_id: i64, save: &SavePipeline) -> Result<
             }
             None => insert.query_row(
                 params![pipeline_id, job.name, config, ordering, groups],
-                |r| r.get(0),
+                first,
             )?,
         };
         kept.push(id);
     }
+    tx.execute(&SQL.retire_jobs, params![pipeline_id, id_list(&kept)])?;
     Ok(())
 }
 
 fn save_resources(tx: &Transaction, pipeline_id: i64, save: &SavePipeline) -> Result<()> {
-    let existing = existing_names(tx, "resources", pipeline_id)?;
-    tx.execute(
-        "UPDATE resources SET active = false WHERE pipeline_id = ?1",
-        [pipeline_id],
-    )?;
-    let mut update = tx.prepare(
-        "UPDATE resources SET name = ?2, type = ?3, config = ?4, active = true, ordering = ?5 WHERE id = ?1",
-    )?;
-    let mut insert = tx.prepare(
-        "INSERT INTO resources (pipeline_id, name, type, config, ordering) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
-    )?;
+    let existing = existing_names(tx, &SQL.resource_names, pipeline_id)?;
+    let mut update = tx.prepare_cached(&SQL.update_resource)?;
+    let mut insert = tx.prepare_cached(&SQL.insert_resource)?;
     let mut kept = Vec::with_capacity(save.resources.len());
-    for (ordering, resource) in (0_i64..).zip(&save.resources) {
-        let config = resource.config.to_string();
-        let id = match claim_existing(
-            &existing,
-            &kept,
-            &resource.name,
-            resource.old_name.as_deref(),
-        ) {
+    for (ordering, r) in (0_i64..).zip(&save.resources) {
+        let config = r.config.to_string();
+        let id = match claim_existing(&existing, &kept, &r.name, r.old_name.as_deref()) {
             Some(id) => {
-                update.execute(params![id, resource.name, resource.type_, config, ordering])?;
+                update.execute(params![id, r.name, r.type_, config, ordering])?;
                 id
             }
             None => insert.query_row(
-                params![pipeline_id, resource.name, resource.type_, config, ordering],
-                |r| r.get(0),
+                params![pipeline_id, r.name, r.type_, config, ordering],
+                first,
             )?,
         };
         kept.push(id);
     }
+    tx.execute(&SQL.retire_resources, params![pipeline_id, id_list(&kept)])?;
     Ok(())
 }
 
 pub(super) fn order_pipelines(conn: &mut Connection, team_id: i64, names: &[String]) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current: Vec<String> = tx
-        .prepare("SELECT name FROM pipelines WHERE team_id = ?1 GROUP BY name ORDER BY MIN(ordering), MIN(id)")?
-        .query_map([team_id], |r| r.get(0))?
+        .prepare_cached(&SQL.groups)?
+        .query_map([team_id], first)?
         .collect::<Result<_, _>>()?;
-    let ordering = new_ordering(&current, names)?;
     {
-        let mut update =
-            tx.prepare("UPDATE pipelines SET ordering = ?3 WHERE team_id = ?1 AND name = ?2")?;
-        for (name, order) in ordering {
+        let mut update = tx.prepare_cached(&SQL.set_ordering)?;
+        for (name, order) in new_ordering(&current, names)? {
             update.execute(params![team_id, name, order])?;
         }
     }
@@ -229,19 +184,12 @@ pub(super) fn order_instances(
 ) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current: Vec<(i64, Option<Value>)> = tx
-        .prepare(
-            "SELECT id, instance_vars FROM pipelines WHERE team_id = ?1 AND name = ?2 \
-             ORDER BY secondary_ordering, id",
-        )?
-        .query_map(params![team_id, name], |r| {
-            Ok((r.get(0)?, super::rows::json_opt(r, 1)?))
-        })?
+        .prepare_cached(&SQL.instances)?
+        .query_map(params![team_id, name], tuple)?
         .collect::<Result<_, _>>()?;
-    let ordering = new_instance_ordering(name, &current, wanted)?;
     {
-        let mut update =
-            tx.prepare("UPDATE pipelines SET secondary_ordering = ?2 WHERE id = ?1")?;
-        for (id, order) in ordering {
+        let mut update = tx.prepare_cached(&SQL.set_secondary_ordering)?;
+        for (id, order) in new_instance_ordering(name, &current, wanted)? {
             update.execute(params![id, order])?;
         }
     }
@@ -256,20 +204,10 @@ pub(super) fn archive_pipeline(
     at: i64,
 ) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let n = tx.execute(
-        "UPDATE pipelines SET archived = true, paused = true, paused_by = ?2, paused_at = ?3, \
-         config = NULL, config_version = 0, last_updated = ?3 WHERE id = ?1",
-        params![pipeline_id, by, stored_time(at)],
-    )?;
+    let n = tx.execute(&SQL.archive, params![pipeline_id, by, stored_time(at)])?;
     found(n as u64, || format!("pipeline {pipeline_id}"))?;
-    tx.execute(
-        "UPDATE jobs SET active = false, config = NULL WHERE pipeline_id = ?1",
-        [pipeline_id],
-    )?;
-    tx.execute(
-        "UPDATE resources SET active = false, config = NULL WHERE pipeline_id = ?1",
-        [pipeline_id],
-    )?;
+    tx.execute(&SQL.archive_jobs, [pipeline_id])?;
+    tx.execute(&SQL.archive_resources, [pipeline_id])?;
     tx.commit()?;
     Ok(())
 }

@@ -37,16 +37,12 @@ sqlite_rows!(
     signing_key_row -> SigningKeyRow,
 );
 
-/// A JSON column.
-pub(super) fn json(row: &Row, i: usize) -> rusqlite::Result<Value> {
-    lift(rows::SqlRow::col(row, i))
+/// Plain columns as a tuple.
+pub(super) fn tuple<T: rows::Tuple>(row: &Row) -> rusqlite::Result<T> {
+    lift(rows::tuple(row))
 }
 
-/// A nullable JSON column.
-pub(super) fn json_opt(row: &Row, i: usize) -> rusqlite::Result<Option<Value>> {
-    lift(rows::SqlRow::col(row, i))
-}
-
-pub(super) fn placeholder(n: usize) -> String {
-    format!("?{n}")
+/// The first column (JSON as well).
+pub(super) fn first<T: rows::Col>(row: &Row) -> rusqlite::Result<T> {
+    lift(rows::first(row))
 }

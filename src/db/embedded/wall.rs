@@ -43,7 +43,7 @@ impl WallStore for EmbeddedStore {
         outputs: bool,
     ) -> Result<Vec<BuildRow>> {
         self.call(move |conn| {
-            let mut stmt = conn.prepare(&sqlite(&sql::version_builds(outputs)))?;
+            let mut stmt = conn.prepare(&sql::version_builds(sql::Dialect::Sqlite, outputs))?;
             let rows = stmt
                 .query_map([resource_id, version_id], build_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

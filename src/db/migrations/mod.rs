@@ -82,6 +82,10 @@ pub(crate) const EMBEDDED: &[Migration] = &[
 /// small integers; this one is far from them).
 pub(crate) const POSTGRES_LOCK_ID: i64 = 0x0063_6f6e_636d_6967; // "concmig" in ASCII
 
+pub(crate) const APPLIED_MIGRATIONS: &str = "SELECT version FROM schema_migrations";
+pub(crate) const RECORD_MIGRATION: &str =
+    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)";
+
 pub(crate) const CREATE_SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version bigint PRIMARY KEY,
     name text NOT NULL,

@@ -32,7 +32,7 @@ impl ClusterStore for PgStore {
     async fn request_build_abort(&self, build_id: i64) -> Result<bool> {
         let client = self.pool.get().await?;
         Ok(client
-            .execute(sql::BUILD_REQUEST_ABORT, &[&build_id])
+            .execute(&super::builds::SQL.request_abort, &[&build_id])
             .await?
             > 0)
     }
@@ -43,11 +43,7 @@ impl ClusterStore for PgStore {
         }
         let client = self.pool.get().await?;
         let keep: Vec<i64> = client
-            .query(
-                "SELECT id FROM builds WHERE id = ANY($1) \
-                 AND status IN ('pending', 'started') AND NOT abort_requested",
-                &[&ids],
-            )
+            .query(&super::builds::SQL.still_running, &[&ids])
             .await?
             .iter()
             .map(|r| r.try_get(0))

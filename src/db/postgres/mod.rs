@@ -11,14 +11,15 @@ mod wall;
 mod workers;
 
 use super::migrations::{self, CREATE_SCHEMA_MIGRATIONS, POSTGRES_LOCK_ID};
-use super::rows::{build_row, job_row, pipeline_row, resource_row, team_row, user_row};
+use super::rows::{build_row, job_row, resource_row, team_row, tuple, user_row};
 use super::sql;
 use super::*;
 use anyhow::Context as _;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
 
 /// Names are listed in byte order (`COLLATE "C"`) whatever the database's collation, so
 /// both stores list alike (SQLite compares text bytewise).
@@ -156,7 +157,7 @@ impl PgStore {
         }
         tx.batch_execute(CREATE_SCHEMA_MIGRATIONS).await?;
         let applied: Vec<i64> = tx
-            .query("SELECT version FROM schema_migrations", &[])
+            .query(migrations::APPLIED_MIGRATIONS, &[])
             .await?
             .iter()
             .map(|row| row.try_get(0))
@@ -175,7 +176,7 @@ impl PgStore {
                 ))
             })?;
             tx.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                migrations::RECORD_MIGRATION,
                 &[&migration.version, &migration.name, &now],
             )
             .await?;
@@ -198,12 +199,9 @@ impl Store for PgStore {
         admin: bool,
     ) -> Result<(TeamRow, bool)> {
         let client = self.pool.get().await?;
-        // `xmax = 0` holds for a freshly inserted row and not for an updated one.
         let row = client
             .query_one(
-                "INSERT INTO teams (name, auth, admin) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET auth = EXCLUDED.auth \
-                 RETURNING id, name, admin, auth, (xmax = 0)",
+                &sql::team_upsert(sql::Dialect::Postgres),
                 &[&name, &auth_json(auth)?, &admin],
             )
             .await?;
@@ -377,30 +375,18 @@ impl Store for PgStore {
 
     async fn jobs(&self, pipeline_id: i64) -> Result<Vec<JobRow>> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                &format!(
-                    "{} WHERE j.pipeline_id = $1 AND j.active ORDER BY j.ordering, j.id",
-                    sql::JOB_SELECT
-                ),
-                &[&pipeline_id],
-            )
-            .await?;
-        rows.iter().map(job_row).collect()
+        all(&client, &pipelines::SQL.jobs, &[&pipeline_id], job_row).await
     }
 
     async fn job(&self, pipeline_id: i64, name: &str) -> Result<Option<JobRow>> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                &format!(
-                    "{} WHERE j.pipeline_id = $1 AND j.name = $2 AND j.active",
-                    sql::JOB_SELECT
-                ),
-                &[&pipeline_id, &name],
-            )
-            .await?;
-        row.as_ref().map(job_row).transpose()
+        opt(
+            &client,
+            &pipelines::SQL.job,
+            &[&pipeline_id, &name],
+            job_row,
+        )
+        .await
     }
 
     async fn set_job_paused(&self, job_id: i64, paused: bool, by: &str, at: i64) -> Result<()> {
@@ -432,8 +418,7 @@ impl Store for PgStore {
 
     async fn job_build(&self, job_id: i64, name: &str) -> Result<Option<BuildRow>> {
         let client = self.pool.get().await?;
-        let row = client.query_opt(sql::JOB_BUILD, &[&job_id, &name]).await?;
-        row.as_ref().map(build_row).transpose()
+        opt(&client, &builds::SQL.of_job, &[&job_id, &name], build_row).await
     }
 
     async fn rerun_build(&self, build_id: i64, created_by: &str, at: i64) -> Result<BuildRow> {
@@ -443,7 +428,7 @@ impl Store for PgStore {
     async fn set_build_comment(&self, build_id: i64, comment: &str) -> Result<()> {
         let client = self.pool.get().await?;
         let n = client
-            .execute(sql::BUILD_SET_COMMENT, &[&build_id, &comment])
+            .execute(&builds::SQL.set_comment, &[&build_id, &comment])
             .await?;
         found(n, || format!("build {build_id}"))
     }
@@ -454,10 +439,7 @@ impl Store for PgStore {
 
     async fn build(&self, id: i64) -> Result<Option<BuildRow>> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(&format!("{} WHERE b.id = $1", sql::BUILD_SELECT), &[&id])
-            .await?;
-        row.as_ref().map(build_row).transpose()
+        opt(&client, &builds::SQL.by_id, &[&id], build_row).await
     }
 
     async fn builds_page(&self, of: BuildsOf, page: &Page) -> Result<BuildsPage> {
@@ -466,7 +448,7 @@ impl Store for PgStore {
 
     async fn start_build(&self, id: i64, at: i64) -> Result<bool> {
         let client = self.pool.get().await?;
-        let n = client.execute(sql::BUILD_START, &[&id, &at]).await?;
+        let n = client.execute(&builds::SQL.start, &[&id, &at]).await?;
         Ok(n > 0)
     }
 
@@ -486,13 +468,13 @@ impl Store for PgStore {
     ) -> Result<Vec<(i64, Value)>> {
         let client = self.pool.get().await?;
         let limit = if limit <= 0 { i64::MAX } else { limit };
-        let rows = client
-            .query(sql::BUILD_EVENTS, &[&build_id, &after, &limit])
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Ok::<_, tokio_postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, _>>()?)
+        all(
+            &client,
+            &builds::SQL.events,
+            &[&build_id, &after, &limit],
+            tuple,
+        )
+        .await
     }
 
     async fn register_worker(
@@ -618,6 +600,26 @@ impl Store for PgStore {
     }
 }
 
-fn placeholder(n: usize) -> String {
-    format!("${n}")
+/// The row of `sql`, if any, through a shared decoder (`db::rows`).
+async fn opt<T>(
+    c: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    decode: impl Fn(&Row) -> Result<T>,
+) -> Result<Option<T>> {
+    c.query_opt(sql, params)
+        .await?
+        .as_ref()
+        .map(decode)
+        .transpose()
+}
+
+/// The rows of `sql` through a shared decoder (`db::rows`).
+async fn all<T>(
+    c: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    decode: impl Fn(&Row) -> Result<T>,
+) -> Result<Vec<T>> {
+    c.query(sql, params).await?.iter().map(decode).collect()
 }

@@ -1,9 +1,14 @@
 //! Pipelines with their jobs and resources: config saves, ordering, archiving.
 
-use super::{is_unique_violation, pipeline_row, PgStore};
-use crate::db::sql::{PIPELINE_ORDER, PIPELINE_SELECT};
+use super::{is_unique_violation, PgStore};
+use crate::db::rows::{first, pipeline_row, tuple};
+use crate::db::sql::{Dialect, PipelineSql};
 use crate::db::*;
 use deadpool_postgres::Transaction;
+use std::sync::LazyLock;
+
+pub(super) static SQL: LazyLock<PipelineSql> =
+    LazyLock::new(|| PipelineSql::new(Dialect::Postgres));
 
 impl PgStore {
     pub(super) async fn find_pipeline(
@@ -13,104 +18,71 @@ impl PgStore {
         instance_vars: Option<&Value>,
     ) -> Result<Option<PipelineRow>> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                &format!(
-                    "{PIPELINE_SELECT} WHERE t.name = $1 AND p.name = $2 \
-                     AND p.instance_vars IS NOT DISTINCT FROM $3"
-                ),
-                &[&team, &name, &instance_vars],
-            )
-            .await?;
-        row.as_ref().map(pipeline_row).transpose()
+        super::opt(
+            &client,
+            &SQL.by_name,
+            &[&team, &name, &instance_vars],
+            pipeline_row,
+        )
+        .await
     }
 
     pub(super) async fn find_pipeline_by_id(&self, id: i64) -> Result<Option<PipelineRow>> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(&format!("{PIPELINE_SELECT} WHERE p.id = $1"), &[&id])
-            .await?;
-        row.as_ref().map(pipeline_row).transpose()
+        super::opt(&client, &SQL.by_id, &[&id], pipeline_row).await
     }
 
     pub(super) async fn list_pipelines(&self, team: Option<&str>) -> Result<Vec<PipelineRow>> {
         let client = self.pool.get().await?;
-        let rows = match team {
-            Some(team) => {
-                client
-                    .query(
-                        &format!("{PIPELINE_SELECT} WHERE t.name = $1 ORDER BY {PIPELINE_ORDER}"),
-                        &[&team],
-                    )
-                    .await?
-            }
-            None => {
-                client
-                    .query(
-                        &format!(
-                            "{PIPELINE_SELECT} ORDER BY t.name COLLATE \"C\", {PIPELINE_ORDER}"
-                        ),
-                        &[],
-                    )
-                    .await?
-            }
-        };
-        rows.iter().map(pipeline_row).collect()
+        match team {
+            Some(team) => super::all(&client, &SQL.of_team, &[&team], pipeline_row).await,
+            None => super::all(&client, &SQL.all, &[], pipeline_row).await,
+        }
     }
 
     pub(super) async fn save_pipeline_tx(&self, save: &SavePipeline) -> Result<SavedPipeline> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let team = tx
-            .query_opt("SELECT 1 FROM teams WHERE id = $1", &[&save.team_id])
-            .await?;
-        if team.is_none() {
+        if tx
+            .query_opt(&SQL.team_exists, &[&save.team_id])
+            .await?
+            .is_none()
+        {
             return Err(StoreError::NotFound(format!("team {}", save.team_id)));
         }
-        let existing = tx
-            .query_opt(
-                "SELECT id, config_version FROM pipelines \
-                 WHERE team_id = $1 AND name = $2 AND instance_vars IS NOT DISTINCT FROM $3 FOR UPDATE",
-                &[&save.team_id, &save.name, &save.instance_vars],
-            )
-            .await?;
+        let existing: Option<(i64, i64)> = super::opt(
+            &tx,
+            &SQL.current,
+            &[&save.team_id, &save.name, &save.instance_vars],
+            tuple,
+        )
+        .await?;
         let parent_job = stored_id(save.parent_job_id);
         let parent_build = stored_id(save.parent_build_id);
         let at = stored_time(save.at);
+        let version: i64 = first(&tx.query_one(&SQL.next_config_version, &[]).await?)?;
         let (pipeline_id, created) = match existing {
-            Some(row) => {
-                let id: i64 = row.try_get(0)?;
-                let version: i64 = row.try_get(1)?;
-                if version != save.expected_version {
+            Some((id, current)) => {
+                if current != save.expected_version {
                     return Err(StoreError::ConfigVersionConflict);
                 }
                 tx.execute(
-                    "UPDATE pipelines SET config = $2, config_version = nextval('config_version_seq'), \
-                     archived = false, last_updated = $3, parent_job_id = $4, parent_build_id = $5 \
-                     WHERE id = $1",
-                    &[&id, &save.config, &at, &parent_job, &parent_build],
+                    &SQL.update_config,
+                    &[&id, &save.config, &version, &at, &parent_job, &parent_build],
                 )
                 .await?;
                 (id, false)
             }
             None => {
-                // A new instance joins its group's place in the team's order; a new group
-                // goes last.
                 let inserted = tx
                     .query_one(
-                        "INSERT INTO pipelines (team_id, name, instance_vars, config, config_version, \
-                         paused, ordering, secondary_ordering, parent_job_id, parent_build_id, last_updated) \
-                         VALUES ($1, $2, $3, $4, nextval('config_version_seq'), $5, \
-                         COALESCE((SELECT MIN(ordering) FROM pipelines WHERE team_id = $1 AND name = $2), \
-                                  (SELECT COALESCE(MAX(ordering), 0) + 1 FROM pipelines WHERE team_id = $1)), \
-                         (SELECT COALESCE(MAX(secondary_ordering), 0) + 1 FROM pipelines \
-                          WHERE team_id = $1 AND name = $2), \
-                         $6, $7, $8) RETURNING id",
+                        &SQL.insert,
                         &[
                             &save.team_id,
                             &save.name,
                             &save.instance_vars,
                             &save.config,
+                            &version,
                             &save.paused_on_create,
                             &parent_job,
                             &parent_build,
@@ -119,7 +91,7 @@ impl PgStore {
                     )
                     .await;
                 match inserted {
-                    Ok(row) => (row.try_get(0)?, true),
+                    Ok(row) => (first(&row)?, true),
                     // Another save created it since we looked: the caller's view is stale.
                     Err(e) if is_unique_violation(&e) => {
                         return Err(StoreError::ConfigVersionConflict)
@@ -130,13 +102,7 @@ impl PgStore {
         };
         save_jobs(&tx, pipeline_id, save).await?;
         save_resources(&tx, pipeline_id, save).await?;
-        let row = tx
-            .query_one(
-                &format!("{PIPELINE_SELECT} WHERE p.id = $1"),
-                &[&pipeline_id],
-            )
-            .await?;
-        let pipeline = pipeline_row(&row)?;
+        let pipeline = pipeline_row(&tx.query_one(&SQL.by_id, &[&pipeline_id]).await?)?;
         tx.commit().await?;
         Ok(SavedPipeline { pipeline, created })
     }
@@ -150,24 +116,11 @@ impl PgStore {
             &[&team_id],
         )
         .await?;
-        let current: Vec<String> = tx
-            .query(
-                "SELECT name FROM pipelines WHERE team_id = $1 GROUP BY name ORDER BY MIN(ordering), MIN(id)",
-                &[&team_id],
-            )
-            .await?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?;
-        let ordering = new_ordering(&current, names)?;
-        let (group_names, orders): (Vec<String>, Vec<i64>) = ordering.into_iter().unzip();
-        tx.execute(
-            "UPDATE pipelines p SET ordering = v.ordering \
-             FROM UNNEST($2::text[], $3::bigint[]) AS v(name, ordering) \
-             WHERE p.team_id = $1 AND p.name = v.name",
-            &[&team_id, &group_names, &orders],
-        )
-        .await?;
+        let current: Vec<String> = super::all(&tx, &SQL.groups, &[&team_id], first).await?;
+        let update = tx.prepare_cached(&SQL.set_ordering).await?;
+        for (name, order) in new_ordering(&current, names)? {
+            tx.execute(&update, &[&team_id, &name, &order]).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -181,24 +134,12 @@ impl PgStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         // Locked, so a concurrent reorder or new instance waits for this one.
-        let current: Vec<(i64, Option<Value>)> = tx
-            .query(
-                "SELECT id, instance_vars FROM pipelines WHERE team_id = $1 AND name = $2 \
-                 ORDER BY secondary_ordering, id FOR UPDATE",
-                &[&team_id, &name],
-            )
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<std::result::Result<_, tokio_postgres::Error>>()?;
-        let ordering = new_instance_ordering(name, &current, wanted)?;
-        let (ids, orders): (Vec<i64>, Vec<i64>) = ordering.into_iter().unzip();
-        tx.execute(
-            "UPDATE pipelines p SET secondary_ordering = v.ordering \
-             FROM UNNEST($1::bigint[], $2::bigint[]) AS v(id, ordering) WHERE p.id = v.id",
-            &[&ids, &orders],
-        )
-        .await?;
+        let current: Vec<(i64, Option<Value>)> =
+            super::all(&tx, &SQL.instances, &[&team_id, &name], tuple).await?;
+        let update = tx.prepare_cached(&SQL.set_secondary_ordering).await?;
+        for (id, order) in new_instance_ordering(name, &current, wanted)? {
+            tx.execute(&update, &[&id, &order]).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -212,57 +153,21 @@ impl PgStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let n = tx
-            .execute(
-                "UPDATE pipelines SET archived = true, paused = true, paused_by = $2, paused_at = $3, \
-                 config = NULL, config_version = 0, last_updated = $3 WHERE id = $1",
-                &[&pipeline_id, &by, &stored_time(at)],
-            )
+            .execute(&SQL.archive, &[&pipeline_id, &by, &stored_time(at)])
             .await?;
         found(n, || format!("pipeline {pipeline_id}"))?;
-        tx.execute(
-            "UPDATE jobs SET active = false, config = NULL WHERE pipeline_id = $1",
-            &[&pipeline_id],
-        )
-        .await?;
-        tx.execute(
-            "UPDATE resources SET active = false, config = NULL WHERE pipeline_id = $1",
-            &[&pipeline_id],
-        )
-        .await?;
+        tx.execute(&SQL.archive_jobs, &[&pipeline_id]).await?;
+        tx.execute(&SQL.archive_resources, &[&pipeline_id]).await?;
         tx.commit().await?;
         Ok(())
     }
 }
 
-async fn existing_names(
-    tx: &Transaction<'_>,
-    table: &str,
-    pipeline_id: i64,
-) -> Result<Vec<(i64, String)>> {
-    let rows = tx
-        .query(
-            &format!("SELECT id, name FROM {table} WHERE pipeline_id = $1"),
-            &[&pipeline_id],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Ok::<_, tokio_postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, _>>()?)
-}
-
 async fn save_jobs(tx: &Transaction<'_>, pipeline_id: i64, save: &SavePipeline) -> Result<()> {
-    let existing = existing_names(tx, "jobs", pipeline_id).await?;
-    let update = tx
-        .prepare_cached(
-            "UPDATE jobs SET name = $2, config = $3, active = true, ordering = $4, groups = $5 WHERE id = $1",
-        )
-        .await?;
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO jobs (pipeline_id, name, config, ordering, groups) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .await?;
+    let existing: Vec<(i64, String)> =
+        super::all(tx, &SQL.job_names, &[&pipeline_id], tuple).await?;
+    let update = tx.prepare_cached(&SQL.update_job).await?;
+    let insert = tx.prepare_cached(&SQL.insert_job).await?;
     let mut kept = Vec::with_capacity(save.jobs.len());
     for (ordering, job) in (0_i64..).zip(&save.jobs) {
         let groups = groups_of(save, &job.name);
@@ -272,79 +177,44 @@ async fn save_jobs(tx: &Transaction<'_>, pipeline_id: i64, save: &SavePipeline) 
                     .await?;
                 id
             }
-            None => tx
-                .query_one(
+            None => first(
+                &tx.query_one(
                     &insert,
                     &[&pipeline_id, &job.name, &job.config, &ordering, &groups],
                 )
-                .await?
-                .try_get(0)?,
+                .await?,
+            )?,
         };
         kept.push(id);
     }
-    tx.execute(
-        "UPDATE jobs SET active = false WHERE pipeline_id = $1 AND NOT (id = ANY($2))",
-        &[&pipeline_id, &kept],
-    )
-    .await?;
+    tx.execute(&SQL.retire_jobs, &[&pipeline_id, &kept]).await?;
     Ok(())
 }
 
 async fn save_resources(tx: &Transaction<'_>, pipeline_id: i64, save: &SavePipeline) -> Result<()> {
-    let existing = existing_names(tx, "resources", pipeline_id).await?;
-    let update = tx
-        .prepare_cached(
-            "UPDATE resources SET name = $2, type = $3, config = $4, active = true, ordering = $5 WHERE id = $1",
-        )
-        .await?;
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO resources (pipeline_id, name, type, config, ordering) VALUES ($1, $2, $3, $4, $5) \
-             RETURNING id",
-        )
-        .await?;
+    let existing: Vec<(i64, String)> =
+        super::all(tx, &SQL.resource_names, &[&pipeline_id], tuple).await?;
+    let update = tx.prepare_cached(&SQL.update_resource).await?;
+    let insert = tx.prepare_cached(&SQL.insert_resource).await?;
     let mut kept = Vec::with_capacity(save.resources.len());
-    for (ordering, resource) in (0_i64..).zip(&save.resources) {
-        let id = match claim_existing(
-            &existing,
-            &kept,
-            &resource.name,
-            resource.old_name.as_deref(),
-        ) {
+    for (ordering, r) in (0_i64..).zip(&save.resources) {
+        let id = match claim_existing(&existing, &kept, &r.name, r.old_name.as_deref()) {
             Some(id) => {
-                tx.execute(
-                    &update,
-                    &[
-                        &id,
-                        &resource.name,
-                        &resource.type_,
-                        &resource.config,
-                        &ordering,
-                    ],
-                )
-                .await?;
+                tx.execute(&update, &[&id, &r.name, &r.type_, &r.config, &ordering])
+                    .await?;
                 id
             }
-            None => tx
-                .query_one(
+            None => first(
+                &tx.query_one(
                     &insert,
-                    &[
-                        &pipeline_id,
-                        &resource.name,
-                        &resource.type_,
-                        &resource.config,
-                        &ordering,
-                    ],
+                    &[&pipeline_id, &r.name, &r.type_, &r.config, &ordering],
                 )
-                .await?
-                .try_get(0)?,
+                .await?,
+            )?,
         };
         kept.push(id);
     }
-    tx.execute(
-        "UPDATE resources SET active = false WHERE pipeline_id = $1 AND NOT (id = ANY($2))",
-        &[&pipeline_id, &kept],
-    )
-    .await?;
+    tx.execute(&SQL.retire_resources, &[&pipeline_id, &kept])
+        .await?;
     Ok(())
 }

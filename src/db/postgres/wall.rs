@@ -34,7 +34,10 @@ impl WallStore for PgStore {
     ) -> Result<Vec<BuildRow>> {
         let client = self.pool.get().await?;
         client
-            .query(&sql::version_builds(outputs), &[&resource_id, &version_id])
+            .query(
+                &sql::version_builds(sql::Dialect::Postgres, outputs),
+                &[&resource_id, &version_id],
+            )
             .await?
             .iter()
             .map(build_row)

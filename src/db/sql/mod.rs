@@ -5,8 +5,14 @@
 //! by anyway) is dropped for SQLite. JSON parameters are bound per backend (jsonb values in
 //! PostgreSQL, TEXT in SQLite).
 
+mod builds;
+mod pipelines;
+mod resources;
 mod workers;
 
+pub(crate) use builds::{version_builds, BuildSql, BuildsQuery};
+pub(crate) use pipelines::PipelineSql;
+pub(crate) use resources::ResourceSql;
 pub(crate) use workers::WorkerSql;
 
 /// What differs between the backends' SQL beyond placeholders: JSON edits and tests.
@@ -42,12 +48,32 @@ impl Dialect {
         }
     }
 
-    /// Whether `expr` is one of the ids bound at `param`: a PostgreSQL array, or in SQLite
-    /// a JSON array (TEXT).
+    /// Whether `expr` is one of the values (ids, names) bound at `param` as one list: a
+    /// PostgreSQL array, or in SQLite a JSON array (TEXT).
     pub(crate) fn in_ids(self, expr: &str, param: &str) -> String {
         match self {
             Dialect::Postgres => format!("{expr} = ANY({param})"),
             Dialect::Sqlite => format!("{expr} IN (SELECT value FROM json_each({param}))"),
+        }
+    }
+
+    /// A row-lock `clause` such as ` FOR UPDATE`; SQLite has none (its write transactions
+    /// begin IMMEDIATE, which locks the whole file).
+    pub(crate) fn lock(self, clause: &'static str) -> &'static str {
+        match self {
+            Dialect::Postgres => clause,
+            Dialect::Sqlite => "",
+        }
+    }
+
+    /// A statement returning the next value of `sequence` (a PostgreSQL sequence; a row of
+    /// the `sequences` table in SQLite).
+    pub(crate) fn next_value(self, sequence: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("SELECT nextval('{sequence}')"),
+            Dialect::Sqlite => format!(
+                "UPDATE sequences SET value = value + 1 WHERE name = '{sequence}' RETURNING value"
+            ),
         }
     }
 
@@ -81,6 +107,21 @@ pub(crate) fn sqlite(stmt: &str) -> String {
 }
 
 // --- teams, tokens, users ---------------------------------------------------------------
+/// Creates a team or replaces its auth. PostgreSQL also returns whether the row is new
+/// (`xmax = 0` holds for a freshly inserted row only); on SQLite the caller looks first
+/// ([`TEAM_EXISTS`]) in the same write transaction.
+pub(crate) fn team_upsert(d: Dialect) -> String {
+    let created = match d {
+        Dialect::Postgres => ", (xmax = 0)",
+        Dialect::Sqlite => "",
+    };
+    d.stmt(&format!(
+        "INSERT INTO teams (name, auth, admin) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET auth = excluded.auth \
+         RETURNING id, name, admin, auth{created}"
+    ))
+}
+pub(crate) const TEAM_EXISTS: &str = "SELECT 1 FROM teams WHERE name = $1";
 pub(crate) const TEAM_BY_NAME: &str = "SELECT id, name, admin, auth FROM teams WHERE name = $1";
 pub(crate) const TEAMS: &str =
     "SELECT id, name, admin, auth FROM teams ORDER BY name COLLATE \"C\"";
@@ -138,7 +179,7 @@ pub(crate) const WALL_SET: &str = "INSERT INTO wall (id, message, expires_at) VA
      ON CONFLICT (id) DO UPDATE SET message = excluded.message, expires_at = excluded.expires_at";
 pub(crate) const WALL_CLEAR: &str = "DELETE FROM wall";
 
-/// Decoded by each backend's `pipeline_row`, in this column order.
+/// Decoded by `rows::pipeline_row`, in this column order.
 pub(crate) const PIPELINE_SELECT: &str =
     "SELECT p.id, p.team_id, t.name, p.name, p.instance_vars, \
      p.paused, COALESCE(p.paused_by, ''), COALESCE(p.paused_at, 0), p.public, p.archived, \
@@ -147,15 +188,13 @@ pub(crate) const PIPELINE_SELECT: &str =
      COALESCE(p.last_updated, 0) \
      FROM pipelines p JOIN teams t ON t.id = p.team_id";
 
-pub(crate) const PIPELINE_ORDER: &str = "p.ordering, p.secondary_ordering, p.id";
-
-/// Decoded by each backend's `job_row`.
+/// Decoded by `rows::job_row`.
 pub(crate) const JOB_SELECT: &str = "SELECT j.id, j.pipeline_id, j.name, j.config, j.paused, \
      COALESCE(j.paused_by, ''), COALESCE(j.paused_at, 0), j.has_new_inputs, j.groups, \
      j.first_logged_build_id, j.next_build_id, j.latest_completed_build_id, j.transition_build_id \
      FROM jobs j";
 
-/// Decoded by each backend's `resource_row`.
+/// Decoded by `rows::resource_row`.
 /// A macro as well as a const, so statements built on it stay `const` (`concat!`).
 macro_rules! resource_select {
     () => {
@@ -166,20 +205,16 @@ macro_rules! resource_select {
 }
 pub(crate) const RESOURCE_SELECT: &str = resource_select!();
 
-/// Decoded by each backend's `build_row`.
-macro_rules! build_select {
-    () => {
-        "SELECT b.id, b.team_id, t.name, b.name, b.status, b.job_id, \
+/// Decoded by `rows::build_row`.
+pub(crate) const BUILD_SELECT: &str =
+    "SELECT b.id, b.team_id, t.name, b.name, b.status, b.job_id, \
      COALESCE(j.name, ''), b.pipeline_id, COALESCE(p.name, ''), p.instance_vars, \
      COALESCE(r.name, ''), b.plan, COALESCE(b.created_by, ''), COALESCE(b.comment, ''), \
      b.create_time, COALESCE(b.start_time, 0), COALESCE(b.end_time, 0), b.rerun_of, b.rerun_number \
      FROM builds b JOIN teams t ON t.id = b.team_id \
      LEFT JOIN jobs j ON j.id = b.job_id \
      LEFT JOIN pipelines p ON p.id = b.pipeline_id \
-     LEFT JOIN resources r ON r.id = b.resource_id"
-    };
-}
-pub(crate) const BUILD_SELECT: &str = build_select!();
+     LEFT JOIN resources r ON r.id = b.resource_id";
 
 // --- jobs, resources, builds, leases ------------------------------------------------------
 pub(crate) const JOB_SET_PAUSED: &str = "UPDATE jobs SET paused = $2, \
@@ -193,14 +228,6 @@ pub(crate) const RESOURCE_BY_NAME: &str = concat!(
     resource_select!(),
     " WHERE r.pipeline_id = $1 AND r.name = $2 AND r.active"
 );
-pub(crate) const JOB_BUILD: &str = concat!(build_select!(), " WHERE b.job_id = $1 AND b.name = $2");
-pub(crate) const BUILD_SET_COMMENT: &str = "UPDATE builds SET comment = $2 WHERE id = $1";
-pub(crate) const BUILD_START: &str = "UPDATE builds SET status = 'started', start_time = $2 \
-     WHERE id = $1 AND status = 'pending'";
-pub(crate) const BUILD_EVENTS: &str = "SELECT event_id, payload FROM build_events \
-     WHERE build_id = $1 AND event_id > $2 ORDER BY event_id LIMIT $3";
-pub(crate) const BUILD_REQUEST_ABORT: &str =
-    "UPDATE builds SET abort_requested = true WHERE id = $1 AND status = 'started'";
 /// A row comes back only when this holder has the lease afterwards: the upsert's WHERE
 /// makes take-over and renewal one atomic decision.
 pub(crate) const LEASE_TAKE: &str = "INSERT INTO leases (name, holder, expires_at) \
@@ -233,130 +260,6 @@ impl OverviewSql {
                 d.in_ids("b.id", "$1")
             )),
         }
-    }
-}
-
-/// Builds that took (`outputs`: put) a resource version, newest first; the version is
-/// matched by its hash within the resource.
-pub(crate) fn version_builds(outputs: bool) -> String {
-    let table = if outputs {
-        "build_outputs"
-    } else {
-        "build_inputs"
-    };
-    format!(
-        "{BUILD_SELECT} WHERE b.id IN (SELECT x.build_id FROM {table} x \
-         JOIN resource_config_versions v ON v.version_sha256 = x.version_sha256 \
-         WHERE x.resource_id = $1 AND v.id = $2) ORDER BY b.id DESC"
-    )
-}
-
-/// Builds of a job, pipeline or team: reruns listed next to their original.
-pub(crate) const BUILD_ORDER_DESC: &str = "COALESCE(b.rerun_of, b.id) DESC, b.id DESC";
-pub(crate) const BUILD_ORDER_ASC: &str = "COALESCE(b.rerun_of, b.id) ASC, b.id ASC";
-/// All builds: by id alone.
-pub(crate) const BUILD_ORDER_ID_DESC: &str = "b.id DESC";
-pub(crate) const BUILD_ORDER_ID_ASC: &str = "b.id ASC";
-
-use super::{BuildsOf, PagePlan};
-
-/// The WHERE fragment selecting a scope's builds (`{n}` is the scope id's placeholder
-/// number), and its DESC/ASC ordering.
-pub(crate) fn builds_scope(
-    of: BuildsOf,
-) -> (&'static str, Option<i64>, &'static str, &'static str) {
-    match of {
-        BuildsOf::Job(id) => (
-            "b.job_id = {n}",
-            Some(id),
-            BUILD_ORDER_DESC,
-            BUILD_ORDER_ASC,
-        ),
-        BuildsOf::Pipeline(id) => (
-            "b.pipeline_id = {n}",
-            Some(id),
-            BUILD_ORDER_DESC,
-            BUILD_ORDER_ASC,
-        ),
-        BuildsOf::Team(id) => (
-            "b.team_id = {n}",
-            Some(id),
-            BUILD_ORDER_DESC,
-            BUILD_ORDER_ASC,
-        ),
-        BuildsOf::All => ("1 = 1", None, BUILD_ORDER_ID_DESC, BUILD_ORDER_ID_ASC),
-    }
-}
-
-/// A query over one scope of builds with placeholders numbered by `placeholder(n)`.
-pub(crate) struct BuildsQuery {
-    pub sql: String,
-    /// Values for the placeholders, in order.
-    pub params: Vec<i64>,
-}
-
-impl BuildsQuery {
-    fn scoped(of: BuildsOf, placeholder: fn(usize) -> String) -> (String, Vec<i64>) {
-        let (filter, id, _, _) = builds_scope(of);
-        let mut params = Vec::new();
-        let filter = match id {
-            Some(id) => {
-                params.push(id);
-                filter.replace("{n}", &placeholder(1))
-            }
-            None => filter.to_string(),
-        };
-        (format!("{BUILD_SELECT} WHERE {filter}"), params)
-    }
-
-    /// The page itself.
-    pub fn page(of: BuildsOf, plan: &PagePlan, placeholder: fn(usize) -> String) -> Self {
-        let (_, _, desc, asc) = builds_scope(of);
-        let (mut sql, mut params) = Self::scoped(of, placeholder);
-        if let Some(min) = plan.min_id {
-            params.push(min);
-            sql += &format!(" AND b.id >= {}", placeholder(params.len()));
-        }
-        if let Some(max) = plan.max_id {
-            params.push(max);
-            sql += &format!(" AND b.id <= {}", placeholder(params.len()));
-        }
-        params.push(plan.limit);
-        sql += &format!(
-            " ORDER BY {} LIMIT {}",
-            if plan.ascending { asc } else { desc },
-            placeholder(params.len())
-        );
-        BuildsQuery { sql, params }
-    }
-
-    /// The id of the build just older (`older`) or newer than `id` in the scope's order.
-    pub fn neighbour(of: BuildsOf, id: i64, older: bool, placeholder: fn(usize) -> String) -> Self {
-        let (_, _, desc, asc) = builds_scope(of);
-        let (sql, mut params) = Self::scoped(of, placeholder);
-        params.push(id);
-        let sql = format!(
-            "SELECT q.id FROM ({sql} AND b.id {} {} ORDER BY {} LIMIT 1) q",
-            if older { "<" } else { ">" },
-            placeholder(params.len()),
-            if older { desc } else { asc }
-        );
-        BuildsQuery { sql, params }
-    }
-
-    /// The build id a `timestamps` bound stands for: the oldest build started at or after
-    /// `from`, or the newest started at or before `to`.
-    pub fn at_time(of: BuildsOf, time: i64, from: bool, placeholder: fn(usize) -> String) -> Self {
-        let (_, _, desc, asc) = builds_scope(of);
-        let (sql, mut params) = Self::scoped(of, placeholder);
-        params.push(time);
-        let sql = format!(
-            "SELECT q.id FROM ({sql} AND b.start_time {} {} ORDER BY {} LIMIT 1) q",
-            if from { ">=" } else { "<=" },
-            placeholder(params.len()),
-            if from { asc } else { desc }
-        );
-        BuildsQuery { sql, params }
     }
 }
 

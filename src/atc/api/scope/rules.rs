@@ -1,15 +1,15 @@
 //! Access classes of atc-api.md §1.3, and loading of the team / pipeline / build a route
-//! names. The scope extractors (`scope`) call these as the route's rule in
-//! `policy::ROUTES` says.
+//! names. The scope extractors call these as the route's rule in `policy::ROUTES` says;
+//! errors come in the order upstream checks them.
 
-use super::error::{ApiError, ApiResult};
-use super::AppState;
+use super::super::error::{ApiError, ApiResult};
+use super::super::AppState;
 use crate::atc::auth::{Requester, Role};
 use crate::db::{BuildRow, PipelineRow, TeamRow, WorkerRow};
 use serde_json::Value;
 
 /// `authn`: any valid token.
-pub fn authenticated(req: &Requester) -> ApiResult<()> {
+pub(super) fn authenticated(req: &Requester) -> ApiResult<()> {
     if req.is_authenticated() {
         Ok(())
     } else {
@@ -18,7 +18,7 @@ pub fn authenticated(req: &Requester) -> ApiResult<()> {
 }
 
 /// `admin`: owner of the main team.
-pub fn admin(req: &Requester) -> ApiResult<()> {
+pub(super) fn admin(req: &Requester) -> ApiResult<()> {
     authenticated(req)?;
     if req.is_admin() {
         Ok(())
@@ -28,7 +28,7 @@ pub fn admin(req: &Requester) -> ApiResult<()> {
 }
 
 /// The TSA (a token of its client).
-pub fn system(req: &Requester) -> ApiResult<()> {
+pub(super) fn system(req: &Requester) -> ApiResult<()> {
     authenticated(req)?;
     if req.is_system() {
         Ok(())
@@ -38,7 +38,7 @@ pub fn system(req: &Requester) -> ApiResult<()> {
 }
 
 /// `anyteam`: a role on some team, or admin, or the system.
-pub fn any_team(req: &Requester) -> ApiResult<()> {
+pub(super) fn any_team(req: &Requester) -> ApiResult<()> {
     authenticated(req)?;
     if req.is_admin() || req.is_system() || !req.member_team_ids().is_empty() {
         Ok(())
@@ -49,7 +49,12 @@ pub fn any_team(req: &Requester) -> ApiResult<()> {
 
 /// `team`: at least `role` on the named team (or admin). Auth is checked before existence,
 /// like upstream, so strangers learn nothing about which teams exist.
-pub async fn team(state: &AppState, req: &Requester, name: &str, role: Role) -> ApiResult<TeamRow> {
+pub(super) async fn team(
+    state: &AppState,
+    req: &Requester,
+    name: &str,
+    role: Role,
+) -> ApiResult<TeamRow> {
     authenticated(req)?;
     let team = state.store.team(name).await?;
     match team {
@@ -62,7 +67,7 @@ pub async fn team(state: &AppState, req: &Requester, name: &str, role: Role) -> 
 
 /// `PUT /teams/:team`: an owner of the existing team (or admin); only admins create.
 /// The existing team, if any.
-pub async fn team_upsert(
+pub(super) async fn team_upsert(
     state: &AppState,
     req: &Requester,
     name: &str,
@@ -84,9 +89,9 @@ pub fn instance_vars(query: Option<&str>) -> ApiResult<Option<Value>> {
 }
 
 /// A pipeline route's target: its team and the pipeline itself.
-pub struct Target {
-    pub team: TeamRow,
-    pub pipeline: PipelineRow,
+pub(super) struct Target {
+    pub(super) team: TeamRow,
+    pub(super) pipeline: PipelineRow,
 }
 
 async fn find_pipeline(
@@ -108,7 +113,7 @@ async fn find_pipeline(
 
 /// `pipe`: the pipeline is public, or the requester holds `role` on its team.
 /// Unknown team or pipeline → 404 first.
-pub async fn pipeline_read(
+pub(super) async fn pipeline_read(
     state: &AppState,
     req: &Requester,
     team: &str,
@@ -128,7 +133,7 @@ pub async fn pipeline_read(
 /// Upstream's reject-archived wrapper: writes to an archived pipeline answer 409 before
 /// the auth check (atc-api.md §1.3). An unknown pipeline passes on to the handler's own
 /// checks, so strangers still get 401/403 rather than 404.
-pub async fn reject_archived(
+async fn reject_archived(
     state: &AppState,
     team: &str,
     name: &str,
@@ -143,7 +148,7 @@ pub async fn reject_archived(
 
 /// [`pipeline_write`] for the routes upstream refuses on archived pipelines: the 409
 /// comes first, then the role, then the pipeline must exist.
-pub async fn pipeline_write_unarchived(
+pub(super) async fn pipeline_write_unarchived(
     state: &AppState,
     req: &Requester,
     team_name: &str,
@@ -161,7 +166,7 @@ pub async fn pipeline_write_unarchived(
 }
 
 /// `team` access on a pipeline route: the role first, then the pipeline must exist.
-pub async fn pipeline_write(
+pub(super) async fn pipeline_write(
     state: &AppState,
     req: &Requester,
     team_name: &str,
@@ -184,7 +189,7 @@ pub async fn pipeline_write(
 
 /// `worker` access: the worker exists (404), and the requester is the system, an admin or
 /// holds `role` on the worker's team (global workers: system and admins only).
-pub async fn worker(
+pub(super) async fn worker(
     state: &AppState,
     req: &Requester,
     name: &str,
@@ -212,7 +217,11 @@ pub async fn worker(
 }
 
 /// A job of the pipeline by name; 404 when the pipeline has no such (active) job.
-pub async fn job(state: &AppState, pipeline_id: i64, name: &str) -> ApiResult<crate::db::JobRow> {
+pub(super) async fn job(
+    state: &AppState,
+    pipeline_id: i64,
+    name: &str,
+) -> ApiResult<crate::db::JobRow> {
     state
         .store
         .job(pipeline_id, name)
@@ -221,7 +230,7 @@ pub async fn job(state: &AppState, pipeline_id: i64, name: &str) -> ApiResult<cr
 }
 
 /// An active resource of the pipeline by name; 404 when there is none.
-pub async fn resource(
+pub(super) async fn resource(
     state: &AppState,
     pipeline_id: i64,
     name: &str,
@@ -235,7 +244,7 @@ pub async fn resource(
 
 /// `build-r` (`public_job_only` false) and `build-rj` (true): a viewer of the build's team,
 /// or a build of a public pipeline (for `build-rj`, of a job that is `public: true`).
-pub async fn build_read(
+pub(super) async fn build_read(
     state: &AppState,
     req: &Requester,
     id: i64,
@@ -277,7 +286,7 @@ pub async fn build_read(
 }
 
 /// `build-w`: at least `role` on the build's team. Auth before existence.
-pub async fn build_role(
+pub(super) async fn build_role(
     state: &AppState,
     req: &Requester,
     id: i64,

@@ -2,9 +2,10 @@
 //! resource or build) and enforce the access its rule in `policy::ROUTES` requires, so a
 //! handler starts with checked rows. The rule comes with the matched route (the router
 //! attaches it); a scope asked to enforce a rule it cannot is a bug, answered with a 500.
-//! Errors are the `access` functions', in the order handlers used to check them.
+//! The checks themselves, and the loading of the rows they need, are in `rules`.
 
-use super::access::{self, Target};
+mod rules;
+
 use super::error::ApiError;
 use super::policy::{Access, RouteRule};
 use super::AppState;
@@ -13,6 +14,8 @@ use crate::db::{BuildRow, JobRow, PipelineRow, ResourceRow, TeamRow, WorkerRow};
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+pub use rules::instance_vars;
+use rules::Target;
 use std::collections::HashMap;
 
 type Rejection = Response;
@@ -117,10 +120,10 @@ impl FromRequestParts<AppState> for Authorized {
         let req = super::requester(parts, state).await.map_err(reject)?;
         match rule.access {
             Access::Open | Access::Visible | Access::WebhookToken => Ok(()),
-            Access::Authenticated => access::authenticated(&req),
-            Access::AnyTeam => access::any_team(&req),
-            Access::System => access::system(&req),
-            Access::Admin => access::admin(&req),
+            Access::Authenticated => rules::authenticated(&req),
+            Access::AnyTeam => rules::any_team(&req),
+            Access::System => rules::system(&req),
+            Access::Admin => rules::admin(&req),
             _ => return Err(misfit(rule, "plain Authorized")),
         }
         .map_err(reject)?;
@@ -146,7 +149,7 @@ impl FromRequestParts<AppState> for TeamScope {
             }
             _ => return Err(misfit(rule, "TeamScope")),
         };
-        let team = access::team(
+        let team = rules::team(
             state,
             &req,
             param(&params, "team_name").map_err(reject)?,
@@ -168,7 +171,7 @@ impl FromRequestParts<AppState> for TeamUpsert {
             return Err(misfit(rule, "TeamUpsert"));
         }
         let name = param(&params, "team_name").map_err(reject)?;
-        let existing = access::team_upsert(state, &req, name)
+        let existing = rules::team_upsert(state, &req, name)
             .await
             .map_err(reject)?;
         Ok(TeamUpsert { req, existing })
@@ -189,12 +192,10 @@ async fn pipeline_target(
     );
     let q = parts.uri.query();
     let target = match rule.access {
-        Access::PipelineRead => access::pipeline_read(state, &req, team, name, q).await,
-        Access::PipelineRole(role) => {
-            access::pipeline_write(state, &req, team, name, q, role).await
-        }
+        Access::PipelineRead => rules::pipeline_read(state, &req, team, name, q).await,
+        Access::PipelineRole(role) => rules::pipeline_write(state, &req, team, name, q, role).await,
         Access::PipelineRoleUnarchived(role) => {
-            access::pipeline_write_unarchived(state, &req, team, name, q, role).await
+            rules::pipeline_write_unarchived(state, &req, team, name, q, role).await
         }
         _ => return Err(misfit(rule, scope)),
     }
@@ -222,7 +223,7 @@ impl FromRequestParts<AppState> for JobScope {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Rejection> {
         let (req, Target { team, pipeline }, params) =
             pipeline_target(parts, state, "JobScope").await?;
-        let job = access::job(
+        let job = rules::job(
             state,
             pipeline.id,
             param(&params, "job_name").map_err(reject)?,
@@ -244,7 +245,7 @@ impl FromRequestParts<AppState> for ResourceScope {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Rejection> {
         let (req, Target { team, pipeline }, params) =
             pipeline_target(parts, state, "ResourceScope").await?;
-        let resource = access::resource(
+        let resource = rules::resource(
             state,
             pipeline.id,
             param(&params, "resource_name").map_err(reject)?,
@@ -269,9 +270,9 @@ impl FromRequestParts<AppState> for BuildScope {
         let id =
             super::builds::build_id(param(&params, "build_id").map_err(reject)?).map_err(reject)?;
         let build = match rule.access {
-            Access::BuildRead => access::build_read(state, &req, id, false).await,
-            Access::BuildReadPublicJob => access::build_read(state, &req, id, true).await,
-            Access::BuildRole(role) => access::build_role(state, &req, id, role).await,
+            Access::BuildRead => rules::build_read(state, &req, id, false).await,
+            Access::BuildReadPublicJob => rules::build_read(state, &req, id, true).await,
+            Access::BuildRole(role) => rules::build_role(state, &req, id, role).await,
             _ => return Err(misfit(rule, "BuildScope")),
         }
         .map_err(reject)?;
@@ -295,7 +296,7 @@ impl FromRequestParts<AppState> for WorkerScope {
                 // Upstream answers a missing name with 400 on the `destroying` lists and
                 // 404 on the reports, after the token.
                 None => {
-                    access::authenticated(&req).map_err(reject)?;
+                    rules::authenticated(&req).map_err(reject)?;
                     return Err(reject(if parts.method == axum::http::Method::GET {
                         ApiError::bad_request("missing worker_name")
                     } else {
@@ -304,7 +305,7 @@ impl FromRequestParts<AppState> for WorkerScope {
                 }
             },
         };
-        let worker = access::worker(state, &req, &name, role)
+        let worker = rules::worker(state, &req, &name, role)
             .await
             .map_err(reject)?;
         Ok(WorkerScope { req, worker })
