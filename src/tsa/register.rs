@@ -283,10 +283,15 @@ async fn heartbeat(mut worker: Worker, io: &Io, state: &ConnState) -> Result<End
                     shared.http.clone(),
                 );
                 let look = drain.look(&row, &garden, shared.store.as_ref());
-                match tokio::time::timeout(shared.config.garden_request_timeout, look).await {
-                    Ok(Some(Drained::Landed)) => return Ok(Ended::Landed),
-                    Ok(Some(Drained::Retired)) => return Ok(Ended::Gone),
-                    Ok(None) | Err(_) => {}
+                let timeout = shared.config.garden_request_timeout;
+                let drained = tokio::select! {
+                    d = tokio::time::timeout(timeout, look) => d.ok().flatten(),
+                    _ = io.interrupted.cancelled() => return Ok(Ended::Interrupted),
+                };
+                match drained {
+                    Some(Drained::Landed) => return Ok(Ended::Landed),
+                    Some(Drained::Retired) => return Ok(Ended::Gone),
+                    None => {}
                 }
                 wait = interval;
             }
