@@ -261,7 +261,7 @@ pub struct TsaArgs {
     pub tsa_team_authorized_keys_file: Option<PathBuf>,
     /// Interval on which to heartbeat workers to the ATC (upstream: 30s; shorter here so
     /// a lost worker is noticed within seconds).
-    #[arg(long, env = "CONCOURSE_TSA_HEARTBEAT_INTERVAL", default_value = "5s")]
+    #[arg(long, env = "CONCOURSE_TSA_HEARTBEAT_INTERVAL", default_value = "3s")]
     pub tsa_heartbeat_interval: String,
     /// How long a worker stays registered without a heartbeat before it is stalled.
     /// Default: twice the heartbeat interval, as upstream.

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Heartbeats every interval; the TTL is twice that, like a TSA-registered worker with
 /// the default flags.
-const HEARTBEAT: Duration = Duration::from_secs(5);
+const HEARTBEAT: Duration = Duration::from_secs(3);
 /// How long landing or retiring waits for builds (the TSA's `--tsa-drain-timeout` default).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
 
