@@ -269,9 +269,18 @@ pub struct TsaArgs {
     /// YAML file of team keys: a list of `{team: NAME, ssh_keys: [KEY, ...]}`.
     #[arg(long, env = "CONCOURSE_TSA_TEAM_AUTHORIZED_KEYS_FILE")]
     pub tsa_team_authorized_keys_file: Option<PathBuf>,
-    /// Interval on which to heartbeat workers to the ATC.
-    #[arg(long, env = "CONCOURSE_TSA_HEARTBEAT_INTERVAL", default_value = "30s")]
+    /// Interval on which to heartbeat workers to the ATC (upstream: 30s; shorter here so
+    /// a lost worker is noticed within seconds).
+    #[arg(long, env = "CONCOURSE_TSA_HEARTBEAT_INTERVAL", default_value = "3s")]
     pub tsa_heartbeat_interval: String,
+    /// How long a worker stays registered without a heartbeat before it is stalled.
+    /// Default: twice the heartbeat interval, as upstream.
+    #[arg(long, env = "CONCOURSE_TSA_WORKER_TTL")]
+    pub tsa_worker_ttl: Option<String>,
+    /// How long a landing or retiring worker waits for its running builds before it
+    /// leaves anyway. 0 waits as long as they run.
+    #[arg(long, env = "CONCOURSE_TSA_DRAIN_TIMEOUT", default_value = "1h")]
+    pub tsa_drain_timeout: String,
     /// Timeout of the TSA's Garden and Baggageclaim requests (container/volume counts).
     #[arg(
         long,

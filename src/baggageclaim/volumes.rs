@@ -193,6 +193,35 @@ impl Volumes {
         Ok(Arc::new(volumes))
     }
 
+    /// Destroys the copy-on-write volumes no live container uses: a copy is made to be
+    /// mounted in one container (its `container_key` property names it), so once that
+    /// container is gone (a worker restart takes every container with it) the copy and
+    /// its overlay mount are garbage. Other volumes (caches, uploads, outputs) stay: only
+    /// the ATC knows whether they are still wanted. Returns the handles destroyed.
+    pub fn reap_copies(&self, container_key: &str, live: &HashSet<String>) -> Vec<String> {
+        let copies: Vec<String> = {
+            let st = self.lock();
+            st.live
+                .iter()
+                .filter(|(_, m)| m.parent.is_some() && !m.destroyed)
+                .filter(|(_, m)| {
+                    m.properties
+                        .get(container_key)
+                        .is_none_or(|c| !live.contains(c))
+                })
+                .map(|(h, _)| h.clone())
+                .collect()
+        };
+        let mut reaped = Vec::new();
+        for handle in copies {
+            match self.destroy_blocking(&handle) {
+                Ok(()) => reaped.push(handle),
+                Err(e) => tracing::warn!(volume = %handle, error = %e, "reaping a volume copy"),
+            }
+        }
+        reaped
+    }
+
     pub fn driver_kind(&self) -> DriverKind {
         self.driver.kind()
     }

@@ -242,13 +242,13 @@ pub trait Store:
     /// One guarded statement: deletes ephemeral workers whose expiry is before `now`, in any
     /// state. Returns their names.
     async fn delete_expired_ephemeral_workers(&self, now: i64) -> Result<Vec<String>>;
-    /// One guarded statement: `landing` workers with no container of an unfinished build
-    /// (of a non-interruptible job, or a one-off build) become `landed`, their addresses
-    /// cleared. Returns their names.
-    async fn land_drained_workers(&self) -> Result<Vec<String>>;
-    /// One guarded statement: `retiring` workers drained in the same sense are deleted.
-    /// Returns their names.
-    async fn delete_drained_retiring_workers(&self) -> Result<Vec<String>>;
+    /// One guarded statement: worker `name`, found drained by the caller (no container of
+    /// an unfinished build that holds it, asked of the worker), becomes `landed` with its
+    /// addresses cleared if it is still `landing`. False when it was not.
+    async fn land_drained_worker(&self, name: &str) -> Result<bool>;
+    /// One guarded statement: worker `name`, found drained, is deleted if it is still
+    /// `retiring`. False when it was not.
+    async fn delete_retired_worker(&self, name: &str) -> Result<bool>;
 
     // --- resource versions (checker, scheduler, resources API) ------------------------------
     /// The scope that holds versions for one resource config. `config_key` identifies the

@@ -35,16 +35,17 @@ fn seg(s: &str) -> String {
 
 impl GardenClient {
     pub fn new(base_url: impl Into<String>) -> Self {
+        Self::with_http(base_url, crate::proto::worker_http_client())
+    }
+
+    /// A client over `http` (the TSA's keeps no idle connections in a worker's tunnel).
+    pub fn with_http(base_url: impl Into<String>, http: reqwest::Client) -> Self {
         let base = base_url.into().trim_end_matches('/').to_string();
         let addr = url::Url::parse(&base)
             .ok()
             .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
             .unwrap_or_else(|| base.trim_start_matches("http://").to_string());
-        GardenClient {
-            base,
-            addr,
-            http: crate::proto::worker_http_client(),
-        }
+        GardenClient { base, addr, http }
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {

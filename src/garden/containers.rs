@@ -119,14 +119,17 @@ fn process_env(container: &[String], spec: &ProcessSpec, user: &str) -> Vec<Stri
 }
 
 impl Containers {
-    /// A container table over `backend`. Leftover container directories from an earlier
-    /// run are removed (containers do not survive a worker restart; volumes do).
+    /// A container table over `backend`. Leftover containers of an earlier run are
+    /// destroyed: their processes killed, mounts and cgroups undone, directories removed
+    /// (containers do not survive a worker restart; volumes do).
     pub fn new(
         backend: Arc<dyn Backend>,
         config: GardenConfig,
     ) -> std::io::Result<Arc<Containers>> {
         std::fs::create_dir_all(&config.dir)?;
         for entry in std::fs::read_dir(&config.dir)?.flatten() {
+            let killed = super::leftovers::kill_recorded(&entry.path());
+            tracing::info!(container = ?entry.file_name(), killed, "destroying a container of an earlier run");
             super::linux::cleanup_leftover(&entry.path());
             let _ = crate::worker_fs::remove_tree(&entry.path());
         }
@@ -211,6 +214,11 @@ impl Containers {
         }
         self.table().remove(handle);
         Ok(())
+    }
+
+    /// Every container's handle.
+    pub fn handles(&self) -> Vec<String> {
+        self.table().keys().cloned().collect()
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Container>>> {
@@ -364,6 +372,9 @@ impl Containers {
             child
         };
         drop(cmd); // closes our copies of the pty slave
+        if let Some(pid) = child.id() {
+            super::leftovers::record(&self.config.dir.join(&c.handle), pid);
+        }
         if let Some(m) = &master {
             tracing::debug!(fd = m.as_raw_fd(), "pty allocated");
         }

@@ -5,6 +5,7 @@
 //! - `containers`: the container table, also the in-process `Garden` implementation;
 //! - `backend`: the backend traits and the `process` backend (no isolation);
 //! - `linux`: the `linux` backend (namespaces, overlayfs, cgroups) behind a `Syscall` trait;
+//! - `leftovers`: processes of an earlier run, killed at the next start;
 //! - `process`: kept output, exit status and attachments of processes;
 //! - `server`: the HTTP routes, including the hijacked run/attach connections;
 //! - `client`: the HTTP client implementing the same trait.
@@ -13,6 +14,7 @@ pub mod backend;
 pub mod client;
 pub mod containers;
 mod http1;
+mod leftovers;
 pub mod linux;
 pub mod process;
 pub mod server;

@@ -10,8 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Heartbeats every interval; the TTL is twice that, like a TSA-registered worker.
-const HEARTBEAT: Duration = Duration::from_secs(30);
+/// Heartbeats every interval; the TTL is twice that, like a TSA-registered worker with
+/// the default flags.
+const HEARTBEAT: Duration = Duration::from_secs(3);
+/// How long landing or retiring waits for builds (the TSA's `--tsa-drain-timeout` default).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Worker addresses that say "reach me in this process" (the ATC uses the in-process
 /// Garden and Baggageclaim for this worker; nothing listens on the network).
@@ -52,6 +55,7 @@ pub async fn start_worker(
     let handle = tokio::spawn(async move {
         let mut tick = tokio::time::interval(HEARTBEAT);
         tick.tick().await;
+        let mut drain = crate::tsa::drain::Drain::new(Some(DRAIN_TIMEOUT));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -74,7 +78,11 @@ pub async fn start_worker(
                 .heartbeat_worker(&worker.name, containers, volumes, Some(HEARTBEAT * 2), now)
                 .await
             {
-                Ok(Some(_)) => {}
+                // Landed or retired by an operator: leaves once its builds are done.
+                Ok(Some(row)) => {
+                    let garden = beat_parts.garden();
+                    drain.look(&row, garden.as_ref(), store.as_ref()).await;
+                }
                 // Pruned or deleted: come back, as a restarted worker would.
                 Ok(None) => {
                     if let Err(e) = store

@@ -37,16 +37,37 @@ pub fn config(args: &TsaArgs, store_args: &PostgresArgs) -> anyhow::Result<TsaCo
         tracing::warn!("no --tsa-authorized-keys: the TSA refuses every worker key");
     }
     let keys = AuthorizedKeys::new(key_files.load()?);
+    let (heartbeat_interval, worker_ttl, drain_timeout) = worker_timings(args)?;
     Ok(TsaConfig {
         host_key,
         keys,
-        heartbeat_interval: duration("tsa-heartbeat-interval", &args.tsa_heartbeat_interval)?,
+        heartbeat_interval,
+        worker_ttl,
+        drain_timeout,
         peer_address: args.peer_address.clone(),
         garden_request_timeout: duration(
             "tsa-garden-request-timeout",
             &args.tsa_garden_request_timeout,
         )?,
     })
+}
+
+/// Heartbeat interval, registration TTL (twice the interval unless given; it must be
+/// longer, or a healthy worker would stall between heartbeats) and drain timeout.
+pub fn worker_timings(args: &TsaArgs) -> anyhow::Result<(Duration, Duration, Option<Duration>)> {
+    let interval = duration("tsa-heartbeat-interval", &args.tsa_heartbeat_interval)?;
+    let ttl = match &args.tsa_worker_ttl {
+        Some(ttl) => duration("tsa-worker-ttl", ttl)?,
+        None => interval * 2,
+    };
+    if ttl <= interval {
+        anyhow::bail!(
+            "--tsa-worker-ttl ({ttl:?}) must be longer than --tsa-heartbeat-interval ({interval:?})"
+        );
+    }
+    let drain = parse_duration(&args.tsa_drain_timeout)
+        .map_err(|_| anyhow::anyhow!("invalid --tsa-drain-timeout '{}'", args.tsa_drain_timeout))?;
+    Ok((interval, ttl, (!drain.is_zero()).then_some(drain)))
 }
 
 /// `<data-dir>/tsa_host_key`, generated (RSA 2048, PKCS#1 PEM) on first use and reused.

@@ -61,6 +61,7 @@ impl WorkerParts {
             max_containers: args.containerd_max_containers,
         };
         let containers = Containers::new(backend, gconfig).context("opening containers")?;
+        reap_copies(&containers, &volumes);
         tracing::info!(runtime = ?kind, driver = ?volumes.driver_kind(), work_dir = %work_dir.display(), "worker ready");
         Ok(WorkerParts {
             containers,
@@ -131,6 +132,20 @@ impl WorkerParts {
         self.containers.close().await;
         self.volumes.close().await;
         Ok(())
+    }
+}
+
+/// Destroys volume copies whose container is gone. Run at start: Garden has just destroyed
+/// the containers an earlier run left, so the copies made for them go too (with their
+/// overlay mounts), while caches and other volumes stay.
+fn reap_copies(containers: &Containers, volumes: &Volumes) {
+    let live: std::collections::HashSet<String> = containers.handles().into_iter().collect();
+    let reaped = volumes.reap_copies(crate::atc::engine::labels::CONTAINER, &live);
+    if !reaped.is_empty() {
+        tracing::info!(
+            volumes = reaped.len(),
+            "destroyed volume copies of an earlier run's containers"
+        );
     }
 }
 

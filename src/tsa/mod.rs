@@ -10,6 +10,7 @@
 
 mod channel;
 mod connection;
+pub mod drain;
 mod register;
 
 /// `register-worker`'s address check (for the fuzz targets).
@@ -33,8 +34,14 @@ pub struct TsaConfig {
     pub host_key: PrivateKey,
     /// The worker keys accepted; replaceable while running (SIGHUP).
     pub keys: AuthorizedKeys,
-    /// `--tsa-heartbeat-interval`; registrations expire after twice this.
+    /// `--tsa-heartbeat-interval`.
     pub heartbeat_interval: Duration,
+    /// `--tsa-worker-ttl`: a registration not heartbeated for this long expires (the
+    /// worker goes `stalled`). Longer than the interval.
+    pub worker_ttl: Duration,
+    /// `--tsa-drain-timeout`: how long a landing or retiring worker waits for its builds
+    /// before leaving anyway (None: as long as they run).
+    pub drain_timeout: Option<Duration>,
     /// `--peer-address`: the host in rewritten `addr`/`baggageclaim_url`, and the address
     /// the forwards listen on.
     pub peer_address: String,

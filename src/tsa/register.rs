@@ -3,7 +3,9 @@
 
 use super::channel::Io;
 use super::connection::{ConnState, Forward};
+use super::drain::{Drain, Drained};
 use crate::db::{StoreError, WorkerState};
+use crate::garden::client::GardenClient;
 use crate::proto::worker::{TsaCommand, TsaEvent, TsaEventKind, Worker};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -215,8 +217,9 @@ async fn heartbeat(mut worker: Worker, io: &Io, state: &ConnState) -> Result<End
     worker.prepare_registration().map_err(|e| e.to_string())?;
     let shared = &state.shared;
     let interval = shared.config.heartbeat_interval;
-    let ttl = Some(interval * 2);
+    let ttl = Some(shared.config.worker_ttl);
     let name = worker.name.clone();
+    let mut drain = Drain::new(shared.config.drain_timeout);
     let pause = |d: Duration| async move {
         tokio::select! {
             _ = tokio::time::sleep(d) => false,
@@ -274,6 +277,21 @@ async fn heartbeat(mut worker: Worker, io: &Io, state: &ConnState) -> Result<End
                 event(io, TsaEventKind::Heartbeated).await;
                 if row.state == WorkerState::Landed {
                     return Ok(Ended::Landed);
+                }
+                let garden = GardenClient::with_http(
+                    format!("http://{}", worker.garden_addr),
+                    shared.http.clone(),
+                );
+                let look = drain.look(&row, &garden, shared.store.as_ref());
+                let timeout = shared.config.garden_request_timeout;
+                let drained = tokio::select! {
+                    d = tokio::time::timeout(timeout, look) => d.ok().flatten(),
+                    _ = io.interrupted.cancelled() => return Ok(Ended::Interrupted),
+                };
+                match drained {
+                    Some(Drained::Landed) => return Ok(Ended::Landed),
+                    Some(Drained::Retired) => return Ok(Ended::Gone),
+                    None => {}
                 }
                 wait = interval;
             }

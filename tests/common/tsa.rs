@@ -184,6 +184,14 @@ impl StandIn {
                 "/containers",
                 get(|| async { axum::Json(serde_json::json!({"Handles": ["c1", "c2"]})) }),
             )
+            // What a landing worker's drain check reads: containers of no build.
+            .route(
+                "/containers/bulk_info",
+                get(|| async {
+                    let info = serde_json::json!({"Info": {"Properties": {}}});
+                    axum::Json(serde_json::json!({"c1": info, "c2": info}))
+                }),
+            )
             .route(
                 "/volumes",
                 get(|| async {

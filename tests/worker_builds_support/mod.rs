@@ -74,6 +74,13 @@ pub struct WorkerProc {
 }
 
 impl WorkerProc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_some()
+    }
     /// SIGKILL: no landing, no goodbye to the TSA.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -111,10 +118,16 @@ pub struct Cluster {
 impl Cluster {
     /// `concourse web` authorizing `key` for any worker, with [`FAST`] timings and `extra`.
     pub async fn start(backend: Backend, extra: &[&str]) -> Cluster {
+        let mut args = FAST.to_vec();
+        args.extend_from_slice(extra);
+        Self::start_as_given(backend, &args).await
+    }
+
+    /// As [`Cluster::start`] without [`FAST`]: the default timings unless `extra` sets them.
+    pub async fn start_as_given(backend: Backend, extra: &[&str]) -> Cluster {
         let key = Key::new();
         let public = key.public();
         let mut args = vec!["--tsa-authorized-keys", &public];
-        args.extend_from_slice(FAST);
         args.extend_from_slice(extra);
         let server = Server::start_with(backend, &args);
         let token = server.token("test", "test").await;

@@ -596,12 +596,16 @@ impl Store for EmbeddedStore {
             .await
     }
 
-    async fn land_drained_workers(&self) -> Result<Vec<String>> {
-        self.call(workers::land_drained_workers).await
+    async fn land_drained_worker(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.call(move |conn| workers::land_drained_worker(conn, &name))
+            .await
     }
 
-    async fn delete_drained_retiring_workers(&self) -> Result<Vec<String>> {
-        self.call(workers::delete_drained_retiring_workers).await
+    async fn delete_retired_worker(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.call(move |conn| workers::delete_retired_worker(conn, &name))
+            .await
     }
     async fn resource_scope(&self, base: &str, key: &str, owner: Option<i64>) -> Result<i64> {
         let (base, key) = (base.to_string(), key.to_string());

@@ -116,10 +116,10 @@ pub(super) fn delete_expired_ephemeral_workers(
     names(conn, &SQL.delete_expired_ephemeral, [now])
 }
 
-pub(super) fn land_drained_workers(conn: &mut Connection) -> Result<Vec<String>> {
-    names(conn, &SQL.land_drained, [])
+pub(super) fn land_drained_worker(conn: &mut Connection, name: &str) -> Result<bool> {
+    Ok(conn.execute(&SQL.land_drained, [name])? > 0)
 }
 
-pub(super) fn delete_drained_retiring_workers(conn: &mut Connection) -> Result<Vec<String>> {
-    names(conn, &SQL.delete_drained_retiring, [])
+pub(super) fn delete_retired_worker(conn: &mut Connection, name: &str) -> Result<bool> {
+    Ok(conn.execute(&SQL.delete_retired, [name])? > 0)
 }

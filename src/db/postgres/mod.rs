@@ -537,12 +537,12 @@ impl Store for PgStore {
         self.delete_ephemeral_workers(now).await
     }
 
-    async fn land_drained_workers(&self) -> Result<Vec<String>> {
-        self.land_drained().await
+    async fn land_drained_worker(&self, name: &str) -> Result<bool> {
+        self.land_drained(name).await
     }
 
-    async fn delete_drained_retiring_workers(&self) -> Result<Vec<String>> {
-        self.delete_drained_retiring().await
+    async fn delete_retired_worker(&self, name: &str) -> Result<bool> {
+        self.delete_retired(name).await
     }
     async fn resource_scope(&self, base: &str, key: &str, owner: Option<i64>) -> Result<i64> {
         self.resource_scope_tx(base, key, owner).await

@@ -139,11 +139,13 @@ impl PgStore {
             .await
     }
 
-    pub(super) async fn land_drained(&self) -> Result<Vec<String>> {
-        self.worker_names(&SQL.land_drained, &[]).await
+    pub(super) async fn land_drained(&self, name: &str) -> Result<bool> {
+        let client = self.pool.get().await?;
+        Ok(client.execute(&SQL.land_drained, &[&name]).await? > 0)
     }
 
-    pub(super) async fn delete_drained_retiring(&self) -> Result<Vec<String>> {
-        self.worker_names(&SQL.delete_drained_retiring, &[]).await
+    pub(super) async fn delete_retired(&self, name: &str) -> Result<bool> {
+        let client = self.pool.get().await?;
+        Ok(client.execute(&SQL.delete_retired, &[&name]).await? > 0)
     }
 }

@@ -21,21 +21,12 @@ pub(crate) struct WorkerSql {
     pub stall: String,
     pub delete_expired_ephemeral: String,
     pub land_drained: String,
-    pub delete_drained_retiring: String,
+    pub delete_retired: String,
 }
 
 impl WorkerSql {
     pub(crate) fn new(d: Dialect) -> Self {
         let ephemeral = d.json_flag("payload", "ephemeral");
-        // No container of an unfinished build that holds the worker: one-off builds and
-        // builds of jobs that are not `interruptible`.
-        let drained = format!(
-            "NOT EXISTS (SELECT 1 FROM containers c JOIN builds b ON b.id = c.build_id \
-             LEFT JOIN jobs j ON j.id = b.job_id \
-             WHERE c.worker_name = workers.name AND b.status IN ('pending', 'started') \
-             AND (j.id IS NULL OR NOT {}))",
-            d.json_flag("j.config", "interruptible")
-        );
         let counts = d.json_merge(
             "payload",
             &d.json_object(&[
@@ -85,13 +76,13 @@ impl WorkerSql {
                 "DELETE FROM workers WHERE expires_at <> 0 AND expires_at < $1 \
                  AND {ephemeral} RETURNING name"
             )),
+            // Whether the worker is drained is asked of the worker itself (its containers),
+            // not of the database: these only make the transition, if the state still holds.
             land_drained: s(format!(
                 "UPDATE workers SET state = 'landed', payload = {unreachable} \
-                 WHERE state = 'landing' AND {drained} RETURNING name"
+                 WHERE name = $1 AND state = 'landing'"
             )),
-            delete_drained_retiring: s(format!(
-                "DELETE FROM workers WHERE state = 'retiring' AND {drained} RETURNING name"
-            )),
+            delete_retired: s("DELETE FROM workers WHERE name = $1 AND state = 'retiring'".into()),
         }
     }
 }

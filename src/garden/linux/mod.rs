@@ -462,6 +462,7 @@ impl LinuxSandbox {
         let init = cmd
             .spawn()
             .map_err(|e| GardenError::Other(format!("starting the container: {e}")))?;
+        crate::garden::leftovers::record(&self.dir, init.id());
         let children = format!("/proc/{0}/task/{0}/children", init.id());
         *self.init.lock().unwrap_or_else(|p| p.into_inner()) = Some(init);
         // C forked pid 1 before the spawn returned; the kernel lists it at once.
