@@ -5,6 +5,7 @@
 //! store (the default, so `concourse quickstart` needs nothing installed). Both pass the
 //! same conformance suite (tests/store_conformance.rs).
 
+mod build_logs;
 mod embedded;
 mod migrations;
 pub mod model;
@@ -14,6 +15,7 @@ mod rows;
 mod sql;
 pub mod testing;
 
+pub use build_logs::*;
 pub use model::*;
 pub(crate) use ordering::{new_instance_ordering, new_ordering};
 
@@ -34,6 +36,9 @@ pub enum StoreError {
     Invalid(String),
     #[error("database error: {0}")]
     Backend(String),
+    /// The database cannot be reached now (restarting, connection lost): worth a retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -42,7 +47,15 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// transaction, so two web nodes sharing a database cannot both make it.
 #[async_trait]
 pub trait Store:
-    ArtifactStore + SigningKeyStore + ClusterStore + OverviewStore + WallStore + Send + Sync + 'static
+    ArtifactStore
+    + BuildLogStore
+    + SigningKeyStore
+    + ClusterStore
+    + OverviewStore
+    + WallStore
+    + Send
+    + Sync
+    + 'static
 {
     // --- teams -------------------------------------------------------------------------
     /// Creates the team, or replaces its auth (`admin` only applies on creation). Returns the
