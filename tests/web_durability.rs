@@ -420,3 +420,73 @@ fn web_gives_up_on_a_port_held_too_long_naming_it() {
         "{err}"
     );
 }
+
+/// The events of a finished build, as the API streams them (to `end`).
+async fn events_text(server: &Server, token: &str, build: i64) -> String {
+    reqwest::Client::new()
+        .get(server.api(&format!("/api/v1/builds/{build}/events")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("events")
+        .text()
+        .await
+        .expect("events body")
+}
+
+async fn eventually(server: &Server, token: &str, build: i64, done: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let b = get(server, token, &format!("/api/v1/builds/{build}")).await;
+        if done(&b) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "build {build} never got there: {b}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_keeping_one_build_log_reaps_the_older_ones() {
+    let server = Server::quickstart_with(Backend::Embedded, &["--gc-interval", "1s"]);
+    let fly = Fly::new();
+    fly.login(&server, "t");
+    set_pipeline(
+        &fly,
+        "t",
+        "p",
+        "jobs:\n- name: j\n  build_log_retention: {builds: 1}\n  plan:\n  - task: t\n    \
+         config:\n      platform: linux\n      \
+         image_resource: {type: mock, source: {mirror_self: true}}\n      \
+         run: {path: sh, args: [-c, 'echo said-$((6*7))']}\n",
+    );
+    let token = server.token(USER, PASS).await;
+    let finished = |b: &Value| b["status"] == "succeeded";
+    let first = trigger(&server, &token, "j").await;
+    eventually(&server, &token, first, finished).await;
+    assert!(events_text(&server, &token, first)
+        .await
+        .contains("said-42"));
+    let second = trigger(&server, &token, "j").await;
+    eventually(&server, &token, second, finished).await;
+
+    // The collector reaps the first build's log: its events hold no log, and it says so.
+    eventually(&server, &token, first, |b| {
+        b["reap_time"].as_i64().unwrap_or(0) > 0
+    })
+    .await;
+    let reaped = events_text(&server, &token, first).await;
+    assert!(!reaped.contains("said-42"), "{reaped}");
+    assert!(
+        reaped.contains("event: end"),
+        "the stream still ends: {reaped}"
+    );
+    let kept = get(&server, &token, &format!("/api/v1/builds/{second}")).await;
+    assert!(kept.get("reap_time").is_none(), "{kept}");
+    assert!(events_text(&server, &token, second)
+        .await
+        .contains("said-42"));
+}

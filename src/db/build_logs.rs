@@ -1,7 +1,7 @@
 //! Build logs read in bounded pages. A supertrait of [`Store`](super::Store), so each
 //! backend keeps these in its own `build_logs.rs`.
 
-use super::Result;
+use super::{BuildRow, Result};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -17,6 +17,15 @@ pub trait BuildLogStore {
         max_events: i64,
         max_bytes: usize,
     ) -> Result<Vec<(i64, Value)>>;
+
+    /// Reaps the logs of the finished builds among `build_ids` not reaped yet: their events
+    /// are deleted and their `reap_time` set to `at`, in one transaction. Others (running,
+    /// unknown, reaped already) are left alone. Returns how many were reaped.
+    async fn reap_build_logs(&self, build_ids: &[i64], at: i64) -> Result<u64>;
+    /// A job's builds whose logs are kept (not reaped), newest first as its builds list.
+    async fn unreaped_job_builds(&self, job_id: i64) -> Result<Vec<BuildRow>>;
+    /// When the build's log was reaped; None when it is kept or there is no such build.
+    async fn build_reap_time(&self, build_id: i64) -> Result<Option<i64>>;
 }
 
 /// Roughly the bytes a JSON value holds: its text plus a little per node.

@@ -313,6 +313,17 @@ pub async fn serve(
         gc_interval,
         components.clone(),
     ));
+    tracker.spawn(crate::atc::gc::run_build_log_collector(
+        store.clone(),
+        crate::atc::gc::RetentionLimits {
+            default_builds: args.default_build_logs_to_retain,
+            max_builds: args.max_build_logs_to_retain,
+            default_days: args.default_days_to_retain_build_logs,
+            max_days: args.max_days_to_retain_build_logs,
+        },
+        gc_interval,
+        components.clone(),
+    ));
     let tsa_token = components.clone();
     tracker.spawn(async move {
         if let Err(e) = crate::tsa::run(tsa_listener, tsa_config, store, tsa_token.clone()).await {

@@ -287,8 +287,11 @@ pub(crate) fn build_id(raw: &str) -> ApiResult<i64> {
         .map_err(|_| ApiError::bad_request(format!("malformed build id: {raw}")))
 }
 
-pub async fn get(s: BuildScope) -> ApiResult<Response> {
-    Ok(json(&build_json(&s.build)))
+pub async fn get(State(state): State<AppState>, s: BuildScope) -> ApiResult<Response> {
+    let mut build = build_json(&s.build);
+    // Only here: lists leave `reap_time` out (BuildRow does not carry it).
+    build.reap_time = state.store.build_reap_time(s.build.id).await?.unwrap_or(0);
+    Ok(json(&build))
 }
 
 /// `PUT /api/v1/builds/:id/abort`: a build the engine does not run yet (pending) is

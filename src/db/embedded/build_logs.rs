@@ -2,7 +2,9 @@
 
 use super::super::sql::{self, sqlite};
 use super::super::*;
-use super::EmbeddedStore;
+use super::{build_row, EmbeddedStore};
+use crate::db::sql::Dialect;
+use rusqlite::{params, OptionalExtension};
 
 #[async_trait]
 impl BuildLogStore for EmbeddedStore {
@@ -32,6 +34,41 @@ impl BuildLogStore for EmbeddedStore {
                 }
             }
             Ok(page)
+        })
+        .await
+    }
+
+    async fn reap_build_logs(&self, build_ids: &[i64], at: i64) -> Result<u64> {
+        let ids = serde_json::to_string(build_ids)
+            .map_err(|e| StoreError::Invalid(format!("encoding ids: {e}")))?;
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(&sql::delete_events(Dialect::Sqlite), [&ids])?;
+            let reaped = tx.execute(&sql::mark_reaped(Dialect::Sqlite), params![ids, at])?;
+            tx.commit()?;
+            Ok(reaped as u64)
+        })
+        .await
+    }
+
+    async fn unreaped_job_builds(&self, job_id: i64) -> Result<Vec<BuildRow>> {
+        self.call(move |conn| {
+            Ok(conn
+                .prepare_cached(&sqlite(sql::UNREAPED_JOB_BUILDS))?
+                .query_map([job_id], build_row)?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn build_reap_time(&self, build_id: i64) -> Result<Option<i64>> {
+        self.call(move |conn| {
+            Ok(conn
+                .query_row(&sqlite(sql::BUILD_REAP_TIME), [build_id], |r| {
+                    r.get::<_, Option<i64>>(0)
+                })
+                .optional()?
+                .flatten())
         })
         .await
     }

@@ -2,7 +2,8 @@
 
 use super::super::sql;
 use super::super::*;
-use super::PgStore;
+use super::{build_row, PgStore};
+use crate::db::sql::Dialect;
 
 /// Rows fetched per round trip of a page's cursor: a page stops within one fetch of its
 /// byte cap, so at most this many events are read past it.
@@ -45,5 +46,30 @@ impl BuildLogStore for PgStore {
         }
         tx.commit().await?;
         Ok(page)
+    }
+
+    async fn reap_build_logs(&self, build_ids: &[i64], at: i64) -> Result<u64> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let ids = build_ids.to_vec();
+        tx.execute(&sql::delete_events(Dialect::Postgres), &[&ids])
+            .await?;
+        let reaped = tx
+            .execute(&sql::mark_reaped(Dialect::Postgres), &[&ids, &at])
+            .await?;
+        tx.commit().await?;
+        Ok(reaped)
+    }
+
+    async fn unreaped_job_builds(&self, job_id: i64) -> Result<Vec<BuildRow>> {
+        let client = self.pool.get().await?;
+        let rows = client.query(sql::UNREAPED_JOB_BUILDS, &[&job_id]).await?;
+        rows.iter().map(build_row).collect()
+    }
+
+    async fn build_reap_time(&self, build_id: i64) -> Result<Option<i64>> {
+        let client = self.pool.get().await?;
+        let row = client.query_opt(sql::BUILD_REAP_TIME, &[&build_id]).await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?.flatten())
     }
 }

@@ -181,6 +181,10 @@ macro_rules! build_select {
 }
 pub(crate) const BUILD_SELECT: &str = build_select!();
 
+// After `build_select!`, which it uses.
+mod build_logs;
+pub(crate) use build_logs::*;
+
 // --- jobs, resources, builds, leases ------------------------------------------------------
 pub(crate) const JOB_SET_PAUSED: &str = "UPDATE jobs SET paused = $2, \
      paused_by = CASE WHEN $2 THEN CAST($3 AS TEXT) END, \
