@@ -158,6 +158,30 @@ pub struct WebArgs {
     /// The X-Frame-Options header sent with every response (empty: none).
     #[arg(long, env = "CONCOURSE_X_FRAME_OPTIONS", default_value = "deny")]
     pub x_frame_options: String,
+    /// Build logs a job keeps when its config sets none (0: all).
+    #[arg(
+        long,
+        env = "CONCOURSE_DEFAULT_BUILD_LOGS_TO_RETAIN",
+        default_value_t = 0
+    )]
+    pub default_build_logs_to_retain: u64,
+    /// The most build logs any job keeps (0: no maximum).
+    #[arg(long, env = "CONCOURSE_MAX_BUILD_LOGS_TO_RETAIN", default_value_t = 0)]
+    pub max_build_logs_to_retain: u64,
+    /// Days a job keeps build logs when its config sets none (0: forever).
+    #[arg(
+        long,
+        env = "CONCOURSE_DEFAULT_DAYS_TO_RETAIN_BUILD_LOGS",
+        default_value_t = 0
+    )]
+    pub default_days_to_retain_build_logs: u64,
+    /// The most days any job keeps build logs (0: no maximum).
+    #[arg(
+        long,
+        env = "CONCOURSE_MAX_DAYS_TO_RETAIN_BUILD_LOGS",
+        default_value_t = 0
+    )]
+    pub max_days_to_retain_build_logs: u64,
     /// The Content-Security-Policy header sent with every response (empty: none). The
     /// default allows only this server's own scripts, styles and connections.
     #[arg(long, env = "CONCOURSE_CONTENT_SECURITY_POLICY", default_value = crate::atc::ui::CONTENT_SECURITY_POLICY)]

@@ -7,6 +7,8 @@
 mod accounts;
 #[path = "store_conformance/artifacts.rs"]
 mod artifacts;
+#[path = "store_conformance/build_logs.rs"]
+mod build_logs;
 #[path = "store_conformance/builds.rs"]
 mod builds;
 #[path = "store_conformance/leases.rs"]
@@ -26,6 +28,7 @@ mod workers;
 
 use accounts::*;
 use artifacts::*;
+use build_logs::*;
 use builds::*;
 use leases::*;
 use pipelines::*;
@@ -145,6 +148,8 @@ conformance!(
     starting_and_finishing_a_build_updates_its_job,
     pausing_a_job_is_recorded,
     events_are_appended_in_batches_with_consecutive_ids,
+    event_pages_stop_at_their_byte_cap_but_hold_at_least_one_event,
+    reaping_deletes_finished_builds_events_and_marks_them,
     workers_register_by_name_and_keep_their_team,
     heartbeats_update_counters_and_keep_draining_states,
     unresponsive_workers_stall_once_and_ephemeral_ones_are_deleted,

@@ -5,6 +5,7 @@
 //! store (the default, so `concourse quickstart` needs nothing installed). Both pass the
 //! same conformance suite (tests/store_conformance.rs).
 
+mod build_logs;
 mod build_rules;
 mod embedded;
 mod migrations;
@@ -16,6 +17,7 @@ mod sql;
 pub mod testing;
 mod version_rules;
 
+pub use build_logs::*;
 pub(crate) use build_rules::{
     check_finished, check_unfinished, job_finished, not_a_job_build, RerunOf,
 };
@@ -40,6 +42,9 @@ pub enum StoreError {
     Invalid(String),
     #[error("database error: {0}")]
     Backend(String),
+    /// The database cannot be reached now (restarting, connection lost): worth a retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -48,7 +53,15 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// transaction, so two web nodes sharing a database cannot both make it.
 #[async_trait]
 pub trait Store:
-    ArtifactStore + SigningKeyStore + ClusterStore + OverviewStore + WallStore + Send + Sync + 'static
+    ArtifactStore
+    + BuildLogStore
+    + SigningKeyStore
+    + ClusterStore
+    + OverviewStore
+    + WallStore
+    + Send
+    + Sync
+    + 'static
 {
     // --- teams -------------------------------------------------------------------------
     /// Creates the team, or replaces its auth (`admin` only applies on creation). Returns the

@@ -9,9 +9,54 @@ use crate::proto::api::{FeatureFlags, Info, RoleAuth, TeamAuth, API_VERSION, WOR
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// How long an address in use is retried: a node restarted at once after a crash may find
+/// its port still held for a moment.
+const BIND_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Listens on `addr` (SO_REUSEADDR, so connections of a previous process lingering in
+/// TIME_WAIT do not block it), retrying with backoff while the address is in use, for up
+/// to [`BIND_PATIENCE`]; then fails naming the address and the flag that set it.
+async fn listen(addr: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    let at = tokio::net::lookup_host(addr)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .with_context(|| format!("{flag} {addr}: not an address to listen on"))?;
+    let deadline = std::time::Instant::now() + BIND_PATIENCE;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let socket = match at {
+            std::net::SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            std::net::SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(at).and_then(|()| socket.listen(1024)) {
+            Ok(listener) => return Ok(listener),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() + pause < deadline =>
+            {
+                tracing::warn!(addr = %at, "address in use; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => {
+                let why = match e.kind() {
+                    std::io::ErrorKind::AddrInUse => {
+                        format!("still in use after {}s", BIND_PATIENCE.as_secs())
+                    }
+                    _ => "cannot listen".to_string(),
+                };
+                return Err(e).with_context(|| format!("{flag} {at}: {why}"));
+            }
+        }
+    }
+}
 
 /// Opens PostgreSQL when configured, else the embedded store under `--data-dir`.
 pub async fn open_store(pg: &PostgresArgs) -> anyhow::Result<Arc<dyn Store>> {
@@ -92,9 +137,7 @@ pub async fn run(mut args: WebArgs, quickstart: Option<QuickstartWorker>) -> any
         args.main_team_local_user.push("test".into());
     }
     let addr = format!("{}:{}", args.bind_ip, args.bind_port);
-    let listener = TcpListener::bind(&addr)
-        .await
-        .with_context(|| format!("listening on {addr}"))?;
+    let listener = listen(&addr, "--bind-ip/--bind-port").await?;
     let (shutdown, force) = (CancellationToken::new(), CancellationToken::new());
     let (signal, forced) = (shutdown.clone(), force.clone());
     tokio::spawn(async move {
@@ -263,9 +306,7 @@ pub async fn serve(
     )
     .map_err(|e| anyhow::anyhow!(e))?;
     let tsa_addr = format!("{}:{}", args.tsa.tsa_bind_ip, args.tsa.tsa_bind_port);
-    let tsa_listener = TcpListener::bind(&tsa_addr)
-        .await
-        .with_context(|| format!("listening for SSH on {tsa_addr}"))?;
+    let tsa_listener = listen(&tsa_addr, "--tsa-bind-ip/--tsa-bind-port").await?;
     let tsa_local = tsa_listener.local_addr()?;
 
     let tracker = TaskTracker::new();
@@ -277,6 +318,17 @@ pub async fn serve(
     let store = state.store.clone();
     tracker.spawn(crate::atc::gc::run_worker_collector(
         store.clone(),
+        gc_interval,
+        components.clone(),
+    ));
+    tracker.spawn(crate::atc::gc::run_build_log_collector(
+        store.clone(),
+        crate::atc::gc::RetentionLimits {
+            default_builds: args.default_build_logs_to_retain,
+            max_builds: args.max_build_logs_to_retain,
+            default_days: args.default_days_to_retain_build_logs,
+            max_days: args.max_days_to_retain_build_logs,
+        },
         gc_interval,
         components.clone(),
     ));

@@ -287,8 +287,11 @@ pub(crate) fn build_id(raw: &str) -> ApiResult<i64> {
         .map_err(|_| ApiError::bad_request(format!("malformed build id: {raw}")))
 }
 
-pub async fn get(s: BuildScope) -> ApiResult<Response> {
-    Ok(json(&build_json(&s.build)))
+pub async fn get(State(state): State<AppState>, s: BuildScope) -> ApiResult<Response> {
+    let mut build = build_json(&s.build);
+    // Only here: lists leave `reap_time` out (BuildRow does not carry it).
+    build.reap_time = state.store.build_reap_time(s.build.id).await?.unwrap_or(0);
+    Ok(json(&build))
 }
 
 /// `PUT /api/v1/builds/:id/abort`: a build the engine does not run yet (pending) is
@@ -415,6 +418,9 @@ pub async fn events(
         .into_response())
 }
 
+/// The most a build event feed reads from the store at once.
+const FEED_PAGE_BYTES: usize = 1 << 20;
+
 /// What a build's event feed yields: stored events in order (store ids, from 1), then
 /// `End(last id)` once the build has finished and every event has been sent.
 pub enum FeedItem {
@@ -433,10 +439,14 @@ pub fn follow_events(
     let store = state.store.clone();
     let mut wake = state.builds.hub.subscribe();
     let stopping = state.shutdown.clone();
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    // Small: a replay holds one page and a few events per watcher, however big the log.
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
     tokio::spawn(async move {
         loop {
-            let batch = match store.build_events(id, cursor, 500).await {
+            let batch = match store
+                .build_events_page(id, cursor, 500, FEED_PAGE_BYTES)
+                .await
+            {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, build_id = id, "reading build events");

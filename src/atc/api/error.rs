@@ -32,6 +32,13 @@ impl ApiError {
     pub fn conflict(msg: impl Into<String>) -> Self {
         ApiError::Status(StatusCode::CONFLICT, msg.into())
     }
+    /// The database cannot be reached: a 503 the client may retry, never a 401 or 404.
+    pub fn unavailable() -> Self {
+        ApiError::Status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database unavailable; try again shortly".into(),
+        )
+    }
     pub fn too_many_requests(msg: impl Into<String>) -> Self {
         ApiError::Status(StatusCode::TOO_MANY_REQUESTS, msg.into())
     }
@@ -55,6 +62,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(_) => ApiError::not_found(),
             StoreError::Conflict(m) => ApiError::conflict(m),
             StoreError::Invalid(m) => ApiError::bad_request(m),
+            StoreError::Unavailable(m) => {
+                tracing::warn!(error = %m, "database unavailable");
+                ApiError::unavailable()
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -32,7 +32,7 @@ pub mod versions;
 pub mod wellknown;
 pub mod workers;
 
-use crate::atc::auth::{Auth, Requester};
+use crate::atc::auth::{retry_unavailable, Auth, Requester, TokenError};
 use crate::atc::ui;
 use crate::db::Store;
 use crate::proto::api::{Info, API_VERSION};
@@ -128,12 +128,13 @@ impl FromRequestParts<AppState> for Requester {
 pub(crate) async fn requester(parts: &Parts, state: &AppState) -> Result<Requester, ApiError> {
     let header = auth_header(parts);
     csrf_check(parts)?;
-    let claims = state
-        .auth
-        .verify(header.as_deref())
-        .await
-        .map_err(|_| ApiError::unauthorized())?;
-    let teams = state.store.teams().await?;
+    let claims = match state.auth.verify(header.as_deref()).await {
+        Ok(claims) => claims,
+        Err(TokenError::Invalid) => return Err(ApiError::unauthorized()),
+        // A database blip is a 503, never a 401 to a valid token.
+        Err(TokenError::Store(e)) => return Err(e.into()),
+    };
+    let teams = retry_unavailable(|| state.store.teams()).await?;
     Ok(Requester::new(claims, teams))
 }
 

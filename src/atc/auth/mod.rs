@@ -182,26 +182,29 @@ impl Auth {
     }
 
     /// Resolves an `Authorization` header value to a requester. `Ok(None)` = no token;
-    /// `Err` = a token was presented but is not valid (unknown, expired, wrong audience).
-    pub async fn verify(&self, header: Option<&str>) -> Result<Option<Value>, InvalidToken> {
+    /// `Err(Invalid)` = a token was presented but is not valid (unknown, expired, wrong
+    /// audience); `Err(Store)` = the token table could not be read (after riding out a
+    /// blip), which says nothing about the token.
+    pub async fn verify(&self, header: Option<&str>) -> Result<Option<Value>, TokenError> {
         let Some(header) = header else {
             return Ok(None);
         };
         let mut parts = header.split(' ');
         let (Some(scheme), Some(token), None) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(InvalidToken);
+            return Err(TokenError::Invalid);
         };
         if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(InvalidToken);
+            return Err(TokenError::Invalid);
         }
-        let claims = match self.store.access_token(token).await {
+        let claims = match retry_unavailable(|| self.store.access_token(token)).await {
             Ok(Some(c)) => c,
-            _ => return Err(InvalidToken),
+            Ok(None) => return Err(TokenError::Invalid),
+            Err(e) => return Err(TokenError::Store(e)),
         };
         let leeway = 60;
         let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
         if exp + leeway < now() {
-            return Err(InvalidToken);
+            return Err(TokenError::Invalid);
         }
         let accepted = [FLY_CLIENT_ID, WEB_CLIENT_ID, TSA_CLIENT_ID];
         let aud_ok = match claims.get("aud") {
@@ -213,7 +216,7 @@ impl Auth {
             _ => false,
         };
         if !aud_ok {
-            return Err(InvalidToken);
+            return Err(TokenError::Invalid);
         }
         Ok(Some(claims))
     }
@@ -245,8 +248,38 @@ impl Auth {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InvalidToken;
+/// Why a presented token was not accepted.
+#[derive(Debug)]
+pub enum TokenError {
+    /// Unknown, expired, malformed or for another audience.
+    Invalid,
+    /// The store could not tell: never to be answered as "not authorized".
+    Store(StoreError),
+}
+
+/// How long a request rides out a database blip (a restart, a dropped connection) before
+/// it is answered 503.
+const DB_PATIENCE: Duration = Duration::from_secs(2);
+
+/// `op` again while the store is [`StoreError::Unavailable`], for up to [`DB_PATIENCE`]:
+/// for reads only, which are safe to repeat.
+pub async fn retry_unavailable<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let deadline = std::time::Instant::now() + DB_PATIENCE;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match op().await {
+            Err(StoreError::Unavailable(_)) if std::time::Instant::now() + pause < deadline => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            result => return result,
+        }
+    }
+}
 
 pub struct Issued {
     pub token: String,

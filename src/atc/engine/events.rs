@@ -1,14 +1,18 @@
-//! Build events: steps emit them here; one writer task per build appends whatever has
-//! queued in a single store round trip (batches form by themselves under load) and then
-//! wakes live watchers through the [`Hub`], so an SSE stream does not wait for a poll.
+//! Build events: steps emit them here; one writer task per build appends what has queued
+//! in bounded batches (they form by themselves under load) and then wakes live watchers
+//! through the [`Hub`], so an SSE stream does not wait for a poll. The queue is bounded in
+//! bytes: process output waits for room, so memory does not grow with a build's log.
 
 use super::redact::Secrets;
 use crate::clock::now;
 use crate::db::Store;
+use crate::db::StoreError;
 use crate::proto::event::{self as ev, BuildEvent};
 use serde_json::Value;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use std::time::Duration;
+use tokio::sync::{broadcast, oneshot, Notify};
 
 /// Wakes event streams: carries the id of a build that has new events.
 #[derive(Clone)]
@@ -34,11 +38,122 @@ enum Msg {
     Flush(oneshot::Sender<()>),
 }
 
+/// Bytes of events one build may have queued for its writer before log output waits for
+/// the store: the web node's memory per build, however fast a task prints.
+const QUEUE_BYTES: usize = 4 << 20;
+/// The most one append round trip carries, so the store never takes memory in big lumps.
+const BATCH_BYTES: usize = 1 << 20;
+const BATCH_EVENTS: usize = 1000;
+/// How long a batch is retried while the store is unreachable before it is given up (and
+/// with it the room it holds, so emitters never wait forever).
+const APPEND_PATIENCE: Duration = Duration::from_secs(60);
+
+/// What a build's emitters queue for its writer task, counted in (estimated) bytes.
+#[derive(Default)]
+struct Queue {
+    msgs: VecDeque<(Msg, usize)>,
+    bytes: usize,
+    /// Every emitter has gone: the writer ends once the queue is empty.
+    closed: bool,
+}
+
+/// The queue between a build's emitters and its writer. Emitting never blocks (most
+/// events come from synchronous engine code and are small); log output, the only
+/// volume, awaits [`Events::room`] so a fast printer is slowed to the store's pace.
+#[derive(Default)]
+struct Channel {
+    // std Mutex: held for queue edits only, never across an `.await`.
+    queue: Mutex<Queue>,
+    /// Something was queued (or the emitters left).
+    queued: Notify,
+    /// The writer stored a batch: room was made.
+    drained: Notify,
+}
+
+impl Channel {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, msg: Msg, size: usize) {
+        let mut q = self.lock();
+        q.msgs.push_back((msg, size));
+        q.bytes += size;
+        drop(q);
+        self.queued.notify_one();
+    }
+
+    /// Waits until the queue holds at most [`QUEUE_BYTES`].
+    async fn room(&self) {
+        loop {
+            let drained = self.drained.notified();
+            if self.lock().bytes <= QUEUE_BYTES {
+                return;
+            }
+            drained.await;
+        }
+    }
+
+    /// The next batch: events up to the size caps and the flushes queued among them, in
+    /// order. None once the emitters left and everything is stored.
+    async fn next_batch(&self) -> Option<(Vec<Value>, Vec<oneshot::Sender<()>>, usize)> {
+        loop {
+            let queued = self.queued.notified();
+            {
+                let mut q = self.lock();
+                if !q.msgs.is_empty() {
+                    let (mut events, mut flushes, mut bytes) = (Vec::new(), Vec::new(), 0);
+                    while let Some((msg, size)) = q.msgs.pop_front() {
+                        match msg {
+                            Msg::Event(e) => events.push(e.to_json()),
+                            Msg::Flush(w) => flushes.push(w),
+                        }
+                        bytes += size;
+                        if bytes >= BATCH_BYTES || events.len() >= BATCH_EVENTS {
+                            break;
+                        }
+                    }
+                    return Some((events, flushes, bytes));
+                }
+                if q.closed {
+                    return None;
+                }
+            }
+            queued.await;
+        }
+    }
+
+    /// The batch's bytes are stored (or given up): emitters waiting for room go on.
+    fn release(&self, bytes: usize) {
+        self.lock().bytes -= bytes;
+        self.drained.notify_waiters();
+    }
+}
+
+/// The emitters' end of a [`Channel`]; the last one to go closes it.
+struct Sender(Arc<Channel>);
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.queued.notify_one();
+    }
+}
+
+/// Roughly what an event occupies queued and serialized: its text plus the envelope.
+fn event_size(event: &BuildEvent) -> usize {
+    256 + match event {
+        BuildEvent::Log(l) => l.payload.len(),
+        BuildEvent::Error(e) => e.message.len(),
+        _ => 0,
+    }
+}
+
 /// Where a stream's events go.
 #[derive(Clone)]
 enum Sink {
     /// The build's writer task, which stores them.
-    Store(mpsc::UnboundedSender<Msg>),
+    Store(Arc<Sender>),
     /// Nowhere (periodic checks keep no build log).
     Discard,
     /// The last `limit` bytes of log and error text.
@@ -55,47 +170,52 @@ pub struct Events {
     secrets: Arc<Mutex<Secrets>>,
 }
 
+/// Appends one batch, retrying while the store is unreachable, for up to
+/// [`APPEND_PATIENCE`]. A build that is gone (its pipeline destroyed) or written by another
+/// node takes no more events.
+async fn append(store: &dyn Store, build_id: i64, batch: &[Value]) {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match store.append_build_events(build_id, batch).await {
+            Ok(_) => return,
+            Err(e @ (StoreError::NotFound(_) | StoreError::Conflict(_))) => {
+                tracing::warn!(build = build_id, error = %e, "dropping build events");
+                return;
+            }
+            Err(e) if started.elapsed() >= APPEND_PATIENCE => {
+                tracing::error!(build = build_id, error = %e, events = batch.len(),
+                    "giving up saving build events");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(build = build_id, error = %e, "saving build events; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
 impl Events {
     /// Starts the writer task of `build_id`.
     pub fn start(store: Arc<dyn Store>, hub: Hub, build_id: i64) -> Events {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+        let channel = Arc::new(Channel::default());
+        let writer = channel.clone();
         tokio::spawn(async move {
-            let mut batch = Vec::new();
-            let mut waiters = Vec::new();
-            while let Some(first) = rx.recv().await {
-                let mut next = Some(first);
-                while let Some(msg) = next.take() {
-                    match msg {
-                        Msg::Event(e) => batch.push(e.to_json()),
-                        Msg::Flush(w) => waiters.push(w),
-                    }
-                    next = rx.try_recv().ok();
-                }
+            while let Some((batch, flushes, bytes)) = writer.next_batch().await {
                 if !batch.is_empty() {
-                    // A failed append is retried with the next batch; nothing is dropped
-                    // while the store is briefly unreachable.
-                    match store.append_build_events(build_id, &batch).await {
-                        Ok(_) => {
-                            batch.clear();
-                            hub.notify(build_id);
-                        }
-                        Err(e) => {
-                            tracing::warn!(build = build_id, error = %e, "saving build events");
-                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                            if !waiters.is_empty() {
-                                let _ = store.append_build_events(build_id, &batch).await;
-                                batch.clear();
-                                hub.notify(build_id);
-                            }
-                        }
-                    }
+                    append(store.as_ref(), build_id, &batch).await;
+                    drop(batch);
+                    hub.notify(build_id);
                 }
-                for w in waiters.drain(..) {
+                writer.release(bytes);
+                for w in flushes {
                     let _ = w.send(());
                 }
             }
         });
-        Events::to(Sink::Store(tx))
+        Events::to(Sink::Store(Arc::new(Sender(channel))))
     }
 
     fn to(sink: Sink) -> Events {
@@ -174,7 +294,8 @@ impl Events {
         drop(secrets);
         match &self.sink {
             Sink::Store(tx) => {
-                let _ = tx.send(Msg::Event(event));
+                let size = event_size(&event);
+                tx.0.push(Msg::Event(event), size);
             }
             Sink::Discard => {}
             Sink::Collect { text, limit } => {
@@ -202,8 +323,15 @@ impl Events {
             return;
         };
         let (tx, rx) = oneshot::channel();
-        if sink.send(Msg::Flush(tx)).is_ok() {
-            let _ = rx.await;
+        sink.0.push(Msg::Flush(tx), 0);
+        let _ = rx.await;
+    }
+
+    /// Waits while this build's unstored events exceed [`QUEUE_BYTES`]: what a producer of
+    /// volume (a process's output) awaits between events.
+    pub async fn room(&self) {
+        if let Sink::Store(sink) = &self.sink {
+            sink.0.room().await;
         }
     }
 
@@ -317,7 +445,14 @@ impl LineBuffer {
         }
     }
 
-    pub fn push(&mut self, chunk: &[u8]) {
+    /// Takes a chunk of output; returns once the build's event queue has room again, so
+    /// the reader of the process's output (and so the worker) is held to the store's pace.
+    pub async fn push(&mut self, chunk: &[u8]) {
+        self.push_now(chunk);
+        self.origin.events.room().await;
+    }
+
+    fn push_now(&mut self, chunk: &[u8]) {
         self.pending.extend_from_slice(chunk);
         if let Some(pos) = self.pending.iter().rposition(|&b| b == b'\n' || b == b'\r') {
             let rest = self.pending.split_off(pos + 1);
@@ -372,15 +507,22 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn events() -> (Events, mpsc::UnboundedReceiver<Msg>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let events = Events::to(Sink::Store(tx));
-        (events, rx)
+    fn events() -> (Events, Arc<Channel>) {
+        let channel = Arc::new(Channel::default());
+        let events = Events::to(Sink::Store(Arc::new(Sender(channel.clone()))));
+        (events, channel)
     }
 
-    fn payloads(rx: &mut mpsc::UnboundedReceiver<Msg>) -> Vec<String> {
+    fn take(rx: &Channel) -> Option<BuildEvent> {
+        match rx.lock().msgs.pop_front() {
+            Some((Msg::Event(e), _)) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn payloads(rx: &mut Arc<Channel>) -> Vec<String> {
         let mut out = Vec::new();
-        while let Ok(Msg::Event(BuildEvent::Log(l))) = rx.try_recv() {
+        while let Some(BuildEvent::Log(l)) = take(rx) {
             out.push(l.payload);
         }
         out
@@ -393,7 +535,7 @@ mod tests {
         // 200 KB of multi-byte characters, in odd-sized chunks, never a newline.
         let text = "é".repeat(100_000);
         for chunk in text.as_bytes().chunks(3333) {
-            buf.push(chunk);
+            buf.push_now(chunk);
             assert!(
                 buf.pending.len() < MAX_LOG_EVENT + 3333,
                 "bounded while held"
@@ -410,20 +552,17 @@ mod tests {
     fn lines_end_events_and_a_partial_line_waits() {
         let (events, mut rx) = events();
         let mut buf = LineBuffer::new(events.origin("o"), "stdout");
-        buf.push(b"one\ntw");
+        buf.push_now(b"one\ntw");
         assert_eq!(payloads(&mut rx), ["one\n"]);
-        buf.push(b"o\n");
+        buf.push_now(b"o\n");
         assert_eq!(payloads(&mut rx), ["two\n"]);
-        buf.push(b"tail");
+        buf.push_now(b"tail");
         buf.finish();
         assert_eq!(payloads(&mut rx), ["tail"]);
     }
 
-    fn next(rx: &mut mpsc::UnboundedReceiver<Msg>) -> Value {
-        match rx.try_recv() {
-            Ok(Msg::Event(e)) => serde_json::to_value(e).unwrap()["data"].clone(),
-            _ => panic!("an event"),
-        }
+    fn next(rx: &mut Arc<Channel>) -> Value {
+        serde_json::to_value(take(rx).expect("an event")).unwrap()["data"].clone()
     }
 
     #[test]
@@ -480,5 +619,38 @@ mod tests {
         events.add_secrets(["hunter2".to_string()]);
         events.origin("p1").say("pw hunter2");
         assert_eq!(next(&mut rx)["payload"], "pw hunter2\n");
+    }
+
+    #[tokio::test]
+    async fn output_waits_for_room_and_batches_are_capped() {
+        let (events, rx) = events();
+        let mut buf = LineBuffer::new(events.origin("o"), "stdout");
+        let line = format!("{}\n", "x".repeat(1023));
+        // Below the bound a push returns at once; fill the queue just past it.
+        buf.push(line.as_bytes()).await;
+        while rx.lock().bytes <= QUEUE_BYTES {
+            buf.push_now(line.as_bytes());
+        }
+        let queued = rx.lock().bytes;
+        {
+            let mut blocked = std::pin::pin!(buf.push(line.as_bytes()));
+            assert!(
+                futures::poll!(blocked.as_mut()).is_pending(),
+                "a full queue holds the producer"
+            );
+            let (batch, _, bytes) = rx.next_batch().await.expect("a batch");
+            assert!(bytes <= BATCH_BYTES + line.len() + 256 && batch.len() <= BATCH_EVENTS);
+            assert!(bytes < queued, "one batch is not the whole queue");
+            rx.release(bytes);
+            blocked.await;
+        }
+        drop(buf);
+        drop(events);
+        let mut total = 0;
+        while let Some((batch, _, bytes)) = rx.next_batch().await {
+            total += batch.len();
+            rx.release(bytes);
+        }
+        assert!(total > 0 && rx.lock().bytes == 0, "drained, then closed");
     }
 }

@@ -591,11 +591,11 @@ async fn stream_process(
         tokio::select! {
             chunk = out_rx.recv(), if out_open => match chunk {
                 Some(c) if capture_stdout => captured.extend_from_slice(&c),
-                Some(c) => out_buf.push(&c),
+                Some(c) => out_buf.push(&c).await,
                 None => out_open = false,
             },
             chunk = err_rx.recv(), if err_open => match chunk {
-                Some(c) => err_buf.push(&c),
+                Some(c) => err_buf.push(&c).await,
                 None => err_open = false,
             },
             _ = flush.tick() => { out_buf.flush(); err_buf.flush(); }

@@ -2,6 +2,7 @@
 //! Same semantics as the PostgreSQL store (the conformance suite runs against both).
 
 mod artifacts;
+mod build_logs;
 mod builds;
 mod leases;
 mod overview;

@@ -1,6 +1,7 @@
 //! The PostgreSQL store: the system of record, shared by every web node.
 
 mod artifacts;
+mod build_logs;
 mod builds;
 mod leases;
 mod overview;
@@ -33,7 +34,20 @@ impl From<tokio_postgres::Error> for StoreError {
             Some(db) if *db.code() == SqlState::UNIQUE_VIOLATION => {
                 StoreError::Conflict(db.message().to_string())
             }
+            // Connection exceptions, a server shutting down or starting, no free slot.
+            Some(db)
+                if db.code().code().starts_with("08")
+                    || db.code().code().starts_with("57P")
+                    || *db.code() == SqlState::TOO_MANY_CONNECTIONS =>
+            {
+                StoreError::Unavailable(db.message().to_string())
+            }
             Some(db) => StoreError::Backend(format!("{}: {}", db.code().code(), db.message())),
+            None if e.is_closed()
+                || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()) =>
+            {
+                StoreError::Unavailable(e.to_string())
+            }
             None => StoreError::Backend(e.to_string()),
         }
     }
@@ -41,7 +55,8 @@ impl From<tokio_postgres::Error> for StoreError {
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        StoreError::Backend(format!("postgres connection pool: {e}"))
+        // No connection could be made or recycled in time.
+        StoreError::Unavailable(format!("postgres connection pool: {e}"))
     }
 }
 

@@ -205,16 +205,24 @@ macro_rules! resource_select {
 }
 pub(crate) const RESOURCE_SELECT: &str = resource_select!();
 
-/// Decoded by `rows::build_row`.
-pub(crate) const BUILD_SELECT: &str =
-    "SELECT b.id, b.team_id, t.name, b.name, b.status, b.job_id, \
+/// Decoded by `rows::build_row` (a macro too, so statements can `concat!` onto it).
+macro_rules! build_select {
+    () => {
+        "SELECT b.id, b.team_id, t.name, b.name, b.status, b.job_id, \
      COALESCE(j.name, ''), b.pipeline_id, COALESCE(p.name, ''), p.instance_vars, \
      COALESCE(r.name, ''), b.plan, COALESCE(b.created_by, ''), COALESCE(b.comment, ''), \
      b.create_time, COALESCE(b.start_time, 0), COALESCE(b.end_time, 0), b.rerun_of, b.rerun_number \
      FROM builds b JOIN teams t ON t.id = b.team_id \
      LEFT JOIN jobs j ON j.id = b.job_id \
      LEFT JOIN pipelines p ON p.id = b.pipeline_id \
-     LEFT JOIN resources r ON r.id = b.resource_id";
+     LEFT JOIN resources r ON r.id = b.resource_id"
+    };
+}
+pub(crate) const BUILD_SELECT: &str = build_select!();
+
+// After `build_select!`, which it uses.
+mod build_logs;
+pub(crate) use build_logs::*;
 
 // --- jobs, resources, builds, leases ------------------------------------------------------
 pub(crate) const JOB_SET_PAUSED: &str = "UPDATE jobs SET paused = $2, \
