@@ -34,13 +34,30 @@ pub fn record(dir: &Path, pid: u32) {
     }
 }
 
+/// Whether `pid` still runs as the process that started at `start` (a zombie has ended).
+fn running(pid: u32, start: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return false;
+    };
+    let mut fields = rest.split_whitespace();
+    let state = fields.next().unwrap_or("X");
+    let started = fields.nth(18).and_then(|t| t.parse::<u64>().ok());
+    !matches!(state, "Z" | "X") && started == Some(start)
+}
+
 /// Kills the processes noted in container directory `dir` that still run (each with its
-/// process group, which holds what it started). Returns how many it killed.
+/// process group, which holds what it started), and waits (up to 10 s) until they have
+/// ended: SIGKILL is delivered asynchronously, and the container's cgroups cannot be
+/// removed while a process is still in them. Returns how many it killed.
 pub fn kill_recorded(dir: &Path) -> usize {
     let Ok(text) = std::fs::read_to_string(dir.join(RECORD)) else {
         return 0;
     };
     let mut killed = 0;
+    let mut dying = Vec::new();
     for line in text.lines() {
         let mut fields = line.split_whitespace().map(str::parse::<u64>);
         let (Some(Ok(pid)), Some(Ok(start))) = (fields.next(), fields.next()) else {
@@ -62,6 +79,13 @@ pub fn kill_recorded(dir: &Path) -> usize {
             libc::kill(id, libc::SIGKILL);
         }
         killed += 1;
+        dying.push((pid, start));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while dying.iter().any(|(pid, start)| running(*pid, *start))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
     killed
 }
