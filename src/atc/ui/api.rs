@@ -366,23 +366,38 @@ pub fn rendered_events(state: &AppState, id: i64, permit: StreamPermit) -> Respo
 /// `fly watch` prints, escapes resolved), for download.
 pub async fn raw_log(State(state): State<AppState>, s: BuildScope) -> ApiResult<Response> {
     let (id, build) = (s.build.id, s.build);
-    let mut text = String::new();
-    let mut cursor = 0;
-    loop {
-        let batch = state.store.build_events(id, cursor, 1000).await?;
-        let Some((last, _)) = batch.last() else { break };
-        cursor = *last;
-        for (_, envelope) in batch {
-            match BuildEvent::deserialize(&envelope) {
-                Ok(BuildEvent::Log(log)) => text.push_str(&log.payload),
-                Ok(BuildEvent::Error(e)) => {
-                    text.push_str(&e.message);
-                    text.push('\n');
+    // Streamed a bounded page at a time: a huge log is never held whole. Escapes are
+    // resolved per run of complete lines (a line split across pages waits for its end).
+    let store = state.store.clone();
+    let pages =
+        futures::stream::try_unfold((Some(0i64), String::new()), move |(cursor, mut pending)| {
+            let store = store.clone();
+            async move {
+                let Some(cursor) = cursor else {
+                    return Ok::<_, crate::db::StoreError>(None);
+                };
+                let page = store
+                    .build_events_page(id, cursor, 1000, RAW_LOG_PAGE_BYTES)
+                    .await?;
+                let Some(&(last, _)) = page.last() else {
+                    // The end: whatever is left, unterminated.
+                    let rest = ansi::plain_text(&pending);
+                    return Ok(Some((bytes::Bytes::from(rest), (None, String::new()))));
+                };
+                for (_, envelope) in page {
+                    match BuildEvent::deserialize(&envelope) {
+                        Ok(BuildEvent::Log(log)) => pending.push_str(&log.payload),
+                        Ok(BuildEvent::Error(e)) => {
+                            pending.push_str(&e.message);
+                            pending.push('\n');
+                        }
+                        _ => {}
+                    }
                 }
-                _ => {}
+                let text = complete_lines(&mut pending);
+                Ok(Some((bytes::Bytes::from(text), (Some(last), pending))))
             }
-        }
-    }
+        });
     let name = match build.job_name.as_str() {
         "" => format!("build-{id}.log"),
         job => format!("{}-{}-{}.log", build.pipeline_name, job, build.name),
@@ -408,7 +423,47 @@ pub async fn raw_log(State(state): State<AppState>, s: BuildScope) -> ApiResult<
                 format!("inline; filename=\"{safe}\""),
             ),
         ],
-        ansi::plain_text(&text),
+        axum::body::Body::from_stream(pages),
     )
         .into_response())
+}
+
+/// How much of a build's log one page of a download reads.
+const RAW_LOG_PAGE_BYTES: usize = 1 << 20;
+
+/// The complete lines of `pending` as plain text (escapes resolved), leaving the
+/// unterminated rest in it.
+fn complete_lines(pending: &mut String) -> String {
+    let cut = pending.rfind('\n').map_or(0, |i| i + 1);
+    let rest = pending.split_off(cut);
+    let done = std::mem::replace(pending, rest);
+    if done.is_empty() {
+        return done;
+    }
+    ansi::plain_text(&done)
+}
+
+#[cfg(test)]
+mod raw_log_tests {
+    use super::*;
+
+    /// Rendered a page at a time, a log reads as it does rendered whole.
+    #[test]
+    fn pages_render_as_the_whole_log() {
+        let log = "one\r\x1b[31mONE\x1b[0m\ntwo\nthr";
+        let whole = ansi::plain_text(log);
+        for split in 0..log.len() {
+            if !log.is_char_boundary(split) {
+                continue;
+            }
+            let mut pending = String::new();
+            let mut out = String::new();
+            for part in [&log[..split], &log[split..]] {
+                pending.push_str(part);
+                out.push_str(&complete_lines(&mut pending));
+            }
+            out.push_str(&ansi::plain_text(&pending));
+            assert_eq!(out, whole, "split at {split}");
+        }
+    }
 }
