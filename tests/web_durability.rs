@@ -486,6 +486,21 @@ async fn a_job_keeping_one_build_log_reaps_the_older_ones() {
     );
     let kept = get(&server, &token, &format!("/api/v1/builds/{second}")).await;
     assert!(kept.get("reap_time").is_none(), "{kept}");
+    // Lists say it too, as upstream's build JSON does everywhere.
+    let list = get(
+        &server,
+        &token,
+        "/api/v1/teams/main/pipelines/p/jobs/j/builds",
+    )
+    .await;
+    let listed: Vec<i64> = list
+        .as_array()
+        .expect("builds")
+        .iter()
+        .filter(|b| b["reap_time"].as_i64().unwrap_or(0) > 0)
+        .filter_map(|b| b["id"].as_i64())
+        .collect();
+    assert_eq!(listed, vec![first], "{list}");
     assert!(events_text(&server, &token, second)
         .await
         .contains("said-42"));

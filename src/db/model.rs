@@ -209,6 +209,8 @@ pub struct BuildRow {
     pub end_time: i64,
     pub rerun_of: Option<i64>,
     pub rerun_number: i64,
+    /// When its log was reaped (0: kept).
+    pub reap_time: i64,
 }
 
 /// Pagination of builds/versions (atc-api.md §1.4): ids unless `timestamps`.

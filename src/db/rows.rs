@@ -203,6 +203,7 @@ pub(crate) fn build_row(r: &impl SqlRow) -> Result<BuildRow> {
         end_time: r.col(16)?,
         rerun_of: r.col(17)?,
         rerun_number: r.col(18)?,
+        reap_time: r.col(19)?,
     })
 }
 

@@ -33,7 +33,7 @@ pub fn build_json(b: &BuildRow) -> Build {
         pipeline_instance_vars: b.pipeline_instance_vars.clone(),
         start_time: b.start_time,
         end_time: b.end_time,
-        reap_time: 0,
+        reap_time: b.reap_time,
         rerun_number: b.rerun_number,
         // A rerun is named `<original>.<n>`: the original's name is the part before the dot.
         rerun_of: b.rerun_of.map(|id| RerunOf {
@@ -287,11 +287,8 @@ pub(crate) fn build_id(raw: &str) -> ApiResult<i64> {
         .map_err(|_| ApiError::bad_request(format!("malformed build id: {raw}")))
 }
 
-pub async fn get(State(state): State<AppState>, s: BuildScope) -> ApiResult<Response> {
-    let mut build = build_json(&s.build);
-    // Only here: lists leave `reap_time` out (BuildRow does not carry it).
-    build.reap_time = state.store.build_reap_time(s.build.id).await?.unwrap_or(0);
-    Ok(json(&build))
+pub async fn get(s: BuildScope) -> ApiResult<Response> {
+    Ok(json(&build_json(&s.build)))
 }
 
 /// `PUT /api/v1/builds/:id/abort`: a build the engine does not run yet (pending) is

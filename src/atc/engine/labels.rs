@@ -159,6 +159,7 @@ mod tests {
             end_time: 0,
             rerun_of: None,
             rerun_number: 0,
+            reap_time: 0,
         }
     }
 

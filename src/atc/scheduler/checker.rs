@@ -170,6 +170,7 @@ fn periodic_row(p: &PipelineRow) -> BuildRow {
         end_time: 0,
         rerun_of: None,
         rerun_number: 0,
+        reap_time: 0,
     }
 }
 

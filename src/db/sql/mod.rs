@@ -211,7 +211,8 @@ macro_rules! build_select {
         "SELECT b.id, b.team_id, t.name, b.name, b.status, b.job_id, \
      COALESCE(j.name, ''), b.pipeline_id, COALESCE(p.name, ''), p.instance_vars, \
      COALESCE(r.name, ''), b.plan, COALESCE(b.created_by, ''), COALESCE(b.comment, ''), \
-     b.create_time, COALESCE(b.start_time, 0), COALESCE(b.end_time, 0), b.rerun_of, b.rerun_number \
+     b.create_time, COALESCE(b.start_time, 0), COALESCE(b.end_time, 0), b.rerun_of, b.rerun_number, \
+     COALESCE(b.reap_time, 0) \
      FROM builds b JOIN teams t ON t.id = b.team_id \
      LEFT JOIN jobs j ON j.id = b.job_id \
      LEFT JOIN pipelines p ON p.id = b.pipeline_id \
