@@ -271,3 +271,64 @@ async fn approle_relogin_and_vault_down() {
     let info = c.info_creds().await;
     assert!(info["vault"]["health"]["error"].is_string(), "{info}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_ca_cert_and_cert_auth() {
+    if !vault_support::available("tls_ca_cert_and_cert_auth") {
+        return;
+    }
+    let bao = Bao::start_with(true).await;
+    bao.mount_kv("concourse", 2).await;
+    bao.put_v2("concourse", "main/foo", json!({"value": "over-tls"}))
+        .await;
+    bao.cert_auth("concourse").await;
+    let tls = |f: &str| bao.tls_dir().join(f).to_string_lossy().into_owned();
+    let (ca, cert, key) = (
+        tls("vault-ca.pem"),
+        tls("vault-cert.pem"),
+        tls("vault-key.pem"),
+    );
+    let c = Cluster::start(
+        &bao,
+        &[
+            "--vault-ca-cert",
+            &ca,
+            "--vault-client-cert",
+            &cert,
+            "--vault-client-key",
+            &key,
+            "--vault-auth-backend",
+            "cert",
+            "--disable-redact-secrets",
+        ],
+    );
+    c.set_pipeline(&pipeline(&["((foo))"], r#"echo "foo=$1""#, ""));
+    let (ok, out) = c.build();
+    assert!(ok && out.contains("foo=over-tls"), "{out}");
+
+    // A var source that does not trust the server's CA fails naming the var, unless it
+    // skips verification.
+    let source = |extra: &str| {
+        format!(
+            "var_sources:\n- name: v\n  type: vault\n  config: {{url: {}, client_token: {ROOT_TOKEN}{extra}}}",
+            bao.url
+        )
+    };
+    c.set_pipeline(&pipeline(
+        &["((v:main/foo))"],
+        r#"echo "v=$1""#,
+        &source(""),
+    ));
+    let (ok, out) = c.build();
+    assert!(
+        !ok && out.contains(r#"failed to fetch var 'v:"main/foo"'"#),
+        "{out}"
+    );
+    c.set_pipeline(&pipeline(
+        &["((v:main/foo))"],
+        r#"echo "v=$1""#,
+        &source(", insecure_skip_verify: true"),
+    ));
+    let (ok, out) = c.build();
+    assert!(ok && out.contains("v=over-tls"), "{out}");
+}

@@ -12,6 +12,7 @@ pub struct Bao {
     child: Child,
     pub url: String,
     http: reqwest::Client,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Bao {
@@ -42,38 +43,73 @@ pub fn available(test: &str) -> bool {
 impl Bao {
     /// Starts `bao server -dev` on a free loopback port and waits until it answers.
     pub async fn start() -> Bao {
+        Bao::start_with(false).await
+    }
+
+    /// With `tls`, `-dev-tls`: HTTPS with a generated CA, certificate and key in
+    /// [`Bao::tls_dir`] (the certificate may also authenticate clients).
+    pub async fn start_with(tls: bool) -> Bao {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let child = Command::new("bao")
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={ROOT_TOKEN}"),
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-            ])
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cmd = Command::new("bao");
+        cmd.args([
+            "server",
+            "-dev",
+            &format!("-dev-root-token-id={ROOT_TOKEN}"),
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ]);
+        if tls {
+            cmd.arg("-dev-tls")
+                .arg(format!("-dev-tls-cert-dir={}", dir.path().display()));
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawning bao server -dev");
-        let bao = Bao {
+        let scheme = if tls { "https" } else { "http" };
+        let mut bao = Bao {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
+            dir,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
+        let ca = bao.dir.path().join("vault-ca.pem");
         loop {
+            assert!(Instant::now() < deadline, "bao server never became healthy");
+            if tls {
+                // The CA is written before the listener starts.
+                let Ok(pem) = std::fs::read(&ca) else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let Ok(cert) = reqwest::Certificate::from_pem(&pem) else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                bao.http = reqwest::Client::builder()
+                    .add_root_certificate(cert)
+                    .build()
+                    .expect("https client");
+            }
             let health = bao.http.get(format!("{}/v1/sys/health", bao.url)).send();
             if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), health).await {
                 if r.status().is_success() {
                     break;
                 }
             }
-            assert!(Instant::now() < deadline, "bao server never became healthy");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         bao
+    }
+
+    /// Where `-dev-tls` put `vault-ca.pem`, `vault-cert.pem` and `vault-key.pem`.
+    pub fn tls_dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// Stops the server (the "Vault is down" case).
@@ -122,10 +158,8 @@ impl Bao {
         self.post(&format!("{mount}/{path}"), data).await;
     }
 
-    /// Enables AppRole with a role that may read `mount/*`; returns (role_id, secret_id).
-    pub async fn approle(&self, mount: &str) -> (String, String) {
-        self.post("sys/auth/approle", json!({"type": "approle"}))
-            .await;
+    /// A policy `concourse` that may read `mount/*`.
+    pub async fn read_policy(&self, mount: &str) {
         let policy = format!(r#"path "{mount}/*" {{ capabilities = ["read"] }}"#);
         self.call(
             reqwest::Method::PUT,
@@ -133,6 +167,25 @@ impl Bao {
             json!({ "policy": policy }),
         )
         .await;
+    }
+
+    /// Enables TLS certificate auth trusting `-dev-tls`'s CA, with the read policy.
+    pub async fn cert_auth(&self, mount: &str) {
+        self.post("sys/auth/cert", json!({"type": "cert"})).await;
+        self.read_policy(mount).await;
+        let ca = std::fs::read_to_string(self.tls_dir().join("vault-ca.pem")).expect("ca");
+        self.post(
+            "auth/cert/certs/concourse",
+            json!({"certificate": ca, "token_policies": ["concourse"]}),
+        )
+        .await;
+    }
+
+    /// Enables AppRole with a role that may read `mount/*`; returns (role_id, secret_id).
+    pub async fn approle(&self, mount: &str) -> (String, String) {
+        self.post("sys/auth/approle", json!({"type": "approle"}))
+            .await;
+        self.read_policy(mount).await;
         self.post(
             "auth/approle/role/concourse",
             json!({"token_policies": ["concourse"], "token_ttl": "1h"}),

@@ -47,6 +47,20 @@ pub struct CredsArgs {
     /// Path to a PEM-encoded CA cert file to use to verify the vault server SSL cert.
     #[arg(long, env = "CONCOURSE_VAULT_CA_CERT")]
     pub vault_ca_cert: Option<PathBuf>,
+    /// Path to the client certificate for Vault authorization (TLS, `cert` backend).
+    #[arg(
+        long,
+        env = "CONCOURSE_VAULT_CLIENT_CERT",
+        requires = "vault_client_key"
+    )]
+    pub vault_client_cert: Option<PathBuf>,
+    /// Path to the client private key for Vault authorization.
+    #[arg(
+        long,
+        env = "CONCOURSE_VAULT_CLIENT_KEY",
+        requires = "vault_client_cert"
+    )]
+    pub vault_client_key: Option<PathBuf>,
     /// Enable insecure SSL verification.
     #[arg(long, env = "CONCOURSE_VAULT_INSECURE_SKIP_VERIFY")]
     pub vault_insecure_skip_verify: bool,
@@ -104,6 +118,16 @@ impl CredsArgs {
                     .with_context(|| format!("--vault-ca-cert {}", p.display()))?,
             ),
         };
+        let read = |flag: &str, p: &PathBuf| {
+            std::fs::read_to_string(p).with_context(|| format!("{flag} {}", p.display()))
+        };
+        let client_cert_pem = match (&self.vault_client_cert, &self.vault_client_key) {
+            (Some(c), Some(k)) => Some((
+                read("--vault-client-cert", c)?,
+                read("--vault-client-key", k)?,
+            )),
+            _ => None,
+        };
         let client = VaultClient::new(VaultConfig {
             url,
             namespace: self.vault_namespace.clone(),
@@ -111,6 +135,7 @@ impl CredsArgs {
             auth_backend: self.vault_auth_backend.clone(),
             auth_params,
             ca_cert_pem,
+            client_cert_pem,
             insecure_skip_verify: self.vault_insecure_skip_verify,
             login_timeout: self.vault_login_timeout,
             query_timeout: self.vault_query_timeout,

@@ -343,8 +343,8 @@ fn collect_refs(v: &Value, out: &mut BTreeSet<Reference>) {
 }
 
 /// A `vault` var source's config (upstream's keys: url, path_prefix, lookup_templates,
-/// shared_path, namespace, client_token, auth_backend, auth_params, ca_cert,
-/// insecure_skip_verify, login_timeout, query_timeout).
+/// shared_path, namespace, client_token, auth_backend, auth_params, ca_cert, client_cert,
+/// client_key, insecure_skip_verify, login_timeout, query_timeout; PEM text, not paths).
 pub fn var_source_manager(config: &Value) -> Result<Manager, String> {
     let obj = config.as_object().ok_or("config must be a map")?;
     const KNOWN: &[&str] = &[
@@ -357,6 +357,8 @@ pub fn var_source_manager(config: &Value) -> Result<Manager, String> {
         "auth_backend",
         "auth_params",
         "ca_cert",
+        "client_cert",
+        "client_key",
         "insecure_skip_verify",
         "login_timeout",
         "query_timeout",
@@ -398,6 +400,13 @@ pub fn var_source_manager(config: &Value) -> Result<Manager, String> {
         auth_backend: s("auth_backend")?,
         auth_params,
         ca_cert_pem: Some(s("ca_cert")?).filter(|c| !c.is_empty()),
+        client_cert_pem: match (s("client_cert")?, s("client_key")?) {
+            (c, k) if c.is_empty() && k.is_empty() => None,
+            (c, k) if c.is_empty() || k.is_empty() => {
+                return Err("vault config needs both 'client_cert' and 'client_key'".into())
+            }
+            (c, k) => Some((c, k)),
+        },
         insecure_skip_verify: obj
             .get("insecure_skip_verify")
             .and_then(Value::as_bool)

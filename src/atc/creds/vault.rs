@@ -17,6 +17,8 @@ pub struct VaultConfig {
     pub auth_params: Map<String, Value>,
     /// PEM text of a CA to trust besides the system's.
     pub ca_cert_pem: Option<String>,
+    /// PEM text of a client certificate and its key, for TLS (and the `cert` auth backend).
+    pub client_cert_pem: Option<(String, String)>,
     pub insecure_skip_verify: bool,
     pub login_timeout: Duration,
     pub query_timeout: Duration,
@@ -58,8 +60,15 @@ pub struct VaultClient {
     mounts: std::sync::Mutex<Vec<Mount>>,
 }
 
+/// A transport failure with its causes (reqwest's own text omits the reason).
 fn transport(e: reqwest::Error) -> VaultError {
-    VaultError::Transient(format!("vault unreachable: {e}"))
+    let mut why = format!("vault unreachable: {e}");
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        why.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    VaultError::Transient(why)
 }
 
 impl VaultClient {
@@ -79,6 +88,11 @@ impl VaultClient {
             let cert = reqwest::Certificate::from_pem(pem.as_bytes())
                 .map_err(|e| format!("vault ca cert: {e}"))?;
             http = http.add_root_certificate(cert);
+        }
+        if let Some((cert, key)) = &config.client_cert_pem {
+            let identity = reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes())
+                .map_err(|e| format!("vault client cert/key: {e}"))?;
+            http = http.identity(identity);
         }
         let http = http.build().map_err(|e| format!("vault client: {e}"))?;
         Ok(VaultClient {
