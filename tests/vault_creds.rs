@@ -214,6 +214,14 @@ async fn kv1_rotation_and_vault_var_source() {
     assert!(ok, "{out}");
     assert!(out.contains("foo=v1-second"), "{out}");
 
+    // Checks get credentials too: a resource's source from Vault.
+    c.set_pipeline(
+        "resources:\n- name: r\n  type: mock\n  source: {initial_version: ((foo))}\njobs:\n- name: j\n  plan: [{get: r}]\n",
+    );
+    c.fly.ok(&["-t", "qs", "check-resource", "-r", "p/r"]);
+    let versions = c.fly.ok(&["-t", "qs", "resource-versions", "-r", "p/r"]);
+    assert!(versions.contains("v1-second"), "{versions}");
+
     // A var no path holds is undefined, as without a credential manager.
     c.set_pipeline(&pipeline(&["((nowhere))"], "true", ""));
     let (ok, out) = c.build();
@@ -230,7 +238,8 @@ async fn approle_relogin_and_vault_down() {
     bao.mount_kv("concourse", 2).await;
     bao.put_v2("concourse", "main/foo", json!({"value": "approle-foo"}))
         .await;
-    let (role_id, secret_id) = bao.approle("concourse").await;
+    // Tokens live 16s unless renewed; the manager renews once half of that has passed.
+    let (role_id, secret_id) = bao.approle("concourse", "16s").await;
     let param = format!("role_id:{role_id},secret_id:{secret_id}");
     let c = Cluster::start(
         &bao,
@@ -254,6 +263,28 @@ async fn approle_relogin_and_vault_down() {
     ));
     let (ok, out) = c.build();
     assert!(ok && out.contains("got foo"), "{out}");
+    let tokens = bao.approle_tokens().await;
+    assert_eq!(tokens.len(), 1, "one login: {tokens:?}");
+    let accessor = tokens[0]["accessor"].clone();
+
+    // Past half its lease (as Vault counts it), the next build renews the same token.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while bao.approle_tokens().await[0]["ttl"].as_i64().unwrap_or(0) > 7 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the token's ttl never fell"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (ok, out) = c.build();
+    assert!(ok && out.contains("got foo"), "{out}");
+    let tokens = bao.approle_tokens().await;
+    assert_eq!(tokens.len(), 1, "renewed, not a new login: {tokens:?}");
+    assert_eq!(tokens[0]["accessor"], accessor, "{tokens:?}");
+    assert!(
+        tokens[0]["last_renewal_time"].as_i64().unwrap_or(0) > 0,
+        "{tokens:?}"
+    );
 
     // Its token revoked, the manager logs in again.
     bao.revoke_approle_tokens().await;

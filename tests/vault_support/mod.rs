@@ -181,14 +181,15 @@ impl Bao {
         .await;
     }
 
-    /// Enables AppRole with a role that may read `mount/*`; returns (role_id, secret_id).
-    pub async fn approle(&self, mount: &str) -> (String, String) {
+    /// Enables AppRole with a role that may read `mount/*`, its tokens living `ttl` unless
+    /// renewed; returns (role_id, secret_id).
+    pub async fn approle(&self, mount: &str, ttl: &str) -> (String, String) {
         self.post("sys/auth/approle", json!({"type": "approle"}))
             .await;
         self.read_policy(mount).await;
         self.post(
             "auth/approle/role/concourse",
-            json!({"token_policies": ["concourse"], "token_ttl": "1h"}),
+            json!({"token_policies": ["concourse"], "token_ttl": ttl, "token_max_ttl": "1h"}),
         )
         .await;
         let role = self
@@ -218,5 +219,29 @@ impl Bao {
             json!({}),
         )
         .await;
+    }
+
+    /// What Vault knows of every live token AppRole handed out (`auth/token/lookup-accessor`).
+    pub async fn approle_tokens(&self) -> Vec<Value> {
+        let list = self
+            .call(
+                reqwest::Method::GET,
+                "auth/token/accessors?list=true",
+                Value::Null,
+            )
+            .await;
+        let mut out = vec![];
+        for accessor in list["data"]["keys"].as_array().into_iter().flatten() {
+            let t = self
+                .post(
+                    "auth/token/lookup-accessor",
+                    json!({ "accessor": accessor }),
+                )
+                .await;
+            if t["data"]["path"].as_str() == Some("auth/approle/login") {
+                out.push(t["data"].clone());
+            }
+        }
+        out
     }
 }
