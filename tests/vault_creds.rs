@@ -178,6 +178,9 @@ async fn kv1_rotation_and_vault_var_source() {
         .await;
     bao.put_v2("other", "vs-secret", json!({"field": "from-var-source"}))
         .await;
+    // The var source's own token comes from the cluster's manager.
+    bao.put_v1("kv1", "main/vs-token", json!({ "value": ROOT_TOKEN }))
+        .await;
     let c = Cluster::start(
         &bao,
         &[
@@ -194,7 +197,7 @@ async fn kv1_rotation_and_vault_var_source() {
   type: vault
   config:
     url: {}
-    client_token: {ROOT_TOKEN}
+    client_token: ((vs-token))
     path_prefix: /other"#,
         bao.url
     );

@@ -285,22 +285,19 @@ impl Creds {
     ) -> Result<HashMap<String, Value>, String> {
         let mut refs = BTreeSet::new();
         collect_refs(config, &mut refs);
-        let mut out = HashMap::new();
-        for r in refs {
-            let manager = if r.source.is_empty() {
-                match &self.cluster {
-                    Some(m) => m.clone(),
-                    None => continue,
-                }
-            } else {
-                let Some(config) = var_sources.iter().find(|v| {
-                    v["name"].as_str() == Some(&r.source) && v["type"].as_str() == Some("vault")
-                }) else {
-                    continue;
-                };
-                self.var_source(&r.source, config.get("config").unwrap_or(&Value::Null))?
+        let mut out = self
+            .cluster_values(owner, refs.iter().filter(|r| r.source.is_empty()))
+            .await?;
+        for r in refs.iter().filter(|r| !r.source.is_empty()) {
+            let Some(source) = var_sources.iter().find(|v| {
+                v["name"].as_str() == Some(&r.source) && v["type"].as_str() == Some("vault")
+            }) else {
+                continue;
             };
-            let found = manager
+            let config = source.get("config").unwrap_or(&Value::Null);
+            let config = self.resolve(&r.source, owner, config).await?;
+            let found = self
+                .var_source(&r.source, &config)?
                 .lookup(owner.team, owner.pipeline, &r.path)
                 .await
                 .map_err(|e| format!("failed to fetch var '{r}': {e}"))?;
@@ -309,6 +306,49 @@ impl Creds {
             }
         }
         Ok(out)
+    }
+
+    async fn cluster_values(
+        &self,
+        owner: &Owner<'_>,
+        refs: impl Iterator<Item = &Reference>,
+    ) -> Result<HashMap<String, Value>, String> {
+        let mut out = HashMap::new();
+        let Some(m) = &self.cluster else {
+            return Ok(out);
+        };
+        for r in refs {
+            let found = m
+                .lookup(owner.team, owner.pipeline, &r.path)
+                .await
+                .map_err(|e| format!("failed to fetch var '{r}': {e}"))?;
+            if let Some(v) = found {
+                out.insert(r.identifier(), v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A var source's config with its `((vars))` from the cluster's manager (as upstream,
+    /// e.g. `client_token: ((vault-token))`).
+    async fn resolve(
+        &self,
+        name: &str,
+        owner: &Owner<'_>,
+        config: &Value,
+    ) -> Result<Value, String> {
+        let mut refs = BTreeSet::new();
+        collect_refs(config, &mut refs);
+        if refs.is_empty() {
+            return Ok(config.clone());
+        }
+        let values: Map<String, Value> = self
+            .cluster_values(owner, refs.iter().filter(|r| r.source.is_empty()))
+            .await?
+            .into_iter()
+            .collect();
+        crate::config::vars::interpolate(config, &values, true)
+            .map_err(|e| format!("var source '{name}': {e}"))
     }
 
     fn var_source(&self, name: &str, config: &Value) -> Result<Arc<Manager>, String> {
