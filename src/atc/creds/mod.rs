@@ -206,10 +206,13 @@ impl Manager {
         };
         if let Some((ttl, ttl_not_found)) = self.policy.cache {
             let ttl = if found.is_some() { ttl } else { ttl_not_found };
-            self.cache
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(path.to_string(), (found.clone(), Instant::now() + ttl));
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            // Expired entries go once there are many (upstream purges on an interval).
+            if cache.len() >= 4096 {
+                let now = Instant::now();
+                cache.retain(|_, (_, until)| *until > now);
+            }
+            cache.insert(path.to_string(), (found.clone(), Instant::now() + ttl));
         }
         Ok(found)
     }
