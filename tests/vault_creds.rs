@@ -218,12 +218,30 @@ async fn kv1_rotation_and_vault_var_source() {
     assert!(out.contains("foo=v1-second"), "{out}");
 
     // Checks get credentials too: a resource's source from Vault.
+    // So does a webhook's token.
+    bao.put_v1("kv1", "main/p/hook", json!({"value": "hook-token"}))
+        .await;
     c.set_pipeline(
-        "resources:\n- name: r\n  type: mock\n  source: {initial_version: ((foo))}\njobs:\n- name: j\n  plan: [{get: r}]\n",
+        "resources:\n- name: r\n  type: mock\n  webhook_token: ((hook))\n  source: {initial_version: ((foo))}\njobs:\n- name: j\n  plan: [{get: r}]\n",
     );
     c.fly.ok(&["-t", "qs", "check-resource", "-r", "p/r"]);
     let versions = c.fly.ok(&["-t", "qs", "resource-versions", "-r", "p/r"]);
     assert!(versions.contains("v1-second"), "{versions}");
+    let hook = |token: &str| {
+        let url = c.server.api(&format!(
+            "/api/v1/teams/main/pipelines/p/resources/r/check/webhook?webhook_token={token}"
+        ));
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .send()
+                .await
+                .expect("webhook");
+            resp.status().as_u16()
+        }
+    };
+    assert_eq!(hook("hook-token").await, 201);
+    assert_eq!(hook("wrong").await, 401);
 
     // A var no path holds is undefined, as without a credential manager.
     c.set_pipeline(&pipeline(&["((nowhere))"], "true", ""));

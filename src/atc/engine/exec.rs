@@ -193,6 +193,11 @@ impl<'a> VarSources<'a> {
         }
     }
 
+    /// With values already fetched from credential managers (see [`crate::atc::creds`]).
+    pub fn with_fetched(self, fetched: HashMap<String, Value>) -> VarSources<'a> {
+        VarSources { fetched, ..self }
+    }
+
     fn token(&self, config: &IdTokenConfig) -> Result<Value, VarsError> {
         let Some(build) = self.build else {
             return Err(VarsError::Source(
@@ -303,10 +308,7 @@ impl Build {
             .fetch(&self.plan.var_sources, &owner, config)
             .await
             .map_err(errored)?;
-        let sources = VarSources {
-            fetched,
-            ..VarSources::of(self)
-        };
+        let sources = VarSources::of(self).with_fetched(fetched);
         let vars = crate::config::vars::MultiVars(vec![scope, &sources]);
         let mut tracker = crate::config::vars::Tracker::default();
         let out = crate::config::vars::interpolate_tracked(config, &vars, true, &mut tracker)
