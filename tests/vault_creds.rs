@@ -288,9 +288,10 @@ async fn approle_relogin_and_vault_down() {
     assert_eq!(tokens.len(), 1, "one login: {tokens:?}");
     let accessor = tokens[0]["accessor"].clone();
 
-    // Past half its lease (as Vault counts it), the next build renews the same token.
+    // Well past half its lease (Vault counts whole seconds; the manager's clock started
+    // at its login), the next build renews the same token.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while bao.approle_tokens().await[0]["ttl"].as_i64().unwrap_or(0) > 7 {
+    while bao.approle_tokens().await[0]["ttl"].as_i64().unwrap_or(0) > 6 {
         assert!(
             std::time::Instant::now() < deadline,
             "the token's ttl never fell"
@@ -322,6 +323,19 @@ async fn approle_relogin_and_vault_down() {
     assert!(out.contains("failed to fetch var 'foo'"), "{out}");
     let info = c.info_creds().await;
     assert!(info["vault"]["health"]["error"].is_string(), "{info}");
+
+    // A login that cannot reach Vault is retried only within the login timeout.
+    let source = format!(
+        "var_sources:\n- name: v\n  type: vault\n  config: {{url: {}, auth_backend: approle, auth_params: {{role_id: {role_id}, secret_id: {secret_id}}}, login_timeout: 2s, auth_retry_initial: 100ms}}",
+        bao.url
+    );
+    c.set_pipeline(&pipeline(&["((v:foo))"], "true", &source));
+    let (ok, out) = c.build();
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("failed to fetch var 'v:foo': vault login"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

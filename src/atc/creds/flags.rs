@@ -70,6 +70,16 @@ pub struct CredsArgs {
     /// Auth backend to use for logging in to Vault (e.g. approle).
     #[arg(long, env = "CONCOURSE_VAULT_AUTH_BACKEND", default_value = "")]
     pub vault_auth_backend: String,
+    /// Time after which to force a re-login. If not set, the token will just be
+    /// continuously renewed.
+    #[arg(long, env = "CONCOURSE_VAULT_AUTH_BACKEND_MAX_TTL", value_parser = duration)]
+    pub vault_auth_backend_max_ttl: Option<Duration>,
+    /// The maximum time between retries when logging in.
+    #[arg(long, env = "CONCOURSE_VAULT_RETRY_MAX", default_value = "5m", value_parser = duration)]
+    pub vault_retry_max: Duration,
+    /// The initial time between retries when logging in.
+    #[arg(long, env = "CONCOURSE_VAULT_RETRY_INITIAL", default_value = "1s", value_parser = duration)]
+    pub vault_retry_initial: Duration,
     /// Parameter to pass when logging in via the backend (NAME:VALUE, repeatable or
     /// comma-separated).
     #[arg(
@@ -138,6 +148,9 @@ impl CredsArgs {
             client_cert_pem,
             insecure_skip_verify: self.vault_insecure_skip_verify,
             login_timeout: self.vault_login_timeout,
+            retry_initial: self.vault_retry_initial,
+            retry_max: self.vault_retry_max,
+            backend_max_ttl: self.vault_auth_backend_max_ttl.filter(|d| !d.is_zero()),
             query_timeout: self.vault_query_timeout,
         })
         .map_err(anyhow::Error::msg)?;

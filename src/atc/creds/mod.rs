@@ -387,7 +387,8 @@ fn collect_refs(v: &Value, out: &mut BTreeSet<Reference>) {
 
 /// A `vault` var source's config (upstream's keys: url, path_prefix, lookup_templates,
 /// shared_path, namespace, client_token, auth_backend, auth_params, ca_cert, client_cert,
-/// client_key, insecure_skip_verify, login_timeout, query_timeout; PEM text, not paths).
+/// client_key, insecure_skip_verify, login_timeout, query_timeout, auth_backend_max_ttl,
+/// auth_retry_max, auth_retry_initial; PEM text, not paths).
 pub fn var_source_manager(config: &Value) -> Result<Manager, String> {
     let obj = config.as_object().ok_or("config must be a map")?;
     const KNOWN: &[&str] = &[
@@ -405,6 +406,9 @@ pub fn var_source_manager(config: &Value) -> Result<Manager, String> {
         "insecure_skip_verify",
         "login_timeout",
         "query_timeout",
+        "auth_backend_max_ttl",
+        "auth_retry_max",
+        "auth_retry_initial",
     ];
     if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(format!("unknown vault config key '{k}'"));
@@ -416,12 +420,13 @@ pub fn var_source_manager(config: &Value) -> Result<Manager, String> {
             Some(_) => Err(format!("vault config '{k}' must be a string")),
         }
     };
-    let dur = |k: &str| -> Result<Duration, String> {
+    let dur_or = |k: &str, default: Duration| -> Result<Duration, String> {
         match s(k)?.as_str() {
-            "" => Ok(Duration::from_secs(60)),
+            "" => Ok(default),
             d => crate::config::parse_duration(d).map_err(|e| format!("vault config '{k}': {e}")),
         }
     };
+    let dur = |k: &str| dur_or(k, Duration::from_secs(60));
     let templates = match obj.get("lookup_templates") {
         None | Some(Value::Null) => default_templates(),
         Some(Value::Array(a)) => a
@@ -456,6 +461,10 @@ pub fn var_source_manager(config: &Value) -> Result<Manager, String> {
             .unwrap_or(false),
         login_timeout: dur("login_timeout")?,
         query_timeout: dur("query_timeout")?,
+        retry_initial: dur_or("auth_retry_initial", Duration::from_secs(1))?,
+        retry_max: dur_or("auth_retry_max", Duration::from_secs(300))?,
+        backend_max_ttl: Some(dur_or("auth_backend_max_ttl", Duration::ZERO)?)
+            .filter(|d| !d.is_zero()),
     })?;
     let prefix = match s("path_prefix")?.as_str() {
         "" => "/concourse".to_string(),

@@ -20,7 +20,13 @@ pub struct VaultConfig {
     /// PEM text of a client certificate and its key, for TLS (and the `cert` auth backend).
     pub client_cert_pem: Option<(String, String)>,
     pub insecure_skip_verify: bool,
+    /// How long a lookup waits for a login, transient failures retried within it.
     pub login_timeout: Duration,
+    /// The first and the longest wait between login attempts.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// Log in again once a token is this old, however often it was renewed.
+    pub backend_max_ttl: Option<Duration>,
     pub query_timeout: Duration,
 }
 
@@ -44,6 +50,7 @@ struct Token {
     /// When to renew (half the lease), None for a token that is not renewed.
     renew_at: Option<Instant>,
     renewable: bool,
+    logged_in: Instant,
 }
 
 /// A KV mount: its path (`secret/`) and version (1 or 2).
@@ -161,6 +168,7 @@ impl VaultClient {
                 token: self.config.client_token.clone(),
                 renew_at: None,
                 renewable: false,
+                logged_in: Instant::now(),
             });
         }
         let path = format!("auth/{}/login", self.config.auth_backend.trim_matches('/'));
@@ -180,7 +188,27 @@ impl VaultClient {
             token: token.to_string(),
             renew_at: lease_half(auth),
             renewable: auth["renewable"].as_bool().unwrap_or(false),
+            logged_in: Instant::now(),
         })
+    }
+
+    /// Logs in, retrying transient failures with a doubling wait until the login
+    /// timeout has passed (a lookup never waits longer for a token).
+    async fn login_with_retry(&self) -> Result<Token, VaultError> {
+        let deadline = Instant::now() + self.config.login_timeout;
+        let mut wait = self.config.retry_initial.max(Duration::from_millis(10));
+        loop {
+            match self.login().await {
+                Err(VaultError::Transient(why)) if Instant::now() + wait < deadline => {
+                    tracing::debug!(why, "retrying vault login");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(self.config.retry_max.max(wait));
+                }
+                // Retried enough: the lookup's own retries must not wait for it again.
+                Err(VaultError::Transient(why)) => return Err(VaultError::Fatal(why)),
+                other => return other,
+            }
+        }
     }
 
     /// The token to use: renewed once half its lease has passed, a new login when
@@ -188,6 +216,14 @@ impl VaultClient {
     async fn token(&self, fresh: bool) -> Result<String, VaultError> {
         let mut held = self.token.lock().await;
         if fresh {
+            *held = None;
+        }
+        let too_old = |t: &Token| {
+            self.config
+                .backend_max_ttl
+                .is_some_and(|max| t.logged_in.elapsed() >= max)
+        };
+        if held.as_ref().is_some_and(too_old) {
             *held = None;
         }
         if let Some(t) = held.as_mut() {
@@ -204,7 +240,7 @@ impl VaultClient {
                 _ => return Ok(t.token.clone()),
             }
         }
-        let t = self.login().await?;
+        let t = self.login_with_retry().await?;
         let token = t.token.clone();
         *held = Some(t);
         Ok(token)
