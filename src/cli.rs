@@ -261,6 +261,8 @@ pub struct WebArgs {
     )]
     pub max_active_volumes_per_worker: i64,
     #[command(flatten)]
+    pub creds: crate::atc::creds::flags::CredsArgs,
+    #[command(flatten)]
     pub tsa: TsaArgs,
     #[command(flatten)]
     pub postgres: PostgresArgs,

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod creds;
 pub mod engine;
 pub mod gc;
 pub mod idtoken;

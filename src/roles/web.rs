@@ -258,6 +258,7 @@ fn runtime(
     state: &AppState,
     connector: super::connector::Connector,
     placer: crate::atc::engine::placement::Placer,
+    creds: Option<crate::atc::creds::Manager>,
 ) -> crate::atc::engine::runtime::Runtime {
     let mut runtime = crate::atc::engine::runtime::Runtime::new(
         state.store.clone(),
@@ -266,6 +267,7 @@ fn runtime(
     );
     runtime.placer = placer;
     runtime.redact_secrets = !args.disable_redact_secrets;
+    runtime.creds = crate::atc::creds::Creds::new(creds);
     if args.enable_redact_secrets {
         tracing::warn!(
             "--enable-redact-secrets is deprecated and has no effect: secrets are redacted unless --disable-redact-secrets is given"
@@ -361,7 +363,8 @@ pub async fn serve(
         }
         None => None,
     };
-    let runtime = runtime(&args, &state, connector, placer);
+    let creds = args.creds.manager().context("configuring vault")?;
+    let runtime = runtime(&args, &state, connector, placer, creds);
     let engine = crate::atc::engine::Engine::new(Arc::new(runtime), state.builds.clone());
     state.engine = Some(engine.clone());
     tracker.spawn(crate::atc::gc::run_container_collector(

@@ -145,8 +145,12 @@ pub async fn set_log_level(_: Authorized, body: Bytes) -> ApiResult<Response> {
 /// `GET /api/v1/info/creds` (admin): the cluster credential managers and their
 /// non-secret config. None are configured here (pipelines' `var_sources` are per
 /// pipeline), so the object is empty, as upstream answers then.
-pub async fn info_creds(_: Authorized) -> ApiResult<Response> {
-    Ok(json(&j!({})))
+pub async fn info_creds(State(st): State<AppState>, _: Authorized) -> ApiResult<Response> {
+    let cluster = st.engine.as_ref().and_then(|e| e.rt.creds.cluster.clone());
+    Ok(json(&match cluster {
+        Some(vault) => j!({ "vault": vault.info().await }),
+        None => j!({}),
+    }))
 }
 
 /// `atc.User`.

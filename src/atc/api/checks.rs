@@ -141,8 +141,7 @@ pub async fn webhook(
 }
 
 /// The resource's `webhook_token` evaluated as upstream does: `((source:var))` from the
-/// pipeline's var sources (`((var))` would need the cluster credential manager, which this
-/// build does not have, so it is undefined). Instance vars were substituted when the
+/// pipeline's var sources, `((var))` from the cluster's credential manager. Instance vars were substituted when the
 /// pipeline was set, as for the rest of its config. Empty when the resource has none.
 async fn expected_token(state: &AppState, p: &PipelineRow, raw: &Value) -> Result<String, String> {
     let raw = match raw {
@@ -158,7 +157,17 @@ async fn expected_token(state: &AppState, p: &PipelineRow, raw: &Value) -> Resul
     };
     let config = crate::atc::scheduler::pipeline_config(&config).map_err(|e| e.to_string())?;
     let sources = crate::atc::engine::plan::pipeline_configs(&config).var_sources;
-    let vars = VarSources::outside_build(&sources);
+    let fetched = match &state.engine {
+        Some(engine) => {
+            let owner = crate::atc::creds::Owner {
+                team: &p.team_name,
+                pipeline: &p.name,
+            };
+            engine.rt.creds.fetch(&sources, &owner, raw).await?
+        }
+        None => Default::default(),
+    };
+    let vars = VarSources::outside_build(&sources).with_fetched(fetched);
     match crate::config::vars::interpolate(raw, &vars, true) {
         Ok(Value::String(s)) => Ok(s),
         Ok(_) => Err("webhook_token did not evaluate to a string".into()),

@@ -37,11 +37,10 @@ async fn run_inner(
     a: &AcrossNode,
     cancel: &Cancel,
 ) -> StepResult {
-    let vars = a
-        .vars
-        .iter()
-        .map(|v| b.interpolate_with(scope, &v.values, false))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut vars = Vec::new();
+    for v in &a.vars {
+        vars.push(b.interpolate_with(scope, &v.values, false).await?);
+    }
     let names: Vec<String> = a.vars.iter().map(|v| v.var.clone()).collect();
     let mut lists = Vec::new();
     for values in vars {

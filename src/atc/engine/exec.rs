@@ -153,6 +153,8 @@ pub struct VarSources<'a> {
     /// Values handed out, so every lookup of a var during one interpolation (including the
     /// one that collects values to redact) sees the same token.
     given: Mutex<HashMap<String, Value>>,
+    /// Values fetched from credential managers for this interpolation, by identifier.
+    fetched: HashMap<String, Value>,
 }
 
 impl<'a> VarSources<'a> {
@@ -187,7 +189,13 @@ impl<'a> VarSources<'a> {
             sources,
             build: None,
             given: Mutex::default(),
+            fetched: HashMap::new(),
         }
+    }
+
+    /// With values already fetched from credential managers (see [`crate::atc::creds`]).
+    pub fn with_fetched(self, fetched: HashMap<String, Value>) -> VarSources<'a> {
+        VarSources { fetched, ..self }
     }
 
     fn token(&self, config: &IdTokenConfig) -> Result<Value, VarsError> {
@@ -229,6 +237,9 @@ pub fn idtoken_algorithms(plan: &BuildPlan) -> Vec<crate::config::idtoken::Algor
 
 impl Variables for VarSources<'_> {
     fn get(&self, r: &Reference) -> Result<Option<Value>, VarsError> {
+        if let Some(v) = self.fetched.get(&r.identifier()) {
+            return crate::config::vars::traverse(v.clone(), &r.to_string(), &r.fields).map(Some);
+        }
         let Some((_, source)) = self.sources.iter().find(|(name, _)| *name == r.source) else {
             return Ok(None);
         };
@@ -264,29 +275,40 @@ impl Build {
     /// resolve. Values that came from var sources are redacted from the log from now on.
     /// A leaf step of the plan with its `((vars))` resolved: interpolated as JSON, so a
     /// var may stand anywhere in it, and read back into its type.
-    pub fn interpolate_leaf<T>(&self, scope: &Scope, leaf: &T) -> Result<T, Fail>
+    pub async fn interpolate_leaf<T>(&self, scope: &Scope, leaf: &T) -> Result<T, Fail>
     where
         T: serde::Serialize + serde::de::DeserializeOwned,
     {
         let value = serde_json::to_value(leaf).map_err(errored)?;
-        let value = self.interpolate(scope, &value)?;
+        let value = self.interpolate(scope, &value).await?;
         serde_json::from_value(value)
             .map_err(|e| errored(format!("invalid step after interpolation: {e}")))
     }
 
-    pub fn interpolate(&self, scope: &Scope, config: &Value) -> Result<Value, Fail> {
-        self.interpolate_with(scope, config, true)
+    pub async fn interpolate(&self, scope: &Scope, config: &Value) -> Result<Value, Fail> {
+        self.interpolate_with(scope, config, true).await
     }
 
     /// As [`Build::interpolate`]; `track` false leaves the values out of redaction (across
-    /// values are shown in the log as upstream does).
-    pub fn interpolate_with(
+    /// values are shown in the log as upstream does). Credential-manager vars are fetched
+    /// first, as interpolation itself cannot wait.
+    pub async fn interpolate_with(
         &self,
         scope: &Scope,
         config: &Value,
         track: bool,
     ) -> Result<Value, Fail> {
-        let sources = VarSources::of(self);
+        let owner = crate::atc::creds::Owner {
+            team: &self.row.team_name,
+            pipeline: &self.row.pipeline_name,
+        };
+        let fetched = self
+            .rt
+            .creds
+            .fetch(&self.plan.var_sources, &owner, config)
+            .await
+            .map_err(errored)?;
+        let sources = VarSources::of(self).with_fetched(fetched);
         let vars = crate::config::vars::MultiVars(vec![scope, &sources]);
         let mut tracker = crate::config::vars::Tracker::default();
         let out = crate::config::vars::interpolate_tracked(config, &vars, true, &mut tracker)
@@ -298,7 +320,7 @@ impl Build {
                     if let Ok(Some(v)) = scope.get(&r) {
                         collect_strings(&v, &mut secrets);
                     }
-                } else if !r.source.is_empty() && r.source != "." {
+                } else if r.source != "." {
                     if let Ok(Some(v)) = sources.get(&r) {
                         collect_strings(&v, &mut secrets);
                     }

@@ -190,6 +190,8 @@ pub struct Runtime {
     pub check_containers: tokio::sync::Mutex<()>,
     /// Whether builds replace secret values in their events with `((redacted))`.
     pub redact_secrets: bool,
+    /// Credential managers: `((var))`s that no var source defines.
+    pub creds: crate::atc::creds::Creds,
     /// Every build, check and teardown the engine runs in the background: owned here so
     /// shutdown can see what is still running.
     pub tasks: tokio_util::task::TaskTracker,
@@ -209,6 +211,7 @@ impl Runtime {
             idtoken: Default::default(),
             placer: Default::default(),
             redact_secrets: true,
+            creds: Default::default(),
             check_containers: Default::default(),
             tasks: Default::default(),
         }

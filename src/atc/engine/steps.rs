@@ -15,14 +15,21 @@ pub async fn run(b: &Arc<Build>, scope: &Arc<Scope>, plan: &Plan, cancel: &Cance
     // A leaf's `((vars))` resolve just before it runs (credentials, across values,
     // load_var results).
     match &plan.node {
-        Node::Get(g) => get(b, scope, plan, &b.interpolate_leaf(scope, g)?, cancel).await,
-        Node::Put(p) => put(b, scope, plan, &b.interpolate_leaf(scope, p)?, cancel).await,
+        Node::Get(g) => get(b, scope, plan, &b.interpolate_leaf(scope, g).await?, cancel).await,
+        Node::Put(p) => put(b, scope, plan, &b.interpolate_leaf(scope, p).await?, cancel).await,
         Node::Task(t) => {
-            super::task::run(b, scope, plan, &b.interpolate_leaf(scope, &**t)?, cancel).await
+            super::task::run(
+                b,
+                scope,
+                plan,
+                &b.interpolate_leaf(scope, &**t).await?,
+                cancel,
+            )
+            .await
         }
-        Node::LoadVar(l) => load_var(b, scope, plan, &b.interpolate_leaf(scope, l)?).await,
+        Node::LoadVar(l) => load_var(b, scope, plan, &b.interpolate_leaf(scope, l).await?).await,
         Node::SetPipeline(s) => {
-            super::set_pipeline::run(b, scope, plan, &b.interpolate_leaf(scope, s)?).await
+            super::set_pipeline::run(b, scope, plan, &b.interpolate_leaf(scope, s).await?).await
         }
         Node::Run(_) => Err(errored("run steps (prototypes) are not supported")),
         Node::Check(c) => check(b, plan, c, cancel).await,
@@ -74,13 +81,17 @@ async fn artifact_output(b: &Build, scope: &Scope, name: &str) -> StepResult {
 }
 
 /// A resource of the build's plan: (type, source with type defaults and vars applied).
-pub fn resource_config(b: &Build, scope: &Scope, name: &str) -> Result<(String, Value), Fail> {
+pub async fn resource_config(
+    b: &Build,
+    scope: &Scope,
+    name: &str,
+) -> Result<(String, Value), Fail> {
     let r = b
         .plan
         .resources
         .get(name)
         .ok_or_else(|| errored(format!("resource '{name}' not found")))?;
-    let r = b.interpolate(scope, r)?;
+    let r = b.interpolate(scope, r).await?;
     let type_ = r["type"].as_str().unwrap_or_default().to_string();
     let source = with_defaults(
         &type_,
@@ -193,7 +204,7 @@ async fn get(
     let origin = b.origin(plan);
     origin.emit(BuildEvent::InitializeGet(Default::default()));
     let resource = g.resource_name();
-    let (type_, source) = resource_config(b, scope, resource)?;
+    let (type_, source) = resource_config(b, scope, resource).await?;
     let from_put = g.version_from.as_ref().and_then(|id| {
         b.results
             .lock()
@@ -279,7 +290,7 @@ async fn put(
     let origin = b.origin(plan);
     origin.emit(BuildEvent::InitializePut(Default::default()));
     let resource = p.resource_name();
-    let (type_, source) = resource_config(b, scope, resource)?;
+    let (type_, source) = resource_config(b, scope, resource).await?;
     let all = scope.all_artifacts();
     let inputs: Vec<(String, Artifact)> = match &p.inputs {
         Some(PutInputs::Keyword(k)) if k == "all" => all.into_iter().collect(),
@@ -473,7 +484,9 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
             .iter()
             .find(|p| p.name == c.name)
             .ok_or_else(|| errored(format!("prototype '{}' not found", c.name)))?;
-        let source = b.interpolate(&scope, &Value::Object(p.source.clone().unwrap_or_default()))?;
+        let source = b
+            .interpolate(&scope, &Value::Object(p.source.clone().unwrap_or_default()))
+            .await?;
         (
             p.type_.clone(),
             with_defaults(&p.type_, &b.plan.resource_types, &source),
@@ -491,7 +504,9 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
         let t = &b.plan.resource_types[i];
         let mut rest = b.plan.resource_types.clone();
         rest.remove(i);
-        let source = b.interpolate(&scope, &Value::Object(t.source.clone().unwrap_or_default()))?;
+        let source = b
+            .interpolate(&scope, &Value::Object(t.source.clone().unwrap_or_default()))
+            .await?;
         (
             t.type_.clone(),
             with_defaults(&t.type_, &rest, &source),
@@ -500,7 +515,7 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
             None,
         )
     } else {
-        let (type_, source) = resource_config(b, &scope, &c.name)?;
+        let (type_, source) = resource_config(b, &scope, &c.name).await?;
         let timeout = b
             .plan
             .resources

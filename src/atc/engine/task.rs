@@ -46,7 +46,7 @@ async fn task_config(b: &Build, scope: &Scope, t: &TaskPlan) -> Result<TaskConfi
     };
     let mut config = crate::config::parse_task_config(&bytes).map_err(errored)?;
     // Vars the step did not give must still resolve (from local vars and var sources).
-    let as_json = b.interpolate(scope, &config.to_value())?;
+    let as_json = b.interpolate(scope, &config.to_value()).await?;
     let text = serde_json::to_vec(&as_json).map_err(errored)?;
     config = crate::config::parse_task_config(&text).map_err(errored)?;
     Ok(config)
