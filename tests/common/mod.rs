@@ -4,6 +4,7 @@
 
 pub mod python;
 pub mod scenarios;
+pub mod slapd;
 pub mod webdriver;
 
 use std::io::{BufRead, BufReader};
