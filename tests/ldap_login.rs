@@ -111,6 +111,46 @@ fn fly_password_login_through_ldap_maps_groups_to_teams() {
 }
 
 #[test]
+fn ldap_over_starttls_and_ldaps_verifies_the_server_certificate() {
+    if !slapd::available() {
+        return;
+    }
+    let dir = Slapd::start_tls();
+    let ca = dir.ca_cert();
+    let ca = ca.to_str().expect("utf-8 path");
+    let ldaps = format!("127.0.0.1:{}", dir.tls_port.expect("ldaps port"));
+    let fly = Fly::new();
+    let start = |host: String, transport: &[&str]| {
+        let mut flags = dir.search_flags(host);
+        flags.extend(
+            [
+                "--password-connector",
+                "ldap",
+                "--main-team-ldap-group",
+                "devs",
+            ]
+            .map(String::from),
+        );
+        flags.extend(transport.iter().map(|s| s.to_string()));
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        Server::start_with(Backend::Embedded, &flags)
+    };
+    for (host, transport) in [
+        (dir.host(), &["--ldap-start-tls", "--ldap-ca-cert", ca][..]),
+        (ldaps.clone(), &["--ldap-ca-cert", ca][..]),
+        (ldaps.clone(), &["--ldap-insecure-skip-verify"][..]),
+    ] {
+        let s = start(host, transport);
+        let err = login(&fly, &s, "alice", "main", "alice", "alicepw");
+        assert_eq!(err, "", "{transport:?}");
+    }
+    // The test CA is not among the system's roots: the certificate is refused.
+    let s = start(ldaps, &[]);
+    let err = login(&fly, &s, "alice", "main", "alice", "alicepw");
+    assert!(err.contains("identity provider"), "{err}");
+}
+
+#[test]
 fn an_unreachable_directory_fails_the_login_with_a_server_error() {
     if !slapd::available() {
         return;

@@ -1,5 +1,6 @@
-//! A real OpenLDAP `slapd` with its own cn=config and mdb database in a temp dir, on an
-//! ephemeral loopback port; killed (and its dir removed) on drop.
+//! A real OpenLDAP `slapd` with its own cn=config and mdb database in a temp dir, on
+//! ephemeral loopback ports (and, for the TLS tests, a CA and server certificate made with
+//! openssl); killed (and its dir removed) on drop.
 //!
 //! Directory: `dc=example,dc=org`, service account `cn=admin,dc=example,dc=org` /
 //! `adminpw`; people under `ou=people` (inetOrgPerson: alice/alicepw, bob/bobpw), groups
@@ -17,7 +18,10 @@ pub const BIND_PW: &str = "adminpw";
 
 pub struct Slapd {
     child: Child,
+    /// `ldap://` (StartTLS offered when started with TLS).
     pub port: u16,
+    /// `ldaps://`, when started with TLS.
+    pub tls_port: Option<u16>,
     // Removed after `drop` has killed the process.
     _dir: tempfile::TempDir,
 }
@@ -36,14 +40,69 @@ pub fn available() -> bool {
     false
 }
 
-fn config_ldif(dir: &Path) -> String {
+/// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl:
+/// `ca.pem`, `server.pem`, `server.key` in `dir`.
+fn make_certs(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(
+        Command::new("openssl")
+            .current_dir(dir)
+            .args(["req", "-x509"])
+            .args(ec)
+            .args(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"])
+            .args(["-subj", "/CN=concourse test CA"])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]),
+        "openssl (CA)",
+    );
+    run(
+        Command::new("openssl")
+            .current_dir(dir)
+            .arg("req")
+            .args(ec)
+            .args(["-keyout", "server.key", "-out", "server.csr"])
+            .args(["-subj", "/CN=127.0.0.1"]),
+        "openssl (server key)",
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("server.ext");
+    run(
+        Command::new("openssl")
+            .current_dir(dir)
+            .args(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem"])
+            .args(["-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem"])
+            .args(["-days", "2", "-extfile", "server.ext"]),
+        "openssl (server certificate)",
+    );
+}
+
+fn config_ldif(dir: &Path, tls: bool) -> String {
+    let tls = if tls {
+        format!(
+            "olcTLSCACertificateFile: {d}/ca.pem\nolcTLSCertificateFile: {d}/server.pem\n\
+             olcTLSCertificateKeyFile: {d}/server.key\n",
+            d = dir.display()
+        )
+    } else {
+        String::new()
+    };
     let dir = dir.display();
     format!(
         "dn: cn=config
 objectClass: olcGlobal
 cn: config
 olcPidFile: {dir}/slapd.pid
-
+{tls}
 dn: cn=module{{0}},cn=config
 objectClass: olcModuleList
 cn: module{{0}}
@@ -124,14 +183,39 @@ fn run(cmd: &mut Command, what: &str) {
     );
 }
 
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
 impl Slapd {
+    /// Plain LDAP only.
     pub fn start() -> Slapd {
+        Self::spawn(false)
+    }
+
+    /// LDAP with StartTLS and LDAPS, with a certificate for 127.0.0.1 signed by
+    /// [`Slapd::ca_cert`].
+    pub fn start_tls() -> Slapd {
+        Self::spawn(true)
+    }
+
+    pub fn ca_cert(&self) -> std::path::PathBuf {
+        self._dir.path().join("ca.pem")
+    }
+
+    fn spawn(tls: bool) -> Slapd {
         let dir = tempfile::tempdir().expect("temp dir");
+        if tls {
+            make_certs(dir.path());
+        }
         let conf = dir.path().join("slapd.d");
         std::fs::create_dir_all(&conf).expect("config dir");
         std::fs::create_dir_all(dir.path().join("db")).expect("db dir");
         let config = dir.path().join("config.ldif");
-        std::fs::write(&config, config_ldif(dir.path())).expect("config.ldif");
+        std::fs::write(&config, config_ldif(dir.path(), tls)).expect("config.ldif");
         let data = dir.path().join("data.ldif");
         std::fs::write(&data, data_ldif()).expect("data.ldif");
         run(
@@ -153,13 +237,15 @@ impl Slapd {
         // A port another process grabs between our probe and slapd's bind makes slapd
         // exit; then try another.
         for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
-                .port();
+            let port = free_port();
+            let tls_port = tls.then(free_port);
+            let mut urls = format!("ldap://127.0.0.1:{port}/");
+            if let Some(p) = tls_port {
+                urls.push_str(&format!(" ldaps://127.0.0.1:{p}/"));
+            }
             let mut child = Command::new(SLAPD)
                 .arg("-h")
-                .arg(format!("ldap://127.0.0.1:{port}/"))
+                .arg(urls)
                 .arg("-F")
                 .arg(&conf)
                 // Debug level 0 keeps slapd in the foreground, so we own the process.
@@ -171,10 +257,12 @@ impl Slapd {
                 .expect("spawning slapd");
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                let listening = |p: u16| TcpStream::connect(("127.0.0.1", p)).is_ok();
+                if listening(port) && tls_port.is_none_or(listening) {
                     return Slapd {
                         child,
                         port,
+                        tls_port,
                         _dir: dir,
                     };
                 }
@@ -195,10 +283,17 @@ impl Slapd {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// `concourse web` flags for this directory (plain LDAP: it is on loopback).
+    /// `concourse web` flags for this directory over plain LDAP (it is on loopback).
     pub fn web_flags(&self) -> Vec<String> {
+        let mut flags = self.search_flags(self.host());
+        flags.push("--ldap-insecure-no-ssl".into());
+        flags
+    }
+
+    /// The flags for this directory at `host`, without the transport's.
+    pub fn search_flags(&self, host: String) -> Vec<String> {
         [
-            ("--ldap-host", self.host()),
+            ("--ldap-host", host),
             ("--ldap-bind-dn", BIND_DN.into()),
             ("--ldap-bind-pw", BIND_PW.into()),
             ("--ldap-user-search-base-dn", format!("ou=people,{SUFFIX}")),
@@ -221,7 +316,6 @@ impl Slapd {
         ]
         .into_iter()
         .flat_map(|(k, v)| [k.to_string(), v])
-        .chain(["--ldap-insecure-no-ssl".to_string()])
         .collect()
     }
 }
