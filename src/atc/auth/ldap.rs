@@ -531,6 +531,58 @@ mod tests {
         assert!(err.contains("--ldap-ca-cert /nonexistent/ca.pem"), "{err}");
     }
 
+    fn entry(dn: &str, attrs: &[(&str, &str)]) -> SearchEntry {
+        let mut e = SearchEntry {
+            dn: dn.into(),
+            attrs: Default::default(),
+            bin_attrs: Default::default(),
+        };
+        for (k, v) in attrs {
+            e.attrs
+                .entry(k.to_string())
+                .or_default()
+                .push(v.to_string());
+        }
+        e
+    }
+
+    #[test]
+    fn identities_need_id_and_email_and_dn_names_the_entry() {
+        let c = LdapConnector::from_flags(&flags(&[
+            "--ldap-host",
+            "h",
+            "--ldap-bind-dn",
+            "cn=admin",
+            "--ldap-bind-pw",
+            "pw",
+            "--ldap-user-search-base-dn",
+            "ou=people",
+            "--ldap-user-search-username",
+            "uid",
+        ]))
+        .expect("valid")
+        .expect("configured");
+        let dn = "uid=alice,ou=people";
+        // Attribute names are case-insensitive, as in LDAP.
+        let alice = entry(dn, &[("UID", "alice"), ("mail", "a@example.org")]);
+        let ident = c.identity(&alice).expect("identity");
+        assert_eq!(
+            (
+                ident.user_id.as_str(),
+                ident.email.as_str(),
+                ident.name.as_str()
+            ),
+            ("alice", "a@example.org", "alice")
+        );
+        assert_eq!(attr_values(&alice, "DN"), [dn]);
+        let err = c.identity(&entry(dn, &[("uid", "alice")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("missing required attribute(s) mail"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn ports_are_guessed_from_the_tls_setting() {
         let base = [
