@@ -1,5 +1,6 @@
-//! Who is asking, and what may they do: local users, access tokens (upstream's opaque
-//! format, stored server-side with their claims), and team roles.
+//! Who is asking, and what may they do: the connectors users log in through (local users
+//! here, LDAP in `ldap`), access tokens (upstream's opaque format, stored server-side
+//! with their claims), and team roles.
 
 pub mod ldap;
 pub mod requester;
@@ -207,7 +208,13 @@ impl Auth {
             (LDAP, Some(ldap)) => match ldap.login(username, password).await {
                 Ok(Some(ident)) => (LDAP, ident),
                 Ok(None) => return Err(AuthError::InvalidCredentials),
-                Err(e) => return Err(AuthError::Connector(e.to_string())),
+                Err(e) => {
+                    // An outage says nothing about the password: it does not count as a
+                    // failed login, or users would be locked out after it.
+                    self.throttle
+                        .succeeded(&attempt, tokio::time::Instant::now());
+                    return Err(AuthError::Connector(e.to_string()));
+                }
             },
             (LOCAL, _) => {
                 let user = self.check_password(username, password).await?;
