@@ -8,6 +8,9 @@ use common::slapd::{self, Slapd};
 use common::{stderr, Backend, Fly, Server};
 use reqwest::Client;
 
+/// Flags for LDAP as fly's password connector: no local users then, as upstream insists.
+const LDAP_PASSWORDS: [&str; 3] = ["--password-connector", "ldap", "--add-local-user="];
+
 fn web(dir: &Slapd, extra: &[&str]) -> Server {
     let mut flags = dir.web_flags();
     flags.extend(extra.iter().map(|s| s.to_string()));
@@ -36,12 +39,7 @@ fn fly_password_login_through_ldap_maps_groups_to_teams() {
     let dir = Slapd::start();
     let s = web(
         &dir,
-        &[
-            "--password-connector",
-            "ldap",
-            "--main-team-ldap-group",
-            "devs",
-        ],
+        &[&LDAP_PASSWORDS[..], &["--main-team-ldap-group", "devs"]].concat(),
     );
     let fly = Fly::new();
 
@@ -60,14 +58,25 @@ fn fly_password_login_through_ldap_maps_groups_to_teams() {
     // bob authenticates but is in ops, not devs: no role on main.
     let err = login(&fly, &s, "bob", "main", "bob", "bobpw");
     assert!(err.contains("not a member of 'main'"), "{err}");
+    // LDAP is the only connector here: the browser skips the chooser, as Dex does.
+    let r = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(s.api("/sky/issuer/auth?client_id=concourse-web"))
+        .send()
+        .expect("issuer");
+    assert_eq!(r.status(), 302);
+    assert_eq!(
+        r.headers()["location"],
+        "/sky/issuer/auth/ldap?client_id=concourse-web"
+    );
+
     let err = login(&fly, &s, "x", "main", "alice", "wrong");
     assert!(err.contains("Invalid username or password"), "{err}");
     // A filter metacharacter in the username matches nobody rather than everybody.
     let err = login(&fly, &s, "x", "main", "*", "alicepw");
     assert!(!err.is_empty(), "'*' logged in");
-    // Local users are not the password connector now.
-    let err = login(&fly, &s, "x", "main", "test", "test");
-    assert!(!err.is_empty(), "a local user logged in through LDAP");
 
     // An LDAP user given a team by name gets that team and nothing else.
     fly.ok(&[
@@ -121,16 +130,9 @@ fn ldap_over_starttls_and_ldaps_verifies_the_server_certificate() {
     let ldaps = format!("127.0.0.1:{}", dir.tls_port.expect("ldaps port"));
     let fly = Fly::new();
     let start = |host: String, transport: &[&str]| {
-        let mut flags = dir.search_flags(host);
-        flags.extend(
-            [
-                "--password-connector",
-                "ldap",
-                "--main-team-ldap-group",
-                "devs",
-            ]
-            .map(String::from),
-        );
+        let mut flags = Slapd::flags_for_host(&host);
+        flags.extend(LDAP_PASSWORDS.map(String::from));
+        flags.extend(["--main-team-ldap-group", "devs"].map(String::from));
         flags.extend(transport.iter().map(|s| s.to_string()));
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         Server::start_with(Backend::Embedded, &flags)
@@ -157,7 +159,10 @@ fn an_unreachable_directory_fails_the_login_with_a_server_error() {
     }
     // Start and stop a directory: its port then refuses connections.
     let dir = Slapd::start();
-    let s = web(&dir, &["--password-connector", "ldap"]);
+    let s = web(
+        &dir,
+        &[&LDAP_PASSWORDS[..], &["--main-team-ldap-group", "devs"]].concat(),
+    );
     drop(dir);
     let fly = Fly::new();
     // More tries than the login throttle allows a user: an outage is not a failed login.
@@ -200,6 +205,15 @@ fn invalid_ldap_flags_stop_web_with_the_flags_named() {
     let err = web_refused(&["--password-connector", "ldap"]);
     assert!(
         err.contains("--password-connector ldap needs LDAP configured"),
+        "{err}"
+    );
+    // Upstream's rule: local users only with the local password connector.
+    let flags = Slapd::flags_for_host("127.0.0.1:1");
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend(["--password-connector", "ldap", "--add-local-user", "a:b"]);
+    let err = web_refused(&args);
+    assert!(
+        err.contains("can only set --add-local-user with --password-connector=local"),
         "{err}"
     );
 }

@@ -198,7 +198,12 @@ async fn app_state(
     let main_auth = main_team_auth(args);
     // Identity-provider flags are checked before the team auth that may name them.
     let ldap = auth::ldap::LdapConnector::from_flags(&args.ldap)?;
-    auth::password_connector_id(&args.password_connector, ldap.is_some())?;
+    if auth::password_connector_id(&args.password_connector, ldap.is_some())? != auth::LOCAL
+        && !users.is_empty()
+    {
+        // Upstream's rule: local users log in only through the password connector.
+        anyhow::bail!("can only set --add-local-user with --password-connector=local");
+    }
     crate::atc::api::teams::validate_auth(&main_auth)
         .map_err(|e| anyhow::anyhow!("default team auth not configured: {e}"))?;
 

@@ -285,15 +285,15 @@ impl Slapd {
 
     /// `concourse web` flags for this directory over plain LDAP (it is on loopback).
     pub fn web_flags(&self) -> Vec<String> {
-        let mut flags = self.search_flags(self.host());
+        let mut flags = Self::flags_for_host(&self.host());
         flags.push("--ldap-insecure-no-ssl".into());
         flags
     }
 
-    /// The flags for this directory at `host`, without the transport's.
-    pub fn search_flags(&self, host: String) -> Vec<String> {
+    /// The flags for this harness's directory at `host`, without the transport's.
+    pub fn flags_for_host(host: &str) -> Vec<String> {
         [
-            ("--ldap-host", host),
+            ("--ldap-host", host.to_string()),
             ("--ldap-bind-dn", BIND_DN.into()),
             ("--ldap-bind-pw", BIND_PW.into()),
             ("--ldap-user-search-base-dn", format!("ou=people,{SUFFIX}")),

@@ -78,7 +78,8 @@ pub fn password_connector_id(name: &str, ldap_configured: bool) -> anyhow::Resul
 /// passwords are hashed here so they are never kept.
 pub fn local_users(entries: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     let mut users = Vec::new();
-    for entry in entries {
+    // An empty entry (`--add-local-user=`, an empty env var) names nobody.
+    for entry in entries.iter().filter(|e| !e.is_empty()) {
         let Some((user, pass)) = entry.split_once(':') else {
             anyhow::bail!("invalid --add-local-user '{entry}': expected USERNAME:PASSWORD");
         };
@@ -431,8 +432,13 @@ mod tests {
         let hash = bcrypt::hash("secret", 4).expect("hashing");
         assert!(is_bcrypt_hash(&hash));
         assert!(!is_bcrypt_hash("secret"));
-        let users =
-            local_users(&[format!("alice:{hash}"), "bob:pw".into(), ":x".into()]).expect("users");
+        let users = local_users(&[
+            format!("alice:{hash}"),
+            "bob:pw".into(),
+            ":x".into(),
+            "".into(),
+        ])
+        .expect("users");
         assert_eq!(users.len(), 2);
         assert_eq!(users[0].1, hash);
         assert!(bcrypt::verify("pw", &users[1].1).expect("verify"));
