@@ -199,6 +199,22 @@ pub struct WebArgs {
     /// A list of local Concourse users to be made owners of the main team.
     #[arg(long, env = "CONCOURSE_MAIN_TEAM_LOCAL_USER", value_delimiter = ',')]
     pub main_team_local_user: Vec<String>,
+    /// A list of LDAP users to be made owners of the main team.
+    #[arg(long, env = "CONCOURSE_MAIN_TEAM_LDAP_USER", value_delimiter = ',')]
+    pub main_team_ldap_user: Vec<String>,
+    /// A list of LDAP groups whose members are made owners of the main team.
+    #[arg(long, env = "CONCOURSE_MAIN_TEAM_LDAP_GROUP", value_delimiter = ',')]
+    pub main_team_ldap_group: Vec<String>,
+    /// Connector to use when authenticating via 'fly login -u ... -p ...'.
+    #[arg(
+        long,
+        env = "CONCOURSE_PASSWORD_CONNECTOR",
+        default_value = "local",
+        value_parser = ["local", "ldap"]
+    )]
+    pub password_connector: String,
+    #[command(flatten)]
+    pub ldap: LdapArgs,
     /// Length of time for which tokens are valid.
     #[arg(long, env = "CONCOURSE_AUTH_DURATION", default_value = "24h")]
     pub auth_duration: String,
@@ -266,6 +282,88 @@ pub struct WebArgs {
     pub tsa: TsaArgs,
     #[command(flatten)]
     pub postgres: PostgresArgs,
+}
+
+/// The LDAP connector (upstream's `--ldap-*` flags). LDAP is configured when any is given.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LdapArgs {
+    /// The auth provider name displayed to users on the login page.
+    #[arg(long, env = "CONCOURSE_LDAP_DISPLAY_NAME")]
+    pub ldap_display_name: Option<String>,
+    /// (Required) The host and optional port of the LDAP server. If port isn't supplied,
+    /// it will be guessed based on the TLS configuration. 389 or 636.
+    #[arg(long, env = "CONCOURSE_LDAP_HOST")]
+    pub ldap_host: Option<String>,
+    /// (Required) Bind DN for searching LDAP users and groups. Typically this is a
+    /// read-only user.
+    #[arg(long, env = "CONCOURSE_LDAP_BIND_DN")]
+    pub ldap_bind_dn: Option<String>,
+    /// (Required) Bind Password for the user specified by 'bind-dn'.
+    #[arg(long, env = "CONCOURSE_LDAP_BIND_PW")]
+    pub ldap_bind_pw: Option<String>,
+    /// Required if LDAP host does not use TLS.
+    #[arg(long, env = "CONCOURSE_LDAP_INSECURE_NO_SSL")]
+    pub ldap_insecure_no_ssl: bool,
+    /// Skip certificate verification.
+    #[arg(long, env = "CONCOURSE_LDAP_INSECURE_SKIP_VERIFY")]
+    pub ldap_insecure_skip_verify: bool,
+    /// Start on insecure port, then negotiate TLS.
+    #[arg(long, env = "CONCOURSE_LDAP_START_TLS")]
+    pub ldap_start_tls: bool,
+    /// CA certificate (PEM) the LDAP server's certificate must chain to.
+    #[arg(long, env = "CONCOURSE_LDAP_CA_CERT")]
+    pub ldap_ca_cert: Option<PathBuf>,
+    /// The prompt when logging in through the UI. Defaults to 'Username'.
+    #[arg(long, env = "CONCOURSE_LDAP_USERNAME_PROMPT")]
+    pub ldap_username_prompt: Option<String>,
+    /// BaseDN to start the search from. For example 'cn=users,dc=example,dc=com'.
+    #[arg(long, env = "CONCOURSE_LDAP_USER_SEARCH_BASE_DN")]
+    pub ldap_user_search_base_dn: Option<String>,
+    /// Optional filter to apply when searching the directory. For example
+    /// '(objectClass=person)'.
+    #[arg(long, env = "CONCOURSE_LDAP_USER_SEARCH_FILTER")]
+    pub ldap_user_search_filter: Option<String>,
+    /// Attribute to match against the inputted username. This will be translated and
+    /// combined with the other filter as '(<attr>=<username>)'.
+    #[arg(long, env = "CONCOURSE_LDAP_USER_SEARCH_USERNAME")]
+    pub ldap_user_search_username: Option<String>,
+    /// Can either be: 'sub' - search the whole sub tree or 'one' - only search one level.
+    /// Defaults to 'sub'.
+    #[arg(long, env = "CONCOURSE_LDAP_USER_SEARCH_SCOPE")]
+    pub ldap_user_search_scope: Option<String>,
+    /// The attribute of the user entry that is the user's id. Defaults to 'uid'.
+    #[arg(long, env = "CONCOURSE_LDAP_USER_SEARCH_ID_ATTR")]
+    pub ldap_user_search_id_attr: Option<String>,
+    /// The attribute of the user entry that is the user's email. Defaults to 'mail'.
+    #[arg(long, env = "CONCOURSE_LDAP_USER_SEARCH_EMAIL_ATTR")]
+    pub ldap_user_search_email_attr: Option<String>,
+    /// The attribute of the user entry that is the user's display name.
+    #[arg(long, env = "CONCOURSE_LDAP_USER_SEARCH_NAME_ATTR")]
+    pub ldap_user_search_name_attr: Option<String>,
+    /// BaseDN to start the search from. For example 'cn=groups,dc=example,dc=com'.
+    #[arg(long, env = "CONCOURSE_LDAP_GROUP_SEARCH_BASE_DN")]
+    pub ldap_group_search_base_dn: Option<String>,
+    /// Optional filter to apply when searching the directory. For example
+    /// '(objectClass=posixGroup)'.
+    #[arg(long, env = "CONCOURSE_LDAP_GROUP_SEARCH_FILTER")]
+    pub ldap_group_search_filter: Option<String>,
+    /// Can either be: 'sub' - search the whole sub tree or 'one' - only search one level.
+    /// Defaults to 'sub'.
+    #[arg(long, env = "CONCOURSE_LDAP_GROUP_SEARCH_SCOPE")]
+    pub ldap_group_search_scope: Option<String>,
+    /// Adds an additional requirement to the filter that an attribute in the group match
+    /// the user's attribute value. The exact filter being added is:
+    /// (<groupAttr>=<userAttr value>)
+    #[arg(long, env = "CONCOURSE_LDAP_GROUP_SEARCH_USER_ATTR")]
+    pub ldap_group_search_user_attr: Option<String>,
+    /// Adds an additional requirement to the filter that an attribute in the group match
+    /// the user's attribute value. The exact filter being added is:
+    /// (<groupAttr>=<userAttr value>)
+    #[arg(long, env = "CONCOURSE_LDAP_GROUP_SEARCH_GROUP_ATTR")]
+    pub ldap_group_search_group_attr: Option<String>,
+    /// The attribute of the group that represents its name.
+    #[arg(long, env = "CONCOURSE_LDAP_GROUP_SEARCH_NAME_ATTR")]
+    pub ldap_group_search_name_attr: Option<String>,
 }
 
 /// The TSA (worker registration over SSH) and the worker collector of `concourse web`.

@@ -83,21 +83,21 @@ pub async fn open_store(pg: &PostgresArgs) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
-/// Main team auth from `--main-team-local-user`: everything under `owner`, like upstream.
-fn main_team_auth(users: &[String]) -> TeamAuth {
+/// Main team auth from `--main-team-local-user` and `--main-team-ldap-user/group`:
+/// everything under `owner`, like upstream.
+fn main_team_auth(args: &WebArgs) -> TeamAuth {
+    let prefixed = |connector: &str, names: &[String]| -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| !n.is_empty())
+            .map(|n| format!("{connector}:{}", n.to_lowercase()))
+            .collect()
+    };
+    let mut users = prefixed(auth::LOCAL, &args.main_team_local_user);
+    users.extend(prefixed(auth::LDAP, &args.main_team_ldap_user));
+    let groups = prefixed(auth::LDAP, &args.main_team_ldap_group);
     let mut auth = TeamAuth::new();
-    let users = users
-        .iter()
-        .filter(|u| !u.is_empty())
-        .map(|u| format!("local:{}", u.to_lowercase()))
-        .collect();
-    auth.insert(
-        "owner".into(),
-        RoleAuth {
-            users,
-            groups: vec![],
-        },
-    );
+    auth.insert("owner".into(), RoleAuth { users, groups });
     auth
 }
 
@@ -116,6 +116,8 @@ pub async fn run(mut args: WebArgs, quickstart: Option<QuickstartWorker>) -> any
     if quickstart.is_some()
         && args.add_local_user.is_empty()
         && args.main_team_local_user.is_empty()
+        && args.main_team_ldap_user.is_empty()
+        && args.main_team_ldap_group.is_empty()
     {
         let loopback = args
             .bind_ip
@@ -193,7 +195,15 @@ async fn app_state(
             )
         })?;
     let users = auth::local_users(&args.add_local_user)?;
-    let main_auth = main_team_auth(&args.main_team_local_user);
+    let main_auth = main_team_auth(args);
+    // Identity-provider flags are checked before the team auth that may name them.
+    let ldap = auth::ldap::LdapConnector::from_flags(&args.ldap)?;
+    if auth::password_connector_id(&args.password_connector, ldap.is_some())? != auth::LOCAL
+        && !users.is_empty()
+    {
+        // Upstream's rule: local users log in only through the password connector.
+        anyhow::bail!("can only set --add-local-user with --password-connector=local");
+    }
     crate::atc::api::teams::validate_auth(&main_auth)
         .map_err(|e| anyhow::anyhow!("default team auth not configured: {e}"))?;
 
@@ -220,7 +230,10 @@ async fn app_state(
         .trim_end_matches('/')
         .to_string();
     Ok(AppState {
-        auth: Arc::new(Auth::new(store.clone(), users, auth_duration)),
+        auth: Arc::new(
+            Auth::new(store.clone(), users, auth_duration)
+                .with_ldap(ldap, &args.password_connector)?,
+        ),
         store,
         info: Info {
             version: API_VERSION.into(),

@@ -4,6 +4,7 @@
 
 pub mod python;
 pub mod scenarios;
+pub mod slapd;
 pub mod webdriver;
 
 use std::io::{BufRead, BufReader};
@@ -52,7 +53,8 @@ impl Server {
         Self::start_with(backend, &[])
     }
 
-    /// Starts `concourse web` with users `test:test` (main team owner) and `dev:dev`.
+    /// Starts `concourse web` with users `test:test` (main team owner) and `dev:dev`
+    /// unless `extra` has `--add-local-user=` (none).
     pub fn start_with(backend: Backend, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         Self::spawn(
@@ -97,18 +99,22 @@ impl Server {
                 cmd.args([flag, default]);
             }
         }
-        cmd.args([
-            "--add-local-user",
-            "test:test,dev:dev",
-            "--main-team-local-user",
-            "test",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(&extra)
-        .env_remove("CONCOURSE_POSTGRES_HOST")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        // The default users, unless the test asks for none with an empty
+        // `--add-local-user=` (other `--add-local-user`s add to them).
+        if !extra.iter().any(|e| e == "--add-local-user=") {
+            cmd.args([
+                "--add-local-user",
+                "test:test,dev:dev",
+                "--main-team-local-user",
+                "test",
+            ]);
+        }
+        cmd.arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(&extra)
+            .env_remove("CONCOURSE_POSTGRES_HOST")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         if let Backend::Postgres(guard) = &backend {
             let pg = guard.config();
             cmd.args([

@@ -3,15 +3,16 @@
 //! `/sky/login` → `/sky/issuer/auth` → `/sky/issuer/auth/local` → the form at
 //! `/sky/issuer/auth/local/login` → `/sky/callback` → the page asked for, with the cookies.
 //!
-//! One connector (local users), so the chooser and the approval screen are skipped as
-//! upstream skips them. The state carries the page to return to and a random value the
+//! With one connector (local users or LDAP) the chooser is skipped as upstream skips it;
+//! with both, `/sky/issuer/auth` lists them and each has its form at
+//! `/sky/issuer/auth/{connector}/login`. There is no approval screen. The state carries the page to return to and a random value the
 //! authorization code is bound to; a tampered state can only name another same-origin
 //! page, since the callback sanitises it again.
 
-use super::login::{logged_in, login_form_at, query, retry_after, safe_redirect};
+use super::login::{logged_in, login_form_at, page, query, retry_after, safe_redirect, FormLabels};
 use super::{AppState, ClientAddr};
-use crate::atc::auth::{random_hex, AuthError, WEB_CLIENT_ID};
-use axum::extract::{Form, State};
+use crate::atc::auth::{self, random_hex, AuthError, WEB_CLIENT_ID};
+use axum::extract::{Form, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -77,26 +78,77 @@ pub async fn start(State(state): State<AppState>, parts: Parts) -> Response {
     )
 }
 
-/// `GET /sky/issuer/auth`: one connector, so straight to it.
-pub async fn issuer_auth(parts: Parts) -> Response {
+/// `GET /sky/issuer/auth`: with one connector straight to it, as Dex skips its chooser;
+/// with several, Dex's chooser: a link per connector, carrying the request's query.
+pub async fn issuer_auth(State(state): State<AppState>, parts: Parts) -> Response {
     let q = parts.uri.query().unwrap_or_default();
-    redirect(StatusCode::FOUND, format!("/sky/issuer/auth/local?{q}"))
+    let connectors = state.auth.connectors();
+    if connectors.len() <= 1 {
+        let id = connectors.first().map_or(auth::LOCAL, |(id, _)| *id);
+        return redirect(StatusCode::FOUND, format!("/sky/issuer/auth/{id}?{q}"));
+    }
+    let esc = crate::atc::ui::escape_html;
+    let links: String = connectors
+        .iter()
+        .map(|(id, name)| {
+            format!(
+                "<li><a class=\"connector\" href=\"{}\">Log in with {}</a></li>",
+                esc(&format!("/sky/issuer/auth/{id}?{q}")),
+                esc(name)
+            )
+        })
+        .collect();
+    Html(page(
+        "Log in - Concourse",
+        &format!(
+            "<div class=\"login-box\"><h1>concourse</h1><h2>Log in to concourse</h2>\
+             <ul class=\"connectors\">{links}</ul></div>"
+        ),
+    ))
+    .into_response()
 }
 
-/// `GET /sky/issuer/auth/local`: the connector's login form for this request.
-pub async fn connector(parts: Parts) -> Response {
+/// The form's labels for a configured connector; `None` for an unknown one.
+fn labels(state: &AppState, connector: &str) -> Option<(String, String)> {
+    let prompt = state.auth.username_prompt(connector)?;
+    let heading = state
+        .auth
+        .connectors()
+        .into_iter()
+        .find(|(id, _)| *id == connector)
+        .map_or_else(|| "Username/Password".to_string(), |(_, name)| name);
+    Some((heading, prompt))
+}
+
+fn no_connector(connector: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        format!("connector '{connector}' is not configured"),
+    )
+        .into_response()
+}
+
+/// `GET /sky/issuer/auth/{connector}`: the connector's login form for this request.
+pub async fn connector(
+    State(state): State<AppState>,
+    Path(connector): Path<String>,
+    parts: Parts,
+) -> Response {
+    if labels(&state, &connector).is_none() {
+        return no_connector(&connector);
+    }
     let q = query(&parts);
     match q.get("state").filter(|s| read_state(s).is_some()) {
-        Some(s) => redirect(StatusCode::FOUND, form_url(s)),
+        Some(s) => redirect(StatusCode::FOUND, form_url(&connector, s)),
         None => bad_state(),
     }
 }
 
 /// The form's own URL. State only (upstream adds an empty `back=`): scripts that take the
 /// action attribute verbatim, HTML escaping and all, still post to a URL that works.
-fn form_url(state: &str) -> String {
+fn form_url(connector: &str, state: &str) -> String {
     format!(
-        "/sky/issuer/auth/local/login?{}",
+        "/sky/issuer/auth/{connector}/login?{}",
         encode(&[("state", state)])
     )
 }
@@ -105,33 +157,54 @@ fn bad_state() -> Response {
     (StatusCode::BAD_REQUEST, "invalid state token").into_response()
 }
 
-/// `GET /sky/issuer/auth/local/login?state=S`: the form.
-pub async fn form(parts: Parts) -> Response {
+fn render_form(action: &str, heading: &str, prompt: &str, error: Option<&str>) -> Html<String> {
+    Html(login_form_at(
+        action,
+        None,
+        error,
+        &FormLabels { heading, prompt },
+    ))
+}
+
+/// `GET /sky/issuer/auth/{connector}/login?state=S`: the form.
+pub async fn form(
+    State(state): State<AppState>,
+    Path(connector): Path<String>,
+    parts: Parts,
+) -> Response {
+    let Some((heading, prompt)) = labels(&state, &connector) else {
+        return no_connector(&connector);
+    };
     let q = query(&parts);
     match q.get("state").filter(|s| read_state(s).is_some()) {
-        Some(s) => Html(login_form_at(&form_url(s), None, None)).into_response(),
+        Some(s) => render_form(&form_url(&connector, s), &heading, &prompt, None).into_response(),
         None => bad_state(),
     }
 }
 
-/// `POST /sky/issuer/auth/local/login?state=S` (`login`, `password`): on success 303 to
-/// the callback with a one-time code; wrong credentials re-render the form (200, as Dex).
+/// `POST /sky/issuer/auth/{connector}/login?state=S` (`login`, `password`): on success 303
+/// to the callback with a one-time code; wrong credentials re-render the form (200, as Dex).
 pub async fn submit(
     State(state): State<AppState>,
     ClientAddr(from): ClientAddr,
+    Path(connector): Path<String>,
     parts: Parts,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    let Some((heading, prompt)) = labels(&state, &connector) else {
+        return no_connector(&connector);
+    };
     let q = query(&parts);
     let Some(login_state) = q.get("state").filter(|s| read_state(s).is_some()) else {
         return bad_state();
     };
-    let action = form_url(login_state);
+    let action = form_url(&connector, login_state);
+    let rerender = |error| render_form(&action, &heading, &prompt, Some(error));
     let user = form.get("login").map(String::as_str).unwrap_or_default();
     let pass = form.get("password").map(String::as_str).unwrap_or_default();
     match state
         .auth
-        .password_grant(user, pass, WEB_CLIENT_ID, from)
+        .login(&connector, user, pass, WEB_CLIENT_ID, from)
         .await
     {
         Ok(issued) => match state.auth.code_for(&issued.token, login_state).await {
@@ -151,24 +224,23 @@ pub async fn submit(
         Err(AuthError::TooManyAttempts(wait)) => (
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, retry_after(wait))],
-            Html(login_form_at(
-                &action,
-                None,
-                Some("too many failed logins: wait a minute and try again"),
-            )),
+            rerender("too many failed logins: wait a minute and try again"),
         )
             .into_response(),
         Err(AuthError::Store(e)) => {
             tracing::error!(error = %e, "browser login");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
+        Err(AuthError::Connector(e)) => {
+            tracing::error!(error = %e, connector, "browser login: the identity provider failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                rerender("the identity provider could not check the password"),
+            )
+                .into_response()
+        }
         // Dex's wording, which scripted clients look for.
-        Err(_) => Html(login_form_at(
-            &action,
-            None,
-            Some("invalid username and password"),
-        ))
-        .into_response(),
+        Err(_) => rerender("invalid username and password").into_response(),
     }
 }
 
@@ -207,9 +279,9 @@ mod tests {
         let s = new_state("/teams/main/pipelines/p");
         assert_eq!(read_state(&s).as_deref(), Some("/teams/main/pipelines/p"));
         assert!(
-            !form_url(&s).contains('&'),
+            !form_url("local", &s).contains('&'),
             "one parameter: {}",
-            form_url(&s)
+            form_url("local", &s)
         );
         let old = URL_SAFE_NO_PAD.encode(
             json!({"redirect_uri": "/", "entropy": "x", "ts": crate::clock::now() - STATE_TTL - 1})

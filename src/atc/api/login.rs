@@ -39,7 +39,7 @@ pub(super) fn safe_redirect(uri: Option<&String>) -> String {
 }
 
 /// Styled by the UI's stylesheet: the security policy allows no inline style.
-fn page(title: &str, body: &str) -> String {
+pub(super) fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -49,12 +49,30 @@ fn page(title: &str, body: &str) -> String {
 }
 
 fn login_form(redirect: &str, error: Option<&str>) -> String {
-    login_form_at("/sky/login", Some(redirect), error)
+    login_form_at("/sky/login", Some(redirect), error, &FormLabels::LOCAL)
+}
+
+/// What a connector's form says: its heading and the username field's label.
+pub(super) struct FormLabels<'a> {
+    pub heading: &'a str,
+    pub prompt: &'a str,
+}
+
+impl FormLabels<'_> {
+    pub const LOCAL: FormLabels<'static> = FormLabels {
+        heading: "Username/Password",
+        prompt: "username",
+    };
 }
 
 /// The username/password form posting to `action` (with `redirect` as a field when the
 /// page to return to is not carried by the action's URL).
-pub(super) fn login_form_at(action: &str, redirect: Option<&str>, error: Option<&str>) -> String {
+pub(super) fn login_form_at(
+    action: &str,
+    redirect: Option<&str>,
+    error: Option<&str>,
+    labels: &FormLabels,
+) -> String {
     let esc = crate::atc::ui::escape_html;
     let err = error
         .map(|e| format!("<p class=\"err\">{}</p>", esc(e)))
@@ -70,11 +88,13 @@ pub(super) fn login_form_at(action: &str, redirect: Option<&str>, error: Option<
     page(
         "Log in - Concourse",
         &format!(
-            "<form class=\"login-box\" method=\"post\" action=\"{}\"><h1>concourse</h1><h2>Username/Password</h2>{err}\
-             <label>username<input name=\"login\" autofocus></label>\
+            "<form class=\"login-box\" method=\"post\" action=\"{}\"><h1>concourse</h1><h2>{}</h2>{err}\
+             <label>{}<input name=\"login\" autofocus></label>\
              <label>password<input name=\"password\" type=\"password\"></label>\
              {redirect}<button type=\"submit\">login</button></form>",
-            esc(action)
+            esc(action),
+            esc(labels.heading),
+            esc(labels.prompt),
         ),
     )
 }
@@ -130,6 +150,17 @@ pub async fn login_submit(
         Err(AuthError::Store(e)) => {
             tracing::error!(error = %e, "browser login");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+        Err(AuthError::Connector(e)) => {
+            tracing::error!(error = %e, "browser login: the identity provider failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html(login_form(
+                    &redirect,
+                    Some("the identity provider could not check the password"),
+                )),
+            )
+                .into_response()
         }
         Err(_) => (
             StatusCode::UNAUTHORIZED,

@@ -318,9 +318,9 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>) {
         .get("/sky/login", dex::start)
         .post("/sky/login", login::login_submit)
         .get("/sky/issuer/auth", dex::issuer_auth)
-        .get("/sky/issuer/auth/local", dex::connector)
-        .get("/sky/issuer/auth/local/login", dex::form)
-        .post("/sky/issuer/auth/local/login", dex::submit)
+        .get("/sky/issuer/auth/{connector}", dex::connector)
+        .get("/sky/issuer/auth/{connector}/login", dex::form)
+        .post("/sky/issuer/auth/{connector}/login", dex::submit)
         .get("/sky/callback", dex::callback)
         .get(
             "/.well-known/openid-configuration",

@@ -159,6 +159,14 @@ pub async fn token(
             "invalid_client",
             "Invalid client credentials.",
         ),
+        Err(AuthError::Connector(e)) => {
+            tracing::error!(error = %e, "password grant: the identity provider failed");
+            oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the identity provider could not check the password; see the web node's log",
+            )
+        }
         Err(AuthError::Store(e)) => {
             tracing::error!(error = %e, "issuing token");
             oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "")

@@ -1,6 +1,8 @@
-//! Who is asking, and what may they do: local users, access tokens (upstream's opaque
-//! format, stored server-side with their claims), and team roles.
+//! Who is asking, and what may they do: the connectors users log in through (local users
+//! here, LDAP in `ldap`), access tokens (upstream's opaque format, stored server-side
+//! with their claims), and team roles.
 
+pub mod ldap;
 pub mod requester;
 pub mod throttle;
 pub mod token;
@@ -38,15 +40,46 @@ pub enum AuthError {
     /// Too many failed logins for this user or from this address; try after the wait.
     #[error("too many failed logins; try again later")]
     TooManyAttempts(Duration),
+    /// The identity provider failed (unreachable, misconfigured): not the user's fault.
+    #[error("{0}")]
+    Connector(String),
     #[error("{0}")]
     Store(#[from] StoreError),
+}
+
+/// Who a connector says the user is; the token's claims are made from it, as Dex makes
+/// them from a connector's identity.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identity {
+    pub user_id: String,
+    pub name: String,
+    pub preferred_username: String,
+    pub email: String,
+    pub groups: Vec<String>,
+}
+
+/// The connector ids users log in through, as upstream names them.
+pub const LOCAL: &str = "local";
+pub const LDAP: &str = "ldap";
+
+/// The connector `--password-connector` names, if it is one that is configured.
+pub fn password_connector_id(name: &str, ldap_configured: bool) -> anyhow::Result<&'static str> {
+    match name {
+        LOCAL => Ok(LOCAL),
+        LDAP if ldap_configured => Ok(LDAP),
+        LDAP => anyhow::bail!(
+            "--password-connector ldap needs LDAP configured (--ldap-host and the other --ldap-* flags)"
+        ),
+        other => anyhow::bail!("invalid --password-connector '{other}': expected local or ldap"),
+    }
 }
 
 /// Parses `--add-local-user` entries (`USER:PASS`, plaintext or a bcrypt hash). Plaintext
 /// passwords are hashed here so they are never kept.
 pub fn local_users(entries: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     let mut users = Vec::new();
-    for entry in entries {
+    // An empty entry (`--add-local-user=`, an empty env var) names nobody.
+    for entry in entries.iter().filter(|e| !e.is_empty()) {
         let Some((user, pass)) = entry.split_once(':') else {
             anyhow::bail!("invalid --add-local-user '{entry}': expected USERNAME:PASSWORD");
         };
@@ -82,6 +115,9 @@ pub struct Auth {
     users: HashMap<String, LocalUser>,
     duration: Duration,
     throttle: throttle::LoginThrottle,
+    ldap: Option<ldap::LdapConnector>,
+    /// Which connector `fly login -u -p` (the password grant) checks: `--password-connector`.
+    password_connector: &'static str,
 }
 
 impl Auth {
@@ -95,6 +131,41 @@ impl Auth {
             users,
             duration,
             throttle: Default::default(),
+            ldap: None,
+            password_connector: LOCAL,
+        }
+    }
+
+    /// Adds the LDAP connector; `password_connector` is `local` or `ldap`.
+    pub fn with_ldap(
+        mut self,
+        ldap: Option<ldap::LdapConnector>,
+        password_connector: &str,
+    ) -> anyhow::Result<Self> {
+        self.password_connector = password_connector_id(password_connector, ldap.is_some())?;
+        self.ldap = ldap;
+        Ok(self)
+    }
+
+    /// The browser login's connectors, `(id, display name)`, in upstream's order: local
+    /// users (when there are any) first.
+    pub fn connectors(&self) -> Vec<(&'static str, String)> {
+        let mut all = Vec::new();
+        if self.has_local_users() {
+            all.push((LOCAL, "Username/Password".to_string()));
+        }
+        if let Some(l) = &self.ldap {
+            all.push((LDAP, l.display_name().to_string()));
+        }
+        all
+    }
+
+    /// The label of a connector's username field; `None` for an unknown connector.
+    pub fn username_prompt(&self, connector: &str) -> Option<String> {
+        match connector {
+            LOCAL => Some("username".into()),
+            LDAP => self.ldap.as_ref().map(|l| l.username_prompt().to_string()),
+            _ => None,
         }
     }
 
@@ -106,10 +177,25 @@ impl Auth {
         self.duration
     }
 
-    /// The password grant: checks a local user and issues a token for `client_id`.
-    /// Failed attempts are limited per user and per client address (`from`, when known).
+    /// The password grant: checks the user with `--password-connector` and issues a
+    /// token for `client_id`.
     pub async fn password_grant(
         &self,
+        username: &str,
+        password: &str,
+        client_id: &str,
+        from: Option<IpAddr>,
+    ) -> Result<Issued, AuthError> {
+        self.login(self.password_connector, username, password, client_id, from)
+            .await
+    }
+
+    /// Checks a username and password with `connector` and issues a token for
+    /// `client_id`. Failed attempts are limited per user and per client address (`from`,
+    /// when known), whichever connector checks them.
+    pub async fn login(
+        &self,
+        connector: &str,
         username: &str,
         password: &str,
         client_id: &str,
@@ -119,10 +205,34 @@ impl Auth {
         self.throttle
             .admit(&attempt, tokio::time::Instant::now())
             .map_err(AuthError::TooManyAttempts)?;
-        let user = self.check_password(username, password).await?;
+        let (connector, ident) = match (connector, &self.ldap) {
+            (LDAP, Some(ldap)) => match ldap.login(username, password).await {
+                Ok(Some(ident)) => (LDAP, ident),
+                Ok(None) => return Err(AuthError::InvalidCredentials),
+                Err(e) => {
+                    // An outage says nothing about the password: it does not count as a
+                    // failed login, or users would be locked out after it.
+                    self.throttle
+                        .succeeded(&attempt, tokio::time::Instant::now());
+                    return Err(AuthError::Connector(e.to_string()));
+                }
+            },
+            (LOCAL, _) => {
+                let user = self.check_password(username, password).await?;
+                let ident = Identity {
+                    user_id: user.name.clone(),
+                    name: user.name.clone(),
+                    preferred_username: user.name.clone(),
+                    email: user.name,
+                    groups: Vec::new(),
+                };
+                (LOCAL, ident)
+            }
+            _ => return Err(AuthError::InvalidCredentials),
+        };
         self.throttle
             .succeeded(&attempt, tokio::time::Instant::now());
-        self.issue(&user.name, "local", client_id).await
+        self.issue(&ident, connector, client_id).await
     }
 
     async fn check_password(&self, username: &str, password: &str) -> Result<LocalUser, AuthError> {
@@ -146,32 +256,33 @@ impl Auth {
 
     async fn issue(
         &self,
-        username: &str,
+        ident: &Identity,
         connector: &str,
         client_id: &str,
     ) -> Result<Issued, AuthError> {
         let now = now();
         let exp = now + self.duration.as_secs() as i64;
+        let sub = format!("{}:{connector}", ident.user_id);
         let claims = json!({
             "iss": "concourse",
-            "sub": format!("{username}:{connector}"),
+            "sub": sub,
             "aud": client_id,
             "iat": now,
             "exp": exp,
-            "email": username,
+            "email": ident.email,
             "email_verified": true,
-            "name": username,
-            "preferred_username": username,
-            "groups": [],
-            "federated_claims": {"connector_id": connector, "user_id": username},
+            "name": ident.name,
+            "preferred_username": ident.preferred_username,
+            "groups": ident.groups,
+            "federated_claims": {"connector_id": connector, "user_id": ident.user_id},
         });
         let token = token::generate(exp);
         self.store.save_access_token(&token, &claims, exp).await?;
         self.store
             .record_user_login(&UserLogin {
-                username: username.to_string(),
+                username: ident.preferred_username.clone(),
                 connector: connector.to_string(),
-                sub: format!("{username}:{connector}"),
+                sub,
                 at: now,
             })
             .await?;
@@ -321,8 +432,13 @@ mod tests {
         let hash = bcrypt::hash("secret", 4).expect("hashing");
         assert!(is_bcrypt_hash(&hash));
         assert!(!is_bcrypt_hash("secret"));
-        let users =
-            local_users(&[format!("alice:{hash}"), "bob:pw".into(), ":x".into()]).expect("users");
+        let users = local_users(&[
+            format!("alice:{hash}"),
+            "bob:pw".into(),
+            ":x".into(),
+            "".into(),
+        ])
+        .expect("users");
         assert_eq!(users.len(), 2);
         assert_eq!(users[0].1, hash);
         assert!(bcrypt::verify("pw", &users[1].1).expect("verify"));
