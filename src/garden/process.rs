@@ -10,10 +10,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 /// Output kept per stream; past it the oldest bytes are dropped (a replay then starts later).
 const OUTPUT_CAP: usize = 64 * 1024 * 1024;
@@ -39,6 +40,12 @@ pub struct OutputLog {
     cap: u64,
     /// Bumped on every append and on close, to wake followers.
     version: watch::Sender<u64>,
+    /// How far each attached follower has taken the log: appends wait while the slowest
+    /// is a whole `cap` behind, so nothing it has not read is dropped (the process is
+    /// held up instead, as a full pipe holds up its writer).
+    followers: Mutex<Vec<Arc<AtomicU64>>>,
+    /// Woken when a follower moves on or leaves.
+    progress: Notify,
 }
 
 impl Default for OutputLog {
@@ -47,6 +54,8 @@ impl Default for OutputLog {
             state: Mutex::new(LogState::default()),
             cap: OUTPUT_CAP as u64,
             version: watch::channel(0).0,
+            followers: Mutex::new(Vec::new()),
+            progress: Notify::new(),
         }
     }
 }
@@ -56,9 +65,28 @@ impl OutputLog {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn append(&self, bytes: &[u8]) {
+    /// How far behind the end the slowest attached follower is (None: none attached).
+    fn lag(&self, end: u64) -> Option<u64> {
+        let followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        followers
+            .iter()
+            .map(|at| end.saturating_sub(at.load(Ordering::Acquire)))
+            .max()
+    }
+
+    /// Appends output, first waiting while an attached follower would lose unread bytes.
+    pub async fn append(&self, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
+        }
+        loop {
+            // Registered before the check, so progress made in between still wakes us.
+            let moved = self.progress.notified();
+            let end = self.lock().end;
+            match self.lag(end) {
+                Some(lag) if lag + bytes.len() as u64 > self.cap => moved.await,
+                _ => break,
+            }
         }
         let mut st = self.lock();
         let at = st.end;
@@ -116,6 +144,22 @@ impl OutputLog {
     pub async fn follow(self: Arc<Self>, tx: tokio::sync::mpsc::Sender<Bytes>) {
         let mut changes = self.version.subscribe();
         let mut at = 0u64;
+        let taken = Arc::new(AtomicU64::new(self.lock().base));
+        self.followers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(taken.clone());
+        // Leaving (the client went, or the log ended) must not hold up the writer.
+        struct Leave<'a>(&'a OutputLog, Arc<AtomicU64>);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                let mut f = self.0.followers.lock().unwrap_or_else(|p| p.into_inner());
+                f.retain(|a| !Arc::ptr_eq(a, &self.1));
+                drop(f);
+                self.0.progress.notify_waiters();
+            }
+        }
+        let _leave = Leave(&self, taken.clone());
         loop {
             // Mark the version seen *before* reading, so an append racing the read wakes us.
             changes.borrow_and_update();
@@ -125,6 +169,8 @@ impl OutputLog {
                 if tx.send(chunk).await.is_err() {
                     return;
                 }
+                taken.store(at, Ordering::Release);
+                self.progress.notify_waiters();
                 continue;
             }
             if done || changes.changed().await.is_err() {
@@ -183,7 +229,7 @@ impl ProcessRecord {
                 loop {
                     match reader.read(&mut buf).await {
                         Ok(0) | Err(_) => break, // a pty master reads EIO once the slave side is gone
-                        Ok(n) => log.append(&buf[..n]),
+                        Ok(n) => log.append(&buf[..n]).await,
                     }
                 }
             }));
@@ -423,7 +469,7 @@ mod output_log_tests {
             let l = log(cap);
             let mut all = Vec::new();
             for w in &writes {
-                l.append(w);
+                futures::executor::block_on(l.append(w));
                 all.extend_from_slice(w);
             }
             let total = all.len() as u64;
@@ -437,10 +483,36 @@ mod output_log_tests {
     #[test]
     fn a_read_ends_at_the_end_of_a_closed_log() {
         let l = log(10);
-        l.append(b"hello");
+        futures::executor::block_on(l.append(b"hello"));
         assert!(!l.read_from(0).2);
         l.close();
         let (chunk, next, done) = l.read_from(0);
         assert_eq!((&chunk[..], next, done), (&b"hello"[..], 5, true));
+    }
+
+    /// A follower that has not read what would be dropped holds the writer up; once it
+    /// reads on (or leaves), the writer goes on, and the follower saw every byte.
+    #[tokio::test]
+    async fn a_slow_follower_loses_nothing() {
+        let l = Arc::new(log(8));
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let follower = tokio::spawn(l.clone().follow(tx));
+        let writer = {
+            let l = l.clone();
+            tokio::spawn(async move {
+                for i in 0..50u8 {
+                    l.append(&[i; 3]).await;
+                }
+                l.close();
+            })
+        };
+        let mut seen = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            seen.extend_from_slice(&chunk);
+        }
+        writer.await.expect("writer");
+        follower.await.expect("follower");
+        let want: Vec<u8> = (0..50u8).flat_map(|i| [i; 3]).collect();
+        assert_eq!(seen, want);
     }
 }
