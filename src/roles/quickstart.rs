@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Heartbeats every interval; the TTL is twice that, like a TSA-registered worker with
-/// the default flags.
-const HEARTBEAT: Duration = Duration::from_secs(3);
+/// Heartbeats every interval; the TTL is twice that. Longer than a remote worker's: this
+/// worker cannot be lost apart from the web node it lives in, and a short TTL only lets a
+/// busy process (heartbeat late behind its own load) stall its own worker.
+const HEARTBEAT: Duration = Duration::from_secs(30);
 /// How long landing or retiring waits for builds (the TSA's `--tsa-drain-timeout` default).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
 
