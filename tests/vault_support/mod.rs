@@ -81,6 +81,10 @@ impl Bao {
         let ca = bao.dir.path().join("vault-ca.pem");
         loop {
             assert!(Instant::now() < deadline, "bao server never became healthy");
+            // The free port was taken before bao bound it (other tests pick ports too).
+            if let Ok(Some(_)) = bao.child.try_wait() {
+                return Box::pin(Bao::start_with(tls)).await;
+            }
             if tls {
                 // The CA is written before the listener starts.
                 let Ok(pem) = std::fs::read(&ca) else {
