@@ -12,6 +12,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// The container property naming the build a container belongs to: the engine sets it,
+/// and both the ATC and the worker side (the TSA's drain check) read it.
+pub const BUILD_ID: &str = "concourse:build-id";
+
 pub use super::stream::ByteStream;
 
 /// Container properties (string to string), also the shape of a list filter.

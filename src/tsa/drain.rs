@@ -4,9 +4,8 @@
 //! `interruptible`. The ATC keeps no container table, so the truth is asked of the worker:
 //! its Garden's containers and the `concourse:build-id` the engine labels them with.
 
-use crate::atc::engine::labels::BUILD_ID;
 use crate::db::{Store, WorkerRow, WorkerState};
-use crate::proto::garden::{Garden, Properties};
+use crate::proto::garden::{Garden, Properties, BUILD_ID};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

@@ -7,7 +7,7 @@ use crate::proto::garden::Properties;
 
 pub const TEAM_ID: &str = "concourse:team-id";
 pub const TYPE: &str = "concourse:type";
-pub const BUILD_ID: &str = "concourse:build-id";
+pub use crate::proto::garden::BUILD_ID;
 pub const BUILD_NAME: &str = "concourse:build-name";
 pub const PIPELINE_ID: &str = "concourse:pipeline-id";
 pub const PIPELINE_NAME: &str = "concourse:pipeline-name";
