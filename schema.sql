@@ -154,7 +154,11 @@ CREATE TABLE builds (
     reap_time bigint,
     rerun_of bigint REFERENCES builds (id) ON DELETE CASCADE,
     rerun_number bigint NOT NULL DEFAULT 0,
-    abort_requested boolean NOT NULL DEFAULT false
+    abort_requested boolean NOT NULL DEFAULT false,
+    -- The web node running the build, and until when (it renews; once lapsed, any node
+    -- adopts and resumes the build).
+    owner text,
+    owner_expires bigint NOT NULL DEFAULT 0
 );
 
 CREATE INDEX builds_job_id ON builds (job_id, (COALESCE(rerun_of, id)) DESC, id DESC);
@@ -167,6 +171,14 @@ CREATE TABLE build_events (
     event_id bigint NOT NULL,
     payload jsonb NOT NULL,
     PRIMARY KEY (build_id, event_id)
+);
+
+-- What a build's engine has done so far (see src/atc/engine/journal.rs), by key.
+CREATE TABLE build_journal (
+    build_id bigint NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+    key text NOT NULL,
+    data jsonb NOT NULL,
+    PRIMARY KEY (build_id, key)
 );
 
 CREATE TABLE build_inputs (

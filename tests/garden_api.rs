@@ -327,6 +327,7 @@ async fn a_tty_process_gets_a_terminal_of_the_requested_size_and_resizes() {
         stdin: Some(rx),
         stdout: Some(otx),
         stderr: None,
+        ..Default::default()
     };
     let spec = ProcessSpec {
         tty: Some(TtySpec {

@@ -126,6 +126,7 @@ async fn run(g: &G, handle: &str, script: &str, user: &str) -> (i32, String, Str
                 stdin: None,
                 stdout: Some(otx),
                 stderr: Some(etx),
+                ..Default::default()
             },
         )
         .await

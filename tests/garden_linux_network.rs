@@ -237,6 +237,7 @@ impl G {
             stdin: None,
             stdout: Some(otx),
             stderr: Some(etx),
+            ..Default::default()
         };
         let p = self.client.run(handle, spec, io).await.expect("run");
         let (o, e) = (tokio::spawn(drain(orx)), tokio::spawn(drain(erx)));

@@ -167,6 +167,8 @@ conformance!(
     a_lease_is_renewed_by_its_holder_and_taken_over_after_expiry,
     concurrent_nodes_never_both_get_a_lease,
     builds_to_stop_are_those_finished_aborted_or_deleted,
+    started_builds_are_owned_renewed_and_adopted_once_lapsed,
+    journal_entries_are_replaced_by_key_and_ride_with_events,
     the_wall_is_set_replaced_and_cleared_for_every_node,
     builds_of_a_version_are_its_inputs_and_outputs,
 );

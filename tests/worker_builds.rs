@@ -9,7 +9,7 @@ mod worker_builds_support;
 
 use common::{stdout, Backend};
 use std::time::{Duration, Instant};
-use worker_builds_support::{netns, Cluster, Key, MAIN, SLEEPING};
+use worker_builds_support::{netns, Cluster, Key, COUNTING, MAIN, SLEEPING};
 
 fn backend(test: &str) -> Backend {
     Backend::postgres(test).unwrap_or(Backend::Embedded)
@@ -240,31 +240,115 @@ async fn unauthorized_keys_are_refused_and_team_workers_run_only_their_teams_bui
     );
 }
 
-/// A web restart cannot resume a build: the new node does not re-attach to the running
-/// process, and `Engine::recover` ends the orphaned build errored with a message. The
-/// worker reconnects to the restarted TSA and takes new builds.
+/// kill -9 of the web node mid-build, and a restart: the build is not lost. The restarted
+/// node adopts it once its owner's lease lapses, replays the steps that finished (they do
+/// not run again), re-attaches to the running task's process on the worker and streams the
+/// rest of its output, each line exactly once, then runs the rest of the plan with the
+/// task's output. The worker reconnects to the restarted TSA and takes new builds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_web_restart_mid_build_errors_the_build_and_the_worker_reregisters() {
+async fn a_web_killed_mid_build_resumes_it_after_restart_and_the_worker_reregisters() {
     let c = Cluster::start(backend("worker_builds_restart"), &[]).await;
     let _w = c.start_worker("w1", &[]);
     let before = c.eventually_state("w1", "running").await;
     c.set_pipeline(MAIN);
-    let build = c.trigger(MAIN, "sleepy").await;
-    c.events_until(build, &[SLEEPING], BUILD_DEADLINE).await;
+    let build = c.trigger(MAIN, "resumable").await;
+    c.events_until(build, &[COUNTING], BUILD_DEADLINE).await;
 
     let c = c.restart_web().await;
 
-    assert_eq!(c.finished(build, BUILD_DEADLINE).await, "errored");
+    assert_eq!(c.finished(build, BUILD_DEADLINE).await, "succeeded");
     let events = c.events_until(build, &[END], BUILD_DEADLINE).await;
-    assert_eq!(
-        error_message(&events),
-        "build interrupted: the web node running it restarted",
-        "{events}"
-    );
+    assert_whole_once(&events);
     // A new tunnel: the re-registered worker has a new address on the new node.
     let old = before["addr"].clone();
     c.eventually_worker("w1", "running", |w| w["addr"] != old)
         .await;
     let out = c.trigger_and_watch(MAIN, "p/quick");
     assert!(stdout(&out).contains("succeeded"), "{}", stdout(&out));
+}
+
+/// The resumable job's log after a resume: every line of the interrupted task exactly once
+/// and in order, no task run twice, the last task reading the interrupted one's output, one
+/// `started` status.
+fn assert_whole_once(events: &str) {
+    let data: Vec<serde_json::Value> = events
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    let output: String = data
+        .iter()
+        .filter(|e| e["event"] == "log")
+        .filter_map(|e| e["data"]["payload"].as_str())
+        .collect();
+    let lines: Vec<&str> = output.lines().filter(|l| l.starts_with("line-")).collect();
+    let expected: Vec<String> = (1..=80).map(|i| format!("line-{i}")).collect();
+    assert_eq!(lines, expected, "every line once, in order:\n{output}");
+    assert_eq!(output.matches("first-2").count(), 1, "{output}");
+    assert!(
+        output.contains("last-80"),
+        "the next step read the output:\n{output}"
+    );
+    let starts = data
+        .iter()
+        .filter(|e| e["event"] == "initialize-task")
+        .count();
+    assert_eq!(starts, 3, "no task ran twice:\n{events}");
+    let statuses: Vec<&serde_json::Value> = data
+        .iter()
+        .filter(|e| e["event"] == "status")
+        .map(|e| &e["data"]["status"])
+        .collect();
+    assert_eq!(statuses, ["started", "succeeded"], "{events}");
+}
+
+/// SIGTERM of `concourse web` (not quickstart) past its `--shutdown-grace-period` hands
+/// the running build over instead of ending it: the task keeps running on the worker, and
+/// the restarted node resumes the build at once (the lease was let go, nothing to wait out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_web_hands_its_running_build_over_to_the_next_node() {
+    let mut c = Cluster::start(
+        backend("worker_builds_handover"),
+        &["--shutdown-grace-period", "1s"],
+    )
+    .await;
+    let _w = c.start_worker("w1", &[]);
+    c.eventually_state("w1", "running").await;
+    c.set_pipeline(MAIN);
+    let build = c.trigger(MAIN, "resumable").await;
+    c.events_until(build, &[COUNTING], BUILD_DEADLINE).await;
+
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(c.server.pid() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + BUILD_DEADLINE;
+    while !c.server.exited() {
+        assert!(Instant::now() < deadline, "web never exited after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let c = c.restart_web().await;
+
+    assert_eq!(c.finished(build, BUILD_DEADLINE).await, "succeeded");
+    let events = c.events_until(build, &[END], BUILD_DEADLINE).await;
+    assert_whole_once(&events);
+}
+
+/// A step's `timeout` is a deadline: it counts from the step's start across a web restart.
+/// The task would end on its own 16s after it started; its 8s timeout passed while no web
+/// node ran the build (the killed node's lease takes 8–10s to lapse), so the node that
+/// resumes it kills the process at once and the step fails. A timeout counted afresh from
+/// the resume would have let it succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_counts_from_the_step_start_across_a_web_restart() {
+    let c = Cluster::start(backend("worker_builds_deadline"), &[]).await;
+    let _w = c.start_worker("w1", &[]);
+    c.eventually_state("w1", "running").await;
+    c.set_pipeline(MAIN);
+    let build = c.trigger(MAIN, "deadline").await;
+    c.events_until(build, &["slow-42"], BUILD_DEADLINE).await;
+
+    let c = c.restart_web().await;
+
+    assert_eq!(c.finished(build, BUILD_DEADLINE).await, "failed");
+    let events = c.events_until(build, &[END], BUILD_DEADLINE).await;
+    assert_eq!(error_message(&events), "timeout exceeded", "{events}");
 }

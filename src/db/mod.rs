@@ -57,6 +57,7 @@ pub trait Store:
     + BuildLogStore
     + SigningKeyStore
     + ClusterStore
+    + JournalStore
     + OverviewStore
     + WallStore
     + Send
@@ -407,6 +408,46 @@ pub trait ClusterStore {
     /// Of `ids` (builds a node runs), those it should stop: finished by someone else, asked
     /// to abort, or deleted. One query however many builds a node runs.
     async fn builds_to_stop(&self, ids: &[i64]) -> Result<Vec<i64>>;
+}
+
+// === builds that outlive their web node =====================================================
+// A supertrait of [`Store`], so each backend keeps these in its own `journal.rs`.
+
+/// One journal entry to write with a batch of events: its key and JSON data.
+pub type JournalEntry = (String, Value);
+
+#[async_trait]
+pub trait JournalStore {
+    /// Takes started build `build_id` for `holder` until `expires` (Unix seconds) when it is
+    /// unowned, lapsed before `now`, or already `holder`'s. One statement: one node wins.
+    /// (Other nodes only try builds [`JournalStore::orphaned_builds`] lists, which a just
+    /// started, still unowned build is not.)
+    async fn claim_build(
+        &self,
+        build_id: i64,
+        holder: &str,
+        expires: i64,
+        now: i64,
+    ) -> Result<bool>;
+    /// Extends every started build `holder` owns to `expires`; returns their ids (a build
+    /// another node adopted meanwhile is missing).
+    async fn renew_builds(&self, holder: &str, expires: i64) -> Result<Vec<i64>>;
+    /// Started builds whose owner lapsed before `now`, oldest first.
+    async fn orphaned_builds(&self, now: i64) -> Result<Vec<i64>>;
+    /// Lets go of `holder`'s builds among `ids` at once, for another node to adopt.
+    async fn release_builds(&self, holder: &str, ids: &[i64]) -> Result<()>;
+    /// Writes (or replaces) journal entries of a build, in one transaction.
+    async fn put_journal(&self, build_id: i64, entries: &[JournalEntry]) -> Result<()>;
+    /// Every journal entry of a build.
+    async fn journal(&self, build_id: i64) -> Result<Vec<JournalEntry>>;
+    /// [`Store::append_build_events`] that also writes `entries` in the same transaction
+    /// (how far each output stream is in the log is exact however the node dies).
+    async fn append_build_events_journaled(
+        &self,
+        build_id: i64,
+        events: &[Value],
+        entries: &[JournalEntry],
+    ) -> Result<i64>;
 }
 
 // === the wall message and version causality (API) ==========================================

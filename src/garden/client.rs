@@ -507,7 +507,11 @@ impl Garden for GardenClient {
         process_id: &str,
         io: ProcessIo,
     ) -> Result<Box<dyn Process>, GardenError> {
-        let path = format!("/containers/{}/processes/{}", seg(handle), seg(process_id));
+        let mut path = format!("/containers/{}/processes/{}", seg(handle), seg(process_id));
+        let [out, err] = io.replay_from;
+        if out > 0 || err > 0 {
+            path.push_str(&format!("?stdout_from={out}&stderr_from={err}"));
+        }
         let (head, stream) = self.hijack("GET", &path, b"").await?;
         self.process(handle, head, stream, io).await
     }

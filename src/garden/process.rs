@@ -77,10 +77,11 @@ impl OutputLog {
         )
     }
 
-    /// Sends everything from the start, then follows until the log closes or `tx` is dropped.
-    pub async fn follow(self: Arc<Self>, tx: tokio::sync::mpsc::Sender<Bytes>) {
+    /// Sends everything from offset `from` (what is kept of it), then follows until the log
+    /// closes or `tx` is dropped.
+    pub async fn follow(self: Arc<Self>, tx: tokio::sync::mpsc::Sender<Bytes>, from: u64) {
         let mut changes = self.version.subscribe();
-        let mut at = 0u64;
+        let mut at = from;
         loop {
             // Mark the version seen *before* reading, so an append racing the read wakes us.
             changes.borrow_and_update();
@@ -310,11 +311,12 @@ impl Attachment {
             tasks.spawn(async move { r.close_stdin().await });
         }
         let mut followers = Vec::new();
+        let [out_from, err_from] = io.replay_from;
         if let Some(tx) = io.stdout {
-            followers.push(tasks.spawn(record.stdout.clone().follow(tx)));
+            followers.push(tasks.spawn(record.stdout.clone().follow(tx, out_from)));
         }
         if let Some(tx) = io.stderr {
-            followers.push(tasks.spawn(record.stderr.clone().follow(tx)));
+            followers.push(tasks.spawn(record.stderr.clone().follow(tx, err_from)));
         }
         let (done_tx, delivered) = watch::channel(false);
         tasks.spawn(async move {

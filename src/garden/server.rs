@@ -156,6 +156,21 @@ fn hijack_route(head: &Head) -> Option<Hijack> {
     }
 }
 
+/// `?stdout_from=N&stderr_from=M` of an attach: where its replays start (ours only).
+fn replay_from(path: &str) -> [u64; 2] {
+    let query = path.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let mut from = [0, 0];
+    for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+        let slot = match k {
+            "stdout_from" => 0,
+            "stderr_from" => 1,
+            _ => continue,
+        };
+        from[slot] = v.parse().unwrap_or(0);
+    }
+    from
+}
+
 async fn write_error(stream: &mut TcpStream, e: &GardenError) {
     let body = format!(
         "{}\n",
@@ -247,6 +262,7 @@ impl Server {
             stdin: Some(stdin_rx),
             stdout: Some(out_tx),
             stderr: Some(err_tx),
+            replay_from: replay_from(&head.path),
         };
         let started = match &pid {
             None => match serde_json::from_slice::<ProcessSpec>(&body) {

@@ -624,6 +624,9 @@ pub struct ProcessIo {
     pub stdin: Option<mpsc::Receiver<Bytes>>,
     pub stdout: Option<mpsc::Sender<Bytes>>,
     pub stderr: Option<mpsc::Sender<Bytes>>,
+    /// Where the stdout and stderr replays of an attach start (absolute byte offsets: what
+    /// the client already has). Ours only: upstream Garden replays from the start.
+    pub replay_from: [u64; 2],
 }
 
 /// A running (or finished) process as seen by one attached client.

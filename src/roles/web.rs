@@ -387,6 +387,7 @@ pub async fn serve(
     ));
     let engine_tasks = engine.rt.tasks.clone();
     tracker.spawn(engine.clone().watch_remote_aborts(components.clone()));
+    tracker.spawn(engine.clone().keep_builds(components.clone()));
     tracker.spawn(crate::atc::scheduler::run(
         engine.clone(),
         shutdown.child_token(),
@@ -394,12 +395,14 @@ pub async fn serve(
     {
         let (engine, grace) = (engine.clone(), args.shutdown_grace_period);
         let (shutdown, components, force) = (shutdown.clone(), components.clone(), force);
+        // quickstart's worker stops with it: its builds cannot outlive it, so they end.
+        let hand_over = quickstart_worker.is_none();
         tracker.spawn(async move {
             tokio::select! {
                 _ = shutdown.cancelled() => {}
                 _ = components.cancelled() => return,
             }
-            engine.drain(grace, &force).await;
+            engine.drain(grace, &force, hand_over).await;
             components.cancel();
         });
     }

@@ -305,6 +305,7 @@ impl Worker {
                     stdin: None,
                     stdout: None,
                     stderr: None,
+                    ..Default::default()
                 },
             )
             .await

@@ -115,3 +115,86 @@ pub async fn builds_to_stop_are_those_finished_aborted_or_deleted(h: &Harness) {
     assert_eq!(b.status, BuildStatus::Started);
     assert!(!store.request_build_abort(finished.id).await.unwrap());
 }
+
+/// Build ownership: a started build is adopted by no one while its starter claims it, then
+/// belongs to its claimer while renewed; once lapsed (or released) one node adopts it.
+pub async fn started_builds_are_owned_renewed_and_adopted_once_lapsed(h: &Harness) {
+    let store = &h.store;
+    let other = h.reopen().await;
+    let (team, _, job) = pipeline_with_job(store).await;
+    let b = job_build(store, &team, &job).await;
+    assert!(store.start_build(b.id, 1000).await.unwrap());
+    assert!(
+        store.orphaned_builds(1010).await.unwrap().is_empty(),
+        "a just-started build waits for its starter's claim"
+    );
+    assert!(store.claim_build(b.id, "a", 1010, 1000).await.unwrap());
+    assert!(!other.claim_build(b.id, "b", 1012, 1002).await.unwrap());
+    assert_eq!(store.renew_builds("a", 1020).await.unwrap(), vec![b.id]);
+    assert!(other.renew_builds("b", 1020).await.unwrap().is_empty());
+    assert!(store.orphaned_builds(1015).await.unwrap().is_empty());
+    // `a` died: its lease lapses and exactly one node adopts the build.
+    assert_eq!(other.orphaned_builds(1021).await.unwrap(), vec![b.id]);
+    let (x, y) = tokio::join!(
+        other.claim_build(b.id, "b", 1031, 1021),
+        store.claim_build(b.id, "c", 1031, 1021)
+    );
+    assert!(x.unwrap() ^ y.unwrap(), "exactly one node adopts it");
+    // A hand-over lets go at once.
+    let holder = if store.renew_builds("b", 1040).await.unwrap().is_empty() {
+        "c"
+    } else {
+        "b"
+    };
+    store.release_builds(holder, &[b.id]).await.unwrap();
+    assert_eq!(other.orphaned_builds(1022).await.unwrap(), vec![b.id]);
+    // Finished builds are nobody's.
+    store
+        .finish_build(b.id, BuildStatus::Succeeded, 1050)
+        .await
+        .unwrap();
+    assert!(store.orphaned_builds(2000).await.unwrap().is_empty());
+    assert!(!store.claim_build(b.id, "a", 2010, 2000).await.unwrap());
+}
+
+/// The journal: entries by key, replaced on write, and written with events atomically.
+pub async fn journal_entries_are_replaced_by_key_and_ride_with_events(h: &Harness) {
+    let store = &h.store;
+    let (team, _, job) = pipeline_with_job(store).await;
+    let b = job_build(store, &team, &job).await;
+    let e = |k: &str, v: serde_json::Value| (k.to_string(), v);
+    store
+        .put_journal(
+            b.id,
+            &[
+                e("step:1", json!({"outcome": "succeeded"})),
+                e("x", json!(1)),
+            ],
+        )
+        .await
+        .unwrap();
+    store.put_journal(b.id, &[e("x", json!(2))]).await.unwrap();
+    let last = store
+        .append_build_events_journaled(
+            b.id,
+            &[json!({"event": "log", "data": {}})],
+            &[e("out:2:stdout", json!(42))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(last, 1);
+    let mut got = h.reopen().await.journal(b.id).await.unwrap();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        vec![
+            e("out:2:stdout", json!(42)),
+            e("step:1", json!({"outcome": "succeeded"})),
+            e("x", json!(2)),
+        ]
+    );
+    assert!(matches!(
+        store.put_journal(999_999, &[e("x", json!(1))]).await,
+        Err(StoreError::NotFound(_))
+    ));
+}

@@ -36,7 +36,36 @@ pub const PIPELINE: &str = "jobs:
     config:
       platform: linux
       run: {path: sh, args: [-c, 'echo quick-done']}
+- name: resumable
+  plan:
+  - task: first
+    config:
+      platform: linux
+      run: {path: sh, args: [-c, 'echo first-$((1+1))']}
+  - task: counting
+    config:
+      platform: linux
+      outputs: [{name: out}]
+      run:
+        path: sh
+        args: [-c, 'echo counting-$((6*7)); i=0; while [ $i -lt 80 ]; do i=$((i+1)); echo line-$i; sleep 0.2; done; echo $i > out/n']
+  - task: last
+    timeout: 5m
+    config:
+      platform: linux
+      inputs: [{name: out}]
+      run: {path: sh, args: [-c, 'echo last-$(cat out/n)']}
+- name: deadline
+  plan:
+  - task: slow
+    timeout: 8s
+    config:
+      platform: linux
+      run: {path: sh, args: [-c, 'echo slow-$((6*7)); sleep 16; echo slow-done']}
 ";
+
+/// What the resumable job's counting task prints once its process runs.
+pub const COUNTING: &str = "counting-42";
 
 /// An SSH key pair made with `concourse generate-key`.
 pub struct Key {

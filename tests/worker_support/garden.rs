@@ -55,6 +55,7 @@ pub fn capture() -> (ProcessIo, Captured) {
         stdin: None,
         stdout: Some(otx),
         stderr: Some(etx),
+        ..Default::default()
     };
     (
         io,

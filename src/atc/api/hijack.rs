@@ -162,6 +162,7 @@ async fn session(
         stdin: Some(in_rx),
         stdout: Some(out_tx),
         stderr: Some(err_tx),
+        ..Default::default()
     };
     let process = match w.garden.run(&handle, process, io).await {
         Ok(p) => p,

@@ -36,6 +36,18 @@ impl Hub {
 enum Msg {
     Event(BuildEvent),
     Flush(oneshot::Sender<()>),
+    /// A journal entry stored with the batch that holds the events before it: how much of
+    /// a process's output the log has (see [`LineBuffer::tracked`]).
+    Mark(String, Value),
+}
+
+/// A batch for the writer: events, journal marks (latest per key) and waiting flushes.
+#[derive(Default)]
+struct Batch {
+    events: Vec<Value>,
+    marks: Vec<(String, Value)>,
+    flushes: Vec<oneshot::Sender<()>>,
+    bytes: usize,
 }
 
 /// Bytes of events one build may have queued for its writer before log output waits for
@@ -96,24 +108,28 @@ impl Channel {
 
     /// The next batch: events up to the size caps and the flushes queued among them, in
     /// order. None once the emitters left and everything is stored.
-    async fn next_batch(&self) -> Option<(Vec<Value>, Vec<oneshot::Sender<()>>, usize)> {
+    async fn next_batch(&self) -> Option<Batch> {
         loop {
             let queued = self.queued.notified();
             {
                 let mut q = self.lock();
                 if !q.msgs.is_empty() {
-                    let (mut events, mut flushes, mut bytes) = (Vec::new(), Vec::new(), 0);
+                    let mut b = Batch::default();
                     while let Some((msg, size)) = q.msgs.pop_front() {
                         match msg {
-                            Msg::Event(e) => events.push(e.to_json()),
-                            Msg::Flush(w) => flushes.push(w),
+                            Msg::Event(e) => b.events.push(e.to_json()),
+                            Msg::Flush(w) => b.flushes.push(w),
+                            Msg::Mark(key, value) => {
+                                b.marks.retain(|(k, _)| *k != key);
+                                b.marks.push((key, value));
+                            }
                         }
-                        bytes += size;
-                        if bytes >= BATCH_BYTES || events.len() >= BATCH_EVENTS {
+                        b.bytes += size;
+                        if b.bytes >= BATCH_BYTES || b.events.len() >= BATCH_EVENTS {
                             break;
                         }
                     }
-                    return Some((events, flushes, bytes));
+                    return Some(b);
                 }
                 if q.closed {
                     return None;
@@ -173,11 +189,18 @@ pub struct Events {
 /// Appends one batch, retrying while the store is unreachable, for up to
 /// [`APPEND_PATIENCE`]. A build that is gone (its pipeline destroyed) or written by another
 /// node takes no more events.
-async fn append(store: &dyn Store, build_id: i64, batch: &[Value]) {
+async fn append(store: &dyn Store, build_id: i64, batch: &[Value], marks: &[(String, Value)]) {
     let started = std::time::Instant::now();
     let mut pause = Duration::from_millis(100);
     loop {
-        match store.append_build_events(build_id, batch).await {
+        let appended = if marks.is_empty() {
+            store.append_build_events(build_id, batch).await
+        } else {
+            store
+                .append_build_events_journaled(build_id, batch, marks)
+                .await
+        };
+        match appended {
             Ok(_) => return,
             Err(e @ (StoreError::NotFound(_) | StoreError::Conflict(_))) => {
                 tracing::warn!(build = build_id, error = %e, "dropping build events");
@@ -203,14 +226,15 @@ impl Events {
         let channel = Arc::new(Channel::default());
         let writer = channel.clone();
         tokio::spawn(async move {
-            while let Some((batch, flushes, bytes)) = writer.next_batch().await {
-                if !batch.is_empty() {
-                    append(store.as_ref(), build_id, &batch).await;
-                    drop(batch);
+            while let Some(b) = writer.next_batch().await {
+                if !b.events.is_empty() || !b.marks.is_empty() {
+                    append(store.as_ref(), build_id, &b.events, &b.marks).await;
+                }
+                if !b.events.is_empty() {
                     hub.notify(build_id);
                 }
-                writer.release(bytes);
-                for w in flushes {
+                writer.release(b.bytes);
+                for w in b.flushes {
                     let _ = w.send(());
                 }
             }
@@ -335,6 +359,13 @@ impl Events {
         }
     }
 
+    /// Queues a journal entry to be stored with the events emitted before it.
+    fn mark(&self, key: &str, value: Value) {
+        if let Sink::Store(sink) = &self.sink {
+            sink.0.push(Msg::Mark(key.to_string(), value), 0);
+        }
+    }
+
     pub fn status(&self, status: &str, time: i64) {
         self.emit(BuildEvent::Status(ev::Status {
             status: status.to_string(),
@@ -434,6 +465,9 @@ pub struct LineBuffer {
     origin: Origin,
     source: &'static str,
     pending: Vec<u8>,
+    /// Journal key and stream offset of the first pending byte, when the log's progress
+    /// through the stream is journaled.
+    tracked: Option<(String, u64)>,
 }
 
 impl LineBuffer {
@@ -442,6 +476,29 @@ impl LineBuffer {
             origin,
             source,
             pending: Vec::new(),
+            tracked: None,
+        }
+    }
+
+    /// As [`LineBuffer::new`] for a stream whose first `from` bytes are in the log already;
+    /// every event it emits is followed by a journal mark of the offset it reached, stored
+    /// with that event, so a resumed build re-attaches exactly there.
+    pub fn tracked(origin: Origin, source: &'static str, from: u64) -> Self {
+        let key = super::journal::output_key(&origin.id, source);
+        LineBuffer {
+            tracked: Some((key, from)),
+            ..LineBuffer::new(origin, source)
+        }
+    }
+
+    /// `n` raw bytes of the stream went into events.
+    fn consumed(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        if let Some((key, at)) = &mut self.tracked {
+            *at += n as u64;
+            self.origin.events.mark(key, Value::from(*at));
         }
     }
 
@@ -458,6 +515,7 @@ impl LineBuffer {
             let rest = self.pending.split_off(pos + 1);
             let text = String::from_utf8_lossy(&self.pending).into_owned();
             self.emit(&text);
+            self.consumed(pos + 1);
             self.pending = rest;
         }
         if self.pending.len() >= MAX_LOG_EVENT {
@@ -490,6 +548,7 @@ impl LineBuffer {
         let rest = self.pending.split_off(valid);
         let text = String::from_utf8_lossy(&self.pending).into_owned();
         self.emit(&text);
+        self.consumed(valid);
         self.pending = rest;
     }
 
@@ -498,6 +557,7 @@ impl LineBuffer {
         if !self.pending.is_empty() {
             let text = String::from_utf8_lossy(&self.pending).into_owned();
             self.emit(&text);
+            self.consumed(self.pending.len());
         }
     }
 }
@@ -526,6 +586,43 @@ mod tests {
             out.push(l.payload);
         }
         out
+    }
+
+    /// A tracked stream's offset marks follow the events that carry its bytes, so the
+    /// offset stored with a batch never counts a byte that is not in the log; a batch keeps
+    /// only the last mark per stream.
+    #[tokio::test]
+    async fn tracked_output_marks_the_offset_each_event_reached() {
+        let (events, rx) = events();
+        let mut buf = LineBuffer::tracked(events.origin("7"), "stdout", 100);
+        buf.push_now(b"ab\ncd");
+        buf.flush();
+        buf.push_now("\u{e9}".as_bytes().split_at(1).0);
+        buf.flush();
+        buf.finish();
+        let mut seen = Vec::new();
+        for (msg, _) in rx.lock().msgs.iter() {
+            match msg {
+                Msg::Event(BuildEvent::Log(l)) => seen.push(l.payload.clone()),
+                Msg::Mark(k, v) => seen.push(format!("{k}={v}")),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                "ab\n",
+                "out:7:stdout=103",
+                "cd",
+                "out:7:stdout=105",
+                "\u{fffd}",
+                "out:7:stdout=106"
+            ]
+        );
+        drop(events);
+        let batch = rx.next_batch().await.expect("a batch");
+        assert_eq!(batch.events.len(), 3);
+        assert_eq!(batch.marks, [("out:7:stdout".to_string(), json!(106))]);
     }
 
     #[test]
@@ -638,7 +735,8 @@ mod tests {
                 futures::poll!(blocked.as_mut()).is_pending(),
                 "a full queue holds the producer"
             );
-            let (batch, _, bytes) = rx.next_batch().await.expect("a batch");
+            let b = rx.next_batch().await.expect("a batch");
+            let (batch, bytes) = (b.events, b.bytes);
             assert!(bytes <= BATCH_BYTES + line.len() + 256 && batch.len() <= BATCH_EVENTS);
             assert!(bytes < queued, "one batch is not the whole queue");
             rx.release(bytes);
@@ -647,9 +745,9 @@ mod tests {
         drop(buf);
         drop(events);
         let mut total = 0;
-        while let Some((batch, _, bytes)) = rx.next_batch().await {
-            total += batch.len();
-            rx.release(bytes);
+        while let Some(b) = rx.next_batch().await {
+            total += b.events.len();
+            rx.release(b.bytes);
         }
         assert!(total > 0 && rx.lock().bytes == 0, "drained, then closed");
     }

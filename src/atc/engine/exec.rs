@@ -3,6 +3,7 @@
 //! (`Err(Fail)`); every leaf that errors or is interrupted writes one `error` event.
 
 use super::events::{Events, Origin};
+use super::journal::{Journal, LocalVar, Outcome, StepEntry};
 use super::plan::{BuildPlan, HookNode, Node, Plan};
 use super::runtime::{errored, Artifact, Cancel, Cleanup, Fail, Runtime, StepResult};
 use crate::atc::idtoken::token::TokenSubject;
@@ -24,6 +25,8 @@ pub struct Build {
     pub cleanup: Cleanup,
     /// Versions produced by puts, by plan id (for the implicit get's `version_from`).
     pub results: Mutex<HashMap<String, Value>>,
+    /// What has been done so far, kept in the store (see `journal`).
+    pub journal: Journal,
 }
 
 tokio::task_local! {
@@ -116,6 +119,38 @@ impl Scope {
         }
         self.parent.as_ref().and_then(|p| p.var(name))
     }
+    /// Moves what a step left in this (its own) scope into `into`, and returns it for the
+    /// build's journal.
+    fn lift_into(&self, into: &Scope) -> (Vec<(String, Artifact)>, Vec<LocalVar>) {
+        let artifacts: Vec<(String, Artifact)> = self.lock_artifacts().drain().collect();
+        for (name, a) in &artifacts {
+            into.set_artifact(name, a.clone());
+        }
+        let vars: Map<String, Value> =
+            std::mem::take(&mut *self.vars.lock().unwrap_or_else(|e| e.into_inner()));
+        let secret = self.secret_vars.lock().unwrap_or_else(|e| e.into_inner());
+        let vars: Vec<LocalVar> = vars
+            .into_iter()
+            .map(|(name, value)| LocalVar {
+                secret: secret.contains(&name),
+                name,
+                value,
+            })
+            .collect();
+        drop(secret);
+        for v in &vars {
+            into.restore_var(v);
+        }
+        (artifacts, vars)
+    }
+
+    fn restore_var(&self, v: &LocalVar) {
+        self.set_var(&v.name, v.value.clone());
+        if v.secret {
+            self.set_secret(&v.name);
+        }
+    }
+
     pub fn build_status(&self) -> Option<&'static str> {
         if let Some(s) = *self.status.lock().unwrap_or_else(|e| e.into_inner()) {
             return Some(s);
@@ -343,9 +378,6 @@ impl Build {
         cancel: &'a Cancel,
     ) -> BoxFuture<'a, StepResult> {
         async move {
-            if cancel.is_cancelled() {
-                return Err(Fail::Interrupted);
-            }
             match &plan.node {
                 Node::Get(_)
                 | Node::Put(_)
@@ -355,33 +387,7 @@ impl Build {
                 | Node::Run(_)
                 | Node::Check(_)
                 | Node::ArtifactInput(_)
-                | Node::ArtifactOutput(_) => {
-                    let origin = self.origin(plan);
-                    // A get/put/task `timeout:` bounds the step itself; running out of
-                    // time fails it (not errors it), as upstream.
-                    let limit = plan.node.step_timeout();
-                    let inner = match limit {
-                        Some(t) => cancel.child_with_timeout(
-                            crate::config::parse_duration(t)
-                                .map_err(|e| errored(format!("invalid timeout '{t}': {e}")))?,
-                        ),
-                        None => cancel.clone(),
-                    };
-                    let r = super::steps::run(self, scope, plan, &inner).await;
-                    match &r {
-                        Err(Fail::Errored(msg)) => origin.error(msg),
-                        Err(Fail::Interrupted) => origin.error(inner.reason()),
-                        Ok(_) => {}
-                    }
-                    if limit.is_some() {
-                        let timed_out = inner.timed_out() && !cancel.is_cancelled();
-                        inner.token.cancel();
-                        if timed_out && r == Err(Fail::Interrupted) {
-                            return Ok(false);
-                        }
-                    }
-                    r
-                }
+                | Node::ArtifactOutput(_) => self.leaf(scope, plan, cancel).await,
                 Node::Do(steps) => {
                     for s in steps {
                         if !self.exec(scope, s, cancel).await? {
@@ -402,7 +408,9 @@ impl Build {
                 Node::Timeout(t) => {
                     let duration = crate::config::parse_duration(&t.duration)
                         .map_err(|e| errored(format!("invalid timeout '{}': {e}", t.duration)))?;
-                    let inner = cancel.child_with_timeout(duration);
+                    // A deadline: it counts from the first start, across resumes.
+                    let started = self.journal.timer_started(&plan.id).await;
+                    let inner = cancel.child_with_deadline(started, duration);
                     let r = self.exec(scope, &t.step, &inner).await;
                     let timed_out = inner.timed_out() && !cancel.is_cancelled();
                     inner.token.cancel();
@@ -484,6 +492,81 @@ impl Build {
             }
         }
         .boxed()
+    }
+
+    /// Runs a leaf step, or replays it when the journal has it finished (a resumed build).
+    /// Its outcome and what it left go to the journal.
+    async fn leaf(
+        self: &Arc<Self>,
+        scope: &Arc<Scope>,
+        plan: &Plan,
+        cancel: &Cancel,
+    ) -> StepResult {
+        if let Some(done) = self.journal.finished(&plan.id) {
+            return self.replay(scope, plan, done).await;
+        }
+        if cancel.is_cancelled() {
+            return Err(Fail::Interrupted);
+        }
+        let origin = self.origin(plan);
+        // A get/put/task `timeout:` bounds the step itself, from its first start; running
+        // out of time fails it (not errors it), as upstream.
+        let limit = plan.node.step_timeout();
+        let inner = match limit {
+            Some(t) => {
+                let d = crate::config::parse_duration(t)
+                    .map_err(|e| errored(format!("invalid timeout '{t}': {e}")))?;
+                let started = self.journal.step_started(&plan.id).await;
+                cancel.child_with_deadline(started, d)
+            }
+            None => cancel.clone(),
+        };
+        let own = Scope::child(scope);
+        let mut r = super::steps::run(self, &own, plan, &inner).await;
+        let (artifacts, vars) = own.lift_into(scope);
+        match &r {
+            Err(Fail::Errored(msg)) => origin.error(msg),
+            Err(Fail::Interrupted) => origin.error(inner.reason()),
+            Ok(_) => {}
+        }
+        if limit.is_some() {
+            let timed_out = inner.timed_out() && !cancel.is_cancelled();
+            inner.token.cancel();
+            if timed_out && r == Err(Fail::Interrupted) {
+                r = Ok(false);
+            }
+        }
+        if self.journal.is_on() {
+            let mut entry = self.journal.step(&plan.id).unwrap_or_default();
+            entry.outcome = Some(Outcome::of(&r));
+            entry.artifacts = artifacts;
+            entry.vars = vars;
+            entry.result = self.lock_results().get(&plan.id).cloned();
+            entry.held.extend(self.cleanup.take_fresh());
+            self.journal.put_step(&plan.id, &entry).await;
+        }
+        r
+    }
+
+    /// A step that finished before the build was resumed: what it left is put back and it
+    /// answers as it did, without running or logging anything again.
+    async fn replay(&self, scope: &Arc<Scope>, plan: &Plan, done: StepEntry) -> StepResult {
+        for (name, a) in done.artifacts {
+            scope.set_artifact(&name, a);
+        }
+        for v in &done.vars {
+            scope.restore_var(v);
+        }
+        if let Some(version) = done.result {
+            self.lock_results().insert(plan.id.clone(), version);
+        }
+        // The secrets its config used stay redacted in the output that follows.
+        super::steps::track_secrets(self, scope, plan).await;
+        done.outcome.map_or(Ok(false), |o| o.result())
+    }
+
+    fn lock_results(&self) -> std::sync::MutexGuard<'_, HashMap<String, Value>> {
+        self.results.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn hook(

@@ -4,6 +4,7 @@
 pub mod across;
 pub mod events;
 pub mod exec;
+pub mod journal;
 pub mod labels;
 pub mod liveness;
 pub mod placement;
@@ -65,6 +66,11 @@ impl Handle {
 
 /// How often a node looks for aborts of its builds received by other web nodes.
 pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a web node owns the builds it runs without renewing: another node resumes
+/// them within this (plus one [`OWNERSHIP_INTERVAL`]) of its death.
+pub const BUILD_LEASE_TTL: i64 = 10;
+/// How often a node renews its builds and looks for builds no live node owns.
+pub const OWNERSHIP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct Engine {
     pub rt: Arc<Runtime>,
@@ -75,6 +81,10 @@ pub struct Engine {
     /// Fired when the node drains: no build starts after it, and finished builds clean up
     /// at once instead of staying interceptible.
     draining: CancellationToken,
+    /// This process as the owner of the builds it runs (a restarted node is a new owner).
+    holder: String,
+    /// Per running build: stops running it here without ending it (another node resumes).
+    detach: Mutex<HashMap<i64, CancellationToken>>,
 }
 
 impl Engine {
@@ -85,13 +95,23 @@ impl Engine {
             ids: Ids::default(),
             interceptible: Default::default(),
             draining: CancellationToken::new(),
+            holder: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()),
+            detach: Mutex::default(),
         })
     }
 
     /// Drains this node (SIGTERM of web): no new build starts here; running ones get until
-    /// `grace` to finish, then are aborted (their hooks run, their containers go). Returns
-    /// once every build, check and teardown task has ended, or 10s after the abort.
-    pub async fn drain(&self, grace: std::time::Duration, force: &CancellationToken) {
+    /// `grace` to finish. Then, with `hand_over`, this node lets go of them without ending
+    /// them, and whichever node runs next (another, or this one restarted) resumes them
+    /// from their journal; without (quickstart, whose worker stops with it) they are
+    /// aborted: their hooks run, their containers go. Returns once every build, check and
+    /// teardown task has ended, or 10s after that.
+    pub async fn drain(
+        &self,
+        grace: std::time::Duration,
+        force: &CancellationToken,
+        hand_over: bool,
+    ) {
         self.draining.cancel();
         let running = self.handle.running().len();
         if running > 0 {
@@ -111,7 +131,19 @@ impl Engine {
             _ = tokio::time::sleep(grace) => {}
             _ = force.cancelled() => {}
         }
-        for id in self.handle.running() {
+        let left = self.handle.running();
+        if hand_over && !left.is_empty() {
+            tracing::info!(builds = ?left, "draining: handing running builds over");
+            for id in &left {
+                if let Some(t) = self.lock_detach().get(id) {
+                    t.cancel();
+                }
+            }
+            if let Err(e) = self.store().release_builds(&self.holder, &left).await {
+                tracing::warn!(error = %e, "handing builds over; they resume once their lease lapses");
+            }
+        }
+        for id in left.into_iter().filter(|_| !hand_over) {
             let events = Events::start(self.store().clone(), self.handle.hub.clone(), id);
             events.emit(BuildEvent::Error(ev::Error {
                 message: "the web node running this build shut down before it finished \
@@ -128,6 +160,10 @@ impl Engine {
             tokio::time::timeout(std::time::Duration::from_secs(10), self.rt.tasks.wait()).await;
     }
 
+    fn lock_detach(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CancellationToken>> {
+        self.detach.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.rt.store
     }
@@ -136,35 +172,81 @@ impl Engine {
         &self.ids
     }
 
-    /// Builds left `started` by a node that died cannot be resumed here: end them errored
-    /// so none stays running forever.
-    pub async fn recover(&self) {
-        let Ok(started) = self
-            .store()
-            .builds_with_status(&[BuildStatus::Started])
+    /// Every [`OWNERSHIP_INTERVAL`]: renews this node's hold on the builds it runs, and
+    /// adopts and resumes started builds whose owner lapsed (it died, or handed them over).
+    pub async fn keep_builds(self: Arc<Self>, shutdown: CancellationToken) {
+        crate::atc::periodic::Periodic::every("build ownership", OWNERSHIP_INTERVAL)
+            .run(shutdown, |_| async {
+                let now = crate::clock::now();
+                let expires = now + BUILD_LEASE_TTL;
+                let held = self.store().renew_builds(&self.holder, expires).await?;
+                for id in self.handle.running() {
+                    if held.contains(&id) {
+                        continue;
+                    }
+                    // Not ours and still started: this node could not renew it in time and
+                    // another adopted it. Only one may run it: stop here without ending it.
+                    let adopted = matches!(
+                        self.store().build(id).await?,
+                        Some(BuildRow {
+                            status: BuildStatus::Started,
+                            ..
+                        })
+                    );
+                    if adopted {
+                        if let Some(t) = self.lock_detach().get(&id) {
+                            tracing::warn!(build = id, "another web node adopted this build");
+                            t.cancel();
+                        }
+                    }
+                }
+                if self.draining.is_cancelled() {
+                    return Ok(());
+                }
+                for id in self.store().orphaned_builds(now).await? {
+                    if self.handle.is_running(id)
+                        || !self
+                            .store()
+                            .claim_build(id, &self.holder, expires, now)
+                            .await?
+                    {
+                        continue;
+                    }
+                    if let Err(e) = self.resume(id).await {
+                        tracing::warn!(build = id, error = %e, "resuming build");
+                    }
+                }
+                Ok::<_, crate::db::StoreError>(())
+            })
             .await
-        else {
-            return;
+    }
+
+    /// Resumes a started build this node just adopted: its plan is replayed against its
+    /// journal (see `journal`). A build whose plan cannot be read is ended errored.
+    async fn resume(self: &Arc<Self>, id: i64) -> anyhow::Result<()> {
+        let Some(row) = self.store().build(id).await? else {
+            return Ok(());
         };
-        for b in started {
-            if self.handle.is_running(b.id) {
-                continue;
-            }
-            let events = Events::start(self.store().clone(), self.handle.hub.clone(), b.id);
+        let Some(plan) = row.plan.clone().and_then(BuildPlan::from_stored) else {
+            let events = Events::start(self.store().clone(), self.handle.hub.clone(), id);
             let now = crate::clock::now();
-            // A build-level error: no origin.
             events.emit(BuildEvent::Error(ev::Error {
-                message: "build interrupted: the web node running it restarted".into(),
+                message: "build interrupted: its plan could not be read to resume it".into(),
                 origin: Default::default(),
                 time: now,
             }));
             events.status("errored", now);
             events.flush().await;
-            let _ = self
-                .store()
-                .finish_build(b.id, BuildStatus::Errored, now)
-                .await;
-        }
+            self.store()
+                .finish_build(id, BuildStatus::Errored, now)
+                .await?;
+            return Ok(());
+        };
+        let journal = journal::Journal::load(self.store().clone(), id).await?;
+        tracing::info!(build = id, "resuming build adopted from a lapsed web node");
+        let at = row.start_time;
+        self.launch(row, plan, journal, at, true);
+        Ok(())
     }
 
     /// Stops, every [`WATCH_INTERVAL`], the builds running here that another web node was
@@ -198,15 +280,48 @@ impl Engine {
         if !self.store().start_build(row.id, at).await? {
             return Ok(false);
         }
+        let expires = at + BUILD_LEASE_TTL;
+        self.store()
+            .claim_build(row.id, &self.holder, expires, at)
+            .await?;
+        let journal = journal::Journal::fresh(self.store().clone(), row.id);
+        self.launch(row, plan, journal, at, false);
+        Ok(true)
+    }
+
+    /// Runs a started build here in the background, to its end or until it is detached.
+    fn launch(
+        self: &Arc<Self>,
+        row: BuildRow,
+        plan: BuildPlan,
+        journal: journal::Journal,
+        at: i64,
+        resumed: bool,
+    ) {
         let token = CancellationToken::new();
+        if journal.aborted() {
+            // Aborted before the resume: it goes on aborting (its hooks run).
+            token.cancel();
+        }
+        let detach = CancellationToken::new();
         self.handle.lock().insert(row.id, token.clone());
+        self.lock_detach().insert(row.id, detach.clone());
         let engine = self.clone();
         let span = tracing::info_span!("build", id = row.id);
         let task = async move {
             let id = row.id;
-            let (status, build) = engine.run(row, plan, token, at).await;
+            let run = engine.run(row, plan, journal, token, at, resumed);
+            let finished = tokio::select! {
+                r = run => Some(r),
+                _ = detach.cancelled() => None,
+            };
             engine.handle.lock().remove(&id);
+            engine.lock_detach().remove(&id);
             engine.handle.wake();
+            let Some((status, build)) = finished else {
+                // Handed over: what it holds on workers is the next owner's.
+                return;
+            };
             // Containers and volumes go after the build has finished, as upstream's GC
             // removes them after the fact: unmounting them is not part of the build. A
             // failed or errored build's stay for `fly intercept`: for INTERCEPT_GRACE, or
@@ -220,7 +335,6 @@ impl Engine {
             build.cleanup.run().await;
         };
         self.rt.tasks.spawn(task.instrument(span));
-        Ok(true)
     }
 
     /// Waits while a finished failed build stays interceptible: INTERCEPT_GRACE, cut short
@@ -259,16 +373,20 @@ impl Engine {
         &self,
         row: BuildRow,
         plan: BuildPlan,
+        journal: journal::Journal,
         token: CancellationToken,
         at: i64,
+        resumed: bool,
     ) -> (BuildStatus, Arc<Build>) {
         let mut events = Events::start(self.store().clone(), self.handle.hub.clone(), row.id);
         if !self.rt.redact_secrets {
             events = events.without_redaction();
         }
-        events.status("started", at);
+        if !resumed {
+            events.status("started", at);
+        }
         let (status, build) = self
-            .run_plan(row.clone(), plan, events.clone(), token)
+            .run_plan(row.clone(), plan, events.clone(), journal, token)
             .await;
         let end = crate::clock::now();
         events.status(status.as_str(), end);
@@ -297,7 +415,9 @@ impl Engine {
         events: Events,
         token: CancellationToken,
     ) -> BuildStatus {
-        let (status, build) = self.run_plan(row, plan, events, token).await;
+        let (status, build) = self
+            .run_plan(row, plan, events, journal::Journal::off(), token)
+            .await;
         build.cleanup.run().await;
         status
     }
@@ -308,15 +428,24 @@ impl Engine {
         row: BuildRow,
         plan: BuildPlan,
         events: Events,
+        journal: journal::Journal,
         token: CancellationToken,
     ) -> (BuildStatus, Arc<Build>) {
+        let cleanup = Cleanup::new(row.team_id);
+        // A resumed build cleans up what its earlier owners made, too.
+        for h in journal.held() {
+            if let Ok(w) = self.rt.worker(&h.worker).await {
+                cleanup.restore(&w, &h.handle, h.volume);
+            }
+        }
         let build = Arc::new(Build {
             rt: self.rt.clone(),
-            cleanup: Cleanup::new(row.team_id),
+            cleanup,
             row,
             plan,
             events,
             results: Mutex::default(),
+            journal,
         });
         let algs = exec::idtoken_algorithms(&build.plan);
         if !algs.is_empty() {
@@ -328,7 +457,16 @@ impl Engine {
         let scope = Arc::new(Scope::default());
         let cancel = Cancel::new(token);
         let root = build.plan.plan.clone();
-        let result = build.exec(&scope, &root, &cancel).await;
+        // An abort is journaled, so a resume goes on aborting.
+        let mark_abort = async {
+            cancel.token.cancelled().await;
+            build.journal.mark_aborted().await;
+            std::future::pending::<()>().await
+        };
+        let result = tokio::select! {
+            r = build.exec(&scope, &root, &cancel) => r,
+            _ = mark_abort => unreachable!("pending"),
+        };
         let status = match result {
             Ok(true) => BuildStatus::Succeeded,
             Ok(false) => BuildStatus::Failed,

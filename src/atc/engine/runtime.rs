@@ -63,6 +63,25 @@ impl Cancel {
             timer: self.timer.clone(),
         }
     }
+    /// A timeout that began at `started_ms` (Unix ms, from the build's journal): what is
+    /// left of `d`, or timed out at once when the deadline passed (during a restart).
+    pub fn child_with_deadline(&self, started_ms: i64, d: Duration) -> Cancel {
+        let elapsed = super::journal::now_ms().saturating_sub(started_ms).max(0) as u128;
+        match d.as_millis().checked_sub(elapsed) {
+            Some(left) if left > 0 => self.child_with_timeout(Duration::from_millis(left as u64)),
+            _ => {
+                let c = self.group();
+                let c = Cancel {
+                    timed_out: Arc::default(),
+                    ..c
+                };
+                c.timed_out.store(true, Ordering::SeqCst);
+                c.token.cancel();
+                c
+            }
+        }
+    }
+
     pub fn child_with_timeout(&self, d: Duration) -> Cancel {
         let done = CancellationToken::new();
         let c = Cancel {
@@ -105,6 +124,21 @@ impl Cancel {
 #[cfg(test)]
 mod cancel_tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_deadline_that_passed_times_out_at_once_and_one_ahead_waits() {
+        let now = super::super::journal::now_ms();
+        let passed = Cancel::default().child_with_deadline(now - 5_000, Duration::from_secs(2));
+        assert!(passed.is_cancelled() && passed.timed_out());
+        assert_eq!(passed.reason(), "timeout exceeded");
+        let ahead = Cancel::default().child_with_deadline(now - 1_000, Duration::from_secs(3600));
+        assert!(!ahead.is_cancelled() && !ahead.timed_out());
+        let soon = Cancel::default().child_with_deadline(now - 1_000, Duration::from_millis(1_050));
+        tokio::time::timeout(Duration::from_secs(30), soon.token.cancelled())
+            .await
+            .expect("what was left of the timeout ran out");
+        assert!(soon.timed_out());
+    }
 
     #[tokio::test]
     async fn a_timeout_fires_while_its_step_runs_and_its_timer_ends_with_the_step() {
@@ -155,7 +189,7 @@ impl WorkerClient {
 }
 
 /// A step's output: a volume on a worker.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Artifact {
     pub worker: String,
     pub handle: String,
@@ -251,6 +285,34 @@ impl Runtime {
         }
     }
 
+    /// A worker a resumed step re-attaches to: it may be re-registering with the node that
+    /// just adopted the build, so it is waited for while it does not answer, up to
+    /// `patience` (then the step errors as for a lost worker).
+    pub async fn worker_back(
+        &self,
+        name: &str,
+        patience: Duration,
+        cancel: &Cancel,
+    ) -> Result<WorkerClient, Fail> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let last = match self.worker(name).await {
+                Ok(w) => match w.garden.ping().await {
+                    Ok(()) => return Ok(w),
+                    Err(e) => errored(super::liveness::worker_error(name, "reconnecting", e)),
+                },
+                Err(e) => e,
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(last);
+            }
+            tokio::select! {
+                _ = cancel.token.cancelled() => return Err(Fail::Interrupted),
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
     /// Every worker that can answer (not stalled, with a Garden address), or only those
     /// whose containers `team` may see (global ones and its own).
     async fn answering(&self, team: Option<&str>) -> Result<Vec<WorkerClient>, Fail> {
@@ -341,6 +403,8 @@ impl Runtime {
 pub struct Cleanup {
     containers: Mutex<Vec<(WorkerClient, String)>>,
     volumes: Mutex<Vec<(WorkerClient, String)>>,
+    /// What was added since the build's journal last took it (see [`Cleanup::take_fresh`]).
+    fresh: Mutex<Vec<super::journal::Held>>,
     /// Labels of every volume the build creates (its team).
     pub volume_labels: crate::proto::baggageclaim::Properties,
 }
@@ -357,16 +421,37 @@ impl Cleanup {
         }
     }
     pub fn container(&self, w: &WorkerClient, handle: &str) {
-        self.containers
-            .lock()
+        self.restore(w, handle, false);
+        self.note(w, handle, false);
+    }
+    pub fn volume(&self, w: &WorkerClient, handle: &str) {
+        self.restore(w, handle, true);
+        self.note(w, handle, true);
+    }
+    fn note(&self, w: &WorkerClient, handle: &str, volume: bool) {
+        self.lock_fresh().push(super::journal::Held {
+            worker: w.name.clone(),
+            handle: handle.to_string(),
+            volume,
+        });
+    }
+    fn lock_fresh(&self) -> std::sync::MutexGuard<'_, Vec<super::journal::Held>> {
+        self.fresh.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    /// Takes over a container or volume a resumed build's journal names.
+    pub fn restore(&self, w: &WorkerClient, handle: &str, volume: bool) {
+        let list = if volume {
+            &self.volumes
+        } else {
+            &self.containers
+        };
+        list.lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((w.clone(), handle.to_string()));
     }
-    pub fn volume(&self, w: &WorkerClient, handle: &str) {
-        self.volumes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((w.clone(), handle.to_string()));
+    /// What was added since the last call, for the build's journal.
+    pub fn take_fresh(&self) -> Vec<super::journal::Held> {
+        std::mem::take(&mut *self.lock_fresh())
     }
     /// Keeps a volume (it became a cache).
     pub fn keep_volume(&self, handle: &str) {
@@ -374,6 +459,7 @@ impl Cleanup {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|(_, h)| h != handle);
+        self.lock_fresh().retain(|h| h.handle != handle);
     }
     pub async fn run(&self) {
         let containers =
@@ -532,6 +618,17 @@ pub async fn create_untracked(w: &WorkerClient, mut spec: ContainerSpec) -> Resu
     })
 }
 
+/// How a step reaches its process: started now, or re-attached by id when its build is
+/// resumed.
+pub enum Launch {
+    Run {
+        spec: Box<ProcessSpec>,
+        stdin: Option<Vec<u8>>,
+    },
+    /// The process's stdout and stderr before `from` are in the build log already.
+    Attach { id: String, from: [u64; 2] },
+}
+
 /// Runs a process to its end, streaming stderr (and stdout unless captured) into the build
 /// log. On cancel: SIGTERM, then SIGKILL after 10 s. Returns the exit status and the
 /// captured stdout. Errors naming the worker when it stalls or its streams break.
@@ -544,8 +641,38 @@ pub async fn run_process(
     capture_stdout: bool,
     cancel: &Cancel,
 ) -> Result<(i32, Vec<u8>), Fail> {
+    let launch = Launch::Run {
+        spec: Box::new(spec),
+        stdin,
+    };
+    follow_process(w, handle, launch, origin, capture_stdout, false, cancel).await
+}
+
+/// As [`run_process`] for a build's task: its output offsets are journaled with the log
+/// (`tracked`), and it may be a re-attach.
+pub async fn run_tracked(
+    w: &WorkerClient,
+    handle: &str,
+    launch: Launch,
+    origin: &Origin,
+    tracked: bool,
+    cancel: &Cancel,
+) -> Result<i32, Fail> {
+    let (status, _) = follow_process(w, handle, launch, origin, false, tracked, cancel).await?;
+    Ok(status)
+}
+
+async fn follow_process(
+    w: &WorkerClient,
+    handle: &str,
+    launch: Launch,
+    origin: &Origin,
+    capture_stdout: bool,
+    tracked: bool,
+    cancel: &Cancel,
+) -> Result<(i32, Vec<u8>), Fail> {
     tokio::select! {
-        r = stream_process(w, handle, spec, stdin, origin, capture_stdout, cancel) => r,
+        r = stream_process(w, handle, launch, origin, capture_stdout, tracked, cancel) => r,
         msg = super::liveness::worker_lost(w.store.as_ref(), &w.name, super::liveness::POLL) => {
             Err(errored(msg))
         }
@@ -555,36 +682,51 @@ pub async fn run_process(
 async fn stream_process(
     w: &WorkerClient,
     handle: &str,
-    spec: ProcessSpec,
-    stdin: Option<Vec<u8>>,
+    launch: Launch,
     origin: &Origin,
     capture_stdout: bool,
+    tracked: bool,
     cancel: &Cancel,
 ) -> Result<(i32, Vec<u8>), Fail> {
     use super::liveness::worker_error;
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let (err_tx, mut err_rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let (in_tx, in_rx) = tokio::sync::mpsc::channel::<Bytes>(4);
-    let io = ProcessIo {
+    let mut io = ProcessIo {
         stdin: Some(in_rx),
         stdout: Some(out_tx),
         stderr: Some(err_tx),
+        ..Default::default()
     };
-    let path = spec.path.clone();
-    let process = w
-        .garden
-        .run(handle, spec, io)
-        .await
-        .map_err(|e| errored(worker_error(&w.name, &format!("running {path}"), e)))?;
+    let (process, path, stdin, from) = match launch {
+        Launch::Run { spec, stdin } => {
+            let path = spec.path.clone();
+            let p = w.garden.run(handle, *spec, io).await;
+            (p, path, stdin, [0, 0])
+        }
+        Launch::Attach { id, from } => {
+            io.replay_from = from;
+            // No stdin: a re-attach must not close the process's input.
+            io.stdin = None;
+            let p = w.garden.attach(handle, &id, io).await;
+            (p, format!("process {id}"), None, from)
+        }
+    };
+    let process =
+        process.map_err(|e| errored(worker_error(&w.name, &format!("running {path}"), e)))?;
     tokio::spawn(async move {
         if let Some(data) = stdin {
             let _ = in_tx.send(Bytes::from(data)).await;
         }
         drop(in_tx);
     });
+    let buffer = |source| match tracked {
+        true => LineBuffer::tracked(origin.clone(), source, from[(source == "stderr") as usize]),
+        false => LineBuffer::new(origin.clone(), source),
+    };
     let mut captured = Vec::new();
-    let mut out_buf = LineBuffer::new(origin.clone(), "stdout");
-    let mut err_buf = LineBuffer::new(origin.clone(), "stderr");
+    let mut out_buf = buffer("stdout");
+    let mut err_buf = buffer("stderr");
     let (mut out_open, mut err_open) = (true, true);
     let mut signalled = false;
     let mut flush = tokio::time::interval(Duration::from_secs(1));

@@ -39,6 +39,19 @@ pub async fn run(b: &Arc<Build>, scope: &Arc<Scope>, plan: &Plan, cancel: &Cance
     }
 }
 
+/// Interpolates a leaf only for what it does to redaction: a step replayed after a resume
+/// does not run, but the secrets it used must stay hidden in the output that follows.
+pub async fn track_secrets(b: &Build, scope: &Scope, plan: &Plan) {
+    let _ = match &plan.node {
+        Node::Get(g) => b.interpolate_leaf(scope, g).await.map(drop),
+        Node::Put(p) => b.interpolate_leaf(scope, p).await.map(drop),
+        Node::Task(t) => b.interpolate_leaf(scope, &**t).await.map(drop),
+        Node::LoadVar(l) => b.interpolate_leaf(scope, l).await.map(drop),
+        Node::SetPipeline(s) => b.interpolate_leaf(scope, s).await.map(drop),
+        _ => Ok(()),
+    };
+}
+
 /// Mounts an uploaded artifact (`fly execute -i`) of the build's team as `name`. Its
 /// volume was made by the artifacts API, not this build, so the build's cleanup never
 /// destroys it (steps mount copy-on-write children of it).

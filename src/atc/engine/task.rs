@@ -4,13 +4,14 @@
 
 use super::events;
 use super::exec::{Build, Scope};
+use super::journal::TaskProcess;
 use super::labels;
 use super::plan::Plan;
 use super::plan::TaskPlan;
 use super::resource::{self, with_defaults, Call};
 use super::runtime::{
-    bind, create_container, empty_volume, errored, mount_copy, Artifact, Cancel, Fail, Placement,
-    StepResult,
+    bind, create_container, empty_volume, errored, mount_copy, run_tracked, Artifact, Cancel, Fail,
+    Launch, Placement, StepResult,
 };
 use super::steps::read_artifact_file;
 use crate::config::TaskConfig;
@@ -86,6 +87,9 @@ pub async fn run(
     t: &TaskPlan,
     cancel: &Cancel,
 ) -> StepResult {
+    if let Some(running) = b.journal.step(&plan.id).and_then(|e| e.task) {
+        return resume(b, scope, plan, t, running, cancel).await;
+    }
     let origin = b.origin(plan);
     let config = task_config(b, scope, t).await?;
     origin.emit(BuildEvent::InitializeTask(ev::TaskConfigEvent {
@@ -268,26 +272,82 @@ pub async fn run(
         ..Default::default()
     }));
     let process = ProcessSpec {
+        id: super::runtime::new_handle(),
         path: config.run.path.clone(),
         args: config.run.args.clone(),
         dir,
         user,
         ..Default::default()
     };
-    let result =
-        super::runtime::run_process(&w, &handle, process, None, &origin, false, cancel).await;
-    // Outputs are registered whatever the exit status (a retry reads the last attempt's).
-    for (name, handle) in outputs {
-        let as_name = t.output_mapping.get(&name).cloned().unwrap_or(name);
+    // Journaled before it starts, so a resumed build re-attaches instead of starting it
+    // again (a process the worker never started then errors the step).
+    let running = TaskProcess {
+        worker: w.name.clone(),
+        container: handle.clone(),
+        process: process.id.clone(),
+        outputs,
+    };
+    let mut entry = b.journal.step(&plan.id).unwrap_or_default();
+    entry.task = Some(running.clone());
+    entry.held.extend(b.cleanup.take_fresh());
+    b.journal.put_step(&plan.id, &entry).await;
+    let launch = Launch::Run {
+        spec: Box::new(process),
+        stdin: None,
+    };
+    let tracked = b.journal.is_on();
+    let result = run_tracked(&w, &handle, launch, &origin, tracked, cancel).await;
+    finish(scope, t, &origin, &running, result)
+}
+
+/// How long a resumed task waits for its worker to answer again.
+const RESUME_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Re-attaches to a task's process after its build was resumed, and streams the output the
+/// log does not have yet.
+async fn resume(
+    b: &Arc<Build>,
+    scope: &Arc<Scope>,
+    plan: &Plan,
+    t: &TaskPlan,
+    running: TaskProcess,
+    cancel: &Cancel,
+) -> StepResult {
+    let origin = b.origin(plan);
+    // Not cut short by the step's cancel: a deadline that passed meanwhile must still reach
+    // the process (run_tracked signals it once attached).
+    let w =
+        b.rt.worker_back(&running.worker, RESUME_PATIENCE, &Cancel::default())
+            .await?;
+    let _active = b.rt.placer.task_started(&w.name);
+    let launch = Launch::Attach {
+        id: running.process.clone(),
+        from: b.journal.output_offsets(&plan.id),
+    };
+    let result = run_tracked(&w, &running.container, launch, &origin, true, cancel).await;
+    finish(scope, t, &origin, &running, result)
+}
+
+/// Registers a task's outputs (whatever its exit status: a retry reads the last attempt's)
+/// and ends it with `finish-task`.
+fn finish(
+    scope: &Scope,
+    t: &TaskPlan,
+    origin: &super::events::Origin,
+    running: &TaskProcess,
+    result: Result<i32, Fail>,
+) -> StepResult {
+    for (name, handle) in &running.outputs {
+        let as_name = t.output_mapping.get(name).cloned().unwrap_or(name.clone());
         scope.set_artifact(
             &as_name,
             Artifact {
-                worker: w.name.clone(),
-                handle,
+                worker: running.worker.clone(),
+                handle: handle.clone(),
             },
         );
     }
-    let (status, _) = result?;
+    let status = result?;
     origin.emit(BuildEvent::FinishTask(ev::FinishTask {
         exit_status: status,
         ..Default::default()

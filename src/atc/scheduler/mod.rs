@@ -32,19 +32,9 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     crate::atc::periodic::Periodic::every("scheduler", INTERVAL)
         .or_when(engine.handle.wake.clone())
         .leased(store, LEASE, LEASE_TTL)
-        .run(shutdown, |tick| {
+        .run(shutdown, |_| {
             let (engine, checker, configs) = (&engine, &checker, &configs);
-            async move {
-                if tick.took_lease {
-                    // Only on taking the lease: a node joining a running cluster must not
-                    // end the builds other nodes run. Started builds no node runs are left
-                    // by the previous holder (dead, or this node restarted). Builds are not
-                    // owned per node yet, so with three or more nodes a take-over also
-                    // ends one-off/check builds of the others.
-                    engine.recover().await;
-                }
-                pass(engine, checker, configs).await
-            }
+            async move { pass(engine, checker, configs).await }
         })
         .await
 }

@@ -173,8 +173,10 @@ pub(super) fn append_build_events(
     conn: &mut Connection,
     build_id: i64,
     events: &[String],
+    entries: &[(String, String)],
 ) -> Result<i64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    super::journal::put(&tx, build_id, entries)?;
     let mut id: i64 = tx.query_row(&SQL.last_event, [build_id], first)?;
     {
         let mut insert = tx.prepare_cached(

@@ -4,6 +4,7 @@
 mod artifacts;
 mod build_logs;
 mod builds;
+mod journal;
 mod leases;
 mod overview;
 mod pipelines;
@@ -505,7 +506,7 @@ impl Store for EmbeddedStore {
 
     async fn append_build_events(&self, build_id: i64, events: &[Value]) -> Result<i64> {
         let events: Vec<String> = events.iter().map(Value::to_string).collect();
-        self.call(move |conn| builds::append_build_events(conn, build_id, &events))
+        self.call(move |conn| builds::append_build_events(conn, build_id, &events, &[]))
             .await
     }
 

@@ -43,6 +43,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "wall",
         sql: include_str!("0006_wall.sql"),
     },
+    Migration {
+        version: 7,
+        name: "build_journal",
+        sql: include_str!("0007_build_journal.sql"),
+    },
 ];
 
 pub(crate) const EMBEDDED: &[Migration] = &[
@@ -75,6 +80,11 @@ pub(crate) const EMBEDDED: &[Migration] = &[
         version: 6,
         name: "wall",
         sql: include_str!("0006_wall.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "build_journal",
+        sql: include_str!("embedded/0007_build_journal.sql"),
     },
 ];
 

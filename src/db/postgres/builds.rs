@@ -170,13 +170,33 @@ impl PgStore {
         &self,
         build_id: i64,
         events: &[Value],
+        entries: &[JournalEntry],
     ) -> Result<i64> {
-        let client = self.pool.get().await?;
-        if events.is_empty() {
+        let mut client = self.pool.get().await?;
+        if events.is_empty() && entries.is_empty() {
             return first(&client.query_one(&SQL.last_event, &[&build_id]).await?);
         }
+        // Journal entries ride in the same transaction as the events they account for.
+        let tx = client.transaction().await?;
+        if !entries.is_empty() {
+            let put = tx.prepare_cached(&super::journal::SQL.put).await?;
+            for (key, data) in entries {
+                if let Err(e) = tx.execute(&put, &[&build_id, key, data]).await {
+                    return Err(if is_foreign_key_violation(&e) {
+                        StoreError::NotFound(format!("build {build_id}"))
+                    } else {
+                        e.into()
+                    });
+                }
+            }
+        }
+        if events.is_empty() {
+            let last = first(&tx.query_one(&SQL.last_event, &[&build_id]).await?);
+            tx.commit().await?;
+            return last;
+        }
         // One statement for the whole batch: ids continue from the build's last event.
-        let statement = client
+        let statement = tx
             .prepare_cached(
                 "INSERT INTO build_events (build_id, event_id, payload) \
                  SELECT $1, last.id + e.n, e.payload \
@@ -185,11 +205,15 @@ impl PgStore {
                  RETURNING event_id",
             )
             .await?;
-        match client.query(&statement, &[&build_id, &events]).await {
-            Ok(rows) => rows
-                .iter()
-                .map(first::<i64>)
-                .try_fold(0, |max, id| id.map(|id| max.max(id))),
+        match tx.query(&statement, &[&build_id, &events]).await {
+            Ok(rows) => {
+                let last = rows
+                    .iter()
+                    .map(first::<i64>)
+                    .try_fold(0, |max, id| id.map(|id| max.max(id)))?;
+                tx.commit().await?;
+                Ok(last)
+            }
             Err(e) if is_foreign_key_violation(&e) => {
                 Err(StoreError::NotFound(format!("build {build_id}")))
             }

@@ -3,6 +3,7 @@
 mod artifacts;
 mod build_logs;
 mod builds;
+mod journal;
 mod leases;
 mod overview;
 mod pipelines;
@@ -472,7 +473,7 @@ impl Store for PgStore {
     }
 
     async fn append_build_events(&self, build_id: i64, events: &[Value]) -> Result<i64> {
-        self.append_build_events_batch(build_id, events).await
+        self.append_build_events_batch(build_id, events, &[]).await
     }
 
     async fn build_events(

@@ -94,8 +94,9 @@ impl BuildSql {
                 .into()),
             set_comment: s("UPDATE builds SET comment = $2 WHERE id = $1".into()),
             set_plan: s("UPDATE builds SET plan = $2 WHERE id = $1".into()),
-            start: s("UPDATE builds SET status = 'started', start_time = $2 \
-                 WHERE id = $1 AND status = 'pending'"
+            // No node adopts the build while its starter claims it (see `journal`).
+            start: s("UPDATE builds SET status = 'started', start_time = $2, \
+                 owner_expires = CAST($2 AS bigint) + 30 WHERE id = $1 AND status = 'pending'"
                 .into()),
             request_abort: s(
                 "UPDATE builds SET abort_requested = true WHERE id = $1 AND status = 'started'"

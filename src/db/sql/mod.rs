@@ -6,11 +6,13 @@
 //! PostgreSQL, TEXT in SQLite).
 
 mod builds;
+mod journal;
 mod pipelines;
 mod resources;
 mod workers;
 
 pub(crate) use builds::{version_builds, BuildSql, BuildsQuery};
+pub(crate) use journal::JournalSql;
 pub(crate) use pipelines::PipelineSql;
 pub(crate) use resources::ResourceSql;
 pub(crate) use workers::WorkerSql;
