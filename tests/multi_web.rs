@@ -13,7 +13,8 @@ use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use worker_builds_support::{
-    selected_worker, spawn_worker, tsa_public_key, Cluster, WorkerProc, FAST, MAIN,
+    assert_whole_once, selected_worker, spawn_worker, tsa_public_key, Cluster, WorkerProc,
+    COUNTING, FAST, MAIN,
 };
 
 /// fly target of the second node.
@@ -50,8 +51,8 @@ jobs:
       run: {path: sh, args: [-c, 'echo quick-$((2+3))']}
 ";
 
-/// The pid in the `scheduler` lease's holder (`<pid>-<random>`), if anyone holds it.
-async fn scheduler_pid(backend: &Backend) -> Option<u32> {
+/// A client of the test's PostgreSQL schema, and the schema's name.
+async fn pg(backend: &Backend) -> Option<(tokio_postgres::Client, String)> {
     let Backend::Postgres(guard) = backend else {
         return None;
     };
@@ -64,6 +65,12 @@ async fn scheduler_pid(backend: &Backend) -> Option<u32> {
     let (client, connection) = pg.connect(tokio_postgres::NoTls).await.expect("connect");
     tokio::spawn(connection);
     let schema = config.schema.clone().expect("a test schema");
+    Some((client, schema))
+}
+
+/// The pid in the `scheduler` lease's holder (`<pid>-<random>`), if anyone holds it.
+async fn scheduler_pid(backend: &Backend) -> Option<u32> {
+    let (client, schema) = pg(backend).await?;
     let row = client
         .query_opt(
             &format!("SELECT holder FROM {schema}.leases WHERE name = 'scheduler'"),
@@ -276,4 +283,75 @@ async fn two_web_nodes_on_one_database_act_as_one() {
         eventual_scheduler(&backend, &[c.server.pid()], Duration::from_secs(20)).await;
         one_build_per_version(&c, &c.server, MAIN, "v3", 3).await;
     }
+}
+
+/// The pid of the web node that owns a build (`<pid>-<random>`).
+async fn build_owner_pid(backend: &Backend, build: i64) -> Option<u32> {
+    let (client, schema) = pg(backend).await?;
+    let row = client
+        .query_opt(
+            &format!("SELECT owner FROM {schema}.builds WHERE id = $1"),
+            &[&build],
+        )
+        .await
+        .expect("reading the owner")?;
+    let owner: Option<String> = row.get(0);
+    owner?.split('-').next()?.parse().ok()
+}
+
+/// kill -9 of the web node running a build, in a cluster of two: the other node adopts the
+/// build once the dead node's hold on it lapses, and resumes it where it was: the task's
+/// process on the worker (which reconnects through the surviving node's TSA) is re-attached,
+/// every line of its output is in the log once, and the plan goes on to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_outlives_the_web_node_running_it() {
+    let Some(backend) = Backend::postgres("a_build_outlives_the_web_node_running_it") else {
+        return;
+    };
+    let mut c = Cluster::start(backend.clone(), &[]).await;
+    let mut node2 = second_node(&c);
+    // One worker that knows both TSAs (and both host keys).
+    let keys = c.work.path().join("both-tsa.pub");
+    let both = format!(
+        "{}\n{}\n",
+        tsa_public_key(&c.server),
+        tsa_public_key(&node2)
+    );
+    std::fs::write(&keys, both).expect("write");
+    let hosts = format!("{},{}", c.server.tsa_addr, node2.tsa_addr);
+    let mut args = c.worker_args("w", &hosts, &c.key);
+    let at = args
+        .iter()
+        .position(|a| a == "--tsa-public-key")
+        .expect("flag");
+    args[at + 1] = keys.to_string_lossy().into_owned();
+    let mut cmd = Command::new(common::bin());
+    cmd.args(args)
+        .args(["--bind-ip", "127.0.0.1", "--bind-port", "0"])
+        .args(["--baggageclaim-bind-ip", "127.0.0.1"])
+        .args(["--baggageclaim-bind-port", "0"]);
+    let _worker = spawn_worker("w", cmd);
+    worker_running_on(&c.server, &c.token, "w").await;
+
+    c.set_pipeline(MAIN);
+    let build = c.trigger("main", "resumable").await;
+    c.events_until(build, &[COUNTING], Duration::from_secs(60))
+        .await;
+    let owner = build_owner_pid(&backend, build).await.expect("an owner");
+    // Keep the survivor as the cluster's server, so its API is the one asked from now on.
+    if owner == c.server.pid() {
+        std::mem::swap(&mut c.server, &mut node2);
+    }
+    assert_eq!(node2.pid(), owner, "the owner is one of the two nodes");
+    node2.kill();
+
+    assert_eq!(
+        c.finished(build, Duration::from_secs(90)).await,
+        "succeeded"
+    );
+    let events = c
+        .events_until(build, &["event: end"], Duration::from_secs(30))
+        .await;
+    assert_whole_once(&events);
+    assert_eq!(build_owner_pid(&backend, build).await, Some(c.server.pid()));
 }

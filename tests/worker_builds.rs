@@ -9,7 +9,7 @@ mod worker_builds_support;
 
 use common::{stdout, Backend};
 use std::time::{Duration, Instant};
-use worker_builds_support::{netns, Cluster, Key, COUNTING, MAIN, SLEEPING};
+use worker_builds_support::{assert_whole_once, netns, Cluster, Key, COUNTING, MAIN, SLEEPING};
 
 fn backend(test: &str) -> Backend {
     Backend::postgres(test).unwrap_or(Backend::Embedded)
@@ -265,41 +265,6 @@ async fn a_web_killed_mid_build_resumes_it_after_restart_and_the_worker_reregist
         .await;
     let out = c.trigger_and_watch(MAIN, "p/quick");
     assert!(stdout(&out).contains("succeeded"), "{}", stdout(&out));
-}
-
-/// The resumable job's log after a resume: every line of the interrupted task exactly once
-/// and in order, no task run twice, the last task reading the interrupted one's output, one
-/// `started` status.
-fn assert_whole_once(events: &str) {
-    let data: Vec<serde_json::Value> = events
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter_map(|d| serde_json::from_str(d).ok())
-        .collect();
-    let output: String = data
-        .iter()
-        .filter(|e| e["event"] == "log")
-        .filter_map(|e| e["data"]["payload"].as_str())
-        .collect();
-    let lines: Vec<&str> = output.lines().filter(|l| l.starts_with("line-")).collect();
-    let expected: Vec<String> = (1..=80).map(|i| format!("line-{i}")).collect();
-    assert_eq!(lines, expected, "every line once, in order:\n{output}");
-    assert_eq!(output.matches("first-2").count(), 1, "{output}");
-    assert!(
-        output.contains("last-80"),
-        "the next step read the output:\n{output}"
-    );
-    let starts = data
-        .iter()
-        .filter(|e| e["event"] == "initialize-task")
-        .count();
-    assert_eq!(starts, 3, "no task ran twice:\n{events}");
-    let statuses: Vec<&serde_json::Value> = data
-        .iter()
-        .filter(|e| e["event"] == "status")
-        .map(|e| &e["data"]["status"])
-        .collect();
-    assert_eq!(statuses, ["started", "succeeded"], "{events}");
 }
 
 /// SIGTERM of `concourse web` (not quickstart) past its `--shutdown-grace-period` hands

@@ -67,6 +67,41 @@ pub const PIPELINE: &str = "jobs:
 /// What the resumable job's counting task prints once its process runs.
 pub const COUNTING: &str = "counting-42";
 
+/// The resumable job's log after a resume: every line of the interrupted task exactly once
+/// and in order, no task run twice, the last task reading the interrupted one's output, one
+/// `started` status.
+pub fn assert_whole_once(events: &str) {
+    let data: Vec<serde_json::Value> = events
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    let output: String = data
+        .iter()
+        .filter(|e| e["event"] == "log")
+        .filter_map(|e| e["data"]["payload"].as_str())
+        .collect();
+    let lines: Vec<&str> = output.lines().filter(|l| l.starts_with("line-")).collect();
+    let expected: Vec<String> = (1..=80).map(|i| format!("line-{i}")).collect();
+    assert_eq!(lines, expected, "every line once, in order:\n{output}");
+    assert_eq!(output.matches("first-2").count(), 1, "{output}");
+    assert!(
+        output.contains("last-80"),
+        "the next step read the output:\n{output}"
+    );
+    let starts = data
+        .iter()
+        .filter(|e| e["event"] == "initialize-task")
+        .count();
+    assert_eq!(starts, 3, "no task ran twice:\n{events}");
+    let statuses: Vec<&serde_json::Value> = data
+        .iter()
+        .filter(|e| e["event"] == "status")
+        .map(|e| &e["data"]["status"])
+        .collect();
+    assert_eq!(statuses, ["started", "succeeded"], "{events}");
+}
+
 /// An SSH key pair made with `concourse generate-key`.
 pub struct Key {
     dir: tempfile::TempDir,

@@ -1,7 +1,8 @@
 //! Containers of finished builds. A build cleans up after itself when it ends on the node
-//! that ran it; this collects what that cleanup never reached: builds ended by another
-//! node (its web node died or shut down, and the build was ended by the next lease
-//! holder), or a node that exited during a failed build's intercept window.
+//! that ran it; this collects what that cleanup never reached: builds ended from outside
+//! (quickstart shut down mid-build, a pipeline destroyed) or a node that exited during a
+//! failed build's intercept window. A started build's containers are kept whoever runs it:
+//! an adopted build re-attaches to them.
 //!
 //! An errored build's processes are stopped at once (nothing runs for a build that says
 //! it ended); containers are destroyed once `fly intercept` no longer wants them: at once
