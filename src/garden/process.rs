@@ -8,20 +8,27 @@
 use crate::proto::garden::{GardenError, Process, ProcessIo, Signal, TtySpec};
 use async_trait::async_trait;
 use bytes::Bytes;
+use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 /// Output kept per stream; past it the oldest bytes are dropped (a replay then starts later).
 const OUTPUT_CAP: usize = 64 * 1024 * 1024;
 
+/// The kept output as the chunks it arrived in, each with its absolute offset: dropping
+/// the oldest past [`OUTPUT_CAP`] is popping whole chunks, never moving the rest (a flat
+/// buffer moved up to 64 MiB on every append once full).
 #[derive(Default)]
 struct LogState {
-    data: Vec<u8>,
-    /// Absolute offset of `data[0]` (grows when old output is dropped).
+    chunks: VecDeque<(u64, Bytes)>,
+    /// Absolute offset of the first kept byte (grows when old output is dropped).
     base: u64,
+    /// Absolute offset just past the last byte.
+    end: u64,
     closed: bool,
 }
 
@@ -29,15 +36,26 @@ struct LogState {
 pub struct OutputLog {
     // std Mutex: held for copies only, never across an `.await`.
     state: Mutex<LogState>,
+    /// Bytes kept ([`OUTPUT_CAP`]; smaller in tests).
+    cap: u64,
     /// Bumped on every append and on close, to wake followers.
     version: watch::Sender<u64>,
+    /// How far each attached follower has taken the log: appends wait while the slowest
+    /// is a whole `cap` behind, so nothing it has not read is dropped (the process is
+    /// held up instead, as a full pipe holds up its writer).
+    followers: Mutex<Vec<Arc<AtomicU64>>>,
+    /// Woken when a follower moves on or leaves.
+    progress: Notify,
 }
 
 impl Default for OutputLog {
     fn default() -> Self {
         OutputLog {
             state: Mutex::new(LogState::default()),
+            cap: OUTPUT_CAP as u64,
             version: watch::channel(0).0,
+            followers: Mutex::new(Vec::new()),
+            progress: Notify::new(),
         }
     }
 }
@@ -47,13 +65,47 @@ impl OutputLog {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn append(&self, bytes: &[u8]) {
+    /// How far behind the end the slowest attached follower is (None: none attached).
+    fn lag(&self, end: u64) -> Option<u64> {
+        let followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        followers
+            .iter()
+            .map(|at| end.saturating_sub(at.load(Ordering::Acquire)))
+            .max()
+    }
+
+    /// Appends output, first waiting while an attached follower would lose unread bytes.
+    pub async fn append(&self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        loop {
+            // Registered before the check, so progress made in between still wakes us.
+            let moved = self.progress.notified();
+            let end = self.lock().end;
+            match self.lag(end) {
+                Some(lag) if lag + bytes.len() as u64 > self.cap => moved.await,
+                _ => break,
+            }
+        }
         let mut st = self.lock();
-        st.data.extend_from_slice(bytes);
-        if st.data.len() > OUTPUT_CAP {
-            let drop = st.data.len() - OUTPUT_CAP;
-            st.data.drain(..drop);
-            st.base += drop as u64;
+        let at = st.end;
+        st.chunks.push_back((at, Bytes::copy_from_slice(bytes)));
+        st.end += bytes.len() as u64;
+        while st.end - st.base > self.cap {
+            let Some((start, chunk)) = st.chunks.pop_front() else {
+                break;
+            };
+            let chunk_end = start + chunk.len() as u64;
+            let keep_from = st.end - self.cap;
+            if chunk_end > keep_from {
+                // Keep the chunk's tail: exactly the last `cap` bytes stay.
+                let tail = chunk.slice((keep_from - start) as usize..);
+                st.chunks.push_front((keep_from, tail));
+                st.base = keep_from;
+                break;
+            }
+            st.base = chunk_end;
         }
         drop(st);
         self.version.send_modify(|v| *v += 1);
@@ -64,17 +116,28 @@ impl OutputLog {
         self.version.send_modify(|v| *v += 1);
     }
 
-    /// Bytes from absolute offset `from` (clamped to what is kept), and whether the log is closed.
+    /// Bytes from absolute offset `from` (clamped to what is kept), at most 256 KiB, the
+    /// offset after them, and whether that is the end of a closed log.
     fn read_from(&self, from: u64) -> (Bytes, u64, bool) {
         let st = self.lock();
         let start = from.max(st.base);
-        let idx = (start - st.base) as usize;
-        let end = st.data.len().min(idx + 256 * 1024);
-        (
-            Bytes::copy_from_slice(&st.data[idx..end]),
-            start + (end - idx) as u64,
-            st.closed && end == st.data.len(),
-        )
+        if start >= st.end {
+            return (Bytes::new(), st.end, st.closed);
+        }
+        // The chunk holding `start`: the last one starting at or before it.
+        let i = st.chunks.partition_point(|(at, _)| *at <= start) - 1;
+        let mut out = Vec::new();
+        let mut at = start;
+        for (chunk_start, chunk) in st.chunks.range(i..) {
+            let from = (at - chunk_start) as usize;
+            let take = (chunk.len() - from).min(256 * 1024 - out.len());
+            out.extend_from_slice(&chunk[from..from + take]);
+            at += take as u64;
+            if out.len() >= 256 * 1024 {
+                break;
+            }
+        }
+        (Bytes::from(out), at, st.closed && at == st.end)
     }
 
     /// Sends everything from offset `from` (what is kept of it), then follows until the log
@@ -82,6 +145,22 @@ impl OutputLog {
     pub async fn follow(self: Arc<Self>, tx: tokio::sync::mpsc::Sender<Bytes>, from: u64) {
         let mut changes = self.version.subscribe();
         let mut at = from;
+        let taken = Arc::new(AtomicU64::new(from.max(self.lock().base)));
+        self.followers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(taken.clone());
+        // Leaving (the client went, or the log ended) must not hold up the writer.
+        struct Leave<'a>(&'a OutputLog, Arc<AtomicU64>);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                let mut f = self.0.followers.lock().unwrap_or_else(|p| p.into_inner());
+                f.retain(|a| !Arc::ptr_eq(a, &self.1));
+                drop(f);
+                self.0.progress.notify_waiters();
+            }
+        }
+        let _leave = Leave(&self, taken.clone());
         loop {
             // Mark the version seen *before* reading, so an append racing the read wakes us.
             changes.borrow_and_update();
@@ -91,6 +170,8 @@ impl OutputLog {
                 if tx.send(chunk).await.is_err() {
                     return;
                 }
+                taken.store(at, Ordering::Release);
+                self.progress.notify_waiters();
                 continue;
             }
             if done || changes.changed().await.is_err() {
@@ -149,7 +230,7 @@ impl ProcessRecord {
                 loop {
                     match reader.read(&mut buf).await {
                         Ok(0) | Err(_) => break, // a pty master reads EIO once the slave side is gone
-                        Ok(n) => log.append(&buf[..n]),
+                        Ok(n) => log.append(&buf[..n]).await,
                     }
                 }
             }));
@@ -350,5 +431,90 @@ impl Process for Attachment {
 
     async fn signal(&self, signal: Signal) -> Result<(), GardenError> {
         self.record.signal(signal)
+    }
+}
+
+#[cfg(test)]
+mod output_log_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn log(cap: u64) -> OutputLog {
+        OutputLog {
+            cap,
+            ..OutputLog::default()
+        }
+    }
+
+    /// Everything readable from `from` on, in 256 KiB reads.
+    fn read_all(l: &OutputLog, mut from: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let (chunk, next, _) = l.read_from(from);
+            if chunk.is_empty() {
+                return out;
+            }
+            out.extend_from_slice(&chunk);
+            from = next;
+        }
+    }
+
+    proptest! {
+        /// The log keeps exactly the last `cap` bytes written, and a read from any offset
+        /// returns what was written there (or from the oldest kept byte).
+        #[test]
+        fn keeps_the_last_cap_bytes(
+            writes in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..30),
+            cap in 1u64..100,
+            from in 0u64..1000,
+        ) {
+            let l = log(cap);
+            let mut all = Vec::new();
+            for w in &writes {
+                futures::executor::block_on(l.append(w));
+                all.extend_from_slice(w);
+            }
+            let total = all.len() as u64;
+            let base = total.saturating_sub(cap);
+            prop_assert_eq!(read_all(&l, 0), all[base as usize..].to_vec());
+            let start = from.clamp(base, total);
+            prop_assert_eq!(read_all(&l, from), all[start as usize..].to_vec());
+        }
+    }
+
+    #[test]
+    fn a_read_ends_at_the_end_of_a_closed_log() {
+        let l = log(10);
+        futures::executor::block_on(l.append(b"hello"));
+        assert!(!l.read_from(0).2);
+        l.close();
+        let (chunk, next, done) = l.read_from(0);
+        assert_eq!((&chunk[..], next, done), (&b"hello"[..], 5, true));
+    }
+
+    /// A follower that has not read what would be dropped holds the writer up; once it
+    /// reads on (or leaves), the writer goes on, and the follower saw every byte.
+    #[tokio::test]
+    async fn a_slow_follower_loses_nothing() {
+        let l = Arc::new(log(8));
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let follower = tokio::spawn(l.clone().follow(tx, 0));
+        let writer = {
+            let l = l.clone();
+            tokio::spawn(async move {
+                for i in 0..50u8 {
+                    l.append(&[i; 3]).await;
+                }
+                l.close();
+            })
+        };
+        let mut seen = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            seen.extend_from_slice(&chunk);
+        }
+        writer.await.expect("writer");
+        follower.await.expect("follower");
+        let want: Vec<u8> = (0..50u8).flat_map(|i| [i; 3]).collect();
+        assert_eq!(seen, want);
     }
 }
