@@ -130,8 +130,15 @@ async fn read_numbered_log(server: &Server, token: &str, build: i64) -> LineChec
     panic!("the event stream of build {build} ended without `end`: {check:?}");
 }
 
-/// Lines `seq` prints for about 200 MB (numbers 1..=23M, 8.6 bytes a line on average).
-const LINES: u64 = 23_000_000;
+/// Lines `seq` prints for about 200 MB (numbers 1..=23M, 8.6 bytes a line on average);
+/// `CONCOURSE_TEST_LOG_LINES` sets another count (115000000 is about 1 GB: the figure in
+/// BENCHMARKS.md, a few minutes too long for every CI run).
+fn lines() -> u64 {
+    std::env::var("CONCOURSE_TEST_LOG_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(23_000_000)
+}
 /// Clients replaying the finished build's log at once.
 const REPLAYS: usize = 4;
 /// How far above its idle RSS the node may go.
@@ -182,7 +189,8 @@ async fn a_build_printing_200mb_keeps_web_memory_bounded_and_its_log_whole() {
     fly.login(&server, "t");
     let pipeline = format!(
         "jobs:\n- name: big\n  plan:\n  - task: print\n    config:\n      platform: linux\n      \
-         run: {{path: seq, args: ['1', '{LINES}']}}\n"
+         run: {{path: seq, args: ['1', '{}']}}\n",
+        lines()
     );
     set_pipeline(&fly, "t", "p", &pipeline);
     let (idle, _) = memory_kb(server.pid());
@@ -204,7 +212,7 @@ async fn a_build_printing_200mb_keeps_web_memory_bounded_and_its_log_whole() {
     for (who, seen) in std::iter::once(("live", &live)).chain(replays.iter().map(|r| ("replay", r)))
     {
         assert_eq!(seen.status.as_deref(), Some("succeeded"), "{who}: {seen:?}");
-        assert_eq!(seen.next, LINES, "{who}: every line arrived");
+        assert_eq!(seen.next, lines(), "{who}: every line arrived");
         assert!(
             seen.partial.is_empty(),
             "{who}: nothing after the last line"

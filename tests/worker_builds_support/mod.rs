@@ -38,10 +38,15 @@ pub const PIPELINE: &str = "jobs:
       run: {path: sh, args: [-c, 'echo quick-done']}
 - name: resumable
   plan:
-  - task: first
-    config:
-      platform: linux
-      run: {path: sh, args: [-c, 'echo first-$((1+1))']}
+  - in_parallel:
+    - task: first
+      config:
+        platform: linux
+        run: {path: sh, args: [-c, 'echo first-$((1+1))']}
+    - task: second
+      config:
+        platform: linux
+        run: {path: sh, args: [-c, 'echo second-$((2+2))']}
   - task: counting
     config:
       platform: linux
@@ -55,6 +60,11 @@ pub const PIPELINE: &str = "jobs:
       platform: linux
       inputs: [{name: out}]
       run: {path: sh, args: [-c, 'echo last-$(cat out/n)']}
+  ensure:
+    task: hook
+    config:
+      platform: linux
+      run: {path: sh, args: [-c, 'echo ensure-$((5+5))']}
 - name: deadline
   plan:
   - task: slow
@@ -68,8 +78,8 @@ pub const PIPELINE: &str = "jobs:
 pub const COUNTING: &str = "counting-42";
 
 /// The resumable job's log after a resume: every line of the interrupted task exactly once
-/// and in order, no task run twice, the last task reading the interrupted one's output, one
-/// `started` status.
+/// and in order, no task run twice (the `in_parallel` pair included), the last task reading
+/// the interrupted one's output, the `ensure` hook once, one `started` status.
 pub fn assert_whole_once(events: &str) {
     let data: Vec<serde_json::Value> = events
         .lines()
@@ -84,7 +94,9 @@ pub fn assert_whole_once(events: &str) {
     let lines: Vec<&str> = output.lines().filter(|l| l.starts_with("line-")).collect();
     let expected: Vec<String> = (1..=80).map(|i| format!("line-{i}")).collect();
     assert_eq!(lines, expected, "every line once, in order:\n{output}");
-    assert_eq!(output.matches("first-2").count(), 1, "{output}");
+    for once in ["first-2", "second-4", "ensure-10"] {
+        assert_eq!(output.matches(once).count(), 1, "{once}:\n{output}");
+    }
     assert!(
         output.contains("last-80"),
         "the next step read the output:\n{output}"
@@ -93,7 +105,7 @@ pub fn assert_whole_once(events: &str) {
         .iter()
         .filter(|e| e["event"] == "initialize-task")
         .count();
-    assert_eq!(starts, 3, "no task ran twice:\n{events}");
+    assert_eq!(starts, 5, "no task ran twice:\n{events}");
     let statuses: Vec<&serde_json::Value> = data
         .iter()
         .filter(|e| e["event"] == "status")
