@@ -285,8 +285,8 @@ async fn two_web_nodes_on_one_database_act_as_one() {
     }
 }
 
-/// The pid of the web node that owns a build (`<pid>-<random>`).
-async fn build_owner_pid(backend: &Backend, build: i64) -> Option<u32> {
+/// The owner of a build: a web node's id (kept in its data directory's `node-id`).
+async fn build_owner(backend: &Backend, build: i64) -> Option<String> {
     let (client, schema) = pg(backend).await?;
     let row = client
         .query_opt(
@@ -295,8 +295,11 @@ async fn build_owner_pid(backend: &Backend, build: i64) -> Option<u32> {
         )
         .await
         .expect("reading the owner")?;
-    let owner: Option<String> = row.get(0);
-    owner?.split('-').next()?.parse().ok()
+    row.get(0)
+}
+
+fn node_id(server: &Server) -> String {
+    std::fs::read_to_string(server.dir.path().join("data/node-id")).expect("node-id")
 }
 
 /// kill -9 of the web node running a build, in a cluster of two: the other node adopts the
@@ -337,12 +340,12 @@ async fn a_build_outlives_the_web_node_running_it() {
     let build = c.trigger("main", "resumable").await;
     c.events_until(build, &[COUNTING], Duration::from_secs(60))
         .await;
-    let owner = build_owner_pid(&backend, build).await.expect("an owner");
+    let owner = build_owner(&backend, build).await.expect("an owner");
     // Keep the survivor as the cluster's server, so its API is the one asked from now on.
-    if owner == c.server.pid() {
+    if owner == node_id(&c.server) {
         std::mem::swap(&mut c.server, &mut node2);
     }
-    assert_eq!(node2.pid(), owner, "the owner is one of the two nodes");
+    assert_eq!(node_id(&node2), owner, "the owner is one of the two nodes");
     node2.kill();
 
     assert_eq!(
@@ -353,5 +356,5 @@ async fn a_build_outlives_the_web_node_running_it() {
         .events_until(build, &["event: end"], Duration::from_secs(30))
         .await;
     assert_whole_once(&events);
-    assert_eq!(build_owner_pid(&backend, build).await, Some(c.server.pid()));
+    assert_eq!(build_owner(&backend, build).await, Some(node_id(&c.server)));
 }

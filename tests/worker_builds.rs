@@ -299,9 +299,9 @@ async fn a_drained_web_hands_its_running_build_over_to_the_next_node() {
 
 /// A step's `timeout` is a deadline: it counts from the step's start across a web restart.
 /// The task would end on its own 16s after it started; its 8s timeout passed while no web
-/// node ran the build (the killed node's lease takes 8–10s to lapse), so the node that
-/// resumes it kills the process at once and the step fails. A timeout counted afresh from
-/// the resume would have let it succeed.
+/// node ran the build (the restarted node, under a new id, waits 8–10s for the killed one's
+/// hold to lapse), so the node that resumes it kills the process at once and the step
+/// fails. A timeout counted afresh from the resume would have let it succeed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_counts_from_the_step_start_across_a_web_restart() {
     let c = Cluster::start(backend("worker_builds_deadline"), &[]).await;
@@ -311,6 +311,8 @@ async fn a_timeout_counts_from_the_step_start_across_a_web_restart() {
     let build = c.trigger(MAIN, "deadline").await;
     c.events_until(build, &["slow-42"], BUILD_DEADLINE).await;
 
+    // As a new node: it waits out the dead node's hold on the build before resuming it.
+    std::fs::remove_file(c.server.dir.path().join("data/node-id")).expect("node-id");
     let c = c.restart_web().await;
 
     assert_eq!(c.finished(build, BUILD_DEADLINE).await, "failed");

@@ -291,6 +291,25 @@ fn runtime(
 
 /// Serves the web node on an already-bound listener until `shutdown` fires and running
 /// builds have drained (`force` cuts the drain short).
+/// This node's name as the owner of the builds it runs: kept in the data directory, so a
+/// restarted node takes its running builds back at once (another node would wait for its
+/// hold on them to lapse). Random where it cannot be kept.
+fn node_id(data_dir: &std::path::Path) -> String {
+    let path = data_dir.join("node-id");
+    let fresh = format!("{:016x}", rand::random::<u64>());
+    let kept = std::fs::read_to_string(&path)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.len() <= 64)
+        .or_else(|| {
+            std::fs::create_dir_all(data_dir).ok()?;
+            std::fs::write(&path, &fresh).ok()?;
+            Some(fresh.clone())
+        })
+        .unwrap_or(fresh);
+    kept
+}
+
 pub async fn serve(
     args: WebArgs,
     listener: TcpListener,
@@ -378,7 +397,8 @@ pub async fn serve(
     };
     let creds = args.creds.manager().context("configuring vault")?;
     let runtime = runtime(&args, &state, connector, placer, creds);
-    let engine = crate::atc::engine::Engine::new(Arc::new(runtime), state.builds.clone());
+    let holder = node_id(&args.postgres.data_dir);
+    let engine = crate::atc::engine::Engine::new(Arc::new(runtime), state.builds.clone(), holder);
     state.engine = Some(engine.clone());
     tracker.spawn(crate::atc::gc::run_container_collector(
         engine.clone(),

@@ -88,14 +88,16 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(rt: Arc<Runtime>, handle: Handle) -> Arc<Engine> {
+    /// `holder` names this node as the owner of its builds; a node restarted with the same
+    /// holder takes its builds back at once instead of waiting for its old hold to lapse.
+    pub fn new(rt: Arc<Runtime>, handle: Handle, holder: String) -> Arc<Engine> {
         Arc::new(Engine {
             rt,
             handle,
             ids: Ids::default(),
             interceptible: Default::default(),
             draining: CancellationToken::new(),
-            holder: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()),
+            holder,
             detach: Mutex::default(),
         })
     }
@@ -203,7 +205,12 @@ impl Engine {
                 if self.draining.is_cancelled() {
                     return Ok(());
                 }
-                for id in self.store().orphaned_builds(now).await? {
+                // Builds lapsed elsewhere, and this node's own from before a restart (held
+                // but not running here: a build starting here is in `running` before it is
+                // claimed).
+                let mut adoptable = self.store().orphaned_builds(now).await?;
+                adoptable.extend(held);
+                for id in adoptable {
                     if self.handle.is_running(id)
                         || !self
                             .store()
@@ -245,7 +252,7 @@ impl Engine {
         let journal = journal::Journal::load(self.store().clone(), id).await?;
         tracing::info!(build = id, "resuming build adopted from a lapsed web node");
         let at = row.start_time;
-        self.launch(row, plan, journal, at, true);
+        self.launch(row, plan, journal, CancellationToken::new(), at, true);
         Ok(())
     }
 
@@ -280,12 +287,20 @@ impl Engine {
         if !self.store().start_build(row.id, at).await? {
             return Ok(false);
         }
+        // Running here before it is ours, so the ownership loop never adopts it as a
+        // leftover of this node.
+        let token = CancellationToken::new();
+        self.handle.lock().insert(row.id, token.clone());
         let expires = at + BUILD_LEASE_TTL;
-        self.store()
+        if let Err(e) = self
+            .store()
             .claim_build(row.id, &self.holder, expires, at)
-            .await?;
+            .await
+        {
+            tracing::warn!(build = row.id, error = %e, "claiming a started build");
+        }
         let journal = journal::Journal::fresh(self.store().clone(), row.id);
-        self.launch(row, plan, journal, at, false);
+        self.launch(row, plan, journal, token, at, false);
         Ok(true)
     }
 
@@ -295,10 +310,10 @@ impl Engine {
         row: BuildRow,
         plan: BuildPlan,
         journal: journal::Journal,
+        token: CancellationToken,
         at: i64,
         resumed: bool,
     ) {
-        let token = CancellationToken::new();
         if journal.aborted() {
             // Aborted before the resume: it goes on aborting (its hooks run).
             token.cancel();
