@@ -215,6 +215,14 @@ pub struct WebArgs {
     pub password_connector: String,
     #[command(flatten)]
     pub ldap: LdapArgs,
+    /// A list of OIDC users to be made owners of the main team.
+    #[arg(long, env = "CONCOURSE_MAIN_TEAM_OIDC_USER", value_delimiter = ',')]
+    pub main_team_oidc_user: Vec<String>,
+    /// A list of OIDC groups whose members are made owners of the main team.
+    #[arg(long, env = "CONCOURSE_MAIN_TEAM_OIDC_GROUP", value_delimiter = ',')]
+    pub main_team_oidc_group: Vec<String>,
+    #[command(flatten)]
+    pub oidc: OidcArgs,
     /// Length of time for which tokens are valid.
     #[arg(long, env = "CONCOURSE_AUTH_DURATION", default_value = "24h")]
     pub auth_duration: String,
@@ -282,6 +290,68 @@ pub struct WebArgs {
     pub tsa: TsaArgs,
     #[command(flatten)]
     pub postgres: PostgresArgs,
+}
+
+/// The OIDC connector (upstream's `--oidc-*` flags). OIDC is configured when
+/// `--oidc-issuer` is given.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OidcArgs {
+    /// The auth provider name displayed to users on the login page.
+    #[arg(long, env = "CONCOURSE_OIDC_DISPLAY_NAME")]
+    pub oidc_display_name: Option<String>,
+    /// (Required) An OIDC issuer URL that will be used to discover provider configuration
+    /// using the .well-known/openid-configuration.
+    #[arg(long, env = "CONCOURSE_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// (Required) Client id.
+    #[arg(long, env = "CONCOURSE_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// (Required) Client secret.
+    #[arg(long, env = "CONCOURSE_OIDC_CLIENT_SECRET")]
+    pub oidc_client_secret: Option<String>,
+    /// Any additional scopes of [openid] that need to be requested during authorization.
+    /// Default to [openid, profile, email].
+    #[arg(long, env = "CONCOURSE_OIDC_SCOPE", value_delimiter = ',')]
+    pub oidc_scope: Vec<String>,
+    /// The groups key indicates which claim to use to map external groups to Concourse teams.
+    #[arg(long, env = "CONCOURSE_OIDC_GROUPS_KEY", default_value = "groups")]
+    pub oidc_groups_key: String,
+    /// The user name key indicates which claim to use to map an external user name to a
+    /// Concourse user name.
+    #[arg(long, env = "CONCOURSE_OIDC_USER_NAME_KEY", default_value = "username")]
+    pub oidc_user_name_key: String,
+    /// CA Certificate.
+    #[arg(long, env = "CONCOURSE_OIDC_CA_CERT")]
+    pub oidc_ca_cert: Vec<PathBuf>,
+    /// Skip SSL validation.
+    #[arg(long, env = "CONCOURSE_OIDC_SKIP_SSL_VALIDATION")]
+    pub oidc_skip_ssl_validation: bool,
+    /// Disable OIDC groups claims.
+    #[arg(long, env = "CONCOURSE_OIDC_DISABLE_GROUPS")]
+    pub oidc_disable_groups: bool,
+    /// Ignore the email_verified claim from the upstream provider.
+    #[arg(long, env = "CONCOURSE_OIDC_SKIP_EMAIL_VERIFIED_VALIDATION")]
+    pub oidc_skip_email_verified_validation: bool,
+}
+
+impl OidcArgs {
+    /// The connector's settings, or None when OIDC is not configured.
+    pub fn config(&self) -> Option<crate::atc::auth::oidc::OidcConfig> {
+        let issuer = self.oidc_issuer.clone().filter(|i| !i.is_empty())?;
+        Some(crate::atc::auth::oidc::OidcConfig {
+            display_name: self.oidc_display_name.clone(),
+            issuer,
+            client_id: self.oidc_client_id.clone().unwrap_or_default(),
+            client_secret: self.oidc_client_secret.clone().unwrap_or_default(),
+            scopes: self.oidc_scope.clone(),
+            groups_key: self.oidc_groups_key.clone(),
+            user_name_key: self.oidc_user_name_key.clone(),
+            ca_certs: self.oidc_ca_cert.clone(),
+            skip_ssl_validation: self.oidc_skip_ssl_validation,
+            disable_groups: self.oidc_disable_groups,
+            skip_email_verified_validation: self.oidc_skip_email_verified_validation,
+        })
+    }
 }
 
 /// The LDAP connector (upstream's `--ldap-*` flags). LDAP is configured when any is given.

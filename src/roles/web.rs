@@ -83,7 +83,7 @@ pub async fn open_store(pg: &PostgresArgs) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
-/// Main team auth from `--main-team-local-user` and `--main-team-ldap-user/group`:
+/// Main team auth from `--main-team-local-user` and `--main-team-{ldap,oidc}-user/group`:
 /// everything under `owner`, like upstream.
 fn main_team_auth(args: &WebArgs) -> TeamAuth {
     let prefixed = |connector: &str, names: &[String]| -> Vec<String> {
@@ -95,7 +95,9 @@ fn main_team_auth(args: &WebArgs) -> TeamAuth {
     };
     let mut users = prefixed(auth::LOCAL, &args.main_team_local_user);
     users.extend(prefixed(auth::LDAP, &args.main_team_ldap_user));
-    let groups = prefixed(auth::LDAP, &args.main_team_ldap_group);
+    users.extend(prefixed(auth::oidc::OIDC, &args.main_team_oidc_user));
+    let mut groups = prefixed(auth::LDAP, &args.main_team_ldap_group);
+    groups.extend(prefixed(auth::oidc::OIDC, &args.main_team_oidc_group));
     let mut auth = TeamAuth::new();
     auth.insert("owner".into(), RoleAuth { users, groups });
     auth
@@ -118,6 +120,8 @@ pub async fn run(mut args: WebArgs, quickstart: Option<QuickstartWorker>) -> any
         && args.main_team_local_user.is_empty()
         && args.main_team_ldap_user.is_empty()
         && args.main_team_ldap_group.is_empty()
+        && args.main_team_oidc_user.is_empty()
+        && args.main_team_oidc_group.is_empty()
     {
         let loopback = args
             .bind_ip
@@ -198,6 +202,10 @@ async fn app_state(
     let main_auth = main_team_auth(args);
     // Identity-provider flags are checked before the team auth that may name them.
     let ldap = auth::ldap::LdapConnector::from_flags(&args.ldap)?;
+    let oidc = match args.oidc.config() {
+        Some(c) => Some(Arc::new(auth::oidc::OidcConnector::new(c)?)),
+        None => None,
+    };
     if auth::password_connector_id(&args.password_connector, ldap.is_some())? != auth::LOCAL
         && !users.is_empty()
     {
@@ -232,7 +240,8 @@ async fn app_state(
     Ok(AppState {
         auth: Arc::new(
             Auth::new(store.clone(), users, auth_duration)
-                .with_ldap(ldap, &args.password_connector)?,
+                .with_ldap(ldap, &args.password_connector)?
+                .with_oidc(oidc),
         ),
         store,
         info: Info {

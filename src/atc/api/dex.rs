@@ -3,9 +3,10 @@
 //! `/sky/login` → `/sky/issuer/auth` → `/sky/issuer/auth/local` → the form at
 //! `/sky/issuer/auth/local/login` → `/sky/callback` → the page asked for, with the cookies.
 //!
-//! With one connector (local users or LDAP) the chooser is skipped as upstream skips it;
-//! with both, `/sky/issuer/auth` lists them and each has its form at
-//! `/sky/issuer/auth/{connector}/login`. There is no approval screen. The state carries the page to return to and a random value the
+//! With one connector (local users, LDAP or OIDC) the chooser is skipped as upstream skips
+//! it; with several, `/sky/issuer/auth` lists them. Password connectors have their form at
+//! `/sky/issuer/auth/{connector}/login`; OIDC sends the browser to the provider, which
+//! returns it to `/sky/issuer/callback`. There is no approval screen. The state carries the page to return to and a random value the
 //! authorization code is bound to; a tampered state can only name another same-origin
 //! page, since the callback sanitises it again.
 
@@ -128,12 +129,126 @@ fn no_connector(connector: &str) -> Response {
         .into_response()
 }
 
-/// `GET /sky/issuer/auth/{connector}`: the connector's login form for this request.
+/// Where the OIDC provider sends the browser back (Dex's callback URL, which the provider's
+/// client registration must list).
+fn oidc_callback(state: &AppState) -> String {
+    format!(
+        "{}/sky/issuer/callback",
+        state.external_url.trim_end_matches('/')
+    )
+}
+
+/// The identity provider failed (unreachable, refused us): not the user's fault.
+fn provider_failed(e: &str) -> Response {
+    tracing::error!(error = %e, connector = auth::oidc::OIDC, "browser login: the identity provider failed");
+    (
+        StatusCode::BAD_GATEWAY,
+        format!("the identity provider failed: {e}"),
+    )
+        .into_response()
+}
+
+/// `GET /sky/issuer/auth/oidc?state=S`: off to the provider, with PKCE; the verifier and
+/// nonce ride in a cookie scoped to the callback.
+async fn oidc_redirect(state: &AppState, login_state: &str) -> Response {
+    let Some(oidc) = state.auth.oidc() else {
+        return no_connector(auth::oidc::OIDC);
+    };
+    match oidc.start(&oidc_callback(state), login_state).await {
+        Ok((to, pending)) => (
+            StatusCode::FOUND,
+            [
+                (header::LOCATION, to),
+                (
+                    header::SET_COOKIE,
+                    state.cookies.oidc_login(Some(&pending.to_cookie())),
+                ),
+            ],
+        )
+            .into_response(),
+        Err(e) => provider_failed(&e),
+    }
+}
+
+/// `GET /sky/issuer/callback?code=C&state=S`: the provider vouched for the user; the code
+/// is redeemed and the id token checked, then on to `/sky/callback` as after a form login.
+pub async fn oidc_return(State(state): State<AppState>, parts: Parts) -> Response {
+    let Some(oidc) = state.auth.oidc() else {
+        return no_connector(auth::oidc::OIDC);
+    };
+    let q = query(&parts);
+    if let Some(e) = q.get("error") {
+        let why = q.get("error_description").unwrap_or(e);
+        return (StatusCode::BAD_REQUEST, format!("login refused: {why}")).into_response();
+    }
+    let (Some(code), Some(login_state)) = (q.get("code"), q.get("state")) else {
+        return bad_state();
+    };
+    if read_state(login_state).is_none() {
+        return bad_state();
+    }
+    let pending = super::session::cookie(&parts.headers, super::session::OIDC_COOKIE)
+        .and_then(|c| auth::oidc::Pending::from_cookie(&c));
+    let Some(pending) = pending else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "no login in progress in this browser (it expires after 10 minutes)",
+        )
+            .into_response();
+    };
+    let ident = match oidc.finish(code, &oidc_callback(&state), &pending).await {
+        Ok(ident) => ident,
+        Err(e) => return provider_failed(&e),
+    };
+    let issued = state
+        .auth
+        .issue_for(&ident, auth::oidc::OIDC, WEB_CLIENT_ID)
+        .await;
+    let code = match issued {
+        Ok(issued) => state
+            .auth
+            .code_for(&issued.token, login_state)
+            .await
+            .map_err(AuthError::from),
+        Err(e) => Err(e),
+    };
+    match code {
+        Ok(code) => (
+            StatusCode::SEE_OTHER,
+            [
+                (
+                    header::LOCATION,
+                    format!(
+                        "{}/sky/callback?{}",
+                        state.external_url.trim_end_matches('/'),
+                        encode(&[("code", &code), ("state", login_state)])
+                    ),
+                ),
+                (header::SET_COOKIE, state.cookies.oidc_login(None)),
+            ],
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "browser login: issuing the token");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// `GET /sky/issuer/auth/{connector}`: the connector's login form for this request (OIDC:
+/// the provider's login).
 pub async fn connector(
     State(state): State<AppState>,
     Path(connector): Path<String>,
     parts: Parts,
 ) -> Response {
+    if connector == auth::oidc::OIDC && state.auth.oidc().is_some() {
+        let q = query(&parts);
+        return match q.get("state").filter(|s| read_state(s).is_some()) {
+            Some(s) => oidc_redirect(&state, s).await,
+            None => bad_state(),
+        };
+    }
     if labels(&state, &connector).is_none() {
         return no_connector(&connector);
     }

@@ -322,6 +322,7 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>) {
         .get("/sky/issuer/auth/{connector}/login", dex::form)
         .post("/sky/issuer/auth/{connector}/login", dex::submit)
         .get("/sky/callback", dex::callback)
+        .get("/sky/issuer/callback", dex::oidc_return)
         .get(
             "/.well-known/openid-configuration",
             wellknown::openid_configuration,

@@ -243,6 +243,7 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/sky/issuer/auth/{connector}/login", Open),
     rule("POST", "/sky/issuer/auth/{connector}/login", Open),
     rule("GET", "/sky/callback", Open),
+    rule("GET", "/sky/issuer/callback", Open),
     rule("GET", "/.well-known/openid-configuration", Open),
     rule("GET", "/.well-known/jwks.json", Open),
     rule("GET", "/login", Open),

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 pub const AUTH_COOKIE: &str = "skymarshal_auth";
 pub const CSRF_COOKIE: &str = "skymarshal_csrf";
+/// An OIDC login in flight (ours; Dex keeps this server-side).
+pub const OIDC_COOKIE: &str = "concourse_oidc_login";
 
 type SetCookies = AppendHeaders<[(HeaderName, String); 2]>;
 
@@ -33,6 +35,18 @@ impl SessionCookies {
     /// Both cookies for a fresh login, both `HttpOnly` (the UI learns the CSRF value from
     /// the redirect's `csrf_token` query, auth.md §7.2); `AppendHeaders` because an array of headers would
     /// replace the first `Set-Cookie` with the second.
+    /// The cookie that carries an OIDC login's PKCE verifier and nonce to the callback
+    /// (and only there); `value` None clears it.
+    pub fn oidc_login(&self, value: Option<&str>) -> String {
+        let secure = self.secure_attr();
+        match value {
+            Some(v) => format!(
+                "{OIDC_COOKIE}={v}; Path=/sky/issuer/callback; Max-Age=600; HttpOnly; SameSite=Lax{secure}"
+            ),
+            None => format!("{OIDC_COOKIE}=; Path=/sky/issuer/callback; Max-Age=0; HttpOnly{secure}"),
+        }
+    }
+
     pub fn set(&self, token: &str, csrf: &str, max_age: Duration) -> SetCookies {
         let (age, secure) = (max_age.as_secs(), self.secure_attr());
         AppendHeaders([

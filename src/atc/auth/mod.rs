@@ -2,7 +2,9 @@
 //! here, LDAP in `ldap`), access tokens (upstream's opaque format, stored server-side
 //! with their claims), and team roles.
 
+pub mod jws;
 pub mod ldap;
+pub mod oidc;
 pub mod requester;
 pub mod throttle;
 pub mod token;
@@ -116,6 +118,7 @@ pub struct Auth {
     duration: Duration,
     throttle: throttle::LoginThrottle,
     ldap: Option<ldap::LdapConnector>,
+    oidc: Option<Arc<oidc::OidcConnector>>,
     /// Which connector `fly login -u -p` (the password grant) checks: `--password-connector`.
     password_connector: &'static str,
 }
@@ -132,6 +135,7 @@ impl Auth {
             duration,
             throttle: Default::default(),
             ldap: None,
+            oidc: None,
             password_connector: LOCAL,
         }
     }
@@ -147,6 +151,17 @@ impl Auth {
         Ok(self)
     }
 
+    /// Adds the OIDC connector (browser login only, as upstream).
+    pub fn with_oidc(mut self, oidc: Option<Arc<oidc::OidcConnector>>) -> Self {
+        self.oidc = oidc;
+        self
+    }
+
+    /// The OIDC connector, when configured.
+    pub fn oidc(&self) -> Option<&oidc::OidcConnector> {
+        self.oidc.as_deref()
+    }
+
     /// The browser login's connectors, `(id, display name)`, in upstream's order: local
     /// users (when there are any) first.
     pub fn connectors(&self) -> Vec<(&'static str, String)> {
@@ -156,6 +171,9 @@ impl Auth {
         }
         if let Some(l) = &self.ldap {
             all.push((LDAP, l.display_name().to_string()));
+        }
+        if let Some(o) = &self.oidc {
+            all.push((oidc::OIDC, o.display_name().to_string()));
         }
         all
     }
@@ -252,6 +270,16 @@ impl Auth {
             return Err(AuthError::InvalidCredentials);
         }
         Ok(user)
+    }
+
+    /// A token for someone a redirect connector (OIDC) vouched for.
+    pub async fn issue_for(
+        &self,
+        ident: &Identity,
+        connector: &str,
+        client_id: &str,
+    ) -> Result<Issued, AuthError> {
+        self.issue(ident, connector, client_id).await
     }
 
     async fn issue(

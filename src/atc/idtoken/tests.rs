@@ -16,46 +16,10 @@ fn rsa_key() -> &'static SigningKey {
     KEY.get_or_init(|| SigningKey::generate(Algorithm::Rs256, 100).expect("RSA key"))
 }
 
-/// Checks a compact JWS against a public JWK (independently of [`SigningKey`]) and returns
-/// its header and claims.
+/// Checks a compact JWS against a public JWK with the verifier OIDC logins use (it shares
+/// nothing with [`SigningKey`]) and returns its header and claims.
 fn verify(token: &str, jwk: &Value) -> Result<(Value, Value), String> {
-    let parts: Vec<&str> = token.split('.').collect();
-    let [h, p, s] = parts.as_slice() else {
-        return Err("not three parts".into());
-    };
-    let dec = |x: &str| B64.decode(x).map_err(|e| e.to_string());
-    let header: Value = serde_json::from_slice(&dec(h)?).map_err(|e| e.to_string())?;
-    let claims: Value = serde_json::from_slice(&dec(p)?).map_err(|e| e.to_string())?;
-    let (sig, input) = (dec(s)?, format!("{h}.{p}"));
-    let member = |n: &str| dec(jwk[n].as_str().unwrap_or_default());
-    match header["alg"].as_str() {
-        Some("RS256") => {
-            let key = rsa::RsaPublicKey::new(
-                rsa::BigUint::from_bytes_be(&member("n")?),
-                rsa::BigUint::from_bytes_be(&member("e")?),
-            )
-            .map_err(|e| e.to_string())?;
-            let digest = <sha2::Sha256 as sha2::Digest>::digest(input.as_bytes());
-            key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, &sig)
-                .map_err(|e| e.to_string())?;
-        }
-        Some("ES256") => {
-            use p256::ecdsa::signature::Verifier;
-            let (x, y) = (member("x")?, member("y")?);
-            let point = p256::EncodedPoint::from_affine_coordinates(
-                p256::FieldBytes::from_slice(&x),
-                p256::FieldBytes::from_slice(&y),
-                false,
-            );
-            let key =
-                p256::ecdsa::VerifyingKey::from_encoded_point(&point).map_err(|e| e.to_string())?;
-            let sig = p256::ecdsa::Signature::from_slice(&sig).map_err(|e| e.to_string())?;
-            key.verify(input.as_bytes(), &sig)
-                .map_err(|e| e.to_string())?;
-        }
-        other => return Err(format!("unexpected alg {other:?}")),
-    }
-    Ok((header, claims))
+    crate::atc::auth::jws::verify(token, std::slice::from_ref(jwk))
 }
 
 fn who() -> TokenSubject {
