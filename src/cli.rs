@@ -223,6 +223,9 @@ pub struct WebArgs {
     pub main_team_oidc_group: Vec<String>,
     #[command(flatten)]
     pub oidc: OidcArgs,
+    /// Customize RBAC role-action mapping (a YAML map of role to action names).
+    #[arg(long, env = "CONCOURSE_CONFIG_RBAC")]
+    pub config_rbac: Option<PathBuf>,
     /// Length of time for which tokens are valid.
     #[arg(long, env = "CONCOURSE_AUTH_DURATION", default_value = "24h")]
     pub auth_duration: String,

@@ -701,3 +701,91 @@ async fn every_route_enforces_upstream_access() {
         mismatches.join("\n")
     );
 }
+
+/// `--config-rbac` moves actions to other roles, as upstream's example does; a file naming
+/// an unknown role or action stops the node at start, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_rbac_changes_the_role_an_action_needs() {
+    let dir = tempfile::tempdir().expect("temp");
+    let file = dir.path().join("rbac.yml");
+    std::fs::write(
+        &file,
+        "viewer: [PausePipeline, UnpausePipeline]\nowner: [ListContainers]\n",
+    )
+    .expect("write");
+    let s = Server::start_with(
+        Backend::Embedded,
+        &[
+            "--add-local-user",
+            "viewer:p,operator:p,member:p,owner:p,other:p",
+            "--config-rbac",
+            file.to_str().expect("utf-8"),
+        ],
+    );
+    let c = Client::new();
+    let admin = s.token("test", "test").await;
+    let put = c
+        .put(s.api("/api/v1/teams/t"))
+        .bearer_auth(&admin)
+        .json(&team_t_auth())
+        .send()
+        .await
+        .expect("team");
+    assert!(put.status().is_success(), "{}", put.status());
+    let config = c
+        .put(s.api("/api/v1/teams/t/pipelines/p/config"))
+        .bearer_auth(&admin)
+        .header("Content-Type", "application/x-yaml")
+        .body(pipeline_yaml())
+        .send()
+        .await
+        .expect("config");
+    assert!(config.status().is_success(), "{}", config.status());
+    let call = |who: &'static str, m: Method, path: &'static str| {
+        let (c, s) = (c.clone(), &s);
+        async move {
+            let token = s.token(who, "p").await;
+            c.request(m, s.api(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("request")
+                .status()
+        }
+    };
+    // A viewer may now pause (by default, pipeline-operator and up)...
+    let pause = "/api/v1/teams/t/pipelines/p/pause";
+    assert_eq!(call("viewer", Method::PUT, pause).await, StatusCode::OK);
+    // ...and only owners list containers (by default, viewers and up).
+    let containers = "/api/v1/teams/t/containers";
+    assert_eq!(
+        call("member", Method::GET, containers).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(call("owner", Method::GET, containers).await, StatusCode::OK);
+    // Everything else keeps its default: a viewer still cannot expose.
+    assert_eq!(
+        call("viewer", Method::PUT, "/api/v1/teams/t/pipelines/p/expose").await,
+        StatusCode::FORBIDDEN
+    );
+
+    for (text, said) in [
+        ("wizard: [GetTeam]\n", "unknown role wizard"),
+        ("viewer: [MakeCoffee]\n", "unknown action MakeCoffee"),
+    ] {
+        std::fs::write(&file, text).expect("write");
+        let out = std::process::Command::new(common::bin())
+            .args(["web", "--bind-ip", "127.0.0.1", "--bind-port", "0"])
+            .args(["--tsa-bind-ip", "127.0.0.1", "--tsa-bind-port", "0"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--config-rbac")
+            .arg(&file)
+            .args(["--add-local-user", "a:b", "--main-team-local-user", "a"])
+            .output()
+            .expect("concourse web");
+        assert!(!out.status.success(), "web started with {text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(said), "{err}");
+    }
+}

@@ -271,6 +271,14 @@ async fn app_state(
         },
         intercept_idle_timeout: Some(intercept_idle_timeout).filter(|d| !d.is_zero()),
         shutdown: shutdown.child_token(),
+        rbac: Arc::new(match &args.config_rbac {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading --config-rbac {}", path.display()))?;
+                crate::atc::api::rbac::Rbac::parse(&text)?
+            }
+            None => Default::default(),
+        }),
     })
 }
 

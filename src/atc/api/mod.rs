@@ -21,6 +21,7 @@ pub mod oneoff;
 pub mod pipelines;
 pub mod policy;
 pub mod preparation;
+pub mod rbac;
 pub mod resources;
 pub mod scope;
 pub mod session;
@@ -71,6 +72,8 @@ pub struct AppState {
     /// Fires when the node stops: long-lived responses (event streams) end at once rather
     /// than hold the shutdown up.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// `--config-rbac`: the roles actions need, where changed.
+    pub rbac: Arc<rbac::Rbac>,
 }
 
 /// The TCP peer's address, when the server was served with connect info (tests that

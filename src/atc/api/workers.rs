@@ -238,6 +238,7 @@ mod tests {
             cookies: Default::default(),
             intercept_idle_timeout: None,
             shutdown: Default::default(),
+            rbac: Default::default(),
         };
         (router(state), store, dir)
     }

@@ -118,7 +118,7 @@ impl FromRequestParts<AppState> for Authorized {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Rejection> {
         let rule = rule(parts).map_err(reject)?;
         let req = super::requester(parts, state).await.map_err(reject)?;
-        match rule.access {
+        match state.rbac.access(rule) {
             Access::Open | Access::Visible | Access::WebhookToken => Ok(()),
             Access::Authenticated => rules::authenticated(&req),
             Access::AnyTeam => rules::any_team(&req),
@@ -137,7 +137,7 @@ impl FromRequestParts<AppState> for TeamScope {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Rejection> {
         let rule = rule(parts).map_err(reject)?;
         let (req, params) = caller(parts, state).await?;
-        let role = match rule.access {
+        let role = match state.rbac.access(rule) {
             Access::TeamRole(role) => role,
             Access::Intercept(role) => {
                 if !super::hijack::origin_allowed(&parts.headers, &state.external_url) {
@@ -191,7 +191,7 @@ async fn pipeline_target(
         param(&params, "pipeline_name").map_err(reject)?,
     );
     let q = parts.uri.query();
-    let target = match rule.access {
+    let target = match state.rbac.access(rule) {
         Access::PipelineRead => rules::pipeline_read(state, &req, team, name, q).await,
         Access::PipelineRole(role) => rules::pipeline_write(state, &req, team, name, q, role).await,
         Access::PipelineRoleUnarchived(role) => {
@@ -269,7 +269,7 @@ impl FromRequestParts<AppState> for BuildScope {
         let (req, params) = caller(parts, state).await?;
         let id =
             super::builds::build_id(param(&params, "build_id").map_err(reject)?).map_err(reject)?;
-        let build = match rule.access {
+        let build = match state.rbac.access(rule) {
             Access::BuildRead => rules::build_read(state, &req, id, false).await,
             Access::BuildReadPublicJob => rules::build_read(state, &req, id, true).await,
             Access::BuildRole(role) => rules::build_role(state, &req, id, role).await,
@@ -286,7 +286,7 @@ impl FromRequestParts<AppState> for WorkerScope {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Rejection> {
         let rule = rule(parts).map_err(reject)?;
         let (req, params) = caller(parts, state).await?;
-        let Access::WorkerRole(role) = rule.access else {
+        let Access::WorkerRole(role) = state.rbac.access(rule) else {
             return Err(misfit(rule, "WorkerScope"));
         };
         let name = match params.get("worker_name") {
