@@ -223,6 +223,12 @@ pub struct WebArgs {
     pub main_team_oidc_group: Vec<String>,
     #[command(flatten)]
     pub oidc: OidcArgs,
+    /// IP to listen on to expose Prometheus metrics.
+    #[arg(long, env = "CONCOURSE_PROMETHEUS_BIND_IP")]
+    pub prometheus_bind_ip: Option<String>,
+    /// Port to listen on to expose Prometheus metrics.
+    #[arg(long, env = "CONCOURSE_PROMETHEUS_BIND_PORT")]
+    pub prometheus_bind_port: Option<u16>,
     /// Customize RBAC role-action mapping (a YAML map of role to action names).
     #[arg(long, env = "CONCOURSE_CONFIG_RBAC")]
     pub config_rbac: Option<PathBuf>,

@@ -7,6 +7,7 @@ pub mod creds;
 pub mod engine;
 pub mod gc;
 pub mod idtoken;
+pub mod metrics;
 pub mod periodic;
 pub mod pipelines;
 pub mod scheduler;

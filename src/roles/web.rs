@@ -447,6 +447,21 @@ pub async fn serve(
         state.store.clone(),
         components.clone(),
     ));
+    // Upstream serves metrics only when both are given.
+    if let (Some(ip), Some(port)) = (&args.prometheus_bind_ip, args.prometheus_bind_port) {
+        let listener = TcpListener::bind((ip.as_str(), port))
+            .await
+            .with_context(|| format!("binding --prometheus-bind-ip {ip}:{port}"))?;
+        eprintln!(
+            "concourse prometheus listening on {}",
+            listener.local_addr()?
+        );
+        tracker.spawn(crate::atc::metrics::serve(
+            listener,
+            state.store.clone(),
+            components.clone(),
+        ));
+    }
     tracker.close();
 
     // Tests and scripts read these lines to find ephemeral ports.

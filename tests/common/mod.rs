@@ -38,6 +38,8 @@ pub struct Server {
     pub url: String,
     /// The TSA's SSH address (`host:port`).
     pub tsa_addr: String,
+    /// `--prometheus-bind-*`'s address, when given.
+    pub metrics_addr: String,
     pub dir: tempfile::TempDir,
     pub backend: Backend,
     extra: Vec<String>,
@@ -137,10 +139,14 @@ impl Server {
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, rx) = mpsc::channel();
         let (tsa_tx, tsa_rx) = mpsc::channel();
+        let (metrics_tx, metrics_rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             let mut tsa_tx = Some(tsa_tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("concourse prometheus listening on ") {
+                    let _ = metrics_tx.send(addr.trim().to_string());
+                }
                 if let Some(addr) = line.strip_prefix("concourse tsa listening on ") {
                     if let Some(tx) = tsa_tx.take() {
                         let _ = tx.send(addr.trim().to_string());
@@ -163,10 +169,12 @@ impl Server {
         });
         // Printed just before the web line.
         let tsa_addr = tsa_rx.try_recv().unwrap_or_default();
+        let metrics_addr = metrics_rx.try_recv().unwrap_or_default();
         Server {
             child,
             url: format!("http://{addr}"),
             tsa_addr,
+            metrics_addr,
             dir,
             backend,
             extra,

@@ -337,6 +337,26 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>) {
     (api, login)
 }
 
+/// `concourse_http_responses_duration_seconds`, by the matched route's template (requests
+/// no route matched count as `other`, so paths never become labels).
+async fn response_time(
+    matched: Option<axum::extract::MatchedPath>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let began = std::time::Instant::now();
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    let route = matched.as_ref().map_or("other", |m| m.as_str());
+    crate::atc::metrics::metrics().http_response(
+        &method,
+        route,
+        resp.status().as_u16(),
+        began.elapsed(),
+    );
+    resp
+}
+
 pub fn router(state: AppState) -> Router {
     let (api, login) = routes();
     Router::new()
@@ -348,6 +368,7 @@ pub fn router(state: AppState) -> Router {
             state.cookies,
             session::clear_on_unauthorized,
         ))
+        .layer(axum::middleware::from_fn(response_time))
         .layer(axum::middleware::from_fn_with_state(
             state.web_headers.clone(),
             ui::security_headers,

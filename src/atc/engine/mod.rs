@@ -252,6 +252,7 @@ impl Engine {
         let journal = journal::Journal::load(self.store().clone(), id).await?;
         tracing::info!(build = id, "resuming build adopted from a lapsed web node");
         let at = row.start_time;
+        crate::atc::metrics::metrics().build_resumed();
         self.launch(row, plan, journal, CancellationToken::new(), at, true);
         Ok(())
     }
@@ -300,6 +301,7 @@ impl Engine {
             tracing::warn!(build = row.id, error = %e, "claiming a started build");
         }
         let journal = journal::Journal::fresh(self.store().clone(), row.id);
+        crate::atc::metrics::metrics().build_started();
         self.launch(row, plan, journal, token, at, false);
         Ok(true)
     }
@@ -409,6 +411,7 @@ impl Engine {
         if let Err(e) = self.store().finish_build(row.id, status, end).await {
             tracing::warn!(build = row.id, error = %e, "finishing build");
         }
+        crate::atc::metrics::metrics().build_finished(&row, status, (end - at).max(0) as f64);
         // Event streams send `end` once the build is finished in the store: wake them now
         // rather than at their next poll.
         self.handle.hub.notify(row.id);

@@ -466,6 +466,7 @@ async fn load_var(b: &Arc<Build>, scope: &Arc<Scope>, plan: &Plan, l: &LoadVarPl
 /// for a check of their inputs to finish).
 async fn check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) -> StepResult {
     let result = run_check(b, plan, c, cancel).await;
+    crate::atc::metrics::metrics().resource_checked(&b.row.team_name, &b.row.pipeline_name);
     let owner = c.resource_id.filter(|_| c.is_resource());
     if let Some(id) = owner {
         let _ =

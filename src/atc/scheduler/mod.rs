@@ -79,9 +79,11 @@ async fn pass(
             .iter()
             .filter(|b| b.pipeline_id == Some(p.id))
             .collect();
+        let began = std::time::Instant::now();
         if let Err(e) = schedule_pipeline(engine, &p, &config, &pending, &started).await {
             tracing::warn!(pipeline = %p.name, error = %e, "scheduling pipeline");
         }
+        crate::atc::metrics::metrics().pipeline_scheduled(&p.name, began.elapsed());
     }
     // One-off and check builds are started when created; nothing else to do for them.
     Ok(())

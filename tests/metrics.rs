@@ -1,0 +1,241 @@
+//! `--prometheus-bind-ip/--prometheus-bind-port`: `/metrics` parses with Prometheus' own
+//! Python client's text parser, and its counters move by exactly what happened between two
+//! scrapes: builds by status and job, their durations, API responses by route, checks,
+//! scheduling passes, workers.
+
+mod common;
+
+use common::{Backend, Fly, Server};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PIPELINE: &str = r#"
+resources:
+- name: r
+  type: mock
+  source: {initial_version: v1}
+jobs:
+- name: ok
+  plan:
+  - get: r
+  - task: t
+    config:
+      platform: linux
+      image_resource: {type: mock, source: {mirror_self: true}}
+      run: {path: "true"}
+- name: bad
+  plan:
+  - task: t
+    config:
+      platform: linux
+      image_resource: {type: mock, source: {mirror_self: true}}
+      run: {path: "false"}
+"#;
+
+/// Samples of one scrape, by name and sorted labels, as `prometheus_client` parses them.
+type Samples = HashMap<(String, Vec<(String, String)>), f64>;
+
+const PARSER: &str = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = []
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        out.append([s.name, sorted(s.labels.items()), s.value])
+print(json.dumps(out))
+"#;
+
+async fn scrape(s: &Server) -> Samples {
+    let text = reqwest::get(format!("http://{}/metrics", s.metrics_addr))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    let mut py = Command::new("python3")
+        .args(["-c", PARSER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    py.stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = py.wait_with_output().expect("parser");
+    assert!(
+        out.status.success(),
+        "prometheus_client could not parse /metrics ({}):\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<(String, Vec<(String, String)>, f64)> =
+        serde_json::from_slice(&out.stdout).expect("json");
+    rows.into_iter().map(|(n, l, v)| ((n, l), v)).collect()
+}
+
+fn get(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let mut l: Vec<(String, String)> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    l.sort();
+    samples.get(&(name.to_string(), l)).copied().unwrap_or(0.0)
+}
+
+async fn run_job(s: &Server, token: &str, job: &str) -> String {
+    let c = reqwest::Client::new();
+    let b: Value = c
+        .post(s.api(&format!("/api/v1/teams/main/pipelines/p/jobs/{job}/builds")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("trigger")
+        .json()
+        .await
+        .expect("build");
+    let id = b["id"].as_i64().expect("id");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let b: Value = c
+            .get(s.api(&format!("/api/v1/builds/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("build")
+            .json()
+            .await
+            .expect("json");
+        let status = b["status"].as_str().unwrap_or_default().to_string();
+        if !["pending", "started"].contains(&status.as_str()) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "build {id} never finished");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_what_happened_and_parse_as_prometheus_text() {
+    let python_ok = Command::new("python3")
+        .args(["-c", "import prometheus_client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !python_ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "prometheus_client is required in CI (pip install prometheus_client)"
+        );
+        eprintln!("skipped: pip install prometheus_client to run it");
+        return;
+    }
+    let s = Server::quickstart_with(
+        Backend::Embedded,
+        &[
+            "--prometheus-bind-ip",
+            "127.0.0.1",
+            "--prometheus-bind-port",
+            "0",
+        ],
+    );
+    assert!(!s.metrics_addr.is_empty(), "the metrics address is printed");
+    let fly = Fly::new();
+    fly.login(&s, "m");
+    let dir = tempfile::tempdir().expect("temp");
+    let file = dir.path().join("p.yml");
+    std::fs::write(&file, PIPELINE).expect("write");
+    fly.ok(&[
+        "-t",
+        "m",
+        "set-pipeline",
+        "-n",
+        "-p",
+        "p",
+        "-c",
+        file.to_str().expect("utf-8"),
+    ]);
+    fly.ok(&["-t", "m", "unpause-pipeline", "-p", "p"]);
+    let token = s.token("test", "test").await;
+
+    let before = scrape(&s).await;
+    assert_eq!(run_job(&s, &token, "ok").await, "succeeded");
+    assert_eq!(run_job(&s, &token, "ok").await, "succeeded");
+    assert_eq!(run_job(&s, &token, "bad").await, "failed");
+    for _ in 0..3 {
+        reqwest::get(s.api("/api/v1/info")).await.expect("info");
+    }
+    let after = scrape(&s).await;
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        get(&after, name, labels) - get(&before, name, labels)
+    };
+    assert_eq!(delta("concourse_builds_started_total", &[]), 3.0);
+    assert_eq!(delta("concourse_builds_finished_total", &[]), 3.0);
+    assert_eq!(delta("concourse_builds_succeeded_total", &[]), 2.0);
+    assert_eq!(delta("concourse_builds_failed_total", &[]), 1.0);
+    assert_eq!(delta("concourse_builds_errored_total", &[]), 0.0);
+    let job = |job, status| {
+        [
+            ("team", "main"),
+            ("pipeline", "p"),
+            ("job", job),
+            ("status", status),
+        ]
+    };
+    assert_eq!(
+        delta("concourse_builds_finished_total", &job("ok", "succeeded")),
+        2.0,
+        "a labelled counter family is exposed with the _total suffix by the parser"
+    );
+    assert_eq!(
+        delta("concourse_builds_finished_total", &job("bad", "failed")),
+        1.0
+    );
+    let team_pipeline = [("team", "main"), ("pipeline", "p")];
+    assert_eq!(
+        delta("concourse_builds_duration_seconds_count", &team_pipeline),
+        3.0
+    );
+    let info = [
+        ("method", "GET"),
+        ("route", "/api/v1/info"),
+        ("status", "200"),
+    ];
+    assert_eq!(
+        delta("concourse_http_responses_duration_seconds_count", &info),
+        3.0
+    );
+    assert!(get(&after, "concourse_resource_checks_total", &team_pipeline) >= 1.0);
+    assert!(get(&after, "concourse_scheduling_total", &[("pipeline", "p")]) >= 1.0);
+    assert_eq!(
+        get(
+            &after,
+            "concourse_workers_registered",
+            &[("state", "running")]
+        ),
+        1.0
+    );
+    assert!(
+        after
+            .keys()
+            .any(|(n, l)| n == "concourse_workers_containers"
+                && l.iter().any(|(k, _)| k == "worker")),
+        "a container gauge per worker"
+    );
+    // No series is labelled with a build id or a version.
+    for (name, labels) in after.keys() {
+        for (k, _) in labels {
+            assert!(
+                [
+                    "team", "pipeline", "job", "status", "method", "route", "le", "worker",
+                    "platform", "tags", "state"
+                ]
+                .contains(&k.as_str()),
+                "{name} has an unbounded label {k}"
+            );
+        }
+    }
+}
