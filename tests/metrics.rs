@@ -35,8 +35,10 @@ jobs:
       run: {path: "false"}
 "#;
 
+/// A sample's labels, sorted.
+type LabelSet = Vec<(String, String)>;
 /// Samples of one scrape, by name and sorted labels, as `prometheus_client` parses them.
-type Samples = HashMap<(String, Vec<(String, String)>), f64>;
+type Samples = HashMap<(String, LabelSet), f64>;
 
 const PARSER: &str = r#"
 import json, sys
@@ -73,8 +75,7 @@ async fn scrape(s: &Server) -> Samples {
         "prometheus_client could not parse /metrics ({}):\n{text}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows: Vec<(String, Vec<(String, String)>, f64)> =
-        serde_json::from_slice(&out.stdout).expect("json");
+    let rows: Vec<(String, LabelSet, f64)> = serde_json::from_slice(&out.stdout).expect("json");
     rows.into_iter().map(|(n, l, v)| ((n, l), v)).collect()
 }
 
