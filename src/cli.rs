@@ -710,6 +710,13 @@ pub struct TsaClientArgs {
 pub struct QuickstartArgs {
     #[command(flatten)]
     pub web: WebArgs,
+    /// Maximum number of containers of the in-process worker (0 = no limit).
+    #[arg(
+        long,
+        env = "CONCOURSE_WORKER_CONTAINERD_MAX_CONTAINERS",
+        default_value_t = 250
+    )]
+    pub worker_containerd_max_containers: usize,
     /// Directory in which to place container data of the in-process worker.
     #[arg(long, env = "CONCOURSE_WORKER_WORK_DIR")]
     pub worker_work_dir: Option<PathBuf>,

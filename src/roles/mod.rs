@@ -40,6 +40,7 @@ pub fn run(cli: Cli) -> i32 {
                     work_dir: args.worker_work_dir,
                     runtime: args.worker_runtime,
                     allowed_raw_rootfs: args.worker_allowed_raw_rootfs,
+                    max_containers: args.worker_containerd_max_containers,
                 };
                 web::run(args.web, Some(worker)).await
             }

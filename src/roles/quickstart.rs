@@ -38,6 +38,7 @@ pub async fn start_worker(
     runtime: Option<String>,
     allowed_raw_rootfs: Vec<std::path::PathBuf>,
     network: crate::cli::WorkerNetworkArgs,
+    max_containers: usize,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(Arc<WorkerParts>, tokio::task::JoinHandle<()>)> {
     let parts = Arc::new(WorkerParts::open_default_with(
@@ -45,6 +46,7 @@ pub async fn start_worker(
         runtime,
         allowed_raw_rootfs,
         network,
+        max_containers,
     )?);
     let worker = payload(super::worker::hostname_or("quickstart"));
     let name = worker.name.clone();

@@ -112,6 +112,8 @@ pub struct QuickstartWorker {
     pub runtime: Option<String>,
     pub allowed_raw_rootfs: Vec<PathBuf>,
     pub network: crate::cli::WorkerNetworkArgs,
+    /// `--worker-containerd-max-containers` (0 = no limit).
+    pub max_containers: usize,
 }
 
 pub async fn run(mut args: WebArgs, quickstart: Option<QuickstartWorker>) -> anyhow::Result<()> {
@@ -162,6 +164,7 @@ pub async fn run(mut args: WebArgs, quickstart: Option<QuickstartWorker>) -> any
         runtime: w.runtime,
         allowed_raw_rootfs: w.allowed_raw_rootfs,
         network: w.network,
+        max_containers: w.max_containers,
     });
     serve(args, listener, shutdown, force, worker).await
 }
@@ -401,6 +404,7 @@ pub async fn serve(
                 w.runtime.clone(),
                 w.allowed_raw_rootfs.clone(),
                 w.network.clone(),
+                w.max_containers,
                 components.clone(),
             )
             .await?;

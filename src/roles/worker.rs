@@ -72,7 +72,7 @@ impl WorkerParts {
     /// The parts with upstream's defaults (runtime and driver detected), for quickstart's
     /// in-process worker.
     pub fn open_default(work_dir: &Path, runtime: Option<String>) -> anyhow::Result<WorkerParts> {
-        Self::open_default_with(work_dir, runtime, Vec::new(), Default::default())
+        Self::open_default_with(work_dir, runtime, Vec::new(), Default::default(), 250)
     }
 
     /// As `open_default`, with the given `raw://` directories and container network flags.
@@ -81,13 +81,14 @@ impl WorkerParts {
         runtime: Option<String>,
         allowed_raw_rootfs: Vec<std::path::PathBuf>,
         network: crate::cli::WorkerNetworkArgs,
+        max_containers: usize,
     ) -> anyhow::Result<WorkerParts> {
         let args = WorkerRuntimeArgs {
             allowed_raw_rootfs,
             bind_ip: "127.0.0.1".into(),
             bind_port: 7777,
             runtime,
-            containerd_max_containers: 250,
+            containerd_max_containers: max_containers,
             garden_default_grace_time: "0s".into(),
             baggageclaim_bind_ip: "127.0.0.1".into(),
             baggageclaim_bind_port: 7788,

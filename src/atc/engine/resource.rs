@@ -46,6 +46,8 @@ async fn check_container(
     w: &WorkerClient,
     mut spec: ContainerSpec,
     key: &str,
+    origin: &Origin,
+    cancel: &Cancel,
 ) -> Result<String, Fail> {
     let filter = Properties::from([(super::labels::CHECK_KEY.to_string(), key.to_string())]);
     if let Ok(found) = w.garden.list(filter).await {
@@ -55,7 +57,7 @@ async fn check_container(
     }
     spec.properties
         .insert(super::labels::CHECK_KEY.to_string(), key.to_string());
-    super::runtime::create_untracked(w, spec).await
+    super::runtime::create_untracked(w, spec, origin, cancel).await
 }
 
 /// The labels of the call fetching custom type `type_name`'s image: its cache is the
@@ -335,9 +337,9 @@ impl Call<'_> {
             }));
             // One lookup-or-create at a time on this node, so racing checks share one.
             let _one = self.rt.check_containers.lock().await;
-            check_container(w, spec, &key).await?
+            check_container(w, spec, &key, self.origin, self.cancel).await?
         } else {
-            create_container(w, spec, self.cleanup).await?
+            create_container(w, spec, self.cleanup, self.origin, self.cancel).await?
         };
         let process = ProcessSpec {
             path,

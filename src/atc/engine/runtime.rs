@@ -598,24 +598,93 @@ pub async fn create_container(
     w: &WorkerClient,
     spec: ContainerSpec,
     cleanup: &Cleanup,
+    origin: &Origin,
+    cancel: &Cancel,
 ) -> Result<String, Fail> {
-    let handle = create_untracked(w, spec).await?;
+    let handle = create_untracked(w, spec, origin, cancel).await?;
     cleanup.container(w, &handle);
     Ok(handle)
 }
 
-/// A container no build cleans up (kept check containers; their collector does).
-pub async fn create_untracked(w: &WorkerClient, mut spec: ContainerSpec) -> Result<String, Fail> {
+/// A container no build cleans up (kept check containers; their collector does). A worker
+/// at its container cap gets room first by giving up its least recently used kept check
+/// container; with none to give up, the step waits (`waiting-for-worker`) for a container
+/// to go rather than erroring, until it is cancelled.
+pub async fn create_untracked(
+    w: &WorkerClient,
+    mut spec: ContainerSpec,
+    origin: &Origin,
+    cancel: &Cancel,
+) -> Result<String, Fail> {
     if spec.handle.is_empty() {
         spec.handle = new_handle();
     }
-    w.garden.create(spec).await.map_err(|e| {
-        errored(super::liveness::worker_error(
-            &w.name,
-            "creating container",
-            e,
-        ))
-    })
+    let mut waited = false;
+    loop {
+        let e = match w.garden.create(spec.clone()).await {
+            Ok(handle) => return Ok(handle),
+            Err(e) => e,
+        };
+        if !e.to_string().contains(AT_CAP) {
+            return Err(errored(super::liveness::worker_error(
+                &w.name,
+                "creating container",
+                e,
+            )));
+        }
+        if evict_check_container(w).await {
+            continue;
+        }
+        if !waited {
+            tracing::info!(worker = %w.name, "worker at its container limit: waiting for room");
+            origin.emit(BuildEvent::WaitingForWorker(Default::default()));
+            waited = true;
+        }
+        tokio::select! {
+            _ = cancel.token.cancelled() => return Err(Fail::Interrupted),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// What Garden says when a worker has as many containers as it may (`--max-containers`).
+const AT_CAP: &str = "max containers reached";
+
+/// Destroys `w`'s least recently used kept check container (the one whose expiry is
+/// soonest); false when it has none. A check using it fails and runs again at its next
+/// interval, which beats a build failing.
+async fn evict_check_container(w: &WorkerClient) -> bool {
+    let kind = crate::proto::garden::Properties::from([(
+        super::labels::TYPE.to_string(),
+        "check".to_string(),
+    )]);
+    let Ok(handles) = w.garden.list(kind).await else {
+        return false;
+    };
+    let Ok(infos) = w.garden.bulk_info(&handles).await else {
+        return false;
+    };
+    let oldest = infos
+        .into_iter()
+        .filter(|(_, e)| e.info.properties.contains_key(super::labels::CHECK_KEY))
+        .map(|(h, e)| {
+            let expires = e
+                .info
+                .properties
+                .get(super::labels::EXPIRES)
+                .and_then(|t| t.parse::<i64>().ok())
+                .unwrap_or(0);
+            (expires, h)
+        })
+        .min();
+    match oldest {
+        Some((_, handle)) => {
+            tracing::info!(worker = %w.name, container = %handle,
+                "worker at its container limit: giving up its least recently used check container");
+            w.garden.destroy(&handle).await.is_ok()
+        }
+        None => false,
+    }
 }
 
 /// How a step reaches its process: started now, or re-attached by id when its build is

@@ -260,7 +260,7 @@ pub async fn run(
         ..Default::default()
     };
     spec.properties = labels::with_process(labels::container(&b.row, &step), &user, &dir);
-    let handle = create_container(&w, spec, &b.cleanup).await?;
+    let handle = create_container(&w, spec, &b.cleanup, &origin, cancel).await?;
     let mounted: Vec<(String, String)> = mounts
         .iter()
         .map(|(dst, _, h)| (h.clone(), dst.clone()))
