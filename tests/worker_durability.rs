@@ -205,7 +205,13 @@ async fn restart_reaps(runtime: &str) {
     }
 
     let w = reap_support::Worker::start(&work, runtime, &extra);
+    // Reaping signals the leftovers before the worker listens; a loaded machine may take a
+    // moment to deliver SIGKILL to every process of the container.
+    let deadline = Instant::now() + Duration::from_secs(20);
     for pid in &pids {
+        while reap_support::alive(*pid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert!(!reap_support::alive(*pid), "process {pid} was reaped");
     }
     assert_eq!(reap_support::mounts_under(&work), Vec::<String>::new());
