@@ -42,32 +42,6 @@ async fn api(s: &Server, token: &str, path: &str) -> Value {
         .expect("json")
 }
 
-async fn trigger(s: &Server, token: &str, job: &str) -> i64 {
-    let b: Value = reqwest::Client::new()
-        .post(s.api(&format!("/api/v1/teams/main/pipelines/p/jobs/{job}/builds")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("trigger")
-        .json()
-        .await
-        .expect("build");
-    b["id"].as_i64().expect("id")
-}
-
-async fn finished(s: &Server, token: &str, id: i64) -> String {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let b = api(s, token, &format!("/api/v1/builds/{id}")).await;
-        let status = b["status"].as_str().unwrap_or_default().to_string();
-        if !["pending", "started"].contains(&status.as_str()) {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "build {id} never finished");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_at_its_container_cap_makes_work_wait_never_error() {
     let s = Server::quickstart_with(
@@ -103,11 +77,12 @@ async fn a_worker_at_its_container_cap_makes_work_wait_never_error() {
     }
 
     // Two builds of three containers each on a worker of four: one runs, the other waits.
-    let first = trigger(&s, &token, "j").await;
-    let second = trigger(&s, &token, "j").await;
-    let uses = trigger(&s, &token, "uses").await;
+    let first = common::trigger_job(&s, &token, "p", "j").await;
+    let second = common::trigger_job(&s, &token, "p", "j").await;
+    let uses = common::trigger_job(&s, &token, "p", "uses").await;
     for id in [first, second, uses] {
-        assert_eq!(finished(&s, &token, id).await, "succeeded", "build {id}");
+        let status = common::build_finished(&s, &token, id, Duration::from_secs(180)).await;
+        assert_eq!(status, "succeeded", "build {id}");
     }
     let events = |id: i64| {
         let url = s.api(&format!("/api/v1/builds/{id}/events"));

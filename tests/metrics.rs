@@ -6,11 +6,10 @@
 mod common;
 
 use common::{Backend, Fly, Server};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PIPELINE: &str = r#"
 resources:
@@ -89,35 +88,8 @@ fn get(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 async fn run_job(s: &Server, token: &str, job: &str) -> String {
-    let c = reqwest::Client::new();
-    let b: Value = c
-        .post(s.api(&format!("/api/v1/teams/main/pipelines/p/jobs/{job}/builds")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("trigger")
-        .json()
-        .await
-        .expect("build");
-    let id = b["id"].as_i64().expect("id");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let b: Value = c
-            .get(s.api(&format!("/api/v1/builds/{id}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("build")
-            .json()
-            .await
-            .expect("json");
-        let status = b["status"].as_str().unwrap_or_default().to_string();
-        if !["pending", "started"].contains(&status.as_str()) {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "build {id} never finished");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let id = common::trigger_job(s, token, "p", job).await;
+    common::build_finished(s, token, id, Duration::from_secs(120)).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

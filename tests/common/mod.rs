@@ -420,3 +420,43 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Triggers `job` of pipeline `pipeline` in team main through the API; the build's id.
+pub async fn trigger_job(s: &Server, token: &str, pipeline: &str, job: &str) -> i64 {
+    let path = format!("/api/v1/teams/main/pipelines/{pipeline}/jobs/{job}/builds");
+    let b: serde_json::Value = reqwest::Client::new()
+        .post(s.api(&path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("trigger")
+        .json()
+        .await
+        .expect("build");
+    b["id"].as_i64().expect("id")
+}
+
+/// Waits (up to `within`) until build `id` has finished; its status.
+pub async fn build_finished(s: &Server, token: &str, id: i64, within: Duration) -> String {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let b: serde_json::Value = reqwest::Client::new()
+            .get(s.api(&format!("/api/v1/builds/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("build")
+            .json()
+            .await
+            .expect("json");
+        let status = b["status"].as_str().unwrap_or_default().to_string();
+        if !["pending", "started"].contains(&status.as_str()) {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "build {id} never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

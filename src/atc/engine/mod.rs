@@ -146,20 +146,26 @@ impl Engine {
             }
         }
         for id in left.into_iter().filter(|_| !hand_over) {
-            let events = Events::start(self.store().clone(), self.handle.hub.clone(), id);
-            events.emit(BuildEvent::Error(ev::Error {
-                message: "the web node running this build shut down before it finished \
-                          (--shutdown-grace-period)"
-                    .into(),
-                origin: Default::default(),
-                time: crate::clock::now(),
-            }));
-            events.flush().await;
+            let message = "the web node running this build shut down before it finished \
+                           (--shutdown-grace-period)";
+            self.build_error(id, message).flush().await;
             self.handle.abort(id);
         }
         self.rt.tasks.close();
         let _ =
             tokio::time::timeout(std::time::Duration::from_secs(10), self.rt.tasks.wait()).await;
+    }
+
+    /// Writes a build-level `error` event (no origin) to a build this node does not run
+    /// (or no longer runs); the caller adds what follows and flushes.
+    fn build_error(&self, id: i64, message: &str) -> Events {
+        let events = Events::start(self.store().clone(), self.handle.hub.clone(), id);
+        events.emit(BuildEvent::Error(ev::Error {
+            message: message.into(),
+            origin: Default::default(),
+            time: crate::clock::now(),
+        }));
+        events
     }
 
     fn lock_detach(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CancellationToken>> {
@@ -235,13 +241,9 @@ impl Engine {
             return Ok(());
         };
         let Some(plan) = row.plan.clone().and_then(BuildPlan::from_stored) else {
-            let events = Events::start(self.store().clone(), self.handle.hub.clone(), id);
+            let message = "build interrupted: its plan could not be read to resume it";
+            let events = self.build_error(id, message);
             let now = crate::clock::now();
-            events.emit(BuildEvent::Error(ev::Error {
-                message: "build interrupted: its plan could not be read to resume it".into(),
-                origin: Default::default(),
-                time: now,
-            }));
             events.status("errored", now);
             events.flush().await;
             self.store()
