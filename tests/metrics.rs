@@ -1,11 +1,13 @@
 //! `--prometheus-bind-ip/--prometheus-bind-port`: `/metrics` parses with Prometheus' own
 //! Python client's text parser, and its counters move by exactly what happened between two
 //! scrapes: builds by status and job, their durations, API responses by route, checks,
-//! scheduling passes, workers.
+//! scheduling passes, workers. And structured logs: every line about a build carries the
+//! same keys, in JSON (`--log-format json`) as in text.
 
 mod common;
 
 use common::{Backend, Fly, Server};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -209,6 +211,74 @@ async fn metrics_count_what_happened_and_parse_as_prometheus_text() {
                 .contains(&k.as_str()),
                 "{name} has an unbounded label {k}"
             );
+        }
+    }
+}
+
+/// The keys a JSON log line carries, its event's fields and its spans' together.
+fn keys(line: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut take = |v: &Value| {
+        if let Some(o) = v.as_object() {
+            out.extend(o.keys().cloned());
+        }
+    };
+    take(&line["fields"]);
+    take(&line["span"]);
+    for s in line["spans"].as_array().into_iter().flatten() {
+        take(s);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_log_line_about_a_build_carries_its_keys() {
+    for format in ["json", "text"] {
+        let s = Server::quickstart_with(Backend::Embedded, &["--log-format", format]);
+        let fly = Fly::new();
+        fly.login(&s, "logs");
+        let dir = tempfile::tempdir().expect("temp");
+        let file = dir.path().join("p.yml");
+        std::fs::write(&file, PIPELINE).expect("write");
+        let path = file.to_str().expect("utf-8");
+        fly.ok(&["-t", "logs", "set-pipeline", "-n", "-p", "p", "-c", path]);
+        fly.ok(&["-t", "logs", "unpause-pipeline", "-p", "p"]);
+        let token = s.token("test", "test").await;
+        assert_eq!(run_job(&s, &token, "bad").await, "failed");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let finished = loop {
+            let lines = s.log.lock().expect("log").clone();
+            if let Some(l) = lines.iter().find(|l| l.contains("build finished")) {
+                break l.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no `build finished` line"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let want = ["build_id", "team", "pipeline", "job"];
+        if format == "json" {
+            let line: serde_json::Value = serde_json::from_str(&finished).expect("a JSON line");
+            let found = keys(&line);
+            for k in want {
+                assert!(found.iter().any(|x| x == k), "{k} missing: {finished}");
+            }
+            let lines = s.log.lock().expect("log").clone();
+            let worker = lines
+                .iter()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|l| l["fields"]["message"] == "in-process worker registered")
+                .expect("the worker's registration");
+            assert!(keys(&worker).iter().any(|k| k == "worker"), "{worker}");
+        } else {
+            for k in want {
+                assert!(
+                    finished.contains(&format!("{k}=")),
+                    "{k} missing: {finished}"
+                );
+            }
+            assert!(finished.contains("team=main") && finished.contains("job=bad"));
         }
     }
 }

@@ -95,7 +95,10 @@ fn init_tracing(level: LogLevel, format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directives(name(level))));
     // Reloadable, so `PUT /api/v1/log-level` changes it at run time.
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal: log files and collectors get plain `key=value`.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let fmt = match format {
         LogFormat::Json => fmt.json().boxed(),
         LogFormat::Text => fmt.boxed(),

@@ -40,6 +40,8 @@ pub struct Server {
     pub tsa_addr: String,
     /// `--prometheus-bind-*`'s address, when given.
     pub metrics_addr: String,
+    /// Every line the server has written to stderr so far.
+    pub log: Arc<std::sync::Mutex<Vec<String>>>,
     pub dir: tempfile::TempDir,
     pub backend: Backend,
     extra: Vec<String>,
@@ -140,10 +142,15 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         let (tsa_tx, tsa_rx) = mpsc::channel();
         let (metrics_tx, metrics_rx) = mpsc::channel();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = log.clone();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             let mut tsa_tx = Some(tsa_tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                kept.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(line.clone());
                 if let Some(addr) = line.strip_prefix("concourse prometheus listening on ") {
                     let _ = metrics_tx.send(addr.trim().to_string());
                 }
@@ -175,6 +182,7 @@ impl Server {
             url: format!("http://{addr}"),
             tsa_addr,
             metrics_addr,
+            log,
             dir,
             backend,
             extra,

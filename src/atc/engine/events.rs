@@ -203,16 +203,16 @@ async fn append(store: &dyn Store, build_id: i64, batch: &[Value], marks: &[(Str
         match appended {
             Ok(_) => return,
             Err(e @ (StoreError::NotFound(_) | StoreError::Conflict(_))) => {
-                tracing::warn!(build = build_id, error = %e, "dropping build events");
+                tracing::warn!(build_id = build_id, error = %e, "dropping build events");
                 return;
             }
             Err(e) if started.elapsed() >= APPEND_PATIENCE => {
-                tracing::error!(build = build_id, error = %e, events = batch.len(),
+                tracing::error!(build_id = build_id, error = %e, events = batch.len(),
                     "giving up saving build events");
                 return;
             }
             Err(e) => {
-                tracing::warn!(build = build_id, error = %e, "saving build events; retrying");
+                tracing::warn!(build_id = build_id, error = %e, "saving build events; retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
             }

@@ -163,7 +163,7 @@ impl Journal {
         let Some(store) = &self.store else { return };
         self.lock().insert(key.clone(), value.clone());
         if let Err(e) = store.put_journal(self.build_id, &[(key, value)]).await {
-            tracing::warn!(build = self.build_id, error = %e, "writing the build journal");
+            tracing::warn!(build_id = self.build_id, error = %e, "writing the build journal");
         }
     }
 

@@ -203,7 +203,7 @@ impl Engine {
                     );
                     if adopted {
                         if let Some(t) = self.lock_detach().get(&id) {
-                            tracing::warn!(build = id, "another web node adopted this build");
+                            tracing::warn!(build_id = id, "another web node adopted this build");
                             t.cancel();
                         }
                     }
@@ -226,7 +226,7 @@ impl Engine {
                         continue;
                     }
                     if let Err(e) = self.resume(id).await {
-                        tracing::warn!(build = id, error = %e, "resuming build");
+                        tracing::warn!(build_id = id, error = %e, "resuming build");
                     }
                 }
                 Ok::<_, crate::db::StoreError>(())
@@ -252,7 +252,10 @@ impl Engine {
             return Ok(());
         };
         let journal = journal::Journal::load(self.store().clone(), id).await?;
-        tracing::info!(build = id, "resuming build adopted from a lapsed web node");
+        tracing::info!(
+            build_id = id,
+            "resuming build adopted from a lapsed web node"
+        );
         let at = row.start_time;
         crate::atc::metrics::metrics().build_resumed();
         self.launch(row, plan, journal, CancellationToken::new(), at, true);
@@ -271,7 +274,10 @@ impl Engine {
                 }
                 for id in self.store().builds_to_stop(&running).await? {
                     if self.handle.abort(id) {
-                        tracing::info!(build = id, "aborting: requested through another web node");
+                        tracing::info!(
+                            build_id = id,
+                            "aborting: requested through another web node"
+                        );
                     }
                 }
                 Ok::<_, crate::db::StoreError>(())
@@ -300,7 +306,7 @@ impl Engine {
             .claim_build(row.id, &self.holder, expires, at)
             .await
         {
-            tracing::warn!(build = row.id, error = %e, "claiming a started build");
+            tracing::warn!(build_id = row.id, error = %e, "claiming a started build");
         }
         let journal = journal::Journal::fresh(self.store().clone(), row.id);
         crate::atc::metrics::metrics().build_started();
@@ -326,7 +332,14 @@ impl Engine {
         self.handle.lock().insert(row.id, token.clone());
         self.lock_detach().insert(row.id, detach.clone());
         let engine = self.clone();
-        let span = tracing::info_span!("build", id = row.id);
+        // Every line logged about this build carries the same keys, in text and JSON.
+        let span = tracing::info_span!(
+            "build",
+            build_id = row.id,
+            team = %row.team_name,
+            pipeline = %row.pipeline_name,
+            job = %row.job_name
+        );
         let task = async move {
             let id = row.id;
             let run = engine.run(row, plan, journal, token, at, resumed);
@@ -411,7 +424,7 @@ impl Engine {
         events.status(status.as_str(), end);
         events.flush().await;
         if let Err(e) = self.store().finish_build(row.id, status, end).await {
-            tracing::warn!(build = row.id, error = %e, "finishing build");
+            tracing::warn!(build_id = row.id, error = %e, "finishing build");
         }
         crate::atc::metrics::metrics().build_finished(&row, status, (end - at).max(0) as f64);
         // Event streams send `end` once the build is finished in the store: wake them now
@@ -420,9 +433,13 @@ impl Engine {
         if let Err(e) =
             crate::atc::gc::archive_children_not_set_by(self.store().as_ref(), &row, status).await
         {
-            tracing::warn!(build = row.id, error = %e, "archiving child pipelines");
+            tracing::warn!(build_id = row.id, error = %e, "archiving child pipelines");
         }
-        tracing::info!(build = row.id, status = status.as_str(), "build finished");
+        tracing::info!(
+            build_id = row.id,
+            status = status.as_str(),
+            "build finished"
+        );
         (status, build)
     }
 
@@ -471,7 +488,7 @@ impl Engine {
         if !algs.is_empty() {
             // Interpolation signs synchronously, so the keys are loaded (or made) up front.
             if let Err(e) = self.rt.idtoken.ensure(self.store().as_ref(), &algs).await {
-                tracing::warn!(build = build.row.id, error = %e, "idtoken signing keys");
+                tracing::warn!(build_id = build.row.id, error = %e, "idtoken signing keys");
             }
         }
         let scope = Arc::new(Scope::default());

@@ -81,13 +81,13 @@ pub async fn collect_build_containers(
                 Verdict::Keep => {}
                 Verdict::Stop if p.contains_key(STOPPED) => {}
                 Verdict::Stop => {
-                    tracing::info!(worker = %w.name, %handle, build = id, "stopping processes of a finished build");
+                    tracing::info!(worker = %w.name, %handle, build_id = id, "stopping processes of a finished build");
                     if w.garden.stop(&handle, true).await.is_ok() {
                         let _ = w.garden.set_property(&handle, STOPPED, "true").await;
                     }
                 }
                 Verdict::Destroy => {
-                    tracing::info!(worker = %w.name, %handle, build = id, "destroying a finished build's container");
+                    tracing::info!(worker = %w.name, %handle, build_id = id, "destroying a finished build's container");
                     let _ = w.garden.destroy(&handle).await;
                 }
             }
