@@ -13,6 +13,7 @@ pub mod config;
 pub mod containers;
 pub mod dex;
 pub mod error;
+pub mod etag;
 pub mod hijack;
 pub mod info;
 pub mod jobs;
@@ -358,9 +359,21 @@ async fn response_time(
 }
 
 pub fn router(state: AppState) -> Router {
+    use tower_http::compression::Predicate as _;
     let (api, login) = routes();
     Router::new()
-        .merge(api.layer(axum::middleware::from_fn(version_header)))
+        .merge(
+            api.layer(axum::middleware::from_fn(version_header))
+                .layer(axum::middleware::from_fn(etag::conditional))
+                // Large answers (the dashboard's lists) gzipped for clients that accept it;
+                // event streams never (the default predicate leaves SSE alone).
+                .layer(
+                    tower_http::compression::CompressionLayer::new().compress_when(
+                        tower_http::compression::predicate::DefaultPredicate::new()
+                            .and(tower_http::compression::predicate::SizeAbove::new(1024)),
+                    ),
+                ),
+        )
         .merge(login)
         .merge(ui::router())
         .fallback(ui::fallback)
