@@ -282,3 +282,65 @@ async fn every_log_line_about_a_build_carries_its_keys() {
         }
     }
 }
+
+/// Two pipelines whose resource has the same type and source share its config's versions,
+/// and one check serves both: the other is recorded as checked with it, not run again.
+#[tokio::test(flavor = "multi_thread")]
+async fn identical_resource_configs_across_pipelines_are_checked_once() {
+    let python_ok = Command::new("python3")
+        .args(["-c", "import prometheus_client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !python_ok {
+        assert!(std::env::var_os("CI").is_none(), "prometheus_client is required in CI");
+        return;
+    }
+    let s = Server::quickstart_with(
+        Backend::Embedded,
+        &["--prometheus-bind-ip", "127.0.0.1", "--prometheus-bind-port", "0"],
+    );
+    let fly = Fly::new();
+    fly.login(&s, "shared");
+    let dir = tempfile::tempdir().expect("temp");
+    let file = dir.path().join("p.yml");
+    std::fs::write(
+        &file,
+        "resources:\n- {name: r, type: mock, check_every: 1s, source: {initial_version: same}}\n\
+         jobs:\n- name: j\n  plan: [{get: r}]\n",
+    )
+    .expect("write");
+    let path = file.to_str().expect("utf-8");
+    for p in ["p1", "p2"] {
+        fly.ok(&["-t", "shared", "set-pipeline", "-n", "-p", p, "-c", path]);
+        fly.ok(&["-t", "shared", "unpause-pipeline", "-p", p]);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let samples = loop {
+        let samples = scrape(&s).await;
+        if get(&samples, "concourse_resource_checks_shared_total", &[]) >= 3.0 {
+            break samples;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no check was ever shared"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let ran = |p| get(&samples, "concourse_resource_checks_total", &[("team", "main"), ("pipeline", p)]);
+    let (a, b) = (ran("p1"), ran("p2"));
+    assert!(a.min(b) <= 2.0, "one pipeline's resource rides on the other's checks: {a} and {b}");
+    // Both resources show the shared checks and the shared versions.
+    let token = s.token("test", "test").await;
+    for p in ["p1", "p2"] {
+        let r: Value = reqwest::Client::new()
+            .get(s.api(&format!("/api/v1/teams/main/pipelines/{p}/resources/r/versions")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("versions")
+            .json()
+            .await
+            .expect("json");
+        assert!(r.as_array().is_some_and(|v| !v.is_empty()), "{p}: {r}");
+    }
+}

@@ -134,6 +134,11 @@ pub fn metrics() -> &'static Metrics {
                 "counter",
                 "Counts the number of resource checks performed",
             ),
+            Family::total(
+                "concourse_resource_checks_shared_total",
+                "Periodic checks not run: another resource of the same config (in any \
+                 pipeline) was just checked.",
+            ),
         ]),
     })
 }
@@ -237,6 +242,10 @@ impl Metrics {
             labels(&[("team", team), ("pipeline", pipeline)]),
             1.0,
         );
+    }
+
+    pub fn resource_check_shared(&self) {
+        self.add("concourse_resource_checks_shared_total", Vec::new(), 1.0);
     }
 
     /// The text exposition format (0.0.4): what this process counted, then the workers'

@@ -30,10 +30,21 @@ pub fn last_check_error(id: i64) -> Option<String> {
         .cloned()
 }
 
-/// Remembers which resources are being checked, so a slow check is not started twice.
+/// Remembers which resources are being checked, so a slow check is not started twice, and
+/// which resource config scopes were checked when: resources of the same config (their
+/// type and source, in any pipeline) share a scope and its versions, so one check serves
+/// them all.
 #[derive(Default)]
 pub struct Checker {
     inflight: Arc<Mutex<HashSet<i64>>>,
+    scopes: Arc<Mutex<Scopes>>,
+}
+
+/// Shared scopes: being checked, and the time of each one's last good check.
+#[derive(Default)]
+struct Scopes {
+    inflight: HashSet<i64>,
+    checked: HashMap<i64, i64>,
 }
 
 impl Checker {
@@ -55,6 +66,26 @@ impl Checker {
             if now - row.last_checked < interval.as_secs() as i64 {
                 continue;
             }
+            if let Some(scope) = row.scope_id {
+                let checked = {
+                    let scopes = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
+                    if scopes.inflight.contains(&scope) {
+                        // Another resource of the same config is being checked now.
+                        continue;
+                    }
+                    scopes.checked.get(&scope).copied()
+                };
+                if let Some(at) = checked.filter(|at| now - at < interval.as_secs() as i64) {
+                    // Checked for another resource of the same config within this one's
+                    // interval: its versions are this one's too.
+                    let _ = engine
+                        .store()
+                        .record_resource_check(row.id, at, None, true)
+                        .await;
+                    crate::atc::metrics::metrics().resource_check_shared();
+                    continue;
+                }
+            }
             if !self
                 .inflight
                 .lock()
@@ -63,26 +94,45 @@ impl Checker {
             {
                 continue;
             }
-            let (inflight, id) = (self.inflight.clone(), row.id);
-            spawn_check(engine, p, config, &rc.name, id, move || {
+            if let Some(scope) = row.scope_id {
+                let mut scopes = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
+                scopes.inflight.insert(scope);
+            }
+            let (inflight, scopes, id, scope) = (
+                self.inflight.clone(),
+                self.scopes.clone(),
+                row.id,
+                row.scope_id,
+            );
+            spawn_check(engine, p, config, &rc.name, id, move |status| {
                 inflight
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&id);
+                if let Some(scope) = scope {
+                    let mut scopes = scopes.lock().unwrap_or_else(|e| e.into_inner());
+                    scopes.inflight.remove(&scope);
+                    // Only a good check serves others: a failed one is each resource's own.
+                    if status == BuildStatus::Succeeded {
+                        scopes.checked.insert(scope, crate::clock::now());
+                    } else {
+                        scopes.checked.remove(&scope);
+                    }
+                }
             });
         }
     }
 }
 
 /// Runs a check of resource `name` (id `id`) as an unstored build in the background;
-/// `done` runs when it has finished, then the scheduler is woken.
+/// `done` runs with its status when it has finished, then the scheduler is woken.
 fn spawn_check(
     engine: &Arc<Engine>,
     p: &PipelineRow,
     config: &Config,
     name: &str,
     id: i64,
-    done: impl FnOnce() + Send + 'static,
+    done: impl FnOnce(BuildStatus) + Send + 'static,
 ) {
     let plan = check_plan(engine, config, name, "resource", None, Some(id));
     let (engine, build) = (engine.clone(), periodic_row(p));
@@ -106,7 +156,7 @@ fn spawn_check(
                 errors.insert(id, text.trim().to_string());
             }
         }
-        done();
+        done(status);
         engine.handle.wake();
     };
     tasks.spawn(task.instrument(span));
@@ -122,7 +172,7 @@ pub async fn check_now(engine: &Arc<Engine>, p: &PipelineRow, config: &Config, n
         let Some(row) = rows.iter().find(|r| &r.name == name) else {
             continue;
         };
-        spawn_check(engine, p, config, name, row.id, || {});
+        spawn_check(engine, p, config, name, row.id, |_| {});
     }
 }
 
