@@ -283,8 +283,9 @@ async fn every_log_line_about_a_build_carries_its_keys() {
     }
 }
 
-/// Two pipelines whose resource has the same type and source share its config's versions,
-/// and one check serves both: the other is recorded as checked with it, not run again.
+/// With `--enable-global-resources`, two pipelines whose resource has the same type and
+/// source share its config's versions, and one check serves both: the other is recorded as
+/// checked with it, not run again.
 #[tokio::test(flavor = "multi_thread")]
 async fn identical_resource_configs_across_pipelines_are_checked_once() {
     let python_ok = Command::new("python3")
@@ -292,12 +293,22 @@ async fn identical_resource_configs_across_pipelines_are_checked_once() {
         .status()
         .is_ok_and(|s| s.success());
     if !python_ok {
-        assert!(std::env::var_os("CI").is_none(), "prometheus_client is required in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "prometheus_client is required in CI"
+        );
         return;
     }
+    // Global resources: resources of the same config share one scope across pipelines.
     let s = Server::quickstart_with(
         Backend::Embedded,
-        &["--prometheus-bind-ip", "127.0.0.1", "--prometheus-bind-port", "0"],
+        &[
+            "--prometheus-bind-ip",
+            "127.0.0.1",
+            "--prometheus-bind-port",
+            "0",
+            "--enable-global-resources",
+        ],
     );
     let fly = Fly::new();
     fly.login(&s, "shared");
@@ -326,14 +337,25 @@ async fn identical_resource_configs_across_pipelines_are_checked_once() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let ran = |p| get(&samples, "concourse_resource_checks_total", &[("team", "main"), ("pipeline", p)]);
+    let ran = |p| {
+        get(
+            &samples,
+            "concourse_resource_checks_total",
+            &[("team", "main"), ("pipeline", p)],
+        )
+    };
     let (a, b) = (ran("p1"), ran("p2"));
-    assert!(a.min(b) <= 2.0, "one pipeline's resource rides on the other's checks: {a} and {b}");
+    assert!(
+        a.min(b) <= 2.0,
+        "one pipeline's resource rides on the other's checks: {a} and {b}"
+    );
     // Both resources show the shared checks and the shared versions.
     let token = s.token("test", "test").await;
     for p in ["p1", "p2"] {
         let r: Value = reqwest::Client::new()
-            .get(s.api(&format!("/api/v1/teams/main/pipelines/{p}/resources/r/versions")))
+            .get(s.api(&format!(
+                "/api/v1/teams/main/pipelines/{p}/resources/r/versions"
+            )))
             .bearer_auth(&token)
             .send()
             .await

@@ -300,6 +300,7 @@ fn runtime(
     );
     runtime.placer = placer;
     runtime.redact_secrets = !args.disable_redact_secrets;
+    runtime.global_resources = args.enable_global_resources;
     runtime.creds = crate::atc::creds::Creds::new(creds);
     if args.enable_redact_secrets {
         tracing::warn!(

@@ -224,6 +224,9 @@ pub struct Runtime {
     pub check_containers: tokio::sync::Mutex<()>,
     /// Whether builds replace secret values in their events with `((redacted))`.
     pub redact_secrets: bool,
+    /// `--enable-global-resources`: resources of the same config (type and source) share
+    /// one scope, its versions and its checks, across pipelines and teams.
+    pub global_resources: bool,
     /// Credential managers: `((var))`s that no var source defines.
     pub creds: crate::atc::creds::Creds,
     /// Every build, check and teardown the engine runs in the background: owned here so
@@ -245,6 +248,7 @@ impl Runtime {
             idtoken: Default::default(),
             placer: Default::default(),
             redact_secrets: true,
+            global_resources: false,
             creds: Default::default(),
             check_containers: Default::default(),
             tasks: Default::default(),

@@ -39,6 +39,12 @@ pub async fn run(b: &Arc<Build>, scope: &Arc<Scope>, plan: &Plan, cancel: &Cance
     }
 }
 
+/// The owner of resource `id`'s version scope: the resource itself, or nobody with global
+/// resources (every resource of the same config shares the scope, as upstream).
+fn scope_owner(b: &Build, id: i64) -> Option<i64> {
+    (!b.rt.global_resources).then_some(id)
+}
+
 /// Interpolates a leaf only for what it does to redaction: a step replayed after a resume
 /// does not run, but the secrets it used must stay hidden in the output that follows.
 pub async fn track_secrets(b: &Build, scope: &Scope, plan: &Plan) {
@@ -194,7 +200,7 @@ pub async fn scope_of(
             .resource_scope(
                 &resource::base_type(type_, &b.plan.resource_types),
                 &key,
-                Some(row.id),
+                scope_owner(b, row.id),
             )
             .await
             .map_err(errored)?;
@@ -548,7 +554,11 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
     let key = config_key(&type_, &source, &types);
     let sc =
         b.rt.store
-            .resource_scope(&resource::base_type(&type_, &types), &key, owner)
+            .resource_scope(
+                &resource::base_type(&type_, &types),
+                &key,
+                owner.and_then(|id| scope_owner(b, id)),
+            )
             .await
             .map_err(errored)?;
     if let Some(id) = owner {
