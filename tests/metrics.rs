@@ -51,6 +51,23 @@ for family in text_string_to_metric_families(sys.stdin.read()):
 print(json.dumps(out))
 "#;
 
+/// Whether Python's `prometheus_client` is there; in CI (where .ci/run installs it) its
+/// absence fails the test.
+fn parser_installed() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import prometheus_client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "prometheus_client is required in CI (pip install prometheus_client)"
+        );
+        eprintln!("skipped: pip install prometheus_client to run it");
+    }
+    ok
+}
+
 async fn scrape(s: &Server) -> Samples {
     let text = reqwest::get(format!("http://{}/metrics", s.metrics_addr))
         .await
@@ -96,16 +113,7 @@ async fn run_job(s: &Server, token: &str, job: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_count_what_happened_and_parse_as_prometheus_text() {
-    let python_ok = Command::new("python3")
-        .args(["-c", "import prometheus_client"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !python_ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "prometheus_client is required in CI (pip install prometheus_client)"
-        );
-        eprintln!("skipped: pip install prometheus_client to run it");
+    if !parser_installed() {
         return;
     }
     let s = Server::quickstart_with(
@@ -193,6 +201,12 @@ async fn metrics_count_what_happened_and_parse_as_prometheus_text() {
         ),
         1.0
     );
+    assert_eq!(
+        get(&after, "concourse_locks_held", &[("type", "scheduler")]),
+        1.0,
+        "this node schedules"
+    );
+    assert!(get(&after, "concourse_db_connections", &[("dbname", "main")]) >= 1.0);
     assert!(
         after
             .keys()
@@ -206,7 +220,7 @@ async fn metrics_count_what_happened_and_parse_as_prometheus_text() {
             assert!(
                 [
                     "team", "pipeline", "job", "status", "method", "route", "le", "worker",
-                    "platform", "tags", "state"
+                    "platform", "tags", "state", "type", "dbname"
                 ]
                 .contains(&k.as_str()),
                 "{name} has an unbounded label {k}"
@@ -288,15 +302,7 @@ async fn every_log_line_about_a_build_carries_its_keys() {
 /// checked with it, not run again.
 #[tokio::test(flavor = "multi_thread")]
 async fn identical_resource_configs_across_pipelines_are_checked_once() {
-    let python_ok = Command::new("python3")
-        .args(["-c", "import prometheus_client"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !python_ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "prometheus_client is required in CI"
-        );
+    if !parser_installed() {
         return;
     }
     // Global resources: resources of the same config share one scope across pipelines.

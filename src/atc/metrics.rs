@@ -134,6 +134,7 @@ pub fn metrics() -> &'static Metrics {
                 "counter",
                 "Counts the number of resource checks performed",
             ),
+            Family::new("concourse_locks_held", "gauge", "Database locks held"),
             Family::total(
                 "concourse_resource_checks_shared_total",
                 "Periodic checks not run: another resource of the same config (in any \
@@ -244,6 +245,14 @@ impl Metrics {
         );
     }
 
+    /// Whether this node holds the lease `kind` (upstream's lock types; ours are leases).
+    pub fn lock_held(&self, kind: &str, held: bool) {
+        self.with("concourse_locks_held", |f| {
+            f.values
+                .insert(labels(&[("type", kind)]), if held { 1.0 } else { 0.0 });
+        });
+    }
+
     pub fn resource_check_shared(&self) {
         self.add("concourse_resource_checks_shared_total", Vec::new(), 1.0);
     }
@@ -280,6 +289,16 @@ impl Metrics {
                 }
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP concourse_db_connections Current number of concourse database connections"
+        );
+        let _ = writeln!(out, "# TYPE concourse_db_connections gauge");
+        let _ = writeln!(
+            out,
+            "concourse_db_connections{{dbname=\"main\"}} {}",
+            store.connections()
+        );
         workers(&mut out, store).await;
         out
     }

@@ -86,6 +86,7 @@ impl Periodic {
                     tracing::info!(component = self.name, holder = %holder, leading = lead, "lease changed hands");
                     tick.took_lease = lead;
                     leading = lead;
+                    crate::atc::metrics::metrics().lock_held(lease.name, lead);
                 }
             }
             if leading || self.lease.is_none() {
@@ -108,6 +109,7 @@ impl Periodic {
         }
         if let (Some(lease), true) = (&self.lease, leading) {
             let _ = lease.store.release_lease(lease.name, &holder).await;
+            crate::atc::metrics::metrics().lock_held(lease.name, false);
         }
     }
 }

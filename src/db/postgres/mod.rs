@@ -208,6 +208,10 @@ fn auth_json(auth: &TeamAuth) -> Result<Value> {
 
 #[async_trait]
 impl Store for PgStore {
+    fn connections(&self) -> usize {
+        self.pool.status().size
+    }
+
     async fn upsert_team(
         &self,
         name: &str,
