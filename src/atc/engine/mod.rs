@@ -187,8 +187,11 @@ impl Engine {
             .run(shutdown, |_| async {
                 let now = crate::clock::now();
                 let expires = now + BUILD_LEASE_TTL;
+                // Builds this node had claimed before the renewal asks: one claimed while it
+                // runs is not missing from its answer by mistake.
+                let claimed: Vec<i64> = self.lock_detach().keys().copied().collect();
                 let held = self.store().renew_builds(&self.holder, expires).await?;
-                for id in self.handle.running() {
+                for id in claimed {
                     if held.contains(&id) {
                         continue;
                     }
