@@ -9,6 +9,7 @@ pub mod labels;
 pub mod liveness;
 pub mod placement;
 pub mod plan;
+pub mod process;
 pub mod redact;
 pub mod resource;
 pub mod runtime;

@@ -350,7 +350,7 @@ impl Call<'_> {
             ..Default::default()
         };
         let stdin = serde_json::to_vec(&request).map_err(errored)?;
-        let (status, stdout) = super::runtime::run_process(
+        let (status, stdout) = super::process::run_process(
             w,
             &handle,
             process,

@@ -8,10 +8,11 @@ use super::journal::TaskProcess;
 use super::labels;
 use super::plan::Plan;
 use super::plan::TaskPlan;
+use super::process::{run_tracked, Launch};
 use super::resource::{self, with_defaults, Call};
 use super::runtime::{
-    bind, create_container, empty_volume, errored, mount_copy, run_tracked, Artifact, Cancel, Fail,
-    Launch, Placement, StepResult,
+    bind, create_container, empty_volume, errored, mount_copy, Artifact, Cancel, Fail, Placement,
+    StepResult,
 };
 use super::steps::read_artifact_file;
 use crate::config::TaskConfig;
