@@ -424,6 +424,30 @@ async fn register_worker_refuses_addresses_off_the_workers_own_ip() {
     }
 }
 
+/// An interrupted registration (the client's signal, or this TSA stopping) fails: only a
+/// worker that landed or is gone ends with status 0, which tells a beacon to stop for
+/// good. A worker once exited when its web node merely restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_registration_is_not_a_landing() {
+    let gateway = Gateway::start(Backend::Embedded, FAST);
+    let local = StandIn::start().await;
+    let payload = serde_json::json!({
+        "name": "direct", "version": "3.0", "platform": "linux",
+        "addr": local.addr, "baggageclaim_url": format!("http://{}", local.addr),
+    });
+    let result = gateway
+        .exec_interrupted(
+            "register-worker",
+            payload.to_string().as_bytes(),
+            "registered",
+        )
+        .await;
+    assert!(result.stdout.contains("registered"), "{result:?}");
+    assert_eq!(result.exit_status, Some(1), "{result:?}");
+    assert_eq!(result.stderr.trim(), "registration interrupted");
+    local.stop().await;
+}
+
 /// The addresses (hex, as in /proc/net/tcp*) of the sockets listening on `port`.
 fn listening_addresses(port: u16) -> Vec<String> {
     let mut found = vec![];

@@ -46,8 +46,7 @@ pub(super) async fn run_command(
         } => forward_worker(worker, garden, baggageclaim, io, state).await,
         TsaCommand::RegisterWorker => {
             check_direct_addresses(&worker, state.peer.ip())?;
-            heartbeat(worker, io, state).await?;
-            Ok(())
+            heartbeat(worker, io, state).await.and_then(Ended::outcome)
         }
         TsaCommand::LandWorker => {
             check_stored_team(state, &worker.name).await?;
@@ -195,7 +194,7 @@ async fn forward_worker(
             }
         }
     }
-    ended.map(drop)
+    ended.and_then(Ended::outcome)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +202,18 @@ enum Ended {
     Interrupted,
     Landed,
     Gone,
+}
+
+impl Ended {
+    /// The command's result. Only a worker that landed or is gone ends with status 0, which
+    /// tells its beacon to stop for good; an interrupted registration (this TSA shutting
+    /// down, the worker's own signal) fails, so a beacon that did not ask reconnects.
+    fn outcome(self) -> Result<(), String> {
+        match self {
+            Ended::Interrupted => Err("registration interrupted".into()),
+            Ended::Landed | Ended::Gone => Ok(()),
+        }
+    }
 }
 
 async fn event(io: &Io, kind: TsaEventKind) {

@@ -259,6 +259,23 @@ impl Gateway {
         command: &str,
         stdin: &[u8],
     ) -> ExecResult {
+        self.exec(key, command, stdin, None).await
+    }
+
+    /// [`Gateway::exec_raw`] that sends SIGINT once stdout holds `after` (as a stopping
+    /// beacon does), then reads the command's answer to its end.
+    pub async fn exec_interrupted(&self, command: &str, stdin: &[u8], after: &str) -> ExecResult {
+        self.exec(&self.worker_key, command, stdin, Some(after))
+            .await
+    }
+
+    async fn exec(
+        &self,
+        key: &PrivateKey,
+        command: &str,
+        stdin: &[u8],
+        mut interrupt_after: Option<&str>,
+    ) -> ExecResult {
         use russh::ChannelMsg;
         let config = std::sync::Arc::new(russh::client::Config::default());
         let mut handle = russh::client::connect(
@@ -292,7 +309,11 @@ impl Gateway {
         {
             match msg {
                 ChannelMsg::Data { data } => {
-                    result.stdout.push_str(&String::from_utf8_lossy(&data))
+                    result.stdout.push_str(&String::from_utf8_lossy(&data));
+                    if interrupt_after.is_some_and(|a| result.stdout.contains(a)) {
+                        interrupt_after = None;
+                        channel.signal(russh::Sig::INT).await.expect("signal");
+                    }
                 }
                 ChannelMsg::ExtendedData { data, .. } => {
                     result.stderr.push_str(&String::from_utf8_lossy(&data))

@@ -147,6 +147,10 @@ pub async fn started_builds_are_owned_renewed_and_adopted_once_lapsed(h: &Harnes
         "b"
     };
     store.release_builds(holder, &[b.id]).await.unwrap();
+    assert!(
+        store.renew_builds(holder, 1060).await.unwrap().is_empty(),
+        "a renewal after the hand-over does not take it back"
+    );
     assert_eq!(other.orphaned_builds(1022).await.unwrap(), vec![b.id]);
     // Finished builds are nobody's.
     store

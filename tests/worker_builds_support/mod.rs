@@ -426,7 +426,11 @@ impl Cluster {
             if !matches!(status.as_str(), "pending" | "started" | "") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "build {id} still {status}");
+            if Instant::now() >= deadline {
+                let log = self.server.log.lock().unwrap_or_else(|e| e.into_inner());
+                let tail = log[log.len().saturating_sub(60)..].join("\n");
+                panic!("build {id} still {status}; the web node's last lines:\n{tail}");
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

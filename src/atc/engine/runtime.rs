@@ -298,9 +298,12 @@ impl Runtime {
         let deadline = tokio::time::Instant::now() + patience;
         loop {
             let last = match self.worker(name).await {
-                Ok(w) => match w.garden.ping().await {
-                    Ok(()) => return Ok(w),
-                    Err(e) => errored(super::liveness::worker_error(name, "reconnecting", e)),
+                // Bounded: an address left from the worker's last registration may now
+                // belong to a listener that never answers, and must not eat the patience.
+                Ok(w) => match tokio::time::timeout(PING_TIMEOUT, w.garden.ping()).await {
+                    Ok(Ok(())) => return Ok(w),
+                    Ok(Err(e)) => errored(super::liveness::worker_error(name, "reconnecting", e)),
+                    Err(_) => errored(format!("worker {name} did not answer a ping")),
                 },
                 Err(e) => e,
             };
@@ -518,6 +521,9 @@ impl Cleanup {
 
 /// How long a build's cleanup waits on one call to a worker.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one ping of a returning worker may take.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A random handle for a container or volume (32 hex digits).
 pub fn new_handle() -> String {

@@ -12,6 +12,7 @@ pub(crate) struct JournalSql {
     /// Started builds whose owner lapsed before `$1`.
     pub orphans: String,
     /// Lets go of holder `$1`'s builds among the ids bound at `$2` (a drain hands them over).
+    /// The owner goes too: a renewal racing the drain must not take them back.
     pub release: String,
     pub put: String,
     pub entries: String,
@@ -33,7 +34,7 @@ impl JournalSql {
                     .into(),
             ),
             release: s(format!(
-                "UPDATE builds SET owner_expires = 0 WHERE owner = $1 AND {}",
+                "UPDATE builds SET owner = NULL, owner_expires = 0 WHERE owner = $1 AND {}",
                 d.in_ids("id", "$2")
             )),
             put: s(
