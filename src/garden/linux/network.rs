@@ -472,8 +472,13 @@ impl Network {
         run(&["ip", "addr", "replace", &gateway, "dev", &bridge])?;
         no_ipv6(&bridge);
         run(&["ip", "link", "set", &bridge, "up"])?;
-        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
-            .map_err(|e| format!("enabling IPv4 forwarding: {e}"))?;
+        // Already on is enough: a worker in a container may see /proc/sys read-only, with
+        // forwarding set for it (`sysctls` in compose).
+        let forwarding = "/proc/sys/net/ipv4/ip_forward";
+        if std::fs::read_to_string(forwarding).is_ok_and(|v| v.trim() != "1") {
+            std::fs::write(forwarding, "1")
+                .map_err(|e| format!("enabling IPv4 forwarding: {e}"))?;
+        }
         let pool_s = pool.to_string();
         let [(_, fwd, _, _), (_, input, _, _), (_, nat, _, _)] = self.names.chains();
         let mut rules: Vec<(&str, &str, Vec<String>)> = Vec::new();
