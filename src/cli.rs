@@ -143,6 +143,8 @@ impl PostgresArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct WebArgs {
+    #[command(flatten)]
+    pub tracing: crate::telemetry::TracingArgs,
     /// IP address on which to listen for web traffic.
     #[arg(long, env = "CONCOURSE_BIND_IP", default_value = "0.0.0.0")]
     pub bind_ip: String,
@@ -505,6 +507,8 @@ pub struct WorkerArgs {
     /// The name to set for the worker during registration.
     #[arg(long, env = "CONCOURSE_NAME")]
     pub name: Option<String>,
+    #[command(flatten)]
+    pub tracing: crate::telemetry::TracingArgs,
     /// Directory in which to place container data.
     #[arg(long, env = "CONCOURSE_WORK_DIR")]
     pub work_dir: Option<PathBuf>,

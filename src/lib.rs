@@ -14,5 +14,6 @@ pub mod garden;
 pub mod proto;
 pub mod resources;
 pub mod roles;
+pub mod telemetry;
 pub mod tsa;
 pub mod worker_fs;

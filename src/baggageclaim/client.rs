@@ -24,7 +24,9 @@ impl BaggageclaimClient {
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http.request(method, format!("{}{}", self.base, path))
+        crate::telemetry::with_traceparent(
+            self.http.request(method, format!("{}{}", self.base, path)),
+        )
     }
 
     async fn send(&self, req: RequestBuilder) -> Result<Response, BaggageclaimError> {

@@ -68,6 +68,10 @@ pub fn router(bc: Shared) -> Router {
         .route("/volumes/{handle}/stream-out", put(stream_out))
         .route("/volumes/{handle}/stream-p2p-out", put(stream_p2p_out))
         .route("/p2p-url", get(p2p_url))
+        .route_layer(axum::middleware::from_fn_with_state(
+            "baggageclaim",
+            crate::telemetry::traced,
+        ))
         .with_state(bc)
 }
 

@@ -49,7 +49,9 @@ impl GardenClient {
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http.request(method, format!("{}{}", self.base, path))
+        crate::telemetry::with_traceparent(
+            self.http.request(method, format!("{}{}", self.base, path)),
+        )
     }
 
     async fn send(&self, req: RequestBuilder) -> Result<reqwest::Response, GardenError> {
@@ -79,8 +81,11 @@ impl GardenClient {
         body: &[u8],
     ) -> Result<(Head, TcpStream), GardenError> {
         let mut stream = TcpStream::connect(&self.addr).await.map_err(transport)?;
+        let trace = crate::telemetry::traceparent()
+            .map(|tp| format!("traceparent: {tp}\r\n"))
+            .unwrap_or_default();
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{trace}Connection: close\r\n\r\n",
             body.len()
         );
         stream.write_all(head.as_bytes()).await.map_err(transport)?;

@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 type Shared = Arc<dyn Garden>;
 
@@ -260,10 +261,24 @@ impl Server {
                 return;
             }
         };
+        // Run and attach are spans of the caller's trace, like the routed requests.
+        let span = |name: &str| {
+            let span = tracing::info_span!("request", otel.name = %format!("garden {name}"));
+            crate::telemetry::set_remote_parent(&span, head.header("traceparent"));
+            span
+        };
         match hijack_route(&head) {
-            Some(Hijack::Run(handle)) => self.process(stream, head, handle, None).await,
+            Some(Hijack::Run(handle)) => {
+                let span = span("run");
+                self.process(stream, head, handle, None)
+                    .instrument(span)
+                    .await
+            }
             Some(Hijack::Attach(handle, pid)) => {
-                self.process(stream, head, handle, Some(pid)).await
+                let span = span("attach");
+                self.process(stream, head, handle, Some(pid))
+                    .instrument(span)
+                    .await
             }
             Some(Hijack::Output(sid, stdout)) => self.output(stream, sid, stdout).await,
             None => {
@@ -563,6 +578,10 @@ pub fn router(garden: Shared) -> Router {
             "/containers/{handle}/processes/{*rest}",
             get(needs_fresh_connection),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            "garden",
+            crate::telemetry::traced,
+        ))
         .with_state(garden)
 }
 

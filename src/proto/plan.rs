@@ -63,6 +63,22 @@ impl Default for Node {
 }
 
 impl Node {
+    /// A leaf step's kind and name (`("task", "unit")`); None for the steps that hold others.
+    pub fn step(&self) -> Option<(&'static str, &str)> {
+        Some(match self {
+            Node::Get(g) => ("get", &g.name),
+            Node::Put(p) => ("put", &p.name),
+            Node::Task(t) => ("task", &t.name),
+            Node::SetPipeline(s) => ("set_pipeline", &s.name),
+            Node::LoadVar(l) => ("load_var", &l.name),
+            Node::Check(c) => ("check", &c.name),
+            Node::Run(_) => ("run", ""),
+            Node::ArtifactInput(_) => ("artifact_input", ""),
+            Node::ArtifactOutput(_) => ("artifact_output", ""),
+            _ => return None,
+        })
+    }
+
     /// A get/put/task `timeout:`, which bounds the step itself.
     pub fn step_timeout(&self) -> Option<&str> {
         match self {

@@ -23,7 +23,6 @@ pub fn run(cli: Cli) -> i32 {
         } => return crate::resources::main(&type_, &action, &args),
         command => Cli { command, ..cli },
     };
-    init_tracing(cli.log.log_level, cli.log.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -31,6 +30,28 @@ pub fn run(cli: Cli) -> i32 {
             return 1;
         }
     };
+    // The span exporter's gRPC channel belongs to the runtime.
+    let exporter = {
+        let _in_runtime = runtime.enter();
+        let tracing = match &cli.command {
+            Command::Web(a) => Some((&a.tracing, "concourse-web")),
+            Command::Quickstart(a) => Some((&a.web.tracing, "concourse-web")),
+            Command::Worker(a) => Some((&a.tracing, "concourse-worker")),
+            _ => None,
+        };
+        match tracing
+            .map(|(args, service)| args.exporter(service))
+            .transpose()
+        {
+            Ok(e) => e.flatten(),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return 1;
+            }
+        }
+    };
+    let (layer, provider) = exporter.map(|e| (e.layer, e.provider)).unzip();
+    init_tracing(cli.log.log_level, cli.log.log_format, layer);
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Web(args) => web::run(args, None).await,
@@ -55,6 +76,13 @@ pub fn run(cli: Cli) -> i32 {
             )),
         }
     });
+    if let Some(provider) = provider {
+        // Sends what is still queued; the runtime (the channel's) is still there.
+        let _in_runtime = runtime.enter();
+        if let Err(e) = provider.shutdown() {
+            eprintln!("tracing: flushing spans: {e}");
+        }
+    }
     match result {
         Ok(()) => 0,
         Err(e) => {
@@ -78,7 +106,11 @@ fn command_name(c: &Command) -> &'static str {
     }
 }
 
-fn init_tracing(level: LogLevel, format: LogFormat) {
+fn init_tracing(
+    level: LogLevel,
+    format: LogFormat,
+    spans: Option<Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>>,
+) {
     use tracing_subscriber::prelude::*;
     let name = |level: LogLevel| match level {
         LogLevel::Debug => "debug",
@@ -103,9 +135,10 @@ fn init_tracing(level: LogLevel, format: LogFormat) {
         LogFormat::Json => fmt.json().boxed(),
         LogFormat::Text => fmt.boxed(),
     };
+    // The level filters the log lines only: the span exporter has its own filter.
     if tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
+        .with(spans)
+        .with(fmt.with_filter(filter))
         .try_init()
         .is_ok()
     {

@@ -54,6 +54,8 @@ if ! docker image inspect "$base" >/dev/null 2>&1; then
   step "base image $base (debootstrap)"
   rm -rf "$cache/rootfs"
   debootstrap --variant=minbase bookworm "$cache/rootfs" http://deb.debian.org/debian >/dev/null
+  # As Docker Hub's slim images: no package cache, no lists.
+  rm -rf "$cache"/rootfs/var/cache/apt/archives/*.deb "$cache"/rootfs/var/lib/apt/lists/*
   tar -C "$cache/rootfs" -c . | docker import - "$base"
   rm -rf "$cache/rootfs"
 fi

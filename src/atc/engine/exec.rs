@@ -15,6 +15,7 @@ use futures::FutureExt;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use tracing::Instrument;
 
 /// One running build.
 pub struct Build {
@@ -522,7 +523,11 @@ impl Build {
             None => cancel.clone(),
         };
         let own = Scope::child(scope);
-        let mut r = super::steps::run(self, &own, plan, &inner).await;
+        let (kind, name) = plan.node.step().unwrap_or(("step", ""));
+        let span = tracing::info_span!("step", otel.name = kind, step = name, plan_id = %plan.id);
+        let mut r = super::steps::run(self, &own, plan, &inner)
+            .instrument(span)
+            .await;
         let (artifacts, vars) = own.lift_into(scope);
         match &r {
             Err(Fail::Errored(msg)) => origin.error(msg),

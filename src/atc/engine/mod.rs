@@ -337,7 +337,9 @@ impl Engine {
         self.lock_detach().insert(row.id, detach.clone());
         let engine = self.clone();
         // Every line logged about this build carries the same keys, in text and JSON.
+        // A trace of its own (it is started from the scheduler's or the API's span).
         let span = tracing::info_span!(
+            parent: None,
             "build",
             build_id = row.id,
             team = %row.team_name,

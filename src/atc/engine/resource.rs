@@ -302,6 +302,7 @@ impl Call<'_> {
         if privileged {
             env.push("CONCOURSE_CONTAINER_PRIVILEGED=true".into());
         }
+        env.extend(crate::telemetry::process_env());
         let workdir = dir.map(|(_, d)| d.to_string()).unwrap_or_default();
         if let Some((vol_path, d)) = dir {
             spec.bind_mounts.push(bind(vol_path, d));

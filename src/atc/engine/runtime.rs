@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Why a step did not finish normally.
 #[derive(Debug, Clone, PartialEq)]
@@ -579,14 +580,24 @@ pub async fn mount_copy(
         ..Default::default()
     }));
     let v = empty_volume(w, cleanup, false).await?;
-    let stream = source
-        .bc
-        .stream_out(&artifact.handle, ".", Encoding::Zstd)
-        .await
-        .map_err(|e| errored(format!("streaming volume {} out: {e}", artifact.handle)))?;
-    w.bc.stream_in(&v.handle, ".", Encoding::Zstd, None, stream)
-        .await
-        .map_err(|e| errored(format!("streaming volume {} in: {e}", artifact.handle)))?;
+    let span = tracing::info_span!(
+        "stream-volume",
+        volume = %artifact.handle,
+        source_worker = %source.name,
+        dest_worker = %w.name
+    );
+    async {
+        let stream = source
+            .bc
+            .stream_out(&artifact.handle, ".", Encoding::Zstd)
+            .await
+            .map_err(|e| errored(format!("streaming volume {} out: {e}", artifact.handle)))?;
+        w.bc.stream_in(&v.handle, ".", Encoding::Zstd, None, stream)
+            .await
+            .map_err(|e| errored(format!("streaming volume {} in: {e}", artifact.handle)))
+    }
+    .instrument(span)
+    .await?;
     Ok(v)
 }
 
@@ -626,6 +637,18 @@ pub async fn create_untracked(
     if spec.handle.is_empty() {
         spec.handle = new_handle();
     }
+    let span = tracing::info_span!("create-container", worker = %w.name, handle = %spec.handle);
+    create_on_room(w, spec, origin, cancel)
+        .instrument(span)
+        .await
+}
+
+async fn create_on_room(
+    w: &WorkerClient,
+    spec: ContainerSpec,
+    origin: &Origin,
+    cancel: &Cancel,
+) -> Result<String, Fail> {
     let mut waited = false;
     loop {
         let e = match w.garden.create(spec.clone()).await {

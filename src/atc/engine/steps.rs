@@ -600,6 +600,29 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
         None => cancel.child_with_timeout(std::time::Duration::from_secs(3600)),
     };
     let env = build_env(b);
+    // Checks run on the workers the resource's (or type's) `tags` name, as upstream's.
+    let tags: Vec<String> = if c.kind == "resource_type" {
+        b.plan
+            .resource_types
+            .iter()
+            .find(|t| t.name == c.name)
+            .map(|t| t.tags.clone())
+            .unwrap_or_default()
+    } else if c.is_resource() {
+        b.plan
+            .resources
+            .get(&c.name)
+            .and_then(|r| r.get("tags"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let (resource, resource_type) = if !c.is_resource() {
         ("", c.name.as_str())
     } else {
@@ -622,7 +645,7 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
         source,
         params: json!({}),
         types: &types,
-        tags: &[],
+        tags: &tags,
         env,
         labels: super::labels::container(&b.row, &check_step),
     };

@@ -278,6 +278,7 @@ pub async fn run(
         args: config.run.args.clone(),
         dir,
         user,
+        env: crate::telemetry::process_env().into_iter().collect(),
         ..Default::default()
     };
     // Journaled before it starts, so a resumed build re-attaches instead of starting it

@@ -138,7 +138,7 @@ fn spawn_check(
     let (engine, build) = (engine.clone(), periodic_row(p));
     let (tasks, span) = (
         engine.rt.tasks.clone(),
-        tracing::debug_span!("check", resource = id),
+        tracing::info_span!(parent: None, "check", resource_id = id),
     );
     let task = async move {
         let (events, said) = Events::collect(4096);

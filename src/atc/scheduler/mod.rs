@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Scheduling passes run at least this often (and whenever something wakes them).
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -80,7 +81,14 @@ async fn pass(
             .filter(|b| b.pipeline_id == Some(p.id))
             .collect();
         let began = std::time::Instant::now();
-        if let Err(e) = schedule_pipeline(engine, &p, &config, &pending, &started).await {
+        let span = tracing::info_span!(
+            parent: None,
+            "schedule",
+            team = %p.team_name,
+            pipeline = %p.name
+        );
+        let scheduled = schedule_pipeline(engine, &p, &config, &pending, &started);
+        if let Err(e) = scheduled.instrument(span).await {
             tracing::warn!(pipeline = %p.name, error = %e, "scheduling pipeline");
         }
         crate::atc::metrics::metrics().pipeline_scheduled(&p.name, began.elapsed());
