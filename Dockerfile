@@ -21,7 +21,7 @@ FROM ${BASE_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates git iproute2 iptables \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
 COPY --from=build /concourse /usr/local/bin/concourse
 RUN ln -s concourse /usr/local/bin/fly
 # Upstream's image conventions: keys under /concourse-keys, worker state in a volume (its

@@ -64,11 +64,8 @@ pub trait Store:
     + Sync
     + 'static
 {
-    /// Connections to the database open now, for `concourse_db_connections` (the embedded
-    /// store has its one file connection).
-    fn connections(&self) -> usize {
-        1
-    }
+    /// Connections to the database open now, for `concourse_db_connections`.
+    fn connections(&self) -> usize;
 
     // --- teams -------------------------------------------------------------------------
     /// Creates the team, or replaces its auth (`admin` only applies on creation). Returns the

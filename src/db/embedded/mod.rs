@@ -26,10 +26,23 @@ use std::time::Duration;
 use rows::{build_row, first, job_row, resource_row, team_row, tuple, user_row};
 
 pub(crate) struct EmbeddedStore {
-    /// One connection for the whole store. A `std` mutex, not tokio's: it is only taken
-    /// inside `spawn_blocking` and never held across an `.await`. One connection also
-    /// serializes writers, which SQLite needs anyway.
+    /// The one connection that writes. A `std` mutex, not tokio's: it is only taken inside
+    /// `spawn_blocking` and never held across an `.await`. One connection also serializes
+    /// writers, which SQLite needs anyway.
     conn: Arc<Mutex<Connection>>,
+    /// Connections that only read (`query_only`): in WAL mode they run beside each other
+    /// and beside the writer, so API reads do not queue behind one mutex.
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: std::sync::atomic::AtomicUsize,
+}
+
+/// Read connections: enough for the API's concurrent clients on a small machine;
+/// `CONCOURSE_EMBEDDED_READERS` changes it (0: reads share the writer's connection).
+fn readers() -> usize {
+    std::env::var("CONCOURSE_EMBEDDED_READERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(4)
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -83,7 +96,7 @@ impl EmbeddedStore {
             path.to_path_buf()
         };
         let shown = path.display().to_string();
-        let conn = tokio::task::spawn_blocking(move || -> anyhow::Result<Connection> {
+        let opened = tokio::task::spawn_blocking(move || -> anyhow::Result<(Connection, Vec<Mutex<Connection>>)> {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
             }
@@ -94,14 +107,53 @@ impl EmbeddedStore {
             }
             conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;")?;
             migrate(&mut conn)?;
-            Ok(conn)
+            let readers = (0..readers())
+                .map(|_| {
+                    let r = Connection::open(&path)?;
+                    r.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
+                    Ok(Mutex::new(r))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok((conn, readers))
         })
         .await
         .context("opening the embedded store")?
         .with_context(|| format!("opening the embedded store at {shown}"))?;
+        let (conn, readers) = opened;
         Ok(EmbeddedStore {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(readers),
+            next_reader: Default::default(),
         })
+    }
+
+    /// Runs `f`, which only reads, on a free read connection (or, all busy, the next one
+    /// in turn). It sees everything committed before it starts.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        if self.readers.is_empty() {
+            return self.call(f).await;
+        }
+        let readers = self.readers.clone();
+        let start = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            let n = readers.len();
+            let free = (0..n).find_map(|i| readers[(start + i) % n].try_lock().ok());
+            let mut conn = match free {
+                Some(c) => c,
+                None => readers[start % n]
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            };
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("embedded store task: {e}")))?
     }
 
     /// Runs `f` on the connection on the blocking pool. Transactions that write begin
@@ -159,6 +211,11 @@ fn auth_text(auth: &TeamAuth) -> Result<String> {
 
 #[async_trait]
 impl Store for EmbeddedStore {
+    /// The writer and the readers, all open for the store's life.
+    fn connections(&self) -> usize {
+        1 + self.readers.len()
+    }
+
     async fn upsert_team(
         &self,
         name: &str,
@@ -185,7 +242,7 @@ impl Store for EmbeddedStore {
 
     async fn team(&self, name: &str) -> Result<Option<TeamRow>> {
         let name = name.to_string();
-        self.call(move |conn| {
+        self.read(move |conn| {
             Ok(conn
                 .query_row(&sqlite(sql::TEAM_BY_NAME), [name], team_row)
                 .optional()?)
@@ -194,7 +251,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn teams(&self) -> Result<Vec<TeamRow>> {
-        self.call(|conn| {
+        self.read(|conn| {
             Ok(conn
                 .prepare(&sqlite(sql::TEAMS))?
                 .query_map([], team_row)?
@@ -234,7 +291,7 @@ impl Store for EmbeddedStore {
 
     async fn access_token(&self, token: &str) -> Result<Option<Value>> {
         let token = token.to_string();
-        self.call(move |conn| {
+        self.read(move |conn| {
             Ok(conn
                 .query_row(&sqlite(sql::TOKEN_CLAIMS), [token], first)
                 .optional()?)
@@ -269,7 +326,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn users_since(&self, since: i64) -> Result<Vec<UserRow>> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             Ok(conn
                 .prepare(&sqlite(sql::USERS_SINCE))?
                 .query_map([since], user_row)?
@@ -295,23 +352,23 @@ impl Store for EmbeddedStore {
             name.to_string(),
             instance_vars.map(canonical_json),
         );
-        self.call(move |conn| pipelines::find_pipeline(conn, &team, &name, vars.as_deref()))
+        self.read(move |conn| pipelines::find_pipeline(conn, &team, &name, vars.as_deref()))
             .await
     }
 
     async fn pipeline_by_id(&self, id: i64) -> Result<Option<PipelineRow>> {
-        self.call(move |conn| pipelines::find_pipeline_by_id(conn, id))
+        self.read(move |conn| pipelines::find_pipeline_by_id(conn, id))
             .await
     }
 
     async fn pipelines(&self, team: Option<&str>) -> Result<Vec<PipelineRow>> {
         let team = team.map(str::to_string);
-        self.call(move |conn| pipelines::list_pipelines(conn, team.as_deref()))
+        self.read(move |conn| pipelines::list_pipelines(conn, team.as_deref()))
             .await
     }
 
     async fn pipeline_config(&self, pipeline_id: i64) -> Result<Option<(Value, i64)>> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             Ok(conn
                 .query_row(&sqlite(sql::PIPELINE_CONFIG), [pipeline_id], tuple)
                 .optional()?)
@@ -394,7 +451,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn jobs(&self, pipeline_id: i64) -> Result<Vec<JobRow>> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             Ok(conn
                 .prepare_cached(&pipelines::SQL.jobs)?
                 .query_map([pipeline_id], job_row)?
@@ -405,7 +462,7 @@ impl Store for EmbeddedStore {
 
     async fn job(&self, pipeline_id: i64, name: &str) -> Result<Option<JobRow>> {
         let name = name.to_string();
-        self.call(move |conn| {
+        self.read(move |conn| {
             Ok(conn
                 .prepare_cached(&pipelines::SQL.job)?
                 .query_row(params![pipeline_id, name], job_row)
@@ -427,7 +484,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn resources(&self, pipeline_id: i64) -> Result<Vec<ResourceRow>> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             Ok(conn
                 .prepare(&sqlite(sql::RESOURCES_OF_PIPELINE))?
                 .query_map([pipeline_id], resource_row)?
@@ -438,7 +495,7 @@ impl Store for EmbeddedStore {
 
     async fn resource(&self, pipeline_id: i64, name: &str) -> Result<Option<ResourceRow>> {
         let name = name.to_string();
-        self.call(move |conn| {
+        self.read(move |conn| {
             Ok(conn
                 .query_row(
                     &sqlite(sql::RESOURCE_BY_NAME),
@@ -452,7 +509,7 @@ impl Store for EmbeddedStore {
 
     async fn job_build(&self, job_id: i64, name: &str) -> Result<Option<BuildRow>> {
         let name = name.to_string();
-        self.call(move |conn| {
+        self.read(move |conn| {
             Ok(conn
                 .query_row(&builds::SQL.of_job, params![job_id, name], build_row)
                 .optional()?)
@@ -482,12 +539,12 @@ impl Store for EmbeddedStore {
     }
 
     async fn build(&self, id: i64) -> Result<Option<BuildRow>> {
-        self.call(move |conn| builds::find_build(conn, id)).await
+        self.read(move |conn| builds::find_build(conn, id)).await
     }
 
     async fn builds_page(&self, of: BuildsOf, page: &Page) -> Result<BuildsPage> {
         let page = page.clone();
-        self.call(move |conn| builds::builds_page(conn, of, &page))
+        self.read(move |conn| builds::builds_page(conn, of, &page))
             .await
     }
 
@@ -517,7 +574,7 @@ impl Store for EmbeddedStore {
         limit: i64,
     ) -> Result<Vec<(i64, Value)>> {
         let limit = if limit <= 0 { i64::MAX } else { limit };
-        self.call(move |conn| {
+        self.read(move |conn| {
             Ok(conn
                 .prepare_cached(&builds::SQL.events)?
                 .query_map([build_id, after, limit], tuple)?
@@ -557,11 +614,11 @@ impl Store for EmbeddedStore {
 
     async fn worker(&self, name: &str) -> Result<Option<WorkerRow>> {
         let name = name.to_string();
-        self.call(move |conn| workers::worker(conn, &name)).await
+        self.read(move |conn| workers::worker(conn, &name)).await
     }
 
     async fn workers(&self) -> Result<Vec<WorkerRow>> {
-        self.call(workers::workers).await
+        self.read(workers::workers).await
     }
 
     async fn land_worker(&self, name: &str) -> Result<Option<WorkerRow>> {
@@ -625,15 +682,15 @@ impl Store for EmbeddedStore {
     }
     async fn versions(&self, scope_id: i64, page: &Page) -> Result<Vec<VersionRow>> {
         let page = page.clone();
-        self.call(move |c| resources::versions(c, scope_id, &page))
+        self.read(move |c| resources::versions(c, scope_id, &page))
             .await
     }
     async fn version(&self, id: i64) -> Result<Option<VersionRow>> {
-        self.call(move |c| resources::version(c, id)).await
+        self.read(move |c| resources::version(c, id)).await
     }
     async fn find_version(&self, scope_id: i64, version: &Value) -> Result<Option<VersionRow>> {
         let v = version.clone();
-        self.call(move |c| resources::find_version(c, scope_id, &v))
+        self.read(move |c| resources::find_version(c, scope_id, &v))
             .await
     }
     async fn set_version_enabled(&self, id: i64, enabled: bool) -> Result<bool> {
@@ -656,7 +713,7 @@ impl Store for EmbeddedStore {
             .await
     }
     async fn scheduling_snapshot(&self, pipeline_id: i64) -> Result<SchedulingSnapshot> {
-        self.call(move |c| resources::scheduling_snapshot(c, pipeline_id))
+        self.read(move |c| resources::scheduling_snapshot(c, pipeline_id))
             .await
     }
     async fn save_build_inputs(&self, build_id: i64, inputs: &[BuildInputRow]) -> Result<()> {
@@ -665,7 +722,7 @@ impl Store for EmbeddedStore {
             .await
     }
     async fn build_inputs(&self, build_id: i64) -> Result<Vec<BuildInputRow>> {
-        self.call(move |c| resources::build_inputs(c, build_id))
+        self.read(move |c| resources::build_inputs(c, build_id))
             .await
     }
     async fn save_build_output(&self, build_id: i64, output: &BuildOutputRow) -> Result<()> {
@@ -674,7 +731,7 @@ impl Store for EmbeddedStore {
             .await
     }
     async fn build_outputs(&self, build_id: i64) -> Result<Vec<BuildOutputRow>> {
-        self.call(move |c| resources::build_outputs(c, build_id))
+        self.read(move |c| resources::build_outputs(c, build_id))
             .await
     }
     async fn save_build_plan(&self, build_id: i64, plan: &Value) -> Result<()> {
@@ -684,7 +741,7 @@ impl Store for EmbeddedStore {
     }
     async fn builds_with_status(&self, statuses: &[BuildStatus]) -> Result<Vec<BuildRow>> {
         let statuses = statuses.to_vec();
-        self.call(move |c| resources::builds_with_status(c, &statuses))
+        self.read(move |c| resources::builds_with_status(c, &statuses))
             .await
     }
 }

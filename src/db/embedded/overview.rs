@@ -13,7 +13,7 @@ impl OverviewStore for EmbeddedStore {
     async fn pipelines_overview(&self, pipeline_ids: &[i64]) -> Result<Overview> {
         let ids = serde_json::to_string(pipeline_ids)
             .map_err(|e| StoreError::Invalid(format!("encoding ids: {e}")))?;
-        self.call(move |conn| {
+        self.read(move |conn| {
             let jobs: Vec<JobRow> = conn
                 .prepare_cached(&SQL.jobs)?
                 .query_map([&ids], job_row)?
