@@ -106,6 +106,9 @@ fly() { HOME=$tmp "$tmp/fly" "$@"; }
 fly -t dc login -c "$url" -u test -p test
 for _ in $(seq 1 120); do fly -t dc workers 2>/dev/null | grep -q running && break; sleep 1; done
 fly -t dc workers
+step "the README's one-off build (fly execute)"
+fly -t dc execute -c examples/hello-task.yml | tee "$tmp/execute.log"
+grep -q "hello from .*, a container on the worker" "$tmp/execute.log"
 cat > "$tmp/pipeline.yml" <<'YAML'
 jobs:
 - name: hello
