@@ -9,25 +9,7 @@ bin=$(realpath "${BIN:-target/release/concourse}")
 pipelines=${PIPELINES:-200}
 clients=${CLIENTS:-16}
 seconds=${SECONDS_EACH:-10}
-dir=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; sleep 0.5; rm -rf "$dir"' EXIT
-"$bin" quickstart --bind-ip 127.0.0.1 --bind-port 0 --tsa-bind-ip 127.0.0.1 --tsa-bind-port 0 \
-  --data-dir "$dir/data" 2> "$dir/log" &
-pid=$!
-for _ in $(seq 300); do grep -q "web listening on" "$dir/log" && break; sleep 0.1; done
-url="http://$(grep -o 'web listening on .*' "$dir/log" | awk '{print $4}')"
-export HOME=$dir
-"$bin" fly -t b login -c "$url" -u test -p test > /dev/null
-{
-  echo "jobs:"
-  for j in $(seq 10); do
-    printf -- '- name: job-%s\n  plan:\n  - task: t\n    config: {platform: linux, run: {path: "true"}}\n' "$j"
-  done
-} > "$dir/p.yml"
-for p in $(seq "$pipelines"); do
-  "$bin" fly -t b set-pipeline -n -p "p$p" -c "$dir/p.yml" > /dev/null
-done
-token=$(awk '/value:/ {print $2}' "$dir/.flyrc")
+source "$(dirname "$0")/lib/quickstart.sh"
 python3 - "$url" "$token" "$clients" "$seconds" "$pipelines" <<'PY'
 import http.client, sys, threading, time, urllib.parse
 url, token, clients, seconds, pipelines = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]

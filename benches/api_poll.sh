@@ -7,25 +7,7 @@ set -euo pipefail
 bin=$(realpath "${BIN:-target/release/concourse}")
 pipelines=${PIPELINES:-50}
 requests=${REQUESTS:-200}
-dir=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; sleep 0.5; rm -rf "$dir"' EXIT
-"$bin" quickstart --bind-ip 127.0.0.1 --bind-port 0 --tsa-bind-ip 127.0.0.1 --tsa-bind-port 0 \
-  --data-dir "$dir/data" 2> "$dir/log" &
-pid=$!
-for _ in $(seq 300); do grep -q "web listening on" "$dir/log" && break; sleep 0.1; done
-url="http://$(grep -o 'web listening on .*' "$dir/log" | awk '{print $4}')"
-export HOME=$dir
-"$bin" fly -t b login -c "$url" -u test -p test > /dev/null
-{
-  echo "jobs:"
-  for j in $(seq 10); do
-    printf -- '- name: job-%s\n  plan:\n  - task: t\n    config: {platform: linux, run: {path: "true"}}\n' "$j"
-  done
-} > "$dir/p.yml"
-for p in $(seq "$pipelines"); do
-  "$bin" fly -t b set-pipeline -n -p "p$p" -c "$dir/p.yml" > /dev/null
-done
-token=$(awk '/value:/ {print $2}' "$dir/.flyrc")
+source "$(dirname "$0")/lib/quickstart.sh"
 jobs="$url/api/v1/jobs"
 tag=$(curl -s -D - -o /dev/null -H "Authorization: Bearer $token" "$jobs" | awk -F': ' 'tolower($1)=="etag" {print $2}' | tr -d '\r')
 run() { # label, extra curl args...
