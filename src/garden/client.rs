@@ -17,6 +17,9 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Mutex};
 
+/// How long Garden may take to answer a run, an attach or an output stream's request.
+const HIJACK_ANSWER: Duration = Duration::from_secs(60);
+
 /// Talks to one Garden at `base_url` (e.g. `http://127.0.0.1:7777`).
 #[derive(Clone)]
 pub struct GardenClient {
@@ -73,27 +76,44 @@ impl GardenClient {
         self.send(req).await.map(|_| ())
     }
 
-    /// Opens a raw connection, sends one request and reads the response head.
+    /// Opens a raw connection, sends one request and reads the response head (within
+    /// [`HIJACK_ANSWER`]).
     async fn hijack(
         &self,
         method: &str,
         path: &str,
         body: &[u8],
     ) -> Result<(Head, TcpStream), GardenError> {
-        let mut stream = TcpStream::connect(&self.addr).await.map_err(transport)?;
         let trace = crate::telemetry::traceparent()
             .map(|tp| format!("traceparent: {tp}\r\n"))
             .unwrap_or_default();
-        let head = format!(
+        let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{trace}Connection: close\r\n\r\n",
             body.len()
         );
-        stream.write_all(head.as_bytes()).await.map_err(transport)?;
-        stream.write_all(body).await.map_err(transport)?;
-        let (head, _) = http1::read_head(&mut stream, false)
-            .await
-            .map_err(transport)?
-            .ok_or_else(|| transport("closed before answering"))?;
+        let open = async {
+            let mut stream = TcpStream::connect(&self.addr).await.map_err(transport)?;
+            stream
+                .write_all(request.as_bytes())
+                .await
+                .map_err(transport)?;
+            stream.write_all(body).await.map_err(transport)?;
+            let (head, _) = http1::read_head(&mut stream, false)
+                .await
+                .map_err(transport)?
+                .ok_or_else(|| transport("closed before answering"))?;
+            Ok::<_, GardenError>((head, stream))
+        };
+        // Garden answers once the process is spawned or found: a connection that never
+        // answers (a tunnel to a worker that went away) must not hold a step forever.
+        let (head, mut stream) =
+            tokio::time::timeout(HIJACK_ANSWER, open)
+                .await
+                .map_err(|_| {
+                    transport(format!(
+                        "no answer to {method} {path} within {HIJACK_ANSWER:?}"
+                    ))
+                })??;
         if !(200..300).contains(&head.status) {
             let mut body = head.rest.clone();
             let _ =
