@@ -147,11 +147,14 @@ pub fn process_env() -> Option<String> {
     traceparent().map(|tp| format!("TRACEPARENT={tp}"))
 }
 
-/// Makes `span` a child of the remote span a `traceparent` names (ignored when malformed).
-pub fn set_remote_parent(span: &tracing::Span, traceparent: Option<&str>) {
+/// The span of one request a worker serves (`name`), a child of the remote span its
+/// `traceparent` names (a root when there is none or it is malformed).
+pub fn request_span(name: &str, traceparent: Option<&str>) -> tracing::Span {
+    let span = tracing::info_span!("request", otel.name = %name);
     if let Some(sc) = traceparent.and_then(parse_traceparent) {
         let _ = span.set_parent(Context::new().with_remote_span_context(sc));
     }
+    span
 }
 
 /// `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`; other versions may append fields.
@@ -187,12 +190,11 @@ pub async fn traced(
 ) -> axum::response::Response {
     use tracing::Instrument;
     let name = format!("{service} {} {}", req.method(), path.as_str());
-    let span = tracing::info_span!("request", otel.name = %name);
     let parent = req
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok());
-    set_remote_parent(&span, parent);
+    let span = request_span(&name, parent);
     next.run(req).instrument(span).await
 }
 

@@ -18,6 +18,7 @@ mod leftovers;
 pub mod linux;
 pub mod process;
 pub mod server;
+mod stream_buffer;
 
 pub use backend::BackendKind;
 pub use client::GardenClient;
