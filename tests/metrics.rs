@@ -106,6 +106,18 @@ fn get(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
     samples.get(&(name.to_string(), l)).copied().unwrap_or(0.0)
 }
 
+/// quickstart (embedded store) serving `/metrics` on an ephemeral loopback port, with `extra`.
+fn with_metrics(extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--prometheus-bind-ip",
+        "127.0.0.1",
+        "--prometheus-bind-port",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    Server::quickstart_with(Backend::Embedded, &args)
+}
+
 async fn run_job(s: &Server, token: &str, job: &str) -> String {
     let id = common::trigger_job(s, token, "p", job).await;
     common::build_finished(s, token, id, Duration::from_secs(120)).await
@@ -116,15 +128,7 @@ async fn metrics_count_what_happened_and_parse_as_prometheus_text() {
     if !parser_installed() {
         return;
     }
-    let s = Server::quickstart_with(
-        Backend::Embedded,
-        &[
-            "--prometheus-bind-ip",
-            "127.0.0.1",
-            "--prometheus-bind-port",
-            "0",
-        ],
-    );
+    let s = with_metrics(&[]);
     assert!(!s.metrics_addr.is_empty(), "the metrics address is printed");
     let fly = Fly::new();
     fly.login(&s, "m");
@@ -306,16 +310,7 @@ async fn identical_resource_configs_across_pipelines_are_checked_once() {
         return;
     }
     // Global resources: resources of the same config share one scope across pipelines.
-    let s = Server::quickstart_with(
-        Backend::Embedded,
-        &[
-            "--prometheus-bind-ip",
-            "127.0.0.1",
-            "--prometheus-bind-port",
-            "0",
-            "--enable-global-resources",
-        ],
-    );
+    let s = with_metrics(&["--enable-global-resources"]);
     let fly = Fly::new();
     fly.login(&s, "shared");
     let dir = tempfile::tempdir().expect("temp");
