@@ -143,6 +143,39 @@ fn web_refuses_to_start_without_main_team_auth() {
     );
 }
 
+/// A PostgreSQL that cannot be reached or refuses the login stops `web` with an error
+/// naming where it tried and why, once (not the driver's bare "db error").
+#[test]
+fn web_says_why_postgres_is_unreachable() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let port = closed.local_addr().expect("addr").port().to_string();
+    drop(closed);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(common::bin())
+        .args([
+            "web",
+            "--bind-ip",
+            "127.0.0.1",
+            "--bind-port",
+            "0",
+            "--tsa-bind-port",
+            "0",
+        ])
+        .args(["--add-local-user", "a:b", "--main-team-local-user", "a"])
+        .args(["--postgres-host", "127.0.0.1", "--postgres-port", &port])
+        .args(["--postgres-user", "x", "--postgres-database", "x"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .expect("running web");
+    assert!(!out.status.success());
+    let err = common::stderr(&out);
+    let at = format!("127.0.0.1:{port}");
+    assert!(err.contains(&at), "names the address: {err}");
+    assert!(err.contains("Connection refused"), "says why: {err}");
+    assert_eq!(err.matches("connecting to postgres at").count(), 1, "{err}");
+}
+
 #[test]
 fn a_link_named_fly_is_fly() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -212,6 +212,10 @@ async fn metrics_count_what_happened_and_parse_as_prometheus_text() {
     );
     assert!(get(&after, "concourse_db_connections", &[("dbname", "main")]) >= 1.0);
     assert!(
+        delta("concourse_db_queries_total", &[]) > 0.0,
+        "three builds ran statements"
+    );
+    assert!(
         after
             .keys()
             .any(|(n, l)| n == "concourse_workers_containers"

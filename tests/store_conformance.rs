@@ -121,6 +121,7 @@ conformance!(
     teams_are_created_renamed_and_destroyed,
     access_tokens_are_saved_looked_up_and_expired,
     user_logins_are_recorded_once_per_user,
+    every_statement_a_store_runs_is_counted_once,
     a_new_pipeline_starts_paused_unless_told_otherwise,
     the_overview_answers_what_per_pipeline_reads_would,
     new_pipelines_are_ordered_last_in_their_team,

@@ -299,6 +299,12 @@ impl Metrics {
             "concourse_db_connections{{dbname=\"main\"}} {}",
             store.connections()
         );
+        let _ = writeln!(
+            out,
+            "# HELP concourse_db_queries_total Total number of database Concourse database queries"
+        );
+        let _ = writeln!(out, "# TYPE concourse_db_queries_total counter");
+        let _ = writeln!(out, "concourse_db_queries_total {}", store.queries());
         workers(&mut out, store).await;
         out
     }

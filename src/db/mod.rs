@@ -68,6 +68,8 @@ pub trait Store:
 {
     /// Connections to the database open now, for `concourse_db_connections`.
     fn connections(&self) -> usize;
+    /// Statements run since the store opened, for `concourse_db_queries_total`.
+    fn queries(&self) -> u64;
 
     // --- teams -------------------------------------------------------------------------
     /// Creates the team, or replaces its auth (`admin` only applies on creation). Returns the

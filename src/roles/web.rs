@@ -61,15 +61,8 @@ async fn listen(addr: &str, flag: &str) -> anyhow::Result<TcpListener> {
 /// Opens PostgreSQL when configured, else the embedded store under `--data-dir`.
 pub async fn open_store(pg: &PostgresArgs) -> anyhow::Result<Arc<dyn Store>> {
     match pg.postgres() {
-        Some(config) => {
-            let addr = config
-                .socket
-                .clone()
-                .unwrap_or_else(|| format!("{}:{}", config.host, config.port));
-            db::connect_postgres(&config)
-                .await
-                .with_context(|| format!("connecting to postgres at {addr}"))
-        }
+        // Its errors name the address already.
+        Some(config) => db::connect_postgres(&config).await,
         None => {
             tokio::fs::create_dir_all(&pg.data_dir)
                 .await

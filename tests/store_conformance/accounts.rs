@@ -117,3 +117,29 @@ pub async fn user_logins_are_recorded_once_per_user(h: &Harness) {
         .collect();
     assert_eq!(recent, vec!["alice"]);
 }
+
+/// `concourse_db_queries_total`: each statement the store runs counts once, on its own
+/// store only, whether it found a row or not.
+pub async fn every_statement_a_store_runs_is_counted_once(h: &Harness) {
+    let store = &h.store;
+    team(store, "counted").await;
+    let other = h.reopen().await;
+    let (before, other_before) = (store.queries(), other.queries());
+
+    assert!(store.team("counted").await.unwrap().is_some());
+    assert_eq!(store.queries() - before, 1, "one lookup, one statement");
+    assert!(store.team("missing").await.unwrap().is_none());
+    assert_eq!(store.queries() - before, 2, "a lookup that finds nothing");
+    store.teams().await.unwrap();
+    assert_eq!(store.queries() - before, 3, "a list is one statement");
+
+    team(store, "written").await;
+    let write = store.queries() - before - 3;
+    // One upsert on PostgreSQL; a transaction of four statements on SQLite.
+    assert!(write >= 1, "a write is counted");
+    assert_eq!(
+        other.queries(),
+        other_before,
+        "another store counts its own"
+    );
+}

@@ -3,6 +3,7 @@
 mod artifacts;
 mod build_logs;
 mod builds;
+mod counting;
 mod journal;
 mod leases;
 mod overview;
@@ -18,15 +19,19 @@ use super::sql;
 use super::*;
 use anyhow::Context as _;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 /// Names are listed in byte order (`COLLATE "C"`) whatever the database's collation, so
 /// both stores list alike (SQLite compares text bytewise).
 pub(crate) struct PgStore {
     pool: Pool,
+    /// Statements run on any of the pool's connections (`concourse_db_queries_total`).
+    queries: Arc<AtomicU64>,
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -56,8 +61,21 @@ impl From<tokio_postgres::Error> for StoreError {
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        // No connection could be made or recycled in time.
-        StoreError::Unavailable(format!("postgres connection pool: {e}"))
+        // No connection could be made or recycled in time. The driver's own error says why
+        // only in its sources (`db error` → the server's message, an I/O error → its cause).
+        let why = match &e {
+            deadpool_postgres::PoolError::Backend(e) => {
+                let mut why = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(s) = source {
+                    why = format!("{why}: {s}");
+                    source = s.source();
+                }
+                why
+            }
+            e => e.to_string(),
+        };
+        StoreError::Unavailable(format!("postgres connection pool: {why}"))
     }
 }
 
@@ -135,9 +153,12 @@ impl PgStore {
     pub(crate) async fn connect(config: &PostgresConfig) -> anyhow::Result<Self> {
         let addr = address(config);
         let pg = driver_config(config)?;
-        let manager = Manager::from_config(
+        let queries = Arc::new(AtomicU64::new(0));
+        let manager = Manager::from_connect(
             pg,
-            NoTls,
+            counting::CountingConnect {
+                queries: queries.clone(),
+            },
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -152,7 +173,7 @@ impl PgStore {
             .recycle_timeout(Some(Duration::from_secs(10)))
             .build()
             .with_context(|| format!("creating the connection pool for postgres at {addr}"))?;
-        let store = PgStore { pool };
+        let store = PgStore { pool, queries };
         store
             .migrate(config.schema.as_deref())
             .await
@@ -210,6 +231,10 @@ fn auth_json(auth: &TeamAuth) -> Result<Value> {
 impl Store for PgStore {
     fn connections(&self) -> usize {
         self.pool.status().size
+    }
+
+    fn queries(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
     }
 
     async fn upsert_team(
