@@ -101,7 +101,9 @@ CREATE TABLE resource_config_scopes (
     -- NULL for a scope shared by every resource with the same config (global resources).
     resource_id bigint,
     last_check_start_time bigint,
-    last_check_end_time bigint
+    last_check_end_time bigint,
+    -- Bumped whenever the scope's versions change (see the scheduler).
+    versions_changed bigint NOT NULL DEFAULT 0
 );
 
 CREATE TABLE resources (

@@ -176,6 +176,7 @@ pub(crate) fn resource_row(r: &impl SqlRow) -> Result<ResourceRow> {
         scope_id: r.col(8)?,
         check_build_id: r.col(9)?,
         check_failed: r.col(10)?,
+        versions_changed: r.col(11)?,
     })
 }
 

@@ -266,3 +266,44 @@ pub async fn check_builds_name_their_resource(h: &Harness) {
     let got = store.resource(pipeline.id, "r").await.unwrap().unwrap();
     assert_eq!((got.check_build_id, got.check_failed), (Some(b.id), false));
 }
+
+/// A resource's `versions_changed` moves with its scope's versions (what the scheduler
+/// compares), for every resource sharing the scope, and only then.
+pub async fn a_scope_change_count_moves_with_its_versions(h: &Harness) {
+    let store = &h.store;
+    let (_, pipeline, _) = pipeline_with_job(store).await;
+    let r = store.resource(pipeline.id, "r").await.unwrap().unwrap();
+    assert_eq!(r.versions_changed, 0, "no scope yet");
+    let scope = store.resource_scope("mock", "shared", None).await.unwrap();
+    store.set_resource_scope(r.id, scope).await.unwrap();
+    let count = || async {
+        store
+            .resource(pipeline.id, "r")
+            .await
+            .unwrap()
+            .unwrap()
+            .versions_changed
+    };
+    let start = count().await;
+    store.save_versions(scope, &[v("a"), v("b")]).await.unwrap();
+    let saved = count().await;
+    assert!(saved > start, "new versions");
+    store.save_versions(scope, &[v("b")]).await.unwrap();
+    assert_eq!(count().await, saved, "nothing new, nothing moves");
+    let a = store
+        .find_version(scope, &json!({"version": "a"}))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.set_version_enabled(a.id, false).await.unwrap());
+    let disabled = count().await;
+    assert!(disabled > saved, "a version disabled");
+    assert!(!store.set_version_enabled(i64::MAX, false).await.unwrap());
+    assert_eq!(
+        count().await,
+        disabled,
+        "an unknown version changes nothing"
+    );
+    let overview = store.pipelines_overview(&[pipeline.id]).await.unwrap();
+    assert_eq!(overview.resources[0].versions_changed, disabled);
+}

@@ -6,7 +6,7 @@ use crate::atc::engine::events::Events;
 use crate::atc::engine::plan::{pipeline_configs, BuildPlan, CheckNode, Node, Plan};
 use crate::atc::engine::Engine;
 use crate::config::{CheckEvery, Config};
-use crate::db::{BuildRow, BuildStatus, NewBuild, PipelineRow};
+use crate::db::{BuildRow, BuildStatus, NewBuild, PipelineRow, ResourceRow};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -48,11 +48,15 @@ struct Scopes {
 }
 
 impl Checker {
-    /// Starts the checks that are due in one pipeline, in the background.
-    pub async fn periodic(&self, engine: &Arc<Engine>, p: &PipelineRow, config: &Config) {
-        let Ok(rows) = engine.store().resources(p.id).await else {
-            return;
-        };
+    /// Starts the checks that are due in one pipeline (whose resources are `rows`), in the
+    /// background.
+    pub async fn periodic(
+        &self,
+        engine: &Arc<Engine>,
+        p: &PipelineRow,
+        config: &Config,
+        rows: &[ResourceRow],
+    ) {
         let now = crate::clock::now();
         for rc in &config.resources {
             let interval = match rc.check_every {

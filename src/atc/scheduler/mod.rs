@@ -2,6 +2,7 @@
 //! builds for new trigger versions, starts pending builds when their inputs resolve and
 //! `serial` / `serial_groups` / `max_in_flight` allow, and runs periodic resource checks.
 
+mod changes;
 pub mod checker;
 mod configs;
 pub mod resolve;
@@ -29,13 +30,14 @@ const LEASE_TTL: Duration = Duration::from_secs(5);
 pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     let checker = checker::Checker::default();
     let configs = configs::Configs::default();
+    let changes = std::sync::Mutex::new(changes::Changes::default());
     let store = engine.store().clone();
     crate::atc::periodic::Periodic::every("scheduler", INTERVAL)
         .or_when(engine.handle.wake.clone())
         .leased(store, LEASE, LEASE_TTL)
         .run(shutdown, |_| {
-            let (engine, checker, configs) = (&engine, &checker, &configs);
-            async move { pass(engine, checker, configs).await }
+            let (engine, checker, configs, changes) = (&engine, &checker, &configs, &changes);
+            async move { pass(engine, checker, configs, changes).await }
         })
         .await
 }
@@ -45,11 +47,14 @@ pub fn pipeline_config(config: &Value) -> anyhow::Result<Config> {
     Ok(crate::config::parse_pipeline(&serde_json::to_vec(config)?)?)
 }
 
-/// One pass over every active pipeline.
+/// One pass: starts the checks that are due and schedules every unpaused pipeline that
+/// changed since it was last scheduled (all of them now and then). A constant number of
+/// statements however many pipelines there are, plus the work of the changed ones.
 async fn pass(
     engine: &Arc<Engine>,
     checker: &checker::Checker,
     configs: &configs::Configs,
+    changes: &std::sync::Mutex<changes::Changes>,
 ) -> anyhow::Result<()> {
     let store = engine.store();
     let pending = store.builds_with_status(&[BuildStatus::Pending]).await?;
@@ -62,16 +67,22 @@ async fn pass(
             .map(|p| p.id)
             .collect(),
     );
-    for p in pipelines {
-        if p.archived {
-            continue;
-        }
+    // A paused pipeline neither checks nor creates nor starts builds.
+    let active: Vec<PipelineRow> = pipelines
+        .into_iter()
+        .filter(|p| !p.archived && !p.paused)
+        .collect();
+    let ids: Vec<i64> = active.iter().map(|p| p.id).collect();
+    let overview = store.pipelines_overview(&ids).await?;
+    let full = lock(changes).begin(&ids.iter().copied().collect());
+    for p in active {
         let Some(config) = configs.get(store, &p).await? else {
             continue;
         };
-        if !p.paused {
-            checker.periodic(engine, &p, &config).await;
-        }
+        let of_p = |id: i64| id == p.id;
+        let jobs = rows_of(&overview.jobs, |j| of_p(j.pipeline_id));
+        let resources = rows_of(&overview.resources, |r| of_p(r.pipeline_id));
+        checker.periodic(engine, &p, &config, resources).await;
         let pending: Vec<&BuildRow> = pending
             .iter()
             .filter(|b| b.pipeline_id == Some(p.id))
@@ -80,6 +91,10 @@ async fn pass(
             .iter()
             .filter(|b| b.pipeline_id == Some(p.id))
             .collect();
+        let mark = changes::Mark::new(&p, jobs, resources, &pending, &started);
+        if !full && !lock(changes).changed(p.id, &mark) {
+            continue;
+        }
         let began = std::time::Instant::now();
         let span = tracing::info_span!(
             parent: None,
@@ -88,13 +103,28 @@ async fn pass(
             pipeline = %p.name
         );
         let scheduled = schedule_pipeline(engine, &p, &config, &pending, &started);
-        if let Err(e) = scheduled.instrument(span).await {
-            tracing::warn!(pipeline = %p.name, error = %e, "scheduling pipeline");
+        match scheduled.instrument(span).await {
+            Ok(()) => lock(changes).scheduled(p.id, mark),
+            Err(e) => {
+                tracing::warn!(pipeline = %p.name, error = %e, "scheduling pipeline");
+                lock(changes).failed(p.id);
+            }
         }
         crate::atc::metrics::metrics().pipeline_scheduled(&p.name, began.elapsed());
     }
     // One-off and check builds are started when created; nothing else to do for them.
     Ok(())
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The run of `rows` (grouped by pipeline, as the overview orders them) that `mine` picks.
+fn rows_of<T>(rows: &[T], mine: impl Fn(&T) -> bool) -> &[T] {
+    let start = rows.iter().position(&mine).unwrap_or(rows.len());
+    let len = rows[start..].iter().take_while(|r| mine(r)).count();
+    &rows[start..start + len]
 }
 
 struct PipelineState {

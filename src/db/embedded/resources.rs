@@ -64,6 +64,7 @@ pub(super) fn save_versions(
                 params![scope, version_sha256(&v.version), order],
             )?;
         }
+        tx.execute(&SQL.versions_changed, [scope])?;
     }
     tx.commit()?;
     Ok(new)
@@ -105,8 +106,12 @@ pub(super) fn find_version(conn: &Connection, scope: i64, v: &Value) -> Result<O
         .optional()?)
 }
 
-pub(super) fn set_version_enabled(conn: &Connection, id: i64, enabled: bool) -> Result<bool> {
-    Ok(conn.execute(&SQL.set_version_enabled, params![id, enabled])? > 0)
+pub(super) fn set_version_enabled(conn: &mut Connection, id: i64, enabled: bool) -> Result<bool> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found = tx.execute(&SQL.set_version_enabled, params![id, enabled])? > 0;
+    tx.execute(&SQL.version_changed, [id])?;
+    tx.commit()?;
+    Ok(found)
 }
 
 pub(super) fn pin_resource(

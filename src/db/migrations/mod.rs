@@ -48,6 +48,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "build_journal",
         sql: include_str!("0007_build_journal.sql"),
     },
+    Migration {
+        version: 8,
+        name: "versions_changed",
+        sql: include_str!("0008_versions_changed.sql"),
+    },
 ];
 
 pub(crate) const EMBEDDED: &[Migration] = &[
@@ -85,6 +90,11 @@ pub(crate) const EMBEDDED: &[Migration] = &[
         version: 7,
         name: "build_journal",
         sql: include_str!("embedded/0007_build_journal.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "versions_changed",
+        sql: include_str!("0008_versions_changed.sql"),
     },
 ];
 

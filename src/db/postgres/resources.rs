@@ -72,6 +72,7 @@ impl PgStore {
                 tx.execute(&SQL.set_check_order, &[&scope, &sha(&v.version), &order])
                     .await?;
             }
+            tx.execute(&SQL.versions_changed, &[&scope]).await?;
         }
         tx.commit().await?;
         Ok(new)
@@ -131,11 +132,15 @@ impl PgStore {
     }
 
     pub(super) async fn set_version_enabled_tx(&self, id: i64, enabled: bool) -> Result<bool> {
-        let client = self.pool.get().await?;
-        Ok(client
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let found = tx
             .execute(&SQL.set_version_enabled, &[&id, &enabled])
             .await?
-            > 0)
+            > 0;
+        tx.execute(&SQL.version_changed, &[&id]).await?;
+        tx.commit().await?;
+        Ok(found)
     }
 
     pub(super) async fn pin_resource_tx(

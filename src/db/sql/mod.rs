@@ -202,7 +202,9 @@ macro_rules! resource_select {
     () => {
         "SELECT r.id, r.pipeline_id, r.name, r.type, r.config, \
      COALESCE(r.last_checked, 0), r.pinned_version, COALESCE(r.pin_comment, ''), \
-     r.resource_config_scope_id, r.check_build_id, r.check_failed FROM resources r"
+     r.resource_config_scope_id, r.check_build_id, r.check_failed, \
+     COALESCE(rs.versions_changed, 0) FROM resources r \
+     LEFT JOIN resource_config_scopes rs ON rs.id = r.resource_config_scope_id"
     };
 }
 pub(crate) const RESOURCE_SELECT: &str = resource_select!();

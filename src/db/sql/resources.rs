@@ -29,6 +29,10 @@ pub(crate) struct ResourceSql {
     /// The version of scope `$1` with hash `$2`.
     pub version_by_sha: String,
     pub set_version_enabled: String,
+    /// Marks scope `$1`'s versions changed.
+    pub versions_changed: String,
+    /// Marks the scope of version `$1` changed.
+    pub version_changed: String,
     pub pin: String,
     pub unpin: String,
     pub record_check: String,
@@ -108,6 +112,13 @@ impl ResourceSql {
             set_version_enabled: s(
                 "UPDATE resource_config_versions SET enabled = $2 WHERE id = $1".into(),
             ),
+            versions_changed: s("UPDATE resource_config_scopes \
+                 SET versions_changed = versions_changed + 1 WHERE id = $1"
+                .into()),
+            version_changed: s("UPDATE resource_config_scopes \
+                 SET versions_changed = versions_changed + 1 WHERE id = \
+                 (SELECT resource_config_scope_id FROM resource_config_versions WHERE id = $1)"
+                .into()),
             pin: s("UPDATE resources SET pinned_version = $2, \
                  pin_comment = COALESCE($3, pin_comment) WHERE id = $1"
                 .into()),
