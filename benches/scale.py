@@ -1,0 +1,324 @@
+#!/usr/bin/env python3
+"""One web node under many pipelines (issue 17's scenario), printed as one table.
+
+`concourse quickstart` (embedded store and its in-process worker unless QS_FLAGS says
+otherwise) with PIPELINES pipelines of 10 chained jobs and 3 mock resources each, then:
+idle CPU, statements/s and RSS; `GET /api/v1/jobs` (one client, then 16); trigger ->
+succeeded of a one-task job; a `passed` chain's time per hop; checks/s with CHECKED
+resources at `check_every: 10s`, and the web CPU meanwhile.
+
+Run:  cargo build --release && python3 benches/scale.py
+CI:   SHORT=1 BIN=target/debug/concourse python3 benches/scale.py  (small and quick; fails
+      only when the scenario itself breaks, never on a figure)
+"""
+
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+SHORT = os.environ.get("SHORT") == "1"
+BIN = os.path.realpath(os.environ.get("BIN", "target/release/concourse"))
+PIPELINES = int(os.environ.get("PIPELINES", 20 if SHORT else 200))
+CHECKED = int(os.environ.get("CHECKED", 100 if SHORT else 1000))
+MEASURE = float(os.environ.get("MEASURE", 5 if SHORT else 20))
+RUNS = int(os.environ.get("RUNS", 5 if SHORT else 30))
+CHAIN = 10
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def pipeline_yml(chained_trigger=False):
+    out = ["resources:"]
+    for r in (1, 2, 3):
+        out.append(f"- name: r{r}\n  type: mock\n  source: {{initial_version: v{r}}}")
+    out.append("jobs:")
+    for j in range(1, CHAIN + 1):
+        get = f"- name: job-{j}\n  plan:\n  - get: r1\n"
+        if j > 1:
+            get += f"    passed: [job-{j - 1}]\n"
+        if chained_trigger:
+            get += "    trigger: true\n"
+        get += "  - get: r2\n  - get: r3\n  - task: t\n    config:\n      platform: linux\n"
+        get += "      image_resource: {type: mock, source: {mirror_self: true}}\n"
+        get += '      run: {path: "true"}'
+        out.append(get)
+    return "\n".join(out) + "\n"
+
+
+ECHO = """jobs:
+- name: echo
+  plan:
+  - task: echo
+    config:
+      platform: linux
+      image_resource: {type: mock, source: {mirror_self: true}}
+      run: {path: echo, args: [hello]}
+"""
+
+
+def checked_yml(n, offset):
+    out = ["resources:"]
+    for i in range(n):
+        out.append(
+            f"- name: c{i}\n  type: mock\n  check_every: 10s\n"
+            f"  source: {{initial_version: c{offset + i}}}"
+        )
+    # Every resource must be used by a job; this one never runs.
+    out.append("jobs:\n- name: j\n  plan:")
+    out.extend(f"  - get: c{i}" for i in range(n))
+    return "\n".join(out) + "\n"
+
+
+class Quickstart:
+    def __init__(self):
+        self.dir = tempfile.TemporaryDirectory()
+        d = self.dir.name
+        flags = os.environ.get("QS_FLAGS", "").split()
+        self.log = open(os.path.join(d, "log"), "w+")
+        self.proc = subprocess.Popen(
+            [BIN, "quickstart", "--bind-ip", "127.0.0.1", "--bind-port", "0",
+             "--tsa-bind-ip", "127.0.0.1", "--tsa-bind-port", "0",
+             "--prometheus-bind-ip", "127.0.0.1", "--prometheus-bind-port", "0",
+             "--data-dir", os.path.join(d, "data")] + flags,
+            stdout=subprocess.DEVNULL, stderr=self.log)
+        self.url = self._wait_for("web listening on (\\S+)")
+        self.metrics = self._wait_for("prometheus listening on (\\S+)")
+        self.env = dict(os.environ, HOME=d)
+        self.fly("login", "-c", "http://" + self.url, "-u", "test", "-p", "test")
+        with open(os.path.join(d, ".flyrc")) as f:
+            self.token = re.search(r"value: (\S+)", f.read()).group(1)
+        host, port = self.url.split(":")
+        self.host, self.port = host, int(port)
+
+    def _wait_for(self, pattern):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self.log.seek(0)
+            m = re.search(pattern, self.log.read())
+            if m:
+                return m.group(1)
+            if self.proc.poll() is not None:
+                sys.exit(f"quickstart exited: {self.tail()}")
+            time.sleep(0.05)
+        sys.exit(f"quickstart never printed {pattern!r}: {self.tail()}")
+
+    def tail(self):
+        self.log.seek(0)
+        return "".join(self.log.readlines()[-20:])
+
+    def fly(self, *args):
+        subprocess.run([BIN, "fly", "-t", "b", *args], env=self.env, check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def set_pipeline(self, name, yml):
+        path = os.path.join(self.dir.name, name + ".yml")
+        with open(path, "w") as f:
+            f.write(yml)
+        self.fly("set-pipeline", "-n", "-p", name, "-c", path)
+        self.fly("unpause-pipeline", "-p", name)
+
+    def conn(self):
+        return http.client.HTTPConnection(self.host, self.port, timeout=60)
+
+    def request(self, c, method, path):
+        c.request(method, path, headers={"Authorization": "Bearer " + self.token})
+        r = c.getresponse()
+        body = r.read()
+        if r.status >= 300:
+            sys.exit(f"{method} {path}: {r.status} {body[:200]!r}")
+        return body
+
+    def get(self, path):
+        c = self.conn()
+        try:
+            return json.loads(self.request(c, "GET", path))
+        finally:
+            c.close()
+
+    def post(self, path):
+        c = self.conn()
+        try:
+            return json.loads(self.request(c, "POST", path))
+        finally:
+            c.close()
+
+    def metric(self, name):
+        host, port = self.metrics.split(":")
+        c = http.client.HTTPConnection(host, int(port), timeout=30)
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+        c.close()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / HZ
+
+    def rss_mb(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.dir.cleanup()
+
+
+def window(qs, seconds, counter=None):
+    """CPU % of the web process and `counter`'s rate over `seconds`."""
+    c0, t0 = qs.cpu_seconds(), time.monotonic()
+    m0 = qs.metric(counter) if counter else 0
+    time.sleep(seconds)
+    m1 = qs.metric(counter) if counter else 0
+    c1, t1 = qs.cpu_seconds(), time.monotonic()
+    return (c1 - c0) / (t1 - t0) * 100, (m1 - m0) / (t1 - t0)
+
+
+def pct(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, int(p * len(s)))]
+
+
+def api_load(qs, path, clients, seconds):
+    times, stop = [], time.monotonic() + seconds
+    lock = threading.Lock()
+
+    def client():
+        c = qs.conn()
+        while time.monotonic() < stop:
+            t = time.monotonic()
+            qs.request(c, "GET", path)
+            with lock:
+                times.append(time.monotonic() - t)
+        c.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(times) / seconds, pct(times, 0.5) * 1000
+
+
+def wait_until(what, check, limit=600):
+    deadline = time.monotonic() + limit
+    while not check():
+        if time.monotonic() > deadline:
+            sys.exit(f"never happened: {what}")
+        time.sleep(0.02)
+
+
+def build_done(qs, build_id):
+    return qs.get(f"/api/v1/builds/{build_id}")["status"] not in ("pending", "started")
+
+
+def trigger_latency(qs):
+    qs.set_pipeline("echo", ECHO)
+    path = "/api/v1/teams/main/pipelines/echo/jobs/echo/builds"
+    warm = qs.post(path)["id"]
+    wait_until("the warm-up build", lambda: build_done(qs, warm))
+    times = []
+    for _ in range(RUNS):
+        t0 = time.monotonic()
+        build = qs.post(path)["id"]
+        c = qs.conn()
+        c.request("GET", f"/api/v1/builds/{build}/events",
+                  headers={"Authorization": "Bearer " + qs.token})
+        r = c.getresponse()
+        while True:
+            line = r.readline()
+            if not line:
+                sys.exit(f"build {build}'s events ended without `end`")
+            if line.startswith(b"event: end"):
+                break
+        c.close()
+        times.append((time.monotonic() - t0) * 1000)
+        status = qs.get(f"/api/v1/builds/{build}")["status"]
+        if status != "succeeded":
+            sys.exit(f"echo build {build} {status}")
+    return pct(times, 0.5), pct(times, 0.9)
+
+
+def chain_hop(qs):
+    """The chain's first round, from job-1's success to job-N's: each hop is a scheduling
+    decision on a new `passed` version plus one build."""
+    t0 = time.monotonic()
+    qs.set_pipeline("chain", pipeline_yml(chained_trigger=True))
+    jobs = "/api/v1/teams/main/pipelines/chain/jobs"
+
+    def succeeded():
+        status = [(j.get("finished_build") or {}).get("status") for j in qs.get(jobs)]
+        if any(s not in (None, "succeeded") for s in status):
+            sys.exit(f"a chain build did not succeed: {status}")
+        return [s == "succeeded" for s in status]
+
+    wait_until("the chain's first job", lambda: succeeded()[0])
+    first = time.monotonic()
+    wait_until("the chain's last job", lambda: all(succeeded()))
+    last = time.monotonic()
+    return (last - first) * 1000 / (CHAIN - 1), (first - t0) * 1000
+
+
+def main():
+    if not os.access(BIN, os.X_OK):
+        sys.exit(f"{BIN} is not built")
+    rows = []
+    qs = Quickstart()
+    try:
+        yml = pipeline_yml()
+        for p in range(1, PIPELINES + 1):
+            qs.set_pipeline(f"p{p}", yml)
+        jobs = len(qs.get("/api/v1/jobs"))
+        time.sleep(MEASURE)  # first checks and scheduling settle
+        cpu, sps = window(qs, MEASURE, "concourse_db_queries_total")
+        rows.append((f"idle, {PIPELINES} pipelines unpaused: web CPU", f"{cpu:.2f} %"))
+        rows.append(("idle: statements/s", f"{sps:.1f}"))
+        rows.append(("idle: web RSS", f"{qs.rss_mb():.1f} MB"))
+        rate, p50 = api_load(qs, "/api/v1/jobs", 1, MEASURE)
+        rows.append((f"GET /api/v1/jobs ({jobs} jobs), 1 client", f"p50 {p50:.1f} ms, {rate:.0f} req/s"))
+        rate, p50 = api_load(qs, "/api/v1/jobs", 16, MEASURE)
+        rows.append((f"GET /api/v1/jobs ({jobs} jobs), 16 clients", f"p50 {p50:.1f} ms, {rate:.0f} req/s"))
+        rate, p50 = api_load(qs, "/api/v1/teams/main/pipelines/p1/jobs", 16, MEASURE)
+        rows.append(("a pipeline's jobs, 16 clients", f"p50 {p50:.1f} ms, {rate:.0f} req/s"))
+        p50, p90 = trigger_latency(qs)
+        rows.append((f"trigger -> succeeded, one task ({RUNS} builds)", f"p50 {p50:.0f} ms, p90 {p90:.0f} ms"))
+        hop, first = chain_hop(qs)
+        rows.append((f"`passed` chain of {CHAIN}: per hop", f"{hop:.0f} ms (set-pipeline to first job done: {first:.0f} ms)"))
+        checks0 = qs.metric("concourse_resource_checks_total")
+        per = 100
+        for i in range(0, CHECKED, per):
+            qs.set_pipeline(f"checked{i}", checked_yml(min(per, CHECKED - i), i))
+        wait_until("the first checks", lambda: qs.metric("concourse_resource_checks_total") - checks0 >= CHECKED, 300)
+        cpu, rate = window(qs, max(MEASURE, 10), "concourse_resource_checks_total")
+        rows.append((f"{CHECKED} resources at check_every 10s: checks/s (offered {CHECKED / 10:.0f}/s)", f"{rate:.1f}"))
+        rows.append(("  web CPU meanwhile", f"{cpu:.1f} %"))
+        rows.append(("web RSS at the end", f"{qs.rss_mb():.1f} MB"))
+    except SystemExit:
+        print(qs.tail(), file=sys.stderr)
+        raise
+    finally:
+        qs.stop()
+    width = max(len(r[0]) for r in rows)
+    print(f"| {'what':<{width}} | figure |")
+    print(f"| {'-' * width} | --- |")
+    for what, figure in rows:
+        print(f"| {what:<{width}} | {figure} |")
+
+
+if __name__ == "__main__":
+    main()
