@@ -159,7 +159,7 @@ conformance!(
     migrating_twice_is_a_no_op_and_data_survives_reopening,
     scopes_are_shared_by_key_unless_owned,
     versions_are_saved_in_check_order_and_deduplicated,
-    a_scope_change_count_moves_with_its_versions,
+    scheduling_marks_move_with_versions_pauses_and_builds,
     pins_and_check_results_are_recorded_on_the_resource,
     build_inputs_outputs_and_plans_feed_the_scheduling_snapshot,
     check_builds_name_their_resource,

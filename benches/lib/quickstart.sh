@@ -3,7 +3,8 @@
 # $pipeline_yml when set). $qs_flags adds flags to quickstart.
 # Sets dir, pid, url, token and HOME; stops the server and removes the directory on exit.
 dir=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; sleep 0.5; rm -rf "$dir"' EXIT
+# The server removes its containers' mounts as it stops: wait for it before removing them.
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 "$bin" quickstart --bind-ip 127.0.0.1 --bind-port 0 --tsa-bind-ip 127.0.0.1 --tsa-bind-port 0 \
   --data-dir "$dir/data" ${qs_flags:-} 2> "$dir/log" &
 pid=$!

@@ -132,8 +132,6 @@ pub struct ResourceRow {
     pub check_build_id: Option<i64>,
     /// Whether the last check failed.
     pub check_failed: bool,
-    /// Its scope's change count: moves whenever the versions it can use change.
-    pub versions_changed: i64,
 }
 
 /// Build statuses, with upstream's names on the wire and in the database.

@@ -173,9 +173,45 @@ pub struct Overview {
     pub builds: Vec<BuildRow>,
 }
 
+/// What can change about an active job between two scheduling passes (its config changes
+/// only with its pipeline's config version).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JobMark {
+    pub id: i64,
+    pub pipeline_id: i64,
+    pub paused: bool,
+    pub next_build_id: Option<i64>,
+    pub finished_build_id: Option<i64>,
+}
+
+/// What can change about an active resource between two scheduling passes, and what the
+/// checker needs to know when it is due.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResourceMark {
+    pub id: i64,
+    pub pipeline_id: i64,
+    pub name: String,
+    pub last_checked: i64,
+    /// As JSON text.
+    pub pinned_version: Option<String>,
+    pub scope_id: Option<i64>,
+    pub check_failed: bool,
+    /// Its scope's change count: moves whenever the versions it can use change.
+    pub versions_changed: i64,
+}
+
+/// [`JobMark`]s and [`ResourceMark`]s of several pipelines, each ordered by pipeline.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SchedulingMarks {
+    pub jobs: Vec<JobMark>,
+    pub resources: Vec<ResourceMark>,
+}
+
 #[async_trait]
 pub trait OverviewStore {
     /// What [`Store::jobs`], [`Store::resources`] and [`Store::build`] would answer for every
     /// pipeline of `pipeline_ids`, in three statements however many pipelines there are.
     async fn pipelines_overview(&self, pipeline_ids: &[i64]) -> Result<Overview>;
+    /// The scheduler's marks of every pipeline of `pipeline_ids`, in two small statements.
+    async fn scheduling_marks(&self, pipeline_ids: &[i64]) -> Result<SchedulingMarks>;
 }

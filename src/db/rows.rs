@@ -176,7 +176,31 @@ pub(crate) fn resource_row(r: &impl SqlRow) -> Result<ResourceRow> {
         scope_id: r.col(8)?,
         check_build_id: r.col(9)?,
         check_failed: r.col(10)?,
-        versions_changed: r.col(11)?,
+    })
+}
+
+/// Columns of `OverviewSql::job_marks`.
+pub(crate) fn job_mark(r: &impl SqlRow) -> Result<JobMark> {
+    Ok(JobMark {
+        id: r.col(0)?,
+        pipeline_id: r.col(1)?,
+        paused: r.col(2)?,
+        next_build_id: r.col(3)?,
+        finished_build_id: r.col(4)?,
+    })
+}
+
+/// Columns of `OverviewSql::resource_marks`.
+pub(crate) fn resource_mark(r: &impl SqlRow) -> Result<ResourceMark> {
+    Ok(ResourceMark {
+        id: r.col(0)?,
+        pipeline_id: r.col(1)?,
+        name: r.col(2)?,
+        last_checked: r.col(3)?,
+        pinned_version: r.col(4)?,
+        scope_id: r.col(5)?,
+        check_failed: r.col(6)?,
+        versions_changed: r.col(7)?,
     })
 }
 

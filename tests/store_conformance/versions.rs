@@ -267,23 +267,23 @@ pub async fn check_builds_name_their_resource(h: &Harness) {
     assert_eq!((got.check_build_id, got.check_failed), (Some(b.id), false));
 }
 
-/// A resource's `versions_changed` moves with its scope's versions (what the scheduler
-/// compares), for every resource sharing the scope, and only then.
-pub async fn a_scope_change_count_moves_with_its_versions(h: &Harness) {
+/// A resource's `versions_changed` mark moves with its scope's versions (what the scheduler
+/// compares), and only then; the marks follow jobs' pauses and builds too.
+pub async fn scheduling_marks_move_with_versions_pauses_and_builds(h: &Harness) {
     let store = &h.store;
-    let (_, pipeline, _) = pipeline_with_job(store).await;
-    let r = store.resource(pipeline.id, "r").await.unwrap().unwrap();
-    assert_eq!(r.versions_changed, 0, "no scope yet");
+    let (team, pipeline, job) = pipeline_with_job(store).await;
+    let marks = || async { store.scheduling_marks(&[pipeline.id]).await.unwrap() };
+    let first = marks().await;
+    assert_eq!(first.jobs.len(), 1);
+    assert_eq!(first.resources.len(), 1);
+    let r = &first.resources[0];
+    assert_eq!(
+        (r.name.as_str(), r.versions_changed, r.scope_id),
+        ("r", 0, None)
+    );
     let scope = store.resource_scope("mock", "shared", None).await.unwrap();
     store.set_resource_scope(r.id, scope).await.unwrap();
-    let count = || async {
-        store
-            .resource(pipeline.id, "r")
-            .await
-            .unwrap()
-            .unwrap()
-            .versions_changed
-    };
+    let count = || async { marks().await.resources[0].versions_changed };
     let start = count().await;
     store.save_versions(scope, &[v("a"), v("b")]).await.unwrap();
     let saved = count().await;
@@ -304,6 +304,33 @@ pub async fn a_scope_change_count_moves_with_its_versions(h: &Harness) {
         disabled,
         "an unknown version changes nothing"
     );
-    let overview = store.pipelines_overview(&[pipeline.id]).await.unwrap();
-    assert_eq!(overview.resources[0].versions_changed, disabled);
+    store
+        .pin_resource(r.id, Some(&json!({"version": "a"})), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        marks().await.resources[0]
+            .pinned_version
+            .as_deref()
+            .map(|p| serde_json::from_str::<Value>(p).unwrap()),
+        Some(json!({"version": "a"}))
+    );
+
+    store
+        .set_job_paused(job.id, true, "admin", 1)
+        .await
+        .unwrap();
+    assert!(marks().await.jobs[0].paused);
+    let build = store
+        .create_build(&NewBuild {
+            team_id: team.id,
+            job_id: Some(job.id),
+            pipeline_id: Some(pipeline.id),
+            at: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(marks().await.jobs[0].next_build_id, Some(build.id));
+    assert!(store.scheduling_marks(&[]).await.unwrap().jobs.is_empty());
 }

@@ -1,10 +1,10 @@
 //! Which pipelines have something new to schedule. A pipeline's outcome depends only on
-//! its config, its jobs and resources (pauses, pins, checks, the versions of their scopes)
-//! and its pending and running builds; when none of that moved since the pipeline was last
+//! its config, its jobs and resources (pauses, builds, pins, checks, the versions of their
+//! scopes: the store's scheduling marks) and its pending and running builds; when none of that moved since the pipeline was last
 //! scheduled, scheduling it again would decide the same, so the pass skips it. All of it
 //! is read from the store, so a change made through another web node counts the same.
 
-use crate::db::{BuildRow, JobRow, PipelineRow, ResourceRow};
+use crate::db::{BuildRow, JobMark, PipelineRow, ResourceMark};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -23,8 +23,8 @@ fn every_pipeline_at_least() -> Duration {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mark {
     config_version: i64,
-    jobs: Vec<JobRow>,
-    resources: Vec<ResourceRow>,
+    jobs: Vec<JobMark>,
+    resources: Vec<ResourceMark>,
     pending: Vec<i64>,
     started: Vec<i64>,
 }
@@ -32,8 +32,8 @@ pub struct Mark {
 impl Mark {
     pub fn new(
         p: &PipelineRow,
-        jobs: &[JobRow],
-        resources: &[ResourceRow],
+        jobs: &[JobMark],
+        resources: &[ResourceMark],
         pending: &[&BuildRow],
         started: &[&BuildRow],
     ) -> Mark {
@@ -48,8 +48,8 @@ impl Mark {
 
     fn of_ids(
         p: &PipelineRow,
-        jobs: &[JobRow],
-        resources: &[ResourceRow],
+        jobs: &[JobMark],
+        resources: &[ResourceMark],
         mut pending: Vec<i64>,
         mut started: Vec<i64>,
     ) -> Mark {
@@ -127,7 +127,7 @@ mod tests {
     fn a_pipeline_is_scheduled_again_only_when_something_moved() {
         let mut c = Changes::default();
         assert!(c.begin(&HashSet::from([1])), "the first pass is full");
-        let resource = ResourceRow {
+        let resource = ResourceMark {
             id: 5,
             ..Default::default()
         };
@@ -168,7 +168,7 @@ mod tests {
             Mark::of_ids(
                 &pipeline(1),
                 &[],
-                &[ResourceRow {
+                &[ResourceMark {
                     versions_changed: 1,
                     ..resource.clone()
                 }],
@@ -177,7 +177,7 @@ mod tests {
             ),
             Mark::of_ids(
                 &pipeline(1),
-                &[JobRow {
+                &[JobMark {
                     paused: true,
                     ..Default::default()
                 }],

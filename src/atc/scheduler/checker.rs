@@ -6,7 +6,7 @@ use crate::atc::engine::events::Events;
 use crate::atc::engine::plan::{pipeline_configs, BuildPlan, CheckNode, Node, Plan};
 use crate::atc::engine::Engine;
 use crate::config::{CheckEvery, Config};
-use crate::db::{BuildRow, BuildStatus, NewBuild, PipelineRow, ResourceRow};
+use crate::db::{BuildRow, BuildStatus, NewBuild, PipelineRow, ResourceMark};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -55,7 +55,7 @@ impl Checker {
         engine: &Arc<Engine>,
         p: &PipelineRow,
         config: &Config,
-        rows: &[ResourceRow],
+        rows: &[ResourceMark],
     ) {
         let now = crate::clock::now();
         for rc in &config.resources {

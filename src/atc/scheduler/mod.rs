@@ -73,15 +73,15 @@ async fn pass(
         .filter(|p| !p.archived && !p.paused)
         .collect();
     let ids: Vec<i64> = active.iter().map(|p| p.id).collect();
-    let overview = store.pipelines_overview(&ids).await?;
+    let marks = store.scheduling_marks(&ids).await?;
     let full = lock(changes).begin(&ids.iter().copied().collect());
     for p in active {
         let Some(config) = configs.get(store, &p).await? else {
             continue;
         };
         let of_p = |id: i64| id == p.id;
-        let jobs = rows_of(&overview.jobs, |j| of_p(j.pipeline_id));
-        let resources = rows_of(&overview.resources, |r| of_p(r.pipeline_id));
+        let jobs = rows_of(&marks.jobs, |j| of_p(j.pipeline_id));
+        let resources = rows_of(&marks.resources, |r| of_p(r.pipeline_id));
         checker.periodic(engine, &p, &config, resources).await;
         let pending: Vec<&BuildRow> = pending
             .iter()
@@ -120,7 +120,7 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The run of `rows` (grouped by pipeline, as the overview orders them) that `mine` picks.
+/// The run of `rows` (grouped by pipeline, as the marks are ordered) that `mine` picks.
 fn rows_of<T>(rows: &[T], mine: impl Fn(&T) -> bool) -> &[T] {
     let start = rows.iter().position(&mine).unwrap_or(rows.len());
     let len = rows[start..].iter().take_while(|r| mine(r)).count();

@@ -2,6 +2,7 @@
 //! lists travel as one JSON array parameter, expanded by `json_each`.
 
 use super::super::*;
+use super::rows::{job_mark, resource_mark};
 use super::{build_row, job_row, resource_row, EmbeddedStore};
 use crate::db::sql::{Dialect, OverviewSql};
 use std::sync::LazyLock;
@@ -32,6 +33,24 @@ impl OverviewStore for EmbeddedStore {
                 jobs,
                 resources,
                 builds,
+            })
+        })
+        .await
+    }
+
+    async fn scheduling_marks(&self, pipeline_ids: &[i64]) -> Result<SchedulingMarks> {
+        let ids = serde_json::to_string(pipeline_ids)
+            .map_err(|e| StoreError::Invalid(format!("encoding ids: {e}")))?;
+        self.read(move |conn| {
+            Ok(SchedulingMarks {
+                jobs: conn
+                    .prepare_cached(&SQL.job_marks)?
+                    .query_map([&ids], job_mark)?
+                    .collect::<Result<_, _>>()?,
+                resources: conn
+                    .prepare_cached(&SQL.resource_marks)?
+                    .query_map([&ids], resource_mark)?
+                    .collect::<Result<_, _>>()?,
             })
         })
         .await

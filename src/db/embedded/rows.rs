@@ -35,6 +35,8 @@ sqlite_rows!(
     build_output_row -> BuildOutputRow,
     wall_row -> WallRow,
     signing_key_row -> SigningKeyRow,
+    job_mark -> JobMark,
+    resource_mark -> ResourceMark,
 );
 
 /// Plain columns as a tuple.

@@ -1,5 +1,6 @@
 //! Many pipelines' jobs, resources and builds in three statements (the dashboard).
 
+use super::super::rows::{job_mark, resource_mark};
 use super::{build_row, job_row, resource_row, PgStore};
 use crate::db::sql::{Dialect, OverviewSql};
 use std::sync::LazyLock;
@@ -35,6 +36,17 @@ impl OverviewStore for PgStore {
             jobs,
             resources,
             builds,
+        })
+    }
+
+    async fn scheduling_marks(&self, pipeline_ids: &[i64]) -> Result<SchedulingMarks> {
+        let client = self.pool.get().await?;
+        let ids = pipeline_ids.to_vec();
+        let jobs = client.query(&SQL.job_marks, &[&ids]).await?;
+        let resources = client.query(&SQL.resource_marks, &[&ids]).await?;
+        Ok(SchedulingMarks {
+            jobs: jobs.iter().map(job_mark).collect::<Result<_>>()?,
+            resources: resources.iter().map(resource_mark).collect::<Result<_>>()?,
         })
     }
 }

@@ -202,9 +202,7 @@ macro_rules! resource_select {
     () => {
         "SELECT r.id, r.pipeline_id, r.name, r.type, r.config, \
      COALESCE(r.last_checked, 0), r.pinned_version, COALESCE(r.pin_comment, ''), \
-     r.resource_config_scope_id, r.check_build_id, r.check_failed, \
-     COALESCE(rs.versions_changed, 0) FROM resources r \
-     LEFT JOIN resource_config_scopes rs ON rs.id = r.resource_config_scope_id"
+     r.resource_config_scope_id, r.check_build_id, r.check_failed FROM resources r"
     };
 }
 pub(crate) const RESOURCE_SELECT: &str = resource_select!();
@@ -255,6 +253,10 @@ pub(crate) struct OverviewSql {
     pub jobs: String,
     pub resources: String,
     pub builds: String,
+    /// Decoded by `rows::job_mark`.
+    pub job_marks: String,
+    /// Decoded by `rows::resource_mark`.
+    pub resource_marks: String,
 }
 
 impl OverviewSql {
@@ -271,6 +273,20 @@ impl OverviewSql {
             builds: d.stmt(&format!(
                 "{BUILD_SELECT} WHERE {} ORDER BY b.id",
                 d.in_ids("b.id", "$1")
+            )),
+            job_marks: d.stmt(&format!(
+                "SELECT j.id, j.pipeline_id, j.paused, j.next_build_id, \
+                 j.latest_completed_build_id FROM jobs j WHERE {} AND j.active \
+                 ORDER BY j.pipeline_id, j.id",
+                d.in_ids("j.pipeline_id", "$1")
+            )),
+            resource_marks: d.stmt(&format!(
+                "SELECT r.id, r.pipeline_id, r.name, COALESCE(r.last_checked, 0), \
+                 CAST(r.pinned_version AS TEXT), r.resource_config_scope_id, r.check_failed, \
+                 COALESCE(rs.versions_changed, 0) FROM resources r \
+                 LEFT JOIN resource_config_scopes rs ON rs.id = r.resource_config_scope_id \
+                 WHERE {} AND r.active ORDER BY r.pipeline_id, r.id",
+                d.in_ids("r.pipeline_id", "$1")
             )),
         }
     }
