@@ -170,12 +170,15 @@ class Quickstart:
             return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024
 
     def stop(self):
+        """Stops the server, which destroys its containers and unmounts its volumes first;
+        one that has not done so within two minutes breaks the scenario."""
         self.proc.terminate()
         try:
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+            sys.exit(f"quickstart did not stop within 120 s of SIGTERM; {self.dir.name} may hold mounts")
         self.dir.cleanup()
 
 
@@ -315,12 +318,18 @@ def main():
         print(qs.tail(), file=sys.stderr)
         raise
     finally:
+        table(rows)
         qs.stop()
+
+
+def table(rows):
+    if not rows:
+        return
     width = max(len(r[0]) for r in rows)
     print(f"| {'what':<{width}} | figure |")
     print(f"| {'-' * width} | --- |")
     for what, figure in rows:
-        print(f"| {what:<{width}} | {figure} |")
+        print(f"| {what:<{width}} | {figure} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -593,3 +593,54 @@ async fn an_in_process_reattach_without_stdin_leaves_the_process_stdin_open() {
     assert_eq!(first.wait().await.expect("wait"), 0);
     assert_eq!(out.stdout.await.expect("stdout"), "got hi\n");
 }
+
+/// A container whose creation races the worker's stop is destroyed too (or refused): once
+/// `close` returns, nothing it was asked to create is left, in the table or on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn containers_created_while_the_worker_stops_do_not_outlive_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = GardenConfig {
+        dir: dir.path().to_path_buf(),
+        default_grace_time: Duration::ZERO,
+        max_containers: 0,
+    };
+    let containers =
+        Arc::new(Containers::new(Arc::new(ProcessBackend), config).expect("containers"));
+    let creating: Vec<_> = (0..64)
+        .map(|i| {
+            let c: Arc<dyn Garden> = containers.clone();
+            tokio::spawn(async move {
+                c.create(ContainerSpec {
+                    handle: format!("c{i}"),
+                    ..Default::default()
+                })
+                .await
+            })
+        })
+        .collect();
+    // Let some creations begin, then stop while others are still under way.
+    while containers
+        .list(Default::default())
+        .await
+        .expect("list")
+        .is_empty()
+    {
+        tokio::task::yield_now().await;
+    }
+    containers.close().await;
+    for c in creating {
+        match c.await.expect("task") {
+            Ok(_) => {}
+            Err(e) => assert_eq!(e, GardenError::Other("the worker is stopping".into())),
+        }
+    }
+    assert_eq!(
+        containers.list(Default::default()).await.expect("list"),
+        Vec::<String>::new()
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "container directories left: {left:?}");
+}

@@ -46,6 +46,9 @@ struct ContainerInner {
 }
 
 /// The containers of one Garden. Cheap to share as `Arc<Containers>`.
+/// Why a container is refused once the worker has begun to stop.
+const STOPPING: &str = "the worker is stopping";
+
 pub struct Containers {
     backend: Arc<dyn Backend>,
     config: GardenConfig,
@@ -468,6 +471,12 @@ impl Garden for Arc<Containers> {
     }
 
     async fn create(&self, mut spec: ContainerSpec) -> Result<String, GardenError> {
+        // Held until the container is in the table or gone again, so `close` waits for a
+        // creation it raced with instead of exiting while its init still runs.
+        let _creating = self.tasks.token();
+        if self.shutdown.is_cancelled() {
+            return Err(GardenError::Other(STOPPING.into()));
+        }
         if spec.handle.is_empty() {
             spec.handle = crate::worker_fs::new_handle();
         }
@@ -520,20 +529,22 @@ impl Garden for Arc<Containers> {
             sandbox,
             created: Instant::now(),
         });
-        let duplicate = {
+        // Decided under the table's lock, which `close` takes after cancelling: a container
+        // either joins the table before `close` lists it, or sees the shutdown and goes.
+        let refused = {
             let mut table = self.table();
-            if table.contains_key(&handle) {
-                Some(container)
+            if self.shutdown.is_cancelled() {
+                Some((container, STOPPING.to_string()))
+            } else if table.contains_key(&handle) {
+                Some((container, format!("handle already exists: {handle}")))
             } else {
                 table.insert(handle.clone(), container);
                 None
             }
         };
-        if let Some(lost) = duplicate {
+        if let Some((lost, why)) = refused {
             let _ = tokio::task::spawn_blocking(move || lost.sandbox.destroy()).await;
-            return Err(GardenError::Other(format!(
-                "handle already exists: {handle}"
-            )));
+            return Err(GardenError::Other(why));
         }
         Ok(handle)
     }
