@@ -158,6 +158,7 @@ conformance!(
     drained_landing_workers_land_and_retiring_ones_go,
     migrating_twice_is_a_no_op_and_data_survives_reopening,
     scopes_are_shared_by_key_unless_owned,
+    concurrent_scope_lookups_create_one_scope,
     versions_are_saved_in_check_order_and_deduplicated,
     scheduling_marks_move_with_versions_pauses_and_builds,
     pins_and_check_results_are_recorded_on_the_resource,

@@ -334,3 +334,40 @@ pub async fn scheduling_marks_move_with_versions_pauses_and_builds(h: &Harness) 
     assert_eq!(marks().await.jobs[0].next_build_id, Some(build.id));
     assert!(store.scheduling_marks(&[]).await.unwrap().jobs.is_empty());
 }
+
+/// Checks of one resource that find its scope missing at the same time (a periodic and a
+/// manual one) get the same scope: versions one saves are the other's.
+pub async fn concurrent_scope_lookups_create_one_scope(h: &Harness) {
+    let (_, pipeline, _) = pipeline_with_job(&h.store).await;
+    let r = h.store.resource(pipeline.id, "r").await.unwrap().unwrap();
+    for round in 0..20 {
+        let key = format!("race-{round}");
+        let lookups: Vec<_> = (0..16)
+            .map(|i| {
+                let (store, key) = (h.store.clone(), key.clone());
+                let owner = (i % 2 == 0).then_some(r.id);
+                tokio::spawn(async move {
+                    (
+                        owner,
+                        store.resource_scope("mock", &key, owner).await.unwrap(),
+                    )
+                })
+            })
+            .collect();
+        let mut owned = BTreeSet::new();
+        let mut shared = BTreeSet::new();
+        for l in lookups {
+            let (owner, id) = l.await.unwrap();
+            if owner.is_some() {
+                owned.insert(id)
+            } else {
+                shared.insert(id)
+            };
+        }
+        assert_eq!(
+            (owned.len(), shared.len()),
+            (1, 1),
+            "round {round}: {owned:?} {shared:?}"
+        );
+    }
+}

@@ -70,9 +70,13 @@ impl ResourceSql {
                  VALUES ($1, $2) ON CONFLICT (base_resource_type, source_hash) DO NOTHING"
                     .into(),
             ),
-            config_id: s("SELECT id FROM resource_configs \
-                 WHERE base_resource_type = $1 AND source_hash = $2"
-                .into()),
+            // Locked, so two checks finding a resource's scope missing at once create it
+            // once: the second waits, then sees the first's scope.
+            config_id: s(format!(
+                "SELECT id FROM resource_configs \
+                 WHERE base_resource_type = $1 AND source_hash = $2{}",
+                d.lock(" FOR UPDATE")
+            )),
             scope: s(
                 "SELECT id FROM resource_config_scopes WHERE resource_config_id = $1 \
                  AND resource_id IS NOT DISTINCT FROM $2 ORDER BY id LIMIT 1"
