@@ -136,19 +136,18 @@ class Quickstart:
             sys.exit(f"{method} {path}: {r.status} {body[:200]!r}")
         return body
 
-    def get(self, path):
+    def json(self, method, path):
         c = self.conn()
         try:
-            return json.loads(self.request(c, "GET", path))
+            return json.loads(self.request(c, method, path))
         finally:
             c.close()
 
+    def get(self, path):
+        return self.json("GET", path)
+
     def post(self, path):
-        c = self.conn()
-        try:
-            return json.loads(self.request(c, "POST", path))
-        finally:
-            c.close()
+        return self.json("POST", path)
 
     def metric(self, name):
         host, port = self.metrics.split(":")

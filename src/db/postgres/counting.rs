@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls};
+use tokio_util::either::Either;
 
 /// Follows the frontend half of the wire protocol across arbitrary write boundaries and
 /// counts the messages that run a statement.
@@ -103,50 +104,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 }
 
 /// Either transport the configuration names.
-enum Socket {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl AsyncRead for Socket {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Socket::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Socket::Unix(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Socket {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Socket::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Socket::Unix(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Socket::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Socket::Unix(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Socket::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Socket::Unix(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
+type Socket = Either<TcpStream, UnixStream>;
 
 /// Opens the socket tokio-postgres would (its first host and port, its connect timeout,
 /// `TCP_NODELAY` and its default keepalive).
@@ -164,9 +122,9 @@ async fn open(config: &Config) -> io::Result<Socket> {
                 socket2::SockRef::from(&stream).set_tcp_keepalive(
                     &socket2::TcpKeepalive::new().with_time(std::time::Duration::from_secs(7200)),
                 )?;
-                Ok(Socket::Tcp(stream))
+                Ok(Either::Left(stream))
             }
-            Host::Unix(dir) => Ok(Socket::Unix(
+            Host::Unix(dir) => Ok(Either::Right(
                 UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).await?,
             )),
         }
