@@ -16,6 +16,13 @@ fn main() {
                 .map(|s| s.to_string_lossy().into_owned())
         })
         .unwrap_or_default();
+    // A container's init or process on its way in (see garden::linux::stage).
+    if args
+        .get(1)
+        .is_some_and(|a| a == concourse::garden::linux::stage::ARG)
+    {
+        concourse::garden::linux::stage::main(&args[2..]);
+    }
     if argv0 == "fly" {
         args.remove(0);
         std::process::exit(fly::main(args));

@@ -65,6 +65,7 @@ async fn start(test: &str) -> Option<G> {
     let dir = tempfile::tempdir().expect("tmp");
     busybox_rootfs(&dir.path().join("image"));
     let backend = LinuxBackend::with_config(LinuxConfig {
+        stage: env!("CARGO_BIN_EXE_concourse").into(),
         work_dir: dir.path().to_path_buf(),
         allowed_raw_rootfs: vec![dir.path().join("image"), dir.path().join("bare")],
         ..Default::default()
@@ -134,6 +135,52 @@ async fn run(g: &G, handle: &str, script: &str, user: &str) -> (i32, String, Str
     let (o, e) = (tokio::spawn(drain(orx)), tokio::spawn(drain(erx)));
     let status = p.wait().await.expect("wait");
     (status, o.await.expect("stdout"), e.await.expect("stderr"))
+}
+
+/// Processes start from a fresh stage, not a fork of the worker: none of the worker's
+/// descriptors or ignored signals (Rust ignores SIGPIPE) reach them, and their environment
+/// is theirs (a later value of a name wins, as with upstream's Garden).
+#[tokio::test]
+async fn processes_start_clean_with_only_their_own_descriptors_signals_and_environment() {
+    let Some(g) = start("processes_start_clean").await else {
+        return;
+    };
+    g.client
+        .create(ContainerSpec {
+            handle: "clean".into(),
+            rootfs: g.rootfs.clone(),
+            env: vec!["FROM=container".into(), "DUP=container".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let (otx, orx) = mpsc::channel(16);
+    let spec = ProcessSpec {
+        path: "sh".into(),
+        args: vec![
+            "-c".into(),
+            "ls /proc/self/fd; grep SigIgn /proc/self/status; echo $FROM $DUP".into(),
+        ],
+        env: vec!["DUP=first".into(), "DUP=last".into()],
+        ..Default::default()
+    };
+    let io = ProcessIo {
+        stdout: Some(otx),
+        ..Default::default()
+    };
+    let p = g.client.run("clean", spec, io).await.expect("run");
+    let out = tokio::spawn(drain(orx));
+    assert_eq!(p.wait().await.expect("wait"), 0);
+    let out = out.await.expect("stdout");
+    let lines: Vec<&str> = out.lines().collect();
+    // 0-2 and the directory `ls` reads.
+    assert_eq!(&lines[..4], ["0", "1", "2", "3"], "{out}");
+    assert_eq!(
+        lines[4].split_whitespace().nth(1),
+        Some("0000000000000000"),
+        "{out}"
+    );
+    assert_eq!(lines[5], "container last", "{out}");
 }
 
 #[tokio::test]

@@ -172,6 +172,7 @@ async fn start(network: NetworkConfig) -> G {
     let dir = tempfile::tempdir().expect("tmp");
     busybox_rootfs(&dir.path().join("image"));
     let backend = LinuxBackend::with_config(LinuxConfig {
+        stage: env!("CARGO_BIN_EXE_concourse").into(),
         work_dir: dir.path().to_path_buf(),
         allowed_raw_rootfs: vec![dir.path().join("image")],
         network,
@@ -524,6 +525,7 @@ async fn a_worker_removes_the_bridges_and_rules_killed_workers_left() {
         sh(&step).expect("a killed worker's leftovers");
     }
     let backend = LinuxBackend::with_config(LinuxConfig {
+        stage: env!("CARGO_BIN_EXE_concourse").into(),
         work_dir: dir.path().to_path_buf(),
         network: config(&nets(4).0),
         ..Default::default()

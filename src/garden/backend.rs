@@ -38,18 +38,20 @@ impl std::str::FromStr for BackendKind {
     }
 }
 
+/// A process to start: the command, and for the linux backend what completes its start
+/// once spawned (the plan handed to its stage, see `linux::stage`).
+pub struct Spawn {
+    pub cmd: tokio::process::Command,
+    pub handoff: Option<super::linux::stage::Handoff>,
+}
+
 /// A created container as its backend sees it. Blocking methods.
 pub trait Sandbox: Send + Sync {
     /// Where the container's `/` is on the host (for paths not under a bind mount).
     fn root(&self) -> &Path;
     /// A command running `spec` in the container with the final `env`; the caller sets
     /// stdio. With `tty`, stdin is the pty slave and must become the controlling terminal.
-    fn command(
-        &self,
-        spec: &ProcessSpec,
-        env: &[String],
-        tty: bool,
-    ) -> Result<tokio::process::Command, GardenError>;
+    fn command(&self, spec: &ProcessSpec, env: &[String], tty: bool) -> Result<Spawn, GardenError>;
     /// Undoes everything `create` did. Processes are already dead.
     fn destroy(&self) -> Result<(), GardenError>;
     fn metrics(&self) -> Metrics {
@@ -219,12 +221,7 @@ impl Sandbox for ProcessSandbox {
         &self.dir
     }
 
-    fn command(
-        &self,
-        spec: &ProcessSpec,
-        env: &[String],
-        tty: bool,
-    ) -> Result<tokio::process::Command, GardenError> {
+    fn command(&self, spec: &ProcessSpec, env: &[String], tty: bool) -> Result<Spawn, GardenError> {
         let dir = under(&self.dir, if spec.dir.is_empty() { "/" } else { &spec.dir });
         fs::create_dir_all(&dir)
             .map_err(|e| GardenError::other(format!("creating working directory: {e}")))?;
@@ -250,7 +247,7 @@ impl Sandbox for ProcessSandbox {
                 apply_rlimits(&limits)
             });
         }
-        Ok(cmd)
+        Ok(Spawn { cmd, handoff: None })
     }
 
     fn destroy(&self) -> Result<(), GardenError> {
@@ -295,7 +292,7 @@ mod tests {
             dir: "/tmp/build/get".into(),
             ..Default::default()
         };
-        let cmd = sandbox.command(&process, &[], false).expect("command");
+        let cmd = sandbox.command(&process, &[], false).expect("command").cmd;
         let std = cmd.as_std();
         assert_eq!(std.get_program(), script.as_os_str());
         let args: Vec<_> = std.get_args().collect();
@@ -308,7 +305,7 @@ mod tests {
             path: "/bin/sh".into(),
             ..process
         };
-        let cmd = sandbox.command(&other, &[], false).expect("command");
+        let cmd = sandbox.command(&other, &[], false).expect("command").cmd;
         assert_eq!(cmd.as_std().get_program(), "/bin/sh");
     }
 }

@@ -325,7 +325,7 @@ impl Containers {
         let env = process_env(&c.spec.env, &spec, &spec.user);
         spec.user = user;
         let tty = spec.tty.is_some();
-        let mut cmd = c.sandbox.command(&spec, &env, tty)?;
+        let super::backend::Spawn { mut cmd, handoff } = c.sandbox.command(&spec, &env, tty)?;
         let (outputs, stdin, master): (
             Vec<OutputReader>,
             Option<super::process::StdinWriter>,
@@ -375,6 +375,13 @@ impl Containers {
             child
         };
         drop(cmd); // closes our copies of the pty slave
+        let mut child = child;
+        if let Some(h) = handoff {
+            if let Err(e) = h.finish_async().await {
+                let _ = child.kill().await;
+                return Err(spawn_error(&spec.path, e));
+            }
+        }
         if let Some(pid) = child.id() {
             super::leftovers::record(&self.config.dir.join(&c.handle), pid);
         }

@@ -50,6 +50,7 @@ impl WorkerParts {
                         .chain(args.allowed_raw_rootfs.iter().cloned())
                         .collect(),
                     network: args.network.config()?,
+                    stage: Default::default(),
                 })
                 .context("starting the linux runtime")?,
             ),

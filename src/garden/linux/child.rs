@@ -6,14 +6,17 @@
 //! reaps orphans. A process joins A's namespaces: its spawned child C' does `setns` into
 //! them and forks B, which drops privileges and execs; C' forwards signals to B and exits
 //! with B's status (128 + signal when it was killed, so an OOM kill reads 137).
-//! Everything here is allocation-free: the plans are built beforehand.
+//! It all runs in a stage (see `stage`): a fresh single-threaded process, so the plans,
+//! built by the worker, travel to it as JSON.
 
 use super::syscall::{LinuxSyscall, Syscall};
+use serde::{Deserialize, Serialize};
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
+#[derive(Serialize, Deserialize)]
 pub struct BindPlan {
     pub src: CString,
     /// Target as a host path inside the rootfs (before pivot_root).
@@ -22,6 +25,7 @@ pub struct BindPlan {
 }
 
 /// What the container init needs, as C strings and integers.
+#[derive(Serialize, Deserialize)]
 pub struct InitPlan {
     pub rootfs: CString,
     pub binds: Vec<BindPlan>,
@@ -48,10 +52,11 @@ pub struct InitPlan {
 }
 
 /// What a process joining a container needs.
+#[derive(Serialize, Deserialize)]
 pub struct ProcessPlan {
-    /// The init's namespaces (ipc, uts, net, pid, cgroup, mnt, then user: once in the
-    /// user namespace the host's namespaces can no longer be joined).
-    pub namespaces: Vec<OwnedFd>,
+    /// The init's namespaces as `/proc/<pid>/ns/` paths (ipc, uts, net, pid, cgroup, mnt,
+    /// then user: once in the user namespace the host's namespaces can no longer be joined).
+    pub namespaces: Vec<CString>,
     pub cgroup_procs: Vec<CString>,
     pub workdir: CString,
     pub uid: libc::uid_t,
@@ -63,7 +68,37 @@ pub struct ProcessPlan {
     /// `PR_SET_NO_NEW_PRIVS`: setuid binaries and file capabilities grant nothing.
     pub no_new_privs: bool,
     /// Seccomp filters installed last (none for privileged containers).
+    #[serde(with = "filters")]
     pub seccomp: Vec<Vec<libc::sock_filter>>,
+}
+
+/// Seccomp programs as plain tuples (libc's `sock_filter` is not serializable).
+mod filters {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    type Insn = (u16, u8, u8, u32);
+
+    pub fn serialize<S: Serializer>(f: &[Vec<libc::sock_filter>], s: S) -> Result<S::Ok, S::Error> {
+        let plain: Vec<Vec<Insn>> = f
+            .iter()
+            .map(|p| p.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect())
+            .collect();
+        plain.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<Vec<libc::sock_filter>>, D::Error> {
+        let plain = Vec::<Vec<Insn>>::deserialize(d)?;
+        Ok(plain
+            .into_iter()
+            .map(|p| {
+                p.into_iter()
+                    .map(|(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
+                    .collect()
+            })
+            .collect())
+    }
 }
 
 fn c(s: &str) -> CString {
@@ -71,6 +106,7 @@ fn c(s: &str) -> CString {
 }
 
 /// A file system mounted inside the container's /dev.
+#[derive(Serialize, Deserialize)]
 pub struct DevMount {
     pub dir: CString,
     pub source: CString,
@@ -80,6 +116,7 @@ pub struct DevMount {
 }
 
 /// The /dev of a container: a tmpfs with the harmless host devices bound in.
+#[derive(Serialize, Deserialize)]
 pub struct DevPlan {
     pub dir: CString,
     /// (host device, node inside the rootfs' /dev)
@@ -325,7 +362,7 @@ const FORWARDED: [libc::c_int; 7] = [
 /// Forwards the signals a container user may send to `target`.
 ///
 /// # Safety
-/// Only in a forked child between fork and exec: it replaces process-wide signal handlers.
+/// Only in a stage: it replaces process-wide signal handlers.
 unsafe fn install_forwarding(target: libc::pid_t) {
     TARGET.store(target, Ordering::Relaxed);
     for sig in FORWARDED {
@@ -339,8 +376,8 @@ unsafe fn install_forwarding(target: libc::pid_t) {
 /// Closes every descriptor from `fd` up.
 ///
 /// # Safety
-/// Only between fork and exec: descriptors Rust code still owns become dangling.
-unsafe fn close_from(fd: libc::c_uint) {
+/// Only in a stage: descriptors Rust code still owns become dangling.
+pub(super) unsafe fn close_from(fd: libc::c_uint) {
     if libc::syscall(libc::SYS_close_range, fd, libc::c_uint::MAX, 0) != 0 {
         for f in fd..1024 {
             libc::close(f as libc::c_int);
@@ -379,7 +416,7 @@ unsafe fn wait_for(pid: libc::pid_t, reap_all: bool) -> libc::c_int {
 ///
 /// # Safety
 /// `path` must name a file that is safe to write in the current mount namespace (the child
-/// calls it on its own `/proc`), and only between fork and exec (no allocation after fork).
+/// calls it on its own `/proc`).
 unsafe fn write_zero(path: &CString) -> io::Result<()> {
     let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
     if fd < 0 {
@@ -396,7 +433,7 @@ unsafe fn write_zero(path: &CString) -> io::Result<()> {
 /// A new network namespace starts with `lo` down; hermetic processes still use localhost.
 ///
 /// # Safety
-/// Only in the container's own network namespace, between fork and exec.
+/// Only in the container's own network namespace.
 unsafe fn loopback_up() {
     let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
     if fd < 0 {
@@ -440,7 +477,7 @@ unsafe fn init_loop() -> ! {
 /// exec-error pipe, i.e. once the mount tree is ready.
 ///
 /// # Safety
-/// Must run in a freshly forked child, between fork and exec.
+/// Only in a stage: it forks, and its process becomes the container's.
 pub unsafe fn enter_init(plan: &InitPlan) -> io::Result<()> {
     libc::setpgid(0, 0);
     for procs in &plan.cgroup_procs {
@@ -482,13 +519,24 @@ pub unsafe fn enter_init(plan: &InitPlan) -> io::Result<()> {
 /// The `pre_exec` body of a process: only B returns (to exec); C' ends in `_exit`.
 ///
 /// # Safety
-/// Must run in a freshly forked child, between fork and exec.
+/// Only in a stage: it forks, and its process becomes the container's.
 pub unsafe fn enter_process(plan: &ProcessPlan) -> io::Result<()> {
     libc::setpgid(0, 0);
     for procs in &plan.cgroup_procs {
         write_zero(procs)?;
     }
-    for ns in &plan.namespaces {
+    // All opened first: once in the container's mount namespace its paths are not ours.
+    let namespaces = plan
+        .namespaces
+        .iter()
+        .map(|p| {
+            std::fs::File::open(
+                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(p.as_bytes()),
+            )
+            .map(OwnedFd::from)
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    for ns in &namespaces {
         if libc::setns(ns.as_raw_fd(), 0) != 0 {
             return Err(io::Error::last_os_error());
         }

@@ -13,10 +13,11 @@ pub mod child;
 pub mod network;
 pub mod rootfs;
 mod seccomp;
+pub mod stage;
 pub mod syscall;
 mod userns;
 
-use super::backend::{under, Backend, BackendKind, Sandbox};
+use super::backend::{under, Backend, BackendKind, Sandbox, Spawn};
 use crate::proto::garden::{BindMountMode, ContainerSpec, GardenError, Metrics, ProcessSpec};
 use crate::worker_fs::archive::{ensure_dir_inside, resolve_inside};
 use crate::worker_fs::remove_tree;
@@ -115,9 +116,13 @@ pub struct LinuxConfig {
     /// `--allowed-raw-rootfs` and the worker's volumes directory (image volumes).
     pub allowed_raw_rootfs: Vec<PathBuf>,
     pub network: network::NetworkConfig,
+    /// The `concourse` executable containers start from (see `stage`); empty: this one.
+    /// Tests that embed a Garden name the real binary.
+    pub stage: PathBuf,
 }
 
 pub struct LinuxBackend {
+    stage: std::sync::Arc<Path>,
     cgroups: Option<cgroup::Version>,
     rootfs: rootfs::RootfsPolicy,
     /// Whether unprivileged containers get a user namespace (the kernel allows it).
@@ -150,6 +155,7 @@ impl LinuxBackend {
             rootfs,
             user_namespaces,
             network: std::sync::Arc::new(network),
+            stage: config.stage.into(),
         })
     }
 }
@@ -171,6 +177,7 @@ struct LinuxSandbox {
     /// The container's address (none: hermetic, loopback only), released on destroy.
     net: std::sync::Mutex<Option<(std::sync::Arc<network::Network>, network::Lease)>>,
     resolv_conf: String,
+    stage: std::sync::Arc<Path>,
 }
 
 impl Backend for LinuxBackend {
@@ -215,6 +222,7 @@ impl Backend for LinuxBackend {
             chowned: Default::default(),
             net: Default::default(),
             resolv_conf: self.network.resolv_conf(),
+            stage: self.stage.clone(),
         };
         if !sandbox.spec.netout_rules.is_empty() {
             // Rules are not enforced one by one: any rule means "may reach the network",
@@ -448,20 +456,20 @@ impl LinuxSandbox {
     /// Starts the container's init and learns its pid 1's host pid. The spawn returns
     /// once the init's mount tree is ready (see `child::enter_init`).
     fn start_init(&mut self) -> Result<(), GardenError> {
-        use std::os::unix::process::CommandExt;
-        let plan = self.init_plan();
-        // The program is never executed: the init's children never return from pre_exec.
-        let mut cmd = std::process::Command::new("/proc/self/exe");
+        let starting =
+            |e: std::io::Error| GardenError::Other(format!("starting the container: {e}"));
+        let (mut cmd, handoff) =
+            stage::Handoff::new(&self.stage, &stage::Plan::Init(self.init_plan()))
+                .map_err(starting)?;
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        // SAFETY: `child::enter_init` only makes system calls on the pre-built plan.
-        unsafe {
-            cmd.pre_exec(move || child::enter_init(&plan));
+        let mut init = cmd.spawn().map_err(starting)?;
+        if let Err(e) = handoff.finish() {
+            let _ = init.kill();
+            let _ = init.wait();
+            return Err(starting(e));
         }
-        let init = cmd
-            .spawn()
-            .map_err(|e| GardenError::Other(format!("starting the container: {e}")))?;
         crate::garden::leftovers::record(&self.dir, init.id());
         let children = format!("/proc/{0}/task/{0}/children", init.id());
         *self.init.lock().unwrap_or_else(|p| p.into_inner()) = Some(init);
@@ -545,10 +553,14 @@ impl LinuxSandbox {
             namespaces_of.push("user");
         }
         for ns in namespaces_of {
-            let f = fs::File::open(format!("/proc/{}/ns/{ns}", self.init_pid)).map_err(|e| {
-                GardenError::Other(format!("container {} is gone: {e}", self.handle))
-            })?;
-            namespaces.push(std::os::fd::OwnedFd::from(f));
+            let path = format!("/proc/{}/ns/{ns}", self.init_pid);
+            if let Err(e) = fs::metadata(&path) {
+                return Err(GardenError::Other(format!(
+                    "container {} is gone: {e}",
+                    self.handle
+                )));
+            }
+            namespaces.push(cpath(Path::new(&path)));
         }
         let last_cap: libc::c_int = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
             .ok()
@@ -693,24 +705,42 @@ impl Sandbox for LinuxSandbox {
         &self.rootfs
     }
 
-    fn command(
-        &self,
-        spec: &ProcessSpec,
-        env: &[String],
-        tty: bool,
-    ) -> Result<tokio::process::Command, GardenError> {
+    fn command(&self, spec: &ProcessSpec, env: &[String], tty: bool) -> Result<Spawn, GardenError> {
         let plan = self.plan(spec, tty)?;
-        let mut cmd = tokio::process::Command::new(&spec.path);
-        cmd.args(&spec.args).env_clear();
+        let c = |s: &str, what: &str| {
+            CString::new(s).map_err(|_| GardenError::bad_request(format!("{what} with a NUL byte")))
+        };
+        let program = c(&spec.path, "path")?;
+        let argv = std::iter::once(Ok(program.clone()))
+            .chain(spec.args.iter().map(|a| c(a, "argument")))
+            .collect::<Result<_, _>>()?;
+        // As Command::env would: a later value of a name replaces an earlier one.
+        let mut vars: Vec<(&str, &str)> = Vec::with_capacity(env.len());
         for kv in env {
             let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
-            cmd.env(k, v);
+            match vars.iter_mut().find(|(name, _)| *name == k) {
+                Some(var) => var.1 = v,
+                None => vars.push((k, v)),
+            }
         }
-        // SAFETY: `child::enter` only makes system calls on the pre-built plan.
-        unsafe {
-            cmd.pre_exec(move || child::enter_process(&plan));
-        }
-        Ok(cmd)
+        let env = vars
+            .iter()
+            .map(|(k, v)| c(&format!("{k}={v}"), "environment variable"))
+            .collect::<Result<_, _>>()?;
+        let (cmd, handoff) = stage::Handoff::new(
+            &self.stage,
+            &stage::Plan::Process {
+                plan,
+                program,
+                argv,
+                env,
+            },
+        )
+        .map_err(|e| GardenError::Other(format!("running {}: {e}", spec.path)))?;
+        Ok(Spawn {
+            cmd: cmd.into(),
+            handoff: Some(handoff),
+        })
     }
 
     fn destroy(&self) -> Result<(), GardenError> {

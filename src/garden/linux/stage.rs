@@ -1,0 +1,215 @@
+//! Container inits and processes start from a fresh copy of this executable, not from a
+//! fork of the worker.
+//!
+//! Forking the worker (or quickstart, with the whole web node inside) copied its page
+//! tables for every container and process and then threw them away at exec: it was most of
+//! a check's cost. Instead the worker spawns `/proc/self/exe` with [`ARG`] (std uses
+//! `posix_spawn`, which shares the address space until the exec), hands the stage its plan
+//! over an inherited socket, and the small single-threaded stage runs
+//! [`child::enter_init`] or [`child::enter_process`] and execs the task's program.
+//!
+//! The socket carries the plan one way (until the worker shuts its side) and, the other
+//! way, nothing when all went well (every copy of the stage's end is closed: by exec, or by
+//! the init once its mount tree is ready) or one failure: a kind byte and a message.
+
+use super::child::{self, InitPlan, ProcessPlan};
+use serde::{Deserialize, Serialize};
+use std::ffi::CString;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+
+/// The hidden first argument that makes `concourse` a stage.
+pub const ARG: &str = "__garden-stage";
+/// Where the stage keeps its socket (every other inherited descriptor is closed).
+const FD: libc::c_int = 3;
+const NOT_FOUND: u8 = b'N';
+const FAILED: u8 = b'E';
+
+/// What a stage is asked to do.
+#[derive(Serialize, Deserialize)]
+pub enum Plan {
+    Init(InitPlan),
+    Process {
+        plan: ProcessPlan,
+        /// The program, found through the `PATH` in `env` as `execvp` does.
+        program: CString,
+        argv: Vec<CString>,
+        env: Vec<CString>,
+    },
+}
+
+/// The worker's side of one stage: the command to spawn, then [`Handoff::finish`].
+pub struct Handoff {
+    ours: UnixStream,
+    /// The stage's end, inheritable: held only until the spawn.
+    theirs: Option<OwnedFd>,
+    plan: Vec<u8>,
+}
+
+impl Handoff {
+    /// The stage command for `plan` (env cleared, no stdio set) and its handoff; `exe`
+    /// empty is this executable.
+    pub fn new(exe: &Path, plan: &Plan) -> io::Result<(std::process::Command, Handoff)> {
+        let plan = serde_json::to_vec(plan).map_err(io::Error::other)?;
+        let (ours, theirs) = UnixStream::pair()?;
+        // A copy without close-on-exec is what the stage inherits. Other children spawned
+        // meanwhile may inherit it too: stages close it at once, and the short-lived tools
+        // the worker runs only delay the end of the handoff until they exit.
+        // SAFETY: F_DUPFD_CLOEXEC-free dup of a descriptor we own; the result is owned below.
+        let raw = unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_DUPFD, FD) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor nobody else owns.
+        let theirs = unsafe { OwnedFd::from_raw_fd(raw) };
+        let exe = match exe.as_os_str().is_empty() {
+            true => Path::new("/proc/self/exe"),
+            false => exe,
+        };
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg0("concourse")
+            .arg(ARG)
+            .arg(raw.to_string())
+            .env_clear();
+        Ok((
+            cmd,
+            Handoff {
+                ours,
+                theirs: Some(theirs),
+                plan,
+            },
+        ))
+    }
+
+    /// After the spawn: sends the plan and waits until the stage is done (its program
+    /// exec'd, or the init's mount tree ready). Blocking.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.theirs = None;
+        self.ours.write_all(&self.plan)?;
+        self.ours.shutdown(std::net::Shutdown::Write)?;
+        let mut answer = Vec::new();
+        self.ours.read_to_end(&mut answer)?;
+        failure(&answer)
+    }
+
+    /// [`Handoff::finish`] without blocking a runtime thread.
+    pub async fn finish_async(mut self) -> io::Result<()> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.theirs = None;
+        self.ours.set_nonblocking(true)?;
+        let mut ours = tokio::net::UnixStream::from_std(self.ours)?;
+        ours.write_all(&self.plan).await?;
+        ours.shutdown().await?;
+        let mut answer = Vec::new();
+        ours.read_to_end(&mut answer).await?;
+        failure(&answer)
+    }
+}
+
+fn failure(answer: &[u8]) -> io::Result<()> {
+    match answer.split_first() {
+        None => Ok(()),
+        Some((&NOT_FOUND, msg)) => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            String::from_utf8_lossy(msg).into_owned(),
+        )),
+        Some((_, msg)) => Err(io::Error::other(String::from_utf8_lossy(msg).into_owned())),
+    }
+}
+
+/// The stage itself: `args` follow [`ARG`]. Never returns.
+pub fn main(args: &[std::ffi::OsString]) -> ! {
+    let fd: libc::c_int = match args.first().and_then(|a| a.to_str()?.parse().ok()) {
+        Some(fd) => fd,
+        None => {
+            eprintln!("{ARG} is started by the worker, not by hand");
+            std::process::exit(2);
+        }
+    };
+    // SAFETY: this process is single-threaded and owns every descriptor it inherited.
+    unsafe {
+        if fd != FD && libc::dup2(fd, FD) < 0 {
+            libc::_exit(2);
+        }
+        child::close_from(FD as libc::c_uint + 1);
+        default_signals();
+    }
+    // SAFETY: descriptor 3 is the socket, and only this owns it.
+    let mut socket = unsafe { UnixStream::from_raw_fd(FD) };
+    let mut text = Vec::new();
+    let plan = socket
+        .read_to_end(&mut text)
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_slice::<Plan>(&text).map_err(|e| e.to_string()));
+    // From here a successful exec (or the init's readiness) closes it.
+    // SAFETY: fcntl on our own descriptor.
+    unsafe { libc::fcntl(FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let err = match plan {
+        Err(e) => io::Error::other(format!("reading the stage plan: {e}")),
+        // SAFETY: a single-threaded process that exists only to become the container's
+        // init or process.
+        Ok(Plan::Init(plan)) => match unsafe { child::enter_init(&plan) } {
+            Err(e) => e,
+            Ok(()) => io::Error::other("the container's init returned"),
+        },
+        Ok(Plan::Process {
+            plan,
+            program,
+            argv,
+            env,
+        }) => match unsafe { child::enter_process(&plan) } {
+            Err(e) => e,
+            Ok(()) => exec(&program, &argv, &env),
+        },
+    };
+    let kind = if err.kind() == io::ErrorKind::NotFound {
+        NOT_FOUND
+    } else {
+        FAILED
+    };
+    let mut msg = vec![kind];
+    msg.extend_from_slice(err.to_string().as_bytes());
+    let _ = socket.write_all(&msg);
+    // SAFETY: ends this process without running anything else.
+    unsafe { libc::_exit(127) }
+}
+
+/// Every signal back to its default, as a process in a container starts: Rust ignores
+/// SIGPIPE, and posix_spawn leaves libc's internal signals ignored (which libc's own
+/// `sigaction` refuses to touch, hence the system call).
+///
+/// # Safety
+/// Only in the stage: it drops the handlers the Rust runtime installed.
+unsafe fn default_signals() {
+    // A kernel `struct sigaction` of zeros is SIG_DFL, no flags, an empty mask.
+    let dfl = [0u64; 4];
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            libc::syscall(libc::SYS_rt_sigaction, sig, dfl.as_ptr(), 0usize, 8usize);
+        }
+    }
+}
+
+/// Replaces the environment and execs `program` as `execvp` finds it; returns its error.
+fn exec(program: &CString, argv: &[CString], env: &[CString]) -> io::Error {
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut env_ptrs: Vec<*mut libc::c_char> = env
+        .iter()
+        .map(|e| e.as_ptr() as *mut libc::c_char)
+        .collect();
+    env_ptrs.push(std::ptr::null_mut());
+    // SAFETY: single-threaded; `environ` points at strings that live until the exec, and
+    // `execvp` (which reads PATH from it and passes it on) only returns on failure.
+    unsafe {
+        unsafe extern "C" {
+            static mut environ: *mut *mut libc::c_char;
+        }
+        environ = env_ptrs.as_mut_ptr();
+        libc::execvp(program.as_ptr(), argv_ptrs.as_ptr());
+    }
+    io::Error::last_os_error()
+}
