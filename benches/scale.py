@@ -64,6 +64,12 @@ ECHO = """jobs:
 """
 
 
+def independent_yml(n):
+    """`n` jobs with nothing between them: all runnable at once."""
+    job = ECHO.split("\n", 1)[1]
+    return "jobs:\n" + "".join(job.replace("name: echo", f"name: e{j}", 1) for j in range(n))
+
+
 def checked_yml(n, offset):
     out = ["resources:"]
     for i in range(n):
@@ -258,6 +264,32 @@ def trigger_latency(qs):
     return pct(times, 0.5), pct(times, 0.9)
 
 
+def burst(qs, name, pipelines, jobs):
+    """Seconds from triggering every job of `pipelines` pipelines of `jobs` independent
+    echo jobs until the last build succeeded."""
+    names = [f"{name}{p}" for p in range(pipelines)]
+    for n in names:
+        qs.set_pipeline(n, independent_yml(jobs))
+    before = {(j["pipeline_name"], j["name"]): (j.get("finished_build") or {}).get("id")
+              for j in qs.get("/api/v1/jobs") if j["pipeline_name"] in names}
+    t0 = time.monotonic()
+    for n in names:
+        for j in range(jobs):
+            qs.post(f"/api/v1/teams/main/pipelines/{n}/jobs/e{j}/builds")
+
+    def done():
+        new = [j.get("finished_build") or {} for j in qs.get("/api/v1/jobs")
+               if j["pipeline_name"] in names]
+        new = [b for b in new if b.get("id") is not None
+               and b["id"] != before.get((b["pipeline_name"], b["job_name"]))]
+        if any(b["status"] != "succeeded" for b in new):
+            sys.exit(f"a {name} build did not succeed: {[b['status'] for b in new]}")
+        return len(new) == pipelines * jobs
+
+    wait_until(f"every {name} build", done, 900, 0.1)
+    return time.monotonic() - t0
+
+
 def chain_hop(qs):
     """The chain's first round, from job-1's success to job-N's: each hop is a scheduling
     decision on a new `passed` version plus one build."""
@@ -308,6 +340,11 @@ def main():
         rows.append(("a pipeline's jobs, 16 clients", f"p50 {p50:.1f} ms, {rate:.0f} req/s"))
         p50, p90 = trigger_latency(qs)
         rows.append((f"trigger -> succeeded, one task ({RUNS} builds)", f"p50 {p50:.0f} ms, p90 {p90:.0f} ms"))
+        one = min(burst(qs, "single", 1, 1) for _ in range(3))
+        ten = sorted(burst(qs, f"par{r}-", 1, 10) for r in range(3))[1]
+        rows.append(("10 builds triggered together: all succeeded", f"{ten * 1000:.0f} ms ({ten / one:.1f}x one build's {one * 1000:.0f} ms)"))
+        runnable = burst(qs, "runnable", PIPELINES, 10)
+        rows.append((f"{PIPELINES * 10} jobs runnable at once: all succeeded", f"{runnable:.1f} s"))
         hop, first = chain_hop(qs)
         rows.append((f"`passed` chain of {CHAIN}: per hop", f"{hop:.0f} ms (set-pipeline to first job done: {first:.0f} ms)"))
         checks0 = qs.metric("concourse_resource_checks_total")

@@ -417,6 +417,22 @@ impl Cluster {
         }
     }
 
+    /// Whatever the build's event stream gives within `within`.
+    async fn events_for(&self, build: i64, within: Duration) -> String {
+        let mut text = String::new();
+        let read = async {
+            let url = self.server.api(&format!("/api/v1/builds/{build}/events"));
+            let req = reqwest::Client::new().get(url).bearer_auth(&self.token);
+            if let Ok(mut resp) = req.send().await {
+                while let Ok(Some(c)) = resp.chunk().await {
+                    text.push_str(&String::from_utf8_lossy(&c));
+                }
+            }
+        };
+        let _ = tokio::time::timeout(within, read).await;
+        text
+    }
+
     /// Waits for build `id` to finish; returns its status.
     pub async fn finished(&self, id: i64, within: Duration) -> String {
         let deadline = Instant::now() + within;
@@ -427,9 +443,12 @@ impl Cluster {
                 return status;
             }
             if Instant::now() >= deadline {
+                // Where it waits: the steps so far and the workers as the web node sees them.
+                let events = self.events_for(id, Duration::from_secs(3)).await;
+                let workers = self.get("/api/v1/workers").await;
                 let log = self.server.log.lock().unwrap_or_else(|e| e.into_inner());
                 let tail = log[log.len().saturating_sub(60)..].join("\n");
-                panic!("build {id} still {status}; the web node's last lines:\n{tail}");
+                panic!("build {id} still {status}; the web node's last lines:\n{tail}\nworkers: {workers}\nevents:\n{events}");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
