@@ -181,6 +181,7 @@ async fn processes_start_clean_with_only_their_own_descriptors_signals_and_envir
         "{out}"
     );
     assert_eq!(lines[5], "container last", "{out}");
+    g.client.destroy("clean").await.expect("destroy");
 }
 
 #[tokio::test]

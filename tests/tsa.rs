@@ -424,9 +424,9 @@ async fn register_worker_refuses_addresses_off_the_workers_own_ip() {
     }
 }
 
-/// An interrupted registration (the client's signal, or this TSA stopping) fails: only a
-/// worker that landed or is gone ends with status 0, which tells a beacon to stop for
-/// good. A worker once exited when its web node merely restarted.
+/// An interrupted registration (the client's signal) fails: only a worker that landed or is
+/// gone ends with status 0, which tells a beacon to stop for good. A worker once exited
+/// when its web node merely restarted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_registration_is_not_a_landing() {
     let gateway = Gateway::start(Backend::Embedded, FAST);
@@ -446,6 +446,62 @@ async fn an_interrupted_registration_is_not_a_landing() {
     assert_eq!(result.exit_status, Some(1), "{result:?}");
     assert_eq!(result.stderr.trim(), "registration interrupted");
     local.stop().await;
+}
+
+/// A web node that stops (SIGTERM) ends its registrations without an answer: the beacon
+/// reconnects to the node that comes back on the same address instead of taking the end as
+/// final. The TSA used to answer `registration interrupted` (exit 1), and when that beat
+/// the disconnect, the beacon gave up and its worker exited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_beacon_comes_back_to_a_web_node_that_stopped_and_restarted() {
+    let mut gateway = Gateway::start(Backend::Embedded, FAST);
+    let local = StandIn::start().await;
+    let (events_tx, mut events) = tokio::sync::broadcast::channel(64);
+    let mut config = gateway.beacon("comeback", &local);
+    config.events = Some(events_tx);
+    let beacon = RunningBeacon::start(config);
+    registered(&mut events).await;
+    for round in 0..3 {
+        let Gateway {
+            mut server,
+            host_public,
+            worker_key,
+            keys_dir,
+        } = gateway;
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(server.pid() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !server.exited() {
+            assert!(std::time::Instant::now() < deadline, "web never exited");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            !beacon.task.is_finished(),
+            "round {round}: the beacon gave up"
+        );
+        gateway = Gateway {
+            server: server.restart_in_place(),
+            host_public,
+            worker_key,
+            keys_dir,
+        };
+        registered(&mut events).await;
+    }
+    assert!(matches!(beacon.stop().await, Ok(Ended::Stopped)));
+    local.stop().await;
+}
+
+async fn registered(events: &mut tokio::sync::broadcast::Receiver<TsaEventKind>) {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .expect("registered within 30s");
+        match event {
+            Ok(TsaEventKind::Registered) => return,
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(e) => panic!("beacon events: {e}"),
+        }
+    }
 }
 
 /// The addresses (hex, as in /proc/net/tcp*) of the sockets listening on `port`.

@@ -107,7 +107,18 @@ pub(super) async fn serve(channel: Channel<Msg>, state: ConnState) {
         out,
         interrupted: interrupted.clone(),
     };
-    let status = match register::run_command(&command, &mut io, &state).await {
+    let result = register::run_command(&command, &mut io, &state).await;
+    if state.closed.is_cancelled() {
+        // This TSA stopping (or the connection gone) is no answer: the channel just ends,
+        // and a beacon reconnects (to this node's successor) as after any lost connection.
+        // An exit status could reach it before the disconnect and read as the command
+        // failing, which a beacon takes as final: its worker exited.
+        let _ = io.out.close().await;
+        interrupted.cancel();
+        let _ = pump.await;
+        return;
+    }
+    let status = match result {
         Ok(()) => 0,
         Err(message) => {
             tracing::info!(command = %command.to_exec().split(' ').next().unwrap_or_default(), error = %message, "tsa: command failed");

@@ -206,8 +206,8 @@ enum Ended {
 
 impl Ended {
     /// The command's result. Only a worker that landed or is gone ends with status 0, which
-    /// tells its beacon to stop for good; an interrupted registration (this TSA shutting
-    /// down, the worker's own signal) fails, so a beacon that did not ask reconnects.
+    /// tells its beacon to stop for good; one the worker's own signal interrupted fails.
+    /// (This TSA shutting down sends no status at all: see `channel::serve`.)
     fn outcome(self) -> Result<(), String> {
         match self {
             Ended::Interrupted => Err("registration interrupted".into()),
