@@ -16,6 +16,11 @@ pub async fn run(
 ) -> std::io::Result<()> {
     // Connect info gives login throttling the client's address.
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // An event stream's small frames must not wait on Nagle for the previous one's ACK.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let stopping = shutdown.clone();
     let serve = async move {
         axum::serve(listener, app)

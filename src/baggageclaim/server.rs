@@ -81,6 +81,10 @@ pub async fn run(
     bc: Shared,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(bc))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

@@ -73,7 +73,10 @@ impl russh::client::Handler for Client {
         self.tracker.spawn(async move {
             let mut local = loop {
                 match TcpStream::connect(&target).await {
-                    Ok(s) => break s,
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        break s;
+                    }
                     Err(e) => {
                         tracing::info!(%target, error = %e, "beacon: local server not answering yet");
                         tokio::select! {
@@ -100,7 +103,11 @@ async fn dial(config: &BeaconConfig) -> Result<(TcpStream, String), BeaconError>
     }
     for host in super::dial_order(&config.tsa_hosts) {
         match tokio::time::timeout(config.dial_timeout, TcpStream::connect(&host)).await {
-            Ok(Ok(stream)) => return Ok((stream, host)),
+            Ok(Ok(stream)) => {
+                // Small SSH packets (channel opens, window adjusts) must not wait on Nagle.
+                let _ = stream.set_nodelay(true);
+                return Ok((stream, host));
+            }
             Ok(Err(e)) => tracing::info!(%host, error = %e, "beacon: TSA unreachable"),
             Err(_) => tracing::info!(%host, "beacon: TSA dial timed out"),
         }

@@ -93,6 +93,7 @@ impl GardenClient {
         );
         let open = async {
             let mut stream = TcpStream::connect(&self.addr).await.map_err(transport)?;
+            let _ = stream.set_nodelay(true);
             stream
                 .write_all(request.as_bytes())
                 .await

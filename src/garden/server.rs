@@ -48,7 +48,11 @@ pub async fn run(
         let (stream, _) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok(a) => {
+                    // A streamed process's small frames must not wait on Nagle.
+                    let _ = a.0.set_nodelay(true);
+                    a
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "garden accept failed");
                     continue;

@@ -246,7 +246,10 @@ impl russh::server::Handler for Connection {
                 let (mut stream, origin) = tokio::select! {
                     _ = drain.cancelled() => break,
                     accepted = listener.accept() => match accepted {
-                        Ok(a) => a,
+                        Ok(a) => {
+                            let _ = a.0.set_nodelay(true);
+                            a
+                        }
                         Err(_) => continue,
                     },
                 };

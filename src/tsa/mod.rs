@@ -182,7 +182,11 @@ pub async fn run(
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok(a) => {
+                    // Small SSH packets (channel opens, window adjusts) must not wait on Nagle.
+                    let _ = a.0.set_nodelay(true);
+                    a
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "tsa: accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
