@@ -11,7 +11,7 @@ bin=${BIN:-target/release/concourse}
 runs=${RUNS:-30}
 runtimes=${RUNTIMES:-process linux}
 
-now_ms() { date +%s%3N; }
+source "$(dirname "$0")/lib/latency.sh"
 
 bench() {
   local runtime=$1 dir pid url token
@@ -23,9 +23,6 @@ bench() {
   for _ in $(seq 200); do grep -q "web listening on" "$dir/log" && break; sleep 0.05; done
   url="http://$(grep -o 'web listening on .*' "$dir/log" | awk '{print $4}')"
   export HOME=$dir
-  "$bin" fly -t b login -c "$url" -u test -p test > /dev/null
-  token=$(awk '/value:/ {print $2}' "$HOME/.flyrc")
-  auth=(-H "Authorization: Bearer $token")
 
   cat > "$dir/echo.yml" <<'YML'
 jobs:
@@ -37,24 +34,13 @@ jobs:
       image_resource: {type: mock, source: {mirror_self: true}}
       run: {path: echo, args: [hello]}
 YML
-  "$bin" fly -t b set-pipeline -n -p echo -c "$dir/echo.yml" > /dev/null
-  "$bin" fly -t b unpause-pipeline -p echo > /dev/null
-  # One warm-up build fills the image's resource cache, as on any running cluster.
-  "$bin" fly -t b trigger-job -j echo/echo -w > /dev/null
-  local times=()
-  for _ in $(seq "$runs"); do
-    local t0 id
-    t0=$(now_ms)
-    id=$(curl -sf "${auth[@]}" -X POST "$url/api/v1/teams/main/pipelines/echo/jobs/echo/builds" \
-      | sed 's/.*"id":\([0-9]*\).*/\1/')
-    curl -sfN "${auth[@]}" "$url/api/v1/builds/$id/events" | grep -q -m1 '^event: end'
-    times+=($(( $(now_ms) - t0 )))
-  done
-  local sorted median p90
-  sorted=$(printf '%s\n' "${times[@]}" | sort -n)
-  median=$(echo "$sorted" | awk -v n="$runs" 'NR == int((n + 1) / 2)')
-  p90=$(echo "$sorted" | awk -v n="$runs" 'NR == int(n * 0.9)')
+  # Its warm-up build fills the image's resource cache, as on any running cluster.
+  local median p90
+  echo_latency "$url" "$runs" "$dir/echo.yml" > "$dir/latency"
+  read -r median p90 < "$dir/latency"
   echo "$runtime: trigger → succeeded over $runs builds: median ${median} ms, p90 ${p90} ms"
+  token=$(awk '/value:/ {print $2}' "$HOME/.flyrc")
+  auth=(-H "Authorization: Bearer $token")
 
   {
     echo "jobs:"

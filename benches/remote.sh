@@ -22,7 +22,7 @@ cleanup() {
   dropdb -h 127.0.0.1 -U postgres --if-exists "$db" 2>/dev/null || true
 }
 trap cleanup EXIT
-now_ms() { date +%s%3N; }
+source "$(dirname "$0")/lib/latency.sh"
 wait_log() { # file pattern
   for _ in $(seq 300); do grep -q "$2" "$1" 2> /dev/null && return; sleep 0.1; done
   echo "never saw '$2' in $1:" >&2; tail -20 "$1" >&2; exit 1
@@ -30,25 +30,10 @@ wait_log() { # file pattern
 
 # Prints "median p90" of trigger → succeeded against the web node at $1.
 latency() {
-  local url=$1 token times=() t0 id
   export HOME=$dir/home
   mkdir -p "$HOME"
-  "$bin" fly -t b login -c "$url" -u test -p test > /dev/null
-  token=$(awk '/value:/ {print $2}' "$HOME/.flyrc")
   printf 'jobs:\n- name: echo\n  plan:\n  - task: echo\n    config:\n      platform: linux\n      run: {path: echo, args: [hello]}\n' > "$dir/echo.yml"
-  "$bin" fly -t b set-pipeline -n -p echo -c "$dir/echo.yml" > /dev/null
-  "$bin" fly -t b unpause-pipeline -p echo > /dev/null
-  "$bin" fly -t b trigger-job -j echo/echo -w > /dev/null
-  for _ in $(seq "$runs"); do
-    t0=$(now_ms)
-    id=$(curl -sf -H "Authorization: Bearer $token" -X POST \
-      "$url/api/v1/teams/main/pipelines/echo/jobs/echo/builds" | sed 's/.*"id":\([0-9]*\).*/\1/')
-    curl -sfN -H "Authorization: Bearer $token" "$url/api/v1/builds/$id/events" \
-      | grep -q -m1 '^event: end'
-    times+=($(($(now_ms) - t0)))
-  done
-  printf '%s\n' "${times[@]}" | sort -n \
-    | awk -v n="$runs" 'NR == int((n + 1) / 2) {m = $1} NR == int(n * 0.9) {p = $1} END {print m, p}'
+  echo_latency "$1" "$runs" "$dir/echo.yml"
 }
 
 reset_db() {
@@ -81,7 +66,8 @@ remote() {
   "$bin" web --bind-ip 127.0.0.1 --bind-port 0 --tsa-bind-ip 127.0.0.1 --tsa-bind-port 0 \
     --postgres-host 127.0.0.1 --postgres-user postgres --postgres-database "$db" \
     --tsa-host-key "$dir/tsa_host_key" --tsa-authorized-keys "$dir/worker_key.pub" \
-    --add-local-user test:test --main-team-local-user test 2>> "$dir/web.log" &
+    --add-local-user test:test --main-team-local-user test --data-dir "$dir/web" \
+    2>> "$dir/web.log" &
   pids+=($!)
   wait_log "$dir/web.log" "web listening on"
   local web tsa

@@ -45,10 +45,10 @@ struct ContainerInner {
     net_out: Vec<NetOutRule>,
 }
 
-/// The containers of one Garden. Cheap to share as `Arc<Containers>`.
 /// Why a container is refused once the worker has begun to stop.
 const STOPPING: &str = "the worker is stopping";
 
+/// The containers of one Garden. Cheap to share as `Arc<Containers>`.
 pub struct Containers {
     backend: Arc<dyn Backend>,
     config: GardenConfig,
@@ -331,7 +331,7 @@ impl Containers {
             Option<super::process::StdinWriter>,
             Option<OwnedFd>,
         );
-        let child = if let Some(t) = spec.tty {
+        let mut child = if let Some(t) = spec.tty {
             let size = t.window_size.unwrap_or(WindowSize {
                 columns: 80,
                 rows: 24,
@@ -375,7 +375,6 @@ impl Containers {
             child
         };
         drop(cmd); // closes our copies of the pty slave
-        let mut child = child;
         if let Some(h) = handoff {
             if let Err(e) = h.finish_async().await {
                 let _ = child.kill().await;

@@ -108,16 +108,20 @@ pub(super) async fn serve(channel: Channel<Msg>, state: ConnState) {
         interrupted: interrupted.clone(),
     };
     let result = register::run_command(&command, &mut io, &state).await;
-    if state.closed.is_cancelled() {
-        // This TSA stopping (or the connection gone) is no answer: the channel just ends,
-        // and a beacon reconnects (to this node's successor) as after any lost connection.
-        // An exit status could reach it before the disconnect and read as the command
-        // failing, which a beacon takes as final: its worker exited.
-        let _ = io.out.close().await;
-        interrupted.cancel();
-        let _ = pump.await;
-        return;
+    // This TSA stopping (or the connection gone) is no answer: the channel just ends, and a
+    // beacon reconnects (to this node's successor) as after any lost connection. An exit
+    // status could reach it before the disconnect and read as the command failing, which a
+    // beacon takes as final: its worker exited.
+    if !state.closed.is_cancelled() {
+        answer(&command, &mut io, result).await;
     }
+    let _ = io.out.close().await;
+    interrupted.cancel();
+    let _ = pump.await;
+}
+
+/// The command's exit status, with its error on stderr when it failed.
+async fn answer(command: &TsaCommand, io: &mut Io, result: Result<(), String>) {
     let status = match result {
         Ok(()) => 0,
         Err(message) => {
@@ -131,7 +135,4 @@ pub(super) async fn serve(channel: Channel<Msg>, state: ConnState) {
     };
     let _ = io.out.exit_status(status).await;
     let _ = io.out.eof().await;
-    let _ = io.out.close().await;
-    interrupted.cancel();
-    let _ = pump.await;
 }

@@ -472,9 +472,9 @@ unsafe fn init_loop() -> ! {
     }
 }
 
-/// The `pre_exec` body of a container's init. Never returns on success: C waits for A,
-/// A is pid 1 until killed. The spawn returns once both closed their copy of std's
-/// exec-error pipe, i.e. once the mount tree is ready.
+/// A stage becoming a container's init. Never returns on success: C waits for A, A is
+/// pid 1 until killed. The worker's handoff ends once both closed their copy of the
+/// stage's socket, i.e. once the mount tree is ready.
 ///
 /// # Safety
 /// Only in a stage: it forks, and its process becomes the container's.
@@ -516,7 +516,7 @@ pub unsafe fn enter_init(plan: &InitPlan) -> io::Result<()> {
     init_loop()
 }
 
-/// The `pre_exec` body of a process: only B returns (to exec); C' ends in `_exit`.
+/// A stage becoming a container's process: only B returns (to exec); C' ends in `_exit`.
 ///
 /// # Safety
 /// Only in a stage: it forks, and its process becomes the container's.

@@ -453,7 +453,7 @@ impl LinuxSandbox {
             .unwrap_or_default()
     }
 
-    /// Starts the container's init and learns its pid 1's host pid. The spawn returns
+    /// Starts the container's init and learns its pid 1's host pid. The handoff ends
     /// once the init's mount tree is ready (see `child::enter_init`).
     fn start_init(&mut self) -> Result<(), GardenError> {
         let starting =
@@ -473,14 +473,14 @@ impl LinuxSandbox {
         crate::garden::leftovers::record(&self.dir, init.id());
         let children = format!("/proc/{0}/task/{0}/children", init.id());
         *self.init.lock().unwrap_or_else(|p| p.into_inner()) = Some(init);
-        // C forked pid 1 before the spawn returned; the kernel lists it at once.
+        // C forked pid 1 before the handoff ended; the kernel lists it at once.
         for _ in 0..500 {
             if let Some(pid) = fs::read_to_string(&children)
                 .ok()
                 .and_then(|t| t.split_whitespace().next().and_then(|p| p.parse().ok()))
             {
                 self.init_pid = pid;
-                // The init made its user namespace before the spawn returned.
+                // The init made its user namespace before the handoff ended.
                 if let Some(map) = self.userns {
                     map.write(pid).map_err(|e| {
                         GardenError::Other(format!("mapping the container's user ids: {e}"))
@@ -706,37 +706,9 @@ impl Sandbox for LinuxSandbox {
     }
 
     fn command(&self, spec: &ProcessSpec, env: &[String], tty: bool) -> Result<Spawn, GardenError> {
-        let plan = self.plan(spec, tty)?;
-        let c = |s: &str, what: &str| {
-            CString::new(s).map_err(|_| GardenError::bad_request(format!("{what} with a NUL byte")))
-        };
-        let program = c(&spec.path, "path")?;
-        let argv = std::iter::once(Ok(program.clone()))
-            .chain(spec.args.iter().map(|a| c(a, "argument")))
-            .collect::<Result<_, _>>()?;
-        // As Command::env would: a later value of a name replaces an earlier one.
-        let mut vars: Vec<(&str, &str)> = Vec::with_capacity(env.len());
-        for kv in env {
-            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
-            match vars.iter_mut().find(|(name, _)| *name == k) {
-                Some(var) => var.1 = v,
-                None => vars.push((k, v)),
-            }
-        }
-        let env = vars
-            .iter()
-            .map(|(k, v)| c(&format!("{k}={v}"), "environment variable"))
-            .collect::<Result<_, _>>()?;
-        let (cmd, handoff) = stage::Handoff::new(
-            &self.stage,
-            &stage::Plan::Process {
-                plan,
-                program,
-                argv,
-                env,
-            },
-        )
-        .map_err(|e| GardenError::Other(format!("running {}: {e}", spec.path)))?;
+        let plan = stage::Plan::process(self.plan(spec, tty)?, spec, env)?;
+        let (cmd, handoff) = stage::Handoff::new(&self.stage, &plan)
+            .map_err(|e| GardenError::Other(format!("running {}: {e}", spec.path)))?;
         Ok(Spawn {
             cmd: cmd.into(),
             handoff: Some(handoff),

@@ -13,6 +13,7 @@
 //! the init once its mount tree is ready) or one failure: a kind byte and a message.
 
 use super::child::{self, InitPlan, ProcessPlan};
+use crate::proto::garden::{GardenError, ProcessSpec};
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
 use std::io::{self, Read, Write};
@@ -39,6 +40,42 @@ pub enum Plan {
         argv: Vec<CString>,
         env: Vec<CString>,
     },
+}
+
+impl Plan {
+    /// A process running `spec` with the final `env` (`NAME=value` strings).
+    pub fn process(
+        plan: ProcessPlan,
+        spec: &ProcessSpec,
+        env: &[String],
+    ) -> Result<Plan, GardenError> {
+        let c = |s: &str, what: &str| {
+            CString::new(s).map_err(|_| GardenError::bad_request(format!("{what} with a NUL byte")))
+        };
+        let program = c(&spec.path, "path")?;
+        let argv = std::iter::once(Ok(program.clone()))
+            .chain(spec.args.iter().map(|a| c(a, "argument")))
+            .collect::<Result<_, _>>()?;
+        // As Command::env would: a later value of a name replaces an earlier one.
+        let mut vars: Vec<(&str, &str)> = Vec::with_capacity(env.len());
+        for kv in env {
+            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            match vars.iter_mut().find(|(name, _)| *name == k) {
+                Some(var) => var.1 = v,
+                None => vars.push((k, v)),
+            }
+        }
+        let env = vars
+            .iter()
+            .map(|(k, v)| c(&format!("{k}={v}"), "environment variable"))
+            .collect::<Result<_, _>>()?;
+        Ok(Plan::Process {
+            plan,
+            program,
+            argv,
+            env,
+        })
+    }
 }
 
 /// The worker's side of one stage: the command to spawn, then [`Handoff::finish`].
