@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 /// Every pipeline is scheduled at least this often whatever the marks say: the safety net
 /// for a change that reaches none of them. `CONCOURSE_SCHEDULER_FULL_PASS_SECONDS` changes
-/// it (tests set it high to show that changes alone are enough).
+/// it (tests set it high to show that changes alone are enough). Upstream has no such net
+/// at all; ours costs a share of one pipeline's scheduling per pass (see [`Changes::begin`]).
 fn every_pipeline_at_least() -> Duration {
     let secs = std::env::var("CONCOURSE_SCHEDULER_FULL_PASS_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
+        .unwrap_or(300);
     Duration::from_secs(secs)
 }
 
@@ -66,43 +67,68 @@ impl Mark {
 }
 
 pub struct Changes {
-    scheduled: HashMap<i64, Mark>,
-    last_full: Option<Instant>,
+    /// Each pipeline's mark when it was last scheduled, and when that was.
+    scheduled: HashMap<i64, (Mark, Instant)>,
+    last_begin: Option<Instant>,
+    /// Pipelines owed a forced scheduling: grows with the time between passes.
+    owed: f64,
     full_every: Duration,
 }
 
 impl Default for Changes {
     fn default() -> Self {
-        Changes {
-            scheduled: HashMap::new(),
-            last_full: None,
-            full_every: every_pipeline_at_least(),
-        }
+        Changes::every(every_pipeline_at_least())
     }
 }
 
 impl Changes {
-    /// Starts a pass over `live` pipelines (others are forgotten); true when this pass
-    /// schedules every pipeline regardless.
-    pub fn begin(&mut self, live: &HashSet<i64>) -> bool {
-        self.scheduled.retain(|id, _| live.contains(id));
-        let full = self
-            .last_full
-            .is_none_or(|at| at.elapsed() >= self.full_every);
-        if full {
-            self.last_full = Some(Instant::now());
+    fn every(full_every: Duration) -> Changes {
+        Changes {
+            scheduled: HashMap::new(),
+            last_begin: None,
+            owed: 0.0,
+            full_every,
         }
-        full
+    }
+
+    /// Starts a pass over `live` pipelines (others are forgotten); answers the pipelines
+    /// this pass schedules whatever their marks say. Those are the ones not scheduled for
+    /// the safety interval, oldest first, and only as many as keep every pipeline within
+    /// about that interval: 200 pipelines every 300 s is two thirds of one a second, not
+    /// 200 at once (a burst that was most of an idle web node's statements).
+    pub fn begin(&mut self, live: &HashSet<i64>) -> HashSet<i64> {
+        self.scheduled.retain(|id, _| live.contains(id));
+        let now = Instant::now();
+        let since = self.last_begin.map_or(Duration::ZERO, |at| now - at);
+        self.last_begin = Some(now);
+        let interval = self.full_every.as_secs_f64().max(0.001);
+        let n = live.len() as f64;
+        self.owed = (self.owed + n * since.as_secs_f64() / interval).min(n);
+        let mut stale: Vec<(Instant, i64)> = self
+            .scheduled
+            .iter()
+            .filter(|(_, (_, at))| now.duration_since(*at) >= self.full_every)
+            .map(|(id, (_, at))| (*at, *id))
+            .collect();
+        if stale.is_empty() {
+            // Nothing is late: nothing accrues (a pass after a quiet hour forces nobody).
+            self.owed = 0.0;
+            return HashSet::new();
+        }
+        stale.sort_unstable();
+        let take = (self.owed.floor() as usize).clamp(1, stale.len());
+        self.owed = (self.owed - take as f64).max(0.0);
+        stale.into_iter().take(take).map(|(_, id)| id).collect()
     }
 
     /// Whether pipeline `id` has moved since it was scheduled on `mark`.
     pub fn changed(&self, id: i64, mark: &Mark) -> bool {
-        self.scheduled.get(&id) != Some(mark)
+        self.scheduled.get(&id).map(|(m, _)| m) != Some(mark)
     }
 
     /// Pipeline `id` was scheduled on `mark`.
     pub fn scheduled(&mut self, id: i64, mark: Mark) {
-        self.scheduled.insert(id, mark);
+        self.scheduled.insert(id, (mark, Instant::now()));
     }
 
     /// Scheduling `id` failed: try again next pass.
@@ -126,7 +152,10 @@ mod tests {
     #[test]
     fn a_pipeline_is_scheduled_again_only_when_something_moved() {
         let mut c = Changes::default();
-        assert!(c.begin(&HashSet::from([1])), "the first pass is full");
+        assert!(
+            c.begin(&HashSet::from([1])).is_empty(),
+            "nothing scheduled yet"
+        );
         let resource = ResourceMark {
             id: 5,
             ..Default::default()
@@ -140,7 +169,7 @@ mod tests {
         );
         assert!(c.changed(1, &mark), "never scheduled");
         c.scheduled(1, mark.clone());
-        assert!(!c.begin(&HashSet::from([1])));
+        assert!(c.begin(&HashSet::from([1])).is_empty());
         assert!(!c.changed(1, &mark));
 
         let moved = [
@@ -194,5 +223,37 @@ mod tests {
         c.scheduled(1, mark.clone());
         c.begin(&HashSet::new());
         assert!(c.changed(1, &mark), "a pipeline gone and back is new");
+    }
+
+    #[test]
+    fn the_safety_net_schedules_late_pipelines_a_share_at_a_time_oldest_first() {
+        let mut c = Changes::every(Duration::from_secs(100));
+        let live: HashSet<i64> = (1..=10).collect();
+        let long_ago = Instant::now() - Duration::from_secs(200);
+        for id in 1..=10 {
+            let mark = Mark::of_ids(&pipeline(1), &[], &[], vec![], vec![]);
+            // Pipeline 7 is the latest of the late ones; 1 is the oldest.
+            let at = long_ago + Duration::from_secs(if id == 7 { 50 } else { id as u64 });
+            c.scheduled.insert(id, (mark, at));
+        }
+        assert_eq!(
+            c.begin(&live),
+            HashSet::from([1]),
+            "at least one, the oldest"
+        );
+        // Ten pipelines every 100 s is one every 10 s: 20 s later two are owed.
+        c.last_begin = Some(Instant::now() - Duration::from_secs(20));
+        assert_eq!(c.begin(&live), HashSet::from([1, 2]));
+        c.scheduled(1, Mark::of_ids(&pipeline(1), &[], &[], vec![], vec![]));
+        c.scheduled(2, Mark::of_ids(&pipeline(1), &[], &[], vec![], vec![]));
+        // However long since the last pass, no more than the late ones.
+        c.last_begin = Some(Instant::now() - Duration::from_secs(10_000));
+        let forced = c.begin(&live);
+        assert_eq!(forced.len(), 8);
+        assert!(!forced.contains(&1) && !forced.contains(&2));
+        for id in forced {
+            c.scheduled(id, Mark::of_ids(&pipeline(1), &[], &[], vec![], vec![]));
+        }
+        assert!(c.begin(&live).is_empty(), "none late: none forced");
     }
 }

@@ -42,13 +42,16 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
         .await
 }
 
-/// A pipeline's parsed config.
+/// A pipeline's parsed config, from its stored JSON.
 pub fn pipeline_config(config: &Value) -> anyhow::Result<Config> {
-    Ok(crate::config::parse_pipeline(&serde_json::to_vec(config)?)?)
+    let mut parsed = crate::config::parse_pipeline(&serde_json::to_vec(config)?)?;
+    // Lines of one-line JSON say nothing, and the map was most of a cached config's memory.
+    parsed.source_lines = Default::default();
+    Ok(parsed)
 }
 
 /// One pass: starts the checks that are due and schedules every unpaused pipeline that
-/// changed since it was last scheduled (all of them now and then). A constant number of
+/// changed since it was last scheduled (and a few that have not, now and then). A constant number of
 /// statements however many pipelines there are, plus the work of the changed ones.
 async fn pass(
     engine: &Arc<Engine>,
@@ -74,7 +77,7 @@ async fn pass(
         .collect();
     let ids: Vec<i64> = active.iter().map(|p| p.id).collect();
     let marks = store.scheduling_marks(&ids).await?;
-    let full = lock(changes).begin(&ids.iter().copied().collect());
+    let forced = lock(changes).begin(&ids.iter().copied().collect());
     for p in active {
         let Some(config) = configs.get(store, &p).await? else {
             continue;
@@ -92,7 +95,7 @@ async fn pass(
             .filter(|b| b.pipeline_id == Some(p.id))
             .collect();
         let mark = changes::Mark::new(&p, jobs, resources, &pending, &started);
-        if !full && !lock(changes).changed(p.id, &mark) {
+        if !forced.contains(&p.id) && !lock(changes).changed(p.id, &mark) {
             continue;
         }
         let began = std::time::Instant::now();
