@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod fly;
 pub mod garden;
+pub mod memory;
 pub mod proto;
 pub mod resources;
 pub mod roles;

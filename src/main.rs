@@ -31,20 +31,6 @@ fn main() {
         std::process::exit(fly::main(args.split_off(2)));
     }
     let cli = cli::Cli::parse_from(args);
-    few_malloc_arenas();
+    concourse::memory::few_arenas();
     std::process::exit(roles::run(cli));
-}
-
-/// glibc gives threads that allocate at once arenas of their own (up to eight per core) and
-/// keeps what each frees for reuse there. The servers' many short-lived blocking-pool threads
-/// spread the heap over them: two arenas hold an idle web node with 200 pipelines ~9 MB
-/// smaller (BENCHMARKS.md). `MALLOC_ARENA_MAX` still decides when it is set.
-fn few_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: a plain setting of the allocator, made before any other thread exists.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
 }

@@ -52,6 +52,12 @@ pub fn run(cli: Cli) -> i32 {
     };
     let (layer, provider) = exporter.map(|e| (e.layer, e.provider)).unzip();
     init_tracing(cli.log.log_level, cli.log.log_format, layer);
+    if matches!(
+        cli.command,
+        Command::Web(_) | Command::Quickstart(_) | Command::Worker(_)
+    ) {
+        crate::memory::trim_every(crate::memory::TRIM_EVERY);
+    }
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Web(args) => web::run(args, None).await,
