@@ -557,6 +557,46 @@ async fn jobs_list_inputs_outputs_and_pause(b: Backend) {
     assert_eq!(status, 404);
     let (_, all) = api.get_json("/api/v1/jobs").await;
     assert_eq!(all.as_array().map(Vec::len), Some(2));
+
+    // A new config shows in both listings at once (what they derive from the jobs'
+    // configs is kept per config version).
+    let r = api
+        .req(
+            reqwest::Method::GET,
+            "/api/v1/teams/main/pipelines/p/config",
+        )
+        .send()
+        .await
+        .expect("config");
+    let version = r.headers()["X-Concourse-Config-Version"]
+        .to_str()
+        .expect("version")
+        .to_string();
+    let changed = PIPELINE.replace(
+        "    passed: [build]\n",
+        "    passed: [build]\n  - get: again\n    resource: repo\n",
+    );
+    assert!(api
+        .put_config("p", &changed, &version)
+        .await
+        .status()
+        .is_success());
+    let names = |jobs: &Value, job: &str| -> Vec<Value> {
+        jobs.as_array()
+            .expect("array")
+            .iter()
+            .find(|j| j["name"] == job)
+            .expect("the job")["inputs"]
+            .as_array()
+            .expect("inputs")
+            .iter()
+            .map(|i| i["name"].clone())
+            .collect()
+    };
+    let (_, jobs) = api.get_json("/api/v1/teams/main/pipelines/p/jobs").await;
+    assert_eq!(names(&jobs, "ship"), [json!("repo"), json!("again")]);
+    let (_, all) = api.get_json("/api/v1/jobs").await;
+    assert_eq!(names(&all, "ship"), [json!("repo"), json!("again")]);
 }
 
 async fn builds_trigger_page_abort_and_stream(b: Backend) {

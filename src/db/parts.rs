@@ -165,7 +165,8 @@ pub trait WallStore {
 /// Active jobs and resources of several pipelines, with every build they point at.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Overview {
-    /// Ordered by pipeline, then as [`Store::jobs`] orders them.
+    /// Ordered by pipeline, then as [`Store::jobs`] orders them; their `config` is not
+    /// loaded (Null).
     pub jobs: Vec<JobRow>,
     /// Ordered by pipeline, then as [`Store::resources`] orders them.
     pub resources: Vec<ResourceRow>,

@@ -275,6 +275,7 @@ async fn app_state(
             }
             None => Default::default(),
         }),
+        job_shapes: Default::default(),
     })
 }
 

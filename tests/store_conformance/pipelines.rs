@@ -659,7 +659,15 @@ pub async fn the_overview_answers_what_per_pipeline_reads_would(h: &Harness) {
         .unwrap();
     let mut jobs = store.jobs(a.pipeline.id).await.unwrap();
     jobs.extend(store.jobs(b.pipeline.id).await.unwrap());
-    assert_eq!(o.jobs, jobs);
+    // The overview's jobs come without their configs.
+    let configless: Vec<JobRow> = jobs
+        .iter()
+        .map(|j| JobRow {
+            config: serde_json::Value::Null,
+            ..j.clone()
+        })
+        .collect();
+    assert_eq!(o.jobs, configless);
     assert!(jobs.iter().all(|j| j.name != "b1"));
     assert_eq!(o.resources, store.resources(a.pipeline.id).await.unwrap());
     let a1 = store.job(a.pipeline.id, "a1").await.unwrap().unwrap();

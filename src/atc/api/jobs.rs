@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Inputs (every `get` anywhere in the plan, hooks included) and outputs (every `put`).
 pub fn inputs_outputs(job_config: &Value) -> (Vec<JobInput>, Vec<JobOutput>) {
@@ -95,13 +96,85 @@ async fn load_build(state: &AppState, id: Option<i64>) -> ApiResult<Option<Build
     }
 }
 
-/// A job's summary with its builds looked up in `builds` (loaded in bulk by the caller).
+/// A job's inputs and outputs.
+type Shape = (Vec<JobInput>, Vec<JobOutput>);
+
+/// Each pipeline's jobs' inputs and outputs by job id, derived from the jobs' configs once
+/// per pipeline config version (a job's config changes only with its pipeline's), so that
+/// listing jobs reads no configs: decoding 2,000 of them was most of `GET /api/v1/jobs`.
+#[derive(Default)]
+pub struct JobShapes(std::sync::Mutex<HashMap<i64, PipelineShapes>>);
+
+struct PipelineShapes {
+    config_version: i64,
+    used: std::time::Instant,
+    jobs: Arc<HashMap<i64, Shape>>,
+}
+
+/// Pipelines not listed for this long are forgotten (deleted ones among them).
+const SHAPES_UNUSED: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl JobShapes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, PipelineShapes>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The shapes of `p`'s jobs, or None when they were derived from another config version
+    /// or lack one of `job_ids`.
+    fn cached(&self, p: &PipelineRow, job_ids: &[i64]) -> Option<Arc<HashMap<i64, Shape>>> {
+        let mut cache = self.lock();
+        let entry = cache.get_mut(&p.id)?;
+        if entry.config_version != p.config_version
+            || !job_ids.iter().all(|id| entry.jobs.contains_key(id))
+        {
+            return None;
+        }
+        entry.used = std::time::Instant::now();
+        Some(entry.jobs.clone())
+    }
+
+    async fn of(
+        &self,
+        state: &AppState,
+        p: &PipelineRow,
+        job_ids: &[i64],
+    ) -> ApiResult<Arc<HashMap<i64, Shape>>> {
+        if let Some(jobs) = self.cached(p, job_ids) {
+            return Ok(jobs);
+        }
+        let jobs: Arc<HashMap<i64, Shape>> = Arc::new(
+            state
+                .store
+                .jobs(p.id)
+                .await?
+                .iter()
+                .map(|j| (j.id, inputs_outputs(&j.config)))
+                .collect(),
+        );
+        let now = std::time::Instant::now();
+        let mut cache = self.lock();
+        cache.retain(|_, e| now.duration_since(e.used) < SHAPES_UNUSED);
+        cache.insert(
+            p.id,
+            PipelineShapes {
+                config_version: p.config_version,
+                used: now,
+                jobs: jobs.clone(),
+            },
+        );
+        Ok(jobs)
+    }
+}
+
+/// A job's summary with its builds looked up in `builds` (loaded in bulk by the caller)
+/// and its inputs and outputs in `shapes`.
 pub(crate) fn summary_from(
     p: &PipelineRow,
     j: &JobRow,
     builds: &HashMap<i64, BuildRow>,
+    shapes: &HashMap<i64, Shape>,
 ) -> JobSummary {
-    let (inputs, outputs) = inputs_outputs(&j.config);
+    let (inputs, outputs) = shapes.get(&j.id).cloned().unwrap_or_default();
     let build = |id: Option<i64>| id.and_then(|id| builds.get(&id)).map(summary);
     JobSummary {
         id: j.id,
@@ -140,8 +213,13 @@ pub(crate) async fn summaries_of(
         jobs_of.entry(j.pipeline_id).or_default().push(j);
     }
     for p in pipelines {
-        for j in jobs_of.get(&p.id).into_iter().flatten() {
-            out.push(summary_from(by_id[&p.id], j, &builds));
+        let Some(jobs) = jobs_of.get(&p.id) else {
+            continue;
+        };
+        let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        let shapes = state.job_shapes.of(state, by_id[&p.id], &ids).await?;
+        for j in jobs {
+            out.push(summary_from(by_id[&p.id], j, &builds, &shapes));
         }
     }
     Ok((out, overview))

@@ -75,6 +75,8 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// `--config-rbac`: the roles actions need, where changed.
     pub rbac: Arc<rbac::Rbac>,
+    /// Jobs' inputs and outputs, derived once per pipeline config version.
+    pub job_shapes: Arc<jobs::JobShapes>,
 }
 
 /// The TCP peer's address, when the server was served with connect info (tests that

@@ -239,6 +239,7 @@ mod tests {
             intercept_idle_timeout: None,
             shutdown: Default::default(),
             rbac: Default::default(),
+            job_shapes: Default::default(),
         };
         (router(state), store, dir)
     }
