@@ -128,11 +128,21 @@ pub fn job_plan(
 
 /// The resources, types and var sources of a pipeline, for a plan that runs in it.
 pub fn pipeline_configs(pipeline: &Config) -> BuildPlan {
+    pipeline_configs_with(pipeline, |_| true)
+}
+
+/// [`pipeline_configs`] with only the resources `keep` picks: a check needs its own alone,
+/// and carrying all of them made a round of N checks hold N copies of every resource.
+pub fn pipeline_configs_with(
+    pipeline: &Config,
+    keep: impl Fn(&crate::config::ResourceConfig) -> bool,
+) -> BuildPlan {
     BuildPlan {
         plan: Plan::default(),
         resources: pipeline
             .resources
             .iter()
+            .filter(|r| keep(r))
             .map(|r| (r.name.clone(), r.to_value()))
             .collect(),
         resource_types: pipeline.resource_types.clone(),

@@ -3,7 +3,7 @@
 //! and the API's prototype checks.
 
 use crate::atc::engine::events::Events;
-use crate::atc::engine::plan::{pipeline_configs, BuildPlan, CheckNode, Node, Plan};
+use crate::atc::engine::plan::{pipeline_configs_with, BuildPlan, CheckNode, Node, Plan};
 use crate::atc::engine::Engine;
 use crate::config::{CheckEvery, Config};
 use crate::db::{BuildRow, BuildStatus, NewBuild, PipelineRow, ResourceMark};
@@ -198,7 +198,8 @@ fn check_plan(
                 resource_id,
             }),
         },
-        ..pipeline_configs(config)
+        // A resource's check reads its own config (and the types); a type's, the types.
+        ..pipeline_configs_with(config, |r| kind == "resource" && r.name == name)
     }
 }
 
