@@ -35,6 +35,11 @@ pub(crate) struct EmbeddedStore {
     /// and beside the writer, so API reads do not queue behind one mutex.
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: std::sync::atomic::AtomicUsize,
+    /// A permit per connection, taken before a blocking thread is: callers beyond what the
+    /// connections can serve wait as tasks. Waiting on the mutexes instead parked a
+    /// blocking-pool thread per caller, ~500 of them with 1,000 resources checking.
+    writer_turn: Arc<tokio::sync::Semaphore>,
+    reader_turns: Arc<tokio::sync::Semaphore>,
     /// Statements run on any of its connections (`concourse_db_queries_total`).
     queries: Arc<AtomicU64>,
 }
@@ -167,8 +172,10 @@ impl EmbeddedStore {
         }
         Ok(EmbeddedStore {
             conn: Arc::new(Mutex::new(conn)),
+            reader_turns: Arc::new(tokio::sync::Semaphore::new(readers.len())),
             readers: Arc::new(readers),
             next_reader: Default::default(),
+            writer_turn: Arc::new(tokio::sync::Semaphore::new(1)),
             queries,
         })
     }
@@ -187,7 +194,9 @@ impl EmbeddedStore {
         let start = self
             .next_reader
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let turn = self.reader_turns.clone().acquire_owned().await.ok();
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let n = readers.len();
             let free = (0..n).find_map(|i| readers[(start + i) % n].try_lock().ok());
             let mut conn = match free {
@@ -211,7 +220,9 @@ impl EmbeddedStore {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let conn = self.conn.clone();
+        let turn = self.writer_turn.clone().acquire_owned().await.ok();
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             // A panic while holding the lock leaves no half-done work behind: an open
             // transaction rolls back when dropped. So a poisoned lock is still usable.
             let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
