@@ -32,17 +32,21 @@ pub async fn collect_check_containers(rt: &Runtime, now: i64) -> crate::db::Resu
         };
         listed.push((w, infos));
     }
-    let mut scopes: HashMap<(String, String), Option<i64>> = HashMap::new();
-    for p in store
+    // Every live pipeline's resources in one statement (not one per pipeline).
+    let live: Vec<i64> = store
         .pipelines(None)
         .await?
         .into_iter()
         .filter(|p| !p.archived)
-    {
-        for r in store.resources(p.id).await? {
-            scopes.insert((p.id.to_string(), r.name), r.scope_id);
-        }
-    }
+        .map(|p| p.id)
+        .collect();
+    let scopes: HashMap<(String, String), Option<i64>> = store
+        .scheduling_marks(&live)
+        .await?
+        .resources
+        .into_iter()
+        .map(|r| ((r.pipeline_id.to_string(), r.name), r.scope_id))
+        .collect();
     for (w, infos) in listed {
         for (handle, entry) in infos {
             let p = &entry.info.properties;

@@ -20,10 +20,19 @@ pub async fn archive_orphaned_children(store: &dyn Store) -> crate::db::Result<(
     if children.is_empty() {
         return Ok(());
     }
-    let mut active = HashSet::new();
-    for p in pipelines.iter().filter(|p| !p.archived) {
-        active.extend(store.jobs(p.id).await?.into_iter().map(|j| j.id));
-    }
+    // Every live pipeline's jobs in one statement (not one per pipeline).
+    let live: Vec<i64> = pipelines
+        .iter()
+        .filter(|p| !p.archived)
+        .map(|p| p.id)
+        .collect();
+    let active: HashSet<i64> = store
+        .scheduling_marks(&live)
+        .await?
+        .jobs
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
     for child in children {
         if !active.contains(&child.parent_job_id) {
             archive(store, child).await;
