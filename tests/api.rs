@@ -84,6 +84,22 @@ impl Api {
         self.c.request(m, self.s.api(path)).bearer_auth(&self.token)
     }
 
+    /// Pipeline `pipeline`'s current config version, as `fly set-pipeline` reads it.
+    async fn config_version(&self, pipeline: &str) -> String {
+        let r = self
+            .req(
+                reqwest::Method::GET,
+                &format!("/api/v1/teams/main/pipelines/{pipeline}/config"),
+            )
+            .send()
+            .await
+            .expect("GET config");
+        r.headers()["x-concourse-config-version"]
+            .to_str()
+            .expect("config version")
+            .to_string()
+    }
+
     async fn put_config(&self, pipeline: &str, yaml: &str, version: &str) -> reqwest::Response {
         self.req(
             reqwest::Method::PUT,
@@ -560,18 +576,7 @@ async fn jobs_list_inputs_outputs_and_pause(b: Backend) {
 
     // A new config shows in both listings at once (what they derive from the jobs'
     // configs is kept per config version).
-    let r = api
-        .req(
-            reqwest::Method::GET,
-            "/api/v1/teams/main/pipelines/p/config",
-        )
-        .send()
-        .await
-        .expect("config");
-    let version = r.headers()["X-Concourse-Config-Version"]
-        .to_str()
-        .expect("version")
-        .to_string();
+    let version = api.config_version("p").await;
     let changed = PIPELINE.replace(
         "    passed: [build]\n",
         "    passed: [build]\n  - get: again\n    resource: repo\n",
@@ -705,18 +710,7 @@ async fn builds_trigger_page_abort_and_stream(b: Backend) {
     );
     let (_, cfg) = api.get_json("/api/v1/teams/main/pipelines/p/config").await;
     assert!(cfg["config"].is_object());
-    let r = api
-        .req(
-            reqwest::Method::GET,
-            "/api/v1/teams/main/pipelines/p/config",
-        )
-        .send()
-        .await
-        .expect("config");
-    let version = r.headers()["x-concourse-config-version"]
-        .to_str()
-        .expect("v")
-        .to_string();
+    let version = api.config_version("p").await;
     assert_eq!(api.put_config("p", &locked, &version).await.status(), 200);
     let r = api
         .req(
