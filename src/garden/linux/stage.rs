@@ -56,18 +56,14 @@ impl Plan {
         let argv = std::iter::once(Ok(program.clone()))
             .chain(spec.args.iter().map(|a| c(a, "argument")))
             .collect::<Result<_, _>>()?;
-        // As Command::env would: a later value of a name replaces an earlier one.
-        let mut vars: Vec<(&str, &str)> = Vec::with_capacity(env.len());
-        for kv in env {
-            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
-            match vars.iter_mut().find(|(name, _)| *name == k) {
-                Some(var) => var.1 = v,
-                None => vars.push((k, v)),
-            }
-        }
-        let env = vars
+        // Final already (the garden's `process_env` applied the later-name-wins rule); a
+        // bare name is set empty, as Command::env sets it for the process runtime.
+        let env = env
             .iter()
-            .map(|(k, v)| c(&format!("{k}={v}"), "environment variable"))
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+                c(&format!("{k}={v}"), "environment variable")
+            })
             .collect::<Result<_, _>>()?;
         Ok(Plan::Process {
             plan,
