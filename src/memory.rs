@@ -22,7 +22,7 @@ pub fn few_arenas() {
     }
 }
 
-/// Hands the whole free pages of every arena back to the kernel now and every `every`, from
+/// Hands the whole free pages of every arena back to the kernel every `every`, from
 /// a thread of its own for the life of the process (`malloc_trim` walks the free lists: a
 /// few milliseconds at most, off the runtime's threads).
 pub fn trim_every(every: Duration) {

@@ -205,7 +205,6 @@ pub(crate) async fn summaries_of(
     let overview = state.store.pipelines_overview(&ids).await?;
     let builds: HashMap<i64, BuildRow> =
         overview.builds.iter().map(|b| (b.id, b.clone())).collect();
-    let by_id: HashMap<i64, &PipelineRow> = pipelines.iter().map(|p| (p.id, p)).collect();
     let mut out = Vec::with_capacity(overview.jobs.len());
     // Pipelines in the caller's order, each with its jobs in theirs.
     let mut jobs_of: HashMap<i64, Vec<&JobRow>> = HashMap::new();
@@ -217,9 +216,9 @@ pub(crate) async fn summaries_of(
             continue;
         };
         let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
-        let shapes = state.job_shapes.of(state, by_id[&p.id], &ids).await?;
+        let shapes = state.job_shapes.of(state, p, &ids).await?;
         for j in jobs {
-            out.push(summary_from(by_id[&p.id], j, &builds, &shapes));
+            out.push(summary_from(p, j, &builds, &shapes));
         }
     }
     Ok((out, overview))
