@@ -6,14 +6,15 @@
 //! Garden, Baggageclaim, anything bound on 0.0.0.0) unless `allow_host_access`, nor the
 //! denied networks. Hermetic containers (no rules) keep a loopback-only namespace.
 //!
-//! Like Guardian, this drives the `ip`, `nsenter` and `iptables` binaries (iproute2,
-//! util-linux, iptables): rules live in this worker's own chains, hooked first into the
+//! Like Guardian, this drives the `ip` and `iptables` binaries (iproute2, iptables) for the
+//! host setup, and per container speaks rtnetlink itself (see `netlink`). Rules live in this worker's own chains, hooked first into the
 //! filter FORWARD/INPUT and nat POSTROUTING chains, and are removed with the bridge when
 //! the worker stops. Names derive from the work dir, so two workers (or test runs) on one
 //! host never share a bridge or a chain; a starting worker removes what killed workers
 //! left (see `reap_orphans`).
 
 mod cidr;
+mod netlink;
 
 use crate::proto::garden::GardenError;
 pub use cidr::Cidr;
@@ -381,49 +382,32 @@ impl Network {
     }
 
     /// Gives the container whose init is `pid` its eth0: the veth pair, the address and
-    /// the default route, configured from the host side.
+    /// the default route (see `netlink`).
     pub fn attach(&self, lease: &Lease, pid: i32) -> Result<(), GardenError> {
-        let mtu = self
-            .config
-            .mtu
-            .unwrap_or_else(default_route_mtu)
-            .to_string();
+        let mtu = self.config.mtu.unwrap_or_else(default_route_mtu);
         let o = lease.ip.octets();
         // A MAC derived from the address: a reused address keeps its MAC, so no stale
         // neighbour entry on the host points at a container that is gone.
-        let mac = format!("0a:58:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3]);
-        let pid_s = pid.to_string();
-        let bridge = self.bridge();
-        let netns = format!("--net=/proc/{pid}/ns/net");
-        let cidr = format!("{}/{}", lease.ip, self.config.pool.prefix());
-        let inside = format!(
-            "addr add {cidr} dev eth0\nlink set eth0 up\nroute add default via {}\n",
-            self.config.pool.gateway()
-        );
-        let steps = || -> Result<(), String> {
-            run(&[
-                "ip",
-                "link",
-                "add",
-                &lease.veth,
-                "mtu",
-                &mtu,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "mtu",
-                &mtu,
-                "address",
-                &mac,
-                "netns",
-                &pid_s,
-            ])?;
+        let veth = netlink::Veth {
+            host: &lease.veth,
+            mtu,
+            mac: [0x0a, 0x58, o[0], o[1], o[2], o[3]],
+            pid,
+            bridge: &self.bridge(),
+        };
+        let (prefix, gateway) = (self.config.pool.prefix(), self.config.pool.gateway());
+        let steps = || -> std::io::Result<()> {
+            let host = netlink::Socket::open()?;
+            host.add_veth(&veth)
+                .map_err(|e| std::io::Error::other(format!("adding {}: {e}", lease.veth)))?;
             no_ipv6(&lease.veth);
-            run(&["ip", "link", "set", &lease.veth, "master", &bridge, "up"])?;
-            run_with_input(&["nsenter", &netns, "ip", "-batch", "-"], Some(&inside))?;
-            Ok(())
+            host.enslave_up(&lease.veth, veth.bridge).map_err(|e| {
+                std::io::Error::other(format!("putting {} on {}: {e}", lease.veth, veth.bridge))
+            })?;
+            netlink::in_namespace_of(pid, || {
+                netlink::Socket::open()?.configure("eth0", lease.ip, prefix, gateway)
+            })
+            .map_err(|e| std::io::Error::other(format!("configuring eth0: {e}")))
         };
         steps().map_err(|e| GardenError::Other(format!("setting up the container's network: {e}")))
     }
@@ -432,7 +416,7 @@ impl Network {
     /// already) and frees its address.
     pub fn release(&self, lease: &Lease) {
         if link_exists(&lease.veth) {
-            let _ = run(&["ip", "link", "del", &lease.veth]);
+            let _ = netlink::Socket::open().and_then(|s| s.delete_link(&lease.veth));
         }
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.used.remove(&lease.offset);
