@@ -4,6 +4,7 @@
 pub mod across;
 pub mod events;
 pub mod exec;
+pub mod image_checks;
 pub mod journal;
 pub mod labels;
 pub mod liveness;

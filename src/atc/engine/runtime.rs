@@ -230,6 +230,8 @@ pub struct Runtime {
     /// Every build, check and teardown the engine runs in the background: owned here so
     /// shutdown can see what is still running.
     pub tasks: tokio_util::task::TaskTracker,
+    /// Recent checks of tasks' images, which builds may reuse.
+    pub image_checks: super::image_checks::ImageChecks,
 }
 
 impl Runtime {
@@ -250,6 +252,7 @@ impl Runtime {
             creds: Default::default(),
             check_containers: Default::default(),
             tasks: Default::default(),
+            image_checks: Default::default(),
         }
     }
 
