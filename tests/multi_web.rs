@@ -1,7 +1,8 @@
 //! Two `concourse web` processes on one PostgreSQL database behave like one ATC: a worker
 //! registered through either TSA serves both, one node schedules (the `scheduler` lease) so
 //! each new trigger version gets one build, an abort received by the node not running a
-//! build stops it there, and when the scheduling node dies the other takes over.
+//! build stops it there, listings answered by one node show another's changes at once,
+//! and when the scheduling node dies the other takes over.
 //! PostgreSQL only: skips (with the reason printed) without CONCOURSE_TEST_POSTGRES_HOST,
 //! fails in CI.
 
@@ -236,6 +237,28 @@ async fn two_web_nodes_on_one_database_act_as_one() {
         c.finished(quick, Duration::from_secs(60)).await,
         "succeeded"
     );
+
+    // (c') Listings are never stale across nodes: node 1 has answered them (and kept the
+    // bodies); a job paused through node 2 is paused in node 1's very next answers.
+    let paused = |jobs: &Value| {
+        jobs.as_array()
+            .and_then(|js| js.iter().find(|j| j["name"] == "quick"))
+            .map(|j| j["paused"] == true)
+    };
+    let listings = ["/api/v1/jobs", "/api/v1/teams/main/pipelines/p/jobs"];
+    for path in listings {
+        assert_eq!(paused(&get(&c.server, &c.token, path).await), Some(false));
+        assert_eq!(paused(&get(&c.server, &c.token, path).await), Some(false));
+    }
+    c.fly.ok(&["-t", NODE2, "pause-job", "-j", "p/quick"]);
+    for path in listings {
+        assert_eq!(
+            paused(&get(&c.server, &c.token, path).await),
+            Some(true),
+            "{path}"
+        );
+    }
+    c.fly.ok(&["-t", NODE2, "unpause-job", "-j", "p/quick"]);
 
     // (d) A build aborted through the node that does not run it (the scheduler starts
     // pending builds, so the lease holder runs it) stops promptly, with its hook.

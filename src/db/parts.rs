@@ -215,4 +215,8 @@ pub trait OverviewStore {
     async fn pipelines_overview(&self, pipeline_ids: &[i64]) -> Result<Overview>;
     /// The scheduler's marks of every pipeline of `pipeline_ids`, in two small statements.
     async fn scheduling_marks(&self, pipeline_ids: &[i64]) -> Result<SchedulingMarks>;
+    /// A token of everything committed so far: read before two reads, an equal token means
+    /// nothing was committed in between, so the second read would see what the first did.
+    /// (It may change without a change to the data; never the other way round.)
+    async fn data_version(&self) -> Result<String>;
 }

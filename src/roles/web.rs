@@ -276,6 +276,7 @@ async fn app_state(
             None => Default::default(),
         }),
         job_shapes: Default::default(),
+        listings: Default::default(),
     })
 }
 

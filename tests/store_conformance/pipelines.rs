@@ -680,3 +680,32 @@ pub async fn the_overview_answers_what_per_pipeline_reads_would(h: &Harness) {
         Overview::default()
     );
 }
+
+pub async fn the_data_version_moves_with_every_commit_of_any_node(h: &Harness) {
+    let store = &h.store;
+    let other = h.reopen().await; // another web node on the same database
+    let v0 = store.data_version().await.unwrap();
+    let team = team(store, "main").await;
+    let v1 = store.data_version().await.unwrap();
+    assert_ne!(v0, v1, "a write moves the version");
+    let saved = save(&other, &config_save(team.id, "p", vec![job("j")], vec![])).await;
+    let v2 = store.data_version().await.unwrap();
+    assert_ne!(v1, v2, "another node's write moves this node's version");
+    store
+        .set_pipeline_paused(saved.pipeline.id, false, "", 0)
+        .await
+        .unwrap();
+    let v3 = store.data_version().await.unwrap();
+    assert_ne!(v2, v3, "an update moves the version");
+    // Reads leave it (on PostgreSQL other databases of the cluster may move it: ids are
+    // the cluster's, so only the embedded store can show it still).
+    if matches!(h.location, Location::Embedded(_)) {
+        store.pipelines(None).await.unwrap();
+        other.jobs(saved.pipeline.id).await.unwrap();
+        assert_eq!(
+            v3,
+            store.data_version().await.unwrap(),
+            "reads move nothing"
+        );
+    }
+}

@@ -26,25 +26,46 @@ pub async fn conditional(req: Request, next: Next) -> Response {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
+    // A cached listing (see `listings`) carries its tag already: no body to hash.
+    let body = match parts.headers.get(header::ETAG).cloned() {
+        Some(etag) => {
+            if matches(asked.as_ref(), etag.to_str().unwrap_or("")) {
+                return not_modified(parts);
+            }
+            return Response::from_parts(parts, body);
+        }
+        None => body,
+    };
     let Ok(bytes) = axum::body::to_bytes(body, MAX_HASHED).await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
-    let tag: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    let etag = format!("W/\"{tag}\"");
+    let etag = tag_of(&bytes);
     if let Ok(v) = HeaderValue::from_str(&etag) {
         parts.headers.insert(header::ETAG, v);
     }
-    let matches = asked
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| same_tag(t.trim(), &etag)));
-    if matches {
-        parts.status = StatusCode::NOT_MODIFIED;
-        parts.headers.remove(header::CONTENT_LENGTH);
-        return Response::from_parts(parts, Body::empty());
+    if matches(asked.as_ref(), &etag) {
+        return not_modified(parts);
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// A body's weak tag: the first half of its SHA-256.
+pub fn tag_of(bytes: &[u8]) -> String {
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(bytes);
+    let tag: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("W/\"{tag}\"")
+}
+
+fn matches(asked: Option<&HeaderValue>, etag: &str) -> bool {
+    asked
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| same_tag(t.trim(), etag)))
+}
+
+fn not_modified(mut parts: axum::http::response::Parts) -> Response {
+    parts.status = StatusCode::NOT_MODIFIED;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::empty())
 }
 
 /// Weak comparison (RFC 9110 §8.8.3.2): the `W/` prefix is ignored; `*` matches any.

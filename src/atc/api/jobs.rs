@@ -3,7 +3,7 @@
 use super::builds::build_json;
 use super::error::ApiResult;
 use super::scope::{JobScope, PipelineScope};
-use super::{json, AppState};
+use super::{json, listings, AppState};
 use crate::atc::auth::Requester;
 use crate::clock::now;
 use crate::db::{BuildRow, JobRow, PipelineRow};
@@ -262,19 +262,25 @@ async fn job_detail(state: &AppState, p: &PipelineRow, j: &JobRow) -> ApiResult<
 pub async fn list_all(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
     let admin = req.is_admin();
     let member = req.member_team_ids();
-    let visible: Vec<PipelineRow> = state
-        .store
-        .pipelines(None)
-        .await?
-        .into_iter()
-        .filter(|p| !p.archived && (admin || p.public || member.contains(&p.team_id)))
-        .collect();
-    Ok(json(&summaries_of(&state, &visible).await?.0))
+    let key = format!("jobs {}", listings::visibility(admin, &member));
+    let build = || async {
+        let visible: Vec<PipelineRow> = state
+            .store
+            .pipelines(None)
+            .await?
+            .into_iter()
+            .filter(|p| !p.archived && (admin || p.public || member.contains(&p.team_id)))
+            .collect();
+        Ok(summaries_of(&state, &visible).await?.0)
+    };
+    state.listings.answer(&*state.store, key, build).await
 }
 
 pub async fn list(State(state): State<AppState>, s: PipelineScope) -> ApiResult<Response> {
+    let key = format!("pipeline jobs {}", s.pipeline.id);
     let pipelines = [s.pipeline];
-    Ok(json(&summaries_of(&state, &pipelines).await?.0))
+    let build = || async { Ok(summaries_of(&state, &pipelines).await?.0) };
+    state.listings.answer(&*state.store, key, build).await
 }
 
 pub async fn get(State(state): State<AppState>, s: JobScope) -> ApiResult<Response> {

@@ -17,6 +17,7 @@ pub mod etag;
 pub mod hijack;
 pub mod info;
 pub mod jobs;
+pub mod listings;
 pub mod login;
 pub mod oneoff;
 pub mod pipelines;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub rbac: Arc<rbac::Rbac>,
     /// Jobs' inputs and outputs, derived once per pipeline config version.
     pub job_shapes: Arc<jobs::JobShapes>,
+    /// Bodies of the large listings, kept while the data is unchanged.
+    pub listings: Arc<listings::Listings>,
 }
 
 /// The TCP peer's address, when the server was served with connect info (tests that

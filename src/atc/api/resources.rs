@@ -143,14 +143,18 @@ async fn pipeline_resources(state: &AppState, p: &PipelineRow) -> ApiResult<Vec<
 pub async fn list_all(State(state): State<AppState>, req: Requester) -> ApiResult<Response> {
     let admin = req.is_admin();
     let member = req.member_team_ids();
-    let mut out = Vec::new();
-    for p in state.store.pipelines(None).await? {
-        if p.archived || !(admin || p.public || member.contains(&p.team_id)) {
-            continue;
+    let key = format!("resources {}", super::listings::visibility(admin, &member));
+    let build = || async {
+        let mut out = Vec::new();
+        for p in state.store.pipelines(None).await? {
+            if p.archived || !(admin || p.public || member.contains(&p.team_id)) {
+                continue;
+            }
+            out.extend(pipeline_resources(&state, &p).await?);
         }
-        out.extend(pipeline_resources(&state, &p).await?);
-    }
-    Ok(json(&out))
+        Ok(out)
+    };
+    state.listings.answer(&*state.store, key, build).await
 }
 
 pub async fn list(State(state): State<AppState>, s: PipelineScope) -> ApiResult<Response> {

@@ -240,6 +240,7 @@ mod tests {
             shutdown: Default::default(),
             rbac: Default::default(),
             job_shapes: Default::default(),
+            listings: Default::default(),
         };
         (router(state), store, dir)
     }

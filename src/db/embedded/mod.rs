@@ -44,6 +44,9 @@ pub(crate) struct EmbeddedStore {
     reader_turns: Arc<tokio::sync::Semaphore>,
     /// Statements run on any of its connections (`concourse_db_queries_total`).
     queries: Arc<AtomicU64>,
+    /// A connection that only asks `PRAGMA data_version` (see `data_version`): its own, as
+    /// the number is per connection, and never held long.
+    version: Arc<Mutex<Connection>>,
 }
 
 /// Read connections: enough for the API's concurrent clients on a small machine;
@@ -106,7 +109,8 @@ impl EmbeddedStore {
             path.to_path_buf()
         };
         let shown = path.display().to_string();
-        let opened = tokio::task::spawn_blocking(move || -> anyhow::Result<(Connection, Vec<Mutex<Connection>>)> {
+        type Opened = (Connection, Vec<Mutex<Connection>>, Connection);
+        let opened = tokio::task::spawn_blocking(move || -> anyhow::Result<Opened> {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
             }
@@ -117,25 +121,27 @@ impl EmbeddedStore {
             }
             conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;")?;
             migrate(&mut conn)?;
+            let reader = || -> anyhow::Result<Connection> {
+                let r = Connection::open(&path)?;
+                r.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
+                Ok(r)
+            };
             let readers = (0..readers())
-                .map(|_| {
-                    let r = Connection::open(&path)?;
-                    r.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
-                    Ok(Mutex::new(r))
-                })
+                .map(|_| reader().map(Mutex::new))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            Ok((conn, readers))
+            Ok((conn, readers, reader()?))
         })
         .await
         .context("opening the embedded store")?
         .with_context(|| format!("opening the embedded store at {shown}"))?;
-        let (conn, readers) = opened;
+        let (conn, readers, version) = opened;
         // Counting starts after the migrations: the metric is about the running server.
         let queries = Arc::new(AtomicU64::new(0));
         count_statements(&conn, &queries);
         for r in &readers {
             count_statements(&r.lock().unwrap_or_else(|p| p.into_inner()), &queries);
         }
+        count_statements(&version, &queries);
         Ok(EmbeddedStore {
             conn: Arc::new(Mutex::new(conn)),
             reader_turns: Arc::new(tokio::sync::Semaphore::new(readers.len())),
@@ -143,6 +149,7 @@ impl EmbeddedStore {
             next_reader: Default::default(),
             writer_turn: Arc::new(tokio::sync::Semaphore::new(1)),
             queries,
+            version: Arc::new(Mutex::new(version)),
         })
     }
 
@@ -234,9 +241,9 @@ fn auth_text(auth: &TeamAuth) -> Result<String> {
 
 #[async_trait]
 impl Store for EmbeddedStore {
-    /// The writer and the readers, all open for the store's life.
+    /// The writer, the readers and the version's, all open for the store's life.
     fn connections(&self) -> usize {
-        1 + self.readers.len()
+        2 + self.readers.len()
     }
 
     fn queries(&self) -> u64 {

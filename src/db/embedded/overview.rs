@@ -11,6 +11,19 @@ static SQL: LazyLock<OverviewSql> = LazyLock::new(|| OverviewSql::new(Dialect::S
 
 #[async_trait]
 impl OverviewStore for EmbeddedStore {
+    /// SQLite's `PRAGMA data_version` on a connection that never writes: it moves with
+    /// every commit of any other connection, this process's writer or another process's.
+    async fn data_version(&self) -> Result<String> {
+        let conn = self.version.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let v: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+            Ok(v.to_string())
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("embedded store task: {e}")))?
+    }
+
     async fn pipelines_overview(&self, pipeline_ids: &[i64]) -> Result<Overview> {
         let ids = serde_json::to_string(pipeline_ids)
             .map_err(|e| StoreError::Invalid(format!("encoding ids: {e}")))?;

@@ -10,6 +10,16 @@ use crate::db::*;
 
 #[async_trait]
 impl OverviewStore for PgStore {
+    /// The snapshot's `xmin:xmax:in-progress` list: any commit (of this database or another
+    /// of the cluster, from any web node) removes an id from the list or raises `xmax`.
+    async fn data_version(&self) -> Result<String> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one("SELECT pg_current_snapshot()::text", &[])
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
     async fn pipelines_overview(&self, pipeline_ids: &[i64]) -> Result<Overview> {
         let client = self.pool.get().await?;
         let ids = pipeline_ids.to_vec();
