@@ -68,6 +68,31 @@ const ALLOWED_DEVICES: [&str; 9] = [
     "c 136:* rwm",
 ];
 
+/// The host's v1 hierarchies: mount point -> its controllers. Read once: the mount table
+/// holds every container's and volume's mounts, and reading it for each container cost
+/// more than the rest of a container's cgroup setup; hierarchies do not move while a
+/// worker runs.
+fn v1_hierarchies() -> &'static std::collections::HashMap<PathBuf, String> {
+    static HIERARCHIES: std::sync::OnceLock<std::collections::HashMap<PathBuf, String>> =
+        std::sync::OnceLock::new();
+    HIERARCHIES.get_or_init(|| {
+        let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+        mounts
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() > 3 && f[2] == "cgroup").then(|| {
+                    let controllers: Vec<&str> = f[3]
+                        .split(',')
+                        .filter(|o| !GENERIC_MOUNT_OPTIONS.contains(o))
+                        .collect();
+                    (PathBuf::from(f[1]), controllers.join(","))
+                })
+            })
+            .collect()
+    })
+}
+
 impl Cgroup {
     pub fn create(
         version: Version,
@@ -114,27 +139,17 @@ impl Cgroup {
     pub fn container_mounts(&self) -> Vec<(String, &'static str, String)> {
         match self.version {
             Version::V2 => vec![(String::new(), "cgroup2", String::new())],
-            Version::V1 => {
-                let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
-                self.dirs
-                    .iter()
-                    .filter_map(|d| {
-                        let rel = d.strip_prefix(ROOT).ok()?;
-                        let name = rel.components().next()?.as_os_str().to_str()?.to_string();
-                        let host = Path::new(ROOT).join(&name).canonicalize().ok()?;
-                        let opts = mounts.lines().find_map(|l| {
-                            let f: Vec<&str> = l.split_whitespace().collect();
-                            (f.len() > 3 && f[2] == "cgroup" && Path::new(f[1]) == host)
-                                .then(|| f[3].to_string())
-                        })?;
-                        let controllers: Vec<&str> = opts
-                            .split(',')
-                            .filter(|o| !GENERIC_MOUNT_OPTIONS.contains(o))
-                            .collect();
-                        Some((name, "cgroup", controllers.join(",")))
-                    })
-                    .collect()
-            }
+            Version::V1 => self
+                .dirs
+                .iter()
+                .filter_map(|d| {
+                    let rel = d.strip_prefix(ROOT).ok()?;
+                    let name = rel.components().next()?.as_os_str().to_str()?.to_string();
+                    let host = Path::new(ROOT).join(&name).canonicalize().ok()?;
+                    let controllers = v1_hierarchies().get(&host)?.clone();
+                    Some((name, "cgroup", controllers))
+                })
+                .collect(),
         }
     }
 
