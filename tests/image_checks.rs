@@ -72,15 +72,7 @@ async fn finished_builds(s: &Server, token: &str, n: usize) -> Vec<i64> {
 
 /// The build's image-check events, by kind: (`selected-worker` count, a successful finish).
 async fn image_check(s: &Server, token: &str, build: i64) -> (usize, bool) {
-    let text = reqwest::Client::new()
-        .get(s.api(&format!("/api/v1/builds/{build}/events")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("events")
-        .text()
-        .await
-        .expect("events body");
+    let text = common::events_text(s, token, build).await;
     let mut selected = 0;
     let mut succeeded = false;
     for line in text.lines() {

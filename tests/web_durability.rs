@@ -429,19 +429,6 @@ fn web_gives_up_on_a_port_held_too_long_naming_it() {
     );
 }
 
-/// The events of a finished build, as the API streams them (to `end`).
-async fn events_text(server: &Server, token: &str, build: i64) -> String {
-    reqwest::Client::new()
-        .get(server.api(&format!("/api/v1/builds/{build}/events")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("events")
-        .text()
-        .await
-        .expect("events body")
-}
-
 async fn eventually(server: &Server, token: &str, build: i64, done: impl Fn(&Value) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -475,7 +462,7 @@ async fn a_job_keeping_one_build_log_reaps_the_older_ones() {
     let finished = |b: &Value| b["status"] == "succeeded";
     let first = trigger(&server, &token, "j").await;
     eventually(&server, &token, first, finished).await;
-    assert!(events_text(&server, &token, first)
+    assert!(common::events_text(&server, &token, first)
         .await
         .contains("said-42"));
     let second = trigger(&server, &token, "j").await;
@@ -486,7 +473,7 @@ async fn a_job_keeping_one_build_log_reaps_the_older_ones() {
         b["reap_time"].as_i64().unwrap_or(0) > 0
     })
     .await;
-    let reaped = events_text(&server, &token, first).await;
+    let reaped = common::events_text(&server, &token, first).await;
     assert!(!reaped.contains("said-42"), "{reaped}");
     assert!(
         reaped.contains("event: end"),
@@ -509,7 +496,7 @@ async fn a_job_keeping_one_build_log_reaps_the_older_ones() {
         .filter_map(|b| b["id"].as_i64())
         .collect();
     assert_eq!(listed, vec![first], "{list}");
-    assert!(events_text(&server, &token, second)
+    assert!(common::events_text(&server, &token, second)
         .await
         .contains("said-42"));
 }

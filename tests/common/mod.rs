@@ -444,6 +444,19 @@ pub async fn trigger_job(s: &Server, token: &str, pipeline: &str, job: &str) -> 
     b["id"].as_i64().expect("id")
 }
 
+/// The events of a finished build, as the API streams them (to `end`).
+pub async fn events_text(s: &Server, token: &str, build: i64) -> String {
+    reqwest::Client::new()
+        .get(s.api(&format!("/api/v1/builds/{build}/events")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("events")
+        .text()
+        .await
+        .expect("events body")
+}
+
 /// Waits (up to `within`) until build `id` has finished; its status.
 pub async fn build_finished(s: &Server, token: &str, id: i64, within: Duration) -> String {
     let deadline = std::time::Instant::now() + within;
