@@ -336,9 +336,8 @@ impl Call<'_> {
                 "privileged": privileged,
                 "scope": self.labels.get(super::labels::CHECK_SCOPE),
             }));
-            // One lookup-or-create per key at a time on this node, so racing checks of
-            // one config share one container.
-            let _one = self.rt.check_containers.lock(&key).await;
+            // One lookup-or-create at a time on this node, so racing checks share one.
+            let _one = self.rt.check_containers.lock().await;
             check_container(w, spec, &key, self.origin, self.cancel).await?
         } else {
             create_container(w, spec, self.cleanup, self.origin, self.cancel).await?

@@ -208,24 +208,6 @@ pub struct Placement<'a> {
     pub task: bool,
 }
 
-/// One async lock per key, made on first use and dropped once nobody holds or awaits it:
-/// racing checks of one config share one container while other configs' checks go on.
-/// (One lock for all made every check wait behind each other's container start.)
-#[derive(Default)]
-pub struct KeyLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
-
-impl KeyLocks {
-    pub async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = {
-            let mut locks = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            // Only this map holds an unused one.
-            locks.retain(|_, l| Arc::strong_count(l) > 1);
-            locks.entry(key.to_string()).or_default().clone()
-        };
-        lock.lock_owned().await
-    }
-}
-
 /// Shared by every build of this node.
 pub struct Runtime {
     pub store: Arc<dyn Store>,
@@ -236,8 +218,8 @@ pub struct Runtime {
     pub idtoken: crate::atc::idtoken::Signer,
     /// The container placement strategy chain.
     pub placer: super::placement::Placer,
-    /// Held, per check container key, while finding or creating that kept container.
-    pub check_containers: KeyLocks,
+    /// Held while finding or creating a kept check container.
+    pub check_containers: tokio::sync::Mutex<()>,
     /// Whether builds replace secret values in their events with `((redacted))`.
     pub redact_secrets: bool,
     /// `--enable-global-resources`: resources of the same config (type and source) share
@@ -735,29 +717,5 @@ async fn evict_check_container(w: &WorkerClient) -> bool {
             w.garden.destroy(&handle).await.is_ok()
         }
         None => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::KeyLocks;
-
-    #[tokio::test]
-    async fn a_key_is_held_by_one_caller_while_other_keys_stay_free() {
-        let locks = KeyLocks::default();
-        let held = locks.lock("a").await;
-        // Another key is free at once; the same key waits for the holder.
-        let _b = locks.lock("b").await;
-        let waiting = tokio::spawn({
-            let locks = std::sync::Arc::new(locks);
-            let l = locks.clone();
-            async move {
-                let _a = l.lock("a").await;
-            }
-        });
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished());
-        drop(held);
-        waiting.await.expect("the second holder of a");
     }
 }
