@@ -697,7 +697,7 @@ async fn evict_check_container(w: &WorkerClient) -> bool {
     let Ok(infos) = w.garden.bulk_info(&handles).await else {
         return false;
     };
-    let oldest = infos
+    let mut kept: Vec<(i64, String)> = infos
         .into_iter()
         .filter(|(_, e)| e.info.properties.contains_key(super::labels::CHECK_KEY))
         .map(|(h, e)| {
@@ -709,13 +709,16 @@ async fn evict_check_container(w: &WorkerClient) -> bool {
                 .unwrap_or(0);
             (expires, h)
         })
-        .min();
-    match oldest {
-        Some((_, handle)) => {
+        .collect();
+    kept.sort();
+    // Steps racing for room pick the same oldest one: whoever loses the race takes the
+    // next, rather than waiting a second for room that is there to be had.
+    for (_, handle) in kept {
+        if w.garden.destroy(&handle).await.is_ok() {
             tracing::info!(worker = %w.name, container = %handle,
-                "worker at its container limit: giving up its least recently used check container");
-            w.garden.destroy(&handle).await.is_ok()
+                "worker at its container limit: gave up its least recently used check container");
+            return true;
         }
-        None => false,
     }
+    false
 }
