@@ -6,7 +6,6 @@
 mod common;
 
 use common::{Backend, Fly, Server};
-use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// Three resources (three kept check containers), and a job whose build holds three
@@ -30,18 +29,6 @@ jobs:
   - in_parallel: [{get: r2}, {get: r3}]
 "#;
 
-async fn api(s: &Server, token: &str, path: &str) -> Value {
-    reqwest::Client::new()
-        .get(s.api(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_at_its_container_cap_makes_work_wait_never_error() {
     let s = Server::quickstart_with(
@@ -62,7 +49,7 @@ async fn a_worker_at_its_container_cap_makes_work_wait_never_error() {
     let deadline = Instant::now() + Duration::from_secs(120);
     for r in ["r1", "r2", "r3"] {
         loop {
-            let v = api(
+            let v = common::get_json(
                 &s,
                 &token,
                 &format!("/api/v1/teams/main/pipelines/p/resources/{r}/versions"),
@@ -84,22 +71,10 @@ async fn a_worker_at_its_container_cap_makes_work_wait_never_error() {
         let status = common::build_finished(&s, &token, id, Duration::from_secs(180)).await;
         assert_eq!(status, "succeeded", "build {id}");
     }
-    let events = |id: i64| {
-        let url = s.api(&format!("/api/v1/builds/{id}/events"));
-        let token = token.clone();
-        async move {
-            reqwest::Client::new()
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .expect("events")
-                .text()
-                .await
-                .expect("text")
-        }
-    };
-    let (a, b) = (events(first).await, events(second).await);
+    let (a, b) = (
+        common::events_text(&s, &token, first).await,
+        common::events_text(&s, &token, second).await,
+    );
     assert!(
         a.contains("waiting-for-worker") || b.contains("waiting-for-worker"),
         "one build waited for room:\n{a}\n{b}"

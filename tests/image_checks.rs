@@ -31,23 +31,12 @@ jobs:
     params: {version: v2}
 "#;
 
-async fn get(s: &Server, token: &str, path: &str) -> Value {
-    reqwest::Client::new()
-        .get(s.api(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json")
-}
-
 /// Ids of job `j`'s finished builds, oldest first, once there are `n`.
 async fn finished_builds(s: &Server, token: &str, n: usize) -> Vec<i64> {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let builds = get(s, token, "/api/v1/teams/main/pipelines/p/jobs/j/builds").await;
+        let builds =
+            common::get_json(s, token, "/api/v1/teams/main/pipelines/p/jobs/j/builds").await;
         let list = builds.as_array().expect("builds");
         let done = list
             .iter()

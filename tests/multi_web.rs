@@ -102,21 +102,9 @@ async fn eventual_scheduler(backend: &Backend, pids: &[u32], within: Duration) -
     }
 }
 
-async fn get(server: &Server, token: &str, path: &str) -> Value {
-    reqwest::Client::new()
-        .get(server.api(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON")
-}
-
 /// The `triggered` job's builds as seen through `server`.
 async fn triggered_builds(server: &Server, token: &str) -> Vec<Value> {
-    let builds = get(
+    let builds = common::get_json(
         server,
         token,
         "/api/v1/teams/main/pipelines/p/jobs/triggered/builds",
@@ -181,7 +169,7 @@ fn worker_via(c: &Cluster, node: &Server, name: &str) -> WorkerProc {
 async fn worker_running_on(server: &Server, token: &str, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let all = get(server, token, "/api/v1/workers").await;
+        let all = common::get_json(server, token, "/api/v1/workers").await;
         let w = all
             .as_array()
             .and_then(|ws| ws.iter().find(|w| w["name"] == name).cloned());
@@ -247,13 +235,19 @@ async fn two_web_nodes_on_one_database_act_as_one() {
     };
     let listings = ["/api/v1/jobs", "/api/v1/teams/main/pipelines/p/jobs"];
     for path in listings {
-        assert_eq!(paused(&get(&c.server, &c.token, path).await), Some(false));
-        assert_eq!(paused(&get(&c.server, &c.token, path).await), Some(false));
+        assert_eq!(
+            paused(&common::get_json(&c.server, &c.token, path).await),
+            Some(false)
+        );
+        assert_eq!(
+            paused(&common::get_json(&c.server, &c.token, path).await),
+            Some(false)
+        );
     }
     c.fly.ok(&["-t", NODE2, "pause-job", "-j", "p/quick"]);
     for path in listings {
         assert_eq!(
-            paused(&get(&c.server, &c.token, path).await),
+            paused(&common::get_json(&c.server, &c.token, path).await),
             Some(true),
             "{path}"
         );

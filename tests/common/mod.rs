@@ -444,6 +444,19 @@ pub async fn trigger_job(s: &Server, token: &str, pipeline: &str, job: &str) -> 
     b["id"].as_i64().expect("id")
 }
 
+/// `GET path` as `token`'s holder, decoded as JSON.
+pub async fn get_json(s: &Server, token: &str, path: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(s.api(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON")
+}
+
 /// The events of a finished build, as the API streams them (to `end`).
 pub async fn events_text(s: &Server, token: &str, build: i64) -> String {
     reqwest::Client::new()
