@@ -14,7 +14,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Upstream's default check interval, which its image checks wait for.
+/// Upstream's default check interval, which its image checks wait for (and the checker
+/// uses for resources without `check_every`).
 pub const INTERVAL: Duration = Duration::from_secs(60);
 /// How long a check is remembered: long enough for manual builds that were pending.
 const KEPT: Duration = Duration::from_secs(600);

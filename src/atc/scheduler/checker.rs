@@ -14,7 +14,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// Upstream's default check interval (1m): the one image checks are reused within.
+const DEFAULT_INTERVAL: Duration = crate::atc::engine::image_checks::INTERVAL;
 
 /// What the last failed check of each resource (by id) said, for the build that cannot
 /// start without it (see `scheduler::failed_input_check`). Kept only on the node that ran
