@@ -27,15 +27,14 @@ pub async fn conditional(req: Request, next: Next) -> Response {
     }
     let (mut parts, body) = resp.into_parts();
     // A cached listing (see `listings`) carries its tag already: no body to hash.
-    let body = match parts.headers.get(header::ETAG).cloned() {
-        Some(etag) => {
-            if matches(asked.as_ref(), etag.to_str().unwrap_or("")) {
-                return not_modified(parts);
-            }
-            return Response::from_parts(parts, body);
-        }
-        None => body,
-    };
+    if let Some(etag) = parts.headers.get(header::ETAG) {
+        let hit = matches(asked.as_ref(), etag.to_str().unwrap_or(""));
+        return if hit {
+            not_modified(parts)
+        } else {
+            Response::from_parts(parts, body)
+        };
+    }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_HASHED).await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
