@@ -6,12 +6,17 @@
 //! resource config scope; here it is this web node's memory, so another node (or a
 //! restart) only checks once more.
 //!
+//! Checks of one image take turns, as upstream's hold the image scope's checking lock: a
+//! build waiting for its turn finds the check that ran meanwhile and, if it may use it,
+//! skips its own. Builds triggered together therefore check once (or once per second they
+//! were created in), not once each.
+//!
 //! Each check of an image is a container started and destroyed: skipping it halves the
 //! containers of a scheduled build whose task names an image.
 
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Upstream's default check interval, which its image checks wait for (and the checker
@@ -23,12 +28,25 @@ const KEPT: Duration = Duration::from_secs(600);
 struct Checked {
     /// Unix seconds, floored: compared with a build's create time (also whole seconds).
     started: i64,
+    /// The same moment on this node's clock, for builds that waited for their turn here.
+    began: Instant,
     ended: Instant,
     version: Value,
 }
 
 #[derive(Default)]
-pub struct ImageChecks(Mutex<HashMap<String, Checked>>);
+pub struct ImageChecks {
+    checks: Mutex<HashMap<String, Checked>>,
+    /// One turn per image being checked; an entry goes when no one holds or awaits it.
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Held while deciding whether to check an image, and through the check if one runs.
+pub struct Turn {
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+    /// When the build asked for it: it was created before then.
+    asked: Instant,
+}
 
 /// Whether a build was triggered by hand (its create time) or by the scheduler.
 pub enum Trigger {
@@ -38,24 +56,41 @@ pub enum Trigger {
 
 impl ImageChecks {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Checked>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.checks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The version a build triggered so may use without checking `key` again.
-    pub fn reusable(&self, key: &str, trigger: Trigger) -> Option<Value> {
+    /// Waits until no other build of this node is deciding about, or checking, `key`.
+    pub async fn turn(&self, key: &str) -> Turn {
+        let asked = Instant::now();
+        let turn = {
+            let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+            // Only the map holds a turn nobody uses.
+            turns.retain(|_, t| Arc::strong_count(t) > 1);
+            turns.entry(key.to_string()).or_default().clone()
+        };
+        Turn {
+            _guard: turn.lock_owned().await,
+            asked,
+        }
+    }
+
+    /// The version a build triggered so, holding `turn`, may use without checking `key`
+    /// again.
+    pub fn reusable(&self, key: &str, trigger: Trigger, turn: &Turn) -> Option<Value> {
         let checks = self.lock();
         let c = checks.get(key)?;
         let fresh = match trigger {
-            // Whole seconds on both sides: a check started in a later second than the
-            // build's creation surely began after it.
-            Trigger::Manual { created } => c.started > created,
+            // A check began after the build was created if it began in a later second
+            // (whole seconds on both sides), or after the build asked for its turn.
+            Trigger::Manual { created } => c.started > created || c.began > turn.asked,
             Trigger::Scheduled => c.ended.elapsed() < INTERVAL,
         };
         fresh.then(|| c.version.clone())
     }
 
-    /// A successful check of `key` that began at `started` and found `version` last.
-    pub fn record(&self, key: String, started: SystemTime, version: Value) {
+    /// A successful check of `key` that began at `started` (`began` on this node's clock)
+    /// and found `version` last.
+    pub fn record(&self, key: String, started: SystemTime, began: Instant, version: Value) {
         let started = started
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -65,6 +100,7 @@ impl ImageChecks {
             key,
             Checked {
                 started,
+                began,
                 ended: Instant::now(),
                 version,
             },
@@ -77,26 +113,58 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn scheduled_builds_reuse_a_recent_check_and_manual_ones_only_a_later_one() {
+    #[tokio::test]
+    async fn scheduled_builds_reuse_a_recent_check_and_manual_ones_only_a_later_one() {
         let checks = ImageChecks::default();
-        assert_eq!(checks.reusable("k", Trigger::Scheduled), None);
+        let waited = checks.turn("k").await;
+        assert_eq!(checks.reusable("k", Trigger::Scheduled, &waited), None);
         let now = SystemTime::now();
         let secs = now.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-        checks.record("k".into(), now, json!({"v": "1"}));
+        checks.record("k".into(), now, Instant::now(), json!({"v": "1"}));
+        drop(waited);
+        // Asked for its turn after the check began.
+        let late = checks.turn("k").await;
         assert_eq!(
-            checks.reusable("k", Trigger::Scheduled),
+            checks.reusable("k", Trigger::Scheduled, &late),
             Some(json!({"v": "1"}))
         );
-        assert_eq!(checks.reusable("other", Trigger::Scheduled), None);
-        // Created in the second the check began, or later: it may have begun first.
+        assert_eq!(checks.reusable("other", Trigger::Scheduled, &late), None);
+        // Created in the second the check began, or later, and asked for its turn after
+        // the check began: it may have been created after it.
+        let manual = |created| Trigger::Manual { created };
+        assert_eq!(checks.reusable("k", manual(secs), &late), None);
         assert_eq!(
-            checks.reusable("k", Trigger::Manual { created: secs }),
-            None
-        );
-        assert_eq!(
-            checks.reusable("k", Trigger::Manual { created: secs - 1 }),
+            checks.reusable("k", manual(secs - 1), &late),
             Some(json!({"v": "1"}))
         );
+        // Asked for its turn before a check that began afterwards: created before it.
+        checks.record("k".into(), now, Instant::now(), json!({"v": "2"}));
+        assert_eq!(
+            checks.reusable("k", manual(secs + 1), &late),
+            Some(json!({"v": "2"}))
+        );
+    }
+
+    #[tokio::test]
+    async fn checks_of_one_image_take_turns_and_others_do_not_wait() {
+        use futures::FutureExt;
+        let checks = ImageChecks::default();
+        let first = checks.turn("k").await;
+        assert!(
+            checks.turn("other").now_or_never().is_some(),
+            "another image waits"
+        );
+        assert!(
+            checks.turn("k").now_or_never().is_none(),
+            "two turns on k at once"
+        );
+        drop(first);
+        assert!(
+            checks.turn("k").now_or_never().is_some(),
+            "k's turn not given back"
+        );
+        // Nothing holds or awaits a turn now: the next call drops them all but its own.
+        let _x = checks.turn("x").await;
+        assert_eq!(checks.turns.lock().unwrap().len(), 1);
     }
 }

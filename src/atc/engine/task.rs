@@ -517,7 +517,13 @@ async fn fetch_image(
                 created: b.row.create_time,
             },
         };
-        match b.rt.image_checks.reusable(&key, trigger) {
+        // Until this build has checked or skipped, other builds of this image wait: they
+        // may then use what this one found.
+        let turn = tokio::select! {
+            t = b.rt.image_checks.turn(&key) => t,
+            _ = cancel.token.cancelled() => return Err(Fail::Interrupted),
+        };
+        match b.rt.image_checks.reusable(&key, trigger, &turn) {
             // Checked recently enough: finished at once, as upstream's skipped check is.
             Some(v) => {
                 check_origin.emit(BuildEvent::Finish(ev::Finish {
@@ -529,7 +535,7 @@ async fn fetch_image(
             None => {
                 check_origin.selected_worker(&w.name);
                 check_origin.emit(BuildEvent::Start(Default::default()));
-                let started = std::time::SystemTime::now();
+                let (started, began) = (std::time::SystemTime::now(), std::time::Instant::now());
                 let versions = call.check(&w, None).await?;
                 let ok = matches!(&versions, Ok(v) if !v.is_empty());
                 check_origin.emit(BuildEvent::Finish(ev::Finish {
@@ -539,7 +545,7 @@ async fn fetch_image(
                 match versions {
                     Ok(v) if !v.is_empty() => {
                         let last = v[v.len() - 1].clone();
-                        b.rt.image_checks.record(key, started, last.clone());
+                        b.rt.image_checks.record(key, started, began, last.clone());
                         last
                     }
                     Ok(_) => return Err(errored("image resource has no versions")),
