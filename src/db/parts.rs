@@ -196,6 +196,8 @@ pub struct ResourceMark {
     /// As JSON text.
     pub pinned_version: Option<String>,
     pub scope_id: Option<i64>,
+    /// Its scope's resource config (`resource::config_key`).
+    pub config: Option<String>,
     pub check_failed: bool,
     /// Its scope's change count: moves whenever the versions it can use change.
     pub versions_changed: i64,

@@ -201,6 +201,7 @@ pub(crate) fn resource_mark(r: &impl SqlRow) -> Result<ResourceMark> {
         scope_id: r.col(5)?,
         check_failed: r.col(6)?,
         versions_changed: r.col(7)?,
+        config: r.col(8)?,
     })
 }
 

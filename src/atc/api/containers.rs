@@ -176,7 +176,13 @@ pub async fn list(
     TeamScope { team, .. }: TeamScope,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let (filter, vars) = filters(q.as_deref())?;
+    let (mut filter, vars) = filters(q.as_deref())?;
+    if let Some(config) = check_locator(&state, &team, &mut filter, &vars).await? {
+        match config {
+            Some(c) => filter.insert(l::CHECK_CONFIG.into(), c),
+            None => return Ok(json(&Vec::<Value>::new())),
+        };
+    }
     let by_pipeline = filter.contains_key(l::PIPELINE_NAME);
     let mut found: Vec<Value> = find(&state, &team, filter)
         .await?
@@ -186,6 +192,43 @@ pub async fn list(
         .collect();
     found.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     Ok(json(&found))
+}
+
+/// Upstream's check container locator: a pipeline resource's check containers are those
+/// of its resource config, whichever resource of the team started them. For a query of
+/// `type=check` naming a pipeline and a resource, takes those two out of `filter` and
+/// gives the resource's config (None when it has not been checked, or is not there).
+async fn check_locator(
+    state: &AppState,
+    team: &TeamRow,
+    filter: &mut Properties,
+    vars: &Option<Value>,
+) -> ApiResult<Option<Option<String>>> {
+    let names = (filter.get(l::PIPELINE_NAME), filter.get(l::RESOURCE_NAME));
+    let (Some(pipeline), Some(resource)) = names else {
+        return Ok(None);
+    };
+    if filter.get(l::TYPE).map(String::as_str) != Some("check") {
+        return Ok(None);
+    }
+    let (pipeline, resource) = (pipeline.clone(), resource.clone());
+    filter.remove(l::PIPELINE_NAME);
+    filter.remove(l::RESOURCE_NAME);
+    let Some(p) = state
+        .store
+        .pipeline(&team.name, &pipeline, vars.as_ref())
+        .await?
+    else {
+        return Ok(Some(None));
+    };
+    let marks = state.store.scheduling_marks(&[p.id]).await?;
+    Ok(Some(
+        marks
+            .resources
+            .into_iter()
+            .find(|r| r.name == resource)
+            .and_then(|r| r.config),
+    ))
 }
 
 /// The team's container with this handle (other teams' containers are not found).

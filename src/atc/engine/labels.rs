@@ -36,10 +36,11 @@ pub const VERSION: &str = "concourse:version";
 pub const CACHE_RESOURCE: &str = "concourse:cache-resource";
 pub const CACHE_RESOURCE_TYPE: &str = "concourse:cache-resource-type";
 
-/// On a kept check container: what it checks (its reuse key), the resource config scope
-/// it checked for, and when it expires (Unix seconds) unless used again.
+/// On a kept check container: what it checks (its reuse key: the team's resource config),
+/// that resource config (`resource::config_key`), and when it expires (Unix seconds)
+/// unless used again.
 pub const CHECK_KEY: &str = "concourse:check-key";
-pub const CHECK_SCOPE: &str = "concourse:check-scope";
+pub const CHECK_CONFIG: &str = "concourse:check-config";
 pub const EXPIRES: &str = "concourse:expires";
 /// How long an unused check container is kept.
 pub const CHECK_CONTAINER_TTL: std::time::Duration = std::time::Duration::from_secs(300);

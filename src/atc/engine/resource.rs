@@ -324,17 +324,18 @@ impl Call<'_> {
             super::labels::RESOURCE_TYPE.to_string(),
             self.type_.to_string(),
         );
-        // A resource's check container is kept and reused by its next checks (like
-        // upstream's check containers): no container per check, and `fly intercept -c`
-        // finds it. Only where nothing is mounted, so no build volume outlives its build.
+        // A resource's check container is kept and reused by the next checks of its
+        // config, in its team (upstream keys them by resource config): no container per
+        // check or per resource, and `fly intercept -c` finds it. Only where nothing is
+        // mounted, so no build volume outlives its build.
         let reuse = self.is_resource_check()
             && spec.rootfs == crate::proto::garden::WORKER_ROOTFS
             && spec.bind_mounts.is_empty();
         let handle = if reuse {
             let key = sha(&json!({
-                "config": config_key(self.type_, &self.source, self.types),
+                "config": self.labels.get(super::labels::CHECK_CONFIG),
                 "privileged": privileged,
-                "scope": self.labels.get(super::labels::CHECK_SCOPE),
+                "team": self.team,
             }));
             // One lookup-or-create at a time on this node, so racing checks share one.
             let _one = self.rt.check_containers.lock().await;
@@ -394,7 +395,7 @@ impl Call<'_> {
         l.get(super::labels::TYPE).map(String::as_str) == Some("check")
             && l.contains_key(super::labels::RESOURCE_NAME)
             && l.contains_key(super::labels::PIPELINE_ID)
-            && l.contains_key(super::labels::CHECK_SCOPE)
+            && l.contains_key(super::labels::CHECK_CONFIG)
     }
 
     /// `check` from `from`: the versions, oldest first; Ok(Err(status)) when it failed.

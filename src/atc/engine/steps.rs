@@ -650,9 +650,10 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
         labels: super::labels::container(&b.row, &check_step),
     };
     if owner.is_some() {
-        // Kept check containers are collected once their resource moves to another scope.
+        // Kept check containers serve every resource of the team with this config, and are
+        // collected once no resource has it.
         call.labels
-            .insert(super::labels::CHECK_SCOPE.to_string(), sc.to_string());
+            .insert(super::labels::CHECK_CONFIG.to_string(), key.clone());
     }
     let w = call.select(vec![]).await?;
     origin.selected_worker(&w.name);

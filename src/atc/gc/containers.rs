@@ -1,14 +1,12 @@
 //! Kept check containers (see `engine::resource`): destroyed once unused past their
-//! expiry, or when their resource is gone, archived, or now checks another config scope
-//! (its source changed).
+//! expiry, or when no live resource has their config any more (the resources that used
+//! it are gone, archived, or their source changed).
 
-use crate::atc::engine::labels::{
-    CHECK_KEY, CHECK_SCOPE, EXPIRES, PIPELINE_ID, RESOURCE_NAME, TYPE,
-};
+use crate::atc::engine::labels::{CHECK_CONFIG, CHECK_KEY, EXPIRES, TYPE};
 use crate::atc::engine::runtime::Runtime;
 use crate::atc::engine::Engine;
 use crate::proto::garden::Properties;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -40,12 +38,12 @@ pub async fn collect_check_containers(rt: &Runtime, now: i64) -> crate::db::Resu
         .filter(|p| !p.archived)
         .map(|p| p.id)
         .collect();
-    let scopes: HashMap<(String, String), Option<i64>> = store
+    let configs: HashSet<String> = store
         .scheduling_marks(&live)
         .await?
         .resources
         .into_iter()
-        .map(|r| ((r.pipeline_id.to_string(), r.name), r.scope_id))
+        .filter_map(|r| r.config)
         .collect();
     for (w, infos) in listed {
         for (handle, entry) in infos {
@@ -55,12 +53,7 @@ pub async fn collect_check_containers(rt: &Runtime, now: i64) -> crate::db::Resu
             }
             let get = |k: &str| p.get(k).cloned().unwrap_or_default();
             let expired = get(EXPIRES).parse::<i64>().is_ok_and(|t| t < now);
-            let current = scopes
-                .get(&(get(PIPELINE_ID), get(RESOURCE_NAME)))
-                .copied()
-                .flatten()
-                .map(|s| s.to_string());
-            let orphaned = current.as_deref() != Some(get(CHECK_SCOPE).as_str());
+            let orphaned = !configs.contains(&get(CHECK_CONFIG));
             if expired || orphaned {
                 tracing::debug!(worker = %w.name, %handle, expired, orphaned, "destroying check container");
                 let _ = w.garden.destroy(&handle).await;

@@ -286,8 +286,9 @@ impl OverviewSql {
             resource_marks: d.stmt(&format!(
                 "SELECT r.id, r.pipeline_id, r.name, COALESCE(r.last_checked, 0), \
                  CAST(r.pinned_version AS TEXT), r.resource_config_scope_id, r.check_failed, \
-                 COALESCE(rs.versions_changed, 0) FROM resources r \
+                 COALESCE(rs.versions_changed, 0), rc.source_hash FROM resources r \
                  LEFT JOIN resource_config_scopes rs ON rs.id = r.resource_config_scope_id \
+                 LEFT JOIN resource_configs rc ON rc.id = rs.resource_config_id \
                  WHERE {} AND r.active ORDER BY r.pipeline_id, r.id",
                 d.in_ids("r.pipeline_id", "$1")
             )),
