@@ -177,11 +177,8 @@ pub async fn list(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let (mut filter, vars) = filters(q.as_deref())?;
-    if let Some(config) = check_locator(&state, &team, &mut filter, &vars).await? {
-        match config {
-            Some(c) => filter.insert(l::CHECK_CONFIG.into(), c),
-            None => return Ok(json(&Vec::<Value>::new())),
-        };
+    if !check_locator(&state, &team, &mut filter, &vars).await? {
+        return Ok(json(&Vec::<Value>::new()));
     }
     let by_pipeline = filter.contains_key(l::PIPELINE_NAME);
     let mut found: Vec<Value> = find(&state, &team, filter)
@@ -195,23 +192,24 @@ pub async fn list(
 }
 
 /// Upstream's check container locator: a pipeline resource's check containers are those
-/// of its resource config, whichever resource of the team started them. For a query of
-/// `type=check` naming a pipeline and a resource, takes those two out of `filter` and
-/// gives the resource's config (None when it has not been checked, or is not there).
+/// of its resource config, whichever resource of the team started them. A query of
+/// `type=check` naming a pipeline and a resource has those two in `filter` replaced by the
+/// resource's config; false when nothing can match (no such resource, or never checked).
 async fn check_locator(
     state: &AppState,
     team: &TeamRow,
     filter: &mut Properties,
     vars: &Option<Value>,
-) -> ApiResult<Option<Option<String>>> {
-    let names = (filter.get(l::PIPELINE_NAME), filter.get(l::RESOURCE_NAME));
-    let (Some(pipeline), Some(resource)) = names else {
-        return Ok(None);
-    };
+) -> ApiResult<bool> {
     if filter.get(l::TYPE).map(String::as_str) != Some("check") {
-        return Ok(None);
+        return Ok(true);
     }
-    let (pipeline, resource) = (pipeline.clone(), resource.clone());
+    let (Some(pipeline), Some(resource)) = (
+        filter.get(l::PIPELINE_NAME).cloned(),
+        filter.get(l::RESOURCE_NAME).cloned(),
+    ) else {
+        return Ok(true);
+    };
     filter.remove(l::PIPELINE_NAME);
     filter.remove(l::RESOURCE_NAME);
     let Some(p) = state
@@ -219,16 +217,17 @@ async fn check_locator(
         .pipeline(&team.name, &pipeline, vars.as_ref())
         .await?
     else {
-        return Ok(Some(None));
+        return Ok(false);
     };
     let marks = state.store.scheduling_marks(&[p.id]).await?;
-    Ok(Some(
-        marks
-            .resources
-            .into_iter()
-            .find(|r| r.name == resource)
-            .and_then(|r| r.config),
-    ))
+    let config = marks.resources.into_iter().find(|r| r.name == resource);
+    match config.and_then(|r| r.config) {
+        Some(c) => {
+            filter.insert(l::CHECK_CONFIG.into(), c);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 /// The team's container with this handle (other teams' containers are not found).
