@@ -1,10 +1,47 @@
 //! Coordination of several web nodes on the embedded store: leases and cross-node aborts
 //! (one process owns the file, but the semantics match PostgreSQL's).
+//!
+//! Leases are kept in a second file beside the database. The scheduler renews its lease
+//! every second; in the database, that commit made every read connection drop its whole
+//! page cache (SQLite does on any change by another connection), so an idle node re-read
+//! its pipelines from the file every second.
 
 use super::super::sql::{self, sqlite};
 use super::super::*;
 use super::EmbeddedStore;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+
+/// Opens (creating) the leases file of the database at `db`.
+pub(super) fn open(db: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(db.with_extension("leases.db"))?;
+    let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    conn.execute_batch(
+        "PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;
+         CREATE TABLE IF NOT EXISTS leases (
+             name text PRIMARY KEY,
+             holder text NOT NULL,
+             expires_at bigint NOT NULL
+         );",
+    )?;
+    Ok(conn)
+}
+
+impl EmbeddedStore {
+    /// Runs `f` on the leases connection.
+    async fn on_leases<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = self.leases.clone();
+        tokio::task::spawn_blocking(move || {
+            f(&conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("embedded store task: {e}")))?
+    }
+}
 
 #[async_trait]
 impl ClusterStore for EmbeddedStore {
@@ -17,7 +54,7 @@ impl ClusterStore for EmbeddedStore {
     ) -> Result<bool> {
         let expires_at = worker_expiry(Some(ttl), now);
         let (name, holder) = (name.to_string(), holder.to_string());
-        self.call(move |conn| {
+        self.on_leases(move |conn| {
             Ok(conn
                 .query_row(
                     &sqlite(sql::LEASE_TAKE),
@@ -32,7 +69,7 @@ impl ClusterStore for EmbeddedStore {
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<bool> {
         let (name, holder) = (name.to_string(), holder.to_string());
-        self.call(move |conn| {
+        self.on_leases(move |conn| {
             Ok(conn.execute(&sqlite(sql::LEASE_RELEASE), params![name, holder])? > 0)
         })
         .await

@@ -47,6 +47,8 @@ pub(crate) struct EmbeddedStore {
     /// A connection that only asks `PRAGMA data_version` (see `data_version`): its own, as
     /// the number is per connection, and never held long.
     version: Arc<Mutex<Connection>>,
+    /// Leases live in a file of their own (see `leases`).
+    leases: Arc<Mutex<Connection>>,
 }
 
 /// Read connections: enough for the API's concurrent clients on a small machine;
@@ -109,7 +111,7 @@ impl EmbeddedStore {
             path.to_path_buf()
         };
         let shown = path.display().to_string();
-        type Opened = (Connection, Vec<Mutex<Connection>>, Connection);
+        type Opened = (Connection, Vec<Mutex<Connection>>, Connection, Connection);
         let opened = tokio::task::spawn_blocking(move || -> anyhow::Result<Opened> {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -129,12 +131,13 @@ impl EmbeddedStore {
             let readers = (0..readers())
                 .map(|_| reader().map(Mutex::new))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            Ok((conn, readers, reader()?))
+            let leases = leases::open(&path)?;
+            Ok((conn, readers, reader()?, leases))
         })
         .await
         .context("opening the embedded store")?
         .with_context(|| format!("opening the embedded store at {shown}"))?;
-        let (conn, readers, version) = opened;
+        let (conn, readers, version, leases) = opened;
         // Counting starts after the migrations: the metric is about the running server.
         let queries = Arc::new(AtomicU64::new(0));
         count_statements(&conn, &queries);
@@ -142,6 +145,7 @@ impl EmbeddedStore {
             count_statements(&r.lock().unwrap_or_else(|p| p.into_inner()), &queries);
         }
         count_statements(&version, &queries);
+        count_statements(&leases, &queries);
         Ok(EmbeddedStore {
             conn: Arc::new(Mutex::new(conn)),
             reader_turns: Arc::new(tokio::sync::Semaphore::new(readers.len())),
@@ -150,6 +154,7 @@ impl EmbeddedStore {
             writer_turn: Arc::new(tokio::sync::Semaphore::new(1)),
             queries,
             version: Arc::new(Mutex::new(version)),
+            leases: Arc::new(Mutex::new(leases)),
         })
     }
 
