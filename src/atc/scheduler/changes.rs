@@ -124,6 +124,11 @@ impl Changes {
         stale.into_iter().take(take).map(|(_, id)| id).collect()
     }
 
+    /// Whether pipeline `id` was scheduled (and has not failed since).
+    pub fn knows(&self, id: i64) -> bool {
+        self.scheduled.contains_key(&id)
+    }
+
     /// Whether pipeline `id` has moved since it was scheduled on `mark`.
     pub fn changed(&self, id: i64, mark: &Mark) -> bool {
         self.scheduled.get(&id).map(|(m, _)| m) != Some(mark)

@@ -50,15 +50,17 @@ struct Scopes {
 
 impl Checker {
     /// Starts the checks that are due in one pipeline (whose resources are `rows`), in the
-    /// background.
+    /// background. Answers when the next one falls due as these rows stand (Unix seconds;
+    /// now or earlier while one is due, `i64::MAX` when none ever will be).
     pub async fn periodic(
         &self,
         engine: &Arc<Engine>,
         p: &PipelineRow,
         config: &Config,
         rows: &[ResourceMark],
-    ) {
+    ) -> i64 {
         let now = crate::clock::now();
+        let mut next = i64::MAX;
         for rc in &config.resources {
             let interval = match rc.check_every {
                 Some(CheckEvery::Never) => continue,
@@ -68,7 +70,9 @@ impl Checker {
             let Some(row) = rows.iter().find(|r| r.name == rc.name) else {
                 continue;
             };
-            if now - row.last_checked < interval.as_secs() as i64 {
+            let due = row.last_checked.saturating_add(interval.as_secs() as i64);
+            next = next.min(due);
+            if now < due {
                 continue;
             }
             if let Some(scope) = row.scope_id {
@@ -126,6 +130,7 @@ impl Checker {
                 }
             });
         }
+        next
     }
 }
 

@@ -10,10 +10,13 @@ pub mod resolve;
 use crate::atc::engine::plan::{job_plan, BuildPlan};
 use crate::atc::engine::Engine;
 use crate::config::{Config, JobConfig, VersionConfig};
-use crate::db::{BuildInputRow, BuildRow, BuildStatus, NewBuild, PipelineRow, ResourceRow};
+use crate::db::{
+    BuildInputRow, BuildRow, BuildStatus, NewBuild, PipelineRow, ResourceRow, SchedulingMarks,
+};
 use resolve::{InputConfig, VersionChoice, VersionsDb};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -31,35 +34,43 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     let checker = checker::Checker::default();
     let configs = configs::Configs::default();
     let changes = std::sync::Mutex::new(changes::Changes::default());
+    let last = std::sync::Mutex::new(None);
     let store = engine.store().clone();
     crate::atc::periodic::Periodic::every("scheduler", INTERVAL)
         .or_when(engine.handle.wake.clone())
         .leased(store, LEASE, LEASE_TTL)
         .run(shutdown, |_| {
             let (engine, checker, configs, changes) = (&engine, &checker, &configs, &changes);
-            async move { pass(engine, checker, configs, changes).await }
+            let last = &last;
+            async move { pass(engine, checker, configs, changes, last).await }
         })
         .await
 }
 
-/// A pipeline's parsed config, from its stored JSON.
-pub fn pipeline_config(config: &Value) -> anyhow::Result<Config> {
-    let mut parsed = crate::config::parse_pipeline(&serde_json::to_vec(config)?)?;
-    // Lines of one-line JSON say nothing, and the map was most of a cached config's memory.
-    parsed.source_lines = Default::default();
-    Ok(parsed)
+/// What a pass reads of the store, and the data version read just before it.
+struct Snapshot {
+    version: String,
+    pending: Vec<BuildRow>,
+    started: Vec<BuildRow>,
+    pipelines: Vec<PipelineRow>,
+    marks: SchedulingMarks,
+    /// Until when (Unix seconds) a pass over this snapshot has nothing to do: set by a
+    /// pass that scheduled all it had to and found no check due before then.
+    quiet_until: std::sync::atomic::AtomicI64,
 }
 
-/// One pass: starts the checks that are due and schedules every unpaused pipeline that
-/// changed since it was last scheduled (and a few that have not, now and then). A constant number of
-/// statements however many pipelines there are, plus the work of the changed ones.
-async fn pass(
-    engine: &Arc<Engine>,
-    checker: &checker::Checker,
+/// The store as of now: `last` again when nothing was committed since it was read (an idle
+/// node's passes read one number, not every pipeline's rows), else read anew. The bool
+/// says whether it was read anew.
+async fn snapshot(
+    store: &Arc<dyn crate::db::Store>,
     configs: &configs::Configs,
-    changes: &std::sync::Mutex<changes::Changes>,
-) -> anyhow::Result<()> {
-    let store = engine.store();
+    last: &std::sync::Mutex<Option<Arc<Snapshot>>>,
+) -> anyhow::Result<(Arc<Snapshot>, bool)> {
+    let version = store.data_version().await?;
+    if let Some(s) = lock(last).as_ref().filter(|s| s.version == version) {
+        return Ok((s.clone(), false));
+    }
     let pending = store.builds_with_status(&[BuildStatus::Pending]).await?;
     let started = store.builds_with_status(&[BuildStatus::Started]).await?;
     let pipelines = store.pipelines(None).await?;
@@ -71,30 +82,76 @@ async fn pass(
             .collect(),
     );
     // A paused pipeline neither checks nor creates nor starts builds.
-    let active: Vec<PipelineRow> = pipelines
+    let pipelines: Vec<PipelineRow> = pipelines
         .into_iter()
         .filter(|p| !p.archived && !p.paused)
         .collect();
-    let ids: Vec<i64> = active.iter().map(|p| p.id).collect();
+    let ids: Vec<i64> = pipelines.iter().map(|p| p.id).collect();
     let marks = store.scheduling_marks(&ids).await?;
-    let forced = lock(changes).begin(&ids.iter().copied().collect());
-    for p in active {
-        let Some(config) = configs.get(store, &p).await? else {
+    let s = Arc::new(Snapshot {
+        version,
+        pending,
+        started,
+        pipelines,
+        marks,
+        quiet_until: std::sync::atomic::AtomicI64::new(i64::MIN),
+    });
+    *lock(last) = Some(s.clone());
+    Ok((s, true))
+}
+
+/// A pipeline's parsed config, from its stored JSON.
+pub fn pipeline_config(config: &Value) -> anyhow::Result<Config> {
+    let mut parsed = crate::config::parse_pipeline(&serde_json::to_vec(config)?)?;
+    // Lines of one-line JSON say nothing, and the map was most of a cached config's memory.
+    parsed.source_lines = Default::default();
+    Ok(parsed)
+}
+
+/// One pass: starts the checks that are due and schedules every unpaused pipeline that
+/// changed since it was last scheduled (and a few that have not, now and then). A constant
+/// number of statements however many pipelines there are (one when nothing was committed
+/// since the last pass), plus the work of the changed ones.
+async fn pass(
+    engine: &Arc<Engine>,
+    checker: &checker::Checker,
+    configs: &configs::Configs,
+    changes: &std::sync::Mutex<changes::Changes>,
+    last: &std::sync::Mutex<Option<Arc<Snapshot>>>,
+) -> anyhow::Result<()> {
+    let store = engine.store();
+    let (snap, read) = snapshot(store, configs, last).await?;
+    let forced = lock(changes).begin(&snap.pipelines.iter().map(|p| p.id).collect());
+    let quiet = &snap.quiet_until;
+    if !read && forced.is_empty() && crate::clock::now() < quiet.load(Ordering::Relaxed) {
+        // Nothing committed, nothing failed, no check due: an idle node's pass.
+        return Ok(());
+    }
+    let (mut next_check, mut settled) = (i64::MAX, true);
+    for p in &snap.pipelines {
+        let Some(config) = configs.get(store, p).await? else {
             continue;
         };
         let of_p = |id: i64| id == p.id;
-        let jobs = rows_of(&marks.jobs, |j| of_p(j.pipeline_id));
-        let resources = rows_of(&marks.resources, |r| of_p(r.pipeline_id));
-        checker.periodic(engine, &p, &config, resources).await;
-        let pending: Vec<&BuildRow> = pending
+        let jobs = rows_of(&snap.marks.jobs, |j| of_p(j.pipeline_id));
+        let resources = rows_of(&snap.marks.resources, |r| of_p(r.pipeline_id));
+        next_check = next_check.min(checker.periodic(engine, p, &config, resources).await);
+        // Unread since the last pass, nothing moved: only what that pass left unscheduled
+        // (never scheduled, or failed) and the safety net's picks are due.
+        if !read && !forced.contains(&p.id) && lock(changes).knows(p.id) {
+            continue;
+        }
+        let pending: Vec<&BuildRow> = snap
+            .pending
             .iter()
             .filter(|b| b.pipeline_id == Some(p.id))
             .collect();
-        let started: Vec<&BuildRow> = started
+        let started: Vec<&BuildRow> = snap
+            .started
             .iter()
             .filter(|b| b.pipeline_id == Some(p.id))
             .collect();
-        let mark = changes::Mark::new(&p, jobs, resources, &pending, &started);
+        let mark = changes::Mark::new(p, jobs, resources, &pending, &started);
         if !forced.contains(&p.id) && !lock(changes).changed(p.id, &mark) {
             continue;
         }
@@ -105,15 +162,19 @@ async fn pass(
             team = %p.team_name,
             pipeline = %p.name
         );
-        let scheduled = schedule_pipeline(engine, &p, &config, &pending, &started);
+        let scheduled = schedule_pipeline(engine, p, &config, &pending, &started);
         match scheduled.instrument(span).await {
             Ok(()) => lock(changes).scheduled(p.id, mark),
             Err(e) => {
                 tracing::warn!(pipeline = %p.name, error = %e, "scheduling pipeline");
                 lock(changes).failed(p.id);
+                settled = false;
             }
         }
         crate::atc::metrics::metrics().pipeline_scheduled(&p.name, began.elapsed());
+    }
+    if settled {
+        quiet.store(next_check, Ordering::Relaxed);
     }
     // One-off and check builds are started when created; nothing else to do for them.
     Ok(())
@@ -531,4 +592,39 @@ fn in_flight(
         })
         .filter_map(|j| job_ids.get(&j.name).and_then(|id| running.get(id)))
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pass_rereads_the_store_only_after_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::db::open_embedded(&dir.path().join("c.db"))
+            .await
+            .unwrap();
+        let (configs, last) = (configs::Configs::default(), std::sync::Mutex::new(None));
+        let (first, read) = snapshot(&store, &configs, &last).await.unwrap();
+        assert!(read, "nothing to reuse yet");
+        let (again, read) = snapshot(&store, &configs, &last).await.unwrap();
+        assert!(
+            !read && Arc::ptr_eq(&first, &again),
+            "nothing committed: reused"
+        );
+        // The scheduler's own lease renewal is not a change to what it reads.
+        assert!(store
+            .try_acquire_lease(LEASE, "me", LEASE_TTL, crate::clock::now())
+            .await
+            .unwrap());
+        let (_, read) = snapshot(&store, &configs, &last).await.unwrap();
+        assert!(!read, "a lease renewal made the pass read again");
+        let wall = crate::db::WallRow {
+            message: "hi".into(),
+            expires_at: None,
+        };
+        store.set_wall(&wall).await.unwrap();
+        let (_, read) = snapshot(&store, &configs, &last).await.unwrap();
+        assert!(read, "a commit went unnoticed");
+    }
 }
