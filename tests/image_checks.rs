@@ -92,8 +92,8 @@ async fn image_check(s: &Server, token: &str, build: i64) -> (usize, bool) {
     (selected, succeeded)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn scheduled_builds_reuse_a_recent_image_check_and_manual_ones_check_again() {
+/// A quickstart with PIPELINE set and unpaused as `p`, and a token for its API.
+async fn with_pipeline() -> (Server, String) {
     let s = Server::quickstart(Backend::Embedded);
     let fly = Fly::new();
     fly.login(&s, "t");
@@ -104,6 +104,12 @@ async fn scheduled_builds_reuse_a_recent_image_check_and_manual_ones_check_again
     fly.ok(&["-t", "t", "set-pipeline", "-n", "-p", "p", "-c", file]);
     fly.ok(&["-t", "t", "unpause-pipeline", "-p", "p"]);
     let token = s.token("test", "test").await;
+    (s, token)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_builds_reuse_a_recent_image_check_and_manual_ones_check_again() {
+    let (s, token) = with_pipeline().await;
 
     // v1 triggers the first build: nothing was checked yet, so its image check runs.
     let first = finished_builds(&s, &token, 1).await[0];
@@ -155,16 +161,7 @@ fn checking(text: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn manual_builds_waiting_on_one_image_check_it_once() {
-    let s = Server::quickstart(Backend::Embedded);
-    let fly = Fly::new();
-    fly.login(&s, "t");
-    let dir = tempfile::tempdir().expect("temp");
-    let file = dir.path().join("p.yml");
-    std::fs::write(&file, PIPELINE).expect("write");
-    let file = file.to_str().expect("utf-8");
-    fly.ok(&["-t", "t", "set-pipeline", "-n", "-p", "p", "-c", file]);
-    fly.ok(&["-t", "t", "unpause-pipeline", "-p", "p"]);
-    let token = s.token("test", "test").await;
+    let (s, token) = with_pipeline().await;
 
     // The first build's check (8 s) is under way: the next two were created after it
     // began, so they may not use it; they wait their turns behind it.
