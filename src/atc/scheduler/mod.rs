@@ -173,9 +173,9 @@ async fn pass(
         }
         crate::atc::metrics::metrics().pipeline_scheduled(&p.name, began.elapsed());
     }
-    if settled {
-        quiet.store(next_check, Ordering::Relaxed);
-    }
+    // A failure is retried next pass, as before this snapshot could be quiet.
+    let until = if settled { next_check } else { i64::MIN };
+    quiet.store(until, Ordering::Relaxed);
     // One-off and check builds are started when created; nothing else to do for them.
     Ok(())
 }
