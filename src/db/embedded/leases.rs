@@ -27,22 +27,6 @@ pub(super) fn open(db: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-impl EmbeddedStore {
-    /// Runs `f` on the leases connection.
-    async fn on_leases<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
-    {
-        let conn = self.leases.clone();
-        tokio::task::spawn_blocking(move || {
-            f(&conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("embedded store task: {e}")))?
-    }
-}
-
 #[async_trait]
 impl ClusterStore for EmbeddedStore {
     async fn try_acquire_lease(
@@ -54,7 +38,7 @@ impl ClusterStore for EmbeddedStore {
     ) -> Result<bool> {
         let expires_at = worker_expiry(Some(ttl), now);
         let (name, holder) = (name.to_string(), holder.to_string());
-        self.on_leases(move |conn| {
+        super::on_connection(&self.leases, (), move |conn| {
             Ok(conn
                 .query_row(
                     &sqlite(sql::LEASE_TAKE),
@@ -69,7 +53,7 @@ impl ClusterStore for EmbeddedStore {
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<bool> {
         let (name, holder) = (name.to_string(), holder.to_string());
-        self.on_leases(move |conn| {
+        super::on_connection(&self.leases, (), move |conn| {
             Ok(conn.execute(&sqlite(sql::LEASE_RELEASE), params![name, holder])? > 0)
         })
         .await

@@ -197,18 +197,29 @@ impl EmbeddedStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
         let turn = self.writer_turn.clone().acquire_owned().await.ok();
-        tokio::task::spawn_blocking(move || {
-            let _turn = turn;
-            // A panic while holding the lock leaves no half-done work behind: an open
-            // transaction rolls back when dropped. So a poisoned lock is still usable.
-            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("embedded store task: {e}")))?
+        on_connection(&self.conn, turn, f).await
     }
+}
+
+/// Runs `f` on `conn` on the blocking pool, keeping `turn` (a semaphore permit, or `()`)
+/// until it is done, even if the caller stops waiting.
+async fn on_connection<T, F, K>(conn: &Arc<Mutex<Connection>>, turn: K, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    K: Send + 'static,
+{
+    let conn = conn.clone();
+    tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        // A panic while holding the lock leaves no half-done work behind: an open
+        // transaction rolls back when dropped. So a poisoned lock is still usable.
+        let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| StoreError::Backend(format!("embedded store task: {e}")))?
 }
 
 /// Applies missing migrations in one write transaction (`BEGIN IMMEDIATE` takes SQLite's

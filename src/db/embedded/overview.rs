@@ -14,14 +14,11 @@ impl OverviewStore for EmbeddedStore {
     /// SQLite's `PRAGMA data_version` on a connection that never writes: it moves with
     /// every commit of any other connection, this process's writer or another process's.
     async fn data_version(&self) -> Result<String> {
-        let conn = self.version.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+        super::on_connection(&self.version, (), |conn| {
             let v: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
             Ok(v.to_string())
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("embedded store task: {e}")))?
     }
 
     async fn pipelines_overview(&self, pipeline_ids: &[i64]) -> Result<Overview> {
