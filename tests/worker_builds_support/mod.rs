@@ -322,15 +322,7 @@ impl Cluster {
     }
 
     pub async fn get(&self, path: &str) -> Value {
-        reqwest::Client::new()
-            .get(self.server.api(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("GET")
-            .json()
-            .await
-            .expect("JSON")
+        common::get_json(&self.server, &self.token, path).await
     }
 
     /// Sets and unpauses pipeline `p` with [`PIPELINE`] for fly target `target`.
