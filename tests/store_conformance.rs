@@ -152,6 +152,8 @@ conformance!(
     events_are_appended_in_batches_with_consecutive_ids,
     event_pages_stop_at_their_byte_cap_but_hold_at_least_one_event,
     reaping_deletes_finished_builds_events_and_marks_them,
+    the_log_collector_sees_unpaused_jobs_that_keep_fewer_logs,
+    the_light_listings_leave_out_archived_pipelines_and_config_parts,
     workers_register_by_name_and_keep_their_team,
     heartbeats_update_counters_and_keep_draining_states,
     unresponsive_workers_stall_once_and_ephemeral_ones_are_deleted,

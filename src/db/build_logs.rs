@@ -1,7 +1,7 @@
 //! Build logs read in bounded pages. A supertrait of [`Store`](super::Store), so each
 //! backend keeps these in its own `build_logs.rs`.
 
-use super::{BuildRow, Result};
+use super::{BuildRow, JobRow, Result};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -24,6 +24,10 @@ pub trait BuildLogStore {
     async fn reap_build_logs(&self, build_ids: &[i64], at: i64) -> Result<u64>;
     /// A job's builds whose logs are kept (not reaped), newest first as its builds list.
     async fn unreaped_job_builds(&self, job_id: i64) -> Result<Vec<BuildRow>>;
+    /// The jobs whose builds the log collector looks at: the active, unpaused jobs of
+    /// unpaused, unarchived pipelines; with `every_job` false only those whose config sets
+    /// `build_log_retention` or `build_logs_to_retain`.
+    async fn retained_jobs(&self, every_job: bool) -> Result<Vec<JobRow>>;
     /// When the build's log was reaped; None when it is kept or there is no such build.
     async fn build_reap_time(&self, build_id: i64) -> Result<Option<i64>>;
 }

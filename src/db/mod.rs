@@ -124,6 +124,11 @@ pub trait Store:
     async fn pipeline_by_id(&self, id: i64) -> Result<Option<PipelineRow>>;
     /// A team's pipelines in their `ordering`; all teams' (by team name, then ordering) when `team` is None.
     async fn pipelines(&self, team: Option<&str>) -> Result<Vec<PipelineRow>>;
+    /// Every team's unarchived pipelines in the order of [`Store::pipelines`], without
+    /// `groups`, `display` and `user_data` (Null): for the scheduler and collectors.
+    async fn live_pipelines(&self) -> Result<Vec<PipelineRow>>;
+    /// The unarchived pipelines job `job_id`'s `set_pipeline` steps set.
+    async fn pipelines_set_by(&self, job_id: i64) -> Result<Vec<PipelineRow>>;
     /// The stored config and its version; None for unknown or archived pipelines.
     async fn pipeline_config(&self, pipeline_id: i64) -> Result<Option<(Value, i64)>>;
     /// Pausing records `by` and `at`; unpausing clears them. [`StoreError::NotFound`] for an

@@ -86,3 +86,64 @@ pub async fn reaping_deletes_finished_builds_events_and_marks_them(h: &Harness) 
     assert_eq!(store.reap_build_logs(&[], 200).await.unwrap(), 0);
     assert_eq!(store.build_reap_time(999_999).await.unwrap(), None);
 }
+
+pub async fn the_log_collector_sees_unpaused_jobs_that_keep_fewer_logs(h: &Harness) {
+    let store = &h.store;
+    let team = team(store, "main").await;
+    let with = |name: &str, retention: Value| {
+        let mut j = job(name);
+        j.config
+            .as_object_mut()
+            .unwrap()
+            .extend(retention.as_object().cloned().unwrap_or_default());
+        j
+    };
+    let jobs = || {
+        vec![
+            with("new", json!({"build_log_retention": {"builds": 1}})),
+            with("old", json!({"build_logs_to_retain": 2})),
+            job("all"),
+            with("paused", json!({"build_logs_to_retain": 2})),
+        ]
+    };
+    let p = save(store, &config_save(team.id, "p", jobs(), vec![])).await;
+    // Saved paused, and left so.
+    save(store, &config_save(team.id, "q", jobs(), vec![])).await;
+    let archived = save(store, &config_save(team.id, "a", jobs(), vec![])).await;
+    for saved in [&p, &archived] {
+        store
+            .set_pipeline_paused(saved.pipeline.id, false, "admin", 1)
+            .await
+            .unwrap();
+    }
+    store
+        .archive_pipeline(archived.pipeline.id, "admin", 2)
+        .await
+        .unwrap();
+    let paused = store.job(p.pipeline.id, "paused").await.unwrap().unwrap();
+    store
+        .set_job_paused(paused.id, true, "admin", 3)
+        .await
+        .unwrap();
+
+    let seen = |every| async move {
+        let mut names: Vec<String> = store
+            .retained_jobs(every)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|j| {
+                assert_eq!(j.pipeline_id, p.pipeline.id);
+                j.name
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(seen(false).await, ["new", "old"], "those that ask for one");
+    assert_eq!(
+        seen(true).await,
+        ["all", "new", "old"],
+        "with the node's flags, every unpaused job of an unpaused pipeline"
+    );
+}

@@ -709,3 +709,71 @@ pub async fn the_data_version_moves_with_every_commit_of_any_node(h: &Harness) {
         );
     }
 }
+
+pub async fn the_light_listings_leave_out_archived_pipelines_and_config_parts(h: &Harness) {
+    let store = &h.store;
+    let team = team(store, "main").await;
+    let parent = save(
+        store,
+        &config_save(team.id, "parent", vec![job("j")], vec![]),
+    )
+    .await;
+    let j = store.job(parent.pipeline.id, "j").await.unwrap().unwrap();
+    let child = |name: &str, build: i64| {
+        let mut s = config_save(team.id, name, vec![job("c")], vec![]);
+        (s.paused_on_create, s.parent_job_id, s.parent_build_id) = (false, j.id, build);
+        s
+    };
+    let (older, newer) = (
+        save(store, &child("older", 1)).await,
+        save(store, &child("newer", 2)).await,
+    );
+    let gone = save(store, &child("gone", 1)).await;
+    store
+        .archive_pipeline(gone.pipeline.id, "someone", 5)
+        .await
+        .unwrap();
+
+    let live = store.live_pipelines().await.unwrap();
+    let full: Vec<PipelineRow> = store
+        .pipelines(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| !p.archived)
+        .collect();
+    assert_eq!(
+        names(&live),
+        names(&full),
+        "the same pipelines in the same order"
+    );
+    for (light, full) in live.iter().zip(&full) {
+        assert_eq!(light.groups, Value::Null, "no groups extracted");
+        let unextracted = PipelineRow {
+            groups: Value::Null,
+            display: Value::Null,
+            user_data: Value::Null,
+            ..full.clone()
+        };
+        assert_eq!(light, &unextracted);
+    }
+    assert!(full.iter().any(|p| p.groups != Value::Null));
+
+    let set: Vec<i64> = store
+        .pipelines_set_by(j.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(
+        set,
+        [older.pipeline.id, newer.pipeline.id],
+        "not the archived one"
+    );
+    assert!(store
+        .pipelines_set_by(j.id + 1000)
+        .await
+        .unwrap()
+        .is_empty());
+}

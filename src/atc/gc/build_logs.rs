@@ -118,32 +118,32 @@ pub fn builds_to_reap(builds: &[Logged], r: &Retention, now: i64) -> Vec<i64> {
     reap
 }
 
-/// One pass over every job of every unpaused pipeline (upstream skips paused ones too).
+/// One pass over every unpaused job of every unpaused pipeline (upstream skips paused ones
+/// too) that has a retention: one statement when none has.
 pub async fn collect_build_logs(
     store: &dyn Store,
     limits: &RetentionLimits,
     now: i64,
 ) -> crate::db::Result<u64> {
     let mut reaped = 0;
-    for p in store.pipelines(None).await? {
-        if p.paused || p.archived {
+    // The web node's flags give every job a retention; else only jobs that ask for one.
+    for job in store
+        .retained_jobs(*limits != RetentionLimits::default())
+        .await?
+    {
+        let retention = limits.for_job(&job.config);
+        if retention.builds == 0 && retention.days == 0 {
             continue;
         }
-        for job in store.jobs(p.id).await? {
-            let retention = limits.for_job(&job.config);
-            if job.paused || (retention.builds == 0 && retention.days == 0) {
-                continue;
-            }
-            let builds: Vec<Logged> = store
-                .unreaped_job_builds(job.id)
-                .await?
-                .iter()
-                .map(|b: &BuildRow| (b.id, b.status, b.end_time))
-                .collect();
-            let ids = builds_to_reap(&builds, &retention, now);
-            if !ids.is_empty() {
-                reaped += store.reap_build_logs(&ids, now).await?;
-            }
+        let builds: Vec<Logged> = store
+            .unreaped_job_builds(job.id)
+            .await?
+            .iter()
+            .map(|b: &BuildRow| (b.id, b.status, b.end_time))
+            .collect();
+        let ids = builds_to_reap(&builds, &retention, now);
+        if !ids.is_empty() {
+            reaped += store.reap_build_logs(&ids, now).await?;
         }
     }
     if reaped > 0 {

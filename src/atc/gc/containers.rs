@@ -31,13 +31,7 @@ pub async fn collect_check_containers(rt: &Runtime, now: i64) -> crate::db::Resu
         listed.push((w, infos));
     }
     // Every live pipeline's resources in one statement (not one per pipeline).
-    let live: Vec<i64> = store
-        .pipelines(None)
-        .await?
-        .into_iter()
-        .filter(|p| !p.archived)
-        .map(|p| p.id)
-        .collect();
+    let live: Vec<i64> = store.live_pipelines().await?.iter().map(|p| p.id).collect();
     let configs: HashSet<String> = store
         .scheduling_marks(&live)
         .await?

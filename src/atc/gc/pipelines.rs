@@ -12,20 +12,13 @@ const ARCHIVER: &str = "automatic-pipeline-archiver";
 
 /// Archives children whose setting job is no longer an active job of a live pipeline.
 pub async fn archive_orphaned_children(store: &dyn Store) -> crate::db::Result<()> {
-    let pipelines = store.pipelines(None).await?;
-    let children: Vec<&PipelineRow> = pipelines
-        .iter()
-        .filter(|p| p.parent_job_id != 0 && !p.archived)
-        .collect();
+    let pipelines = store.live_pipelines().await?;
+    let children: Vec<&PipelineRow> = pipelines.iter().filter(|p| p.parent_job_id != 0).collect();
     if children.is_empty() {
         return Ok(());
     }
     // Every live pipeline's jobs in one statement (not one per pipeline).
-    let live: Vec<i64> = pipelines
-        .iter()
-        .filter(|p| !p.archived)
-        .map(|p| p.id)
-        .collect();
+    let live: Vec<i64> = pipelines.iter().map(|p| p.id).collect();
     let active: HashSet<i64> = store
         .scheduling_marks(&live)
         .await?
@@ -50,8 +43,9 @@ pub async fn archive_children_not_set_by(
     let Some(job_id) = build.job_id.filter(|_| status == BuildStatus::Succeeded) else {
         return Ok(());
     };
-    for child in store.pipelines(None).await? {
-        if child.parent_job_id == job_id && child.parent_build_id < build.id && !child.archived {
+    // On every succeeded build's way to its end: only the job's children are read.
+    for child in store.pipelines_set_by(job_id).await? {
+        if child.parent_build_id < build.id {
             archive(store, &child).await;
         }
     }

@@ -61,6 +61,16 @@ impl BuildLogStore for EmbeddedStore {
         .await
     }
 
+    async fn retained_jobs(&self, every_job: bool) -> Result<Vec<JobRow>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&sql::retained_jobs(Dialect::Sqlite))?
+                .query_map([every_job], super::job_row)?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     async fn build_reap_time(&self, build_id: i64) -> Result<Option<i64>> {
         self.call(move |conn| {
             Ok(conn

@@ -417,6 +417,26 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn live_pipelines(&self) -> Result<Vec<PipelineRow>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&pipelines::SQL.live)?
+                .query_map([], rows::pipeline_row)?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn pipelines_set_by(&self, job_id: i64) -> Result<Vec<PipelineRow>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&pipelines::SQL.set_by)?
+                .query_map([job_id], rows::pipeline_row)?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     async fn pipeline_config(&self, pipeline_id: i64) -> Result<Option<(Value, i64)>> {
         self.read(move |conn| {
             Ok(conn

@@ -232,7 +232,7 @@ pub(super) fn builds_with_status(
 ) -> Result<Vec<BuildRow>> {
     let list = Value::from(statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>());
     Ok(conn
-        .prepare_cached(&builds::SQL.with_status)?
+        .prepare_cached(builds::SQL.with_status(statuses))?
         .query_map([list.to_string()], build_row)?
         .collect::<Result<_, _>>()?)
 }

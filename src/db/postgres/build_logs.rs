@@ -67,6 +67,14 @@ impl BuildLogStore for PgStore {
         rows.iter().map(build_row).collect()
     }
 
+    async fn retained_jobs(&self, every_job: bool) -> Result<Vec<JobRow>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(&sql::retained_jobs(Dialect::Postgres), &[&every_job])
+            .await?;
+        rows.iter().map(super::job_row).collect()
+    }
+
     async fn build_reap_time(&self, build_id: i64) -> Result<Option<i64>> {
         let client = self.pool.get().await?;
         let row = client.query_opt(sql::BUILD_REAP_TIME, &[&build_id]).await?;

@@ -344,6 +344,17 @@ impl Store for PgStore {
         self.list_pipelines(team).await
     }
 
+    async fn live_pipelines(&self) -> Result<Vec<PipelineRow>> {
+        let client = self.pool.get().await?;
+        all(&client, &pipelines::SQL.live, &[], rows::pipeline_row).await
+    }
+
+    async fn pipelines_set_by(&self, job_id: i64) -> Result<Vec<PipelineRow>> {
+        let client = self.pool.get().await?;
+        let sql = &pipelines::SQL.set_by;
+        all(&client, sql, &[&job_id], rows::pipeline_row).await
+    }
+
     async fn pipeline_config(&self, pipeline_id: i64) -> Result<Option<(Value, i64)>> {
         let client = self.pool.get().await?;
         let row = client

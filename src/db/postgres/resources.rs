@@ -260,6 +260,12 @@ impl PgStore {
     ) -> Result<Vec<BuildRow>> {
         let client = self.pool.get().await?;
         let list: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
-        super::all(&client, &builds::SQL.with_status, &[&list], build_row).await
+        super::all(
+            &client,
+            builds::SQL.with_status(statuses),
+            &[&list],
+            build_row,
+        )
+        .await
     }
 }

@@ -11,6 +11,20 @@ pub(crate) const UNREAPED_JOB_BUILDS: &str = concat!(
      ORDER BY COALESCE(b.rerun_of, b.id) DESC, b.id DESC"
 );
 
+/// The active, unpaused jobs of unpaused, unarchived pipelines, as `rows::job_row` decodes
+/// them: all of them when `$1`, else only those whose config names a retention (without
+/// the web node's retention flags the others keep every log, and one statement over the
+/// node beats one per pipeline every pass).
+pub(crate) fn retained_jobs(d: Dialect) -> String {
+    d.stmt(&format!(
+        "{} JOIN pipelines p ON p.id = j.pipeline_id \
+         WHERE j.active AND NOT j.paused AND NOT p.paused AND NOT p.archived \
+         AND ($1 OR j.config -> 'build_log_retention' IS NOT NULL \
+         OR j.config -> 'build_logs_to_retain' IS NOT NULL) ORDER BY j.pipeline_id, j.id",
+        super::JOB_SELECT
+    ))
+}
+
 pub(crate) const BUILD_REAP_TIME: &str = "SELECT reap_time FROM builds WHERE id = $1";
 
 /// Deletes the events of the finished, unreaped builds among `$1`.

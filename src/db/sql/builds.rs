@@ -10,6 +10,9 @@ pub(crate) struct BuildSql {
     pub of_job: String,
     /// Any of the statuses bound as one list at `$1`, by id.
     pub with_status: String,
+    /// `with_status` for pending and started statuses only: the partial index on unfinished
+    /// builds serves it, where `with_status` reads every build ever run (check builds too).
+    pub with_unfinished_status: String,
     /// The job's next build number and its pipeline.
     pub next_job_number: String,
     /// The next one-off build name.
@@ -38,6 +41,15 @@ pub(crate) struct BuildSql {
 }
 
 impl BuildSql {
+    /// The statement answering builds in `statuses`.
+    pub(crate) fn with_status(&self, statuses: &[crate::db::BuildStatus]) -> &str {
+        if statuses.iter().all(|s| !s.is_finished()) {
+            &self.with_unfinished_status
+        } else {
+            &self.with_status
+        }
+    }
+
     pub(crate) fn new(d: Dialect) -> Self {
         let s = |sql: String| d.stmt(&sql);
         BuildSql {
@@ -47,6 +59,10 @@ impl BuildSql {
             )),
             with_status: s(format!(
                 "{BUILD_SELECT} WHERE {} ORDER BY b.id",
+                d.in_ids("b.status", "$1")
+            )),
+            with_unfinished_status: s(format!(
+                "{BUILD_SELECT} WHERE {} AND b.status IN ('pending', 'started') ORDER BY b.id",
                 d.in_ids("b.status", "$1")
             )),
             next_job_number: s("UPDATE jobs SET build_number_seq = build_number_seq + 1 \

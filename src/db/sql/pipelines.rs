@@ -11,6 +11,11 @@ pub(crate) struct PipelineSql {
     pub by_id: String,
     pub of_team: String,
     pub all: String,
+    /// Unarchived pipelines of all teams without their config's groups, display and user
+    /// data: extracting those from every config was most of listing them.
+    pub live: String,
+    /// The unarchived pipelines job `$1` set.
+    pub set_by: String,
     pub team_exists: String,
     /// The id and config version of `$1` team's pipeline `$2` with vars `$3`, locked.
     pub current: String,
@@ -70,6 +75,16 @@ impl PipelineSql {
             )),
             all: s(format!(
                 "{PIPELINE_SELECT} ORDER BY t.name COLLATE \"C\", {ORDER}"
+            )),
+            set_by: s(format!(
+                "{PIPELINE_SELECT} WHERE p.parent_job_id = $1 AND NOT p.archived ORDER BY p.id"
+            )),
+            live: s(format!(
+                "{} WHERE NOT p.archived ORDER BY t.name COLLATE \"C\", {ORDER}",
+                PIPELINE_SELECT
+                    .replacen("p.config -> 'groups'", "CAST(NULL AS jsonb)", 1)
+                    .replacen("p.config -> 'display'", "CAST(NULL AS jsonb)", 1)
+                    .replacen("p.config -> 'user_data'", "CAST(NULL AS jsonb)", 1)
             )),
             team_exists: s("SELECT 1 FROM teams WHERE id = $1".into()),
             current: s(format!(
