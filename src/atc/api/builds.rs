@@ -239,7 +239,10 @@ pub async fn trigger(State(state): State<AppState>, s: JobScope) -> ApiResult<Re
             crate::atc::scheduler::checker::check_now(engine, &pipeline, &config, &names).await;
         }
     }
-    state.builds.wake();
+    // A new pending build of its pipeline.
+    state.builds.wake_for(|h| {
+        h.pipelines.extend(b.pipeline_id);
+    });
     Ok(json(&build_json(&b)))
 }
 
@@ -265,7 +268,10 @@ pub async fn rerun(
         .store
         .rerun_build(original.id, &req.display_user_id(), now())
         .await?;
-    state.builds.wake();
+    // A new pending build of its pipeline.
+    state.builds.wake_for(|h| {
+        h.pipelines.extend(b.pipeline_id);
+    });
     Ok(json(&build_json(&b)))
 }
 

@@ -35,14 +35,43 @@ use tracing::Instrument;
 #[derive(Clone, Default)]
 pub struct Handle {
     pub wake: Arc<Notify>,
+    /// What this node changed since the scheduler's last pass (see [`Hints`]).
+    pub hints: Arc<Mutex<Hints>>,
     pub hub: Hub,
     running: Arc<Mutex<HashMap<i64, CancellationToken>>>,
 }
 
+/// What changed since the scheduler last read the store, as far as this node knows: a
+/// pass woken for a few pipelines re-reads only theirs (a busy node finishes builds many
+/// times a second, and re-reading every pipeline's marks each time was most of a `passed`
+/// chain's hop at 400 pipelines). Anything else is read within a second all the same.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Hints {
+    /// Unknown: read everything.
+    pub everything: bool,
+    pub pipelines: std::collections::HashSet<i64>,
+    /// Resource config scopes whose versions moved: every pipeline with a resource on one.
+    pub scopes: std::collections::HashSet<i64>,
+}
+
 impl Handle {
-    /// Asks the scheduler for a pass now (a build was triggered, a pipeline changed).
+    /// Asks the scheduler for a pass now, reading everything (a pipeline changed).
     pub fn wake(&self) {
+        self.hint(|h| h.everything = true);
         self.wake.notify_one();
+    }
+    /// Asks the scheduler for a pass now over what `hint` says changed.
+    pub fn wake_for(&self, hint: impl FnOnce(&mut Hints)) {
+        self.hint(hint);
+        self.wake.notify_one();
+    }
+    /// Records a change for the next pass without asking for one.
+    pub fn hint(&self, hint: impl FnOnce(&mut Hints)) {
+        hint(&mut self.hints.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+    /// What changed since the last call.
+    pub fn take_hints(&self) -> Hints {
+        std::mem::take(&mut self.hints.lock().unwrap_or_else(|e| e.into_inner()))
     }
     /// Aborts a build running on this node. False when it is not running here.
     pub fn abort(&self, build_id: i64) -> bool {
@@ -349,6 +378,7 @@ impl Engine {
         );
         let task = async move {
             let id = row.id;
+            let job_pipeline = row.job_id.and(row.pipeline_id);
             let run = engine.run(row, plan, journal, token, at, resumed);
             let finished = tokio::select! {
                 r = run => Some(r),
@@ -356,7 +386,14 @@ impl Engine {
             };
             engine.handle.lock().remove(&id);
             engine.lock_detach().remove(&id);
-            engine.handle.wake();
+            // A job's build moved its own pipeline (versions it put are read within a
+            // second by other pipelines sharing them); anything else, who knows.
+            match (job_pipeline, &finished) {
+                (Some(p), Some(_)) => engine.handle.wake_for(|h| {
+                    h.pipelines.insert(p);
+                }),
+                _ => engine.handle.wake(),
+            }
             let Some((status, build)) = finished else {
                 // Handed over: what it holds on workers is the next owner's.
                 return;

@@ -4,9 +4,29 @@
 //! scheduled, scheduling it again would decide the same, so the pass skips it. All of it
 //! is read from the store, so a change made through another web node counts the same.
 
-use crate::db::{BuildRow, JobMark, PipelineRow, ResourceMark};
+use crate::db::{BuildRow, JobMark, PipelineRow, ResourceMark, SchedulingMarks};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// One pipeline's scheduling marks: its jobs' and its resources'.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Marks {
+    pub jobs: Vec<JobMark>,
+    pub resources: Vec<ResourceMark>,
+}
+
+/// `read`'s marks by pipeline; each of `ids` gets an entry, empty when it has no rows.
+pub fn by_pipeline(read: SchedulingMarks, ids: &[i64]) -> HashMap<i64, Arc<Marks>> {
+    let mut out: HashMap<i64, Marks> = ids.iter().map(|&id| (id, Marks::default())).collect();
+    for j in read.jobs {
+        out.entry(j.pipeline_id).or_default().jobs.push(j);
+    }
+    for r in read.resources {
+        out.entry(r.pipeline_id).or_default().resources.push(r);
+    }
+    out.into_iter().map(|(id, m)| (id, Arc::new(m))).collect()
+}
 
 /// Every pipeline is scheduled at least this often whatever the marks say: the safety net
 /// for a change that reaches none of them. `CONCOURSE_SCHEDULER_FULL_PASS_SECONDS` changes
@@ -21,11 +41,11 @@ fn every_pipeline_at_least() -> Duration {
 }
 
 /// What a pipeline was scheduled on.
+/// Marks unchanged since the last read are the same `Arc`, so comparing them is cheap.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mark {
     config_version: i64,
-    jobs: Vec<JobMark>,
-    resources: Vec<ResourceMark>,
+    marks: Arc<Marks>,
     pending: Vec<i64>,
     started: Vec<i64>,
 }
@@ -33,15 +53,13 @@ pub struct Mark {
 impl Mark {
     pub fn new(
         p: &PipelineRow,
-        jobs: &[JobMark],
-        resources: &[ResourceMark],
+        marks: &Arc<Marks>,
         pending: &[&BuildRow],
         started: &[&BuildRow],
     ) -> Mark {
         Mark::of_ids(
             p,
-            jobs,
-            resources,
+            marks.clone(),
             pending.iter().map(|b| b.id).collect(),
             started.iter().map(|b| b.id).collect(),
         )
@@ -49,8 +67,7 @@ impl Mark {
 
     fn of_ids(
         p: &PipelineRow,
-        jobs: &[JobMark],
-        resources: &[ResourceMark],
+        marks: Arc<Marks>,
         mut pending: Vec<i64>,
         mut started: Vec<i64>,
     ) -> Mark {
@@ -58,8 +75,7 @@ impl Mark {
         started.sort_unstable();
         Mark {
             config_version: p.config_version,
-            jobs: jobs.to_vec(),
-            resources: resources.to_vec(),
+            marks,
             pending,
             started,
         }
@@ -168,10 +184,11 @@ mod tests {
             id: 5,
             ..Default::default()
         };
+        let with =
+            |jobs: Vec<JobMark>, resources: Vec<ResourceMark>| Arc::new(Marks { jobs, resources });
         let mark = Mark::of_ids(
             &pipeline(1),
-            &[],
-            std::slice::from_ref(&resource),
+            with(vec![], vec![resource.clone()]),
             vec![],
             vec![],
         );
@@ -179,46 +196,54 @@ mod tests {
         c.scheduled(1, mark.clone());
         assert!(c.begin(&HashSet::from([1])).is_empty());
         assert!(!c.changed(1, &mark));
+        let reread = Mark::of_ids(
+            &pipeline(1),
+            with(vec![], vec![resource.clone()]),
+            vec![],
+            vec![],
+        );
+        assert!(!c.changed(1, &reread), "the same marks read again");
 
         let moved = [
             Mark::of_ids(
                 &pipeline(2),
-                &[],
-                std::slice::from_ref(&resource),
+                with(vec![], vec![resource.clone()]),
                 vec![],
                 vec![],
             ),
             Mark::of_ids(
                 &pipeline(1),
-                &[],
-                std::slice::from_ref(&resource),
+                with(vec![], vec![resource.clone()]),
                 vec![9],
                 vec![],
             ),
             Mark::of_ids(
                 &pipeline(1),
-                &[],
-                std::slice::from_ref(&resource),
+                with(vec![], vec![resource.clone()]),
                 vec![],
                 vec![9],
             ),
             Mark::of_ids(
                 &pipeline(1),
-                &[],
-                &[ResourceMark {
-                    versions_changed: 1,
-                    ..resource.clone()
-                }],
+                with(
+                    vec![],
+                    vec![ResourceMark {
+                        versions_changed: 1,
+                        ..resource.clone()
+                    }],
+                ),
                 vec![],
                 vec![],
             ),
             Mark::of_ids(
                 &pipeline(1),
-                &[JobMark {
-                    paused: true,
-                    ..Default::default()
-                }],
-                std::slice::from_ref(&resource),
+                with(
+                    vec![JobMark {
+                        paused: true,
+                        ..Default::default()
+                    }],
+                    vec![resource.clone()],
+                ),
                 vec![],
                 vec![],
             ),
@@ -239,7 +264,7 @@ mod tests {
         let live: HashSet<i64> = (1..=10).collect();
         let long_ago = Instant::now() - Duration::from_secs(200);
         for id in 1..=10 {
-            let mark = Mark::of_ids(&pipeline(1), &[], &[], vec![], vec![]);
+            let mark = Mark::of_ids(&pipeline(1), Default::default(), vec![], vec![]);
             // Pipeline 7 is the latest of the late ones; 1 is the oldest.
             let at = long_ago + Duration::from_secs(if id == 7 { 50 } else { id as u64 });
             c.scheduled.insert(id, (mark, at));
@@ -250,15 +275,24 @@ mod tests {
         assert!(c.begin(&live).is_empty());
         c.last_begin = Some(Instant::now() - Duration::from_secs(15));
         assert_eq!(c.begin(&live), HashSet::from([1, 2]), "the oldest first");
-        c.scheduled(1, Mark::of_ids(&pipeline(1), &[], &[], vec![], vec![]));
-        c.scheduled(2, Mark::of_ids(&pipeline(1), &[], &[], vec![], vec![]));
+        c.scheduled(
+            1,
+            Mark::of_ids(&pipeline(1), Default::default(), vec![], vec![]),
+        );
+        c.scheduled(
+            2,
+            Mark::of_ids(&pipeline(1), Default::default(), vec![], vec![]),
+        );
         // However long since the last pass, no more than the late ones.
         c.last_begin = Some(Instant::now() - Duration::from_secs(10_000));
         let forced = c.begin(&live);
         assert_eq!(forced.len(), 8);
         assert!(!forced.contains(&1) && !forced.contains(&2));
         for id in forced {
-            c.scheduled(id, Mark::of_ids(&pipeline(1), &[], &[], vec![], vec![]));
+            c.scheduled(
+                id,
+                Mark::of_ids(&pipeline(1), Default::default(), vec![], vec![]),
+            );
         }
         assert!(c.begin(&live).is_empty(), "none late: none forced");
     }

@@ -91,6 +91,9 @@ impl Checker {
                         .store()
                         .record_resource_check(row.id, at, None, true)
                         .await;
+                    engine.handle.hint(|h| {
+                        h.pipelines.insert(p.id);
+                    });
                     crate::atc::metrics::metrics().resource_check_shared();
                     continue;
                 }
@@ -113,7 +116,7 @@ impl Checker {
                 row.id,
                 row.scope_id,
             );
-            spawn_check(engine, p, config, &rc.name, id, move |status| {
+            spawn_check(engine, p, config, &rc.name, (id, scope), move |status| {
                 inflight
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -134,16 +137,18 @@ impl Checker {
     }
 }
 
-/// Runs a check of resource `name` (id `id`) as an unstored build in the background;
-/// `done` runs with its status when it has finished, then the scheduler is woken.
+/// Runs a check of resource `name` (id and config scope `resource`) as an unstored build
+/// in the background; `done` runs with its status when it has finished, then the scheduler
+/// is woken for the pipelines sharing the scope.
 fn spawn_check(
     engine: &Arc<Engine>,
     p: &PipelineRow,
     config: &Config,
     name: &str,
-    id: i64,
+    resource: (i64, Option<i64>),
     done: impl FnOnce(BuildStatus) + Send + 'static,
 ) {
+    let (id, scope, pipeline) = (resource.0, resource.1, p.id);
     let plan = check_plan(engine, config, name, "resource", None, Some(id));
     let (engine, build) = (engine.clone(), periodic_row(p));
     let (tasks, span) = (
@@ -167,7 +172,14 @@ fn spawn_check(
             }
         }
         done(status);
-        engine.handle.wake();
+        match scope {
+            Some(scope) => engine.handle.wake_for(|h| {
+                h.pipelines.insert(pipeline);
+                h.scopes.insert(scope);
+            }),
+            // A first check finds the resource its scope, which may be others' too.
+            None => engine.handle.wake(),
+        }
     };
     tasks.spawn(task.instrument(span));
 }
@@ -182,7 +194,7 @@ pub async fn check_now(engine: &Arc<Engine>, p: &PipelineRow, config: &Config, n
         let Some(row) = rows.iter().find(|r| &r.name == name) else {
             continue;
         };
-        spawn_check(engine, p, config, name, row.id, |_| {});
+        spawn_check(engine, p, config, name, (row.id, row.scope_id), |_| {});
     }
 }
 

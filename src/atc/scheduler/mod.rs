@@ -8,22 +8,24 @@ mod configs;
 pub mod resolve;
 
 use crate::atc::engine::plan::{job_plan, BuildPlan};
-use crate::atc::engine::Engine;
+use crate::atc::engine::{Engine, Hints};
 use crate::config::{Config, JobConfig, VersionConfig};
-use crate::db::{
-    BuildInputRow, BuildRow, BuildStatus, NewBuild, PipelineRow, ResourceRow, SchedulingMarks,
-};
+use crate::db::{BuildInputRow, BuildRow, BuildStatus, NewBuild, PipelineRow, ResourceRow};
 use resolve::{InputConfig, VersionChoice, VersionsDb};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// Scheduling passes run at least this often (and whenever something wakes them).
 const INTERVAL: Duration = Duration::from_secs(1);
+
+/// A pass woken for a few pipelines reads only theirs if everything was read within this;
+/// changes no hint names (made through another node, or not hinted) wait at most this.
+const FULL_READ: Duration = INTERVAL;
 
 /// The lease naming the one web node that schedules when several share a database.
 const LEASE: &str = "scheduler";
@@ -50,52 +52,98 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
 /// What a pass reads of the store, and the data version read just before it.
 struct Snapshot {
     version: String,
+    /// When the pipelines and all their marks were last read.
+    full_at: Instant,
+    /// Whether everything committed up to `version` is in it: false after a partial read,
+    /// which leaves unhinted changes for the next full read.
+    complete: bool,
     pending: Vec<BuildRow>,
     started: Vec<BuildRow>,
-    pipelines: Vec<PipelineRow>,
-    marks: SchedulingMarks,
+    pipelines: Arc<Vec<PipelineRow>>,
+    marks: HashMap<i64, Arc<changes::Marks>>,
     /// Until when (Unix seconds) a pass over this snapshot has nothing to do: set by a
     /// pass that scheduled all it had to and found no check due before then.
     quiet_until: std::sync::atomic::AtomicI64,
 }
 
 /// The store as of now: `last` again when nothing was committed since it was read (an idle
-/// node's passes read one number, not every pipeline's rows), else read anew. The bool
-/// says whether it was read anew.
+/// node's passes read one number, not every pipeline's rows). Else the unfinished builds
+/// and, when `hints` name what moved and the last full read is under [`FULL_READ`] old,
+/// only those pipelines' marks; else everything. The bool says whether anything was read.
 async fn snapshot(
     store: &Arc<dyn crate::db::Store>,
     configs: &configs::Configs,
     last: &std::sync::Mutex<Option<Arc<Snapshot>>>,
+    hints: Hints,
 ) -> anyhow::Result<(Arc<Snapshot>, bool)> {
     let version = store.data_version().await?;
-    if let Some(s) = lock(last).as_ref().filter(|s| s.version == version) {
+    let prev = lock(last).clone();
+    let recent = |s: &Snapshot| !hints.everything && s.full_at.elapsed() < FULL_READ;
+    if let Some(s) = prev
+        .as_ref()
+        .filter(|s| s.version == version && (s.complete || recent(s)))
+    {
         return Ok((s.clone(), false));
     }
-    let pending = store.builds_with_status(&[BuildStatus::Pending]).await?;
-    let started = store.builds_with_status(&[BuildStatus::Started]).await?;
-    let pipelines = store.pipelines(None).await?;
-    configs.retain(
-        &pipelines
-            .iter()
-            .filter(|p| !p.archived)
-            .map(|p| p.id)
-            .collect(),
-    );
-    // A paused pipeline neither checks nor creates nor starts builds.
-    let pipelines: Vec<PipelineRow> = pipelines
+    let (pending, started) = store
+        .builds_with_status(&[BuildStatus::Pending, BuildStatus::Started])
+        .await?
         .into_iter()
-        .filter(|p| !p.archived && !p.paused)
-        .collect();
-    let ids: Vec<i64> = pipelines.iter().map(|p| p.id).collect();
-    let marks = store.scheduling_marks(&ids).await?;
-    let s = Arc::new(Snapshot {
-        version,
-        pending,
-        started,
-        pipelines,
-        marks,
-        quiet_until: std::sync::atomic::AtomicI64::new(i64::MIN),
-    });
+        .partition(|b| b.status == BuildStatus::Pending);
+    let partial = prev.filter(|s| recent(s));
+    let s = match partial {
+        Some(prev) => {
+            // The hinted pipelines, and those with a resource on a hinted scope.
+            let ids: Vec<i64> = prev
+                .marks
+                .iter()
+                .filter(|(id, m)| {
+                    hints.pipelines.contains(id)
+                        || m.resources
+                            .iter()
+                            .any(|r| r.scope_id.is_some_and(|s| hints.scopes.contains(&s)))
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            let mut marks = prev.marks.clone();
+            if !ids.is_empty() {
+                marks.extend(changes::by_pipeline(
+                    store.scheduling_marks(&ids).await?,
+                    &ids,
+                ));
+            }
+            Snapshot {
+                version,
+                full_at: prev.full_at,
+                complete: false,
+                pending,
+                started,
+                pipelines: prev.pipelines.clone(),
+                marks,
+                quiet_until: std::sync::atomic::AtomicI64::new(i64::MIN),
+            }
+        }
+        None => {
+            let full_at = Instant::now();
+            let mut pipelines = store.live_pipelines().await?;
+            configs.retain(&pipelines.iter().map(|p| p.id).collect());
+            // A paused pipeline neither checks nor creates nor starts builds.
+            pipelines.retain(|p| !p.paused);
+            let ids: Vec<i64> = pipelines.iter().map(|p| p.id).collect();
+            let marks = changes::by_pipeline(store.scheduling_marks(&ids).await?, &ids);
+            Snapshot {
+                version,
+                full_at,
+                complete: true,
+                pending,
+                started,
+                pipelines: Arc::new(pipelines),
+                marks,
+                quiet_until: std::sync::atomic::AtomicI64::new(i64::MIN),
+            }
+        }
+    };
+    let s = Arc::new(s);
     *lock(last) = Some(s.clone());
     Ok((s, true))
 }
@@ -120,7 +168,7 @@ async fn pass(
     last: &std::sync::Mutex<Option<Arc<Snapshot>>>,
 ) -> anyhow::Result<()> {
     let store = engine.store();
-    let (snap, read) = snapshot(store, configs, last).await?;
+    let (snap, read) = snapshot(store, configs, last, engine.handle.take_hints()).await?;
     let forced = lock(changes).begin(&snap.pipelines.iter().map(|p| p.id).collect());
     let quiet = &snap.quiet_until;
     if !read && forced.is_empty() && crate::clock::now() < quiet.load(Ordering::Relaxed) {
@@ -128,13 +176,14 @@ async fn pass(
         return Ok(());
     }
     let (mut next_check, mut settled) = (i64::MAX, true);
-    for p in &snap.pipelines {
+    for p in snap.pipelines.iter() {
         let Some(config) = configs.get(store, p).await? else {
             continue;
         };
-        let of_p = |id: i64| id == p.id;
-        let jobs = rows_of(&snap.marks.jobs, |j| of_p(j.pipeline_id));
-        let resources = rows_of(&snap.marks.resources, |r| of_p(r.pipeline_id));
+        let Some(marks) = snap.marks.get(&p.id) else {
+            continue;
+        };
+        let resources = &marks.resources;
         next_check = next_check.min(checker.periodic(engine, p, &config, resources).await);
         // Unread since the last pass, nothing moved: only what that pass left unscheduled
         // (never scheduled, or failed) and the safety net's picks are due.
@@ -151,7 +200,7 @@ async fn pass(
             .iter()
             .filter(|b| b.pipeline_id == Some(p.id))
             .collect();
-        let mark = changes::Mark::new(p, jobs, resources, &pending, &started);
+        let mark = changes::Mark::new(p, marks, &pending, &started);
         if !forced.contains(&p.id) && !lock(changes).changed(p.id, &mark) {
             continue;
         }
@@ -164,7 +213,13 @@ async fn pass(
         );
         let scheduled = schedule_pipeline(engine, p, &config, &pending, &started);
         match scheduled.instrument(span).await {
-            Ok(()) => lock(changes).scheduled(p.id, mark),
+            Ok(()) => {
+                lock(changes).scheduled(p.id, mark);
+                // What it committed is read back next pass (that pass may be partial).
+                engine.handle.hint(|h| {
+                    h.pipelines.insert(p.id);
+                });
+            }
             Err(e) => {
                 tracing::warn!(pipeline = %p.name, error = %e, "scheduling pipeline");
                 lock(changes).failed(p.id);
@@ -182,13 +237,6 @@ async fn pass(
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The run of `rows` (grouped by pipeline, as the marks are ordered) that `mine` picks.
-fn rows_of<T>(rows: &[T], mine: impl Fn(&T) -> bool) -> &[T] {
-    let start = rows.iter().position(&mine).unwrap_or(rows.len());
-    let len = rows[start..].iter().take_while(|r| mine(r)).count();
-    &rows[start..start + len]
 }
 
 struct PipelineState {
@@ -605,9 +653,13 @@ mod tests {
             .await
             .unwrap();
         let (configs, last) = (configs::Configs::default(), std::sync::Mutex::new(None));
-        let (first, read) = snapshot(&store, &configs, &last).await.unwrap();
+        let (first, read) = snapshot(&store, &configs, &last, Hints::default())
+            .await
+            .unwrap();
         assert!(read, "nothing to reuse yet");
-        let (again, read) = snapshot(&store, &configs, &last).await.unwrap();
+        let (again, read) = snapshot(&store, &configs, &last, Hints::default())
+            .await
+            .unwrap();
         assert!(
             !read && Arc::ptr_eq(&first, &again),
             "nothing committed: reused"
@@ -617,14 +669,98 @@ mod tests {
             .try_acquire_lease(LEASE, "me", LEASE_TTL, crate::clock::now())
             .await
             .unwrap());
-        let (_, read) = snapshot(&store, &configs, &last).await.unwrap();
+        let (_, read) = snapshot(&store, &configs, &last, Hints::default())
+            .await
+            .unwrap();
         assert!(!read, "a lease renewal made the pass read again");
         let wall = crate::db::WallRow {
             message: "hi".into(),
             expires_at: None,
         };
         store.set_wall(&wall).await.unwrap();
-        let (_, read) = snapshot(&store, &configs, &last).await.unwrap();
+        let (_, read) = snapshot(&store, &configs, &last, Hints::default())
+            .await
+            .unwrap();
         assert!(read, "a commit went unnoticed");
+    }
+
+    #[tokio::test]
+    async fn a_hinted_pass_rereads_only_the_pipelines_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::db::open_embedded(&dir.path().join("c.db"))
+            .await
+            .unwrap();
+        let (team, _) = store
+            .upsert_team("main", &Default::default(), true)
+            .await
+            .unwrap();
+        let mut jobs = HashMap::new();
+        for name in ["a", "b"] {
+            let job = crate::db::JobConfigRow {
+                name: "j".into(),
+                old_name: None,
+                config: serde_json::json!({"name": "j", "plan": []}),
+            };
+            let saved = store
+                .save_pipeline(&crate::db::SavePipeline {
+                    team_id: team.id,
+                    name: name.into(),
+                    instance_vars: None,
+                    config: serde_json::json!({"jobs": [job.config]}),
+                    expected_version: 0,
+                    jobs: vec![job],
+                    resources: vec![],
+                    job_groups: vec![],
+                    paused_on_create: false,
+                    parent_job_id: 0,
+                    parent_build_id: 0,
+                    at: 1,
+                })
+                .await
+                .unwrap();
+            let job = store.job(saved.pipeline.id, "j").await.unwrap().unwrap();
+            jobs.insert(saved.pipeline.id, job.id);
+        }
+        let (configs, last) = (configs::Configs::default(), std::sync::Mutex::new(None));
+        let (first, _) = snapshot(&store, &configs, &last, Hints::default())
+            .await
+            .unwrap();
+        assert_eq!(first.marks.len(), 2);
+        let (&a, &b) = (jobs.keys().min().unwrap(), jobs.keys().max().unwrap());
+        let pause = |pipeline: i64| {
+            let (store, job) = (store.clone(), jobs[&pipeline]);
+            async move { store.set_job_paused(job, true, "me", 2).await.unwrap() }
+        };
+
+        pause(a).await;
+        let hints = Hints {
+            pipelines: [a].into(),
+            ..Default::default()
+        };
+        let (second, read) = snapshot(&store, &configs, &last, hints).await.unwrap();
+        assert!(read);
+        assert!(
+            second.marks[&a].jobs[0].paused,
+            "the hinted pipeline is read"
+        );
+        assert!(
+            Arc::ptr_eq(&first.marks[&b], &second.marks[&b]),
+            "the other one is not"
+        );
+        assert_eq!(second.full_at, first.full_at);
+
+        // Unhinted: seen at the next full read, which a wake for everything forces.
+        pause(b).await;
+        let (third, _) = snapshot(&store, &configs, &last, Hints::default())
+            .await
+            .unwrap();
+        assert!(!third.marks[&b].jobs[0].paused, "read without a hint");
+        let everything = Hints {
+            everything: true,
+            ..Default::default()
+        };
+        let (fourth, _) = snapshot(&store, &configs, &last, everything).await.unwrap();
+        assert!(fourth.marks[&b].jobs[0].paused);
+        assert!(fourth.full_at > first.full_at);
     }
 }
