@@ -78,7 +78,13 @@ async fn snapshot(
 ) -> anyhow::Result<(Arc<Snapshot>, bool)> {
     let version = store.data_version().await?;
     let prev = lock(last).clone();
-    let recent = |s: &Snapshot| !hints.everything && s.full_at.elapsed() < FULL_READ;
+    // A hint naming a pipeline the last full read did not see (one just set or unpaused)
+    // asks for everything: its builds would otherwise wait for the next full read.
+    let recent = |s: &Snapshot| {
+        !hints.everything
+            && s.full_at.elapsed() < FULL_READ
+            && hints.pipelines.iter().all(|id| s.marks.contains_key(id))
+    };
     if let Some(s) = prev
         .as_ref()
         .filter(|s| s.version == version && (s.complete || recent(s)))
@@ -748,6 +754,19 @@ mod tests {
             "the other one is not"
         );
         assert_eq!(second.full_at, first.full_at);
+
+        // A pipeline the last full read did not see is read with everything else.
+        let unknown = Hints {
+            pipelines: [a, b + 1000].into(),
+            ..Default::default()
+        };
+        pause(a).await;
+        let (read_all, _) = snapshot(&store, &configs, &last, unknown).await.unwrap();
+        assert!(
+            read_all.full_at > first.full_at,
+            "an unknown pipeline: read in full"
+        );
+        let first = read_all;
 
         // Unhinted: seen at the next full read, which a wake for everything forces.
         pause(b).await;
