@@ -67,9 +67,10 @@ struct Snapshot {
 }
 
 /// The store as of now: `last` again when nothing was committed since it was read (an idle
-/// node's passes read one number, not every pipeline's rows). Else the unfinished builds
-/// and, when `hints` name what moved and the last full read is under [`FULL_READ`] old,
-/// only those pipelines' marks; else everything. The bool says whether anything was read.
+/// node's passes read one number, not every pipeline's rows). Else the unfinished builds,
+/// the pipelines and, when the last full read is under [`FULL_READ`] old and `hints` do not
+/// ask for everything, the marks of the pipelines `hints` name (or new, or saved since);
+/// else every pipeline's marks. The bool says whether anything was read.
 async fn snapshot(
     store: &Arc<dyn crate::db::Store>,
     configs: &configs::Configs,
@@ -78,13 +79,7 @@ async fn snapshot(
 ) -> anyhow::Result<(Arc<Snapshot>, bool)> {
     let version = store.data_version().await?;
     let prev = lock(last).clone();
-    // A hint naming a pipeline the last full read did not see (one just set or unpaused)
-    // asks for everything: its builds would otherwise wait for the next full read.
-    let recent = |s: &Snapshot| {
-        !hints.everything
-            && s.full_at.elapsed() < FULL_READ
-            && hints.pipelines.iter().all(|id| s.marks.contains_key(id))
-    };
+    let recent = |s: &Snapshot| !hints.everything && s.full_at.elapsed() < FULL_READ;
     if let Some(s) = prev
         .as_ref()
         .filter(|s| s.version == version && (s.complete || recent(s)))
@@ -96,58 +91,63 @@ async fn snapshot(
         .await?
         .into_iter()
         .partition(|b| b.status == BuildStatus::Pending);
+    // The pipelines are always read (without their configs: a cheap statement), so a new,
+    // paused or re-configured one is seen at once; only their marks may be partial.
+    let mut pipelines = store.live_pipelines().await?;
+    configs.retain(&pipelines.iter().map(|p| p.id).collect());
+    // A paused pipeline neither checks nor creates nor starts builds.
+    pipelines.retain(|p| !p.paused);
     let partial = prev.filter(|s| recent(s));
-    let s = match partial {
+    let (marks, full_at) = match &partial {
         Some(prev) => {
-            // The hinted pipelines, and those with a resource on a hinted scope.
-            let ids: Vec<i64> = prev
-                .marks
+            let before: HashMap<i64, i64> = prev
+                .pipelines
                 .iter()
-                .filter(|(id, m)| {
-                    hints.pipelines.contains(id)
-                        || m.resources
-                            .iter()
-                            .any(|r| r.scope_id.is_some_and(|s| hints.scopes.contains(&s)))
-                })
-                .map(|(id, _)| *id)
+                .map(|p| (p.id, p.config_version))
                 .collect();
-            let mut marks = prev.marks.clone();
-            if !ids.is_empty() {
-                marks.extend(changes::by_pipeline(
-                    store.scheduling_marks(&ids).await?,
-                    &ids,
-                ));
+            // Hinted, on a hinted scope, new to the snapshot, or saved with a new config.
+            let stale = |p: &PipelineRow| {
+                let Some(m) = prev.marks.get(&p.id) else {
+                    return true;
+                };
+                hints.pipelines.contains(&p.id)
+                    || before.get(&p.id) != Some(&p.config_version)
+                    || m.resources
+                        .iter()
+                        .any(|r| r.scope_id.is_some_and(|s| hints.scopes.contains(&s)))
+            };
+            let ids: Vec<i64> = pipelines
+                .iter()
+                .filter(|p| stale(p))
+                .map(|p| p.id)
+                .collect();
+            let mut marks = if ids.is_empty() {
+                HashMap::new()
+            } else {
+                changes::by_pipeline(store.scheduling_marks(&ids).await?, &ids)
+            };
+            for p in pipelines.iter() {
+                if let (false, Some(m)) = (marks.contains_key(&p.id), prev.marks.get(&p.id)) {
+                    marks.insert(p.id, m.clone());
+                }
             }
-            Snapshot {
-                version,
-                full_at: prev.full_at,
-                complete: false,
-                pending,
-                started,
-                pipelines: prev.pipelines.clone(),
-                marks,
-                quiet_until: std::sync::atomic::AtomicI64::new(i64::MIN),
-            }
+            (marks, prev.full_at)
         }
         None => {
-            let full_at = Instant::now();
-            let mut pipelines = store.live_pipelines().await?;
-            configs.retain(&pipelines.iter().map(|p| p.id).collect());
-            // A paused pipeline neither checks nor creates nor starts builds.
-            pipelines.retain(|p| !p.paused);
             let ids: Vec<i64> = pipelines.iter().map(|p| p.id).collect();
             let marks = changes::by_pipeline(store.scheduling_marks(&ids).await?, &ids);
-            Snapshot {
-                version,
-                full_at,
-                complete: true,
-                pending,
-                started,
-                pipelines: Arc::new(pipelines),
-                marks,
-                quiet_until: std::sync::atomic::AtomicI64::new(i64::MIN),
-            }
+            (marks, Instant::now())
         }
+    };
+    let s = Snapshot {
+        version,
+        full_at,
+        complete: partial.is_none(),
+        pending,
+        started,
+        pipelines: Arc::new(pipelines),
+        marks,
+        quiet_until: std::sync::atomic::AtomicI64::new(i64::MIN),
     };
     let s = Arc::new(s);
     *lock(last) = Some(s.clone());
@@ -755,18 +755,43 @@ mod tests {
         );
         assert_eq!(second.full_at, first.full_at);
 
-        // A pipeline the last full read did not see is read with everything else.
-        let unknown = Hints {
-            pipelines: [a, b + 1000].into(),
-            ..Default::default()
+        // A pipeline saved again is read at once, hinted or not, with its new jobs.
+        let job = crate::db::JobConfigRow {
+            name: "k".into(),
+            old_name: None,
+            config: serde_json::json!({"name": "k", "plan": []}),
         };
-        pause(a).await;
-        let (read_all, _) = snapshot(&store, &configs, &last, unknown).await.unwrap();
-        assert!(
-            read_all.full_at > first.full_at,
-            "an unknown pipeline: read in full"
+        let row = |id: i64, snap: &Snapshot| {
+            let p = snap.pipelines.iter().find(|p| p.id == id).cloned();
+            p.expect("listed")
+        };
+        let resaved = store
+            .save_pipeline(&crate::db::SavePipeline {
+                team_id: team.id,
+                name: "a".into(),
+                instance_vars: None,
+                config: serde_json::json!({"jobs": [job.config]}),
+                expected_version: row(a, &second).config_version,
+                jobs: vec![job],
+                resources: vec![],
+                job_groups: vec![],
+                paused_on_create: false,
+                parent_job_id: 0,
+                parent_build_id: 0,
+                at: 3,
+            })
+            .await
+            .unwrap();
+        let (read_all, _) = snapshot(&store, &configs, &last, Hints::default())
+            .await
+            .unwrap();
+        assert_eq!(read_all.full_at, first.full_at, "still a partial read");
+        assert_eq!(
+            row(a, &read_all).config_version,
+            resaved.pipeline.config_version
         );
-        let first = read_all;
+        let k = store.job(a, "k").await.unwrap().unwrap();
+        assert_eq!(read_all.marks[&a].jobs[0].id, k.id, "its new job's marks");
 
         // Unhinted: seen at the next full read, which a wake for everything forces.
         pause(b).await;
