@@ -418,23 +418,13 @@ impl Store for EmbeddedStore {
     }
 
     async fn live_pipelines(&self) -> Result<Vec<PipelineRow>> {
-        self.read(move |conn| {
-            Ok(conn
-                .prepare_cached(&pipelines::SQL.live)?
-                .query_map([], rows::pipeline_row)?
-                .collect::<Result<_, _>>()?)
-        })
-        .await
+        self.read(|conn| pipelines::pipeline_rows(conn, &pipelines::SQL.live, []))
+            .await
     }
 
     async fn pipelines_set_by(&self, job_id: i64) -> Result<Vec<PipelineRow>> {
-        self.read(move |conn| {
-            Ok(conn
-                .prepare_cached(&pipelines::SQL.set_by)?
-                .query_map([job_id], rows::pipeline_row)?
-                .collect::<Result<_, _>>()?)
-        })
-        .await
+        self.read(move |conn| pipelines::pipeline_rows(conn, &pipelines::SQL.set_by, [job_id]))
+            .await
     }
 
     async fn pipeline_config(&self, pipeline_id: i64) -> Result<Option<(Value, i64)>> {

@@ -30,17 +30,22 @@ pub(super) fn find_pipeline_by_id(conn: &Connection, id: i64) -> Result<Option<P
 }
 
 pub(super) fn list_pipelines(conn: &Connection, team: Option<&str>) -> Result<Vec<PipelineRow>> {
-    let rows = match team {
-        Some(team) => conn
-            .prepare_cached(&SQL.of_team)?
-            .query_map([team], pipeline_row)?
-            .collect::<Result<_, _>>()?,
-        None => conn
-            .prepare_cached(&SQL.all)?
-            .query_map([], pipeline_row)?
-            .collect::<Result<_, _>>()?,
-    };
-    Ok(rows)
+    match team {
+        Some(team) => pipeline_rows(conn, &SQL.of_team, [team]),
+        None => pipeline_rows(conn, &SQL.all, []),
+    }
+}
+
+/// The pipelines statement `sql` answers (one of [`SQL`]'s listings) for `params`.
+pub(super) fn pipeline_rows(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<PipelineRow>> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_map(params, pipeline_row)?
+        .collect::<Result<_, _>>()?)
 }
 
 pub(super) fn save_pipeline(conn: &mut Connection, save: &SavePipeline) -> Result<SavedPipeline> {
