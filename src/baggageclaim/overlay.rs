@@ -21,6 +21,7 @@ pub struct OverlayDriver {
 impl OverlayDriver {
     pub fn new(dir: PathBuf) -> io::Result<Self> {
         fs::create_dir_all(&dir)?;
+        crate::worker_fs::spread_subdirectories(&dir)?;
         Ok(OverlayDriver { dir })
     }
 

@@ -146,6 +146,8 @@ impl Volumes {
         for sub in ["init", "live", "dead"] {
             fs::create_dir_all(config.dir.join(sub))?;
         }
+        // Volumes are made in `init` (then renamed), their overlay layers in `overlays`.
+        crate::worker_fs::spread_subdirectories(&config.dir.join("init"))?;
         let kind = match config.driver {
             Some(k) => k,
             None => {

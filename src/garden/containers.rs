@@ -96,6 +96,7 @@ impl Containers {
         config: GardenConfig,
     ) -> std::io::Result<Arc<Containers>> {
         std::fs::create_dir_all(&config.dir)?;
+        crate::worker_fs::spread_subdirectories(&config.dir)?;
         for entry in std::fs::read_dir(&config.dir)?.flatten() {
             let killed = super::leftovers::kill_recorded(&entry.path());
             tracing::info!(container = ?entry.file_name(), killed, "destroying a container of an earlier run");
