@@ -16,7 +16,7 @@
 
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Upstream's default check interval, which its image checks wait for (and the checker
@@ -37,8 +37,8 @@ struct Checked {
 #[derive(Default)]
 pub struct ImageChecks {
     checks: Mutex<HashMap<String, Checked>>,
-    /// One turn per image being checked; an entry goes when no one holds or awaits it.
-    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One turn per image being checked.
+    turns: super::turns::Turns,
 }
 
 /// Held while deciding whether to check an image, and through the check if one runs.
@@ -62,14 +62,8 @@ impl ImageChecks {
     /// Waits until no other build of this node is deciding about, or checking, `key`.
     pub async fn turn(&self, key: &str) -> Turn {
         let asked = Instant::now();
-        let turn = {
-            let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
-            // Only the map holds a turn nobody uses.
-            turns.retain(|_, t| Arc::strong_count(t) > 1);
-            turns.entry(key.to_string()).or_default().clone()
-        };
         Turn {
-            _guard: turn.lock_owned().await,
+            _guard: self.turns.take(key).await,
             asked,
         }
     }
@@ -143,28 +137,5 @@ mod tests {
             checks.reusable("k", manual(secs + 1), &late),
             Some(json!({"v": "2"}))
         );
-    }
-
-    #[tokio::test]
-    async fn checks_of_one_image_take_turns_and_others_do_not_wait() {
-        use futures::FutureExt;
-        let checks = ImageChecks::default();
-        let first = checks.turn("k").await;
-        assert!(
-            checks.turn("other").now_or_never().is_some(),
-            "another image waits"
-        );
-        assert!(
-            checks.turn("k").now_or_never().is_none(),
-            "two turns on k at once"
-        );
-        drop(first);
-        assert!(
-            checks.turn("k").now_or_never().is_some(),
-            "k's turn not given back"
-        );
-        // Nothing holds or awaits a turn now: the next call drops them all but its own.
-        let _x = checks.turn("x").await;
-        assert_eq!(checks.turns.lock().unwrap().len(), 1);
     }
 }

@@ -17,6 +17,7 @@ pub mod runtime;
 pub mod set_pipeline;
 pub mod steps;
 pub mod task;
+pub mod turns;
 
 use crate::db::{BuildRow, BuildStatus, Store};
 use crate::proto::event::{self as ev, BuildEvent};

@@ -218,8 +218,9 @@ pub struct Runtime {
     pub idtoken: crate::atc::idtoken::Signer,
     /// The container placement strategy chain.
     pub placer: super::placement::Placer,
-    /// Held while finding or creating a kept check container.
-    pub check_containers: tokio::sync::Mutex<()>,
+    /// Held while finding or creating a kept check container, one turn per worker and
+    /// config: checks of other configs find or make theirs meanwhile.
+    pub check_containers: super::turns::Turns,
     /// Whether builds replace secret values in their events with `((redacted))`.
     pub redact_secrets: bool,
     /// `--enable-global-resources`: resources of the same config (type and source) share
