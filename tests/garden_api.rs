@@ -550,6 +550,49 @@ async fn the_in_process_garden_runs_processes_like_the_server() {
     assert_eq!(out.stdout.await.expect("stdout"), "hi\n");
 }
 
+/// Creations racing each other count against the cap before any of them is in the table.
+#[tokio::test]
+async fn racing_creations_stop_at_the_container_cap() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let containers = Containers::new(
+        Arc::new(ProcessBackend),
+        GardenConfig {
+            dir: dir.path().to_path_buf(),
+            default_grace_time: Duration::ZERO,
+            max_containers: 3,
+        },
+    )
+    .expect("containers");
+    let local: Arc<dyn Garden> = Arc::new(containers);
+    let made = futures::future::join_all((0..10).map(|i| {
+        local.create(ContainerSpec {
+            handle: format!("c{i}"),
+            ..Default::default()
+        })
+    }))
+    .await;
+    let (ok, refused): (Vec<_>, Vec<_>) = made.into_iter().partition(|r| r.is_ok());
+    assert_eq!(ok.len(), 3, "{refused:?}");
+    for e in refused {
+        assert_eq!(
+            e.unwrap_err(),
+            GardenError::Other("max containers reached".into())
+        );
+    }
+    let handles = local.list(Default::default()).await.expect("list");
+    assert_eq!(handles.len(), 3);
+    // Refused creations gave their places back: one destroyed makes room for one more.
+    local.destroy(&handles[0]).await.expect("destroy");
+    let again = |h: &str| {
+        local.create(ContainerSpec {
+            handle: h.into(),
+            ..Default::default()
+        })
+    };
+    again("again").await.expect("room after a destroy");
+    assert!(again("over").await.is_err(), "past the cap");
+}
+
 #[tokio::test]
 async fn an_in_process_reattach_without_stdin_leaves_the_process_stdin_open() {
     let dir = tempfile::tempdir().expect("tmp");

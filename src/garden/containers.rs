@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -55,8 +56,27 @@ pub struct Containers {
     backend: Arc<dyn Backend>,
     config: GardenConfig,
     containers: Mutex<HashMap<String, Arc<Container>>>,
+    /// Creations under way, counted against the cap with the table (both under the
+    /// table's lock), so creations racing each other cannot pass `max_containers`.
+    creating: AtomicUsize,
     tasks: TaskTracker,
     shutdown: CancellationToken,
+}
+
+/// A creation counted in `Containers::creating` until dropped.
+struct Reserved<'a>(&'a AtomicUsize);
+
+impl<'a> Reserved<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Reserved(count)
+    }
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn internal(context: &str, e: impl std::fmt::Display) -> GardenError {
@@ -107,6 +127,7 @@ impl Containers {
             backend,
             config,
             containers: Mutex::new(HashMap::new()),
+            creating: AtomicUsize::new(0),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
         });
@@ -356,17 +377,21 @@ impl Garden for Arc<Containers> {
         }
         let handle = spec.handle.clone();
         let dir = self.config.dir.join(&handle);
-        {
+        let reserved = {
             let table = self.table();
             if table.contains_key(&handle) {
                 return Err(GardenError::Other(format!(
                     "handle already exists: {handle}"
                 )));
             }
-            if self.config.max_containers > 0 && table.len() >= self.config.max_containers {
+            let creating = self.creating.load(Ordering::SeqCst);
+            if self.config.max_containers > 0
+                && table.len() + creating >= self.config.max_containers
+            {
                 return Err(GardenError::Other("max containers reached".into()));
             }
-        }
+            Reserved::new(&self.creating)
+        };
         let backend = self.backend.clone();
         let s = spec.clone();
         let h = handle.clone();
@@ -398,14 +423,17 @@ impl Garden for Arc<Containers> {
         // either joins the table before `close` lists it, or sees the shutdown and goes.
         let refused = {
             let mut table = self.table();
-            if self.shutdown.is_cancelled() {
+            let refused = if self.shutdown.is_cancelled() {
                 Some((container, STOPPING.to_string()))
             } else if table.contains_key(&handle) {
                 Some((container, format!("handle already exists: {handle}")))
             } else {
                 table.insert(handle.clone(), container);
                 None
-            }
+            };
+            // In the table now (or going): no longer counted as under way.
+            drop(reserved);
+            refused
         };
         if let Some((lost, why)) = refused {
             let _ = tokio::task::spawn_blocking(move || lost.sandbox.destroy()).await;
