@@ -4,8 +4,9 @@
 `concourse quickstart` (embedded store and its in-process worker unless QS_FLAGS says
 otherwise) with PIPELINES pipelines of 10 chained jobs and 3 mock resources each, then:
 idle CPU, statements/s and RSS; `GET /api/v1/jobs` (one client, then 16); trigger ->
-succeeded of a one-task job; a `passed` chain's time per hop; checks/s with CHECKED
-resources at `check_every: 10s`, and the web CPU meanwhile.
+succeeded of a one-task job; a `passed` chain's time per hop; RSS while 16 clients poll
+`/api/v1/jobs` after those builds; checks/s with CHECKED resources at `check_every: 10s`,
+and the web CPU meanwhile.
 
 Run:  cargo build --release && python3 benches/scale.py
 CI:   SHORT=1 BIN=target/debug/concourse python3 benches/scale.py  (small and quick; fails
@@ -233,6 +234,20 @@ def wait_until(what, check, limit=600, every=0.02):
         time.sleep(every)
 
 
+def polled_rss(qs, seconds):
+    """The web process's RSS (MB) sampled twice a second while 16 clients poll
+    `/api/v1/jobs` for `seconds`: (first, highest, last)."""
+    samples = []
+    poll = threading.Thread(target=api_load, args=(qs, "/api/v1/jobs", 16, seconds))
+    poll.start()
+    while poll.is_alive():
+        samples.append(qs.rss_mb())
+        time.sleep(0.5)
+    poll.join()
+    samples.append(qs.rss_mb())
+    return samples[0], max(samples), samples[-1]
+
+
 def build_done(qs, build_id):
     return qs.get(f"/api/v1/builds/{build_id}")["status"] not in ("pending", "started")
 
@@ -354,6 +369,9 @@ def main():
         rows.append((f"{PIPELINES * 10} jobs runnable at once: all succeeded", f"{runnable:.1f} s"))
         hop, first = chain_hop(qs)
         rows.append((f"`passed` chain of {CHAIN}: per hop", f"{hop:.0f} ms (set-pipeline to first job done: {first:.0f} ms)"))
+        first, high, last = polled_rss(qs, 3 * MEASURE)
+        rows.append((f"web RSS, {len(qs.get('/api/v1/pipelines'))} pipelines, builds above, 16 clients polling",
+                     f"{first:.1f} MB at first, {high:.1f} MB at most, {last:.1f} MB after {3 * MEASURE:.0f} s"))
         checks0 = qs.metric("concourse_resource_checks_total")
         per = 100
         for i in range(0, CHECKED, per):
@@ -363,7 +381,7 @@ def main():
         cpu, rate = window(qs, max(MEASURE, 10), "concourse_resource_checks_total")
         rows.append((f"{CHECKED} resources at check_every 10s: checks/s (offered {CHECKED / 10:.0f}/s)", f"{rate:.1f}"))
         rows.append(("  web CPU meanwhile", f"{cpu:.1f} %"))
-        rows.append(("web RSS at the end", f"{qs.rss_mb():.1f} MB"))
+        rows.append((f"web RSS at the end ({CHECKED} more resources checking)", f"{qs.rss_mb():.1f} MB"))
     except SystemExit:
         print(qs.tail(), file=sys.stderr)
         raise
