@@ -35,8 +35,8 @@ def hop(qs, name):
 
 def main():
     n = scale.PIPELINES
-    qs = scale.Quickstart()
-    try:
+
+    def run(qs):
         for p in range(1, n + 1):
             qs.set_pipeline(f"p{p}", scale.pipeline_yml())
         scale.wait_until("the first checks",
@@ -45,12 +45,8 @@ def main():
             print(f"{n * 10} runnable: {scale.burst(qs, 'runnable', n, 10):.1f} s")
         hops = [hop(qs, f"chain{i}") for i in range(int(os.environ.get("HOPS", 4)))]
         print(f"{n} pipelines: per hop " + ", ".join(f"{h:.0f}" for h in hops) + " ms")
-    except SystemExit:
-        print(qs.tail(), file=sys.stderr)
-        raise
-    finally:
-        qs.stop()
 
+    scale.with_quickstart(run)
 
 if __name__ == "__main__":
     main()

@@ -17,8 +17,8 @@ import scale  # noqa: E402
 
 def main():
     checked = int(os.environ.get("CHECKED", 1000))
-    qs = scale.Quickstart()
-    try:
+
+    def run(qs):
         counter = "concourse_resource_checks_total"
         t0 = time.monotonic()
         for i in range(0, checked, 100):
@@ -31,12 +31,8 @@ def main():
                   f"RSS {qs.rss_mb():.1f} MB")
         held = len(os.listdir(os.path.join(qs.dir.name, "data", "worker", "containers")))
         print(f"containers on the worker: {held}")
-    except SystemExit:
-        print(qs.tail(), file=sys.stderr)
-        raise
-    finally:
-        qs.stop()
 
+    scale.with_quickstart(run)
 
 if __name__ == "__main__":
     main()

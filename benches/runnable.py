@@ -18,8 +18,8 @@ import scale  # noqa: E402
 
 def main():
     n = int(os.environ.get("N", 200))
-    qs = scale.Quickstart()
-    try:
+
+    def run(qs):
         perf = None
         if os.environ.get("PERF"):
             perf = subprocess.Popen(["perf", "record", "-g", "-a", "-F", "499", "-o", os.environ["PERF"]],
@@ -32,12 +32,8 @@ def main():
             perf.send_signal(2)
             perf.wait()
         print(f"{n * 10} runnable: {took:.1f} s, quickstart CPU {cpu:.1f} s, RSS {qs.rss_mb():.1f} MB")
-    except SystemExit:
-        print(qs.tail(), file=sys.stderr)
-        raise
-    finally:
-        qs.stop()
 
+    scale.with_quickstart(run)
 
 if __name__ == "__main__":
     main()

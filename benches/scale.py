@@ -190,6 +190,19 @@ class Quickstart:
         self.dir.cleanup()
 
 
+def with_quickstart(body):
+    """Runs `body(qs)` on a fresh Quickstart; on a broken scenario prints the server's last
+    log lines; stops the server whatever happened."""
+    qs = Quickstart()
+    try:
+        body(qs)
+    except SystemExit:
+        print(qs.tail(), file=sys.stderr)
+        raise
+    finally:
+        qs.stop()
+
+
 def window(qs, seconds, counter=None):
     """CPU % of the web process and `counter`'s rate over `seconds`."""
     c0, t0 = qs.cpu_seconds(), time.monotonic()

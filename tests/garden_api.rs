@@ -512,19 +512,20 @@ async fn destroy_kills_running_processes() {
     assert_eq!(p.wait().await.expect("wait"), 143);
 }
 
+/// The worker's Garden as quickstart holds it (process runtime), capped at `max`.
+fn in_process(dir: &std::path::Path, max: usize) -> Arc<dyn Garden> {
+    let config = GardenConfig {
+        dir: dir.to_path_buf(),
+        default_grace_time: Duration::ZERO,
+        max_containers: max,
+    };
+    Arc::new(Containers::new(Arc::new(ProcessBackend), config).expect("containers"))
+}
+
 #[tokio::test]
 async fn the_in_process_garden_runs_processes_like_the_server() {
     let dir = tempfile::tempdir().expect("tmp");
-    let containers = Containers::new(
-        Arc::new(ProcessBackend),
-        GardenConfig {
-            dir: dir.path().to_path_buf(),
-            default_grace_time: Duration::ZERO,
-            max_containers: 1,
-        },
-    )
-    .expect("containers");
-    let local: Arc<dyn Garden> = Arc::new(containers);
+    let local = in_process(dir.path(), 1);
     local
         .create(ContainerSpec {
             handle: "x".into(),
@@ -554,16 +555,7 @@ async fn the_in_process_garden_runs_processes_like_the_server() {
 #[tokio::test]
 async fn racing_creations_stop_at_the_container_cap() {
     let dir = tempfile::tempdir().expect("tmp");
-    let containers = Containers::new(
-        Arc::new(ProcessBackend),
-        GardenConfig {
-            dir: dir.path().to_path_buf(),
-            default_grace_time: Duration::ZERO,
-            max_containers: 3,
-        },
-    )
-    .expect("containers");
-    let local: Arc<dyn Garden> = Arc::new(containers);
+    let local = in_process(dir.path(), 3);
     let made = futures::future::join_all((0..10).map(|i| {
         local.create(ContainerSpec {
             handle: format!("c{i}"),
