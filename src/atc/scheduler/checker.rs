@@ -2,6 +2,7 @@
 //! `never` opts out), and check builds for `fly check-resource` / `check-resource-type`
 //! and the API's prototype checks.
 
+use super::configs::Configs;
 use crate::atc::engine::events::Events;
 use crate::atc::engine::plan::{pipeline_configs_with, BuildPlan, CheckNode, Node, Plan};
 use crate::atc::engine::Engine;
@@ -15,7 +16,26 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// Upstream's default check interval (1m): the one image checks are reused within.
-const DEFAULT_INTERVAL: Duration = crate::atc::engine::image_checks::INTERVAL;
+pub const DEFAULT_INTERVAL: Duration = crate::atc::engine::image_checks::INTERVAL;
+
+/// What periodic checks need of a config: each resource checked on a timer, with its
+/// interval (`check_every: never` ones are left out).
+pub type CheckTimes = Arc<[(String, Duration)]>;
+
+pub fn check_times(config: &Config) -> CheckTimes {
+    config
+        .resources
+        .iter()
+        .filter_map(|rc| {
+            let interval = match rc.check_every {
+                Some(CheckEvery::Never) => return None,
+                Some(c) => c.interval().unwrap_or(DEFAULT_INTERVAL),
+                None => DEFAULT_INTERVAL,
+            };
+            Some((rc.name.clone(), interval))
+        })
+        .collect()
+}
 
 /// What the last failed check of each resource (by id) said, for the build that cannot
 /// start without it (see `scheduler::failed_input_check`). Kept only on the node that ran
@@ -55,19 +75,15 @@ impl Checker {
     pub async fn periodic(
         &self,
         engine: &Arc<Engine>,
+        configs: &Configs,
         p: &PipelineRow,
-        config: &Config,
+        checks: &CheckTimes,
         rows: &[ResourceMark],
     ) -> i64 {
         let now = crate::clock::now();
         let mut next = i64::MAX;
-        for rc in &config.resources {
-            let interval = match rc.check_every {
-                Some(CheckEvery::Never) => continue,
-                Some(c) => c.interval().unwrap_or(DEFAULT_INTERVAL),
-                None => DEFAULT_INTERVAL,
-            };
-            let Some(row) = rows.iter().find(|r| r.name == rc.name) else {
+        for (name, interval) in checks.iter() {
+            let Some(row) = rows.iter().find(|r| &r.name == name) else {
                 continue;
             };
             let due = row.last_checked.saturating_add(interval.as_secs() as i64);
@@ -98,14 +114,28 @@ impl Checker {
                     continue;
                 }
             }
-            if !self
+            if self
                 .inflight
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(row.id)
+                .contains(&row.id)
             {
                 continue;
             }
+            // The whole config is needed only now, to plan the check. (Passes run one at a
+            // time, so nothing else starts this resource's check meanwhile.)
+            let config = match configs.get(engine.store(), p).await {
+                Ok(Some(config)) => config,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(pipeline = %p.name, error = %e, "loading config to check");
+                    continue;
+                }
+            };
+            self.inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(row.id);
             if let Some(scope) = row.scope_id {
                 let mut scopes = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
                 scopes.inflight.insert(scope);
@@ -116,7 +146,7 @@ impl Checker {
                 row.id,
                 row.scope_id,
             );
-            spawn_check(engine, p, config, &rc.name, (id, scope), move |status| {
+            spawn_check(engine, p, &config, name, (id, scope), move |status| {
                 inflight
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())

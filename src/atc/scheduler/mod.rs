@@ -67,6 +67,7 @@ async fn pass(
 ) -> anyhow::Result<()> {
     let store = engine.store();
     let hints = engine.handle.take_hints();
+    configs.forget_unused(std::time::Instant::now());
     let (snap, read) = snapshot::read(store, configs, last, hints).await?;
     let forced = lock(changes).begin(&snap.pipelines.iter().map(|p| p.id).collect());
     let quiet = &snap.quiet_until;
@@ -76,14 +77,15 @@ async fn pass(
     }
     let (mut next_check, mut settled) = (i64::MAX, true);
     for p in snap.pipelines.iter() {
-        let Some(config) = configs.get(store, p).await? else {
+        let Some(checks) = configs.check_times(store, p).await? else {
             continue;
         };
         let Some(marks) = snap.marks.get(&p.id) else {
             continue;
         };
         let resources = &marks.resources;
-        next_check = next_check.min(checker.periodic(engine, p, &config, resources).await);
+        let due = checker.periodic(engine, configs, p, &checks, resources);
+        next_check = next_check.min(due.await);
         // Unread since the last pass, nothing moved: only what that pass left unscheduled
         // (never scheduled, or failed) and the safety net's picks are due.
         if !read && !forced.contains(&p.id) && lock(changes).knows(p.id) {
@@ -103,6 +105,9 @@ async fn pass(
         if !forced.contains(&p.id) && !lock(changes).changed(p.id, &mark) {
             continue;
         }
+        let Some(config) = configs.get(store, p).await? else {
+            continue;
+        };
         let began = std::time::Instant::now();
         let span = tracing::info_span!(
             parent: None,
