@@ -333,7 +333,8 @@ pub trait Store:
     async fn build_outputs(&self, build_id: i64) -> Result<Vec<BuildOutputRow>>;
     /// Sets the build's (private) plan.
     async fn save_build_plan(&self, build_id: i64, plan: &Value) -> Result<()>;
-    /// Builds in any of `statuses`, oldest (lowest id) first.
+    /// Builds in any of `statuses`, oldest (lowest id) first, without their plans (`None`;
+    /// [`Store::build`] reads one).
     async fn builds_with_status(&self, statuses: &[BuildStatus]) -> Result<Vec<BuildRow>>;
 }
 

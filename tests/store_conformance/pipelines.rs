@@ -673,7 +673,12 @@ pub async fn the_overview_answers_what_per_pipeline_reads_would(h: &Harness) {
     let a1 = store.job(a.pipeline.id, "a1").await.unwrap().unwrap();
     let finished = store.build(build.id).await.unwrap().unwrap();
     assert_eq!(a1.finished_build_id, Some(build.id));
-    assert_eq!(o.builds, vec![finished]);
+    // And its builds without their plans.
+    let planless = BuildRow {
+        plan: None,
+        ..finished
+    };
+    assert_eq!(o.builds, vec![planless]);
     assert!(o.jobs.iter().all(|j| j.pipeline_id != c.pipeline.id));
     assert_eq!(
         store.pipelines_overview(&[]).await.unwrap(),

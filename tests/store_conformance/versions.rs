@@ -206,6 +206,7 @@ pub async fn build_inputs_outputs_and_plans_feed_the_scheduling_snapshot(h: &Har
         pending.iter().map(|b| b.id).collect::<Vec<_>>(),
         vec![b1.id, b2.id]
     );
+    assert_eq!(pending[0].plan, None, "listed without its plan");
     assert!(store.start_build(b1.id, 5).await.unwrap());
     store
         .finish_build(b1.id, BuildStatus::Succeeded, 6)

@@ -171,11 +171,11 @@ impl JobShapes {
 pub(crate) fn summary_from(
     p: &PipelineRow,
     j: &JobRow,
-    builds: &HashMap<i64, BuildRow>,
+    builds: &HashMap<i64, &BuildRow>,
     shapes: &HashMap<i64, Shape>,
 ) -> JobSummary {
     let (inputs, outputs) = shapes.get(&j.id).cloned().unwrap_or_default();
-    let build = |id: Option<i64>| id.and_then(|id| builds.get(&id)).map(summary);
+    let build = |id: Option<i64>| id.and_then(|id| builds.get(&id)).map(|b| summary(b));
     JobSummary {
         id: j.id,
         name: j.name.clone(),
@@ -203,8 +203,7 @@ pub(crate) async fn summaries_of(
 ) -> ApiResult<(Vec<JobSummary>, crate::db::Overview)> {
     let ids: Vec<i64> = pipelines.iter().map(|p| p.id).collect();
     let overview = state.store.pipelines_overview(&ids).await?;
-    let builds: HashMap<i64, BuildRow> =
-        overview.builds.iter().map(|b| (b.id, b.clone())).collect();
+    let builds: HashMap<i64, &BuildRow> = overview.builds.iter().map(|b| (b.id, b)).collect();
     let mut out = Vec::with_capacity(overview.jobs.len());
     // Pipelines in the caller's order, each with its jobs in theirs.
     let mut jobs_of: HashMap<i64, Vec<&JobRow>> = HashMap::new();

@@ -44,6 +44,9 @@ struct Entry {
     version: String,
     body: Arc<tokio::sync::OnceCell<Body>>,
     used: Instant,
+    /// The length of the last body built: the next is about as long, and is written into
+    /// a buffer of that size rather than one that doubles its way there.
+    size: usize,
 }
 
 #[derive(Default)]
@@ -64,7 +67,7 @@ impl Listings {
         Fut: Future<Output = ApiResult<T>>,
     {
         let version = store.data_version().await?;
-        let cell = {
+        let (cell, size) = {
             let mut entries = self.0.lock().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
             entries.retain(|_, e| now.duration_since(e.used) < UNUSED);
@@ -72,20 +75,29 @@ impl Listings {
                 version: version.clone(),
                 body: Default::default(),
                 used: now,
+                size: 0,
             });
             if entry.version != version {
                 entry.version = version;
+                if let Some(b) = entry.body.get() {
+                    entry.size = b.bytes.len();
+                }
                 entry.body = Default::default();
             }
             entry.used = now;
-            entry.body.clone()
+            (entry.body.clone(), entry.size)
         };
         let body = cell
             .get_or_try_init(|| async {
                 let value = build().await?;
-                let mut bytes = serde_json::to_vec(&value)
+                let mut bytes = Vec::with_capacity(size + size / 16 + 64);
+                serde_json::to_writer(&mut bytes, &value)
                     .map_err(|e| ApiError::Internal(format!("encoding response: {e}")))?;
                 bytes.push(b'\n');
+                // The body is kept until the data changes: not with the buffer's slack.
+                if bytes.capacity() > bytes.len() + bytes.len() / 8 {
+                    bytes.shrink_to_fit();
+                }
                 let etag = HeaderValue::from_str(&etag::tag_of(&bytes))
                     .map_err(|e| ApiError::Internal(format!("etag: {e}")))?;
                 Ok::<_, ApiError>(Body {

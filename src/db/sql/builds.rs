@@ -1,7 +1,7 @@
 //! Build statements: creating, rerunning and finishing builds, their events, and the
 //! builds page.
 
-use super::{Dialect, BUILD_SELECT};
+use super::{build_select_without_plan, Dialect, BUILD_SELECT};
 use crate::db::{BuildsOf, PagePlan};
 
 pub(crate) struct BuildSql {
@@ -58,11 +58,13 @@ impl BuildSql {
                 "{BUILD_SELECT} WHERE b.job_id = $1 AND b.name = $2"
             )),
             with_status: s(format!(
-                "{BUILD_SELECT} WHERE {} ORDER BY b.id",
+                "{} WHERE {} ORDER BY b.id",
+                build_select_without_plan(),
                 d.in_ids("b.status", "$1")
             )),
             with_unfinished_status: s(format!(
-                "{BUILD_SELECT} WHERE {} AND b.status IN ('pending', 'started') ORDER BY b.id",
+                "{} WHERE {} AND b.status IN ('pending', 'started') ORDER BY b.id",
+                build_select_without_plan(),
                 d.in_ids("b.status", "$1")
             )),
             next_job_number: s("UPDATE jobs SET build_number_seq = build_number_seq + 1 \

@@ -223,6 +223,12 @@ macro_rules! build_select {
 }
 pub(crate) const BUILD_SELECT: &str = build_select!();
 
+/// [`BUILD_SELECT`] with a NULL plan, for lists of builds that never read theirs (the
+/// dashboard's, the scheduler's): a plan is kilobytes of JSON to decode per build.
+pub(crate) fn build_select_without_plan() -> String {
+    BUILD_SELECT.replacen("b.plan", "CAST(NULL AS jsonb)", 1)
+}
+
 // After `build_select!`, which it uses.
 mod build_logs;
 pub(crate) use build_logs::*;
@@ -274,7 +280,8 @@ impl OverviewSql {
                 d.in_ids("r.pipeline_id", "$1")
             )),
             builds: d.stmt(&format!(
-                "{BUILD_SELECT} WHERE {} ORDER BY b.id",
+                "{} WHERE {} ORDER BY b.id",
+                build_select_without_plan(),
                 d.in_ids("b.id", "$1")
             )),
             job_marks: d.stmt(&format!(
