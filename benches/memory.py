@@ -12,7 +12,6 @@ Run:  BIN=target/release/concourse PIPELINES=200 [SPLIT=1] python3 benches/memor
 """
 
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -56,25 +55,15 @@ class WebAndWorker(scale.Quickstart):
              "--peer-address", "127.0.0.1", "--bind-ip", "127.0.0.1", "--bind-port", "0",
              "--baggageclaim-bind-ip", "127.0.0.1", "--baggageclaim-bind-port", "0"],
             stdout=subprocess.DEVNULL, stderr=self.worker_log)
-        self.env = dict(os.environ, HOME=d)
-        self.fly("login", "-c", "http://" + self.url, "-u", "test", "-p", "test")
-        with open(os.path.join(d, ".flyrc")) as f:
-            self.token = re.search(r"value: (\S+)", f.read()).group(1)
-        host, port = self.url.split(":")
-        self.host, self.port = host, int(port)
+        self.login()
         scale.wait_until("the worker running",
                          lambda: [w["state"] for w in self.get("/api/v1/workers")] == ["running"], 60, 0.1)
 
     def stop(self):
         """The worker first: it destroys its containers and unmounts its volumes."""
-        self.worker.terminate()
-        try:
-            self.worker.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.worker.kill()
-            self.worker.wait()
-            sys.exit(f"the worker did not stop within 120 s of SIGTERM; {self.dir.name} may hold mounts")
-        super().stop()
+        self.terminate(self.worker, "the worker")
+        self.terminate(self.proc, "the web node")
+        self.dir.cleanup()
 
 
 def main():

@@ -98,6 +98,11 @@ class Quickstart:
             stdout=subprocess.DEVNULL, stderr=self.log)
         self.url = self._wait_for("web listening on (\\S+)")
         self.metrics = self._wait_for("prometheus listening on (\\S+)")
+        self.login()
+
+    def login(self):
+        """fly logs in as test:test, with HOME in the server's directory; `token` is its."""
+        d = self.dir.name
         self.env = dict(os.environ, HOME=d)
         self.fly("login", "-c", "http://" + self.url, "-u", "test", "-p", "test")
         with open(os.path.join(d, ".flyrc")) as f:
@@ -180,14 +185,17 @@ class Quickstart:
     def stop(self):
         """Stops the server, which destroys its containers and unmounts its volumes first;
         one that has not done so within two minutes breaks the scenario."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            sys.exit(f"quickstart did not stop within 120 s of SIGTERM; {self.dir.name} may hold mounts")
+        self.terminate(self.proc, "quickstart")
         self.dir.cleanup()
+
+    def terminate(self, proc, what):
+        proc.terminate()
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            sys.exit(f"{what} did not stop within 120 s of SIGTERM; {self.dir.name} may hold mounts")
 
 
 def with_quickstart(body):
