@@ -37,10 +37,7 @@ def main():
     n = scale.PIPELINES
 
     def run(qs):
-        for p in range(1, n + 1):
-            qs.set_pipeline(f"p{p}", scale.pipeline_yml())
-        scale.wait_until("the first checks",
-                         lambda: qs.metric("concourse_resource_checks_total") >= 3 * n, 900, 0.5)
+        scale.set_checked_pipelines(qs, n)
         if os.environ.get("RUNNABLE", "0") == "1":
             print(f"{n * 10} runnable: {scale.burst(qs, 'runnable', n, 10):.1f} s")
         hops = [hop(qs, f"chain{i}") for i in range(int(os.environ.get("HOPS", 4)))]

@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -70,21 +69,11 @@ def main():
     n = scale.PIPELINES
 
     def run(qs):
-        yml = scale.pipeline_yml()
-        for p in range(1, n + 1):
-            qs.set_pipeline(f"p{p}", yml)
-        scale.wait_until("every resource's first check",
-                         lambda: qs.metric("concourse_resource_checks_total") >= 3 * n, 900, 0.5)
+        scale.set_checked_pipelines(qs, n)
         print(f"{n} pipelines, first checks done: RSS {qs.rss_mb():.1f} MB", flush=True)
         took = scale.burst(qs, "runnable", n, 10)
         print(f"{n * 10} builds in {took:.1f} s: RSS {qs.rss_mb():.1f} MB", flush=True)
-        samples = []
-        poll = threading.Thread(target=scale.api_load, args=(qs, "/api/v1/jobs", 16, 60))
-        poll.start()
-        while poll.is_alive():
-            samples.append(round(qs.rss_mb()))
-            time.sleep(2)
-        poll.join()
+        samples = [round(mb) for mb in scale.rss_while_polled(qs, 60, 2)]
         print(f"16 clients polling /api/v1/jobs, RSS every 2 s (MB): {samples}", flush=True)
         time.sleep(35)
         print(f"35 s later: RSS {qs.rss_mb():.1f} MB")

@@ -255,18 +255,34 @@ def wait_until(what, check, limit=600, every=0.02):
         time.sleep(every)
 
 
-def polled_rss(qs, seconds):
-    """The web process's RSS (MB) sampled twice a second while 16 clients poll
-    `/api/v1/jobs` for `seconds`: (first, highest, last)."""
+def rss_while_polled(qs, seconds, every):
+    """The web process's RSS (MB), sampled every `every` seconds while 16 clients poll
+    `/api/v1/jobs` for `seconds`, and once more when they have stopped."""
     samples = []
     poll = threading.Thread(target=api_load, args=(qs, "/api/v1/jobs", 16, seconds))
     poll.start()
     while poll.is_alive():
         samples.append(qs.rss_mb())
-        time.sleep(0.5)
+        time.sleep(every)
     poll.join()
     samples.append(qs.rss_mb())
+    return samples
+
+
+def polled_rss(qs, seconds):
+    """RSS twice a second while 16 clients poll (see rss_while_polled): (first, highest,
+    last)."""
+    samples = rss_while_polled(qs, seconds, 0.5)
     return samples[0], max(samples), samples[-1]
+
+
+def set_checked_pipelines(qs, n):
+    """Sets pipelines p1..pn of `pipeline_yml()` and waits for their resources' first
+    checks."""
+    for p in range(1, n + 1):
+        qs.set_pipeline(f"p{p}", pipeline_yml())
+    wait_until("every resource's first check",
+               lambda: qs.metric("concourse_resource_checks_total") >= 3 * n, 900, 0.5)
 
 
 def build_done(qs, build_id):
