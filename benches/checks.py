@@ -4,7 +4,9 @@ check containers) at `check_every: 10s` on a fresh quickstart, whose worker keep
 containers unless QS_FLAGS raises its cap; then checks/s and the web node's CPU over two
 20 s windows, and how many containers the worker holds at the end.
 
-Run:  BIN=target/release/concourse CHECKED=1000 python3 benches/checks.py
+SPLIT=1 runs a web node and a worker apart and reads the web node's CPU alone.
+
+Run:  BIN=target/release/concourse CHECKED=1000 [SPLIT=1] python3 benches/checks.py
 """
 
 import os
@@ -29,7 +31,7 @@ def main():
             cpu, rate = scale.window(qs, 20, counter)
             print(f"checks/s {rate:.1f} (offered {checked / 10:.0f}/s), web CPU {cpu:.1f} %, "
                   f"RSS {qs.rss_mb():.1f} MB")
-        held = len(os.listdir(os.path.join(qs.dir.name, "data", "worker", "containers")))
+        held = len(os.listdir(os.path.join(qs.worker_dir, "containers")))
         print(f"containers on the worker: {held}")
 
     scale.with_quickstart(run)

@@ -99,6 +99,7 @@ class Quickstart:
         self.url = self._wait_for("web listening on (\\S+)")
         self.metrics = self._wait_for("prometheus listening on (\\S+)")
         self.login()
+        self.worker_dir = os.path.join(d, "data", "worker")
 
     def login(self):
         """fly logs in as test:test, with HOME in the server's directory; `token` is its."""
@@ -198,10 +199,54 @@ class Quickstart:
             sys.exit(f"{what} did not stop within 120 s of SIGTERM; {self.dir.name} may hold mounts")
 
 
+class WebAndWorker(Quickstart):
+    """A web node and a worker in processes of their own, driven as Quickstart is;
+    `proc` (whose CPU and RSS are read) is the web node's."""
+
+    def __init__(self):
+        self.dir = tempfile.TemporaryDirectory()
+        d = self.dir.name
+        for key in ("tsa_host_key", "worker_key"):
+            subprocess.run([BIN, "generate-key", "-t", "ssh", "-f", os.path.join(d, key)],
+                           check=True, stdout=subprocess.DEVNULL)
+        self.log = open(os.path.join(d, "log"), "w+")
+        self.proc = subprocess.Popen(
+            [BIN, "web", "--bind-ip", "127.0.0.1", "--bind-port", "0",
+             "--tsa-bind-ip", "127.0.0.1", "--tsa-bind-port", "0",
+             "--prometheus-bind-ip", "127.0.0.1", "--prometheus-bind-port", "0",
+             "--tsa-host-key", os.path.join(d, "tsa_host_key"),
+             "--tsa-authorized-keys", os.path.join(d, "worker_key.pub"),
+             "--add-local-user", "test:test", "--main-team-local-user", "test",
+             "--data-dir", os.path.join(d, "web")],
+            stdout=subprocess.DEVNULL, stderr=self.log)
+        self.url = self._wait_for("web listening on (\\S+)")
+        self.metrics = self._wait_for("prometheus listening on (\\S+)")
+        tsa = self._wait_for("tsa listening on (\\S+)")
+        self.worker_log = open(os.path.join(d, "worker.log"), "w+")
+        self.worker_dir = os.path.join(d, "worker")
+        self.worker = subprocess.Popen(
+            [BIN, "worker", "--name", "w", "--work-dir", self.worker_dir,
+             "--tsa-host", tsa, "--tsa-public-key", os.path.join(d, "tsa_host_key.pub"),
+             "--tsa-worker-private-key", os.path.join(d, "worker_key"),
+             "--peer-address", "127.0.0.1", "--bind-ip", "127.0.0.1", "--bind-port", "0",
+             "--baggageclaim-bind-ip", "127.0.0.1", "--baggageclaim-bind-port", "0"],
+            stdout=subprocess.DEVNULL, stderr=self.worker_log)
+        self.login()
+        wait_until("the worker running",
+                   lambda: [w["state"] for w in self.get("/api/v1/workers")] == ["running"], 60, 0.1)
+
+    def stop(self):
+        """The worker first: it destroys its containers and unmounts its volumes."""
+        self.terminate(self.worker, "the worker")
+        self.terminate(self.proc, "the web node")
+        self.dir.cleanup()
+
+
 def with_quickstart(body):
-    """Runs `body(qs)` on a fresh Quickstart; on a broken scenario prints the server's last
-    log lines; stops the server whatever happened."""
-    qs = Quickstart()
+    """Runs `body(qs)` on a fresh Quickstart (with SPLIT=1, a WebAndWorker: its CPU and RSS
+    are the web node's alone); on a broken scenario prints the server's last log lines;
+    stops the server whatever happened."""
+    qs = WebAndWorker() if os.environ.get("SPLIT") == "1" else Quickstart()
     try:
         body(qs)
     except SystemExit:
