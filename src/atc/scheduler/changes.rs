@@ -42,7 +42,7 @@ fn every_pipeline_at_least() -> Duration {
 
 /// What a pipeline was scheduled on.
 /// Marks unchanged since the last read are the same `Arc`, so comparing them is cheap.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Mark {
     config_version: i64,
     marks: Arc<Marks>,
@@ -80,6 +80,61 @@ impl Mark {
             started,
         }
     }
+}
+
+impl PartialEq for Mark {
+    /// Equal when scheduling on either would decide the same. A check that found nothing
+    /// new moves only its resource's `last_checked` (and `check_failed`), which matter
+    /// only to pending builds (a manually triggered one waits for its inputs' checks):
+    /// with none pending, 1,000 resources checking every 10 s would otherwise reschedule
+    /// their pipelines 100 times a second for nothing.
+    fn eq(&self, other: &Mark) -> bool {
+        let checks_matter = !self.pending.is_empty();
+        self.config_version == other.config_version
+            && self.pending == other.pending
+            && self.started == other.started
+            && (Arc::ptr_eq(&self.marks, &other.marks)
+                || self.marks.jobs == other.marks.jobs
+                    && self.marks.resources.len() == other.marks.resources.len()
+                    && (self.marks.resources.iter())
+                        .zip(&other.marks.resources)
+                        .all(|(a, b)| same_resource(a, b, checks_matter)))
+    }
+}
+
+/// Whether two marks of a resource schedule the same (its checks' times and outcomes
+/// counting only when `checks_matter`).
+fn same_resource(a: &ResourceMark, b: &ResourceMark, checks_matter: bool) -> bool {
+    // Every field named, so a new one is a decision here rather than silently compared
+    // or ignored.
+    let ResourceMark {
+        id,
+        pipeline_id,
+        name,
+        last_checked,
+        pinned_version,
+        scope_id,
+        config,
+        check_failed,
+        versions_changed,
+    } = a;
+    (
+        *id,
+        *pipeline_id,
+        name,
+        pinned_version,
+        scope_id,
+        config,
+        *versions_changed,
+    ) == (
+        b.id,
+        b.pipeline_id,
+        &b.name,
+        &b.pinned_version,
+        &b.scope_id,
+        &b.config,
+        b.versions_changed,
+    ) && (!checks_matter || (*last_checked, *check_failed) == (b.last_checked, b.check_failed))
 }
 
 pub struct Changes {
@@ -251,6 +306,27 @@ mod tests {
         for m in &moved {
             assert!(c.changed(1, m), "{m:?}");
         }
+        let checked = ResourceMark {
+            last_checked: 100,
+            check_failed: true,
+            ..resource.clone()
+        };
+        let rechecked = Mark::of_ids(
+            &pipeline(1),
+            with(vec![], vec![checked.clone()]),
+            vec![],
+            vec![],
+        );
+        assert!(!c.changed(1, &rechecked), "checked again, nothing pending");
+        let waiting = |r: &ResourceMark| {
+            Mark::of_ids(&pipeline(1), with(vec![], vec![r.clone()]), vec![9], vec![])
+        };
+        c.scheduled(1, waiting(&resource));
+        assert!(
+            c.changed(1, &waiting(&checked)),
+            "a pending build may wait for that check"
+        );
+        c.scheduled(1, mark.clone());
         c.failed(1);
         assert!(c.changed(1, &mark), "a failed pipeline is tried again");
         c.scheduled(1, mark.clone());
