@@ -6,6 +6,7 @@ pub mod events;
 pub mod exec;
 pub mod image_checks;
 pub mod journal;
+pub mod kept;
 pub mod labels;
 pub mod liveness;
 pub mod placement;

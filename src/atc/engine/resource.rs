@@ -41,23 +41,33 @@ pub struct Call<'a> {
     pub labels: Properties,
 }
 
-/// The kept check container for `key` on `w`, created (and labelled) on first use.
+/// The kept check container for `key` on `w`, created (and labelled) on first use, and
+/// held for this step.
 async fn check_container(
     w: &WorkerClient,
     mut spec: ContainerSpec,
     key: &str,
     origin: &Origin,
     cancel: &Cancel,
-) -> Result<String, Fail> {
+) -> Result<(String, super::kept::InUse), Fail> {
     let filter = Properties::from([(super::labels::CHECK_KEY.to_string(), key.to_string())]);
+    // Used from now: not given up by this node while this check runs.
+    let expires = crate::clock::now() + super::labels::CHECK_CONTAINER_TTL.as_secs() as i64;
     if let Ok(found) = w.garden.list(filter).await {
         if let Some(handle) = found.into_iter().next() {
-            return Ok(handle);
+            // One being given up right now is not found: a new one is made.
+            if let Some(in_use) = w.kept.claim(&handle, expires) {
+                return Ok((handle, in_use));
+            }
         }
     }
     spec.properties
         .insert(super::labels::CHECK_KEY.to_string(), key.to_string());
-    super::runtime::create_untracked(w, spec, origin, cancel).await
+    (spec.properties).insert(super::labels::EXPIRES.to_string(), expires.to_string());
+    let handle = super::runtime::create_untracked(w, spec, origin, cancel).await?;
+    let in_use = (w.kept.claim(&handle, expires))
+        .ok_or_else(|| errored(format!("check container {handle} went as it was made")))?;
+    Ok((handle, in_use))
 }
 
 /// The labels of the call fetching custom type `type_name`'s image: its cache is the
@@ -331,7 +341,8 @@ impl Call<'_> {
         let reuse = self.is_resource_check()
             && spec.rootfs == crate::proto::garden::WORKER_ROOTFS
             && spec.bind_mounts.is_empty();
-        let handle = if reuse {
+        // A kept container is this step's (never given up by this node) until `_in_use` goes.
+        let (handle, _in_use) = if reuse {
             let key = sha(&json!({
                 "config": self.labels.get(super::labels::CHECK_CONFIG),
                 "privileged": privileged,
@@ -345,9 +356,11 @@ impl Call<'_> {
                 .check_containers
                 .take(&format!("{}/{key}", w.name))
                 .await;
-            check_container(w, spec, &key, self.origin, self.cancel).await?
+            let (handle, in_use) = check_container(w, spec, &key, self.origin, self.cancel).await?;
+            (handle, Some(in_use))
         } else {
-            create_container(w, spec, self.cleanup, self.origin, self.cancel).await?
+            let handle = create_container(w, spec, self.cleanup, self.origin, self.cancel).await?;
+            (handle, None)
         };
         let process = ProcessSpec {
             path,
@@ -378,6 +391,7 @@ impl Call<'_> {
                 .garden
                 .set_property(&handle, super::labels::EXPIRES, &expires.to_string())
                 .await;
+            w.kept.used(&handle, expires);
         } else if check || self.labels.contains_key(super::labels::IMAGE_FETCH) {
             let garden = w.garden.clone();
             self.rt.tasks.spawn(async move {

@@ -174,16 +174,9 @@ pub struct WorkerClient {
     pub payload: Worker,
     /// Where the worker's state is (a running step watches it for a stall).
     pub store: Arc<dyn Store>,
-    /// Kept check containers to give up next when the worker is at its cap (shared by
-    /// this node's clients of the worker; see `evict_check_container`).
-    evictable: Arc<tokio::sync::Mutex<Evictable>>,
-}
-
-/// The oldest kept check containers of the worker's last listing, oldest first.
-#[derive(Default)]
-struct Evictable {
-    handles: std::collections::VecDeque<String>,
-    listed: Option<std::time::Instant>,
+    /// Its kept check containers as this node sees them (shared by this node's clients
+    /// of the worker).
+    pub kept: Arc<super::kept::Kept>,
 }
 
 impl WorkerClient {
@@ -283,7 +276,7 @@ impl Runtime {
             bc,
             payload: w.clone(),
             store: self.store.clone(),
-            evictable: Default::default(),
+            kept: Default::default(),
         };
         clients.insert(
             w.name.clone(),
@@ -677,7 +670,7 @@ async fn create_on_room(
                 e,
             )));
         }
-        if evict_check_container(w).await {
+        if w.kept.evict(&w.name, &*w.garden).await {
             continue;
         }
         if !waited {
@@ -694,79 +687,3 @@ async fn create_on_room(
 
 /// What Garden says when a worker has as many containers as it may (`--max-containers`).
 const AT_CAP: &str = "max containers reached";
-
-/// How long a listing of kept check containers serves evictions, and what share of it
-/// (the oldest) they may take: a container used since it was listed is no longer the
-/// least recently used.
-const EVICTABLE_FOR: Duration = Duration::from_secs(2);
-const EVICTABLE_SHARE: usize = 8;
-
-/// Destroys `w`'s least recently used kept check container (the one whose expiry is
-/// soonest); false when it has none. A check using it fails and runs again at its next
-/// interval, which beats a build failing.
-///
-/// Finding the oldest takes every kept container's info from the worker: at the cap with
-/// more configs than room (every check making a container), listing for each eviction
-/// was a tenth of the node's CPU. One listing now serves the evictions of the next two
-/// seconds, from the oldest eighth of what it found.
-async fn evict_check_container(w: &WorkerClient) -> bool {
-    let mut listed_now = false;
-    loop {
-        let next = {
-            let mut evictable = w.evictable.lock().await;
-            let fresh = evictable
-                .listed
-                .is_some_and(|at| at.elapsed() < EVICTABLE_FOR);
-            if evictable.handles.is_empty() || !fresh {
-                if listed_now {
-                    return false;
-                }
-                let oldest = oldest_check_containers(w).await;
-                let take = oldest.len().div_ceil(EVICTABLE_SHARE);
-                evictable.handles = oldest.into_iter().take(take).collect();
-                evictable.listed = Some(std::time::Instant::now());
-                listed_now = true;
-            }
-            evictable.handles.pop_front()
-        };
-        let Some(handle) = next else {
-            return false;
-        };
-        // Steps racing for room take different ones; a handle another node or the
-        // collector destroyed meanwhile is passed over.
-        if w.garden.destroy(&handle).await.is_ok() {
-            tracing::info!(worker = %w.name, container = %handle,
-                "worker at its container limit: gave up its least recently used check container");
-            return true;
-        }
-    }
-}
-
-/// `w`'s kept check containers, soonest expiry (least recently used) first.
-async fn oldest_check_containers(w: &WorkerClient) -> Vec<String> {
-    let kind = crate::proto::garden::Properties::from([(
-        super::labels::TYPE.to_string(),
-        "check".to_string(),
-    )]);
-    let Ok(handles) = w.garden.list(kind).await else {
-        return vec![];
-    };
-    let Ok(infos) = w.garden.bulk_info(&handles).await else {
-        return vec![];
-    };
-    let mut kept: Vec<(i64, String)> = infos
-        .into_iter()
-        .filter(|(_, e)| e.info.properties.contains_key(super::labels::CHECK_KEY))
-        .map(|(h, e)| {
-            let expires = e
-                .info
-                .properties
-                .get(super::labels::EXPIRES)
-                .and_then(|t| t.parse::<i64>().ok())
-                .unwrap_or(0);
-            (expires, h)
-        })
-        .collect();
-    kept.sort();
-    kept.into_iter().map(|(_, h)| h).collect()
-}

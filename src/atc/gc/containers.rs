@@ -50,7 +50,9 @@ pub async fn collect_check_containers(rt: &Runtime, now: i64) -> crate::db::Resu
             let orphaned = !configs.contains(&get(CHECK_CONFIG));
             if expired || orphaned {
                 tracing::debug!(worker = %w.name, %handle, expired, orphaned, "destroying check container");
-                let _ = w.garden.destroy(&handle).await;
+                // Not one a check of this node holds (a first check's container may be
+                // listed before its resource has the config).
+                let _ = w.kept.give_up(&handle, &*w.garden, |_| false).await;
             }
         }
     }
