@@ -146,7 +146,7 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct PipelineState {
     db: VersionsDb,
     resources: HashMap<String, ResourceRow>,
-    /// Version id → version JSON.
+    /// Version id → version JSON, of the versions resolved so far (see `fetch`).
     versions: HashMap<i64, Value>,
     /// Version id → position in its resource's history.
     order: HashMap<i64, usize>,
@@ -174,22 +174,34 @@ async fn load(engine: &Engine, p: &PipelineRow) -> anyhow::Result<PipelineState>
         .into_iter()
         .map(|r| (r.name.clone(), r))
         .collect();
-    // Version JSON for the ids the resolver may pick.
-    let mut versions = HashMap::new();
-    for r in resources.values() {
-        if let Some(scope) = r.scope_id {
-            for v in store.versions(scope, &Default::default()).await? {
-                versions.insert(v.id, v.version);
-            }
-        }
-    }
     Ok(PipelineState {
         db,
         resources,
-        versions,
+        versions: HashMap::new(),
         order,
         used: snap.used_versions.into_iter().collect(),
     })
+}
+
+impl PipelineState {
+    /// Reads the JSON of the resolved versions not read yet. Only those: every version of
+    /// every resource was a statement per resource at each scheduling, each as long as
+    /// the resource's history.
+    async fn fetch(
+        &mut self,
+        store: &Arc<dyn crate::db::Store>,
+        resolved: &[resolve::ResolvedInput],
+    ) -> anyhow::Result<()> {
+        for r in resolved {
+            if self.versions.contains_key(&r.version) {
+                continue;
+            }
+            if let Some(v) = store.version(r.version).await? {
+                self.versions.insert(r.version, v.version);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The resolver's view of a job's inputs.
@@ -266,7 +278,7 @@ async fn schedule_pipeline(
     let store = engine.store();
     let jobs = store.jobs(p.id).await?;
     let job_ids: HashMap<String, i64> = jobs.iter().map(|j| (j.name.clone(), j.id)).collect();
-    let st = load(engine, p).await?;
+    let mut st = load(engine, p).await?;
     // Running builds per serial group and per job, so limits hold within this pass.
     let mut running: HashMap<i64, usize> = HashMap::new();
     for b in started {
@@ -285,6 +297,9 @@ async fn schedule_pipeline(
             &st.db,
             &inputs.iter().map(|(i, _)| i.clone()).collect::<Vec<_>>(),
         );
+        if let Ok(resolved) = &resolved {
+            st.fetch(store, resolved).await?;
+        }
         let mut pending_here: Vec<BuildRow> = pending
             .iter()
             .filter(|b| b.job_id == Some(row.id))
@@ -432,17 +447,18 @@ pub async fn next_inputs(
     config: &Config,
     job: &JobConfig,
 ) -> anyhow::Result<Option<BTreeMap<String, Value>>> {
-    let Some((st, inputs, _)) = job_inputs(engine, p, config, job).await? else {
+    let Some((mut st, inputs, _)) = job_inputs(engine, p, config, job).await? else {
         return Ok(None);
     };
     let inputs: Vec<InputConfig> = inputs.into_iter().map(|(i, _)| i).collect();
-    Ok(match resolve::resolve(&st.db, &inputs) {
-        Ok(resolved) => resolved
-            .iter()
-            .map(|i| Some((i.name.clone(), st.versions.get(&i.version)?.clone())))
-            .collect(),
-        Err(_) => None,
-    })
+    let Ok(resolved) = resolve::resolve(&st.db, &inputs) else {
+        return Ok(None);
+    };
+    st.fetch(engine.store(), &resolved).await?;
+    Ok(resolved
+        .iter()
+        .map(|i| Some((i.name.clone(), st.versions.get(&i.version)?.clone())))
+        .collect())
 }
 
 /// Why a pending build of `job` waits, as upstream's build preparation reports it.
