@@ -48,6 +48,8 @@ struct Expiries {
 pub struct InUse {
     kept: Arc<Kept>,
     handle: String,
+    /// Made for this step (its expiry set as it was).
+    pub made_now: bool,
 }
 
 impl Drop for InUse {
@@ -92,6 +94,7 @@ impl Kept {
         Some(InUse {
             kept: self.clone(),
             handle: handle.to_string(),
+            made_now: false,
         })
     }
 

@@ -65,8 +65,9 @@ async fn check_container(
         .insert(super::labels::CHECK_KEY.to_string(), key.to_string());
     (spec.properties).insert(super::labels::EXPIRES.to_string(), expires.to_string());
     let handle = super::runtime::create_untracked(w, spec, origin, cancel).await?;
-    let in_use = (w.kept.claim(&handle, expires))
+    let mut in_use = (w.kept.claim(&handle, expires))
         .ok_or_else(|| errored(format!("check container {handle} went as it was made")))?;
+    in_use.made_now = true;
     Ok((handle, in_use))
 }
 
@@ -342,7 +343,7 @@ impl Call<'_> {
             && spec.rootfs == crate::proto::garden::WORKER_ROOTFS
             && spec.bind_mounts.is_empty();
         // A kept container is this step's (never given up by this node) until `_in_use` goes.
-        let (handle, _in_use) = if reuse {
+        let (handle, in_use) = if reuse {
             let key = sha(&json!({
                 "config": self.labels.get(super::labels::CHECK_CONFIG),
                 "privileged": privileged,
@@ -385,14 +386,16 @@ impl Call<'_> {
         // build); a one-time check or image fetching container goes now, without making
         // the step wait for the teardown (the build's cleanup retries it).
         let check = self.labels.get(super::labels::TYPE).map(String::as_str) == Some("check");
-        if reuse {
+        // One made for this check has carried its expiry since (one call fewer per check
+        // at the cap, where every check makes its container).
+        if in_use.as_ref().is_some_and(|u| !u.made_now) {
             let expires = crate::clock::now() + super::labels::CHECK_CONTAINER_TTL.as_secs() as i64;
             let _ = w
                 .garden
                 .set_property(&handle, super::labels::EXPIRES, &expires.to_string())
                 .await;
             w.kept.used(&handle, expires);
-        } else if check || self.labels.contains_key(super::labels::IMAGE_FETCH) {
+        } else if !reuse && (check || self.labels.contains_key(super::labels::IMAGE_FETCH)) {
             let garden = w.garden.clone();
             self.rt.tasks.spawn(async move {
                 let _ = garden.destroy(&handle).await;
