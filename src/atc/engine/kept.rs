@@ -242,6 +242,17 @@ mod tests {
         g.create(spec).await.expect("create");
     }
 
+    /// A kept check container (its key its handle) expiring at `expires`.
+    async fn kept_container(g: &Arc<Containers>, handle: &str, expires: i64) {
+        let expires = expires.to_string();
+        create(
+            g,
+            handle,
+            &[(labels::CHECK_KEY, handle), (labels::EXPIRES, &expires)],
+        )
+        .await;
+    }
+
     fn left(g: &Arc<Containers>) -> Vec<String> {
         let mut h = g.handles();
         h.sort();
@@ -261,24 +272,9 @@ mod tests {
     async fn the_least_recently_used_kept_container_goes_first() {
         let dir = tempfile::tempdir().expect("tmp");
         let g = garden(&dir);
-        create(
-            &g,
-            "old",
-            &[(labels::CHECK_KEY, "a"), (labels::EXPIRES, "100")],
-        )
-        .await;
-        create(
-            &g,
-            "new",
-            &[(labels::CHECK_KEY, "b"), (labels::EXPIRES, "300")],
-        )
-        .await;
-        create(
-            &g,
-            "mid",
-            &[(labels::CHECK_KEY, "c"), (labels::EXPIRES, "200")],
-        )
-        .await;
+        kept_container(&g, "old", 100).await;
+        kept_container(&g, "new", 300).await;
+        kept_container(&g, "mid", 200).await;
         // A one-off check's container is never given up: its check is running.
         create(&g, "once", &[]).await;
         let kept = Kept::default();
@@ -289,12 +285,7 @@ mod tests {
         kept.used("mid", 400);
         // A new listing (the last one's share is spent) reads only what it does not know.
         kept.evictable.lock().await.listed = None;
-        create(
-            &g,
-            "late",
-            &[(labels::CHECK_KEY, "d"), (labels::EXPIRES, "250")],
-        )
-        .await;
+        kept_container(&g, "late", 250).await;
         assert!(kept.evict("w", &g).await);
         assert_eq!(left(&g), ["mid", "new", "once"], "the late one was older");
         kept.evictable.lock().await.listed = None;
@@ -312,18 +303,8 @@ mod tests {
     async fn a_container_used_since_it_was_listed_is_passed_over() {
         let dir = tempfile::tempdir().expect("tmp");
         let g = garden(&dir);
-        create(
-            &g,
-            "a",
-            &[(labels::CHECK_KEY, "a"), (labels::EXPIRES, "100")],
-        )
-        .await;
-        create(
-            &g,
-            "b",
-            &[(labels::CHECK_KEY, "b"), (labels::EXPIRES, "200")],
-        )
-        .await;
+        kept_container(&g, "a", 100).await;
+        kept_container(&g, "b", 200).await;
         let kept = Kept::default();
         let listed = kept.oldest(&g).await;
         assert_eq!(listed, [("a".to_string(), 100), ("b".to_string(), 200)]);
@@ -343,18 +324,8 @@ mod tests {
     async fn a_container_a_step_holds_is_not_given_up() {
         let dir = tempfile::tempdir().expect("tmp");
         let g = garden(&dir);
-        create(
-            &g,
-            "a",
-            &[(labels::CHECK_KEY, "a"), (labels::EXPIRES, "100")],
-        )
-        .await;
-        create(
-            &g,
-            "b",
-            &[(labels::CHECK_KEY, "b"), (labels::EXPIRES, "200")],
-        )
-        .await;
+        kept_container(&g, "a", 100).await;
+        kept_container(&g, "b", 200).await;
         let kept = Arc::new(Kept::default());
         let held = kept.claim("a", 100).expect("claim");
         assert!(kept.evict("w", &g).await);
