@@ -342,7 +342,7 @@ impl Call<'_> {
         let reuse = self.is_resource_check()
             && spec.rootfs == crate::proto::garden::WORKER_ROOTFS
             && spec.bind_mounts.is_empty();
-        // A kept container is this step's (never given up by this node) until `_in_use` goes.
+        // A kept container is this step's (never given up by this node) until `in_use` goes.
         let (handle, in_use) = if reuse {
             let key = sha(&json!({
                 "config": self.labels.get(super::labels::CHECK_CONFIG),
