@@ -98,9 +98,9 @@ impl Kept {
         })
     }
 
-    /// Destroys the worker's least recently used kept check container; false when it has
-    /// none. A check using it fails and runs again at its next interval, which beats a
-    /// build failing.
+    /// Destroys the worker's least recently used kept check container that no step of this
+    /// node holds; false when it has none. A check of another web node using it fails and
+    /// runs again at its next interval, which beats a build failing.
     ///
     /// Finding the oldest needs every kept container's expiry. At the cap with more
     /// configs than room, every check makes a container: listing for each eviction was a
