@@ -43,7 +43,12 @@ pub const CHECK_KEY: &str = "concourse:check-key";
 pub const CHECK_CONFIG: &str = "concourse:check-config";
 pub const EXPIRES: &str = "concourse:expires";
 /// How long an unused check container is kept.
-pub const CHECK_CONTAINER_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+const CHECK_CONTAINER_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The `EXPIRES` of a check container used now.
+pub fn check_container_expires() -> i64 {
+    crate::clock::now() + CHECK_CONTAINER_TTL.as_secs() as i64
+}
 
 /// On a container that fetches an image (a task's or a custom type's): not one of the
 /// step's own, so it is removed once the image is there.

@@ -52,7 +52,7 @@ async fn check_container(
 ) -> Result<(String, super::kept::InUse), Fail> {
     let filter = Properties::from([(super::labels::CHECK_KEY.to_string(), key.to_string())]);
     // Used from now: not given up by this node while this check runs.
-    let expires = crate::clock::now() + super::labels::CHECK_CONTAINER_TTL.as_secs() as i64;
+    let expires = super::labels::check_container_expires();
     if let Ok(found) = w.garden.list(filter).await {
         if let Some(handle) = found.into_iter().next() {
             // One being given up right now is not found: a new one is made.
@@ -389,7 +389,7 @@ impl Call<'_> {
         // One made for this check has carried its expiry since (one call fewer per check
         // at the cap, where every check makes its container).
         if in_use.as_ref().is_some_and(|u| !u.made_now) {
-            let expires = crate::clock::now() + super::labels::CHECK_CONTAINER_TTL.as_secs() as i64;
+            let expires = super::labels::check_container_expires();
             let _ = w
                 .garden
                 .set_property(&handle, super::labels::EXPIRES, &expires.to_string())
