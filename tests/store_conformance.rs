@@ -165,6 +165,7 @@ conformance!(
     versions_are_saved_in_check_order_and_deduplicated,
     scheduling_marks_move_with_versions_pauses_and_builds,
     pins_and_check_results_are_recorded_on_the_resource,
+    a_changed_source_forgets_the_resources_scope_and_check,
     build_inputs_outputs_and_plans_feed_the_scheduling_snapshot,
     check_builds_name_their_resource,
     artifacts_are_team_scoped_and_attached_to_builds,

@@ -569,6 +569,54 @@ fn scenarios() -> Vec<Scenario> {
             }
             Ok(())
         }),
+        ("reconfiguring-mid-check", |e| {
+            // A check that was running when `set-pipeline` gave its resource a new source
+            // speaks only for the old source: it must not become the resource's check (here
+            // it fails) nor hold back the build that checks the new one.
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let path = dir.path().join("midcheck.yml");
+            std::fs::write(
+                &path,
+                "resources:\n- name: r\n  type: mock\n  check_every: never\n  source: ((source))\njobs:\n- name: j\n  plan: [{get: r}]\n",
+            )
+            .map_err(|e| e.to_string())?;
+            let path = path.to_string_lossy().to_string();
+            let set = |source: &str| {
+                e.ok(&[
+                    "set-pipeline",
+                    "-n",
+                    "-p",
+                    "midcheck",
+                    "-c",
+                    &path,
+                    "-y",
+                    source,
+                ])
+            };
+            set("source={check_delay: 6s, check_failure: old source}")?;
+            e.ok(&["unpause-pipeline", "-p", "midcheck"])?;
+            let asked = Instant::now();
+            let out = e.ok(&["check-resource", "-r", "midcheck/r", "--async"])?;
+            let stale = out
+                .trim()
+                .rsplit(' ')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            set("source={force_version: new-source}")?;
+            if asked.elapsed() >= Duration::from_secs(6) {
+                return Err(
+                    "the old check may have ended before set-pipeline: too slow to tell".into(),
+                );
+            }
+            let (c, out) = e.trigger("midcheck", "j");
+            expect(c, &out, 0, &["fetching version: new-source"], &[])?;
+            e.fly(&["watch", "-b", &stale]);
+            let out = e.ok(&["resources", "-p", "midcheck"])?;
+            expect(0, &out, 0, &["r"], &["failed"])?;
+            let out = e.ok(&["resource-versions", "-r", "midcheck/r"])?;
+            expect(0, &out, 0, &["new-source"], &[])
+        }),
         ("check-webhook", |e| {
             let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
             let path = dir.path().join("webhook.yml");

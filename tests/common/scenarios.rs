@@ -8,7 +8,16 @@ pub type Check = Result<(), String>;
 pub type Scenario<E> = (&'static str, fn(&E) -> Check);
 
 /// Runs every scenario on `threads` threads and fails the test listing all failures.
-pub fn run_all<E: Send + Sync + 'static>(env: Arc<E>, scenarios: Vec<Scenario<E>>, threads: usize) {
+/// `SCENARIOS=a,b` runs only those (while working on them; CI sets none).
+pub fn run_all<E: Send + Sync + 'static>(
+    env: Arc<E>,
+    mut scenarios: Vec<Scenario<E>>,
+    threads: usize,
+) {
+    if let Ok(only) = std::env::var("SCENARIOS") {
+        scenarios.retain(|(name, _)| only.split(',').any(|o| o == *name));
+        assert!(!scenarios.is_empty(), "SCENARIOS={only} names no scenario");
+    }
     let queue = Arc::new(Mutex::new(scenarios));
     let failures = Arc::new(Mutex::new(Vec::new()));
     let workers: Vec<_> = (0..threads)

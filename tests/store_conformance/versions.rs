@@ -148,6 +148,38 @@ pub async fn pins_and_check_results_are_recorded_on_the_resource(h: &Harness) {
     );
 }
 
+pub async fn a_changed_source_forgets_the_resources_scope_and_check(h: &Harness) {
+    let store = &h.store;
+    let (team, pipeline, _) = pipeline_with_job(store).await;
+    let r = store.resource(pipeline.id, "r").await.unwrap().unwrap();
+    let scope = store.resource_scope("git", "k", Some(r.id)).await.unwrap();
+    store.set_resource_scope(r.id, scope).await.unwrap();
+    store
+        .record_resource_check(r.id, 42, None, true)
+        .await
+        .unwrap();
+    let resave = |config: Value, version: i64| {
+        let mut save = config_save(team.id, "p", vec![job("j")], vec![]);
+        save.resources = vec![ResourceConfigRow {
+            config,
+            ..resource("r")
+        }];
+        save.expected_version = version;
+        save
+    };
+    // Only the check interval changed: the versions and the last check still hold.
+    let mut with_interval = resource("r").config;
+    with_interval["check_every"] = json!("10s");
+    let saved = save(store, &resave(with_interval, pipeline.config_version)).await;
+    let got = store.resource(pipeline.id, "r").await.unwrap().unwrap();
+    assert_eq!((got.scope_id, got.last_checked), (Some(scope), 42));
+    // A new source has other versions: none until it is checked, and it is due now.
+    let moved = json!({"name": "r", "type": "git", "source": {"uri": "elsewhere"}});
+    save(store, &resave(moved, saved.pipeline.config_version)).await;
+    let got = store.resource(pipeline.id, "r").await.unwrap().unwrap();
+    assert_eq!((got.scope_id, got.last_checked), (None, 0));
+}
+
 pub async fn build_inputs_outputs_and_plans_feed_the_scheduling_snapshot(h: &Harness) {
     let store = &h.store;
     let (team, pipeline, job) = pipeline_with_job(store).await;

@@ -204,7 +204,9 @@ pub async fn scope_of(
             )
             .await
             .map_err(errored)?;
-    if row.scope_id != Some(scope) {
+    // A build planned before `set-pipeline` changed the resource's type or source leaves
+    // the resource where the new config points it.
+    if row.scope_id != Some(scope) && is_planned(b, &row) {
         b.rt.store
             .set_resource_scope(row.id, scope)
             .await
@@ -475,17 +477,38 @@ async fn check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) -> S
     crate::atc::metrics::metrics().resource_checked(&b.row.team_name, &b.row.pipeline_name);
     let owner = c.resource_id.filter(|_| c.is_resource());
     if let Some(id) = owner {
-        let _ =
-            b.rt.store
-                .record_resource_check(
-                    id,
-                    crate::clock::now(),
-                    (b.row.id > 0).then_some(b.row.id),
-                    matches!(result, Ok(true)),
-                )
-                .await;
+        if as_planned(b, &c.name).await.is_some_and(|r| r.id == id) {
+            let _ =
+                b.rt.store
+                    .record_resource_check(
+                        id,
+                        crate::clock::now(),
+                        (b.row.id > 0).then_some(b.row.id),
+                        matches!(result, Ok(true)),
+                    )
+                    .await;
+        }
     }
     result
+}
+
+/// Resource `name`'s row while its stored type and source are still the ones this build
+/// was planned with. A check planned before `set-pipeline` changed them checked the old
+/// config: the versions it found are that config's, but it must neither point the resource
+/// at that config's scope nor count as the resource's check (a manually triggered build
+/// waits for a check of the config it runs on).
+async fn as_planned(b: &Build, name: &str) -> Option<crate::db::ResourceRow> {
+    let row = b.rt.store.resource(b.row.pipeline_id?, name).await.ok()??;
+    is_planned(b, &row).then_some(row)
+}
+
+/// Whether `row`'s stored type and source are the ones this build was planned with.
+fn is_planned(b: &Build, row: &crate::db::ResourceRow) -> bool {
+    (b.plan.resources.get(&row.name)).is_some_and(|planned| {
+        ["type", "source"]
+            .iter()
+            .all(|k| row.config.get(k) == planned.get(k))
+    })
 }
 
 async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) -> StepResult {
@@ -562,10 +585,13 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
             .await
             .map_err(errored)?;
     if let Some(id) = owner {
-        b.rt.store
-            .set_resource_scope(id, sc)
-            .await
-            .map_err(errored)?;
+        let row = as_planned(b, &c.name).await.filter(|r| r.id == id);
+        if row.is_some_and(|r| r.scope_id != Some(sc)) {
+            b.rt.store
+                .set_resource_scope(id, sc)
+                .await
+                .map_err(errored)?;
+        }
     }
     // A resource pinned in its config is checked from the pinned version, so the pin
     // exists as a version even before the first check, like upstream.

@@ -118,9 +118,23 @@ impl PipelineSql {
             ),
             retire_jobs: retire("jobs"),
             resource_names: names("resources"),
-            update_resource: s("UPDATE resources SET name = $2, type = $3, config = $4, \
-                 active = true, ordering = $5 WHERE id = $1"
-                .into()),
+            update_resource: {
+                // A resource whose type or source changed has other versions to find: its
+                // old scope and check time no longer speak for it, and its next periodic
+                // check is due at once. (SET expressions read the row before the update.)
+                let same = match d {
+                    Dialect::Postgres => {
+                        "type = $3 AND config->'source' IS NOT DISTINCT FROM $4::jsonb->'source'"
+                    }
+                    Dialect::Sqlite => "type = $3 AND config->'source' IS $4->'source'",
+                };
+                s(format!(
+                    "UPDATE resources SET \
+                     resource_config_scope_id = CASE WHEN {same} THEN resource_config_scope_id END, \
+                     last_checked = CASE WHEN {same} THEN last_checked END, \
+                     name = $2, type = $3, config = $4, active = true, ordering = $5 WHERE id = $1"
+                ))
+            },
             insert_resource: s("INSERT INTO resources (pipeline_id, name, type, config, \
                  ordering) VALUES ($1, $2, $3, $4, $5) RETURNING id"
                 .into()),
