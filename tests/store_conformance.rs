@@ -125,6 +125,7 @@ conformance!(
     a_new_pipeline_starts_paused_unless_told_otherwise,
     the_overview_answers_what_per_pipeline_reads_would,
     the_data_version_moves_with_every_commit_of_any_node,
+    a_listings_tables_version_moves_with_those_tables,
     new_pipelines_are_ordered_last_in_their_team,
     a_stale_config_version_is_refused_and_changes_nothing,
     concurrent_saves_of_one_version_let_exactly_one_through,

@@ -221,4 +221,10 @@ pub trait OverviewStore {
     /// nothing was committed in between, so the second read would see what the first did.
     /// (It may change without a change to the data; never the other way round.)
     async fn data_version(&self) -> Result<String>;
+    /// Like [`OverviewStore::data_version`], but it need move only with commits that
+    /// changed one of `tables` (what a cached listing reads), so a check's or a heartbeat's
+    /// commit leaves a jobs listing standing. The embedded store keeps a change counter per
+    /// table (`table_versions`, bumped by triggers in the changing transaction); PostgreSQL
+    /// answers its `data_version`.
+    async fn tables_version(&self, tables: &[&str]) -> Result<String>;
 }

@@ -715,6 +715,59 @@ pub async fn the_data_version_moves_with_every_commit_of_any_node(h: &Harness) {
     }
 }
 
+pub async fn a_listings_tables_version_moves_with_those_tables(h: &Harness) {
+    const JOBS: &[&str] = &["teams", "pipelines", "jobs", "builds"];
+    let store = &h.store;
+    let other = h.reopen().await; // another web node on the same database
+    let (team, pipeline, job) = pipeline_with_job(store).await;
+    let r = store.resource(pipeline.id, "r").await.unwrap().unwrap();
+    let v0 = store.tables_version(JOBS).await.unwrap();
+    let b = job_build(&other, &team, &job).await;
+    let v1 = store.tables_version(JOBS).await.unwrap();
+    assert_ne!(v0, v1, "a new build (another node's) moves it");
+    store.start_build(b.id, 1_700_000_200).await.unwrap();
+    let v2 = store.tables_version(JOBS).await.unwrap();
+    assert_ne!(v1, v2, "a build's start moves it");
+    store
+        .set_job_paused(job.id, true, "admin", 5)
+        .await
+        .unwrap();
+    let v3 = store.tables_version(JOBS).await.unwrap();
+    assert_ne!(v2, v3, "a job's pause moves it");
+    // What no jobs listing shows: a resource's check, a heartbeat, a build's owner.
+    store
+        .record_resource_check(r.id, 42, None, true)
+        .await
+        .unwrap();
+    (store.register_worker(&workers::payload("w", ""), None, 100))
+        .await
+        .unwrap();
+    assert!(store.claim_build(b.id, "node", 50, 10).await.unwrap());
+    assert_eq!(store.renew_builds("node", 60).await.unwrap(), vec![b.id]);
+    let v4 = store.tables_version(JOBS).await.unwrap();
+    if matches!(h.location, Location::Embedded(_)) {
+        assert_eq!(v3, v4, "changes to other tables leave it");
+        assert_ne!(
+            v4,
+            store.tables_version(&["resources"]).await.unwrap(),
+            "a check moves the resources' version"
+        );
+        assert!(
+            store.tables_version(&["jobs", "nowhere"]).await.is_err(),
+            "a table without a counter is refused"
+        );
+    }
+    store
+        .finish_build(b.id, BuildStatus::Succeeded, 1_700_000_300)
+        .await
+        .unwrap();
+    assert_ne!(
+        v4,
+        store.tables_version(JOBS).await.unwrap(),
+        "a build's end moves it"
+    );
+}
+
 pub async fn the_light_listings_leave_out_archived_pipelines_and_config_parts(h: &Harness) {
     let store = &h.store;
     let team = team(store, "main").await;

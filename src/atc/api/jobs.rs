@@ -272,14 +272,18 @@ pub async fn list_all(State(state): State<AppState>, req: Requester) -> ApiResul
             .collect();
         Ok(summaries_of(&state, &visible).await?.0)
     };
-    state.listings.answer(&*state.store, key, build).await
+    (state.listings)
+        .answer(&*state.store, key, listings::JOBS, build)
+        .await
 }
 
 pub async fn list(State(state): State<AppState>, s: PipelineScope) -> ApiResult<Response> {
     let key = format!("pipeline jobs {}", s.pipeline.id);
     let pipelines = [s.pipeline];
     let build = || async { Ok(summaries_of(&state, &pipelines).await?.0) };
-    state.listings.answer(&*state.store, key, build).await
+    (state.listings)
+        .answer(&*state.store, key, listings::JOBS, build)
+        .await
 }
 
 pub async fn get(State(state): State<AppState>, s: JobScope) -> ApiResult<Response> {

@@ -154,7 +154,9 @@ pub async fn list_all(State(state): State<AppState>, req: Requester) -> ApiResul
         }
         Ok(out)
     };
-    state.listings.answer(&*state.store, key, build).await
+    (state.listings)
+        .answer(&*state.store, key, super::listings::RESOURCES, build)
+        .await
 }
 
 pub async fn list(State(state): State<AppState>, s: PipelineScope) -> ApiResult<Response> {

@@ -21,6 +21,33 @@ impl OverviewStore for EmbeddedStore {
         .await
     }
 
+    async fn tables_version(&self, tables: &[&str]) -> Result<String> {
+        let names = serde_json::to_string(tables)
+            .map_err(|e| StoreError::Invalid(format!("encoding table names: {e}")))?;
+        let want = tables.len();
+        super::on_connection(&self.version, (), move |conn| {
+            let counts: Vec<(String, i64)> = conn
+                .prepare_cached(
+                    "SELECT name, version FROM table_versions \
+                     WHERE name IN (SELECT value FROM json_each(?1)) ORDER BY name",
+                )?
+                .query_map([&names], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            // A table without a counter would never move the version: refuse, not cache.
+            if counts.len() != want {
+                return Err(StoreError::Invalid(format!(
+                    "no change counter for one of the tables {names}"
+                )));
+            }
+            Ok(counts
+                .iter()
+                .map(|(name, v)| format!("{name}:{v}"))
+                .collect::<Vec<_>>()
+                .join(" "))
+        })
+        .await
+    }
+
     async fn pipelines_overview(&self, pipeline_ids: &[i64]) -> Result<Overview> {
         let ids = serde_json::to_string(pipeline_ids)
             .map_err(|e| StoreError::Invalid(format!("encoding ids: {e}")))?;

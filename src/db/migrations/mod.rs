@@ -53,6 +53,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "versions_changed",
         sql: include_str!("0008_versions_changed.sql"),
     },
+    Migration {
+        version: 9,
+        name: "table_versions",
+        sql: include_str!("0009_table_versions.sql"),
+    },
 ];
 
 pub(crate) const EMBEDDED: &[Migration] = &[
@@ -95,6 +100,11 @@ pub(crate) const EMBEDDED: &[Migration] = &[
         version: 8,
         name: "versions_changed",
         sql: include_str!("0008_versions_changed.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "table_versions",
+        sql: include_str!("embedded/0009_table_versions.sql"),
     },
 ];
 
