@@ -477,7 +477,7 @@ async fn check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) -> S
     crate::atc::metrics::metrics().resource_checked(&b.row.team_name, &b.row.pipeline_name);
     let owner = c.resource_id.filter(|_| c.is_resource());
     if let Some(id) = owner {
-        if as_planned(b, &c.name).await.is_some_and(|r| r.id == id) {
+        if as_planned(b, &c.name, id).await.is_some() {
             let _ =
                 b.rt.store
                     .record_resource_check(
@@ -492,14 +492,14 @@ async fn check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) -> S
     result
 }
 
-/// Resource `name`'s row while its stored type and source are still the ones this build
-/// was planned with. A check planned before `set-pipeline` changed them checked the old
+/// Resource `name`'s row while it is still resource `id` and its stored type and source
+/// are the ones this build was planned with. A check planned before `set-pipeline` changed them checked the old
 /// config: the versions it found are that config's, but it must neither point the resource
 /// at that config's scope nor count as the resource's check (a manually triggered build
 /// waits for a check of the config it runs on).
-async fn as_planned(b: &Build, name: &str) -> Option<crate::db::ResourceRow> {
+async fn as_planned(b: &Build, name: &str, id: i64) -> Option<crate::db::ResourceRow> {
     let row = b.rt.store.resource(b.row.pipeline_id?, name).await.ok()??;
-    is_planned(b, &row).then_some(row)
+    (row.id == id && is_planned(b, &row)).then_some(row)
 }
 
 /// Whether `row`'s stored type and source are the ones this build was planned with.
@@ -585,7 +585,7 @@ async fn run_check(b: &Arc<Build>, plan: &Plan, c: &CheckNode, cancel: &Cancel) 
             .await
             .map_err(errored)?;
     if let Some(id) = owner {
-        let row = as_planned(b, &c.name).await.filter(|r| r.id == id);
+        let row = as_planned(b, &c.name, id).await;
         if row.is_some_and(|r| r.scope_id != Some(sc)) {
             b.rt.store
                 .set_resource_scope(id, sc)
