@@ -195,11 +195,8 @@ impl Kept {
             };
             for (h, e) in infos {
                 let p = &e.info.properties;
-                let expires = p.contains_key(labels::CHECK_KEY).then(|| {
-                    p.get(labels::EXPIRES)
-                        .and_then(|t| t.parse::<i64>().ok())
-                        .unwrap_or(0)
-                });
+                let expires =
+                    (p.contains_key(labels::CHECK_KEY)).then(|| labels::expires_of(p).unwrap_or(0));
                 read.insert(h, expires);
             }
         }

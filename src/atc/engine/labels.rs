@@ -50,6 +50,11 @@ pub fn check_container_expires() -> i64 {
     crate::clock::now() + CHECK_CONTAINER_TTL.as_secs() as i64
 }
 
+/// A container's `EXPIRES` (Unix seconds), when it has a readable one.
+pub fn expires_of(properties: &crate::proto::garden::Properties) -> Option<i64> {
+    properties.get(EXPIRES)?.parse().ok()
+}
+
 /// On a container that fetches an image (a task's or a custom type's): not one of the
 /// step's own, so it is removed once the image is there.
 pub const IMAGE_FETCH: &str = "concourse:image-fetch";

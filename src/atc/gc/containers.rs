@@ -2,7 +2,7 @@
 //! expiry, or when no live resource has their config any more (the resources that used
 //! it are gone, archived, or their source changed).
 
-use crate::atc::engine::labels::{CHECK_CONFIG, CHECK_KEY, EXPIRES, TYPE};
+use crate::atc::engine::labels::{expires_of, CHECK_CONFIG, CHECK_KEY, TYPE};
 use crate::atc::engine::runtime::Runtime;
 use crate::atc::engine::Engine;
 use crate::proto::garden::Properties;
@@ -45,9 +45,8 @@ pub async fn collect_check_containers(rt: &Runtime, now: i64) -> crate::db::Resu
             if !p.contains_key(CHECK_KEY) {
                 continue;
             }
-            let get = |k: &str| p.get(k).cloned().unwrap_or_default();
-            let expired = get(EXPIRES).parse::<i64>().is_ok_and(|t| t < now);
-            let orphaned = !configs.contains(&get(CHECK_CONFIG));
+            let expired = expires_of(p).is_some_and(|t| t < now);
+            let orphaned = !configs.contains(p.get(CHECK_CONFIG).map_or("", String::as_str));
             if expired || orphaned {
                 tracing::debug!(worker = %w.name, %handle, expired, orphaned, "destroying check container");
                 // Not one a check of this node holds (a first check's container may be
