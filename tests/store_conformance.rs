@@ -13,6 +13,8 @@ mod build_logs;
 mod builds;
 #[path = "store_conformance/leases.rs"]
 mod leases;
+#[path = "store_conformance/overview.rs"]
+mod overview;
 #[path = "store_conformance/pipelines.rs"]
 mod pipelines;
 #[path = "store_conformance/schema.rs"]
@@ -31,6 +33,7 @@ use artifacts::*;
 use build_logs::*;
 use builds::*;
 use leases::*;
+use overview::*;
 use pipelines::*;
 use signing_keys::*;
 use versions::*;
