@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """One web node under many pipelines (issue 17's scenario), printed as one table.
 
-`concourse quickstart` (embedded store and its in-process worker unless QS_FLAGS says
-otherwise) with PIPELINES pipelines of 10 chained jobs and 3 mock resources each, then:
-idle CPU, statements/s and RSS; `GET /api/v1/jobs` (one client, then 16); trigger ->
-succeeded of a one-task job; a `passed` chain's time per hop; RSS while 16 clients poll
-`/api/v1/jobs` after those builds; checks/s with CHECKED resources at `check_every: 10s`,
-and the web CPU meanwhile.
+`concourse quickstart` (embedded store, or PostgreSQL with POSTGRES=1, and its in-process
+worker unless QS_FLAGS says otherwise) with PIPELINES pipelines of 10 chained jobs and 3 mock
+resources each, then: idle CPU, statements/s and RSS; `GET /api/v1/jobs` (one client, then
+16); trigger -> succeeded of a one-task job; a `passed` chain's time per hop; RSS while 16
+clients poll `/api/v1/jobs` after those builds; checks/s with CHECKED resources at
+`check_every: 10s`, and the web CPU meanwhile.
 
 Run:  cargo build --release && python3 benches/scale.py
 CI:   SHORT=1 BIN=target/debug/concourse python3 benches/scale.py  (small and quick; fails
@@ -32,6 +32,25 @@ MEASURE = float(os.environ.get("MEASURE", 5 if SHORT else 20))
 RUNS = int(os.environ.get("RUNS", 5 if SHORT else 30))
 CHAIN = 10
 HZ = os.sysconf("SC_CLK_TCK")
+# POSTGRES=1: the web node keeps its state in a schema of its own in PostgreSQL's `test`
+# database on 127.0.0.1 (trust auth, as the tests use), dropped when the server stops.
+POSTGRES = os.environ.get("POSTGRES") == "1"
+
+
+def store_flags(name):
+    """The web node's store flags: the embedded store in `name`, or a fresh schema."""
+    if not POSTGRES:
+        return ["--data-dir", name]
+    schema = f"bench_{os.getpid()}_{int(time.monotonic() * 1000)}"
+    return ["--data-dir", name, "--postgres-host", "127.0.0.1", "--postgres-user", "postgres",
+            "--postgres-database", "test", "--postgres-schema", schema]
+
+
+def drop_schema(flags):
+    if "--postgres-schema" in flags:
+        schema = flags[flags.index("--postgres-schema") + 1]
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q", "-c",
+                        f"DROP SCHEMA IF EXISTS {schema} CASCADE"], check=True)
 
 
 def pipeline_yml(chained_trigger=False):
@@ -89,12 +108,13 @@ class Quickstart:
         self.dir = tempfile.TemporaryDirectory()
         d = self.dir.name
         flags = os.environ.get("QS_FLAGS", "").split()
+        self.store = store_flags(os.path.join(d, "data"))
         self.log = open(os.path.join(d, "log"), "w+")
         self.proc = subprocess.Popen(
             [BIN, "quickstart", "--bind-ip", "127.0.0.1", "--bind-port", "0",
              "--tsa-bind-ip", "127.0.0.1", "--tsa-bind-port", "0",
              "--prometheus-bind-ip", "127.0.0.1", "--prometheus-bind-port", "0",
-             "--data-dir", os.path.join(d, "data")] + flags,
+             *self.store] + flags,
             stdout=subprocess.DEVNULL, stderr=self.log)
         self.url = self._wait_for("web listening on (\\S+)")
         self.metrics = self._wait_for("prometheus listening on (\\S+)")
@@ -187,6 +207,7 @@ class Quickstart:
         """Stops the server, which destroys its containers and unmounts its volumes first;
         one that has not done so within two minutes breaks the scenario."""
         self.terminate(self.proc, "quickstart")
+        drop_schema(self.store)
         self.dir.cleanup()
 
     def terminate(self, proc, what):
@@ -206,6 +227,7 @@ class WebAndWorker(Quickstart):
     def __init__(self):
         self.dir = tempfile.TemporaryDirectory()
         d = self.dir.name
+        self.store = store_flags(os.path.join(d, "web"))
         for key in ("tsa_host_key", "worker_key"):
             subprocess.run([BIN, "generate-key", "-t", "ssh", "-f", os.path.join(d, key)],
                            check=True, stdout=subprocess.DEVNULL)
@@ -217,7 +239,7 @@ class WebAndWorker(Quickstart):
              "--tsa-host-key", os.path.join(d, "tsa_host_key"),
              "--tsa-authorized-keys", os.path.join(d, "worker_key.pub"),
              "--add-local-user", "test:test", "--main-team-local-user", "test",
-             "--data-dir", os.path.join(d, "web")],
+             *self.store],
             stdout=subprocess.DEVNULL, stderr=self.log)
         self.url = self._wait_for("web listening on (\\S+)")
         self.metrics = self._wait_for("prometheus listening on (\\S+)")
@@ -239,6 +261,7 @@ class WebAndWorker(Quickstart):
         """The worker first: it destroys its containers and unmounts its volumes."""
         self.terminate(self.worker, "the worker")
         self.terminate(self.proc, "the web node")
+        drop_schema(self.store)
         self.dir.cleanup()
 
 

@@ -201,4 +201,26 @@ pub async fn journal_entries_are_replaced_by_key_and_ride_with_events(h: &Harnes
         store.put_journal(999_999, &[e("x", json!(1))]).await,
         Err(StoreError::NotFound(_))
     ));
+    // A key put twice in one batch: the later put stands. Ids go on from the last event.
+    let last = store
+        .append_build_events_journaled(
+            b.id,
+            &[json!({"event": "log"}), json!({"event": "log"})],
+            &[e("x", json!(3)), e("y", json!(1)), e("x", json!(4))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(last, 3);
+    let got = store.journal(b.id).await.unwrap();
+    assert!(got.contains(&e("x", json!(4))) && got.contains(&e("y", json!(1))));
+    assert_eq!(got.len(), 4);
+    // Nothing of a batch for a build that is not there is kept.
+    assert!(matches!(
+        store
+            .append_build_events_journaled(999_999, &[json!({"event": "log"})], &[e("x", json!(1))])
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(store.journal(999_999).await.unwrap().is_empty());
+    assert!(store.build_events(999_999, 0, 0).await.unwrap().is_empty());
 }

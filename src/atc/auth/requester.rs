@@ -195,6 +195,11 @@ impl Requester {
         &self.teams
     }
 
+    /// The team called `name`, as read for this request (routes need not read it again).
+    pub fn team(&self, name: &str) -> Option<&TeamRow> {
+        self.teams.iter().find(|t| t.name == name)
+    }
+
     /// `team name → [roles]` for `GET /api/v1/user`.
     pub fn team_roles(&self) -> std::collections::BTreeMap<String, Vec<String>> {
         self.teams

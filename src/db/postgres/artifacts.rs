@@ -2,6 +2,7 @@
 
 use super::super::sql;
 use super::super::*;
+use super::cached::Cached;
 use super::{is_foreign_key_violation, PgStore};
 use crate::db::rows::artifact_row;
 
@@ -11,7 +12,7 @@ impl ArtifactStore for PgStore {
         let client = self.pool.get().await?;
         let sql = sql::ARTIFACT_INSERT;
         let row = client
-            .query_one(
+            .query_one_cached(
                 sql,
                 &[
                     &new.team_id,
@@ -37,7 +38,7 @@ impl ArtifactStore for PgStore {
         let client = self.pool.get().await?;
         let sql = sql::ARTIFACT_BY_ID;
         client
-            .query_opt(sql, &[&id, &team_id])
+            .query_opt_cached(sql, &[&id, &team_id])
             .await?
             .as_ref()
             .map(artifact_row)
@@ -48,7 +49,7 @@ impl ArtifactStore for PgStore {
         let client = self.pool.get().await?;
         let sql = sql::ARTIFACTS_OF_BUILD;
         client
-            .query(sql, &[&build_id])
+            .query_cached(sql, &[&build_id])
             .await?
             .iter()
             .map(artifact_row)
@@ -58,7 +59,7 @@ impl ArtifactStore for PgStore {
     async fn set_artifact_build(&self, id: i64, build_id: i64, name: &str) -> Result<bool> {
         let client = self.pool.get().await?;
         let n = client
-            .execute(sql::ARTIFACT_ATTACH, &[&id, &build_id, &name])
+            .execute_cached(sql::ARTIFACT_ATTACH, &[&id, &build_id, &name])
             .await
             .map_err(|e| {
                 if is_foreign_key_violation(&e) {

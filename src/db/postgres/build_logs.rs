@@ -2,6 +2,7 @@
 
 use super::super::sql;
 use super::super::*;
+use super::cached::Cached;
 use super::{build_row, PgStore};
 use crate::db::sql::Dialect;
 
@@ -52,10 +53,10 @@ impl BuildLogStore for PgStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let ids = build_ids.to_vec();
-        tx.execute(&sql::delete_events(Dialect::Postgres), &[&ids])
+        tx.execute_cached(&sql::delete_events(Dialect::Postgres), &[&ids])
             .await?;
         let reaped = tx
-            .execute(&sql::mark_reaped(Dialect::Postgres), &[&ids, &at])
+            .execute_cached(&sql::mark_reaped(Dialect::Postgres), &[&ids, &at])
             .await?;
         tx.commit().await?;
         Ok(reaped)
@@ -63,21 +64,25 @@ impl BuildLogStore for PgStore {
 
     async fn unreaped_job_builds(&self, job_id: i64) -> Result<Vec<BuildRow>> {
         let client = self.pool.get().await?;
-        let rows = client.query(sql::UNREAPED_JOB_BUILDS, &[&job_id]).await?;
+        let rows = client
+            .query_cached(sql::UNREAPED_JOB_BUILDS, &[&job_id])
+            .await?;
         rows.iter().map(build_row).collect()
     }
 
     async fn retained_jobs(&self, every_job: bool) -> Result<Vec<JobRow>> {
         let client = self.pool.get().await?;
         let rows = client
-            .query(&sql::retained_jobs(Dialect::Postgres), &[&every_job])
+            .query_cached(&sql::retained_jobs(Dialect::Postgres), &[&every_job])
             .await?;
         rows.iter().map(super::job_row).collect()
     }
 
     async fn build_reap_time(&self, build_id: i64) -> Result<Option<i64>> {
         let client = self.pool.get().await?;
-        let row = client.query_opt(sql::BUILD_REAP_TIME, &[&build_id]).await?;
+        let row = client
+            .query_opt_cached(sql::BUILD_REAP_TIME, &[&build_id])
+            .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?.flatten())
     }
 }

@@ -2,6 +2,7 @@
 
 use super::super::sql::{Dialect, JournalSql};
 use super::super::*;
+use super::cached::Cached;
 use super::PgStore;
 use crate::db::rows::{first, tuple};
 use std::sync::LazyLock;
@@ -19,7 +20,7 @@ impl JournalStore for PgStore {
     ) -> Result<bool> {
         let client = self.pool.get().await?;
         Ok(client
-            .execute(&SQL.claim, &[&build_id, &holder, &expires, &now])
+            .execute_cached(&SQL.claim, &[&build_id, &holder, &expires, &now])
             .await?
             > 0)
     }
@@ -36,7 +37,9 @@ impl JournalStore for PgStore {
 
     async fn release_builds(&self, holder: &str, ids: &[i64]) -> Result<()> {
         let client = self.pool.get().await?;
-        client.execute(&SQL.release, &[&holder, &ids]).await?;
+        client
+            .execute_cached(&SQL.release, &[&holder, &ids])
+            .await?;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 
 use super::super::sql;
 use super::super::*;
+use super::cached::Cached;
 use super::PgStore;
 
 #[async_trait]
@@ -16,7 +17,7 @@ impl ClusterStore for PgStore {
         let expires_at = worker_expiry(Some(ttl), now);
         let client = self.pool.get().await?;
         let rows = client
-            .query(sql::LEASE_TAKE, &[&name, &holder, &expires_at, &now])
+            .query_cached(sql::LEASE_TAKE, &[&name, &holder, &expires_at, &now])
             .await?;
         Ok(!rows.is_empty())
     }
@@ -24,7 +25,7 @@ impl ClusterStore for PgStore {
     async fn release_lease(&self, name: &str, holder: &str) -> Result<bool> {
         let client = self.pool.get().await?;
         Ok(client
-            .execute(sql::LEASE_RELEASE, &[&name, &holder])
+            .execute_cached(sql::LEASE_RELEASE, &[&name, &holder])
             .await?
             > 0)
     }
@@ -32,7 +33,7 @@ impl ClusterStore for PgStore {
     async fn request_build_abort(&self, build_id: i64) -> Result<bool> {
         let client = self.pool.get().await?;
         Ok(client
-            .execute(&super::builds::SQL.request_abort, &[&build_id])
+            .execute_cached(&super::builds::SQL.request_abort, &[&build_id])
             .await?
             > 0)
     }
@@ -43,7 +44,7 @@ impl ClusterStore for PgStore {
         }
         let client = self.pool.get().await?;
         let keep: Vec<i64> = client
-            .query(&super::builds::SQL.still_running, &[&ids])
+            .query_cached(&super::builds::SQL.still_running, &[&ids])
             .await?
             .iter()
             .map(|r| r.try_get(0))

@@ -3,6 +3,7 @@
 mod artifacts;
 mod build_logs;
 mod builds;
+mod cached;
 mod counting;
 mod journal;
 mod leases;
@@ -18,6 +19,7 @@ use super::rows::{build_row, job_row, resource_row, team_row, tuple, user_row};
 use super::sql;
 use super::*;
 use anyhow::Context as _;
+use cached::Cached;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -245,7 +247,7 @@ impl Store for PgStore {
     ) -> Result<(TeamRow, bool)> {
         let client = self.pool.get().await?;
         let row = client
-            .query_one(
+            .query_one_cached(
                 &sql::team_upsert(sql::Dialect::Postgres),
                 &[&name, &auth_json(auth)?, &admin],
             )
@@ -255,19 +257,19 @@ impl Store for PgStore {
 
     async fn team(&self, name: &str) -> Result<Option<TeamRow>> {
         let client = self.pool.get().await?;
-        let row = client.query_opt(sql::TEAM_BY_NAME, &[&name]).await?;
+        let row = client.query_opt_cached(sql::TEAM_BY_NAME, &[&name]).await?;
         row.as_ref().map(team_row).transpose()
     }
 
     async fn teams(&self) -> Result<Vec<TeamRow>> {
         let client = self.pool.get().await?;
-        let rows = client.query(sql::TEAMS, &[]).await?;
+        let rows = client.query_cached(sql::TEAMS, &[]).await?;
         rows.iter().map(team_row).collect()
     }
 
     async fn rename_team(&self, old: &str, new: &str) -> Result<bool> {
         let client = self.pool.get().await?;
-        match client.execute(sql::TEAM_RENAME, &[&old, &new]).await {
+        match client.execute_cached(sql::TEAM_RENAME, &[&old, &new]).await {
             Ok(n) => Ok(n > 0),
             Err(e) if is_unique_violation(&e) => {
                 Err(StoreError::Conflict(format!("team {new} already exists")))
@@ -278,38 +280,42 @@ impl Store for PgStore {
 
     async fn destroy_team(&self, name: &str) -> Result<bool> {
         let client = self.pool.get().await?;
-        Ok(client.execute(sql::TEAM_DELETE, &[&name]).await? > 0)
+        Ok(client.execute_cached(sql::TEAM_DELETE, &[&name]).await? > 0)
     }
 
     async fn save_access_token(&self, token: &str, claims: &Value, expires_at: i64) -> Result<()> {
         let client = self.pool.get().await?;
         client
-            .execute(sql::TOKEN_SAVE, &[&token, claims, &expires_at])
+            .execute_cached(sql::TOKEN_SAVE, &[&token, claims, &expires_at])
             .await?;
         Ok(())
     }
 
     async fn access_token(&self, token: &str) -> Result<Option<Value>> {
         let client = self.pool.get().await?;
-        let row = client.query_opt(sql::TOKEN_CLAIMS, &[&token]).await?;
+        let row = client
+            .query_opt_cached(sql::TOKEN_CLAIMS, &[&token])
+            .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
     async fn delete_access_token(&self, token: &str) -> Result<()> {
         let client = self.pool.get().await?;
-        client.execute(sql::TOKEN_DELETE, &[&token]).await?;
+        client.execute_cached(sql::TOKEN_DELETE, &[&token]).await?;
         Ok(())
     }
 
     async fn delete_expired_access_tokens(&self, now: i64) -> Result<u64> {
         let client = self.pool.get().await?;
-        Ok(client.execute(sql::TOKENS_EXPIRED_DELETE, &[&now]).await?)
+        Ok(client
+            .execute_cached(sql::TOKENS_EXPIRED_DELETE, &[&now])
+            .await?)
     }
 
     async fn record_user_login(&self, user: &UserLogin) -> Result<()> {
         let client = self.pool.get().await?;
         client
-            .execute(
+            .execute_cached(
                 sql::USER_LOGIN,
                 &[&user.username, &user.connector, &user.sub, &user.at],
             )
@@ -319,7 +325,7 @@ impl Store for PgStore {
 
     async fn users_since(&self, since: i64) -> Result<Vec<UserRow>> {
         let client = self.pool.get().await?;
-        let rows = client.query(sql::USERS_SINCE, &[&since]).await?;
+        let rows = client.query_cached(sql::USERS_SINCE, &[&since]).await?;
         rows.iter().map(user_row).collect()
     }
 
@@ -358,7 +364,7 @@ impl Store for PgStore {
     async fn pipeline_config(&self, pipeline_id: i64) -> Result<Option<(Value, i64)>> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt(sql::PIPELINE_CONFIG, &[&pipeline_id])
+            .query_opt_cached(sql::PIPELINE_CONFIG, &[&pipeline_id])
             .await?;
         Ok(row
             .map(|r| Ok::<_, tokio_postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
@@ -374,7 +380,7 @@ impl Store for PgStore {
     ) -> Result<()> {
         let client = self.pool.get().await?;
         let n = client
-            .execute(
+            .execute_cached(
                 sql::PIPELINE_SET_PAUSED,
                 &[&pipeline_id, &paused, &by, &stored_time(at)],
             )
@@ -385,7 +391,7 @@ impl Store for PgStore {
     async fn set_pipeline_public(&self, pipeline_id: i64, public: bool) -> Result<()> {
         let client = self.pool.get().await?;
         let n = client
-            .execute(sql::PIPELINE_SET_PUBLIC, &[&pipeline_id, &public])
+            .execute_cached(sql::PIPELINE_SET_PUBLIC, &[&pipeline_id, &public])
             .await?;
         found(n, || format!("pipeline {pipeline_id}"))
     }
@@ -393,7 +399,7 @@ impl Store for PgStore {
     async fn rename_pipeline(&self, team_id: i64, old: &str, new: &str) -> Result<bool> {
         let client = self.pool.get().await?;
         match client
-            .execute(sql::PIPELINE_RENAME, &[&team_id, &old, &new])
+            .execute_cached(sql::PIPELINE_RENAME, &[&team_id, &old, &new])
             .await
         {
             Ok(n) => Ok(n > 0),
@@ -424,7 +430,7 @@ impl Store for PgStore {
     async fn destroy_pipeline(&self, pipeline_id: i64) -> Result<()> {
         let client = self.pool.get().await?;
         let n = client
-            .execute(sql::PIPELINE_DELETE, &[&pipeline_id])
+            .execute_cached(sql::PIPELINE_DELETE, &[&pipeline_id])
             .await?;
         found(n, || format!("pipeline {pipeline_id}"))
     }
@@ -448,7 +454,7 @@ impl Store for PgStore {
     async fn set_job_paused(&self, job_id: i64, paused: bool, by: &str, at: i64) -> Result<()> {
         let client = self.pool.get().await?;
         let n = client
-            .execute(
+            .execute_cached(
                 sql::JOB_SET_PAUSED,
                 &[&job_id, &paused, &by, &stored_time(at)],
             )
@@ -459,7 +465,7 @@ impl Store for PgStore {
     async fn resources(&self, pipeline_id: i64) -> Result<Vec<ResourceRow>> {
         let client = self.pool.get().await?;
         let rows = client
-            .query(sql::RESOURCES_OF_PIPELINE, &[&pipeline_id])
+            .query_cached(sql::RESOURCES_OF_PIPELINE, &[&pipeline_id])
             .await?;
         rows.iter().map(resource_row).collect()
     }
@@ -467,7 +473,7 @@ impl Store for PgStore {
     async fn resource(&self, pipeline_id: i64, name: &str) -> Result<Option<ResourceRow>> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt(sql::RESOURCE_BY_NAME, &[&pipeline_id, &name])
+            .query_opt_cached(sql::RESOURCE_BY_NAME, &[&pipeline_id, &name])
             .await?;
         row.as_ref().map(resource_row).transpose()
     }
@@ -484,7 +490,7 @@ impl Store for PgStore {
     async fn set_build_comment(&self, build_id: i64, comment: &str) -> Result<()> {
         let client = self.pool.get().await?;
         let n = client
-            .execute(&builds::SQL.set_comment, &[&build_id, &comment])
+            .execute_cached(&builds::SQL.set_comment, &[&build_id, &comment])
             .await?;
         found(n, || format!("build {build_id}"))
     }
@@ -504,7 +510,9 @@ impl Store for PgStore {
 
     async fn start_build(&self, id: i64, at: i64) -> Result<bool> {
         let client = self.pool.get().await?;
-        let n = client.execute(&builds::SQL.start, &[&id, &at]).await?;
+        let n = client
+            .execute_cached(&builds::SQL.start, &[&id, &at])
+            .await?;
         Ok(n > 0)
     }
 
@@ -663,7 +671,7 @@ async fn opt<T>(
     params: &[&(dyn ToSql + Sync)],
     decode: impl Fn(&Row) -> Result<T>,
 ) -> Result<Option<T>> {
-    c.query_opt(sql, params)
+    c.query_opt_cached(sql, params)
         .await?
         .as_ref()
         .map(decode)
@@ -677,5 +685,9 @@ async fn all<T>(
     params: &[&(dyn ToSql + Sync)],
     decode: impl Fn(&Row) -> Result<T>,
 ) -> Result<Vec<T>> {
-    c.query(sql, params).await?.iter().map(decode).collect()
+    c.query_cached(sql, params)
+        .await?
+        .iter()
+        .map(decode)
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! Many pipelines' jobs, resources and builds in three statements (the dashboard).
 
 use super::super::rows::{job_mark, resource_mark};
+use super::cached::Cached;
 use super::{build_row, job_row, resource_row, PgStore};
 use crate::db::sql::{Dialect, OverviewSql};
 use std::sync::LazyLock;
@@ -15,7 +16,7 @@ impl OverviewStore for PgStore {
     async fn data_version(&self) -> Result<String> {
         let client = self.pool.get().await?;
         let row = client
-            .query_one("SELECT pg_current_snapshot()::text", &[])
+            .query_one_cached("SELECT pg_current_snapshot()::text", &[])
             .await?;
         Ok(row.try_get(0)?)
     }
@@ -30,20 +31,20 @@ impl OverviewStore for PgStore {
         let client = self.pool.get().await?;
         let ids = pipeline_ids.to_vec();
         let jobs: Vec<JobRow> = client
-            .query(&SQL.jobs, &[&ids])
+            .query_cached(&SQL.jobs, &[&ids])
             .await?
             .iter()
             .map(job_row)
             .collect::<Result<_>>()?;
         let resources: Vec<ResourceRow> = client
-            .query(&SQL.resources, &[&ids])
+            .query_cached(&SQL.resources, &[&ids])
             .await?
             .iter()
             .map(resource_row)
             .collect::<Result<_>>()?;
         let build_ids = crate::db::referenced_builds(&jobs, &resources);
         let builds = client
-            .query(&SQL.builds, &[&build_ids])
+            .query_cached(&SQL.builds, &[&build_ids])
             .await?
             .iter()
             .map(build_row)
@@ -58,8 +59,8 @@ impl OverviewStore for PgStore {
     async fn scheduling_marks(&self, pipeline_ids: &[i64]) -> Result<SchedulingMarks> {
         let client = self.pool.get().await?;
         let ids = pipeline_ids.to_vec();
-        let jobs = client.query(&SQL.job_marks, &[&ids]).await?;
-        let resources = client.query(&SQL.resource_marks, &[&ids]).await?;
+        let jobs = client.query_cached(&SQL.job_marks, &[&ids]).await?;
+        let resources = client.query_cached(&SQL.resource_marks, &[&ids]).await?;
         Ok(SchedulingMarks {
             jobs: jobs.iter().map(job_mark).collect::<Result<_>>()?,
             resources: resources.iter().map(resource_mark).collect::<Result<_>>()?,

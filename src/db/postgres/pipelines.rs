@@ -1,5 +1,6 @@
 //! Pipelines with their jobs and resources: config saves, ordering, archiving.
 
+use super::cached::Cached;
 use super::{is_unique_violation, PgStore};
 use crate::db::rows::{first, pipeline_row, tuple};
 use crate::db::sql::{Dialect, PipelineSql};
@@ -44,7 +45,7 @@ impl PgStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         if tx
-            .query_opt(&SQL.team_exists, &[&save.team_id])
+            .query_opt_cached(&SQL.team_exists, &[&save.team_id])
             .await?
             .is_none()
         {
@@ -60,13 +61,13 @@ impl PgStore {
         let parent_job = stored_id(save.parent_job_id);
         let parent_build = stored_id(save.parent_build_id);
         let at = stored_time(save.at);
-        let version: i64 = first(&tx.query_one(&SQL.next_config_version, &[]).await?)?;
+        let version: i64 = first(&tx.query_one_cached(&SQL.next_config_version, &[]).await?)?;
         let (pipeline_id, created) = match existing {
             Some((id, current)) => {
                 if current != save.expected_version {
                     return Err(StoreError::ConfigVersionConflict);
                 }
-                tx.execute(
+                tx.execute_cached(
                     &SQL.update_config,
                     &[&id, &save.config, &version, &at, &parent_job, &parent_build],
                 )
@@ -75,7 +76,7 @@ impl PgStore {
             }
             None => {
                 let inserted = tx
-                    .query_one(
+                    .query_one_cached(
                         &SQL.insert,
                         &[
                             &save.team_id,
@@ -102,7 +103,7 @@ impl PgStore {
         };
         save_jobs(&tx, pipeline_id, save).await?;
         save_resources(&tx, pipeline_id, save).await?;
-        let pipeline = pipeline_row(&tx.query_one(&SQL.by_id, &[&pipeline_id]).await?)?;
+        let pipeline = pipeline_row(&tx.query_one_cached(&SQL.by_id, &[&pipeline_id]).await?)?;
         tx.commit().await?;
         Ok(SavedPipeline { pipeline, created })
     }
@@ -111,7 +112,7 @@ impl PgStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         // Lock the team's pipelines, then read the groups in their current order.
-        tx.execute(
+        tx.execute_cached(
             "SELECT 1 FROM pipelines WHERE team_id = $1 FOR UPDATE",
             &[&team_id],
         )
@@ -153,11 +154,13 @@ impl PgStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let n = tx
-            .execute(&SQL.archive, &[&pipeline_id, &by, &stored_time(at)])
+            .execute_cached(&SQL.archive, &[&pipeline_id, &by, &stored_time(at)])
             .await?;
         found(n, || format!("pipeline {pipeline_id}"))?;
-        tx.execute(&SQL.archive_jobs, &[&pipeline_id]).await?;
-        tx.execute(&SQL.archive_resources, &[&pipeline_id]).await?;
+        tx.execute_cached(&SQL.archive_jobs, &[&pipeline_id])
+            .await?;
+        tx.execute_cached(&SQL.archive_resources, &[&pipeline_id])
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -187,7 +190,8 @@ async fn save_jobs(tx: &Transaction<'_>, pipeline_id: i64, save: &SavePipeline) 
         };
         kept.push(id);
     }
-    tx.execute(&SQL.retire_jobs, &[&pipeline_id, &kept]).await?;
+    tx.execute_cached(&SQL.retire_jobs, &[&pipeline_id, &kept])
+        .await?;
     Ok(())
 }
 
@@ -214,7 +218,7 @@ async fn save_resources(tx: &Transaction<'_>, pipeline_id: i64, save: &SavePipel
         };
         kept.push(id);
     }
-    tx.execute(&SQL.retire_resources, &[&pipeline_id, &kept])
+    tx.execute_cached(&SQL.retire_resources, &[&pipeline_id, &kept])
         .await?;
     Ok(())
 }

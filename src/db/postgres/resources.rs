@@ -1,5 +1,6 @@
 //! Resource config scopes and versions, build inputs/outputs and plans.
 
+use super::cached::Cached;
 use super::{builds, PgStore};
 use crate::db::rows::{build_input_row, build_output_row, build_row, first, tuple, version_row};
 use crate::db::sql::{Dialect, ResourceSql};
@@ -21,11 +22,15 @@ impl PgStore {
     ) -> Result<i64> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.execute(&SQL.insert_config, &[&base, &key]).await?;
-        let config: i64 = first(&tx.query_one(&SQL.config_id, &[&base, &key]).await?)?;
+        tx.execute_cached(&SQL.insert_config, &[&base, &key])
+            .await?;
+        let config: i64 = first(&tx.query_one_cached(&SQL.config_id, &[&base, &key]).await?)?;
         let id = match super::opt(&tx, &SQL.scope, &[&config, &owner], first).await? {
             Some(id) => id,
-            None => first(&tx.query_one(&SQL.insert_scope, &[&config, &owner]).await?)?,
+            None => first(
+                &tx.query_one_cached(&SQL.insert_scope, &[&config, &owner])
+                    .await?,
+            )?,
         };
         tx.commit().await?;
         Ok(id)
@@ -33,7 +38,9 @@ impl PgStore {
 
     pub(super) async fn set_resource_scope_tx(&self, resource: i64, scope: i64) -> Result<()> {
         let client = self.pool.get().await?;
-        let n = client.execute(&SQL.set_scope, &[&resource, &scope]).await?;
+        let n = client
+            .execute_cached(&SQL.set_scope, &[&resource, &scope])
+            .await?;
         found(n, || format!("resource {resource}"))
     }
 
@@ -45,7 +52,7 @@ impl PgStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         // Serialize savers of one scope so check orders never interleave.
-        tx.execute(
+        tx.execute_cached(
             "SELECT 1 FROM resource_config_scopes WHERE id = $1 FOR UPDATE",
             &[&scope],
         )
@@ -55,24 +62,24 @@ impl PgStore {
             let sha = sha(&v.version);
             let meta = stored_metadata(&v.metadata);
             let inserted = tx
-                .query_opt(&SQL.insert_version, &[&scope, &v.version, &sha, &meta])
+                .query_opt_cached(&SQL.insert_version, &[&scope, &v.version, &sha, &meta])
                 .await?;
             if inserted.is_some() {
                 new += 1;
             } else if has_metadata(&v.metadata) {
-                tx.execute(&SQL.set_version_metadata, &[&scope, &sha, &meta])
+                tx.execute_cached(&SQL.set_version_metadata, &[&scope, &sha, &meta])
                     .await?;
             }
         }
         // As upstream: when anything was new, the returned order becomes the newest part of
         // the history, so its last element is the latest version.
         if new > 0 {
-            let max: i64 = first(&tx.query_one(&SQL.max_check_order, &[&scope]).await?)?;
+            let max: i64 = first(&tx.query_one_cached(&SQL.max_check_order, &[&scope]).await?)?;
             for (order, v) in (max + 1..).zip(versions) {
-                tx.execute(&SQL.set_check_order, &[&scope, &sha(&v.version), &order])
+                tx.execute_cached(&SQL.set_check_order, &[&scope, &sha(&v.version), &order])
                     .await?;
             }
-            tx.execute(&SQL.versions_changed, &[&scope]).await?;
+            tx.execute_cached(&SQL.versions_changed, &[&scope]).await?;
         }
         tx.commit().await?;
         Ok(new)
@@ -135,10 +142,10 @@ impl PgStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let found = tx
-            .execute(&SQL.set_version_enabled, &[&id, &enabled])
+            .execute_cached(&SQL.set_version_enabled, &[&id, &enabled])
             .await?
             > 0;
-        tx.execute(&SQL.version_changed, &[&id]).await?;
+        tx.execute_cached(&SQL.version_changed, &[&id]).await?;
         tx.commit().await?;
         Ok(found)
     }
@@ -151,8 +158,12 @@ impl PgStore {
     ) -> Result<()> {
         let client = self.pool.get().await?;
         let n = match version {
-            Some(v) => client.execute(&SQL.pin, &[&resource, v, &comment]).await?,
-            None => client.execute(&SQL.unpin, &[&resource]).await?,
+            Some(v) => {
+                client
+                    .execute_cached(&SQL.pin, &[&resource, v, &comment])
+                    .await?
+            }
+            None => client.execute_cached(&SQL.unpin, &[&resource]).await?,
         };
         found(n, || format!("resource {resource}"))
     }
@@ -166,7 +177,7 @@ impl PgStore {
     ) -> Result<()> {
         let client = self.pool.get().await?;
         client
-            .execute(&SQL.record_check, &[&resource, &at, &build, &!succeeded])
+            .execute_cached(&SQL.record_check, &[&resource, &at, &build, &!succeeded])
             .await?;
         Ok(())
     }
@@ -188,7 +199,7 @@ impl PgStore {
     ) -> Result<()> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.execute(&SQL.delete_inputs, &[&build]).await?;
+        tx.execute_cached(&SQL.delete_inputs, &[&build]).await?;
         let insert = tx.prepare_cached(&SQL.insert_input).await?;
         for i in inputs {
             tx.execute(
@@ -227,7 +238,7 @@ impl PgStore {
         }
         let client = self.pool.get().await?;
         client
-            .execute(
+            .execute_cached(
                 &SQL.insert_output,
                 &[
                     &build,
@@ -249,7 +260,7 @@ impl PgStore {
     pub(super) async fn save_build_plan_tx(&self, build: i64, plan: &Value) -> Result<()> {
         let client = self.pool.get().await?;
         let n = client
-            .execute(&builds::SQL.set_plan, &[&build, plan])
+            .execute_cached(&builds::SQL.set_plan, &[&build, plan])
             .await?;
         found(n, || format!("build {build}"))
     }

@@ -2,6 +2,7 @@
 
 use super::super::sql;
 use super::super::*;
+use super::cached::Cached;
 use super::{is_unique_violation, PgStore};
 
 #[async_trait]
@@ -11,7 +12,7 @@ impl SigningKeyStore for PgStore {
             .map_err(|e| StoreError::Invalid(format!("encoding jwk: {e}")))?;
         let client = self.pool.get().await?;
         match client
-            .execute(
+            .execute_cached(
                 sql::SIGNING_KEY_INSERT,
                 &[&key.kid, &key.kty, &jwk, &key.created_at],
             )
@@ -28,12 +29,15 @@ impl SigningKeyStore for PgStore {
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>> {
         let client = self.pool.get().await?;
-        let rows = client.query(sql::SIGNING_KEYS, &[]).await?;
+        let rows = client.query_cached(sql::SIGNING_KEYS, &[]).await?;
         rows.iter().map(crate::db::rows::signing_key_row).collect()
     }
 
     async fn delete_signing_key(&self, kid: &str) -> Result<bool> {
         let client = self.pool.get().await?;
-        Ok(client.execute(sql::SIGNING_KEY_DELETE, &[&kid]).await? > 0)
+        Ok(client
+            .execute_cached(sql::SIGNING_KEY_DELETE, &[&kid])
+            .await?
+            > 0)
     }
 }

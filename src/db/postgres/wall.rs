@@ -2,27 +2,28 @@
 
 use super::super::sql::{self};
 use super::super::*;
+use super::cached::Cached;
 use super::{build_row, PgStore};
 
 #[async_trait]
 impl WallStore for PgStore {
     async fn wall(&self) -> Result<Option<WallRow>> {
         let client = self.pool.get().await?;
-        let row = client.query_opt(sql::WALL, &[]).await?;
+        let row = client.query_opt_cached(sql::WALL, &[]).await?;
         row.as_ref().map(crate::db::rows::wall_row).transpose()
     }
 
     async fn set_wall(&self, wall: &WallRow) -> Result<()> {
         let client = self.pool.get().await?;
         client
-            .execute(sql::WALL_SET, &[&wall.message, &wall.expires_at])
+            .execute_cached(sql::WALL_SET, &[&wall.message, &wall.expires_at])
             .await?;
         Ok(())
     }
 
     async fn clear_wall(&self) -> Result<()> {
         let client = self.pool.get().await?;
-        client.execute(sql::WALL_CLEAR, &[]).await?;
+        client.execute_cached(sql::WALL_CLEAR, &[]).await?;
         Ok(())
     }
 
@@ -34,7 +35,7 @@ impl WallStore for PgStore {
     ) -> Result<Vec<BuildRow>> {
         let client = self.pool.get().await?;
         client
-            .query(
+            .query_cached(
                 &sql::version_builds(sql::Dialect::Postgres, outputs),
                 &[&resource_id, &version_id],
             )

@@ -4,6 +4,7 @@
 use super::super::rows;
 use super::super::sql::{Dialect, WorkerSql};
 use super::super::*;
+use super::cached::Cached;
 use super::PgStore;
 use std::sync::LazyLock;
 use tokio_postgres::types::ToSql;
@@ -18,7 +19,7 @@ impl PgStore {
     ) -> Result<Option<WorkerRow>> {
         let client = self.pool.get().await?;
         client
-            .query_opt(sql, params)
+            .query_opt_cached(sql, params)
             .await?
             .as_ref()
             .map(rows::worker_row)
@@ -28,7 +29,7 @@ impl PgStore {
     async fn worker_names(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<String>> {
         let client = self.pool.get().await?;
         let mut names: Vec<String> = client
-            .query(sql, params)
+            .query_cached(sql, params)
             .await?
             .iter()
             .map(|r| r.try_get(0))
@@ -49,7 +50,7 @@ impl PgStore {
         } else {
             Some(
                 client
-                    .query_opt(&SQL.team_id, &[&worker.team])
+                    .query_opt_cached(&SQL.team_id, &[&worker.team])
                     .await?
                     .ok_or_else(|| StoreError::NotFound(format!("team {}", worker.team)))?
                     .try_get(0)?,
@@ -57,7 +58,7 @@ impl PgStore {
         };
         let state = worker.state.unwrap_or(WorkerState::Running).as_str();
         let row = client
-            .query_opt(
+            .query_opt_cached(
                 &SQL.register,
                 &[&worker.name, &team_id, payload, &state, &expires_at],
             )
@@ -96,7 +97,7 @@ impl PgStore {
     pub(super) async fn worker_rows(&self) -> Result<Vec<WorkerRow>> {
         let client = self.pool.get().await?;
         client
-            .query(&SQL.all, &[])
+            .query_cached(&SQL.all, &[])
             .await?
             .iter()
             .map(rows::worker_row)
@@ -114,7 +115,7 @@ impl PgStore {
     pub(super) async fn prune_worker_row(&self, name: &str) -> Result<bool> {
         let deleted = {
             let client = self.pool.get().await?;
-            client.execute(&SQL.prune, &[&name]).await?
+            client.execute_cached(&SQL.prune, &[&name]).await?
         };
         if deleted > 0 {
             return Ok(true);
@@ -127,7 +128,7 @@ impl PgStore {
 
     pub(super) async fn delete_worker_row(&self, name: &str) -> Result<bool> {
         let client = self.pool.get().await?;
-        Ok(client.execute(&SQL.delete, &[&name]).await? > 0)
+        Ok(client.execute_cached(&SQL.delete, &[&name]).await? > 0)
     }
 
     pub(super) async fn stall_workers(&self, now: i64) -> Result<Vec<String>> {
@@ -141,11 +142,11 @@ impl PgStore {
 
     pub(super) async fn land_drained(&self, name: &str) -> Result<bool> {
         let client = self.pool.get().await?;
-        Ok(client.execute(&SQL.land_drained, &[&name]).await? > 0)
+        Ok(client.execute_cached(&SQL.land_drained, &[&name]).await? > 0)
     }
 
     pub(super) async fn delete_retired(&self, name: &str) -> Result<bool> {
         let client = self.pool.get().await?;
-        Ok(client.execute(&SQL.delete_retired, &[&name]).await? > 0)
+        Ok(client.execute_cached(&SQL.delete_retired, &[&name]).await? > 0)
     }
 }

@@ -149,14 +149,8 @@ impl FromRequestParts<AppState> for TeamScope {
             }
             _ => return Err(misfit(rule, "TeamScope")),
         };
-        let team = rules::team(
-            state,
-            &req,
-            param(&params, "team_name").map_err(reject)?,
-            role,
-        )
-        .await
-        .map_err(reject)?;
+        let team = rules::team(&req, param(&params, "team_name").map_err(reject)?, role)
+            .map_err(reject)?;
         Ok(TeamScope { req, team })
     }
 }
@@ -171,9 +165,7 @@ impl FromRequestParts<AppState> for TeamUpsert {
             return Err(misfit(rule, "TeamUpsert"));
         }
         let name = param(&params, "team_name").map_err(reject)?;
-        let existing = rules::team_upsert(state, &req, name)
-            .await
-            .map_err(reject)?;
+        let existing = rules::team_upsert(&req, name).map_err(reject)?;
         Ok(TeamUpsert { req, existing })
     }
 }

@@ -49,15 +49,9 @@ pub(super) fn any_team(req: &Requester) -> ApiResult<()> {
 
 /// `team`: at least `role` on the named team (or admin). Auth is checked before existence,
 /// like upstream, so strangers learn nothing about which teams exist.
-pub(super) async fn team(
-    state: &AppState,
-    req: &Requester,
-    name: &str,
-    role: Role,
-) -> ApiResult<TeamRow> {
+pub(super) fn team(req: &Requester, name: &str, role: Role) -> ApiResult<TeamRow> {
     authenticated(req)?;
-    let team = state.store.team(name).await?;
-    match team {
+    match req.team(name).cloned() {
         Some(t) if req.has_role(&t, role) => Ok(t),
         Some(_) => Err(ApiError::forbidden()),
         None if req.is_admin() => Err(ApiError::not_found()),
@@ -67,13 +61,9 @@ pub(super) async fn team(
 
 /// `PUT /teams/:team`: an owner of the existing team (or admin); only admins create.
 /// The existing team, if any.
-pub(super) async fn team_upsert(
-    state: &AppState,
-    req: &Requester,
-    name: &str,
-) -> ApiResult<Option<TeamRow>> {
+pub(super) fn team_upsert(req: &Requester, name: &str) -> ApiResult<Option<TeamRow>> {
     authenticated(req)?;
-    let existing = state.store.team(name).await?;
+    let existing = req.team(name).cloned();
     match &existing {
         Some(t) if req.has_role(t, Role::Owner) => Ok(existing),
         None if req.is_admin() => Ok(None),
@@ -96,12 +86,13 @@ pub(super) struct Target {
 
 async fn find_pipeline(
     state: &AppState,
+    req: &Requester,
     team: &str,
     name: &str,
     query: Option<&str>,
 ) -> ApiResult<Option<Target>> {
     let vars = instance_vars(query)?;
-    let Some(team_row) = state.store.team(team).await? else {
+    let Some(team_row) = req.team(team).cloned() else {
         return Ok(None);
     };
     let pipeline = state.store.pipeline(team, name, vars.as_ref()).await?;
@@ -120,7 +111,7 @@ pub(super) async fn pipeline_read(
     name: &str,
     query: Option<&str>,
 ) -> ApiResult<Target> {
-    let target = find_pipeline(state, team, name, query)
+    let target = find_pipeline(state, req, team, name, query)
         .await?
         .ok_or_else(ApiError::not_found)?;
     if target.pipeline.public || req.has_role(&target.team, Role::Viewer) {
@@ -174,7 +165,7 @@ pub(super) async fn pipeline_write(
     query: Option<&str>,
     role: Role,
 ) -> ApiResult<Target> {
-    let team_row = team(state, req, team_name, role).await?;
+    let team_row = team(req, team_name, role)?;
     let vars = instance_vars(query)?;
     let pipeline = state
         .store
