@@ -137,14 +137,18 @@ impl FromRequestParts<AppState> for Requester {
 pub(crate) async fn requester(parts: &Parts, state: &AppState) -> Result<Requester, ApiError> {
     let header = auth_header(parts);
     csrf_check(parts)?;
-    let claims = match state.auth.verify(header.as_deref()).await {
+    // The token and the teams side by side: two statements, one wait.
+    let (claims, teams) = tokio::join!(
+        state.auth.verify(header.as_deref()),
+        retry_unavailable(|| state.store.teams())
+    );
+    let claims = match claims {
         Ok(claims) => claims,
         Err(TokenError::Invalid) => return Err(ApiError::unauthorized()),
         // A database blip is a 503, never a 401 to a valid token.
         Err(TokenError::Store(e)) => return Err(e.into()),
     };
-    let teams = retry_unavailable(|| state.store.teams()).await?;
-    Ok(Requester::new(claims, teams))
+    Ok(Requester::new(claims, teams?))
 }
 
 /// The `Authorization` header, or the browser's `skymarshal_auth` cookie in its place.
