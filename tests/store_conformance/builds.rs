@@ -139,6 +139,18 @@ pub async fn builds_are_paged_newest_first_with_inclusive_bounds(h: &Harness) {
         ids(&store.job_builds(job.id, &Page::default()).await.unwrap()),
         newest_first
     );
+    for p in [
+        page(None, None, 1),
+        page(Some(all[1]), Some(all[3]), 10),
+        page(None, Some(all[0]), 2),
+        page(Some(all[2]), None, 1),
+    ] {
+        let paged = store.builds_page(BuildsOf::Job(job.id), &p).await.unwrap();
+        assert_eq!(
+            ids(&store.job_builds(job.id, &p).await.unwrap()),
+            ids(&paged.builds)
+        );
+    }
 
     // Other scopes see the same builds; a one-off build only shows in team and global lists.
     let one_off = store

@@ -167,6 +167,20 @@ pub(super) fn builds_page(conn: &mut Connection, of: BuildsOf, page: &Page) -> R
     Ok(result)
 }
 
+/// A page of a job's builds without its neighbours (see the PostgreSQL store's).
+pub(super) fn job_builds(conn: &mut Connection, job_id: i64, page: &Page) -> Result<Vec<BuildRow>> {
+    if page.timestamps {
+        return Ok(builds_page(conn, BuildsOf::Job(job_id), page)?.builds);
+    }
+    let plan = PagePlan::new(page.from, page.to, page.limit)?;
+    let query = BuildsQuery::page(Dialect::Sqlite, BuildsOf::Job(job_id), &plan);
+    let builds: Vec<BuildRow> = conn
+        .prepare_cached(&query.sql)?
+        .query_map(params_from_iter(query.params.iter()), build_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(plan.page(builds).builds)
+}
+
 /// One transaction and one prepared statement for the whole batch (SQLite has no
 /// round trips; the win is a single commit, i.e. a single fsync).
 pub(super) fn append_build_events(

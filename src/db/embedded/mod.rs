@@ -383,6 +383,12 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn job_builds(&self, job_id: i64, page: &Page) -> Result<Vec<BuildRow>> {
+        let page = page.clone();
+        self.read(move |conn| builds::job_builds(conn, job_id, &page))
+            .await
+    }
+
     async fn start_build(&self, id: i64, at: i64) -> Result<bool> {
         self.call(move |conn| {
             let n = conn.execute(&builds::SQL.start, [id, at])?;

@@ -149,6 +149,22 @@ impl PgStore {
         Ok(())
     }
 
+    /// A page of a job's builds without its neighbours: one statement, no transaction (the
+    /// scheduler asks for a job's latest build on every pass that could trigger it).
+    pub(super) async fn job_builds_page(&self, job_id: i64, page: &Page) -> Result<Vec<BuildRow>> {
+        if page.timestamps {
+            return Ok(self
+                .builds_page_tx(BuildsOf::Job(job_id), page)
+                .await?
+                .builds);
+        }
+        let plan = PagePlan::new(page.from, page.to, page.limit)?;
+        let query = BuildsQuery::page(Dialect::Postgres, BuildsOf::Job(job_id), &plan);
+        let client = self.pool.get().await?;
+        let builds = super::all(&client, &query.sql, &params(&query.params), build_row).await?;
+        Ok(plan.page(builds).builds)
+    }
+
     pub(super) async fn builds_page_tx(&self, of: BuildsOf, page: &Page) -> Result<BuildsPage> {
         const D: Dialect = Dialect::Postgres;
         let mut client = self.pool.get().await?;

@@ -508,6 +508,10 @@ impl Store for PgStore {
         self.builds_page_tx(of, page).await
     }
 
+    async fn job_builds(&self, job_id: i64, page: &Page) -> Result<Vec<BuildRow>> {
+        self.job_builds_page(job_id, page).await
+    }
+
     async fn start_build(&self, id: i64, at: i64) -> Result<bool> {
         let client = self.pool.get().await?;
         let n = client
