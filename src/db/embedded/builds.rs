@@ -150,12 +150,7 @@ pub(super) fn builds_page(conn: &mut Connection, of: BuildsOf, page: &Page) -> R
         }
     }
     let plan = PagePlan::new(from, to, page.limit)?;
-    let query = BuildsQuery::page(D, of, &plan);
-    let builds: Vec<BuildRow> = tx
-        .prepare_cached(&query.sql)?
-        .query_map(params_from_iter(query.params.iter()), build_row)?
-        .collect::<Result<_, _>>()?;
-    let mut result = plan.page(builds);
+    let mut result = page_rows(&tx, of, &plan)?;
     if page.timestamps {
         return Ok(result);
     }
@@ -173,12 +168,17 @@ pub(super) fn job_builds(conn: &mut Connection, job_id: i64, page: &Page) -> Res
         return Ok(builds_page(conn, BuildsOf::Job(job_id), page)?.builds);
     }
     let plan = PagePlan::new(page.from, page.to, page.limit)?;
-    let query = BuildsQuery::page(Dialect::Sqlite, BuildsOf::Job(job_id), &plan);
+    Ok(page_rows(conn, BuildsOf::Job(job_id), &plan)?.builds)
+}
+
+/// The builds of `of` that `plan` bounds, as a page without its neighbours.
+fn page_rows(conn: &Connection, of: BuildsOf, plan: &PagePlan) -> Result<BuildsPage> {
+    let query = BuildsQuery::page(Dialect::Sqlite, of, plan);
     let builds: Vec<BuildRow> = conn
         .prepare_cached(&query.sql)?
         .query_map(params_from_iter(query.params.iter()), build_row)?
         .collect::<Result<_, _>>()?;
-    Ok(plan.page(builds).builds)
+    Ok(plan.page(builds))
 }
 
 /// One transaction and one prepared statement for the whole batch (SQLite has no

@@ -159,10 +159,10 @@ impl PgStore {
                 .builds);
         }
         let plan = PagePlan::new(page.from, page.to, page.limit)?;
-        let query = BuildsQuery::page(Dialect::Postgres, BuildsOf::Job(job_id), &plan);
         let client = self.pool.get().await?;
-        let builds = super::all(&client, &query.sql, &params(&query.params), build_row).await?;
-        Ok(plan.page(builds).builds)
+        Ok(page_rows(&client, BuildsOf::Job(job_id), &plan)
+            .await?
+            .builds)
     }
 
     pub(super) async fn builds_page_tx(&self, of: BuildsOf, page: &Page) -> Result<BuildsPage> {
@@ -187,9 +187,7 @@ impl PgStore {
             }
         }
         let plan = PagePlan::new(from, to, page.limit)?;
-        let query = BuildsQuery::page(D, of, &plan);
-        let builds = super::all(&tx, &query.sql, &params(&query.params), build_row).await?;
-        let mut result = plan.page(builds);
+        let mut result = page_rows(&tx, of, &plan).await?;
         if page.timestamps {
             return Ok(result);
         }
@@ -241,6 +239,17 @@ impl PgStore {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The builds of `of` that `plan` bounds, as a page without its neighbours.
+async fn page_rows(
+    c: &impl deadpool_postgres::GenericClient,
+    of: BuildsOf,
+    plan: &PagePlan,
+) -> Result<BuildsPage> {
+    let query = BuildsQuery::page(Dialect::Postgres, of, plan);
+    let builds = super::all(c, &query.sql, &params(&query.params), build_row).await?;
+    Ok(plan.page(builds))
 }
 
 fn params(values: &[i64]) -> Vec<&(dyn ToSql + Sync)> {
