@@ -249,7 +249,13 @@ impl Fixture {
             )
             .await
             .unwrap();
-        assert!(store.start_build(b.id, 2).await.unwrap());
+        let start = concourse::db::BuildStart {
+            at: 2,
+            plan: json!({}),
+            holder: "test".into(),
+            expires: 32,
+        };
+        assert!(store.start_build(b.id, &start).await.unwrap());
         store
             .finish_build(b.id, BuildStatus::Failed, 3)
             .await

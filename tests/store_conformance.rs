@@ -171,6 +171,7 @@ conformance!(
     pins_and_check_results_are_recorded_on_the_resource,
     a_changed_source_forgets_the_resources_scope_and_check,
     build_inputs_outputs_and_plans_feed_the_scheduling_snapshot,
+    each_jobs_latest_build_inputs_are_read_for_the_whole_pipeline,
     check_builds_name_their_resource,
     artifacts_are_team_scoped_and_attached_to_builds,
     artifacts_of_unknown_teams_or_builds_are_refused,
@@ -254,6 +255,16 @@ pub fn config_save(
 
 pub async fn save(store: &Arc<dyn Store>, save: &SavePipeline) -> SavedPipeline {
     store.save_pipeline(save).await.expect("saving pipeline")
+}
+
+/// Starting a build as node `test` would: an empty plan, owned for 30 s.
+pub fn starting(at: i64) -> BuildStart {
+    BuildStart {
+        at,
+        plan: json!({"id": "plan"}),
+        holder: "test".into(),
+        expires: at + 30,
+    }
 }
 
 pub async fn pipeline_with_job(store: &Arc<dyn Store>) -> (TeamRow, PipelineRow, JobRow) {

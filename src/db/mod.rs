@@ -206,9 +206,10 @@ pub trait Store:
     /// `start_time` and no neighbouring pages are given. `from > to` is
     /// [`StoreError::Invalid`]; a `limit` of 0 or less means 100.
     async fn builds_page(&self, of: BuildsOf, page: &Page) -> Result<BuildsPage>;
-    /// Moves a pending build to started (sets `start_time`). False when the build is not
-    /// pending (already started, finished or unknown): only one node can start a build.
-    async fn start_build(&self, id: i64, at: i64) -> Result<bool>;
+    /// Moves a pending build to started, with its plan and owner, in one statement. False
+    /// (and nothing changed) when the build is not pending (already started, finished or
+    /// unknown): only one node can start a build.
+    async fn start_build(&self, id: i64, start: &BuildStart) -> Result<bool>;
     /// Finishes a pending or started build with a finished `status` (else
     /// [`StoreError::Invalid`]) and updates its job's finished/next/transition builds.
     /// [`StoreError::NotFound`] for an unknown build, [`StoreError::Conflict`] when it has
@@ -327,12 +328,14 @@ pub trait Store:
     /// Replaces the build's inputs.
     async fn save_build_inputs(&self, build_id: i64, inputs: &[BuildInputRow]) -> Result<()>;
     async fn build_inputs(&self, build_id: i64) -> Result<Vec<BuildInputRow>>;
+    /// The inputs of each of the pipeline's jobs' latest builds (newest by [`Store::job_builds`]'
+    /// order, any status) as (job id, input), by job then name: what the scheduler compares a
+    /// job's resolved trigger versions with, in one read for the whole pipeline.
+    async fn latest_build_inputs(&self, pipeline_id: i64) -> Result<Vec<(i64, BuildInputRow)>>;
     /// Records a put's version as the build's output, and saves it into the resource's
     /// current scope as a new version (newest) when it is not there yet, with `metadata`.
     async fn save_build_output(&self, build_id: i64, output: &BuildOutputRow) -> Result<()>;
     async fn build_outputs(&self, build_id: i64) -> Result<Vec<BuildOutputRow>>;
-    /// Sets the build's (private) plan.
-    async fn save_build_plan(&self, build_id: i64, plan: &Value) -> Result<()>;
     /// Builds in any of `statuses`, oldest (lowest id) first, without their plans (`None`;
     /// [`Store::build`] reads one).
     async fn builds_with_status(&self, statuses: &[BuildStatus]) -> Result<Vec<BuildRow>>;

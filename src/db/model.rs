@@ -188,6 +188,16 @@ pub struct NewBuild {
     pub resource_id: Option<i64>,
 }
 
+/// How a pending build starts: with its plan, owned by the node that runs it (`holder`,
+/// until `expires`, then renewed by it or adopted by another).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildStart {
+    pub at: i64,
+    pub plan: Value,
+    pub holder: String,
+    pub expires: i64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildRow {
     pub id: i64,

@@ -273,6 +273,11 @@ pub(crate) fn build_input_row(r: &impl SqlRow) -> Result<BuildInputRow> {
     })
 }
 
+/// A job's latest build's input: `build_input_row`'s columns, then the job id.
+pub(crate) fn latest_input(r: &impl SqlRow) -> Result<(i64, BuildInputRow)> {
+    Ok((r.col(4)?, build_input_row(r)?))
+}
+
 /// An output's metadata is that of the version it names, or none when it is not recorded.
 pub(crate) fn build_output_row(r: &impl SqlRow) -> Result<BuildOutputRow> {
     Ok(BuildOutputRow {

@@ -44,7 +44,7 @@ pub async fn reaping_deletes_finished_builds_events_and_marks_them(h: &Harness) 
     let running = job_build(store, &team, &job).await;
     let kept = job_build(store, &team, &job).await;
     for b in [&done, &running, &kept] {
-        store.start_build(b.id, 10).await.unwrap();
+        store.start_build(b.id, &starting(10)).await.unwrap();
         store
             .append_build_events(b.id, &[json!({"event": "log"}), json!({"event": "log"})])
             .await

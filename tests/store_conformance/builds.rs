@@ -197,7 +197,7 @@ pub async fn builds_are_paged_by_start_time_with_timestamps(h: &Harness) {
     let mut all = Vec::new();
     for start in [100, 200, 300, 400] {
         let build = job_build(store, &team, &job).await;
-        assert!(store.start_build(build.id, start).await.unwrap());
+        assert!(store.start_build(build.id, &starting(start)).await.unwrap());
         all.push(build.id);
     }
     let by_time = |from, to| Page {
@@ -248,15 +248,28 @@ pub async fn starting_and_finishing_a_build_updates_its_job(h: &Harness) {
     let one = job_build(store, &team, &job).await;
     let two = job_build(store, &team, &job).await;
 
-    assert!(store.start_build(one.id, 1000).await.unwrap());
+    assert!(store.start_build(one.id, &starting(1000)).await.unwrap());
+    let again = BuildStart {
+        plan: json!({"other": "plan"}),
+        holder: "other".into(),
+        ..starting(1001)
+    };
     assert!(
-        !store.start_build(one.id, 1001).await.unwrap(),
+        !store.start_build(one.id, &again).await.unwrap(),
         "only a pending build starts"
     );
     let started = store.build(one.id).await.unwrap().unwrap();
     assert_eq!(
-        (started.status, started.start_time),
-        (BuildStatus::Started, 1000)
+        (started.status, started.start_time, started.plan),
+        (BuildStatus::Started, 1000, Some(starting(1000).plan)),
+        "a refused start changes nothing"
+    );
+    assert!(
+        !store
+            .claim_build(one.id, "other", 1040, 1010)
+            .await
+            .unwrap(),
+        "its starter owns it"
     );
 
     store

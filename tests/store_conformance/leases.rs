@@ -91,7 +91,7 @@ pub async fn builds_to_stop_are_those_finished_aborted_or_deleted(h: &Harness) {
     let finished = job_build(store, &team, &job).await;
     let pending = job_build(store, &team, &job).await;
     for b in [&running, &aborted, &finished] {
-        assert!(store.start_build(b.id, 1000).await.unwrap());
+        assert!(store.start_build(b.id, &starting(1000)).await.unwrap());
     }
     assert!(store.builds_to_stop(&[]).await.unwrap().is_empty());
     let all = [running.id, aborted.id, finished.id, 999_999];
@@ -116,18 +116,24 @@ pub async fn builds_to_stop_are_those_finished_aborted_or_deleted(h: &Harness) {
     assert!(!store.request_build_abort(finished.id).await.unwrap());
 }
 
-/// Build ownership: a started build is adopted by no one while its starter claims it, then
-/// belongs to its claimer while renewed; once lapsed (or released) one node adopts it.
+/// Build ownership: a started build belongs to its starter, then to its claimer while
+/// renewed; once lapsed (or released) one node adopts it.
 pub async fn started_builds_are_owned_renewed_and_adopted_once_lapsed(h: &Harness) {
     let store = &h.store;
     let other = h.reopen().await;
     let (team, _, job) = pipeline_with_job(store).await;
     let b = job_build(store, &team, &job).await;
-    assert!(store.start_build(b.id, 1000).await.unwrap());
+    let start = BuildStart {
+        holder: "a".into(),
+        expires: 1010,
+        ..starting(1000)
+    };
+    assert!(store.start_build(b.id, &start).await.unwrap());
     assert!(
-        store.orphaned_builds(1010).await.unwrap().is_empty(),
-        "a just-started build waits for its starter's claim"
+        store.orphaned_builds(1009).await.unwrap().is_empty(),
+        "a started build is its starter's"
     );
+    assert!(!other.claim_build(b.id, "b", 1011, 1001).await.unwrap());
     assert!(store.claim_build(b.id, "a", 1010, 1000).await.unwrap());
     assert!(!other.claim_build(b.id, "b", 1012, 1002).await.unwrap());
     assert_eq!(store.renew_builds("a", 1020).await.unwrap(), vec![b.id]);

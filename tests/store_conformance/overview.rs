@@ -24,7 +24,10 @@ pub async fn the_overview_answers_what_per_pipeline_reads_would(h: &Harness) {
     .await;
     let a1 = store.job(a.pipeline.id, "a1").await.unwrap().expect("a1");
     let build = job_build(store, &team, &a1).await;
-    store.start_build(build.id, 1_700_000_200).await.unwrap();
+    store
+        .start_build(build.id, &starting(1_700_000_200))
+        .await
+        .unwrap();
     store
         .finish_build(build.id, BuildStatus::Failed, 1_700_000_300)
         .await
@@ -109,7 +112,10 @@ pub async fn a_listings_tables_version_moves_with_those_tables(h: &Harness) {
     let b = job_build(&other, &team, &job).await;
     let v1 = store.tables_version(JOBS).await.unwrap();
     assert_ne!(v0, v1, "a new build (another node's) moves it");
-    store.start_build(b.id, 1_700_000_200).await.unwrap();
+    store
+        .start_build(b.id, &starting(1_700_000_200))
+        .await
+        .unwrap();
     let v2 = store.tables_version(JOBS).await.unwrap();
     assert_ne!(v1, v2, "a build's start moves it");
     store
@@ -126,8 +132,16 @@ pub async fn a_listings_tables_version_moves_with_those_tables(h: &Harness) {
     (store.register_worker(&workers::payload("w", ""), None, 100))
         .await
         .unwrap();
-    assert!(store.claim_build(b.id, "node", 50, 10).await.unwrap());
-    assert_eq!(store.renew_builds("node", 60).await.unwrap(), vec![b.id]);
+    // (Adopted once its starter's hold lapsed.)
+    let lapsed = starting(1_700_000_200).expires + 1;
+    assert!(store
+        .claim_build(b.id, "node", lapsed + 30, lapsed)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.renew_builds("node", lapsed + 40).await.unwrap(),
+        vec![b.id]
+    );
     let v4 = store.tables_version(JOBS).await.unwrap();
     if matches!(h.location, Location::Embedded(_)) {
         assert_eq!(v3, v4, "changes to other tables leave it");

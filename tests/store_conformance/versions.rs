@@ -199,11 +199,38 @@ pub async fn build_inputs_outputs_and_plans_feed_the_scheduling_snapshot(h: &Har
         .save_build_inputs(b1.id, std::slice::from_ref(&input))
         .await
         .unwrap();
-    // Replaced, not appended.
+    // Replaced, not appended: names left out go, a name given again takes its new row.
+    let other = BuildInputRow {
+        name: "s".into(),
+        version: json!({"version": "s"}),
+        ..input.clone()
+    };
+    let changed = BuildInputRow {
+        version: json!({"version": "b"}),
+        first_occurrence: false,
+        ..input.clone()
+    };
+    store
+        .save_build_inputs(b1.id, &[changed.clone(), other.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.build_inputs(b1.id).await.unwrap(),
+        vec![changed, other]
+    );
     store
         .save_build_inputs(b1.id, std::slice::from_ref(&input))
         .await
         .unwrap();
+    assert_eq!(
+        store.build_inputs(b1.id).await.unwrap(),
+        vec![input.clone()]
+    );
+    // A name given twice is refused, and changes nothing.
+    assert!(store
+        .save_build_inputs(b1.id, &[input.clone(), input.clone()])
+        .await
+        .is_err());
     assert_eq!(store.build_inputs(b1.id).await.unwrap(), vec![input]);
     let output = BuildOutputRow {
         name: "r".into(),
@@ -220,15 +247,6 @@ pub async fn build_inputs_outputs_and_plans_feed_the_scheduling_snapshot(h: &Har
         "a put's version becomes the newest"
     );
 
-    store
-        .save_build_plan(b1.id, &json!({"plan": 1}))
-        .await
-        .unwrap();
-    assert_eq!(
-        store.build(b1.id).await.unwrap().unwrap().plan,
-        Some(json!({"plan": 1}))
-    );
-
     let b2 = job_build(store, &team, &job).await;
     let pending = store
         .builds_with_status(&[BuildStatus::Pending])
@@ -238,8 +256,18 @@ pub async fn build_inputs_outputs_and_plans_feed_the_scheduling_snapshot(h: &Har
         pending.iter().map(|b| b.id).collect::<Vec<_>>(),
         vec![b1.id, b2.id]
     );
-    assert_eq!(pending[0].plan, None, "listed without its plan");
-    assert!(store.start_build(b1.id, 5).await.unwrap());
+    // A build's plan comes with its start.
+    assert!(store.start_build(b1.id, &starting(5)).await.unwrap());
+    assert_eq!(
+        store.build(b1.id).await.unwrap().unwrap().plan,
+        Some(starting(5).plan)
+    );
+    let started = store
+        .builds_with_status(&[BuildStatus::Started])
+        .await
+        .unwrap();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].plan, None, "listed without its plan");
     store
         .finish_build(b1.id, BuildStatus::Succeeded, 6)
         .await
@@ -403,4 +431,90 @@ pub async fn concurrent_scope_lookups_create_one_scope(h: &Harness) {
             "round {round}: {owned:?} {shared:?}"
         );
     }
+}
+
+pub async fn each_jobs_latest_build_inputs_are_read_for_the_whole_pipeline(h: &Harness) {
+    let store = &h.store;
+    let team = team(store, "main").await;
+    let saved = save(
+        store,
+        &config_save(
+            team.id,
+            "p",
+            vec![job("j"), job("k"), job("never")],
+            vec![resource("r")],
+        ),
+    )
+    .await;
+    let p = saved.pipeline.id;
+    let (j, k) = (
+        store.job(p, "j").await.unwrap().unwrap(),
+        store.job(p, "k").await.unwrap().unwrap(),
+    );
+    let r = store.resource(p, "r").await.unwrap().unwrap();
+    let input = |name: &str, v: &str| BuildInputRow {
+        name: name.into(),
+        resource_id: r.id,
+        version: json!({"version": v}),
+        first_occurrence: false,
+    };
+    let with_inputs = |b: &BuildRow, inputs: Vec<BuildInputRow>| {
+        let id = b.id;
+        async move { store.save_build_inputs(id, &inputs).await.unwrap() }
+    };
+    let j1 = job_build(store, &team, &j).await;
+    with_inputs(&j1, vec![input("r", "a")]).await;
+    let j2 = job_build(store, &team, &j).await;
+    with_inputs(&j2, vec![input("r", "b"), input("other", "x")]).await;
+    // A rerun of the older build is listed under it: j2 stays the latest.
+    store
+        .finish_build(j1.id, BuildStatus::Failed, 5)
+        .await
+        .unwrap();
+    let rerun = store.rerun_build(j1.id, "", 6).await.unwrap();
+    with_inputs(&rerun, vec![input("r", "a")]).await;
+    // k's latest build has no inputs; `never` has no build.
+    let k1 = job_build(store, &team, &k).await;
+    with_inputs(&k1, vec![input("r", "c")]).await;
+    job_build(store, &team, &k).await;
+
+    // The same answer as reading each job's latest build, then its inputs.
+    let mut expected = Vec::new();
+    for id in [j.id, k.id, store.job(p, "never").await.unwrap().unwrap().id] {
+        let latest = store
+            .job_builds(
+                id,
+                &Page {
+                    limit: 1,
+                    ..Page::default()
+                },
+            )
+            .await
+            .unwrap();
+        if let Some(b) = latest.first() {
+            let inputs = store.build_inputs(b.id).await.unwrap();
+            expected.extend(inputs.into_iter().map(|i| (id, i)));
+        }
+    }
+    let got = store.latest_build_inputs(p).await.unwrap();
+    assert_eq!(got, expected);
+    assert_eq!(
+        got.iter()
+            .map(|(id, i)| (*id, i.name.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(j.id, "other"), (j.id, "r")]
+    );
+
+    // A rerun of the latest build is the latest; another pipeline's jobs are not read.
+    store
+        .finish_build(j2.id, BuildStatus::Failed, 7)
+        .await
+        .unwrap();
+    let again = store.rerun_build(j2.id, "", 8).await.unwrap();
+    with_inputs(&again, vec![input("r", "d")]).await;
+    assert_eq!(
+        store.latest_build_inputs(p).await.unwrap(),
+        vec![(j.id, input("r", "d"))]
+    );
+    assert_eq!(store.latest_build_inputs(p + 1000).await.unwrap(), vec![]);
 }

@@ -56,6 +56,8 @@ const QUEUE_BYTES: usize = 4 << 20;
 /// The most one append round trip carries, so the store never takes memory in big lumps.
 const BATCH_BYTES: usize = 1 << 20;
 const BATCH_EVENTS: usize = 1000;
+/// How long the writer waits for more of a burst of events before storing what it has.
+const LINGER: Duration = Duration::from_millis(10);
 /// How long a batch is retried while the store is unreachable before it is given up (and
 /// with it the room it holds, so emitters never wait forever).
 const APPEND_PATIENCE: Duration = Duration::from_secs(60);
@@ -65,6 +67,8 @@ const APPEND_PATIENCE: Duration = Duration::from_secs(60);
 struct Queue {
     msgs: VecDeque<(Msg, usize)>,
     bytes: usize,
+    /// Flushes among `msgs`: a batch with one is stored without lingering.
+    flushes: usize,
     /// Every emitter has gone: the writer ends once the queue is empty.
     closed: bool,
 }
@@ -89,6 +93,7 @@ impl Channel {
 
     fn push(&self, msg: Msg, size: usize) {
         let mut q = self.lock();
+        q.flushes += usize::from(matches!(msg, Msg::Flush(_)));
         q.msgs.push_back((msg, size));
         q.bytes += size;
         drop(q);
@@ -109,6 +114,8 @@ impl Channel {
     /// The next batch: events up to the size caps and the flushes queued among them, in
     /// order. None once the emitters left and everything is stored.
     async fn next_batch(&self) -> Option<Batch> {
+        self.first_message().await;
+        self.linger().await;
         loop {
             let queued = self.queued.notified();
             {
@@ -118,7 +125,10 @@ impl Channel {
                     while let Some((msg, size)) = q.msgs.pop_front() {
                         match msg {
                             Msg::Event(e) => b.events.push(e.to_json()),
-                            Msg::Flush(w) => b.flushes.push(w),
+                            Msg::Flush(w) => {
+                                q.flushes -= 1;
+                                b.flushes.push(w)
+                            }
                             Msg::Mark(key, value) => {
                                 b.marks.retain(|(k, _)| *k != key);
                                 b.marks.push((key, value));
@@ -136,6 +146,39 @@ impl Channel {
                 }
             }
             queued.await;
+        }
+    }
+
+    /// Waits until something is queued or the emitters left.
+    async fn first_message(&self) {
+        loop {
+            let queued = self.queued.notified();
+            {
+                let q = self.lock();
+                if !q.msgs.is_empty() || q.closed {
+                    return;
+                }
+            }
+            queued.await;
+        }
+    }
+
+    /// A build emits in bursts (a step's events come a few ms apart): waiting up to
+    /// [`LINGER`] for the rest of one stores it in one statement, not one per event. Cut
+    /// short by a flush (someone waits for the store), a full batch, or the emitters leaving.
+    async fn linger(&self) {
+        let until = tokio::time::Instant::now() + LINGER;
+        loop {
+            let queued = self.queued.notified();
+            {
+                let q = self.lock();
+                if q.flushes > 0 || q.closed || q.bytes >= BATCH_BYTES {
+                    return;
+                }
+            }
+            if tokio::time::timeout_at(until, queued).await.is_err() {
+                return;
+            }
         }
     }
 

@@ -20,7 +20,7 @@ pub mod steps;
 pub mod task;
 pub mod turns;
 
-use crate::db::{BuildRow, BuildStatus, Store};
+use crate::db::{BuildRow, BuildStart, BuildStatus, Store};
 use crate::proto::event::{self as ev, BuildEvent};
 use events::{Events, Hub};
 use exec::{Build, Scope};
@@ -326,23 +326,21 @@ impl Engine {
         if self.draining.is_cancelled() {
             anyhow::bail!("this web node is shutting down");
         }
-        let plan_json = serde_json::to_value(&plan)?;
-        self.store().save_build_plan(row.id, &plan_json).await?;
         let at = crate::clock::now();
-        if !self.store().start_build(row.id, at).await? {
-            return Ok(false);
-        }
+        let start = BuildStart {
+            at,
+            plan: serde_json::to_value(&plan)?,
+            holder: self.holder.clone(),
+            expires: at + BUILD_LEASE_TTL,
+        };
         // Running here before it is ours, so the ownership loop never adopts it as a
         // leftover of this node.
         let token = CancellationToken::new();
         self.handle.lock().insert(row.id, token.clone());
-        let expires = at + BUILD_LEASE_TTL;
-        if let Err(e) = self
-            .store()
-            .claim_build(row.id, &self.holder, expires, at)
-            .await
-        {
-            tracing::warn!(build_id = row.id, error = %e, "claiming a started build");
+        let started = self.store().start_build(row.id, &start).await;
+        if !matches!(started, Ok(true)) {
+            self.handle.lock().remove(&row.id);
+            return Ok(started?);
         }
         let journal = journal::Journal::fresh(self.store().clone(), row.id);
         crate::atc::metrics::metrics().build_started();

@@ -33,6 +33,7 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     let checker = checker::Checker::default();
     let configs = configs::Configs::default();
     let changes = std::sync::Mutex::new(changes::Changes::default());
+    let versions = Versions::default();
     let last = std::sync::Mutex::new(None);
     let store = engine.store().clone();
     crate::atc::periodic::Periodic::every("scheduler", INTERVAL)
@@ -40,8 +41,8 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
         .leased(store, LEASE, LEASE_TTL)
         .run(shutdown, |_| {
             let (engine, checker, configs, changes) = (&engine, &checker, &configs, &changes);
-            let last = &last;
-            async move { pass(engine, checker, configs, changes, last).await }
+            let (last, versions) = (&last, &versions);
+            async move { pass(engine, checker, configs, changes, last, versions).await }
         })
         .await
 }
@@ -64,6 +65,7 @@ async fn pass(
     configs: &configs::Configs,
     changes: &std::sync::Mutex<changes::Changes>,
     last: &std::sync::Mutex<Option<Arc<snapshot::Snapshot>>>,
+    versions: &Versions,
 ) -> anyhow::Result<()> {
     let store = engine.store();
     let hints = engine.handle.take_hints();
@@ -115,7 +117,7 @@ async fn pass(
             team = %p.team_name,
             pipeline = %p.name
         );
-        let scheduled = schedule_pipeline(engine, p, &config, &pending, &started);
+        let scheduled = schedule_pipeline(engine, p, &config, &pending, &started, versions);
         match scheduled.instrument(span).await {
             Ok(()) => {
                 lock(changes).scheduled(p.id, mark);
@@ -151,11 +153,16 @@ struct PipelineState {
     /// Version id → position in its resource's history.
     order: HashMap<i64, usize>,
     used: HashSet<(i64, i64, i64)>,
+    /// Job id → its latest build's input versions by name, read at the pass's first need:
+    /// one statement for the pipeline, where a read of each job's latest build and of its
+    /// inputs grew with the jobs that resolve.
+    latest_inputs: Option<HashMap<i64, HashMap<String, Value>>>,
 }
 
 async fn load(engine: &Engine, p: &PipelineRow) -> anyhow::Result<PipelineState> {
     let store = engine.store();
-    let snap = store.scheduling_snapshot(p.id).await?;
+    let (snap, resources) =
+        tokio::try_join!(store.scheduling_snapshot(p.id), store.resources(p.id))?;
     let mut db = VersionsDb::default();
     let mut order = HashMap::new();
     let mut counts: HashMap<i64, usize> = HashMap::new();
@@ -168,39 +175,80 @@ async fn load(engine: &Engine, p: &PipelineRow) -> anyhow::Result<PipelineState>
     for b in &snap.successful_builds {
         db.add_successful_build(b.job_id, b.build_id, &b.inputs, &b.outputs);
     }
-    let resources: HashMap<String, ResourceRow> = store
-        .resources(p.id)
-        .await?
-        .into_iter()
-        .map(|r| (r.name.clone(), r))
-        .collect();
     Ok(PipelineState {
         db,
-        resources,
+        resources: resources.into_iter().map(|r| (r.name.clone(), r)).collect(),
         versions: HashMap::new(),
         order,
         used: snap.used_versions.into_iter().collect(),
+        latest_inputs: None,
     })
 }
 
 impl PipelineState {
     /// Reads the JSON of the resolved versions not read yet. Only those: every version of
     /// every resource was a statement per resource at each scheduling, each as long as
-    /// the resource's history.
+    /// the resource's history. `kept` carries them from pass to pass.
     async fn fetch(
         &mut self,
         store: &Arc<dyn crate::db::Store>,
         resolved: &[resolve::ResolvedInput],
+        kept: Option<&Versions>,
     ) -> anyhow::Result<()> {
         for r in resolved {
             if self.versions.contains_key(&r.version) {
                 continue;
             }
-            if let Some(v) = store.version(r.version).await? {
+            if let Some(v) = kept.and_then(|k| k.get(r.version)) {
+                self.versions.insert(r.version, v);
+            } else if let Some(v) = store.version(r.version).await? {
+                if let Some(k) = kept {
+                    k.put(r.version, &v.version);
+                }
                 self.versions.insert(r.version, v.version);
             }
         }
         Ok(())
+    }
+}
+
+impl PipelineState {
+    /// Fills `latest_inputs`, once a pass.
+    async fn read_latest_inputs(
+        &mut self,
+        store: &Arc<dyn crate::db::Store>,
+        pipeline: i64,
+    ) -> anyhow::Result<()> {
+        if self.latest_inputs.is_none() {
+            let mut by_job: HashMap<i64, HashMap<String, Value>> = HashMap::new();
+            for (j, i) in store.latest_build_inputs(pipeline).await? {
+                by_job.entry(j).or_default().insert(i.name, i.version);
+            }
+            self.latest_inputs = Some(by_job);
+        }
+        Ok(())
+    }
+}
+
+/// Versions' JSON by id, kept across passes: a version's JSON never changes and its id is
+/// never reused, and each pass read every version its jobs resolved to again (a statement
+/// each). Emptied when full, so it stays small.
+#[derive(Default)]
+pub(crate) struct Versions(std::sync::Mutex<HashMap<i64, Value>>);
+
+const VERSIONS_KEPT: usize = 2048;
+
+impl Versions {
+    fn get(&self, id: i64) -> Option<Value> {
+        lock(&self.0).get(&id).cloned()
+    }
+
+    fn put(&self, id: i64, version: &Value) {
+        let mut kept = lock(&self.0);
+        if kept.len() >= VERSIONS_KEPT {
+            kept.clear();
+        }
+        kept.insert(id, version.clone());
     }
 }
 
@@ -274,11 +322,14 @@ async fn schedule_pipeline(
     config: &Config,
     pending: &[&BuildRow],
     started: &[&BuildRow],
+    kept: &Versions,
 ) -> anyhow::Result<()> {
     let store = engine.store();
-    let jobs = store.jobs(p.id).await?;
+    let (jobs, mut st) = tokio::try_join!(
+        async { Ok::<_, anyhow::Error>(store.jobs(p.id).await?) },
+        load(engine, p)
+    )?;
     let job_ids: HashMap<String, i64> = jobs.iter().map(|j| (j.name.clone(), j.id)).collect();
-    let mut st = load(engine, p).await?;
     // Running builds per serial group and per job, so limits hold within this pass.
     let mut running: HashMap<i64, usize> = HashMap::new();
     for b in started {
@@ -298,7 +349,7 @@ async fn schedule_pipeline(
             &inputs.iter().map(|(i, _)| i.clone()).collect::<Vec<_>>(),
         );
         if let Ok(resolved) = &resolved {
-            st.fetch(store, resolved).await?;
+            st.fetch(store, resolved, Some(kept)).await?;
         }
         let mut pending_here: Vec<BuildRow> = pending
             .iter()
@@ -313,27 +364,11 @@ async fn schedule_pipeline(
                     .filter(|r| inputs.iter().any(|(i, t)| *t && i.name == r.name))
                     .collect();
                 if !triggers.is_empty() {
-                    let latest = store
-                        .job_builds(
-                            row.id,
-                            &crate::db::Page {
-                                limit: 1,
-                                ..Default::default()
-                            },
-                        )
-                        .await?;
-                    let previous: HashMap<String, Value> = match latest.first() {
-                        Some(b) => store
-                            .build_inputs(b.id)
-                            .await?
-                            .into_iter()
-                            .map(|i| (i.name, i.version))
-                            .collect(),
-                        None => HashMap::new(),
-                    };
-                    let new = triggers
-                        .iter()
-                        .any(|r| previous.get(&r.name) != st.versions.get(&r.version));
+                    st.read_latest_inputs(store, p.id).await?;
+                    let previous = st.latest_inputs.as_ref().and_then(|l| l.get(&row.id));
+                    let new = triggers.iter().any(|r| {
+                        previous.and_then(|prev| prev.get(&r.name)) != st.versions.get(&r.version)
+                    });
                     if new {
                         let b = store
                             .create_build(&NewBuild {
@@ -454,7 +489,7 @@ pub async fn next_inputs(
     let Ok(resolved) = resolve::resolve(&st.db, &inputs) else {
         return Ok(None);
     };
-    st.fetch(engine.store(), &resolved).await?;
+    st.fetch(engine.store(), &resolved, None).await?;
     Ok(resolved
         .iter()
         .map(|i| Some((i.name.clone(), st.versions.get(&i.version)?.clone())))

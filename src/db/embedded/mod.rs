@@ -389,9 +389,13 @@ impl Store for EmbeddedStore {
             .await
     }
 
-    async fn start_build(&self, id: i64, at: i64) -> Result<bool> {
+    async fn start_build(&self, id: i64, start: &BuildStart) -> Result<bool> {
+        let s = start.clone();
         self.call(move |conn| {
-            let n = conn.execute(&builds::SQL.start, [id, at])?;
+            let n = conn.execute(
+                &builds::SQL.start,
+                params![id, s.at, s.plan.to_string(), s.holder, s.expires],
+            )?;
             Ok(n > 0)
         })
         .await
@@ -566,6 +570,10 @@ impl Store for EmbeddedStore {
         self.read(move |c| resources::build_inputs(c, build_id))
             .await
     }
+    async fn latest_build_inputs(&self, pipeline_id: i64) -> Result<Vec<(i64, BuildInputRow)>> {
+        self.read(move |c| resources::latest_build_inputs(c, pipeline_id))
+            .await
+    }
     async fn save_build_output(&self, build_id: i64, output: &BuildOutputRow) -> Result<()> {
         let o = output.clone();
         self.call(move |c| resources::save_build_output(c, build_id, &o))
@@ -573,11 +581,6 @@ impl Store for EmbeddedStore {
     }
     async fn build_outputs(&self, build_id: i64) -> Result<Vec<BuildOutputRow>> {
         self.read(move |c| resources::build_outputs(c, build_id))
-            .await
-    }
-    async fn save_build_plan(&self, build_id: i64, plan: &Value) -> Result<()> {
-        let plan = plan.clone();
-        self.call(move |c| resources::save_build_plan(c, build_id, &plan))
             .await
     }
     async fn builds_with_status(&self, statuses: &[BuildStatus]) -> Result<Vec<BuildRow>> {

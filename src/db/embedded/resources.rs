@@ -2,7 +2,9 @@
 
 use super::super::*;
 use super::builds;
-use super::rows::{build_input_row, build_output_row, build_row, first, tuple, version_row};
+use super::rows::{
+    build_input_row, build_output_row, build_row, first, latest_input, tuple, version_row,
+};
 use crate::db::sql::{Dialect, ResourceSql};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::sync::LazyLock;
@@ -187,6 +189,16 @@ pub(super) fn build_inputs(conn: &Connection, build: i64) -> Result<Vec<BuildInp
         .collect::<Result<_, _>>()?)
 }
 
+pub(super) fn latest_build_inputs(
+    conn: &Connection,
+    pipeline: i64,
+) -> Result<Vec<(i64, BuildInputRow)>> {
+    Ok(conn
+        .prepare_cached(&SQL.latest_inputs)?
+        .query_map([pipeline], latest_input)?
+        .collect::<Result<_, _>>()?)
+}
+
 pub(super) fn save_build_output(
     conn: &mut Connection,
     build: i64,
@@ -219,11 +231,6 @@ pub(super) fn build_outputs(conn: &Connection, build: i64) -> Result<Vec<BuildOu
         .prepare_cached(&SQL.outputs)?
         .query_map([build], build_output_row)?
         .collect::<Result<_, _>>()?)
-}
-
-pub(super) fn save_build_plan(conn: &Connection, build: i64, plan: &Value) -> Result<()> {
-    let n = conn.execute(&builds::SQL.set_plan, params![build, plan.to_string()])?;
-    found(n as u64, || format!("build {build}"))
 }
 
 pub(super) fn builds_with_status(

@@ -32,6 +32,7 @@ sqlite_rows!(
     version_row -> VersionRow,
     artifact_row -> ArtifactRow,
     build_input_row -> BuildInputRow,
+    latest_input -> (i64, BuildInputRow),
     build_output_row -> BuildOutputRow,
     wall_row -> WallRow,
     signing_key_row -> SigningKeyRow,

@@ -512,10 +512,13 @@ impl Store for PgStore {
         self.job_builds_page(job_id, page).await
     }
 
-    async fn start_build(&self, id: i64, at: i64) -> Result<bool> {
+    async fn start_build(&self, id: i64, s: &BuildStart) -> Result<bool> {
         let client = self.pool.get().await?;
         let n = client
-            .execute_cached(&builds::SQL.start, &[&id, &at])
+            .execute_cached(
+                &builds::SQL.start,
+                &[&id, &s.at, &s.plan, &s.holder, &s.expires],
+            )
             .await?;
         Ok(n > 0)
     }
@@ -654,14 +657,14 @@ impl Store for PgStore {
     async fn build_inputs(&self, build_id: i64) -> Result<Vec<BuildInputRow>> {
         self.build_inputs_tx(build_id).await
     }
+    async fn latest_build_inputs(&self, pipeline_id: i64) -> Result<Vec<(i64, BuildInputRow)>> {
+        self.latest_build_inputs_tx(pipeline_id).await
+    }
     async fn save_build_output(&self, build_id: i64, output: &BuildOutputRow) -> Result<()> {
         self.save_build_output_tx(build_id, output).await
     }
     async fn build_outputs(&self, build_id: i64) -> Result<Vec<BuildOutputRow>> {
         self.build_outputs_tx(build_id).await
-    }
-    async fn save_build_plan(&self, build_id: i64, plan: &Value) -> Result<()> {
-        self.save_build_plan_tx(build_id, plan).await
     }
     async fn builds_with_status(&self, statuses: &[BuildStatus]) -> Result<Vec<BuildRow>> {
         self.builds_with_status_tx(statuses).await

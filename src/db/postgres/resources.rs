@@ -2,12 +2,27 @@
 
 use super::cached::Cached;
 use super::{builds, PgStore};
-use crate::db::rows::{build_input_row, build_output_row, build_row, first, tuple, version_row};
+use crate::db::rows::{
+    build_input_row, build_output_row, build_row, first, latest_input, tuple, version_row,
+};
 use crate::db::sql::{Dialect, ResourceSql};
 use crate::db::*;
 use std::sync::LazyLock;
 
 static SQL: LazyLock<ResourceSql> = LazyLock::new(|| ResourceSql::new(Dialect::Postgres));
+
+/// Replaces a build's inputs in one statement (no transaction): upserts the given ones and
+/// deletes those not named. Each CTE sees the rows as they were, and they touch disjoint rows.
+const SAVE_INPUTS: &str = "WITH saved AS (\
+       INSERT INTO build_inputs \
+       (build_id, name, resource_id, version, version_sha256, first_occurrence) \
+       SELECT $1, i.name, i.resource_id, i.version, i.sha, i.first \
+       FROM UNNEST($2::text[], $3::bigint[], $4::jsonb[], $5::text[], $6::bool[]) \
+       AS i(name, resource_id, version, sha, first) \
+       ON CONFLICT (build_id, name) DO UPDATE SET resource_id = excluded.resource_id, \
+       version = excluded.version, version_sha256 = excluded.version_sha256, \
+       first_occurrence = excluded.first_occurrence) \
+     DELETE FROM build_inputs WHERE build_id = $1 AND NOT (name = ANY($2))";
 
 fn sha(v: &Value) -> String {
     crate::db::version_sha256(v)
@@ -185,10 +200,13 @@ impl PgStore {
     pub(super) async fn scheduling_snapshot_tx(&self, pipeline: i64) -> Result<SchedulingSnapshot> {
         let client = self.pool.get().await?;
         let p: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&pipeline];
-        let versions = super::all(&client, &SQL.snapshot_versions, p, tuple).await?;
-        let inputs: Vec<IoRow> = super::all(&client, &SQL.snapshot_inputs, p, tuple).await?;
-        let outputs: Vec<IoRow> = super::all(&client, &SQL.snapshot_outputs, p, tuple).await?;
-        let succeeded = super::all(&client, &SQL.snapshot_succeeded, p, tuple).await?;
+        // Sent together: the connection pipelines them (one wait, not four).
+        let (versions, inputs, outputs, succeeded): (_, Vec<IoRow>, Vec<IoRow>, _) = tokio::try_join!(
+            super::all(&client, &SQL.snapshot_versions, p, tuple),
+            super::all(&client, &SQL.snapshot_inputs, p, tuple),
+            super::all(&client, &SQL.snapshot_outputs, p, tuple),
+            super::all(&client, &SQL.snapshot_succeeded, p, tuple),
+        )?;
         Ok(assemble_snapshot(versions, succeeded, &inputs, &outputs))
     }
 
@@ -197,31 +215,32 @@ impl PgStore {
         build: i64,
         inputs: &[BuildInputRow],
     ) -> Result<()> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        tx.execute_cached(&SQL.delete_inputs, &[&build]).await?;
-        let insert = tx.prepare_cached(&SQL.insert_input).await?;
-        for i in inputs {
-            tx.execute(
-                &insert,
-                &[
-                    &build,
-                    &i.name,
-                    &i.resource_id,
-                    &i.version,
-                    &sha(&i.version),
-                    &i.first_occurrence,
-                ],
+        let client = self.pool.get().await?;
+        let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+        let resources: Vec<i64> = inputs.iter().map(|i| i.resource_id).collect();
+        let versions: Vec<&Value> = inputs.iter().map(|i| &i.version).collect();
+        let shas: Vec<String> = inputs.iter().map(|i| sha(&i.version)).collect();
+        let first: Vec<bool> = inputs.iter().map(|i| i.first_occurrence).collect();
+        client
+            .execute_cached(
+                SAVE_INPUTS,
+                &[&build, &names, &resources, &versions, &shas, &first],
             )
             .await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 
     pub(super) async fn build_inputs_tx(&self, build: i64) -> Result<Vec<BuildInputRow>> {
         let client = self.pool.get().await?;
         super::all(&client, &SQL.inputs, &[&build], build_input_row).await
+    }
+
+    pub(super) async fn latest_build_inputs_tx(
+        &self,
+        pipeline: i64,
+    ) -> Result<Vec<(i64, BuildInputRow)>> {
+        let client = self.pool.get().await?;
+        super::all(&client, &SQL.latest_inputs, &[&pipeline], latest_input).await
     }
 
     pub(super) async fn save_build_output_tx(&self, build: i64, o: &BuildOutputRow) -> Result<()> {
@@ -255,14 +274,6 @@ impl PgStore {
     pub(super) async fn build_outputs_tx(&self, build: i64) -> Result<Vec<BuildOutputRow>> {
         let client = self.pool.get().await?;
         super::all(&client, &SQL.outputs, &[&build], build_output_row).await
-    }
-
-    pub(super) async fn save_build_plan_tx(&self, build: i64, plan: &Value) -> Result<()> {
-        let client = self.pool.get().await?;
-        let n = client
-            .execute_cached(&builds::SQL.set_plan, &[&build, plan])
-            .await?;
-        found(n, || format!("build {build}"))
     }
 
     pub(super) async fn builds_with_status_tx(

@@ -31,7 +31,6 @@ pub(crate) struct BuildSql {
     pub job_latest: String,
     pub job_finished: String,
     pub set_comment: String,
-    pub set_plan: String,
     pub start: String,
     pub request_abort: String,
     /// Of the ids bound at `$1`, the builds still running and not asked to abort.
@@ -111,11 +110,12 @@ impl BuildSql {
                  WHERE id = $1"
                 .into()),
             set_comment: s("UPDATE builds SET comment = $2 WHERE id = $1".into()),
-            set_plan: s("UPDATE builds SET plan = $2 WHERE id = $1".into()),
             // No node adopts the build while its starter claims it (see `journal`).
-            start: s("UPDATE builds SET status = 'started', start_time = $2, \
-                 owner_expires = CAST($2 AS bigint) + 30 WHERE id = $1 AND status = 'pending'"
-                .into()),
+            start: s(
+                "UPDATE builds SET status = 'started', start_time = $2, plan = $3, \
+                 owner = $4, owner_expires = $5 WHERE id = $1 AND status = 'pending'"
+                    .into(),
+            ),
             request_abort: s(
                 "UPDATE builds SET abort_requested = true WHERE id = $1 AND status = 'started'"
                     .into(),

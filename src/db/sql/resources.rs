@@ -43,6 +43,8 @@ pub(crate) struct ResourceSql {
     pub delete_inputs: String,
     pub insert_input: String,
     pub inputs: String,
+    /// Decoded by `rows::build_input_row`, then the job id (column 4).
+    pub latest_inputs: String,
     pub scope_of_resource: String,
     pub insert_output: String,
     /// An output's metadata is that of the version it names, if recorded.
@@ -153,6 +155,14 @@ impl ResourceSql {
             inputs: s(
                 "SELECT name, resource_id, version, first_occurrence FROM build_inputs \
                  WHERE build_id = $1 ORDER BY name"
+                    .into(),
+            ),
+            latest_inputs: s(
+                "SELECT i.name, i.resource_id, i.version, i.first_occurrence, j.id \
+                 FROM jobs j JOIN build_inputs i ON i.build_id = \
+                 (SELECT b.id FROM builds b WHERE b.job_id = j.id \
+                 ORDER BY COALESCE(b.rerun_of, b.id) DESC, b.id DESC LIMIT 1) \
+                 WHERE j.pipeline_id = $1 ORDER BY j.id, i.name"
                     .into(),
             ),
             scope_of_resource: s(
