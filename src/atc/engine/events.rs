@@ -402,11 +402,14 @@ impl Events {
         }
     }
 
-    /// Queues a journal entry to be stored with the events emitted before it.
-    fn mark(&self, key: &str, value: Value) {
+    /// Queues a journal entry to be stored with the events emitted before it. False when
+    /// this stream stores nothing (the entry is then not queued).
+    pub(super) fn mark(&self, key: &str, value: Value) -> bool {
         if let Sink::Store(sink) = &self.sink {
             sink.0.push(Msg::Mark(key.to_string(), value), 0);
+            return true;
         }
+        false
     }
 
     pub fn status(&self, status: &str, time: i64) {
@@ -541,7 +544,7 @@ impl LineBuffer {
         }
         if let Some((key, at)) = &mut self.tracked {
             *at += n as u64;
-            self.origin.events.mark(key, Value::from(*at));
+            let _ = self.origin.events.mark(key, Value::from(*at));
         }
     }
 

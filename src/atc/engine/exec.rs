@@ -548,7 +548,9 @@ impl Build {
             entry.vars = vars;
             entry.result = self.lock_results().get(&plan.id).cloned();
             entry.held.extend(self.cleanup.take_fresh());
-            self.journal.put_step(&plan.id, &entry).await;
+            self.journal
+                .note_step(&plan.id, &entry, &origin.events)
+                .await;
         }
         r
     }

@@ -187,6 +187,26 @@ impl Journal {
         }
     }
 
+    /// Records a step's entry without waiting for the store: it is stored, in order, with
+    /// the build's events (what a step's end records: lost with the node, the step runs
+    /// again on resume, as when a write fails). Written at once when `events` stores nothing.
+    pub async fn note_step(
+        &self,
+        plan_id: &str,
+        entry: &StepEntry,
+        events: &super::events::Events,
+    ) {
+        if !self.is_on() {
+            return;
+        }
+        let key = step_key(plan_id);
+        let v = serde_json::to_value(entry).unwrap_or(Value::Null);
+        self.lock().insert(key.clone(), v.clone());
+        if !events.mark(&key, v.clone()) {
+            self.put(key, v).await;
+        }
+    }
+
     /// When the step first started (Unix ms), recorded now if this is its first start.
     pub async fn step_started(&self, plan_id: &str) -> i64 {
         let mut entry = self.step(plan_id).unwrap_or_default();

@@ -70,11 +70,17 @@ impl PgStore {
             }
             Err(e) => return Err(e.into()),
         };
-        if let Some(job_id) = new.job_id {
-            tx.execute_cached(&SQL.update_next_build, &[&job_id])
-                .await?;
-        }
-        let build = build_row(&tx.query_one_cached(&SQL.by_id, &[&id]).await?)?;
+        // The job's next build and the new row do not depend on each other: sent together.
+        let next = async {
+            if let Some(job_id) = new.job_id {
+                tx.execute_cached(&SQL.update_next_build, &[&job_id])
+                    .await?;
+            }
+            Ok::<_, tokio_postgres::Error>(())
+        };
+        let by_id: [&(dyn ToSql + Sync); 1] = [&id];
+        let (_, row) = tokio::try_join!(next, tx.query_one_cached(&SQL.by_id, &by_id))?;
+        let build = build_row(&row)?;
         tx.commit().await?;
         Ok(build)
     }
@@ -131,20 +137,35 @@ impl PgStore {
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("build {id}")))?;
         check_unfinished(id, &current)?;
-        tx.execute_cached(&SQL.finish, &[&id, &status.as_str(), &at])
-            .await?;
-        if let Some(job_id) = job_id {
-            let (latest, latest_status): (Option<i64>, Option<String>) =
-                super::opt(&tx, &SQL.job_latest, &[&job_id], tuple)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("job {job_id}")))?;
+        let finish = async {
+            tx.execute_cached(&SQL.finish, &[&id, &status.as_str(), &at])
+                .await
+                .map_err(StoreError::from)
+        };
+        let Some(job_id) = job_id else {
+            finish.await?;
+            tx.commit().await?;
+            return Ok(());
+        };
+        // Statements that do not read each other's writes go out together (the job's last
+        // finished build is another build; its next one is read after this one finished).
+        let job: [&(dyn ToSql + Sync); 1] = [&job_id];
+        let (_, latest) = tokio::try_join!(finish, super::opt(&tx, &SQL.job_latest, &job, tuple))?;
+        let (latest, latest_status): (Option<i64>, Option<String>) =
+            latest.ok_or_else(|| StoreError::NotFound(format!("job {job_id}")))?;
+        let finished = async {
             if let Some(transition) = job_finished(latest, latest_status, id, status) {
                 tx.execute_cached(&SQL.job_finished, &[&job_id, &id, &transition])
                     .await?;
             }
+            Ok::<_, StoreError>(())
+        };
+        let next = async {
             tx.execute_cached(&SQL.update_next_build, &[&job_id])
-                .await?;
-        }
+                .await
+                .map_err(StoreError::from)
+        };
+        tokio::try_join!(finished, next)?;
         tx.commit().await?;
         Ok(())
     }
