@@ -66,15 +66,23 @@ impl Periodic {
         // and tests which process it is.
         let holder = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
         let mut leading = false;
+        let mut renewed = std::time::Instant::now();
         loop {
             let mut tick = Tick::default();
-            if let Some(lease) = &self.lease {
+            // A holder renewed within one interval (and a fifth of the TTL) still holds it
+            // by most of the TTL: passes a wake-up brings in between skip the round trip.
+            let fresh = |l: &Lease| renewed.elapsed() < self.interval.min(l.ttl / 5);
+            if let Some(lease) = self.lease.as_ref().filter(|l| !(leading && fresh(l))) {
+                let asked = std::time::Instant::now();
                 let lead = match lease
                     .store
                     .try_acquire_lease(lease.name, &holder, lease.ttl, crate::clock::now())
                     .await
                 {
-                    Ok(lead) => lead,
+                    Ok(lead) => {
+                        renewed = asked;
+                        lead
+                    }
                     Err(e) => {
                         // Unsure whether we still hold it: stand down rather than risk two
                         // holders.

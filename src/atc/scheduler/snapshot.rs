@@ -49,14 +49,15 @@ pub(super) async fn read(
     {
         return Ok((s.clone(), false));
     }
-    let (pending, started) = store
-        .builds_with_status(&[BuildStatus::Pending, BuildStatus::Started])
-        .await?
-        .into_iter()
-        .partition(|b| b.status == BuildStatus::Pending);
     // The pipelines are always read (without their configs: a cheap statement), so a new,
     // paused or re-configured one is seen at once; only their marks may be partial.
-    let mut pipelines = store.live_pipelines().await?;
+    let (unfinished, mut pipelines) = tokio::try_join!(
+        store.builds_with_status(&[BuildStatus::Pending, BuildStatus::Started]),
+        store.live_pipelines()
+    )?;
+    let (pending, started) = unfinished
+        .into_iter()
+        .partition(|b| b.status == BuildStatus::Pending);
     configs.retain(&pipelines.iter().map(|p| p.id).collect());
     // A paused pipeline neither checks nor creates nor starts builds.
     pipelines.retain(|p| !p.paused);

@@ -30,18 +30,15 @@ impl OverviewStore for PgStore {
     async fn pipelines_overview(&self, pipeline_ids: &[i64]) -> Result<Overview> {
         let client = self.pool.get().await?;
         let ids = pipeline_ids.to_vec();
-        let jobs: Vec<JobRow> = client
-            .query_cached(&SQL.jobs, &[&ids])
-            .await?
-            .iter()
-            .map(job_row)
-            .collect::<Result<_>>()?;
-        let resources: Vec<ResourceRow> = client
-            .query_cached(&SQL.resources, &[&ids])
-            .await?
-            .iter()
-            .map(resource_row)
-            .collect::<Result<_>>()?;
+        let p: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&ids];
+        // Sent together: the connection pipelines them.
+        let (jobs, resources) = tokio::try_join!(
+            client.query_cached(&SQL.jobs, &p),
+            client.query_cached(&SQL.resources, &p)
+        )?;
+        let jobs: Vec<JobRow> = jobs.iter().map(job_row).collect::<Result<_>>()?;
+        let resources: Vec<ResourceRow> =
+            resources.iter().map(resource_row).collect::<Result<_>>()?;
         let build_ids = crate::db::referenced_builds(&jobs, &resources);
         let builds = client
             .query_cached(&SQL.builds, &[&build_ids])
@@ -59,8 +56,12 @@ impl OverviewStore for PgStore {
     async fn scheduling_marks(&self, pipeline_ids: &[i64]) -> Result<SchedulingMarks> {
         let client = self.pool.get().await?;
         let ids = pipeline_ids.to_vec();
-        let jobs = client.query_cached(&SQL.job_marks, &[&ids]).await?;
-        let resources = client.query_cached(&SQL.resource_marks, &[&ids]).await?;
+        let p: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&ids];
+        // Sent together: the connection pipelines them.
+        let (jobs, resources) = tokio::try_join!(
+            client.query_cached(&SQL.job_marks, &p),
+            client.query_cached(&SQL.resource_marks, &p)
+        )?;
         Ok(SchedulingMarks {
             jobs: jobs.iter().map(job_mark).collect::<Result<_>>()?,
             resources: resources.iter().map(resource_mark).collect::<Result<_>>()?,
