@@ -31,8 +31,9 @@ cleanup() {
   docker-compose --profile quickstart down -v --remove-orphans >/dev/null 2>&1
   if [ -n "$started" ]; then
     kill "$started" && wait "$started"
-    # dockerd drops forwarded traffic it did not set up; the other tests need it back.
-    iptables -P FORWARD "$forward_policy"
+    # dockerd leaves its chains and rules (and a FORWARD policy of DROP, which the other
+    # tests' forwarded traffic would meet): the tables go back to what they were.
+    for t in filter nat; do iptables-restore -T "$t" <"$tmp/iptables.$t"; done
     ip link del docker0 2>/dev/null
   fi
   rm -rf "$tmp"
@@ -42,7 +43,7 @@ trap cleanup EXIT
 
 if ! docker info >/dev/null 2>&1; then
   step "starting dockerd"
-  forward_policy=$(iptables -S FORWARD | awk '$1 == "-P" {print $3}')
+  for t in filter nat; do iptables-save -t "$t" >"$tmp/iptables.$t"; done
   dockerd --data-root "$cache/docker" --exec-root "$tmp/exec" --pidfile "$tmp/dockerd.pid" \
     >"$cache/dockerd.log" 2>&1 &
   started=$!
