@@ -96,6 +96,11 @@ pub struct StepEntry {
 fn step_key(plan_id: &str) -> String {
     format!("step:{plan_id}")
 }
+/// A step's journal key and its entry as stored.
+fn step_record(plan_id: &str, entry: &StepEntry) -> (String, Value) {
+    let v = serde_json::to_value(entry).unwrap_or(Value::Null);
+    (step_key(plan_id), v)
+}
 fn timer_key(plan_id: &str) -> String {
     format!("timer:{plan_id}")
 }
@@ -182,8 +187,8 @@ impl Journal {
 
     pub async fn put_step(&self, plan_id: &str, entry: &StepEntry) {
         if self.is_on() {
-            let v = serde_json::to_value(entry).unwrap_or(Value::Null);
-            self.put(step_key(plan_id), v).await;
+            let (key, v) = step_record(plan_id, entry);
+            self.put(key, v).await;
         }
     }
 
@@ -199,10 +204,10 @@ impl Journal {
         if !self.is_on() {
             return;
         }
-        let key = step_key(plan_id);
-        let v = serde_json::to_value(entry).unwrap_or(Value::Null);
-        self.lock().insert(key.clone(), v.clone());
-        if !events.mark(&key, v.clone()) {
+        let (key, v) = step_record(plan_id, entry);
+        if events.mark(&key, v.clone()) {
+            self.lock().insert(key, v);
+        } else {
             self.put(key, v).await;
         }
     }

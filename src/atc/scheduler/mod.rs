@@ -210,9 +210,7 @@ impl PipelineState {
         }
         Ok(())
     }
-}
 
-impl PipelineState {
     /// Fills `latest_inputs`, once a pass.
     async fn read_latest_inputs(
         &mut self,

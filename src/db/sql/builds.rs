@@ -110,7 +110,7 @@ impl BuildSql {
                  WHERE id = $1"
                 .into()),
             set_comment: s("UPDATE builds SET comment = $2 WHERE id = $1".into()),
-            // No node adopts the build while its starter claims it (see `journal`).
+            // Owned by its starter from the start: no node can adopt it in between.
             start: s(
                 "UPDATE builds SET status = 'started', start_time = $2, plan = $3, \
                  owner = $4, owner_expires = $5 WHERE id = $1 AND status = 'pending'"
