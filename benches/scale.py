@@ -90,11 +90,11 @@ def independent_yml(n):
     return "jobs:\n" + "".join(job.replace("name: echo", f"name: e{j}", 1) for j in range(n))
 
 
-def checked_yml(n, offset):
+def checked_yml(n, offset, every=10):
     out = ["resources:"]
     for i in range(n):
         out.append(
-            f"- name: c{i}\n  type: mock\n  check_every: 10s\n"
+            f"- name: c{i}\n  type: mock\n  check_every: {every}s\n"
             f"  source: {{initial_version: c{offset + i}}}"
         )
     # Every resource must be used by a job; this one never runs.

@@ -249,6 +249,8 @@ fn main() {
             let backend = LinuxBackend::with_config(concourse::garden::linux::LinuxConfig {
                 work_dir: dir.path().to_path_buf(),
                 allowed_raw_rootfs: vec![dir.path().join("image")],
+                // Containers start from the real executable (this bench is not it).
+                stage: env!("CARGO_BIN_EXE_concourse").into(),
                 ..Default::default()
             })
             .expect("linux backend");

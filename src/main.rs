@@ -16,12 +16,13 @@ fn main() {
                 .map(|s| s.to_string_lossy().into_owned())
         })
         .unwrap_or_default();
-    // A container's init or process on its way in (see garden::linux::stage).
+    // The worker's stage server, which forks containers' inits and processes (see
+    // garden::linux::stages).
     if args
         .get(1)
-        .is_some_and(|a| a == concourse::garden::linux::stage::ARG)
+        .is_some_and(|a| a == concourse::garden::linux::stages::ARG)
     {
-        concourse::garden::linux::stage::main(&args[2..]);
+        concourse::garden::linux::stages::main();
     }
     if argv0 == "fly" {
         args.remove(0);

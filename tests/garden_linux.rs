@@ -18,6 +18,7 @@ use worker_support::*;
 struct G {
     client: GardenClient,
     containers: Arc<Containers>,
+    backend: Arc<LinuxBackend>,
     dir: tempfile::TempDir,
     rootfs: String,
     _stop: StopOnDrop,
@@ -64,15 +65,17 @@ async fn start(test: &str) -> Option<G> {
     }
     let dir = tempfile::tempdir().expect("tmp");
     busybox_rootfs(&dir.path().join("image"));
-    let backend = LinuxBackend::with_config(LinuxConfig {
-        stage: env!("CARGO_BIN_EXE_concourse").into(),
-        work_dir: dir.path().to_path_buf(),
-        allowed_raw_rootfs: vec![dir.path().join("image"), dir.path().join("bare")],
-        ..Default::default()
-    })
-    .expect("linux backend");
+    let backend = Arc::new(
+        LinuxBackend::with_config(LinuxConfig {
+            stage: env!("CARGO_BIN_EXE_concourse").into(),
+            work_dir: dir.path().to_path_buf(),
+            allowed_raw_rootfs: vec![dir.path().join("image"), dir.path().join("bare")],
+            ..Default::default()
+        })
+        .expect("linux backend"),
+    );
     let containers = Containers::new(
-        Arc::new(backend),
+        backend.clone(),
         GardenConfig {
             dir: dir.path().join("containers"),
             default_grace_time: Duration::ZERO,
@@ -94,6 +97,7 @@ async fn start(test: &str) -> Option<G> {
     Some(G {
         client: GardenClient::new(&url),
         containers,
+        backend,
         dir,
         rootfs,
         _stop: StopOnDrop(token),
@@ -137,7 +141,7 @@ async fn run(g: &G, handle: &str, script: &str, user: &str) -> (i32, String, Str
     (status, o.await.expect("stdout"), e.await.expect("stderr"))
 }
 
-/// Processes start from a fresh stage, not a fork of the worker: none of the worker's
+/// Processes start as stages forked by the stage server, not by the worker: none of its
 /// descriptors or ignored signals (Rust ignores SIGPIPE) reach them, and their environment
 /// is theirs (a later value of a name wins, as with upstream's Garden).
 #[tokio::test]
@@ -559,6 +563,49 @@ async fn an_image_without_users_runs_as_a_named_root() {
     assert_eq!(status, 0, "stderr: {err}");
     assert_eq!(out.trim(), "running as root");
     g.finish().await;
+}
+
+/// Containers' inits and processes are forked by one stage server: one that died is
+/// replaced at the next start, and none outlives the backend's close.
+#[tokio::test]
+async fn a_dead_stage_server_is_replaced_and_none_outlives_the_worker() {
+    let Some(g) = start("a_dead_stage_server_is_replaced_and_none_outlives_the_worker").await
+    else {
+        return;
+    };
+    g.client
+        .create(ContainerSpec {
+            handle: "s".into(),
+            rootfs: g.rootfs.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    assert_eq!(run(&g, "s", "true", "").await.0, 0);
+    let first = g.backend.stage_server().expect("a stage server runs");
+    // SAFETY: kill takes integers.
+    unsafe { libc::kill(first as i32, libc::SIGKILL) };
+    let state = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.chars().next()))
+            .flatten()
+    };
+    eventually(
+        Duration::from_secs(10),
+        "the stage server to die",
+        || async { (state(first) == Some('Z')).then_some(()) },
+    )
+    .await;
+    let (status, out, err) = run(&g, "s", "echo again", "").await;
+    assert_eq!((status, out.trim()), (0, "again"), "stderr: {err}");
+    let second = g.backend.stage_server().expect("a new stage server runs");
+    assert_ne!(first, second);
+    let backend = g.backend.clone();
+    g.finish().await;
+    assert_eq!(backend.stage_server(), None);
+    assert_eq!(state(first), None, "the dead server was reaped");
+    assert_eq!(state(second), None, "the server ended with the worker");
 }
 
 /// runc's defaults for an unprivileged container: the kernel's knobs under /proc are masked

@@ -38,19 +38,25 @@ impl std::str::FromStr for BackendKind {
     }
 }
 
-/// A process to start: the command, and for the linux backend what completes its start
-/// once spawned (the plan handed to its stage, see `linux::stage`).
-pub struct Spawn {
-    pub cmd: tokio::process::Command,
-    pub handoff: Option<super::linux::stage::Handoff>,
+/// A process to start; the caller gives it stdio.
+pub enum Spawn {
+    /// The process backend: a command to spawn.
+    Command(tokio::process::Command),
+    /// The linux backend: a stage for the stage server to launch with the stage's end of
+    /// the handoff (dropped after the launch), then the handoff (see `linux::stage`).
+    Stage {
+        stages: std::sync::Arc<super::linux::stages::Stages>,
+        handoff: super::linux::stage::Handoff,
+        theirs: std::os::fd::OwnedFd,
+    },
 }
 
 /// A created container as its backend sees it. Blocking methods.
 pub trait Sandbox: Send + Sync {
     /// Where the container's `/` is on the host (for paths not under a bind mount).
     fn root(&self) -> &Path;
-    /// A command running `spec` in the container with the final `env`; the caller sets
-    /// stdio. With `tty`, stdin is the pty slave and must become the controlling terminal.
+    /// What runs `spec` in the container with the final `env`; the caller sets stdio.
+    /// With `tty`, stdin is the pty slave and must become the controlling terminal.
     fn command(&self, spec: &ProcessSpec, env: &[String], tty: bool) -> Result<Spawn, GardenError>;
     /// Undoes everything `create` did. Processes are already dead.
     fn destroy(&self) -> Result<(), GardenError>;
@@ -247,7 +253,7 @@ impl Sandbox for ProcessSandbox {
                 apply_rlimits(&limits)
             });
         }
-        Ok(Spawn { cmd, handoff: None })
+        Ok(Spawn::Command(cmd))
     }
 
     fn destroy(&self) -> Result<(), GardenError> {
@@ -292,7 +298,11 @@ mod tests {
             dir: "/tmp/build/get".into(),
             ..Default::default()
         };
-        let cmd = sandbox.command(&process, &[], false).expect("command").cmd;
+        let command = |p: &ProcessSpec| match sandbox.command(p, &[], false).expect("command") {
+            Spawn::Command(cmd) => cmd,
+            Spawn::Stage { .. } => panic!("the process backend spawns commands"),
+        };
+        let cmd = command(&process);
         let std = cmd.as_std();
         assert_eq!(std.get_program(), script.as_os_str());
         let args: Vec<_> = std.get_args().collect();
@@ -305,7 +315,7 @@ mod tests {
             path: "/bin/sh".into(),
             ..process
         };
-        let cmd = sandbox.command(&other, &[], false).expect("command").cmd;
+        let cmd = command(&other);
         assert_eq!(cmd.as_std().get_program(), "/bin/sh");
     }
 }

@@ -184,6 +184,11 @@ impl OutputLog {
 /// Where a process's stdin goes: a pipe, or the pty master.
 pub type StdinWriter = Box<dyn AsyncWrite + Send + Unpin>;
 
+/// A started process's exit, however it was started.
+pub type Exited = std::pin::Pin<
+    Box<dyn std::future::Future<Output = std::io::Result<std::process::ExitStatus>> + Send>,
+>;
+
 /// What the containers keep about one process.
 pub struct ProcessRecord {
     pub id: String,
@@ -202,13 +207,13 @@ impl ProcessRecord {
     /// `outputs` are the child's stdout/stderr (one reader for a pty), `stdin` its input.
     pub fn start(
         id: String,
-        mut child: tokio::process::Child,
+        pid: i32,
+        exited: Exited,
         stdin: Option<StdinWriter>,
         outputs: Vec<(Box<dyn AsyncRead + Send + Unpin>, bool)>,
         pty_master: Option<OwnedFd>,
         tasks: &tokio_util::task::TaskTracker,
     ) -> Arc<ProcessRecord> {
-        let pid = child.id().map(|p| p as i32).unwrap_or(0);
         let record = Arc::new(ProcessRecord {
             id,
             pid,
@@ -237,7 +242,7 @@ impl ProcessRecord {
         }
         let r = record.clone();
         tasks.spawn(async move {
-            let status = match child.wait().await {
+            let status = match exited.await {
                 Ok(s) => exit_code(s),
                 Err(_) => 255,
             };

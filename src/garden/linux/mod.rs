@@ -14,6 +14,7 @@ pub mod network;
 pub mod rootfs;
 mod seccomp;
 pub mod stage;
+pub mod stages;
 pub mod syscall;
 mod userns;
 
@@ -122,7 +123,7 @@ pub struct LinuxConfig {
 }
 
 pub struct LinuxBackend {
-    stage: std::sync::Arc<Path>,
+    stages: std::sync::Arc<stages::Stages>,
     cgroups: Option<cgroup::Version>,
     rootfs: rootfs::RootfsPolicy,
     /// Whether unprivileged containers get a user namespace (the kernel allows it).
@@ -131,6 +132,12 @@ pub struct LinuxBackend {
 }
 
 impl LinuxBackend {
+    /// The pid of the process that forks this backend's containers and processes, while
+    /// it runs (see `stages`).
+    pub fn stage_server(&self) -> Option<u32> {
+        self.stages.server_pid()
+    }
+
     pub fn with_config(config: LinuxConfig) -> std::io::Result<LinuxBackend> {
         config.network.validate().map_err(std::io::Error::other)?;
         if !supported() {
@@ -155,7 +162,7 @@ impl LinuxBackend {
             rootfs,
             user_namespaces,
             network: std::sync::Arc::new(network),
-            stage: config.stage.into(),
+            stages: std::sync::Arc::new(stages::Stages::new(&config.stage)),
         })
     }
 }
@@ -167,7 +174,7 @@ struct LinuxSandbox {
     spec: ContainerSpec,
     cgroup: Option<cgroup::Cgroup>,
     /// The init's host-side process (C): killing it ends the container.
-    init: std::sync::Mutex<Option<std::process::Child>>,
+    init: std::sync::Mutex<Option<stages::Launched>>,
     /// Host pid of the container's pid 1, whose namespaces processes join.
     init_pid: i32,
     /// (uid, gid) pairs the writable bind mounts were already handed to.
@@ -177,7 +184,7 @@ struct LinuxSandbox {
     /// The container's address (none: hermetic, loopback only), released on destroy.
     net: std::sync::Mutex<Option<(std::sync::Arc<network::Network>, network::Lease)>>,
     resolv_conf: String,
-    stage: std::sync::Arc<Path>,
+    stages: std::sync::Arc<stages::Stages>,
 }
 
 impl Backend for LinuxBackend {
@@ -222,7 +229,7 @@ impl Backend for LinuxBackend {
             chowned: Default::default(),
             net: Default::default(),
             resolv_conf: self.network.resolv_conf(),
-            stage: self.stage.clone(),
+            stages: self.stages.clone(),
         };
         if !sandbox.spec.netout_rules.is_empty() {
             // Rules are not enforced one by one: any rule means "may reach the network",
@@ -249,6 +256,7 @@ impl Backend for LinuxBackend {
     }
 
     fn close(&self) {
+        self.stages.stop();
         self.network.close();
     }
 }
@@ -458,20 +466,26 @@ impl LinuxSandbox {
     fn start_init(&mut self) -> Result<(), GardenError> {
         let starting =
             |e: std::io::Error| GardenError::Other(format!("starting the container: {e}"));
-        let (mut cmd, handoff) =
-            stage::Handoff::new(&self.stage, &stage::Plan::Init(self.init_plan()))
-                .map_err(starting)?;
-        cmd.stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let mut init = cmd.spawn().map_err(starting)?;
+        let (handoff, theirs) =
+            stage::Handoff::new(&stage::Plan::Init(self.init_plan())).map_err(starting)?;
+        let null: std::os::fd::OwnedFd = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(starting)?
+            .into();
+        let init = self
+            .stages
+            .launch([&null, &null, &null], &theirs)
+            .map_err(starting)?;
+        drop(theirs); // the stage holds the only copy: its closing ends the handoff
         if let Err(e) = handoff.finish() {
-            let _ = init.kill();
-            let _ = init.wait();
+            init.kill();
+            let _ = init.wait(true);
             return Err(starting(e));
         }
-        crate::garden::leftovers::record(&self.dir, init.id());
-        let children = format!("/proc/{0}/task/{0}/children", init.id());
+        crate::garden::leftovers::record(&self.dir, init.pid as u32);
+        let children = format!("/proc/{0}/task/{0}/children", init.pid);
         *self.init.lock().unwrap_or_else(|p| p.into_inner()) = Some(init);
         // C forked pid 1 before the handoff ended; the kernel lists it at once.
         for _ in 0..500 {
@@ -707,23 +721,24 @@ impl Sandbox for LinuxSandbox {
 
     fn command(&self, spec: &ProcessSpec, env: &[String], tty: bool) -> Result<Spawn, GardenError> {
         let plan = stage::Plan::process(self.plan(spec, tty)?, spec, env)?;
-        let (cmd, handoff) = stage::Handoff::new(&self.stage, &plan)
+        let (handoff, theirs) = stage::Handoff::new(&plan)
             .map_err(|e| GardenError::Other(format!("running {}: {e}", spec.path)))?;
-        Ok(Spawn {
-            cmd: cmd.into(),
-            handoff: Some(handoff),
+        Ok(Spawn::Stage {
+            stages: self.stages.clone(),
+            handoff,
+            theirs,
         })
     }
 
     fn destroy(&self) -> Result<(), GardenError> {
-        if let Some(mut init) = self.init.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(init) = self.init.lock().unwrap_or_else(|p| p.into_inner()).take() {
             // Killing pid 1 ends every process inside; C follows.
             if self.init_pid > 0 {
                 // SAFETY: kill takes integers.
                 unsafe { libc::kill(self.init_pid, libc::SIGKILL) };
             }
-            let _ = init.kill();
-            let _ = init.wait();
+            init.kill();
+            let _ = init.wait(true);
         }
         if let Some((network, lease)) = self.net.lock().unwrap_or_else(|p| p.into_inner()).take() {
             network.release(&lease);

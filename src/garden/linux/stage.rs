@@ -1,12 +1,11 @@
-//! Container inits and processes start from a fresh copy of this executable, not from a
-//! fork of the worker.
+//! Container inits and processes start as stages: small single-threaded processes forked
+//! by the worker's stage server (see `stages`), not from the worker itself.
 //!
 //! Forking the worker (or quickstart, with the whole web node inside) copied its page
-//! tables for every container and process and then threw them away at exec: it was most of
-//! a check's cost. Instead the worker spawns `/proc/self/exe` with [`ARG`] (std uses
-//! `posix_spawn`, which shares the address space until the exec), hands the stage its plan
-//! over an inherited socket, and the small single-threaded stage runs
-//! [`child::enter_init`] or [`child::enter_process`] and execs the task's program.
+//! tables for every container and process and then threw them away at exec; exec'ing a
+//! fresh copy of this executable for each one instead cost its relocations and page
+//! faults. A stage gets its plan over a socket, runs [`child::enter_init`] or
+//! [`child::enter_process`] and execs the task's program.
 //!
 //! The socket carries the plan one way (until the worker shuts its side) and, the other
 //! way, nothing when all went well (every copy of the stage's end is closed: by exec, or by
@@ -17,15 +16,11 @@ use crate::proto::garden::{GardenError, ProcessSpec};
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::path::Path;
 
-/// The hidden first argument that makes `concourse` a stage.
-pub const ARG: &str = "__garden-stage";
 /// Where the stage keeps its socket (every other inherited descriptor is closed).
-const FD: libc::c_int = 3;
+pub(super) const FD: libc::c_int = 3;
 const NOT_FOUND: u8 = b'N';
 const FAILED: u8 = b'E';
 
@@ -74,53 +69,24 @@ impl Plan {
     }
 }
 
-/// The worker's side of one stage: the command to spawn, then [`Handoff::finish`].
+/// The worker's side of one stage: give [`Handoff::new`]'s descriptor to
+/// [`super::stages::Stages::launch`], drop it, then [`Handoff::finish`].
 pub struct Handoff {
     ours: UnixStream,
-    /// The stage's end, inheritable: held only until the spawn.
-    theirs: Option<OwnedFd>,
     plan: Vec<u8>,
 }
 
 impl Handoff {
-    /// The stage command for `plan` (env cleared, no stdio set) and its handoff; `exe`
-    /// empty is this executable.
-    pub fn new(exe: &Path, plan: &Plan) -> io::Result<(std::process::Command, Handoff)> {
+    /// The handoff of `plan` and the stage's end of its socket.
+    pub fn new(plan: &Plan) -> io::Result<(Handoff, OwnedFd)> {
         let plan = serde_json::to_vec(plan).map_err(io::Error::other)?;
         let (ours, theirs) = UnixStream::pair()?;
-        // A copy without close-on-exec is what the stage inherits. Other children spawned
-        // meanwhile may inherit it too: stages close it at once, and the short-lived tools
-        // the worker runs only delay the end of the handoff until they exit.
-        // SAFETY: F_DUPFD_CLOEXEC-free dup of a descriptor we own; the result is owned below.
-        let raw = unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_DUPFD, FD) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh descriptor nobody else owns.
-        let theirs = unsafe { OwnedFd::from_raw_fd(raw) };
-        let exe = match exe.as_os_str().is_empty() {
-            true => Path::new("/proc/self/exe"),
-            false => exe,
-        };
-        let mut cmd = std::process::Command::new(exe);
-        cmd.arg0("concourse")
-            .arg(ARG)
-            .arg(raw.to_string())
-            .env_clear();
-        Ok((
-            cmd,
-            Handoff {
-                ours,
-                theirs: Some(theirs),
-                plan,
-            },
-        ))
+        Ok((Handoff { ours, plan }, theirs.into()))
     }
 
     /// After the spawn: sends the plan and waits until the stage is done (its program
     /// exec'd, or the init's mount tree ready). Blocking.
     pub fn finish(mut self) -> io::Result<()> {
-        self.theirs = None;
         self.ours.write_all(&self.plan)?;
         self.ours.shutdown(std::net::Shutdown::Write)?;
         let mut answer = Vec::new();
@@ -129,9 +95,8 @@ impl Handoff {
     }
 
     /// [`Handoff::finish`] without blocking a runtime thread.
-    pub async fn finish_async(mut self) -> io::Result<()> {
+    pub async fn finish_async(self) -> io::Result<()> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        self.theirs = None;
         self.ours.set_nonblocking(true)?;
         let mut ours = tokio::net::UnixStream::from_std(self.ours)?;
         ours.write_all(&self.plan).await?;
@@ -153,23 +118,9 @@ fn failure(answer: &[u8]) -> io::Result<()> {
     }
 }
 
-/// The stage itself: `args` follow [`ARG`]. Never returns.
-pub fn main(args: &[std::ffi::OsString]) -> ! {
-    let fd: libc::c_int = match args.first().and_then(|a| a.to_str()?.parse().ok()) {
-        Some(fd) => fd,
-        None => {
-            eprintln!("{ARG} is started by the worker, not by hand");
-            std::process::exit(2);
-        }
-    };
-    // SAFETY: this process is single-threaded and owns every descriptor it inherited.
-    unsafe {
-        if fd != FD && libc::dup2(fd, FD) < 0 {
-            libc::_exit(2);
-        }
-        child::close_from(FD as libc::c_uint + 1);
-        default_signals();
-    }
+/// A stage forked by the stage server, its stdio in place and its socket on descriptor 3
+/// (every other descriptor closed, signals at their defaults). Never returns.
+pub fn run() -> ! {
     // SAFETY: descriptor 3 is the socket, and only this owns it.
     let mut socket = unsafe { UnixStream::from_raw_fd(FD) };
     let mut text = Vec::new();
@@ -216,7 +167,7 @@ pub fn main(args: &[std::ffi::OsString]) -> ! {
 ///
 /// # Safety
 /// Only in the stage: it drops the handlers the Rust runtime installed.
-unsafe fn default_signals() {
+pub(super) unsafe fn default_signals() {
     // A kernel `struct sigaction` of zeros is SIG_DFL, no flags, an empty mask.
     let dfl = [0u64; 4];
     for sig in 1..=libc::SIGRTMAX() {
