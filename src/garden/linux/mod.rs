@@ -117,7 +117,7 @@ pub struct LinuxConfig {
     /// `--allowed-raw-rootfs` and the worker's volumes directory (image volumes).
     pub allowed_raw_rootfs: Vec<PathBuf>,
     pub network: network::NetworkConfig,
-    /// The `concourse` executable containers start from (see `stage`); empty: this one.
+    /// The `concourse` executable the stage server runs (see `stages`); empty: this one.
     /// Tests that embed a Garden name the real binary.
     pub stage: PathBuf,
 }

@@ -355,12 +355,16 @@ pub fn main() -> ! {
         // rearranges descriptors and becomes a stage.
         let pid = unsafe { clone_parent(&mut pidfd) };
         if pid == 0 {
-            // SAFETY: the fresh child; the received descriptors are all above FD.
+            // SAFETY: the fresh child; the received descriptors are all above FD, so
+            // none is overwritten before it is moved.
             unsafe {
-                for (i, fd) in fds.iter().enumerate() {
-                    libc::dup2(fd.as_raw_fd(), i as RawFd);
+                let [stdin, stdout, stderr, handoff] = fds.as_slice() else {
+                    libc::_exit(127)
+                };
+                for (fd, to) in [(stdin, 0), (stdout, 1), (stderr, 2), (handoff, stage::FD)] {
+                    libc::dup2(fd.as_raw_fd(), to);
                 }
-                super::child::close_from(FD as libc::c_uint + 1);
+                super::child::close_from(stage::FD as libc::c_uint + 1);
             }
             std::mem::forget(fds); // closed above, as raw descriptors
             stage::run()
