@@ -608,6 +608,37 @@ async fn a_dead_stage_server_is_replaced_and_none_outlives_the_worker() {
     assert_eq!(state(second), None, "the server ended with the worker");
 }
 
+/// A creation whose caller gives up half-way (a client's timeout) runs on: the container
+/// ends in the table, so the worker's stop destroys it, not left running unknown.
+#[tokio::test]
+async fn a_creation_whose_caller_went_away_ends_in_the_table() {
+    let Some(g) = start("a_creation_whose_caller_went_away_ends_in_the_table").await else {
+        return;
+    };
+    let spec = ContainerSpec {
+        handle: "abandoned".into(),
+        rootfs: g.rootfs.clone(),
+        ..Default::default()
+    };
+    let abandoned = tokio::time::timeout(Duration::from_millis(1), g.containers.create(spec));
+    assert!(
+        abandoned.await.is_err(),
+        "the creation outlasts a millisecond"
+    );
+    eventually(
+        Duration::from_secs(30),
+        "the abandoned container",
+        || async {
+            let listed = g.containers.list(Default::default()).await.expect("list");
+            listed.contains(&"abandoned".to_string()).then_some(())
+        },
+    )
+    .await;
+    let dir = g.dir.path().join("containers/abandoned");
+    g.finish().await;
+    assert!(!dir.exists(), "the worker's stop destroyed it");
+}
+
 /// runc's defaults for an unprivileged container: the kernel's knobs under /proc are masked
 /// or read-only, no device can be made (devices cgroup, or no CAP_MKNOD where the cgroup
 /// cannot enforce it), setuid binaries gain nothing (`no_new_privs`). A privileged

@@ -321,42 +321,8 @@ impl Container {
     }
 }
 
-#[async_trait]
-impl Garden for Arc<Containers> {
-    async fn ping(&self) -> Result<(), GardenError> {
-        Ok(())
-    }
-
-    async fn capacity(&self) -> Result<Capacity, GardenError> {
-        // SAFETY: sysinfo fills the struct we pass.
-        let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
-        let memory = if unsafe { libc::sysinfo(&mut info) } == 0 {
-            info.totalram as u64 * info.mem_unit as u64
-        } else {
-            0
-        };
-        // SAFETY: statvfs is plain old data; all-zero is a valid value.
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        let dir = std::ffi::CString::new(self.config.dir.display().to_string()).unwrap_or_default();
-        // SAFETY: `dir` is NUL-terminated and `st` is a valid out-pointer.
-        let disk = if unsafe { libc::statvfs(dir.as_ptr(), &mut st) } == 0 {
-            st.f_blocks as u64 * st.f_frsize as u64
-        } else {
-            0
-        };
-        Ok(Capacity {
-            memory_in_bytes: memory,
-            disk_in_bytes: disk,
-            schedulable_disk_in_bytes: disk,
-            max_containers: if self.config.max_containers == 0 {
-                250
-            } else {
-                self.config.max_containers as u64
-            },
-        })
-    }
-
-    async fn create(&self, mut spec: ContainerSpec) -> Result<String, GardenError> {
+impl Containers {
+    async fn create_container(&self, mut spec: ContainerSpec) -> Result<String, GardenError> {
         // Held until the container is in the table or gone again, so `close` waits for a
         // creation it raced with instead of exiting while its init still runs.
         let _creating = self.tasks.token();
@@ -440,6 +406,53 @@ impl Garden for Arc<Containers> {
             return Err(GardenError::Other(why));
         }
         Ok(handle)
+    }
+}
+
+#[async_trait]
+impl Garden for Arc<Containers> {
+    async fn ping(&self) -> Result<(), GardenError> {
+        Ok(())
+    }
+
+    async fn capacity(&self) -> Result<Capacity, GardenError> {
+        // SAFETY: sysinfo fills the struct we pass.
+        let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+        let memory = if unsafe { libc::sysinfo(&mut info) } == 0 {
+            info.totalram as u64 * info.mem_unit as u64
+        } else {
+            0
+        };
+        // SAFETY: statvfs is plain old data; all-zero is a valid value.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        let dir = std::ffi::CString::new(self.config.dir.display().to_string()).unwrap_or_default();
+        // SAFETY: `dir` is NUL-terminated and `st` is a valid out-pointer.
+        let disk = if unsafe { libc::statvfs(dir.as_ptr(), &mut st) } == 0 {
+            st.f_blocks as u64 * st.f_frsize as u64
+        } else {
+            0
+        };
+        Ok(Capacity {
+            memory_in_bytes: memory,
+            disk_in_bytes: disk,
+            schedulable_disk_in_bytes: disk,
+            max_containers: if self.config.max_containers == 0 {
+                250
+            } else {
+                self.config.max_containers as u64
+            },
+        })
+    }
+
+    async fn create(&self, spec: ContainerSpec) -> Result<String, GardenError> {
+        // A caller that goes away mid-creation (a client that gave up) must not leave a
+        // half-made container behind, unknown to the table: the creation runs on as a task
+        // of its own and ends in the table (where the web node's collector finds it) or
+        // destroyed.
+        let this = self.clone();
+        tokio::spawn(async move { this.create_container(spec).await })
+            .await
+            .map_err(|e| internal("creating container", e))?
     }
 
     async fn list(&self, filter: Properties) -> Result<Vec<String>, GardenError> {
